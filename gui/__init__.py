@@ -1,0 +1,1 @@
+"""The rtconv desktop app (PyQt6 + pyqtgraph); see ``rtconv gui``."""

@@ -1,0 +1,81 @@
+"""The ``rtconv`` command: one entry point, one small module per subcommand.
+
+Each subcommand module in this package defines ``HELP`` (one line),
+``configure(parser)`` and ``run(args) -> int``.  Modules import heavy or
+hardware-bound libraries (sounddevice, Qt) inside ``run`` only, so
+``rtconv --help`` works on a machine without a sound card or a display.
+
+Exit status: 0 success, 1 failure (one line on stderr saying why), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import RtconvError
+
+# Order shown in --help.  A name whose module is absent is simply not offered.
+COMMANDS = (
+    "process",
+    "info",
+    "filter",
+    "train",
+    "live",
+    "devices",
+    "gui",
+    "bench",
+    "demo",
+)
+
+
+def _modules():
+    for name in COMMANDS:
+        try:
+            yield name, importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+
+
+def get_parser() -> tuple[argparse.ArgumentParser, dict]:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="rtconv",
+        description="Real-time convolutional audio filters: process files, train, run live.",
+    )
+    parser.add_argument("--version", action="version", version=f"rtconv {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    mods = {}
+    for name, mod in _modules():
+        p = sub.add_parser(
+            name,
+            help=mod.HELP,
+            description=getattr(mod, "DESCRIPTION", mod.HELP),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        mod.configure(p)
+        mods[name] = mod
+    return parser, mods
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, mods = get_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(mods[args.command].run(args) or 0)
+    except RtconvError as e:
+        print(f"rtconv {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"rtconv {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Flag groups shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def add_model_args(parser: argparse.ArgumentParser, default_help: str = "the shipped default model") -> None:
+    g = parser.add_argument_group("model")
+    g.add_argument("--model", "-m", metavar="PATH", help=f"checkpoint to run (default: {default_help})")
+
+
+def add_block_args(parser: argparse.ArgumentParser, default: int = 512) -> None:
+    g = parser.add_argument_group("streaming")
+    g.add_argument(
+        "--block-size", "-b", type=positive_int, default=default, metavar="N",
+        help="frames per block handed to the streamer (default: %(default)s)",
+    )
+    g.add_argument(
+        "--threads", type=positive_int, default=1, metavar="N",
+        help="torch threads for the model (default: %(default)s)",
+    )

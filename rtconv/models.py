@@ -1,0 +1,302 @@
+"""The model architectures rtconv trains, saves, streams and shows.
+
+Every model is a :class:`Model`: a ``torch.nn.Module`` whose ``forward``
+maps ``(batch, in_channels, time)`` to ``(batch, out_channels, time)`` of the
+same length, whose body is a sequence of :mod:`rtconv.layers` modules the
+streamer knows how to run block by block, and whose :attr:`Model.config` is
+a JSON-able dict such that ``build(model.arch, model.config)`` rebuilds the
+same architecture (weights travel separately, see :mod:`rtconv.checkpoint`).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import ConfigError
+from .layers import Activation, MimoConv1d, Residual, _check_int, _check_padding
+
+__all__ = ["Model", "FIR", "MimoCNN", "DilatedCNN", "ARCHITECTURES", "build", "conv_layers"]
+
+
+def conv_layers(module: nn.Module) -> list[MimoConv1d]:
+    """All convolution layers of ``module`` in signal-flow order."""
+    return [m for m in module.modules() if isinstance(m, MimoConv1d)]
+
+
+def _latency(module: nn.Module) -> int:
+    if isinstance(module, MimoConv1d):
+        return module.latency
+    if isinstance(module, Residual):
+        return _latency(module.body)
+    if isinstance(module, nn.Sequential):
+        return sum(_latency(m) for m in module)
+    return 0
+
+
+class Model(nn.Module):
+    """Base class: a body of streamable layers plus what tools need to know.
+
+    Attributes
+    ----------
+    arch : str
+        Registry name of the architecture (a key of :data:`ARCHITECTURES`).
+    sample_rate : int or None
+        Rate the model was designed or trained for, in Hz, if known.
+    metadata : dict
+        Checkpoint metadata when loaded from a file, else empty.
+    """
+
+    arch: str = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sample_rate: int | None = None
+        self.metadata: dict = {}
+
+    body: nn.Sequential
+
+    @property
+    def config(self) -> dict:
+        """Constructor arguments that rebuild this architecture."""
+        raise NotImplementedError
+
+    @property
+    def in_channels(self) -> int:
+        return conv_layers(self)[0].in_features
+
+    @property
+    def out_channels(self) -> int:
+        return conv_layers(self)[-1].out_features
+
+    @property
+    def latency(self) -> int:
+        """Samples by which the streamed output lags the offline output."""
+        return _latency(self.body)
+
+    @property
+    def receptive_field(self) -> int:
+        """Input samples that influence one output sample."""
+        return 1 + sum(layer.span for layer in conv_layers(self))
+
+    @property
+    def causal(self) -> bool:
+        return all(layer.padding == "causal" for layer in conv_layers(self))
+
+    def conv_layers(self) -> list[MimoConv1d]:
+        return conv_layers(self)
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[1] != self.in_channels:
+            raise ConfigError(
+                f"{type(self).__name__} expects a (batch, {self.in_channels}, time) "
+                f"tensor, got shape {tuple(x.shape)}."
+            )
+        return self.body(x)
+
+
+def _check_kernel(kernel) -> np.ndarray:
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.ndim != 1 or k.size < 1:
+        raise ConfigError(
+            f"an FIR kernel must be a non-empty 1-D array of taps, got shape {k.shape}."
+        )
+    if not np.all(np.isfinite(k)):
+        bad = int(np.flatnonzero(~np.isfinite(k))[0])
+        raise ConfigError(
+            f"an FIR kernel must be finite, but tap {bad} is {k[bad]!r}; fix the design."
+        )
+    return k
+
+
+class FIR(Model):
+    """One FIR filter, fixed or learnable.
+
+    ``FIR(kernel)`` takes the taps in impulse-response order (``kernel[0]``
+    multiplies the current sample); ``FIR(taps=21)`` makes a learnable
+    filter initialised at random.  A filter with ``channels > 1`` runs one
+    kernel per channel pair (it is a ``channels``-in, ``channels``-out MIMO
+    layer with the kernel on the diagonal only when built from a 1-D kernel).
+    """
+
+    arch = "fir"
+
+    def __init__(
+        self,
+        kernel: Sequence[float] | np.ndarray | None = None,
+        *,
+        taps: int | None = None,
+        learnable: bool = False,
+        padding: str = "causal",
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        if kernel is None and taps is None:
+            raise ConfigError("FIR needs a kernel (1-D taps) or taps=N for a learnable filter.")
+        if kernel is not None:
+            k = _check_kernel(kernel)
+            if taps is not None and taps != k.size:
+                raise ConfigError(f"taps={taps!r} disagrees with a kernel of {k.size} taps.")
+            taps = k.size
+        taps = _check_int("taps", taps, 1)
+        self.learnable = bool(learnable) or kernel is None
+        self._padding = _check_padding(padding)
+        conv = MimoConv1d(1, 1, taps, bias=bias, padding=padding)
+        if kernel is not None:
+            with torch.no_grad():
+                conv.weight.copy_(torch.from_numpy(k).view(1, 1, -1))
+                if conv.bias is not None:
+                    conv.bias.zero_()
+        conv.weight.requires_grad_(self.learnable)
+        self.body = nn.Sequential(conv)
+
+    @property
+    def config(self) -> dict:
+        conv = self.body[0]
+        return {
+            "taps": conv.taps,
+            "learnable": self.learnable,
+            "padding": self._padding,
+            "bias": conv.bias is not None,
+        }
+
+    @property
+    def kernel(self) -> np.ndarray:
+        """The taps, impulse-response order, as a 1-D NumPy array."""
+        return self.body[0].kernel[0, 0]
+
+
+class MimoCNN(Model):
+    """Stacked MIMO convolutions with a nonlinearity between layers.
+
+    ``MimoCNN(taps=[40, 40], features=[1, 5, 1])`` is the classic
+    denoiser: layer ``l`` maps ``features[l]`` to ``features[l+1]`` channels
+    with ``taps[l]`` taps, ``activation`` is applied between layers and not
+    after the last one.
+    """
+
+    arch = "mimo_cnn"
+
+    def __init__(
+        self,
+        taps: Sequence[int] = (40, 40),
+        features: Sequence[int] = (1, 5, 1),
+        activation: str = "tanh",
+        dilations: Sequence[int] | None = None,
+        bias: bool = True,
+        padding: str = "causal",
+    ) -> None:
+        super().__init__()
+        taps, features = list(taps), list(features)
+        if len(taps) < 1:
+            raise ConfigError("MimoCNN needs at least one layer: taps=[] was given.")
+        if len(features) != len(taps) + 1:
+            raise ConfigError(
+                f"features must list layers + 1 = {len(taps) + 1} channel counts "
+                f"(input, each layer's output), got {len(features)}: {features!r}."
+            )
+        dilations = [1] * len(taps) if dilations is None else list(dilations)
+        if len(dilations) != len(taps):
+            raise ConfigError(
+                f"dilations must have one entry per layer ({len(taps)}), got {dilations!r}."
+            )
+        Activation(activation)  # validates the name
+        layers: list[nn.Module] = []
+        for i, (k, d) in enumerate(zip(taps, dilations)):
+            layers.append(MimoConv1d(features[i], features[i + 1], k, d, bias, padding))
+            if i < len(taps) - 1:
+                layers.append(Activation(activation))
+        self.body = nn.Sequential(*layers)
+        self._config = {
+            "taps": taps,
+            "features": features,
+            "activation": activation,
+            "dilations": dilations,
+            "bias": bias,
+            "padding": padding,
+        }
+
+    @property
+    def config(self) -> dict:
+        return dict(self._config)
+
+
+class DilatedCNN(Model):
+    """A TCN-style dilated causal CNN.
+
+    ``layers`` dilated convolutions with dilations 1, 2, 4, ... ``2**(layers-1)``
+    (``channels`` wide, ``taps`` taps each), a nonlinearity after each, residual
+    connections around all but the first, and a final 1x1 layer to
+    ``out_channels``.  The receptive field is ``1 + (taps-1)*(2**layers - 1)``.
+    """
+
+    arch = "dilated_cnn"
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        channels: int = 16,
+        layers: int = 4,
+        taps: int = 3,
+        activation: str = "tanh",
+        residual: bool = True,
+        padding: str = "causal",
+    ) -> None:
+        super().__init__()
+        _check_int("layers", layers, 1)
+        _check_int("channels", channels, 1)
+        Activation(activation)
+        mods: list[nn.Module] = [
+            MimoConv1d(in_channels, channels, taps, 1, True, padding),
+            Activation(activation),
+        ]
+        for i in range(1, layers):
+            block = nn.Sequential(
+                MimoConv1d(channels, channels, taps, 2**i, True, padding),
+                Activation(activation),
+            )
+            mods.append(Residual(block) if residual else block)
+        mods.append(MimoConv1d(channels, out_channels, 1, 1, True, padding))
+        self.body = nn.Sequential(*mods)
+        self._config = {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "channels": channels,
+            "layers": layers,
+            "taps": taps,
+            "activation": activation,
+            "residual": residual,
+            "padding": padding,
+        }
+
+    @property
+    def config(self) -> dict:
+        return dict(self._config)
+
+
+ARCHITECTURES: dict[str, type[Model]] = {
+    cls.arch: cls for cls in (FIR, MimoCNN, DilatedCNN)
+}
+
+
+def build(arch: str, config: dict) -> Model:
+    """Instantiate architecture ``arch`` with constructor arguments ``config``."""
+    try:
+        cls = ARCHITECTURES[arch]
+    except KeyError:
+        raise ConfigError(
+            f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}."
+        ) from None
+    try:
+        return cls(**config)
+    except TypeError as e:
+        raise ConfigError(f"bad arguments for architecture {arch!r}: {e}.") from None
+
+
