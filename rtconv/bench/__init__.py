@@ -1,0 +1,1 @@
+"""Benchmarks behind ``rtconv bench NAME`` (one module each; see rtconv.cli.bench)."""

@@ -1,0 +1,34 @@
+"""``rtconv bench NAME``: benchmarks that print numbers measured side by side.
+
+Each benchmark is a module in :mod:`rtconv.bench` with ``HELP``,
+``configure(parser)`` and ``run(args) -> int``.  Benchmarks are not tests:
+they print medians, p99s and ratios against a reference measured in the
+same run, because these machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+HELP = "run a benchmark (engine, process, train, live, denoise) and print its table"
+
+from .. import bench as _bench_pkg
+
+
+def _benchmarks():
+    for info in sorted(pkgutil.iter_modules(_bench_pkg.__path__), key=lambda i: i.name):
+        if not info.name.startswith("_"):
+            yield info.name, importlib.import_module(f"{_bench_pkg.__name__}.{info.name}")
+
+
+def configure(parser) -> None:
+    sub = parser.add_subparsers(dest="benchmark", metavar="NAME", required=True)
+    for name, mod in _benchmarks():
+        p = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        mod.configure(p)
+        p.set_defaults(_bench=mod)
+
+
+def run(args) -> int:
+    return args._bench.run(args)
