@@ -25,7 +25,7 @@ from torch import nn
 
 from .errors import ConfigError
 
-__all__ = ["MimoConv1d", "Activation", "Residual", "ACTIVATIONS", "PADDINGS"]
+__all__ = ["ConvLayer", "MimoConv1d", "Activation", "Residual", "ACTIVATIONS", "PADDINGS"]
 
 PADDINGS = ("causal", "same")
 
@@ -56,7 +56,36 @@ def _check_padding(padding: str) -> str:
     return padding
 
 
-class MimoConv1d(nn.Module):
+class ConvLayer(nn.Module):
+    """Base of every convolution layer (what the GUI draws as kernel stems).
+
+    Subclasses provide ``in_features``, ``out_features``, ``taps``,
+    ``dilation``, a ``weight`` parameter ``(out, in, taps)`` in
+    impulse-response order, and the properties ``span`` (history in input
+    samples), ``latency`` (samples of delay when streamed) and ``kernel``.
+    """
+
+    in_features: int
+    out_features: int
+    taps: int
+    dilation: int = 1
+    weight: nn.Parameter
+
+    @property
+    def span(self) -> int:
+        return (self.taps - 1) * self.dilation
+
+    @property
+    def latency(self) -> int:
+        return 0
+
+    @property
+    def kernel(self):
+        """The taps as a NumPy array ``(out, in, taps)`` in impulse-response order."""
+        return self.weight.detach().cpu().numpy().copy()
+
+
+class MimoConv1d(ConvLayer):
     """Causal (or centred) MIMO convolution ``Y[n] = sum_k H_k^T X[n - k*d]``.
 
     Parameters
@@ -101,23 +130,9 @@ class MimoConv1d(nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
 
     @property
-    def span(self) -> int:
-        """Samples of history the layer needs, ``(K-1)*d``."""
-        return (self.taps - 1) * self.dilation
-
-    @property
     def latency(self) -> int:
         """Delay of the streamed output against the offline one, in samples."""
         return self.span // 2 if self.padding == "same" else 0
-
-    @property
-    def receptive_field(self) -> int:
-        return self.span + 1
-
-    @property
-    def kernel(self):
-        """The taps as a NumPy array ``(out, in, taps)`` in impulse-response order."""
-        return self.weight.detach().cpu().numpy().copy()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         right = self.latency

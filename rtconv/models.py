@@ -17,24 +17,23 @@ import torch
 from torch import nn
 
 from .errors import ConfigError
-from .layers import Activation, MimoConv1d, Residual, _check_int, _check_padding
+from .layers import Activation, ConvLayer, MimoConv1d, Residual, _check_int, _check_padding
 
-__all__ = ["Model", "FIR", "MimoCNN", "DilatedCNN", "ARCHITECTURES", "build", "conv_layers"]
+__all__ = ["Model", "FIR", "MimoCNN", "DilatedCNN", "ARCHITECTURES", "build", "register", "conv_layers"]
 
 
-def conv_layers(module: nn.Module) -> list[MimoConv1d]:
+def conv_layers(module: nn.Module) -> list[ConvLayer]:
     """All convolution layers of ``module`` in signal-flow order."""
-    return [m for m in module.modules() if isinstance(m, MimoConv1d)]
+    return [m for m in module.modules() if isinstance(m, ConvLayer)]
 
 
 def _latency(module: nn.Module) -> int:
-    if isinstance(module, MimoConv1d):
-        return module.latency
+    """Streaming delay of a layer tree: sum along the path, layers report their own."""
     if isinstance(module, Residual):
         return _latency(module.body)
     if isinstance(module, nn.Sequential):
         return sum(_latency(m) for m in module)
-    return 0
+    return int(getattr(module, "latency", 0))
 
 
 class Model(nn.Module):
@@ -86,7 +85,7 @@ class Model(nn.Module):
     def causal(self) -> bool:
         return all(layer.padding == "causal" for layer in conv_layers(self))
 
-    def conv_layers(self) -> list[MimoConv1d]:
+    def conv_layers(self) -> list[ConvLayer]:
         return conv_layers(self)
 
     def parameter_count(self) -> int:
@@ -281,9 +280,19 @@ class DilatedCNN(Model):
         return dict(self._config)
 
 
-ARCHITECTURES: dict[str, type[Model]] = {
-    cls.arch: cls for cls in (FIR, MimoCNN, DilatedCNN)
-}
+ARCHITECTURES: dict[str, type[Model]] = {}
+
+
+def register(cls: type[Model]) -> type[Model]:
+    """Make an architecture known to :func:`build` (and so to checkpoints)."""
+    if not cls.arch:
+        raise ConfigError(f"{cls.__name__} needs a non-empty 'arch' name to be registered.")
+    ARCHITECTURES[cls.arch] = cls
+    return cls
+
+
+for _cls in (FIR, MimoCNN, DilatedCNN):
+    register(_cls)
 
 
 def build(arch: str, config: dict) -> Model:

@@ -37,7 +37,7 @@ from .errors import BlockError, ConfigError
 from .layers import Activation, MimoConv1d, Residual
 from .models import Model
 
-__all__ = ["Streamer", "plan_conv"]
+__all__ = ["Streamer", "plan_conv", "register_cell"]
 
 _INPLACE = {
     "tanh": torch.tanh_,
@@ -279,8 +279,28 @@ def plan_conv(layer: MimoConv1d) -> tuple[str, int]:
     return best[0], best[1]
 
 
+_BUILDERS: dict[type, Callable] = {}
+
+
+def register_cell(module_type: type, builder: Callable) -> None:
+    """Teach the streamer to run ``module_type``.
+
+    ``builder(module, batch, dtype, delay, compile)`` returns ``(cell, delay)``:
+    a cell object with ``process(x: (batch, C, n)) -> (batch, C', m)``,
+    ``reset()`` and ``end(t)``, and the delay (in samples of the stream's
+    input) after this module; ``compile(child, delay)`` builds a child module
+    the same way.
+    """
+    _BUILDERS[module_type] = builder
+
+
 def _compile(module: nn.Module, batch: int, dtype: torch.dtype, delay: int, part: int | None) -> tuple[_Cell, int]:
     """Build the cell for ``module`` whose input is delayed ``delay`` samples; return it and its output delay."""
+    for cls in type(module).__mro__:
+        if cls in _BUILDERS:
+            return _BUILDERS[cls](
+                module, batch, dtype, delay, lambda m, d: _compile(m, batch, dtype, d, part)
+            )
     if isinstance(module, MimoConv1d):
         w = module.weight.detach().to(dtype)
         b = None if module.bias is None else module.bias.detach().to(dtype)
