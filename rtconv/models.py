@@ -109,7 +109,7 @@ def _check_kernel(kernel) -> np.ndarray:
     if not np.all(np.isfinite(k)):
         bad = int(np.flatnonzero(~np.isfinite(k))[0])
         raise ConfigError(
-            f"an FIR kernel must be finite, but tap {bad} is {k[bad]!r}; fix the design."
+            f"an FIR kernel must be finite, but tap {bad} is {float(k[bad])!r}; fix the design."
         )
     return k
 

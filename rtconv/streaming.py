@@ -294,12 +294,19 @@ def register_cell(module_type: type, builder: Callable) -> None:
     _BUILDERS[module_type] = builder
 
 
-def _compile(module: nn.Module, batch: int, dtype: torch.dtype, delay: int, part: int | None) -> tuple[_Cell, int]:
-    """Build the cell for ``module`` whose input is delayed ``delay`` samples; return it and its output delay."""
+def _compile(
+    module: nn.Module, batch: int, dtype: torch.dtype, delay: int, part: int | None, mask: bool
+) -> tuple[_Cell, int]:
+    """Build the cell for ``module`` whose input is delayed ``delay`` samples; return it and its output delay.
+
+    With ``mask`` (the model has latency, so :meth:`Streamer.flush` will feed
+    zeros past the end) every layer's output is masked, not only delayed ones:
+    offline, a later layer sees zero padding after the end, not ``f(bias)``.
+    """
     for cls in type(module).__mro__:
         if cls in _BUILDERS:
             return _BUILDERS[cls](
-                module, batch, dtype, delay, lambda m, d: _compile(m, batch, dtype, d, part)
+                module, batch, dtype, delay, lambda m, d: _compile(m, batch, dtype, d, part, mask)
             )
     if isinstance(module, MimoConv1d):
         w = module.weight.detach().to(dtype)
@@ -307,18 +314,18 @@ def _compile(module: nn.Module, batch: int, dtype: torch.dtype, delay: int, part
         kind, P = plan_conv(module) if part is None else (("fft", part) if part < module.span + 1 else ("direct", 0))
         cell = _FFTConv(w, b, module.dilation, batch, P) if kind == "fft" else _DirectConv(w, b, module.dilation, batch)
         delay += module.latency
-        return (_Mask(cell, delay) if delay else cell), delay
+        return (_Mask(cell, delay) if mask else cell), delay
     if isinstance(module, Activation):
         cell = _Activation(module.name)
-        return (_Mask(cell, delay) if delay else cell), delay
+        return (_Mask(cell, delay) if mask else cell), delay
     if isinstance(module, nn.Sequential):
         cells = []
         for m in module:
-            c, delay = _compile(m, batch, dtype, delay, part)
+            c, delay = _compile(m, batch, dtype, delay, part, mask)
             cells.append(c)
         return _Sequence(cells), delay
     if isinstance(module, Residual):
-        body, out_delay = _compile(module.body, batch, dtype, delay, part)
+        body, out_delay = _compile(module.body, batch, dtype, delay, part, mask)
         inner = out_delay - delay
         channels = next(m for m in module.modules() if isinstance(m, MimoConv1d)).in_features
         skip = _Delay(batch, channels, inner, dtype) if inner else None
@@ -392,7 +399,9 @@ class Streamer:
         self._t = 0
         self._tdtype = _DTYPES[self.dtype]
         with torch.no_grad():
-            self._cell, _ = _compile(model.body, self._batch, self._tdtype, 0, partition)
+            self._cell, _ = _compile(
+                model.body, self._batch, self._tdtype, 0, partition, mask=self.latency > 0
+            )
 
     def reset(self) -> None:
         """Forget all history, as if the stream started now."""
