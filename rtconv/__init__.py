@@ -11,6 +11,8 @@ Models
     fixed designs in :mod:`rtconv.designs`; layers in :mod:`rtconv.layers`.
 Streaming
     :class:`Streamer` (``rtconv.streaming``).
+Model files
+    :func:`save`, :func:`load` (``rtconv.checkpoint``): safetensors + JSON metadata.
 Semantics
     :mod:`rtconv.semantics`: convolution vs correlation, modes, output-length
     formulas, transposed convolution, as plain NumPy references.
@@ -34,6 +36,7 @@ from .errors import (
 )
 from .models import ARCHITECTURES, FIR, DilatedCNN, MimoCNN, Model, build
 from .streaming import Streamer
+from .checkpoint import load, save
 
 __version__ = "0.1.0"
 
@@ -43,6 +46,8 @@ __all__ = [
     "DilatedCNN",
     "Model",
     "Streamer",
+    "save",
+    "load",
     "build",
     "ARCHITECTURES",
     "RtconvError",
