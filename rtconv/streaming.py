@@ -61,37 +61,46 @@ class _Cell:
 
 
 class _History:
-    """``span`` past samples of a ``(B, C, .)`` stream, kept in two alternating buffers."""
+    """``span`` past samples of a ``(B, C, .)`` stream, kept in one linear buffer.
+
+    Blocks are written after the history at a moving write position, so a
+    block costs one copy; only when the buffer is full are the last ``span``
+    samples moved back to the front (amortised: once per ``room`` samples).
+    """
 
     def __init__(self, batch: int, channels: int, span: int, dtype: torch.dtype) -> None:
         self.shape = (batch, channels)
         self.span = span
         self.dtype = dtype
-        self.cap = 0
-        self._alloc(512)
+        self.buf = None
+        self._alloc(max(4096, 2 * span))
 
-    def _alloc(self, cap: int) -> None:
-        new = [torch.zeros(*self.shape, self.span + cap, dtype=self.dtype) for _ in range(2)]
-        if self.cap:  # keep the history when a larger block arrives
-            new[0][..., : self.span].copy_(self.bufs[self.cur][..., : self.span])
-        self.bufs, self.cur, self.cap = new, 0, cap
+    def _alloc(self, room: int) -> None:
+        new = torch.zeros(*self.shape, self.span + room, dtype=self.dtype)
+        if self.buf is not None:  # keep the history when a larger block arrives
+            new[..., : self.span].copy_(self.buf[..., self.pos - self.span : self.pos])
+        self.buf, self.room, self.pos = new, room, self.span
 
     def reset(self) -> None:
-        for b in self.bufs:
-            b.zero_()
+        self.buf.zero_()
+        self.pos = self.span
 
     def push(self, x: torch.Tensor) -> torch.Tensor:
         """Append ``x``; return ``history + x`` as a view valid until the next push."""
-        n = x.shape[-1]
-        if n > self.cap:
-            self._alloc(max(n, 2 * self.cap))
-        s = self.span
-        buf = self.bufs[self.cur]
-        buf[..., s : s + n].copy_(x)
-        nxt = self.bufs[1 - self.cur]
-        nxt[..., :s].copy_(buf[..., n : n + s])
-        self.cur = 1 - self.cur
-        return buf[..., : s + n]
+        n, s = x.shape[-1], self.span
+        if n > self.room:
+            self._alloc(max(n, 2 * self.room))
+        if self.pos + n > s + self.room:  # full: move the history to the front
+            if s:
+                tail = self.buf[..., self.pos - s : self.pos]
+                if self.pos - s < s:  # overlapping ranges (only when room < span)
+                    tail = tail.clone()
+                self.buf[..., :s].copy_(tail)
+            self.pos = s
+        p = self.pos
+        self.buf[..., p : p + n].copy_(x)
+        self.pos = p + n
+        return self.buf[..., p - s : p + n]
 
 
 class _DirectConv(_Cell):
@@ -255,25 +264,29 @@ class _Residual(_Cell):
 def plan_conv(layer: MimoConv1d) -> tuple[str, int]:
     """Choose ``("direct", 0)`` or ``("fft", P)`` for a layer by estimated cost.
 
-    Costs are multiply-adds per output sample plus a fixed per-call overhead
-    of the torch operations (about 30k multiply-adds' worth per FFT segment,
-    measured on a 2-core x86 CPU).  Long kernels (thousands of taps) go to
-    FFT; the classic 40-tap layers stay direct.
+    Costs are in multiply-add equivalents per output sample: the direct part
+    (all taps, or the ``P`` head taps), the complex products of the
+    frequency-domain delay line, and the fixed cost of one FFT segment's
+    torch calls (about 200k multiply-adds' worth, measured with
+    ``rtconv bench engine`` on a 2-core x86 CPU), spread over
+    ``P`` samples.  FFT must win by 2x to be chosen, so mid-size kernels
+    (hundreds of taps) and the classic 40-tap layers stay direct; a
+    4096-tap FIR gets ``P = 256``.
     """
     FG = layer.in_features * layer.out_features
     keff = layer.span + 1
-    direct = FG * layer.taps
-    best = ("direct", 0, float(direct))
-    P = 32
+    direct = 2.0 * FG * layer.taps
+    best = ("direct", 0, direct)
+    P = 64
     while P < keff:
         J = math.ceil((keff - P) / P)
         fft = (
-            FG * P
-            + 4 * FG * J * (P + 1) / P
-            + 6 * (layer.in_features + layer.out_features) * math.log2(2 * P)
-            + 30_000 / P
+            2.0 * FG * P
+            + 8.0 * FG * J
+            + 8.0 * (layer.in_features + layer.out_features) * math.log2(2 * P)
+            + 200_000 / P
         )
-        if fft < 0.5 * best[2]:
+        if fft < 0.5 * direct and fft < best[2]:
             best = ("fft", P, fft)
         P *= 2
     return best[0], best[1]
