@@ -1,0 +1,396 @@
+"""Training tasks: what goes in, what should come out, for train/val/test.
+
+Each task is a set of ``torch.utils.data.Dataset`` objects whose items are
+``(input, target)`` float32 tensors shaped ``(channels, time)``.  Examples
+are generated on the fly from ``numpy.random.default_rng([seed, split,
+index])``, so an index always yields the same example, and the three splits
+(train / val / test) never share a random stream.
+
+``sines``
+    Clean sines of 0-8 cycles per 256 samples and random phase plus Gaussian
+    noise of std in [0.2, 1.0] -> the clean sine.
+``freqsep`` (``variant="classic"``)
+    Low tone (amp 1, 2-6 cycles) + high tone (amp 0.5, 12-20 cycles) + noise
+    (std 0.5) over 256 samples -> the high tone.
+``freqsep`` (``variant="audio"``)
+    At a real sample rate: random tones in a low band and a high band plus
+    noise -> two channels (low band, high band): a crossover.
+``denoise``
+    Speech in noise -> speech (see :class:`DenoiseDataset`).
+
+:func:`make_task` builds a :class:`TaskData` from a task name and options.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import ConfigError
+from . import noise as _noise
+from . import speech as _speech
+
+__all__ = [
+    "TASKS",
+    "SPLIT_IDS",
+    "SinesDataset",
+    "FreqSepDataset",
+    "CrossoverDataset",
+    "DenoiseDataset",
+    "TaskData",
+    "make_task",
+    "materialize",
+]
+
+TASKS = ("sines", "freqsep", "denoise")
+#: Random-stream id of each split; a split's examples come from rng([seed, id, index]).
+SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+
+
+def _rng(seed: int, split: str, index: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), SPLIT_IDS[split], int(index)])
+
+
+class _Generated(Dataset):
+    """Base: ``count`` examples generated from (seed, split, index)."""
+
+    def __init__(self, count: int, split: str, seed: int) -> None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ConfigError(f"example count must be a positive integer, got {count!r}.")
+        if split not in SPLIT_IDS:
+            raise ConfigError(f"split must be one of {tuple(SPLIT_IDS)}, got {split!r}.")
+        self.count, self.split, self.seed = count, split, int(seed)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _pair(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        x, y = self._pair(_rng(self.seed, self.split, index))
+        return (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+                torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)))
+
+
+class SinesDataset(_Generated):
+    """Noisy sine -> clean sine; ``length`` samples, frequency in cycles per 256 samples."""
+
+    def __init__(self, count: int, split: str = "train", seed: int = 0, length: int = 256,
+                 cycles: tuple[float, float] = (0.0, 8.0),
+                 noise_std: tuple[float, float] = (0.2, 1.0)) -> None:
+        super().__init__(count, split, seed)
+        self.length, self.cycles, self.noise_std = int(length), cycles, noise_std
+
+    def _pair(self, rng):
+        t = np.arange(self.length)
+        f = rng.uniform(*self.cycles) / 256.0
+        clean = np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+        noisy = clean + rng.uniform(*self.noise_std) * rng.standard_normal(self.length)
+        return noisy[None], clean[None]
+
+
+class FreqSepDataset(_Generated):
+    """Classic band separation: low tone + high tone + noise -> high tone (256 samples)."""
+
+    def __init__(self, count: int, split: str = "train", seed: int = 0, length: int = 256,
+                 low: tuple[float, float] = (2.0, 6.0), high: tuple[float, float] = (12.0, 20.0),
+                 low_amp: float = 1.0, high_amp: float = 0.5, noise_std: float = 0.5) -> None:
+        super().__init__(count, split, seed)
+        self.length, self.low, self.high = int(length), low, high
+        self.low_amp, self.high_amp, self.noise_std = low_amp, high_amp, noise_std
+
+    def _pair(self, rng):
+        t = np.arange(self.length) / 256.0
+        lo = self.low_amp * np.sin(2 * np.pi * rng.uniform(*self.low) * t + rng.uniform(0, 6.3))
+        hi = self.high_amp * np.sin(2 * np.pi * rng.uniform(*self.high) * t + rng.uniform(0, 6.3))
+        x = lo + hi + self.noise_std * rng.standard_normal(self.length)
+        return x[None], hi[None]
+
+
+def _tones(rng, n: int, sample_rate: int, band: tuple[float, float], count: int) -> np.ndarray:
+    t = np.arange(n) / sample_rate
+    out = np.zeros(n)
+    for _ in range(count):
+        f = math.exp(rng.uniform(math.log(band[0]), math.log(band[1])))  # log-uniform: octaves equal
+        out += rng.uniform(0.1, 0.5) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+    return out
+
+
+class CrossoverDataset(_Generated):
+    """Audio crossover: tones in a low and a high band plus noise -> (low, high).
+
+    Parameters
+    ----------
+    sample_rate : int
+        In Hz.
+    seconds : float
+        Example length.
+    low_band, high_band : (float, float)
+        Frequency ranges in Hz the low and high tones are drawn from
+        (log-uniformly); the gap between them is the transition band the
+        filter may use.
+    tones : (int, int)
+        How many tones per band, inclusive range.
+    noise_std : (float, float)
+        Range of the white-noise std added to the input (not to the targets).
+    """
+
+    def __init__(self, count: int, split: str = "train", seed: int = 0, sample_rate: int = 48000,
+                 seconds: float = 0.1, low_band: tuple[float, float] = (40.0, 700.0),
+                 high_band: tuple[float, float] = (1400.0, 16000.0), tones: tuple[int, int] = (1, 3),
+                 noise_std: tuple[float, float] = (0.0, 0.05)) -> None:
+        super().__init__(count, split, seed)
+        nyq = sample_rate / 2
+        if not (0 < low_band[0] < low_band[1] <= high_band[0] < high_band[1] < nyq):
+            raise ConfigError(
+                f"bands must satisfy 0 < low_min < low_max <= high_min < high_max < {nyq:g} Hz "
+                f"(Nyquist), got low={tuple(low_band)!r} high={tuple(high_band)!r}."
+            )
+        self.sample_rate, self.n = int(sample_rate), max(1, int(round(seconds * sample_rate)))
+        self.low_band, self.high_band, self.tones, self.noise_std = low_band, high_band, tones, noise_std
+
+    def _pair(self, rng):
+        lo = _tones(rng, self.n, self.sample_rate, self.low_band, int(rng.integers(self.tones[0], self.tones[1] + 1)))
+        hi = _tones(rng, self.n, self.sample_rate, self.high_band, int(rng.integers(self.tones[0], self.tones[1] + 1)))
+        x = lo + hi + rng.uniform(*self.noise_std) * rng.standard_normal(self.n)
+        return x[None], np.stack([lo, hi])
+
+
+class DenoiseDataset(_Generated):
+    """Speech in noise -> speech, mixed on the fly.
+
+    Each example: a random ``seconds``-long crop of a random clean utterance
+    (crops that are mostly silence are redrawn), noise from ``noise``
+    scaled to a random SNR in ``snr_db``, then one random gain in
+    ``gain_db`` applied to both input and target (the filter must not learn
+    one loudness).  The input is clipped to [-1, 1] like a real recording.
+
+    Parameters
+    ----------
+    speech : sequence of ndarray
+        Clean float32 utterances at ``sample_rate``.
+    noise : rtconv.train.noise.NoiseSource
+        Draws unit-RMS noise.
+    count : int
+        Examples in the dataset.
+    split : {"train", "val", "test"}
+    seed : int
+    sample_rate : int
+        In Hz.
+    seconds : float
+        Clip length.
+    snr_db, gain_db : (float, float)
+        Uniform ranges.
+
+    Attributes
+    ----------
+    labels : list of str
+        Noise family of each example, filled as examples are generated
+        (see :meth:`info`).
+    """
+
+    def __init__(self, speech: Sequence[np.ndarray], noise: _noise.NoiseSource, count: int,
+                 split: str = "train", seed: int = 0, sample_rate: int = 32000,
+                 seconds: float = 1.0, snr_db: tuple[float, float] = (-5.0, 20.0),
+                 gain_db: tuple[float, float] = (-12.0, 6.0)) -> None:
+        super().__init__(count, split, seed)
+        if not speech:
+            raise ConfigError("a denoise dataset needs at least one clean speech signal.")
+        if snr_db[0] > snr_db[1] or gain_db[0] > gain_db[1]:
+            raise ConfigError(f"SNR and gain ranges must be (low, high), got {snr_db!r} and {gain_db!r}.")
+        self.speech = [np.asarray(s, dtype=np.float32) for s in speech]
+        self.noise, self.sample_rate = noise, int(sample_rate)
+        self.n = max(1, int(round(seconds * sample_rate)))
+        self.snr_db, self.gain_db = snr_db, gain_db
+
+    def info(self, index: int) -> dict:
+        """The draw behind example ``index``: noise family, SNR (dB), gain (dB)."""
+        return self._draw(_rng(self.seed, self.split, index))[2]
+
+    def _draw(self, rng):
+        clean = None
+        for _ in range(8):
+            s = self.speech[int(rng.integers(len(self.speech)))]
+            c = _noise.crop(s, self.n, rng)
+            if np.sqrt(np.mean(c**2)) > 0.25 * _speech.TARGET_RMS:
+                clean = c
+                break
+            clean = c if clean is None else clean
+        noise, family = self.noise(self.n, rng)
+        snr = float(rng.uniform(*self.snr_db))
+        rms = float(np.sqrt(np.mean(clean.astype(np.float64) ** 2))) or _speech.TARGET_RMS
+        noisy = clean + noise * (rms / 10 ** (snr / 20))
+        gain_db = float(rng.uniform(*self.gain_db))
+        g = 10 ** (gain_db / 20)
+        return np.clip(noisy * g, -1.0, 1.0), clean * g, {"noise": family, "snr_db": snr, "gain_db": gain_db}
+
+    def _pair(self, rng):
+        x, y, _ = self._draw(rng)
+        return x[None], y[None]
+
+
+def materialize(ds: Dataset) -> torch.utils.data.TensorDataset:
+    """Generate every example once and keep them in memory (fast epochs for fixed datasets)."""
+    xs, ys = zip(*(ds[i] for i in range(len(ds))))
+    return torch.utils.data.TensorDataset(torch.stack(xs), torch.stack(ys))
+
+
+@dataclass
+class TaskData:
+    """Everything the trainer needs to know about a task.
+
+    Attributes
+    ----------
+    name : str
+        ``"sines"``, ``"freqsep"`` or ``"denoise"``.
+    train, val, test : Dataset
+    in_channels, out_channels : int
+    sample_rate : int or None
+        ``None`` for the abstract 256-sample exercises.
+    outputs : list of str
+        Names of the target channels (e.g. ``["low", "high"]``).
+    options : dict
+        The JSON-able options that built the data (stored in checkpoints).
+    default_arch : (str, dict)
+        Architecture used when none is given.
+    """
+
+    name: str
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    in_channels: int
+    out_channels: int
+    sample_rate: int | None
+    outputs: list[str]
+    options: dict = field(default_factory=dict)
+    default_arch: tuple[str, dict] = ("fir", {"taps": 21})
+    description: str = ""
+
+
+def _counts(options: dict, train: int, val: int, test: int) -> tuple[int, int, int]:
+    return (int(options.get("train_examples") or train), int(options.get("val_examples") or val),
+            int(options.get("test_examples") or test))
+
+
+def make_task(name: str, **options) -> TaskData:
+    """Build the datasets of task ``name``.
+
+    Common options: ``seed`` (int), ``train_examples``, ``val_examples``,
+    ``test_examples``.  ``freqsep``: ``variant`` ("classic" or "audio"),
+    ``sample_rate``, ``seconds``, ``low_band``, ``high_band``.  ``denoise``:
+    ``sample_rate``, ``seconds``, ``snr_db``, ``gain_db``, ``utterances``
+    (synthesized per split), ``speech_dir``/``noise_dir`` (user folders:
+    their files are split 80/10/10 by sorted order into train/val/test),
+    ``noise_families``, ``cache_dir``.
+    """
+    seed = int(options.get("seed", 0))
+    if name == "sines":
+        tr, va, te = _counts(options, 4000, 500, 1000)
+        return TaskData(
+            "sines", SinesDataset(tr, "train", seed), SinesDataset(va, "val", seed),
+            SinesDataset(te, "test", seed), 1, 1, None, ["clean"],
+            {"seed": seed, "train_examples": tr, "val_examples": va, "test_examples": te},
+            ("fir", {"taps": 21}),
+            "noisy sine (0-8 cycles/256 samples, noise std 0.2-1.0) -> clean sine",
+        )
+    if name == "freqsep":
+        variant = options.get("variant") or "classic"
+        if variant == "classic":
+            tr, va, te = _counts(options, 4000, 500, 1000)
+            return TaskData(
+                "freqsep", FreqSepDataset(tr, "train", seed), FreqSepDataset(va, "val", seed),
+                FreqSepDataset(te, "test", seed), 1, 1, None, ["high"],
+                {"variant": "classic", "seed": seed, "train_examples": tr, "val_examples": va,
+                 "test_examples": te},
+                ("fir", {"taps": 21}),
+                "low tone (2-6 cycles/256, amp 1) + high tone (12-20, amp 0.5) + noise (std 0.5) -> high tone",
+            )
+        if variant == "audio":
+            sr = int(options.get("sample_rate") or 48000)
+            seconds = float(options.get("seconds") or 0.1)
+            low = tuple(options.get("low_band") or (40.0, 700.0))
+            high = tuple(options.get("high_band") or (1400.0, min(16000.0, 0.45 * sr)))
+            tr, va, te = _counts(options, 2000, 200, 500)
+            kw = dict(sample_rate=sr, seconds=seconds, low_band=low, high_band=high)
+            return TaskData(
+                "freqsep", CrossoverDataset(tr, "train", seed, **kw),
+                CrossoverDataset(va, "val", seed, **kw), CrossoverDataset(te, "test", seed, **kw),
+                1, 2, sr, ["low", "high"],
+                {"variant": "audio", "seed": seed, "train_examples": tr, "val_examples": va,
+                 "test_examples": te, "sample_rate": sr, "seconds": seconds,
+                 "low_band": list(low), "high_band": list(high)},
+                ("mimo_cnn", {"taps": [256], "features": [1, 2]}),
+                f"crossover at {sr} Hz: tones in {low[0]:g}-{low[1]:g} Hz and {high[0]:g}-{high[1]:g} Hz "
+                "+ noise -> (low, high)",
+            )
+        raise ConfigError(f"freqsep variant must be 'classic' or 'audio', got {variant!r}.")
+    if name == "denoise":
+        return _denoise_task(seed, options)
+    raise ConfigError(f"unknown task {name!r}; known: {', '.join(TASKS)}.")
+
+
+def _split_files(items: list, split: str) -> list:
+    """Deterministic 80/10/10 split of a user's files (by sorted order, every 10th ...)."""
+    if len(items) < 3:
+        return items  # too few files to split: every split sees them (reported in options)
+    idx = {"train": [i for i in range(len(items)) if i % 10 not in (8, 9)],
+           "val": [i for i in range(len(items)) if i % 10 == 8],
+           "test": [i for i in range(len(items)) if i % 10 == 9]}[split]
+    return [items[i] for i in idx] or items[-1:]
+
+
+def _denoise_task(seed: int, options: dict) -> TaskData:
+    sr = int(options.get("sample_rate") or 32000)
+    seconds = float(options.get("seconds") or 1.0)
+    snr = tuple(options.get("snr_db") or (-5.0, 20.0))
+    gain = tuple(options.get("gain_db") or (-12.0, 6.0))
+    n_utt = int(options.get("utterances") or 200)
+    cache = options.get("cache_dir")
+    tr, va, te = _counts(options, 512, 64, 128)
+    speech_dir, noise_dir = options.get("speech_dir"), options.get("noise_dir")
+    families = options.get("noise_families")
+    user_speech = _speech.load_folder(speech_dir, sr) if speech_dir else None
+    user_noise = _speech.load_folder(noise_dir, sr) if noise_dir else None
+
+    def speech_for(split: str) -> list[np.ndarray]:
+        if user_speech is not None:
+            return _split_files(user_speech, split)
+        # val shares the training voices but not its sentences; test uses held-out voices
+        if split == "train":
+            return _speech.speech_corpus("train", n_utt, sr, seed, cache)
+        if split == "val":
+            return _speech.speech_corpus("train", max(8, n_utt // 8), sr, seed + 1000, cache)
+        return _speech.speech_corpus("test", max(8, n_utt // 4), sr, seed, cache)
+
+    datasets = {}
+    for split, count in (("train", tr), ("val", va), ("test", te)):
+        clean = speech_for(split)
+        nsplit = "test" if split == "test" else "train"
+        babble = clean if len(clean) >= 3 else None
+        fam = None if families is None else [f for f in families if f != "babble" or babble]
+        src = _noise.NoiseSource(sr, nsplit, fam, babble,
+                                 _split_files(user_noise, split) if user_noise else None)
+        datasets[split] = DenoiseDataset(clean, src, count, split, seed, sr, seconds, snr, gain)
+    opts = {"seed": seed, "sample_rate": sr, "seconds": seconds, "snr_db": list(snr),
+            "gain_db": list(gain), "train_examples": tr, "val_examples": va, "test_examples": te,
+            "utterances": n_utt, "speech": str(speech_dir) if speech_dir else "espeak-ng",
+            "noise_dir": str(noise_dir) if noise_dir else None,
+            "train_noise": list(datasets["train"].noise.families),
+            "test_noise": list(datasets["test"].noise.families)}
+    if user_speech is None:
+        opts.update(train_voices=list(_speech.TRAIN_VOICES), test_voices=list(_speech.TEST_VOICES),
+                    train_variants=list(_speech.TRAIN_VARIANTS), test_variants=list(_speech.TEST_VARIANTS))
+    return TaskData(
+        "denoise", datasets["train"], datasets["val"], datasets["test"], 1, 1, sr, ["speech"], opts,
+        ("mimo_cnn", {"taps": [40, 40], "features": [1, 5, 1], "activation": "tanh"}),
+        f"speech in noise (SNR {snr[0]:g}..{snr[1]:g} dB) -> speech at {sr} Hz, {seconds:g} s clips",
+    )
