@@ -1,0 +1,106 @@
+"""Start the desktop app: QApplication, the window, a model, optionally audio and a screenshot."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from PyQt6 import QtCore, QtWidgets
+
+__all__ = ["build_window", "run", "save_screenshot"]
+
+TABS = {"live": 0, "kernels": 1, "file": 2}
+
+
+def _app() -> QtWidgets.QApplication:
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        app = QtWidgets.QApplication(["rtconv"])
+        app.setApplicationName("rtconv")
+        app.setOrganizationName("rtconv")
+    return app
+
+
+def build_window(args: argparse.Namespace):
+    """The window with the model from ``args`` (or the last / default one) loaded."""
+    import pyqtgraph as pg
+
+    from . import engine
+    from .window import MainWindow
+
+    pg.setConfigOptions(antialias=True, foreground="#cccccc")
+    settings = QtCore.QSettings(str(args.settings), QtCore.QSettings.Format.IniFormat) if args.settings else None
+    win = MainWindow(settings)
+    c = win.audio.choice()
+    for key, value in (("hostapi", args.hostapi), ("input_device", args.input_device),
+                       ("output_device", args.output_device), ("samplerate", args.samplerate),
+                       ("block_size", args.block_size), ("channels", args.channels)):
+        if value is not None:
+            c[key] = value
+    win.audio.set_choice(c)
+    path = args.model or win.last_model() or engine.default_model_path()
+    if path is None:
+        win.show_message("no model found in models/; load one with Open…", True)
+    else:
+        win.load_model(str(path))
+    if args.recording:
+        if win.file_panel.open(args.recording) and win.model is not None:
+            win.file_panel.process()
+    win.tabs.setCurrentIndex(TABS[args.tab])
+    return win
+
+
+def _devices_available() -> bool:
+    from . import engine
+
+    try:
+        return any(d.get("max_input_channels", 0) > 0 for d in engine.list_devices()) and any(
+            d.get("max_output_channels", 0) > 0 for d in engine.list_devices()
+        )
+    except Exception:  # noqa: BLE001 - no PortAudio means no audio, not a crash
+        return False
+
+
+def save_screenshot(win, path: str | Path) -> Path:
+    """Render the window to ``path`` (PNG); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    QtWidgets.QApplication.processEvents()
+    if not win.grab().save(str(path)):
+        from rtconv.errors import RtconvError
+
+        raise RtconvError(f"could not write the screenshot {str(path)!r}; check the folder is writable.")
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the app until the window closes (or ``--quit-after`` seconds)."""
+    app = _app()
+    win = build_window(args)
+    win.show()
+    if args.start or (args.screenshot and _devices_available()):
+        if win.model is not None:
+            win.start_stream()
+    if args.recording and win.file_panel.wait():
+        pass
+    quit_after = args.quit_after
+    if args.screenshot and quit_after is None:
+        quit_after = 2.0
+    result = {"rc": 0}
+
+    def finish() -> None:
+        if args.screenshot:
+            try:
+                save_screenshot(win, args.screenshot)
+                print(f"wrote {args.screenshot}")
+            except Exception as e:  # noqa: BLE001
+                print(f"rtconv gui: error: {e}")
+                result["rc"] = 1
+        win.close()
+        app.quit()
+
+    if quit_after is not None:
+        QtCore.QTimer.singleShot(int(1000 * quit_after), finish)
+    app.exec()
+    win.shutdown()
+    return result["rc"]

@@ -1,0 +1,169 @@
+"""Audio set-up box: host API, devices (default marked), sample rate, block size, start/stop.
+
+This widget lists and remembers choices; starting the stream is the
+window's job, which calls :meth:`AudioSetup.choice` to read the current
+selection and :meth:`AudioSetup.set_choice` to restore a previous one when
+a device fails to open.  Choices persist in QSettings between runs.
+"""
+
+from __future__ import annotations
+
+from PyQt6 import QtCore, QtWidgets
+
+from . import engine
+
+__all__ = ["AudioSetup", "RATES", "BLOCKS"]
+
+RATES = (16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
+BLOCKS = (32, 64, 128, 256, 512, 1024, 2048)
+
+
+def _is_default(dev: dict, kind: str) -> bool:
+    return bool(dev.get(f"default_{kind}") or dev.get(f"is_default_{kind}") or dev.get("default") == kind)
+
+
+class AudioSetup(QtWidgets.QGroupBox):
+    """Device and stream settings with a start/stop button."""
+
+    start_requested = QtCore.pyqtSignal()
+    stop_requested = QtCore.pyqtSignal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Audio", parent)
+        self.hostapi = QtWidgets.QComboBox()
+        self.input = QtWidgets.QComboBox()
+        self.output = QtWidgets.QComboBox()
+        for c in (self.input, self.output):
+            c.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            c.setMinimumContentsLength(18)
+        self.rate = QtWidgets.QComboBox()
+        for r in RATES:
+            self.rate.addItem(f"{r} Hz", r)
+        self.rate.setCurrentIndex(RATES.index(48000))
+        self.block = QtWidgets.QComboBox()
+        for b in BLOCKS:
+            self.block.addItem(f"{b} samples", b)
+        self.block.setCurrentIndex(BLOCKS.index(128))
+        self.channels = QtWidgets.QSpinBox(minimum=1, maximum=2)
+        self.channels.setToolTip("1 = mono model on one channel; 2 = run it per channel or a 2-in MIMO model")
+        self.refresh_button = QtWidgets.QPushButton("Rescan")
+        self.start_button = QtWidgets.QPushButton("Start")
+        self.start_button.setCheckable(True)
+        self.state = QtWidgets.QLabel("stopped")
+        self.state.setWordWrap(True)
+
+        form = QtWidgets.QFormLayout(self)
+        api_row = QtWidgets.QHBoxLayout()
+        api_row.addWidget(self.hostapi, 1)
+        api_row.addWidget(self.refresh_button)
+        form.addRow("Host API", api_row)
+        form.addRow("Input", self.input)
+        form.addRow("Output", self.output)
+        rb = QtWidgets.QHBoxLayout()
+        rb.addWidget(self.rate)
+        rb.addWidget(self.block)
+        rb.addWidget(self.channels)
+        form.addRow("Rate / block / ch", rb)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.start_button)
+        row.addWidget(self.state, 1)
+        form.addRow(row)
+
+        self.hostapi.currentIndexChanged.connect(self._fill_devices)
+        self.refresh_button.clicked.connect(self.rescan)
+        self.start_button.clicked.connect(self._start_clicked)
+        self.error: str | None = None
+
+    # --- listing --------------------------------------------------------------
+    def rescan(self) -> None:
+        """Re-list host APIs and devices; a PortAudio failure is shown, not raised."""
+        keep = self.choice()
+        self.hostapi.blockSignals(True)
+        self.hostapi.clear()
+        try:
+            apis = engine.list_hostapis()
+            self.error = None
+        except Exception as e:  # noqa: BLE001 - no PortAudio / no devices is a state to show
+            apis = []
+            self.error = str(e)
+            self.state.setText(f"no audio: {e}")
+        for api in apis:
+            name = api.get("name", str(api)) if isinstance(api, dict) else str(api)
+            self.hostapi.addItem(name, name)
+        self.hostapi.blockSignals(False)
+        self._fill_devices()
+        self.set_choice(keep)
+
+    def _fill_devices(self) -> None:
+        api = self.hostapi.currentData()
+        for combo in (self.input, self.output):
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItem("system default", None)
+        try:
+            devices = engine.list_devices(hostapi=api) if api is not None else []
+        except Exception as e:  # noqa: BLE001
+            devices = []
+            self.state.setText(f"cannot list devices: {e}")
+        for dev in devices:
+            name = dev.get("name", "?")
+            for kind, combo in (("input", self.input), ("output", self.output)):
+                if dev.get(f"max_{kind}_channels", 0) > 0:
+                    mark = " (default)" if _is_default(dev, kind) else ""
+                    combo.addItem(f"{name}{mark}", name)
+        for combo in (self.input, self.output):
+            combo.blockSignals(False)
+
+    # --- choices --------------------------------------------------------------
+    def choice(self) -> dict:
+        """The selection as keyword arguments of :class:`rtconv.live.LiveStream`."""
+        return {
+            "hostapi": self.hostapi.currentData(),
+            "input_device": self.input.currentData(),
+            "output_device": self.output.currentData(),
+            "samplerate": self.rate.currentData(),
+            "block_size": self.block.currentData(),
+            "channels": self.channels.value(),
+        }
+
+    def set_choice(self, c: dict) -> None:
+        if not c:
+            return
+        i = self.hostapi.findData(c.get("hostapi"))
+        if i >= 0 and i != self.hostapi.currentIndex():
+            self.hostapi.setCurrentIndex(i)
+        for combo, key in ((self.input, "input_device"), (self.output, "output_device")):
+            j = combo.findData(c.get(key))
+            if j >= 0:
+                combo.setCurrentIndex(j)
+        for combo, key in ((self.rate, "samplerate"), (self.block, "block_size")):
+            j = combo.findData(c.get(key))
+            if j >= 0:
+                combo.setCurrentIndex(j)
+        if c.get("channels"):
+            self.channels.setValue(int(c["channels"]))
+
+    def set_running(self, running: bool, text: str) -> None:
+        self.start_button.setChecked(running)
+        self.start_button.setText("Stop" if running else "Start")
+        self.state.setText(text)
+
+    def _start_clicked(self, checked: bool) -> None:
+        # the window decides the final state; undo the toggle until it does
+        self.start_button.setChecked(not checked)
+        (self.start_requested if checked else self.stop_requested).emit()
+
+    def save(self, settings) -> None:
+        for k, v in self.choice().items():
+            settings.setValue(f"audio/{k}", "" if v is None else v)
+
+    def restore(self, settings) -> None:
+        c = {}
+        for k in ("hostapi", "input_device", "output_device"):
+            v = settings.value(f"audio/{k}", "")
+            c[k] = v or None
+        for k in ("samplerate", "block_size", "channels"):
+            v = settings.value(f"audio/{k}", "")
+            if v not in ("", None):
+                c[k] = int(v)
+        self.set_choice(c)

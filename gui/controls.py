@@ -1,0 +1,113 @@
+"""Processor controls: bypass, dry/wet, output gain, limiter, recording.
+
+The widget holds the user's settings and applies them to whichever
+:class:`rtconv.live.LiveProcessor` is current (:meth:`Controls.apply`), so a
+processor rebuilt for a new device or sample rate keeps them.  Setting an
+attribute of the processor is a plain assignment the audio thread reads at
+the next block; nothing here waits on audio.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PyQt6 import QtCore, QtWidgets
+
+__all__ = ["Controls"]
+
+
+class Controls(QtWidgets.QGroupBox):
+    """Bypass, dry/wet (%), output gain (dB), limiter, record on/off."""
+
+    changed = QtCore.pyqtSignal()
+    record_toggled = QtCore.pyqtSignal(bool)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Controls", parent)
+        self.bypass = QtWidgets.QCheckBox("Bypass")
+        self.bypass.setToolTip("Pass the input through unprocessed (latency-matched)")
+        self.limiter = QtWidgets.QCheckBox("Output limiter")
+        self.limiter.setToolTip("Keep the output below full scale instead of clipping")
+        self.limiter.setChecked(True)
+        self.wet = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal, minimum=0, maximum=100)
+        self.wet.setValue(100)
+        self.wet_label = QtWidgets.QLabel()
+        self.gain = QtWidgets.QDoubleSpinBox(suffix=" dB", decimals=1, minimum=-40.0, maximum=20.0, singleStep=0.5)
+        self.gain.setToolTip("Gain applied to the output after mixing")
+        self.record = QtWidgets.QPushButton("● Record")
+        self.record.setCheckable(True)
+        self.record.setToolTip("Record input and output to WAV files while the stream runs")
+        self.record_dir = QtWidgets.QLineEdit(str(Path.cwd() / "recordings"))
+        self.record_dir.setToolTip("Folder for recordings")
+        self.record_file = QtWidgets.QLabel("not recording")
+        self.record_file.setWordWrap(True)
+        self.record_file.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        form = QtWidgets.QFormLayout(self)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.bypass)
+        row.addWidget(self.limiter)
+        form.addRow(row)
+        wet = QtWidgets.QHBoxLayout()
+        wet.addWidget(self.wet, 1)
+        wet.addWidget(self.wet_label)
+        form.addRow("Dry/wet", wet)
+        form.addRow("Output gain", self.gain)
+        rec = QtWidgets.QHBoxLayout()
+        rec.addWidget(self.record)
+        rec.addWidget(self.record_dir, 1)
+        form.addRow(rec)
+        form.addRow(self.record_file)
+
+        self.bypass.toggled.connect(self.changed)
+        self.limiter.toggled.connect(self.changed)
+        self.wet.valueChanged.connect(self._wet_changed)
+        self.gain.valueChanged.connect(self.changed)
+        self.record.toggled.connect(self.record_toggled)
+        self._wet_changed(self.wet.value())
+
+    def _wet_changed(self, value: int) -> None:
+        self.wet_label.setText(f"{value:3d} % wet")
+        self.changed.emit()
+
+    @property
+    def wet_fraction(self) -> float:
+        return self.wet.value() / 100.0
+
+    def apply(self, processor) -> None:
+        """Copy the settings onto ``processor`` (no-op for ``None``)."""
+        if processor is None:
+            return
+        processor.bypass = self.bypass.isChecked()
+        processor.wet = self.wet_fraction
+        processor.gain_db = float(self.gain.value())
+        if hasattr(processor, "limiter"):
+            processor.limiter = self.limiter.isChecked()
+
+    def show_recording(self, paths) -> None:
+        if paths:
+            self.record_file.setText("recording to " + ", ".join(Path(p).name for p in paths))
+            self.record_file.setToolTip("\n".join(str(p) for p in paths))
+        else:
+            self.record_file.setText("not recording")
+            self.record_file.setToolTip("")
+
+    def save(self, settings) -> None:
+        settings.setValue("controls/bypass", self.bypass.isChecked())
+        settings.setValue("controls/wet", self.wet.value())
+        settings.setValue("controls/gain_db", self.gain.value())
+        settings.setValue("controls/limiter", self.limiter.isChecked())
+        settings.setValue("controls/record_dir", self.record_dir.text())
+
+    def restore(self, settings) -> None:
+        self.bypass.setChecked(_bool(settings.value("controls/bypass", False)))
+        self.wet.setValue(int(settings.value("controls/wet", 100)))
+        self.gain.setValue(float(settings.value("controls/gain_db", 0.0)))
+        self.limiter.setChecked(_bool(settings.value("controls/limiter", True)))
+        d = settings.value("controls/record_dir", "")
+        if d:
+            self.record_dir.setText(str(d))
+
+
+def _bool(v) -> bool:
+    return v is True or str(v).lower() in ("true", "1")

@@ -1,0 +1,156 @@
+"""The one place the GUI touches rtconv's engine, checkpoints, files and live audio.
+
+Widgets never import :mod:`rtconv.live` or :mod:`rtconv.checkpoint`
+themselves: they call these functions, so the wiring to the engine is one
+small module to read (and to change when the engine changes).
+sounddevice/PortAudio is imported lazily by :mod:`rtconv.live`, never here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rtconv.errors import CheckpointError, DeviceError, RtconvError
+
+__all__ = [
+    "load_model",
+    "read_metadata",
+    "default_model_path",
+    "shipped_models",
+    "describe_model",
+    "make_processor",
+    "make_stream",
+    "list_hostapis",
+    "list_devices",
+    "process_array",
+]
+
+
+def _live():
+    try:
+        return importlib.import_module("rtconv.live")
+    except ModuleNotFoundError as e:  # pragma: no cover - only before rtconv.live exists
+        raise DeviceError(
+            f"live audio is unavailable because rtconv.live could not be imported ({e}); "
+            "reinstall rtconv."
+        ) from None
+
+
+def _checkpoint():
+    return importlib.import_module("rtconv.checkpoint")
+
+
+def load_model(path: str | Path):
+    """Read a checkpoint; raises :class:`CheckpointError` with a one-sentence reason."""
+    import rtconv
+
+    return rtconv.load(path)
+
+
+def read_metadata(path: str | Path) -> dict:
+    return _checkpoint().read_metadata(path)
+
+
+def default_model_path() -> Path | None:
+    """The shipped default model, or None when the install ships none."""
+    try:
+        path = Path(_checkpoint().default_model_path())
+    except (RtconvError, OSError, AttributeError, ModuleNotFoundError):
+        return None
+    return path if path.exists() else None
+
+
+def models_dir() -> Path:
+    """``models/`` beside the package (or ``$RTCONV_MODELS``): shipped and trained models."""
+    try:
+        return Path(_checkpoint().models_dir())
+    except (AttributeError, ModuleNotFoundError):  # pragma: no cover - older checkpoint module
+        return Path(__file__).resolve().parent.parent / "models"
+
+
+def shipped_models(directory: str | Path | None = None) -> list[Path]:
+    """Checkpoints in ``directory`` (default :func:`models_dir`), sorted by name."""
+    d = Path(directory) if directory is not None else models_dir()
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.glob("*.safetensors") if p.is_file())
+
+
+def describe_model(model, samplerate: float | None = None) -> dict[str, Any]:
+    """What the model panel shows, from the model and its checkpoint card.
+
+    ``samplerate`` (Hz) converts latency and receptive field to ms; by default
+    the model's own rate.
+    """
+    meta = dict(getattr(model, "metadata", {}) or {})
+    rate = samplerate or getattr(model, "sample_rate", None) or meta.get("sample_rate")
+    ms = (lambda n: 1000.0 * n / rate) if rate else (lambda n: None)
+    layers = model.conv_layers()
+    return {
+        "name": meta.get("name") or type(model).__name__,
+        "task": meta.get("task") or "—",
+        "description": meta.get("description") or "",
+        "architecture": f"{model.arch} ({', '.join(_layer_text(l) for l in layers)})",
+        "parameters": int(model.parameter_count()),
+        "sample_rate": getattr(model, "sample_rate", None) or meta.get("sample_rate"),
+        "latency": int(model.latency),
+        "latency_ms": ms(model.latency),
+        "receptive_field": int(model.receptive_field),
+        "receptive_field_ms": ms(model.receptive_field),
+        "causal": bool(model.causal),
+        "metrics": dict(meta.get("metrics") or {}),
+    }
+
+
+def _layer_text(layer) -> str:
+    d = f"·d{layer.dilation}" if getattr(layer, "dilation", 1) > 1 else ""
+    return f"{layer.in_features}→{layer.out_features}×{layer.taps}{d}"
+
+
+def make_processor(model, samplerate: int, channels: int = 1, block_size: int = 128):
+    """A :class:`rtconv.live.LiveProcessor` (the object the audio callback runs)."""
+    return _live().LiveProcessor(model, samplerate, channels=channels, block_size=block_size)
+
+
+def make_stream(processor, **kwargs):
+    """A :class:`rtconv.live.LiveStream` around ``processor`` (not started)."""
+    return _live().LiveStream(processor, **kwargs)
+
+
+def list_hostapis() -> list[dict]:
+    return list(_live().list_hostapis())
+
+
+def list_devices(hostapi=None) -> list[dict]:
+    return list(_live().list_devices(hostapi=hostapi))
+
+
+def process_array(model, audio: np.ndarray, samplerate: int) -> np.ndarray:
+    """Run ``model`` over a whole recording ``(frames, channels)``, time-aligned.
+
+    Uses :func:`rtconv.files.process_array` when present; otherwise streams
+    through :class:`rtconv.Streamer` and drops the first ``latency`` frames,
+    which is the same computation.
+    """
+    try:
+        files = importlib.import_module("rtconv.files")
+        fn = getattr(files, "process_array")
+    except (ModuleNotFoundError, AttributeError):
+        fn = None
+    if fn is not None:
+        return np.asarray(fn(model, audio, samplerate))
+    from rtconv import Streamer
+
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[:, None]
+    s = Streamer(model, channels=audio.shape[1])
+    out = np.concatenate([s.process(audio), s.flush()])
+    return out[s.latency : s.latency + audio.shape[0]]
+
+
+__all__ += ["models_dir", "CheckpointError"]

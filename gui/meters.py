@@ -1,0 +1,141 @@
+"""Level meters (peak and RMS in dBFS) with latching clip indicators.
+
+A meter is a small painted bar: the RMS as a filled bar, the peak as a line
+that falls back slowly (peak hold ~1.5 s), and a clip light that latches red
+when the processor reports clipping until the user clicks it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+__all__ = ["LevelMeter", "MetersPanel"]
+
+MIN_DB = -60.0
+
+
+class LevelMeter(QtWidgets.QWidget):
+    """One vertical meter: RMS bar, peak line, clip light on top."""
+
+    HOLD_S = 1.5
+
+    def __init__(self, label: str, parent=None) -> None:
+        super().__init__(parent)
+        self.label = label
+        self.peak_db = MIN_DB
+        self.rms_db = MIN_DB
+        self.held_db = MIN_DB
+        self._held_at = 0.0
+        self.clipped = False
+        self.setMinimumSize(26, 120)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Expanding)
+        self.setToolTip(f"{label}: peak and RMS level, dBFS; click to clear the clip light")
+
+    def set_level(self, peak_db: float, rms_db: float, clip: bool = False) -> None:
+        now = time.monotonic()
+        self.peak_db, self.rms_db = float(peak_db), float(rms_db)
+        if self.peak_db >= self.held_db or now - self._held_at > self.HOLD_S:
+            self.held_db, self._held_at = self.peak_db, now
+        self.clipped = self.clipped or bool(clip)
+        self.update()
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        self.clipped = False
+        self.update()
+
+    def _y(self, db: float, top: int, height: int) -> int:
+        frac = (min(max(db, MIN_DB), 0.0) - MIN_DB) / -MIN_DB
+        return int(top + height * (1.0 - frac))
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        p = QtGui.QPainter(self)
+        w, h = self.width(), self.height()
+        light, label_h = 10, 14
+        top, bottom = light + 4, h - label_h
+        height = bottom - top
+        p.fillRect(0, 0, w, h, QtGui.QColor("#1e1e1e"))
+        p.fillRect(4, 2, w - 8, light, QtGui.QColor("#e03131" if self.clipped else "#3a3a3a"))
+        y = self._y(self.rms_db, top, height)
+        grad = QtGui.QLinearGradient(0, top, 0, bottom)
+        grad.setColorAt(0.0, QtGui.QColor("#e03131"))
+        grad.setColorAt(0.15, QtGui.QColor("#f2c641"))
+        grad.setColorAt(0.4, QtGui.QColor("#5cb85c"))
+        grad.setColorAt(1.0, QtGui.QColor("#2f7d32"))
+        p.fillRect(6, y, w - 12, bottom - y, QtGui.QBrush(grad))
+        p.setPen(QtGui.QPen(QtGui.QColor("#ffffff"), 2))
+        yp = self._y(self.held_db, top, height)
+        p.drawLine(4, yp, w - 4, yp)
+        p.setPen(QtGui.QColor("#777777"))
+        for db in (-6, -12, -24, -48):
+            yy = self._y(db, top, height)
+            p.drawLine(0, yy, 3, yy)
+        p.setPen(QtGui.QColor("#dddddd"))
+        p.drawText(QtCore.QRect(0, bottom, w, label_h), QtCore.Qt.AlignmentFlag.AlignCenter, self.label)
+        p.end()
+
+
+class MetersPanel(QtWidgets.QWidget):
+    """Input and output meters and their numeric readout (refreshed at ~1 Hz)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.meter_in = LevelMeter("in")
+        self.meter_out = LevelMeter("out")
+        self.readout = QtWidgets.QLabel("—")
+        self.readout.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.readout.setStyleSheet("font-size: 9pt")
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        bars = QtWidgets.QHBoxLayout()
+        bars.addWidget(self.meter_in)
+        bars.addWidget(self.meter_out)
+        lay.addLayout(bars, 1)
+        lay.addWidget(self.readout)
+        self.setMinimumWidth(96)
+
+    def update_meters(self, m: dict) -> None:
+        """Take :meth:`LiveProcessor.meters` output (dBFS values, clip flags)."""
+        self.meter_in.set_level(_get(m, "in", "peak"), _get(m, "in", "rms"), _clip(m, "in"))
+        self.meter_out.set_level(_get(m, "out", "peak"), _get(m, "out", "rms"), _clip(m, "out"))
+
+    def update_text(self) -> None:
+        a, b = self.meter_in, self.meter_out
+        self.readout.setText(
+            f"peak dBFS\n{a.held_db:5.1f} {b.held_db:5.1f}\nRMS dBFS\n{a.rms_db:5.1f} {b.rms_db:5.1f}"
+        )
+
+
+def _first(value) -> float:
+    """A per-channel list or a scalar, as the loudest channel."""
+    try:
+        return float(max(value))
+    except TypeError:
+        return float(value)
+
+
+def _get(m: dict, side: str, what: str) -> float:
+    for key in (f"{side}_{what}_db", f"{side}_{what}", f"{'input' if side == 'in' else 'output'}_{what}_db"):
+        if key in m:
+            return _first(m[key])
+    sub = m.get(side) or m.get("input" if side == "in" else "output")
+    if isinstance(sub, dict):
+        for key in (f"{what}_db", what):
+            if key in sub:
+                return _first(sub[key])
+    return MIN_DB
+
+
+def _clip(m: dict, side: str) -> bool:
+    for key in (f"{side}_clip", f"{side}_clipped", f"{'input' if side == 'in' else 'output'}_clip"):
+        if key in m:
+            v = m[key]
+            return bool(any(v)) if hasattr(v, "__iter__") else bool(v)
+    sub = m.get(side) or m.get("input" if side == "in" else "output")
+    if isinstance(sub, dict):
+        for key in ("clip", "clipped"):
+            if key in sub:
+                v = sub[key]
+                return bool(any(v)) if hasattr(v, "__iter__") else bool(v)
+    return False

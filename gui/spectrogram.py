@@ -1,0 +1,86 @@
+"""Scrolling spectrograms of the input and the output, side by side.
+
+Each frame of the display timer adds one column per image (the newest at
+the right).  The images are preallocated ``(columns, bins)`` arrays shown by
+persistent :class:`pyqtgraph.ImageItem` with fixed levels and one lookup
+table, so a frame costs one FFT and one array shift per image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6 import QtWidgets
+
+from .dsp import _Window, magnitude_db
+
+__all__ = ["SpectrogramPanel"]
+
+
+class _Scroller:
+    def __init__(self, plot: pg.PlotItem, title: str, columns: int, bins: int, lut) -> None:
+        self.data = np.full((columns, bins), -160.0, dtype=np.float32)
+        self.image = pg.ImageItem(axisOrder="col-major")
+        self.image.setLookupTable(lut)
+        plot.addItem(self.image)
+        plot.setTitle(title)
+        plot.setLabel("left", "frequency", units="Hz")
+        plot.setLabel("bottom", "time", units="s")
+        plot.setMenuEnabled(False)
+        plot.setMouseEnabled(x=False, y=False)
+        self.plot = plot
+
+    def push(self, column: np.ndarray, levels: tuple[float, float]) -> None:
+        self.data[:-1] = self.data[1:]
+        self.data[-1] = column
+        self.image.setImage(self.data, autoLevels=False, levels=levels)
+
+
+class SpectrogramPanel(QtWidgets.QWidget):
+    """Input (top) and output (bottom) spectrograms over the last few seconds."""
+
+    def __init__(self, parent=None, fft_size: int = 1024, columns: int = 300) -> None:
+        super().__init__(parent)
+        self.fft_size = fft_size
+        self.columns = columns
+        self.samplerate = 48000.0
+        self.frame_rate = 30.0
+        self.levels = (-120.0, 0.0)
+        self._win = _Window(fft_size)
+        bins = fft_size // 2 + 1
+        lut = pg.colormap.get("inferno").getLookupTable(nPts=256)
+        self.view = pg.GraphicsLayoutWidget()
+        self.inp = _Scroller(self.view.addPlot(row=0, col=0), "input", columns, bins, lut)
+        self.out = _Scroller(self.view.addPlot(row=1, col=0), "output", columns, bins, lut)
+        self.out.plot.setXLink(self.inp.plot)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.view)
+        self._geometry()
+
+    def set_samplerate(self, samplerate: float, frame_rate: float | None = None) -> None:
+        self.samplerate = float(samplerate)
+        if frame_rate:
+            self.frame_rate = float(frame_rate)
+        self._geometry()
+
+    def set_levels(self, lo: float, hi: float) -> None:
+        self.levels = (float(lo), float(max(hi, lo + 1)))
+
+    def _geometry(self) -> None:
+        # columns are display frames; x in seconds ending at 0 (now)
+        seconds = self.columns / self.frame_rate
+        nyq = self.samplerate / 2
+        for s in (self.inp, self.out):
+            s.image.setRect(-seconds, 0.0, seconds, nyq)
+            s.plot.setXRange(-seconds, 0, padding=0)
+            s.plot.setYRange(0, nyq, padding=0)
+
+    def update_audio(self, inp: np.ndarray, out: np.ndarray) -> None:
+        """Add one column from the newest ``fft_size`` samples of each (mono)."""
+        n = self.fft_size
+        for s, x in ((self.inp, inp), (self.out, out)):
+            x = np.asarray(x, dtype=np.float32)[-n:]
+            if x.shape[0] < n:
+                x = np.concatenate([np.zeros(n - x.shape[0], np.float32), x])
+            s.push(magnitude_db(x, self._win), self.levels)

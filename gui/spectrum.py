@@ -1,0 +1,141 @@
+"""Live input and output spectra on one plot, with peak hold and the difference curve.
+
+Magnitude in dBFS on a logarithmic frequency axis.  The output − input curve
+(right axis, dB) shows what the model removes (negative) or adds (positive).
+All curves are created once and updated with ``setData``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6 import QtCore, QtWidgets
+
+from .dsp import SpectrumAverager, log_frequency_ticks
+
+__all__ = ["SpectrumPanel"]
+
+IN_PEN = pg.mkPen("#4f9dde", width=1.5)
+OUT_PEN = pg.mkPen("#f2a541", width=1.5)
+DIFF_PEN = pg.mkPen("#7bd389", width=1.2)
+
+
+class SpectrumPanel(QtWidgets.QWidget):
+    """The spectra plot and its small control row (averaging, dB range, peak hold).
+
+    Feed it with :meth:`update_audio` (latest input and output samples, mono)
+    from the display timer.
+    """
+
+    def __init__(self, parent=None, fft_size: int = 4096) -> None:
+        super().__init__(parent)
+        self.samplerate = 48000.0
+        self.avg_in = SpectrumAverager(fft_size)
+        self.avg_out = SpectrumAverager(fft_size)
+        self.updates = 0
+
+        self.plot = pg.PlotWidget()
+        pi = self.plot.getPlotItem()
+        pi.setLogMode(x=True, y=False)
+        pi.showGrid(x=True, y=True, alpha=0.25)
+        pi.setLabel("bottom", "frequency (Hz)")
+        pi.getAxis("bottom").setTicks(log_frequency_ticks())
+        pi.setLabel("left", "magnitude", units="dBFS")
+        pi.addLegend(offset=(-10, 10))
+        pi.setMenuEnabled(False)
+        self.curve_in = pi.plot(pen=IN_PEN, name="input")
+        self.curve_out = pi.plot(pen=OUT_PEN, name="output")
+        self.peak_in = pi.plot(pen=pg.mkPen("#4f9dde", width=1, style=QtCore.Qt.PenStyle.DotLine), name="input peak")
+        self.peak_out = pi.plot(pen=pg.mkPen("#f2a541", width=1, style=QtCore.Qt.PenStyle.DotLine), name="output peak")
+        self.curve_diff = pi.plot(pen=DIFF_PEN, name="output − input")
+        for c in (self.curve_in, self.curve_out, self.peak_in, self.peak_out, self.curve_diff):
+            c.setClipToView(True)
+
+        # controls
+        self.tau = QtWidgets.QDoubleSpinBox(suffix=" s", decimals=2, minimum=0.0, maximum=10.0, singleStep=0.1)
+        self.tau.setValue(0.3)
+        self.tau.setToolTip("Averaging time constant of the spectra (0 = each frame as it comes)")
+        self.db_min = QtWidgets.QSpinBox(suffix=" dB", minimum=-200, maximum=0, singleStep=10)
+        self.db_min.setValue(-120)
+        self.db_max = QtWidgets.QSpinBox(suffix=" dB", minimum=-100, maximum=40, singleStep=10)
+        self.db_max.setValue(0)
+        self.peak_hold = QtWidgets.QCheckBox("peak hold")
+        self.peak_hold.setChecked(True)
+        self.show_diff = QtWidgets.QCheckBox("output − input")
+        self.show_diff.setChecked(True)
+        self.reset_peaks = QtWidgets.QPushButton("reset peaks")
+
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(QtWidgets.QLabel("averaging"))
+        row.addWidget(self.tau)
+        row.addWidget(QtWidgets.QLabel("range"))
+        row.addWidget(self.db_min)
+        row.addWidget(QtWidgets.QLabel("to"))
+        row.addWidget(self.db_max)
+        row.addWidget(self.peak_hold)
+        row.addWidget(self.reset_peaks)
+        row.addWidget(self.show_diff)
+        row.addStretch(1)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.plot, 1)
+        lay.addLayout(row)
+
+        self.tau.valueChanged.connect(self._set_tau)
+        self.db_min.valueChanged.connect(self._apply_range)
+        self.db_max.valueChanged.connect(self._apply_range)
+        self.peak_hold.toggled.connect(self._peak_toggled)
+        self.reset_peaks.clicked.connect(self._reset_peaks)
+        self.show_diff.toggled.connect(self.curve_diff.setVisible)
+        self._apply_range()
+        self._set_tau(self.tau.value())
+
+    # --- settings -------------------------------------------------------------
+    def set_samplerate(self, samplerate: float) -> None:
+        if samplerate != self.samplerate:
+            self.samplerate = float(samplerate)
+            self.avg_in.reset()
+            self.avg_out.reset()
+        self._apply_range()
+
+    def _set_tau(self, value: float) -> None:
+        self.avg_in.tau = self.avg_out.tau = float(value)
+
+    def _apply_range(self) -> None:
+        lo, hi = self.db_min.value(), self.db_max.value()
+        if hi <= lo:
+            hi = lo + 10
+        self.plot.getPlotItem().setYRange(lo, hi, padding=0)
+        nyq = self.samplerate / 2
+        self.plot.getPlotItem().setXRange(np.log10(20.0), np.log10(nyq), padding=0)
+
+    def _peak_toggled(self, on: bool) -> None:
+        self.peak_in.setVisible(on)
+        self.peak_out.setVisible(on)
+        self._reset_peaks()
+
+    def _reset_peaks(self) -> None:
+        self.avg_in.reset_peaks()
+        self.avg_out.reset_peaks()
+
+    # --- data -------------------------------------------------------------------
+    def update_audio(self, inp: np.ndarray, out: np.ndarray, dt: float) -> None:
+        """Fold the newest mono ``inp``/``out`` samples in; ``dt`` s since the last call."""
+        f = self.avg_in.frequencies(self.samplerate)[1:]
+        db_in = self.avg_in.add(inp, dt)[1:]
+        db_out = self.avg_out.add(out, dt)[1:]
+        self.curve_in.setData(f, db_in)
+        self.curve_out.setData(f, db_out)
+        if self.peak_hold.isChecked():
+            self.peak_in.setData(f, self.avg_in.peak_db[1:])
+            self.peak_out.setData(f, self.avg_out.peak_db[1:])
+        if self.show_diff.isChecked():
+            self.curve_diff.setData(f, db_out - db_in)
+        self.updates += 1
+
+    def curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Current (x, y) of each curve (what tests and screenshots read)."""
+        return {
+            name: c.getData()
+            for name, c in (("input", self.curve_in), ("output", self.curve_out), ("difference", self.curve_diff))
+        }

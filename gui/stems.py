@@ -1,0 +1,201 @@
+"""Kernel stems: every convolution layer's taps, and each filter's frequency response.
+
+Taps are drawn in impulse-response order: tap 0 (the one that multiplies the
+current sample) at lag 0 on the left, tap ``k`` at lag ``k * dilation``
+samples.  A layer with ``in × out`` filters is a grid (row = input channel,
+column = output channel), each cell a stem plot and its magnitude response
+beside it.  A layer with more than :data:`MAX_GRID` filters would be a wall
+of tiny plots, so it gets a compact heat map of all filters plus a channel
+picker that shows one filter's stems and response.
+
+All stems of one filter are a single ``connect="pairs"`` curve; items are
+created once per layer shape and updated with ``setData`` on a model swap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6 import QtCore, QtWidgets
+
+from .dsp import frequency_response_db, log_frequency_ticks
+
+__all__ = ["KernelPanel", "LayerView", "MAX_GRID", "stem_segments"]
+
+#: Layers with more filters than this show a heat map and a picker instead of a grid.
+MAX_GRID = 8
+
+STEM_PEN = pg.mkPen("#4f9dde", width=1.5)
+TIP_BRUSH = pg.mkBrush("#4f9dde")
+RESP_PEN = pg.mkPen("#f2a541", width=1.5)
+
+
+def stem_segments(taps: np.ndarray, dilation: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices of the stems of ``taps`` as ``connect="pairs"`` segments (0 → tap)."""
+    taps = np.asarray(taps, dtype=np.float64)
+    lag = np.arange(taps.size, dtype=np.float64) * dilation
+    x = np.repeat(lag, 2)
+    y = np.zeros(2 * taps.size)
+    y[1::2] = taps
+    return x, y
+
+
+class _FilterCell:
+    """One filter: a stem plot (lag axis) and a response plot (log frequency axis)."""
+
+    def __init__(self, stem_plot: pg.PlotItem, resp_plot: pg.PlotItem, title: str) -> None:
+        self.stem_plot, self.resp_plot = stem_plot, resp_plot
+        for p in (stem_plot, resp_plot):
+            p.setMenuEnabled(False)
+            p.hideButtons()
+            p.showGrid(x=True, y=True, alpha=0.2)
+        stem_plot.setTitle(title, size="8pt")
+        stem_plot.addLine(y=0, pen=pg.mkPen("#666666"))
+        self.stems = stem_plot.plot(pen=STEM_PEN, connect="pairs")
+        self.tips = stem_plot.plot(pen=None, symbol="o", symbolSize=5, symbolBrush=TIP_BRUSH, symbolPen=None)
+        resp_plot.setLogMode(x=True, y=False)
+        resp_plot.getAxis("bottom").setTicks([[(t, l) for t, l in log_frequency_ticks()[0] if l in ("100", "1k", "10k")], []])
+        resp_plot.setTitle("|H| dB", size="8pt")
+        self.resp = resp_plot.plot(pen=RESP_PEN)
+
+    def set_filter(self, taps: np.ndarray, dilation: int, samplerate: float) -> None:
+        x, y = stem_segments(taps, dilation)
+        self.stems.setData(x, y)
+        self.tips.setData(x[::2], y[1::2])
+        f, db = frequency_response_db(taps, dilation, samplerate)
+        self.resp.setData(f, db)
+        top = float(np.max(db))
+        self.resp_plot.setYRange(max(top - 60.0, float(np.min(db))), top + 3.0, padding=0)
+
+    def tip_data(self) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self.tips.getData()
+        return np.asarray(x), np.asarray(y)
+
+
+class LayerView(QtWidgets.QGroupBox):
+    """Stems and responses of one convolution layer (grid, or heat map + picker)."""
+
+    CELL_H = 120
+
+    def __init__(self, index: int, layer, samplerate: float, parent=None) -> None:
+        super().__init__(parent)
+        self.index = index
+        self.shape = tuple(layer.kernel.shape)  # (out, in, taps)
+        self.dilation = int(getattr(layer, "dilation", 1))
+        self.samplerate = float(samplerate)
+        out_f, in_f, taps = self.shape
+        self.grid = in_f * out_f <= MAX_GRID
+        pad = getattr(layer, "padding", "causal")
+        self.setTitle(
+            f"layer {index}: {in_f} in → {out_f} out, {taps} taps"
+            + (f", dilation {self.dilation}" if self.dilation > 1 else "")
+            + ("" if pad == "causal" else f", {pad} padding")
+        )
+        self.view = pg.GraphicsLayoutWidget()
+        lay = QtWidgets.QVBoxLayout(self)
+        self.cells: dict[tuple[int, int], _FilterCell] = {}
+        if self.grid:
+            for f in range(in_f):
+                for g in range(out_f):
+                    stem = self.view.addPlot(row=f, col=2 * g)
+                    resp = self.view.addPlot(row=f, col=2 * g + 1)
+                    self.cells[(f, g)] = _FilterCell(stem, resp, f"in {f} → out {g}")
+            self.view.setMinimumHeight(self.CELL_H * in_f)
+            self.view.setMinimumWidth(min(1400, 260 * out_f))
+        else:
+            self.pick_in = QtWidgets.QSpinBox(minimum=0, maximum=in_f - 1, prefix="in ")
+            self.pick_out = QtWidgets.QSpinBox(minimum=0, maximum=out_f - 1, prefix="out ")
+            row = QtWidgets.QHBoxLayout()
+            row.addWidget(QtWidgets.QLabel(f"{in_f * out_f} filters; show"))
+            row.addWidget(self.pick_in)
+            row.addWidget(self.pick_out)
+            row.addWidget(QtWidgets.QLabel("(heat map: one row per filter, in-major; colour = tap value)"))
+            row.addStretch(1)
+            lay.addLayout(row)
+            heat_plot = self.view.addPlot(row=0, col=0)
+            heat_plot.setMenuEnabled(False)
+            heat_plot.setLabel("bottom", "lag", units="samples")
+            heat_plot.setLabel("left", "filter (in·out)")
+            self.heat = pg.ImageItem(axisOrder="row-major")
+            self.heat.setLookupTable(pg.colormap.get("CET-D1").getLookupTable(nPts=256))
+            heat_plot.addItem(self.heat)
+            stem = self.view.addPlot(row=0, col=1)
+            resp = self.view.addPlot(row=0, col=2)
+            self.cells[(0, 0)] = _FilterCell(stem, resp, "")
+            self.view.setMinimumHeight(2 * self.CELL_H)
+            self.view.ci.layout.setColumnStretchFactor(0, 2)
+            self.view.ci.layout.setColumnStretchFactor(1, 2)
+            self.view.ci.layout.setColumnStretchFactor(2, 1)
+            self.pick_in.valueChanged.connect(self._show_picked)
+            self.pick_out.valueChanged.connect(self._show_picked)
+        lay.addWidget(self.view)
+        self.kernel = np.zeros(self.shape)
+        self.set_kernel(layer.kernel, samplerate)
+
+    def set_kernel(self, kernel: np.ndarray, samplerate: float | None = None) -> None:
+        """New taps of the same shape (a swapped model): update items in place."""
+        if samplerate:
+            self.samplerate = float(samplerate)
+        self.kernel = np.asarray(kernel, dtype=np.float64)
+        out_f, in_f, taps = self.shape
+        if self.grid:
+            for (f, g), cell in self.cells.items():
+                cell.set_filter(self.kernel[g, f], self.dilation, self.samplerate)
+        else:
+            flat = np.transpose(self.kernel, (1, 0, 2)).reshape(in_f * out_f, taps)
+            lim = float(np.max(np.abs(flat))) or 1.0
+            self.heat.setImage(flat, autoLevels=False, levels=(-lim, lim))
+            self.heat.setRect(-0.5 * self.dilation, 0, taps * self.dilation, in_f * out_f)
+            self._show_picked()
+
+    def _show_picked(self) -> None:
+        f, g = self.pick_in.value(), self.pick_out.value()
+        cell = self.cells[(0, 0)]
+        cell.stem_plot.setTitle(f"in {f} → out {g}", size="8pt")
+        cell.set_filter(self.kernel[g, f], self.dilation, self.samplerate)
+
+    def stem_data(self, f: int, g: int) -> tuple[np.ndarray, np.ndarray]:
+        """(lags, tap values) drawn for the filter input ``f`` → output ``g``."""
+        if self.grid:
+            return self.cells[(f, g)].tip_data()
+        self.pick_in.setValue(f)
+        self.pick_out.setValue(g)
+        return self.cells[(0, 0)].tip_data()
+
+
+class KernelPanel(QtWidgets.QScrollArea):
+    """All layers of the loaded model, top to bottom in signal-flow order."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.inner = QtWidgets.QWidget()
+        self.box = QtWidgets.QVBoxLayout(self.inner)
+        self.placeholder = QtWidgets.QLabel("No model loaded.")
+        self.placeholder.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.box.addWidget(self.placeholder)
+        self.box.addStretch(1)
+        self.setWidget(self.inner)
+        self.layer_views: list[LayerView] = []
+        self.rebuilds = 0
+
+    def set_model(self, model, samplerate: float | None = None) -> None:
+        rate = float(samplerate or getattr(model, "sample_rate", None) or 48000)
+        layers = model.conv_layers()
+        shapes = [(tuple(l.kernel.shape), int(getattr(l, "dilation", 1))) for l in layers]
+        if shapes == [(v.shape, v.dilation) for v in self.layer_views]:
+            for v, l in zip(self.layer_views, layers):
+                v.set_kernel(l.kernel, rate)
+            return
+        for v in self.layer_views:
+            self.box.removeWidget(v)
+            v.hide()
+            v.setParent(None)
+            v.deleteLater()
+        self.layer_views = []
+        self.placeholder.setVisible(not layers)
+        for i, layer in enumerate(layers):
+            v = LayerView(i, layer, rate)
+            self.box.insertWidget(self.box.count() - 1, v)
+            self.layer_views.append(v)
+        self.rebuilds += 1

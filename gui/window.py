@@ -1,0 +1,383 @@
+"""The rtconv main window: set-up and model on the left, live plots and kernels on the right.
+
+Data flow (friture's pattern): the audio callback runs inside
+:class:`rtconv.live.LiveProcessor` and never waits for this window; a QTimer
+at ~30 fps pulls a snapshot of the latest input/output from the processor's
+display ring buffer, folds it into the spectra, one spectrogram column and
+the meters, and does nothing while the window is hidden or minimised.  Text
+(health, meter readouts) refreshes at ~1 Hz.  Plot items are persistent and
+updated with ``setData``; the kernel view is rebuilt only when a swapped
+model has a different layer shape.
+
+Errors from the engine (a checkpoint that does not load, a device that does
+not open) are shown in a banner and the status bar; the window returns to
+the state it was in before the attempt.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from rtconv.errors import RtconvError
+
+from . import engine
+from .audio_setup import AudioSetup
+from .controls import Controls
+from .file_mode import FilePanel
+from .health import HealthPanel
+from .meters import MetersPanel
+from .model_panel import ModelPanel
+from .spectrogram import SpectrogramPanel
+from .spectrum import SpectrumPanel
+from .stems import KernelPanel
+
+__all__ = ["MainWindow"]
+
+FPS = 30
+DISPLAY_SAMPLES = 4096
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """The desktop app's window.
+
+    Parameters
+    ----------
+    settings : QSettings, optional
+        Where choices persist (default: the user's ``rtconv/gui`` settings).
+    """
+
+    def __init__(self, settings: QtCore.QSettings | None = None, parent=None) -> None:
+        super().__init__(parent)
+        self.settings = settings or QtCore.QSettings("rtconv", "gui")
+        self.model = None
+        self.model_path: str | None = None
+        self.processor = None
+        self.stream = None
+        self._stream_choice: dict | None = None  # the last configuration that opened
+        self._proc_config: tuple | None = None
+        self.frames = 0
+        self.fps = 0.0
+        self._fps_t0 = time.monotonic()
+        self._fps_n = 0
+        self._last_tick = time.monotonic()
+        self.setWindowTitle("rtconv")
+
+        # left column
+        self.audio = AudioSetup()
+        self.model_panel = ModelPanel()
+        self.controls = Controls()
+        self.meters = MetersPanel()
+        self.health = HealthPanel()
+        left = QtWidgets.QWidget()
+        ll = QtWidgets.QVBoxLayout(left)
+        for w in (self.audio, self.model_panel, self.controls, self.health):
+            ll.addWidget(w)
+        ll.addStretch(1)
+        left_scroll = QtWidgets.QScrollArea()
+        left_scroll.setWidgetResizable(True)
+        left_scroll.setWidget(left)
+        left_scroll.setMinimumWidth(400)
+
+        # right side
+        self.banner = QtWidgets.QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setVisible(False)
+        self.banner.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.spectrum = SpectrumPanel(fft_size=DISPLAY_SAMPLES)
+        self.spectrogram = SpectrogramPanel()
+        plots = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        plots.addWidget(self.spectrum)
+        plots.addWidget(self.spectrogram)
+        plots.setSizes([500, 400])
+        live = QtWidgets.QWidget()
+        lv = QtWidgets.QHBoxLayout(live)
+        lv.setContentsMargins(2, 2, 2, 2)
+        lv.addWidget(plots, 1)
+        lv.addWidget(self.meters)
+        self.kernels = KernelPanel()
+        self.file_panel = FilePanel(lambda: self.model, lambda: self.audio.choice()["output_device"])
+        self.tabs = QtWidgets.QTabWidget()
+        self.tabs.addTab(live, "Live")
+        self.tabs.addTab(self.kernels, "Kernels")
+        self.tabs.addTab(self.file_panel, "File")
+        right = QtWidgets.QWidget()
+        rl = QtWidgets.QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self.banner)
+        rl.addWidget(self.tabs, 1)
+
+        split = QtWidgets.QSplitter()
+        split.addWidget(left_scroll)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        split.setSizes([420, 1100])
+        self.setCentralWidget(split)
+        self.statusBar().showMessage("ready")
+
+        # wiring
+        self.model_panel.load_requested.connect(self.load_model)
+        self.audio.start_requested.connect(self.start_stream)
+        self.audio.stop_requested.connect(self.stop_stream)
+        self.controls.changed.connect(self._apply_controls)
+        self.controls.record_toggled.connect(self._record_toggled)
+        self.file_panel.message.connect(self.show_message)
+        self.spectrum.db_min.valueChanged.connect(self._levels_changed)
+        self.spectrum.db_max.valueChanged.connect(self._levels_changed)
+        self.watch = QtWidgets.QCheckBox("Reload when the file changes (training writes it)")
+        self.model_panel.layout().addWidget(self.watch)
+        self.watcher = QtCore.QFileSystemWatcher(self)
+        self.watcher.fileChanged.connect(self._file_changed)
+        self._reload_timer = QtCore.QTimer(self, singleShot=True, interval=300)
+        self._reload_timer.timeout.connect(self._reload_watched)
+        self.watch.toggled.connect(self._watch_toggled)
+
+        self.timer = QtCore.QTimer(self, interval=int(1000 / FPS))
+        self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        self.timer.timeout.connect(self._tick)
+        self.text_timer = QtCore.QTimer(self, interval=1000)
+        self.text_timer.timeout.connect(self._tick_text)
+
+        self.audio.rescan()
+        self._restore()
+        self._levels_changed()
+        self.resize(1500, 920)
+
+    # --- messages ------------------------------------------------------------------
+    def show_message(self, text: str, error: bool = True) -> None:
+        """Show ``text`` in the banner (red for errors) and the status bar."""
+        colour = "#ffdddd" if error else "#ddf5dd"
+        self.banner.setStyleSheet(f"background:{colour}; color:#222; padding:6px; border-radius:4px;")
+        self.banner.setText(text)
+        self.banner.setVisible(True)
+        self.statusBar().showMessage(text, 15000)
+        self.last_message = (text, error)
+
+    def clear_message(self) -> None:
+        self.banner.setVisible(False)
+
+    # --- model ---------------------------------------------------------------------
+    def load_model(self, path: str | Path) -> bool:
+        """Load ``path`` and hot-swap it into the running stream; on failure keep the old one."""
+        path = str(path)
+        try:
+            model = engine.load_model(path)
+        except Exception as e:  # noqa: BLE001 - any failure keeps the running model
+            self.show_message(f"could not load the model: {e}", True)
+            return False
+        return self.set_model(model, path)
+
+    def set_model(self, model, path: str | None = None) -> bool:
+        """Make ``model`` current: swap it into the processor, refresh panel and stems."""
+        if self.processor is not None:
+            try:
+                self.processor.request_swap(model)
+            except RtconvError as e:
+                self.show_message(f"kept {self._model_name(self.model)}: {e}", True)
+                return False
+        self.model, self.model_path = model, path
+        if self.processor is None:
+            self._ensure_processor()
+        rate = self._rate()
+        self.model_panel.show_model(model, path, rate)
+        self.kernels.set_model(model, rate)
+        self.setWindowTitle(f"rtconv — {self._model_name(model)}")
+        self.statusBar().showMessage(f"model {self._model_name(model)} loaded", 5000)
+        self.clear_message()
+        self._watch_toggled(self.watch.isChecked())
+        return True
+
+    @staticmethod
+    def _model_name(model) -> str:
+        if model is None:
+            return "no model"
+        return (getattr(model, "metadata", {}) or {}).get("name") or type(model).__name__
+
+    def _rate(self) -> int:
+        return int(self._stream_choice["samplerate"]) if self._stream_choice else int(self.audio.choice()["samplerate"])
+
+    def _watch_toggled(self, on: bool) -> None:
+        if self.watcher.files():
+            self.watcher.removePaths(self.watcher.files())
+        if on and self.model_path:
+            self.watcher.addPath(self.model_path)
+
+    def _file_changed(self, path: str) -> None:
+        self._reload_timer.start()  # a trainer may write in several steps
+
+    def _reload_watched(self) -> None:
+        if self.model_path and Path(self.model_path).exists():
+            if self.load_model(self.model_path):
+                self.show_message(f"reloaded {Path(self.model_path).name} after it changed", False)
+        self._watch_toggled(self.watch.isChecked())  # an atomic rename drops the watch
+
+    # --- processor and stream --------------------------------------------------------
+    def _ensure_processor(self, choice: dict | None = None) -> bool:
+        """Have a processor for the current model at the chosen rate/channels/block."""
+        if self.model is None:
+            return False
+        c = choice or self.audio.choice()
+        config = (int(c["samplerate"]), int(c["channels"]), int(c["block_size"]))
+        if self.processor is not None and self._proc_config == config and self.processor.model is self.model:
+            return True
+        try:
+            proc = engine.make_processor(self.model, config[0], channels=config[1], block_size=config[2])
+        except RtconvError as e:
+            self.show_message(f"cannot run {self._model_name(self.model)} live: {e}", True)
+            return False
+        self.processor, self._proc_config = proc, config
+        self.controls.apply(proc)
+        return True
+
+    def _apply_controls(self) -> None:
+        self.controls.apply(self.processor)
+
+    def start_stream(self) -> bool:
+        """Open the chosen devices; if they fail, go back to what ran before and say why."""
+        choice = self.audio.choice()
+        previous = dict(self._stream_choice) if self._stream_choice else None
+        was_running = self.stream is not None
+        self._close_stream()
+        ok, err = self._open(choice)
+        if ok:
+            return True
+        self.show_message(f"could not start audio: {err}", True)
+        if previous is not None:
+            self.audio.set_choice(previous)
+            if was_running and self._open(previous)[0]:
+                self.show_message(f"could not start audio: {err} — back on the previous devices", True)
+        return False
+
+    def _open(self, choice: dict) -> tuple[bool, str]:
+        if self.model is None:
+            return False, "load a model first"
+        if not self._ensure_processor(choice):
+            return False, self.last_message[0]
+        rec = self.controls.record_dir.text() if self.controls.record.isChecked() else None
+        try:
+            if rec:
+                Path(rec).mkdir(parents=True, exist_ok=True)
+            stream = engine.make_stream(self.processor, record_dir=rec, **choice)
+            stream.start()
+        except (RtconvError, OSError) as e:
+            self.audio.set_running(False, "stopped")
+            return False, str(e)
+        self.stream = stream
+        self._stream_choice = dict(choice)
+        rate = int(choice["samplerate"])
+        self.spectrum.set_samplerate(rate)
+        self.spectrogram.set_samplerate(rate, FPS)
+        self.model_panel.show_model(self.model, self.model_path, rate)
+        self.controls.show_recording(getattr(stream, "recording_paths", None))
+        self.audio.set_running(True, f"running at {rate} Hz, {choice['block_size']}-sample blocks")
+        self.clear_message()
+        self.audio.save(self.settings)
+        self.timer.start()
+        self.text_timer.start()
+        return True, ""
+
+    def _close_stream(self) -> None:
+        if self.stream is not None:
+            try:
+                self.stream.stop()
+            except RtconvError as e:
+                self.show_message(f"audio stopped with an error: {e}", True)
+            self.stream = None
+        self.controls.show_recording(None)
+
+    def stop_stream(self) -> None:
+        self._close_stream()
+        self.audio.set_running(False, "stopped")
+        self.timer.stop()
+        self._tick_text()
+
+    def _record_toggled(self, on: bool) -> None:
+        if self.stream is not None:  # recording files are opened with the stream
+            self.start_stream()
+
+    # --- display ---------------------------------------------------------------------
+    def _levels_changed(self) -> None:
+        self.spectrogram.set_levels(self.spectrum.db_min.value(), self.spectrum.db_max.value())
+
+    def _tick(self) -> None:
+        """One display frame: pull the latest audio snapshot and update what is visible."""
+        now = time.monotonic()
+        dt, self._last_tick = now - self._last_tick, now
+        if self.processor is None or not self.isVisible() or self.isMinimized():
+            return
+        inp, out = self.processor.read_display(DISPLAY_SAMPLES)
+        inp = np.asarray(inp)[:, 0] if np.ndim(inp) == 2 else np.asarray(inp)
+        out = np.asarray(out)[:, 0] if np.ndim(out) == 2 else np.asarray(out)
+        if self.tabs.currentIndex() == 0:
+            self.spectrum.update_audio(inp, out, dt)
+            self.spectrogram.update_audio(inp, out)
+        self.meters.update_meters(self.processor.meters())
+        self.frames += 1
+        self._fps_n += 1
+
+    def _tick_text(self) -> None:
+        now = time.monotonic()
+        span = now - self._fps_t0
+        if span > 0:
+            self.fps = self._fps_n / span
+        self._fps_t0, self._fps_n = now, 0
+        if not self.isVisible():
+            return
+        stats = self.processor.stats() if (self.processor is not None and self.stream is not None) else None
+        latency = getattr(self.stream, "device_latency", None) if self.stream is not None else None
+        self.health.show_stats(stats, self.fps, latency)
+        self.meters.update_text()
+        if self.stream is not None:
+            self.controls.show_recording(getattr(self.stream, "recording_paths", None))
+
+    # --- persistence -------------------------------------------------------------------
+    def _restore(self) -> None:
+        s = self.settings
+        self.audio.restore(s)
+        self.controls.restore(s)
+        self.spectrum.tau.setValue(float(s.value("spectrum/tau", self.spectrum.tau.value())))
+        self.spectrum.db_min.setValue(int(s.value("spectrum/db_min", self.spectrum.db_min.value())))
+        self.spectrum.db_max.setValue(int(s.value("spectrum/db_max", self.spectrum.db_max.value())))
+        geo = s.value("window/geometry")
+        if isinstance(geo, QtCore.QByteArray):
+            self.restoreGeometry(geo)
+
+    def last_model(self) -> str | None:
+        p = self.settings.value("model/path", "")
+        return p if p and Path(p).exists() else None
+
+    def save_settings(self) -> None:
+        s = self.settings
+        self.audio.save(s)
+        self.controls.save(s)
+        s.setValue("spectrum/tau", self.spectrum.tau.value())
+        s.setValue("spectrum/db_min", self.spectrum.db_min.value())
+        s.setValue("spectrum/db_max", self.spectrum.db_max.value())
+        s.setValue("window/geometry", self.saveGeometry())
+        if self.model_path:
+            s.setValue("model/path", self.model_path)
+        s.sync()
+
+    def shutdown(self) -> None:
+        """Stop timers, audio and playback (idempotent)."""
+        self.timer.stop()
+        self.text_timer.stop()
+        self._close_stream()
+        self.file_panel.shutdown()
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt naming
+        self.save_settings()
+        self.shutdown()
+        super().closeEvent(event)
+
+    def hideEvent(self, event) -> None:  # noqa: N802 - nothing to draw while hidden
+        self.timer.stop()
+        super().hideEvent(event)
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        if self.stream is not None:
+            self.timer.start()
+        super().showEvent(event)

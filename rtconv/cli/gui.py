@@ -1,0 +1,71 @@
+"""``rtconv gui``: the desktop app (live spectra, kernel stems, controls, file mode)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import positive_int
+
+HELP = "open the desktop app: live spectra, kernel stems, controls, file A/B"
+
+DESCRIPTION = """\
+Open the rtconv window.
+
+Left: audio set-up (host API, devices, sample rate, block size, start/stop),
+the model (pick one from models/ or open any checkpoint; it is hot-swapped
+into the running stream, and can be reloaded whenever training rewrites the
+file), controls (bypass, dry/wet, output gain, limiter, record), level
+meters and health (dropouts, block time against the budget, CPU load,
+latency).  Right: live input/output spectra with the output-input
+difference, scrolling spectrograms, every conv layer's kernel as stem plots
+with frequency responses, and a file mode to process a recording and
+compare A/B.
+
+Choices are remembered between runs.  The window needs PyQt6 and pyqtgraph
+(pip install 'rtconv[gui]').
+
+examples:
+  rtconv gui
+  rtconv gui --model models/lab-denoiser.safetensors --start
+  rtconv gui --screenshot window.png --quit-after 3
+"""
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {value}")
+    return value
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", "-m", metavar="PATH", help="checkpoint to load (default: the last one used, else the shipped default)")
+    parser.add_argument("--start", action="store_true", help="start audio right away")
+    g = parser.add_argument_group("audio (defaults: the last choices, else the system defaults)")
+    g.add_argument("--hostapi", metavar="NAME", help="host API, e.g. 'JACK Audio Connection Kit'")
+    g.add_argument("--input-device", metavar="NAME", help="input device name")
+    g.add_argument("--output-device", metavar="NAME", help="output device name")
+    g.add_argument("--samplerate", "-r", type=positive_int, metavar="HZ", help="sample rate in Hz")
+    g.add_argument("--block-size", "-b", type=positive_int, metavar="N", help="frames per audio block")
+    g.add_argument("--channels", type=positive_int, metavar="N", help="audio channels (1 or 2)")
+    g = parser.add_argument_group("window")
+    g.add_argument("--tab", choices=("live", "kernels", "file"), default="live", help="tab shown first (default: %(default)s)")
+    g.add_argument("--recording", metavar="FILE", help="open FILE in file mode and process it with the model")
+    g.add_argument("--settings", metavar="INI", help="keep settings in this INI file instead of the user's")
+    g.add_argument("--screenshot", metavar="PNG", help="render the window to PNG and exit (after --quit-after, default 2 s)")
+    g.add_argument("--quit-after", type=_seconds, metavar="S", help="close the window after S seconds")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import RtconvError
+
+    try:
+        from gui.app import run as run_app
+    except ImportError as e:
+        raise RtconvError(
+            f"the desktop app needs PyQt6 and pyqtgraph ({e}); install them with pip install 'rtconv[gui]'."
+        ) from None
+    return run_app(args)
