@@ -30,6 +30,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from scipy import fft as sp_fft
 import torch.nn.functional as F
 from torch import nn
 
@@ -122,57 +123,67 @@ class _DirectConv(_Cell):
 
 
 class _FFTConv(_Cell):
-    """Partitioned convolution: head taps ``[0, P)`` direct, the rest by FFT."""
+    """Partitioned convolution: head taps ``[0, P)`` direct, the rest by FFT.
+
+    The frequency-domain delay line is NumPy/``scipy.fft`` (per-call cost of
+    a few microseconds, where torch's is tens on these small transforms).
+    Each new segment spectrum is written twice, at slots ``p`` and ``p + J``
+    of a ``2J`` ring, so the last ``J`` spectra are always the contiguous
+    window ``[p+1, p+J]``, oldest first: no per-segment reordering.
+    """
 
     def __init__(self, weight_ir: torch.Tensor, bias, dilation: int, batch: int, part: int) -> None:
         G, Fi, K = weight_ir.shape
         span = (K - 1) * dilation
         dense = torch.zeros(G, Fi, span + 1, dtype=weight_ir.dtype)
         dense[..., ::dilation] = weight_ir
-        P = part
-        self.P = P
+        P = self.P = part
         self.head = _DirectConv(dense[..., :P], bias, 1, batch)
-        tail = dense[..., P:]
-        J = math.ceil(tail.shape[-1] / P)
-        tail = F.pad(tail, (0, J * P - tail.shape[-1]))
-        tail = tail.reshape(G, Fi, J, P).permute(2, 0, 1, 3)  # (J, G, F, P)
-        self.H = torch.fft.rfft(F.pad(tail, (0, P)), n=2 * P)  # (J, G, F, P+1)
-        self.J = J
-        cdtype = self.H.dtype
-        self.S = torch.zeros(J, batch, Fi, P + 1, dtype=cdtype)
-        # order[p][j] = ring slot of the spectrum j+1 segments back when p is newest
-        self.order = [torch.tensor([(p - j) % J for j in range(J)]) for p in range(J)]
-        self.seg = torch.zeros(batch, Fi, 2 * P, dtype=weight_ir.dtype)
-        self.tail_out = torch.zeros(batch, G, P, dtype=weight_ir.dtype)
-        self.fill = 0
-        self.ptr = J - 1
+        tail = dense[..., P:].numpy()
+        J = self.J = -(-tail.shape[-1] // P)
+        tail = np.pad(tail, ((0, 0), (0, 0), (0, J * P - tail.shape[-1])))
+        parts = tail.reshape(G, Fi, J, P).transpose(2, 0, 1, 3)  # (J, G, F, P): partition j+1
+        H = sp_fft.rfft(parts, n=2 * P, axis=-1)
+        self.H = np.ascontiguousarray(H[::-1])  # window slot i (oldest first) meets partition J-i
+        if Fi == 1 and G == 1:
+            self.H = np.ascontiguousarray(self.H[:, 0, 0])  # (J, bins): the FIR fast path
+        self.S = np.zeros((2 * J, batch, Fi, P + 1), dtype=H.dtype)
+        self.seg = np.zeros((batch, Fi, 2 * P), dtype=tail.dtype)
+        self.tail_out = np.zeros((batch, G, P), dtype=tail.dtype)
+        self.mono = Fi == 1 and G == 1
+        self.fill, self.p = 0, J - 1
 
     def reset(self) -> None:
         self.head.reset()
-        self.S.zero_()
-        self.seg.zero_()
-        self.tail_out.zero_()
-        self.fill = 0
-        self.ptr = self.J - 1
+        self.S[:] = 0
+        self.seg[:] = 0
+        self.tail_out[:] = 0
+        self.fill, self.p = 0, self.J - 1
 
     def _segment_done(self) -> None:
-        P = self.P
-        self.ptr = (self.ptr + 1) % self.J
-        self.S[self.ptr] = torch.fft.rfft(self.seg, n=2 * P)
-        self.seg[..., :P].copy_(self.seg[..., P:])
-        S = self.S.index_select(0, self.order[self.ptr])  # (J, B, F, bins)
-        Y = torch.einsum("jbfk,jgfk->bgk", S, self.H)
-        self.tail_out.copy_(torch.fft.irfft(Y, n=2 * P)[..., P:])
+        P, J = self.P, self.J
+        self.p = p = (self.p + 1) % J
+        spec = sp_fft.rfft(self.seg, n=2 * P, axis=-1)
+        self.S[p] = spec
+        self.S[p + J] = spec
+        self.seg[..., :P] = self.seg[..., P:]
+        win = self.S[p + 1 : p + 1 + J]  # (J, B, F, bins), oldest first
+        if self.mono:
+            Y = np.einsum("jbk,jk->bk", win[:, :, 0], self.H)[:, None]
+        else:
+            Y = np.einsum("jbfk,jgfk->bgk", win, self.H)
+        self.tail_out[:] = sp_fft.irfft(Y, n=2 * P, axis=-1)[..., P:]
         self.fill = 0
 
     def process(self, x: torch.Tensor) -> torch.Tensor:
         out = self.head.process(x)
-        n, pos, P = x.shape[-1], 0, self.P
+        o, xn = out.numpy(), x.numpy()
+        n, pos, P = xn.shape[-1], 0, self.P
         while pos < n:
             m = min(n - pos, P - self.fill)
             f = self.fill
-            out[..., pos : pos + m] += self.tail_out[..., f : f + m]
-            self.seg[..., P + f : P + f + m].copy_(x[..., pos : pos + m])
+            o[..., pos : pos + m] += self.tail_out[..., f : f + m]
+            self.seg[..., P + f : P + f + m] = xn[..., pos : pos + m]
             self.fill += m
             pos += m
             if self.fill == P:
@@ -267,7 +278,7 @@ def plan_conv(layer: MimoConv1d) -> tuple[str, int]:
     Costs are in multiply-add equivalents per output sample: the direct part
     (all taps, or the ``P`` head taps), the complex products of the
     frequency-domain delay line, and the fixed cost of one FFT segment's
-    torch calls (about 200k multiply-adds' worth, measured with
+    calls (about 200k multiply-adds' worth, measured with
     ``rtconv bench engine`` on a 2-core x86 CPU), spread over
     ``P`` samples.  FFT must win by 2x to be chosen, so mid-size kernels
     (hundreds of taps) and the classic 40-tap layers stay direct; a
@@ -453,10 +464,11 @@ class Streamer:
         n = block.shape[0]
         if n == 0:
             return np.zeros((0, self.out_channels), self.dtype)
-        x = torch.from_numpy(block).T.reshape(self._batch, -1, n)
+        # layout changes on the NumPy side: ~3 us cheaper per block than torch views
+        x = torch.from_numpy(block.T.reshape(self._batch, -1, n))
         y = self._cell.process(x)
         self._t += n
-        return y.reshape(self.out_channels, n).T.numpy().copy()
+        return np.ascontiguousarray(y.numpy().reshape(self.out_channels, n).T)
 
     def flush(self) -> np.ndarray:
         """End the signal: return the last :attr:`latency` output frames, then reset.
