@@ -1,0 +1,339 @@
+"""Audio files in and out, safely: checked readers, atomic writers, output names.
+
+Reading goes through :class:`Reader`, which opens a file with soundfile,
+refuses what it cannot trust in one sentence (missing, empty, not audio,
+corrupt, absurd sample rate) and yields float32 ``(frames, channels)`` chunks
+with NaN/Inf samples replaced by 0 and counted, so memory stays flat for
+files of any length.
+
+Writing goes through :class:`AtomicWriter`: the audio goes to a hidden
+temporary file in the destination folder and is renamed over the final name
+only by :meth:`AtomicWriter.commit`; any failure or interruption deletes the
+temporary file, so a half-written output never appears under the real name.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os as _os
+import tempfile as _tempfile
+from pathlib import Path
+from typing import Iterator, Union
+
+import numpy as np
+
+from .errors import AudioFileError
+
+__all__ = [
+    "Reader",
+    "AtomicWriter",
+    "output_format",
+    "default_output_path",
+    "MIN_SAMPLE_RATE",
+    "MAX_SAMPLE_RATE",
+    "AUDIO_EXTENSIONS",
+]
+
+PathLike = Union[str, "_os.PathLike[str]"]
+
+#: Sample rates rtconv agrees to read, in Hz.  8 kHz telephone audio and
+#: 384 kHz studio audio are inside; below 1 kHz or above 768 kHz a file is
+#: almost certainly mislabelled, and resampling it would only hide that.
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 768_000
+
+_EXT_ALIASES = {"AIF": "AIFF", "OGA": "OGG", "OPUS": "OGG", "SND": "AU"}
+# Subtypes that store floats; everything else (PCM, Vorbis, MP3...) must be clipped to [-1, 1].
+FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}
+
+
+def _sf():
+    import soundfile
+
+    return soundfile
+
+
+def _formats() -> dict[str, str]:
+    return _sf().available_formats()
+
+
+def _extensions() -> set[str]:
+    exts = {f.lower() for f in _formats()} | {a.lower() for a in _EXT_ALIASES}
+    return exts - {"raw"}  # headerless: rate and channels would be guesses
+
+
+AUDIO_EXTENSIONS = frozenset(_extensions())
+
+
+def _looks_like_text(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return False
+    if not head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(b >= 32 or b in b"\t\r\n" for b in head)
+
+
+def _oserror_text(e: OSError) -> str:
+    if e.errno == _errno.ENOSPC:
+        return "the disk is full"
+    return e.strerror or str(e)
+
+
+class Reader:
+    """A checked, chunked reader of one audio file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Any file soundfile (libsndfile) reads: WAV (16/24/32-bit int,
+        float), FLAC, OGG/Vorbis, AIFF, MP3...
+    chunk : int
+        Frames per chunk yielded by :meth:`chunks`.
+
+    Attributes
+    ----------
+    frames, sample_rate, channels : int
+        From the file header.
+    format, subtype : str
+        soundfile's names (``"WAV"``, ``"PCM_24"``...).
+    nonfinite_samples : int
+        NaN/Inf samples seen so far (replaced by 0).
+    """
+
+    def __init__(self, path: PathLike, chunk: int = 65536) -> None:
+        sf = _sf()
+        self.path = Path(path)
+        name = str(self.path)
+        if not self.path.exists():
+            raise AudioFileError(f"input file {name!r} does not exist; check the path.")
+        if self.path.is_dir():
+            raise AudioFileError(f"input {name!r} is a folder, not an audio file.")
+        try:
+            size = self.path.stat().st_size
+        except OSError as e:
+            raise AudioFileError(f"cannot read input file {name!r}: {_oserror_text(e)}.") from None
+        if size == 0:
+            raise AudioFileError(f"input file {name!r} is empty (0 bytes); there is no audio to process.")
+        try:
+            self._f = sf.SoundFile(name, "r")
+        except PermissionError as e:
+            raise AudioFileError(f"cannot read input file {name!r}: {_oserror_text(e)}; check its permissions.") from None
+        except OSError as e:  # includes soundfile.LibsndfileError in soundfile >= 0.13
+            raise self._unreadable(e) from None
+        except RuntimeError as e:
+            raise self._unreadable(e) from None
+        f = self._f
+        self.frames, self.sample_rate, self.channels = f.frames, f.samplerate, f.channels
+        self.format, self.subtype = f.format, f.subtype
+        self.chunk = int(chunk)
+        self.nonfinite_samples = 0
+        self.frames_read = 0
+        if not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
+            self.close()
+            raise AudioFileError(
+                f"input file {name!r} claims a sample rate of {self.sample_rate} Hz, outside the "
+                f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz rtconv accepts; the header is probably wrong, "
+                "fix it with sox or your editor."
+            )
+        if self.frames <= 0:
+            self.close()
+            raise AudioFileError(f"input file {name!r} holds no audio (0 frames); there is nothing to process.")
+
+    def _unreadable(self, e: Exception) -> AudioFileError:
+        name = str(self.path)
+        detail = str(e).split(": ", 1)[-1].strip().rstrip(".") if str(e) else type(e).__name__
+        if _looks_like_text(self.path):
+            return AudioFileError(
+                f"input file {name!r} is a text file, not audio ({detail}); pass a WAV, FLAC, OGG or other sound file."
+            )
+        return AudioFileError(
+            f"input file {name!r} is not audio that soundfile can read, or it is corrupt ({detail}); "
+            "check that it plays in another program."
+        )
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """Yield float32 ``(frames, channels)`` chunks with non-finite samples zeroed."""
+        name = str(self.path)
+        while True:
+            try:
+                x = self._f.read(self.chunk, dtype="float32", always_2d=True)
+            except (RuntimeError, OSError) as e:
+                detail = str(e).split(": ", 1)[-1].strip().rstrip(".")
+                raise AudioFileError(
+                    f"input file {name!r} is corrupt after {self.frames_read} frames ({detail}); "
+                    "nothing was written."
+                ) from None
+            if x.shape[0] == 0:
+                break
+            bad = ~np.isfinite(x)
+            if bad.any():
+                self.nonfinite_samples += int(bad.sum())
+                x[bad] = 0.0
+            self.frames_read += x.shape[0]
+            yield x
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def output_format(path: PathLike, like_format: str | None = None, like_subtype: str | None = None,
+                  subtype: str | None = None) -> tuple[str, str]:
+    """The soundfile ``(format, subtype)`` to write ``path`` with.
+
+    The format follows the output's extension; the subtype is ``subtype``
+    when given, else the input's (``like_subtype``) when that format can hold
+    it, else the format's default.
+    """
+    sf = _sf()
+    path = Path(path)
+    ext = path.suffix[1:].upper()
+    fmt = _EXT_ALIASES.get(ext, ext)
+    if fmt not in _formats() or fmt == "RAW":
+        raise AudioFileError(
+            f"cannot tell the audio format of output {str(path)!r} from its extension {path.suffix!r}; "
+            "use .wav, .flac, .ogg or another extension soundfile knows."
+        )
+    if ext == "OPUS" and subtype is None:
+        subtype = "OPUS"
+    if subtype is not None:
+        subtype = subtype.upper()
+        if not sf.check_format(fmt, subtype):
+            raise AudioFileError(
+                f"format {fmt} cannot store subtype {subtype!r}; choose one of "
+                f"{', '.join(sf.available_subtypes(fmt))}."
+            )
+        return fmt, subtype
+    if like_subtype and sf.check_format(fmt, like_subtype):
+        return fmt, like_subtype
+    return fmt, sf.default_subtype(fmt)
+
+
+def default_output_path(input_path: PathLike, task: str | None = None, folder: PathLike | None = None) -> Path:
+    """Output name derived from the input: ``x.wav`` -> ``x-denoised.wav`` (denoise) or ``x-filtered.wav``.
+
+    Other tasks give ``x-<task>.wav``; ``folder`` replaces the input's folder.
+    Formats soundfile cannot write (none today, but MP3 support varies) fall
+    back to ``.wav``.
+    """
+    p = Path(input_path)
+    word = {"denoise": "denoised", "filter": "filtered", None: "rtconv", "unknown": "rtconv"}.get(task, task)
+    word = "".join(c if c.isalnum() or c in "-_" else "-" for c in str(word))
+    ext = p.suffix if p.suffix[1:].lower() in AUDIO_EXTENSIONS else ".wav"
+    return Path(folder if folder is not None else p.parent) / f"{p.stem}-{word}{ext}"
+
+
+class AtomicWriter:
+    """Write audio to a temporary file beside ``path``; rename into place on :meth:`commit`.
+
+    Use as a context manager: leaving the block without ``commit()`` (an
+    exception, Ctrl-C) deletes the temporary file.
+    """
+
+    def __init__(self, path: PathLike, sample_rate: int, channels: int, format: str, subtype: str) -> None:
+        sf = _sf()
+        self.path = Path(path)
+        self.subtype = subtype
+        self.clip = subtype not in FLOAT_SUBTYPES
+        self.clipped_samples = 0
+        self.frames = 0
+        folder = self.path.parent if str(self.path.parent) else Path(".")
+        self._tmp: str | None = None
+        self._f = None
+        if not folder.exists():
+            raise AudioFileError(
+                f"output folder {str(folder)!r} does not exist; create it or choose another output path."
+            )
+        if not folder.is_dir():
+            raise AudioFileError(f"output folder {str(folder)!r} is not a folder; choose another output path.")
+        try:
+            fd, self._tmp = _tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=folder)
+            _os.close(fd)
+        except OSError as e:
+            raise AudioFileError(
+                f"cannot write to output folder {str(folder)!r}: {_oserror_text(e)}; "
+                "choose a writable folder with -o."
+            ) from None
+        try:
+            self._f = sf.SoundFile(self._tmp, "w", samplerate=sample_rate, channels=channels,
+                                   format=format, subtype=subtype)
+        except (RuntimeError, OSError) as e:
+            self.abort()
+            detail = str(e).split(": ", 1)[-1].strip().rstrip(".")
+            raise AudioFileError(
+                f"cannot create {format}/{subtype} output {str(self.path)!r} with {channels} channel(s) "
+                f"at {sample_rate} Hz ({detail}); choose another format with a different extension."
+            ) from None
+
+    def write(self, y: np.ndarray) -> None:
+        """Append float frames ``(frames, channels)``; integer formats are clipped to [-1, 1]."""
+        if y.shape[0] == 0:
+            return
+        if self.clip:
+            over = np.abs(y) > 1.0
+            if over.any():
+                self.clipped_samples += int(over.sum())
+                y = np.clip(y, -1.0, 1.0)
+        try:
+            self._f.write(y)
+        except OSError as e:
+            raise AudioFileError(
+                f"cannot write output {str(self.path)!r}: {_oserror_text(e)}; nothing was saved "
+                "(free some space or choose another folder)."
+            ) from None
+        except RuntimeError as e:
+            detail = str(e).split(": ", 1)[-1].strip().rstrip(".")
+            raise AudioFileError(f"cannot write output {str(self.path)!r} ({detail}); nothing was saved.") from None
+        self.frames += y.shape[0]
+
+    def commit(self) -> Path:
+        """Finish the file and move it to its final name."""
+        try:
+            self._f.close()
+            mask = _os.umask(0)
+            _os.umask(mask)
+            _os.chmod(self._tmp, 0o666 & ~mask)  # mkstemp makes 0600
+            _os.replace(self._tmp, self.path)
+        except OSError as e:
+            self.abort()
+            raise AudioFileError(
+                f"cannot finish output {str(self.path)!r}: {_oserror_text(e)}; nothing was saved."
+            ) from None
+        except RuntimeError as e:
+            self.abort()
+            raise AudioFileError(f"cannot finish output {str(self.path)!r} ({e}); nothing was saved.") from None
+        self._tmp = None
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the temporary file (idempotent)."""
+        if self._f is not None:
+            try:
+                self._f.close()
+            except Exception:  # closing a broken file must not mask the real error
+                pass
+        if self._tmp is not None:
+            try:
+                _os.unlink(self._tmp)
+            except FileNotFoundError:
+                pass
+            self._tmp = None
+
+    def __enter__(self) -> "AtomicWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._tmp is not None:
+            self.abort()

@@ -1,0 +1,145 @@
+"""``rtconv process``: run a model over audio files, safely."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = "process audio files with a model (streamed like live, or the offline reference)"
+
+DESCRIPTION = """\
+Run a model over one or more audio files (any format soundfile reads: WAV
+16/24/32-bit or float, FLAC, OGG, AIFF...) and write the results.
+
+The file is read in chunks and streamed through the same engine as live
+audio, in blocks of --block-size frames, so memory stays flat for hour-long
+recordings.  --offline runs the model's whole-signal forward pass instead;
+both give the same output to float rounding.
+
+Model and rates: the default model is the shipped denoiser in models/ (or a
+speech-band filter until one exists); `rtconv info` shows which.  When the
+file's sample rate differs from the model's, the audio is resampled (soxr,
+high quality) to the model's rate and back, and a note says so.  Files from
+1 kHz to 768 kHz are accepted, e.g. 8 kHz telephone audio or 384 kHz studio
+masters (content above the model's Nyquist frequency is lost then).
+
+Channels: a mono model filters each channel separately; a multi-input model
+needs a file with exactly its channel count.  The output keeps the input's
+channels, rate and sample format unless the model changes the channel count.
+
+Timing: by default the model's latency is removed, so the output lines up
+with the input and has exactly its length; --keep-latency writes the raw
+stream a live listener hears (delayed, plus the latency's worth of tail).
+
+Safety: output goes to a hidden temporary file in the destination folder and
+is renamed into place only when complete; a failure or Ctrl-C leaves no
+partial output, and the input is never modified.  NaN/Inf samples in float
+files are replaced by silence with a warning.  An existing output is kept
+unless --overwrite is given.
+
+Output names: `x.wav` becomes `x-denoised.wav` (denoiser), `x-filtered.wav`
+(filter) or `x-<task>.wav`, beside the input or in the folder given by -o.
+With exactly two paths where the second does not exist, the second is the
+output file (`rtconv process in.wav out.flac`).
+
+Several files or folders: each is processed in turn (or by --jobs worker
+processes); a bad file is reported on one line and skipped, and the exit
+status is 1 if any failed.
+
+examples:
+  rtconv process noisy.wav                     # -> noisy-denoised.wav
+  rtconv process noisy.wav clean.flac --model my.safetensors
+  rtconv process recordings/ -o cleaned/ --jobs 2
+  rtconv process talk.wav --offline --quiet
+"""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from .common import add_block_args, add_model_args, positive_int
+
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="audio files or folders (a trailing non-existent path is the OUTPUT)")
+    parser.add_argument("-o", "--output", metavar="PATH",
+                        help="output file (one input) or existing folder (default: beside each input)")
+    add_model_args(parser, "models/denoiser.safetensors, else the shipped speech-band filter")
+    add_block_args(parser)
+    g = parser.add_argument_group("processing")
+    g.add_argument("--offline", action="store_true",
+                   help="run the whole-signal forward pass (the reference) instead of streaming")
+    g.add_argument("--keep-latency", action="store_true",
+                   help="keep the raw delayed stream instead of aligning the output with the input")
+    g.add_argument("--subtype", metavar="NAME",
+                   help="output sample format, e.g. PCM_16, PCM_24, FLOAT (default: the input's)")
+    g.add_argument("--overwrite", action="store_true", help="replace existing output files (never an input)")
+    g.add_argument("--jobs", "-j", type=positive_int, default=1, metavar="N",
+                   help="worker processes for several files (default: %(default)s)")
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary lines")
+
+
+def _split_output(args: argparse.Namespace) -> tuple[list[str], str | None]:
+    inputs, output = list(args.inputs), args.output
+    if output is None and len(inputs) == 2 and Path(inputs[0]).exists() and not Path(inputs[1]).exists():
+        output = inputs.pop()
+    return inputs, output
+
+
+def _one(job: tuple) -> tuple[str, object, list[str] | None]:
+    """Process one file; return (input, summary line or error message, warnings)."""
+    from ..errors import RtconvError
+    from ..files import process_file
+
+    path, output, model, kw = job
+    try:
+        s = process_file(path, output, model, **kw)
+    except RtconvError as e:
+        return str(path), e, None
+    return str(path), s.line(), s.warnings
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..checkpoint import load
+    from ..errors import AudioFileError
+    from ..files import audio_files
+
+    inputs, output = _split_output(args)
+    files = audio_files(inputs)
+    if not files:
+        raise AudioFileError(f"no audio files found in {', '.join(map(repr, inputs))}.")
+    if len(files) > 1 and output is not None and not Path(output).is_dir():
+        raise AudioFileError(
+            f"{len(files)} inputs need an existing output folder, but {output!r} is not one; create it first."
+        )
+    model = load(args.model) if args.model else None  # a bad model fails once, before any file
+    kw = dict(block_size=args.block_size, offline=args.offline, align=not args.keep_latency,
+              subtype=args.subtype, overwrite=args.overwrite, threads=args.threads,
+              progress=False if (args.quiet or args.jobs > 1) else None)
+    jobs = [(f, output, model if model is not None else args.model, kw) for f in files]
+    failed = 0
+
+    def report(result) -> None:
+        nonlocal failed
+        path, res, warnings = result
+        if isinstance(res, Exception):
+            failed += 1
+            print(f"rtconv process: error: {res}", file=sys.stderr)
+            return
+        for w in warnings or ():
+            print(f"rtconv process: warning: {Path(path).name}: {w}", file=sys.stderr)
+        if not args.quiet:
+            print(res)
+
+    if args.jobs > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: forking a process that already ran torch threads can deadlock
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn")) as pool:
+            for result in pool.map(_one, jobs):
+                report(result)
+    else:
+        for job in jobs:
+            report(_one(job))
+    if failed and len(jobs) > 1:
+        print(f"rtconv process: {failed} of {len(jobs)} file(s) failed", file=sys.stderr)
+    return 1 if failed else 0

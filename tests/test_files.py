@@ -1,0 +1,223 @@
+"""Offline file processing: streamed == offline, alignment, resampling, channels, formats."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import rtconv
+from rtconv.files import Chain, _Offline, process_array, process_file
+
+
+def _noise(frames, channels, seed=0, scale=0.2):
+    return (scale * np.random.default_rng(seed).standard_normal((frames, channels))).astype(np.float32)
+
+
+def _write(path, x, rate=48000, subtype="FLOAT"):
+    sf.write(str(path), x, rate, subtype=subtype)
+    return path
+
+
+def _read(path):
+    return sf.read(str(path), dtype="float32", always_2d=True)[0]
+
+
+def _model(padding="same", seed=0, rate=48000):
+    torch.manual_seed(seed)
+    m = rtconv.MimoCNN([9, 5], [1, 3, 1], padding=padding)
+    m.sample_rate = rate
+    return m
+
+
+@pytest.fixture(scope="module")
+def stereo_in(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("multi")
+    return _write(folder / "three.wav", _noise(3001, 3))
+
+
+@pytest.fixture(scope="module")
+def offline_out(stereo_in):
+    out = stereo_in.with_name("offline.wav")
+    process_file(stereo_in, out, _model(), offline=True, progress=False)
+    return _read(out)
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 480, 4096])
+def test_streamed_file_equals_offline_for_every_block_size(stereo_in, offline_out, block):
+    out = stereo_in.with_name(f"stream{block}.wav")
+    s = process_file(stereo_in, out, _model(), block_size=block, progress=False)
+    y = _read(out)
+    assert y.shape == offline_out.shape == (3001, 3)
+    np.testing.assert_allclose(y, offline_out, atol=2e-6, rtol=1e-5)
+    assert s.frames == 3001 and s.channels == s.out_channels == 3
+
+
+def test_offline_equals_one_whole_signal_forward_even_when_chunked():
+    model = _model(seed=3)
+    x = _noise(1000, 2, seed=4)
+    ref = model(torch.from_numpy(x.T.copy())[:, None, :]).detach().reshape(2, -1).T.numpy()
+    off = _Offline(model, 2, chunk=10)  # chunk floor is 4x context: forces several chunks
+    assert off.chunk < 1000
+    y = np.concatenate([off(x[i : i + 33]) for i in range(0, 1000, 33)] + [off.flush()])
+    L = model.latency
+    assert y.shape == (1000 + L, 2)
+    np.testing.assert_allclose(y[L:], ref, atol=1e-6)
+
+
+def test_mimo_model_mixes_the_channels_of_a_stereo_file(tmp_path):
+    torch.manual_seed(1)
+    model = rtconv.MimoCNN([5, 3], [2, 4, 1], padding="same")
+    src = _write(tmp_path / "st.wav", _noise(2000, 2))
+    a = process_file(src, tmp_path / "a.wav", model, block_size=7, progress=False)
+    process_file(src, tmp_path / "b.wav", model, offline=True, progress=False)
+    assert a.out_channels == 1
+    np.testing.assert_allclose(_read(tmp_path / "a.wav"), _read(tmp_path / "b.wav"), atol=2e-6)
+
+
+@pytest.mark.parametrize("block", [1, 3, 512, None])
+def test_impulse_through_fixed_fir_returns_the_kernel_in_order(tmp_path, block):
+    kernel = np.array([0.5, -0.25, 0.125, 0.0625, -0.03125, 0.75])
+    x = np.zeros((64, 1), np.float32)
+    x[0] = 1.0
+    src = _write(tmp_path / "impulse.wav", x)
+    out = tmp_path / "ir.wav"
+    process_file(src, out, rtconv.FIR(kernel), block_size=block or 512, offline=block is None, progress=False)
+    y = _read(out)[:, 0]
+    np.testing.assert_allclose(y[:6], kernel, atol=1e-7)
+    assert np.all(y[6:] == 0)
+
+
+@pytest.mark.parametrize("frames", [1, 3, 700])
+def test_latency_is_removed_by_default_and_kept_on_request(frames):
+    kernel = np.zeros(9)
+    kernel[4] = 1.0  # a centred identity: latency 4 when streamed
+    model = rtconv.FIR(kernel, padding="same")
+    assert model.latency == 4
+    x = _noise(frames, 2, seed=frames)
+    aligned = process_array(x, 48000, model, block_size=2)
+    np.testing.assert_allclose(aligned, x, atol=1e-7)
+    raw = process_array(x, 48000, model, block_size=2, align=False)
+    assert raw.shape == (frames + 4, 2)
+    np.testing.assert_allclose(raw[4:], x, atol=1e-7)
+    assert np.all(raw[:4] == 0)
+
+
+@pytest.mark.parametrize("rate", [8000, 44100, 384000])
+def test_file_at_another_rate_is_resampled_for_the_model_and_back(tmp_path, rate):
+    n = rate // 10
+    t = np.arange(n) / rate
+    x = (0.5 * np.sin(2 * np.pi * 1000 * t))[:, None].astype(np.float32)
+    src = _write(tmp_path / f"sine{rate}.wav", x, rate)
+    model = rtconv.FIR([1.0])
+    model.sample_rate = 48000
+    s = process_file(src, tmp_path / "out.wav", model, progress=False)
+    y = _read(tmp_path / "out.wav")
+    assert y.shape == x.shape and sf.info(str(tmp_path / "out.wav")).samplerate == rate
+    mid = slice(n // 4, 3 * n // 4)  # away from the resampler's edge transients
+    np.testing.assert_allclose(y[mid], x[mid], atol=2e-3)
+    assert s.resampled and any(f"resampled {rate} Hz -> 48000 Hz" in w for w in s.warnings)
+    if rate > 48000:
+        assert any("content above 24000 Hz was removed" in w for w in s.warnings)
+
+
+def test_model_without_sample_rate_runs_at_the_files_rate(tmp_path):
+    src = _write(tmp_path / "x.wav", _noise(500, 1), 22050)
+    s = process_file(src, None, rtconv.FIR([0.5, 0.5]), progress=False)
+    assert not s.resampled and s.warnings == [] and s.output.name == "x-filtered.wav"
+
+
+def test_band_splitter_changes_the_channel_count_channel_major(tmp_path):
+    model = rtconv.MimoCNN([1], [1, 2], bias=False)
+    with torch.no_grad():
+        model.body[0].weight[:] = torch.tensor([[[1.0]], [[-2.0]]])
+    x = _noise(300, 2)
+    y = process_array(x, 48000, model)
+    assert y.shape == (300, 4)
+    np.testing.assert_allclose(y, np.stack([x[:, 0], -2 * x[:, 0], x[:, 1], -2 * x[:, 1]], 1), atol=1e-7)
+
+
+def test_many_channels_are_each_filtered_like_a_mono_file(tmp_path):
+    x = _noise(400, 32)
+    model = _model(seed=5)
+    y = process_array(x, 48000, model, block_size=64)
+    assert y.shape == (400, 32)
+    for c in (0, 17, 31):
+        np.testing.assert_allclose(y[:, c], process_array(x[:, c], 48000, model)[:, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("ext,subtype", [("wav", "PCM_16"), ("wav", "PCM_24"), ("wav", "FLOAT"), ("flac", "PCM_16"), ("ogg", "VORBIS")])
+def test_output_keeps_the_inputs_format_and_subtype(tmp_path, ext, subtype):
+    src = tmp_path / f"in.{ext}"
+    sf.write(str(src), _noise(4800, 2, scale=0.1), 48000, subtype=subtype)
+    s = process_file(src, None, rtconv.FIR([1.0]), progress=False)
+    info = sf.info(str(s.output))
+    assert s.output.suffix == f".{ext}"
+    assert (info.format, info.subtype, info.channels, info.samplerate) == (sf.info(str(src)).format, subtype, 2, 48000)
+    assert info.frames == 4800 or ext == "ogg"
+
+
+def test_int_output_clips_with_a_warning_and_float_output_does_not(tmp_path):
+    x = np.full((100, 1), 0.9, np.float32)
+    gain = rtconv.FIR([2.0])
+    s16 = process_file(_write(tmp_path / "a.wav", x, subtype="PCM_16"), None, gain, progress=False)
+    assert s16.clipped_samples == 100 and any("clipped" in w for w in s16.warnings)
+    assert _read(s16.output).max() <= 1.0
+    sfl = process_file(_write(tmp_path / "b.wav", x), None, gain, progress=False)
+    assert sfl.clipped_samples == 0 and np.allclose(_read(sfl.output), 1.8)
+
+
+def test_nan_and_inf_samples_are_replaced_by_silence_with_a_warning(tmp_path):
+    x = _noise(1000, 2)
+    x[10, 0], x[500, 1], x[501, 1] = np.nan, np.inf, -np.inf
+    src = _write(tmp_path / "nan.wav", x)
+    s = process_file(src, None, _model(), progress=False)
+    y = _read(s.output)
+    assert np.isfinite(y).all()
+    assert s.nonfinite_samples == 3
+    assert any("3 NaN/Inf input sample(s) were replaced by silence" in w for w in s.warnings)
+    clean = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    np.testing.assert_allclose(y, process_array(clean, 48000, _model()), atol=1e-6)
+
+
+def test_long_file_is_read_in_chunks_with_flat_memory(tmp_path, monkeypatch):
+    import rtconv.files as files
+
+    monkeypatch.setattr(files, "_READ_CHUNK", 1000)
+    sizes = []
+    real = Chain.__call__
+
+    def spy(self, x):
+        sizes.append(x.shape[0])
+        return real(self, x)
+
+    monkeypatch.setattr(Chain, "__call__", spy)
+    src = _write(tmp_path / "long.wav", _noise(10_500, 1))
+    s = process_file(src, None, _model(), progress=False)
+    assert max(sizes) == 1000 and sum(sizes) == 10_500 and s.output_frames == 10_500
+
+
+def test_progress_callback_sees_every_frame(tmp_path, monkeypatch):
+    import rtconv.files as files
+
+    monkeypatch.setattr(files, "_READ_CHUNK", 256)
+    seen = []
+    src = _write(tmp_path / "p.wav", _noise(1000, 1))
+    process_file(src, None, rtconv.FIR([1.0]), progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (1000, 1000) and len(seen) == 4
+
+
+def test_summary_line_reports_duration_and_real_time_factor(tmp_path):
+    src = _write(tmp_path / "s.wav", _noise(24000, 1))
+    s = process_file(src, None, rtconv.FIR([1.0]), progress=False)
+    line = s.line()
+    assert line.startswith("s.wav -> ") and "0.50 s, 48000 Hz" in line and "x real time" in line
+    assert s.realtime_factor > 1
+
+
+def test_default_model_is_used_when_none_is_given(tmp_path):
+    src = _write(tmp_path / "d.wav", _noise(2000, 1))
+    s = process_file(src, progress=False)
+    expected = rtconv.load(rtconv.checkpoint.default_model_path())
+    assert s.model == expected.metadata["name"] and s.latency == expected.latency
