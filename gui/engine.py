@@ -132,9 +132,9 @@ def list_devices(hostapi=None) -> list[dict]:
 def process_array(model, audio: np.ndarray, samplerate: int) -> np.ndarray:
     """Run ``model`` over a whole recording ``(frames, channels)``, time-aligned.
 
-    Uses :func:`rtconv.files.process_array` when present; otherwise streams
-    through :class:`rtconv.Streamer` and drops the first ``latency`` frames,
-    which is the same computation.
+    Uses :func:`rtconv.files.process_array` (which also resamples to the
+    model's rate and back) when present; otherwise streams through
+    :class:`rtconv.Streamer` and drops the first ``latency`` frames.
     """
     try:
         files = importlib.import_module("rtconv.files")
@@ -142,7 +142,7 @@ def process_array(model, audio: np.ndarray, samplerate: int) -> np.ndarray:
     except (ModuleNotFoundError, AttributeError):
         fn = None
     if fn is not None:
-        return np.asarray(fn(model, audio, samplerate))
+        return np.asarray(fn(audio, int(samplerate), model))
     from rtconv import Streamer
 
     audio = np.asarray(audio, dtype=np.float32)

@@ -134,8 +134,8 @@ class SpectrumPanel(QtWidgets.QWidget):
         self.updates += 1
 
     def curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Current (x, y) of each curve (what tests and screenshots read)."""
+        """Current (Hz, dB) data of each curve (before the log-axis transform)."""
         return {
-            name: c.getData()
+            name: (c.xData, c.yData)
             for name, c in (("input", self.curve_in), ("output", self.curve_out), ("difference", self.curve_diff))
         }

@@ -1,0 +1,255 @@
+"""The desktop app: window, model card, kernel stems, file mode, screenshot.
+
+Qt runs offscreen (tests/conftest.py); any Qt warning fails the test.
+Live-audio tests (processor wiring, spectra from a JACK stream) are in
+tests/test_gui_live.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PyQt6", reason="the GUI needs PyQt6 (pip install 'rtconv[gui]')")
+
+import rtconv  # noqa: E402
+from rtconv import designs  # noqa: E402
+
+# The offscreen platform plugin itself warns that it cannot propagate size
+# hints; that line is about the test platform, every other warning fails.
+OFFSCREEN_NOISE = "This plugin does not support propagateSizeHints"
+pytestmark = [pytest.mark.qt_log_level_fail("WARNING"), pytest.mark.qt_log_ignore(OFFSCREEN_NOISE)]
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    from PyQt6 import QtCore
+
+    from gui.window import MainWindow
+
+    settings = QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.Format.IniFormat)
+    win = MainWindow(settings)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.shutdown()
+
+
+def _save(model, path, **kw):
+    return rtconv.save(model, path, sample_rate=kw.pop("sample_rate", 48000), **kw)
+
+
+@pytest.fixture
+def mimo_path(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(1)
+    return _save(rtconv.MimoCNN(taps=[7, 5], features=[1, 3, 1]), tmp_path / "mimo.safetensors",
+                 task="denoise", name="tiny mimo", metrics={"si_sdr_improvement_db": 7.25, "snr_db": 3.5})
+
+
+def test_window_builds_with_every_panel(window):
+    assert window.tabs.count() == 3
+    assert [window.tabs.tabText(i) for i in range(3)] == ["Live", "Kernels", "File"]
+    assert window.model is None
+    assert window.kernels.placeholder.isVisibleTo(window.kernels)
+
+
+def test_loading_a_checkpoint_fills_the_model_card(window, mimo_path):
+    assert window.load_model(mimo_path)
+    panel = window.model_panel
+    assert panel.field("name") == "tiny mimo"
+    assert panel.field("task") == "denoise"
+    assert panel.field("architecture").startswith("mimo_cnn")
+    assert panel.field("parameters") == f"{window.model.parameter_count():,}"
+    assert panel.field("sample_rate") == "48000 Hz"
+    # 7 + 5 taps causal: receptive field 1 + 6 + 4 = 11 samples
+    assert panel.field("receptive_field") == f"11 samples ({1000 * 11 / 48000:.2f} ms)"
+    assert panel.field("latency") == "0 samples (0.00 ms)"
+    assert "si_sdr_improvement_db: 7.25" in panel.field("metrics")
+    assert panel.field("file") == "mimo.safetensors"
+
+
+def test_stems_equal_the_checkpoint_taps_in_impulse_response_order(window, mimo_path):
+    window.load_model(mimo_path)
+    kernels = [layer.kernel for layer in rtconv.load(mimo_path).conv_layers()]
+    views = window.kernels.layer_views
+    assert len(views) == 2
+    for view, k in zip(views, kernels):
+        out_f, in_f, taps = k.shape
+        for f in range(in_f):
+            for g in range(out_f):
+                x, y = view.stem_data(f, g)
+                np.testing.assert_array_equal(x, np.arange(taps))  # tap 0 at lag 0
+                np.testing.assert_allclose(y, k[g, f], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("taps", [[1], [3], [2, 2]])
+def test_an_asymmetric_fir_is_drawn_tap_zero_first(window, tmp_path, taps):
+    kernel = np.array([1.0, 0.5, -0.25, 0.125, 0.0, -1.0])[: sum(taps) + 1]
+    path = _save(rtconv.FIR(kernel), tmp_path / "fir.safetensors")
+    window.load_model(path)
+    x, y = window.kernels.layer_views[0].stem_data(0, 0)
+    np.testing.assert_allclose(y, kernel)
+    np.testing.assert_array_equal(x, np.arange(kernel.size))
+
+
+def test_a_large_layer_gets_a_heat_map_and_a_channel_picker(window, tmp_path):
+    model = rtconv.DilatedCNN(channels=6, layers=3, taps=3)
+    path = _save(model, tmp_path / "tcn.safetensors")
+    window.load_model(path)
+    loaded = rtconv.load(path)
+    view = window.kernels.layer_views[1]  # 6x6 filters, dilation 2
+    assert not view.grid
+    k = loaded.conv_layers()[1].kernel
+    x, y = view.stem_data(4, 2)
+    np.testing.assert_allclose(y, k[2, 4])
+    np.testing.assert_array_equal(x, np.arange(3) * 2)  # lags in samples for dilation 2
+    image = view.heat.image
+    assert image.shape == (36, 3)
+    np.testing.assert_allclose(image[4 * 6 + 2], k[2, 4])
+
+
+def test_swapping_to_a_same_shaped_model_updates_stems_in_place(window, tmp_path):
+    torch = pytest.importorskip("torch")
+    paths = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        paths.append(_save(rtconv.MimoCNN(taps=[4, 4], features=[1, 2, 1]), tmp_path / f"m{seed}.safetensors"))
+    window.load_model(paths[0])
+    before = window.kernels.rebuilds
+    items = window.kernels.layer_views[0].cells[(0, 1)].stems
+    window.load_model(paths[1])
+    assert window.kernels.rebuilds == before
+    assert window.kernels.layer_views[0].cells[(0, 1)].stems is items
+    np.testing.assert_allclose(window.kernels.layer_views[0].stem_data(0, 1)[1],
+                               rtconv.load(paths[1]).conv_layers()[0].kernel[1, 0])
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"\x08\x00\x00\x00\x00\x00\x00\x00{}"])
+def test_a_failing_model_load_shows_why_and_keeps_the_old_model(window, mimo_path, tmp_path, content):
+    window.load_model(mimo_path)
+    old = window.model
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(content)
+    assert not window.load_model(bad)
+    assert window.model is old
+    assert window.model_panel.field("name") == "tiny mimo"
+    assert window.banner.isVisibleTo(window)
+    text = window.banner.text()
+    assert text.startswith("could not load the model: ") and "broken.safetensors" in text
+
+
+def test_a_missing_model_file_is_reported_by_name(window, tmp_path):
+    assert not window.load_model(tmp_path / "nowhere.safetensors")
+    assert "nowhere.safetensors" in window.banner.text()
+    assert window.model is None
+
+
+def test_the_models_folder_is_listed_and_choosing_one_loads_it(window, qtbot, tmp_path, monkeypatch, mimo_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    _save(designs.lowpass(4000, 31, 48000), folder / "low.safetensors", name="lowpass 4k", task="filter")
+    monkeypatch.setenv("RTCONV_MODELS", str(folder))
+    panel = window.model_panel
+    panel.refresh_list()
+    labels = [panel.choice.itemText(i) for i in range(panel.choice.count())]
+    assert "lowpass 4k (filter)" in labels
+    with qtbot.waitSignal(panel.load_requested):
+        panel.choice.activated.emit(labels.index("lowpass 4k (filter)"))
+    assert window.model_panel.field("name") == "lowpass 4k"
+
+
+def test_spectrum_panel_shows_what_the_model_removes(qtbot):
+    from gui.spectrum import SpectrumPanel
+
+    panel = SpectrumPanel(fft_size=1024)
+    qtbot.addWidget(panel)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(1024).astype(np.float32) * 0.1
+    panel.update_audio(x, 0.5 * x, dt=1 / 30)
+    curves = panel.curves()
+    f, diff = curves["difference"]
+    assert f[0] > 0  # no DC bin on a log axis
+    np.testing.assert_allclose(diff, 20 * np.log10(0.5), atol=1e-3)
+    assert panel.updates == 1
+
+
+@pytest.mark.parametrize("n", [1, 7, 4096, 10000])
+def test_spectrogram_scrolls_one_column_per_frame_for_any_snapshot_size(qtbot, n):
+    from gui.spectrogram import SpectrogramPanel
+
+    panel = SpectrogramPanel(fft_size=256, columns=10)
+    qtbot.addWidget(panel)
+    x = np.ones(n, np.float32)
+    panel.update_audio(x, np.zeros(n, np.float32))
+    panel.update_audio(np.zeros(n, np.float32), x)
+    assert panel.inp.data[-2].max() > -150 and panel.inp.data[-1].max() == -160
+    assert panel.out.data[-1].max() > -150 and panel.out.data[-2].max() == -160
+
+
+def test_file_mode_processes_compares_and_saves(window, qtbot, tmp_path):
+    sf = pytest.importorskip("soundfile")
+    model = designs.lowpass(1000, 63, 16000)
+    window.set_model(model)
+    rng = np.random.default_rng(3)
+    audio = (0.1 * rng.standard_normal((16000, 1))).astype(np.float32)
+    src = tmp_path / "noisy.wav"
+    sf.write(src, audio, 16000, subtype="FLOAT")
+    panel = window.file_panel
+    assert panel.open(src)
+    panel.process()
+    assert panel.wait(20000)
+    expected = np.convolve(audio[:, 0], model.kernel)[:16000]  # causal FIR: y[n] = sum_k h[k] x[n-k]
+    np.testing.assert_allclose(panel.processed[:, 0], expected, atol=1e-5)
+    f, db = panel.curve_d.xData, panel.curve_d.yData
+    assert db[f > 4000].mean() < -30  # the low-pass removed the highs
+    assert panel.save(tmp_path / "out.wav")
+    back, rate = sf.read(tmp_path / "out.wav", dtype="float32", always_2d=True)
+    assert rate == 16000
+    np.testing.assert_array_equal(back, panel.processed)
+
+
+def test_file_mode_reports_an_unreadable_recording(window, qtbot, tmp_path):
+    bad = tmp_path / "noise.wav"
+    bad.write_bytes(b"RIFF....WAVEjunk")
+    with qtbot.waitSignal(window.file_panel.message) as sig:
+        assert not window.file_panel.open(bad)
+    assert sig.args[1] is True and "noise.wav" in sig.args[0]
+    assert "noise.wav" in window.banner.text()
+
+
+def test_settings_are_remembered_between_runs(qtbot, tmp_path, mimo_path):
+    from PyQt6 import QtCore
+
+    from gui.window import MainWindow
+
+    ini = str(tmp_path / "gui.ini")
+    first = MainWindow(QtCore.QSettings(ini, QtCore.QSettings.Format.IniFormat))
+    qtbot.addWidget(first)
+    first.load_model(mimo_path)
+    first.audio.block.setCurrentIndex(first.audio.block.findData(256))
+    first.controls.wet.setValue(40)
+    first.controls.gain.setValue(-6.0)
+    first.spectrum.tau.setValue(1.5)
+    first.close()
+    second = MainWindow(QtCore.QSettings(ini, QtCore.QSettings.Format.IniFormat))
+    qtbot.addWidget(second)
+    assert second.audio.choice()["block_size"] == 256
+    assert second.controls.wet.value() == 40
+    assert second.controls.gain.value() == -6.0
+    assert second.spectrum.tau.value() == 1.5
+    assert second.last_model() == str(mimo_path)
+    second.shutdown()
+
+
+def test_screenshot_writes_a_png_of_the_window(window, tmp_path, mimo_path):
+    from PyQt6 import QtGui
+
+    from gui.app import save_screenshot
+
+    window.load_model(mimo_path)
+    out = save_screenshot(window, tmp_path / "shots" / "window.png")
+    image = QtGui.QImage(str(out))
+    assert not image.isNull()
+    assert image.width() >= 800 and image.height() >= 600
