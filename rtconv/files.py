@@ -431,6 +431,11 @@ def process_file(
         elapsed_s=time.perf_counter() - t0, nonfinite_samples=reader.nonfinite_samples,
         clipped_samples=writer.clipped_samples, output_frames=writer.frames,
     )
+    if reader.frames_read < reader.frames:
+        summary.warnings.append(
+            f"the file ended after {reader.frames_read} of the {reader.frames} frames its header "
+            "announces (truncated?); the rest of the output is silence"
+        )
     _notes(summary)
     return summary
 

@@ -1,0 +1,201 @@
+"""`rtconv process`, `rtconv info` and `rtconv filter` from the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import rtconv
+from rtconv import designs
+from rtconv.cli import main
+
+
+def _wav(path, frames=4800, channels=1, rate=48000, subtype="PCM_16"):
+    x = 0.1 * np.random.default_rng(frames).standard_normal((frames, channels))
+    sf.write(str(path), x, rate, subtype=subtype)
+    return path
+
+
+@pytest.fixture
+def fir(tmp_path):
+    m = rtconv.FIR([0.5, 0.5])
+    m.sample_rate = 48000
+    return rtconv.save(m, tmp_path / "avg.safetensors")
+
+
+def _errors(err):
+    return [line for line in err.splitlines() if line.startswith("rtconv process: error:")]
+
+
+def test_process_one_file_to_a_derived_name_with_a_summary(tmp_path, fir, capsys):
+    src = _wav(tmp_path / "talk.wav")
+    assert main(["process", str(src), "--model", str(fir)]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "talk-filtered.wav").is_file()
+    assert "talk.wav -> " in out and "0.10 s, 48000 Hz" in out and "x real time" in out
+
+
+def test_second_path_that_does_not_exist_is_the_output(tmp_path, fir, capsys):
+    src = _wav(tmp_path / "a.wav")
+    assert main(["process", str(src), str(tmp_path / "clean.flac"), "-m", str(fir), "-q"]) == 0
+    assert sf.info(str(tmp_path / "clean.flac")).format == "FLAC"
+    assert capsys.readouterr().out == ""
+
+
+def test_folder_with_one_bad_file_processes_the_rest_and_exits_1(tmp_path, fir, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _wav(folder / "one.wav")
+    _wav(folder / "two.flac")
+    (folder / "broken.wav").write_text("not audio")
+    (folder / "readme.txt").write_text("ignored: not an audio extension")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["process", str(folder), "-o", str(out), "-m", str(fir), "-b", "64"]) == 1
+    cap = capsys.readouterr()
+    assert sorted(p.name for p in out.iterdir()) == ["one-filtered.wav", "two-filtered.flac"]
+    errs = _errors(cap.err)
+    assert len(errs) == 1 and "broken.wav' is a text file, not audio" in errs[0]
+    assert "1 of 3 file(s) failed" in cap.err
+
+
+def test_parallel_jobs_give_the_same_output_as_serial(tmp_path, fir, capsys):
+    for name in ("a", "b", "c"):
+        _wav(tmp_path / f"{name}.wav", frames=3000 + len(name))
+    serial, par = tmp_path / "serial", tmp_path / "par"
+    serial.mkdir(), par.mkdir()
+    files = [str(tmp_path / f"{n}.wav") for n in "abc"]
+    assert main(["process", *files, "-o", str(serial), "-m", str(fir), "-q"]) == 0
+    assert main(["process", *files, "-o", str(par), "-m", str(fir), "-q", "--jobs", "2"]) == 0
+    for n in "abc":
+        a = sf.read(str(serial / f"{n}-filtered.wav"))[0]
+        b = sf.read(str(par / f"{n}-filtered.wav"))[0]
+        np.testing.assert_array_equal(a, b)
+
+
+def test_several_inputs_need_an_output_folder(tmp_path, fir, capsys):
+    a, b = _wav(tmp_path / "a.wav"), _wav(tmp_path / "b.wav")
+    assert main(["process", str(a), str(b), "-o", str(tmp_path / "x.wav"), "-m", str(fir)]) == 1
+    assert "2 inputs need an existing output folder" in capsys.readouterr().err
+
+
+def test_bad_model_fails_once_in_one_line(tmp_path, capsys):
+    src = _wav(tmp_path / "a.wav")
+    assert main(["process", str(src), "-m", str(tmp_path / "none.safetensors")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "none.safetensors' does not exist" in err
+
+
+def test_warnings_are_printed_for_resampling_and_nan(tmp_path, fir, capsys):
+    x = np.zeros((800, 1), np.float32)
+    x[3] = np.nan
+    sf.write(str(tmp_path / "n.wav"), x, 16000, subtype="FLOAT")
+    assert main(["process", str(tmp_path / "n.wav"), "-m", str(fir), "--offline"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: n.wav: resampled 16000 Hz -> 48000 Hz" in err
+    assert "1 NaN/Inf input sample(s) were replaced by silence" in err
+
+
+def test_keep_latency_writes_the_delayed_stream(tmp_path, capsys):
+    k = np.zeros(5)
+    k[2] = 1.0
+    model = rtconv.save(rtconv.FIR(k, padding="same"), tmp_path / "d.safetensors")
+    src = _wav(tmp_path / "a.wav", frames=100, subtype="FLOAT")
+    assert main(["process", str(src), str(tmp_path / "raw.wav"), "-m", str(model), "--keep-latency"]) == 0
+    x, y = sf.read(str(src))[0], sf.read(str(tmp_path / "raw.wav"))[0]
+    assert len(y) == 102 and np.allclose(y[2:], x)
+
+
+def test_process_runs_as_a_real_command_without_traceback(tmp_path):
+    (tmp_path / "t.wav").write_text("text")
+    r = subprocess.run([sys.executable, "-m", "rtconv", "process", str(tmp_path / "t.wav")],
+                       capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert r.returncode == 1
+    assert r.stderr.strip().startswith("rtconv process: error: input file") and "Traceback" not in r.stderr
+    assert list(tmp_path.iterdir()) == [tmp_path / "t.wav"]
+
+
+# --- rtconv info -----------------------------------------------------------------
+
+
+def test_info_prints_latency_receptive_field_and_layer_shapes(tmp_path, capsys):
+    path = rtconv.save(rtconv.MimoCNN([40, 40], [1, 5, 1], padding="same"), tmp_path / "m.safetensors",
+                       sample_rate=48000, task="denoise", provenance={"epochs": 7}, metrics={"snr_db": 9.5})
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "latency         38 samples (0.79 ms at 48000 Hz)" in out
+    assert "receptive field 79 samples" in out and "parameters      406" in out
+    assert "weight (5, 1, 40)" in out and "weight (1, 5, 40)" in out
+    assert "epochs" in out and "snr_db" in out and "task            denoise" in out
+
+
+def test_info_json_is_the_metadata_plus_tensor_shapes(tmp_path, capsys):
+    path = rtconv.save(rtconv.FIR([1.0, 2.0]), tmp_path / "f.safetensors")
+    assert main(["info", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["architecture"]["name"] == "fir" and doc["tensors"]["body.0.weight"]["shape"] == [1, 1, 2]
+
+
+def test_info_refuses_a_non_checkpoint_in_one_line(tmp_path, capsys):
+    (tmp_path / "x.safetensors").write_text("hello")
+    assert main(["info", str(tmp_path / "x.safetensors")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rtconv info: error: ") and "not a safetensors file" in err and "\n" not in err
+
+
+# --- rtconv filter ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["lowpass", "--cutoff", "2000", "--taps", "101", "--sample-rate", "48000"], designs.lowpass(2000, 101, 48000)),
+        (["highpass", "--cutoff", "80", "--taps", "255"], designs.highpass(80, 255, 48000)),
+        (["bandpass", "--cutoff", "300", "3400", "--taps", "51", "-r", "8000"], designs.bandpass(300, 3400, 51, 8000)),
+        (["moving-average", "--taps", "8"], designs.moving_average(8)),
+        (["edge"], designs.edge()),
+    ],
+)
+def test_filter_writes_the_designed_kernel(tmp_path, capsys, argv, expected):
+    out = tmp_path / "f.safetensors"
+    assert main(["filter", *argv, "-o", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    model = rtconv.load(out)
+    np.testing.assert_allclose(model.kernel, expected.kernel, rtol=1e-6, atol=1e-9)
+    assert model.sample_rate == expected.sample_rate and model.metadata["task"] == "filter"
+    assert model.metadata["provenance"]["design"]["kind"] == argv[0]
+    assert model.latency == 0
+
+
+def test_filter_same_padding_declares_the_group_delay_as_latency(tmp_path, capsys):
+    out = tmp_path / "f.safetensors"
+    assert main(["filter", "lowpass", "--cutoff", "1000", "--taps", "21", "--padding", "same", "-o", str(out)]) == 0
+    assert "latency 10 samples" in capsys.readouterr().out
+    assert rtconv.load(out).latency == 10
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["lowpass", "--cutoff", "30000"], "strictly between 0 and the Nyquist frequency 24000 Hz"),
+        (["bandpass", "--cutoff", "3000", "300"], "must be below the high cutoff"),
+        (["highpass", "--cutoff", "100", "--taps", "100"], "needs an odd number of taps"),
+    ],
+)
+def test_filter_rejects_impossible_designs_in_one_line(tmp_path, capsys, argv, message):
+    out = tmp_path / "f.safetensors"
+    assert main(["filter", *argv, "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and not out.exists()
+
+
+def test_filter_usage_errors_exit_2(tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["filter", "lowpass", "-o", str(tmp_path / "f.safetensors")])  # --cutoff missing
+    assert e.value.code == 2

@@ -1,0 +1,178 @@
+"""Every bad input to file processing: one clear sentence, no partial output, input untouched."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import struct
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import rtconv
+from rtconv import AudioFileError, CheckpointError
+from rtconv.files import process_file
+
+
+def _noise(frames, channels=1):
+    return (0.1 * np.random.default_rng(0).standard_normal((frames, channels))).astype(np.float32)
+
+
+@pytest.fixture
+def good(tmp_path):
+    p = tmp_path / "good.wav"
+    sf.write(str(p), _noise(5000, 2), 48000, subtype="PCM_16")
+    return p
+
+
+def _digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir() if p.is_file()}
+
+
+def _refused(tmp_path, src, match, output=None, model=None, **kw):
+    """Process must fail with ``match`` in a one-sentence message, leaving the folder as it was."""
+    before = _digest(tmp_path)
+    with pytest.raises((AudioFileError, CheckpointError)) as info:
+        process_file(src, output, model if model is not None else rtconv.FIR([1.0, 0.5]), progress=False, **kw)
+    msg = str(info.value)
+    assert match in msg, msg
+    assert "\n" not in msg and msg.endswith("."), msg
+    assert _digest(tmp_path) == before, "a failed run must leave no output and not touch the input"
+    assert not list(tmp_path.rglob("*.part"))
+    return msg
+
+
+def test_missing_file(tmp_path):
+    _refused(tmp_path, tmp_path / "nope.wav", "'" + str(tmp_path / "nope.wav") + "' does not exist")
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    _refused(tmp_path, tmp_path / "empty.wav", "is empty (0 bytes)")
+
+
+def test_wav_header_without_frames(tmp_path):
+    sf.write(str(tmp_path / "zero.wav"), np.zeros((0, 1)), 48000)
+    _refused(tmp_path, tmp_path / "zero.wav", "holds no audio (0 frames)")
+
+
+def test_text_file_named_wav(tmp_path):
+    (tmp_path / "notes.wav").write_text("meeting notes: buy milk\n" * 10)
+    _refused(tmp_path, tmp_path / "notes.wav", "is a text file, not audio")
+
+
+def test_corrupt_file_of_random_bytes(tmp_path):
+    (tmp_path / "junk.wav").write_bytes(np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    _refused(tmp_path, tmp_path / "junk.wav", "is not audio that soundfile can read, or it is corrupt")
+
+
+def test_wav_whose_header_is_damaged(tmp_path, good):
+    data = bytearray(good.read_bytes())
+    data[20:22] = struct.pack("<H", 0x7777)  # unknown codec tag in the fmt chunk
+    bad = tmp_path / "damaged.wav"
+    bad.write_bytes(bytes(data))
+    _refused(tmp_path, bad, "corrupt")
+
+
+def test_folder_given_as_a_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    _refused(tmp_path, tmp_path / "sub", "is a folder, not an audio file")
+
+
+@pytest.mark.parametrize("rate", [500, 1_000_000])
+def test_absurd_sample_rate_is_refused(tmp_path, rate):
+    p = tmp_path / f"r{rate}.wav"
+    sf.write(str(p), _noise(100), rate)
+    _refused(tmp_path, p, f"claims a sample rate of {rate} Hz, outside the 1000-768000 Hz")
+
+
+@pytest.mark.parametrize("rate", [8000, 384000])
+def test_extreme_but_real_sample_rates_are_processed_with_a_note(tmp_path, rate):
+    p = tmp_path / f"r{rate}.wav"
+    sf.write(str(p), _noise(rate // 20), rate)
+    model = rtconv.FIR([1.0])
+    model.sample_rate = 48000
+    s = process_file(p, None, model, progress=False)
+    assert sf.info(str(s.output)).samplerate == rate and s.output_frames == rate // 20
+    assert any("resampled" in w for w in s.warnings)
+
+
+def test_mimo_model_on_wrong_channel_count(tmp_path, good):
+    model = rtconv.MimoCNN([3], [3, 1])
+    _refused(tmp_path, good, "the model mixes 3 input channels but the audio has 2", model=model)
+
+
+def test_output_folder_missing(tmp_path, good):
+    _refused(tmp_path, good, "output folder", output=tmp_path / "nowhere" / "out.wav")
+    msg = _refused(tmp_path, good, "does not exist", output=tmp_path / "nowhere" / "out.wav")
+    assert "nowhere" in msg
+
+
+def test_output_folder_not_writable(tmp_path, good, monkeypatch):
+    # tests run as root, for whom chmod does not stop writes: simulate the OS refusing
+    import tempfile
+
+    def refuse(*a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    _refused(tmp_path, good, "cannot write to output folder", output=tmp_path / "out.wav")
+
+
+def test_full_disk_leaves_no_partial_output(tmp_path, good, monkeypatch):
+    calls = []
+    real = sf.SoundFile.write
+
+    def write(self, data):
+        calls.append(len(data))
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(sf.SoundFile, "write", write)
+    import rtconv.files as files
+
+    monkeypatch.setattr(files, "_READ_CHUNK", 1000)
+    msg = _refused(tmp_path, good, "the disk is full", output=tmp_path / "out.wav")
+    assert "nothing was saved" in msg
+    assert len(calls) == 2
+
+
+def test_interrupt_leaves_no_partial_output(tmp_path, good, monkeypatch):
+    import rtconv.files as files
+
+    monkeypatch.setattr(files, "_READ_CHUNK", 1000)
+    before = _digest(tmp_path)
+
+    def ctrl_c(done, total):
+        if done >= 2000:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        process_file(good, tmp_path / "out.wav", rtconv.FIR([1.0]), progress=ctrl_c)
+    assert _digest(tmp_path) == before and not list(tmp_path.glob(".*"))
+
+
+def test_output_equal_to_input_is_refused(tmp_path, good):
+    _refused(tmp_path, good, "is the input file; rtconv never overwrites its input", output=good)
+
+
+def test_existing_output_is_kept_without_overwrite(tmp_path, good):
+    (tmp_path / "out.wav").write_bytes(b"precious")
+    _refused(tmp_path, good, "already exists; pass --overwrite", output=tmp_path / "out.wav")
+    process_file(good, tmp_path / "out.wav", rtconv.FIR([1.0]), progress=False, overwrite=True)
+    assert sf.info(str(tmp_path / "out.wav")).frames == 5000
+
+
+def test_unknown_output_extension(tmp_path, good):
+    _refused(tmp_path, good, "cannot tell the audio format of output", output=tmp_path / "out.xyz")
+
+
+def test_output_subtype_the_format_cannot_hold(tmp_path, good):
+    _refused(tmp_path, good, "format FLAC cannot store subtype 'FLOAT'", output=tmp_path / "o.flac", subtype="FLOAT")
+
+
+def test_bad_model_file(tmp_path, good):
+    (tmp_path / "m.safetensors").write_text("not a model")
+    _refused(tmp_path, good, "is not an rtconv checkpoint", model=tmp_path / "m.safetensors")
