@@ -1,0 +1,451 @@
+"""The training loop: from a task and an architecture to a tested checkpoint.
+
+:class:`TrainConfig` holds every choice (it is stored in the checkpoint's
+provenance together with the exact command line); :func:`train` runs it:
+
+1. seeds NumPy and torch, picks the device (CUDA, then MPS, then CPU unless
+   ``device`` says otherwise) and builds the datasets and the model;
+2. trains with SGD or Adam, an optional learning-rate schedule and gradient
+   clipping, showing a tqdm bar with the running loss;
+3. after each epoch measures the validation loss; the best weights so far
+   are written to ``out`` at once (so an interrupted run still leaves the
+   best model), and training stops early after ``patience`` epochs without
+   improvement;
+4. evaluates the best weights on the held-out test split (loss, MSE,
+   SNR and SI-SDR improvements per input-SNR bucket) and writes the final
+   checkpoint with those metrics, plus an optional PNG report.
+
+Causal filters start from silence, so the first ``receptive_field - 1``
+output samples of every example are a warm-up that streaming never shows
+(it has history); loss and metrics skip them (and the same number at the
+end for non-causal models).
+
+Resume: ``resume=PATH`` starts from a checkpoint's weights and continues its
+epoch count and loss history (optimizer moments restart from zero).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .. import metrics as _metrics
+from ..errors import ConfigError
+from ..models import Model, build
+from . import losses as _losses
+from . import tasks as _tasks
+
+__all__ = ["TrainConfig", "TrainResult", "train", "pick_device", "evaluate", "OPTIMIZERS", "SCHEDULES"]
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("none", "cosine", "step", "plateau")
+
+
+@dataclass
+class TrainConfig:
+    """Every choice of a training run (JSON-able; stored in the checkpoint).
+
+    Attributes
+    ----------
+    task : str
+        ``"sines"``, ``"freqsep"`` or ``"denoise"``.
+    task_options : dict
+        Passed to :func:`rtconv.train.tasks.make_task` (``seed`` is added).
+    arch, arch_config : str, dict, optional
+        Architecture registry name and constructor arguments; default: the
+        task's own default.
+    loss : str
+        A key of :data:`rtconv.train.losses.LOSSES`.
+    optimizer : {"sgd", "adam"}
+    lr, momentum, weight_decay : float
+    batch_size, epochs : int
+    schedule : {"none", "cosine", "step", "plateau"}
+    clip_grad : float or None
+        Max gradient norm.
+    patience : int or None
+        Early stop after this many epochs without a better validation loss.
+    seed : int
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+    out : str or None
+        Checkpoint path.
+    report : str or None
+        PNG report path.
+    resume : str or None
+        Checkpoint to continue from.
+    name, description : str or None
+        Stored in the checkpoint.
+    command : str or None
+        The exact command line (default: ``sys.argv``).
+    progress : bool
+        Show tqdm bars.
+    """
+
+    task: str = "sines"
+    task_options: dict = field(default_factory=dict)
+    arch: str | None = None
+    arch_config: dict | None = None
+    loss: str = "mse"
+    optimizer: str = "adam"
+    lr: float = 1e-2
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    epochs: int = 20
+    schedule: str = "none"
+    clip_grad: float | None = None
+    patience: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    out: str | None = None
+    report: str | None = None
+    resume: str | None = None
+    name: str | None = None
+    description: str | None = None
+    command: str | None = None
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    model: Model
+    history: dict
+    metrics: dict
+    checkpoint: Path | None
+    report: Path | None
+    task: Any
+    seconds: float
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """CUDA if available, else Apple MPS, else CPU; or exactly the device named."""
+    if name in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} was asked for but CUDA is not available here; use --device auto or cpu.")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"device {name!r} was asked for but MPS is not available here; use --device auto or cpu.")
+    return dev
+
+
+def _check(cfg: TrainConfig) -> None:
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {cfg.optimizer!r}.")
+    if cfg.schedule not in SCHEDULES:
+        raise ConfigError(f"schedule must be one of {SCHEDULES}, got {cfg.schedule!r}.")
+    for name in ("batch_size", "epochs"):
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {v!r}.")
+    if not (isinstance(cfg.lr, (int, float)) and math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise ConfigError(f"learning rate must be a positive number, got {cfg.lr!r}.")
+    if cfg.clip_grad is not None and not cfg.clip_grad > 0:
+        raise ConfigError(f"clip_grad must be a positive gradient norm or None, got {cfg.clip_grad!r}.")
+    if cfg.patience is not None and cfg.patience < 1:
+        raise ConfigError(f"patience must be at least 1 epoch or None, got {cfg.patience!r}.")
+    _losses.get_loss(cfg.loss)
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _trim(model: Model) -> tuple[int, int]:
+    """Samples to skip at the (start, end) of each example: the filter's warm-up."""
+    w = model.receptive_field - 1
+    return (w, 0) if model.causal else (w, w)
+
+
+def _cut(x: torch.Tensor, trim: tuple[int, int]) -> torch.Tensor:
+    a, b = trim
+    if a + b >= x.shape[-1]:
+        return x  # examples shorter than the warm-up: use everything rather than nothing
+    return x[..., a: x.shape[-1] - b]
+
+
+def _make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _make_schedule(cfg: TrainConfig, opt, epochs: int):
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.3)
+    if cfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
+    return None
+
+
+@torch.no_grad()
+def _predict(model: Model, data, device, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    xs, ys, outs = [], [], []
+    for x, y in DataLoader(data, batch_size=batch_size):
+        outs.append(model(x.to(device)).cpu())
+        xs.append(x)
+        ys.append(y)
+    return torch.cat(xs).numpy(), torch.cat(ys).numpy(), torch.cat(outs).numpy()
+
+
+def evaluate(model: Model, data, loss: Callable | str = "mse", device="cpu",
+             outputs: list[str] | None = None, labels: list[str] | None = None) -> dict:
+    """Test metrics of ``model`` on ``data`` (warm-up samples excluded).
+
+    Returns a JSON-able dict: ``loss``, ``input_mse`` (noisy input vs
+    target), ``output_mse``, ``mse_reduction`` (their ratio), and per output
+    channel ``snr_improvement_db``, ``si_sdr_improvement_db`` and
+    ``buckets`` (see :func:`rtconv.metrics.bucket_improvements`); with
+    ``labels`` (one noise label per example) also ``per_noise`` means.
+    """
+    loss_fn = _losses.get_loss(loss) if isinstance(loss, str) else loss
+    device = torch.device(device)
+    model.eval()
+    x, y, out = _predict(model, data, device)
+    trim = _trim(model)
+    xt, yt, ot = (_cut(torch.from_numpy(a), trim) for a in (x, y, out))
+    result: dict = {"examples": int(x.shape[0]), "warmup_samples_skipped": list(trim),
+                    "loss": float(loss_fn(ot, yt))}
+    # the noisy reference for each output channel is the (mono) input itself
+    xin = xt[:, :1].expand_as(yt) if xt.shape[1] == 1 else xt
+    in_mse, out_mse = float(torch.mean((xin - yt) ** 2)), float(torch.mean((ot - yt) ** 2))
+    result.update(input_mse=in_mse, output_mse=out_mse,
+                  mse_reduction=in_mse / out_mse if out_mse > 0 else float("1e30"))
+    names = outputs or [f"out{i}" for i in range(yt.shape[1])]
+    per = {}
+    for c, nm in enumerate(names):
+        s, n_, e = yt[:, c].numpy(), xin[:, c].numpy(), ot[:, c].numpy()
+        rows = _metrics.bucket_improvements(s, n_, e)
+        entry = {
+            "input_snr_db": rows[-1]["input_snr_db"],
+            "output_snr_db": rows[-1]["output_snr_db"],
+            "snr_improvement_db": rows[-1]["snr_improvement_db"],
+            "input_si_sdr_db": rows[-1]["input_si_sdr_db"],
+            "output_si_sdr_db": rows[-1]["output_si_sdr_db"],
+            "si_sdr_improvement_db": rows[-1]["si_sdr_improvement_db"],
+            "buckets": rows[:-1],
+        }
+        if labels is not None:
+            imp = np.atleast_1d(_metrics.snr_improvement_db(s, n_, e))
+            simp = np.atleast_1d(_metrics.si_sdr_improvement_db(s, n_, e))
+            fams: dict = {}
+            for lab in sorted(set(labels)):
+                m = np.array([lb == lab for lb in labels])
+                fams[lab] = {"count": int(m.sum()), "snr_improvement_db": float(imp[m].mean()),
+                             "si_sdr_improvement_db": float(simp[m].mean())}
+            entry["per_noise"] = fams
+        per[nm] = entry
+    result["outputs"] = per
+    first = per[names[0]] if len(names) == 1 else None
+    if first is not None:
+        result["snr_improvement_db"] = first["snr_improvement_db"]
+        result["si_sdr_improvement_db"] = first["si_sdr_improvement_db"]
+    return result
+
+
+def _command(cfg: TrainConfig) -> str:
+    if cfg.command:
+        return cfg.command
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(("rtconv", "__main__.py")):
+        argv[0] = "rtconv"
+    return shlex.join(argv)
+
+
+def _epoch(model, loader, loss_fn, opt, cfg, device, trim, bar) -> float:
+    model.train()
+    total, count = 0.0, 0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(_cut(model(x), trim), _cut(y, trim))
+        if not torch.isfinite(loss):
+            raise ConfigError(
+                f"training diverged: the {cfg.loss} loss became {loss.item()!r}; lower the "
+                f"learning rate (now {cfg.lr!r}) or add gradient clipping (--clip-grad 1)."
+            )
+        loss.backward()
+        if cfg.clip_grad:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+        opt.step()
+        total += loss.item() * x.shape[0]
+        count += x.shape[0]
+        if bar is not None:
+            bar.update(x.shape[0])
+            bar.set_postfix(loss=f"{total / count:.4g}")
+    return total / max(1, count)
+
+
+@torch.no_grad()
+def _val_loss(model, loader, loss_fn, device, trim) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        total += float(loss_fn(_cut(model(x), trim), _cut(y, trim))) * x.shape[0]
+        count += x.shape[0]
+    return total / max(1, count)
+
+
+def _save(model: Model, cfg: TrainConfig, td, history: dict, metrics: dict, command: str,
+          device, final: bool) -> Path | None:
+    if not cfg.out:
+        return None
+    from ..checkpoint import save
+
+    prov = {
+        "command": command,
+        "trainer": "rtconv.train",
+        "config": {k: v for k, v in asdict(cfg).items() if k not in ("command", "progress")},
+        "task_options": td.options,
+        "task_description": td.description,
+        "outputs": td.outputs,
+        "device": str(device),
+        "torch_version": torch.__version__,
+        "epochs_done": len(history["train_loss"]),
+        "history": history,
+        "final": final,
+    }
+    cpu = copy.deepcopy(model).cpu()
+    cpu.sample_rate = td.sample_rate
+    return save(cpu, cfg.out, sample_rate=td.sample_rate, task=td.name, name=cfg.name,
+                description=cfg.description or td.description, provenance=prov, metrics=metrics)
+
+
+def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = None) -> TrainResult:
+    """Run one training configuration end to end (see the module docstring).
+
+    ``task_data`` may pass ready-made :class:`rtconv.train.tasks.TaskData`
+    (tests, the denoiser's own scripts); ``log`` receives progress lines
+    (default: ``print`` to stderr when ``cfg.progress``).
+    """
+    from tqdm.auto import tqdm
+
+    _check(cfg)
+    if log is None:
+        log = (lambda s: print(s, file=sys.stderr)) if cfg.progress else (lambda s: None)
+    t0 = time.perf_counter()
+    _seed_all(cfg.seed)
+    device = pick_device(cfg.device)
+    command = _command(cfg)
+    td = task_data or _tasks.make_task(cfg.task, seed=cfg.seed, **cfg.task_options)
+    history: dict = {"train_loss": [], "val_loss": [], "lr": [], "seconds": []}
+    if cfg.resume:
+        from ..checkpoint import load
+
+        model = load(cfg.resume)
+        prov = model.metadata.get("provenance", {})
+        history = {k: list(v) for k, v in (prov.get("history") or history).items()}
+    else:
+        arch, conf = (cfg.arch, cfg.arch_config or {}) if cfg.arch else td.default_arch
+        model = build(arch, dict(conf))
+    if model.in_channels != td.in_channels or model.out_channels != td.out_channels:
+        raise ConfigError(
+            f"task {td.name!r} needs a model with {td.in_channels} input and {td.out_channels} output "
+            f"channel(s), but {model.arch!r} {model.config} has {model.in_channels} and {model.out_channels}."
+        )
+    model.to(device)
+    trim = _trim(model)
+    loss_fn = _losses.get_loss(cfg.loss)
+    log(f"rtconv train: task {td.name} ({td.description}); model {model.arch} {model.config}, "
+        f"{model.parameter_count()} parameters, latency {model.latency} samples"
+        f"{'' if model.causal else ' (non-causal)'}; device {device}")
+    train_data = _tasks.materialize(td.train)
+    val_data = _tasks.materialize(td.val)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    loader = DataLoader(train_data, batch_size=cfg.batch_size, shuffle=True, generator=gen)
+    val_loader = DataLoader(val_data, batch_size=max(cfg.batch_size, 64))
+    opt = _make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+    start = len(history["train_loss"])
+    sched = _make_schedule(cfg, opt, cfg.epochs)
+    best = min(history["val_loss"]) if history["val_loss"] else math.inf
+    best_state = copy.deepcopy(model.state_dict())
+    best_epoch = int(np.argmin(history["val_loss"])) + 1 if history["val_loss"] else 0
+    stale = 0
+    for epoch in range(start, start + cfg.epochs):
+        te = time.perf_counter()
+        bar = tqdm(total=len(train_data), desc=f"epoch {epoch + 1}/{start + cfg.epochs}", unit="ex",
+                   leave=False, disable=not cfg.progress, file=sys.stderr)
+        tr_loss = _epoch(model, loader, loss_fn, opt, cfg, device, trim, bar)
+        bar.close()
+        va_loss = _val_loss(model, val_loader, loss_fn, device, trim)
+        history["train_loss"].append(tr_loss)
+        history["val_loss"].append(va_loss)
+        history["lr"].append(opt.param_groups[0]["lr"])
+        history["seconds"].append(time.perf_counter() - te)
+        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            sched.step(va_loss)
+        elif sched is not None:
+            sched.step()
+        improved = va_loss < best
+        log(f"epoch {epoch + 1}: train {tr_loss:.5g}  val {va_loss:.5g}"
+            f"{'  (best, saved)' if improved and cfg.out else '  (best)' if improved else ''}"
+            f"  {history['seconds'][-1]:.1f} s")
+        if improved:
+            best, best_epoch, stale = va_loss, epoch + 1, 0
+            best_state = copy.deepcopy(model.state_dict())
+            _save(model, cfg, td, history, {"best_val_loss": best, "best_epoch": best_epoch},
+                  command, device, final=False)
+        else:
+            stale += 1
+            if cfg.patience and stale >= cfg.patience:
+                log(f"early stop: no better validation loss for {stale} epochs")
+                break
+    model.load_state_dict(best_state)
+    labels = None
+    if isinstance(td.test, _tasks.DenoiseDataset):
+        labels = [td.test.info(i)["noise"] for i in range(len(td.test))]
+    test = _tasks.materialize(td.test)
+    result = evaluate(model, test, loss_fn, device, td.outputs, labels)
+    metrics = {
+        "train_loss": history["train_loss"][-1] if history["train_loss"] else None,
+        "val_loss": best if math.isfinite(best) else None,
+        "test_loss": result["loss"],
+        "best_epoch": best_epoch,
+        "epochs_run": len(history["train_loss"]),
+        "loss": cfg.loss,
+        "train_seconds": round(time.perf_counter() - t0, 2),
+        "test": result,
+    }
+    log(f"test: loss {result['loss']:.5g}, MSE {result['input_mse']:.4g} -> {result['output_mse']:.4g} "
+        f"({result['mse_reduction']:.2f}x)")
+    for nm, e in result["outputs"].items():
+        log(f"  {nm}: SNR {e['input_snr_db']:.2f} -> {e['output_snr_db']:.2f} dB "
+            f"(+{e['snr_improvement_db']:.2f}), SI-SDR +{e['si_sdr_improvement_db']:.2f} dB")
+    model.sample_rate = td.sample_rate
+    path = _save(model, cfg, td, history, metrics, command, device, final=True)
+    report = None
+    if cfg.report:
+        from .report import write_report
+
+        report = write_report(cfg.report, model.cpu(), history, test, td, metrics)
+        log(f"report: {report}")
+    model.cpu().eval()
+    if path is not None:
+        log(f"checkpoint: {path}")
+    return TrainResult(model, history, metrics, path, report, td, time.perf_counter() - t0)

@@ -1,0 +1,185 @@
+"""Behaviour of the offline trainer: tasks learn, checkpoints deploy, bad input is refused."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import rtconv
+from rtconv import Streamer
+from rtconv.checkpoint import read_metadata
+from rtconv.errors import ConfigError
+from rtconv.train import losses, tasks
+from rtconv.train.trainer import TrainConfig, evaluate, pick_device, train
+
+
+def _quiet_train(cfg, td=None):
+    return train(cfg, td, log=lambda s: None)
+
+
+def _streams_like_offline(model, seconds_in: np.ndarray, block: int):
+    offline = model(torch.from_numpy(seconds_in.T[None].astype(np.float32)))[0].detach().numpy().T
+    s = Streamer(model)
+    parts = [s.process(seconds_in[i:i + block]) for i in range(0, len(seconds_in), block)]
+    parts.append(s.flush())
+    streamed = np.concatenate(parts)[model.latency:]
+    np.testing.assert_allclose(streamed, offline, rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture
+def speech_cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("speech-cache"))
+
+
+def _task_cases(cache):
+    return {
+        "sines": ("sines", {"train_examples": 64, "val_examples": 16, "test_examples": 16}, "adam", 0.02),
+        "freqsep-classic": ("freqsep", {"train_examples": 64, "val_examples": 16, "test_examples": 16}, "adam", 0.02),
+        "freqsep-audio": ("freqsep", {"variant": "audio", "sample_rate": 16000, "seconds": 0.05,
+                                      "train_examples": 32, "val_examples": 8, "test_examples": 8},
+                          "adam", 0.005),
+        "denoise": ("denoise", {"sample_rate": 8000, "seconds": 0.25, "utterances": 6,
+                                "train_examples": 32, "val_examples": 8, "test_examples": 8,
+                                "cache_dir": cache}, "adam", 0.01),
+    }
+
+
+@pytest.mark.parametrize("case", ["sines", "freqsep-classic", "freqsep-audio", "denoise"])
+def test_each_task_trains_loss_falls_and_checkpoint_streams(case, tmp_path, speech_cache):
+    task, opts, optimizer, lr = _task_cases(speech_cache)[case]
+    out = tmp_path / f"{case}.safetensors"
+    arch = ("mimo_cnn", {"taps": [16], "features": [1, 2]}) if case == "freqsep-audio" else (None, None)
+    if case == "denoise":
+        arch = ("mimo_cnn", {"taps": [8, 8], "features": [1, 3, 1]})
+    cfg = TrainConfig(task=task, task_options=opts, arch=arch[0], arch_config=arch[1],
+                      optimizer=optimizer, lr=lr, epochs=4, batch_size=8, out=str(out),
+                      command=f"rtconv train {task} (test)", progress=False)
+    result = _quiet_train(cfg)
+    h = result.history["train_loss"]
+    assert h[-1] < h[0], h
+    model = rtconv.load(out)
+    meta = read_metadata(out)
+    assert meta["task"] == task
+    assert meta["provenance"]["command"] == f"rtconv train {task} (test)"
+    assert meta["metrics"]["test_loss"] == pytest.approx(result.metrics["test_loss"])
+    assert "snr_improvement_db" in json.dumps(meta["metrics"])
+    with torch.no_grad():
+        for a, b in zip(model.state_dict().values(), result.model.state_dict().values()):
+            torch.testing.assert_close(a, b)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 1)).astype(np.float32) * 0.1
+    with torch.no_grad():
+        for block in (1, 7, 128):
+            _streams_like_offline(model, x, block)
+
+
+def test_sines_filter_comes_out_low_pass_and_cuts_test_mse():
+    cfg = TrainConfig(task="sines", task_options={"train_examples": 512, "val_examples": 64,
+                                                  "test_examples": 128},
+                      lr=0.01, epochs=6, progress=False)
+    r = _quiet_train(cfg)
+    k = r.model.kernel
+    h = np.abs(np.fft.rfft(k, 256))
+    assert h[:5].mean() > 3 * h[64:].mean()  # passes 0-4 cycles, rejects the top half
+    assert r.metrics["test"]["mse_reduction"] > 3
+
+
+def test_best_checkpoint_is_written_before_the_end_and_resume_continues_history(tmp_path):
+    out = tmp_path / "s.safetensors"
+    opts = {"train_examples": 32, "val_examples": 8, "test_examples": 8}
+    _quiet_train(TrainConfig(task="sines", task_options=opts, epochs=2, out=str(out), progress=False))
+    first = read_metadata(out)["provenance"]
+    assert first["epochs_done"] == 2 and first["final"] is True
+    out2 = tmp_path / "s2.safetensors"
+    r = _quiet_train(TrainConfig(task="sines", task_options=opts, epochs=3, resume=str(out),
+                                 out=str(out2), progress=False))
+    assert len(r.history["train_loss"]) == 5
+    assert r.history["train_loss"][:2] == first["history"]["train_loss"]
+
+
+def test_early_stop_ends_training_after_patience_epochs_without_improvement():
+    opts = {"train_examples": 16, "val_examples": 8, "test_examples": 8}
+    # lr tiny: validation loss stops improving at float resolution almost at once
+    r = _quiet_train(TrainConfig(task="sines", task_options=opts, epochs=50, lr=1e-9,
+                                 optimizer="sgd", patience=2, progress=False))
+    assert r.metrics["epochs_run"] < 50
+
+
+def test_same_seed_gives_identical_weights():
+    opts = {"train_examples": 32, "val_examples": 8, "test_examples": 8}
+    a = _quiet_train(TrainConfig(task="freqsep", task_options=opts, epochs=2, seed=3, progress=False))
+    b = _quiet_train(TrainConfig(task="freqsep", task_options=opts, epochs=2, seed=3, progress=False))
+    np.testing.assert_array_equal(a.model.kernel, b.model.kernel)
+
+
+def test_report_png_is_written(tmp_path):
+    pytest.importorskip("matplotlib", reason="the report needs the train extra (matplotlib)")
+    png = tmp_path / "r.png"
+    opts = {"variant": "audio", "sample_rate": 8000, "seconds": 0.05, "train_examples": 16,
+            "val_examples": 8, "test_examples": 8, "low_band": [50, 500], "high_band": [1000, 3500]}
+    r = _quiet_train(TrainConfig(task="freqsep", task_options=opts, arch="mimo_cnn",
+                                 arch_config={"taps": [8], "features": [1, 2]}, epochs=1,
+                                 report=str(png), progress=False))
+    assert r.report == png and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("loss", sorted(losses.LOSSES))
+def test_every_loss_is_zero_or_minimal_for_a_perfect_estimate_and_differentiable(loss):
+    fn = losses.get_loss(loss)
+    t = torch.randn(2, 1, 1024)
+    e = (t + 0.3 * torch.randn_like(t)).requires_grad_(True)
+    bad = fn(e, t)
+    bad.backward()
+    assert e.grad is not None and torch.isfinite(e.grad).all()
+    assert float(fn(t, t)) < float(bad.detach())
+
+
+def test_evaluate_reports_input_and_output_snr_per_channel():
+    model = rtconv.FIR([1.0])  # identity: no improvement at all
+    td = tasks.make_task("freqsep", train_examples=1, val_examples=1, test_examples=16)
+    m = evaluate(model, td.test, "mse", outputs=td.outputs)
+    assert m["outputs"]["high"]["snr_improvement_db"] == pytest.approx(0.0, abs=1e-9)
+    assert m["mse_reduction"] == pytest.approx(1.0)
+
+
+def test_device_auto_picks_cpu_here_and_unknown_device_is_refused():
+    assert pick_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(ConfigError, match="unknown device 'toaster'"):
+        pick_device("toaster")
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("optimizer", "rmsprop", "optimizer must be one of"),
+    ("schedule", "wobbly", "schedule must be one of"),
+    ("epochs", 0, "epochs must be a positive integer, got 0"),
+    ("lr", -1.0, "learning rate must be a positive number, got -1.0"),
+    ("loss", "l3", "unknown loss 'l3'"),
+])
+def test_bad_training_choices_are_refused_in_one_sentence(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        _quiet_train(TrainConfig(task="sines", **{field: value}, progress=False))
+
+
+def test_model_with_wrong_channel_count_is_refused():
+    with pytest.raises(ConfigError, match="needs a model with 1 input and 2 output"):
+        _quiet_train(TrainConfig(task="freqsep", task_options={"variant": "audio", "train_examples": 2},
+                                 arch="fir", arch_config={"taps": 5}, progress=False))
+
+
+def test_crossover_bands_must_be_ordered_below_nyquist():
+    with pytest.raises(ConfigError, match=r"bands must satisfy .* got low=\(500, 100\)"):
+        tasks.make_task("freqsep", variant="audio", low_band=(500, 100))
+
+
+def test_unknown_task_and_variant_are_refused():
+    with pytest.raises(ConfigError, match="unknown task 'karaoke'"):
+        tasks.make_task("karaoke")
+    with pytest.raises(ConfigError, match="variant must be 'classic' or 'audio', got 'video'"):
+        tasks.make_task("freqsep", variant="video")
+
+
+def test_examples_are_reproducible_and_splits_differ():
+    td = tasks.make_task("sines")
+    torch.testing.assert_close(td.train[5][0], td.train[5][0])
+    assert not torch.equal(td.train[5][0], td.test[5][0])
