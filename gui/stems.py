@@ -75,7 +75,8 @@ class _FilterCell:
 class LayerView(QtWidgets.QGroupBox):
     """Stems and responses of one convolution layer (grid, or heat map + picker)."""
 
-    CELL_H = 120
+    CELL_H = 130
+    WRAP = 3
 
     def __init__(self, index: int, layer, samplerate: float, parent=None) -> None:
         super().__init__(parent)
@@ -95,13 +96,17 @@ class LayerView(QtWidgets.QGroupBox):
         lay = QtWidgets.QVBoxLayout(self)
         self.cells: dict[tuple[int, int], _FilterCell] = {}
         if self.grid:
-            for f in range(in_f):
-                for g in range(out_f):
-                    stem = self.view.addPlot(row=f, col=2 * g)
-                    resp = self.view.addPlot(row=f, col=2 * g + 1)
-                    self.cells[(f, g)] = _FilterCell(stem, resp, f"in {f} → out {g}")
-            self.view.setMinimumHeight(self.CELL_H * in_f)
-            self.view.setMinimumWidth(min(1400, 260 * out_f))
+            # a fan-out (1 in) or fan-in (1 out) layer is a single row or column of
+            # filters; wrap it at WRAP cells so it fits the window
+            cols = out_f if in_f > 1 and out_f > 1 else min(in_f * out_f, self.WRAP)
+            for i, (f, g) in enumerate((f, g) for f in range(in_f) for g in range(out_f)):
+                row, col = (f, g) if in_f > 1 and out_f > 1 else divmod(i, cols)
+                stem = self.view.addPlot(row=row, col=2 * col)
+                resp = self.view.addPlot(row=row, col=2 * col + 1)
+                self.cells[(f, g)] = _FilterCell(stem, resp, f"in {f} → out {g}")
+            rows = -(-in_f * out_f // cols)
+            self.view.setMinimumHeight(self.CELL_H * rows)
+            self.view.setMinimumWidth(230 * cols)
         else:
             self.pick_in = QtWidgets.QSpinBox(minimum=0, maximum=in_f - 1, prefix="in ")
             self.pick_out = QtWidgets.QSpinBox(minimum=0, maximum=out_f - 1, prefix="out ")

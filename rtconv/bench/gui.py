@@ -1,0 +1,155 @@
+"""Does the GUI cost the live stream anything?  A soak with and without the window.
+
+Runs the live stream (default model, 48 kHz, 128-sample blocks) on a JACK
+server with the dummy backend, in alternating rounds:
+
+* ``no GUI`` - the stream alone, the main thread asleep;
+* ``GUI``    - the same stream inside the rtconv window with every live plot
+  drawing (spectra, spectrograms, meters at ~30 fps, text at 1 Hz).
+
+For each round it prints overflows and underflows (from the processor's
+stats, counted during that round), the block-time median/p99 against the
+budget, the main (GUI) thread's CPU use and the whole process's CPU use,
+both as a percentage of one core, and the display frame rate.  Rounds
+alternate so both conditions see the same machine load.
+
+jackd is started here (``--no-realtime -d dummy``) unless one is running.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+HELP = "live soak with and without the GUI window: dropouts, block time, GUI CPU use"
+
+
+def configure(parser) -> None:
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each round in s (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of each condition (default: %(default)s)")
+    parser.add_argument("--samplerate", type=int, default=48000, help="Hz (default: %(default)s)")
+    parser.add_argument("--block-size", type=int, default=128, help="frames (default: %(default)s)")
+    parser.add_argument("--period", type=int, default=128, help="jackd dummy period in frames (default: %(default)s)")
+    parser.add_argument("--model", metavar="PATH", help="checkpoint (default: the shipped default model)")
+
+
+def _jack_running() -> bool:
+    return shutil.which("jack_lsp") is not None and subprocess.run(
+        ["jack_lsp"], capture_output=True, env=dict(os.environ, JACK_NO_START_SERVER="1")
+    ).returncode == 0
+
+
+def _start_jackd(rate: int, period: int):
+    if _jack_running():
+        return None
+    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+    proc = subprocess.Popen(
+        ["jackd", "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )
+    subprocess.run(["jack_wait", "-w", "-t", "10"], capture_output=True)
+    return proc
+
+
+def _counts(stats: dict) -> tuple[int, int]:
+    return int(stats.get("overflows", 0) or 0), int(stats.get("underflows", 0) or 0)
+
+
+def _block_times(stats: dict) -> str:
+    med, p99, budget = stats.get("block_ms_median"), stats.get("block_ms_p99"), stats.get("budget_ms")
+    if med is None:
+        return "—"
+    return f"{med:.3f} / {p99:.3f} of {budget:.3f}"
+
+
+def run(args) -> int:
+    from PyQt6 import QtCore, QtWidgets
+
+    from gui import engine
+    from gui.window import MainWindow
+
+    jack = _start_jackd(args.samplerate, args.period)
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["rtconv-bench"])
+    settings = QtCore.QSettings(os.devnull + ".ini", QtCore.QSettings.Format.IniFormat)
+    win = None
+    rows = []
+    try:
+        import rtconv
+
+        path = args.model or engine.default_model_path()
+        model = rtconv.load(path)
+        win = MainWindow(settings)
+        win.set_model(model, str(path))
+        choice = win.audio.choice()
+        jack_api = next((a["name"] for a in engine.list_hostapis() if "JACK" in a["name"]), None)
+        choice.update(hostapi=jack_api, samplerate=args.samplerate, block_size=args.block_size, channels=1)
+        win.audio.set_choice(choice)
+        if not win.start_stream():
+            print(f"cannot start the stream: {win.last_message[0]}")
+            return 1
+        proc = win.processor
+        print(f"model {win._model_name(model)} ({path}), {args.samplerate} Hz, {args.block_size}-sample blocks, "
+              f"host API {jack_api!r}, {args.seconds:g} s per round")
+
+        def soak(with_gui: bool) -> dict:
+            before = _counts(proc.stats())
+            if with_gui:
+                win.show()
+                win.tabs.setCurrentIndex(0)
+            else:
+                win.hide()
+            win.frames = 0
+            t0, c0, p0 = time.monotonic(), time.thread_time(), time.process_time()
+            if with_gui:
+                loop = QtCore.QEventLoop()
+                QtCore.QTimer.singleShot(int(1000 * args.seconds), loop.quit)
+                loop.exec()
+            else:
+                time.sleep(args.seconds)
+            wall = time.monotonic() - t0
+            gui_cpu = time.thread_time() - c0
+            proc_cpu = time.process_time() - p0
+            s = proc.stats()
+            after = _counts(s)
+            return {
+                "gui": with_gui,
+                "overflows": after[0] - before[0],
+                "underflows": after[1] - before[1],
+                "blocks": _block_times(s),
+                "gui_cpu": 100 * gui_cpu / wall,
+                "proc_cpu": 100 * proc_cpu / wall,
+                "fps": win.frames / wall,
+            }
+
+        soak(False)  # warm-up: first blocks, JIT, caches
+        for _ in range(args.rounds):
+            rows.append(soak(False))
+            rows.append(soak(True))
+    finally:
+        if win is not None:
+            win.shutdown()
+            win.close()
+        if jack is not None:
+            try:
+                import sounddevice as sd
+
+                sd._terminate()  # PortAudio must let go of JACK before the server stops
+            except Exception:  # noqa: BLE001
+                pass
+            jack.terminate()
+            jack.wait(10)
+
+    print(f"{'condition':10} {'overflows':>9} {'underflows':>10} {'block ms median / p99 of budget':>32} "
+          f"{'GUI thread CPU':>14} {'process CPU':>11} {'display fps':>11}")
+    for r in rows:
+        print(f"{'GUI' if r['gui'] else 'no GUI':10} {r['overflows']:9d} {r['underflows']:10d} {r['blocks']:>32} "
+              f"{r['gui_cpu']:13.1f}% {r['proc_cpu']:10.1f}% {r['fps']:11.1f}")
+    for cond in (False, True):
+        sel = [r for r in rows if r["gui"] is cond]
+        if sel:
+            print(f"total {'GUI' if cond else 'no GUI':7}: overflows {sum(r['overflows'] for r in sel)}, "
+                  f"underflows {sum(r['underflows'] for r in sel)}, "
+                  f"process CPU {sum(r['proc_cpu'] for r in sel) / len(sel):.1f}% of one core")
+    return 0
