@@ -1,0 +1,94 @@
+"""``rtconv bench train``: training speed of the lab recipe on this machine.
+
+Measures, side by side in one run, examples (one-second 32 kHz clips) per
+second for: a full SGD training step of the lab model (MimoCNN taps 40,40,
+features 1,5,1, tanh, L1, lr 0.5, batch 32), the forward pass alone
+(evaluation), and mixing examples on the fly (speech + noise).  Medians over
+``--repeats`` batches; the machine is shared, so compare ratios, not
+absolute numbers, across runs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from ..cli.common import positive_int
+
+HELP = "examples per second for the lab denoise recipe (train step, forward, data)"
+
+
+def configure(parser) -> None:
+    parser.add_argument("--repeats", type=positive_int, default=8, help="batches timed (default: %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="(default: %(default)s)")
+    parser.add_argument("--threads", type=positive_int, action="append",
+                        help="torch thread counts to compare (repeatable; default: 1 and 2)")
+    parser.add_argument("--sample-rate", type=positive_int, default=32000, help="(default: %(default)s)")
+    parser.add_argument("--cache-dir", help="speech cache (default: ~/.cache/rtconv)")
+
+
+def _time(fn, repeats: int) -> list[float]:
+    fn()  # warm-up: allocations, thread pool start
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def run(args) -> int:
+    import torch
+
+    from ..models import MimoCNN
+    from ..train import losses, tasks
+
+    sr, bs = args.sample_rate, args.batch_size
+    td = tasks.make_task("denoise", sample_rate=sr, seconds=1.0, utterances=40,
+                         train_examples=bs, val_examples=1, test_examples=1, cache_dir=args.cache_dir)
+    data = tasks.materialize(td.train)
+    x, y = data.tensors
+    model = MimoCNN(taps=[40, 40], features=[1, 5, 1], activation="tanh", bias=False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    loss_fn = losses.get_loss("l1")
+    w = model.receptive_field - 1
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x)[..., w:], y[..., w:])
+        loss.backward()
+        opt.step()
+
+    def forward():
+        with torch.no_grad():
+            model(x)
+
+    def mix():
+        for i in range(bs):
+            td.train[i]
+
+    old = torch.get_num_threads()
+    rows = []
+    for threads in args.threads or [1, 2]:
+        torch.set_num_threads(threads)
+        for name, fn in (("train step (fwd+bwd+SGD)", step), ("forward only", forward),
+                         ("mix examples on the fly", mix)):
+            times = _time(fn, args.repeats)
+            med = statistics.median(times)
+            rows.append((threads, name, bs / med, bs / min(times), med * 1e3))
+    torch.set_num_threads(old)
+    print(f"lab recipe at {sr} Hz, 1 s clips, batch {bs}, {args.repeats} batches each, "
+          f"torch {torch.__version__}")
+    print(f"{'threads':>7}  {'what':<26} {'ex/s (median)':>14} {'ex/s (best)':>12} "
+          f"{'ms/batch':>9} {'x real time':>11}")
+    for threads, name, med, best, ms in rows:
+        print(f"{threads:>7}  {name:<26} {med:>14.1f} {best:>12.1f} {ms:>9.1f} {med:>11.1f}")
+    step1 = [r for r in rows if r[1].startswith("train")]
+    if len(step1) > 1:
+        print(f"train-step speed-up {step1[-1][0]} vs {step1[0][0]} threads: {step1[-1][2] / step1[0][2]:.2f}x")
+    fwd = {r[0]: r[2] for r in rows if r[1] == "forward only"}
+    for threads, name, med, *_ in rows:
+        if name.startswith("train"):
+            print(f"{threads} thread(s): a training step costs {fwd[threads] / med:.1f}x a forward pass; "
+                  f"one lab epoch of 512 clips ~ {512 / med:.1f} s, 20 epochs ~ {20 * 512 / med / 60:.1f} min")
+    return 0
