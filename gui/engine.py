@@ -94,7 +94,7 @@ def describe_model(model, samplerate: float | None = None) -> dict[str, Any]:
         "name": meta.get("name") or type(model).__name__,
         "task": meta.get("task") or "—",
         "description": meta.get("description") or "",
-        "architecture": f"{model.arch} ({', '.join(_layer_text(l) for l in layers)})",
+        "architecture": _arch_text(model.arch, layers),
         "parameters": int(model.parameter_count()),
         "sample_rate": getattr(model, "sample_rate", None) or meta.get("sample_rate"),
         "latency": int(model.latency),
@@ -104,6 +104,12 @@ def describe_model(model, samplerate: float | None = None) -> dict[str, Any]:
         "causal": bool(model.causal),
         "metrics": dict(meta.get("metrics") or {}),
     }
+
+
+def _arch_text(arch: str, layers) -> str:
+    if len(layers) <= 4:
+        return f"{arch} ({', '.join(_layer_text(l) for l in layers)})"
+    return f"{arch} ({len(layers)} conv layers: {_layer_text(layers[0])} … {_layer_text(layers[-1])})"
 
 
 def _layer_text(layer) -> str:

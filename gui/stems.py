@@ -20,7 +20,7 @@ from PyQt6 import QtCore, QtWidgets
 
 from .dsp import frequency_response_db, log_frequency_ticks
 
-__all__ = ["KernelPanel", "LayerView", "MAX_GRID", "stem_segments"]
+__all__ = ["KernelPanel", "LayerView", "MAX_GRID", "stem_segments", "layer_rates"]
 
 #: Layers with more filters than this show a heat map and a picker instead of a grid.
 MAX_GRID = 8
@@ -43,13 +43,14 @@ def stem_segments(taps: np.ndarray, dilation: int = 1) -> tuple[np.ndarray, np.n
 class _FilterCell:
     """One filter: a stem plot (lag axis) and a response plot (log frequency axis)."""
 
-    def __init__(self, stem_plot: pg.PlotItem, resp_plot: pg.PlotItem, title: str) -> None:
+    def __init__(self, stem_plot: pg.PlotItem, resp_plot: pg.PlotItem, title: str, unit: str = "samples") -> None:
         self.stem_plot, self.resp_plot = stem_plot, resp_plot
         for p in (stem_plot, resp_plot):
             p.setMenuEnabled(False)
             p.hideButtons()
             p.showGrid(x=True, y=True, alpha=0.2)
         stem_plot.setTitle(title, size="8pt")
+        stem_plot.getAxis("bottom").setToolTip(f"lag ({unit}); tap 0 acts on the newest {unit[:-1]}")
         stem_plot.addLine(y=0, pen=pg.mkPen("#666666"))
         self.stems = stem_plot.plot(pen=STEM_PEN, connect="pairs")
         self.tips = stem_plot.plot(pen=None, symbol="o", symbolSize=5, symbolBrush=TIP_BRUSH, symbolPen=None)
@@ -73,24 +74,33 @@ class _FilterCell:
 
 
 class LayerView(QtWidgets.QGroupBox):
-    """Stems and responses of one convolution layer (grid, or heat map + picker)."""
+    """Stems and responses of one convolution layer (grid, or heat map + picker).
+
+    ``rate`` is the rate the layer runs at in Hz (the sample rate, or the
+    frame rate for layers inside a framed model) and ``unit`` names its lag
+    step ("samples" or "frames").
+    """
 
     CELL_H = 130
     WRAP = 3
 
-    def __init__(self, index: int, layer, samplerate: float, parent=None) -> None:
+    def __init__(self, index: int, layer, samplerate: float, parent=None, unit: str = "samples") -> None:
         super().__init__(parent)
         self.index = index
         self.shape = tuple(layer.kernel.shape)  # (out, in, taps)
         self.dilation = int(getattr(layer, "dilation", 1))
         self.samplerate = float(samplerate)
+        self.unit = unit
         out_f, in_f, taps = self.shape
         self.grid = in_f * out_f <= MAX_GRID
         pad = getattr(layer, "padding", "causal")
+        stride = getattr(layer, "stride", 1)
         self.setTitle(
-            f"layer {index}: {in_f} in → {out_f} out, {taps} taps"
+            f"layer {index} ({type(layer).__name__}): {in_f} in → {out_f} out, {taps} taps"
             + (f", dilation {self.dilation}" if self.dilation > 1 else "")
+            + (f", stride {stride}" if stride > 1 else "")
             + ("" if pad == "causal" else f", {pad} padding")
+            + (f"; runs at {self.samplerate:g} frames/s" if unit == "frames" else "")
         )
         self.view = pg.GraphicsLayoutWidget()
         lay = QtWidgets.QVBoxLayout(self)
@@ -103,30 +113,37 @@ class LayerView(QtWidgets.QGroupBox):
                 row, col = (f, g) if in_f > 1 and out_f > 1 else divmod(i, cols)
                 stem = self.view.addPlot(row=row, col=2 * col)
                 resp = self.view.addPlot(row=row, col=2 * col + 1)
-                self.cells[(f, g)] = _FilterCell(stem, resp, f"in {f} → out {g}")
+                self.cells[(f, g)] = _FilterCell(stem, resp, f"in {f} → out {g}", unit)
             rows = -(-in_f * out_f // cols)
             self.view.setMinimumHeight(self.CELL_H * rows)
             self.view.setMinimumWidth(230 * cols)
         else:
             self.pick_in = QtWidgets.QSpinBox(minimum=0, maximum=in_f - 1, prefix="in ")
             self.pick_out = QtWidgets.QSpinBox(minimum=0, maximum=out_f - 1, prefix="out ")
+            # heat map rows: the larger side's channels; columns: the other side × taps
+            self.rows_are_out = out_f >= in_f
+            across = "input" if self.rows_are_out else "output"
             row = QtWidgets.QHBoxLayout()
             row.addWidget(QtWidgets.QLabel(f"{in_f * out_f} filters; show"))
             row.addWidget(self.pick_in)
             row.addWidget(self.pick_out)
-            row.addWidget(QtWidgets.QLabel("(heat map: one row per filter, in-major; colour = tap value)"))
+            row.addWidget(QtWidgets.QLabel(
+                f"heat map: colour = tap value, columns = {across} channel × tap" if taps > 1
+                else "heat map: the mixing matrix (1 tap per filter)"
+            ))
             row.addStretch(1)
             lay.addLayout(row)
             heat_plot = self.view.addPlot(row=0, col=0)
             heat_plot.setMenuEnabled(False)
-            heat_plot.setLabel("bottom", "lag", units="samples")
-            heat_plot.setLabel("left", "filter (in·out)")
+            heat_plot.setLabel("bottom", f"{across} channel × {taps} taps" if taps > 1 else f"{across} channel")
+            heat_plot.setLabel("left", "output channel" if self.rows_are_out else "input channel")
+            heat_plot.invertY(True)
             self.heat = pg.ImageItem(axisOrder="row-major")
             self.heat.setLookupTable(pg.colormap.get("CET-D1").getLookupTable(nPts=256))
             heat_plot.addItem(self.heat)
             stem = self.view.addPlot(row=0, col=1)
             resp = self.view.addPlot(row=0, col=2)
-            self.cells[(0, 0)] = _FilterCell(stem, resp, "")
+            self.cells[(0, 0)] = _FilterCell(stem, resp, "", unit)
             self.view.setMinimumHeight(2 * self.CELL_H)
             self.view.ci.layout.setColumnStretchFactor(0, 2)
             self.view.ci.layout.setColumnStretchFactor(1, 2)
@@ -147,11 +164,20 @@ class LayerView(QtWidgets.QGroupBox):
             for (f, g), cell in self.cells.items():
                 cell.set_filter(self.kernel[g, f], self.dilation, self.samplerate)
         else:
-            flat = np.transpose(self.kernel, (1, 0, 2)).reshape(in_f * out_f, taps)
-            lim = float(np.max(np.abs(flat))) or 1.0
-            self.heat.setImage(flat, autoLevels=False, levels=(-lim, lim))
-            self.heat.setRect(-0.5 * self.dilation, 0, taps * self.dilation, in_f * out_f)
+            self.heat_image = self.heat_matrix(self.kernel, self.rows_are_out)
+            lim = float(np.max(np.abs(self.heat_image))) or 1.0
+            self.heat.setImage(self.heat_image, autoLevels=False, levels=(-lim, lim))
+            other = in_f if self.rows_are_out else out_f
+            self.heat.setRect(0, 0, other * taps, out_f if self.rows_are_out else in_f)
             self._show_picked()
+
+    @staticmethod
+    def heat_matrix(kernel: np.ndarray, rows_are_out: bool) -> np.ndarray:
+        """``(out, in*taps)`` (or ``(in, out*taps)``): each filter's taps side by side."""
+        out_f, in_f, taps = kernel.shape
+        if rows_are_out:
+            return kernel.reshape(out_f, in_f * taps)
+        return np.transpose(kernel, (1, 0, 2)).reshape(in_f, out_f * taps)
 
     def _show_picked(self) -> None:
         f, g = self.pick_in.value(), self.pick_out.value()
@@ -166,6 +192,25 @@ class LayerView(QtWidgets.QGroupBox):
         self.pick_in.setValue(f)
         self.pick_out.setValue(g)
         return self.cells[(0, 0)].tip_data()
+
+
+def layer_rates(model, samplerate: float) -> dict[int, tuple[float, str]]:
+    """``id(layer) -> (rate Hz, "samples" | "frames")`` for every conv layer of ``model``.
+
+    Layers inside a framed model's body (an ``encoder``/``body``/``decoder``
+    module whose encoder has a ``stride``) run once per frame, at
+    ``samplerate / stride``; their taps are frames apart.
+    """
+    rates = {id(l): (float(samplerate), "samples") for l in model.conv_layers()}
+    for m in model.modules():
+        # direct children only: a model may expose its inner encoder as a property
+        enc, body = m._modules.get("encoder"), m._modules.get("body")
+        stride = getattr(enc, "stride", None)
+        if isinstance(stride, int) and stride > 1 and body is not None:
+            for sub in body.modules():
+                if id(sub) in rates:
+                    rates[id(sub)] = (float(samplerate) / stride, "frames")
+    return rates
 
 
 class KernelPanel(QtWidgets.QScrollArea):
@@ -187,10 +232,11 @@ class KernelPanel(QtWidgets.QScrollArea):
     def set_model(self, model, samplerate: float | None = None) -> None:
         rate = float(samplerate or getattr(model, "sample_rate", None) or 48000)
         layers = model.conv_layers()
-        shapes = [(tuple(l.kernel.shape), int(getattr(l, "dilation", 1))) for l in layers]
-        if shapes == [(v.shape, v.dilation) for v in self.layer_views]:
+        rates = layer_rates(model, rate)
+        shapes = [(tuple(l.kernel.shape), int(getattr(l, "dilation", 1)), rates[id(l)][1]) for l in layers]
+        if shapes == [(v.shape, v.dilation, v.unit) for v in self.layer_views]:
             for v, l in zip(self.layer_views, layers):
-                v.set_kernel(l.kernel, rate)
+                v.set_kernel(l.kernel, rates[id(l)][0])
             return
         for v in self.layer_views:
             self.box.removeWidget(v)
@@ -200,7 +246,7 @@ class KernelPanel(QtWidgets.QScrollArea):
         self.layer_views = []
         self.placeholder.setVisible(not layers)
         for i, layer in enumerate(layers):
-            v = LayerView(i, layer, rate)
+            v = LayerView(i, layer, rates[id(layer)][0], unit=rates[id(layer)][1])
             self.box.insertWidget(self.box.count() - 1, v)
             self.layer_views.append(v)
         self.rebuilds += 1

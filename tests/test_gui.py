@@ -105,9 +105,9 @@ def test_a_large_layer_gets_a_heat_map_and_a_channel_picker(window, tmp_path):
     x, y = view.stem_data(4, 2)
     np.testing.assert_allclose(y, k[2, 4])
     np.testing.assert_array_equal(x, np.arange(3) * 2)  # lags in samples for dilation 2
-    image = view.heat.image
-    assert image.shape == (36, 3)
-    np.testing.assert_allclose(image[4 * 6 + 2], k[2, 4])
+    image = view.heat_image  # rows: output channels; columns: input channel × tap
+    assert image.shape == (6, 18)
+    np.testing.assert_allclose(image[2, 4 * 3 : 5 * 3], k[2, 4])
 
 
 def test_swapping_to_a_same_shaped_model_updates_stems_in_place(window, tmp_path):
@@ -253,3 +253,17 @@ def test_screenshot_writes_a_png_of_the_window(window, tmp_path, mimo_path):
     image = QtGui.QImage(str(out))
     assert not image.isNull()
     assert image.width() >= 800 and image.height() >= 600
+
+
+def test_frame_rate_layers_of_a_framed_denoiser_are_labelled_in_frames(window, tmp_path):
+    denoiser = pytest.importorskip("rtconv.denoiser")
+    model = denoiser.ConvDenoiser(window=16, hop=8, channels=4, blocks=1, taps=3)
+    path = _save(model, tmp_path / "den.safetensors", task="denoise")
+    window.load_model(path)
+    views = window.kernels.layer_views
+    assert len(views) == len(model.conv_layers())
+    assert (views[0].unit, views[0].samplerate) == ("samples", 48000.0)  # the analysis filterbank
+    assert (views[1].unit, views[1].samplerate) == ("frames", 6000.0)  # the mask network, every hop
+    assert views[-1].unit == "samples"
+    k = rtconv.load(path).conv_layers()[0].kernel
+    np.testing.assert_allclose(views[0].stem_data(0, 5)[1], k[5, 0])
