@@ -41,6 +41,7 @@ __all__ = [
     "read_header",
     "default_model_path",
     "models_dir",
+    "resolve",
     "DEFAULT_MODELS",
 ]
 
@@ -257,7 +258,9 @@ def read_header(path: PathLike) -> tuple[dict, dict]:
     path = Path(path)
     name = str(path)
     if not path.exists():
-        raise CheckpointError(f"model file {name!r} does not exist; check the path or run `rtconv info` on a .safetensors file.")
+        have = sorted(q.stem for q in models_dir().glob("*.safetensors")) if models_dir().is_dir() else []
+        hint = f" or name a shipped model ({', '.join(have)})" if have else ""
+        raise CheckpointError(f"model file {name!r} does not exist; check the path{hint}.")
     if path.is_dir():
         raise CheckpointError(f"model path {name!r} is a folder, not a .safetensors checkpoint file.")
     not_st = (
@@ -424,6 +427,24 @@ def models_dir() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[1] / "models"
+
+
+def resolve(model: PathLike | None) -> Path:
+    """The checkpoint a user means: a path, a name in :func:`models_dir`, or the default.
+
+    ``"speech-band"`` or ``"speech-band.safetensors"`` finds
+    ``models/speech-band.safetensors`` when no such file exists in the
+    current folder; ``None`` gives :func:`default_model_path`.
+    """
+    if model is None:
+        return default_model_path()
+    p = Path(model)
+    if p.exists() or p.parent != Path("."):
+        return p
+    for cand in (models_dir() / p.name, models_dir() / f"{p.name}.safetensors"):
+        if cand.is_file():
+            return cand
+    return p
 
 
 def default_model_path() -> Path:

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from .audio import AtomicWriter, Reader, default_output_path, output_format
-from .checkpoint import default_model_path, load
+from .checkpoint import load, resolve
 from .errors import AudioFileError, ConfigError
 from .models import Model
 from .streaming import Streamer
@@ -305,7 +305,7 @@ class Chain:
 def _resolve_model(model: Model | PathLike | None) -> tuple[Model, str]:
     if isinstance(model, Model):
         return model, model.metadata.get("name") or type(model).__name__
-    path = Path(model) if model is not None else default_model_path()
+    path = resolve(model)
     m = load(path)
     return m, m.metadata.get("name") or path.stem
 
@@ -321,6 +321,10 @@ def _notes(summary: Summary) -> None:
         if summary.model_rate < summary.sample_rate:
             note += f"; content above {summary.model_rate // 2} Hz was removed"
         w.append(note)
+    if summary.out_channels != summary.channels:
+        per = summary.out_channels // summary.channels if summary.out_channels % summary.channels == 0 else None
+        how = f"{per} model outputs per input channel, channel-major" if per else "the model mixes the channels"
+        w.append(f"the output has {summary.out_channels} channel(s) for {summary.channels} input channel(s) ({how})")
     if summary.nonfinite_samples:
         w.append(f"{summary.nonfinite_samples} NaN/Inf input sample(s) were replaced by silence (0)")
     if summary.clipped_samples:

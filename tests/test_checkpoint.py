@@ -239,3 +239,14 @@ def test_default_model_prefers_denoiser_then_lab_then_filter(tmp_path, monkeypat
 def test_shipped_default_model_loads():
     model = rtconv.load(default_model_path())
     assert model.sample_rate and model.metadata["task"] in {"denoise", "filter"}
+
+
+def test_a_shipped_model_can_be_named_without_its_folder(tmp_path, monkeypatch):
+    from rtconv.checkpoint import resolve
+
+    monkeypatch.setenv("RTCONV_MODELS", str(tmp_path))
+    rtconv.save(rtconv.FIR([1.0]), tmp_path / "mine.safetensors")
+    monkeypatch.chdir(tmp_path.parent)
+    assert resolve("mine") == resolve("mine.safetensors") == tmp_path / "mine.safetensors"
+    with pytest.raises(CheckpointError, match=r"does not exist; check the path or name a shipped model \(mine\)"):
+        rtconv.load(resolve("other"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 HELP = "process audio files with a model (streamed like live, or the offline reference)"
@@ -84,8 +85,8 @@ def _split_output(args: argparse.Namespace) -> tuple[list[str], str | None]:
     return inputs, output
 
 
-def _one(job: tuple) -> tuple[str, object, list[str] | None]:
-    """Process one file; return (input, summary line or error message, warnings)."""
+def _one(job: tuple) -> tuple[str, object, list[str] | None, tuple[float, float]]:
+    """Process one file; return (input, summary line or error, warnings, (audio s, wall s))."""
     from ..errors import RtconvError
     from ..files import process_file
 
@@ -93,12 +94,12 @@ def _one(job: tuple) -> tuple[str, object, list[str] | None]:
     try:
         s = process_file(path, output, model, **kw)
     except RtconvError as e:
-        return str(path), e, None
-    return str(path), s.line(), s.warnings
+        return str(path), e, None, (0.0, 0.0)
+    return str(path), s.line(), s.warnings, (s.duration_s, s.elapsed_s)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import load
+    from ..checkpoint import load, resolve
     from ..errors import AudioFileError
     from ..files import audio_files
 
@@ -110,16 +111,22 @@ def run(args: argparse.Namespace) -> int:
         raise AudioFileError(
             f"{len(files)} inputs need an existing output folder, but {output!r} is not one; create it first."
         )
-    model = load(args.model) if args.model else None  # a bad model fails once, before any file
+    if args.model:  # a bad model fails once, before any file
+        args.model = str(resolve(args.model))
+    model = load(args.model) if args.model else None
     kw = dict(block_size=args.block_size, offline=args.offline, align=not args.keep_latency,
               subtype=args.subtype, overwrite=args.overwrite, threads=args.threads,
               progress=False if (args.quiet or args.jobs > 1) else None)
-    jobs = [(f, output, model if model is not None else args.model, kw) for f in files]
+    # workers load the checkpoint themselves: a path crosses the process boundary, not a module
+    ref = args.model if args.jobs > 1 else model
+    jobs = [(f, output, ref, kw) for f in files]
     failed = 0
+    audio_s = 0.0
 
     def report(result) -> None:
-        nonlocal failed
-        path, res, warnings = result
+        nonlocal failed, audio_s
+        path, res, warnings, (dur, _) = result
+        audio_s += dur
         if isinstance(res, Exception):
             failed += 1
             print(f"rtconv process: error: {res}", file=sys.stderr)
@@ -129,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(res)
 
+    t0 = time.perf_counter()
     if args.jobs > 1 and len(jobs) > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
@@ -140,6 +148,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         for job in jobs:
             report(_one(job))
+    wall = time.perf_counter() - t0
+    if len(jobs) > 1 and not args.quiet and failed < len(jobs):
+        print(f"{len(jobs) - failed} file(s), {audio_s:.1f} s of audio in {wall:.1f} s "
+              f"({audio_s / wall:.0f}x real time)")
     if failed and len(jobs) > 1:
         print(f"rtconv process: {failed} of {len(jobs)} file(s) failed", file=sys.stderr)
     return 1 if failed else 0
