@@ -31,6 +31,7 @@ __all__ = [
     "default_output_path",
     "MIN_SAMPLE_RATE",
     "MAX_SAMPLE_RATE",
+    "MAX_CHANNELS",
     "AUDIO_EXTENSIONS",
 ]
 
@@ -41,6 +42,8 @@ PathLike = Union[str, "_os.PathLike[str]"]
 #: almost certainly mislabelled, and resampling it would only hide that.
 MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 768_000
+#: libsndfile's limit on channels per file (SF_MAX_CHANNELS).
+MAX_CHANNELS = 1024
 
 _EXT_ALIASES = {"AIF": "AIFF", "OGA": "OGG", "OPUS": "OGG", "SND": "AU"}
 # Subtypes that store floats; everything else (PCM, Vorbis, MP3...) must be clipped to [-1, 1].
@@ -251,6 +254,11 @@ class AtomicWriter:
         self.frames = 0
         folder = self.path.parent if str(self.path.parent) else Path(".")
         self._tmp: str | None = None
+        if channels > MAX_CHANNELS:
+            raise AudioFileError(
+                f"output {str(self.path)!r} would have {channels} channels, more than the {MAX_CHANNELS} "
+                "an audio file can hold; split the input into fewer channels first."
+            )
         self._f = None
         if not folder.exists():
             raise AudioFileError(

@@ -176,3 +176,10 @@ def test_output_subtype_the_format_cannot_hold(tmp_path, good):
 def test_bad_model_file(tmp_path, good):
     (tmp_path / "m.safetensors").write_text("not a model")
     _refused(tmp_path, good, "is not an rtconv checkpoint", model=tmp_path / "m.safetensors")
+
+
+def test_too_many_output_channels_for_any_audio_file(tmp_path):
+    p = tmp_path / "many.wav"
+    sf.write(str(p), np.zeros((10, 600), np.float32), 48000)
+    splitter = rtconv.MimoCNN([1], [1, 2])  # 600 channels in, 1200 out
+    _refused(tmp_path, p, "would have 1200 channels, more than the 1024 an audio file can hold", model=splitter)
