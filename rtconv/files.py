@@ -153,8 +153,16 @@ class _Offline:
         self.model = model
         self.mono = model.in_channels == 1
         self.out_channels = (channels if self.mono else 1) * model.out_channels
-        self.ctx = model.receptive_field + model.latency
-        self.chunk = max(chunk, 4 * self.ctx)
+        # framed models (strided encoders) see frames at absolute positions
+        # (j+1)*stride - 1: chunks must start on a multiple of every stride
+        self.period = 1
+        for m in model.modules():
+            stride = getattr(m, "stride", None)
+            if isinstance(stride, int) and stride > 1:
+                self.period = math.lcm(self.period, stride)
+        ctx = model.receptive_field + 2 * model.latency + self.period
+        self.ctx = -(-ctx // self.period) * self.period
+        self.chunk = max(-(-chunk // self.period) * self.period, 4 * self.ctx)
         self.buf = np.zeros((0, channels), np.float32)
         self.pos = 0  # index in buf of the next output frame
         self.lead = model.latency

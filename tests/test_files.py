@@ -221,3 +221,16 @@ def test_default_model_is_used_when_none_is_given(tmp_path):
     s = process_file(src, progress=False)
     expected = rtconv.load(rtconv.checkpoint.default_model_path())
     assert s.model == expected.metadata["name"] and s.latency == expected.latency
+
+
+def test_offline_chunks_of_a_framed_model_start_on_frame_boundaries():
+    denoiser = pytest.importorskip("rtconv.denoiser", reason="the framed denoiser module is not in this checkout")
+    torch.manual_seed(0)
+    model = denoiser.ConvDenoiser().eval()
+    x = _noise(130_000, 1, seed=8, scale=0.1)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x.T.copy())[:, None, :]).reshape(1, -1).T.numpy()
+    off = _Offline(model, 1, chunk=10)
+    assert off.chunk % off.period == 0 and off.ctx % off.period == 0 and off.period > 1
+    y = np.concatenate([off(x[i : i + 7777]) for i in range(0, len(x), 7777)] + [off.flush()])
+    np.testing.assert_allclose(y[model.latency :], ref, atol=2e-6)  # misaligned chunks differ by ~5e-5
