@@ -234,3 +234,17 @@ def test_offline_chunks_of_a_framed_model_start_on_frame_boundaries():
     assert off.chunk % off.period == 0 and off.ctx % off.period == 0 and off.period > 1
     y = np.concatenate([off(x[i : i + 7777]) for i in range(0, len(x), 7777)] + [off.flush()])
     np.testing.assert_allclose(y[model.latency :], ref, atol=2e-6)  # misaligned chunks differ by ~5e-5
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(tmp_path, capsys, monkeypatch):
+    import rtconv.files as files
+
+    src = _write(tmp_path / "bar.wav", _noise(2000, 1))
+    process_file(src, tmp_path / "a.wav", rtconv.FIR([1.0]), progress=True)
+    assert "bar.wav" in capsys.readouterr().err  # tqdm writes its description to stderr
+    monkeypatch.setattr(files, "_stderr_tty", lambda: False)
+    process_file(src, tmp_path / "b.wav", rtconv.FIR([1.0]))
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(files, "_stderr_tty", lambda: True)
+    process_file(src, tmp_path / "c.wav", rtconv.FIR([1.0]))
+    assert "bar.wav" in capsys.readouterr().err
