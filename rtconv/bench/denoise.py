@@ -1,0 +1,136 @@
+"""The shipped denoiser against RNNoise and noisereduce: quality, latency, real-time cost.
+
+Two parts, one run:
+
+1. **Real time on one core.**  The model streams 48 kHz audio in blocks of
+   ``--block-size`` frames through :class:`rtconv.Streamer` with one torch
+   thread; each block's compute time is compared with its budget
+   (``block / 48000`` s).  RTF = total compute / audio duration.  RNNoise
+   (480-sample frames) is timed the same way, interleaved, as a reference.
+2. **Quality on a held-out test set** (:mod:`rtconv.evaluation`): SI-SDR
+   improvement, wide-band PESQ and STOI of the unprocessed input, rtconv,
+   RNNoise (lag-compensated) and noisereduce, overall, per input-SNR bucket
+   and per noise family.
+
+Needs the ``bench`` extra (``pip install rtconv[bench]``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+HELP = "shipped denoiser vs RNNoise and noisereduce: SI-SDRi/PESQ/STOI table, latency, RTF"
+DESCRIPTION = __doc__
+RATE = 48000
+
+
+def configure(parser) -> None:
+    parser.add_argument("--model", "-m", metavar="PATH", help="denoiser checkpoint (default: the shipped one)")
+    parser.add_argument("--block-size", "-b", type=int, default=128, metavar="N",
+                        help="frames per streamed block for the timing (default: %(default)s)")
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="audio streamed for the timing, in seconds (default: %(default)s)")
+    parser.add_argument("--per-cell", type=int, default=3, metavar="N",
+                        help="test examples per (SNR, noise family) pair (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="test-set seed (default: %(default)s)")
+    parser.add_argument("--attenuation-limit", type=float, default=None, metavar="DB",
+                        help="strength control to evaluate with (default: the model's own)")
+    parser.add_argument("--no-quality", action="store_true", help="only the latency/RTF part")
+    parser.add_argument("--json", metavar="PATH", help="also write every number as JSON")
+
+
+def _load(path):
+    from .. import checkpoint
+
+    model = checkpoint.load(path or checkpoint.default_model_path())
+    if model.sample_rate not in (None, RATE):
+        print(f"note: the model runs at {model.sample_rate} Hz; timing it at that rate")
+    return model
+
+
+def _timing(model, block: int, seconds: float) -> dict:
+    import torch
+
+    from .. import Streamer
+    from ..evaluation import _RNNoise, make_test_set
+
+    torch.set_num_threads(1)
+    rate = model.sample_rate or RATE
+    ex = make_test_set(per_cell=1, families=["pink"], snrs=[5.0], sample_rate=rate, seed=99)[0]
+    reps = int(np.ceil(seconds * rate / len(ex.noisy)))
+    x = np.tile(ex.noisy, reps)[: int(seconds * rate)][:, None].astype(np.float32)
+    s = Streamer(model, threads=1)
+    blocks = [x[i : i + block] for i in range(0, len(x) - block + 1, block)]
+    for b in blocks[:20]:
+        s.process(b)
+    s.reset()
+    t_model = np.empty(len(blocks))
+    for i, b in enumerate(blocks):
+        t = time.perf_counter()
+        s.process(b)
+        t_model[i] = time.perf_counter() - t
+    out = {"block": block, "rate": rate, "budget_ms": block / rate * 1e3,
+           "median_ms": float(np.median(t_model) * 1e3), "p99_ms": float(np.percentile(t_model, 99) * 1e3),
+           "rtf": float(t_model.sum() / (len(blocks) * block / rate))}
+    try:
+        rn = _RNNoise()
+        t0 = time.perf_counter()
+        rn.process(x[:, 0])
+        out["rnnoise_rtf"] = (time.perf_counter() - t0) / (len(x) / RATE)
+    except Exception as e:  # the comparison is optional
+        out["rnnoise_rtf"] = None
+        out["rnnoise_error"] = str(e)
+    return out
+
+
+def run(args) -> int:
+    from .. import evaluation as ev
+
+    model = _load(args.model)
+    if args.attenuation_limit is not None and hasattr(model, "attenuation_limit_db"):
+        model.attenuation_limit_db = args.attenuation_limit
+    rate = model.sample_rate or RATE
+    macs = model.macs_per_second(rate) if hasattr(model, "macs_per_second") else None
+    lat_ms = model.latency / rate * 1e3
+    print(f"rtconv bench denoise: {model.arch} {model.config}")
+    print(f"  parameters {model.parameter_count()}, "
+          + (f"{macs / 1e6:.0f} M MAC/s, " if macs else "")
+          + f"latency {model.latency} samples = {lat_ms:.2f} ms at {rate} Hz "
+          f"(RNNoise: {ev.RNNOISE_LATENCY_MS:g} ms; ratio {lat_ms / ev.RNNOISE_LATENCY_MS:.2f})")
+    tm = _timing(model, args.block_size, args.seconds)
+    ok = tm["rtf"] <= 0.3 and tm["p99_ms"] <= 0.3 * tm["budget_ms"]
+    print(f"\nreal time, one thread, {tm['block']}-frame blocks at {tm['rate']} Hz "
+          f"(budget {tm['budget_ms']:.3f} ms/block):")
+    print(f"  rtconv  RTF {tm['rtf']:.3f}   median {tm['median_ms']:.3f} ms   p99 {tm['p99_ms']:.3f} ms "
+          f"= {tm['p99_ms'] / tm['budget_ms'] * 100:.0f}% of budget   [{'meets' if ok else 'misses'} "
+          "RTF <= 0.3, p99 <= 30% of budget]")
+    if tm.get("rnnoise_rtf") is not None:
+        print(f"  RNNoise RTF {tm['rnnoise_rtf']:.3f} (480-sample frames, same audio, same process)")
+    result = {"model": {"arch": model.arch, "config": model.config, "parameters": model.parameter_count(),
+                        "macs_per_second": macs, "latency_samples": model.latency, "latency_ms": lat_ms},
+              "timing": tm}
+    if not args.no_quality:
+        lag = ev.rnnoise_lag()
+        print(f"\nRNNoise output lag measured by cross-correlation: {lag} samples "
+              f"({lag / RATE * 1e3:.1f} ms), removed before scoring")
+        t0 = time.perf_counter()
+        examples = ev.make_test_set(per_cell=args.per_cell, sample_rate=rate, seed=args.seed)
+        systems = {"noisy": lambda x: x, "rtconv": ev.model_denoiser(model)}
+        if rate == RATE:
+            systems["rnnoise"] = ev.rnnoise(RATE)
+        systems["noisereduce"] = ev.noisereduce(rate)
+        rows = ev.evaluate(systems, examples, rate, progress=True)
+        summary = ev.summarize(rows)
+        print(f"\nheld-out test set: {len(examples)} utterances (test voices and sentences), "
+              f"SNRs {', '.join(f'{s:g}' for s in ev.SNRS)} dB, scored in {time.perf_counter() - t0:.0f} s")
+        print("SI-SDRi in dB (higher is better), PESQ wide band 1-4.5, STOI 0-1\n")
+        print(ev.format_table(summary, list(systems), ours="rtconv"))
+        result.update(rnnoise_lag=lag, summary=summary, rows=rows)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+        print(f"\nwrote {args.json}")
+    return 0

@@ -1,0 +1,192 @@
+"""The shipped speech denoiser: a learned filterbank with a causal mask network.
+
+Architecture (``arch = "framed_denoiser"``), all causal, streamed exactly by
+:class:`rtconv.Streamer` at any block size::
+
+    x (48 kHz) -> StridedConv1d(1 -> 2K, window W, hop H)      analysis, initialised
+                                                                as a sqrt-Hann DFT
+               -> MaskGate(PairPower -> 1x1 conv -> blocks x    magnitude mask per
+                  [dilated causal conv, leaky ReLU, 1x1] + skip   pair (K bins), gains
+                  -> 1x1 conv -> sigmoid)                         in [floor, 1]
+               -> TransposedConv1d(2K -> 1, window W, hop H)   overlap-add synthesis
+
+With the defaults (W = 192, H = 96 at 48 kHz: 4 ms windows every 2 ms) the
+algorithmic latency is ``W - 1 = 191`` samples (3.98 ms) and the mask network
+sees 1 + 2*(2**blocks - 1) frames of context.  There is no resampler: the
+model runs at the device rate.
+
+Strength control: :attr:`ConvDenoiser.attenuation_limit_db` caps how much
+any band is attenuated (``None``: no cap).  It is part of :attr:`config`, so
+it travels with checkpoints, and it can be changed on a loaded model at any
+time, also while a :class:`~rtconv.Streamer` built from it is running.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import ConfigError
+from .framed import Framed, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d
+from .layers import Activation, MimoConv1d, Residual, _check_int
+from .models import Model, register
+
+__all__ = ["ConvDenoiser", "dft_filterbank", "limit_to_floor"]
+
+
+def limit_to_floor(limit_db: float | None) -> float:
+    """Mask floor (smallest gain) for an attenuation limit in dB; ``None`` -> 0."""
+    if limit_db is None:
+        return 0.0
+    if isinstance(limit_db, bool) or not isinstance(limit_db, (int, float)) or not limit_db >= 0:
+        raise ConfigError(
+            f"attenuation_limit_db must be a non-negative number of dB or None, got {limit_db!r}; "
+            "e.g. 12 keeps at least -12 dB of every band, None suppresses freely."
+        )
+    return float(10.0 ** (-float(limit_db) / 20.0))
+
+
+def dft_filterbank(window: int) -> tuple[np.ndarray, np.ndarray]:
+    """A perfectly reconstructing sqrt-Hann DFT analysis/synthesis pair.
+
+    Returns ``(analysis, synthesis)`` as impulse-response-order kernels of
+    shapes ``(window, 1, window)`` and ``(1, window, window)``; channels are
+    laid out ``[cos_0..cos_{K-1}, sin_0..sin_{K-1}]`` with ``K = window/2``
+    (``sin_0`` slot holds the Nyquist cosine), so pair ``k`` is bin ``k``.
+    With hop ``window/2`` the overlap-add of synthesis(analysis(x)) is ``x``.
+    """
+    K = window // 2
+    n = np.arange(window)
+    k = np.arange(K)[:, None]
+    cos = np.cos(2 * np.pi * k * n / window)
+    sin = np.sin(2 * np.pi * k * n / window)
+    sin[0] = np.cos(np.pi * n)
+    basis = np.concatenate([cos, sin]) / math.sqrt(window)  # (W, W) rows over window position
+    sw = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * n / window))  # periodic sqrt-Hann
+    A = basis * sw
+    S = sw[:, None] * np.linalg.inv(A * 1.0 + 0.0) if False else None
+    # A is singular where sw = 0 (first sample); solve on the window's support instead
+    S = np.linalg.pinv(basis) * sw[:, None]  # (W, W): synthesis rows over window position
+    analysis = A[:, None, ::-1]
+    synthesis = S.T[None, :, ::-1]
+    return np.ascontiguousarray(analysis), np.ascontiguousarray(synthesis)
+
+
+class ConvDenoiser(Model):
+    """Causal learned-filterbank mask denoiser (see the module docstring).
+
+    Parameters
+    ----------
+    window : int
+        Analysis and synthesis window in samples (even); latency ``window - 1``.
+    hop : int
+        Frame hop in samples; ``window // 2`` reconstructs perfectly at init.
+    channels : int
+        Width of the mask network.
+    blocks : int
+        Residual blocks with dilations 1, 2, 4, ... frames.
+    taps : int
+        Taps of each dilated convolution.
+    attenuation_limit_db : float or None
+        Strength control: the most any band is attenuated, in dB.
+    """
+
+    arch = "framed_denoiser"
+
+    def __init__(
+        self,
+        window: int = 192,
+        hop: int = 96,
+        channels: int = 96,
+        blocks: int = 6,
+        taps: int = 3,
+        attenuation_limit_db: float | None = None,
+    ) -> None:
+        super().__init__()
+        _check_int("window", window, 4)
+        if window % 2:
+            raise ConfigError(f"window must be even (pairs of filterbank channels), got {window!r}.")
+        _check_int("hop", hop, 1)
+        if hop > window:
+            raise ConfigError(f"hop {hop!r} exceeds window {window!r}; frames would leave gaps.")
+        _check_int("channels", channels, 1)
+        _check_int("blocks", blocks, 0)
+        _check_int("taps", taps, 1)
+        K = window // 2
+        layers: list[nn.Module] = [PairPower(), MimoConv1d(K, channels, 1), Activation("leaky_relu")]
+        for i in range(blocks):
+            layers.append(Residual(nn.Sequential(
+                MimoConv1d(channels, channels, taps, 2**i),
+                Activation("leaky_relu"),
+                MimoConv1d(channels, channels, 1),
+            )))
+        layers += [MimoConv1d(channels, K, 1), Activation("sigmoid")]
+        estimator = FrameNet(*layers)
+        gate = MaskGate(estimator, pairs=True, floor=limit_to_floor(attenuation_limit_db))
+        self.body = nn.Sequential(Framed(StridedConv1d(1, window, window, hop), gate,
+                                         TransposedConv1d(window, 1, window, hop)))
+        self._config = {"window": window, "hop": hop, "channels": channels, "blocks": blocks, "taps": taps}
+        self._limit = attenuation_limit_db
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        a, s = dft_filterbank(self.encoder.taps)
+        scale = self.encoder.taps / (2.0 * self.encoder.stride)  # overlap-add gain of sqrt-Hann pairs
+        with torch.no_grad():
+            self.encoder.weight.copy_(torch.from_numpy(a))
+            self.decoder.weight.copy_(torch.from_numpy(s / scale))
+            for m in self.gate.estimator:
+                if isinstance(m, Residual):
+                    m.body[-1].weight.mul_(0.1)  # blocks start near identity
+            last = [m for m in self.gate.estimator if isinstance(m, MimoConv1d)][-1]
+            last.weight.mul_(0.1)
+            last.bias.fill_(3.0)  # gains start near 0.95: the model starts as a pass-through
+
+    # the parts live once, in the body (checkpoints store each tensor once)
+    @property
+    def encoder(self) -> StridedConv1d:
+        return self.body[0].encoder
+
+    @property
+    def decoder(self) -> TransposedConv1d:
+        return self.body[0].decoder
+
+    @property
+    def gate(self) -> MaskGate:
+        return self.body[0].body
+
+    @property
+    def attenuation_limit_db(self) -> float | None:
+        """The most any band is attenuated, in dB (``None``: unlimited)."""
+        return self._limit
+
+    @attenuation_limit_db.setter
+    def attenuation_limit_db(self, value: float | None) -> None:
+        self.gate.floor = limit_to_floor(value)
+        self._limit = value
+
+    @property
+    def config(self) -> dict:
+        return {**self._config, "attenuation_limit_db": self._limit}
+
+    @property
+    def latency(self) -> int:
+        return self.body[0].latency
+
+    @property
+    def receptive_field(self) -> int:
+        frames = 1 + sum(m.span for m in self.gate.estimator.modules() if isinstance(m, MimoConv1d))
+        return self.encoder.taps + (frames - 1) * self.encoder.stride
+
+    def macs_per_second(self, sample_rate: int = 48000) -> float:
+        """Multiply-accumulates per second of audio (convolutions only)."""
+        H = self.encoder.stride
+        per_frame = self.encoder.weight.numel() + self.decoder.weight.numel()
+        per_frame += sum(m.weight.numel() for m in self.gate.estimator.modules() if isinstance(m, MimoConv1d))
+        return per_frame * sample_rate / H
+
+
+register(ConvDenoiser)
