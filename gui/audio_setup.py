@@ -46,6 +46,10 @@ class AudioSetup(QtWidgets.QGroupBox):
         self.block.setCurrentIndex(BLOCKS.index(128))
         self.channels = QtWidgets.QSpinBox(minimum=1, maximum=2)
         self.channels.setToolTip("1 = mono model on one channel; 2 = run it per channel or a 2-in MIMO model")
+        self.mode = QtWidgets.QComboBox()
+        self.mode.addItem("in the audio callback (lowest latency)", "callback")
+        self.mode.addItem("in a worker thread (+2 blocks, absorbs jitter)", "worker")
+        self.mode.setToolTip("Where the model runs; the worker thread adds two blocks of latency")
         self.refresh_button = QtWidgets.QPushButton("Rescan")
         self.start_button = QtWidgets.QPushButton("Start")
         self.start_button.setCheckable(True)
@@ -64,6 +68,7 @@ class AudioSetup(QtWidgets.QGroupBox):
         rb.addWidget(self.block)
         rb.addWidget(self.channels)
         form.addRow("Rate / block / ch", rb)
+        form.addRow("Run model", self.mode)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.start_button)
         row.addWidget(self.state, 1)
@@ -124,6 +129,7 @@ class AudioSetup(QtWidgets.QGroupBox):
             "samplerate": self.rate.currentData(),
             "block_size": self.block.currentData(),
             "channels": self.channels.value(),
+            "mode": self.mode.currentData(),
         }
 
     def set_choice(self, c: dict) -> None:
@@ -136,7 +142,7 @@ class AudioSetup(QtWidgets.QGroupBox):
             j = combo.findData(c.get(key))
             if j >= 0:
                 combo.setCurrentIndex(j)
-        for combo, key in ((self.rate, "samplerate"), (self.block, "block_size")):
+        for combo, key in ((self.rate, "samplerate"), (self.block, "block_size"), (self.mode, "mode")):
             j = combo.findData(c.get(key))
             if j >= 0:
                 combo.setCurrentIndex(j)
@@ -159,7 +165,7 @@ class AudioSetup(QtWidgets.QGroupBox):
 
     def restore(self, settings) -> None:
         c = {}
-        for k in ("hostapi", "input_device", "output_device"):
+        for k in ("hostapi", "input_device", "output_device", "mode"):
             v = settings.value(f"audio/{k}", "")
             c[k] = v or None
         for k in ("samplerate", "block_size", "channels"):

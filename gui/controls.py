@@ -34,6 +34,12 @@ class Controls(QtWidgets.QGroupBox):
         self.wet_label = QtWidgets.QLabel()
         self.gain = QtWidgets.QDoubleSpinBox(suffix=" dB", decimals=1, minimum=-40.0, maximum=20.0, singleStep=0.5)
         self.gain.setToolTip("Gain applied to the output after mixing")
+        # model switches: shown only for models that have them (the denoiser's strength)
+        self.limit_on = QtWidgets.QCheckBox("Limit attenuation to")
+        self.limit_on.setToolTip("Denoiser strength: the most any band is attenuated")
+        self.limit_db = QtWidgets.QDoubleSpinBox(suffix=" dB", decimals=0, minimum=0.0, maximum=100.0, singleStep=3.0)
+        self.limit_db.setValue(20.0)
+        self._model = None
         self.record = QtWidgets.QPushButton("● Record")
         self.record.setCheckable(True)
         self.record.setToolTip("Record input and output to WAV files while the stream runs")
@@ -53,6 +59,13 @@ class Controls(QtWidgets.QGroupBox):
         wet.addWidget(self.wet_label)
         form.addRow("Dry/wet", wet)
         form.addRow("Output gain", self.gain)
+        self.strength_row = QtWidgets.QWidget()
+        sr = QtWidgets.QHBoxLayout(self.strength_row)
+        sr.setContentsMargins(0, 0, 0, 0)
+        sr.addWidget(self.limit_on)
+        sr.addWidget(self.limit_db, 1)
+        form.addRow(self.strength_row)
+        self.strength_row.setVisible(False)
         rec = QtWidgets.QHBoxLayout()
         rec.addWidget(self.record)
         rec.addWidget(self.record_dir, 1)
@@ -64,6 +77,8 @@ class Controls(QtWidgets.QGroupBox):
         self.wet.valueChanged.connect(self._wet_changed)
         self.gain.valueChanged.connect(self.changed)
         self.record.toggled.connect(self.record_toggled)
+        self.limit_on.toggled.connect(self._apply_strength)
+        self.limit_db.valueChanged.connect(self._apply_strength)
         self._wet_changed(self.wet.value())
 
     def _wet_changed(self, value: int) -> None:
@@ -83,6 +98,29 @@ class Controls(QtWidgets.QGroupBox):
         processor.gain_db = float(self.gain.value())
         if hasattr(processor, "limiter"):
             processor.limiter = self.limiter.isChecked()
+
+    def show_model_switches(self, model) -> None:
+        """Offer the switches ``model`` has (a denoiser's attenuation limit), reflecting its value."""
+        self._model = model
+        has = hasattr(type(model), "attenuation_limit_db")
+        self.strength_row.setVisible(has)
+        if has:
+            limit = model.attenuation_limit_db
+            for w in (self.limit_on, self.limit_db):
+                w.blockSignals(True)
+            self.limit_on.setChecked(limit is not None)
+            if limit is not None:
+                self.limit_db.setValue(float(limit))
+            for w in (self.limit_on, self.limit_db):
+                w.blockSignals(False)
+            self.limit_db.setEnabled(limit is not None)
+
+    def _apply_strength(self) -> None:
+        # the model reads its floor at every frame, also while it streams
+        self.limit_db.setEnabled(self.limit_on.isChecked())
+        if self._model is not None and hasattr(type(self._model), "attenuation_limit_db"):
+            self._model.attenuation_limit_db = float(self.limit_db.value()) if self.limit_on.isChecked() else None
+        self.changed.emit()
 
     def show_recording(self, paths) -> None:
         if paths:

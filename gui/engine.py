@@ -118,12 +118,21 @@ def _layer_text(layer) -> str:
 
 
 def make_processor(model, samplerate: int, channels: int = 1, block_size: int = 128):
-    """A :class:`rtconv.live.LiveProcessor` (the object the audio callback runs)."""
-    return _live().LiveProcessor(model, samplerate, channels=channels, block_size=block_size)
+    """A :class:`rtconv.live.LiveProcessor` (the object the audio callback runs).
+
+    Raises :class:`RtconvError` when the model cannot run at these settings
+    (channel count, too slow for the block budget).
+    """
+    return _live().LiveProcessor(model, int(samplerate), channels=int(channels), block_size=int(block_size))
 
 
 def make_stream(processor, **kwargs):
-    """A :class:`rtconv.live.LiveStream` around ``processor`` (not started)."""
+    """A :class:`rtconv.live.LiveStream` around ``processor`` (not started).
+
+    ``kwargs`` are LiveStream's: ``input_device``, ``output_device``,
+    ``hostapi``, ``samplerate``, ``block_size``, ``channels``, ``record_dir``,
+    ``mode``, ``warn``.
+    """
     return _live().LiveStream(processor, **kwargs)
 
 

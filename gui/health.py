@@ -41,51 +41,46 @@ class HealthPanel(QtWidgets.QGroupBox):
             self.values[key] = v
             form.addRow(label, v)
 
-    def show_stats(self, stats: dict | None, fps: float, device_latency=None) -> None:
-        """Render ``stats`` (``None`` when no stream runs) and the display ``fps``."""
-        self.values["fps"].setText(f"{fps:.0f} frames/s")
+    def show_stats(self, stats: dict | None, fps: float, display_drops: int | None = None) -> None:
+        """Render :meth:`LiveStream.stats` (``None`` when no stream runs) and the display ``fps``."""
+        drops = "" if display_drops is None else f", {display_drops} frames not drawn"
+        self.values["fps"].setText(f"{fps:.0f} frames/s{drops}")
         if not stats:
             for key in ("dropouts", "errors", "block", "cpu", "latency"):
                 self.values[key].setText("— (stream stopped)")
             return
-        ov = _num(stats, "overflows", "input_overflows", default=0)
-        un = _num(stats, "underflows", "output_underflows", default=0)
-        self.values["dropouts"].setText(f"{ov} / {un}")
-        self.values["errors"].setText(str(_num(stats, "model_errors", "errors", default=0)))
-        budget = _num(stats, "budget_ms", "block_budget_ms")
-        med = _num(stats, "block_ms_median", "block_time_median_ms", "median_ms")
-        p99 = _num(stats, "block_ms_p99", "block_time_p99_ms", "p99_ms")
-        mx = _num(stats, "block_ms_max", "block_time_max_ms", "max_ms")
-        if med is None:
+        ov = _num(stats, "input_overflows", "overflows", default=0)
+        un = _num(stats, "output_underflows", "underflows", default=0)
+        extra = _num(stats, "worker_underruns", default=0) + _num(stats, "resampler_underruns", default=0)
+        self.values["dropouts"].setText(f"{ov} / {un}" + (f" (+{extra} worker/resampler)" if extra else ""))
+        errors = _num(stats, "model_errors", default=0) + _num(stats, "internal_errors", default=0)
+        last = stats.get("last_error") or ""
+        self.values["errors"].setText(f"{errors}" + (f" — last: {last}" if errors and last else ""))
+        b = stats.get("block_ms") or {}
+        if not stats.get("blocks"):
             self.values["block"].setText("— (no blocks yet)")
         else:
-            parts = " / ".join(f"{v:.2f}" for v in (med, p99, mx) if v is not None)
-            over = budget is not None and p99 is not None and p99 > budget
+            budget = b.get("budget")
+            over = budget is not None and b.get("p99", 0) > budget
             colour = "#e03131" if over else "inherit"
-            text = f"{parts} ms" + (f" of {budget:.2f} ms budget" if budget else "")
+            text = f"{b.get('median', 0):.3f} / {b.get('p99', 0):.3f} / {b.get('max', 0):.3f} ms"
+            text += f" of {budget:.3f} ms" if budget else ""
             self.values["block"].setText(f"<span style='color:{colour}'>{text}</span>")
-        cpu = _num(stats, "cpu_load", "load")
+        cpu = stats.get("cpu_load")
         if cpu is not None:
-            self.values["cpu"].setText(f"{100.0 * cpu:.0f} % of the block budget")
-        lat = stats.get("latency") or stats.get("latency_ms")
-        self.values["latency"].setText(_latency_text(lat, device_latency))
+            rate = stats.get("model_rate")
+            note = f"; model at {rate} Hz, resampled" if rate and rate != stats.get("samplerate") else ""
+            self.values["cpu"].setText(f"{100.0 * cpu:.0f} % of the block budget{note}")
+        self.values["latency"].setText(_latency_text(stats.get("latency")))
 
 
-def _latency_text(lat, device_latency) -> str:
-    if isinstance(lat, dict):
-        parts = [
-            f"{k.replace('_ms', '').replace('_', ' ')} {v:.2f} ms" for k, v in lat.items()
-            if isinstance(v, (int, float)) and k != "total_ms"
-        ]
-        total = lat.get("total_ms")
-        text = ", ".join(parts)
-        return f"{total:.2f} ms total ({text})" if isinstance(total, (int, float)) else text
-    if isinstance(lat, (int, float)):
-        return f"{lat:.2f} ms"
-    if device_latency is not None:
-        try:
-            i, o = device_latency
-            return f"device in {1000 * i:.2f} ms, out {1000 * o:.2f} ms"
-        except (TypeError, ValueError):
-            return str(device_latency)
-    return "—"
+def _latency_text(lat) -> str:
+    """``{"model_ms": .., "device_in_ms": .., "total_ms": ..}`` as one line (zero parts left out)."""
+    if not isinstance(lat, dict):
+        return "—"
+    parts = [
+        f"{k[:-3].replace('_', ' ')} {v:.2f}" for k, v in lat.items()
+        if k != "total_ms" and isinstance(v, (int, float)) and v > 0
+    ]
+    total = lat.get("total_ms", 0.0)
+    return f"{total:.2f} ms" + (f" ({', '.join(parts)})" if parts else "")

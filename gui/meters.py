@@ -128,7 +128,7 @@ def _get(m: dict, side: str, what: str) -> float:
 
 
 def _clip(m: dict, side: str) -> bool:
-    for key in (f"{side}_clip", f"{side}_clipped", f"{'input' if side == 'in' else 'output'}_clip"):
+    for key in (f"{side}_clip", f"{side}_limited", f"{side}_clipped"):
         if key in m:
             v = m[key]
             return bool(any(v)) if hasattr(v, "__iter__") else bool(v)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from rtconv.errors import RtconvError
@@ -64,6 +63,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self._fps_t0 = time.monotonic()
         self._fps_n = 0
         self._last_tick = time.monotonic()
+        self._written = -1
+        # sentences from the stream's monitor thread; list.append is atomic, the
+        # 1 Hz text timer shows them (Qt is only touched from this thread)
+        self._warnings: list[str] = []
         self.setWindowTitle("rtconv")
 
         # left column
@@ -171,22 +174,36 @@ class MainWindow(QtWidgets.QMainWindow):
         return self.set_model(model, path)
 
     def set_model(self, model, path: str | None = None) -> bool:
-        """Make ``model`` current: swap it into the processor, refresh panel and stems."""
-        if self.processor is not None:
+        """Make ``model`` current: hot-swap it into the running stream, refresh panel and stems.
+
+        With a stream running, a model that does not fit it (channels, too
+        slow for the block) is refused and the running one keeps playing.
+        Without one, the model is shown and a processor is built for it; if
+        it cannot run live at the chosen settings that is said, and the
+        model can still be inspected and used in file mode.
+        """
+        warning = None
+        if self.stream is not None:
             try:
                 self.processor.request_swap(model)
             except RtconvError as e:
                 self.show_message(f"kept {self._model_name(self.model)}: {e}", True)
                 return False
         self.model, self.model_path = model, path
-        if self.processor is None:
-            self._ensure_processor()
+        if self.stream is None:
+            self.processor = None
+            if not self._ensure_processor():
+                warning = self.last_message[0]
         rate = self._rate()
         self.model_panel.show_model(model, path, rate)
         self.kernels.set_model(model, rate)
         self.setWindowTitle(f"rtconv — {self._model_name(model)}")
         self.statusBar().showMessage(f"model {self._model_name(model)} loaded", 5000)
-        self.clear_message()
+        self.controls.show_model_switches(model)
+        if warning:
+            self.show_message(warning, True)
+        else:
+            self.clear_message()
         self._watch_toggled(self.watch.isChecked())
         return True
 
@@ -221,7 +238,9 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         c = choice or self.audio.choice()
         config = (int(c["samplerate"]), int(c["channels"]), int(c["block_size"]))
-        if self.processor is not None and self._proc_config == config and self.processor.model is self.model:
+        if self.processor is not None and self._proc_config == config and (
+            self.processor.model is self.model or self.processor.swap_pending
+        ):
             return True
         try:
             proc = engine.make_processor(self.model, config[0], channels=config[1], block_size=config[2])
@@ -260,7 +279,7 @@ class MainWindow(QtWidgets.QMainWindow):
         try:
             if rec:
                 Path(rec).mkdir(parents=True, exist_ok=True)
-            stream = engine.make_stream(self.processor, record_dir=rec, **choice)
+            stream = engine.make_stream(self.processor, record_dir=rec, warn=self._warnings.append, **choice)
             stream.start()
         except (RtconvError, OSError) as e:
             self.audio.set_running(False, "stopped")
@@ -308,9 +327,12 @@ class MainWindow(QtWidgets.QMainWindow):
         dt, self._last_tick = now - self._last_tick, now
         if self.processor is None or not self.isVisible() or self.isMinimized():
             return
+        written = self.processor.display_ring.written
+        if written == self._written:  # no new audio (stream stalled or stopped): nothing to redo
+            return
+        self._written = written
         inp, out = self.processor.read_display(DISPLAY_SAMPLES)
-        inp = np.asarray(inp)[:, 0] if np.ndim(inp) == 2 else np.asarray(inp)
-        out = np.asarray(out)[:, 0] if np.ndim(out) == 2 else np.asarray(out)
+        inp, out = inp[:, 0], out[:, 0]
         if self.tabs.currentIndex() == 0:
             self.spectrum.update_audio(inp, out, dt)
             self.spectrogram.update_audio(inp, out)
@@ -326,12 +348,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self._fps_t0, self._fps_n = now, 0
         if not self.isVisible():
             return
-        stats = self.processor.stats() if (self.processor is not None and self.stream is not None) else None
-        latency = getattr(self.stream, "device_latency", None) if self.stream is not None else None
-        self.health.show_stats(stats, self.fps, latency)
+        stats = self.stream.stats() if self.stream is not None else None
+        drops = self.processor.display_drops if self.processor is not None else None
+        self.health.show_stats(stats, self.fps, drops)
         self.meters.update_text()
         if self.stream is not None:
-            self.controls.show_recording(getattr(self.stream, "recording_paths", None))
+            self.controls.show_recording(self.stream.recording_paths)
+        while self._warnings:
+            self.show_message(self._warnings.pop(0), True)
 
     # --- persistence -------------------------------------------------------------------
     def _restore(self) -> None:

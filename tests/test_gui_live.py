@@ -1,0 +1,225 @@
+"""The desktop app wired to live audio: controls reach the processor, and on a
+JACK server with the dummy backend, streams start, spectra move, models hot-swap,
+a refused device restores the previous state, recording names its files.
+
+Qt runs offscreen; any Qt warning fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PyQt6", reason="the GUI needs PyQt6 (pip install 'rtconv[gui]')")
+
+import rtconv  # noqa: E402
+from rtconv import designs  # noqa: E402
+
+OFFSCREEN_NOISE = "This plugin does not support propagateSizeHints"
+pytestmark = [pytest.mark.qt_log_level_fail("WARNING"), pytest.mark.qt_log_ignore(OFFSCREEN_NOISE)]
+
+JACK_API = "JACK Audio Connection Kit"
+
+
+def _jack_up() -> bool:
+    env = dict(os.environ, JACK_NO_START_SERVER="1")
+    return subprocess.run(["jack_lsp"], capture_output=True, env=env).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def jack():
+    """A JACK server (dummy backend, 48 kHz) that PortAudio sees; ours unless one runs."""
+    if shutil.which("jackd") is None:
+        pytest.skip("jackd is not installed (apt install jackd2)")
+    sd = pytest.importorskip("sounddevice")
+    proc = None
+    if not _jack_up():
+        env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+        proc = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        subprocess.run(["jack_wait", "-w", "-t", "10"], capture_output=True, check=True)
+    sd._terminate()  # PortAudio lists host APIs once, at initialisation
+    sd._initialize()
+    yield
+    sd._terminate()  # PortAudio must let go of JACK before the server stops
+    if proc is not None:
+        proc.terminate()
+        proc.wait(10)
+    sd._initialize()
+
+
+@pytest.fixture
+def metronome(jack):
+    """A 1 kHz click source wired into the GUI stream's input instead of the silent dummy capture."""
+    name = f"rtconvsrc{os.getpid()}"
+    proc = subprocess.Popen(["jack_metro", "-n", name, "-b", "1200", "-f", "1000", "-A", "0.5", "-D", "40"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def connect():
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            ports = subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.split("\n")
+            src = [p for p in ports if p.startswith(name + ":")]
+            if src and "PortAudio:in_0" in ports:
+                subprocess.run(["jack_disconnect", "system:capture_1", "PortAudio:in_0"], capture_output=True)
+                subprocess.run(["jack_connect", src[0], "PortAudio:in_0"], capture_output=True, check=True)
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"no metronome or stream ports appeared: {ports}")
+
+    yield connect
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    from PyQt6 import QtCore
+
+    from gui.window import MainWindow
+
+    win = MainWindow(QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.Format.IniFormat))
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.shutdown()
+
+
+def _lowpass(tmp_path, cutoff=2000, name="lowpass"):
+    return rtconv.save(designs.lowpass(cutoff, 31, 48000), tmp_path / f"{name}.safetensors", name=name, task="filter")
+
+
+def _on_jack(win, **choice):
+    win.audio.rescan()
+    c = win.audio.choice()
+    c.update(hostapi=JACK_API, input_device=None, output_device=None, samplerate=48000, block_size=128, channels=1)
+    c.update(choice)
+    win.audio.set_choice(c)
+    assert win.audio.choice()["hostapi"] == JACK_API
+
+
+@pytest.mark.parametrize("wet", [0, 35, 100])
+def test_bypass_dry_wet_gain_and_limiter_reach_the_processor(window, tmp_path, wet):
+    window.load_model(_lowpass(tmp_path))
+    proc = window.processor
+    assert proc is not None and proc.model is window.model
+    c = window.controls
+    c.bypass.setChecked(True)
+    c.wet.setValue(wet)
+    c.gain.setValue(-4.5)
+    c.limiter.setChecked(False)
+    assert proc.bypass is True
+    assert proc.wet == pytest.approx(wet / 100)
+    assert proc.gain_db == pytest.approx(-4.5)
+    assert proc.limiter is False
+    c.bypass.setChecked(False)
+    assert proc.bypass is False
+
+
+def test_controls_carry_over_to_a_processor_built_for_a_new_model(window, tmp_path):
+    window.load_model(_lowpass(tmp_path, name="a"))
+    window.controls.wet.setValue(20)
+    window.controls.bypass.setChecked(True)
+    window.load_model(_lowpass(tmp_path, 4000, name="b"))
+    assert window.processor.wet == pytest.approx(0.2) and window.processor.bypass is True
+
+
+def test_the_denoiser_strength_switch_sets_its_attenuation_limit(window, tmp_path):
+    denoiser = pytest.importorskip("rtconv.denoiser")
+    path = rtconv.save(denoiser.ConvDenoiser(window=16, hop=8, channels=4, blocks=1), tmp_path / "d.safetensors",
+                       sample_rate=48000, task="denoise")
+    window.load_model(path)
+    c = window.controls
+    assert c.strength_row.isVisibleTo(window)
+    c.limit_on.setChecked(True)
+    c.limit_db.setValue(12)
+    assert window.model.attenuation_limit_db == 12.0
+    c.limit_on.setChecked(False)
+    assert window.model.attenuation_limit_db is None
+    window.load_model(_lowpass(tmp_path))
+    assert not c.strength_row.isVisibleTo(window)
+
+
+def test_starting_the_stream_on_jack_makes_the_spectra_update(window, qtbot, tmp_path, metronome):
+    window.load_model(_lowpass(tmp_path))
+    _on_jack(window)
+    assert window.start_stream(), window.banner.text()
+    metronome()
+    spec = window.spectrum
+
+    def loud():
+        x, y = spec.curves()["input"]
+        return y is not None and np.max(y) > -60
+
+    qtbot.waitUntil(loud, timeout=10000)
+    f, db_in = spec.curves()["input"]
+    assert 800 < f[np.argmax(db_in)] < 1200  # the 1 kHz click
+    n = spec.updates
+    qtbot.waitUntil(lambda: spec.updates >= n + 5, timeout=5000)
+    assert window.spectrogram.inp.data[-1].max() > -100  # newest column has the click
+    qtbot.waitUntil(lambda: window.meters.meter_in.peak_db > -40, timeout=5000)
+    window._tick_text()
+    assert "of" in window.health.values["block"].text()  # median / p99 / max of budget
+    assert window.audio.start_button.text() == "Stop"
+    window.stop_stream()
+    assert window.stream is None and window.audio.start_button.text() == "Start"
+
+
+def test_a_model_loaded_while_streaming_is_hot_swapped(window, qtbot, tmp_path, jack):
+    window.load_model(_lowpass(tmp_path, name="first"))
+    _on_jack(window)
+    assert window.start_stream(), window.banner.text()
+    proc = window.processor
+    assert window.load_model(_lowpass(tmp_path, 6000, name="second"))
+    assert window.processor is proc  # same stream, same processor: a swap, not a restart
+    assert proc.wait_swapped(5)
+    assert proc.model is window.model
+    assert window.model_panel.field("name") == "second"
+
+
+def test_a_model_that_does_not_fit_the_stream_is_refused_and_the_old_one_keeps_playing(window, tmp_path, jack):
+    window.load_model(_lowpass(tmp_path, name="first"))
+    _on_jack(window)
+    assert window.start_stream(), window.banner.text()
+    running = window.processor.model
+    two_in = rtconv.save(rtconv.MimoCNN(taps=[3], features=[2, 1]), tmp_path / "two.safetensors", sample_rate=48000)
+    assert not window.load_model(two_in)
+    assert window.processor.model is running and window.model is running
+    assert window.model_panel.field("name") == "first"
+    assert window.banner.text().startswith("kept first: ")
+    assert "keeps playing" in window.banner.text()
+
+
+def test_a_device_that_fails_to_open_restores_the_previous_state(window, tmp_path, jack):
+    window.load_model(_lowpass(tmp_path))
+    _on_jack(window)
+    assert window.start_stream(), window.banner.text()
+    _on_jack(window, samplerate=44100)  # the JACK server runs at 48 kHz only
+    assert not window.start_stream()
+    text = window.banner.text()
+    assert text.startswith("could not start audio: ") and "44100" in text
+    assert window.audio.choice()["samplerate"] == 48000  # the previous choice is back
+    assert window.stream is not None and window.stream.active  # and running again
+    assert window.audio.start_button.text() == "Stop"
+
+
+def test_recording_shows_its_file_names_and_writes_them(window, qtbot, tmp_path, jack):
+    window.load_model(_lowpass(tmp_path))
+    _on_jack(window)
+    window.controls.record_dir.setText(str(tmp_path / "rec"))
+    assert window.start_stream(), window.banner.text()
+    window.controls.record.setChecked(True)
+    paths = window.stream.recording_paths
+    assert paths
+    for p in paths:
+        assert os.path.basename(str(p)) in window.controls.record_file.text()
+    qtbot.wait(300)
+    window.stop_stream()
+    assert all(os.path.getsize(p) > 44 for p in paths)
+    assert window.controls.record_file.text() == "not recording"
