@@ -183,3 +183,69 @@ def test_examples_are_reproducible_and_splits_differ():
     td = tasks.make_task("sines")
     torch.testing.assert_close(td.train[5][0], td.train[5][0])
     assert not torch.equal(td.train[5][0], td.test[5][0])
+
+
+def _parse(argv):
+    from rtconv.cli import get_parser
+
+    parser, mods = get_parser()
+    return parser.parse_args(argv)
+
+
+def test_lab_recipe_flag_expands_to_the_lab_recipe():
+    from rtconv.cli.train import build_config
+
+    cfg = build_config(_parse(["train", "--recipe", "lab"]))
+    assert cfg.task == "denoise" and cfg.arch == "mimo_cnn"
+    assert cfg.arch_config == {"taps": [40, 40], "features": [1, 5, 1], "activation": "tanh", "bias": False}
+    assert (cfg.loss, cfg.optimizer, cfg.lr, cfg.batch_size, cfg.epochs) == ("l1", "sgd", 0.5, 32, 20)
+    assert cfg.task_options["sample_rate"] == 32000 and cfg.task_options["seconds"] == 1.0
+    cfg = build_config(_parse(["train", "--recipe", "lab", "--epochs", "3", "--lr", "0.1"]))
+    assert (cfg.epochs, cfg.lr) == (3, 0.1)  # explicit flags win over the recipe
+
+
+def test_cli_choices_match_the_training_modules():
+    from rtconv.cli import train as cli
+    from rtconv.train import trainer
+
+    assert cli.TASKS == tasks.TASKS
+    assert cli.LOSSES == tuple(losses.LOSSES)
+    assert cli.OPTIMIZERS == trainer.OPTIMIZERS and cli.SCHEDULES == trainer.SCHEDULES
+
+
+def test_cli_trains_and_stores_the_command_and_metrics(tmp_path, capsys):
+    from rtconv.cli import main
+
+    out, js = tmp_path / "m.safetensors", tmp_path / "m.json"
+    argv = ["train", "sines", "--epochs", "2", "--train-examples", "32", "--val-examples", "8",
+            "--test-examples", "8", "--taps", "9", "--out", str(out), "--metrics-json", str(js), "--quiet"]
+    assert main(argv) == 0
+    assert "test loss" in capsys.readouterr().out
+    meta = read_metadata(out)
+    assert meta["architecture"]["config"]["taps"] == 9
+    assert meta["metrics"] == json.loads(js.read_text())
+    assert "train sines" in meta["provenance"]["command"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train"], "no task given"),
+    (["train", "sines", "--recipe", "lab"], "recipe 'lab' trains task 'denoise', not 'sines'"),
+    (["train", "freqsep", "--variant", "audio", "--low-band", "900,1000", "--high-band", "500,2000",
+      "--quiet"], "bands must satisfy"),
+    (["train", "sines", "--arch", "wavenet", "--quiet"], "unknown architecture 'wavenet'"),
+])
+def test_cli_bad_input_exits_1_with_one_line(argv, message, capsys):
+    from rtconv.cli import main
+
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rtconv train: error: ") and message in err[0]
+
+
+def test_cli_usage_errors_exit_2(capsys):
+    from rtconv.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "sines", "--snr-db", "20,-5"])
+    assert e.value.code == 2
+    assert "LOW <= HIGH" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import argparse
 import json
 import shlex
 import sys
+from pathlib import Path
 
 from .common import positive_int
 
@@ -160,8 +161,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seconds", type=_positive_float, help="example length in seconds (audio tasks)")
     g.add_argument("--low-band", type=_pair, metavar="LO,HI", help="freqsep audio: low tones in Hz (40,700)")
     g.add_argument("--high-band", type=_pair, metavar="LO,HI", help="freqsep audio: high tones in Hz (1400,16000)")
-    g.add_argument("--snr-db", type=_pair, metavar="LO,HI", help="denoise: input SNR range (-5,20)")
-    g.add_argument("--gain-db", type=_pair, metavar="LO,HI", help="denoise: random gain range (-12,6)")
+    g.add_argument("--snr-db", type=_pair, metavar="LO,HI", help="denoise: input SNR range (write --snr-db=-5,20 when LO is negative)")
+    g.add_argument("--gain-db", type=_pair, metavar="LO,HI", help="denoise: random gain range (--gain-db=-12,6)")
     g.add_argument("--utterances", type=positive_int, metavar="N", help="denoise: espeak utterances for training (200)")
     g.add_argument("--speech-dir", metavar="DIR", help="denoise: folder of clean speech (instead of espeak-ng)")
     g.add_argument("--noise-dir", metavar="DIR", help="denoise: folder of noise recordings (added to the draw)")
@@ -231,9 +232,30 @@ def build_config(args):
         weight_decay=args.weight_decay, batch_size=pick("batch_size"), epochs=pick("epochs"),
         schedule=args.schedule, clip_grad=args.clip_grad, patience=args.patience, seed=args.seed,
         device=args.device, out=args.out, report=args.report, resume=args.resume, name=args.name,
-        description=args.description, command=shlex.join(["rtconv", "train", *sys.argv[2:]])
-        if len(sys.argv) > 1 and sys.argv[1] == "train" else None, progress=not args.quiet,
+        description=args.description, command=_command_line(args), progress=not args.quiet,
     )
+
+
+def _command_line(args) -> str:
+    """The command as typed when run from a shell, else rebuilt from the parsed flags."""
+    argv = sys.argv
+    if len(argv) > 1 and argv[1] == "train" and Path(argv[0]).name in ("rtconv", "__main__.py"):
+        return shlex.join(["rtconv", "train", *argv[2:]])
+    words = ["rtconv", "train"] + ([args.task] if args.task else [])
+    for key, value in sorted(vars(args).items()):
+        if key in ("task", "command", "func") or key.startswith("_") or value in (None, False, []):
+            continue
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            words.append(flag)
+        elif key == "arch_arg":
+            for k, v in value:
+                words += [flag, f"{k}={json.dumps(v)}"]
+        else:
+            text = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) \
+                if isinstance(value, list) else str(value)
+            words.append(f"{flag}={text}")  # '=' keeps a negative LO from reading as a flag
+    return shlex.join(words)
 
 
 def run(args) -> int:
@@ -244,7 +266,7 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = build_config(args)
-    if cfg.out is None:
+    if cfg.out is None and not args.quiet:
         print("rtconv train: note: no --out given, the trained model will not be saved", file=sys.stderr)
     result = train(cfg)
     m = result.metrics
