@@ -1,0 +1,68 @@
+"""Live audio: microphone -> model -> speakers, with hot model swap and recording.
+
+API map
+    :class:`LiveProcessor` (``processor``): the DSP core, no device code;
+    :class:`LiveStream` (``stream``): a PortAudio duplex stream around it;
+    :func:`list_devices`, :func:`list_hostapis`, :func:`find_device`
+    (``devices``); :class:`Recorder` (``recorder``); :class:`ModelWatcher`
+    (``watcher``); :class:`RateBridge` (``resample``); the hand-off rings
+    :class:`FrameRing` and :class:`DisplayRing` (``rings``).
+
+The real-time contract
+    The audio callback copies, computes and returns.  It never blocks on a
+    lock, never waits for the GUI or any other thread, never does file I/O
+    and never allocates more than small temporaries (NumPy/torch results
+    of block size); buffers are preallocated when the stream starts.  It
+    never raises: a model that throws or returns NaN/Inf makes that block
+    pass dry, resets the model state, and bumps a counter that a monitor
+    thread reports at most once per second.
+
+    Each hand-off has one named primitive, and losses are counted:
+
+    * model swap: a single-slot *mailbox* (``(sequence, chain)``) written by
+      :meth:`LiveProcessor.request_swap` after loading, validating and
+      warming the new model off the audio thread; the callback picks it up
+      at a block boundary and crossfades;
+    * parameters (bypass, wet, gain, limiter): plain attributes read once per
+      block and ramped across it (no zipper noise);
+    * meters: a *latest-value slot* (a small preallocated array);
+    * displays: an overwriting *ring buffer* (:class:`DisplayRing`), reads
+      never block the writer, lapped frames counted;
+    * recording: a *bounded lossless queue* (:class:`FrameRing`) drained by a
+      writer thread; a full queue drops whole blocks and counts them.
+
+Where the model runs
+    ``LiveStream(mode="callback")`` (default) runs it inside the PortAudio
+    callback: latency is the model's plus the device's.  ``mode="worker"``
+    runs it in a thread fed by a lock-free ring with ``safety_blocks`` of
+    buffering, which absorbs scheduling jitter at the cost of that latency.
+    ``rtconv bench live --mode both`` measures the two side by side; the
+    numbers behind the default are in the README.
+
+Nothing here imports sounddevice at import time.
+"""
+
+from __future__ import annotations
+
+from .devices import find_device, find_hostapi, list_devices, list_hostapis
+from .processor import LiveProcessor
+from .recorder import Recorder
+from .resample import RateBridge
+from .rings import DisplayRing, FrameRing
+from .stream import MODES, LiveStream
+from .watcher import ModelWatcher
+
+__all__ = [
+    "LiveProcessor",
+    "LiveStream",
+    "ModelWatcher",
+    "Recorder",
+    "RateBridge",
+    "FrameRing",
+    "DisplayRing",
+    "list_devices",
+    "list_hostapis",
+    "find_device",
+    "find_hostapi",
+    "MODES",
+]

@@ -1,0 +1,234 @@
+"""The duplex sounddevice stream around a :class:`LiveProcessor`."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ConfigError, DeviceError
+from .devices import _sd, find_device, find_hostapi
+from .recorder import Recorder
+from .rings import FrameRing
+
+__all__ = ["LiveStream", "MODES"]
+
+MODES = ("callback", "worker")
+
+
+def _stderr(msg: str) -> None:
+    print(f"rtconv live: warning: {msg}", file=sys.stderr, flush=True)
+
+
+class LiveStream:
+    """Microphone -> processor -> speakers, as a PortAudio duplex stream.
+
+    Parameters
+    ----------
+    processor : LiveProcessor
+        Does the audio work; its ``samplerate`` and ``channels`` must match.
+    input_device, output_device : int or str, optional
+        Index or name substring; default devices when None.
+    hostapi : int or str, optional
+        Restrict device lookup to one host API (e.g. ``"JACK"``).
+    samplerate : int, optional
+        Defaults to the processor's.
+    block_size : int
+        Frames per callback (the latency/CPU trade-off).
+    channels : int
+        Defaults to the processor's.
+    record_dir : path, optional
+        Record input and output there (see :class:`Recorder`).
+    mode : {"callback", "worker"}
+        Where the model runs: in the PortAudio callback (lowest latency), or
+        in a worker thread behind ``safety_blocks`` blocks of buffering
+        (absorbs jitter at the cost of that much latency).
+    safety_blocks : int
+        Worker mode only: blocks of output buffered ahead.
+    warn : callable
+        Receives warning sentences from the monitor thread (default: stderr).
+    """
+
+    def __init__(
+        self, processor, input_device=None, output_device=None, hostapi=None, samplerate=None,
+        block_size: int = 128, channels=None, record_dir=None, mode: str = "callback",
+        safety_blocks: int = 2, warn: Callable[[str], None] | None = _stderr,
+    ) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {MODES}, got {mode!r}.")
+        self.processor = processor
+        self.samplerate = int(samplerate or processor.samplerate)
+        self.channels = int(channels or processor.channels)
+        if self.samplerate != processor.samplerate or self.channels != processor.channels:
+            raise ConfigError(
+                f"the stream runs {self.channels} channel(s) at {self.samplerate} Hz but the processor was "
+                f"built for {processor.channels} at {processor.samplerate} Hz; build them alike."
+            )
+        self.block_size = int(block_size)
+        self.hostapi = hostapi
+        self.input_device, self.output_device = input_device, output_device
+        self.record_dir = record_dir
+        self.mode, self.safety_blocks = mode, int(safety_blocks)
+        self.warn = warn
+        self.recorder: Recorder | None = None
+        self.device_latency = (0.0, 0.0)
+        self.callback_errors = 0
+        self.worker_underruns = 0
+        self._stream = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def active(self) -> bool:
+        return self._stream is not None and bool(self._stream.active)
+
+    @property
+    def recording_paths(self) -> list:
+        return [] if self.recorder is None else list(self.recorder.paths)
+
+    def start(self) -> "LiveStream":
+        sd = _sd()
+        api = None if self.hostapi is None else find_hostapi(self.hostapi)
+        ind = find_device(self.input_device, "input", api, self.channels)
+        outd = find_device(self.output_device, "output", api, self.channels)
+        names = {d["index"]: d["name"] for d in sd.query_devices()}
+        try:
+            sd.check_input_settings(ind, channels=self.channels, samplerate=self.samplerate, dtype="float32")
+            sd.check_output_settings(outd, channels=self.channels, samplerate=self.samplerate, dtype="float32")
+        except Exception as e:
+            dev = sd.query_devices(ind)
+            raise DeviceError(
+                f"devices {ind}: {names[ind]!r} / {outd}: {names[outd]!r} refuse {self.channels} channel(s) at "
+                f"{self.samplerate} Hz ({e}); their default rate is {dev['default_samplerate']:.0f} Hz, "
+                "try --samplerate with it or run `rtconv devices`."
+            ) from None
+        if self.mode == "worker":
+            n = self.block_size
+            self._in = FrameRing(n * (self.safety_blocks + 8), self.channels)
+            self._outq = FrameRing(n * (self.safety_blocks + 8), self.channels)
+            self._outq.write(np.zeros((n * self.safety_blocks, self.channels), np.float32))
+            self.processor.buffering_latency = n * self.safety_blocks
+        else:
+            self.processor.buffering_latency = 0
+        if self.record_dir is not None:  # files exist before the first sample arrives
+            self.recorder = Recorder(self.record_dir, self.samplerate, self.channels)
+        try:
+            self._stream = sd.Stream(
+                samplerate=self.samplerate, blocksize=self.block_size, device=(ind, outd),
+                channels=(self.channels, self.channels), dtype="float32", latency="low",
+                callback=self._callback_worker if self.mode == "worker" else self._callback,
+            )
+        except Exception as e:
+            self._close_recorder()
+            raise DeviceError(f"cannot open devices {ind}: {names[ind]!r} / {outd}: {names[outd]!r} ({e}); run `rtconv devices` to list them.") from None
+        self.device_latency = tuple(float(x) for x in self._stream.latency)
+        self.processor.device_latency = self.device_latency
+        self._stop.clear()
+        if self.mode == "worker":
+            self._spawn(self._work, "rtconv-worker")
+        self._spawn(self._monitor, "rtconv-monitor")
+        self._stream.start()
+        return self
+
+    def _spawn(self, fn, name) -> None:
+        t = threading.Thread(target=fn, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self) -> None:
+        """Stop the stream, then finalize recordings (nothing recorded is lost)."""
+        if self._stream is not None:
+            try:
+                self._stream.stop()
+                self._stream.close()
+            finally:
+                self._stream = None
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join()
+        self._threads.clear()
+        self._close_recorder()
+
+    def _close_recorder(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+            if self.recorder.error and self.warn:
+                self.warn(self.recorder.error)
+
+    def __enter__(self) -> "LiveStream":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stats(self) -> dict:
+        """The processor's stats plus stream-level counters."""
+        s = self.processor.stats()
+        s["mode"] = self.mode
+        s["callback_errors"] = self.callback_errors
+        s["worker_underruns"] = self.worker_underruns
+        if self.mode == "worker":
+            s["worker_input_drops"] = self._in.dropped
+        if self.recorder is not None:
+            s["recording"] = {"paths": [str(p) for p in self.recorder.paths], "frames": self.recorder.frames_written,
+                              "dropped": self.recorder.dropped, "error": self.recorder.error}
+        return s
+
+    # ------------------------------------------------------------------ audio thread
+    def _status(self, status) -> None:
+        if status:
+            self.processor.note_status(status.input_overflow, status.output_underflow)
+
+    def _callback(self, indata, outdata, frames, time, status) -> None:
+        try:
+            self._status(status)
+            outdata[:] = self.processor.process(indata)
+            rec = self.recorder
+            if rec is not None:
+                rec.push(indata, outdata)
+        except Exception:  # pragma: no cover - never let the callback die
+            self.callback_errors += 1
+            outdata.fill(0)
+
+    def _callback_worker(self, indata, outdata, frames, time, status) -> None:
+        try:
+            self._status(status)
+            self._in.write(indata)
+            if not self._outq.read_into(outdata):
+                outdata.fill(0)
+                self.worker_underruns += 1
+            self._wake.set()
+            rec = self.recorder
+            if rec is not None:
+                rec.push(indata, outdata)
+        except Exception:  # pragma: no cover
+            self.callback_errors += 1
+            outdata.fill(0)
+
+    # ------------------------------------------------------------------ helper threads
+    def _work(self) -> None:
+        n = self.block_size
+        blk = np.zeros((n, self.channels), np.float32)
+        while not self._stop.is_set():
+            self._wake.wait(0.1)
+            self._wake.clear()
+            while self._in.available >= n:
+                self._in.read_into(blk)
+                self._outq.write(self.processor.process(blk))
+
+    def _monitor(self) -> None:
+        rec_warned = False
+        while not self._stop.wait(0.2):
+            if self.warn is None:
+                continue
+            for msg in self.processor.poll_warnings():
+                self.warn(msg)
+            rec = self.recorder
+            if rec is not None and rec.error and not rec_warned:
+                self.warn(rec.error)
+                rec_warned = True
