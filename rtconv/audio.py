@@ -33,6 +33,7 @@ __all__ = [
     "MAX_SAMPLE_RATE",
     "MAX_CHANNELS",
     "AUDIO_EXTENSIONS",
+    "written_by_rtconv",
 ]
 
 PathLike = Union[str, "_os.PathLike[str]"]
@@ -46,6 +47,12 @@ MAX_SAMPLE_RATE = 768_000
 MAX_CHANNELS = 1024
 
 _EXT_ALIASES = {"AIF": "AIFF", "OGA": "OGG", "OPUS": "OGG", "SND": "AU"}
+#: String tags soundfile can read and write (copied from input to output).
+TAGS = ("title", "copyright", "software", "artist", "comment", "date", "album", "license", "tracknumber", "genre")
+#: Prefix of the ``software`` tag file processing writes, so folders can skip earlier outputs
+#: (live recordings and other tools are not skipped).
+SOFTWARE_TAG = "rtconv process"
+
 # Subtypes that store floats; everything else (PCM, Vorbis, MP3...) must be clipped to [-1, 1].
 FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}
 
@@ -135,6 +142,14 @@ class Reader:
         f = self._f
         self.frames, self.sample_rate, self.channels = f.frames, f.samplerate, f.channels
         self.format, self.subtype = f.format, f.subtype
+        self.tags = {}
+        for key in TAGS:
+            try:
+                value = getattr(f, key)
+            except (RuntimeError, OSError, AttributeError):
+                continue
+            if value:
+                self.tags[key] = value
         self.chunk = int(chunk)
         self.nonfinite_samples = 0
         self.frames_read = 0
@@ -245,7 +260,8 @@ class AtomicWriter:
     exception, Ctrl-C) deletes the temporary file.
     """
 
-    def __init__(self, path: PathLike, sample_rate: int, channels: int, format: str, subtype: str) -> None:
+    def __init__(self, path: PathLike, sample_rate: int, channels: int, format: str, subtype: str,
+                 tags: dict[str, str] | None = None) -> None:
         sf = _sf()
         self.path = Path(path)
         self.subtype = subtype
@@ -284,6 +300,11 @@ class AtomicWriter:
                 f"cannot create {format}/{subtype} output {str(self.path)!r} with {channels} channel(s) "
                 f"at {sample_rate} Hz ({detail}); choose another format with a different extension."
             ) from None
+        for key, value in (tags or {}).items():
+            try:
+                setattr(self._f, key, value)
+            except (RuntimeError, OSError, ValueError):  # a format without that tag: not worth failing for
+                pass
 
     def write(self, y: np.ndarray) -> None:
         """Append float frames ``(frames, channels)``; integer formats are clipped to [-1, 1]."""
@@ -345,3 +366,12 @@ class AtomicWriter:
     def __exit__(self, *exc) -> None:
         if self._tmp is not None:
             self.abort()
+
+
+def written_by_rtconv(path: PathLike) -> bool:
+    """Whether ``path`` is an audio file whose ``software`` tag says rtconv wrote it."""
+    try:
+        with _sf().SoundFile(str(path)) as f:
+            return (f.software or "").startswith(SOFTWARE_TAG + " ")
+    except Exception:  # unreadable files are reported when processed, not here
+        return False

@@ -38,7 +38,7 @@ from typing import Callable, Iterable, Union
 import numpy as np
 import torch
 
-from .audio import AtomicWriter, Reader, default_output_path, output_format
+from .audio import SOFTWARE_TAG, AtomicWriter, Reader, default_output_path, output_format, written_by_rtconv
 from .checkpoint import load, resolve
 from .errors import AudioFileError, ConfigError
 from .models import Model
@@ -424,7 +424,11 @@ def process_file(
 
             bar = tqdm(total=reader.frames, unit="frame", unit_scale=True, desc=input.name, leave=False)
         try:
-            with AtomicWriter(out, reader.sample_rate, chain.out_channels, fmt, sub) as writer:
+            from . import __version__
+
+            tags = dict(reader.tags)
+            tags["software"] = f"{SOFTWARE_TAG} {__version__}, model {mname}, {_mode(offline, block_size)}"
+            with AtomicWriter(out, reader.sample_rate, chain.out_channels, fmt, sub, tags) as writer:
                 for x in reader.chunks():
                     writer.write(chain(x))
                     if bar is not None:
@@ -497,17 +501,23 @@ def process_array(
     return np.concatenate(outs)
 
 
-def audio_files(paths: Iterable[PathLike]) -> list[Path]:
-    """Expand folders to the audio files directly inside them (sorted); keep files as given."""
+def audio_files(paths: Iterable[PathLike]) -> tuple[list[Path], list[Path]]:
+    """Expand folders to the audio files directly inside them (sorted); keep files as given.
+
+    Returns ``(files, skipped)``: files found in folders that rtconv itself
+    wrote (their ``software`` tag says so) are skipped, so processing a
+    folder twice does not process its own outputs; files named explicitly
+    are always kept.
+    """
     from .audio import AUDIO_EXTENSIONS
 
     out: list[Path] = []
+    skipped: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(
-                q for q in p.iterdir()
-                if q.is_file() and not q.name.startswith(".") and q.suffix[1:].lower() in AUDIO_EXTENSIONS
-            ))
+            for q in sorted(p.iterdir()):
+                if q.is_file() and not q.name.startswith(".") and q.suffix[1:].lower() in AUDIO_EXTENSIONS:
+                    (skipped if written_by_rtconv(q) else out).append(q)
         else:
             out.append(p)
-    return out
+    return out, skipped

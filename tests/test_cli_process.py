@@ -199,3 +199,18 @@ def test_filter_usage_errors_exit_2(tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["filter", "lowpass", "-o", str(tmp_path / "f.safetensors")])  # --cutoff missing
     assert e.value.code == 2
+
+
+def test_processing_a_folder_twice_skips_its_own_outputs_and_keeps_tags(tmp_path, fir, capsys):
+    src = tmp_path / "take.flac"
+    with sf.SoundFile(str(src), "w", 48000, 1, subtype="PCM_16") as f:
+        f.title, f.artist = "Take 1", "Someone"
+        f.write(np.zeros(480))
+    assert main(["process", str(tmp_path), "-m", str(fir), "-q"]) == 0
+    with sf.SoundFile(str(tmp_path / "take-filtered.flac")) as f:
+        assert (f.title, f.artist) == ("Take 1", "Someone")
+        assert f.software.startswith("rtconv process 0") and "avg" in f.software
+    assert main(["process", str(tmp_path), "-m", str(fir), "--overwrite"]) == 0
+    cap = capsys.readouterr()
+    assert "skipped 1 file(s) that rtconv wrote (take-filtered.flac)" in cap.err
+    assert sorted(p.name for p in tmp_path.glob("*.flac")) == ["take-filtered.flac", "take.flac"]

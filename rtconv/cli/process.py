@@ -104,7 +104,11 @@ def run(args: argparse.Namespace) -> int:
     from ..files import audio_files
 
     inputs, output = _split_output(args)
-    files = audio_files(inputs)
+    files, skipped = audio_files(inputs)
+    if skipped and not args.quiet:
+        print(f"rtconv process: note: skipped {len(skipped)} file(s) that rtconv wrote "
+              f"({', '.join(p.name for p in skipped[:3])}{', ...' if len(skipped) > 3 else ''}); "
+              "name them explicitly to process them again", file=sys.stderr)
     if not files:
         raise AudioFileError(f"no audio files found in {', '.join(map(repr, inputs))}.")
     if len(files) > 1 and output is not None and not Path(output).is_dir():
