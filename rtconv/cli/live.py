@@ -1,0 +1,201 @@
+"""``rtconv live``: microphone -> model -> speakers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+
+from .common import positive_int
+
+HELP = "run a model live: microphone -> model -> speakers, with hot swap and recording"
+
+DESCRIPTION = """\
+Run a model on live audio with a few milliseconds of delay.
+
+The model runs with carried state exactly as offline processing would; if it
+was trained at another sample rate than the device's, streaming resamplers
+convert on the way in and out (their delay is reported).  The output passes
+a safety limiter at -1 dBFS unless --no-limiter.  A model that fails
+(exception, NaN) passes the input dry for that block and the stream goes on.
+
+Latency = model + resampler + buffering (worker mode) + device; the
+breakdown is printed at exit, and --stats-json writes it with the dropout
+counters and block times.
+
+--record [DIR] writes the input and the processed output as float WAV files
+with a shared timestamped name (DIR defaults to recordings/); they are
+flushed every half second, so even a crash leaves playable files.
+
+--watch reloads the model file whenever it is rewritten (e.g. by
+`rtconv train`) and crossfades to it without stopping.
+
+Ctrl-C stops cleanly and finalizes the recordings.
+
+examples:
+  rtconv devices
+  rtconv live
+  rtconv live --model models/speech-band.safetensors --input-device 2 --output-device 2
+  rtconv live --hostapi jack --block-size 128 --record --duration 60 --stats-json stats.json
+  rtconv live --model runs/my.safetensors --watch
+"""
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {value}")
+    return value
+
+
+def _unit(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value}")
+    return value
+
+
+def _db(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a gain in dB, got {text!r}") from None
+    if not -60 <= value <= 24:
+        raise argparse.ArgumentTypeError(f"expected a gain between -60 and +24 dB, got {value}")
+    return value
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("model")
+    g.add_argument("--model", "-m", metavar="PATH", help="checkpoint to run, a path or a name in models/ (default: the shipped default denoiser)")
+    g.add_argument("--watch", action="store_true", help="swap the model in again whenever its file is rewritten")
+    g = parser.add_argument_group("audio")
+    g.add_argument("--input-device", "-i", metavar="D", help="input device: index or part of its name (default: system default)")
+    g.add_argument("--output-device", "-o", metavar="D", help="output device: index or part of its name (default: system default)")
+    g.add_argument("--hostapi", metavar="H", help="host API to pick devices from, e.g. jack or alsa")
+    g.add_argument("--samplerate", "-r", type=positive_int, metavar="HZ", help="device rate (default: the model's if the device takes it, else the device's)")
+    g.add_argument("--block-size", "-b", type=positive_int, default=128, metavar="N", help="frames per audio block (default: %(default)s)")
+    g.add_argument("--channels", "-c", type=positive_int, default=1, metavar="C", help="channels in and out (default: %(default)s)")
+    g.add_argument("--mode", choices=("callback", "worker"), default="callback",
+                   help="run the model in the audio callback, or in a worker thread behind --safety-blocks of buffering (default: %(default)s)")
+    g.add_argument("--safety-blocks", type=positive_int, default=2, metavar="N", help="worker mode: blocks buffered ahead (default: %(default)s)")
+    g.add_argument("--resample-quality", choices=("QQ", "LQ", "MQ", "HQ", "VHQ"), default="LQ",
+                   help="soxr quality when model and device rates differ; higher adds latency (default: %(default)s)")
+    g.add_argument("--threads", type=positive_int, default=1, metavar="N", help="torch threads (default: %(default)s)")
+    g = parser.add_argument_group("sound")
+    g.add_argument("--bypass", action="store_true", help="start bypassed (input passes, delayed by the latency)")
+    g.add_argument("--wet", type=_unit, default=1.0, metavar="X", help="dry/wet mix, 0..1 (default: %(default)s)")
+    g.add_argument("--gain", type=_db, default=0.0, metavar="DB", help="output gain in dB (default: %(default)s)")
+    g.add_argument("--no-limiter", dest="limiter", action="store_false", help="turn off the -1 dBFS safety limiter")
+    g = parser.add_argument_group("run")
+    g.add_argument("--record", nargs="?", const="recordings", metavar="DIR", help="record input and output to DIR (default: %(const)s)")
+    g.add_argument("--duration", "-d", type=_seconds, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
+    g.add_argument("--stats-json", metavar="PATH", help="write the final stats as JSON to PATH")
+    g.add_argument("--quiet", "-q", action="store_true", help="no live status line")
+
+
+def _pick_rate(args, model) -> int:
+    from ..live.devices import _sd, find_device, find_hostapi
+
+    if args.samplerate:
+        return args.samplerate
+    sd = _sd()
+    api = None if args.hostapi is None else find_hostapi(args.hostapi)
+    ind = find_device(args.input_device, "input", api, args.channels)
+    outd = find_device(args.output_device, "output", api, args.channels)
+    if model.sample_rate:
+        try:
+            sd.check_input_settings(ind, channels=args.channels, samplerate=model.sample_rate, dtype="float32")
+            sd.check_output_settings(outd, channels=args.channels, samplerate=model.sample_rate, dtype="float32")
+            return int(model.sample_rate)  # no resampling needed
+        except Exception:
+            pass
+    return int(sd.query_devices(ind)["default_samplerate"])
+
+
+def _status_line(s: dict) -> str:
+    b = s["block_ms"]
+    return (f"\r{s['seconds']:7.1f} s  blocks {s['blocks']}  xruns {s['input_overflows']}/{s['output_underflows']}  "
+            f"block {b['median']:.2f}/{b['p99']:.2f} ms of {b['budget']:.2f}  load {s['cpu_load']:.0%}  "
+            f"latency {s['latency']['total_ms']:.1f} ms  errors {s['model_errors']}  ")
+
+
+def format_stats(s: dict) -> str:
+    """The exit summary, a few aligned lines."""
+    b, lat = s["block_ms"], s["latency"]
+    lines = [
+        f"ran {s['seconds']:.1f} s, {s['blocks']} blocks of {s['block_size']} at {s['samplerate']} Hz "
+        f"(model at {s['model_rate']} Hz, {s['mode']} mode)",
+        f"dropouts: {s['input_overflows']} input overflows, {s['output_underflows']} output underflows, "
+        f"{s.get('worker_underruns', 0)} worker underruns, {s['resampler_underruns']} resampler underruns",
+        f"model: {s['model_errors']} failed blocks, {s['nonfinite_samples']} non-finite input samples, {s['swaps']} swaps",
+        f"block time: median {b['median']:.3f} ms, p99 {b['p99']:.3f} ms, max {b['max']:.3f} ms of a "
+        f"{b['budget']:.3f} ms budget (CPU load {s['cpu_load']:.0%})",
+        f"latency: {lat['total_ms']:.1f} ms = model {lat['model_ms']:.1f} + resampler {lat['resampler_ms']:.1f} + "
+        f"buffering {lat['buffering_ms']:.1f} + device in {lat['device_in_ms']:.1f} / out {lat['device_out_ms']:.1f}",
+    ]
+    rec = s.get("recording")
+    if rec:
+        lines.append(f"recorded {rec['frames']} frames to {', '.join(rec['paths'])}"
+                     + (f" ({rec['dropped']} frames dropped)" if rec["dropped"] else "")
+                     + (f"; {rec['error']}" if rec["error"] else ""))
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from .. import checkpoint
+    from ..live import LiveProcessor, LiveStream, ModelWatcher
+
+    path = checkpoint.resolve(args.model)
+    model = checkpoint.load(path)
+    rate = _pick_rate(args, model)
+    proc = LiveProcessor(model, rate, args.channels, args.block_size, threads=args.threads,
+                         resample_quality=args.resample_quality)
+    proc.bypass, proc.wet, proc.gain_db, proc.limiter = args.bypass, args.wet, args.gain, args.limiter
+    stream = LiveStream(proc, args.input_device, args.output_device, args.hostapi, rate, args.block_size,
+                        args.channels, record_dir=args.record, mode=args.mode, safety_blocks=args.safety_blocks)
+    watcher = ModelWatcher(path, proc) if args.watch else None
+    stop = {"flag": False}
+
+    def _on_term(signum, frame):  # SIGTERM finalizes like Ctrl-C
+        stop["flag"] = True
+
+    old_term = signal.signal(signal.SIGTERM, _on_term)
+    tty = sys.stderr.isatty() and not args.quiet
+    print(f"rtconv live: {path} at {rate} Hz, block {args.block_size}, {args.channels} channel(s); Ctrl-C stops",
+          file=sys.stderr, flush=True)
+    stream.start()
+    if stream.recording_paths:
+        print("rtconv live: recording to " + ", ".join(map(str, stream.recording_paths)), file=sys.stderr, flush=True)
+    if watcher:
+        watcher.start()
+    t0 = time.monotonic()
+    try:
+        while not stop["flag"] and (args.duration is None or time.monotonic() - t0 < args.duration):
+            time.sleep(0.05 if args.duration is None else min(0.05, max(0.0, args.duration - (time.monotonic() - t0))))
+            if tty:
+                print(_status_line(stream.stats()), end="", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if watcher:
+            watcher.stop()
+        stream.stop()
+        signal.signal(signal.SIGTERM, old_term)
+        if tty:
+            print(file=sys.stderr)
+    stats = stream.stats()
+    stats["model"] = str(path)
+    print(format_stats(stats), file=sys.stderr, flush=True)
+    if args.stats_json:
+        with open(args.stats_json, "w") as f:
+            json.dump(stats, f, indent=2)
+    return 0
