@@ -9,10 +9,24 @@ pickle), so a checkpoint from a stranger is as safe to open as a WAV file.
 
 Public API
     :func:`save`, :func:`load` (also ``rtconv.save`` / ``rtconv.load``),
-    :func:`read_metadata`, :func:`read_header`, :func:`default_model_path`.
+    :func:`read_metadata`, :func:`read_header`, :func:`describe`, :func:`resolve`,
+    :func:`default_model_path`, :func:`models_dir`.
 
 Every refusal is a :class:`rtconv.errors.CheckpointError` whose message is
 one sentence naming the file, what is wrong and what to do.
+
+Metadata keys (format version 1)
+    ``format`` ("rtconv-checkpoint"), ``format_version`` (1), ``name``,
+    ``description``, ``task`` ("denoise", "freqsep", "filter", ...),
+    ``sample_rate`` (Hz or null), ``architecture`` (``{"name", "config"}``,
+    rebuilt with :func:`rtconv.build`), ``in_channels``, ``out_channels``,
+    ``kernel_convention`` ("impulse-response"), ``latency_samples``,
+    ``receptive_field_samples``, ``causal``, ``parameter_count``, ``layers``
+    (per conv layer: features, taps, dilation, padding, weight shape),
+    ``provenance`` (command or design, dataset, epochs..., plus ``created``
+    and ``rtconv_version``), ``metrics``; any other key found in
+    ``model.metadata`` at save time is carried through unchanged.  Readers
+    refuse a ``format_version`` newer than :data:`FORMAT_VERSION`.
 """
 
 from __future__ import annotations
@@ -39,6 +53,7 @@ __all__ = [
     "load",
     "read_metadata",
     "read_header",
+    "describe",
     "default_model_path",
     "models_dir",
     "resolve",
