@@ -8,3 +8,17 @@ Area-specific fixtures live in the test modules of that area or in
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def jackd():
+    """A dummy-backend JACK server for this test module (see tests/_jack.py)."""
+    from _jack import jack_available, jack_server
+
+    why = jack_available()
+    if why:
+        pytest.skip(why)
+    with jack_server() as server:
+        yield server

@@ -84,6 +84,10 @@ class LiveProcessor:
         Length of the crossfade when a new model is swapped in, ms.
     resample_quality : str
         soxr quality used when the model rate differs from ``samplerate``.
+    realtime_check : bool
+        Refuse a model whose fastest warm-up block takes more than four
+        times the block's duration (it could never keep up); turn off to
+        use the processor offline.
 
     Attributes
     ----------
@@ -106,6 +110,7 @@ class LiveProcessor:
         threads: int = 1,
         crossfade_ms: float = 20.0,
         resample_quality: str = "LQ",
+        realtime_check: bool = True,
     ) -> None:
         for name, v in (("samplerate", samplerate), ("channels", channels), ("block_size", block_size)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -114,6 +119,7 @@ class LiveProcessor:
         self.threads = threads
         self.crossfade_ms = float(crossfade_ms)
         self.resample_quality = resample_quality
+        self.realtime_check = realtime_check
         self._chain = self._build(self._load(model), threads)
         self._pending: tuple[int, _Chain] | None = None  # (sequence, chain): written by swappers only
         self._taken = 0  # last sequence picked up: written by the audio thread only
@@ -179,7 +185,8 @@ class LiveProcessor:
         if not np.isfinite(out).all():
             raise ConfigError("the model produces non-finite output on silence, so it was not swapped in.")
         budget = self.block_size / self.samplerate
-        if min(times) > budget:
+        chain.warmup_ms = min(times) * 1e3
+        if self.realtime_check and min(times) > 4 * budget:
             raise ConfigError(
                 f"the model needs {min(times) * 1e3:.2f} ms for a {self.block_size}-frame block but "
                 f"real time allows {budget * 1e3:.2f} ms; use a larger block size or a smaller model."

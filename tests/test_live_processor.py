@@ -1,0 +1,286 @@
+"""LiveProcessor without any device: exactness, mix, gain, limiter, failures, swap, stats."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import rtconv
+from rtconv import designs
+from rtconv.errors import ConfigError, RtconvError
+from rtconv.live import DisplayRing, FrameRing, LiveProcessor, RateBridge
+
+RATE = 48000
+
+
+def _noise(n, ch=1, seed=0, scale=0.1):
+    return (np.random.default_rng(seed).standard_normal((n, ch)) * scale).astype(np.float32)
+
+
+def _run(p, x, block):
+    return np.concatenate([p.process(x[i : i + block]).copy() for i in range(0, len(x), block)])
+
+
+def _gain_fir(g, rate=None):
+    m = rtconv.FIR(np.array([g], np.float32))
+    m.sample_rate = rate
+    return m
+
+
+@pytest.mark.parametrize("block", [1, 3, 7, 128, 4096])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_wet_output_equals_the_streamer_at_any_block_size(block, channels):
+    m = designs.lowpass(3000, 63, RATE)
+    x = _noise(6000, channels)
+    p = LiveProcessor(m, RATE, channels, block, realtime_check=False)
+    y = _run(p, x, block)
+    ref = rtconv.Streamer(m, channels=channels).process(x)
+    np.testing.assert_allclose(y, ref, atol=2e-6)
+
+
+def test_a_same_padded_model_reports_its_latency_and_the_dry_path_is_delayed_to_match():
+    m = rtconv.MimoCNN(taps=[9], features=[1, 1], padding="same", bias=False)
+    with torch.no_grad():
+        m.conv_layers()[0].weight.zero_()
+        m.conv_layers()[0].weight[0, 0, 4] = 1.0  # centred impulse: offline output == input
+    p = LiveProcessor(m, RATE, 1, 64)
+    assert p.latency == m.latency == 4
+    p.wet = 0.5
+    x = _noise(4096)
+    y = _run(p, x, 64)
+    # wet (x delayed 4) and dry (x delayed 4) are aligned, so any mix is x delayed 4
+    np.testing.assert_allclose(y[4 + 64 :, 0], x[64:-4, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("model_rate", [16000, 32000, 44100])
+@pytest.mark.parametrize("block", [7, 128])
+def test_the_reported_latency_is_where_an_impulse_comes_out_through_resamplers(model_rate, block):
+    p = LiveProcessor(_gain_fir(1.0, model_rate), RATE, 1, block, realtime_check=False)
+    assert p.stats()["latency"]["resampler_ms"] > 0
+    x = np.zeros((RATE // 2, 1), np.float32)
+    x[5000] = 0.8
+    for bypass in (True, False):
+        p.bypass = bypass
+        y = _run(p, x, block)
+        assert abs(int(np.argmax(np.abs(y[:, 0]))) - (5000 + p.latency)) <= 1, bypass
+
+
+def test_bypass_passes_the_input_delayed_by_the_latency_after_a_ramp():
+    m = _gain_fir(0.25)
+    p = LiveProcessor(m, RATE, 1, 128)
+    p.bypass = True
+    x = _noise(128 * 20)
+    y = _run(p, x, 128)
+    np.testing.assert_allclose(y[128:], x[128:], atol=1e-7)
+    assert np.all(np.abs(y[:128]) <= np.abs(x[:128]) + 1e-7)  # ramped from 0.25x to x
+
+
+def test_gain_scales_the_output_in_db_after_one_block_of_ramp():
+    p = LiveProcessor(_gain_fir(1.0), RATE, 1, 64)
+    p.gain_db = -6.0
+    x = _noise(64 * 10, scale=0.1)
+    y = _run(p, x, 64)
+    np.testing.assert_allclose(y[64:], x[64:] * 10 ** (-6 / 20), rtol=1e-5, atol=1e-7)
+
+
+def test_wet_zero_outputs_the_dry_signal():
+    p = LiveProcessor(_gain_fir(0.0), RATE, 1, 32)
+    p.wet = 0.0
+    x = _noise(32 * 10)
+    y = _run(p, x, 32)
+    np.testing.assert_allclose(y[32:], x[32:], atol=1e-7)
+
+
+@pytest.mark.parametrize("block", [1, 17, 256])
+def test_the_limiter_keeps_every_sample_under_minus_1_dbfs(block):
+    p = LiveProcessor(_gain_fir(4.0), RATE, 2, block, realtime_check=False)
+    x = _noise(3000, 2, scale=0.5)
+    y = _run(p, x, block)
+    assert np.abs(y).max() <= 10 ** (-1 / 20) + 1e-6
+    assert p.meters()["out_limited"]
+    p.limiter = False
+    assert np.abs(_run(p, x, block)).max() > 1.0
+
+
+def test_the_limiter_releases_to_unity_gain_after_a_loud_burst():
+    p = LiveProcessor(_gain_fir(1.0), RATE, 1, 128)
+    loud = np.full((1280, 1), 1.5, np.float32)
+    quiet = _noise(RATE // 2, scale=0.05)
+    _run(p, loud, 128)
+    y = _run(p, quiet, 128)
+    np.testing.assert_allclose(y[-4800:], quiet[-4800:], atol=1e-7)
+
+
+def test_a_model_producing_nan_passes_the_block_dry_and_counts_it():
+    m = designs.lowpass(3000, 31, RATE)
+    p = LiveProcessor(m, RATE, 1, 64)
+    p._chain.streamer.process = lambda x: np.full_like(x, np.nan)  # weights gone bad mid-stream
+    x = _noise(64 * 8)
+    y = _run(p, x, 64)
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y, x, atol=1e-7)
+    assert p.stats()["model_errors"] == 8
+    (msg,) = p.poll_warnings()
+    assert "passed dry" in msg and "NaN" in msg
+    assert p.poll_warnings() == []  # at most once per second
+
+
+def test_a_model_with_nan_weights_is_refused_before_it_plays():
+    p = LiveProcessor(_gain_fir(0.5), RATE, 1, 64)
+    bad = _gain_fir(1.0)
+    with torch.no_grad():
+        bad.conv_layers()[0].weight.fill_(float("nan"))
+    with pytest.raises(ConfigError, match="non-finite output on silence"):
+        p.request_swap(bad)
+
+
+def test_a_model_that_raises_passes_dry_and_process_never_raises():
+    p = LiveProcessor(_gain_fir(0.5), RATE, 1, 32)
+
+    def boom(x):
+        raise RuntimeError("kaboom")
+
+    p._chain.streamer.process = boom
+    x = _noise(32 * 4)
+    y = _run(p, x, 32)
+    np.testing.assert_allclose(y, x, atol=1e-7)
+    assert p.model_errors == 4 and "kaboom" in p.last_error
+
+
+def test_nonfinite_input_is_zeroed_counted_and_never_reaches_the_output():
+    p = LiveProcessor(_gain_fir(1.0), RATE, 1, 16, realtime_check=False)
+    x = _noise(64)
+    x[5] = np.nan
+    x[20] = np.inf
+    y = _run(p, x, 16)
+    assert np.isfinite(y).all()
+    assert p.stats()["nonfinite_samples"] == 2
+
+
+def test_a_swap_crossfades_from_the_old_model_to_the_new_one():
+    p = LiveProcessor(_gain_fir(1.0), RATE, 1, 128, crossfade_ms=10)
+    x = np.full((128 * 20, 1), 0.5, np.float32)
+    _run(p, x[:1280], 128)
+    p.request_swap(_gain_fir(-1.0))
+    assert p.swap_pending
+    y = _run(p, x, 128)[:, 0]
+    fade = 480
+    assert y[0] == pytest.approx(0.5, abs=0.01)
+    assert np.all(np.diff(y[:fade]) < 0)  # a smooth ramp, no jump
+    np.testing.assert_allclose(y[fade:], -0.5, atol=1e-6)
+    assert p.stats()["swaps"] == 1 and p.model.kernel[0] == -1.0
+    assert not p.swap_pending
+
+
+def test_a_swap_to_a_model_at_another_rate_adds_the_resamplers(tmp_path):
+    p = LiveProcessor(_gain_fir(1.0), RATE, 1, 128)
+    p.request_swap(_gain_fir(1.0, 16000))
+    _run(p, _noise(RATE // 4), 128)
+    assert p.stats()["model_rate"] == 16000 and p.latency > 0
+
+
+def test_a_model_that_does_not_fit_is_refused_and_the_old_one_keeps_playing():
+    p = LiveProcessor(_gain_fir(0.5), RATE, 1, 64)
+    stereo = rtconv.MimoCNN(taps=[3], features=[2, 2])
+    with pytest.raises(ConfigError, match=r"not swapped in, the running one keeps playing.*2 input channels"):
+        p.request_swap(stereo)
+    x = _noise(640)
+    np.testing.assert_allclose(_run(p, x, 64), 0.5 * x, atol=1e-7)
+
+
+def test_a_missing_checkpoint_is_refused_with_its_name(tmp_path):
+    p = LiveProcessor(_gain_fir(0.5), RATE, 1, 64)
+    bad = tmp_path / "nope.safetensors"
+    with pytest.raises(RtconvError, match=r"nope\.safetensors.*running one keeps playing"):
+        p.request_swap(bad)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(RtconvError, match="garbage.safetensors"):
+        p.request_swap(garbage)
+    assert p.model.kernel[0] == 0.5
+
+
+def test_a_model_too_slow_for_the_block_budget_is_refused():
+    slow = designs.lowpass(3000, 4001, RATE)
+    slow.sample_rate = None
+    with pytest.raises(ConfigError, match=r"real time allows 0\.0\d+ ms; use a larger block size"):
+        LiveProcessor(slow, 1_000_000, 1, 1)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(samplerate=0), "samplerate must be a positive integer, got 0"),
+    (dict(channels=1.5), "channels must be a positive integer, got 1.5"),
+    (dict(block_size=True), "block_size must be a positive integer, got True"),
+])
+def test_bad_processor_settings_are_refused_with_the_value(bad, match):
+    kw = dict(samplerate=RATE, channels=1, block_size=64) | bad
+    with pytest.raises(ConfigError, match=match):
+        LiveProcessor(_gain_fir(1.0), **kw)
+
+
+def test_stats_report_counters_block_times_and_the_latency_breakdown():
+    p = LiveProcessor(_gain_fir(1.0, 16000), RATE, 1, 128)
+    _run(p, _noise(128 * 50), 128)
+    s = p.stats()
+    assert s["blocks"] == 50 and s["frames"] == 6400
+    b = s["block_ms"]
+    assert 0 < b["median"] <= b["p99"] <= b["max"] and b["budget"] == pytest.approx(128 / 48)
+    assert set(s["latency"]) == {"model_ms", "resampler_ms", "buffering_ms", "device_in_ms", "device_out_ms", "total_ms"}
+    assert s["latency"]["total_ms"] == pytest.approx(p.latency / 48)
+    for key in ("input_overflows", "output_underflows", "model_errors", "nonfinite_samples", "cpu_load"):
+        assert key in s
+
+
+def test_meters_report_levels_in_dbfs_and_clipping_once():
+    p = LiveProcessor(_gain_fir(0.5), RATE, 1, 480)
+    x = np.full((480 * 150, 1), 1.0, np.float32)
+    _run(p, x, 480)
+    m = p.meters()
+    assert m["in_peak_db"][0] == pytest.approx(0.0, abs=0.01)
+    assert m["out_peak_db"][0] == pytest.approx(-6.02, abs=0.05)
+    assert m["in_rms_db"][0] == pytest.approx(0.0, abs=0.1)
+    assert m["in_clip"] and not p.meters()["in_clip"]
+
+
+def test_the_display_ring_returns_the_latest_input_and_output():
+    p = LiveProcessor(_gain_fir(0.5), RATE, 2, 100)
+    x = _noise(1000, 2)
+    _run(p, x, 100)
+    i, o = p.read_display(300)
+    np.testing.assert_array_equal(i, x[-300:])
+    np.testing.assert_allclose(o, 0.5 * x[-300:], atol=1e-7)
+    i, _ = p.read_display(5000)
+    assert i.shape == (5000, 2) and not i[:4000].any()
+
+
+def test_frame_ring_is_lossless_in_order_across_wraps_and_counts_refused_blocks():
+    r = FrameRing(10, 1)
+    got = []
+    for k in range(20):
+        assert r.write(np.full((3, 1), k, np.float32))
+        got.append(r.read()[:, 0])
+    assert np.array_equal(np.concatenate(got), np.repeat(np.arange(20), 3))
+    r.write(np.zeros((8, 1), np.float32))
+    assert not r.write(np.zeros((3, 1), np.float32)) and r.dropped == 3
+
+
+def test_display_ring_counts_frames_no_reader_saw():
+    r = DisplayRing(8, 1)
+    r.write(np.arange(20, dtype=np.float32)[:, None])
+    assert np.array_equal(r.read_latest(4)[:, 0], [16, 17, 18, 19])
+    assert r.dropped == 12
+
+
+@pytest.mark.parametrize("quality", ["QQ", "LQ", "HQ"])
+def test_rate_bridge_never_runs_dry_at_a_fixed_block_size(quality):
+    b = RateBridge(48000, 16000, 1, 128, quality)
+    out = np.zeros((128, 1), np.float32)
+    for _ in range(600):
+        b.process(np.zeros((128, 1), np.float32), lambda m: m, out)
+    assert b.underruns == 0
+
+
+def test_rate_bridge_refuses_an_unknown_quality():
+    with pytest.raises(ConfigError, match=r"one of QQ, LQ, MQ, HQ, VHQ, got 'best'"):
+        RateBridge(48000, 16000, 1, 128, "best")
