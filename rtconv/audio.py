@@ -90,6 +90,11 @@ def _looks_like_text(path: Path) -> bool:
     return all(b >= 32 or b in b"\t\r\n" for b in head)
 
 
+def _probe(path: Path) -> None:
+    with open(path, "rb") as f:
+        f.read(1)
+
+
 def _oserror_text(e: OSError) -> str:
     if e.errno == _errno.ENOSPC:
         return "the disk is full"
@@ -131,10 +136,12 @@ class Reader:
             raise AudioFileError(f"cannot read input file {name!r}: {_oserror_text(e)}.") from None
         if size == 0:
             raise AudioFileError(f"input file {name!r} is empty (0 bytes); there is no audio to process.")
+        try:  # libsndfile reports an unreadable file as "System error": ask the OS first
+            _probe(self.path)
+        except OSError as e:
+            raise AudioFileError(f"cannot read input file {name!r}: {_oserror_text(e)}; check its permissions.") from None
         try:
             self._f = sf.SoundFile(name, "r")
-        except PermissionError as e:
-            raise AudioFileError(f"cannot read input file {name!r}: {_oserror_text(e)}; check its permissions.") from None
         except OSError as e:  # includes soundfile.LibsndfileError in soundfile >= 0.13
             raise self._unreadable(e) from None
         except RuntimeError as e:

@@ -183,3 +183,14 @@ def test_too_many_output_channels_for_any_audio_file(tmp_path):
     sf.write(str(p), np.zeros((10, 600), np.float32), 48000)
     splitter = rtconv.MimoCNN([1], [1, 2])  # 600 channels in, 1200 out
     _refused(tmp_path, p, "would have 1200 channels, more than the 1024 an audio file can hold", model=splitter)
+
+
+def test_unreadable_input_names_the_os_reason(tmp_path, good, monkeypatch):
+    # root reads files whatever their mode: simulate the OS refusing
+    import rtconv.audio as audio
+
+    def refuse(path):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(audio, "_probe", refuse)
+    _refused(tmp_path, good, "cannot read input file '" + str(good) + "': Permission denied; check its permissions")
