@@ -249,3 +249,12 @@ def test_cli_usage_errors_exit_2(capsys):
         main(["train", "sines", "--snr-db", "20,-5"])
     assert e.value.code == 2
     assert "LOW <= HIGH" in capsys.readouterr().err
+
+
+def test_padding_alone_refines_the_task_default_and_non_causal_states_its_latency(tmp_path):
+    opts = {"train_examples": 16, "val_examples": 8, "test_examples": 8}
+    r = _quiet_train(TrainConfig(task="sines", task_options=opts, arch_config={"padding": "same"},
+                                 epochs=1, out=str(tmp_path / "s.safetensors"), progress=False))
+    assert r.model.config["taps"] == 21 and not r.model.causal and r.model.latency == 10
+    meta = read_metadata(tmp_path / "s.safetensors")
+    assert meta["causal"] is False and meta["latency_samples"] == 10

@@ -362,8 +362,11 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         prov = model.metadata.get("provenance", {})
         history = {k: list(v) for k, v in (prov.get("history") or history).items()}
     else:
-        arch, conf = (cfg.arch, cfg.arch_config or {}) if cfg.arch else td.default_arch
-        model = build(arch, dict(conf))
+        arch, conf = td.default_arch
+        if cfg.arch and cfg.arch != arch:
+            arch, conf = cfg.arch, {}
+        # options given for the task's own architecture refine its defaults (e.g. only padding)
+        model = build(arch, {**conf, **(cfg.arch_config or {})})
     if model.in_channels != td.in_channels or model.out_channels != td.out_channels:
         raise ConfigError(
             f"task {td.name!r} needs a model with {td.in_channels} input and {td.out_channels} output "
