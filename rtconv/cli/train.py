@@ -160,7 +160,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--sample-rate", type=positive_int, metavar="HZ", help="freqsep audio (48000) / denoise (32000)")
     g.add_argument("--seconds", type=_positive_float, help="example length in seconds (audio tasks)")
     g.add_argument("--low-band", type=_pair, metavar="LO,HI", help="freqsep audio: low tones in Hz (40,700)")
-    g.add_argument("--high-band", type=_pair, metavar="LO,HI", help="freqsep audio: high tones in Hz (1400,16000)")
+    g.add_argument("--high-band", type=_pair, metavar="LO,HI", help="freqsep audio: high tones in Hz (1400,0.45*rate)")
     g.add_argument("--snr-db", type=_pair, metavar="LO,HI", help="denoise: input SNR range (write --snr-db=-5,20 when LO is negative)")
     g.add_argument("--gain-db", type=_pair, metavar="LO,HI", help="denoise: random gain range (--gain-db=-12,6)")
     g.add_argument("--utterances", type=positive_int, metavar="N", help="denoise: espeak utterances for training (200)")

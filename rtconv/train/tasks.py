@@ -136,7 +136,8 @@ class CrossoverDataset(_Generated):
     low_band, high_band : (float, float)
         Frequency ranges in Hz the low and high tones are drawn from
         (log-uniformly); the gap between them is the transition band the
-        filter may use.
+        filter may use.  ``high_band`` defaults to 1400 Hz .. 0.45 x the
+        sample rate, so nothing above the high band is left unconstrained.
     tones : (int, int)
         How many tones per band, inclusive range.
     noise_std : (float, float)
@@ -145,10 +146,11 @@ class CrossoverDataset(_Generated):
 
     def __init__(self, count: int, split: str = "train", seed: int = 0, sample_rate: int = 48000,
                  seconds: float = 0.1, low_band: tuple[float, float] = (40.0, 700.0),
-                 high_band: tuple[float, float] = (1400.0, 16000.0), tones: tuple[int, int] = (1, 3),
+                 high_band: tuple[float, float] | None = None, tones: tuple[int, int] = (1, 3),
                  noise_std: tuple[float, float] = (0.0, 0.05)) -> None:
         super().__init__(count, split, seed)
         nyq = sample_rate / 2
+        high_band = tuple(high_band) if high_band is not None else (1400.0, 0.45 * sample_rate)
         if not (0 < low_band[0] < low_band[1] <= high_band[0] < high_band[1] < nyq):
             raise ConfigError(
                 f"bands must satisfy 0 < low_min < low_max <= high_min < high_max < {nyq:g} Hz "
@@ -318,7 +320,7 @@ def make_task(name: str, **options) -> TaskData:
             sr = int(options.get("sample_rate") or 48000)
             seconds = float(options.get("seconds") or 0.1)
             low = tuple(options.get("low_band") or (40.0, 700.0))
-            high = tuple(options.get("high_band") or (1400.0, min(16000.0, 0.45 * sr)))
+            high = tuple(options.get("high_band") or (1400.0, 0.45 * sr))
             tr, va, te = _counts(options, 2000, 200, 500)
             kw = dict(sample_rate=sr, seconds=seconds, low_band=low, high_band=high)
             return TaskData(

@@ -377,7 +377,8 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     loss_fn = _losses.get_loss(cfg.loss)
     log(f"rtconv train: task {td.name} ({td.description}); model {model.arch} {model.config}, "
         f"{model.parameter_count()} parameters, latency {model.latency} samples"
-        f"{'' if model.causal else ' (non-causal)'}; device {device}")
+        f"{f' = {1e3 * model.latency / td.sample_rate:.2f} ms' if td.sample_rate else ''}"
+        f"{'' if model.causal else ' (non-causal: centred taps see the future)'}; device {device}")
     train_data = _tasks.materialize(td.train)
     val_data = _tasks.materialize(td.val)
     gen = torch.Generator().manual_seed(cfg.seed)
