@@ -1,0 +1,125 @@
+"""The framed mask denoiser: exact streaming, latency, checkpoints, strength control."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import rtconv
+from rtconv import ConfigError, Streamer, checkpoint
+from rtconv.denoiser import ConvDenoiser, limit_to_floor
+from rtconv.layers import MimoConv1d
+
+SMALL = dict(window=32, hop=16, channels=8, blocks=2, taps=3)
+SHIPPED = Path(__file__).resolve().parent.parent / "models" / "denoiser.safetensors"
+
+
+def _offline(model, x):
+    with torch.no_grad():
+        return model(torch.from_numpy(np.ascontiguousarray(x.T))[:, None])[:, 0].numpy().T
+
+
+def _stream(model, x, sizes):
+    s = Streamer(model, channels=x.shape[1])
+    out, i, k = [], 0, 0
+    while i < len(x):
+        n = sizes[k % len(sizes)]
+        out.append(s.process(x[i : i + n]))
+        i, k = i + n, k + 1
+    out.append(s.flush())
+    return np.concatenate(out)[s.latency :]
+
+
+@pytest.mark.parametrize("sizes", [[1], [3], [7], [128], [4096], [17, 1, 250]])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_streamed_denoiser_equals_offline_delayed_by_latency(sizes, channels):
+    torch.manual_seed(0)
+    model = ConvDenoiser(**SMALL).eval()
+    x = np.random.default_rng(1).normal(size=(2000, channels)).astype(np.float32) * 0.1
+    ref = _offline(model, x)
+    np.testing.assert_allclose(_stream(model, x, sizes), ref, atol=1e-5 * np.abs(ref).max())
+
+
+def test_default_denoiser_latency_is_under_5_ms_at_48_khz_and_it_is_causal():
+    model = ConvDenoiser()
+    assert model.latency == 191 and model.latency / 48000 <= 0.005
+    assert model.causal and model.in_channels == 1 and model.out_channels == 1
+
+
+def test_a_fresh_denoiser_passes_audio_through_nearly_unchanged():
+    # the DFT filterbank reconstructs perfectly and gains start near 0.95
+    model = ConvDenoiser(**SMALL).eval()
+    x = np.random.default_rng(2).normal(size=(3000, 1)).astype(np.float32)
+    y = _offline(model, x)
+    assert 0.85 < np.std(y) / np.std(x) < 1.0
+    assert np.corrcoef(x[:, 0], y[:, 0])[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("limit_db", [0.0, 6.0, 20.0])
+def test_attenuation_limit_bounds_suppression_of_a_fully_closed_mask(limit_db):
+    model = ConvDenoiser(**SMALL, attenuation_limit_db=limit_db).eval()
+    last = [m for m in model.gate.estimator if isinstance(m, MimoConv1d)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(-50.0)  # the estimator asks for silence everywhere
+    x = np.random.default_rng(3).normal(size=(3000, 1)).astype(np.float32)
+    y = _offline(model, x)
+    # with every gain at the floor the output is the filterbank's copy of x times the floor
+    np.testing.assert_allclose(y, x * 10 ** (-limit_db / 20), atol=1e-4)
+    model.attenuation_limit_db = None
+    assert np.abs(_offline(model, x)).max() < 1e-6
+
+
+def test_attenuation_limit_travels_in_the_config_and_through_checkpoints(tmp_path):
+    torch.manual_seed(4)
+    model = ConvDenoiser(**SMALL, attenuation_limit_db=12.0).eval()
+    path = checkpoint.save(model, tmp_path / "d.safetensors", sample_rate=48000, task="denoise")
+    back = checkpoint.load(path)
+    assert isinstance(back, ConvDenoiser)
+    assert back.config == model.config and back.attenuation_limit_db == 12.0
+    assert back.latency == model.latency and back.sample_rate == 48000
+    x = np.random.default_rng(5).normal(size=(1000, 1)).astype(np.float32)
+    np.testing.assert_array_equal(_offline(back, x), _offline(model, x))
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(window=31), r"window must be even .* got 31"),
+        (dict(window=32, hop=33), r"hop 33 exceeds window 32"),
+        (dict(attenuation_limit_db=-3), r"attenuation_limit_db must be a non-negative number of dB or None, got -3"),
+        (dict(attenuation_limit_db="loud"), r"got 'loud'"),
+        (dict(channels=0), r"channels must be an integer >= 1, got 0"),
+    ],
+)
+def test_bad_denoiser_settings_are_refused_in_one_sentence(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        ConvDenoiser(**{**SMALL, **kwargs})
+
+
+def test_limit_to_floor_converts_decibels_to_a_gain():
+    assert limit_to_floor(None) == 0.0
+    assert limit_to_floor(20.0) == pytest.approx(0.1)
+    assert limit_to_floor(0) == 1.0
+
+
+def test_shipped_denoiser_is_the_default_model_and_real_time_ready():
+    meta = checkpoint.read_metadata(SHIPPED)
+    assert meta["task"] == "denoise"
+    model = checkpoint.load(SHIPPED)
+    assert isinstance(model, ConvDenoiser) and model.sample_rate == 48000
+    assert model.causal and model.latency / 48000 <= 0.005
+    assert checkpoint.default_model_path().resolve() == SHIPPED.resolve()
+
+
+def test_shipped_denoiser_improves_held_out_speech_in_noise():
+    from rtconv.evaluation import make_test_set
+    from rtconv.metrics import si_sdr_improvement_db
+
+    model = checkpoint.load(SHIPPED)
+    gains = []
+    for ex in make_test_set(per_cell=1, snrs=[0.0], families=["white", "pink"], seed=11):
+        y = _offline(model, ex.noisy[:, None])[:, 0]
+        gains.append(si_sdr_improvement_db(ex.clean, ex.noisy, y))
+    assert min(gains) > 3.0, gains

@@ -1,0 +1,181 @@
+"""Strided encoder, overlap-add decoder and mask layers: exact streaming at any block size."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from rtconv import ConfigError, Streamer
+from rtconv.denoiser import dft_filterbank
+from rtconv.framed import Framed, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d
+from rtconv.layers import Activation, MimoConv1d, Residual
+from rtconv.models import Model
+
+
+class _Net(Model):
+    arch = "_test_framed"
+
+    def __init__(self, enc_taps, dec_taps, stride, width=6, rowmajor=True, floor=0.0, bias=True):
+        super().__init__()
+        seq = FrameNet if rowmajor else nn.Sequential
+        est = seq(
+            PairPower(),
+            MimoConv1d(width // 2, 5, 2),
+            Activation("tanh"),
+            Residual(nn.Sequential(MimoConv1d(5, 5, 3, 2), Activation("leaky_relu"), MimoConv1d(5, 5, 1))),
+            MimoConv1d(5, width // 2, 1),
+            Activation("sigmoid"),
+        )
+        self.body = nn.Sequential(Framed(
+            StridedConv1d(1, width, enc_taps, stride, bias=bias),
+            MaskGate(est, floor=floor),
+            TransposedConv1d(width, 1, dec_taps, stride),
+        ))
+
+
+def _offline(model, x):
+    tdt = torch.float64 if x.dtype == np.float64 else torch.float32
+    with torch.no_grad():
+        y = model.to(tdt)(torch.from_numpy(np.ascontiguousarray(x.T))[:, None].to(tdt))
+    return y[:, 0].numpy().T
+
+
+def _stream(model, x, sizes):
+    s = Streamer(model, channels=x.shape[1], dtype=x.dtype)
+    out, i, k = [], 0, 0
+    while i < len(x):
+        n = sizes[k % len(sizes)]
+        out.append(s.process(x[i : i + n]))
+        i, k = i + n, k + 1
+    out.append(s.flush())
+    return np.concatenate(out), s
+
+
+def _assert_exact(model, x, sizes):
+    ref = _offline(model, x)
+    got, s = _stream(model, x, sizes)
+    assert s.latency == model.latency
+    assert np.all(got[: s.latency] == 0), "nothing may come out before the signal starts"
+    got = got[s.latency :]
+    assert got.shape == ref.shape
+    tol = 1e-5 if x.dtype == np.float32 else 1e-11
+    assert np.abs(got - ref).max() <= tol * max(np.abs(ref).max(), 1e-12)
+
+
+@pytest.mark.parametrize("sizes", [[1], [3], [7], [128], [4096], [5, 1, 13, 0, 2, 96]])
+@pytest.mark.parametrize("enc_taps,dec_taps,stride", [(12, 8, 4), (8, 8, 4), (3, 5, 4), (4, 4, 4), (5, 2, 3), (1, 1, 1)])
+def test_framed_layers_stream_exactly_at_awkward_block_sizes(sizes, enc_taps, dec_taps, stride):
+    torch.manual_seed(enc_taps * 7 + dec_taps)
+    model = _Net(enc_taps, dec_taps, stride)
+    x = np.random.default_rng(stride).normal(size=(301, 1)).astype(np.float32)
+    _assert_exact(model, x, sizes)
+
+
+@pytest.mark.parametrize("rowmajor", [True, False])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_row_major_and_generic_cells_agree_with_offline_per_channel_in_float64(rowmajor, channels):
+    torch.manual_seed(1)
+    model = _Net(10, 10, 5, rowmajor=rowmajor, floor=0.2).double()
+    x = np.random.default_rng(2).normal(size=(257, channels))
+    _assert_exact(model, x, [7, 1, 30])
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(1, 24), st.integers(1, 24), st.integers(1, 12), st.integers(0, 400),
+    st.lists(st.integers(0, 200), min_size=1, max_size=5).filter(lambda p: sum(p) > 0),
+    st.booleans(), st.integers(0, 2**16),
+)
+def test_random_framed_models_stream_exactly(enc_taps, dec_taps, stride, length, sizes, rowmajor, seed):
+    torch.manual_seed(seed)
+    model = _Net(enc_taps, dec_taps, stride, rowmajor=rowmajor)
+    x = np.random.default_rng(seed).normal(size=(length, 1)).astype(np.float32)
+    _assert_exact(model, x, sizes)
+
+
+@pytest.mark.parametrize("dec_taps", [1, 8, 192])
+def test_latency_is_the_synthesis_window_minus_one(dec_taps):
+    model = _Net(8, dec_taps, 4)
+    assert model.latency == dec_taps - 1 == model.body[0].latency
+
+
+@pytest.mark.parametrize("length", [0, 1, 95, 96, 97, 1000])
+def test_encoder_makes_one_frame_per_completed_hop_and_decoder_returns_whole_hops(length):
+    enc, dec = StridedConv1d(1, 4, 192, 96), TransposedConv1d(4, 1, 192, 96)
+    z = enc(torch.randn(2, 1, length))
+    assert z.shape == (2, 4, length // 96)
+    assert dec(torch.randn(2, 4, 3)).shape == (2, 1, 288)
+
+
+@pytest.mark.parametrize("window", [8, 64, 192])
+def test_dft_filterbank_reconstructs_the_input_through_a_unit_mask(window):
+    a, s = dft_filterbank(window)
+    enc, dec = StridedConv1d(1, window, window, window // 2), TransposedConv1d(window, 1, window, window // 2)
+    with torch.no_grad():
+        enc.weight.copy_(torch.from_numpy(a))
+        dec.weight.copy_(torch.from_numpy(s))
+    layer = Framed(enc, nn.Identity(), dec).double()
+    x = torch.randn(1, 1, 1000, dtype=torch.float64)
+    y = layer(x)
+    assert torch.allclose(y, x, atol=1e-6)  # float32 weights
+
+
+def test_changing_the_mask_floor_takes_effect_in_a_running_stream():
+    torch.manual_seed(3)
+    model = _Net(8, 8, 4)
+    gate = model.body[0].body
+    x = np.random.default_rng(4).normal(size=(400, 1)).astype(np.float32)
+    running, unchanged = Streamer(model), Streamer(model)
+    running.process(x)
+    unchanged.process(x)
+    gate.floor = 1.0  # a unit mask: the output becomes the bare filterbank
+    after = running.process(x)
+    rebuilt = Streamer(model)
+    rebuilt.process(x)
+    L = model.latency  # the overlap-add tail pending at the switch still holds old gains
+    np.testing.assert_allclose(after[L:], rebuilt.process(x)[L:], rtol=1e-5, atol=1e-6)
+    gate.floor = 0.0
+    assert not np.allclose(after[L:], unchanged.process(x)[L:], atol=1e-3)
+
+
+def test_stride_mismatch_is_refused_with_both_values():
+    with pytest.raises(ConfigError, match=r"encoder stride 4 and decoder stride 5 differ"):
+        Framed(StridedConv1d(1, 4, 8, 4), nn.Identity(), TransposedConv1d(4, 1, 8, 5))
+
+
+def test_framed_needs_an_encoder_and_a_decoder():
+    with pytest.raises(ConfigError, match=r"StridedConv1d encoder and a TransposedConv1d decoder, got MimoConv1d"):
+        Framed(MimoConv1d(1, 4, 8), nn.Identity(), TransposedConv1d(4, 1, 8, 4))
+
+
+def test_a_strided_layer_alone_cannot_stream_and_says_why():
+    class Bare(Model):
+        arch = "_test_bare"
+
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(StridedConv1d(1, 1, 4, 2))
+
+    with pytest.raises(ConfigError, match=r"StridedConv1d changes the rate .* only inside a Framed"):
+        Streamer(Bare())
+
+
+def test_a_non_causal_frame_body_is_refused():
+    class Centred(Model):
+        arch = "_test_centred"
+
+        def __init__(self):
+            super().__init__()
+            body = nn.Sequential(MimoConv1d(4, 4, 5, padding="same"))
+            self.body = nn.Sequential(Framed(StridedConv1d(1, 4, 8, 4), body, TransposedConv1d(4, 1, 8, 4)))
+
+    with pytest.raises(ConfigError, match=r"must be causal, but it has 2 frames of latency"):
+        Streamer(Centred())
+
+
+@pytest.mark.parametrize("floor", [-0.1, 1.5, float("nan")])
+def test_a_mask_floor_outside_0_1_is_refused(floor):
+    with pytest.raises(ConfigError, match=r"mask floor must be a gain in \[0, 1\]"):
+        MaskGate(nn.Identity(), floor=floor)
