@@ -18,8 +18,10 @@ audio, in blocks of --block-size frames, so memory stays flat for hour-long
 recordings.  --offline runs the model's whole-signal forward pass instead;
 both give the same output to float rounding.
 
-Model and rates: the default model is the shipped denoiser in models/ (or a
-speech-band filter until one exists); `rtconv info` shows which.  When the
+Model and rates: the default model is the shipped denoiser in models/
+(denoiser.safetensors, else lab-denoiser.safetensors, else the speech-band
+filter); `rtconv info` with no argument shows which.  --model takes a path or
+the name of a shipped model (`--model speech-band`).  When the
 file's sample rate differs from the model's, the audio is resampled (soxr,
 high quality) to the model's rate and back, and a note says so.  Files from
 1 kHz to 768 kHz are accepted, e.g. 8 kHz telephone audio or 384 kHz studio
@@ -42,7 +44,8 @@ unless --overwrite is given.
 Output names: `x.wav` becomes `x-denoised.wav` (denoiser), `x-filtered.wav`
 (filter) or `x-<task>.wav`, beside the input or in the folder given by -o.
 With exactly two paths where the second does not exist, the second is the
-output file (`rtconv process in.wav out.flac`).
+output file (`rtconv process in.wav out.flac`); two existing files are two
+inputs, so replace an existing output with `-o out.wav --overwrite`.
 
 Several files or folders: each is processed in turn (or by --jobs worker
 processes); a bad file is reported on one line and skipped, and the exit
@@ -63,7 +66,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="audio files or folders (a trailing non-existent path is the OUTPUT)")
     parser.add_argument("-o", "--output", metavar="PATH",
                         help="output file (one input) or existing folder (default: beside each input)")
-    add_model_args(parser, "models/denoiser.safetensors, else the shipped speech-band filter")
+    add_model_args(parser, "the shipped denoiser, else the speech-band filter; see `rtconv info`")
     add_block_args(parser)
     g = parser.add_argument_group("processing")
     g.add_argument("--offline", action="store_true",
