@@ -144,3 +144,28 @@ def log_frequency_ticks(low: float = 20.0, high: float = 24000.0) -> list[list[t
             else:
                 minor.append((math.log10(f), ""))
     return [major, minor]
+
+
+class LogBands:
+    """Groups of FFT bins, about ``per_octave`` per octave, for drawing on a log axis.
+
+    Above a few hundred Hz a 4096-point spectrum has far more bins than
+    pixels; drawing every bin costs paint time (and GIL time the audio
+    thread may be waiting for) for nothing.  Low bins stay single; higher
+    ones are pooled: mean power for averaged spectra, max for peaks.
+    """
+
+    def __init__(self, freqs: np.ndarray, per_octave: int = 48) -> None:
+        freqs = np.asarray(freqs, dtype=np.float64)
+        pos = np.log2(np.maximum(freqs, freqs[1] if freqs.size > 1 else 1.0)) * per_octave
+        key = np.floor(pos).astype(np.int64)
+        self.starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        self.counts = np.diff(np.r_[self.starts, freqs.size])
+        self.freqs = np.add.reduceat(freqs, self.starts) / self.counts
+
+    def mean_power_db(self, power: np.ndarray) -> np.ndarray:
+        p = np.add.reduceat(power, self.starts) / self.counts
+        return np.maximum(10.0 * np.log10(np.maximum(p, 1e-24)), FLOOR_DB)
+
+    def max_db(self, db: np.ndarray) -> np.ndarray:
+        return np.maximum.reduceat(db, self.starts)
