@@ -69,8 +69,12 @@ def run(args: argparse.Namespace) -> int:
         m.sample_rate = rate
         m.eval()
 
+    import os
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"rtconv bench process: {args.seconds} s mono {rate} Hz PCM_16 WAV, {args.threads} torch thread(s), "
-          f"median of {args.repeat}")
+          f"median of {args.repeat}; {os.cpu_count()} CPUs, load average {load:.1f} at start "
+          "(timings scale with other load)")
     print(f"{'model':<26} {'path':<24} {'wall s':>8} {'x real time':>12} {'vs forward':>11}")
     results: dict[tuple[str, str], float] = {}
     with tempfile.TemporaryDirectory() as tmp:
