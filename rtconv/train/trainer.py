@@ -221,7 +221,8 @@ def evaluate(model: Model, data, loss: Callable | str = "mse", device="cpu",
     target), ``output_mse``, ``mse_reduction`` (their ratio), and per output
     channel ``snr_improvement_db``, ``si_sdr_improvement_db`` and
     ``buckets`` (see :func:`rtconv.metrics.bucket_improvements`); with
-    ``labels`` (one noise label per example) also ``per_noise`` means.
+    ``labels`` (one noise label per example) also ``per_noise`` means,
+    grouped by the main noise family.
     """
     loss_fn = _losses.get_loss(loss) if isinstance(loss, str) else loss
     device = torch.device(device)
@@ -254,8 +255,10 @@ def evaluate(model: Model, data, loss: Callable | str = "mse", device="cpu",
             imp = np.atleast_1d(_metrics.snr_improvement_db(s, n_, e))
             simp = np.atleast_1d(_metrics.si_sdr_improvement_db(s, n_, e))
             fams: dict = {}
-            for lab in sorted(set(labels)):
-                m = np.array([lb == lab for lb in labels])
+            # grouped by the main family: "pink+babble" counts as pink (babble is the quieter one)
+            main = [lb.split("+")[0] for lb in labels]
+            for lab in sorted(set(main)):
+                m = np.array([lb == lab for lb in main])
                 fams[lab] = {"count": int(m.sum()), "snr_improvement_db": float(imp[m].mean()),
                              "si_sdr_improvement_db": float(simp[m].mean())}
             entry["per_noise"] = fams
