@@ -214,3 +214,12 @@ def test_processing_a_folder_twice_skips_its_own_outputs_and_keeps_tags(tmp_path
     cap = capsys.readouterr()
     assert "skipped 1 file(s) that rtconv wrote (take-filtered.flac)" in cap.err
     assert sorted(p.name for p in tmp_path.glob("*.flac")) == ["take-filtered.flac", "take.flac"]
+
+
+def test_bench_process_prints_every_case_and_both_targets(capsys):
+    assert main(["bench", "process", "--seconds", "1", "--repeat", "1", "--blocks", "512"]) == 0
+    out = capsys.readouterr().out
+    for case in ("forward (in memory)", "process --offline", "process -b 512"):
+        assert out.count(case) == 2, out  # once per model
+    assert "target: MimoCNN `rtconv process` (-b 512) >= 300x real time" in out
+    assert "target: streaming -b 512 within 2x of --offline" in out
