@@ -37,20 +37,31 @@ def stereo_in(tmp_path_factory):
     return _write(folder / "three.wav", _noise(3001, 3))
 
 
-@pytest.fixture(scope="module")
-def offline_out(stereo_in):
-    out = stereo_in.with_name("offline.wav")
-    process_file(stereo_in, out, _model(), offline=True, progress=False)
-    return _read(out)
+def _long_fir():
+    # long enough for the streamer's partitioned-FFT path, centred so it has latency
+    m = rtconv.FIR(np.hanning(1601) / 800, padding="same")
+    m.sample_rate = 48000
+    return m
+
+
+MODELS = {"mimo_same": _model, "fir1601_same": _long_fir}
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def offline_out(request, stereo_in):
+    out = stereo_in.with_name(f"offline-{request.param}.wav")
+    process_file(stereo_in, out, MODELS[request.param](), offline=True, progress=False)
+    return request.param, _read(out)
 
 
 @pytest.mark.parametrize("block", [1, 7, 64, 480, 4096])
 def test_streamed_file_equals_offline_for_every_block_size(stereo_in, offline_out, block):
-    out = stereo_in.with_name(f"stream{block}.wav")
-    s = process_file(stereo_in, out, _model(), block_size=block, progress=False)
+    name, ref = offline_out
+    out = stereo_in.with_name(f"stream{block}-{name}.wav")
+    s = process_file(stereo_in, out, MODELS[name](), block_size=block, progress=False)
     y = _read(out)
-    assert y.shape == offline_out.shape == (3001, 3)
-    np.testing.assert_allclose(y, offline_out, atol=2e-6, rtol=1e-5)
+    assert y.shape == ref.shape == (3001, 3)
+    np.testing.assert_allclose(y, ref, atol=2e-6, rtol=1e-5)
     assert s.frames == 3001 and s.channels == s.out_channels == 3
 
 
