@@ -13,12 +13,12 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def jackd():
-    """A dummy-backend JACK server for this test module (see tests/_jack.py)."""
-    from _jack import jack_available, jack_server
+def jackd(request):
+    """A dummy-backend JACK server for this test module (period: the module's JACK_PERIOD, default 256; see tests/_jackd.py; not _jack.py, which would shadow the cffi module of JACK-Client)."""
+    from _jackd import jack_available, jack_server
 
     why = jack_available()
     if why:
         pytest.skip(why)
-    with jack_server() as server:
+    with jack_server(period=getattr(request.module, "JACK_PERIOD", 256)) as server:
         yield server

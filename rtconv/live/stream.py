@@ -46,7 +46,9 @@ class LiveStream:
         in a worker thread behind ``safety_blocks`` blocks of buffering
         (absorbs jitter at the cost of that much latency).
     safety_blocks : int
-        Worker mode only: blocks of output buffered ahead.
+        Worker mode only: blocks of output buffered ahead.  They must cover
+        the host's own buffer (PortAudio delivers a JACK period of P frames
+        as P/block_size back-to-back callbacks) plus the jitter to absorb.
     warn : callable
         Receives warning sentences from the monitor thread (default: stderr).
     """
@@ -112,6 +114,8 @@ class LiveStream:
             self._outq = FrameRing(n * (self.safety_blocks + 8), self.channels)
             self._outq.write(np.zeros((n * self.safety_blocks, self.channels), np.float32))
             self.processor.buffering_latency = n * self.safety_blocks
+            self._debt = 0
+            self._scratch = np.zeros((n, self.channels), np.float32)
         else:
             self.processor.buffering_latency = 0
         if self.record_dir is not None:  # files exist before the first sample arrives
@@ -199,9 +203,16 @@ class LiveStream:
         try:
             self._status(status)
             self._in.write(indata)
+            # After an underrun the worker's late blocks are skipped, so the
+            # latency stays what was reported instead of growing by a block.
+            while self._debt and self._outq.available >= frames + self._debt:
+                k = min(self._debt, len(self._scratch))
+                self._outq.read_into(self._scratch[:k])
+                self._debt -= k
             if not self._outq.read_into(outdata):
                 outdata.fill(0)
                 self.worker_underruns += 1
+                self._debt += frames
             self._wake.set()
             rec = self.recorder
             if rec is not None:

@@ -109,3 +109,74 @@ def wait_for(pred, timeout: float = 5.0, step: float = 0.01) -> bool:
             return True
         time.sleep(step)
     return pred()
+
+
+class Loopback:
+    """Two JACK clients around rtconv: one plays ``signal`` into PortAudio's inputs, one captures its outputs.
+
+    Graph: ``rtc-player:out_k -> PortAudio:in_k``, ``PortAudio:out_k ->
+    rtc-capture:in_k`` (no cycle, so all run in the same JACK period).
+    """
+
+    def __init__(self, server: JackServer, signal, capture_seconds: float) -> None:
+        import jack
+        import numpy as np
+
+        self.np = np
+        sig = np.asarray(signal, np.float32)
+        self.signal = sig if sig.ndim == 2 else sig[:, None]
+        ch = self.signal.shape[1]
+        self.captured = np.zeros((int(capture_seconds * server.samplerate), ch), np.float32)
+        self.pos = self.cap = 0
+        self.playing = False
+        self.play_start = None  # capture index at which playback began
+        self.player = jack.Client("rtc-player", servername=server.name, no_start_server=True)
+        self.capture = jack.Client("rtc-capture", servername=server.name, no_start_server=True)
+        self.outs = [self.player.outports.register(f"out_{k}") for k in range(ch)]
+        self.ins = [self.capture.inports.register(f"in_{k}") for k in range(ch)]
+        self.player.set_process_callback(self._play)
+        self.capture.set_process_callback(self._capture)
+        self.player.activate()
+        self.capture.activate()
+
+    def _play(self, frames):
+        n = 0
+        if self.playing:
+            n = max(0, min(frames, len(self.signal) - self.pos))
+            if self.play_start is None:
+                self.play_start = self.cap
+        for k, p in enumerate(self.outs):
+            buf = p.get_array()
+            buf[:n] = self.signal[self.pos : self.pos + n, k]
+            buf[n:] = 0
+        self.pos += n
+
+    def _capture(self, frames):
+        n = max(0, min(frames, len(self.captured) - self.cap))
+        for k, p in enumerate(self.ins):
+            self.captured[self.cap : self.cap + n, k] = p.get_array()[:n]
+        self.cap += n
+
+    def connect(self) -> None:
+        """Route through the PortAudio client's current ports, cutting its links to system ports."""
+        pa_in = sorted(p.name for p in self.player.get_ports("PortAudio.*", is_input=True, is_audio=True))
+        pa_out = sorted(p.name for p in self.player.get_ports("PortAudio.*", is_output=True, is_audio=True))
+        for port in pa_in + pa_out:
+            for other in self.player.get_all_connections(port):
+                if other.name.startswith("system:"):
+                    self.player.disconnect(other.name, port) if port in pa_in else self.player.disconnect(port, other.name)
+        for k, (o, i) in enumerate(zip(self.outs, self.ins)):
+            self.player.connect(o, pa_in[k])
+            self.capture.connect(pa_out[k], i)
+
+    def play(self) -> None:
+        self.playing = True
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= len(self.signal)
+
+    def close(self) -> None:
+        for c in (self.player, self.capture):
+            c.deactivate()
+            c.close()
