@@ -402,6 +402,10 @@ def process_file(
     m, mname = _resolve_model(model)
     with Reader(input, chunk=_READ_CHUNK) as reader:
         task = m.metadata.get("task") or ("filter" if m.arch == "fir" else None)
+        if output is not None and str(output).endswith(("/", os.sep)) and not Path(output).is_dir():
+            raise AudioFileError(
+                f"output folder {str(output)!r} does not exist; create it or choose another output path."
+            )
         if output is None:
             out = default_output_path(input, task)
         elif Path(output).is_dir():

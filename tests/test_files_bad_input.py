@@ -194,3 +194,8 @@ def test_unreadable_input_names_the_os_reason(tmp_path, good, monkeypatch):
 
     monkeypatch.setattr(audio, "_probe", refuse)
     _refused(tmp_path, good, "cannot read input file '" + str(good) + "': Permission denied; check its permissions")
+
+
+def test_output_folder_with_trailing_slash_that_does_not_exist(tmp_path, good):
+    _refused(tmp_path, good, "output folder '" + str(tmp_path / "cleaned") + "/' does not exist",
+             output=str(tmp_path / "cleaned") + "/")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -114,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
               "name them explicitly to process them again", file=sys.stderr)
     if not files:
         raise AudioFileError(f"no audio files found in {', '.join(map(repr, inputs))}.")
+    if output is not None and output.endswith(("/", os.sep)) and not Path(output).is_dir():
+        raise AudioFileError(f"output folder {output!r} does not exist; create it first.")
     if len(files) > 1 and output is not None and not Path(output).is_dir():
         raise AudioFileError(
             f"{len(files)} inputs need an existing output folder, but {output!r} is not one; create it first."
