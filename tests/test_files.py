@@ -158,7 +158,7 @@ def test_many_channels_are_each_filtered_like_a_mono_file(tmp_path):
         np.testing.assert_allclose(y[:, c], process_array(x[:, c], 48000, model)[:, 0], atol=1e-6)
 
 
-@pytest.mark.parametrize("ext,subtype", [("wav", "PCM_16"), ("wav", "PCM_24"), ("wav", "FLOAT"), ("flac", "PCM_16"), ("ogg", "VORBIS")])
+@pytest.mark.parametrize("ext,subtype", [("wav", "PCM_16"), ("wav", "PCM_24"), ("wav", "PCM_32"), ("wav", "FLOAT"), ("flac", "PCM_16"), ("ogg", "VORBIS")])
 def test_output_keeps_the_inputs_format_and_subtype(tmp_path, ext, subtype):
     src = tmp_path / f"in.{ext}"
     sf.write(str(src), _noise(4800, 2, scale=0.1), 48000, subtype=subtype)
