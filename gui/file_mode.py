@@ -130,7 +130,7 @@ class FilePanel(QtWidgets.QWidget):
         pi.setLabel("bottom", "frequency (Hz)")
         pi.getAxis("bottom").setTicks(log_frequency_ticks())
         pi.setLabel("left", "average magnitude", units="dBFS")
-        pi.addLegend(offset=(-10, 10))
+        pi.addLegend(offset=(10, -10))
         pi.setMenuEnabled(False)
         self.curve_a = pi.plot(pen=IN_PEN, name="original")
         self.curve_b = pi.plot(pen=OUT_PEN, name="processed")

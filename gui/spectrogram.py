@@ -20,6 +20,7 @@ __all__ = ["SpectrogramPanel"]
 class _Scroller:
     def __init__(self, plot: pg.PlotItem, title: str, columns: int, bins: int, lut) -> None:
         self.data = np.full((columns, bins), -160.0, dtype=np.float32)
+        self.rect = None
         self.image = pg.ImageItem(axisOrder="col-major")
         self.image.setLookupTable(lut)
         plot.addItem(self.image)
@@ -30,10 +31,24 @@ class _Scroller:
         plot.setMouseEnabled(x=False, y=False)
         self.plot = plot
 
-    def push(self, column: np.ndarray, levels: tuple[float, float]) -> None:
-        self.data[:-1] = self.data[1:]
-        self.data[-1] = column
+    def push(self, columns: np.ndarray, levels: tuple[float, float]) -> None:
+        """Append ``columns`` (``(k, bins)``, oldest first) at the right, scrolling left."""
+        k = min(columns.shape[0], self.data.shape[0])
+        if k == 0:
+            return
+        self.data[:-k] = self.data[k:]
+        self.data[-k:] = columns[-k:]
         self.image.setImage(self.data, autoLevels=False, levels=levels)
+        if self.rect is not None:  # ImageItem can place an image only once it has one
+            self.image.setRect(*self.rect)
+            self.rect = None
+
+    def place(self, x: float, y: float, w: float, h: float) -> None:
+        """Put the image at (x, y, w, h) in plot coordinates (seconds, Hz)."""
+        self.rect = (x, y, w, h)
+        if self.image.image is not None:
+            self.image.setRect(*self.rect)
+            self.rect = None
 
 
 class SpectrogramPanel(QtWidgets.QWidget):
@@ -47,6 +62,7 @@ class SpectrogramPanel(QtWidgets.QWidget):
         self.frame_rate = 30.0
         self.levels = (-120.0, 0.0)
         self._win = _Window(fft_size)
+        self._pending = 0
         bins = fft_size // 2 + 1
         lut = pg.colormap.get("inferno").getLookupTable(nPts=256)
         self.view = pg.GraphicsLayoutWidget()
@@ -72,15 +88,41 @@ class SpectrogramPanel(QtWidgets.QWidget):
         seconds = self.columns / self.frame_rate
         nyq = self.samplerate / 2
         for s in (self.inp, self.out):
-            s.image.setRect(-seconds, 0.0, seconds, nyq)
+            s.place(-seconds, 0.0, seconds, nyq)
             s.plot.setXRange(-seconds, 0, padding=0)
             s.plot.setYRange(0, nyq, padding=0)
 
-    def update_audio(self, inp: np.ndarray, out: np.ndarray) -> None:
-        """Add one column from the newest ``fft_size`` samples of each (mono)."""
-        n = self.fft_size
+    @property
+    def hop(self) -> int:
+        """Samples between columns: one column per 1/``frame_rate`` s of audio."""
+        return max(1, round(self.samplerate / self.frame_rate))
+
+    def update_audio(self, inp: np.ndarray, out: np.ndarray, new_frames: int | None = None) -> int:
+        """Add the columns for ``new_frames`` new samples (default: one column); return how many.
+
+        Columns are spaced by :attr:`hop` samples of audio, not by display
+        frames, so the time axis stays true when the display runs slower
+        than ``frame_rate`` (a busy machine): a late frame adds several
+        columns, computed from the snapshot ``inp``/``out`` (mono, newest last).
+        """
+        n, hop = self.fft_size, self.hop
+        if new_frames is None:
+            count = 1
+        else:
+            self._pending += int(new_frames)
+            count, self._pending = divmod(self._pending, hop)
+            count = min(count, self.columns)
+            if count == 0:
+                return 0
+        ends = [None] + [-(j * hop) for j in range(1, count)]  # newest column first
         for s, x in ((self.inp, inp), (self.out, out)):
-            x = np.asarray(x, dtype=np.float32)[-n:]
-            if x.shape[0] < n:
-                x = np.concatenate([np.zeros(n - x.shape[0], np.float32), x])
-            s.push(magnitude_db(x, self._win), self.levels)
+            x = np.asarray(x, dtype=np.float32)
+            need = n + (count - 1) * hop
+            if x.shape[0] < need:
+                x = np.concatenate([np.zeros(need - x.shape[0], np.float32), x])
+            cols = np.empty((count, n // 2 + 1), np.float32)
+            for j, end in enumerate(ends):
+                seg = x[:end][-n:] if end is not None else x[-n:]
+                cols[count - 1 - j] = magnitude_db(seg, self._win)
+            s.push(cols, self.levels)
+        return count

@@ -46,7 +46,7 @@ class SpectrumPanel(QtWidgets.QWidget):
         pi.setLabel("bottom", "frequency (Hz)")
         pi.getAxis("bottom").setTicks(log_frequency_ticks())
         pi.setLabel("left", "magnitude", units="dBFS")
-        pi.addLegend(offset=(-10, 10))
+        pi.addLegend(offset=(10, -10))  # bottom left: below the curves of most signals
         pi.setMenuEnabled(False)
         self.curve_in = pi.plot(pen=IN_PEN, name="input")
         self.curve_out = pi.plot(pen=OUT_PEN, name="output")
@@ -63,7 +63,7 @@ class SpectrumPanel(QtWidgets.QWidget):
         self.db_min = QtWidgets.QSpinBox(suffix=" dB", minimum=-200, maximum=0, singleStep=10)
         self.db_min.setValue(-120)
         self.db_max = QtWidgets.QSpinBox(suffix=" dB", minimum=-100, maximum=40, singleStep=10)
-        self.db_max.setValue(0)
+        self.db_max.setValue(10)  # room for the difference curve above 0 dB
         self.peak_hold = QtWidgets.QCheckBox("peak hold")
         self.peak_hold.setChecked(True)
         self.show_diff = QtWidgets.QCheckBox("output − input")

@@ -83,7 +83,8 @@ class MainWindow(QtWidgets.QMainWindow):
         left_scroll = QtWidgets.QScrollArea()
         left_scroll.setWidgetResizable(True)
         left_scroll.setWidget(left)
-        left_scroll.setMinimumWidth(400)
+        left_scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left_scroll.setMinimumWidth(left.sizeHint().width() + left_scroll.verticalScrollBar().sizeHint().width() + 4)
 
         # right side
         self.banner = QtWidgets.QLabel()
@@ -330,12 +331,17 @@ class MainWindow(QtWidgets.QMainWindow):
         written = self.processor.display_ring.written
         if written == self._written:  # no new audio (stream stalled or stopped): nothing to redo
             return
+        # a new processor restarts its count; treat that like a first frame
+        new = written - self._written if 0 <= self._written <= written else DISPLAY_SAMPLES
         self._written = written
-        inp, out = self.processor.read_display(DISPLAY_SAMPLES)
-        inp, out = inp[:, 0], out[:, 0]
         if self.tabs.currentIndex() == 0:
+            sg = self.spectrogram
+            # enough history for every spectrogram column this frame owes (capped by the ring)
+            n = min(max(DISPLAY_SAMPLES, sg.fft_size + new), self.processor.display_ring.capacity)
+            inp, out = self.processor.read_display(n)
+            inp, out = inp[:, 0], out[:, 0]
             self.spectrum.update_audio(inp, out, dt)
-            self.spectrogram.update_audio(inp, out)
+            sg.update_audio(inp, out, new)
         self.meters.update_meters(self.processor.meters())
         self.frames += 1
         self._fps_n += 1

@@ -188,6 +188,24 @@ def test_spectrogram_scrolls_one_column_per_frame_for_any_snapshot_size(qtbot, n
     assert panel.out.data[-1].max() > -150 and panel.out.data[-2].max() == -160
 
 
+@pytest.mark.parametrize("late_frames", [0, 1, 3, 50])
+def test_spectrogram_columns_follow_audio_time_not_display_frames(qtbot, late_frames):
+    from gui.spectrogram import SpectrogramPanel
+
+    panel = SpectrogramPanel(fft_size=256, columns=20)
+    qtbot.addWidget(panel)
+    panel.set_samplerate(48000, frame_rate=30)
+    hop = panel.hop
+    assert hop == 1600
+    # a display that comes late owes one column per hop of audio that arrived
+    x = np.ones(hop * 60, np.float32)
+    added = panel.update_audio(x, x, new_frames=hop * late_frames + hop // 2)
+    assert added == min(late_frames, 20)
+    assert panel.update_audio(x, x, new_frames=hop // 2) == 1  # the remainders add up
+    filled = (panel.inp.data.max(axis=1) > -150).sum()  # columns start at silence (-160 dB)
+    assert filled == min(late_frames + 1, 20)
+
+
 def test_file_mode_processes_compares_and_saves(window, qtbot, tmp_path):
     sf = pytest.importorskip("soundfile")
     model = designs.lowpass(1000, 63, 16000)
