@@ -95,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
     if args.start or (args.screenshot and _devices_available()):
         if win.model is not None:
             win.start_stream()
-    if args.recording and win.file_panel.wait():
-        pass
+    if args.recording:
+        win.file_panel.wait()  # a screenshot of file mode shows the processed spectra
     quit_after = args.quit_after
     if args.screenshot and quit_after is None:
         quit_after = 2.0

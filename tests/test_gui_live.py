@@ -167,8 +167,39 @@ def test_starting_the_stream_on_jack_makes_the_spectra_update(window, qtbot, tmp
     window._tick_text()
     assert "of" in window.health.values["block"].text()  # median / p99 / max of budget
     assert window.audio.start_button.text() == "Stop"
+    from PyQt6 import QtGui
+
+    from gui.app import save_screenshot
+
+    shot = QtGui.QImage(str(save_screenshot(window, tmp_path / "running.png")))
+    assert not shot.isNull() and shot.width() >= 800
     window.stop_stream()
     assert window.stream is None and window.audio.start_button.text() == "Start"
+
+
+def test_rtconv_gui_screenshot_renders_the_window_and_exits(tmp_path):
+    import sys
+
+    out = tmp_path / "cli.png"
+    model = _lowpass(tmp_path)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    r = subprocess.run([sys.executable, "-m", "rtconv", "gui", "--settings", str(tmp_path / "s.ini"), "--model",
+                        str(model), "--tab", "kernels", "--screenshot", str(out), "--quit-after", "0.3"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"wrote {out}" in r.stdout
+    from PyQt6 import QtGui
+
+    assert not QtGui.QImage(str(out)).isNull()
+
+
+def test_rtconv_gui_rejects_a_negative_quit_after(tmp_path):
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "rtconv", "gui", "--quit-after", "-1"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2
+    assert "expected a number of seconds >= 0, got -1.0" in r.stderr
 
 
 def test_a_model_loaded_while_streaming_is_hot_swapped(window, qtbot, tmp_path, jack):
