@@ -132,6 +132,11 @@ class LiveStream:
         self.device_latency = tuple(float(x) for x in self._stream.latency)
         self.processor.device_latency = self.device_latency
         self._stop.clear()
+        # Python threads hand over the GIL every switch interval (5 ms by
+        # default), longer than a 128-frame block: the callback waiting that
+        # long for the GIL is a dropout.  1 ms bounds the wait (process-wide).
+        self._switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch, 0.001))
         if self.mode == "worker":
             self._spawn(self._work, "rtconv-worker")
         self._spawn(self._monitor, "rtconv-monitor")
@@ -156,6 +161,9 @@ class LiveStream:
         for t in self._threads:
             t.join()
         self._threads.clear()
+        if hasattr(self, "_switch"):
+            sys.setswitchinterval(self._switch)
+            del self._switch
         self._close_recorder()
 
     def _close_recorder(self) -> None:

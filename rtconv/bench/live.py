@@ -1,0 +1,142 @@
+"""``rtconv bench live``: a soak of the live path on a dummy JACK server.
+
+Starts its own ``jackd -d dummy`` (realtime scheduling where allowed), runs
+``LiveStream`` with the default model at 48 kHz in 128-frame blocks while a
+second JACK client plays noise into it, and reports dropouts (goal 0), block
+times against the budget, CPU load, and the round-trip latency measured by
+an impulse through the loopback next to the latency the stats report.
+``--mode both`` runs the model in the callback and in a worker thread one
+after the other, so the two can be compared in one run; ``--gil-load``
+adds a Python thread that keeps the interpreter busy, as a GUI would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+
+import numpy as np
+
+HELP = "soak the live path on a dummy JACK server: dropouts, block times, measured vs reported latency"
+DESCRIPTION = __doc__.split("\n\n", 1)[1]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seconds", type=float, default=600.0, help="soak length per mode (default: %(default)s)")
+    parser.add_argument("--model", "-m", metavar="PATH", help="checkpoint (default: the shipped default model)")
+    parser.add_argument("--samplerate", type=int, default=48000, help="JACK rate in Hz (default: %(default)s)")
+    parser.add_argument("--block-size", type=int, default=128, help="frames per callback (default: %(default)s)")
+    parser.add_argument("--period", type=int, default=128, help="JACK period in frames (default: %(default)s)")
+    parser.add_argument("--mode", choices=("callback", "worker", "both"), default="callback")
+    parser.add_argument("--safety-blocks", type=int, default=None, help="worker mode buffering (default: period/block + 2)")
+    parser.add_argument("--gil-load", type=float, default=0.0, metavar="DUTY",
+                        help="a Python thread holding the GIL this fraction of the time, e.g. 0.25 for a busy GUI (default: none)")
+
+
+def _busy(stop: threading.Event, duty: float) -> None:
+    """Hold the GIL in pure Python ``duty`` of the time, in 5 ms bursts (a GUI redrawing)."""
+    x = 0
+    while not stop.is_set():
+        end = time.perf_counter() + 0.005
+        while time.perf_counter() < end:
+            x += 1
+        if duty < 1:
+            time.sleep(0.005 * (1 - duty) / duty)
+
+
+def _measure(server, proc, mode, safety, args):
+    from ..live import LiveStream
+    from ..live.jackd import Loopback, wait_for
+
+    rate = args.samplerate
+    # 1) round trip of an impulse, bypassed so the dry path (delayed by the reported latency) carries it
+    imp = np.zeros(rate, np.float32)
+    imp[rate // 4] = 0.5
+    proc.bypass = True
+    lb = Loopback(server, imp, 3.0)
+    stream = LiveStream(proc, hostapi="JACK", block_size=args.block_size, mode=mode, safety_blocks=safety, warn=None)
+    try:
+        with stream:
+            lb.connect()
+            time.sleep(0.3)
+            lb.play()
+            wait_for(lambda: lb.done, 10)
+            time.sleep(0.5)
+            s0 = stream.stats()
+    finally:
+        lb.close()
+    got = int(np.argmax(np.abs(lb.captured[:, 0])))
+    measured = got - (lb.play_start + rate // 4)
+    # 2) the soak, wet, with noise playing
+    proc.bypass = False
+    noise = (np.random.default_rng(0).standard_normal(rate * 5) * 0.05).astype(np.float32)
+    lb = Loopback(server, noise, 1.0, loop=True)
+    stream = LiveStream(proc, hostapi="JACK", block_size=args.block_size, mode=mode, safety_blocks=safety, warn=None)
+    stop = threading.Event()
+    if args.gil_load:
+        threading.Thread(target=_busy, args=(stop, args.gil_load), daemon=True).start()
+    base = {k: getattr(proc, k) for k in ("input_overflows", "output_underflows", "blocks", "frames", "model_errors")}
+    try:
+        with stream:
+            lb.connect()
+            lb.play()
+            t0 = time.monotonic()
+            next_report = 10
+            while (el := time.monotonic() - t0) < args.seconds:
+                time.sleep(0.5)
+                if el >= next_report:
+                    s = stream.stats()
+                    print(f"  {mode}: {el:5.0f} s  xruns {s['input_overflows'] - base['input_overflows']}/"
+                          f"{s['output_underflows'] - base['output_underflows']}  worker underruns {s['worker_underruns']}  "
+                          f"p99 {s['block_ms']['p99']:.3f} ms", flush=True)
+                    next_report += 10 if args.seconds <= 120 else 60
+            s = stream.stats()
+    finally:
+        stop.set()
+        lb.close()
+    for k, v in base.items():
+        s[k] -= v
+    s["seconds"] = s["frames"] / args.samplerate
+    s["measured_latency_frames"] = measured
+    s["reported_latency_frames_at_impulse"] = s0["latency_frames"]
+    return s
+
+
+def run(args) -> int:
+    from .. import checkpoint
+    from ..live import LiveProcessor
+    from ..live.jackd import jack_available, jack_server
+
+    why = jack_available()
+    if why:
+        print(f"rtconv bench live: cannot run: {why}")
+        return 1
+    path = checkpoint.resolve(args.model)
+    model = checkpoint.load(path)
+    modes = ("callback", "worker") if args.mode == "both" else (args.mode,)
+    rows = []
+    with jack_server(args.samplerate, args.period, name="rtconv-bench") as server:
+        print(f"jackd dummy {args.samplerate} Hz, period {args.period} ({'realtime' if server.realtime else 'no realtime'}); "
+              f"model {path.name} ({model.sample_rate} Hz); block {args.block_size}; {args.seconds:.0f} s per mode"
+              + (f"; a Python thread holds the GIL {args.gil_load:.0%} of the time" if args.gil_load else ""), flush=True)
+        for mode in modes:
+            safety = args.safety_blocks or (max(1, args.period // args.block_size) + 2)
+            proc = LiveProcessor(model, args.samplerate, 1, args.block_size)
+            s = _measure(server, proc, mode, safety if mode == "worker" else 0, args)
+            rows.append((mode, safety if mode == "worker" else 0, s))
+    rate = args.samplerate
+    print()
+    print(f"{'mode':9} {'secs':>5} {'blocks':>8} {'overfl':>6} {'underfl':>7} {'wk-under':>8} {'err':>4} "
+          f"{'med ms':>7} {'p99 ms':>7} {'max ms':>7} {'budget':>7} {'load':>5} {'rtconv lat':>10} {'PA device':>10} {'measured':>9}")
+    for mode, safety, s in rows:
+        b, lat = s["block_ms"], s["latency"]
+        print(f"{mode + ('/' + str(safety) if safety else ''):9} {s['seconds']:5.0f} {s['blocks']:8d} {s['input_overflows']:6d} "
+              f"{s['output_underflows']:7d} {s['worker_underruns']:8d} {s['model_errors']:4d} {b['median']:7.3f} {b['p99']:7.3f} "
+              f"{b['max']:7.3f} {b['budget']:7.3f} {s['cpu_load']:5.0%} "
+              f"{s['reported_latency_frames_at_impulse'] / rate * 1e3:7.2f} ms {(lat['device_in_ms'] + lat['device_out_ms']):7.2f} ms "
+              f"{s['measured_latency_frames'] / rate * 1e3:6.2f} ms")
+    print("\nrtconv lat = model + resampler + worker buffering as reported by stats; PA device = PortAudio's reported "
+          "in+out latency (includes JACK's system-port latency, which a client-to-client loopback does not traverse); "
+          "measured = impulse from a JACK client into PortAudio:in_0 until it leaves PortAudio:out_0.")
+    return 0

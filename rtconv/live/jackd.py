@@ -1,0 +1,197 @@
+"""A real JACK server on the dummy backend: an audio device without a sound card.
+
+Used by the live tests and ``rtconv bench live``.  ``jack_server()`` starts ``jackd -d dummy`` under a unique server name,
+points PortAudio (and JACK clients) at it through ``JACK_DEFAULT_SERVER``,
+re-initializes PortAudio so it sees the server, and on exit terminates
+PortAudio *before* stopping jackd (the other order aborts the interpreter).
+The pytest fixture ``jackd`` (tests/conftest.py) yields a :class:`JackServer`.
+:class:`Loopback` (needs the JACK-Client package) plays a known signal into
+rtconv's PortAudio inputs and captures its outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+__all__ = ["JackServer", "jack_server", "jack_available", "Loopback", "wait_for"]
+
+
+def jack_available() -> str | None:
+    """None if jackd and PortAudio can run here, else the reason they cannot."""
+    for exe in ("jackd", "jack_wait"):
+        if shutil.which(exe) is None:
+            return f"{exe} is not installed (apt-get install jackd2)"
+    try:
+        import sounddevice  # noqa: F401
+    except OSError as e:
+        return f"PortAudio is missing ({e}; apt-get install libportaudio2)"
+    return None
+
+
+@dataclass
+class JackServer:
+    name: str
+    samplerate: int
+    period: int
+    process: subprocess.Popen
+    realtime: bool = False
+
+    def ports(self) -> list[str]:
+        env = dict(os.environ, JACK_DEFAULT_SERVER=self.name)
+        out = subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True, timeout=10)
+        return out.stdout.split()
+
+
+def _reinit_portaudio() -> None:
+    import sounddevice as sd
+
+    sd._terminate()
+    sd._initialize()
+
+
+@contextlib.contextmanager
+def jack_server(samplerate: int = 48000, period: int = 256, name: str | None = None):
+    """Run a dummy-backend jackd for the duration of the ``with`` block."""
+    name = name or f"rtconv-test-{os.getpid()}"
+    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1", JACK_DEFAULT_SERVER=name)
+    old = os.environ.get("JACK_DEFAULT_SERVER")
+    # Realtime scheduling where allowed (as on a desktop), else plain: the
+    # dummy driver's timer thread misses its deadlines under load without it.
+    for rt in (["-R", "-P", "70"], ["--no-realtime"]):
+        proc = subprocess.Popen(
+            ["jackd", "-n", name, *rt, "-t", "5000", "-d", "dummy", "-r", str(samplerate), "-p", str(period)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        r = subprocess.run(["jack_wait", "-w", "-t", "10"], env=env, capture_output=True, text=True, timeout=20)
+        if r.returncode == 0 and proc.poll() is None:
+            break
+        proc.kill()
+        proc.wait()
+    else:
+        raise RuntimeError(f"jackd did not start: {r.stdout} {r.stderr}")
+    try:
+        os.environ["JACK_DEFAULT_SERVER"] = name
+        _reinit_portaudio()
+        yield JackServer(name, samplerate, period, proc, realtime=rt[0] == "-R")
+    finally:
+        try:
+            import sounddevice as sd
+
+            sd._terminate()  # PortAudio lets go of the server before it goes away
+        except Exception:
+            pass
+        if old is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = old
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        try:
+            import sounddevice as sd
+
+            sd._initialize()
+        except Exception:
+            pass
+
+
+def wait_for(pred, timeout: float = 5.0, step: float = 0.01) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+class Loopback:
+    """Two JACK clients around rtconv: one plays ``signal`` into PortAudio's inputs, one captures its outputs.
+
+    Graph: ``rtc-player:out_k -> PortAudio:in_k``, ``PortAudio:out_k ->
+    rtc-capture:in_k`` (no cycle, so all run in the same JACK period).
+    """
+
+    def __init__(self, server: JackServer, signal, capture_seconds: float, loop: bool = False) -> None:
+        import jack
+        import numpy as np
+
+        self.np = np
+        sig = np.asarray(signal, np.float32)
+        self.signal = sig if sig.ndim == 2 else sig[:, None]
+        ch = self.signal.shape[1]
+        self.captured = np.zeros((int(capture_seconds * server.samplerate), ch), np.float32)
+        self.pos = self.cap = 0
+        self.loop = loop
+        self.playing = False
+        self.play_start = None  # capture index at which playback began
+        self.player = jack.Client("rtc-player", servername=server.name, no_start_server=True)
+        self.capture = jack.Client("rtc-capture", servername=server.name, no_start_server=True)
+        self.outs = [self.player.outports.register(f"out_{k}") for k in range(ch)]
+        self.ins = [self.capture.inports.register(f"in_{k}") for k in range(ch)]
+        self.player.set_process_callback(self._play)
+        self.capture.set_process_callback(self._capture)
+        self.player.activate()
+        self.capture.activate()
+
+    def _play(self, frames):
+        bufs = [p.get_array() for p in self.outs]
+        if not self.playing:
+            for b in bufs:
+                b[:] = 0
+            return
+        if self.play_start is None:
+            self.play_start = self.cap
+        sig, np = self.signal, self.np
+        if self.loop:
+            idx = (self.pos + np.arange(frames)) % len(sig)
+            for k, b in enumerate(bufs):
+                b[:] = sig[idx, k]
+            self.pos += frames
+            return
+        n = max(0, min(frames, len(sig) - self.pos))
+        for k, b in enumerate(bufs):
+            b[:n] = sig[self.pos : self.pos + n, k]
+            b[n:] = 0
+        self.pos += n
+
+    def _capture(self, frames):
+        if self.loop:  # nothing kept: a soak only counts
+            self.cap += frames
+            return
+        n = max(0, min(frames, len(self.captured) - self.cap))
+        for k, p in enumerate(self.ins):
+            self.captured[self.cap : self.cap + n, k] = p.get_array()[:n]
+        self.cap += n
+
+    def connect(self) -> None:
+        """Route through the PortAudio client's current ports, cutting its links to system ports."""
+        pa_in = sorted(p.name for p in self.player.get_ports("PortAudio.*", is_input=True, is_audio=True))
+        pa_out = sorted(p.name for p in self.player.get_ports("PortAudio.*", is_output=True, is_audio=True))
+        for port in pa_in + pa_out:
+            for other in self.player.get_all_connections(port):
+                if other.name.startswith("system:"):
+                    self.player.disconnect(other.name, port) if port in pa_in else self.player.disconnect(port, other.name)
+        for k, (o, i) in enumerate(zip(self.outs, self.ins)):
+            self.player.connect(o, pa_in[k])
+            self.capture.connect(pa_out[k], i)
+
+    def play(self) -> None:
+        self.playing = True
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= len(self.signal)
+
+    def close(self) -> None:
+        for c in (self.player, self.capture):
+            c.deactivate()
+            c.close()
