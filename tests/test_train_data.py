@@ -144,3 +144,21 @@ def test_user_folders_replace_espeak_and_join_the_noise_draw(tmp_path):
     assert len(td.train.speech) == 8 and len(td.val.speech) == 1 and len(td.test.speech) == 1
     assert "file" in td.train.noise.families
     assert td.options["speech"] == str(sp)
+
+
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_crossover_targets_add_up_to_the_noiseless_input(rate):
+    ds = tasks.CrossoverDataset(20, sample_rate=rate, seconds=0.05, noise_std=(0.0, 0.0))
+    for i in range(20):
+        x, y = ds[i]
+        assert y.shape == (2, x.shape[1])
+        np.testing.assert_allclose(y.sum(0).numpy(), x[0].numpy(), atol=1e-5)
+
+
+def test_crossover_low_output_holds_only_low_frequencies():
+    ds = tasks.CrossoverDataset(10, sample_rate=16000, seconds=0.5, low_band=(50, 400),
+                                high_band=(1600, 7000), noise_std=(0.0, 0.0))
+    f = np.fft.rfftfreq(8000, 1 / 16000)
+    for i in range(10):
+        low = np.abs(np.fft.rfft(ds[i][1][0].numpy() * np.hanning(8000)))
+        assert low[f > 1700].max() < 1e-3 * max(low.max(), 1e-9)

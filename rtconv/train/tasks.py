@@ -115,13 +115,28 @@ class FreqSepDataset(_Generated):
         return x[None], hi[None]
 
 
-def _tones(rng, n: int, sample_rate: int, band: tuple[float, float], count: int) -> np.ndarray:
+def _tones(rng, n: int, sample_rate: int, band: tuple[float, float], count: int,
+           split: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` tones in ``band``; returns their (low, high) shares.
+
+    Without ``split`` all of a tone goes to the low share.  With ``split =
+    (f_lo, f_hi)`` a tone at ``f`` goes to the low share with weight
+    ``w = (1 + cos(pi u)) / 2``, ``u = log(f / f_lo) / log(f_hi / f_lo)``, and
+    to the high share with ``1 - w``: an amplitude-complementary crossover
+    (low + high = the tone) across the transition band.
+    """
     t = np.arange(n) / sample_rate
-    out = np.zeros(n)
+    low, high = np.zeros(n), np.zeros(n)
     for _ in range(count):
         f = math.exp(rng.uniform(math.log(band[0]), math.log(band[1])))  # log-uniform: octaves equal
-        out += rng.uniform(0.1, 0.5) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
-    return out
+        tone = rng.uniform(0.1, 0.5) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+        w = 1.0
+        if split is not None:
+            u = min(1.0, max(0.0, math.log(f / split[0]) / math.log(split[1] / split[0])))
+            w = 0.5 * (1.0 + math.cos(math.pi * u))
+        low += w * tone
+        high += (1.0 - w) * tone
+    return low, high
 
 
 class CrossoverDataset(_Generated):
@@ -138,6 +153,11 @@ class CrossoverDataset(_Generated):
         (log-uniformly); the gap between them is the transition band the
         filter may use.  ``high_band`` defaults to 1400 Hz .. 0.45 x the
         sample rate, so nothing above the high band is left unconstrained.
+    transition : bool
+        Also draw 0-1 tones between the bands, shared between the outputs
+        by a raised-cosine (in log frequency) so that low + high = input
+        there too; without them the filter is free between the bands and
+        tends to grow a resonant bump.
     tones : (int, int)
         How many tones per band, inclusive range.
     noise_std : (float, float)
@@ -147,8 +167,9 @@ class CrossoverDataset(_Generated):
     def __init__(self, count: int, split: str = "train", seed: int = 0, sample_rate: int = 48000,
                  seconds: float = 0.1, low_band: tuple[float, float] = (40.0, 700.0),
                  high_band: tuple[float, float] | None = None, tones: tuple[int, int] = (1, 3),
-                 noise_std: tuple[float, float] = (0.0, 0.05)) -> None:
+                 noise_std: tuple[float, float] = (0.0, 0.05), transition: bool = True) -> None:
         super().__init__(count, split, seed)
+        self.transition = bool(transition)
         nyq = sample_rate / 2
         high_band = tuple(high_band) if high_band is not None else (1400.0, 0.45 * sample_rate)
         if not (0 < low_band[0] < low_band[1] <= high_band[0] < high_band[1] < nyq):
@@ -160,8 +181,15 @@ class CrossoverDataset(_Generated):
         self.low_band, self.high_band, self.tones, self.noise_std = low_band, high_band, tones, noise_std
 
     def _pair(self, rng):
-        lo = _tones(rng, self.n, self.sample_rate, self.low_band, int(rng.integers(self.tones[0], self.tones[1] + 1)))
-        hi = _tones(rng, self.n, self.sample_rate, self.high_band, int(rng.integers(self.tones[0], self.tones[1] + 1)))
+        def count():
+            return int(rng.integers(self.tones[0], self.tones[1] + 1))
+
+        lo, _ = _tones(rng, self.n, self.sample_rate, self.low_band, count())
+        hi, _ = _tones(rng, self.n, self.sample_rate, self.high_band, count())
+        if self.transition and self.low_band[1] < self.high_band[0]:
+            gap = (self.low_band[1], self.high_band[0])
+            g_lo, g_hi = _tones(rng, self.n, self.sample_rate, gap, int(rng.integers(0, 2)), gap)
+            lo, hi = lo + g_lo, hi + g_hi
         x = lo + hi + rng.uniform(*self.noise_std) * rng.standard_normal(self.n)
         return x[None], np.stack([lo, hi])
 
