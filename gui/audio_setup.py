@@ -93,8 +93,12 @@ class AudioSetup(QtWidgets.QGroupBox):
             self.error = str(e)
             self.state.setText(f"no audio: {e}")
         for api in apis:
-            name = api.get("name", str(api)) if isinstance(api, dict) else str(api)
-            self.hostapi.addItem(name, name)
+            self.hostapi.addItem(api["name"], api["name"])
+        # start on a host API that has devices (PortAudio lists ALSA first even when
+        # only JACK has any); a remembered choice below overrides this
+        with_devices = [i for i, api in enumerate(apis) if api.get("devices")]
+        if with_devices:
+            self.hostapi.setCurrentIndex(with_devices[0])
         self.hostapi.blockSignals(False)
         self._fill_devices()
         self.set_choice(keep)

@@ -246,6 +246,10 @@ class FilePanel(QtWidgets.QWidget):
     def _show_spectra(self) -> None:
         fa, da = welch_db(self.audio[:, 0], self.samplerate)
         self.curve_a.setData(fa, da)
+        # silence (the floor) would stretch the axis to -160 dB; show ~110 dB down from
+        # the peak or from 0 dB, where the difference curve of an unchanged band lies
+        top = max(float(np.max(da)), 0.0) + 5
+        self.plot.getPlotItem().setYRange(top - 115, top, padding=0)
         if self.processed is not None:
             fb, db = welch_db(self.processed[:, 0], self.samplerate)
             self.curve_b.setData(fb, db)

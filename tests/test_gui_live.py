@@ -254,3 +254,45 @@ def test_recording_shows_its_file_names_and_writes_them(window, qtbot, tmp_path,
     window.stop_stream()
     assert all(os.path.getsize(p) > 44 for p in paths)
     assert window.controls.record_file.text() == "not recording"
+
+
+def test_the_display_skips_work_while_hidden_and_when_no_new_audio_arrived(window, tmp_path):
+    window.load_model(_lowpass(tmp_path))
+    proc = window.processor
+    block = (0.1 * np.random.default_rng(0).standard_normal((128, 1))).astype(np.float32)
+    proc.process(block)  # the audio thread's side, without a device
+    window._tick()
+    assert window.spectrum.updates == 1
+    window._tick()  # nothing new in the display ring: nothing redrawn
+    assert window.spectrum.updates == 1
+    window.hide()
+    proc.process(block)
+    window._tick()
+    assert window.spectrum.updates == 1
+    window.show()
+    window._tick()
+    assert window.spectrum.updates == 2
+    window.tabs.setCurrentIndex(1)  # kernels shown: live plots are not drawn, meters still are
+    proc.process(10 * block)
+    window._tick()
+    assert window.spectrum.updates == 2
+    assert window.meters.meter_in.peak_db > -20
+
+
+@pytest.mark.parametrize("switch_at", [0, 1, 3])
+def test_file_mode_ab_switches_between_original_and_processed_at_the_same_position(switch_at):
+    from gui.file_mode import _Player
+
+    a = np.arange(40, dtype=np.float32)[:, None]
+    b = -a
+    player = _Player()
+    player.a, player.b, player.pos = a, b, 0
+    out = np.zeros((10, 2), np.float32)  # a stereo device plays a mono file on both channels
+    got = []
+    for i in range(4):
+        player.use_b = i >= switch_at
+        player.callback(out, 10, None, None)
+        got.append(out[:, 0].copy())
+        np.testing.assert_array_equal(out[:, 1], out[:, 0])
+    expected = np.concatenate([(b if i >= switch_at else a)[10 * i : 10 * i + 10, 0] for i in range(4)])
+    np.testing.assert_array_equal(np.concatenate(got), expected)
