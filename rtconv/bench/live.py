@@ -30,6 +30,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--period", type=int, default=128, help="JACK period in frames (default: %(default)s)")
     parser.add_argument("--mode", choices=("callback", "worker", "both"), default="callback")
     parser.add_argument("--safety-blocks", type=int, default=None, help="worker mode buffering (default: period/block + 2)")
+    parser.add_argument("--switch-interval", type=float, default=0.0002, metavar="S",
+                        help="GIL switch interval while streaming, seconds (default: %(default)s)")
     parser.add_argument("--gil-load", type=float, default=0.0, metavar="DUTY",
                         help="a Python thread holding the GIL this fraction of the time, e.g. 0.25 for a busy GUI (default: none)")
 
@@ -55,7 +57,8 @@ def _measure(server, proc, mode, safety, args):
     imp[rate // 4] = 0.5
     proc.bypass = True
     lb = Loopback(server, imp, 3.0)
-    stream = LiveStream(proc, hostapi="JACK", block_size=args.block_size, mode=mode, safety_blocks=safety, warn=None)
+    stream = LiveStream(proc, hostapi="JACK", block_size=args.block_size, mode=mode, safety_blocks=safety, warn=None,
+                        switch_interval=args.switch_interval)
     try:
         with stream:
             lb.connect()
@@ -72,7 +75,8 @@ def _measure(server, proc, mode, safety, args):
     proc.bypass = False
     noise = (np.random.default_rng(0).standard_normal(rate * 5) * 0.05).astype(np.float32)
     lb = Loopback(server, noise, 1.0, loop=True)
-    stream = LiveStream(proc, hostapi="JACK", block_size=args.block_size, mode=mode, safety_blocks=safety, warn=None)
+    stream = LiveStream(proc, hostapi="JACK", block_size=args.block_size, mode=mode, safety_blocks=safety, warn=None,
+                        switch_interval=args.switch_interval)
     stop = threading.Event()
     if args.gil_load:
         threading.Thread(target=_busy, args=(stop, args.gil_load), daemon=True).start()

@@ -51,12 +51,20 @@ class LiveStream:
         as P/block_size back-to-back callbacks) plus the jitter to absorb.
     warn : callable
         Receives warning sentences from the monitor thread (default: stderr).
+    switch_interval : float or None
+        ``sys.setswitchinterval`` while the stream runs, seconds (restored at
+        stop; None leaves it).  Another busy Python thread keeps the GIL up
+        to this long each time the callback asks for it back, and torch and
+        NumPy release it several times per block, so the default 5 ms is a
+        dropout at 128-frame blocks (0.2 ms cut dropouts under a 25%
+        GIL load by 40% against 1 ms in `rtconv bench live --gil-load 0.25`).
     """
 
     def __init__(
         self, processor, input_device=None, output_device=None, hostapi=None, samplerate=None,
         block_size: int = 128, channels=None, record_dir=None, mode: str = "callback",
         safety_blocks: int = 2, warn: Callable[[str], None] | None = _stderr,
+        switch_interval: float | None = 0.0002,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {mode!r}.")
@@ -73,6 +81,7 @@ class LiveStream:
         self.input_device, self.output_device = input_device, output_device
         self.record_dir = record_dir
         self.mode, self.safety_blocks = mode, int(safety_blocks)
+        self.switch_interval = switch_interval
         self.warn = warn
         self.recorder: Recorder | None = None
         self.device_latency = (0.0, 0.0)
@@ -132,11 +141,9 @@ class LiveStream:
         self.device_latency = tuple(float(x) for x in self._stream.latency)
         self.processor.device_latency = self.device_latency
         self._stop.clear()
-        # Python threads hand over the GIL every switch interval (5 ms by
-        # default), longer than a 128-frame block: the callback waiting that
-        # long for the GIL is a dropout.  1 ms bounds the wait (process-wide).
-        self._switch = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._switch, 0.001))
+        if self.switch_interval is not None:  # see the class docstring (process-wide)
+            self._switch = sys.getswitchinterval()
+            sys.setswitchinterval(self.switch_interval)
         if self.mode == "worker":
             self._spawn(self._work, "rtconv-worker")
         self._spawn(self._monitor, "rtconv-monitor")
