@@ -423,10 +423,6 @@ def load(path: PathLike) -> Model:
                 f"{name!r} says {field}={meta[field]!r} but its architecture has {actual}; "
                 "the file is damaged or was edited."
             )
-    if arch == "fir" and config.get("learnable") is False:
-        # FIR(taps=N) always builds a learnable filter; restore a fixed one's flag
-        model.learnable = False
-        model.body[0].weight.requires_grad_(False)
     rate = meta.get("sample_rate")
     if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0):
         raise CheckpointError(f"{name!r} has an invalid sample_rate {rate!r}; the file is damaged.")

@@ -123,7 +123,7 @@ class _Stream:
     """The model run by :class:`Streamer` in blocks of at most ``block`` frames."""
 
     def __init__(self, model: Model, channels: int, block: int, threads: int | None) -> None:
-        self.s = Streamer(model, channels=channels, threads=threads)
+        self.s = Streamer(model, channels=channels, threads=threads, block_size=block)
         self.block = block
         self.out_channels = self.s.out_channels
 

@@ -119,9 +119,10 @@ class FIR(Model):
 
     ``FIR(kernel)`` takes the taps in impulse-response order (``kernel[0]``
     multiplies the current sample); ``FIR(taps=21)`` makes a learnable
-    filter initialised at random.  A filter with ``channels > 1`` runs one
-    kernel per channel pair (it is a ``channels``-in, ``channels``-out MIMO
-    layer with the kernel on the diagonal only when built from a 1-D kernel).
+    filter initialised at random.  ``learnable`` defaults to ``False`` for a
+    given kernel and ``True`` for ``taps=N``; either can be overridden (a
+    saved fixed filter is rebuilt as ``FIR(taps=N, learnable=False)`` and
+    its taps loaded from the checkpoint).
     """
 
     arch = "fir"
@@ -131,7 +132,7 @@ class FIR(Model):
         kernel: Sequence[float] | np.ndarray | None = None,
         *,
         taps: int | None = None,
-        learnable: bool = False,
+        learnable: bool | None = None,
         padding: str = "causal",
         bias: bool = False,
     ) -> None:
@@ -144,7 +145,7 @@ class FIR(Model):
                 raise ConfigError(f"taps={taps!r} disagrees with a kernel of {k.size} taps.")
             taps = k.size
         taps = _check_int("taps", taps, 1)
-        self.learnable = bool(learnable) or kernel is None
+        self.learnable = (kernel is None) if learnable is None else bool(learnable)
         self._padding = _check_padding(padding)
         conv = MimoConv1d(1, 1, taps, bias=bias, padding=padding)
         if kernel is not None:

@@ -272,32 +272,37 @@ class _Residual(_Cell):
         return self.body.process(x).add_(skip)
 
 
-def plan_conv(layer: MimoConv1d) -> tuple[str, int]:
+def plan_conv(layer: MimoConv1d, block: int = 128) -> tuple[str, int]:
     """Choose ``("direct", 0)`` or ``("fft", P)`` for a layer by estimated cost.
 
-    Costs are in multiply-add equivalents per output sample: the direct part
-    (all taps, or the ``P`` head taps), the complex products of the
-    frequency-domain delay line, and the fixed cost of one FFT segment's
-    calls (about 200k multiply-adds' worth, measured with
-    ``rtconv bench engine`` on a 2-core x86 CPU), spread over
-    ``P`` samples.  FFT must win by 2x to be chosen, so mid-size kernels
-    (hundreds of taps) and the classic 40-tap layers stay direct; a
-    4096-tap FIR gets ``P = 256``.
+    The estimate is in nanoseconds per output sample, fitted to
+    ``rtconv bench engine`` on a 2-core x86 CPU (one thread): direct
+    convolution costs about 0.27 ns per multiply-add, growing with
+    ``block * taps`` (torch's im2col buffer falls out of cache); an FFT
+    segment costs about 50 us of calls per channel pair, spread over ``P``
+    samples, plus the direct head of ``P`` taps and about 15 us of
+    bookkeeping per block.  FFT must win by 1.5x to be chosen.  At 128-frame
+    blocks a 4096-tap FIR gets ``P = 512`` and kernels up to ~1k taps stay
+    direct; at 1024-frame blocks a 1024-tap FIR goes to FFT too.
     """
     FG = layer.in_features * layer.out_features
     keff = layer.span + 1
-    direct = 2.0 * FG * layer.taps
+
+    def direct_ns(taps: int) -> float:
+        return 0.27 * FG * taps * (1 + block * taps / 1.9e6)
+
+    direct = direct_ns(layer.taps) + 8000 / block
     best = ("direct", 0, direct)
     P = 64
     while P < keff:
-        J = math.ceil((keff - P) / P)
+        J = -(-(keff - P) // P)
         fft = (
-            2.0 * FG * P
-            + 8.0 * FG * J
-            + 8.0 * (layer.in_features + layer.out_features) * math.log2(2 * P)
-            + 200_000 / P
+            direct_ns(P)
+            + FG * J
+            + 50_000 * (layer.in_features + layer.out_features) / 2 / P
+            + 15_000 / block
         )
-        if fft < 0.5 * direct and fft < best[2]:
+        if fft < direct / 1.5 and fft < best[2]:
             best = ("fft", P, fft)
         P *= 2
     return best[0], best[1]
@@ -319,7 +324,8 @@ def register_cell(module_type: type, builder: Callable) -> None:
 
 
 def _compile(
-    module: nn.Module, batch: int, dtype: torch.dtype, delay: int, part: int | None, mask: bool
+    module: nn.Module, batch: int, dtype: torch.dtype, delay: int, part: int | None, mask: bool,
+    block: int = 128,
 ) -> tuple[_Cell, int]:
     """Build the cell for ``module`` whose input is delayed ``delay`` samples; return it and its output delay.
 
@@ -330,12 +336,12 @@ def _compile(
     for cls in type(module).__mro__:
         if cls in _BUILDERS:
             return _BUILDERS[cls](
-                module, batch, dtype, delay, lambda m, d: _compile(m, batch, dtype, d, part, mask)
+                module, batch, dtype, delay, lambda m, d: _compile(m, batch, dtype, d, part, mask, block)
             )
     if isinstance(module, MimoConv1d):
         w = module.weight.detach().to(dtype)
         b = None if module.bias is None else module.bias.detach().to(dtype)
-        kind, P = plan_conv(module) if part is None else (("fft", part) if part < module.span + 1 else ("direct", 0))
+        kind, P = plan_conv(module, block) if part is None else (("fft", part) if part < module.span + 1 else ("direct", 0))
         cell = _FFTConv(w, b, module.dilation, batch, P) if kind == "fft" else _DirectConv(w, b, module.dilation, batch)
         delay += module.latency
         return (_Mask(cell, delay) if mask else cell), delay
@@ -345,11 +351,11 @@ def _compile(
     if isinstance(module, nn.Sequential):
         cells = []
         for m in module:
-            c, delay = _compile(m, batch, dtype, delay, part, mask)
+            c, delay = _compile(m, batch, dtype, delay, part, mask, block)
             cells.append(c)
         return _Sequence(cells), delay
     if isinstance(module, Residual):
-        body, out_delay = _compile(module.body, batch, dtype, delay, part, mask)
+        body, out_delay = _compile(module.body, batch, dtype, delay, part, mask, block)
         inner = out_delay - delay
         channels = next(m for m in module.modules() if isinstance(m, MimoConv1d)).in_features
         skip = _Delay(batch, channels, inner, dtype) if inner else None
@@ -380,6 +386,9 @@ class Streamer:
     partition : int, optional
         Force FFT partition size ``P`` for every layer longer than ``P``
         taps (for tests and benchmarks); by default :func:`plan_conv` decides.
+    block_size : int
+        Typical block length the caller will feed, in frames; it only
+        guides the direct-vs-FFT choice (any length still works).
 
     Notes
     -----
@@ -395,6 +404,7 @@ class Streamer:
         dtype=np.float32,
         threads: int | None = 1,
         partition: int | None = None,
+        block_size: int = 128,
     ) -> None:
         if not isinstance(model, Model):
             raise ConfigError(f"Streamer needs an rtconv model, got {type(model).__name__}.")
@@ -424,7 +434,8 @@ class Streamer:
         self._tdtype = _DTYPES[self.dtype]
         with torch.no_grad():
             self._cell, _ = _compile(
-                model.body, self._batch, self._tdtype, 0, partition, mask=self.latency > 0
+                model.body, self._batch, self._tdtype, 0, partition, mask=self.latency > 0,
+                block=max(1, int(block_size)),
             )
 
     def reset(self) -> None:

@@ -139,3 +139,11 @@ def test_engine_imports_without_qt_or_sounddevice():
         "sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_fir_learnable_flag_follows_the_config_both_ways():
+    fixed = FIR([1.0, 2.0])
+    assert not fixed.learnable and not fixed.body[0].weight.requires_grad
+    rebuilt = rtconv.build("fir", fixed.config)
+    assert not rebuilt.learnable and not rebuilt.body[0].weight.requires_grad
+    assert FIR(taps=5).learnable and FIR([1.0], learnable=True).body[0].weight.requires_grad
