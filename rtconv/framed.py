@@ -248,9 +248,10 @@ class MaskGate(nn.Module):
 #
 # The frame-rate part of a Framed layer runs 1-2 frames per 128-sample block,
 # where every torch call costs more than its arithmetic.  Cells of a FrameNet
-# therefore work "row-major", on (batch, frames, channels) tensors: a causal
-# convolution is one F.linear on the stacked taps, read from a frame history
-# through an unfold view.  Anything else falls back to the engine's cells.
+# therefore work "row-major" on time-major 2-D tensors (frames*batch, channels):
+# a causal convolution is one addmm on its taps gathered from a frame history,
+# with no per-call transposes or reshapes.  Anything else falls back to the
+# engine's (batch, channels, time) cells.
 
 _ROW_ACT = {
     "tanh": torch.tanh_,
@@ -262,7 +263,7 @@ _ROW_ACT = {
 
 
 class _RowHistory:
-    """``span`` past frames of a ``(B, ., C)`` stream in one linear buffer (time on dim 1)."""
+    """``span`` past frames of a time-major ``(., B, C)`` stream in one linear buffer."""
 
     def __init__(self, batch: int, channels: int, span: int, dtype: torch.dtype) -> None:
         self.shape, self.span, self.dtype = (batch, channels), span, dtype
@@ -270,29 +271,28 @@ class _RowHistory:
         self._alloc(max(256, 2 * span))
 
     def _alloc(self, room: int) -> None:
-        B, C = self.shape
-        new = torch.zeros(B, self.span + room, C, dtype=self.dtype)
+        new = torch.zeros(self.span + room, *self.shape, dtype=self.dtype)
         if self.buf is not None:
-            new[:, : self.span].copy_(self.buf[:, self.pos - self.span : self.pos])
+            new[: self.span].copy_(self.buf[self.pos - self.span : self.pos])
         self.buf, self.room, self.pos = new, room, self.span
 
     def reset(self) -> None:
         self.buf.zero_()
         self.pos = self.span
 
-    def push(self, x: torch.Tensor) -> torch.Tensor:
-        """Append ``x`` ``(B, m, C)``; return ``history + x`` as a view valid until the next push."""
-        m, s = x.shape[1], self.span
+    def push(self, x: torch.Tensor) -> int:
+        """Append ``x`` ``(m*B, C)``; return the buffer index just past it."""
+        m, s = x.shape[0] // self.shape[0], self.span
         if m > self.room:
             self._alloc(max(m, 2 * self.room))
         if self.pos + m > s + self.room:  # full: move the history to the front (amortised)
-            tail = self.buf[:, self.pos - s : self.pos]
-            self.buf[:, :s].copy_(tail.clone() if self.pos - s < s else tail)
+            tail = self.buf[self.pos - s : self.pos]
+            self.buf[:s].copy_(tail.clone() if self.pos - s < s else tail)
             self.pos = s
         p = self.pos
-        self.buf[:, p : p + m].copy_(x)
+        self.buf[p : p + m].view(-1, self.shape[1]).copy_(x)
         self.pos = p + m
-        return self.buf[:, p - s : p + m]
+        return p + m
 
 
 class _RowConv(_Cell):
@@ -301,10 +301,10 @@ class _RowConv(_Cell):
     def __init__(self, layer: MimoConv1d, batch: int, dtype: torch.dtype) -> None:
         w = layer.weight.detach().to(dtype)  # (G, F, K), impulse-response order
         G, Fi, K = w.shape
-        self.K, self.d, self.span = K, layer.dilation, layer.span
-        # row k*F + f of the stacked input is tap K-1-k (oldest first) of feature f
-        self.w = w.flip(-1).permute(0, 2, 1).reshape(G, K * Fi).contiguous()
-        self.b = None if layer.bias is None else layer.bias.detach().to(dtype)
+        self.K, self.d, self.span, self.Fi = K, layer.dilation, layer.span, Fi
+        # (K*F, G): rows k*F .. k*F+F-1 hold tap k (k frames*d back)
+        self.wt = w.permute(2, 1, 0).reshape(K * Fi, G).contiguous()
+        self.b = torch.zeros(G, dtype=dtype) if layer.bias is None else layer.bias.detach().to(dtype)
         self.hist = _RowHistory(batch, Fi, self.span, dtype) if self.span else None
 
     def reset(self) -> None:
@@ -313,11 +313,11 @@ class _RowConv(_Cell):
 
     def process(self, x: torch.Tensor) -> torch.Tensor:
         if self.hist is None:
-            return F.linear(x, self.w, self.b)
-        h = self.hist.push(x)  # (B, span + m, F)
-        B, m = x.shape[0], x.shape[1]
-        taps = h.unfold(1, self.span + 1, 1)[..., :: self.d]  # (B, m, F, K)
-        return F.linear(taps.transpose(2, 3).reshape(B, m, -1), self.w, self.b)
+            return torch.addmm(self.b, x, self.wt)
+        end = self.hist.push(x)
+        buf, d, m = self.hist.buf, self.d, x.shape[0] // self.hist.shape[0]
+        taps = torch.cat([buf[end - m - k * d : end - k * d] for k in range(self.K)], dim=-1)
+        return torch.addmm(self.b, taps.view(x.shape[0], -1), self.wt)
 
 
 class _RowAct(_Cell):
@@ -358,13 +358,13 @@ class _RowPairPower(_Cell):
         self.m = module
 
     def process(self, z: torch.Tensor) -> torch.Tensor:
-        B, M, C = z.shape
-        p = z.square().view(B, M, 2, C // 2).sum(2).add_(self.m.eps).log_().mul_(self.m.scale)
+        R, C = z.shape
+        p = z.square().view(R, 2, C // 2).sum(1).add_(self.m.eps).log_().mul_(self.m.scale)
         return p.add_(self.m.shift) if self.m.shift else p
 
 
 def _row_compile(module: nn.Module, batch: int, dtype: torch.dtype) -> _Cell | None:
-    """A row-major cell for ``module``, or None if it has no row-major form."""
+    """A time-major cell for ``module``, or None if it has no such form."""
     if isinstance(module, MimoConv1d):
         return _RowConv(module, batch, dtype) if module.padding == "causal" else None
     if isinstance(module, Activation):
@@ -374,13 +374,13 @@ def _row_compile(module: nn.Module, batch: int, dtype: torch.dtype) -> _Cell | N
     if isinstance(module, MaskGate):
         est = _row_compile(module.estimator, batch, dtype)
         return None if est is None else _MaskGateCell(module, est, rowmajor=True)
-    if isinstance(module, (nn.Sequential, Residual)):
-        children = list(module.body) if isinstance(module, Residual) and isinstance(module.body, nn.Sequential) \
-            else [module.body] if isinstance(module, Residual) else list(module)
-        cells = [_row_compile(m, batch, dtype) for m in children]
-        if any(c is None for c in cells):
-            return None
-        return (_RowResidual if isinstance(module, Residual) else _RowSequence)(cells)
+    if isinstance(module, Residual):
+        body = module.body
+        cells = [_row_compile(m, batch, dtype) for m in (body if isinstance(body, nn.Sequential) else [body])]
+        return None if any(c is None for c in cells) else _RowResidual(cells)
+    if isinstance(module, nn.Sequential):
+        cells = [_row_compile(m, batch, dtype) for m in module]
+        return None if any(c is None for c in cells) else _RowSequence(cells)
     return None
 
 
@@ -401,9 +401,9 @@ class _MaskGateCell(_Cell):
             g = g.mul(1.0 - f).add_(f)
         if not self.m.pairs:
             return z * g
-        if self.rowmajor:  # (B, M, 2K) * (B, M, 1, K)
-            B, M, C = z.shape
-            return (z.view(B, M, 2, C // 2) * g.unsqueeze(2)).view(B, M, C)
+        if self.rowmajor:  # (R, 2K) * (R, 1, K)
+            R, C = z.shape
+            return (z.view(R, 2, C // 2) * g.unsqueeze(1)).view(R, C)
         B, C, M = z.shape
         return (z.view(B, 2, C // 2, M) * g.unsqueeze(1)).view(B, C, M)
 
@@ -423,13 +423,19 @@ class _FramedCell(_Cell):
 
     def __init__(self, module: Framed, batch: int, dtype: torch.dtype, inner: _Cell) -> None:
         enc, dec = module.encoder, module.decoder
-        self.H, self.We, self.Fin = enc.stride, enc.taps, enc.in_features
+        self.H, self.We, self.Fin, self.B = enc.stride, enc.taps, enc.in_features, batch
         w = enc.weight.detach().to(dtype)  # (N, F, We)
         self.w_enc = w.flip(-1).contiguous()  # correlation order for conv1d
-        # the same, for F.linear on (B, m, F*We) windows in time order
-        self.w_lin = self.w_enc.reshape(w.shape[0], -1)
+        # the same as (F*We, N) for addmm on time-ordered windows
+        self.w_mm = self.w_enc.reshape(w.shape[0], -1).t().contiguous()
         self.b_enc = None if enc.bias is None else enc.bias.detach().to(dtype)
-        self.w_dec = dec.weight.detach().to(dtype).flip(-1).transpose(0, 1).contiguous()
+        self.b_mm = torch.zeros(w.shape[0], dtype=dtype) if self.b_enc is None else self.b_enc
+        wd = dec.weight.detach().to(dtype)  # (G, N, Wd)
+        self.w_dec = wd.flip(-1).transpose(0, 1).contiguous()  # for conv_transpose1d
+        self.G, self.Wd = wd.shape[0], wd.shape[-1]
+        # (N, G*Wd) in window order: one mm gives every frame's synthesis window
+        self.w_dmm = self.w_dec.reshape(wd.shape[1], -1).contiguous()
+        self.r = self.Wd // self.H if self.Wd % self.H == 0 else 0
         self.L = dec.taps - 1
         self.inner = inner
         self.rowmajor = bool(getattr(inner, "rowmajor", False))
@@ -456,15 +462,25 @@ class _FramedCell(_Cell):
         self.pos = 0
         self.t = 0
 
-    def _frames(self, buf: torch.Tensor, s0: int, m: int) -> torch.Tensor:
-        H, We = self.H, self.We
-        x = buf[..., s0 : s0 + (m - 1) * H + We]
+    def _overlap_add(self, x: torch.Tensor, acc: torch.Tensor, s0: int, m: int) -> None:
+        H, B = self.H, self.B
+        x = x[..., s0 : s0 + (m - 1) * H + self.We]
         if not self.rowmajor:
-            return self.inner.process(F.conv1d(x, self.w_enc, self.b_enc, stride=H))
-        win = x.unfold(-1, We, H)  # (B, F, m, We), a view
-        win = win[:, 0] if self.Fin == 1 else win.transpose(1, 2).reshape(x.shape[0], m, -1)
-        z = self.inner.process(F.linear(win, self.w_lin, self.b_enc))  # (B, m, N)
-        return z.transpose(1, 2)
+            z = self.inner.process(F.conv1d(x, self.w_enc, self.b_enc, stride=H))
+            v = F.conv_transpose1d(z, self.w_dec, stride=H)
+            acc[..., s0 : s0 + v.shape[-1]].add_(v)
+            return
+        win = x.unfold(-1, self.We, H)  # (B, F, m, We), a view
+        win = win[0, 0] if B == 1 and self.Fin == 1 else win.permute(2, 0, 1, 3).reshape(m * B, -1)
+        z = self.inner.process(torch.addmm(self.b_mm, win, self.w_mm))  # (m*B, N), time-major
+        if not self.r:  # synthesis window not a whole number of hops: the generic way
+            v = F.conv_transpose1d(z.view(m, B, -1).permute(1, 2, 0), self.w_dec, stride=H)
+            acc[..., s0 : s0 + v.shape[-1]].add_(v)
+            return
+        v = torch.mm(z, self.w_dmm).view(m, B, self.G, self.r, H)
+        hops = acc[..., s0 : s0 + (m + self.r - 1) * H].unflatten(-1, (m + self.r - 1, H))  # (B, G, ., H)
+        for i in range(self.r):  # hop i of every frame's window lands i hops later
+            hops[:, :, i : i + m].add_(v[:, :, :, i].permute(1, 2, 0, 3))
 
     def process(self, x: torch.Tensor) -> torch.Tensor:
         n, t0, H, L = x.shape[-1], self.t, self.H, self.L
@@ -481,9 +497,7 @@ class _FramedCell(_Cell):
         acc = self.buf[..., self.pos :]  # index i is output position t0 - L + i
         if m:
             # the first new frame's window starts at index s0 of both buffers
-            s0 = (before + 1) * H - t0 - 1
-            v = F.conv_transpose1d(self._frames(buf, s0, m), self.w_dec, stride=H)
-            acc[..., s0 : s0 + v.shape[-1]].add_(v)
+            self._overlap_add(buf, acc, (before + 1) * H - t0 - 1, m)
         out = acc[..., :n].clone()  # a fresh tensor: callers may keep or modify it
         self.pos += n
         if t0 < L:  # output positions before the signal's start
@@ -526,7 +540,9 @@ class _RowToColumn(_Cell):
         self.inner.reset()
 
     def process(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner.process(x.transpose(1, 2)).transpose(1, 2)
+        B, C, M = x.shape  # (B, C, M) <-> time-major (M*B, C)
+        y = self.inner.process(x.permute(2, 0, 1).reshape(M * B, C))
+        return y.view(M, B, -1).permute(1, 2, 0)
 
 
 def _build_framenet(module: FrameNet, batch, dtype, delay, compile):
