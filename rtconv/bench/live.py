@@ -29,9 +29,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--block-size", type=int, default=128, help="frames per callback (default: %(default)s)")
     parser.add_argument("--period", type=int, default=128, help="JACK period in frames (default: %(default)s)")
     parser.add_argument("--mode", choices=("callback", "worker", "both"), default="callback")
+    parser.add_argument("--baseline", type=float, default=0.0, metavar="S",
+                        help="first run a pass-through Python callback for S seconds: the dropouts the machine alone causes")
     parser.add_argument("--safety-blocks", type=int, default=None, help="worker mode buffering (default: period/block + 2)")
     parser.add_argument("--switch-interval", type=float, default=0.0002, metavar="S",
                         help="GIL switch interval while streaming, seconds (default: %(default)s)")
+    parser.add_argument("--resample-quality", default="LQ", choices=("QQ", "LQ", "MQ", "HQ", "VHQ"),
+                        help="soxr quality when the model rate differs (default: %(default)s)")
     parser.add_argument("--gil-load", type=float, default=0.0, metavar="DUTY",
                         help="a Python thread holding the GIL this fraction of the time, e.g. 0.25 for a busy GUI (default: none)")
 
@@ -45,6 +49,34 @@ def _busy(stop: threading.Event, duty: float) -> None:
             x += 1
         if duty < 1:
             time.sleep(0.005 * (1 - duty) / duty)
+
+
+def _baseline(server, args) -> dict:
+    """The same duplex stream with a trivial Python callback: the dropouts the machine alone causes."""
+    import sounddevice as sd
+
+    from ..live.jackd import Loopback
+
+    n = {"xruns": 0, "blocks": 0}
+
+    def cb(indata, outdata, frames, t, status):
+        n["xruns"] += bool(status.input_overflow or status.output_underflow)
+        n["blocks"] += 1
+        outdata[:] = indata
+
+    noise = (np.random.default_rng(0).standard_normal(args.samplerate) * 0.05).astype(np.float32)
+    lb = Loopback(server, noise, 1.0, loop=True)
+    api = next(i for i, h in enumerate(sd.query_hostapis()) if "JACK" in h["name"])
+    dev = sd.query_hostapis(api)["default_input_device"]
+    try:
+        with sd.Stream(samplerate=args.samplerate, blocksize=args.block_size, device=(dev, dev), channels=1,
+                       dtype="float32", latency="low", callback=cb):
+            lb.connect()
+            lb.play()
+            time.sleep(args.baseline)
+    finally:
+        lb.close()
+    return n
 
 
 def _measure(server, proc, mode, safety, args):
@@ -110,7 +142,10 @@ def _measure(server, proc, mode, safety, args):
 def run(args) -> int:
     from .. import checkpoint
     from ..live import LiveProcessor
-    from ..live.jackd import jack_available, jack_server
+    import os
+    import tempfile
+
+    from ..live.jackd import count_xruns, jack_available, jack_server
 
     why = jack_available()
     if why:
@@ -120,15 +155,21 @@ def run(args) -> int:
     model = checkpoint.load(path)
     modes = ("callback", "worker") if args.mode == "both" else (args.mode,)
     rows = []
-    with jack_server(args.samplerate, args.period, name="rtconv-bench") as server:
+    log = os.path.join(tempfile.mkdtemp(prefix="rtconv-bench-"), "jackd.log")
+    base = None
+    with jack_server(args.samplerate, args.period, name="rtconv-bench", log=log) as server:
         print(f"jackd dummy {args.samplerate} Hz, period {args.period} ({'realtime' if server.realtime else 'no realtime'}); "
-              f"model {path.name} ({model.sample_rate} Hz); block {args.block_size}; {args.seconds:.0f} s per mode"
+              f"model {path.name} ({model.sample_rate} Hz, soxr {args.resample_quality}); block {args.block_size}; {args.seconds:.0f} s per mode"
               + (f"; a Python thread holds the GIL {args.gil_load:.0%} of the time" if args.gil_load else ""), flush=True)
+        if args.baseline:
+            base = _baseline(server, args)
+            print(f"  baseline pass-through: {base['blocks']} blocks, {base['xruns']} xruns; jackd: {count_xruns(log)}", flush=True)
         for mode in modes:
             safety = args.safety_blocks or (max(1, args.period // args.block_size) + 2)
-            proc = LiveProcessor(model, args.samplerate, 1, args.block_size)
+            proc = LiveProcessor(model, args.samplerate, 1, args.block_size, resample_quality=args.resample_quality)
             s = _measure(server, proc, mode, safety if mode == "worker" else 0, args)
             rows.append((mode, safety if mode == "worker" else 0, s))
+            print(f"  after {mode}: jackd log so far: {count_xruns(log)}", flush=True)
     rate = args.samplerate
     print()
     print(f"{'mode':9} {'secs':>5} {'blocks':>8} {'overfl':>6} {'underfl':>7} {'wk-under':>8} {'err':>4} "
@@ -140,6 +181,11 @@ def run(args) -> int:
               f"{b['max']:7.3f} {b['budget']:7.3f} {s['cpu_load']:5.0%} "
               f"{s['reported_latency_frames_at_impulse'] / rate * 1e3:7.2f} ms {(lat['device_in_ms'] + lat['device_out_ms']):7.2f} ms "
               f"{s['measured_latency_frames'] / rate * 1e3:6.2f} ms")
+    if base is not None:
+        print(f"{'baseline':9} {base['blocks'] * args.block_size / rate:5.0f} {base['blocks']:8d} {base['xruns']:6d} {base['xruns']:7d}"
+              "   (pass-through Python callback, no model)")
+    print(f"jackd log ({log}): {count_xruns(log)} (cumulative; driver_late = the dummy driver's timer woke late, "
+          "client_late = a client did not finish its period)")
     print("\nrtconv lat = model + resampler + worker buffering as reported by stats; PA device = PortAudio's reported "
           "in+out latency (includes JACK's system-port latency, which a client-to-client loopback does not traverse); "
           "measured = impulse from a JACK client into PortAudio:in_0 until it leaves PortAudio:out_0.")

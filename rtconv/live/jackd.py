@@ -56,17 +56,18 @@ def _reinit_portaudio() -> None:
 
 
 @contextlib.contextmanager
-def jack_server(samplerate: int = 48000, period: int = 256, name: str | None = None):
-    """Run a dummy-backend jackd for the duration of the ``with`` block."""
+def jack_server(samplerate: int = 48000, period: int = 256, name: str | None = None, log=None):
+    """Run a dummy-backend jackd for the duration of the ``with`` block (its output to ``log``, a path, if given)."""
     name = name or f"rtconv-test-{os.getpid()}"
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1", JACK_DEFAULT_SERVER=name)
     old = os.environ.get("JACK_DEFAULT_SERVER")
+    logf = subprocess.DEVNULL if log is None else open(log, "w")
     # Realtime scheduling where allowed (as on a desktop), else plain: the
     # dummy driver's timer thread misses its deadlines under load without it.
     for rt in (["-R", "-P", "70"], ["--no-realtime"]):
         proc = subprocess.Popen(
             ["jackd", "-n", name, *rt, "-t", "5000", "-d", "dummy", "-r", str(samplerate), "-p", str(period)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
         )
         r = subprocess.run(["jack_wait", "-w", "-t", "10"], env=env, capture_output=True, text=True, timeout=20)
         if r.returncode == 0 and proc.poll() is None:
@@ -102,6 +103,14 @@ def jack_server(samplerate: int = 48000, period: int = 256, name: str | None = N
             sd._initialize()
         except Exception:
             pass
+        if log is not None:
+            logf.close()
+
+
+def count_xruns(log) -> dict[str, int]:
+    """Server xruns in a jackd log: the dummy driver's timer waking late vs clients not finishing in time."""
+    text = open(log, errors="replace").read()
+    return {"driver_late": text.count("JackTimedDriver::Process XRun"), "client_late": text.count("was not finished")}
 
 
 def wait_for(pred, timeout: float = 5.0, step: float = 0.01) -> bool:
