@@ -31,13 +31,20 @@ The real-time contract
     * recording: a *bounded lossless queue* (:class:`FrameRing`) drained by a
       writer thread; a full queue drops whole blocks and counts them.
 
-Where the model runs
+Where the model runs (measured, hence the default)
     ``LiveStream(mode="callback")`` (default) runs it inside the PortAudio
-    callback: latency is the model's plus the device's.  ``mode="worker"``
-    runs it in a thread fed by a lock-free ring with ``safety_blocks`` of
-    buffering, which absorbs scheduling jitter at the cost of that latency.
-    ``rtconv bench live --mode both`` measures the two side by side; the
-    numbers behind the default are in the README.
+    callback: latency is the model's plus the resampler's plus the
+    device's.  ``mode="worker"`` runs it in a thread fed by a lock-free ring
+    with ``safety_blocks`` of buffering.  In CPython the worker does not
+    buy safety: the callback and the worker share the GIL, and every torch
+    or NumPy call releases and re-takes it, so the callback ends up waiting
+    for the worker.  On the JACK dummy backend (48 kHz, 128-frame blocks
+    and period, the lab denoiser behind soxr) ``rtconv bench live --mode
+    both`` counted 7 xruns in 20 s in the callback against 151 for the
+    worker (3 blocks of safety, 8 ms more latency), and with a Python
+    thread holding the GIL 25% of the time 1302 against 1075 plus 254
+    worker underruns.  Python work elsewhere in the process is the real
+    threat to dropouts: GUIs must keep their timer slots short.
 
 Nothing here imports sounddevice at import time.
 """
