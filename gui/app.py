@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from PyQt6 import QtCore, QtWidgets
@@ -13,19 +12,7 @@ __all__ = ["build_window", "run", "save_screenshot"]
 TABS = {"live": 0, "kernels": 1, "file": 2}
 
 
-def realtime_friendly_gil(interval_s: float = 0.0005) -> None:
-    """Make Python hand the GIL to the audio thread after ``interval_s`` instead of 5 ms.
-
-    The audio callback is Python and needs the GIL; PyQt does not release it
-    while Qt paints, so a GUI thread running Python code would otherwise keep
-    the callback waiting for up to the default 5 ms switch interval, longer
-    than a 128-sample block lasts (2.7 ms at 48 kHz).
-    """
-    sys.setswitchinterval(interval_s)
-
-
 def _app() -> QtWidgets.QApplication:
-    realtime_friendly_gil()
     app = QtWidgets.QApplication.instance()
     if app is None:
         app = QtWidgets.QApplication(["rtconv"])

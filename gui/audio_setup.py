@@ -136,14 +136,24 @@ class AudioSetup(QtWidgets.QGroupBox):
             "mode": self.mode.currentData(),
         }
 
+    @staticmethod
+    def _find(combo: QtWidgets.QComboBox, value) -> int:
+        """Index of ``value`` in ``combo``'s data: exact, else a unique name substring."""
+        i = combo.findData(value)
+        if i >= 0 or not isinstance(value, str):
+            return i
+        hits = [k for k in range(combo.count())
+                if isinstance(combo.itemData(k), str) and value.lower() in combo.itemData(k).lower()]
+        return hits[0] if len(hits) == 1 else -1
+
     def set_choice(self, c: dict) -> None:
         if not c:
             return
-        i = self.hostapi.findData(c.get("hostapi"))
+        i = self._find(self.hostapi, c.get("hostapi"))
         if i >= 0 and i != self.hostapi.currentIndex():
             self.hostapi.setCurrentIndex(i)
         for combo, key in ((self.input, "input_device"), (self.output, "output_device")):
-            j = combo.findData(c.get(key))
+            j = self._find(combo, c.get(key))
             if j >= 0:
                 combo.setCurrentIndex(j)
         for combo, key in ((self.rate, "samplerate"), (self.block, "block_size"), (self.mode, "mode")):

@@ -54,7 +54,9 @@ class _Scroller:
 class SpectrogramPanel(QtWidgets.QWidget):
     """Input (top) and output (bottom) spectrograms over the last few seconds."""
 
-    def __init__(self, parent=None, fft_size: int = 1024, columns: int = 300) -> None:
+    # 512-point frames: 257 bins is already more than the ~200 pixel rows the
+    # image gets, and each image costs LUT mapping plus a scaled draw per frame
+    def __init__(self, parent=None, fft_size: int = 512, columns: int = 300) -> None:
         super().__init__(parent)
         self.fft_size = fft_size
         self.columns = columns

@@ -69,6 +69,13 @@ class SpectrumPanel(QtWidgets.QWidget):
         self.show_diff = QtWidgets.QCheckBox("output − input")
         self.show_diff.setChecked(True)
         self.reset_peaks = QtWidgets.QPushButton("reset peaks")
+        self.fps = QtWidgets.QSpinBox(suffix=" fps", minimum=5, maximum=60, singleStep=5)
+        self.fps.setValue(30)
+        self.fps.setToolTip("Display frame rate; lower it to give a slow machine's CPU to the audio")
+        self.adaptive = QtWidgets.QCheckBox("back off on dropouts")
+        self.adaptive.setChecked(True)
+        self.adaptive.setToolTip("Halve the display rate (down to 5 fps) in every second the audio drops out, "
+                                 "then creep back: drawing never competes with the audio")
 
         row = QtWidgets.QHBoxLayout()
         row.addWidget(QtWidgets.QLabel("averaging"))
@@ -81,6 +88,8 @@ class SpectrumPanel(QtWidgets.QWidget):
         row.addWidget(self.reset_peaks)
         row.addWidget(self.show_diff)
         row.addStretch(1)
+        row.addWidget(self.fps)
+        row.addWidget(self.adaptive)
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.plot, 1)

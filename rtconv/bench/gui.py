@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 HELP = "live soak with and without the GUI window: dropouts, block time, GUI CPU use"
@@ -34,8 +35,7 @@ def configure(parser) -> None:
     parser.add_argument("--block-size", type=int, default=128, help="frames (default: %(default)s)")
     parser.add_argument("--period", type=int, default=128, help="jackd dummy period in frames (default: %(default)s)")
     parser.add_argument("--model", metavar="PATH", help="checkpoint (default: the shipped default model)")
-    parser.add_argument("--switch-interval-ms", type=float, metavar="MS",
-                        help="Python GIL switch interval (default: the GUI's 0.5 ms; Python's own is 5)")
+
 
 
 def _jack_running() -> bool:
@@ -72,16 +72,11 @@ def run(args) -> int:
     from gui import engine
     from gui.window import MainWindow
 
-    from gui.app import realtime_friendly_gil
-
     default_interval = sys.getswitchinterval()
-    if args.switch_interval_ms is not None:
-        realtime_friendly_gil(args.switch_interval_ms / 1000)
-    else:
-        realtime_friendly_gil()
     jack = _start_jackd(args.samplerate, args.period)
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["rtconv-bench"])
-    settings = QtCore.QSettings(os.devnull + ".ini", QtCore.QSettings.Format.IniFormat)
+    tmp = tempfile.TemporaryDirectory()  # the user's own GUI settings stay untouched
+    settings = QtCore.QSettings(os.path.join(tmp.name, "bench.ini"), QtCore.QSettings.Format.IniFormat)
     win = None
     rows = []
     try:
@@ -100,7 +95,7 @@ def run(args) -> int:
             return 1
         print(f"model {win._model_name(model)} ({path}), {args.samplerate} Hz, {args.block_size}-sample blocks, "
               f"host API {jack_api!r}, {args.seconds:g} s per round, GIL switch interval "
-              f"{sys.getswitchinterval() * 1e3:g} ms (Python default {default_interval * 1e3:g} ms), "
+              f"{sys.getswitchinterval() * 1e3:g} ms while streaming (Python default {default_interval * 1e3:g} ms), "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
         def soak(with_gui: bool) -> dict:
@@ -134,9 +129,20 @@ def run(args) -> int:
             }
 
         soak(False)  # warm-up: first blocks, JIT, caches
+        print(f"{'condition':10} {'overflows':>9} {'underflows':>10} {'block ms median / p99 of budget':>32} "
+              f"{'GUI thread CPU':>14} {'process CPU':>11} {'display fps':>11}", flush=True)
         for _ in range(args.rounds):
-            rows.append(soak(False))
-            rows.append(soak(True))
+            for gui in (False, True):
+                r = soak(gui)
+                rows.append(r)
+                print(f"{'GUI' if r['gui'] else 'no GUI':10} {r['overflows']:9d} {r['underflows']:10d} "
+                      f"{r['blocks']:>32} {r['gui_cpu']:13.1f}% {r['proc_cpu']:10.1f}% {r['fps']:11.1f}", flush=True)
+        for cond in (False, True):
+            sel = [r for r in rows if r["gui"] is cond]
+            print(f"total {'GUI' if cond else 'no GUI':7}: overflows {sum(r['overflows'] for r in sel)}, "
+                  f"underflows {sum(r['underflows'] for r in sel)}, process CPU "
+                  f"{sum(r['proc_cpu'] for r in sel) / len(sel):.1f}% of one core, GUI thread "
+                  f"{sum(r['gui_cpu'] for r in sel) / len(sel):.1f}%", flush=True)
     finally:
         if win is not None:
             win.shutdown()
@@ -151,15 +157,4 @@ def run(args) -> int:
             jack.terminate()
             jack.wait(10)
 
-    print(f"{'condition':10} {'overflows':>9} {'underflows':>10} {'block ms median / p99 of budget':>32} "
-          f"{'GUI thread CPU':>14} {'process CPU':>11} {'display fps':>11}")
-    for r in rows:
-        print(f"{'GUI' if r['gui'] else 'no GUI':10} {r['overflows']:9d} {r['underflows']:10d} {r['blocks']:>32} "
-              f"{r['gui_cpu']:13.1f}% {r['proc_cpu']:10.1f}% {r['fps']:11.1f}")
-    for cond in (False, True):
-        sel = [r for r in rows if r["gui"] is cond]
-        if sel:
-            print(f"total {'GUI' if cond else 'no GUI':7}: overflows {sum(r['overflows'] for r in sel)}, "
-                  f"underflows {sum(r['underflows'] for r in sel)}, "
-                  f"process CPU {sum(r['proc_cpu'] for r in sel) / len(sel):.1f}% of one core")
     return 0
