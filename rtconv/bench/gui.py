@@ -35,6 +35,8 @@ def configure(parser) -> None:
     parser.add_argument("--block-size", type=int, default=128, help="frames (default: %(default)s)")
     parser.add_argument("--period", type=int, default=128, help="jackd dummy period in frames (default: %(default)s)")
     parser.add_argument("--model", metavar="PATH", help="checkpoint (default: the shipped default model)")
+    parser.add_argument("--fixed-fps", action="store_true",
+                        help="keep the display at 30 fps even while audio drops out (default: back off)")
 
 
 
@@ -86,6 +88,7 @@ def run(args) -> int:
         model = rtconv.load(path)
         win = MainWindow(settings)
         win.set_model(model, str(path))
+        win.spectrum.adaptive.setChecked(not args.fixed_fps)
         choice = win.audio.choice()
         jack_api = next((a["name"] for a in engine.list_hostapis() if "JACK" in a["name"]), None)
         choice.update(hostapi=jack_api, samplerate=args.samplerate, block_size=args.block_size, channels=1)
@@ -96,7 +99,8 @@ def run(args) -> int:
         print(f"model {win._model_name(model)} ({path}), {args.samplerate} Hz, {args.block_size}-sample blocks, "
               f"host API {jack_api!r}, {args.seconds:g} s per round, GIL switch interval "
               f"{sys.getswitchinterval() * 1e3:g} ms while streaming (Python default {default_interval * 1e3:g} ms), "
-              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, display "
+              f"{'fixed at 30 fps' if args.fixed_fps else '30 fps, backing off on dropouts'}")
 
         def soak(with_gui: bool) -> dict:
             before = _counts(win.stream.stats())
