@@ -40,8 +40,11 @@ def jack():
     proc = None
     if not _jack_up():
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+        from rtconv.bench.gui import _die_with_parent  # no orphaned server if pytest aborts
+
         proc = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                                preexec_fn=_die_with_parent)
         subprocess.run(["jack_wait", "-w", "-t", "10"], capture_output=True, check=True)
     sd._terminate()  # PortAudio lists host APIs once, at initialisation
     sd._initialize()

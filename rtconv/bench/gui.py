@@ -46,13 +46,24 @@ def _jack_running() -> bool:
     ).returncode == 0
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the bench dies, even by abort (no orphaned jackd)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux: the finally clause still stops it on a normal exit
+        pass
+
+
 def _start_jackd(rate: int, period: int):
     if _jack_running():
         return None
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
     proc = subprocess.Popen(
         ["jackd", "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent,
     )
     subprocess.run(["jack_wait", "-w", "-t", "10"], capture_output=True)
     return proc
