@@ -35,6 +35,9 @@ def configure(parser) -> None:
     parser.add_argument("--block-size", type=int, default=128, help="frames (default: %(default)s)")
     parser.add_argument("--period", type=int, default=128, help="jackd dummy period in frames (default: %(default)s)")
     parser.add_argument("--model", metavar="PATH", help="checkpoint (default: the shipped default model)")
+    parser.add_argument("--tab", choices=("live", "kernels", "file"), default="live",
+                        help="tab shown in the GUI rounds: live draws every plot, the others only the meters "
+                             "(default: %(default)s)")
     parser.add_argument("--fixed-fps", action="store_true",
                         help="keep the display at 30 fps even while audio drops out (default: back off)")
 
@@ -111,13 +114,13 @@ def run(args) -> int:
               f"host API {jack_api!r}, {args.seconds:g} s per round, GIL switch interval "
               f"{sys.getswitchinterval() * 1e3:g} ms while streaming (Python default {default_interval * 1e3:g} ms), "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, display "
-              f"{'fixed at 30 fps' if args.fixed_fps else '30 fps, backing off on dropouts'}")
+              f"{'fixed at 30 fps' if args.fixed_fps else '30 fps, backing off on dropouts'}, {args.tab} tab shown")
 
         def soak(with_gui: bool) -> dict:
             before = _counts(win.stream.stats())
             if with_gui:
                 win.show()
-                win.tabs.setCurrentIndex(0)
+                win.tabs.setCurrentIndex(("live", "kernels", "file").index(args.tab))
             else:
                 win.hide()
             win.frames = 0
