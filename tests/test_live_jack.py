@@ -7,7 +7,6 @@ captures its outputs (tests/_jackd.py ``Loopback``).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -48,6 +48,16 @@ class JackServer:
         return out.stdout.split()
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: jackd gets SIGTERM when the process that started it dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 def _reinit_portaudio() -> None:
     import sounddevice as sd
 
@@ -67,7 +77,7 @@ def jack_server(samplerate: int = 48000, period: int = 256, name: str | None = N
     for rt in (["-R", "-P", "70"], ["--no-realtime"]):
         proc = subprocess.Popen(
             ["jackd", "-n", name, *rt, "-t", "5000", "-d", "dummy", "-r", str(samplerate), "-p", str(period)],
-            env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
         )
         r = subprocess.run(["jack_wait", "-w", "-t", "10"], env=env, capture_output=True, text=True, timeout=20)
         if r.returncode == 0 and proc.poll() is None:

@@ -11,7 +11,6 @@ A write error (full disk) stops recording with a message; the stream goes on.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import pathlib
 import threading
 import time
