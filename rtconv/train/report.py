@@ -72,10 +72,10 @@ def _summary(metrics: dict) -> str:
     ]
     for name, e in t.get("outputs", {}).items():
         lines.append(f"{name}: SNR {e['input_snr_db']:.2f} -> {e['output_snr_db']:.2f} dB "
-                     f"(+{e['snr_improvement_db']:.2f}), SI-SDR +{e['si_sdr_improvement_db']:.2f} dB")
+                     f"({e['snr_improvement_db']:+.2f}), SI-SDR {e['si_sdr_improvement_db']:+.2f} dB")
         for b in e.get("buckets", []):
             lines.append(f"   input SNR {b['bucket']:>10}: n={b['count']:<4} "
-                         f"SNR +{b['snr_improvement_db']:.2f} dB  SI-SDR +{b['si_sdr_improvement_db']:.2f} dB")
+                         f"SNR {b['snr_improvement_db']:+.2f} dB  SI-SDR {b['si_sdr_improvement_db']:+.2f} dB")
     return "\n".join(lines)
 
 
@@ -166,7 +166,7 @@ def write_report(path, model, history: dict, test_data, task, metrics: dict, exa
     fig.suptitle(f"rtconv train: {task.name} — {model.arch} {model.config}", fontsize=10)
     path = Path(path)
     try:
-        fig.savefig(path, dpi=90)
+        fig.savefig(path, dpi=80)
     except OSError as e:
         raise ConfigError(f"cannot write the report {str(path)!r}: {e.strerror or e}.") from None
     finally:

@@ -443,7 +443,7 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         f"({result['mse_reduction']:.2f}x)")
     for nm, e in result["outputs"].items():
         log(f"  {nm}: SNR {e['input_snr_db']:.2f} -> {e['output_snr_db']:.2f} dB "
-            f"(+{e['snr_improvement_db']:.2f}), SI-SDR +{e['si_sdr_improvement_db']:.2f} dB")
+            f"({e['snr_improvement_db']:+.2f}), SI-SDR {e['si_sdr_improvement_db']:+.2f} dB")
     model.sample_rate = td.sample_rate
     path = _save(model, cfg, td, history, metrics, command, device, final=True)
     report = None
