@@ -36,6 +36,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="GIL switch interval while streaming, seconds (default: %(default)s)")
     parser.add_argument("--resample-quality", default="LQ", choices=("QQ", "LQ", "MQ", "HQ", "VHQ"),
                         help="soxr quality when the model rate differs (default: %(default)s)")
+    parser.add_argument("--no-gc-freeze", dest="freeze_gc", action="store_false",
+                        help="leave the garbage collector as it is (default: gc.freeze() at stream start)")
     parser.add_argument("--gil-load", type=float, default=0.0, metavar="DUTY",
                         help="a Python thread holding the GIL this fraction of the time, e.g. 0.25 for a busy GUI (default: none)")
 
@@ -90,7 +92,7 @@ def _measure(server, proc, mode, safety, args):
     proc.bypass = True
     lb = Loopback(server, imp, 3.0)
     stream = LiveStream(proc, hostapi="JACK", block_size=args.block_size, mode=mode, safety_blocks=safety, warn=None,
-                        switch_interval=args.switch_interval)
+                        switch_interval=args.switch_interval, freeze_gc=args.freeze_gc)
     try:
         with stream:
             lb.connect()
@@ -108,7 +110,7 @@ def _measure(server, proc, mode, safety, args):
     noise = (np.random.default_rng(0).standard_normal(rate * 5) * 0.05).astype(np.float32)
     lb = Loopback(server, noise, 1.0, loop=True)
     stream = LiveStream(proc, hostapi="JACK", block_size=args.block_size, mode=mode, safety_blocks=safety, warn=None,
-                        switch_interval=args.switch_interval)
+                        switch_interval=args.switch_interval, freeze_gc=args.freeze_gc)
     stop = threading.Event()
     if args.gil_load:
         threading.Thread(target=_busy, args=(stop, args.gil_load), daemon=True).start()
