@@ -66,7 +66,15 @@ def test_a_known_signal_comes_out_exactly_as_offline_processing_after_the_latenc
     lb, stats = _play_through(jackd, stream, sig)
     ref = rtconv.Streamer(m).process(sig[:, None])[:, 0]
     lag = _lag(lb.captured[:, 0], ref)
-    np.testing.assert_allclose(lb.captured[lag : lag + len(ref), 0], ref, atol=1e-6)
+    got = lb.captured[lag : lag + len(ref), 0]
+    if mode == "worker":
+        # the worker thread has normal priority: on a loaded machine it can be
+        # late, and then whole blocks go out silent (counted); every other
+        # sample must still be exact and aligned (late blocks are skipped)
+        bad = np.abs(got - ref) > 1e-6
+        assert np.all(got[bad] == 0) and bad.sum() <= 128 * stats["worker_underruns"]
+        got = np.where(bad, ref, got)
+    np.testing.assert_allclose(got, ref, atol=1e-6)
     # the lag is rtconv's reported latency plus PortAudio's adaptation of 128-frame blocks to the JACK period
     extra = lag - lb.play_start - stats["latency_frames"]
     assert 0 <= extra <= jackd.period, extra
