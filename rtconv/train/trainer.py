@@ -168,6 +168,15 @@ def _check(cfg: TrainConfig) -> None:
     _losses.get_loss(cfg.loss)
 
 
+def _register_extra_architectures() -> None:
+    """Make architectures defined outside rtconv.models (e.g. rtconv.denoiser) buildable by name."""
+    from .. import checkpoint
+
+    hook = getattr(checkpoint, "_register_extra_architectures", None)
+    if hook is not None:
+        hook()
+
+
 def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -366,6 +375,7 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         history = {k: list(v) for k, v in (prov.get("history") or history).items()}
     else:
         arch, conf = td.default_arch
+        _register_extra_architectures()
         if cfg.arch and cfg.arch != arch:
             arch, conf = cfg.arch, {}
         # options given for the task's own architecture refine its defaults (e.g. only padding)
