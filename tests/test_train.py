@@ -258,3 +258,24 @@ def test_padding_alone_refines_the_task_default_and_non_causal_states_its_latenc
     assert r.model.config["taps"] == 21 and not r.model.causal and r.model.latency == 10
     meta = read_metadata(tmp_path / "s.safetensors")
     assert meta["causal"] is False and meta["latency_samples"] == 10
+
+
+@pytest.mark.parametrize("argv,arch", [
+    (["--arch", "fir", "--taps", "5"], "fir"),
+    (["--arch", "mimo_cnn", "--taps", "4,4", "--features", "1,3,1", "--activation", "relu"], "mimo_cnn"),
+    (["--arch", "dilated_cnn", "--arch-arg", "channels=3", "--arch-arg", "layers=2"], "dilated_cnn"),
+])
+def test_cli_builds_any_architecture_by_name_with_its_arguments(argv, arch, tmp_path):
+    from rtconv.cli import main
+
+    out = tmp_path / "m.safetensors"
+    base = ["train", "sines", "--epochs", "1", "--train-examples", "16", "--val-examples", "4",
+            "--test-examples", "4", "--out", str(out), "--quiet"]
+    assert main(base + argv) == 0
+    model = rtconv.load(out)
+    assert model.arch == arch and model.causal
+    if arch == "dilated_cnn":
+        assert model.config["channels"] == 3 and model.config["layers"] == 2
+    x = np.random.default_rng(1).standard_normal((100, 1)).astype(np.float32)
+    with torch.no_grad():
+        _streams_like_offline(model, x, 7)
