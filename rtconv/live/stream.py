@@ -182,6 +182,8 @@ class LiveStream:
         if hasattr(self, "_switch"):
             sys.setswitchinterval(self._switch)
             del self._switch
+        if self.freeze_gc:
+            gc.unfreeze()  # frozen objects are never freed, not even at exit
         self._close_recorder()
 
     def _close_recorder(self) -> None:
