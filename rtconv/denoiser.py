@@ -34,7 +34,7 @@ from .framed import Framed, FrameNet, MaskGate, PairPower, StridedConv1d, Transp
 from .layers import Activation, MimoConv1d, Residual, _check_int
 from .models import Model, register
 
-__all__ = ["ConvDenoiser", "dft_filterbank", "limit_to_floor"]
+__all__ = ["ConvDenoiser", "dft_filterbank", "limit_to_floor", "calibrate_gain"]
 
 
 def limit_to_floor(limit_db: float | None) -> float:
@@ -190,3 +190,25 @@ class ConvDenoiser(Model):
 
 
 register(ConvDenoiser)
+
+
+def calibrate_gain(model: ConvDenoiser, pairs) -> float:
+    """Scale the decoder so the output level matches clean speech; return the gain applied.
+
+    A scale-invariant loss (SI-SDR) leaves the output level free; this picks
+    the one least-squares gain ``g = sum <y, s> / sum <y, y>`` over
+    ``pairs`` of ``(noisy, clean)`` 1-D arrays (use training or validation
+    data, never the test set) and folds it into the decoder weights, so the
+    streamed output needs no extra operation.
+    """
+    num = den = 0.0
+    model.eval()
+    with torch.no_grad():
+        for noisy, clean in pairs:
+            y = model(torch.as_tensor(np.asarray(noisy, np.float32)).view(1, 1, -1))[0, 0].double().numpy()
+            s = np.asarray(clean, np.float64).reshape(-1)
+            num += float(y @ s)
+            den += float(y @ y)
+        g = num / den if den > 0 else 1.0
+        model.decoder.weight.mul_(g)
+    return g
