@@ -167,7 +167,10 @@ def test_record_files_hold_every_sample_captured_and_played(jackd, tmp_path):
     try:
         p = _cli("--model", path, "--hostapi", "JACK", "--record", tmp_path / "rec", "--duration", 2.5,
                  "--stats-json", stats_path)
-        assert wait_for(lambda: len(lb.player.get_ports("PortAudio.*", is_audio=True)) == 2, 30)
+        # ports appear when the stream opens; PortAudio links them to the system ports when it
+        # starts, and routing before that would race with it
+        assert wait_for(lambda: len(lb.player.get_ports("PortAudio.*", is_audio=True)) == 2
+                        and all(lb.player.get_all_connections(q) for q in lb.player.get_ports("PortAudio.*", is_audio=True)), 30)
         lb.connect()
         lb.play()
         out, err = p.communicate(timeout=30)
