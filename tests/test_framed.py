@@ -60,6 +60,8 @@ def _assert_exact(model, x, sizes):
     assert np.all(got[: s.latency] == 0), "nothing may come out before the signal starts"
     got = got[s.latency :]
     assert got.shape == ref.shape
+    if ref.size == 0:  # an empty signal: nothing owed, nothing emitted
+        return
     tol = 1e-5 if x.dtype == np.float32 else 1e-11
     assert np.abs(got - ref).max() <= tol * max(np.abs(ref).max(), 1e-12)
 
