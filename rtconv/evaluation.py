@@ -319,7 +319,7 @@ def format_table(summary: dict, systems: Sequence[str], ours: str | None = None)
 
 
 def write_demo(path="recordings/demo_noisy.wav", seconds: float = 8.0, snr_db: float = 5.0,
-               family: str = "fan", sample_rate: int = 48000, seed: int = 7) -> "Path":
+               family: str = "brown", sample_rate: int = 48000, seed: int = 7) -> "Path":
     """Write a demo recording made like the test set: held-out voices in ``family`` noise.
 
     Test-split utterances (voices and sentences never used in training) are
