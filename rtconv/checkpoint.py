@@ -32,7 +32,6 @@ Metadata keys (format version 1)
 from __future__ import annotations
 
 import datetime as _dt
-import importlib as _importlib
 import json as _json
 import os as _os
 import struct as _struct
@@ -43,7 +42,7 @@ from typing import Any, Union
 import torch
 
 from .errors import CheckpointError, ConfigError
-from .models import ARCHITECTURES, Model, build
+from .models import ARCHITECTURES, Model, build, load_extra_architectures
 
 __all__ = [
     "FORMAT",
@@ -81,16 +80,6 @@ _COMPUTED = {
     "task", "kernel_convention", "latency_samples", "receptive_field_samples", "causal",
     "parameter_count", "layers", "name", "description", "provenance", "metrics",
 }
-
-
-def _register_extra_architectures() -> None:
-    """Import modules that register architectures outside rtconv.models, if present."""
-    for mod in ("rtconv.denoiser",):
-        try:
-            _importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
 
 
 def _jsonable(value: Any) -> Any:
@@ -365,7 +354,7 @@ def load(path: PathLike) -> Model:
     arch = arch_info["name"]
     config = arch_info.get("config") or {}
     if arch not in ARCHITECTURES:
-        _register_extra_architectures()
+        load_extra_architectures()
     if arch not in ARCHITECTURES:
         raise CheckpointError(
             f"{name!r} holds an unknown architecture {arch!r} (known: "

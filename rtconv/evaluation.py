@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -319,7 +320,7 @@ def format_table(summary: dict, systems: Sequence[str], ours: str | None = None)
 
 
 def write_demo(path="recordings/demo_noisy.wav", seconds: float = 8.0, snr_db: float = 5.0,
-               family: str = "brown", sample_rate: int = 48000, seed: int = 7) -> "Path":
+               family: str = "brown", sample_rate: int = 48000, seed: int = 7) -> Path:
     """Write a demo recording made like the test set: held-out voices in ``family`` noise.
 
     Test-split utterances (voices and sentences never used in training) are

@@ -10,7 +10,7 @@ same architecture (weights travel separately, see :mod:`rtconv.checkpoint`).
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from torch import nn
 from .errors import ConfigError
 from .layers import Activation, ConvLayer, MimoConv1d, Residual, _check_int, _check_padding
 
-__all__ = ["Model", "FIR", "MimoCNN", "DilatedCNN", "ARCHITECTURES", "build", "register", "conv_layers"]
+__all__ = ["Model", "FIR", "MimoCNN", "DilatedCNN", "ARCHITECTURES", "build", "register", "conv_layers", "load_extra_architectures"]
 
 
 def conv_layers(module: nn.Module) -> list[ConvLayer]:
@@ -296,8 +296,22 @@ for _cls in (FIR, MimoCNN, DilatedCNN):
     register(_cls)
 
 
+def load_extra_architectures() -> None:
+    """Import the modules that register architectures outside this one (the denoiser)."""
+    import importlib
+
+    for name in ("rtconv.denoiser",):
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+
+
 def build(arch: str, config: dict) -> Model:
     """Instantiate architecture ``arch`` with constructor arguments ``config``."""
+    if arch not in ARCHITECTURES:
+        load_extra_architectures()
     try:
         cls = ARCHITECTURES[arch]
     except KeyError:

@@ -25,7 +25,6 @@ to the model do not reach a running streamer (build a new one to swap).
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import numpy as np
@@ -479,7 +478,9 @@ class Streamer:
         x = torch.from_numpy(block.T.reshape(self._batch, -1, n))
         y = self._cell.process(x)
         self._t += n
-        return np.ascontiguousarray(y.numpy().reshape(self.out_channels, n).T)
+        # always a fresh array: a cell may return a view of its own buffers,
+        # which the next block overwrites
+        return np.array(y.numpy().reshape(self.out_channels, n).T, order="C", copy=True)
 
     def flush(self) -> np.ndarray:
         """End the signal: return the last :attr:`latency` output frames, then reset.

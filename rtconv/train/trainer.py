@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader
 
 from .. import metrics as _metrics
 from ..errors import ConfigError
-from ..models import Model, build
+from ..models import Model, build, load_extra_architectures
 from . import losses as _losses
 from . import tasks as _tasks
 
@@ -166,15 +166,6 @@ def _check(cfg: TrainConfig) -> None:
     if cfg.patience is not None and cfg.patience < 1:
         raise ConfigError(f"patience must be at least 1 epoch or None, got {cfg.patience!r}.")
     _losses.get_loss(cfg.loss)
-
-
-def _register_extra_architectures() -> None:
-    """Make architectures defined outside rtconv.models (e.g. rtconv.denoiser) buildable by name."""
-    from .. import checkpoint
-
-    hook = getattr(checkpoint, "_register_extra_architectures", None)
-    if hook is not None:
-        hook()
 
 
 def _seed_all(seed: int) -> None:
@@ -375,7 +366,7 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         history = {k: list(v) for k, v in (prov.get("history") or history).items()}
     else:
         arch, conf = td.default_arch
-        _register_extra_architectures()
+        load_extra_architectures()
         if cfg.arch and cfg.arch != arch:
             arch, conf = cfg.arch, {}
         # options given for the task's own architecture refine its defaults (e.g. only padding)
