@@ -210,3 +210,21 @@ def test_streamer_copies_weights_so_a_running_stream_is_unaffected_by_training()
     with torch.no_grad():
         model.body[0].weight.fill_(5.0)
     np.testing.assert_allclose(s.process(np.ones((3, 1), np.float32))[:, 0], 1.0)
+
+
+def test_the_thread_count_follows_the_stream_onto_another_thread():
+    """OpenMP keeps the thread count per OS thread: an audio callback thread must get it too."""
+    import threading
+
+    s = Streamer(MimoCNN(), threads=1)
+    seen = []
+
+    def audio_thread():
+        torch.set_num_threads(2)  # what a fresh thread may start with
+        s.process(np.zeros((8, 1), np.float32))
+        seen.append(torch.get_num_threads())
+
+    t = threading.Thread(target=audio_thread)
+    t.start()
+    t.join()
+    assert seen == [1]
