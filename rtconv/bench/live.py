@@ -13,6 +13,8 @@ adds a Python thread that keeps the interpreter busy, as a GUI would.
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import threading
 import time
 
@@ -29,6 +31,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--block-size", type=int, default=128, help="frames per callback (default: %(default)s)")
     parser.add_argument("--period", type=int, default=128, help="JACK period in frames (default: %(default)s)")
     parser.add_argument("--mode", choices=("callback", "worker", "both"), default="callback")
+    parser.add_argument("--player", choices=("process", "thread"), default="process",
+                        help="soak noise source: a JACK client in its own process (like a real input), or a "
+                             "Python JACK client in this process, competing for the interpreter lock "
+                             "(default: %(default)s)")
     parser.add_argument("--baseline", type=float, default=0.0, metavar="S",
                         help="first run a pass-through Python callback for S seconds: the dropouts the machine alone causes")
     parser.add_argument("--safety-blocks", type=int, default=None, help="worker mode buffering (default: period/block + 2)")
@@ -81,6 +87,33 @@ def _baseline(server, args) -> dict:
     return n
 
 
+def _player(server_name: str, rate: int) -> None:
+    """Child process: loop noise into PortAudio's inputs until stdin closes."""
+    from types import SimpleNamespace
+
+    from ..live.jackd import Loopback, wait_for
+
+    noise = (np.random.default_rng(0).standard_normal(rate * 5) * 0.05).astype(np.float32)
+    lb = Loopback(SimpleNamespace(name=server_name, samplerate=rate), noise, 1.0, loop=True)
+    wait_for(lambda: len(lb.player.get_ports("PortAudio.*", is_input=True, is_audio=True)) > 0, 20)
+    lb.connect()
+    lb.play()
+    sys.stdin.read()
+    lb.close()
+
+
+def _connected(server) -> bool:
+    """True once something feeds PortAudio's first input (the player process has connected)."""
+    import jack
+
+    c = jack.Client("rtc-probe", servername=server.name, no_start_server=True)
+    try:
+        ports = c.get_ports("PortAudio.*", is_input=True, is_audio=True)
+        return bool(ports) and any(p.name.startswith("rtc-player") for p in c.get_all_connections(ports[0]))
+    finally:
+        c.close()
+
+
 def _measure(server, proc, mode, safety, args):
     from ..live import LiveStream
     from ..live.jackd import Loopback, wait_for
@@ -108,7 +141,11 @@ def _measure(server, proc, mode, safety, args):
     # 2) the soak, wet, with noise playing
     proc.bypass = False
     noise = (np.random.default_rng(0).standard_normal(rate * 5) * 0.05).astype(np.float32)
-    lb = Loopback(server, noise, 1.0, loop=True)
+    # The noise source is a JACK client in its own process by default: a Python JACK
+    # callback in this process would compete with rtconv's audio callback for the
+    # interpreter lock, which a real microphone never does.
+    lb = None if args.player == "process" else Loopback(server, noise, 1.0, loop=True)
+    player = None
     stream = LiveStream(proc, hostapi="JACK", block_size=args.block_size, mode=mode, safety_blocks=safety, warn=None,
                         switch_interval=args.switch_interval, freeze_gc=args.freeze_gc)
     stop = threading.Event()
@@ -117,8 +154,15 @@ def _measure(server, proc, mode, safety, args):
     base = {k: getattr(proc, k) for k in ("input_overflows", "output_underflows", "blocks", "frames", "model_errors")}
     try:
         with stream:
-            lb.connect()
-            lb.play()
+            if lb is None:
+                player = subprocess.Popen(
+                    [sys.executable, "-c", f"from rtconv.bench.live import _player; _player({server.name!r}, {rate})"],
+                    stdin=subprocess.PIPE,
+                )
+                wait_for(lambda: _connected(server), 20)
+            else:
+                lb.connect()
+                lb.play()
             t0 = time.monotonic()
             next_report = 10
             while (el := time.monotonic() - t0) < args.seconds:
@@ -132,7 +176,14 @@ def _measure(server, proc, mode, safety, args):
             s = stream.stats()
     finally:
         stop.set()
-        lb.close()
+        if lb is not None:
+            lb.close()
+        if player is not None:
+            player.stdin.close()  # the player exits when its stdin closes
+            try:
+                player.wait(10)
+            except subprocess.TimeoutExpired:
+                player.kill()
     for k, v in base.items():
         s[k] -= v
     s["seconds"] = s["frames"] / args.samplerate
