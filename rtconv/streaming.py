@@ -9,12 +9,15 @@ the offline ``model(x)`` output delayed by :attr:`Streamer.latency` samples
 How it works: the model's layer tree is compiled once into *cells*, one per
 layer, each holding the history it needs in preallocated buffers:
 
-* direct convolution keeps ``(K-1)*d`` past samples in a pair of buffers it
-  alternates between (no per-block reallocation, no overlapping copies);
+* direct convolution keeps ``(K-1)*d`` past samples in one linear buffer
+  the blocks are appended to (no per-block reallocation); it runs as torch's
+  ``conv1d`` or as one matmul plus a strided diagonal sum, whichever is
+  faster for the layer's shape (:func:`plan_direct`);
 * long kernels use uniformly partitioned overlap-save FFT convolution: the
   first ``P`` taps run directly (zero added latency, any block size), the
   rest from a frequency-domain delay line updated once every ``P`` samples;
-  the choice and ``P`` come from a cost estimate (:func:`plan_conv`);
+  or, for blocks long enough, one FFT of history + block per channel; the
+  choice and ``P`` come from a cost estimate (:func:`plan_conv`);
 * ``"same"``-padded layers are streamed causally and their outputs masked to
   zero before their start and, at :meth:`Streamer.flush`, after the end, so
   the next layer sees exactly the zero padding the offline pass sees.
@@ -38,7 +41,7 @@ from .errors import BlockError, ConfigError
 from .layers import Activation, MimoConv1d, Residual
 from .models import Model
 
-__all__ = ["Streamer", "plan_conv", "register_cell"]
+__all__ = ["Streamer", "plan_conv", "plan_direct", "register_cell"]
 
 _INPLACE = {
     "tanh": torch.tanh_,
@@ -105,21 +108,81 @@ class _History:
 
 
 class _DirectConv(_Cell):
-    def __init__(self, weight_ir: torch.Tensor, bias, dilation: int, batch: int) -> None:
+    """Direct convolution of ``history + block``, in one of two ways (same result).
+
+    ``"conv"``: torch's ``conv1d`` on one batch item.  Several items (a mono
+    model on stereo) are folded into one long row, items side by side in
+    time, because for batch > 1 torch hands these small shapes to oneDNN,
+    measured ~40 us slower per call; the outputs that straddle two items are
+    computed and dropped.  When the history is long next to the block, that
+    waste would dominate, so the items run one by one instead.
+
+    ``"gemm"``: one matmul of all taps with the input, ``Z = W X`` with
+    ``W`` of shape ``(K*G, F)``, then ``Y[g, t] = sum_k Z[k, g, t + k*d]``
+    read as a strided diagonal view and summed.  It wins for layers that
+    reduce many channels to few (a 5 -> 1 layer at 4096 frames: 38 us
+    against 203 us for ``conv1d``), see :func:`plan_direct`.
+    """
+
+    def __init__(self, weight_ir: torch.Tensor, bias, dilation: int, batch: int, kind: str = "conv") -> None:
+        G, Fi, K = weight_ir.shape
         self.w = weight_ir.flip(-1).contiguous()
         self.b = bias
         self.d = dilation
-        self.span = (weight_ir.shape[-1] - 1) * dilation
-        self.hist = _History(batch, weight_ir.shape[1], self.span, weight_ir.dtype) if self.span else None
+        self.G, self.K = G, K
+        self.span = (K - 1) * dilation
+        self.kind = kind
+        if kind == "gemm":
+            self.wk = self.w.permute(2, 0, 1).reshape(K * G, Fi).contiguous()  # row k*G + g: tap k of output g
+            self.bcol = None if bias is None else bias.reshape(G, 1)
+        elif kind != "conv":
+            raise ValueError(f"unknown direct convolution kind {kind!r}")
+        self.hist = _History(batch, Fi, self.span, weight_ir.dtype) if self.span else None
 
     def reset(self) -> None:
         if self.hist is not None:
             self.hist.reset()
 
     def process(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[-1]
         if self.hist is not None:
             x = self.hist.push(x)
-        return F.conv1d(x, self.w, self.b, dilation=self.d)
+        N, Fi, L = x.shape
+        if self.kind == "gemm":
+            G, K = self.G, self.K
+            z = torch.matmul(self.wk, x)  # (N, K*G, L), contiguous
+            y = z.as_strided((N, G, n, K), (K * G * L, L, 1, G * L + self.d)).sum(-1)
+            return y if self.bcol is None else y.add_(self.bcol)
+        if N == 1:
+            return F.conv1d(x, self.w, self.b, dilation=self.d)
+        if self.span <= 2 * n:
+            row = x.transpose(0, 1).reshape(1, Fi, N * L)
+            y = F.conv1d(row, self.w, self.b, dilation=self.d)  # (1, G, N*L - span)
+            return y.as_strided((N, self.G, n), (L, y.shape[-1], 1), y.storage_offset())
+        return torch.cat([F.conv1d(x[i : i + 1], self.w, self.b, dilation=self.d) for i in range(N)])
+
+
+def plan_direct(layer: MimoConv1d, block: int = 128, batch: int = 1) -> str:
+    """Choose ``"conv"`` or ``"gemm"`` for a directly convolved layer (see ``_DirectConv``).
+
+    A rule read off timings of both on a 2-core x86 CPU, one thread (us per
+    block, conv1d / matmul: 5 -> 1 x 40 taps 8.4/9.4 at 128 frames,
+    17/12 at 512, 203/38 at 4096; 3 -> 1 12/12 at 512; 2 -> 1 45/39 at 4096;
+    1 -> 5 8/25 at 512; 16 -> 16 x 5 taps 18/25 at 512): the matmul form wins when the layer
+    has at least three times more inputs than outputs from 256-frame blocks
+    on, at least twice as many from 2048 frames on, or at least twice as
+    many whenever several batch items (channels of a mono model) run
+    together; it is never chosen when its intermediate would pass 2**21
+    values (8 MB in float32).
+    """
+    Fi, G, K = layer.in_features, layer.out_features, layer.taps
+    if K * G * batch * (block + layer.span) > 2**21:
+        return "conv"
+    if Fi >= 3 * G and block >= 256:
+        return "gemm"
+    if Fi >= 2 * G and (block >= 2048 or batch > 1):
+        return "gemm"
+    return "conv"
 
 
 class _FFTConv(_Cell):
@@ -138,7 +201,7 @@ class _FFTConv(_Cell):
         dense = torch.zeros(G, Fi, span + 1, dtype=weight_ir.dtype)
         dense[..., ::dilation] = weight_ir
         P = self.P = part
-        self.head = _DirectConv(dense[..., :P], bias, 1, batch)
+        self.head = _DirectConv(dense[..., :P], bias, 1, batch, "conv")
         tail = dense[..., P:].numpy()
         J = self.J = -(-tail.shape[-1] // P)
         tail = np.pad(tail, ((0, 0), (0, 0), (0, J * P - tail.shape[-1])))
@@ -189,6 +252,57 @@ class _FFTConv(_Cell):
             if self.fill == P:
                 self._segment_done()
         return out
+
+
+class _BlockFFTConv(_Cell):
+    """Whole-block overlap-save: one FFT of ``history + block`` per channel.
+
+    The kernel's full spectrum is kept per transform length (lengths follow
+    the block sizes seen; a few are cached).  No added latency, and for
+    blocks of a few hundred frames or more it beats both direct convolution
+    and partitioned FFT on long kernels; on tiny blocks each sample pays for
+    a whole transform, which is why :func:`plan_conv` weighs the block size.
+    """
+
+    _CACHE = 4
+
+    def __init__(self, weight_ir: torch.Tensor, bias, dilation: int, batch: int) -> None:
+        G, Fi, K = weight_ir.shape
+        self.span = span = (K - 1) * dilation
+        dense = torch.zeros(G, Fi, span + 1, dtype=torch.float64)
+        dense[..., ::dilation] = weight_ir.to(torch.float64)
+        self.h = dense.numpy()  # impulse-response order: h[..., j] meets x[t - j]
+        self.b = None if bias is None else bias.numpy().reshape(G, 1)
+        self.mono = Fi == 1 and G == 1
+        self.dtype = weight_ir.dtype
+        self.cdtype = np.complex64 if weight_ir.dtype == torch.float32 else np.complex128
+        self.spectra: dict[int, np.ndarray] = {}
+        self.hist = _History(batch, Fi, span, weight_ir.dtype)
+
+    def reset(self) -> None:
+        self.hist.reset()
+
+    def _spectrum(self, nfft: int) -> np.ndarray:
+        H = self.spectra.get(nfft)
+        if H is None:
+            if len(self.spectra) >= self._CACHE:
+                self.spectra.pop(next(iter(self.spectra)))
+            H = sp_fft.rfft(self.h, n=nfft, axis=-1).astype(self.cdtype)
+            self.spectra[nfft] = H = H[0, 0] if self.mono else H
+        return H
+
+    def process(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[-1]
+        win = self.hist.push(x).numpy()  # (N, F, span + n)
+        L = self.span + n
+        nfft = sp_fft.next_fast_len(L, real=True)
+        H = self._spectrum(nfft)
+        X = sp_fft.rfft(win, n=nfft, axis=-1)
+        Y = X * H if self.mono else np.einsum("nfk,gfk->ngk", X, H)
+        y = sp_fft.irfft(Y, n=nfft, axis=-1)[..., self.span : L]  # circular wrap only touches t < span
+        if self.b is not None:
+            y += self.b
+        return torch.from_numpy(y)
 
 
 class _Activation(_Cell):
@@ -273,36 +387,55 @@ class _Residual(_Cell):
 
 
 def plan_conv(layer: MimoConv1d, block: int = 128) -> tuple[str, int]:
-    """Choose ``("direct", 0)`` or ``("fft", P)`` for a layer by estimated cost.
+    """Choose ``("direct", 0)``, ``("fft", P)`` or ``("block", 0)`` for a layer by estimated cost.
 
-    The estimate is in nanoseconds per output sample, fitted to
-    ``rtconv bench engine`` on a 2-core x86 CPU (one thread): direct
-    convolution costs about 0.27 ns per multiply-add, growing with
-    ``block * taps`` (torch's im2col buffer falls out of cache); an FFT
-    segment costs about 50 us of calls per channel pair, spread over ``P``
-    samples, plus the direct head of ``P`` taps and about 15 us of
-    bookkeeping per block.  FFT must win by 1.5x to be chosen.  At 128-frame
-    blocks a 4096-tap FIR gets ``P = 512`` and kernels up to ~1k taps stay
-    direct; at 1024-frame blocks a 1024-tap FIR goes to FFT too.
+    The estimate is in nanoseconds per output sample, fitted to timings on a
+    2-core x86 CPU (one thread):
+
+    * direct convolution costs about 0.27 ns per multiply-add for a
+      single-channel kernel, down to 0.04 ns when several channel pairs
+      share the work (``0.27 / (F*G)``, at least 0.04), growing with
+      ``block * taps`` (torch's im2col buffer falls out of cache);
+    * a partitioned FFT segment costs about 50 us of calls per channel pair,
+      spread over ``P`` samples, plus the direct head of ``P`` taps and about
+      10 us of bookkeeping per block;
+    * a whole-block FFT (``"block"``: one transform of history + block per
+      channel, the kernel's full spectrum) costs about 5 us plus
+      ``0.33 n log2 n`` ns per transform of ``n = block + span`` samples,
+      and about 17 us of bookkeeping per block.
+
+    An FFT must win by 1.25x to be chosen.  At 128-frame blocks FIRs up to a
+    few hundred taps stay direct, a 1024-tap FIR takes the whole-block FFT
+    and 2048 taps or more get ``P = 512``; from 512-frame blocks on, long
+    FIRs take the whole-block FFT.  Each choice measured within ~10% of the
+    fastest of the three on the FIRs of ``rtconv bench engine``.
     """
-    FG = layer.in_features * layer.out_features
+    Fi, G = layer.in_features, layer.out_features
+    FG = Fi * G
     keff = layer.span + 1
+    per_mac = max(0.04, 0.27 / FG)
 
     def direct_ns(taps: int) -> float:
-        return 0.27 * FG * taps * (1 + block * taps / 1.9e6)
+        return per_mac * FG * taps * (1 + block * taps / 1.9e6)
 
     direct = direct_ns(layer.taps) + 8000 / block
     best = ("direct", 0, direct)
+    if keff == 1:
+        return "direct", 0
+    n = sp_fft.next_fast_len(block + keff - 1, real=True)
+    whole = ((Fi + G) * (5000 + 0.33 * n * np.log2(n)) + FG * n / 2 + 17_000) / block
+    if whole < direct / 1.25:
+        best = ("block", 0, whole)
     P = 64
     while P < keff:
         J = -(-(keff - P) // P)
         fft = (
             direct_ns(P)
             + FG * J
-            + 50_000 * (layer.in_features + layer.out_features) / 2 / P
-            + 15_000 / block
+            + 50_000 * (Fi + G) / 2 / P
+            + 10_000 / block
         )
-        if fft < direct / 1.5 and fft < best[2]:
+        if fft < direct / 1.25 and fft < best[2]:
             best = ("fft", P, fft)
         P *= 2
     return best[0], best[1]
@@ -324,8 +457,8 @@ def register_cell(module_type: type, builder: Callable) -> None:
 
 
 def _compile(
-    module: nn.Module, batch: int, dtype: torch.dtype, delay: int, part: int | None, mask: bool,
-    block: int = 128,
+    module: nn.Module, batch: int, dtype: torch.dtype, delay: int, part: int | str | None, mask: bool,
+    block: int = 128, direct: str = "auto",
 ) -> tuple[_Cell, int]:
     """Build the cell for ``module`` whose input is delayed ``delay`` samples; return it and its output delay.
 
@@ -336,13 +469,24 @@ def _compile(
     for cls in type(module).__mro__:
         if cls in _BUILDERS:
             return _BUILDERS[cls](
-                module, batch, dtype, delay, lambda m, d: _compile(m, batch, dtype, d, part, mask, block)
+                module, batch, dtype, delay, lambda m, d: _compile(m, batch, dtype, d, part, mask, block, direct)
             )
     if isinstance(module, MimoConv1d):
         w = module.weight.detach().to(dtype)
         b = None if module.bias is None else module.bias.detach().to(dtype)
-        kind, P = plan_conv(module, block) if part is None else (("fft", part) if part < module.span + 1 else ("direct", 0))
-        cell = _FFTConv(w, b, module.dilation, batch, P) if kind == "fft" else _DirectConv(w, b, module.dilation, batch)
+        if part is None:
+            kind, P = plan_conv(module, block)
+        elif part == "block":
+            kind, P = ("block", 0) if module.span else ("direct", 0)
+        else:
+            kind, P = ("fft", part) if part < module.span + 1 else ("direct", 0)
+        if kind == "block":
+            cell = _BlockFFTConv(w, b, module.dilation, batch)
+        elif kind == "fft":
+            cell = _FFTConv(w, b, module.dilation, batch, P)
+        else:
+            how = plan_direct(module, block, batch) if direct == "auto" else direct
+            cell = _DirectConv(w, b, module.dilation, batch, how)
         delay += module.latency
         return (_Mask(cell, delay) if mask else cell), delay
     if isinstance(module, Activation):
@@ -351,11 +495,11 @@ def _compile(
     if isinstance(module, nn.Sequential):
         cells = []
         for m in module:
-            c, delay = _compile(m, batch, dtype, delay, part, mask, block)
+            c, delay = _compile(m, batch, dtype, delay, part, mask, block, direct)
             cells.append(c)
         return _Sequence(cells), delay
     if isinstance(module, Residual):
-        body, out_delay = _compile(module.body, batch, dtype, delay, part, mask, block)
+        body, out_delay = _compile(module.body, batch, dtype, delay, part, mask, block, direct)
         inner = out_delay - delay
         channels = next(m for m in module.modules() if isinstance(m, MimoConv1d)).in_features
         skip = _Delay(batch, channels, inner, dtype) if inner else None
@@ -386,9 +530,14 @@ class Streamer:
         re-applied on whichever thread calls :meth:`process` (OpenMP keeps
         it per thread, so an audio callback thread would otherwise run with
         the default).
-    partition : int, optional
+    partition : int or "block", optional
         Force FFT partition size ``P`` for every layer longer than ``P``
-        taps (for tests and benchmarks); by default :func:`plan_conv` decides.
+        taps, or ``"block"`` for a whole-block FFT on every layer with
+        history (for tests and benchmarks); by default :func:`plan_conv`
+        decides.
+    direct : {"auto", "conv", "gemm"}
+        How directly convolved layers run (for tests and benchmarks); by
+        default :func:`plan_direct` decides per layer.
     block_size : int
         Typical block length the caller will feed, in frames; it only
         guides the direct-vs-FFT choice (any length still works).
@@ -406,8 +555,9 @@ class Streamer:
         channels: int | None = None,
         dtype=np.float32,
         threads: int | None = 1,
-        partition: int | None = None,
+        partition: int | str | None = None,
         block_size: int = 128,
+        direct: str = "auto",
     ) -> None:
         if not isinstance(model, Model):
             raise ConfigError(f"Streamer needs an rtconv model, got {type(model).__name__}.")
@@ -443,7 +593,7 @@ class Streamer:
         with torch.no_grad():
             self._cell, _ = _compile(
                 model.body, self._batch, self._tdtype, 0, partition, mask=self.latency > 0,
-                block=max(1, int(block_size)),
+                block=max(1, int(block_size)), direct=direct,
             )
 
     def reset(self) -> None:

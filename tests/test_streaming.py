@@ -57,19 +57,48 @@ def architectures(draw):
 partitions = st.lists(st.integers(0, 300), min_size=1, max_size=6).filter(lambda p: sum(p) > 0)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(architectures(), st.integers(1, 700), partitions, st.integers(0, 2**16), st.booleans())
-def test_streamed_equals_offline_for_random_mimo_cnns(model, length, sizes, seed, multichannel):
-    channels = model.in_channels if model.in_channels > 1 else (2 if multichannel else 1)
+directs = st.sampled_from(["auto", "conv", "gemm"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(architectures(), st.integers(1, 700), partitions, st.integers(0, 2**16), st.integers(1, 3), directs)
+def test_streamed_equals_offline_for_random_mimo_cnns(model, length, sizes, seed, channels, direct):
+    # a mono model on 2-3 channels runs them as a batch: folded into one row, or one by one
+    channels = model.in_channels if model.in_channels > 1 else channels
     x = np.random.default_rng(seed).normal(size=(length, channels))
-    assert_stream_equals_offline(model, x, sizes)
+    assert_stream_equals_offline(model, x, sizes, direct=direct)
 
 
-@settings(max_examples=15, deadline=None)
-@given(architectures(), st.integers(1, 400), partitions, st.integers(0, 2**16))
-def test_streamed_equals_offline_in_float64_to_1e_11(model, length, sizes, seed):
+@settings(max_examples=20, deadline=None)
+@given(architectures(), st.integers(1, 400), partitions, st.integers(0, 2**16), directs)
+def test_streamed_equals_offline_in_float64_to_1e_11(model, length, sizes, seed, direct):
     x = np.random.default_rng(seed).normal(size=(length, model.in_channels))
-    assert_stream_equals_offline(model, x, sizes, dtype=np.float64)
+    assert_stream_equals_offline(model, x, sizes, dtype=np.float64, direct=direct)
+
+
+@pytest.mark.parametrize("direct", ["conv", "gemm"])
+@pytest.mark.parametrize("channels", [1, 2, 5])
+@pytest.mark.parametrize("sizes", [[1], [31], [512], [4096], [3, 200, 0, 1000]])
+def test_both_direct_kinds_stream_the_lab_model_exactly_on_any_channel_count(direct, channels, sizes):
+    # taps 40 at 1-frame blocks: history 39 >> 2 * block, so batched conv runs per item;
+    # at 512 frames the items are folded into one row
+    torch.manual_seed(3)
+    model = MimoCNN([40, 40], [1, 5, 1])
+    x = np.random.default_rng(3).normal(size=(5000, channels))
+    assert_stream_equals_offline(model, x, sizes, direct=direct)
+
+
+def test_the_matmul_form_is_planned_only_for_channel_reducing_layers():
+    from rtconv.streaming import plan_direct
+
+    first, second = MimoCNN([40, 40], [1, 5, 1]).conv_layers()
+    assert plan_direct(first, 512) == "conv"
+    assert plan_direct(second, 128) == "conv"
+    assert plan_direct(second, 512) == "gemm"
+    assert plan_direct(second, 128, batch=2) == "gemm"
+    assert plan_direct(FIR(np.ones(1000)).conv_layers()[0], 4096) == "conv"
+    wide = MimoCNN([40], [64, 1]).conv_layers()[0]
+    assert plan_direct(wide, 65536) == "conv"  # the 40 x 65575 intermediate would pass 2**21 values
 
 
 @settings(max_examples=6, deadline=None)
@@ -79,6 +108,25 @@ def test_a_4096_tap_fir_streams_exactly_through_fft_partitions(padding, sizes, s
     model = FIR(rng.normal(size=4096) / 64, padding=padding)
     s = assert_stream_equals_offline(model, rng.normal(size=(6000, 2)), sizes)
     assert any(isinstance(c, _FFTConv) for c in all_cells(s._cell))
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.sampled_from(["causal", "same"]), st.lists(st.integers(0, 3000), min_size=1, max_size=4).filter(sum),
+       st.integers(0, 99), st.integers(1, 2))
+def test_a_1024_tap_fir_at_long_blocks_streams_exactly_through_whole_block_ffts(padding, sizes, seed, channels):
+    from rtconv.streaming import _BlockFFTConv
+
+    rng = np.random.default_rng(seed)
+    model = FIR(rng.normal(size=1024) / 32, padding=padding)
+    s = assert_stream_equals_offline(model, rng.normal(size=(9000, channels)), sizes, block_size=1024)
+    assert any(isinstance(c, _BlockFFTConv) for c in all_cells(s._cell))
+
+
+@settings(max_examples=15, deadline=None)
+@given(architectures(), st.integers(1, 700), partitions, st.integers(0, 2**16))
+def test_whole_block_ffts_stream_random_mimo_cnns_exactly(model, length, sizes, seed):
+    x = np.random.default_rng(seed).normal(size=(length, model.in_channels))
+    assert_stream_equals_offline(model, x, sizes, partition="block")
 
 
 def all_cells(cell):
@@ -102,9 +150,13 @@ def test_long_kernels_go_to_fft_and_short_ones_stay_direct():
     assert plan_conv(FIR(np.ones(2048)).conv_layers()[0])[0] == "fft"
     assert plan_conv(FIR(np.ones(512)).conv_layers()[0]) == ("direct", 0)
     assert plan_conv(MimoCNN().conv_layers()[0]) == ("direct", 0)
+    assert plan_conv(MimoCNN().conv_layers()[1], 4096) == ("direct", 0)
+    assert plan_conv(FIR(np.ones(1024)).conv_layers()[0], 4096) == ("block", 0)
+    assert plan_conv(FIR(np.ones(4096)).conv_layers()[0], 512) == ("block", 0)
+    assert plan_conv(FIR(np.ones(1)).conv_layers()[0], 4096) == ("direct", 0)
 
 
-@pytest.mark.parametrize("partition", [16, 64, 256])
+@pytest.mark.parametrize("partition", [16, 64, 256, "block"])
 def test_forced_fft_partitions_match_direct_convolution(partition):
     torch.manual_seed(1)
     model = MimoCNN([300, 9], [2, 3, 2], dilations=[2, 1], padding="same")

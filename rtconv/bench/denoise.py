@@ -64,7 +64,7 @@ def _timing(model, block: int, seconds: float) -> dict:
     ex = make_test_set(per_cell=1, families=["pink"], snrs=[5.0], sample_rate=rate, seed=99)[0]
     reps = int(np.ceil(seconds * rate / len(ex.noisy)))
     x = np.tile(ex.noisy, reps)[: int(seconds * rate)][:, None].astype(np.float32)
-    s = Streamer(model, threads=1)
+    s = Streamer(model, threads=1, block_size=block)
     blocks = [x[i : i + block] for i in range(0, len(x) - block + 1, block)]
     for b in blocks[:20]:
         s.process(b)

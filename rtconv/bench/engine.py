@@ -107,7 +107,7 @@ def run(args) -> int:
             budget = n / RATE
             frames = max(int(args.seconds * RATE), 30 * n)
             x = rng.normal(size=(frames, 1)).astype(np.float32) * 0.1
-            s = Streamer(model, threads=1)
+            s = Streamer(model, threads=1, block_size=n)
             impls = {"rtconv": s.process, "naive": _naive(model)}
             if isinstance(model, FIR):
                 impls["lfilter"] = _lfilter(model.kernel)

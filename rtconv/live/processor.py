@@ -40,7 +40,9 @@ class _Chain:
         if not isinstance(model, Model):
             raise ConfigError(f"the live processor needs an rtconv model, got {type(model).__name__}.")
         self.model = model
-        self.streamer = Streamer(model, channels=channels, threads=threads)
+        # the block size at the model's rate guides the direct/FFT/matmul plan per layer
+        model_block = max(1, round(block_size * int(model.sample_rate or rate) / rate))
+        self.streamer = Streamer(model, channels=channels, threads=threads, block_size=model_block)
         if self.streamer.out_channels != channels:
             raise ConfigError(
                 f"this model turns {channels} channel(s) into {self.streamer.out_channels}, but the "
