@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     if args.start or (args.screenshot and _devices_available()):
         if win.model is not None:
             win.start_stream()
+    elif win.audio_host is not None and not args.screenshot:
+        win.audio_host.start()  # spawned now, it imports the engine while the user looks around
     if args.recording:
         win.file_panel.wait()  # a screenshot of file mode shows the processed spectra
     quit_after = args.quit_after

@@ -126,14 +126,28 @@ def make_processor(model, samplerate: int, channels: int = 1, block_size: int = 
     return _live().LiveProcessor(model, int(samplerate), channels=int(channels), block_size=int(block_size))
 
 
-def make_stream(processor, **kwargs):
-    """A :class:`rtconv.live.LiveStream` around ``processor`` (not started).
+def make_stream(processor, host=None, **kwargs):
+    """A stream around ``processor`` (not started).
 
-    ``kwargs`` are LiveStream's: ``input_device``, ``output_device``,
-    ``hostapi``, ``samplerate``, ``block_size``, ``channels``, ``record_dir``,
-    ``mode``, ``warn``.
+    With ``host`` (an :class:`rtconv.live.host.AudioHost`) the stream runs in
+    that audio process (:class:`rtconv.live.host.RemoteStream`), so painting
+    never delays the audio; without, in this process
+    (:class:`rtconv.live.LiveStream`).  ``kwargs`` are LiveStream's:
+    ``input_device``, ``output_device``, ``hostapi``, ``samplerate``,
+    ``block_size``, ``channels``, ``record_dir``, ``mode``, ``warn``.
     """
+    if host is not None:
+        from rtconv.live.host import RemoteStream
+
+        return RemoteStream(processor, host, **kwargs)
     return _live().LiveStream(processor, **kwargs)
+
+
+def audio_host():
+    """A (not yet started) :class:`rtconv.live.host.AudioHost`: the process the GUI's streams run in."""
+    from rtconv.live.host import AudioHost
+
+    return AudioHost()
 
 
 def list_hostapis() -> list[dict]:

@@ -16,6 +16,7 @@ the state it was in before the attempt.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -47,10 +48,19 @@ class MainWindow(QtWidgets.QMainWindow):
     ----------
     settings : QSettings, optional
         Where choices persist (default: the user's ``rtconv/gui`` settings).
+    audio_process : bool, optional
+        Run live audio in a separate process (default, unless the
+        environment sets ``RTCONV_AUDIO_PROCESS=0``): Qt paints holding
+        Python's interpreter lock, which an in-process audio callback needs
+        too (see :mod:`rtconv.live.host`).
     """
 
-    def __init__(self, settings: QtCore.QSettings | None = None, parent=None) -> None:
+    def __init__(self, settings: QtCore.QSettings | None = None, parent=None,
+                 audio_process: bool | None = None) -> None:
         super().__init__(parent)
+        if audio_process is None:
+            audio_process = os.environ.get("RTCONV_AUDIO_PROCESS", "1") != "0"
+        self.audio_host = engine.audio_host() if audio_process else None
         self.settings = settings or QtCore.QSettings("rtconv", "gui")
         self.model = None
         self.model_path: str | None = None
@@ -189,7 +199,10 @@ class MainWindow(QtWidgets.QMainWindow):
         warning = None
         if self.stream is not None:
             try:
-                self.processor.request_swap(model)
+                self.processor.request_swap(model)  # validates it here
+                if hasattr(self.stream, "request_swap"):  # the stream plays in the audio process
+                    self.stream.request_swap(model)
+                    self.processor.adopt_pending()
             except RtconvError as e:
                 self.show_message(f"kept {self._model_name(self.model)}: {e}", True)
                 return False
@@ -257,6 +270,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _apply_controls(self) -> None:
         self.controls.apply(self.processor)
+        if self.stream is not None and hasattr(self.stream, "push_controls"):
+            try:
+                self.stream.push_controls()
+            except RtconvError as e:
+                self.show_message(f"the audio process did not take the setting: {e}", True)
 
     def start_stream(self) -> bool:
         """Open the chosen devices; if they fail, go back to what ran before and say why."""
@@ -283,7 +301,8 @@ class MainWindow(QtWidgets.QMainWindow):
         try:
             if rec:
                 Path(rec).mkdir(parents=True, exist_ok=True)
-            stream = engine.make_stream(self.processor, record_dir=rec, warn=self._warnings.append, **choice)
+            stream = engine.make_stream(self.processor, host=self.audio_host, record_dir=rec,
+                                        warn=self._warnings.append, **choice)
             stream.start()
         except (RtconvError, OSError) as e:
             self.audio.set_running(False, "stopped")
@@ -383,7 +402,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self._fps_t0, self._fps_n = now, 0
         if not self.isVisible():
             return
-        stats = self.stream.stats() if self.stream is not None else None
+        stats = None
+        if self.stream is not None:
+            try:
+                stats = self.stream.stats()
+            except RtconvError as e:
+                self.show_message(f"audio stopped: {e}", True)
+                self.stop_stream()
+                return
         self._adapt_display_rate(stats)
         drops = self.processor.display_drops if self.processor is not None else None
         self.health.show_stats(stats, self.fps, drops)
@@ -433,6 +459,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.text_timer.stop()
         self._close_stream()
         self.file_panel.shutdown()
+        if self.audio_host is not None:
+            self.audio_host.close()
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt naming
         self.save_settings()

@@ -29,12 +29,21 @@ __all__ = ["ConvLayer", "MimoConv1d", "Activation", "Residual", "ACTIVATIONS", "
 
 PADDINGS = ("causal", "same")
 
+def _leaky_relu(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, 0.01)
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+# module-level functions, not lambdas: models pickle (the GUI sends them to its audio process)
 ACTIVATIONS = {
     "tanh": torch.tanh,
     "relu": torch.relu,
     "sigmoid": torch.sigmoid,
-    "leaky_relu": lambda x: F.leaky_relu(x, 0.01),
-    "identity": lambda x: x,
+    "leaky_relu": _leaky_relu,
+    "identity": _identity,
 }
 
 

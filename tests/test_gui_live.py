@@ -68,9 +68,12 @@ def metronome(jack):
         while time.monotonic() < deadline:
             ports = subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.split("\n")
             src = [p for p in ports if p.startswith(name + ":")]
-            if src and "PortAudio:in_0" in ports:
-                subprocess.run(["jack_disconnect", "system:capture_1", "PortAudio:in_0"], capture_output=True)
-                subprocess.run(["jack_connect", src[0], "PortAudio:in_0"], capture_output=True, check=True)
+            # the stream's client: "PortAudio", or "PortAudio-01" when it runs in the GUI's
+            # audio process and the GUI's own PortAudio (listing devices) took the plain name
+            dst = [p for p in ports if p.startswith("PortAudio") and p.endswith(":in_0")]
+            if src and dst:
+                subprocess.run(["jack_disconnect", "system:capture_1", dst[0]], capture_output=True)
+                subprocess.run(["jack_connect", src[0], dst[0]], capture_output=True, check=True)
                 return
             time.sleep(0.05)
         raise AssertionError(f"no metronome or stream ports appeared: {ports}")
@@ -299,3 +302,75 @@ def test_file_mode_ab_switches_between_original_and_processed_at_the_same_positi
         np.testing.assert_array_equal(out[:, 1], out[:, 0])
     expected = np.concatenate([(b if i >= switch_at else a)[10 * i : 10 * i + 10, 0] for i in range(4)])
     np.testing.assert_array_equal(np.concatenate(got), expected)
+
+
+def test_the_stream_plays_in_a_separate_audio_process_that_takes_controls_and_swaps(window, qtbot, tmp_path, jack):
+    window.load_model(_lowpass(tmp_path, name="first"))
+    _on_jack(window)
+    assert window.start_stream(), window.banner.text()
+    host = window.audio_host
+    assert host is not None and host.alive and host.pid != os.getpid()
+    c = window.controls
+    c.bypass.setChecked(True)
+    c.wet.setValue(35)
+    c.gain.setValue(-3.0)
+    c.limiter.setChecked(False)
+    s = window.stream
+    assert s.remote("bypass") is True
+    assert s.remote("wet") == pytest.approx(0.35)
+    assert s.remote("gain_db") == pytest.approx(-3.0)
+    assert s.remote("limiter") is False
+    assert s.remote("model_name") == "first"
+    assert window.load_model(_lowpass(tmp_path, 6000, name="second"))
+    assert s.wait_swapped(5) and s.remote("model_name") == "second"
+    qtbot.waitUntil(lambda: window.stream.stats()["blocks"] > 50, timeout=10000)  # it plays there
+
+
+def test_the_denoiser_strength_reaches_the_model_playing_in_the_audio_process(window, tmp_path, jack):
+    denoiser = pytest.importorskip("rtconv.denoiser")
+    path = rtconv.save(denoiser.ConvDenoiser(window=16, hop=8, channels=4, blocks=1), tmp_path / "d.safetensors",
+                       sample_rate=48000, task="denoise")
+    window.load_model(path)
+    _on_jack(window)
+    assert window.start_stream(), window.banner.text()
+    window.controls.limit_on.setChecked(True)
+    window.controls.limit_db.setValue(9)
+    assert window.stream.remote("attenuation_limit_db") == 9.0
+    window.controls.limit_on.setChecked(False)
+    assert window.stream.remote("attenuation_limit_db") is None
+
+
+def test_an_audio_process_that_dies_is_reported_and_the_stream_stops(window, tmp_path, jack):
+    import signal
+
+    window.load_model(_lowpass(tmp_path))
+    _on_jack(window)
+    assert window.start_stream(), window.banner.text()
+    os.kill(window.audio_host.pid, signal.SIGKILL)
+    window.audio_host._proc.join(5)
+    window._tick_text()
+    assert window.banner.text().startswith("audio stopped: the audio process stopped")
+    assert window.stream is None and window.audio.start_button.text() == "Start"
+    assert window.start_stream(), window.banner.text()  # a new audio process starts
+    assert window.audio_host.alive
+
+
+def test_audio_can_still_run_in_the_gui_process(qtbot, tmp_path, metronome):
+    from PyQt6 import QtCore
+
+    from gui.window import MainWindow
+    from rtconv.live import LiveStream
+
+    win = MainWindow(QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.Format.IniFormat),
+                     audio_process=False)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        win.load_model(_lowpass(tmp_path))
+        _on_jack(win)
+        assert win.start_stream(), win.banner.text()
+        assert isinstance(win.stream, LiveStream) and win.audio_host is None
+        metronome()
+        qtbot.waitUntil(lambda: win.meters.meter_in.peak_db > -40 or (win._tick() and False), timeout=10000)
+    finally:
+        win.shutdown()

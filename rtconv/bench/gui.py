@@ -7,6 +7,10 @@ server with the dummy backend, in alternating rounds:
 * ``GUI``    - the same stream inside the rtconv window with every live plot
   drawing (spectra, spectrograms, meters at ~30 fps, text at 1 Hz).
 
+The stream runs where ``rtconv gui`` runs it, in the window's audio process
+(:mod:`rtconv.live.host`); ``--audio inprocess`` runs it in the GUI's own
+process instead, to measure what that separation buys.
+
 For each round it prints overflows and underflows (from the processor's
 stats, counted during that round), the block-time median/p99 against the
 budget, the main (GUI) thread's CPU use and the whole process's CPU use,
@@ -38,6 +42,9 @@ def configure(parser) -> None:
     parser.add_argument("--tab", choices=("live", "kernels", "file"), default="live",
                         help="tab shown in the GUI rounds: live draws every plot, the others only the meters "
                              "(default: %(default)s)")
+    parser.add_argument("--audio", choices=("process", "inprocess"), default="process",
+                        help="where the stream runs: the GUI's audio process (as `rtconv gui` does) or the GUI's "
+                             "own process, for comparison (default: %(default)s)")
     parser.add_argument("--fixed-fps", action="store_true",
                         help="keep the display at 30 fps even while audio drops out (default: back off)")
 
@@ -64,12 +71,20 @@ def _start_jackd(rate: int, period: int):
     if _jack_running():
         return None
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
-    proc = subprocess.Popen(
-        ["jackd", "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent,
-    )
-    subprocess.run(["jack_wait", "-w", "-t", "10"], capture_output=True)
-    return proc
+    # realtime scheduling where allowed, as a desktop's audio server has it (and as
+    # `rtconv bench live` runs): the clients' audio threads then get it too
+    for rt in (["-R", "-P", "70"], ["--no-realtime"]):
+        proc = subprocess.Popen(
+            ["jackd", *rt, "-d", "dummy", "-r", str(rate), "-p", str(period)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent,
+        )
+        r = subprocess.run(["jack_wait", "-w", "-t", "10"], capture_output=True)
+        if r.returncode == 0 and proc.poll() is None:
+            proc.realtime = rt[0] == "-R"
+            return proc
+        proc.kill()
+        proc.wait()
+    raise RuntimeError("jackd did not start (dummy backend)")
 
 
 def _counts(stats: dict) -> tuple[int, int]:
@@ -82,6 +97,16 @@ def _block_times(stats: dict) -> str:
     return f"{b['median']:.3f} / {b['p99']:.3f} of {b['budget']:.3f}"
 
 
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def run(args) -> int:
     from PyQt6 import QtCore, QtWidgets
 
@@ -91,6 +116,7 @@ def run(args) -> int:
     default_interval = sys.getswitchinterval()
     jack = _start_jackd(args.samplerate, args.period)
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["rtconv-bench"])
+    app.setApplicationName("rtconv-bench")  # kept alive (and named) for the whole soak
     tmp = tempfile.TemporaryDirectory()  # the user's own GUI settings stay untouched
     settings = QtCore.QSettings(os.path.join(tmp.name, "bench.ini"), QtCore.QSettings.Format.IniFormat)
     win = None
@@ -100,7 +126,7 @@ def run(args) -> int:
 
         path = args.model or engine.default_model_path()
         model = rtconv.load(path)
-        win = MainWindow(settings)
+        win = MainWindow(settings, audio_process=args.audio == "process")
         win.set_model(model, str(path))
         win.spectrum.adaptive.setChecked(not args.fixed_fps)
         choice = win.audio.choice()
@@ -111,7 +137,8 @@ def run(args) -> int:
             print(f"cannot start the stream: {win.last_message[0]}")
             return 1
         print(f"model {win._model_name(model)} ({path}), {args.samplerate} Hz, {args.block_size}-sample blocks, "
-              f"host API {jack_api!r}, {args.seconds:g} s per round, GIL switch interval "
+              f"host API {jack_api!r}, jackd {'realtime' if getattr(jack, 'realtime', False) else 'not realtime or not ours'}, "
+              f"{args.seconds:g} s per round, GIL switch interval "
               f"{sys.getswitchinterval() * 1e3:g} ms while streaming (Python default {default_interval * 1e3:g} ms), "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, display "
               f"{'fixed at 30 fps' if args.fixed_fps else '30 fps, backing off on dropouts'}, {args.tab} tab shown")
@@ -125,6 +152,7 @@ def run(args) -> int:
                 win.hide()
             win.frames = 0
             t0, c0, p0 = time.monotonic(), time.thread_time(), time.process_time()
+            a0 = _cpu_seconds(win.audio_host.pid) if win.audio_host is not None else 0.0
             if with_gui:
                 loop = QtCore.QEventLoop()
                 QtCore.QTimer.singleShot(int(1000 * args.seconds), loop.quit)
@@ -134,6 +162,7 @@ def run(args) -> int:
             wall = time.monotonic() - t0
             gui_cpu = time.thread_time() - c0
             proc_cpu = time.process_time() - p0
+            audio_cpu = (_cpu_seconds(win.audio_host.pid) - a0) if win.audio_host is not None else 0.0
             s = win.stream.stats()
             after = _counts(s)
             return {
@@ -143,24 +172,27 @@ def run(args) -> int:
                 "blocks": _block_times(s),
                 "gui_cpu": 100 * gui_cpu / wall,
                 "proc_cpu": 100 * proc_cpu / wall,
+                "audio_cpu": 100 * audio_cpu / wall,
                 "fps": win.frames / wall,
             }
 
         soak(False)  # warm-up: first blocks, JIT, caches
         print(f"{'condition':10} {'overflows':>9} {'underflows':>10} {'block ms median / p99 of budget':>32} "
-              f"{'GUI thread CPU':>14} {'process CPU':>11} {'display fps':>11}", flush=True)
+              f"{'GUI thread CPU':>14} {'process CPU':>11} {'audio proc CPU':>14} {'display fps':>11}", flush=True)
         for _ in range(args.rounds):
             for gui in (False, True):
                 r = soak(gui)
                 rows.append(r)
                 print(f"{'GUI' if r['gui'] else 'no GUI':10} {r['overflows']:9d} {r['underflows']:10d} "
-                      f"{r['blocks']:>32} {r['gui_cpu']:13.1f}% {r['proc_cpu']:10.1f}% {r['fps']:11.1f}", flush=True)
+                      f"{r['blocks']:>32} {r['gui_cpu']:13.1f}% {r['proc_cpu']:10.1f}% {r['audio_cpu']:13.1f}% "
+                      f"{r['fps']:11.1f}", flush=True)
         for cond in (False, True):
             sel = [r for r in rows if r["gui"] is cond]
             print(f"total {'GUI' if cond else 'no GUI':7}: overflows {sum(r['overflows'] for r in sel)}, "
                   f"underflows {sum(r['underflows'] for r in sel)}, process CPU "
                   f"{sum(r['proc_cpu'] for r in sel) / len(sel):.1f}% of one core, GUI thread "
-                  f"{sum(r['gui_cpu'] for r in sel) / len(sel):.1f}%", flush=True)
+                  f"{sum(r['gui_cpu'] for r in sel) / len(sel):.1f}%, audio process "
+                  f"{sum(r['audio_cpu'] for r in sel) / len(sel):.1f}%", flush=True)
     finally:
         if win is not None:
             win.shutdown()

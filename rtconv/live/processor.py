@@ -233,6 +233,20 @@ class LiveProcessor:
             self._seq += 1
             self._pending = (self._seq, chain)
 
+    def adopt_pending(self) -> None:
+        """Take a requested swap now, without a crossfade.
+
+        For a processor that does not play: when the stream runs in an audio
+        process (:mod:`rtconv.live.host`), the copy there crossfades, and
+        this one only has to show the same model.
+        """
+        pend = self._pending
+        if pend is not None and pend[0] > self._taken:
+            self._taken = pend[0]
+            self._chain = pend[1]
+            self._fade = None
+            self.swaps += 1
+
     def wait_swapped(self, timeout: float = 5.0) -> bool:
         """Block (in a non-audio thread) until a requested swap took effect."""
         end = time.monotonic() + timeout
@@ -347,7 +361,7 @@ class LiveProcessor:
 
     def _delayed(self, delay: int, n: int) -> np.ndarray:
         ring = self._dry
-        w = ring._w  # noqa: SLF001 - same thread as the writer
+        w = ring.written
         idx = np.arange(w - n - delay, w - delay) % ring.capacity
         d = ring._buf[idx]
         if w - delay - n < 0:
@@ -391,6 +405,29 @@ class LiveProcessor:
             "in_clip": bool(clip[0]),
             "out_limited": bool(clip[1]),
         }
+
+    @property
+    def shared_nbytes(self) -> int:
+        """Bytes :meth:`share` needs: display ring, meters and clip counters."""
+        return self.display_ring.nbytes + self._meter.nbytes + self._clips.nbytes
+
+    def share(self, memory) -> None:
+        """Keep what displays read (display ring, meters, clips) in ``memory``.
+
+        ``memory`` is a writable buffer of :attr:`shared_nbytes`, e.g. a
+        :class:`multiprocessing.shared_memory.SharedMemory`'s ``buf``.  The
+        audio process and the GUI's process each call this on their own
+        processor with the same block, so :meth:`read_display` and
+        :meth:`meters` in one show what the other plays.
+        """
+        mem = memoryview(memory)
+        a = self.display_ring.nbytes
+        b = a + self._meter.nbytes
+        self.display_ring.share(mem[:a])
+        meter = np.frombuffer(mem[a:b], np.float64).reshape(self._meter.shape)
+        clips = np.frombuffer(mem[b : b + self._clips.nbytes], np.int64)
+        meter[:], clips[:] = self._meter, self._clips
+        self._meter, self._clips = meter, clips
 
     def read_display(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The most recent ``n`` frames of input and output, each ``(n, channels)``."""

@@ -96,29 +96,46 @@ class DisplayRing:
     """Overwriting ring of the most recent ``(frames, channels)`` audio.
 
     The audio thread calls :meth:`write`; any other thread calls
-    :meth:`read_latest`, which copies and never blocks the writer.
+    :meth:`read_latest`, which copies and never blocks the writer.  The
+    samples and the write count live in two arrays that :meth:`share` can
+    move into shared memory, so a reader may sit in another process (the
+    GUI's, see :mod:`rtconv.live.host`).
     """
 
     def __init__(self, capacity: int, channels: int) -> None:
         self.capacity = int(capacity)
         self.channels = int(channels)
         self._buf = np.zeros((self.capacity, self.channels), np.float32)
-        self._w = 0
+        self._count = np.zeros(1, np.int64)  # frames ever written
         self._seen = 0  # reader's position, for counting frames it never saw
         self.dropped = 0
 
     @property
+    def nbytes(self) -> int:
+        """Bytes :meth:`share` needs: the samples and the 8-byte count."""
+        return self._buf.nbytes + 8
+
+    def share(self, memory) -> None:
+        """Keep samples and count in ``memory`` (a writable buffer of :attr:`nbytes`), content carried over."""
+        count = np.frombuffer(memory, np.int64, 1, 0)
+        buf = np.frombuffer(memory, np.float32, self._buf.size, 8).reshape(self._buf.shape)
+        buf[:] = self._buf
+        count[0] = self._count[0]
+        self._buf, self._count = buf, count
+
+    @property
     def written(self) -> int:
         """Frames ever written."""
-        return self._w
+        return int(self._count[0])
 
     def write(self, *parts: np.ndarray) -> None:
         n = parts[0].shape[0]
+        w = int(self._count[0])
         if n > self.capacity:  # only the tail can be kept
             parts = tuple(p[-self.capacity :] for p in parts)
-            self._w += n - self.capacity
+            w += n - self.capacity
             n = self.capacity
-        start = self._w % self.capacity
+        start = w % self.capacity
         first = min(n, self.capacity - start)
         col = 0
         for p in parts:
@@ -127,16 +144,16 @@ class DisplayRing:
             if first < n:
                 self._buf[: n - first, col : col + c] = p[first:]
             col += c
-        self._w += n
+        self._count[0] = w + n  # after the samples: a reader never sees a count ahead of them
 
     def read_latest(self, n: int) -> np.ndarray:
         """Copy of the most recent ``n`` frames (zeros before the stream began)."""
         n = max(0, min(int(n), self.capacity))
         for _ in range(3):
-            w = self._w
+            w = self.written
             idx = (np.arange(w - n, w) % self.capacity)
             out = self._buf[idx]
-            if self._w - w <= self.capacity - n:  # the writer did not lap the copy
+            if self.written - w <= self.capacity - n:  # the writer did not lap the copy
                 break
         else:  # pragma: no cover - only under extreme starvation of the reader
             self.dropped += n
