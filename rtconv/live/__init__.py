@@ -6,7 +6,9 @@ API map
     :func:`list_devices`, :func:`list_hostapis`, :func:`find_device`
     (``devices``); :class:`Recorder` (``recorder``); :class:`ModelWatcher`
     (``watcher``); :class:`RateBridge` (``resample``); the hand-off rings
-    :class:`FrameRing` and :class:`DisplayRing` (``rings``).
+    :class:`FrameRing` and :class:`DisplayRing` (``rings``); the GUI's
+    audio process :class:`host.AudioHost` / :class:`host.RemoteStream`
+    (``host``, imported on demand).
 
 The real-time contract
     The audio callback copies, computes and returns.  It never blocks on a
@@ -44,7 +46,9 @@ Where the model runs (measured, hence the default)
     worker (3 blocks of safety, 8 ms more latency), and with a Python
     thread holding the GIL 25% of the time 1302 against 1075 plus 254
     worker underruns.  Python work elsewhere in the process is the real
-    threat to dropouts: GUIs must keep their timer slots short.
+    threat to dropouts, which is why the GUI runs its streams in a separate
+    audio process (:mod:`rtconv.live.host`: 15 dropouts with the window open
+    against 433 in-process, ``rtconv bench gui``).
 
 Nothing here imports sounddevice at import time.
 """
