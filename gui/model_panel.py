@@ -8,6 +8,7 @@ model on failure); this widget only asks for it with :attr:`load_requested`.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from PyQt6 import QtCore, QtWidgets
@@ -26,6 +27,32 @@ _FIELDS = (
     ("receptive_field", "Receptive field"),
     ("file", "File"),
 )
+
+
+_HEADLINE = ("improvement_db", "mse_reduction", "examples")
+
+
+def _headlines(value, path: tuple = ()) -> list[str]:
+    """The headline numbers of a nested metrics dict (improvements, example counts).
+
+    Per-group breakdowns (``per_*`` dicts, bucket lists) stay in the tooltip.
+    """
+    out = []
+    for k, v in value.items():
+        if isinstance(v, dict):
+            if not str(k).startswith("per_"):
+                out += _headlines(v, path + (str(k),))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and str(k).endswith(_HEADLINE):
+            where = [p for p in path if p != "outputs"]
+            out.append(" ".join(where[-1:] + [str(k)]) + f" {_fmt_metric(v)}")
+    return out
+
+
+def _metric_line(key: str, value) -> str:
+    if isinstance(value, dict):
+        heads = _headlines(value)
+        return f"{key}: " + (", ".join(heads) if heads else f"{len(value)} entries (tooltip)")
+    return f"{key}: {_fmt_metric(value)}"
 
 
 def _fmt_metric(value) -> str:
@@ -125,9 +152,9 @@ class ModelPanel(QtWidgets.QGroupBox):
         self.values["name"].setToolTip(d["description"])
         self.values["file"].setToolTip(str(path or ""))
         metrics = d["metrics"]
-        self.metrics.setText(
-            "\n".join(f"{k}: {_fmt_metric(v)}" for k, v in metrics.items()) if metrics else "none in the card"
-        )
+        # nested test reports as their headline numbers; everything in the tooltip
+        self.metrics.setText("\n".join(_metric_line(k, v) for k, v in metrics.items()) if metrics else "none in the card")
+        self.metrics.setToolTip(json.dumps(metrics, indent=1, default=str)[:4000] if metrics else "")
         if path:
             self.refresh_list(select=path)
 

@@ -70,6 +70,18 @@ def test_loading_a_checkpoint_fills_the_model_card(window, mimo_path):
     assert panel.field("file") == "mimo.safetensors"
 
 
+def test_a_nested_test_report_shows_its_headline_numbers_and_keeps_the_rest_in_the_tooltip(window, tmp_path):
+    report = {"examples": 40, "outputs": {"speech": {"si_sdr_improvement_db": 3.25, "input_snr_db": 1.0,
+                                                     "buckets": [{"bucket": "< 0 dB", "count": 3}],
+                                                     "per_noise": {"hum": {"si_sdr_improvement_db": -9.5}}}}}
+    path = _save(rtconv.MimoCNN(taps=[3], features=[1, 1]), tmp_path / "r.safetensors", metrics={"test": report})
+    assert window.load_model(path)
+    text = window.model_panel.field("metrics")
+    assert text == "test: examples 40, speech si_sdr_improvement_db 3.25"
+    tip = window.model_panel.metrics.toolTip()
+    assert "per_noise" in tip and "-9.5" in tip and "buckets" in tip
+
+
 def test_stems_equal_the_checkpoint_taps_in_impulse_response_order(window, mimo_path):
     window.load_model(mimo_path)
     kernels = [layer.kernel for layer in rtconv.load(mimo_path).conv_layers()]
