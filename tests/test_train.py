@@ -279,3 +279,10 @@ def test_cli_builds_any_architecture_by_name_with_its_arguments(argv, arch, tmp_
     x = np.random.default_rng(1).standard_normal((100, 1)).astype(np.float32)
     with torch.no_grad():
         _streams_like_offline(model, x, 7)
+
+
+def test_spectral_convergence_is_zero_for_a_match_one_for_silence_and_scale_sensitive():
+    t = torch.randn(2, 1, 4096)
+    assert float(losses.spectral_convergence(t, t)) == pytest.approx(0.0, abs=1e-6)
+    assert float(losses.spectral_convergence(torch.zeros_like(t), t)) == pytest.approx(1.0, abs=1e-3)
+    assert float(losses.spectral_convergence(0.5 * t, t)) == pytest.approx(0.5, abs=1e-3)

@@ -4,7 +4,10 @@
 magnitude, as in Parallel WaveGAN / Demucs) compares what the ear hears
 more closely: spectral convergence plus log-magnitude L1 at three
 resolutions; ``si_sdr`` is minus the scale-invariant SDR in dB (higher SDR
--> lower loss); ``l1+stft`` adds the two.
+-> lower loss); ``l1+stft`` adds the two; ``si_sdr+sc`` adds to SI-SDR ten
+times the multi-resolution spectral convergence, a linear-magnitude term
+that keeps rewarding suppression of noise-only time-frequency regions
+(unlike log magnitudes, it does not chase digital silence to the clamp).
 
 Use :func:`get_loss` to look one up by name.
 """
@@ -18,7 +21,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 
-__all__ = ["LOSSES", "get_loss", "l1", "mse", "multi_resolution_stft", "si_sdr_loss"]
+__all__ = ["LOSSES", "get_loss", "l1", "mse", "multi_resolution_stft", "si_sdr_loss", "spectral_convergence"]
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -72,6 +75,27 @@ def si_sdr_loss(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -10.0 * torch.log10(ratio + 1e-8).mean()
 
 
+def spectral_convergence(
+    estimate: torch.Tensor,
+    target: torch.Tensor,
+    resolutions: Sequence[tuple[int, int]] = ((512, 128), (1024, 256), (256, 64)),
+) -> torch.Tensor:
+    """``||T| - |E||_F / ||T||_F`` of STFT magnitudes, averaged over resolutions."""
+    n = estimate.shape[-1]
+    total = estimate.new_zeros(())
+    for fft, hop in resolutions:
+        while fft > n and fft > 8:
+            fft, hop = fft // 2, max(1, hop // 2)
+        window = torch.hann_window(fft, device=estimate.device, dtype=estimate.dtype)
+        e, t = _stft_mag(estimate, fft, hop, window), _stft_mag(target, fft, hop, window)
+        total = total + torch.linalg.norm(t - e) / torch.linalg.norm(t).clamp_min(1e-7)
+    return total / len(resolutions)
+
+
+def _si_sdr_sc(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return si_sdr_loss(estimate, target) + 10.0 * spectral_convergence(estimate, target)
+
+
 def _l1_stft(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return l1(estimate, target) + multi_resolution_stft(estimate, target)
 
@@ -82,6 +106,7 @@ LOSSES: dict[str, Loss] = {
     "stft": multi_resolution_stft,
     "si_sdr": si_sdr_loss,
     "l1+stft": _l1_stft,
+    "si_sdr+sc": _si_sdr_sc,
 }
 
 
