@@ -286,3 +286,4 @@ def test_spectral_convergence_is_zero_for_a_match_one_for_silence_and_scale_sens
     assert float(losses.spectral_convergence(t, t)) == pytest.approx(0.0, abs=1e-6)
     assert float(losses.spectral_convergence(torch.zeros_like(t), t)) == pytest.approx(1.0, abs=1e-3)
     assert float(losses.spectral_convergence(0.5 * t, t)) == pytest.approx(0.5, abs=1e-3)
+
