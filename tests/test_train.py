@@ -287,3 +287,21 @@ def test_spectral_convergence_is_zero_for_a_match_one_for_silence_and_scale_sens
     assert float(losses.spectral_convergence(torch.zeros_like(t), t)) == pytest.approx(1.0, abs=1e-3)
     assert float(losses.spectral_convergence(0.5 * t, t)) == pytest.approx(0.5, abs=1e-3)
 
+
+
+
+def test_resuming_with_another_loss_keeps_epochs_that_beat_the_resumed_weights(tmp_path):
+    # multi-resolution STFT losses (~5 here) sit far above MSE values (~0.6): compared with the
+    # old MSE history no STFT epoch could ever look better, and the resumed weights came back unchanged
+    out = tmp_path / "s.safetensors"
+    opts = {"train_examples": 32, "val_examples": 8, "test_examples": 8}
+    first = _quiet_train(TrainConfig(task="sines", task_options=opts, epochs=2, loss="mse", lr=0.01,
+                                     out=str(out), progress=False))
+    before = rtconv.load(out).kernel.copy()
+    out2 = tmp_path / "s2.safetensors"
+    r = _quiet_train(TrainConfig(task="sines", task_options=opts, epochs=3, resume=str(out), loss="stft",
+                                 lr=0.01, out=str(out2), progress=False))
+    assert min(r.history["val_loss"][2:]) > min(first.history["val_loss"])  # the trap is set
+    assert r.metrics["best_epoch"] > 2
+    assert r.metrics["val_loss"] == min(r.history["val_loss"][2:])
+    assert not np.allclose(rtconv.load(out2).kernel, before)

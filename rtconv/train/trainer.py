@@ -21,7 +21,10 @@ output samples of every example are a warm-up that streaming never shows
 end for non-causal models).
 
 Resume: ``resume=PATH`` starts from a checkpoint's weights and continues its
-epoch count and loss history (optimizer moments restart from zero).
+epoch count and loss history (optimizer moments restart from zero).  An
+epoch is kept as best only if it beats the resumed weights' validation loss
+measured at the start on this run's split and loss, so a different loss or
+seed cannot make every new epoch look worse than the old run's numbers.
 """
 
 from __future__ import annotations
@@ -391,9 +394,13 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     opt = _make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     start = len(history["train_loss"])
     sched = _make_schedule(cfg, opt, cfg.epochs)
-    best = min(history["val_loss"]) if history["val_loss"] else math.inf
+    best, best_epoch = math.inf, 0
+    if cfg.resume:
+        # the bar to beat is the resumed weights on *this* run's validation set and loss: the
+        # old history's values may come from another loss or another split, not comparable
+        best, best_epoch = _val_loss(model, val_loader, loss_fn, device, trim), start
+        log(f"resumed after epoch {start}: val {best:.5g} on this run's validation set ({cfg.loss})")
     best_state = copy.deepcopy(model.state_dict())
-    best_epoch = int(np.argmin(history["val_loss"])) + 1 if history["val_loss"] else 0
     stale = 0
     for epoch in range(start, start + cfg.epochs):
         te = time.perf_counter()
