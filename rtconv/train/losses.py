@@ -42,27 +42,38 @@ def _stft_mag(x: torch.Tensor, fft: int, hop: int, window: torch.Tensor) -> torc
     return spec.abs().clamp_min(1e-7)
 
 
-def multi_resolution_stft(
-    estimate: torch.Tensor,
-    target: torch.Tensor,
-    resolutions: Sequence[tuple[int, int]] = ((512, 128), (1024, 256), (256, 64)),
-) -> torch.Tensor:
-    """Spectral convergence + log-magnitude L1, averaged over STFT resolutions.
+_RESOLUTIONS = ((512, 128), (1024, 256), (256, 64))
 
-    ``resolutions`` are ``(fft_size, hop)`` pairs in samples; sizes longer
-    than the signal are halved until they fit.
-    """
+
+def _magnitudes(estimate: torch.Tensor, target: torch.Tensor, resolutions: Sequence[tuple[int, int]]):
+    """STFT magnitude pairs ``(|E|, |T|)`` per ``(fft_size, hop)``; sizes longer than the signal are halved until they fit."""
     n = estimate.shape[-1]
-    total = estimate.new_zeros(())
     for fft, hop in resolutions:
         while fft > n and fft > 8:
             fft, hop = fft // 2, max(1, hop // 2)
         window = torch.hann_window(fft, device=estimate.device, dtype=estimate.dtype)
-        e, t = _stft_mag(estimate, fft, hop, window), _stft_mag(target, fft, hop, window)
-        sc = torch.linalg.norm(t - e) / torch.linalg.norm(t).clamp_min(1e-7)
-        mag = F.l1_loss(torch.log(e), torch.log(t))
-        total = total + sc + mag
-    return total / len(resolutions)
+        yield _stft_mag(estimate, fft, hop, window), _stft_mag(target, fft, hop, window)
+
+
+def _convergence(e: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.norm(t - e) / torch.linalg.norm(t).clamp_min(1e-7)
+
+
+def multi_resolution_stft(
+    estimate: torch.Tensor, target: torch.Tensor, resolutions: Sequence[tuple[int, int]] = _RESOLUTIONS,
+) -> torch.Tensor:
+    """Spectral convergence + log-magnitude L1, averaged over STFT resolutions (``(fft_size, hop)`` pairs)."""
+    terms = [_convergence(e, t) + F.l1_loss(torch.log(e), torch.log(t))
+             for e, t in _magnitudes(estimate, target, resolutions)]
+    return sum(terms) / len(terms)
+
+
+def spectral_convergence(
+    estimate: torch.Tensor, target: torch.Tensor, resolutions: Sequence[tuple[int, int]] = _RESOLUTIONS,
+) -> torch.Tensor:
+    """``||T| - |E||_F / ||T||_F`` of STFT magnitudes, averaged over resolutions."""
+    terms = [_convergence(e, t) for e, t in _magnitudes(estimate, target, resolutions)]
+    return sum(terms) / len(terms)
 
 
 def si_sdr_loss(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -73,23 +84,6 @@ def si_sdr_loss(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     proj = alpha * t
     ratio = proj.pow(2).sum(-1) / ((proj - e).pow(2).sum(-1) + 1e-8)
     return -10.0 * torch.log10(ratio + 1e-8).mean()
-
-
-def spectral_convergence(
-    estimate: torch.Tensor,
-    target: torch.Tensor,
-    resolutions: Sequence[tuple[int, int]] = ((512, 128), (1024, 256), (256, 64)),
-) -> torch.Tensor:
-    """``||T| - |E||_F / ||T||_F`` of STFT magnitudes, averaged over resolutions."""
-    n = estimate.shape[-1]
-    total = estimate.new_zeros(())
-    for fft, hop in resolutions:
-        while fft > n and fft > 8:
-            fft, hop = fft // 2, max(1, hop // 2)
-        window = torch.hann_window(fft, device=estimate.device, dtype=estimate.dtype)
-        e, t = _stft_mag(estimate, fft, hop, window), _stft_mag(target, fft, hop, window)
-        total = total + torch.linalg.norm(t - e) / torch.linalg.norm(t).clamp_min(1e-7)
-    return total / len(resolutions)
 
 
 def _si_sdr_sc(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
