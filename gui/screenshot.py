@@ -30,7 +30,6 @@ def main(argv=None) -> int:
     from rtconv.live.jackd import Loopback, jack_server, wait_for
 
     from .app import build_window, save_screenshot
-    from .window import MainWindow  # noqa: F401 - Qt app first, then widgets
 
     audio, rate = sf.read(args.recording, dtype="float32", always_2d=True)
     with jack_server(int(rate), 128) as server:

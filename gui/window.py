@@ -41,6 +41,11 @@ FPS = 30
 DISPLAY_SAMPLES = 4096
 
 
+def _xruns(stats: dict) -> int:
+    """Dropouts a stream's stats count: device overflows and underflows, worker underruns."""
+    return stats["input_overflows"] + stats["output_underflows"] + stats.get("worker_underruns", 0)
+
+
 class MainWindow(QtWidgets.QMainWindow):
     """The desktop app's window.
 
@@ -200,7 +205,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.stream is not None:
             try:
                 self.processor.request_swap(model)  # validates it here
-                if hasattr(self.stream, "request_swap"):  # the stream plays in the audio process
+                if self.audio_host is not None:  # the stream plays in the audio process
                     self.stream.request_swap(model)
                     self.processor.adopt_pending()
             except RtconvError as e:
@@ -270,7 +275,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _apply_controls(self) -> None:
         self.controls.apply(self.processor)
-        if self.stream is not None and hasattr(self.stream, "push_controls"):
+        if self.stream is not None and self.audio_host is not None:
             try:
                 self.stream.push_controls()
             except RtconvError as e:
@@ -309,8 +314,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return False, str(e)
         self.stream = stream
         self._stream_choice = dict(choice)
-        st = stream.stats()  # a reused processor keeps counting: back off only on new dropouts
-        self._xruns_seen = st["input_overflows"] + st["output_underflows"] + st.get("worker_underruns", 0)
+        self._xruns_seen = _xruns(stream.stats())  # a reused processor keeps counting: back off only on new ones
         rate = int(choice["samplerate"])
         self.spectrum.set_samplerate(rate)
         self.spectrogram.set_samplerate(rate, FPS)
@@ -355,7 +359,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """
         if stats is None:
             return
-        xruns = stats["input_overflows"] + stats["output_underflows"] + stats.get("worker_underruns", 0)
+        xruns = _xruns(stats)
         target = float(self.spectrum.fps.value())
         if not self.spectrum.adaptive.isChecked():
             rate = target

@@ -274,7 +274,6 @@ class _BlockFFTConv(_Cell):
         self.h = dense.numpy()  # impulse-response order: h[..., j] meets x[t - j]
         self.b = None if bias is None else bias.numpy().reshape(G, 1)
         self.mono = Fi == 1 and G == 1
-        self.dtype = weight_ir.dtype
         self.cdtype = np.complex64 if weight_ir.dtype == torch.float32 else np.complex128
         self.spectra: dict[int, np.ndarray] = {}
         self.hist = _History(batch, Fi, span, weight_ir.dtype)
@@ -418,10 +417,10 @@ def plan_conv(layer: MimoConv1d, block: int = 128) -> tuple[str, int]:
     def direct_ns(taps: int) -> float:
         return per_mac * FG * taps * (1 + block * taps / 1.9e6)
 
-    direct = direct_ns(layer.taps) + 8000 / block
-    best = ("direct", 0, direct)
     if keff == 1:
         return "direct", 0
+    direct = direct_ns(layer.taps) + 8000 / block
+    best = ("direct", 0, direct)
     n = sp_fft.next_fast_len(block + keff - 1, real=True)
     whole = ((Fi + G) * (5000 + 0.33 * n * np.log2(n)) + FG * n / 2 + 17_000) / block
     if whole < direct / 1.25:

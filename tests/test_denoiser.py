@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-import rtconv
 from rtconv import ConfigError, Streamer, checkpoint
 from rtconv.denoiser import ConvDenoiser, limit_to_floor
 from rtconv.layers import MimoConv1d

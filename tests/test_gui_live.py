@@ -40,7 +40,7 @@ def jack():
     proc = None
     if not _jack_up():
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
-        from rtconv.bench.gui import _die_with_parent  # no orphaned server if pytest aborts
+        from rtconv.live.jackd import _die_with_parent  # no orphaned server if pytest aborts
 
         proc = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,

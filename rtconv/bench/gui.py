@@ -17,14 +17,13 @@ budget, the main (GUI) thread's CPU use and the whole process's CPU use,
 both as a percentage of one core, and the display frame rate.  Rounds
 alternate so both conditions see the same machine load.
 
-jackd is started here (``--no-realtime -d dummy``) unless one is running.
+Its own jackd (``-d dummy``, realtime scheduling where allowed) is started
+and stopped here (:func:`rtconv.live.jackd.jack_server`).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,43 +49,6 @@ def configure(parser) -> None:
 
 
 
-def _jack_running() -> bool:
-    return shutil.which("jack_lsp") is not None and subprocess.run(
-        ["jack_lsp"], capture_output=True, env=dict(os.environ, JACK_NO_START_SERVER="1")
-    ).returncode == 0
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the bench dies, even by abort (no orphaned jackd)."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:  # not Linux: the finally clause still stops it on a normal exit
-        pass
-
-
-def _start_jackd(rate: int, period: int):
-    if _jack_running():
-        return None
-    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
-    # realtime scheduling where allowed, as a desktop's audio server has it (and as
-    # `rtconv bench live` runs): the clients' audio threads then get it too
-    for rt in (["-R", "-P", "70"], ["--no-realtime"]):
-        proc = subprocess.Popen(
-            ["jackd", *rt, "-d", "dummy", "-r", str(rate), "-p", str(period)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent,
-        )
-        r = subprocess.run(["jack_wait", "-w", "-t", "10"], capture_output=True)
-        if r.returncode == 0 and proc.poll() is None:
-            proc.realtime = rt[0] == "-R"
-            return proc
-        proc.kill()
-        proc.wait()
-    raise RuntimeError("jackd did not start (dummy backend)")
-
-
 def _counts(stats: dict) -> tuple[int, int]:
     under = stats["output_underflows"] + stats.get("worker_underruns", 0)
     return int(stats["input_overflows"]), int(under)
@@ -108,13 +70,22 @@ def _cpu_seconds(pid: int | None) -> float:
 
 
 def run(args) -> int:
+    from rtconv.live.jackd import jack_server
+
+    # its own dummy-backend jackd, realtime where allowed (as a desktop's audio server and
+    # `rtconv bench live` run): the clients' audio threads then get realtime scheduling too;
+    # on leaving, PortAudio lets go of it before it stops
+    with jack_server(args.samplerate, args.period) as jack:
+        return _soak(args, jack)
+
+
+def _soak(args, jack) -> int:
     from PyQt6 import QtCore, QtWidgets
 
     from gui import engine
     from gui.window import MainWindow
 
     default_interval = sys.getswitchinterval()
-    jack = _start_jackd(args.samplerate, args.period)
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["rtconv-bench"])
     app.setApplicationName("rtconv-bench")  # kept alive (and named) for the whole soak
     tmp = tempfile.TemporaryDirectory()  # the user's own GUI settings stay untouched
@@ -137,7 +108,7 @@ def run(args) -> int:
             print(f"cannot start the stream: {win.last_message[0]}")
             return 1
         print(f"model {win._model_name(model)} ({path}), {args.samplerate} Hz, {args.block_size}-sample blocks, "
-              f"host API {jack_api!r}, jackd {'realtime' if getattr(jack, 'realtime', False) else 'not realtime or not ours'}, "
+              f"host API {jack_api!r}, jackd {'realtime' if jack.realtime else 'not realtime'}, "
               f"{args.seconds:g} s per round, GIL switch interval "
               f"{sys.getswitchinterval() * 1e3:g} ms while streaming (Python default {default_interval * 1e3:g} ms), "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, display "
@@ -197,14 +168,5 @@ def run(args) -> int:
         if win is not None:
             win.shutdown()
             win.close()
-        if jack is not None:
-            try:
-                import sounddevice as sd
-
-                sd._terminate()  # PortAudio must let go of JACK before the server stops
-            except Exception:  # noqa: BLE001
-                pass
-            jack.terminate()
-            jack.wait(10)
 
     return 0

@@ -59,6 +59,11 @@ def _busy(stop: threading.Event, duty: float) -> None:
             time.sleep(0.005 * (1 - duty) / duty)
 
 
+def _noise(rate: int, seconds: int = 5) -> np.ndarray:
+    """The soak's input: white noise at -26 dBFS RMS, looped by the player."""
+    return (np.random.default_rng(0).standard_normal(rate * seconds) * 0.05).astype(np.float32)
+
+
 def _baseline(server, args) -> dict:
     """The same duplex stream with a trivial Python callback: the dropouts the machine alone causes."""
     import sounddevice as sd
@@ -72,8 +77,7 @@ def _baseline(server, args) -> dict:
         n["blocks"] += 1
         outdata[:] = indata
 
-    noise = (np.random.default_rng(0).standard_normal(args.samplerate) * 0.05).astype(np.float32)
-    lb = Loopback(server, noise, 1.0, loop=True)
+    lb = Loopback(server, _noise(args.samplerate, 1), 1.0, loop=True)
     api = next(i for i, h in enumerate(sd.query_hostapis()) if "JACK" in h["name"])
     dev = sd.query_hostapis(api)["default_input_device"]
     try:
@@ -93,8 +97,7 @@ def _player(server_name: str, rate: int) -> None:
 
     from ..live.jackd import Loopback, wait_for
 
-    noise = (np.random.default_rng(0).standard_normal(rate * 5) * 0.05).astype(np.float32)
-    lb = Loopback(SimpleNamespace(name=server_name, samplerate=rate), noise, 1.0, loop=True)
+    lb = Loopback(SimpleNamespace(name=server_name, samplerate=rate), _noise(rate), 1.0, loop=True)
     wait_for(lambda: len(lb.player.get_ports("PortAudio.*", is_input=True, is_audio=True)) > 0, 20)
     lb.connect()
     lb.play()
@@ -140,11 +143,10 @@ def _measure(server, proc, mode, safety, args):
     measured = got - (lb.play_start + rate // 4)
     # 2) the soak, wet, with noise playing
     proc.bypass = False
-    noise = (np.random.default_rng(0).standard_normal(rate * 5) * 0.05).astype(np.float32)
     # The noise source is a JACK client in its own process by default: a Python JACK
     # callback in this process would compete with rtconv's audio callback for the
     # interpreter lock, which a real microphone never does.
-    lb = None if args.player == "process" else Loopback(server, noise, 1.0, loop=True)
+    lb = None if args.player == "process" else Loopback(server, _noise(rate), 1.0, loop=True)
     player = None
     stream = LiveStream(proc, hostapi="JACK", block_size=args.block_size, mode=mode, safety_blocks=safety, warn=None,
                         switch_interval=args.switch_interval, freeze_gc=args.freeze_gc)

@@ -39,6 +39,7 @@ from multiprocessing import shared_memory
 from typing import Any, Callable
 
 from ..errors import CheckpointError, ConfigError, DeviceError, RtconvError
+from .stream import stream_format
 
 __all__ = ["AudioHost", "RemoteStream"]
 
@@ -97,10 +98,9 @@ def _serve(conn) -> None:  # pragma: no cover - runs in the child (its effects a
             return
         for k, v in controls.items():
             setattr(proc, k, v)
-        for k, v in switches.items():
-            for m in (proc.model, getattr(proc, "_pending", None) and proc._pending[1].model):
-                if m is not None and hasattr(type(m), k):
-                    setattr(m, k, v)
+        for k, v in switches.items():  # a model swapped in arrives with its own value
+            if hasattr(type(proc.model), k):
+                setattr(proc.model, k, v)
 
     def op_get(name: str):
         proc = state["proc"]
@@ -115,9 +115,7 @@ def _serve(conn) -> None:  # pragma: no cover - runs in the child (its effects a
         if st is None:
             return {}
         s = st.stats()
-        s["active"] = st.active
         s["recording_paths"] = [str(p) for p in st.recording_paths]
-        s["swap_pending"] = state["proc"].swap_pending
         s["warnings"], state["warnings"][:] = list(state["warnings"]), []
         return s
 
@@ -129,7 +127,6 @@ def _serve(conn) -> None:  # pragma: no cover - runs in the child (its effects a
         "swap": lambda model: state["proc"].request_swap(model),
         "wait_swapped": lambda timeout: state["proc"].wait_swapped(timeout),
         "stop": stop,
-        "ping": lambda: os.getpid(),
     }
     while True:
         try:
@@ -236,13 +233,8 @@ class RemoteStream:
         self.processor = processor
         self.host = host
         self.warn = warn
-        self.samplerate = int(stream_kw.get("samplerate") or processor.samplerate)
-        self.channels = int(stream_kw.get("channels") or processor.channels)
-        if self.samplerate != processor.samplerate or self.channels != processor.channels:
-            raise ConfigError(
-                f"the stream runs {self.channels} channel(s) at {self.samplerate} Hz but the processor was "
-                f"built for {processor.channels} at {processor.samplerate} Hz; build them alike."
-            )
+        self.samplerate, self.channels = stream_format(processor, stream_kw.get("samplerate"),
+                                                       stream_kw.get("channels"))
         self.stream_kw = stream_kw
         self._open = False
         self._paths: list[str] = []

@@ -23,6 +23,17 @@ def _stderr(msg: str) -> None:
     print(f"rtconv live: warning: {msg}", file=sys.stderr, flush=True)
 
 
+def stream_format(processor, samplerate=None, channels=None) -> tuple[int, int]:
+    """The stream's rate and channel count (the processor's by default); they must be the processor's."""
+    rate, ch = int(samplerate or processor.samplerate), int(channels or processor.channels)
+    if rate != processor.samplerate or ch != processor.channels:
+        raise ConfigError(
+            f"the stream runs {ch} channel(s) at {rate} Hz but the processor was "
+            f"built for {processor.channels} at {processor.samplerate} Hz; build them alike."
+        )
+    return rate, ch
+
+
 class LiveStream:
     """Microphone -> processor -> speakers, as a PortAudio duplex stream.
 
@@ -76,13 +87,7 @@ class LiveStream:
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {mode!r}.")
         self.processor = processor
-        self.samplerate = int(samplerate or processor.samplerate)
-        self.channels = int(channels or processor.channels)
-        if self.samplerate != processor.samplerate or self.channels != processor.channels:
-            raise ConfigError(
-                f"the stream runs {self.channels} channel(s) at {self.samplerate} Hz but the processor was "
-                f"built for {processor.channels} at {processor.samplerate} Hz; build them alike."
-            )
+        self.samplerate, self.channels = stream_format(processor, samplerate, channels)
         self.block_size = int(block_size)
         self.hostapi = hostapi
         self.input_device, self.output_device = input_device, output_device
