@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -284,3 +286,18 @@ def test_rate_bridge_never_runs_dry_at_a_fixed_block_size(quality):
 def test_rate_bridge_refuses_an_unknown_quality():
     with pytest.raises(ConfigError, match=r"one of QQ, LQ, MQ, HQ, VHQ, got 'best'"):
         RateBridge(48000, 16000, 1, 128, "best")
+
+
+@pytest.mark.parametrize("kw, said", [({"samplerate": 44100}, "1 channel(s) at 44100 Hz"),
+                                      ({"channels": 2}, "2 channel(s) at 48000 Hz")])
+def test_a_stream_unlike_its_processor_is_refused_in_one_sentence_in_either_process(kw, said):
+    from rtconv.live import LiveStream
+    from rtconv.live.host import AudioHost, RemoteStream
+
+    p = LiveProcessor(_gain_fir(1.0, RATE), RATE, 1, 64, realtime_check=False)
+    host = AudioHost()  # never started: the check comes first
+    for make in (lambda: LiveStream(p, **kw), lambda: RemoteStream(p, host, **kw)):
+        with pytest.raises(ConfigError, match=rf"^the stream runs {re.escape(said)} but the processor was built for 1 at "
+                                              rf"48000 Hz; build them alike\.$"):
+            make()
+    assert not host.alive
