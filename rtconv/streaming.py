@@ -70,27 +70,32 @@ class _History:
     Blocks are written after the history at a moving write position, so a
     block costs one copy; only when the buffer is full are the last ``span``
     samples moved back to the front (amortised: once per ``room`` samples).
+    The buffer is a NumPy array and cells get torch views of it: slicing and
+    copying small blocks costs ~0.5 us in NumPy against ~2.5 us in torch,
+    measured per call at 512 frames.
     """
 
     def __init__(self, batch: int, channels: int, span: int, dtype: torch.dtype) -> None:
         self.shape = (batch, channels)
         self.span = span
         self.dtype = dtype
-        self.buf = None
+        self.np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+        self.buf: np.ndarray | None = None
         self._alloc(max(4096, 2 * span))
 
     def _alloc(self, room: int) -> None:
-        new = torch.zeros(*self.shape, self.span + room, dtype=self.dtype)
+        new = np.zeros((*self.shape, self.span + room), self.np_dtype)
         if self.buf is not None:  # keep the history when a larger block arrives
-            new[..., : self.span].copy_(self.buf[..., self.pos - self.span : self.pos])
+            new[..., : self.span] = self.buf[..., self.pos - self.span : self.pos]
         self.buf, self.room, self.pos = new, room, self.span
+        self.tbuf = torch.from_numpy(new)
+        self._views: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def reset(self) -> None:
-        self.buf.zero_()
+        self.buf[:] = 0
         self.pos = self.span
 
-    def push(self, x: torch.Tensor) -> torch.Tensor:
-        """Append ``x``; return ``history + x`` as a view valid until the next push."""
+    def _append(self, x: np.ndarray) -> tuple[int, int]:
         n, s = x.shape[-1], self.span
         if n > self.room:
             self._alloc(max(n, 2 * self.room))
@@ -98,13 +103,38 @@ class _History:
             if s:
                 tail = self.buf[..., self.pos - s : self.pos]
                 if self.pos - s < s:  # overlapping ranges (only when room < span)
-                    tail = tail.clone()
-                self.buf[..., :s].copy_(tail)
+                    tail = tail.copy()
+                self.buf[..., :s] = tail
             self.pos = s
         p = self.pos
-        self.buf[..., p : p + n].copy_(x)
+        self.buf[..., p : p + n] = x
         self.pos = p + n
-        return self.buf[..., p - s : p + n]
+        return p - s, p + n
+
+    def push_np(self, x: np.ndarray) -> np.ndarray:
+        """Append ``x``; return ``history + x`` as a NumPy view valid until the next push."""
+        a, b = self._append(x)
+        return self.buf[..., a:b]
+
+    def push_views(self, x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append ``x``; return ``history + x`` as torch views ``(B, C, L)`` and ``(C, L)`` (item 0).
+
+        With steady block sizes the write position cycles through a few
+        values, so the views are made once per position and reused (making
+        one costs ~1 us per block otherwise).
+        """
+        key = self._append(x)
+        v = self._views.get(key)
+        if v is None:
+            if len(self._views) >= 64:
+                self._views.clear()
+            full = self.tbuf[..., key[0] : key[1]]
+            v = self._views[key] = (full, full[0])
+        return v
+
+    def push(self, x: torch.Tensor) -> torch.Tensor:
+        """Append ``x``; return ``history + x`` as a torch view valid until the next push."""
+        return self.push_views(x.numpy())[0]
 
 
 class _DirectConv(_Cell):
@@ -144,13 +174,16 @@ class _DirectConv(_Cell):
             self.hist.reset()
 
     def process(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[-1]
-        if self.hist is not None:
-            x = self.hist.push(x)
-        N, Fi, L = x.shape
+        N, Fi, n = x.shape
+        if self.hist is None:
+            x2 = x[0]
+        else:
+            x, x2 = self.hist.push_views(x.numpy())
+        L = x.shape[-1]
         if self.kind == "gemm":
             G, K = self.G, self.K
-            z = torch.matmul(self.wk, x)  # (N, K*G, L), contiguous
+            # one item: a 2-D mm, ~3 us cheaper per call than the batched matmul
+            z = torch.mm(self.wk, x2) if N == 1 else torch.matmul(self.wk, x)  # (N, K*G, L)
             y = z.as_strided((N, G, n, K), (K * G * L, L, 1, G * L + self.d)).sum(-1)
             return y if self.bcol is None else y.add_(self.bcol)
         if N == 1:
@@ -292,7 +325,7 @@ class _BlockFFTConv(_Cell):
 
     def process(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1]
-        win = self.hist.push(x).numpy()  # (N, F, span + n)
+        win = self.hist.push_np(x.numpy())  # (N, F, span + n)
         L = self.span + n
         nfft = sp_fft.next_fast_len(L, real=True)
         H = self._spectrum(nfft)
@@ -347,7 +380,7 @@ class _Delay(_Cell):
         self.hist.reset()
 
     def process(self, x: torch.Tensor) -> torch.Tensor:
-        return self.hist.push(x)[..., : x.shape[-1]]
+        return torch.from_numpy(self.hist.push_np(x.numpy())[..., : x.shape[-1]])
 
 
 class _Sequence(_Cell):
