@@ -100,6 +100,34 @@ def test_impulse_through_fixed_fir_returns_the_kernel_in_order(tmp_path, block):
     assert np.all(y[6:] == 0)
 
 
+def test_16bit_file_through_an_identity_filter_comes_back_bit_identical(tmp_path):
+    # every int16 value, both channels: read as k / 32768, written back as round(x * 32768)
+    k = np.arange(-32768, 32768, dtype=np.int16)
+    pcm = np.stack([k, k[::-1]], axis=1)
+    src = tmp_path / "all16.wav"
+    sf.write(str(src), pcm, 48000, subtype="PCM_16")
+    for block in (1024, None):
+        out = tmp_path / f"same-{block}.wav"
+        process_file(src, out, rtconv.FIR([1.0]), block_size=block or 1024, offline=block is None, progress=False)
+        back, rate = sf.read(str(out), dtype="int16", always_2d=True)
+        assert rate == 48000 and sf.info(str(out)).subtype == "PCM_16"
+        np.testing.assert_array_equal(back, pcm)
+
+
+def test_16bit_output_rounds_to_nearest_and_clips_with_a_count(tmp_path):
+    from rtconv.audio import AtomicWriter
+
+    y = np.array([[1.0], [-1.0], [1.7], [-3.0], [0.1], [-0.1], [0.4 / 32768], [0.6 / 32768], [-0.6 / 32768]],
+                 np.float32)
+    out = tmp_path / "r.wav"
+    with AtomicWriter(out, 48000, 1, "WAV", "PCM_16") as w:
+        w.write(y)
+        w.commit()
+    assert w.clipped_samples == 2
+    got = sf.read(str(out), dtype="int16")[0]
+    np.testing.assert_array_equal(got, [32767, -32768, 32767, -32768, 3277, -3277, 0, 1, -1])
+
+
 @pytest.mark.parametrize("frames", [1, 3, 700])
 def test_latency_is_removed_by_default_and_kept_on_request(frames):
     kernel = np.zeros(9)
