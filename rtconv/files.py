@@ -49,8 +49,11 @@ __all__ = ["Summary", "process_file", "process_array", "Chain", "DEFAULT_BLOCK_S
 PathLike = Union[str, "os.PathLike[str]"]
 Progress = Union[bool, None, Callable[[int, int], None]]
 
-#: Streamer block size for files: a typical live block (10.7 ms at 48 kHz).
-DEFAULT_BLOCK_SIZE = 512
+#: Streamer block size for files: a typical live block, the default quantum of PipeWire
+#: and the default JACK period of qjackctl (21.3 ms at 48 kHz).  Any size gives the same
+#: output to float rounding; larger blocks only spread the fixed per-block cost of the
+#: torch calls over more frames (``rtconv bench process``).
+DEFAULT_BLOCK_SIZE = 1024
 _READ_CHUNK = 65536  # frames read from disk at a time
 
 
@@ -366,7 +369,7 @@ def process_file(
         A loaded model or a checkpoint path; default
         :func:`rtconv.checkpoint.default_model_path`.
     block_size : int
-        Streamer block size in frames (default 512, a typical live block).
+        Streamer block size in frames (default 1024, a typical live block).
     offline : bool
         Use the whole-signal forward pass (the reference) instead of streaming.
     align : bool

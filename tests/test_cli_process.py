@@ -217,9 +217,26 @@ def test_processing_a_folder_twice_skips_its_own_outputs_and_keeps_tags(tmp_path
 
 
 def test_bench_process_prints_every_case_and_both_targets(capsys):
-    assert main(["bench", "process", "--seconds", "1", "--repeat", "1", "--blocks", "512"]) == 0
+    from rtconv.files import DEFAULT_BLOCK_SIZE
+
+    assert main(["bench", "process", "--seconds", "1", "--repeat", "1", "--blocks", "default,512"]) == 0
     out = capsys.readouterr().out
-    for case in ("forward (in memory)", "process --offline", "process -b 512"):
+    for case in ("forward (in memory)", "process --offline", "process -b 512",
+                 f"process -b {DEFAULT_BLOCK_SIZE} (default)"):
         assert out.count(case) == 2, out  # once per model
-    assert "target: MimoCNN `rtconv process` (-b 512) >= 300x real time" in out
+    assert f"target: MimoCNN `rtconv process` (default -b {DEFAULT_BLOCK_SIZE}) >= 300x real time" in out
     assert "target: streaming -b 512 within 2x of --offline" in out
+
+
+def test_bench_process_refuses_a_bad_block_list(capsys):
+    assert main(["bench", "process", "--seconds", "1", "--blocks", "512,zero"]) == 2
+    assert "--blocks takes positive frame counts or 'default', got 'zero'" in capsys.readouterr().err
+
+
+def test_process_cli_default_block_size_is_the_files_default(capsys):
+    from rtconv.files import DEFAULT_BLOCK_SIZE
+
+    with pytest.raises(SystemExit):
+        main(["process", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert f"frames per block handed to the streamer (default: {DEFAULT_BLOCK_SIZE})" in help_text

@@ -20,7 +20,7 @@ def add_model_args(parser: argparse.ArgumentParser, default_help: str = "the shi
     g.add_argument("--model", "-m", metavar="PATH", help=f"checkpoint to run (default: {default_help})")
 
 
-def add_block_args(parser: argparse.ArgumentParser, default: int = 512) -> None:
+def add_block_args(parser: argparse.ArgumentParser, default: int) -> None:
     g = parser.add_argument_group("streaming")
     g.add_argument(
         "--block-size", "-b", type=positive_int, default=default, metavar="N",

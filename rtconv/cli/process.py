@@ -68,7 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="PATH",
                         help="output file (one input) or existing folder (default: beside each input)")
     add_model_args(parser, "the shipped denoiser, else the speech-band filter; see `rtconv info`")
-    add_block_args(parser)
+    add_block_args(parser, 1024)  # = rtconv.files.DEFAULT_BLOCK_SIZE, not imported here (torch loads slowly)
     g = parser.add_argument_group("processing")
     g.add_argument("--offline", action="store_true",
                    help="run the whole-signal forward pass (the reference) instead of streaming")
