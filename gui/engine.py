@@ -161,25 +161,12 @@ def list_devices(hostapi=None) -> list[dict]:
 def process_array(model, audio: np.ndarray, samplerate: int) -> np.ndarray:
     """Run ``model`` over a whole recording ``(frames, channels)``, time-aligned.
 
-    Uses :func:`rtconv.files.process_array` (which also resamples to the
-    model's rate and back) when present; otherwise streams through
-    :class:`rtconv.Streamer` and drops the first ``latency`` frames.
+    :func:`rtconv.files.process_array`: the engine ``rtconv process`` uses,
+    resampling to the model's rate and back, latency removed.
     """
-    try:
-        files = importlib.import_module("rtconv.files")
-        fn = getattr(files, "process_array")
-    except (ModuleNotFoundError, AttributeError):
-        fn = None
-    if fn is not None:
-        return np.asarray(fn(audio, int(samplerate), model))
-    from rtconv import Streamer
+    from rtconv.files import process_array as run
 
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim == 1:
-        audio = audio[:, None]
-    s = Streamer(model, channels=audio.shape[1])
-    out = np.concatenate([s.process(audio), s.flush()])
-    return out[s.latency : s.latency + audio.shape[0]]
+    return np.asarray(run(audio, int(samplerate), model))
 
 
 __all__ += ["models_dir", "CheckpointError"]
