@@ -92,6 +92,15 @@ class ConvDenoiser(Model):
         Taps of each dilated convolution.
     attenuation_limit_db : float or None
         Strength control: the most any band is attenuated, in dB.
+    learn_filterbank : bool
+        Train the analysis/synthesis filterbank too (``True``, the original
+        recipe) or keep it fixed at the perfectly reconstructing sqrt-Hann DFT
+        pair (``False``: its weights get ``requires_grad=False``, so the
+        trainer leaves them alone and every mask gain acts on one frequency
+        bin).  A freely trained filterbank loses perfect reconstruction: the
+        first shipped model's passes clean speech at only 11 dB SI-SDR, which
+        caps what any mask can reach (an oracle mask scores PESQ 1.27 through
+        it, 2.33 through the DFT pair).
     """
 
     arch = "framed_denoiser"
@@ -104,6 +113,7 @@ class ConvDenoiser(Model):
         blocks: int = 6,
         taps: int = 3,
         attenuation_limit_db: float | None = None,
+        learn_filterbank: bool = True,
     ) -> None:
         super().__init__()
         _check_int("window", window, 4)
@@ -115,6 +125,8 @@ class ConvDenoiser(Model):
         _check_int("channels", channels, 1)
         _check_int("blocks", blocks, 0)
         _check_int("taps", taps, 1)
+        if not isinstance(learn_filterbank, bool):
+            raise ConfigError(f"learn_filterbank must be true or false, got {learn_filterbank!r}.")
         K = window // 2
         layers: list[nn.Module] = [PairPower(), MimoConv1d(K, channels, 1), Activation("leaky_relu")]
         for i in range(blocks):
@@ -129,8 +141,12 @@ class ConvDenoiser(Model):
         self.body = nn.Sequential(Framed(StridedConv1d(1, window, window, hop), gate,
                                          TransposedConv1d(window, 1, window, hop)))
         self._config = {"window": window, "hop": hop, "channels": channels, "blocks": blocks, "taps": taps}
+        if not learn_filterbank:  # only when set, so configs of learned-filterbank models stay as they were
+            self._config["learn_filterbank"] = False
         self._limit = attenuation_limit_db
         self._init_weights()
+        for p in (self.encoder.weight, self.decoder.weight):
+            p.requires_grad_(learn_filterbank)
 
     def _init_weights(self) -> None:
         a, s = dft_filterbank(self.encoder.taps)
