@@ -152,3 +152,22 @@ def test_a_fixed_filterbank_is_left_alone_by_training_and_travels_through_checkp
 def test_learn_filterbank_must_be_a_bool():
     with pytest.raises(ConfigError, match="learn_filterbank"):
         ConvDenoiser(**SMALL, learn_filterbank="no")
+
+
+@pytest.mark.parametrize("sizes", [[1], [128], [17, 1, 250]])
+def test_a_tanh_denoiser_streams_exactly_and_keeps_its_activation_through_checkpoints(sizes, tmp_path):
+    torch.manual_seed(7)
+    model = ConvDenoiser(**SMALL, activation="tanh").eval()
+    assert model.config["activation"] == "tanh"
+    assert "activation" not in ConvDenoiser(**SMALL).config  # old configs stay as they were
+    x = np.random.default_rng(8).normal(size=(2000, 1)).astype(np.float32) * 0.1
+    ref = _offline(model, x)
+    np.testing.assert_allclose(_stream(model, x, sizes), ref, atol=1e-5 * np.abs(ref).max())
+    back = checkpoint.load(checkpoint.save(model, tmp_path / "t.safetensors", sample_rate=48000, task="denoise"))
+    assert back.config == model.config
+    np.testing.assert_allclose(_offline(back, x), ref, atol=1e-6)
+
+
+def test_unknown_activation_is_refused():
+    with pytest.raises(ConfigError, match="activation"):
+        ConvDenoiser(**SMALL, activation="relu6")
