@@ -122,3 +122,52 @@ def test_shipped_denoiser_improves_held_out_speech_in_noise():
         y = _offline(model, ex.noisy[:, None])[:, 0]
         gains.append(si_sdr_improvement_db(ex.clean, ex.noisy, y))
     assert min(gains) > 1.0, gains  # a pass-through scores 0
+
+
+def test_a_fixed_filterbank_is_left_alone_by_training_and_travels_through_checkpoints(tmp_path):
+    # learn_filterbank=False keeps the perfectly reconstructing DFT pair: only the mask network learns
+    torch.manual_seed(5)
+    model = ConvDenoiser(**SMALL, learn_filterbank=False)
+    assert model.config["learn_filterbank"] is False
+    assert "learn_filterbank" not in ConvDenoiser(**SMALL).config  # old configs stay as they were
+    enc, dec = model.encoder.weight.detach().clone(), model.decoder.weight.detach().clone()
+    trainable = [p for p in model.parameters() if p.requires_grad]  # what the trainer optimises
+    opt = torch.optim.Adam(trainable, lr=1e-2)
+    x = torch.randn(2, 1, 800)
+    for _ in range(3):
+        opt.zero_grad()
+        (model(x) - 0.5 * x).square().mean().backward()
+        opt.step()
+    torch.testing.assert_close(model.encoder.weight.detach(), enc, rtol=0, atol=0)
+    torch.testing.assert_close(model.decoder.weight.detach(), dec, rtol=0, atol=0)
+    assert any(not torch.equal(a, b) for a, b in zip(trainable, ConvDenoiser(**SMALL).parameters()))
+    path = checkpoint.save(model.eval(), tmp_path / "f.safetensors", sample_rate=48000, task="denoise")
+    back = checkpoint.load(path)
+    assert back.config == model.config
+    assert not back.encoder.weight.requires_grad and not back.decoder.weight.requires_grad
+    xs = np.random.default_rng(6).normal(size=(1000, 1)).astype(np.float32)
+    np.testing.assert_allclose(_offline(back, xs), _offline(model, xs), atol=1e-6)
+
+
+def test_learn_filterbank_must_be_a_bool():
+    with pytest.raises(ConfigError, match="learn_filterbank"):
+        ConvDenoiser(**SMALL, learn_filterbank="no")
+
+
+@pytest.mark.parametrize("sizes", [[1], [128], [17, 1, 250]])
+def test_a_tanh_denoiser_streams_exactly_and_keeps_its_activation_through_checkpoints(sizes, tmp_path):
+    torch.manual_seed(7)
+    model = ConvDenoiser(**SMALL, activation="tanh").eval()
+    assert model.config["activation"] == "tanh"
+    assert "activation" not in ConvDenoiser(**SMALL).config  # old configs stay as they were
+    x = np.random.default_rng(8).normal(size=(2000, 1)).astype(np.float32) * 0.1
+    ref = _offline(model, x)
+    np.testing.assert_allclose(_stream(model, x, sizes), ref, atol=1e-5 * np.abs(ref).max())
+    back = checkpoint.load(checkpoint.save(model, tmp_path / "t.safetensors", sample_rate=48000, task="denoise"))
+    assert back.config == model.config
+    np.testing.assert_allclose(_offline(back, x), ref, atol=1e-6)
+
+
+def test_unknown_activation_is_refused():
+    with pytest.raises(ConfigError, match="activation"):
+        ConvDenoiser(**SMALL, activation="relu6")
