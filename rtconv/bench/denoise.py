@@ -147,11 +147,14 @@ def _write_card(path, model, result, args) -> None:
     meta = model.metadata or {}
     prov = meta.get("provenance") or {}
     m, tm = result["model"], result["timing"]
+    cfg = m["config"]
+    bank = ("A fixed sqrt-Hann DFT filterbank (strided convolution," if cfg.get("learn_filterbank") is False
+            else "A learned filterbank (strided convolution initialised as a sqrt-Hann DFT,")
     lines = [
         f"# {meta.get('name') or 'denoiser'}: causal speech denoiser, {m['latency_ms']:.2f} ms latency",
         "",
-        "The default model of `rtconv process` and `rtconv live`. A learned filterbank (strided",
-        "convolution initialised as a sqrt-Hann DFT), a causal dilated CNN predicting one gain per",
+        f"The default model of `rtconv process` and `rtconv live`. {bank}",
+        f"window {cfg.get('window')}, hop {cfg.get('hop')}), a causal dilated CNN predicting one gain per",
         "frequency pair, and an overlap-add transposed-convolution decoder. Runs at 48 kHz with no",
         "resampler; streamed by `rtconv.Streamer` exactly (equal to the offline forward delayed by",
         "the latency) at any block size.",
