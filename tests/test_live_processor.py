@@ -301,3 +301,65 @@ def test_a_stream_unlike_its_processor_is_refused_in_one_sentence_in_either_proc
                                               rf"48000 Hz; build them alike\.$"):
             make()
     assert not host.alive
+
+
+class _StuckStream:
+    """Stands in for a PortAudio stream whose host API never returns from stop()."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.release = threading.Event()
+
+    def stop(self) -> None:
+        self.release.wait()
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_stuck_device_does_not_hold_up_stop_and_the_recordings_are_finalized(tmp_path):
+    import soundfile as sf
+
+    from rtconv.live import LiveStream
+    from rtconv.live.recorder import Recorder
+
+    warnings: list[str] = []
+    st = LiveStream(LiveProcessor(_gain_fir(1.0), RATE, 1, 128), samplerate=RATE, channels=1, warn=warnings.append)
+    st.stop_timeout = 0.3
+    st.recorder = Recorder(tmp_path, RATE, 1)
+    block = np.linspace(-0.5, 0.5, 128, dtype=np.float32)[:, None]
+    for _ in range(10):
+        st.recorder.push(block, 0.5 * block)
+    st._stream = stuck = _StuckStream()
+    try:
+        st.stop()  # returns after stop_timeout instead of waiting for the device
+        assert st.device_hung
+        assert warnings == ["the audio device did not stop within 0.3 s (PortAudio is stuck in the host API); "
+                            "the recordings are finalized anyway."]
+        files = sorted(tmp_path.glob("*.wav"))
+        assert [f.name.rsplit("-", 1)[1] for f in files] == ["input.wav", "output.wav"]
+        rin = sf.read(files[0], dtype="float32")[0]
+        rout = sf.read(files[1], dtype="float32")[0]
+        np.testing.assert_allclose(rin, np.tile(block[:, 0], 10), atol=1e-4)
+        np.testing.assert_allclose(rout, 0.5 * rin, atol=1e-4)
+    finally:
+        stuck.release.set()
+
+
+def test_a_device_that_fails_to_stop_is_reported_and_recordings_still_finalized(tmp_path):
+    from rtconv.live import LiveStream
+    from rtconv.live.recorder import Recorder
+
+    class Failing(_StuckStream):
+        def stop(self) -> None:
+            raise OSError("device unplugged")
+
+    warnings: list[str] = []
+    st = LiveStream(LiveProcessor(_gain_fir(1.0), RATE, 1, 128), samplerate=RATE, channels=1, warn=warnings.append)
+    st.recorder = Recorder(tmp_path, RATE, 1)
+    st._stream = Failing()
+    st.stop()
+    assert not st.device_hung and not st.recorder.active
+    assert warnings == ["stopping the audio device failed (device unplugged); the recordings are finalized anyway."]
+    assert len(list(tmp_path.glob("*.wav"))) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -198,4 +199,8 @@ def run(args) -> int:
     if args.stats_json:
         with open(args.stats_json, "w") as f:
             json.dump(stats, f, indent=2)
+    if stream.device_hung:  # PortAudio's exit handler would wait on the stuck device forever
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0

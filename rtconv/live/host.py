@@ -74,6 +74,8 @@ def _serve(conn) -> None:  # pragma: no cover - runs in the child (its effects a
         if st is not None:
             state["stream"] = None
             st.stop()
+            if st.device_hung:  # this process's PortAudio is stuck: leave; the next Start spawns a new one
+                os._exit(3)
         state["proc"] = None
 
     def op_open(model, proc_kw: dict, controls: dict, stream_kw: dict, shm_name: str) -> dict:

@@ -96,6 +96,8 @@ class LiveStream:
         self.switch_interval = switch_interval
         self.freeze_gc = freeze_gc
         self.warn = warn
+        self.stop_timeout = 5.0
+        self.device_hung = False
         self.recorder: Recorder | None = None
         self.device_latency = (0.0, 0.0)
         self.callback_errors = 0
@@ -172,13 +174,37 @@ class LiveStream:
         self._threads.append(t)
 
     def stop(self) -> None:
-        """Stop the stream, then finalize recordings (nothing recorded is lost)."""
+        """Stop the stream, then finalize recordings (nothing recorded is lost).
+
+        PortAudio's stop and close run on a helper thread and get
+        :attr:`stop_timeout` seconds: its JACK host API waits for one more
+        process callback, up to ten minutes if the server has dropped the
+        client.  Past that the device is left to itself, :attr:`device_hung`
+        is set and a warning says so; the recordings are finalized either way.
+        A process whose device hung should leave with ``os._exit`` (PortAudio's
+        own exit handler would wait on the same device).
+        """
         if self._stream is not None:
-            try:
-                self._stream.stop()
-                self._stream.close()
-            finally:
-                self._stream = None
+            stream, self._stream = self._stream, None
+            failure: list[BaseException] = []
+
+            def _close() -> None:
+                try:
+                    stream.stop()
+                    stream.close()
+                except BaseException as e:  # noqa: BLE001 - reported below, recordings still finalized
+                    failure.append(e)
+
+            t = threading.Thread(target=_close, name="rtconv-device-stop", daemon=True)
+            t.start()
+            t.join(self.stop_timeout)
+            if t.is_alive():
+                self.device_hung = True
+                if self.warn:
+                    self.warn(f"the audio device did not stop within {self.stop_timeout:g} s (PortAudio is stuck in "
+                              "the host API); the recordings are finalized anyway.")
+            elif failure and self.warn:
+                self.warn(f"stopping the audio device failed ({failure[0]}); the recordings are finalized anyway.")
         self._stop.set()
         self._wake.set()
         for t in self._threads:
