@@ -7,6 +7,7 @@ captures its outputs (tests/_jackd.py ``Loopback``).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -148,8 +149,20 @@ def _saved_fir(tmp_path, gain=0.5):
 
 
 def _cli(*args, **kw):
+    # PYTHONFAULTHANDLER: a hung run can be made to print every thread's stack (see _finish)
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
     return subprocess.Popen([sys.executable, "-m", "rtconv", "live", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kw)
+
+
+def _finish(p, timeout):
+    """``p.communicate(timeout)``; if it hangs, fail with the stack of every thread of ``p``."""
+    try:
+        return p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGABRT)  # faulthandler dumps all threads, then the process dies
+        out, err = p.communicate(timeout=10)
+        pytest.fail(f"rtconv live did not exit within {timeout} s; its threads:\n{err}")
 
 
 def _recordings(d):
@@ -173,7 +186,7 @@ def test_record_files_hold_every_sample_captured_and_played(jackd, tmp_path):
                         and all(lb.player.get_all_connections(q) for q in lb.player.get_ports("PortAudio.*", is_audio=True)), 30)
         lb.connect()
         lb.play()
-        out, err = p.communicate(timeout=30)
+        out, err = _finish(p, 30)
     finally:
         lb.close()
     assert p.returncode == 0, err
@@ -195,7 +208,7 @@ def test_a_killed_or_interrupted_run_leaves_recordings_that_open(jackd, tmp_path
     time.sleep(2.0)
     alive = time.monotonic() - t0
     p.send_signal(sig)
-    out, err = p.communicate(timeout=20)
+    out, err = _finish(p, 20)
     rin, rout = _recordings(tmp_path / "rec")
     assert len(rin) == len(rout)
     assert len(rin) >= (2.0 - lost_at_most - 0.6) * RATE, (len(rin), alive, err)
