@@ -199,10 +199,16 @@ def test_record_files_hold_every_sample_captured_and_played(jackd, tmp_path):
     assert "recorded" in err and "latency" in err
 
 
-@pytest.mark.parametrize("sig, lost_at_most", [(signal.SIGKILL, 1.0), (signal.SIGINT, 0.0)])
-def test_a_killed_or_interrupted_run_leaves_recordings_that_open(jackd, tmp_path, sig, lost_at_most):
+def _ignore_sigint() -> None:  # what a shell does to a command it starts in the background
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("sig, lost_at_most, background", [
+    (signal.SIGKILL, 1.0, False), (signal.SIGINT, 0.0, False), (signal.SIGINT, 0.0, True)])
+def test_a_killed_or_interrupted_run_leaves_recordings_that_open(jackd, tmp_path, sig, lost_at_most, background):
     _, path = _saved_fir(tmp_path)
-    p = _cli("--model", path, "--hostapi", "JACK", "--record", tmp_path / "rec")
+    p = _cli("--model", path, "--hostapi", "JACK", "--record", tmp_path / "rec",
+             preexec_fn=_ignore_sigint if background else None)
     t0 = time.monotonic()
     assert wait_for(lambda: len(list((tmp_path / "rec").glob("*.wav"))) == 2, 20)
     time.sleep(2.0)

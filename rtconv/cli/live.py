@@ -166,10 +166,14 @@ def run(args) -> int:
     watcher = ModelWatcher(path, proc) if args.watch else None
     stop = {"flag": False}
 
-    def _on_term(signum, frame):  # SIGTERM finalizes like Ctrl-C
+    def _on_stop(signum, frame):  # Ctrl-C and SIGTERM: leave the loop, stop, finalize
         stop["flag"] = True
 
-    old_term = signal.signal(signal.SIGTERM, _on_term)
+    # SIGINT is handled explicitly: a process started in the background by a shell
+    # without job control inherits SIGINT as ignored, and Python then installs no
+    # KeyboardInterrupt for it, so `kill -INT` would do nothing.
+    old_term = signal.signal(signal.SIGTERM, _on_stop)
+    old_int = signal.signal(signal.SIGINT, _on_stop)
     tty = sys.stderr.isatty() and not args.quiet
     print(f"rtconv live: {path} at {rate} Hz, block {args.block_size}, {args.channels} channel(s); Ctrl-C stops",
           file=sys.stderr, flush=True)
@@ -191,6 +195,7 @@ def run(args) -> int:
             watcher.stop()
         stream.stop()
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
         if tty:
             print(file=sys.stderr)
     stats = stream.stats()
