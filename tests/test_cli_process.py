@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -240,3 +242,31 @@ def test_process_cli_default_block_size_is_the_files_default(capsys):
         main(["process", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert f"frames per block handed to the streamer (default: {DEFAULT_BLOCK_SIZE})" in help_text
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_terminated_run_leaves_no_partial_output(tmp_path, sig):
+    # a long file through a long FIR, stopped while its output is being written
+    rate = 48000
+    src = tmp_path / "long.wav"
+    sf.write(str(src), (0.1 * np.random.default_rng(0).standard_normal(rate * 600)).astype(np.float32), rate,
+             subtype="PCM_16")
+    fir = tmp_path / "fir.safetensors"
+    rtconv.save(rtconv.FIR(np.hanning(2001) / 1000), fir, sample_rate=rate)
+    out = tmp_path / "out.wav"
+
+    def _ignore_sigint():  # as a shell does for a background command: the CLI must still stop
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    p = subprocess.Popen([sys.executable, "-m", "rtconv", "process", str(src), str(out), "-m", str(fir),
+                          "-b", "128", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=_ignore_sigint)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".out.wav.*.part")) and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert p.poll() is None, "the run ended before it could be stopped; make the input longer"
+    time.sleep(0.3)
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and "rtconv process: interrupted" in err, (p.returncode, err)
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["fir.safetensors", "long.wav"]
