@@ -1,14 +1,19 @@
-"""The shipped speech denoiser: a learned filterbank with a causal mask network.
+"""The shipped speech denoiser: a DFT filterbank with a causal mask network.
 
 Architecture (``arch = "framed_denoiser"``), all causal, streamed exactly by
 :class:`rtconv.Streamer` at any block size::
 
-    x (48 kHz) -> StridedConv1d(1 -> 2K, window W, hop H)      analysis, initialised
-                                                                as a sqrt-Hann DFT
+    x (48 kHz) -> StridedConv1d(1 -> 2K, window W, hop H)      analysis, a sqrt-Hann
+                                                                DFT (fixed, or trained
+                                                                from it)
                -> MaskGate(PairPower -> 1x1 conv -> blocks x    magnitude mask per
-                  [dilated causal conv, leaky ReLU, 1x1] + skip   pair (K bins), gains
-                  -> 1x1 conv -> sigmoid)                         in [floor, 1]
+                  [dilated causal conv, tanh or leaky ReLU,     pair (K bins), gains
+                  1x1] + skip -> 1x1 conv -> sigmoid)           in [floor, 1]
                -> TransposedConv1d(2K -> 1, window W, hop H)   overlap-add synthesis
+
+The shipped model keeps the filterbank fixed (``learn_filterbank=False``) and
+uses tanh: a trained filterbank drifts away from perfect reconstruction, and
+unbounded leaky-ReLU blocks saturate the mask (see ``models/denoiser.md``).
 
 With the defaults (W = 192, H = 96 at 48 kHz: 4 ms windows every 2 ms) the
 algorithmic latency is ``W - 1 = 191`` samples (3.98 ms) and the mask network
