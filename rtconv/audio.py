@@ -166,7 +166,7 @@ class Reader:
         self.chunk = int(chunk)
         self.nonfinite_samples = 0
         self.frames_read = 0
-        self._pcm16 = self.subtype == "PCM_16"  # read as int16: no NaN possible, faster conversion
+        self._pcm16 = self.subtype == "PCM_16"
         if not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
             self.close()
             raise AudioFileError(
@@ -195,7 +195,7 @@ class Reader:
         name = str(self.path)
         while True:
             try:
-                if self._pcm16:  # libsndfile's own int16 -> float scale, ~4x faster in NumPy
+                if self._pcm16:  # see _S2F
                     x = self._f.read(self.chunk, dtype="int16", always_2d=True).astype(np.float32)
                     x *= _S2F
                 else:
@@ -208,10 +208,11 @@ class Reader:
                 ) from None
             if x.shape[0] == 0:
                 break
-            bad = None if self._pcm16 else ~np.isfinite(x)
-            if bad is not None and bad.any():
-                self.nonfinite_samples += int(bad.sum())
-                x[bad] = 0.0
+            if not self._pcm16:  # integers read as int16 cannot be NaN
+                bad = ~np.isfinite(x)
+                if bad.any():
+                    self.nonfinite_samples += int(bad.sum())
+                    x[bad] = 0.0
             self.frames_read += x.shape[0]
             yield x
 

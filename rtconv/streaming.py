@@ -78,7 +78,6 @@ class _History:
     def __init__(self, batch: int, channels: int, span: int, dtype: torch.dtype) -> None:
         self.shape = (batch, channels)
         self.span = span
-        self.dtype = dtype
         self.np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
         self.buf: np.ndarray | None = None
         self._alloc(max(4096, 2 * span))
@@ -175,15 +174,12 @@ class _DirectConv(_Cell):
 
     def process(self, x: torch.Tensor) -> torch.Tensor:
         N, Fi, n = x.shape
-        if self.hist is None:
-            x2 = x[0]
-        else:
-            x, x2 = self.hist.push_views(x.numpy())
+        x, x0 = (x, None) if self.hist is None else self.hist.push_views(x.numpy())
         L = x.shape[-1]
         if self.kind == "gemm":
             G, K = self.G, self.K
             # one item: a 2-D mm, ~3 us cheaper per call than the batched matmul
-            z = torch.mm(self.wk, x2) if N == 1 else torch.matmul(self.wk, x)  # (N, K*G, L)
+            z = torch.mm(self.wk, x[0] if x0 is None else x0) if N == 1 else torch.matmul(self.wk, x)  # (N, K*G, L)
             y = z.as_strided((N, G, n, K), (K * G * L, L, 1, G * L + self.d)).sum(-1)
             return y if self.bcol is None else y.add_(self.bcol)
         if N == 1:

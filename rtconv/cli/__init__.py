@@ -61,12 +61,29 @@ def get_parser() -> tuple[argparse.ArgumentParser, dict]:
     return parser, mods
 
 
+def _signals_raise(*signums: int):
+    """Make ``signums`` raise KeyboardInterrupt while a command runs; return the undo.
+
+    SIGINT is always among them: a command a shell starts in the background
+    inherits SIGINT as ignored, and Python then installs no KeyboardInterrupt,
+    so neither Ctrl-C nor ``kill -INT`` would stop it.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        return lambda: None
+    old = {s: signal.signal(s, signal.default_int_handler) for s in (signal.SIGINT, *signums)}
+    return lambda: [signal.signal(s, h) for s, h in old.items()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser, mods = get_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    undo = _signals_raise(*getattr(mods[args.command], "STOP_SIGNALS", ()))
     try:
         return int(mods[args.command].run(args) or 0)
     except RtconvError as e:
@@ -80,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        undo()
 
 
 if __name__ == "__main__":  # pragma: no cover

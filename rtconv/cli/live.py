@@ -169,9 +169,7 @@ def run(args) -> int:
     def _on_stop(signum, frame):  # Ctrl-C and SIGTERM: leave the loop, stop, finalize
         stop["flag"] = True
 
-    # SIGINT is handled explicitly: a process started in the background by a shell
-    # without job control inherits SIGINT as ignored, and Python then installs no
-    # KeyboardInterrupt for it, so `kill -INT` would do nothing.
+    # a flag rather than KeyboardInterrupt, so a signal cannot cut into stop() halfway
     old_term = signal.signal(signal.SIGTERM, _on_stop)
     old_int = signal.signal(signal.SIGINT, _on_stop)
     tty = sys.stderr.isatty() and not args.quiet

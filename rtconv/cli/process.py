@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 
 HELP = "process audio files with a model (streamed like live, or the offline reference)"
+# SIGTERM (kill, timeout, a service manager) takes Ctrl-C's way out (rtconv.cli.main):
+# KeyboardInterrupt, so the output being written is deleted, not left as a .part file.
+STOP_SIGNALS = (signal.SIGTERM,)
 
 DESCRIPTION = """\
 Run a model over one or more audio files (any format soundfile reads: WAV
@@ -103,17 +107,9 @@ def _one(job: tuple) -> tuple[str, object, list[str] | None, tuple[float, float]
 
 
 def run(args: argparse.Namespace) -> int:
-    import signal
-
     from ..checkpoint import load, resolve
     from ..errors import AudioFileError
     from ..files import audio_files
-
-    # SIGTERM (kill, timeout, a service manager) and SIGINT take the same way out as Ctrl-C:
-    # KeyboardInterrupt, so the output being written is deleted, not left as a .part file.
-    # SIGINT explicitly too: a run started in the background by a shell inherits it ignored.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     inputs, output = _split_output(args)
     files, skipped = audio_files(inputs)
