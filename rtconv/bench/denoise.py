@@ -33,8 +33,13 @@ def configure(parser) -> None:
                         help="frames per streamed block for the timing (default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=20.0,
                         help="audio streamed for the timing, in seconds (default: %(default)s)")
-    parser.add_argument("--per-cell", type=int, default=3, metavar="N",
-                        help="test examples per (SNR, noise family) pair (default: %(default)s)")
+    parser.add_argument("--set", dest="test_set", choices=("realistic", "espeak"), default="realistic",
+                        help="realistic: the held-out test sources of the corpus (`rtconv data build` "
+                             "first); espeak: the old in-domain espeak-ng set (default: %(default)s)")
+    parser.add_argument("--per-cell", type=int, default=None, metavar="N",
+                        help="test examples per (SNR, noise) cell (default: 1 realistic, 3 espeak)")
+    parser.add_argument("--tables", metavar="PATH", help="also write the realistic set's Markdown tables here")
+    parser.add_argument("--cache-dir", metavar="DIR", help="corpus cache root (default: ~/.cache/rtconv)")
     parser.add_argument("--seed", type=int, default=0, help="test-set seed (default: %(default)s)")
     parser.add_argument("--attenuation-limit", type=float, default=None, metavar="DB",
                         help="strength control to evaluate with (default: the model's own)")
@@ -114,7 +119,10 @@ def run(args) -> int:
     result = {"model": {"arch": model.arch, "config": model.config, "parameters": model.parameter_count(),
                         "macs_per_second": macs, "latency_samples": model.latency, "latency_ms": lat_ms},
               "timing": tm}
-    if not args.no_quality:
+    if not args.no_quality and args.test_set == "realistic":
+        result.update(_realistic(model, args))
+    elif not args.no_quality:
+        args.per_cell = args.per_cell or 3
         lag = ev.rnnoise_lag()
         print(f"\nRNNoise output lag measured by cross-correlation: {lag} samples "
               f"({lag / RATE * 1e3:.1f} ms), removed before scoring")
@@ -139,6 +147,38 @@ def run(args) -> int:
             json.dump(result, f, indent=1)
         print(f"\nwrote {args.json}")
     return 0
+
+
+def _realistic(model, args) -> dict:
+    """Score the model, RNNoise and noisereduce on the realistic held-out set (one run)."""
+    from ..data import corpus, scoring
+    from ..data.testset import fingerprint, make_test_set
+
+    root = corpus.corpus_dir(args.cache_dir)
+    items = corpus.read_manifest(root)
+    t0 = time.perf_counter()
+    pool = corpus.Pool.load("test", RATE, root, items)
+    examples = make_test_set(pool, seed=args.seed, per_cell=args.per_cell or 1)
+    fp = fingerprint(examples)
+    test_sources = sorted({it["source"] for it in items if it["split"] == "test"})
+    print(f"\nrealistic held-out test set: {len(examples)} items, seed {args.seed}, fingerprint {fp}")
+    print(f"  test sources (never trained on): {', '.join(test_sources)}")
+    systems = scoring.systems(model)
+    rows = scoring.evaluate(systems, examples, progress=True)
+    summary = scoring.summary_rows(rows)
+    text = scoring.tables(summary, list(systems), ours="rtconv")
+    print(f"scored in {time.perf_counter() - t0:.0f} s\n")
+    print(text)
+    if args.tables:
+        from pathlib import Path
+
+        Path(args.tables).write_text(
+            f"Realistic held-out test set, seed {args.seed}, {len(examples)} items, fingerprint {fp}; "
+            f"test sources: {', '.join(test_sources)}.\n\n" + text + "\n")
+        print(f"wrote {args.tables}")
+    return {"test_set": {"seed": args.seed, "items": len(examples), "fingerprint": fp,
+                         "sources": test_sources}, "realistic": summary, "realistic_tables": text,
+            "realistic_rows": rows}
 
 
 def _write_card(path, model, result, args) -> None:

@@ -22,6 +22,7 @@ COMMANDS = (
     "info",
     "filter",
     "train",
+    "data",
     "live",
     "devices",
     "gui",

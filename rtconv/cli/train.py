@@ -168,6 +168,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--noise-dir", metavar="DIR", help="denoise: folder of noise recordings (added to the draw)")
     g.add_argument("--noise-families", metavar="A,B,...", help="denoise: generated noise families to train on")
     g.add_argument("--cache-dir", metavar="DIR", help="speech cache (default: ~/.cache/rtconv)")
+    g.add_argument("--corpus", choices=("espeak", "realistic"),
+                   help="denoise: espeak-ng speech + generated noise (default), or the realistic corpus "
+                        "built by `rtconv data build`")
+    g.add_argument("--level-db", type=_pair, metavar="LO,HI",
+                   help="denoise, realistic corpus: speech level range around -26 dBFS (--level-db=-45,10)")
 
 
 def _arch_config(args, arch: str | None, recipe: dict) -> dict | None:
@@ -214,7 +219,7 @@ def build_config(args):
     opts = {}
     for key in ("train_examples", "val_examples", "test_examples", "variant", "seconds",
                 "low_band", "high_band", "snr_db", "gain_db", "utterances", "speech_dir",
-                "noise_dir", "cache_dir"):
+                "noise_dir", "cache_dir", "corpus", "level_db"):
         v = getattr(args, key)
         if v is None:
             v = recipe.get(key)

@@ -42,6 +42,7 @@ __all__ = [
     "FreqSepDataset",
     "CrossoverDataset",
     "DenoiseDataset",
+    "CorpusDenoiseDataset",
     "TaskData",
     "make_task",
     "materialize",
@@ -267,6 +268,30 @@ class DenoiseDataset(_Generated):
         return x[None], y[None]
 
 
+class CorpusDenoiseDataset(_Generated):
+    """Realistic speech in noise -> speech, mixed on the fly from the built corpus.
+
+    Each example is one :meth:`rtconv.data.mix.Mixer.example` drawn from
+    ``rng([seed, split, index])``: a speaker of the split, real or generated
+    noise, a room, microphone colour, channel band limit, level, codec,
+    clipping (see :mod:`rtconv.data.mix`).  Build the corpus first with
+    ``rtconv data build``.
+    """
+
+    def __init__(self, mixer, count: int, split: str = "train", seed: int = 0) -> None:
+        super().__init__(count, split, seed)
+        self.mixer = mixer
+        self.sample_rate = mixer.sample_rate
+
+    def info(self, index: int) -> dict:
+        """The draws behind example ``index`` (speaker, noise, SNR, band, level...)."""
+        return self.mixer.example(_rng(self.seed, self.split, index))[2]
+
+    def _pair(self, rng):
+        x, y, _ = self.mixer.example(rng)
+        return x[None], y[None]
+
+
 def materialize(ds: Dataset) -> torch.utils.data.TensorDataset:
     """Generate every example once and keep them in memory (fast epochs for fixed datasets)."""
     xs, ys = zip(*(ds[i] for i in range(len(ds))))
@@ -378,7 +403,44 @@ def _split_files(items: list, split: str) -> list:
     return [items[i] for i in idx] or items[-1:]
 
 
+def _corpus_task(seed: int, options: dict) -> TaskData:
+    """``denoise`` with ``corpus="realistic"``: the built corpus of :mod:`rtconv.data`."""
+    from ..data.corpus import Pool, corpus_dir, read_manifest
+    from ..data.mix import Mixer, MixSettings
+
+    sr = int(options.get("sample_rate") or 48000)
+    seconds = float(options.get("seconds") or 4.0)
+    snr = tuple(options.get("snr_db") or (-5.0, 30.0))
+    level = tuple(options.get("level_db") or (-45.0, 10.0))
+    tr, va, te = _counts(options, 2000, 64, 64)
+    root = corpus_dir(options.get("cache_dir"))
+    items = read_manifest(root)
+    settings = MixSettings(seconds=seconds, snr_db=snr, level_db=level)
+    datasets = {}
+    # the trainer's own "test" split draws from the corpus's validation items: the real test
+    # sources stay untouched until `rtconv bench denoise`
+    for split, pool_split, count in (("train", "train", tr), ("val", "val", va), ("test", "val", te)):
+        pool = Pool.load(pool_split, sr, root, items)
+        datasets[split] = CorpusDenoiseDataset(Mixer(pool, settings, split="train"), count, split, seed)
+    opts = {"seed": seed, "sample_rate": sr, "seconds": seconds, "snr_db": list(snr), "level_db": list(level),
+            "train_examples": tr, "val_examples": va, "test_examples": te, "corpus": "realistic",
+            "corpus_items": len(items),
+            "corpus_sources": sorted({it["source"] for it in items if it["split"] != "test"})}
+    return TaskData(
+        "denoise", datasets["train"], datasets["val"], datasets["test"], 1, 1, sr, ["speech"], opts,
+        ("framed_denoiser", {}),
+        f"realistic corpus: real, festival, neural and formant speech in recorded, musical, babble and "
+        f"generated noise, rooms, EQ, band limits, codecs, SNR {snr[0]:g}..{snr[1]:g} dB, level "
+        f"{level[0]:g}..{level[1]:g} dB, {seconds:g} s clips at {sr} Hz",
+    )
+
+
 def _denoise_task(seed: int, options: dict) -> TaskData:
+    corpus = options.get("corpus") or "espeak"
+    if corpus == "realistic":
+        return _corpus_task(seed, options)
+    if corpus != "espeak":
+        raise ConfigError(f"corpus must be 'espeak' or 'realistic', got {corpus!r}.")
     sr = int(options.get("sample_rate") or 32000)
     seconds = float(options.get("seconds") or 1.0)
     snr = tuple(options.get("snr_db") or (-5.0, 20.0))

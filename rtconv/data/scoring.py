@@ -1,0 +1,227 @@
+"""Scoring denoisers on the realistic test set, side by side, and the tables users read.
+
+A *system* is ``f(noisy, rate) -> estimate`` returning aligned audio of the
+same length (see :func:`systems`).  Per test item (:mod:`.testset`):
+
+mixtures (``grid``, ``band``, ``level``)
+    ``si_sdr_i`` (dB, at the file's rate), ``pesq`` (wide band) and ``stoi``
+    (at 16 kHz, :func:`rtconv.evaluation.score`), and ``pause_db``: the
+    output's energy where the clean speech pauses, relative to the input's
+    there (what a listener hears between words; lower is cleaner).
+clean speech (``clean``)
+    ``level_db`` (active level out minus in), ``si_sdr`` of the output
+    against the input, and ``band_db``: energy change per octave band
+    (:data:`OCTAVES`, up to 20 kHz).
+noise only (``noise``)
+    ``atten_db``: input energy over output energy.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+from .mix import active_level_db
+from .testset import TestExample
+
+__all__ = ["OCTAVES", "systems", "score_example", "evaluate", "tables", "summary_rows"]
+
+#: Octave bands (low, high) in Hz for the clean-passthrough table, centres 125 Hz .. 16 kHz.
+OCTAVES: tuple[tuple[float, float], ...] = tuple(
+    (c / math.sqrt(2), min(20000.0, c * math.sqrt(2))) for c in (125, 250, 500, 1000, 2000, 4000, 8000, 16000))
+_MODEL_RATE = 48000
+
+
+def _at_48k(f: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray, int], np.ndarray]:
+    """A 48 kHz-only denoiser run at any file rate through soxr (as a user's resampling would)."""
+    import soxr
+
+    def run(x: np.ndarray, rate: int) -> np.ndarray:
+        if rate == _MODEL_RATE:
+            return f(x)
+        up = soxr.resample(x, rate, _MODEL_RATE, quality="HQ").astype(np.float32)
+        y = soxr.resample(f(up), _MODEL_RATE, rate, quality="HQ")
+        return np.pad(y, (0, max(0, len(x) - len(y))))[: len(x)].astype(np.float32)
+
+    return run
+
+
+def systems(model=None, rnnoise: bool = True, noisereduce: bool = True) -> dict:
+    """The systems of a comparison: ``noisy`` (no processing), ``rtconv`` (``model``,
+    through :func:`rtconv.files.process_array` exactly as ``rtconv process`` runs it),
+    ``rnnoise`` (pyrnnoise, lag removed) and ``noisereduce`` (non-stationary, whole file)."""
+    from .. import evaluation as ev
+    from .. import files
+
+    out: dict = {"noisy": lambda x, rate: np.asarray(x, np.float32)}
+    if model is not None:
+        out["rtconv"] = lambda x, rate: files.process_array(x, rate, model, offline=True)[:, 0]
+    if rnnoise:
+        out["rnnoise"] = _at_48k(ev.rnnoise(_MODEL_RATE))
+    if noisereduce:
+        nr = ev._need("noisereduce")
+        out["noisereduce"] = lambda x, rate: np.asarray(
+            nr.reduce_noise(y=x, sr=rate, stationary=False), np.float32)
+    return out
+
+
+def _band_energy(x: np.ndarray, rate: int) -> np.ndarray:
+    spec = np.abs(np.fft.rfft(np.asarray(x, np.float64))) ** 2
+    f = np.fft.rfftfreq(len(x), 1 / rate)
+    return np.array([spec[(f >= lo) & (f < hi)].sum() if hi <= rate / 2 else np.nan for lo, hi in OCTAVES])
+
+
+def _pause_db(clean: np.ndarray, noisy: np.ndarray, est: np.ndarray, rate: int) -> float:
+    frame = rate // 50  # 20 ms
+    n = len(clean) // frame
+    if n == 0:
+        return float("nan")
+    e = np.mean(clean[: n * frame].astype(np.float64).reshape(n, frame) ** 2, axis=1)
+    quiet = e < e.max() * 1e-5  # 50 dB under the loudest frame: a pause
+    if quiet.sum() < 3:
+        return float("nan")
+    sel = np.repeat(quiet, frame)
+    ein = float(np.sum(noisy[: n * frame][sel].astype(np.float64) ** 2))
+    eout = float(np.sum(est[: n * frame][sel].astype(np.float64) ** 2))
+    if ein <= 0:
+        return float("nan")
+    return 10 * math.log10(max(eout, 1e-20) / ein)
+
+
+def score_example(ex: TestExample, estimate: np.ndarray) -> dict:
+    """The measures of one aligned estimate of ``ex`` (see the module docstring)."""
+    from .. import evaluation as ev
+    from ..metrics import si_sdr_db
+
+    y = np.asarray(estimate, np.float32)
+    if y.shape != ex.noisy.shape:
+        raise ConfigError(f"an estimate must have the input's shape {ex.noisy.shape}, got {y.shape}.")
+    if ex.part == "clean":
+        b_in, b_out = _band_energy(ex.noisy, ex.rate), _band_energy(y, ex.rate)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bands = 10 * np.log10(np.maximum(b_out, 1e-20) / np.maximum(b_in, 1e-20))
+        return {"level_db": active_level_db(y, ex.rate) - active_level_db(ex.noisy, ex.rate),
+                "si_sdr": float(si_sdr_db(ex.noisy, y)), "band_db": [float(v) for v in bands]}
+    if ex.part == "noise":
+        ein = float(np.sum(ex.noisy.astype(np.float64) ** 2))
+        eout = float(np.sum(y.astype(np.float64) ** 2))
+        return {"atten_db": 10 * math.log10(ein / max(eout, 1e-20)) if ein > 0 else float("nan")}
+    out = ev.score(ex.clean, y, ex.noisy, ex.rate)
+    out["pause_db"] = _pause_db(ex.clean, ex.noisy, y, ex.rate)
+    return out
+
+
+def evaluate(systems: dict, examples: Sequence[TestExample], progress: bool = False) -> list[dict]:
+    """One row per (example, system): the example's labels and its measures."""
+    rows = []
+    it = list(enumerate(examples))
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="scoring", unit="ex")
+    for i, ex in it:
+        for name, f in systems.items():
+            est = np.asarray(f(ex.noisy, ex.rate), np.float32)
+            if est.shape != ex.noisy.shape:
+                raise ConfigError(f"system {name!r} returned {est.shape} for an input of {ex.noisy.shape}; "
+                                  "it must return aligned audio of the same length.")
+            info = ex.info
+            rows.append({"example": i, "system": name, "part": ex.part, "group": ex.group,
+                         "speech_kind": info.get("speech_kind"), "noise": info.get("noise"),
+                         "snr_db": info.get("snr_db"), "reverb": "room" in info, **score_example(ex, est)})
+    return rows
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    v = [r[key] for r in rows if key in r and r[key] is not None and np.isfinite(r[key])]
+    return float(np.mean(v)) if v else float("nan")
+
+
+def summary_rows(rows: Sequence[dict]) -> dict:
+    """Means per table row: ``{table: {row label: {system: {measure: value, "n": count}}}}``."""
+    tables: dict = {}
+
+    def add(table: str, label: str, sel: list[dict]) -> None:
+        if not sel:
+            return
+        per = tables.setdefault(table, {}).setdefault(label, {})
+        for name in dict.fromkeys(r["system"] for r in sel):
+            rs = [r for r in sel if r["system"] == name]
+            per[name] = {"n": len(rs)}
+            for m in ("si_sdr_i", "pesq", "stoi", "pause_db", "level_db", "si_sdr", "atten_db"):
+                if any(m in r for r in rs):
+                    per[name][m] = _mean(rs, m)
+            if any("band_db" in r for r in rs):
+                per[name]["band_db"] = [float(np.nanmean([r["band_db"][k] for r in rs]))
+                                        for k in range(len(OCTAVES))]
+
+    grid = [r for r in rows if r["part"] == "grid"]
+    if grid:
+        add("overall", "all", grid)
+        for g in dict.fromkeys(r["group"] for r in grid):
+            add("snr", g, [r for r in grid if r["group"] == g])
+        for nz in sorted(dict.fromkeys(r["noise"] for r in grid)):
+            add("family", nz, [r for r in grid if r["noise"] == nz])
+        for k in dict.fromkeys(r["speech_kind"] for r in grid):
+            add("speech_kind", k, [r for r in grid if r["speech_kind"] == k])
+        add("reverb", "reverberant", [r for r in grid if r["reverb"]])
+        add("reverb", "dry", [r for r in grid if not r["reverb"]])
+    for part in ("band", "level", "clean", "noise"):
+        sel = [r for r in rows if r["part"] == part]
+        for g in dict.fromkeys(r["group"] for r in sel):
+            add(part, g, [r for r in sel if r["group"] == g])
+        if sel and part in ("clean", "noise"):
+            add(part, "all", sel)
+    return tables
+
+
+def tables(summary: dict, names: Sequence[str], ours: str | None = "rtconv") -> str:
+    """The Markdown tables of a :func:`summary_rows` result, one section per table."""
+    out: list[str] = []
+    titles = {"overall": "Overall (grid: every SNR and noise)", "snr": "Per input SNR", "family": "Per noise",
+              "speech_kind": "Per speech kind", "reverb": "Reverberation",
+              "band": "Band limits, codecs and file rates (paired: the same mixtures, 5 dB SNR)",
+              "level": "Input level (paired: the same mixtures scaled to each peak level)",
+              "clean": "Clean speech passthrough (nothing to remove)", "noise_only": "Noise only"}
+    for table in ("overall", "snr", "family", "speech_kind", "reverb", "band", "level"):
+        if table not in summary:
+            continue
+        out += [f"### {titles[table]}", "", "SI-SDRi dB / PESQ-WB / STOI / pause residual dB", ""]
+        head = ["row", "n"] + list(names)
+        if ours and ours in names:
+            head.append(f"{ours} best SI-SDRi, PESQ, STOI")
+        out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for label, per in summary[table].items():
+            cells = [label, str(per[names[0]]["n"])]
+            for s in names:
+                v = per.get(s, {})
+                cells.append(f"{v.get('si_sdr_i', float('nan')):+.2f} / {v.get('pesq', float('nan')):.2f} / "
+                             f"{v.get('stoi', float('nan')):.3f} / {v.get('pause_db', float('nan')):+.1f}")
+            if ours and ours in names:
+                rivals = [s for s in names if s not in (ours, "noisy")]
+                win = all(per[ours][m] > per[r][m] for r in rivals for m in ("si_sdr_i", "pesq", "stoi"))
+                cells.append("yes" if win else "no")
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    if "clean" in summary:
+        out += [f"### {titles['clean']}", "",
+                "level change dB / SI-SDR against the input dB; then energy change per octave band (dB)", ""]
+        heads = [f"{int(round(math.sqrt(lo * hi)))} Hz" if hi < 20000 else "16 kHz" for lo, hi in OCTAVES]
+        out += ["| system | n | level | SI-SDR | " + " | ".join(heads) + " |", "|" + "---|" * (4 + len(heads))]
+        allrow = summary["clean"]["all"]
+        for s in names:
+            v = allrow[s]
+            bands = " | ".join(f"{b:+.1f}" for b in v["band_db"])
+            out.append(f"| {s} | {v['n']} | {v['level_db']:+.2f} | {v['si_sdr']:.1f} | {bands} |")
+        out.append("")
+    if "noise" in summary:
+        out += [f"### {titles['noise_only']}", "", "attenuation of noise-only input, dB (higher removes more)", ""]
+        out += ["| noise | n | " + " | ".join(names) + " |", "|" + "---|" * (2 + len(names))]
+        for label, per in summary["noise"].items():
+            out.append(f"| {label} | {per[names[0]]['n']} | "
+                       + " | ".join(f"{per[s]['atten_db']:.1f}" for s in names) + " |")
+        out.append("")
+    return "\n".join(out)

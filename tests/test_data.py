@@ -1,0 +1,349 @@
+"""The realistic corpus: reserved packages, the builder on a tiny subset, augmentation, test set, scorer."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy import signal
+
+from rtconv.data import augment, build, corpus, packages, scoring, sources
+from rtconv.data.mix import Mixer, MixSettings, active_level_db
+from rtconv.data.testset import TestExample, fingerprint, make_test_set
+from rtconv.errors import ConfigError
+from rtconv.train import speech
+
+RATE = 48000
+
+
+# -- reserved packages --------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["flite", "libflite1", "flite1-dev", "festvox-us-slt-hts", "festvox-kallpc16k",
+                                  "festvox-kallpc8k", "alsa-utils", "hydrogen-drumkits", "hydrogen-data",
+                                  "hydrogen-drumkits-effects", "tuxtype-data", "asterisk-core-sounds-ru-wav",
+                                  "asterisk-prompt-de", "ASTERISK-PROMPT-fr-armelle"])
+def test_reserved_packages_are_refused_with_a_sentence(name):
+    with pytest.raises(ConfigError, match="reserved for an independent evaluation"):
+        packages.check_allowed(name)
+
+
+def test_no_source_names_a_reserved_package():
+    for src in sources.SOURCES:
+        for p in build._packages_of(src):
+            assert packages.check_allowed(p) == p
+
+
+def test_a_speaker_is_in_one_split_only_across_sources():
+    # Allison Smith reads two prompt sets; the KDE packages are split by language in both
+    seen: dict = {}
+    for src in sources.SOURCES:
+        if isinstance(src, sources.Recorded) and src.kind == "speech" and src.speaker:
+            assert seen.setdefault(src.speaker, src.split) == src.split, src.name
+    lab = sources.SOURCES[[s.name for s in sources.SOURCES].index("ktuberling")].label(
+        "/usr/share/ktuberling/sounds/de/bath.ogg")
+    lab2 = sources.SOURCES[[s.name for s in sources.SOURCES].index("klettres")].label(
+        "/usr/share/klettres/de/alpha/a.ogg")
+    assert lab["split"] == lab2["split"] == "test" and lab["language"] == "de"
+
+
+# -- the builder on a tiny subset ---------------------------------------------------------------------
+def _fake_package(cache, name, files, version="1.0-1", license_name="CC0-1.0"):
+    """A package as fetch_deb leaves it in the cache, so the real builder runs without a download."""
+    root = cache / "corpus" / "_fetch" / "pkgs" / name
+    for path, (x, rate) in files.items():
+        p = root / path.lstrip("/")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(p), x, rate)
+    doc = root / "usr/share/doc" / name
+    doc.mkdir(parents=True, exist_ok=True)
+    (doc / "copyright").write_text(f"Files: *\nLicense: {license_name}\n")
+    (root / ".rtconv-version").write_text(version + "\n")
+
+
+def _tone_speech(rng, seconds=1.0, rate=RATE, f0=150.0):
+    """Voiced-speech-like test signal: harmonics of f0 with a syllable envelope."""
+    t = np.arange(int(seconds * rate)) / rate
+    x = sum(np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6)) / h for h in range(1, 30) if f0 * h < rate / 2.2)
+    env = np.clip(np.sin(2 * np.pi * 3 * t), 0, None)
+    breath = rng.standard_normal(len(t)) * 0.05  # a full-band floor, as a real recording has
+    return (0.1 * (x + breath) * env).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    rng = np.random.default_rng(0)
+    files = {}
+    for spk, f0 in (("anna", 210.0), ("bert", 110.0)):
+        for i in range(12):
+            files[f"/usr/share/voices/{spk}/u{i}.wav"] = (_tone_speech(rng, 1.0, 44100, f0 * (1 + 0.01 * i)), 44100)
+    for spk in ("carl",):
+        for i in range(6):
+            files[f"/usr/share/voices/{spk}/u{i}.wav"] = (_tone_speech(rng, 1.0, 8000, 130.0), 8000)
+    _fake_package(cache, "fake-voices", files)
+    noise = {f"/usr/share/noise/hum{i}.wav": ((0.1 * rng.standard_normal(RATE * 3)).astype(np.float32), RATE)
+             for i in range(4)}
+    _fake_package(cache, "fake-noise", noise, license_name="GPL-2+")
+    extra = (
+        sources.Recorded("fake-train", "fake-voices", "speech", "train",
+                         r"/voices/(?P<speaker>anna|carl)/.*\.wav$", language="xx"),
+        sources.Recorded("fake-test", "fake-voices", "speech", "test", r"/voices/(?P<speaker>bert)/.*\.wav$",
+                         language="yy"),
+        sources.Recorded("fake-noise-train", "fake-noise", "noise", "train", r"/hum[01]\.wav$", family="hiss"),
+        sources.Recorded("fake-noise-test", "fake-noise", "noise", "test", r"/hum[23]\.wav$", family="hiss"),
+    )
+    names = [s.name for s in extra]
+    logs = []
+    if speech.espeak_available():
+        extra = extra + (sources.Espeak("espeak-mini", "test", utterances=3),)
+        names.append("espeak-mini")
+    rows = build.build(cache, names, extra_sources=extra, log=logs.append)
+    return cache, rows, logs
+
+
+def test_the_builder_writes_a_manifest_with_every_field(tiny_corpus):
+    cache, rows, _ = tiny_corpus
+    root = corpus.corpus_dir(cache)
+    items = corpus.read_manifest(root)
+    assert len(items) == len(rows) >= 35
+    for it in items:
+        assert set(corpus.MANIFEST_FIELDS) <= set(it)
+        assert (root / it["file"]).is_file()
+        assert it["seconds"] > 0.3 and it["sample_rate"] in (8000, 22050, 44100, RATE)
+    voices = [it for it in items if it["package"] == "fake-voices"]
+    assert {it["version"] for it in voices} == {"1.0-1"} and {it["license"] for it in voices} == {"CC0-1.0"}
+    carl = [it for it in voices if it["speaker"] == "carl"]
+    assert carl and all(it["bandwidth_hz"] <= 4000 for it in carl)  # an 8 kHz file reads as band-limited
+    anna = [it for it in voices if it["speaker"] == "anna"]
+    assert all(it["bandwidth_hz"] > 8000 for it in anna)
+
+
+def test_the_split_is_by_source_with_no_speaker_or_recording_in_two_splits(tiny_corpus):
+    cache, _, _ = tiny_corpus
+    items = corpus.read_manifest(corpus.corpus_dir(cache))
+    test = [it for it in items if it["split"] == "test"]
+    trainval = [it for it in items if it["split"] != "test"]
+    assert {it["source"] for it in test}.isdisjoint({it["source"] for it in trainval})
+    assert {it["speaker"] for it in test if it["speaker"]}.isdisjoint(
+        {it["speaker"] for it in trainval if it["speaker"]})
+    assert {it["file"] for it in test}.isdisjoint({it["file"] for it in trainval})
+    assert any(it["split"] == "val" for it in trainval) and any(it["split"] == "train" for it in trainval)
+
+
+def test_a_second_build_reuses_what_is_built(tiny_corpus):
+    cache, rows, _ = tiny_corpus
+    logs = []
+    again = build.build(cache, ["fake-train"], extra_sources=(sources.Recorded(
+        "fake-train", "fake-voices", "speech", "train", r"/voices/(?P<speaker>anna|carl)/.*\.wav$"),),
+        log=logs.append)
+    assert logs == ["fake-train: already built"] and len(again) == len(rows)
+
+
+def test_the_summary_counts_hours_speakers_and_licenses(tiny_corpus):
+    cache, _, _ = tiny_corpus
+    items = corpus.read_manifest(corpus.corpus_dir(cache))
+    summ = corpus.summarize(items)
+    real_test = summ["speech"]["test"]["real"]
+    assert real_test["speakers"] == ["fake-test:bert"] and real_test["languages"] == ["yy"]
+    assert math.isclose(real_test["hours"], sum(it["seconds"] for it in items if it["source"] == "fake-test") / 3600)
+    assert "CC0-1.0" in summ["licenses"] and "GPL-2+" in summ["licenses"]
+    text = corpus.format_summary(summ)
+    assert "| test | real |" in text and "| hiss |" in text.replace("train | hiss", "| hiss")
+    json.dumps(summ)  # JSON-able
+
+
+def test_a_missing_corpus_is_one_sentence(tmp_path):
+    with pytest.raises(ConfigError, match=r"no corpus at .*build it first with `rtconv data build`"):
+        corpus.read_manifest(tmp_path / "nothing")
+
+
+# -- augmentation and mixing -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def train_mixer(tiny_corpus):
+    cache, _, _ = tiny_corpus
+    pool = corpus.Pool.load("train", RATE, corpus.corpus_dir(cache))
+    return Mixer(pool, MixSettings(seconds=2.0, room_prob=0.0))
+
+
+def test_mixed_snr_and_level_are_what_was_drawn(train_mixer):
+    for i in range(6):
+        rng = np.random.default_rng(i)
+        x, y, info = train_mixer.example(rng, kind="mix", band="full", codec=False, snr_db=5.0 * i - 5, level_db=-10.0)
+        assert info["snr_db"] == 5.0 * i - 5
+        level = active_level_db(y, RATE)
+        if "clipped_at" not in info:
+            assert abs(level - (-26.0 - 10.0)) < 0.6, info
+            noise = x.astype(np.float64) - y
+            snr = level - 10 * math.log10(np.mean(noise**2))
+            assert abs(snr - info["snr_db"]) < 1.0, (snr, info)
+
+
+def test_draws_stay_in_their_ranges(train_mixer):
+    s = train_mixer.settings
+    kinds = set()
+    for i in range(40):
+        x, y, info = train_mixer.example(np.random.default_rng([1, i]))
+        kinds.add(info["kind"])
+        assert x.shape == y.shape == (int(s.seconds * RATE),) and x.dtype == np.float32
+        assert np.abs(x).max() <= 1.0
+        assert s.level_db[0] <= info["level_db"] <= s.level_db[1]
+        if info["kind"] == "mix":
+            assert s.snr_db[0] <= info["snr_db"] <= s.snr_db[1]
+        if info["kind"] == "noise":
+            assert not np.any(y)
+    assert kinds == {"mix", "speech", "noise"}
+
+
+def test_speech_only_has_nothing_to_remove(train_mixer):
+    x, y, info = train_mixer.example(np.random.default_rng(3), kind="speech", band="full", codec=False)
+    assert np.max(np.abs(x - y)) < 2 / 32768  # at most the 16-bit quantisation
+    assert info["snr_db"] == math.inf
+
+
+@pytest.mark.parametrize("band", ["telephone", "8k", "16k", "22k"])
+def test_a_band_limit_applies_to_input_and_target(train_mixer, band):
+    x, y, info = train_mixer.example(np.random.default_rng(5), kind="mix", band=band, codec=False, level_db=0.0)
+    edge = augment.BAND_LIMITS[band][1]
+    for sig in (x, y):
+        f, p = signal.welch(sig, RATE, nperseg=2048)
+        inside = p[(f > 200) & (f < edge * 0.8)].mean()
+        outside = p[f > edge * 1.3].mean()
+        assert outside < inside * 1e-5, (band, outside / inside)
+
+
+def test_band_limited_speech_never_meets_full_band_noise(train_mixer):
+    # carl's 8 kHz speech: the mixture is cut at its bandwidth, noise included
+    for i in range(30):
+        x, y, info = train_mixer.example(np.random.default_rng([2, i]), kind="mix", band="full", codec=False,
+                                         level_db=0.0)
+        if info["speaker"].endswith("carl"):
+            assert info["band_hz"] is not None and info["band_hz"][1] <= 4000
+            assert augment.effective_bandwidth(y, RATE) <= 4500
+            f, p = signal.welch(x, RATE, nperseg=2048)
+            assert p[f > 5000].sum() < 1e-4 * p.sum()  # what is left up there is the 16-bit floor
+            break
+    else:
+        pytest.fail("no example of the band-limited speaker in 30 draws")
+
+
+@pytest.mark.parametrize("name", list(augment.CODECS))
+def test_a_codec_round_trip_stays_aligned_and_the_same_length(name):
+    rng = np.random.default_rng(0)
+    x = _tone_speech(rng, 2.0) + 0.01 * rng.standard_normal(2 * RATE)
+    y = augment.codec(x, RATE, name, quality=0.5)
+    assert y.shape == x.shape
+    assert np.corrcoef(x, y)[0, 1] > 0.9
+
+
+def test_effective_bandwidth_finds_a_low_pass():
+    rng = np.random.default_rng(0)
+    white = rng.standard_normal(RATE * 2)
+    assert augment.effective_bandwidth(white, RATE) > 23000
+    low = augment.band_limit(white, RATE, (0.0, 4000.0))
+    assert 3800 < augment.effective_bandwidth(low, RATE) < 4800
+    assert augment.effective_bandwidth(np.zeros(RATE), RATE) == 0.0
+
+
+def test_eq_clip_and_quantize_do_what_they_say():
+    rng = np.random.default_rng(1)
+    x = 0.5 * np.sin(2 * np.pi * 1000 * np.arange(RATE) / RATE)
+    y = signal.sosfilt(augment.peaking(1000.0, 6.0, 1.0, RATE), x)
+    assert abs(20 * np.log10(np.abs(y[RATE // 2:]).max() / 0.5) - 6.0) < 0.1
+    assert np.abs(augment.clip(x, 0.2)).max() == pytest.approx(0.2)
+    q = augment.quantize(x)
+    assert np.all(np.abs(q - x) <= 0.5 / 32768 + 1e-12)
+    z, params = augment.random_eq(x, RATE, rng)
+    assert -6 <= params["peak_db"] <= 6 and -6 <= params["shelf_db"] <= 6
+
+
+@pytest.mark.skipif(not augment.rooms_available(), reason="pyroomacoustics (the train extra) is not installed")
+def test_a_room_keeps_the_direct_path_and_early_reflections_in_the_target():
+    h, early, params = augment.room(RATE, np.random.default_rng(0), rt60=0.5)
+    d = int(np.argmax(np.abs(h)))
+    assert abs(h[d]) == pytest.approx(1.0) and np.argmax(np.abs(early)) == d
+    assert len(early) <= d + int((augment.EARLY_MS + 6) * RATE / 1000)
+    assert np.sum(h**2) > np.sum(early**2)  # the late tail is only in the input
+    assert params["rt60_s"] == 0.5
+
+
+def test_keyboard_noise_is_unit_rms_and_split_apart():
+    from rtconv.train import noise
+
+    a = noise.generate("keyboard", RATE * 2, RATE, np.random.default_rng(0), "train")
+    b = noise.generate("keyboard", RATE * 2, RATE, np.random.default_rng(0), "test")
+    assert np.sqrt(np.mean(a.astype(np.float64) ** 2)) == pytest.approx(1.0, rel=1e-3)
+    assert not np.allclose(a, b)
+    assert "keyboard" not in noise.TRAIN_FAMILIES  # the espeak recipe stays reproducible
+
+
+# -- the test set and the scorer ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def test_pool(tiny_corpus):
+    cache, _, _ = tiny_corpus
+    return corpus.Pool.load("test", RATE, corpus.corpus_dir(cache))
+
+
+def test_the_test_set_is_deterministic_and_has_every_part(test_pool):
+    kw = dict(per_cell=1, band_items=1, level_items=1, clean_items=2, noise_items=2, seconds=2.0, snrs=(0.0, 10.0))
+    a = make_test_set(test_pool, seed=0, **kw)
+    b = make_test_set(test_pool, seed=0, **kw)
+    c = make_test_set(test_pool, seed=1, **kw)
+    assert fingerprint(a) == fingerprint(b) != fingerprint(c)
+    assert {ex.part for ex in a} == {"grid", "band", "level", "clean", "noise"}
+    rates = {ex.rate for ex in a if ex.part == "band"}
+    assert rates == {16000, 44100, 48000}
+    peaks = sorted(round(20 * np.log10(np.abs(ex.noisy).max())) for ex in a if ex.part == "level")
+    assert peaks == [-40, -30, -20, -10, 0]
+    speakers = {ex.info["speaker"] for ex in a if "speaker" in ex.info}
+    assert all(s.startswith(("fake-test:", "espeak-mini:")) for s in speakers)
+
+
+def test_the_test_set_refuses_a_training_pool(train_mixer):
+    with pytest.raises(ConfigError, match="'test' split only"):
+        make_test_set(train_mixer.pool)
+
+
+def _known_example(part, rate=16000, seed=0):
+    rng = np.random.default_rng(seed)
+    clean = _tone_speech(rng, 3.0, rate)
+    noise = (0.02 * rng.standard_normal(len(clean))).astype(np.float32)
+    if part == "clean":
+        return TestExample(clean, clean, rate, "clean", "real", {})
+    if part == "noise":
+        return TestExample(noise, np.zeros_like(noise), rate, "noise", "hiss", {"noise": "hiss"})
+    return TestExample(clean + noise, clean, rate, part, "SNR 0", {"noise": "hiss", "speech_kind": "real",
+                                                                 "snr_db": 0.0})
+
+
+def test_the_scorer_gives_the_known_answers():
+    pytest.importorskip("pesq")
+    pytest.importorskip("pystoi")
+    from rtconv.metrics import si_sdr_db
+
+    mix = _known_example("grid")
+    same = scoring.score_example(mix, mix.noisy)
+    assert same["si_sdr_i"] == pytest.approx(0.0, abs=1e-9) and same["pause_db"] == pytest.approx(0.0, abs=1e-6)
+    perfect = scoring.score_example(mix, mix.clean)
+    assert perfect["si_sdr_i"] == pytest.approx(float(si_sdr_db(mix.clean, mix.clean) - si_sdr_db(mix.clean, mix.noisy)))
+    assert perfect["pesq"] > 4.0 and perfect["stoi"] > 0.99 and perfect["pause_db"] < -100
+    clean = _known_example("clean")
+    r = scoring.score_example(clean, 0.5 * clean.noisy)
+    assert r["level_db"] == pytest.approx(20 * np.log10(0.5), abs=1e-6)
+    assert all(b == pytest.approx(20 * np.log10(0.5), abs=1e-6) for b in r["band_db"][:6])
+    assert math.isnan(r["band_db"][-1])  # no 16 kHz octave in a 16 kHz file
+    noise = _known_example("noise")
+    assert scoring.score_example(noise, 0.1 * noise.noisy)["atten_db"] == pytest.approx(20.0)
+
+
+def test_the_tables_compare_systems_side_by_side():
+    pytest.importorskip("pesq")
+    pytest.importorskip("pystoi")
+    examples = [_known_example("grid", seed=i) for i in range(2)] + [_known_example("clean"), _known_example("noise")]
+    systems = {"noisy": lambda x, rate: x, "rtconv": lambda x, rate: 0.5 * x, "other": lambda x, rate: 0 * x + x}
+    rows = scoring.evaluate(systems, examples)
+    summ = scoring.summary_rows(rows)
+    assert summ["noise"]["all"]["rtconv"]["atten_db"] == pytest.approx(20 * np.log10(2))
+    text = scoring.tables(summ, list(systems))
+    assert "| all | 2 |" in text and "Clean speech passthrough" in text and "Noise only" in text
