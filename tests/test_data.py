@@ -258,7 +258,6 @@ def test_eq_clip_and_quantize_do_what_they_say():
     assert -6 <= params["peak_db"] <= 6 and -6 <= params["shelf_db"] <= 6
 
 
-@pytest.mark.skipif(not augment.rooms_available(), reason="pyroomacoustics (the train extra) is not installed")
 def test_a_room_keeps_the_direct_path_and_early_reflections_in_the_target():
     h, early, params = augment.room(RATE, np.random.default_rng(0), rt60=0.5)
     d = int(np.argmax(np.abs(h)))
@@ -318,8 +317,6 @@ def _known_example(part, rate=16000, seed=0):
 
 
 def test_the_scorer_gives_the_known_answers():
-    pytest.importorskip("pesq")
-    pytest.importorskip("pystoi")
     from rtconv.metrics import si_sdr_db
 
     mix = _known_example("grid")
@@ -338,8 +335,6 @@ def test_the_scorer_gives_the_known_answers():
 
 
 def test_the_tables_compare_systems_side_by_side():
-    pytest.importorskip("pesq")
-    pytest.importorskip("pystoi")
     examples = [_known_example("grid", seed=i) for i in range(2)] + [_known_example("clean"), _known_example("noise")]
     systems = {"noisy": lambda x, rate: x, "rtconv": lambda x, rate: 0.5 * x, "other": lambda x, rate: 0 * x + x}
     rows = scoring.evaluate(systems, examples)

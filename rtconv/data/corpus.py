@@ -45,7 +45,7 @@ MANIFEST_FIELDS: tuple[str, ...] = (
     "sample_rate", "bandwidth_hz", "speaker", "language", "speech_kind", "family",
 )
 #: Speech kinds, from most to least real.
-SPEECH_KINDS: tuple[str, ...] = ("real", "concatenative", "neural", "formant")
+SPEECH_KINDS: tuple[str, ...] = ("real", "festival", "neural", "formant")
 
 
 def corpus_dir(cache_dir: str | os.PathLike | None = None) -> Path:

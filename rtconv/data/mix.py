@@ -81,7 +81,7 @@ class MixSettings:
     level_db: tuple[float, float] = (-45.0, 10.0)
     kind_weights: dict = field(default_factory=lambda: {"mix": 0.84, "speech": 0.08, "noise": 0.08})
     speech_kind_weights: dict = field(default_factory=lambda: {
-        "real": 0.5, "concatenative": 0.2, "neural": 0.15, "formant": 0.15})
+        "real": 0.5, "festival": 0.2, "neural": 0.15, "formant": 0.15})
     noise_weights: dict = field(default_factory=lambda: {
         "recorded": 0.45, "music": 0.1, "babble": 0.12, "generated": 0.33})
     second_noise_prob: float = 0.25
@@ -147,7 +147,7 @@ class Mixer:
         self.pool, self.settings = pool, settings or MixSettings()
         self.sample_rate = pool.sample_rate
         self.noise_split = split or ("test" if pool.split == "test" else "train")
-        self._by_kind = {k: pool.speaker_ids(k) for k in ("real", "concatenative", "neural", "formant")}
+        self._by_kind = {k: pool.speaker_ids(k) for k in ("real", "festival", "neural", "formant")}
         self._by_kind = {k: v for k, v in self._by_kind.items() if v}
         self._recorded = sorted(f for f in pool.noise if f != "music")
         self._rooms = augment.rooms_available()

@@ -8,7 +8,7 @@ training but with every draw that a table is grouped by pinned.  Five parts:
     Mixtures at input SNRs :data:`SNRS` x every noise of the test pool (each
     recorded family, music, babble, and the generated families with their
     test parameter ranges), speech kinds in turn (real speech every other
-    item), a quarter of them reverberant; nominal level, full band, 48 kHz.
+    item), a third of them reverberant (every speech kind); nominal level, full band, 48 kHz.
 ``band``
     Base mixtures at 5 dB SNR, each also presented band-limited or through a
     codec, or written at 16 or 44.1 kHz (:data:`BAND_VARIANTS`): paired, so
@@ -101,7 +101,7 @@ def make_test_set(pool: Pool, seed: int = 0, per_cell: int = 1, band_items: int 
     settings = MixSettings(seconds=seconds, speech_eq_prob=0.5, noise_eq_prob=0.0, second_noise_prob=0.0,
                            codec_prob=0.0, clip_prob=0.0, quantize_prob=1.0, room_prob=0.0)
     mixer = Mixer(pool, settings, split="test")
-    kinds = sorted(mixer._by_kind, key=lambda k: ("real", "concatenative", "neural", "formant").index(k))
+    kinds = sorted(mixer._by_kind, key=lambda k: ("real", "festival", "neural", "formant").index(k))
     noises = sorted(pool.noise) + ["babble"] + [f for f in GENERATED_FAMILIES]
     out: list[TestExample] = []
 
@@ -121,7 +121,7 @@ def make_test_set(pool: Pool, seed: int = 0, per_cell: int = 1, band_items: int 
             for _ in range(per_cell):
                 r = rng(0, i)
                 x, y, info = mixer.example(r, kind="mix", snr_db=snr, level_db=0.0, band="full",
-                                           speech_kind=kind_for(i), noise=nz, room=(i % 4 == 3), codec=False)
+                                           speech_kind=kind_for(i), noise=nz, room=(i % 3 == 2), codec=False)
                 out.append(TestExample(x, y, _RATE, "grid", f"SNR {snr:g}", info))
                 i += 1
     full_band = [k for k in kinds if k == "real"] or kinds
