@@ -86,6 +86,18 @@ def tiny_corpus(tmp_path_factory):
     noise = {f"/usr/share/noise/hum{i}.wav": ((0.1 * rng.standard_normal(RATE * 3)).astype(np.float32), RATE)
              for i in range(4)}
     _fake_package(cache, "fake-noise", noise, license_name="GPL-2+")
+    # a game's sounds inside a zip-format .pk3 archive
+    import io
+    import zipfile
+
+    pk3 = cache / "corpus/_fetch/pkgs/fake-noise/usr/share/games/fake/pak0.pk3"
+    pk3.parent.mkdir(parents=True)
+    with zipfile.ZipFile(pk3, "w") as z:
+        for i in range(2):
+            buf = io.BytesIO()
+            sf.write(buf, (0.05 * rng.standard_normal(RATE)).astype(np.float32), RATE, format="WAV")
+            z.writestr(f"sound/world/wind{i}.wav", buf.getvalue())
+        z.writestr("sound/player/taunt.wav", buf.getvalue())
     extra = (
         sources.Recorded("fake-train", "fake-voices", "speech", "train",
                          r"/voices/(?P<speaker>anna|carl)/.*\.wav$", language="xx"),
@@ -93,6 +105,8 @@ def tiny_corpus(tmp_path_factory):
                          language="yy"),
         sources.Recorded("fake-noise-train", "fake-noise", "noise", "train", r"/hum[01]\.wav$", family="hiss"),
         sources.Recorded("fake-noise-test", "fake-noise", "noise", "test", r"/hum[23]\.wav$", family="hiss"),
+        sources.Recorded("fake-archive", "fake-noise", "noise", "train", r"!sound/world/.*\.wav$", family="wind",
+                         archive=r"/pak0\.pk3$"),
     )
     names = [s.name for s in extra]
     logs = []
@@ -107,7 +121,7 @@ def test_the_builder_writes_a_manifest_with_every_field(tiny_corpus):
     cache, rows, _ = tiny_corpus
     root = corpus.corpus_dir(cache)
     items = corpus.read_manifest(root)
-    assert len(items) == len(rows) >= 35
+    assert len(items) == len(rows) >= 37
     for it in items:
         assert set(corpus.MANIFEST_FIELDS) <= set(it)
         assert (root / it["file"]).is_file()
@@ -118,6 +132,14 @@ def test_the_builder_writes_a_manifest_with_every_field(tiny_corpus):
     assert carl and all(it["bandwidth_hz"] <= 4000 for it in carl)  # an 8 kHz file reads as band-limited
     anna = [it for it in voices if it["speaker"] == "anna"]
     assert all(it["bandwidth_hz"] > 8000 for it in anna)
+
+
+def test_audio_inside_a_game_archive_is_read_member_by_member(tiny_corpus):
+    cache, _, _ = tiny_corpus
+    items = [it for it in corpus.read_manifest(corpus.corpus_dir(cache)) if it["source"] == "fake-archive"]
+    assert sorted(it["id"] for it in items) == ["fake-archive/pak0.pk3-sound-world-wind0",
+                                                "fake-archive/pak0.pk3-sound-world-wind1"]
+    assert all(it["family"] == "wind" and it["seconds"] == 1.0 for it in items)
 
 
 def test_the_split_is_by_source_with_no_speaker_or_recording_in_two_splits(tiny_corpus):

@@ -15,12 +15,14 @@ missing synthesizer) is skipped with one line saying why; the build goes on.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
@@ -85,33 +87,47 @@ def store_item(x: np.ndarray, sample_rate: int, root: Path, source: str, name: s
     return row
 
 
-def _read(path: Path) -> tuple[np.ndarray, int] | None:
+def _read(path) -> tuple[np.ndarray, int] | None:
     import soundfile as sf
 
     try:
-        x, sr = sf.read(str(path), dtype="float64", always_2d=True)
+        x, sr = sf.read(path if isinstance(path, io.BytesIO) else str(path), dtype="float64", always_2d=True)
     except Exception:  # noqa: BLE001 - unreadable files are skipped, counted by the caller
         return None
     return x.mean(axis=1), sr
 
 
-def _recorded(src: sources.Recorded, root: Path, cache: Path, limit: int, log) -> list[dict]:
-    pkg = fetch_deb(src.package, cache)
-    files = sorted(p for p in pkg.root.rglob("*") if p.suffix.lower() in _AUDIO and p.is_file())
-    rows, skipped = [], 0
+def _members(src: sources.Recorded, pkg: Fetched):
+    """(installed path, opener) of every audio file of the package, zip archive members included."""
+    files = sorted(p for p in pkg.root.rglob("*") if p.is_file())
     for p in files:
         installed = "/" + str(p.relative_to(pkg.root))
+        if src.archive:
+            if re.search(src.archive, installed):
+                with zipfile.ZipFile(p) as z:
+                    for m in sorted(z.namelist()):
+                        if m.lower().endswith(_AUDIO):
+                            yield f"{installed}!{m}", (lambda z_path=p, m=m: io.BytesIO(zipfile.ZipFile(z_path).read(m)))
+        elif p.suffix.lower() in _AUDIO:
+            yield installed, (lambda p=p: p)
+
+
+def _recorded(src: sources.Recorded, root: Path, cache: Path, limit: int, log) -> list[dict]:
+    pkg = fetch_deb(src.package, cache)
+    rows, skipped = [], 0
+    for installed, opener in _members(src, pkg):
         lab = src.label(installed)
         if lab is None:
             continue
         if limit and len(rows) >= limit:
             break
-        got = _read(p)
+        got = _read(opener())
         if got is None:
             skipped += 1
             continue
         x, sr = got
-        row = store_item(x, sr, root, src.name, sources.installed_name(PurePosixPath(installed)),
+        name = sources.installed_name(PurePosixPath(installed.replace("!", "/")))
+        row = store_item(x, sr, root, src.name, name,
                          _labels(src.kind, pkg, lab["split"], lab["speaker"], lab["language"],
                                  src.speech_kind if src.kind == "speech" else None,
                                  src.family or None), src.min_seconds)

@@ -43,7 +43,9 @@ TEST_LANGUAGES: frozenset[str] = frozenset({"de", "nl", "fr", "pt", "pt_BR", "sv
 class Recorded:
     """Audio files of one Debian package.
 
-    ``pattern`` is a regular expression on the installed path; its named
+    ``pattern`` is a regular expression on the installed path (with
+    ``archive``, on ``<archive path>!<member>`` of the zip archives whose
+    installed path matches ``archive``); its named
     groups ``speaker`` and ``language`` (if present) label the item, else
     ``speaker``/``language`` give fixed labels.  ``split_by_language``
     overrides ``split`` per file with :data:`TEST_LANGUAGES`.
@@ -62,6 +64,7 @@ class Recorded:
     exclude: str = ""
     min_seconds: float = 0.3
     max_files: int = 0  # 0: all
+    archive: str = ""  # a regex on zip-format archives (a game's .pk3) whose members hold the audio
 
     def label(self, installed: str) -> dict | None:
         """Labels of one installed path, or None if the file is not part of the source."""
@@ -194,6 +197,13 @@ SOURCES: tuple = (
     Recorded("oxygen-sounds", "oxygen-sounds", "noise", "test", r"/sounds/.*\.(ogg|oga|wav)$", family="ui"),
     Recorded("freedesktop-sounds", "sound-theme-freedesktop", "noise", "train", r"/sounds/.*\.(oga|ogg|wav)$",
              family="ui"),
+    Recorded("ufoai-ambience", "ufoai-sound", "noise", "train", r"!sound/ambience/.*\.(ogg|wav)$",
+             family="ambience", archive=r"/ufoai/base/0snd\.pk3$"),
+    Recorded("ufoai-effects", "ufoai-sound", "noise", "train",
+             r"!sound/(weapons|footsteps|misc|impact|doors|ugv|geoscape|ui)/.*\.(ogg|wav)$",
+             family="effects", archive=r"/ufoai/base/0snd\.pk3$"),
+    Recorded("openarena-world", "openarena-data", "noise", "test", r"!sound/(world|movers)/.*\.(ogg|wav)$",
+             family="ambience", archive=r"/openarena/baseoa/pak0\.pk3$"),
     Recorded("colobot-sounds", "colobot-common-sounds", "noise", "train", r"/colobot/sounds/.*\.(wav|ogg)$",
              family="machines"),
     Recorded("colobot-music", "colobot-common-sounds", "noise", "train", r"/colobot/music/.*\.ogg$",

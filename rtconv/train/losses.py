@@ -9,7 +9,13 @@ times the multi-resolution spectral convergence, a linear-magnitude term
 that keeps rewarding suppression of noise-only time-frequency regions
 (unlike log magnitudes, it does not chase digital silence to the clamp).
 
-Use :func:`get_loss` to look one up by name.
+``cmrs`` is a level-normalised, compressed multi-resolution spectral loss
+(magnitude and complex terms, as DeepFilterNet's, with an extra weight on
+speech the estimate removed), ``cmrs+si_sdr`` adds a little SI-SDR; both
+also see the noisy input (to normalise each example's level, so a quiet
+example counts as much as a loud one, and noise-only examples teach
+suppression).  Use :func:`get_loss` to look one up by name and
+:func:`apply` to call any of them.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 
-__all__ = ["LOSSES", "get_loss", "l1", "mse", "multi_resolution_stft", "si_sdr_loss", "spectral_convergence"]
+__all__ = ["LOSSES", "get_loss", "apply", "l1", "mse", "multi_resolution_stft", "si_sdr_loss",
+           "spectral_convergence", "compressed_spectral"]
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -94,6 +101,54 @@ def _l1_stft(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return l1(estimate, target) + multi_resolution_stft(estimate, target)
 
 
+def compressed_spectral(
+    estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor, power: float = 0.3,
+    complex_weight: float = 0.3, removed_speech_weight: float = 1.0,
+    resolutions: Sequence[tuple[int, int]] = ((1024, 256), (512, 128), (256, 64)),
+) -> torch.Tensor:
+    """Compressed multi-resolution spectral loss on level-normalised signals.
+
+    Each example is divided by its noisy input's RMS first, so every input
+    level counts alike.  Per STFT resolution: the squared error of
+    ``|X|^power`` magnitudes, weighted ``1 + removed_speech_weight`` where
+    the estimate is below the target (suppressed speech is worse than
+    residual noise), plus ``complex_weight`` times the squared error of the
+    compressed complex spectra ``X |X|^(power-1)`` (phase).
+    """
+    scale = noisy.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-5)
+    e, t = estimate / scale, target / scale
+    n = e.shape[-1]
+    terms = []
+    for fft, hop in resolutions:
+        while fft > n and fft > 8:
+            fft, hop = fft // 2, max(1, hop // 2)
+        window = torch.hann_window(fft, device=e.device, dtype=e.dtype)
+        E = torch.stft(e.reshape(-1, n), fft, hop, fft, window, return_complex=True)
+        T = torch.stft(t.reshape(-1, n), fft, hop, fft, window, return_complex=True)
+        me, mt = (E.abs() + 1e-6).pow(power), (T.abs() + 1e-6).pow(power)
+        w = 1.0 + removed_speech_weight * (mt > me).to(me.dtype)
+        mag = (w * (me - mt).square()).mean()
+        ce = E * (E.abs() + 1e-6).pow(power - 1.0)
+        ct = T * (T.abs() + 1e-6).pow(power - 1.0)
+        terms.append(mag + complex_weight * (ce - ct).abs().square().mean())
+    return sum(terms) / len(terms)
+
+
+def _cmrs_si_sdr(estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+    return compressed_spectral(estimate, target, noisy) + 0.01 * si_sdr_loss(estimate, target)
+
+
+compressed_spectral.needs_input = True
+_cmrs_si_sdr.needs_input = True
+
+
+def apply(loss: Loss, estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+    """``loss(estimate, target)``, or ``loss(estimate, target, noisy)`` for losses that need the input."""
+    if getattr(loss, "needs_input", False):
+        return loss(estimate, target, noisy)
+    return loss(estimate, target)
+
+
 LOSSES: dict[str, Loss] = {
     "l1": l1,
     "mse": mse,
@@ -101,6 +156,8 @@ LOSSES: dict[str, Loss] = {
     "si_sdr": si_sdr_loss,
     "l1+stft": _l1_stft,
     "si_sdr+sc": _si_sdr_sc,
+    "cmrs": compressed_spectral,
+    "cmrs+si_sdr": _cmrs_si_sdr,
 }
 
 

@@ -234,7 +234,7 @@ def evaluate(model: Model, data, loss: Callable | str = "mse", device="cpu",
     trim = _trim(model)
     xt, yt, ot = (_cut(torch.from_numpy(a), trim) for a in (x, y, out))
     result: dict = {"examples": int(x.shape[0]), "warmup_samples_skipped": list(trim),
-                    "loss": float(loss_fn(ot, yt))}
+                    "loss": float(_losses.apply(loss_fn, ot, yt, xt))}
     # the noisy reference for each output channel is the (mono) input itself
     xin = xt[:, :1].expand_as(yt) if xt.shape[1] == 1 else xt
     in_mse, out_mse = float(torch.mean((xin - yt) ** 2)), float(torch.mean((ot - yt) ** 2))
@@ -289,7 +289,7 @@ def _epoch(model, loader, loss_fn, opt, cfg, device, trim, bar) -> float:
     for x, y in loader:
         x, y = x.to(device), y.to(device)
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(_cut(model(x), trim), _cut(y, trim))
+        loss = _losses.apply(loss_fn, _cut(model(x), trim), _cut(y, trim), _cut(x, trim))
         if not torch.isfinite(loss):
             raise ConfigError(
                 f"training diverged: the {cfg.loss} loss became {loss.item()!r}; lower the "
@@ -313,7 +313,7 @@ def _val_loss(model, loader, loss_fn, device, trim) -> float:
     total, count = 0.0, 0
     for x, y in loader:
         x, y = x.to(device), y.to(device)
-        total += float(loss_fn(_cut(model(x), trim), _cut(y, trim))) * x.shape[0]
+        total += float(_losses.apply(loss_fn, _cut(model(x), trim), _cut(y, trim), _cut(x, trim))) * x.shape[0]
         count += x.shape[0]
     return total / max(1, count)
 
