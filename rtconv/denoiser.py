@@ -39,7 +39,7 @@ from .framed import Framed, FrameNet, MaskGate, PairPower, StridedConv1d, Transp
 from .layers import Activation, MimoConv1d, Residual, _check_int
 from .models import Model, register
 
-__all__ = ["ConvDenoiser", "dft_filterbank", "limit_to_floor", "calibrate_gain"]
+__all__ = ["ConvDenoiser", "dft_filterbank", "limit_to_floor", "calibrate_gain", "set_attenuation_limit"]
 
 
 def limit_to_floor(limit_db: float | None) -> float:
@@ -52,6 +52,16 @@ def limit_to_floor(limit_db: float | None) -> float:
             "e.g. 12 keeps at least -12 dB of every band, None suppresses freely."
         )
     return float(10.0 ** (-float(limit_db) / 20.0))
+
+
+def set_attenuation_limit(model, limit_db: float | None) -> None:
+    """Set a denoiser's strength (``--atten-lim``); refuse, in one sentence, a model without one."""
+    if not hasattr(type(model), "attenuation_limit_db"):
+        raise ConfigError(
+            f"the model ({getattr(model, 'arch', type(model).__name__)!r}) has no attenuation limit: only "
+            "denoisers do; leave --atten-lim out for this model."
+        )
+    model.attenuation_limit_db = None if limit_db is None else float(limit_db)
 
 
 def dft_filterbank(window: int) -> tuple[np.ndarray, np.ndarray]:

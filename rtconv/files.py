@@ -354,6 +354,8 @@ def process_file(
     overwrite: bool = False,
     progress: Progress = None,
     threads: int | None = 1,
+    wet: float = 1.0,
+    attenuation_limit_db: float | None | str = "model",
 ) -> Summary:
     """Process one audio file with a model and write the result atomically.
 
@@ -387,6 +389,13 @@ def process_file(
         each chunk (raise from it to cancel; nothing is written then).
     threads : int or None
         Torch threads (process-wide); 1 by default.
+    wet : float
+        Dry/wet mix, 0..1: ``wet * processed + (1 - wet) * input``, sample
+        aligned (needs ``align=True`` and as many output as input channels).
+    attenuation_limit_db : float, None or "model"
+        A denoiser's strength: the most any band is attenuated, in dB
+        (``None``: unlimited); ``"model"`` keeps the checkpoint's own.  The
+        model's setting is restored afterwards.
 
     Returns
     -------
@@ -402,7 +411,23 @@ def process_file(
     """
     t0 = time.perf_counter()
     input = Path(input)
+    if isinstance(wet, bool) or not isinstance(wet, (int, float)) or not 0.0 <= wet <= 1.0:
+        raise ConfigError(f"wet must be a number from 0 (dry) to 1 (processed), got {wet!r}.")
+    if wet < 1.0 and not align:
+        raise ConfigError(f"a dry/wet mix (wet={wet!r}) needs the output aligned with the input; "
+                          "leave out --keep-latency.")
     m, mname = _resolve_model(model)
+    if attenuation_limit_db != "model":
+        from .denoiser import set_attenuation_limit
+
+        old_limit = getattr(m, "attenuation_limit_db", None)
+        set_attenuation_limit(m, attenuation_limit_db)
+        try:
+            return process_file(input, output, m, block_size=block_size, offline=offline, align=align,
+                                subtype=subtype, overwrite=overwrite, progress=progress, threads=threads,
+                                wet=wet)
+        finally:
+            m.attenuation_limit_db = old_limit
     with Reader(input, chunk=_READ_CHUNK) as reader:
         task = m.metadata.get("task") or ("filter" if m.arch == "fir" else None)
         if output is not None and str(output).endswith(("/", os.sep)) and not Path(output).is_dir():
@@ -423,6 +448,10 @@ def process_file(
             raise AudioFileError(f"output {str(out)!r} already exists; pass --overwrite to replace it or choose another name.")
         chain = Chain(m, reader.sample_rate, reader.channels, reader.frames, block_size=block_size,
                       offline=offline, align=align, threads=threads)
+        if wet < 1.0 and chain.out_channels != reader.channels:
+            raise ConfigError(f"a dry/wet mix needs as many output as input channels; this model turns "
+                              f"{reader.channels} into {chain.out_channels}, so leave --wet out.")
+        mix = _DryWet(wet) if wet < 1.0 else None
         fmt, sub = output_format(out, reader.format, reader.subtype, subtype)
         bar = None
         show = progress if isinstance(progress, bool) else (progress is None and _stderr_tty())
@@ -437,12 +466,14 @@ def process_file(
             tags["software"] = f"{SOFTWARE_TAG} {__version__}, model {mname}, {_mode(offline, block_size)}"
             with AtomicWriter(out, reader.sample_rate, chain.out_channels, fmt, sub, tags) as writer:
                 for x in reader.chunks():
-                    writer.write(chain(x))
+                    y = chain(x)
+                    writer.write(mix(x, y) if mix else y)
                     if bar is not None:
                         bar.update(x.shape[0])
                     if callable(progress):
                         progress(reader.frames_read, reader.frames)
-                writer.write(chain.flush())
+                y = chain.flush()
+                writer.write(mix(None, y) if mix else y)
                 writer.commit()
         finally:
             if bar is not None:
@@ -461,6 +492,26 @@ def process_file(
         )
     _notes(summary)
     return summary
+
+
+class _DryWet:
+    """``wet * y + (1 - wet) * x`` for an aligned output: output frame k pairs with input frame k."""
+
+    def __init__(self, wet: float) -> None:
+        self.wet = float(wet)
+        self.pending: list[np.ndarray] = []  # input frames not yet matched by output frames
+
+    def __call__(self, x: np.ndarray | None, y: np.ndarray) -> np.ndarray:
+        if x is not None and len(x):
+            self.pending.append(np.asarray(x, np.float32))
+        n = y.shape[0]
+        if n == 0:
+            return y
+        dry = np.concatenate(self.pending) if self.pending else np.zeros((0, y.shape[1]), np.float32)
+        if dry.shape[0] < n:  # never for an aligned chain; kept so a short read cannot misalign the rest
+            dry = np.concatenate([dry, np.zeros((n - dry.shape[0], dry.shape[1]), np.float32)])
+        self.pending = [dry[n:]] if dry.shape[0] > n else []
+        return (self.wet * y + (1.0 - self.wet) * dry[:n]).astype(np.float32)
 
 
 def _stderr_tty() -> bool:

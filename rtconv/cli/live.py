@@ -94,6 +94,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("sound")
     g.add_argument("--bypass", action="store_true", help="start bypassed (input passes, delayed by the latency)")
     g.add_argument("--wet", type=_unit, default=1.0, metavar="X", help="dry/wet mix, 0..1 (default: %(default)s)")
+    g.add_argument("--atten-lim", type=_db_limit, metavar="DB",
+                   help="denoiser strength: attenuate no band by more than DB dB (default: the model's own)")
     g.add_argument("--gain", type=_db, default=0.0, metavar="DB", help="output gain in dB (default: %(default)s)")
     g.add_argument("--no-limiter", dest="limiter", action="store_false", help="turn off the -1 dBFS safety limiter")
     g = parser.add_argument_group("run")
@@ -101,6 +103,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--duration", "-d", type=_seconds, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
     g.add_argument("--stats-json", metavar="PATH", help="write the final stats as JSON to PATH")
     g.add_argument("--quiet", "-q", action="store_true", help="no live status line")
+
+
+def _db_limit(text: str) -> float:
+    from .process import _db_limit as check
+
+    return check(text)
 
 
 def _pick_rate(args, model) -> int:
@@ -157,6 +165,10 @@ def run(args) -> int:
 
     path = checkpoint.resolve(args.model)
     model = checkpoint.load(path)
+    if args.atten_lim is not None:
+        from ..denoiser import set_attenuation_limit
+
+        set_attenuation_limit(model, args.atten_lim)
     rate = _pick_rate(args, model)
     proc = LiveProcessor(model, rate, args.channels, args.block_size, threads=args.threads,
                          resample_quality=args.resample_quality)

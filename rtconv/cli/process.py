@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -81,9 +82,33 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--subtype", metavar="NAME",
                    help="output sample format, e.g. PCM_16, PCM_24, FLOAT (default: the input's)")
     g.add_argument("--overwrite", action="store_true", help="replace existing output files (never an input)")
+    g.add_argument("--atten-lim", type=_db_limit, metavar="DB",
+                   help="denoiser strength: attenuate no band by more than DB dB (default: the model's own)")
+    g.add_argument("--wet", type=_unit, default=1.0, metavar="X",
+                   help="dry/wet mix, 0 (input) .. 1 (processed) (default: %(default)s)")
     g.add_argument("--jobs", "-j", type=positive_int, default=1, metavar="N",
                    help="worker processes for several files (default: %(default)s)")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary lines")
+
+
+def _unit(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return v
+
+
+def _db_limit(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not v >= 0.0 or math.isinf(v):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number of dB, got {text!r} (e.g. 12)")
+    return v
 
 
 def _split_output(args: argparse.Namespace) -> tuple[list[str], str | None]:
@@ -130,7 +155,12 @@ def run(args: argparse.Namespace) -> int:
     model = load(args.model) if args.model else None
     kw = dict(block_size=args.block_size, offline=args.offline, align=not args.keep_latency,
               subtype=args.subtype, overwrite=args.overwrite, threads=args.threads,
-              progress=False if (args.quiet or args.jobs > 1) else None)
+              progress=False if (args.quiet or args.jobs > 1) else None, wet=args.wet,
+              attenuation_limit_db="model" if args.atten_lim is None else args.atten_lim)
+    if args.atten_lim is not None and model is not None:  # refuse a model without a strength once, up front
+        from ..denoiser import set_attenuation_limit
+
+        set_attenuation_limit(model, args.atten_lim)
     # workers load the checkpoint themselves: a path crosses the process boundary, not a module
     ref = args.model if args.jobs > 1 else model
     jobs = [(f, output, ref, kw) for f in files]
