@@ -20,16 +20,31 @@ output samples of every example are a warm-up that streaming never shows
 (it has history); loss and metrics skip them (and the same number at the
 end for non-causal models).
 
-Resume: ``resume=PATH`` starts from a checkpoint's weights and continues its
-epoch count and loss history (optimizer moments restart from zero).  An
-epoch is kept as best only if it beats the resumed weights' validation loss
-measured at the start on this run's split and loss, so a different loss or
-seed cannot make every new epoch look worse than the old run's numbers.
+Resume, two kinds:
+
+- **continue an interrupted run exactly.**  After every epoch the trainer
+  also writes ``<out>.state.safetensors`` (weights of the last epoch,
+  optimizer moments, the schedule's position, the shuffling generator, the
+  best-so-far bookkeeping; tensors + JSON, no pickle).  ``resume=PATH``
+  with that file beside ``PATH`` and the same training choices runs the
+  remaining epochs of the original plan and gives the weights an
+  uninterrupted run would have given (tested).
+- **fine-tune.**  Otherwise ``resume=PATH`` starts from the checkpoint's
+  weights and runs ``epochs`` more with fresh optimizer moments (another
+  loss, data or seed).  An epoch is kept as best only if it beats the
+  resumed weights' validation loss measured at the start on this run's
+  split and loss, so a different loss or seed cannot make every new epoch
+  look worse than the old run's numbers.
+
+Either way the checkpoint's provenance keeps ``chain``: the commands of
+every run it was resumed from, oldest first, so a shipped model can be
+reproduced from the repository alone.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 import random
 import shlex
@@ -318,8 +333,52 @@ def _val_loss(model, loader, loss_fn, device, trim) -> float:
     return total / max(1, count)
 
 
+_STATE_KEYS = ("task", "task_options", "arch", "arch_config", "loss", "optimizer", "lr", "momentum",
+               "weight_decay", "batch_size", "epochs", "schedule", "clip_grad", "seed")
+
+
+def state_path(out) -> Path:
+    """The resumable-state file written beside checkpoint ``out``."""
+    out = Path(out)
+    return out.with_name(out.stem + ".state.safetensors")
+
+
+def _plan(cfg: TrainConfig) -> dict:
+    return json.loads(json.dumps({k: getattr(cfg, k) for k in _STATE_KEYS}, default=str))
+
+
+def _save_state(model, opt, sched, gen, cfg, bookkeeping: dict) -> None:
+    """Everything an exact continuation needs, as tensors + JSON (written atomically)."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    osd = opt.state_dict()
+    for pid, st in osd["state"].items():
+        for k, v in st.items():
+            t = v if torch.is_tensor(v) else torch.tensor(v)
+            tensors[f"opt.{pid}.{k}"] = t.detach().cpu().contiguous()
+    tensors["generator"] = gen.get_state()
+    meta = {"plan": _plan(cfg), "param_groups": osd["param_groups"],
+            "scheduler": sched.state_dict() if sched is not None else None, **bookkeeping}
+    path = state_path(cfg.out)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(tmp), metadata={"rtconv_train_state": json.dumps(meta, default=float)})
+    tmp.replace(path)
+
+
+def _load_state(path: Path) -> tuple[dict, dict]:
+    from safetensors import safe_open
+
+    tensors = {}
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads(f.metadata()["rtconv_train_state"])
+        for k in f.keys():
+            tensors[k] = f.get_tensor(k)
+    return meta, tensors
+
+
 def _save(model: Model, cfg: TrainConfig, td, history: dict, metrics: dict, command: str,
-          device, final: bool) -> Path | None:
+          device, final: bool, chain: list | None = None) -> Path | None:
     if not cfg.out:
         return None
     from ..checkpoint import save
@@ -336,6 +395,7 @@ def _save(model: Model, cfg: TrainConfig, td, history: dict, metrics: dict, comm
         "epochs_done": len(history["train_loss"]),
         "history": history,
         "final": final,
+        "chain": chain or [],
     }
     cpu = copy.deepcopy(model).cpu()
     cpu.sample_rate = td.sample_rate
@@ -361,12 +421,25 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     command = _command(cfg)
     td = task_data or _tasks.make_task(cfg.task, seed=cfg.seed, **cfg.task_options)
     history: dict = {"train_loss": [], "val_loss": [], "lr": [], "seconds": []}
+    chain: list = []
+    exact = None  # (meta, tensors) of an interrupted run this one continues exactly
     if cfg.resume:
         from ..checkpoint import load
 
         model = load(cfg.resume)
         prov = model.metadata.get("provenance", {})
         history = {k: list(v) for k, v in (prov.get("history") or history).items()}
+        chain = list(prov.get("chain") or []) + ([prov["command"]] if prov.get("command") else [])
+        sp = state_path(cfg.resume)
+        if sp.is_file():
+            meta, tensors = _load_state(sp)
+            if meta.get("plan") == _plan(cfg) and not prov.get("final") and meta["epoch"] < cfg.epochs:
+                exact = (meta, tensors)
+                history = meta["history"]
+                chain = chain[:-1]  # the same run, continued: not a separate step
+                log(f"continuing {cfg.resume} exactly after epoch {meta['epoch']} of {cfg.epochs}")
+            elif not prov.get("final"):
+                log(f"note: {sp.name} belongs to a run with other choices; fine-tuning from the weights instead")
     else:
         arch, conf = td.default_arch
         load_extra_architectures()
@@ -395,16 +468,33 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     start = len(history["train_loss"])
     sched = _make_schedule(cfg, opt, cfg.epochs)
     best, best_epoch = math.inf, 0
-    if cfg.resume:
+    stale = 0
+    end = start + cfg.epochs
+    if exact is not None:
+        meta, tensors = exact
+        best_state = copy.deepcopy(model.state_dict())  # the checkpoint holds the best weights so far
+        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        osd = {"state": {}, "param_groups": meta["param_groups"]}
+        for k, v in tensors.items():
+            if k.startswith("opt."):
+                _, pid, key = k.split(".", 2)
+                osd["state"].setdefault(int(pid), {})[key] = v
+        opt.load_state_dict(osd)
+        if sched is not None and meta.get("scheduler") is not None:
+            sched.load_state_dict(meta["scheduler"])
+        gen.set_state(tensors["generator"])
+        best, best_epoch, stale = meta["best"], meta["best_epoch"], meta["stale"]
+        start, end = meta["epoch"], cfg.epochs
+    elif cfg.resume:
         # the bar to beat is the resumed weights on *this* run's validation set and loss: the
         # old history's values may come from another loss or another split, not comparable
         best, best_epoch = _val_loss(model, val_loader, loss_fn, device, trim), start
         log(f"resumed after epoch {start}: val {best:.5g} on this run's validation set ({cfg.loss})")
-    best_state = copy.deepcopy(model.state_dict())
-    stale = 0
-    for epoch in range(start, start + cfg.epochs):
+    if exact is None:
+        best_state = copy.deepcopy(model.state_dict())
+    for epoch in range(start, end):
         te = time.perf_counter()
-        bar = tqdm(total=len(train_data), desc=f"epoch {epoch + 1}/{start + cfg.epochs}", unit="ex",
+        bar = tqdm(total=len(train_data), desc=f"epoch {epoch + 1}/{end}", unit="ex",
                    leave=False, disable=not cfg.progress, file=sys.stderr)
         tr_loss = _epoch(model, loader, loss_fn, opt, cfg, device, trim, bar)
         bar.close()
@@ -425,12 +515,15 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
             best, best_epoch, stale = va_loss, epoch + 1, 0
             best_state = copy.deepcopy(model.state_dict())
             _save(model, cfg, td, history, {"best_val_loss": best, "best_epoch": best_epoch},
-                  command, device, final=False)
+                  command, device, final=False, chain=chain)
         else:
             stale += 1
-            if cfg.patience and stale >= cfg.patience:
-                log(f"early stop: no better validation loss for {stale} epochs")
-                break
+        if cfg.out:
+            _save_state(model, opt, sched, gen, cfg, {"epoch": epoch + 1, "best": best, "best_epoch": best_epoch,
+                                                      "stale": stale, "history": history})
+        if not improved and cfg.patience and stale >= cfg.patience:
+            log(f"early stop: no better validation loss for {stale} epochs")
+            break
     model.load_state_dict(best_state)
     labels = None
     if isinstance(td.test, _tasks.DenoiseDataset):
@@ -453,7 +546,7 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         log(f"  {nm}: SNR {e['input_snr_db']:.2f} -> {e['output_snr_db']:.2f} dB "
             f"({e['snr_improvement_db']:+.2f}), SI-SDR {e['si_sdr_improvement_db']:+.2f} dB")
     model.sample_rate = td.sample_rate
-    path = _save(model, cfg, td, history, metrics, command, device, final=True)
+    path = _save(model, cfg, td, history, metrics, command, device, final=True, chain=chain)
     report = None
     if cfg.report:
         from .report import write_report

@@ -1,0 +1,68 @@
+"""An interrupted training run continues exactly: optimizer, schedule and shuffling included."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rtconv.checkpoint import load, read_metadata
+from rtconv.train.trainer import TrainConfig, state_path, train
+
+OPTS = {"train_examples": 96, "val_examples": 16, "test_examples": 16}
+
+
+def _cfg(out, **kw):
+    base = dict(task="sines", task_options=OPTS, optimizer="adam", lr=0.01, schedule="cosine", epochs=4,
+                batch_size=8, out=str(out), command="rtconv train sines (test)", progress=False, seed=5)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _stop_at(line_start):
+    def log(line):
+        if line.startswith(line_start):
+            raise Interrupted(line)
+    return log
+
+
+@pytest.mark.parametrize("stop_after", [1, 2, 3])
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, stop_after):
+    whole = train(_cfg(tmp_path / "whole.safetensors"), log=lambda s: None)
+    part = tmp_path / "part.safetensors"
+    with pytest.raises(Interrupted):  # dies while logging epoch stop_after + 1: its state was not saved
+        train(_cfg(part), log=_stop_at(f"epoch {stop_after + 1}:"))
+    assert state_path(part).is_file()
+    lines = []
+    resumed = train(_cfg(tmp_path / "resumed.safetensors", resume=str(part)), log=lines.append)
+    assert any(f"exactly after epoch {stop_after} of 4" in ln for ln in lines)
+    for (k, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=k)
+    assert resumed.history["train_loss"] == pytest.approx(whole.history["train_loss"], rel=1e-6)
+    prov = read_metadata(tmp_path / "resumed.safetensors")["provenance"]
+    assert prov["epochs_done"] == 4 and prov["chain"] == []  # one run, continued: no extra step
+
+
+def test_a_finished_run_is_fine_tuned_and_the_chain_records_it(tmp_path):
+    first = tmp_path / "first.safetensors"
+    train(_cfg(first, epochs=2), log=lambda s: None)
+    second = tmp_path / "second.safetensors"
+    r = train(_cfg(second, epochs=2, resume=str(first), command="rtconv train sines --resume first"),
+              log=lambda s: None)
+    assert len(r.history["train_loss"]) == 4  # two more epochs on top of the finished two
+    third = tmp_path / "third.safetensors"
+    train(_cfg(third, epochs=1, lr=0.001, resume=str(second), command="rtconv train sines --resume second"),
+          log=lambda s: None)
+    chain = read_metadata(third)["provenance"]["chain"]
+    assert chain == ["rtconv train sines (test)", "rtconv train sines --resume first"]
+    load(third)  # still an ordinary checkpoint
+
+
+def test_the_state_file_is_tensors_and_json_not_pickle(tmp_path):
+    out = tmp_path / "s.safetensors"
+    train(_cfg(out, epochs=1), log=lambda s: None)
+    raw = state_path(out).read_bytes()
+    assert b"rtconv_train_state" in raw[:20000] and b"\x80\x04" not in raw[:8]  # safetensors header, no pickle
