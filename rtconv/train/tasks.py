@@ -293,9 +293,18 @@ class CorpusDenoiseDataset(_Generated):
 
 
 def materialize(ds: Dataset) -> torch.utils.data.TensorDataset:
-    """Generate every example once and keep them in memory (fast epochs for fixed datasets)."""
-    xs, ys = zip(*(ds[i] for i in range(len(ds))))
-    return torch.utils.data.TensorDataset(torch.stack(xs), torch.stack(ys))
+    """Generate every example once and keep them in memory (fast epochs for fixed datasets).
+
+    Examples are written into preallocated tensors one by one, so the peak
+    memory is the dataset's size, not twice it.
+    """
+    x0, y0 = ds[0]
+    xs = torch.empty((len(ds), *x0.shape), dtype=x0.dtype)
+    ys = torch.empty((len(ds), *y0.shape), dtype=y0.dtype)
+    xs[0], ys[0] = x0, y0
+    for i in range(1, len(ds)):
+        xs[i], ys[i] = ds[i]
+    return torch.utils.data.TensorDataset(xs, ys)
 
 
 @dataclass
@@ -419,9 +428,10 @@ def _corpus_task(seed: int, options: dict) -> TaskData:
     datasets = {}
     # the trainer's own "test" split draws from the corpus's validation items: the real test
     # sources stay untouched until `rtconv bench denoise`
+    pools = {name: Pool.load(name, sr, root, items) for name in ("train", "val")}
     for split, pool_split, count in (("train", "train", tr), ("val", "val", va), ("test", "val", te)):
-        pool = Pool.load(pool_split, sr, root, items)
-        datasets[split] = CorpusDenoiseDataset(Mixer(pool, settings, split="train"), count, split, seed)
+        datasets[split] = CorpusDenoiseDataset(Mixer(pools[pool_split], settings, split="train"), count, split,
+                                               seed)
     opts = {"seed": seed, "sample_rate": sr, "seconds": seconds, "snr_db": list(snr), "level_db": list(level),
             "train_examples": tr, "val_examples": va, "test_examples": te, "corpus": "realistic",
             "corpus_items": len(items),
