@@ -93,6 +93,19 @@ def _timing(model, block: int, seconds: float) -> dict:
     return out
 
 
+def _device_rates(model, block: int) -> list[dict]:
+    """Model + resampling latency when the device runs at 16, 44.1 or 48 kHz (what `rtconv live` adds)."""
+    from ..live.resample import RateBridge
+
+    rate = model.sample_rate or RATE
+    out = []
+    for dev in (16000, 44100, 48000):
+        res = RateBridge(dev, rate, 1, block).latency / dev * 1e3 if dev != rate else 0.0
+        out.append({"device_rate": dev, "model_ms": model.latency / rate * 1e3, "resampler_ms": res,
+                    "total_ms": model.latency / rate * 1e3 + res})
+    return out
+
+
 def run(args) -> int:
     from .. import evaluation as ev
 
@@ -116,6 +129,12 @@ def run(args) -> int:
           "RTF <= 0.3, p99 <= 30% of budget]")
     if tm.get("rnnoise_rtf") is not None:
         print(f"  RNNoise RTF {tm['rnnoise_rtf']:.3f} (480-sample frames, same audio, same process)")
+    rates = _device_rates(model, args.block_size)
+    print(f"\nalgorithmic latency at common device rates ({args.block_size}-frame blocks, live resampler LQ):")
+    for r in rates:
+        print(f"  {r['device_rate']:>6} Hz: model {r['model_ms']:.2f} ms + resampling {r['resampler_ms']:.2f} ms "
+              f"= {r['total_ms']:.2f} ms")
+    tm["device_rates"] = rates
     result = {"model": {"arch": model.arch, "config": model.config, "parameters": model.parameter_count(),
                         "macs_per_second": macs, "latency_samples": model.latency, "latency_ms": lat_ms},
               "timing": tm}
