@@ -20,7 +20,8 @@ degradation goes (input, target, or both):
 4. **SNR** of what passed the channel: active speech level (frames within
    35 dB of the loudest) over the noise's RMS;
 5. **kind**: ``mix``, ``speech`` (clean speech only, nothing to remove:
-   target = input) or ``noise`` (noise only: target silent);
+   target = input, less the late reverberation in a room) or ``noise``
+   (noise only: target silent);
 6. **level**: one gain for input and target, speech active level
    ``NOMINAL_DBFS + level_db``;
 7. **input only**: lossy codec, clipping (also any peak over full scale),
@@ -270,8 +271,8 @@ class Mixer:
         noise_rms = 10 ** ((lvl - snr) / 20) / math.sqrt(noise_power) if noise_power > 0 else 0.0
         if kind == "mix":
             noisy, info["snr_db"] = speech + noise_rms * nz, snr
-        elif kind == "speech":
-            noisy, target, info["snr_db"] = speech.copy(), speech.copy(), math.inf
+        elif kind == "speech":  # nothing to remove but, in a room, the late reverberation
+            noisy, info["snr_db"] = speech.copy(), math.inf
         else:  # noise only: the level below is the noise's, set as if speech were there
             noisy, target, info["snr_db"] = noise_rms * nz, np.zeros(n), -math.inf
         # one gain for both: speech active level at NOMINAL_DBFS + level_db
