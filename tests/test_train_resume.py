@@ -66,3 +66,23 @@ def test_the_state_file_is_tensors_and_json_not_pickle(tmp_path):
     train(_cfg(out, epochs=1), log=lambda s: None)
     raw = state_path(out).read_bytes()
     assert b"rtconv_train_state" in raw[:20000] and b"\x80\x04" not in raw[:8]  # safetensors header, no pickle
+
+
+def test_calibrate_gain_sets_the_output_level_on_the_validation_split(tmp_path):
+    from rtconv.train import tasks
+
+    opts = {"train_examples": 8, "val_examples": 8, "test_examples": 4, "sample_rate": 16000, "seconds": 0.5,
+            "utterances": 8}
+    cfg = TrainConfig(task="denoise", task_options=opts, arch="framed_denoiser",
+                      arch_config={"channels": 8, "blocks": 1, "window": 32, "hop": 16, "learn_filterbank": False},
+                      loss="si_sdr", epochs=1, batch_size=4, progress=False, calibrate_gain=True,
+                      out=str(tmp_path / "c.safetensors"))
+    r = train(cfg, log=lambda s: None)
+    g = r.metrics["calibration_gain"]
+    assert g is not None and g > 0
+    # calibrating again on the same split finds nothing left to correct
+    from rtconv.denoiser import calibrate_gain
+
+    td = tasks.make_task("denoise", seed=0, **opts)
+    pairs = [(td.val[i][0][0].numpy(), td.val[i][1][0].numpy()) for i in range(len(td.val))]
+    assert calibrate_gain(r.model, pairs) == pytest.approx(1.0, abs=1e-3)

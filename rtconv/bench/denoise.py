@@ -200,6 +200,22 @@ def _realistic(model, args) -> dict:
             "realistic_rows": rows}
 
 
+def _data_summary(prov: dict, args) -> list[str]:
+    """The training corpus's manifest summary, when the model was trained on it and it is built here."""
+    if (prov.get("task_options") or {}).get("corpus") != "realistic":
+        return []
+    from ..data import corpus
+    from ..errors import ConfigError
+
+    try:
+        items = corpus.read_manifest(corpus.corpus_dir(args.cache_dir))
+    except ConfigError:
+        return []
+    return ["## Training data (`rtconv data summary`)", "",
+            "Speech and noise per split; the `test` rows are the held-out sources above, never trained on.",
+            "", corpus.format_summary(corpus.summarize(items)), ""]
+
+
 def _write_card(path, model, result, args) -> None:
     from .. import evaluation as ev
 
@@ -232,6 +248,10 @@ def _write_card(path, model, result, args) -> None:
     ]
     if tm.get("rnnoise_rtf") is not None:
         lines.append(f"| RNNoise RTF, same run | {tm['rnnoise_rtf']:.3f} |")
+    for r in tm.get("device_rates", []):
+        if r["resampler_ms"]:
+            lines.append(f"| latency with a {r['device_rate']} Hz device (live resampler, LQ) | "
+                         f"{r['total_ms']:.2f} ms = model {r['model_ms']:.2f} + resampling {r['resampler_ms']:.2f} |")
     lines += ["", "## Held-out evaluation", ""]
     if "realistic_tables" in result:
         ts = result["test_set"]
@@ -239,7 +259,7 @@ def _write_card(path, model, result, args) -> None:
             f"The realistic test set of `rtconv data` (seed {ts['seed']}, {ts['items']} items, fingerprint "
             f"`{ts['fingerprint']}`): speakers, voices, packages and noise recordings that training never",
             f"uses ({', '.join(ts['sources'])}), mixed with the corpus's held-out noise, music, babble and",
-            "the generated families' test ranges; SNR -5..20 dB, a quarter reverberant; paired band-limit,",
+            "the generated families' test ranges; SNR -5..20 dB, a third reverberant; paired band-limit,",
             "codec, file-rate and level variants; clean-speech and noise-only items. SI-SDRi at the file's",
             "rate, PESQ wide band and STOI at 16 kHz; pause residual = output over input energy where the",
             "clean speech pauses. rtconv runs through `rtconv.files.process_array` (as `rtconv process`);",
@@ -273,12 +293,15 @@ def _write_card(path, model, result, args) -> None:
         "",
         f"Task `{meta.get('task')}`: {prov.get('task_description', '')}.",
         "",
-        "Command (stored in the checkpoint):",
+        "Commands, oldest first (the checkpoint's provenance `chain`, then its own `command`; each step",
+        "resumes the one before it):",
         "",
         "```",
+        *[str(c) for c in (prov.get("chain") or [])],
         str(prov.get("command", "(unknown)")),
         "```",
         "",
+        *_data_summary(prov, args),
         "## Strength control",
         "",
         "`model.attenuation_limit_db = 12` (or `rtconv.build('framed_denoiser', {..., 'attenuation_limit_db': 12})`)",

@@ -148,6 +148,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--schedule", choices=SCHEDULES, default="none", help="learning-rate schedule (default: %(default)s)")
     g.add_argument("--clip-grad", type=_positive_float, metavar="NORM", help="clip the gradient norm")
     g.add_argument("--patience", type=positive_int, metavar="EPOCHS", help="early stop after EPOCHS without improvement")
+    g.add_argument("--calibrate-gain", action="store_true",
+                   help="denoisers: after training, fold one least-squares output gain measured on the "
+                        "validation split into the decoder (SI-SDR leaves the level free)")
     g.add_argument("--seed", type=int, default=0, help="seed for data, init and shuffling (default: %(default)s)")
     g.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     g.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
@@ -236,6 +239,7 @@ def build_config(args):
         optimizer=pick("optimizer"), lr=pick("lr"), momentum=args.momentum,
         weight_decay=args.weight_decay, batch_size=pick("batch_size"), epochs=pick("epochs"),
         schedule=args.schedule, clip_grad=args.clip_grad, patience=args.patience, seed=args.seed,
+        calibrate_gain=args.calibrate_gain,
         device=args.device, out=args.out, report=args.report, resume=args.resume, name=args.name,
         description=args.description, command=_command_line(args), progress=not args.quiet,
     )

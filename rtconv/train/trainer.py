@@ -108,6 +108,10 @@ class TrainConfig:
         The exact command line (default: ``sys.argv``).
     progress : bool
         Show tqdm bars.
+    calibrate_gain : bool
+        After training, fold one least-squares output gain, measured on the
+        validation split (never the test split), into a denoiser's decoder:
+        a scale-invariant loss (SI-SDR) leaves the output level free.
     """
 
     task: str = "sines"
@@ -133,6 +137,7 @@ class TrainConfig:
     description: str | None = None
     command: str | None = None
     progress: bool = True
+    calibrate_gain: bool = False
 
 
 @dataclass
@@ -525,6 +530,17 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
             log(f"early stop: no better validation loss for {stale} epochs")
             break
     model.load_state_dict(best_state)
+    calibration = None
+    if cfg.calibrate_gain:
+        from ..denoiser import calibrate_gain
+
+        if not hasattr(model, "decoder"):
+            raise ConfigError(f"--calibrate-gain needs a denoiser with a decoder; {model.arch!r} has none.")
+        pairs = [(val_data[i][0][0].numpy(), val_data[i][1][0].numpy()) for i in range(len(val_data))]
+        calibration = calibrate_gain(model.cpu(), pairs)
+        model.to(device)
+        log(f"calibrated the output level on the validation split: gain {calibration:.4f} "
+            f"({20 * math.log10(calibration):+.2f} dB)")
     labels = None
     if isinstance(td.test, _tasks.DenoiseDataset):
         labels = [td.test.info(i)["noise"] for i in range(len(td.test))]
@@ -535,6 +551,7 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         "val_loss": best if math.isfinite(best) else None,
         "test_loss": result["loss"],
         "best_epoch": best_epoch,
+        "calibration_gain": calibration,
         "epochs_run": len(history["train_loss"]),
         "loss": cfg.loss,
         "train_seconds": round(time.perf_counter() - t0, 2),
