@@ -364,3 +364,21 @@ def test_the_tables_compare_systems_side_by_side():
     assert summ["noise"]["all"]["rtconv"]["atten_db"] == pytest.approx(20 * np.log10(2))
     text = scoring.tables(summ, list(systems))
     assert "| all | 2 |" in text and "Clean speech passthrough" in text and "Noise only" in text
+
+
+def test_the_goals_say_which_are_met():
+    examples = [_known_example("grid", seed=i) for i in range(2)] + [_known_example("clean"), _known_example("noise")]
+    perfect = {id(ex.noisy): ex.clean for ex in examples}
+    systems = {"noisy": lambda x, rate: x, "rtconv": lambda x, rate: perfect[id(x)],
+               "rnnoise": lambda x, rate: 0.9 * x}
+    summ = scoring.summary_rows(scoring.evaluate(systems, examples))
+    got = {g: ok for g, _, ok in scoring.goals(summ)}
+    assert got["beats rnnoise on SI-SDRi, PESQ and STOI overall"] is True
+    assert got["clean speech: level within 0.5 dB"] is True
+    assert got["noise-only input attenuated by >= 20 dB"] is True  # a perfect estimate of silence
+    rows = scoring.goals(scoring.summary_rows(scoring.evaluate(
+        {"noisy": lambda x, rate: x, "rtconv": lambda x, rate: 0.5 * x, "rnnoise": lambda x, rate: x}, examples)))
+    got = {g: (m, ok) for g, m, ok in rows}
+    assert got["clean speech: level within 0.5 dB"] == ("-6.02 dB", False)
+    assert got["noise-only input attenuated by >= 20 dB"] == ("6.0 dB", False)
+    assert "| goal | measured | met |" in scoring.format_goals(rows)

@@ -186,6 +186,8 @@ def _realistic(model, args) -> dict:
     rows = scoring.evaluate(systems, examples, progress=True)
     summary = scoring.summary_rows(rows)
     text = scoring.tables(summary, list(systems), ours="rtconv")
+    goal_rows = scoring.goals(summary)
+    text = "### Goals\n\n" + scoring.format_goals(goal_rows) + "\n\n" + text
     print(f"scored in {time.perf_counter() - t0:.0f} s\n")
     print(text)
     if args.tables:
@@ -197,6 +199,7 @@ def _realistic(model, args) -> dict:
         print(f"wrote {args.tables}")
     return {"test_set": {"seed": args.seed, "items": len(examples), "fingerprint": fp,
                          "sources": test_sources}, "realistic": summary, "realistic_tables": text,
+            "goals": [{"goal": g, "measured": m, "met": ok} for g, m, ok in goal_rows],
             "realistic_rows": rows}
 
 

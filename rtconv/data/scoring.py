@@ -27,7 +27,7 @@ from ..errors import ConfigError
 from .mix import active_level_db
 from .testset import TestExample
 
-__all__ = ["OCTAVES", "systems", "score_example", "evaluate", "tables", "summary_rows"]
+__all__ = ["OCTAVES", "systems", "score_example", "evaluate", "tables", "summary_rows", "goals", "format_goals"]
 
 #: Octave bands (low, high) in Hz for the clean-passthrough table, centres 125 Hz .. 16 kHz.
 OCTAVES: tuple[tuple[float, float], ...] = tuple(
@@ -225,3 +225,62 @@ def tables(summary: dict, names: Sequence[str], ours: str | None = "rtconv") -> 
                        + " | ".join(f"{per[s]['atten_db']:.1f}" for s in names) + " |")
         out.append("")
     return "\n".join(out)
+
+
+def goals(summary: dict, ours: str = "rtconv", rival: str = "rnnoise", nominal: str = "peak -10 dBFS",
+          full_band: str = "full band 48k") -> list[tuple[str, str, bool]]:
+    """The denoiser's quality goals, each as ``(goal, what was measured, met)``.
+
+    Against ``rival`` on the grid (overall and per SNR bucket, per noise),
+    against itself on the paired band-limit and level parts (``full_band`` and
+    ``nominal`` are the reference rows), and on clean and noise-only input.
+    """
+    out: list[tuple[str, str, bool]] = []
+    mets = ("si_sdr_i", "pesq", "stoi")
+    if "overall" in summary and rival in summary["overall"]["all"]:
+        a, b = summary["overall"]["all"][ours], summary["overall"]["all"][rival]
+        out.append((f"beats {rival} on SI-SDRi, PESQ and STOI overall",
+                    " / ".join(f"{a[m]:.2f} vs {b[m]:.2f}" for m in mets), all(a[m] > b[m] for m in mets)))
+        lost = [f"{g} {m}" for g, per in summary["snr"].items() for m in mets if not per[ours][m] > per[rival][m]]
+        out.append((f"beats {rival} on all three in every SNR bucket",
+                    "everywhere" if not lost else "not in " + ", ".join(lost), not lost))
+        fam = summary["family"]
+        wins = sum(per[ours]["si_sdr_i"] > per[rival]["si_sdr_i"] for per in fam.values())
+        out.append((f"better SI-SDRi than {rival} on most noises", f"{wins} of {len(fam)}", wins > len(fam) / 2))
+        worst = min(fam.items(), key=lambda kv: kv[1][ours]["si_sdr_i"])
+        out.append(("no noise below -1 dB SI-SDRi", f"worst {worst[0]} {worst[1][ours]['si_sdr_i']:+.2f} dB",
+                    worst[1][ours]["si_sdr_i"] >= -1.0))
+        low = min(summary["snr"].items(), key=lambda kv: kv[1][ours]["si_sdr_i"])
+        out.append(("no SNR bucket below 0 dB SI-SDRi", f"lowest {low[0]} {low[1][ours]['si_sdr_i']:+.2f} dB",
+                    low[1][ours]["si_sdr_i"] >= 0.0))
+    if "clean" in summary:
+        c = summary["clean"]["all"][ours]
+        bands = c["band_db"]
+        worst_band = max((abs(b) for b in bands if np.isfinite(b)), default=float("nan"))
+        out.append(("clean speech: level within 0.5 dB", f"{c['level_db']:+.2f} dB", abs(c["level_db"]) <= 0.5))
+        out.append(("clean speech: SI-SDR >= 20 dB against the input", f"{c['si_sdr']:.1f} dB", c["si_sdr"] >= 20))
+        out.append(("clean speech: every octave band up to 16 kHz within 2 dB",
+                    "bands " + ", ".join(f"{b:+.1f}" for b in bands), worst_band <= 2.0))
+    if "band" in summary and full_band in summary["band"]:
+        ref = summary["band"][full_band][ours]["si_sdr_i"]
+        gaps = {g: per[ours]["si_sdr_i"] - ref for g, per in summary["band"].items() if g != full_band}
+        worst = min(gaps.items(), key=lambda kv: kv[1])
+        out.append(("band-limited, lossy and 16/44.1 kHz input within 1 dB SI-SDRi of full band",
+                    f"worst {worst[0]} {worst[1]:+.2f} dB", worst[1] >= -1.0))
+    if "level" in summary and nominal in summary["level"]:
+        ref = summary["level"][nominal][ours]["si_sdr_i"]
+        gaps = {g: per[ours]["si_sdr_i"] - ref for g, per in summary["level"].items()}
+        worst = max(gaps.items(), key=lambda kv: abs(kv[1]))
+        out.append((f"input peak -40..0 dBFS within 1 dB SI-SDRi of {nominal}",
+                    f"worst {worst[0]} {worst[1]:+.2f} dB", abs(worst[1]) <= 1.0))
+    if "noise" in summary:
+        att = summary["noise"]["all"][ours]["atten_db"]
+        out.append(("noise-only input attenuated by >= 20 dB", f"{att:.1f} dB", att >= 20.0))
+    return out
+
+
+def format_goals(rows: list[tuple[str, str, bool]]) -> str:
+    """The goals as a Markdown table."""
+    lines = ["| goal | measured | met |", "|---|---|---|"]
+    lines += [f"| {g} | {m} | {'yes' if ok else '**no**'} |" for g, m, ok in rows]
+    return "\n".join(lines)
