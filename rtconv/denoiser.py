@@ -116,6 +116,11 @@ class ConvDenoiser(Model):
         first shipped model's passes clean speech at only 11 dB SI-SDR, which
         caps what any mask can reach (an oracle mask scores PESQ 1.27 through
         it, 2.33 through the DFT pair).
+    feature_floor_db : float
+        The mask network sees each bin's power as ``log(p + 10**(floor/10))``:
+        bins below the floor all look alike.  The first models used -60 dB,
+        which hides a quiet microphone's speech (at -70 dBFS every bin is
+        under it); -120 keeps input down to 16-bit silence visible.
     activation : str
         Hidden activation of the mask network: ``"leaky_relu"`` (the
         original) or ``"tanh"``.  Unbounded leaky-ReLU residual blocks let
@@ -138,6 +143,7 @@ class ConvDenoiser(Model):
         attenuation_limit_db: float | None = None,
         learn_filterbank: bool = True,
         activation: str = "leaky_relu",
+        feature_floor_db: float = -60.0,
     ) -> None:
         super().__init__()
         _check_int("window", window, 4)
@@ -153,8 +159,13 @@ class ConvDenoiser(Model):
             raise ConfigError(f"learn_filterbank must be true or false, got {learn_filterbank!r}.")
         if activation not in ("leaky_relu", "tanh"):
             raise ConfigError(f"activation must be 'leaky_relu' or 'tanh', got {activation!r}.")
+        if (isinstance(feature_floor_db, bool) or not isinstance(feature_floor_db, (int, float))
+                or not -200.0 <= feature_floor_db <= 0.0):
+            raise ConfigError(f"feature_floor_db must be a number of dB from -200 to 0, got {feature_floor_db!r}; "
+                              "e.g. -120 lets the mask network see input as quiet as -120 dB per bin.")
         K = window // 2
-        layers: list[nn.Module] = [PairPower(), MimoConv1d(K, channels, 1), Activation(activation)]
+        feats = PairPower(eps=10.0 ** (float(feature_floor_db) / 10.0))
+        layers: list[nn.Module] = [feats, MimoConv1d(K, channels, 1), Activation(activation)]
         for i in range(blocks):
             layers.append(Residual(nn.Sequential(
                 MimoConv1d(channels, channels, taps, 2**i),
@@ -171,6 +182,8 @@ class ConvDenoiser(Model):
             self._config["learn_filterbank"] = False
         if activation != "leaky_relu":
             self._config["activation"] = activation
+        if feature_floor_db != -60.0:
+            self._config["feature_floor_db"] = float(feature_floor_db)
         self._limit = attenuation_limit_db
         self._init_weights()
         for p in (self.encoder.weight, self.decoder.weight):

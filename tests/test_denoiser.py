@@ -171,3 +171,19 @@ def test_a_tanh_denoiser_streams_exactly_and_keeps_its_activation_through_checkp
 def test_unknown_activation_is_refused():
     with pytest.raises(ConfigError, match="activation"):
         ConvDenoiser(**SMALL, activation="relu6")
+
+
+def test_a_low_feature_floor_lets_the_mask_network_see_quiet_input(tmp_path):
+    x = torch.randn(1, 1, 4800) * 10 ** (-80 / 20)  # a very quiet input: -80 dBFS
+    for floor, sees in ((-60.0, False), (-120.0, True)):
+        m = ConvDenoiser(channels=8, blocks=1, learn_filterbank=False, activation="tanh", feature_floor_db=floor)
+        feats = m.gate.estimator[0](m.encoder(x))
+        spread = float(feats.max() - feats.min())
+        assert (spread > 1.0) is sees, (floor, spread)
+    path = tmp_path / "f.safetensors"
+    checkpoint.save(m, path)
+    back = checkpoint.load(path)
+    assert back.config["feature_floor_db"] == -120.0
+    assert "feature_floor_db" not in ConvDenoiser().config  # older configs stay as they were
+    with pytest.raises(ConfigError, match="feature_floor_db must be a number of dB"):
+        ConvDenoiser(feature_floor_db=10)
