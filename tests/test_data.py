@@ -322,7 +322,7 @@ def test_the_test_set_is_deterministic_and_has_every_part(test_pool):
 
 
 def test_the_test_set_refuses_a_training_pool(train_mixer):
-    with pytest.raises(ConfigError, match="'test' split only"):
+    with pytest.raises(ConfigError, match="'test' split only .or 'val'"):
         make_test_set(train_mixer.pool)
 
 

@@ -38,6 +38,10 @@ def configure(parser) -> None:
                              "first); espeak: the old in-domain espeak-ng set (default: %(default)s)")
     parser.add_argument("--per-cell", type=int, default=None, metavar="N",
                         help="test examples per (SNR, noise) cell (default: 1 realistic, 3 espeak)")
+    parser.add_argument("--split", choices=("test", "val"), default="test",
+                        help="realistic set: score on the held-out test sources (default), or on a set of the "
+                             "same design from the validation items, to choose between models without "
+                             "looking at the test sources")
     parser.add_argument("--tables", metavar="PATH", help="also write the realistic set's Markdown tables here")
     parser.add_argument("--cache-dir", metavar="DIR", help="corpus cache root (default: ~/.cache/rtconv)")
     parser.add_argument("--seed", type=int, default=0, help="test-set seed (default: %(default)s)")
@@ -176,12 +180,16 @@ def _realistic(model, args) -> dict:
     root = corpus.corpus_dir(args.cache_dir)
     items = corpus.read_manifest(root)
     t0 = time.perf_counter()
-    pool = corpus.Pool.load("test", RATE, root, items)
+    pool = corpus.Pool.load(args.split, RATE, root, items)
     examples = make_test_set(pool, seed=args.seed, per_cell=args.per_cell or 1)
     fp = fingerprint(examples)
-    test_sources = sorted({it["source"] for it in items if it["split"] == "test"})
-    print(f"\nrealistic held-out test set: {len(examples)} items, seed {args.seed}, fingerprint {fp}")
-    print(f"  test sources (never trained on): {', '.join(test_sources)}")
+    test_sources = sorted({it["source"] for it in items if it["split"] == args.split})
+    if args.split == "test":
+        print(f"\nrealistic held-out test set: {len(examples)} items, seed {args.seed}, fingerprint {fp}")
+        print(f"  test sources (never trained on): {', '.join(test_sources)}")
+    else:
+        print(f"\nVALIDATION set of the test set's design (training speakers, other files; for choosing a "
+              f"model, not for reporting): {len(examples)} items, seed {args.seed}, fingerprint {fp}")
     systems = scoring.systems(model)
     rows = scoring.evaluate(systems, examples, progress=True)
     summary = scoring.summary_rows(rows)

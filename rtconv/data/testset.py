@@ -88,9 +88,14 @@ def _resample(x: np.ndarray, rate: int) -> np.ndarray:
 def make_test_set(pool: Pool, seed: int = 0, per_cell: int = 1, band_items: int = 6, level_items: int = 6,
                   clean_items: int = 8, noise_items: int = 8, seconds: float = 6.0,
                   snrs: Sequence[float] = SNRS) -> list[TestExample]:
-    """Build the test set from the test ``pool`` (must be at 48 kHz); see the module docstring."""
-    if pool.split != "test":
-        raise ConfigError(f"the test set is built from the 'test' split only, got a {pool.split!r} pool.")
+    """Build the test set from the test ``pool`` (must be at 48 kHz); see the module docstring.
+
+    A ``val`` pool gives a set of the same design from the validation items
+    (training speakers, other files): the one to choose a model on.
+    """
+    if pool.split not in ("test", "val"):
+        raise ConfigError(f"the test set is built from the 'test' split only (or 'val', to choose between "
+                          f"models without looking at the test sources), got a {pool.split!r} pool.")
     if pool.sample_rate != _RATE:
         raise ConfigError(f"build the test pool at {_RATE} Hz, got {pool.sample_rate!r}.")
     for name, v in (("per_cell", per_cell), ("band_items", band_items), ("level_items", level_items),
@@ -100,7 +105,7 @@ def make_test_set(pool: Pool, seed: int = 0, per_cell: int = 1, band_items: int 
     # the test set has no random degradations of its own: every one is pinned per part
     settings = MixSettings(seconds=seconds, speech_eq_prob=0.5, noise_eq_prob=0.0, second_noise_prob=0.0,
                            codec_prob=0.0, clip_prob=0.0, quantize_prob=1.0, room_prob=0.0)
-    mixer = Mixer(pool, settings, split="test")
+    mixer = Mixer(pool, settings, split=pool.split if pool.split == "test" else "train")
     kinds = sorted(mixer._by_kind, key=lambda k: ("real", "festival", "neural", "formant").index(k))
     noises = sorted(pool.noise) + ["babble"] + [f for f in GENERATED_FAMILIES]
     out: list[TestExample] = []
