@@ -86,3 +86,9 @@ def test_calibrate_gain_sets_the_output_level_on_the_validation_split(tmp_path):
     td = tasks.make_task("denoise", seed=0, **opts)
     pairs = [(td.val[i][0][0].numpy(), td.val[i][1][0].numpy()) for i in range(len(td.val))]
     assert calibrate_gain(r.model, pairs) == pytest.approx(1.0, abs=1e-3)
+    # epochs=0 with resume: calibrate (and evaluate) a checkpoint without training it
+    again = train(TrainConfig(**{**cfg.__dict__, "epochs": 0, "resume": cfg.out,
+                                 "out": str(tmp_path / "c0.safetensors")}), log=lambda s: None)
+    assert again.metrics["calibration_gain"] == pytest.approx(1.0, abs=1e-3)
+    for a, b in zip(again.model.state_dict().values(), r.model.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)

@@ -72,6 +72,16 @@ SCHEDULES = ("none", "cosine", "step", "plateau")
 _DEFAULTS = {"loss": "mse", "optimizer": "adam", "lr": 1e-2, "batch_size": 32, "epochs": 20}
 
 
+def _epochs(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of epochs (0 or more), got {text!r}")
+    return v
+
+
 def _numbers(text: str):
     """'40,40' -> [40, 40]; '21' -> 21; '-5,20' -> [-5.0, 20.0]."""
     parts = [p for p in text.replace(" ", "").split(",") if p != ""]
@@ -144,7 +154,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default: %(default)s)")
     g.add_argument("--weight-decay", type=float, default=0.0, help="(default: %(default)s)")
     g.add_argument("--batch-size", type=positive_int, help=f"default: {_DEFAULTS['batch_size']}")
-    g.add_argument("--epochs", type=positive_int, help=f"default: {_DEFAULTS['epochs']}")
+    g.add_argument("--epochs", type=_epochs, help=f"default: {_DEFAULTS['epochs']}; 0 with --resume only "
+                   "evaluates (and with --calibrate-gain calibrates) the checkpoint")
     g.add_argument("--schedule", choices=SCHEDULES, default="none", help="learning-rate schedule (default: %(default)s)")
     g.add_argument("--clip-grad", type=_positive_float, metavar="NORM", help="clip the gradient norm")
     g.add_argument("--patience", type=positive_int, metavar="EPOCHS", help="early stop after EPOCHS without improvement")
