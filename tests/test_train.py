@@ -153,7 +153,7 @@ def test_device_auto_picks_cpu_here_and_unknown_device_is_refused():
 @pytest.mark.parametrize("field,value,message", [
     ("optimizer", "rmsprop", "optimizer must be one of"),
     ("schedule", "wobbly", "schedule must be one of"),
-    ("epochs", 0, "epochs must be a positive integer, got 0"),
+    ("epochs", 0, r"epochs must be a positive integer \(0 epochs only with --resume\), got 0"),
     ("lr", -1.0, "learning rate must be a positive number, got -1.0"),
     ("loss", "l3", "unknown loss 'l3'"),
 ])
