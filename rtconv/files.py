@@ -28,6 +28,7 @@ The chain for one file::
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -417,18 +418,7 @@ def process_file(
         raise ConfigError(f"a dry/wet mix (wet={wet!r}) needs the output aligned with the input; "
                           "leave out --keep-latency.")
     m, mname = _resolve_model(model)
-    if attenuation_limit_db != "model":
-        from .denoiser import set_attenuation_limit
-
-        old_limit = getattr(m, "attenuation_limit_db", None)
-        set_attenuation_limit(m, attenuation_limit_db)
-        try:
-            return process_file(input, output, m, block_size=block_size, offline=offline, align=align,
-                                subtype=subtype, overwrite=overwrite, progress=progress, threads=threads,
-                                wet=wet)
-        finally:
-            m.attenuation_limit_db = old_limit
-    with Reader(input, chunk=_READ_CHUNK) as reader:
+    with _strength(m, attenuation_limit_db), Reader(input, chunk=_READ_CHUNK) as reader:
         task = m.metadata.get("task") or ("filter" if m.arch == "fir" else None)
         if output is not None and str(output).endswith(("/", os.sep)) and not Path(output).is_dir():
             raise AudioFileError(
@@ -492,6 +482,22 @@ def process_file(
         )
     _notes(summary)
     return summary
+
+
+@contextlib.contextmanager
+def _strength(model, limit_db):
+    """Run with a denoiser's attenuation limit set to ``limit_db``, then restore it (``"model"``: as is)."""
+    if limit_db == "model":
+        yield
+        return
+    from .denoiser import set_attenuation_limit
+
+    old = getattr(model, "attenuation_limit_db", None)
+    set_attenuation_limit(model, limit_db)
+    try:
+        yield
+    finally:
+        model.attenuation_limit_db = old
 
 
 class _DryWet:

@@ -81,3 +81,15 @@ def test_the_cli_takes_atten_lim_and_wet(noisy_file, tmp_path):
     assert main(["process", str(path), str(tmp_path / "o.wav"), "--atten-lim", "6", "--wet", "0", "-q"]) == 0
     y = sf.read(str(tmp_path / "o.wav"), dtype="float32")[0]
     np.testing.assert_allclose(y, x, atol=1e-6)
+
+
+@pytest.mark.parametrize("argv", [["--atten-lim", "-3"], ["--atten-lim", "loud"], ["--wet", "2"]])
+def test_a_bad_strength_on_the_command_line_is_one_usage_line(noisy_file, tmp_path, capsys, argv):
+    path, _ = noisy_file
+    with pytest.raises(SystemExit) as e:
+        main(["process", str(path), str(tmp_path / "o.wav"), *argv])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("rtconv process: error: argument") and ("non-negative number of dB" in err
+                                                                   or "between 0 and 1" in err)
+    assert not (tmp_path / "o.wav").exists()

@@ -15,6 +15,28 @@ def positive_int(text: str) -> int:
     return value
 
 
+def unit_fraction(text: str) -> float:
+    """argparse type: a number from 0 to 1 (a dry/wet mix)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value}")
+    return value
+
+
+def attenuation_db(text: str) -> float:
+    """argparse type: a denoiser's attenuation limit, a finite non-negative number of dB."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number of dB, got {text!r} (e.g. 12)")
+    return value
+
+
 def add_model_args(parser: argparse.ArgumentParser, default_help: str = "the shipped default model") -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--model", "-m", metavar="PATH", help=f"checkpoint to run (default: {default_help})")

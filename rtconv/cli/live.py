@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from .common import positive_int
+from .common import attenuation_db, positive_int, unit_fraction
 
 HELP = "run a model live: microphone -> model -> speakers, with hot swap and recording"
 
@@ -54,16 +54,6 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _unit(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value}")
-    return value
-
-
 def _db(text: str) -> float:
     try:
         value = float(text)
@@ -93,8 +83,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=positive_int, default=1, metavar="N", help="torch threads (default: %(default)s)")
     g = parser.add_argument_group("sound")
     g.add_argument("--bypass", action="store_true", help="start bypassed (input passes, delayed by the latency)")
-    g.add_argument("--wet", type=_unit, default=1.0, metavar="X", help="dry/wet mix, 0..1 (default: %(default)s)")
-    g.add_argument("--atten-lim", type=_db_limit, metavar="DB",
+    g.add_argument("--wet", type=unit_fraction, default=1.0, metavar="X", help="dry/wet mix, 0..1 (default: %(default)s)")
+    g.add_argument("--atten-lim", type=attenuation_db, metavar="DB",
                    help="denoiser strength: attenuate no band by more than DB dB (default: the model's own)")
     g.add_argument("--gain", type=_db, default=0.0, metavar="DB", help="output gain in dB (default: %(default)s)")
     g.add_argument("--no-limiter", dest="limiter", action="store_false", help="turn off the -1 dBFS safety limiter")
@@ -103,12 +93,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--duration", "-d", type=_seconds, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
     g.add_argument("--stats-json", metavar="PATH", help="write the final stats as JSON to PATH")
     g.add_argument("--quiet", "-q", action="store_true", help="no live status line")
-
-
-def _db_limit(text: str) -> float:
-    from .process import _db_limit as check
-
-    return check(text)
 
 
 def _pick_rate(args, model) -> int:

@@ -66,7 +66,7 @@ examples:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from .common import add_block_args, add_model_args, positive_int
+    from .common import add_block_args, add_model_args, attenuation_db, positive_int, unit_fraction
 
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="audio files or folders (a trailing non-existent path is the OUTPUT)")
@@ -82,33 +82,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--subtype", metavar="NAME",
                    help="output sample format, e.g. PCM_16, PCM_24, FLOAT (default: the input's)")
     g.add_argument("--overwrite", action="store_true", help="replace existing output files (never an input)")
-    g.add_argument("--atten-lim", type=_db_limit, metavar="DB",
+    g.add_argument("--atten-lim", type=attenuation_db, metavar="DB",
                    help="denoiser strength: attenuate no band by more than DB dB (default: the model's own)")
-    g.add_argument("--wet", type=_unit, default=1.0, metavar="X",
+    g.add_argument("--wet", type=unit_fraction, default=1.0, metavar="X",
                    help="dry/wet mix, 0 (input) .. 1 (processed) (default: %(default)s)")
     g.add_argument("--jobs", "-j", type=positive_int, default=1, metavar="N",
                    help="worker processes for several files (default: %(default)s)")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary lines")
-
-
-def _unit(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = math.nan
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
-    return v
-
-
-def _db_limit(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = math.nan
-    if not v >= 0.0 or math.isinf(v):
-        raise argparse.ArgumentTypeError(f"expected a non-negative number of dB, got {text!r} (e.g. 12)")
-    return v
 
 
 def _split_output(args: argparse.Namespace) -> tuple[list[str], str | None]:

@@ -104,10 +104,10 @@ def _members(src: sources.Recorded, pkg: Fetched):
         installed = "/" + str(p.relative_to(pkg.root))
         if src.archive:
             if re.search(src.archive, installed):
-                with zipfile.ZipFile(p) as z:
+                with zipfile.ZipFile(p) as z:  # open while its members are read, once per archive
                     for m in sorted(z.namelist()):
                         if m.lower().endswith(_AUDIO):
-                            yield f"{installed}!{m}", (lambda z_path=p, m=m: io.BytesIO(zipfile.ZipFile(z_path).read(m)))
+                            yield f"{installed}!{m}", (lambda m=m: io.BytesIO(z.read(m)))
         elif p.suffix.lower() in _AUDIO:
             yield installed, (lambda p=p: p)
 

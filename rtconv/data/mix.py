@@ -38,7 +38,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..train import noise as _noise
 from . import augment
-from .corpus import Pool
+from .corpus import SPEECH_KINDS, Pool
 
 __all__ = ["NOMINAL_DBFS", "MixSettings", "Mixer", "active_level_db", "GENERATED_FAMILIES"]
 
@@ -148,10 +148,14 @@ class Mixer:
         self.pool, self.settings = pool, settings or MixSettings()
         self.sample_rate = pool.sample_rate
         self.noise_split = split or ("test" if pool.split == "test" else "train")
-        self._by_kind = {k: pool.speaker_ids(k) for k in ("real", "festival", "neural", "formant")}
-        self._by_kind = {k: v for k, v in self._by_kind.items() if v}
+        self._by_kind = {k: ids for k in SPEECH_KINDS if (ids := pool.speaker_ids(k))}
         self._recorded = sorted(f for f in pool.noise if f != "music")
         self._rooms = augment.rooms_available()
+
+    @property
+    def speech_kinds(self) -> list[str]:
+        """The speech kinds this pool has, in :data:`~.corpus.SPEECH_KINDS` order (most real first)."""
+        return list(self._by_kind)
 
     # -- speech -------------------------------------------------------------------------
     def speech_segment(self, rng: np.random.Generator, n: int, speech_kind: str | None = None,

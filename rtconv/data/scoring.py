@@ -62,9 +62,7 @@ def systems(model=None, rnnoise: bool = True, noisereduce: bool = True) -> dict:
     if rnnoise:
         out["rnnoise"] = _at_48k(ev.rnnoise(_MODEL_RATE))
     if noisereduce:
-        nr = ev._need("noisereduce")
-        out["noisereduce"] = lambda x, rate: np.asarray(
-            nr.reduce_noise(y=x, sr=rate, stationary=False), np.float32)
+        out["noisereduce"] = lambda x, rate: ev.noisereduce(rate)(x)
     return out
 
 

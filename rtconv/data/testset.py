@@ -106,7 +106,7 @@ def make_test_set(pool: Pool, seed: int = 0, per_cell: int = 1, band_items: int 
     settings = MixSettings(seconds=seconds, speech_eq_prob=0.5, noise_eq_prob=0.0, second_noise_prob=0.0,
                            codec_prob=0.0, clip_prob=0.0, quantize_prob=1.0, room_prob=0.0)
     mixer = Mixer(pool, settings, split=pool.split if pool.split == "test" else "train")
-    kinds = sorted(mixer._by_kind, key=lambda k: ("real", "festival", "neural", "formant").index(k))
+    kinds = mixer.speech_kinds
     noises = sorted(pool.noise) + ["babble"] + [f for f in GENERATED_FAMILIES]
     out: list[TestExample] = []
 
