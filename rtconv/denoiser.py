@@ -8,7 +8,8 @@ Architecture (``arch = "framed_denoiser"``), all causal, streamed exactly by
                                                                 from it)
                -> MaskGate(PairPower -> 1x1 conv -> blocks x    magnitude mask per
                   [dilated causal conv, tanh or leaky ReLU,     pair (K bins), gains
-                  1x1] + skip -> 1x1 conv -> sigmoid)           in [floor, 1]
+                  1x1] + skip [-> GRU -> 1x1, + skip]           in [floor, 1]
+                  -> 1x1 conv -> sigmoid)
                -> TransposedConv1d(2K -> 1, window W, hop H)   overlap-add synthesis
 
 The shipped model keeps the filterbank fixed (``learn_filterbank=False``) and
@@ -35,7 +36,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError
-from .framed import Framed, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d
+from .framed import Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d
 from .layers import Activation, MimoConv1d, Residual, _check_int
 from .models import Model, register
 
@@ -129,6 +130,14 @@ class ConvDenoiser(Model):
         vanishes (the first shipped model's gains are 99.6% exactly 0 or 1,
         which is why more training steps no longer changed it); tanh keeps
         each block's contribution bounded.
+    gru : int
+        Hidden units of a recurrent branch (:class:`~rtconv.framed.FrameGRU`)
+        after the dilated blocks, added residually; 0 (the default) leaves it
+        out.  The convolutions see 256 ms; the GRU's memory has no horizon,
+        so it can follow a noise floor over seconds (what RNNoise and
+        DeepFilterNet use GRUs for).  Its output projection starts at zero,
+        so the weights of a model without one load unchanged and give the
+        same output (``rtconv train --init``).
     """
 
     arch = "framed_denoiser"
@@ -144,6 +153,7 @@ class ConvDenoiser(Model):
         learn_filterbank: bool = True,
         activation: str = "leaky_relu",
         feature_floor_db: float = -60.0,
+        gru: int = 0,
     ) -> None:
         super().__init__()
         _check_int("window", window, 4)
@@ -163,6 +173,7 @@ class ConvDenoiser(Model):
                 or not -200.0 <= feature_floor_db <= 0.0):
             raise ConfigError(f"feature_floor_db must be a number of dB from -200 to 0, got {feature_floor_db!r}; "
                               "e.g. -120 lets the mask network see input as quiet as -120 dB per bin.")
+        _check_int("gru", gru, 0)
         K = window // 2
         feats = PairPower(eps=10.0 ** (float(feature_floor_db) / 10.0))
         layers: list[nn.Module] = [feats, MimoConv1d(K, channels, 1), Activation(activation)]
@@ -172,6 +183,8 @@ class ConvDenoiser(Model):
                 Activation(activation),
                 MimoConv1d(channels, channels, 1),
             )))
+        if gru:
+            layers.append(Residual(nn.Sequential(FrameGRU(channels, gru), MimoConv1d(gru, channels, 1))))
         layers += [MimoConv1d(channels, K, 1), Activation("sigmoid")]
         estimator = FrameNet(*layers)
         gate = MaskGate(estimator, pairs=True, floor=limit_to_floor(attenuation_limit_db))
@@ -184,6 +197,8 @@ class ConvDenoiser(Model):
             self._config["activation"] = activation
         if feature_floor_db != -60.0:
             self._config["feature_floor_db"] = float(feature_floor_db)
+        if gru:
+            self._config["gru"] = gru
         self._limit = attenuation_limit_db
         self._init_weights()
         for p in (self.encoder.weight, self.decoder.weight):
@@ -196,7 +211,12 @@ class ConvDenoiser(Model):
             self.encoder.weight.copy_(torch.from_numpy(a))
             self.decoder.weight.copy_(torch.from_numpy(s / scale))
             for m in self.gate.estimator:
-                if isinstance(m, Residual):
+                if isinstance(m, Residual) and isinstance(m.body[0], FrameGRU):
+                    # the recurrent branch starts silent: the convolutional mask network's
+                    # function is unchanged, so weights of a model without one carry over
+                    m.body[-1].weight.zero_()
+                    m.body[-1].bias.zero_()
+                elif isinstance(m, Residual):
                     m.body[-1].weight.mul_(0.1)  # blocks start near identity
             last = [m for m in self.gate.estimator if isinstance(m, MimoConv1d)][-1]
             last.weight.mul_(0.1)
@@ -243,6 +263,8 @@ class ConvDenoiser(Model):
         H = self.encoder.stride
         per_frame = self.encoder.weight.numel() + self.decoder.weight.numel()
         per_frame += sum(m.weight.numel() for m in self.gate.estimator.modules() if isinstance(m, MimoConv1d))
+        per_frame += sum(3 * m.hidden * (m.in_features + m.hidden) for m in self.gate.estimator.modules()
+                         if isinstance(m, FrameGRU))
         return per_frame * sample_rate / H
 
 

@@ -32,10 +32,16 @@ streamable by :class:`rtconv.Streamer` at **any** block size (1, 3, 7, 128,
     multiplies both members of each pair by a gain in ``[floor, 1]`` from an
     estimator network.  ``floor`` is the strength control: it limits the
     attenuation and can be changed at any time, also while streaming.
+:class:`FrameGRU`
+    A gated recurrent unit over frames: memory without a horizon (a noise
+    floor tracked over seconds) at the cost of one small matrix product per
+    frame.  Streamed, its hidden state is carried from block to block, so
+    the output is the offline output at any block size.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -46,7 +52,7 @@ from .errors import ConfigError
 from .layers import Activation, ConvLayer, MimoConv1d, Residual, _check_int
 from .streaming import _Cell, _History, _Sequence, register_cell
 
-__all__ = ["StridedConv1d", "TransposedConv1d", "Framed", "FrameNet", "PairPower", "MaskGate"]
+__all__ = ["StridedConv1d", "TransposedConv1d", "Framed", "FrameNet", "PairPower", "MaskGate", "FrameGRU"]
 
 
 class StridedConv1d(ConvLayer):
@@ -244,6 +250,34 @@ class MaskGate(nn.Module):
         return f"pairs={self.pairs}, floor={self._floor:g}"
 
 
+class FrameGRU(nn.Module):
+    """``(B, C, M) -> (B, hidden, M)``: a one-layer GRU over frames, from a zero state.
+
+    Causal by construction (frame ``j`` sees frames ``0..j``); its memory is
+    unbounded, so a model containing one reports ``recurrent = True`` and
+    its ``receptive_field`` counts the convolutions only.  Parameters are
+    ``torch.nn.GRU``'s (``gru.weight_ih_l0`` ...), stored as plain tensors.
+    """
+
+    #: memory without a horizon: models containing one report ``recurrent = True``
+    recurrent = True
+
+    def __init__(self, in_features: int, hidden: int) -> None:
+        super().__init__()
+        self.in_features = _check_int("in_features", in_features, 1)
+        self.hidden = _check_int("hidden", hidden, 1)
+        self.gru = nn.GRU(in_features, hidden, batch_first=True)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.shape[-1] == 0:
+            return z.new_zeros(z.shape[0], self.hidden, 0)
+        y, _ = self.gru(z.transpose(1, 2))
+        return y.transpose(1, 2)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, hidden={self.hidden}"
+
+
 # ---------------------------------------------------------------- streaming cells
 #
 # The frame-rate part of a Framed layer runs 1-2 frames per 128-sample block,
@@ -363,8 +397,40 @@ class _RowPairPower(_Cell):
         return p.add_(self.m.shift) if self.m.shift else p
 
 
+class _GRUCell(_Cell):
+    """A :class:`FrameGRU` with its hidden state carried across blocks.
+
+    Row-major: input ``(m*B, C)`` time-major rows, output ``(m*B, H)``;
+    otherwise ``(B, C, m) -> (B, H, m)``.
+    """
+
+    def __init__(self, module: FrameGRU, batch: int, dtype: torch.dtype, rowmajor: bool) -> None:
+        self.gru = copy.deepcopy(module.gru).to(dtype)
+        self.gru.batch_first = not rowmajor
+        self.gru.requires_grad_(False)
+        self.rowmajor, self.B, self.H = rowmajor, batch, module.hidden
+        self.h = torch.zeros(1, batch, module.hidden, dtype=dtype)
+
+    def reset(self) -> None:
+        self.h.zero_()
+
+    def process(self, x: torch.Tensor) -> torch.Tensor:
+        if self.rowmajor:
+            m = x.shape[0] // self.B
+            if m == 0:
+                return x.new_zeros(0, self.H)
+            y, self.h = self.gru(x.view(m, self.B, -1), self.h)
+            return y.reshape(m * self.B, self.H)
+        if x.shape[-1] == 0:
+            return x.new_zeros(x.shape[0], self.H, 0)
+        y, self.h = self.gru(x.transpose(1, 2), self.h)
+        return y.transpose(1, 2)
+
+
 def _row_compile(module: nn.Module, batch: int, dtype: torch.dtype) -> _Cell | None:
     """A time-major cell for ``module``, or None if it has no such form."""
+    if isinstance(module, FrameGRU):
+        return _GRUCell(module, batch, dtype, rowmajor=True)
     if isinstance(module, MimoConv1d):
         return _RowConv(module, batch, dtype) if module.padding == "causal" else None
     if isinstance(module, Activation):
@@ -562,3 +628,4 @@ register_cell(StridedConv1d, _refuse_alone)
 register_cell(TransposedConv1d, _refuse_alone)
 register_cell(PairPower, lambda m, b, dt, d, c: (_PairPowerCell(m), d))
 register_cell(MaskGate, _build_mask)
+register_cell(FrameGRU, lambda m, b, dt, d, c: (_GRUCell(m, b, dt, rowmajor=False), d))

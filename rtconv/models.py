@@ -19,7 +19,8 @@ from torch import nn
 from .errors import ConfigError
 from .layers import Activation, ConvLayer, MimoConv1d, Residual, _check_int, _check_padding
 
-__all__ = ["Model", "FIR", "MimoCNN", "DilatedCNN", "ARCHITECTURES", "build", "register", "conv_layers", "load_extra_architectures"]
+__all__ = ["Model", "FIR", "MimoCNN", "DilatedCNN", "ARCHITECTURES", "build", "register", "conv_layers", "load_extra_architectures",
+           "transfer_weights"]
 
 
 def conv_layers(module: nn.Module) -> list[ConvLayer]:
@@ -80,6 +81,16 @@ class Model(nn.Module):
     def receptive_field(self) -> int:
         """Input samples that influence one output sample."""
         return 1 + sum(layer.span for layer in conv_layers(self))
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether some layer carries a recurrent state (unbounded memory).
+
+        Then :attr:`receptive_field` counts the convolutions only, and an
+        exact result over a long signal needs one pass from its start (the
+        streamer, or one ``forward``), not overlapping chunks.
+        """
+        return any(getattr(type(m), "recurrent", False) is True for m in self.modules())
 
     @property
     def causal(self) -> bool:
@@ -324,3 +335,34 @@ def build(arch: str, config: dict) -> Model:
         raise ConfigError(f"bad arguments for architecture {arch!r}: {e}.") from None
 
 
+
+
+def transfer_weights(src: nn.Module, dst: nn.Module) -> tuple[int, int]:
+    """Copy ``src``'s parameters into a grown architecture ``dst``; return ``(copied, left)``.
+
+    Tensors are matched by name and shape first; the rest in order, each
+    ``src`` tensor to the next unmatched ``dst`` tensor of its shape (a layer
+    inserted before the output layer shifts the output layer's name, not its
+    place in the order).  ``dst``'s other parameters keep their
+    initialisation: architectures that grow start a new branch at zero (see
+    ``ConvDenoiser(gru=...)``), so the grown model computes what ``src``
+    did until it is trained.  Raises :class:`ConfigError` if a ``src``
+    tensor has no place in ``dst``.
+    """
+    s_params, d_params = dict(src.named_parameters()), dict(dst.named_parameters())
+    todo = [n for n in s_params if not (n in d_params and d_params[n].shape == s_params[n].shape)]
+    pairs = [(n, n) for n in s_params if n not in todo]
+    free = [n for n in d_params if n not in {d for _, d in pairs}]
+    for n in todo:
+        match = next((d for d in free if d_params[d].shape == s_params[n].shape), None)
+        if match is None:
+            raise ConfigError(
+                f"parameter {n!r} {tuple(s_params[n].shape)} has no place in the new architecture; "
+                "only architectures that add layers can start from a smaller model's weights."
+            )
+        free = free[free.index(match) + 1:]  # keep the order
+        pairs.append((n, match))
+    with torch.no_grad():
+        for a, b in pairs:
+            d_params[b].copy_(s_params[a])
+    return len(pairs), len(d_params) - len(pairs)

@@ -145,7 +145,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="causal (default, no latency) or same (centred: latency = half the span)")
     g.add_argument("--arch-arg", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="any other constructor argument, VALUE as JSON (repeatable)")
-    g.add_argument("--resume", metavar="PATH", help="continue from this checkpoint's weights and history")
+    g.add_argument("--resume", metavar="PATH",
+                   help="continue from this checkpoint's weights and history; with --arch-arg, "
+                        "into a grown architecture (e.g. --arch-arg gru=64)")
 
     g = parser.add_argument_group("optimisation")
     g.add_argument("--loss", choices=sorted(LOSSES), help=f"default: {_DEFAULTS['loss']}")
@@ -225,7 +227,7 @@ def build_config(args):
 
     arch = args.arch or recipe.get("arch")
     conf = _arch_config(args, arch or None, recipe)
-    if conf and not arch:
+    if conf and not arch and not args.resume:  # with --resume, options grow the resumed architecture
         arch = {"sines": "fir", "denoise": "mimo_cnn"}.get(task)
         if task == "freqsep":
             arch = "mimo_cnn" if args.variant == "audio" else "fir"

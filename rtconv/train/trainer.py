@@ -60,7 +60,7 @@ from torch.utils.data import DataLoader
 
 from .. import metrics as _metrics
 from ..errors import ConfigError
-from ..models import Model, build, load_extra_architectures
+from ..models import Model, build, load_extra_architectures, transfer_weights
 from . import losses as _losses
 from . import tasks as _tasks
 
@@ -199,6 +199,28 @@ def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def _grow(model: Model, changes: dict, log) -> Model:
+    """The resumed model with architecture options changed, its weights carried over.
+
+    For fine-tuning into a larger architecture (``--resume PATH --arch-arg
+    gru=64``): every old tensor is copied (:func:`rtconv.models.transfer_weights`),
+    new layers keep their initialisation, and the log says whether the grown
+    model still computes the old model's function before training.
+    """
+    config = {**model.config, **changes}
+    if config == model.config:
+        return model
+    grown = build(model.arch, config)
+    copied, fresh = transfer_weights(model, grown)
+    grown.metadata = getattr(model, "metadata", {})
+    probe = torch.randn(1, model.in_channels, 8192, generator=torch.Generator().manual_seed(0)) * 0.1
+    with torch.no_grad():
+        same = torch.allclose(grown(probe), model(probe), atol=1e-6)
+    log(f"grew {model.arch} {model.config} -> {config}: {copied} tensors carried over, {fresh} new; "
+        f"{'same' if same else 'a different'} output before training")
+    return grown
 
 
 def _trim(model: Model) -> tuple[int, int]:
@@ -449,6 +471,8 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
                 log(f"continuing {cfg.resume} exactly after epoch {meta['epoch']} of {cfg.epochs}")
             elif not prov.get("final"):
                 log(f"note: {sp.name} belongs to a run with other choices; fine-tuning from the weights instead")
+        if exact is None and cfg.arch_config:
+            model = _grow(model, cfg.arch_config, log)
     else:
         arch, conf = td.default_arch
         load_extra_architectures()
