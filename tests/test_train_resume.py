@@ -92,3 +92,30 @@ def test_calibrate_gain_sets_the_output_level_on_the_validation_split(tmp_path):
     assert again.metrics["calibration_gain"] == pytest.approx(1.0, abs=1e-3)
     for a, b in zip(again.model.state_dict().values(), r.model.state_dict().values()):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
+
+
+def test_a_fine_tuning_run_records_its_start_and_continues_exactly(tmp_path):
+    """The provenance names the resumed file by hash and says where this run's epochs begin,
+    so its config (this run's lr) and the history (every run's lr) do not contradict."""
+    import hashlib
+
+    first = tmp_path / "first.safetensors"
+    train(_cfg(first, epochs=2), log=lambda s: None)
+    digest = hashlib.sha256(first.read_bytes()).hexdigest()
+    second = tmp_path / "second.safetensors"
+    train(_cfg(second, epochs=1, lr=0.001, resume=str(first)), log=lambda s: None)
+    prov = read_metadata(second)["provenance"]
+    assert prov["resumed_from"] == {"path": str(first), "sha256": digest, "epochs_before": 2}
+    assert prov["config"]["lr"] == 0.001 and prov["history"]["lr"][2] == pytest.approx(0.001)
+    assert "resumed_from" not in read_metadata(first)["provenance"]
+    # an interrupted fine-tuning run, continued exactly, keeps the original starting point
+    part = tmp_path / "part.safetensors"
+    with pytest.raises(Interrupted):
+        train(_cfg(part, epochs=3, resume=str(first)), log=_stop_at("epoch 4:"))
+    lines = []
+    done = train(_cfg(tmp_path / "done.safetensors", epochs=3, resume=str(part)), log=lines.append)
+    assert any("exactly after epoch 3 of 5" in ln for ln in lines), lines  # not a new fine-tuning run
+    assert read_metadata(tmp_path / "done.safetensors")["provenance"]["resumed_from"]["sha256"] == digest
+    whole = train(_cfg(tmp_path / "whole.safetensors", epochs=3, resume=str(first)), log=lambda s: None)
+    for (k, a), b in zip(whole.model.state_dict().items(), done.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=k)

@@ -64,7 +64,7 @@ from ..models import Model, build, load_extra_architectures, transfer_weights
 from . import losses as _losses
 from . import tasks as _tasks
 
-__all__ = ["TrainConfig", "TrainResult", "train", "pick_device", "evaluate", "OPTIMIZERS", "SCHEDULES"]
+__all__ = ["TrainConfig", "TrainResult", "train", "pick_device", "evaluate", "mse_change", "OPTIMIZERS", "SCHEDULES"]
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "cosine", "step", "plateau")
@@ -320,6 +320,15 @@ def evaluate(model: Model, data, loss: Callable | str = "mse", device="cpu",
     return result
 
 
+def mse_change(before: float, after: float) -> str:
+    """How the test MSE moved, in words: ``"1.76x lower"``, ``"1.06x higher"`` or ``"unchanged"``."""
+    if not (before > 0 and after > 0) or not math.isfinite(before / after):
+        return "ratio undefined"
+    if math.isclose(before, after, rel_tol=5e-3):
+        return "unchanged"
+    return f"{before / after:.2f}x lower" if after < before else f"{after / before:.2f}x higher"
+
+
 def _command(cfg: TrainConfig) -> str:
     if cfg.command:
         return cfg.command
@@ -408,8 +417,18 @@ def _load_state(path: Path) -> tuple[dict, dict]:
     return meta, tensors
 
 
+def _sha256(path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _save(model: Model, cfg: TrainConfig, td, history: dict, metrics: dict, command: str,
-          device, final: bool, chain: list | None = None) -> Path | None:
+          device, final: bool, chain: list | None = None, origin: dict | None = None) -> Path | None:
     if not cfg.out:
         return None
     from ..checkpoint import save
@@ -428,6 +447,10 @@ def _save(model: Model, cfg: TrainConfig, td, history: dict, metrics: dict, comm
         "final": final,
         "chain": chain or [],
     }
+    if origin:
+        # which file this run started from, exactly, and where its own epochs begin in the
+        # history: ``config`` holds this run's choices (its lr ...), the history all runs'
+        prov["resumed_from"] = origin
     cpu = copy.deepcopy(model).cpu()
     cpu.sample_rate = td.sample_rate
     return save(cpu, cfg.out, sample_rate=td.sample_rate, task=td.name, name=cfg.name,
@@ -453,6 +476,7 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     td = task_data or _tasks.make_task(cfg.task, seed=cfg.seed, **cfg.task_options)
     history: dict = {"train_loss": [], "val_loss": [], "lr": [], "seconds": []}
     chain: list = []
+    origin = None  # the file a fine-tuning run started from: path, sha256, epochs before it
     exact = None  # (meta, tensors) of an interrupted run this one continues exactly
     if cfg.resume:
         from ..checkpoint import load
@@ -461,14 +485,19 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         prov = model.metadata.get("provenance", {})
         history = {k: list(v) for k, v in (prov.get("history") or history).items()}
         chain = list(prov.get("chain") or []) + ([prov["command"]] if prov.get("command") else [])
+        origin = {"path": str(cfg.resume), "sha256": _sha256(cfg.resume),
+                  "epochs_before": len(history.get("train_loss", []))}
         sp = state_path(cfg.resume)
         if sp.is_file():
             meta, tensors = _load_state(sp)
-            if meta.get("plan") == _plan(cfg) and not prov.get("final") and meta["epoch"] < cfg.epochs:
+            # "end": the epoch the interrupted run would have stopped at (a fine-tuning run's
+            # epochs are numbered after the ones it resumed from)
+            if meta.get("plan") == _plan(cfg) and not prov.get("final") and meta["epoch"] < meta.get("end", cfg.epochs):
                 exact = (meta, tensors)
                 history = meta["history"]
                 chain = chain[:-1]  # the same run, continued: not a separate step
-                log(f"continuing {cfg.resume} exactly after epoch {meta['epoch']} of {cfg.epochs}")
+                origin = prov.get("resumed_from")  # ... which started where the interrupted one did
+                log(f"continuing {cfg.resume} exactly after epoch {meta['epoch']} of {meta.get('end', cfg.epochs)}")
             elif not prov.get("final"):
                 log(f"note: {sp.name} belongs to a run with other choices; fine-tuning from the weights instead")
         if exact is None and cfg.arch_config:
@@ -517,7 +546,7 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
             sched.load_state_dict(meta["scheduler"])
         gen.set_state(tensors["generator"])
         best, best_epoch, stale = meta["best"], meta["best_epoch"], meta["stale"]
-        start, end = meta["epoch"], cfg.epochs
+        start, end = meta["epoch"], meta.get("end", cfg.epochs)
     elif cfg.resume:
         # the bar to beat is the resumed weights on *this* run's validation set and loss: the
         # old history's values may come from another loss or another split, not comparable
@@ -548,12 +577,12 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
             best, best_epoch, stale = va_loss, epoch + 1, 0
             best_state = copy.deepcopy(model.state_dict())
             _save(model, cfg, td, history, {"best_val_loss": best, "best_epoch": best_epoch},
-                  command, device, final=False, chain=chain)
+                  command, device, final=False, chain=chain, origin=origin)
         else:
             stale += 1
         if cfg.out:
-            _save_state(model, opt, sched, gen, cfg, {"epoch": epoch + 1, "best": best, "best_epoch": best_epoch,
-                                                      "stale": stale, "history": history})
+            _save_state(model, opt, sched, gen, cfg, {"epoch": epoch + 1, "end": end, "best": best,
+                                                      "best_epoch": best_epoch, "stale": stale, "history": history})
         if not improved and cfg.patience and stale >= cfg.patience:
             log(f"early stop: no better validation loss for {stale} epochs")
             break
@@ -589,12 +618,12 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         "test": result,
     }
     log(f"test: loss {result['loss']:.5g}, MSE {result['input_mse']:.4g} -> {result['output_mse']:.4g} "
-        f"({result['mse_reduction']:.2f}x)")
+        f"({mse_change(result['input_mse'], result['output_mse'])})")
     for nm, e in result["outputs"].items():
         log(f"  {nm}: SNR {e['input_snr_db']:.2f} -> {e['output_snr_db']:.2f} dB "
             f"({e['snr_improvement_db']:+.2f}), SI-SDR {e['si_sdr_improvement_db']:+.2f} dB")
     model.sample_rate = td.sample_rate
-    path = _save(model, cfg, td, history, metrics, command, device, final=True, chain=chain)
+    path = _save(model, cfg, td, history, metrics, command, device, final=True, chain=chain, origin=origin)
     report = None
     if cfg.report:
         from .report import write_report
