@@ -9,11 +9,18 @@ pickle), so a checkpoint from a stranger is as safe to open as a WAV file.
 
 Public API
     :func:`save`, :func:`load` (also ``rtconv.save`` / ``rtconv.load``),
-    :func:`read_metadata`, :func:`read_header`, :func:`describe`, :func:`resolve`,
-    :func:`default_model_path`, :func:`models_dir`.
+    :func:`read_metadata`, :func:`read_header`, :func:`stored_checksum`,
+    :func:`describe`, :func:`resolve`, :func:`default_model_path`,
+    :func:`models_dir`, :func:`check_model_path`, :func:`tensors_sha256`.
 
 Every refusal is a :class:`rtconv.errors.CheckpointError` whose message is
 one sentence naming the file, what is wrong and what to do.
+
+Integrity.  :func:`save` also stores, under the header metadata key
+``"rtconv_sha256"``, the SHA-256 of the tensors (each tensor's name, dtype,
+shape and little-endian bytes, tensors in sorted name order); :func:`load`
+recomputes it and refuses a file whose weights changed.  Files written
+before the checksum existed still load, with one logged note per file.
 
 Metadata keys (format version 1)
     ``format`` ("rtconv-checkpoint"), ``format_version`` (1), ``name``,
@@ -32,7 +39,9 @@ Metadata keys (format version 1)
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib as _hashlib
 import json as _json
+import logging as _logging
 import os as _os
 import struct as _struct
 import tempfile as _tempfile
@@ -56,6 +65,9 @@ __all__ = [
     "default_model_path",
     "models_dir",
     "resolve",
+    "check_model_path",
+    "tensors_sha256",
+    "stored_checksum",
     "DEFAULT_MODELS",
 ]
 
@@ -65,6 +77,12 @@ FORMAT = "rtconv-checkpoint"
 FORMAT_VERSION = 1
 KERNEL_CONVENTION = "impulse-response"
 METADATA_KEY = "rtconv"
+#: Header metadata key of the weights checksum (hex SHA-256, see :func:`tensors_sha256`).
+CHECKSUM_KEY = "rtconv_sha256"
+SUFFIX = ".safetensors"
+
+_log = _logging.getLogger(__name__)
+_UNCHECKED_NOTED: set[str] = set()  # files whose missing checksum was already noted
 
 #: Files :func:`default_model_path` looks for, best first.
 DEFAULT_MODELS = ("denoiser.safetensors", "lab-denoiser.safetensors", "speech-band.safetensors")
@@ -108,6 +126,31 @@ def _layers(model: Model) -> list[dict]:
             "bias": getattr(layer, "bias", None) is not None,
         })
     return out
+
+
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """Hex SHA-256 of a state dict: name, dtype, shape and bytes of each tensor, in sorted name order."""
+    h = _hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key].detach().cpu().contiguous()
+        h.update(_json.dumps([key, str(t.dtype).removeprefix("torch."), list(t.shape)]).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def check_model_path(path: PathLike) -> Path:
+    """``path`` as a checkpoint file name, refused unless it ends in ``.safetensors``.
+
+    For commands that write a model (``rtconv filter -o``), so that
+    ``-o out.wav`` says what is wrong instead of writing a model named like audio.
+    """
+    p = Path(path)
+    if p.suffix.lower() != SUFFIX:
+        raise CheckpointError(
+            f"the output {str(p)!r} is not a model file name: rtconv writes models as "
+            f"{SUFFIX} files, so name it e.g. {str(p.with_suffix(SUFFIX) if p.suffix else Path(str(p) + SUFFIX))!r}."
+        )
+    return p
 
 
 def describe(model: Model) -> dict:
@@ -231,7 +274,7 @@ def save(
     fd, tmp = _tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
     _os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={METADATA_KEY: text})
+        save_file(tensors, tmp, metadata={METADATA_KEY: text, CHECKSUM_KEY: tensors_sha256(tensors)})
         _os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         _os.replace(tmp, path)
     except OSError as e:
@@ -259,6 +302,16 @@ def read_header(path: PathLike) -> tuple[dict, dict]:
         ``{name: {"dtype": str, "shape": [..], "data_offsets": [a, b]}}``
         as stored in the safetensors header.
     """
+    meta, header, _ = _read_header(path)
+    return meta, header
+
+
+def stored_checksum(path: PathLike) -> str | None:
+    """The weights checksum stored in a checkpoint's header (hex SHA-256), None for older files."""
+    return _read_header(path)[2]
+
+
+def _read_header(path: PathLike) -> tuple[dict, dict, str | None]:
     path = Path(path)
     name = str(path)
     if not path.exists():
@@ -297,7 +350,10 @@ def read_header(path: PathLike) -> tuple[dict, dict]:
         raise CheckpointError(not_st) from None
     if not isinstance(header, dict):
         raise CheckpointError(not_st)
-    raw_meta = (header.pop("__metadata__", None) or {}).get(METADATA_KEY)
+    extra = header.pop("__metadata__", None) or {}
+    if not isinstance(extra, dict):
+        raise CheckpointError(not_st)
+    raw_meta, checksum = extra.get(METADATA_KEY), extra.get(CHECKSUM_KEY)
     end = 0
     for t in header.values():
         try:
@@ -330,7 +386,7 @@ def read_header(path: PathLike) -> tuple[dict, dict]:
             f"{name!r} uses checkpoint format version {version}, newer than the {FORMAT_VERSION} "
             f"this rtconv {__version__} reads; upgrade rtconv."
         )
-    return meta, header
+    return meta, header, checksum if isinstance(checksum, str) else None
 
 
 def read_metadata(path: PathLike) -> dict:
@@ -347,7 +403,7 @@ def load(path: PathLike) -> Model:
     """
     path = Path(path)
     name = str(path)
-    meta, header = read_header(path)
+    meta, header, checksum = _read_header(path)
     arch_info = meta.get("architecture")
     if not isinstance(arch_info, dict) or not isinstance(arch_info.get("name"), str):
         raise CheckpointError(f"{name!r} does not say which architecture it holds; the file is damaged.")
@@ -395,6 +451,13 @@ def load(path: PathLike) -> Model:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"cannot read the weights in {name!r}: {e}.") from None
+    if checksum is None:
+        _note_unchecked(path)
+    elif tensors_sha256(tensors) != checksum:
+        raise CheckpointError(
+            f"the weights in {name!r} do not match the checksum stored when it was saved, so the file "
+            "was damaged or edited after saving; copy or download it again."
+        )
     for key, t in tensors.items():
         if t.is_floating_point() and not torch.isfinite(t).all():
             bad = int((~torch.isfinite(t)).sum())
@@ -419,6 +482,14 @@ def load(path: PathLike) -> Model:
     model.metadata = meta
     model.eval()
     return model
+
+
+def _note_unchecked(path: Path) -> None:
+    key = str(path.resolve())
+    if key not in _UNCHECKED_NOTED:
+        _UNCHECKED_NOTED.add(key)
+        _log.warning("note: %r has no weights checksum (an older file), so damage cannot be detected; "
+                     "save it again to add one.", str(path))
 
 
 def models_dir() -> Path:
