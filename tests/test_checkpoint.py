@@ -225,7 +225,7 @@ def test_default_model_prefers_denoiser_then_lab_then_filter(tmp_path, monkeypat
     monkeypatch.setenv("RTCONV_MODELS", str(tmp_path))
     with pytest.raises(CheckpointError, match="no default model found"):
         default_model_path()
-    rtconv.save(designs.lowpass(4000, 11, 48000), tmp_path / "speech-band.safetensors")
+    rtconv.save(designs.lowpass(4000, 31, 48000), tmp_path / "speech-band.safetensors")
     assert default_model_path().name == "speech-band.safetensors"
     rtconv.save(rtconv.MimoCNN([3], [1, 1]), tmp_path / "lab-denoiser.safetensors", task="denoise")
     assert default_model_path().name == "lab-denoiser.safetensors"
