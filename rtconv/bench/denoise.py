@@ -240,7 +240,10 @@ def _write_card(path, model, result, args) -> None:
         f"# {meta.get('name') or 'denoiser'}: causal speech denoiser, {m['latency_ms']:.2f} ms latency",
         "",
         f"The default model of `rtconv process` and `rtconv live`. {bank}",
-        f"window {cfg.get('window')}, hop {cfg.get('hop')}), a causal dilated CNN predicting one gain per",
+        f"window {cfg.get('window')}, hop {cfg.get('hop')}), a causal dilated CNN"
+        + (f" with a {cfg['gru']}-unit GRU branch (memory beyond the convolutions' "
+           f"{1000 * model.receptive_field / 48000:.0f} ms)" if cfg.get("gru") else "")
+        + " predicting one gain per",
         "frequency pair, and an overlap-add transposed-convolution decoder. Runs at 48 kHz with no",
         "resampler; streamed by `rtconv.Streamer` exactly (equal to the offline forward delayed by",
         "the latency) at any block size.",
@@ -312,6 +315,10 @@ def _write_card(path, model, result, args) -> None:
         str(prov.get("command", "(unknown)")),
         "```",
         "",
+        *([f"The last step started from `{prov['resumed_from']['path']}` (sha256 "
+           f"`{prov['resumed_from']['sha256'][:16]}…`, after {prov['resumed_from']['epochs_before']} epochs of "
+           "the runs before it); `config` in the provenance is that step's, `history` covers every step.", ""]
+          if prov.get("resumed_from") else []),
         *_data_summary(prov, args),
         "## Strength control",
         "",
