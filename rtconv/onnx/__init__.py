@@ -1,0 +1,26 @@
+"""Models as ONNX step models: one block with explicit state, for hosts outside Python.
+
+Step model
+    :class:`StepModel` (``rtconv.onnx.step``): ``forward(audio_in, *states)
+    -> (audio_out, *states_out)`` for one block of fixed size; block after
+    block it equals :class:`rtconv.Streamer`.
+Export
+    :func:`export` (``rtconv.onnx.export``): trace it to an ONNX file with
+    the model's metadata, checked in onnxruntime against the streamer;
+    :func:`pipewire_config` writes a PipeWire filter-chain drop-in for it;
+    ``rtconv export`` on the command line.
+Running
+    :class:`OnnxStep` (``rtconv.onnx.runtime``): run an exported file block
+    by block with its states, in onnxruntime.
+
+onnx and onnxruntime (the ``onnx`` extra) are imported only when a file is
+written or run; building a :class:`StepModel` needs torch alone.
+"""
+
+from __future__ import annotations
+
+from .export import Exported, export, pipewire_config, read_onnx_metadata, step_metadata
+from .runtime import OnnxStep
+from .step import StepModel
+
+__all__ = ["StepModel", "export", "Exported", "pipewire_config", "read_onnx_metadata", "step_metadata", "OnnxStep"]
