@@ -21,6 +21,7 @@ COMMANDS = (
     "process",
     "info",
     "filter",
+    "export",
     "train",
     "data",
     "live",
