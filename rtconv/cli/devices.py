@@ -7,9 +7,10 @@ import json
 HELP = "list audio devices (index, host API, channels, default rate) for rtconv live"
 
 DESCRIPTION = """\
-List the audio devices PortAudio sees, with their index, host API, input and
-output channel counts and default sample rate; '>' marks the default input,
-'<' the default output.  Pass an index or any unique part of a name to
+List the audio devices PortAudio sees, with their index, host API (by
+name: ALSA, JACK Audio Connection Kit, ...), input and output channel
+counts and default sample rate; '>' marks the default input, '<' the
+default output.  Pass an index or any unique part of a name to
 `rtconv live --input-device/--output-device`.
 
 examples:
@@ -26,14 +27,19 @@ def configure(parser) -> None:
 
 def run(args) -> int:
     from ..live import list_devices, list_hostapis
+    from ..live.devices import NO_DEVICE_HINT, find_hostapi
 
+    apis = list_hostapis()
     devs = list_devices(args.hostapi)
     if args.json:
-        print(json.dumps({"hostapis": list_hostapis(), "devices": devs}, indent=2))
+        print(json.dumps({"hostapis": apis, "devices": devs}, indent=2))
         return 0
+    known = ", ".join(a["name"] for a in apis) or "none"
     if not devs:
-        print("no audio devices found (is a sound server such as JACK running?)")
+        where = f" on host API {apis[find_hostapi(args.hostapi)]['name']!r}" if args.hostapi is not None else ""
+        print(f"no audio devices found{where} (PortAudio's host APIs: {known}); {NO_DEVICE_HINT}.")
         return 0
+    print(f"host APIs: {known}")
     print(f"{'':2} {'idx':>3}  {'name':32} {'host API':28} {'in':>3} {'out':>3} {'rate':>7}")
     for d in devs:
         mark = (">" if d["default_input"] else " ") + ("<" if d["default_output"] else " ")

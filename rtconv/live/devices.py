@@ -6,9 +6,11 @@ from typing import Any
 
 from ..errors import DeviceError
 
-__all__ = ["list_devices", "list_hostapis", "find_device", "find_hostapi"]
+__all__ = ["list_devices", "list_hostapis", "find_device", "find_hostapi", "hostapi_name", "NO_DEVICE_HINT"]
 
 _HINT = "run `rtconv devices` to list them"
+#: What to check when PortAudio sees no device at all.
+NO_DEVICE_HINT = "check that a sound server (PipeWire, PulseAudio or JACK) is running and that this user may use it"
 
 
 def _sd():
@@ -16,6 +18,9 @@ def _sd():
         import sounddevice as sd
     except OSError as e:  # libportaudio2 missing
         raise DeviceError(f"PortAudio is not available ({e}); install the system package libportaudio2.") from None
+    from .client import name_client
+
+    name_client(sd)  # "rtconv" in JACK/PipeWire patchbays, not "PortAudio"
     return sd
 
 
@@ -29,6 +34,16 @@ def list_hostapis() -> list[dict[str, Any]]:
     ]
 
 
+def _api_names(apis) -> str:
+    return ", ".join(f"{a['index']}: {a['name']!r}" for a in apis) or "none"
+
+
+def hostapi_name(index: int) -> str:
+    """The name of host API ``index`` (``"ALSA"``, ``"JACK Audio Connection Kit"``, ...)."""
+    apis = list_hostapis()
+    return apis[index]["name"] if 0 <= index < len(apis) else f"host API {index}"
+
+
 def find_hostapi(query) -> int:
     """Host API index from an index or a case-insensitive name substring."""
     apis = list_hostapis()
@@ -36,7 +51,8 @@ def find_hostapi(query) -> int:
         i = int(query)
         if 0 <= i < len(apis):
             return i
-        raise DeviceError(f"there is no host API {i!r} (there are {len(apis)}); {_HINT}.")
+        raise DeviceError(f"there is no host API with index {i} (PortAudio has {_api_names(apis)}); "
+                          "name one, e.g. --hostapi alsa.")
     hits = [a for a in apis if str(query).lower() in a["name"].lower()]
     if len(hits) == 1:
         return hits[0]["index"]
@@ -86,8 +102,8 @@ def find_device(query=None, kind: str = "input", hostapi=None, channels: int = 1
     key = f"max_{kind}_channels"
     devs = list_devices(hostapi)
     if not devs:
-        where = f" on host API {hostapi!r}" if hostapi is not None else ""
-        raise DeviceError(f"no audio devices were found{where}; is a sound server (e.g. JACK) running? {_HINT}.")
+        where = f" on host API {hostapi_name(find_hostapi(hostapi))!r}" if hostapi is not None else ""
+        raise DeviceError(f"no audio devices were found{where}; {NO_DEVICE_HINT}, then {_HINT}.")
     usable = [d for d in devs if d[key] > 0]
     if query is None or query == "":
         pick = [d for d in usable if d[f"default_{kind}"]] or usable
@@ -108,7 +124,7 @@ def find_device(query=None, kind: str = "input", hostapi=None, channels: int = 1
         if not match:
             raise DeviceError(f"no {kind} device matches {query!r}; {_HINT}.")
         if len(match) > 1:
-            names = ", ".join(f"{m['index']}: {m['name']!r}" for m in match)
+            names = ", ".join(f"{m['index']}: {m['name']!r} ({m['hostapi']})" for m in match)
             raise DeviceError(f"{kind} device {query!r} is ambiguous, it matches {names}; give the index or more of the name.")
         d = match[0]
     if d[key] < channels:
