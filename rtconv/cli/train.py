@@ -32,12 +32,14 @@ The data are split into train / validation / test with disjoint random
 streams (and, for denoise, disjoint voices, sentences and noise parameters).
 The best validation weights are written to --out as soon as they appear; at
 the end the test metrics (loss, MSE, SNR and SI-SDR improvement per input-SNR
-bucket) and the exact command line are stored in the checkpoint.
+bucket) and the exact command line are stored in the checkpoint.  Write
+your own models outside models/: the files there are the shipped ones, and
+an --out or --report into that folder replaces them.
 
 Examples
   rtconv train sines --out sines.safetensors --report sines.png
   rtconv train freqsep --variant audio --out crossover.safetensors
-  rtconv train denoise --recipe lab --out models/lab-denoiser.safetensors
+  rtconv train denoise --recipe lab --out my-lab-denoiser.safetensors --report my-lab-denoiser.png
   rtconv train denoise --arch dilated_cnn --arch-arg channels=16 --loss l1+stft \\
       --optimizer adam --lr 3e-3 --schedule cosine --speech-dir ~/corpus/clean
 """
