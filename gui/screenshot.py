@@ -27,6 +27,7 @@ def main(argv=None) -> int:
     import soundfile as sf
     from PyQt6 import QtCore, QtWidgets
 
+    from rtconv.live.client import PORTS
     from rtconv.live.jackd import Loopback, jack_server, wait_for
 
     from .app import build_window, save_screenshot
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
             if not win.start_stream():
                 raise SystemExit(f"could not start the stream: {win.banner.text()}")
             lb = Loopback(server, audio[:, :1], capture_seconds=1.0, loop=True)
-            wait_for(lambda: len(lb.player.get_ports("PortAudio.*", is_input=True, is_audio=True)) > 0, 20)
+            wait_for(lambda: len(lb.player.get_ports(PORTS, is_input=True, is_audio=True)) > 0, 20)
             lb.connect()
             lb.play()
             end = time.monotonic() + args.seconds

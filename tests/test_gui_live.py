@@ -8,6 +8,7 @@ Qt runs offscreen; any Qt warning fails the test.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -19,6 +20,7 @@ pytest.importorskip("PyQt6", reason="the GUI needs PyQt6 (pip install 'rtconv[gu
 
 import rtconv  # noqa: E402
 from rtconv import designs  # noqa: E402
+from rtconv.live.client import PORTS  # noqa: E402
 
 OFFSCREEN_NOISE = "This plugin does not support propagateSizeHints"
 pytestmark = [pytest.mark.qt_log_level_fail("WARNING"), pytest.mark.qt_log_ignore(OFFSCREEN_NOISE)]
@@ -68,9 +70,9 @@ def metronome(jack):
         while time.monotonic() < deadline:
             ports = subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.split("\n")
             src = [p for p in ports if p.startswith(name + ":")]
-            # the stream's client: "PortAudio", or "PortAudio-01" when it runs in the GUI's
+            # the stream's client: "rtconv", or "rtconv-01" when it runs in the GUI's
             # audio process and the GUI's own PortAudio (listing devices) took the plain name
-            dst = [p for p in ports if p.startswith("PortAudio") and p.endswith(":in_0")]
+            dst = [p for p in ports if re.match(PORTS, p) and p.endswith(":in_0")]
             if src and dst:
                 subprocess.run(["jack_disconnect", "system:capture_1", dst[0]], capture_output=True)
                 subprocess.run(["jack_connect", src[0], dst[0]], capture_output=True, check=True)

@@ -22,6 +22,8 @@ from rtconv import designs
 from rtconv.errors import DeviceError
 from rtconv.live import LiveProcessor, LiveStream, find_device, list_devices
 
+from rtconv.live.client import PORTS
+
 from _jackd import Loopback, wait_for
 
 RATE = 48000
@@ -182,8 +184,8 @@ def test_record_files_hold_every_sample_captured_and_played(jackd, tmp_path):
                  "--stats-json", stats_path)
         # ports appear when the stream opens; PortAudio links them to the system ports when it
         # starts, and routing before that would race with it
-        assert wait_for(lambda: len(lb.player.get_ports("PortAudio.*", is_audio=True)) == 2
-                        and all(lb.player.get_all_connections(q) for q in lb.player.get_ports("PortAudio.*", is_audio=True)), 30)
+        assert wait_for(lambda: len(lb.player.get_ports(PORTS, is_audio=True)) == 2
+                        and all(lb.player.get_all_connections(q) for q in lb.player.get_ports(PORTS, is_audio=True)), 30)
         lb.connect()
         lb.play()
         out, err = _finish(p, 30)
@@ -254,3 +256,17 @@ def test_a_rate_the_jack_server_does_not_run_is_refused_with_the_rate_to_use(jac
     proc = LiveProcessor(rtconv.FIR(np.array([1.0], np.float32)), 44100, 1, 128)
     with pytest.raises(DeviceError, match=r"refuse 1 channel\(s\) at 44100 Hz.*default rate is 48000 Hz"):
         LiveStream(proc, hostapi="JACK", warn=None).start()
+
+
+def test_the_jack_client_is_named_rtconv_not_portaudio(jackd):
+    """Patchbays (qjackctl, Carla, Helvum, pw-link) list rtconv's ports under its own name."""
+    import jack
+
+    proc = LiveProcessor(designs.lowpass(3000, 63, RATE), RATE, 1, 128)
+    probe = jack.Client("rtc-names", servername=jackd.name, no_start_server=True)
+    try:
+        with LiveStream(proc, hostapi="JACK", block_size=128, warn=None):
+            clients = {p.name.split(":")[0] for p in probe.get_ports(is_audio=True)}
+    finally:
+        probe.close()
+    assert "rtconv" in clients and not any(c.startswith("PortAudio") for c in clients), clients

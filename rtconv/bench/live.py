@@ -92,13 +92,14 @@ def _baseline(server, args) -> dict:
 
 
 def _player(server_name: str, rate: int) -> None:
-    """Child process: loop noise into PortAudio's inputs until stdin closes."""
+    """Child process: loop noise into rtconv's inputs until stdin closes."""
     from types import SimpleNamespace
 
+    from ..live.client import PORTS
     from ..live.jackd import Loopback, wait_for
 
     lb = Loopback(SimpleNamespace(name=server_name, samplerate=rate), _noise(rate), 1.0, loop=True)
-    wait_for(lambda: len(lb.player.get_ports("PortAudio.*", is_input=True, is_audio=True)) > 0, 20)
+    wait_for(lambda: len(lb.player.get_ports(PORTS, is_input=True, is_audio=True)) > 0, 20)
     lb.connect()
     lb.play()
     sys.stdin.read()
@@ -106,12 +107,14 @@ def _player(server_name: str, rate: int) -> None:
 
 
 def _connected(server) -> bool:
-    """True once something feeds PortAudio's first input (the player process has connected)."""
+    """True once something feeds rtconv's first input (the player process has connected)."""
     import jack
+
+    from ..live.client import PORTS
 
     c = jack.Client("rtc-probe", servername=server.name, no_start_server=True)
     try:
-        ports = c.get_ports("PortAudio.*", is_input=True, is_audio=True)
+        ports = c.get_ports(PORTS, is_input=True, is_audio=True)
         return bool(ports) and any(p.name.startswith("rtc-player") for p in c.get_all_connections(ports[0]))
     finally:
         c.close()
@@ -119,6 +122,7 @@ def _connected(server) -> bool:
 
 def _measure(server, proc, mode, safety, args):
     from ..live import LiveStream
+    from ..live.client import PORTS
     from ..live.jackd import Loopback, wait_for
 
     rate = args.samplerate

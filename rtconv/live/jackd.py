@@ -132,6 +132,9 @@ def wait_for(pred, timeout: float = 5.0, step: float = 0.01) -> bool:
     return pred()
 
 
+from .client import PORTS  # noqa: E402 - rtconv's ports, as the patchbay lists them
+
+
 class Loopback:
     """Two JACK clients around rtconv: one plays ``signal`` into PortAudio's inputs, one captures its outputs.
 
@@ -193,8 +196,8 @@ class Loopback:
 
     def connect(self) -> None:
         """Route through the PortAudio client's current ports, cutting its links to system ports."""
-        pa_in = sorted(p.name for p in self.player.get_ports("PortAudio.*", is_input=True, is_audio=True))
-        pa_out = sorted(p.name for p in self.player.get_ports("PortAudio.*", is_output=True, is_audio=True))
+        pa_in = sorted(p.name for p in self.player.get_ports(PORTS, is_input=True, is_audio=True))
+        pa_out = sorted(p.name for p in self.player.get_ports(PORTS, is_output=True, is_audio=True))
         for port in pa_in + pa_out:
             for other in self.player.get_all_connections(port):
                 if other.name.startswith("system:"):
