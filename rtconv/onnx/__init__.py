@@ -5,7 +5,7 @@ Step model
     -> (audio_out, *states_out)`` for one block of fixed size; block after
     block it equals :class:`rtconv.Streamer`.
 Export
-    :func:`export` (``rtconv.onnx.export``): trace it to an ONNX file with
+    :func:`export` (``rtconv.onnx.exporter``): trace it to an ONNX file with
     the model's metadata, checked in onnxruntime against the streamer;
     :func:`pipewire_config` writes a PipeWire filter-chain drop-in for it;
     ``rtconv export`` on the command line.
@@ -19,7 +19,7 @@ written or run; building a :class:`StepModel` needs torch alone.
 
 from __future__ import annotations
 
-from .export import Exported, export, pipewire_config, read_onnx_metadata, step_metadata
+from .exporter import Exported, export, pipewire_config, read_onnx_metadata, step_metadata
 from .runtime import OnnxStep
 from .step import StepModel
 

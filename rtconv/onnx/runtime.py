@@ -50,7 +50,7 @@ class OnnxStep:
     state_names : list of str
         The state inputs; each has an output named ``<name>_out``.
     metadata : dict of str
-        The file's ``metadata_props`` (see :mod:`rtconv.onnx.export`).
+        The file's ``metadata_props`` (see :mod:`rtconv.onnx.exporter`).
 
     Notes
     -----

@@ -5,7 +5,7 @@
 exactly ``block_size`` frames.  Fed block after block, each ``S_out`` given
 back as ``S`` and every state starting at zero, it computes what
 :class:`rtconv.Streamer` computes for the same blocks (its ``process``; not
-``flush``, see below).  It is what :mod:`rtconv.onnx.export` traces into an
+``flush``, see below).  It is what :mod:`rtconv.onnx.exporter` traces into an
 ONNX file, so a host that knows nothing of rtconv can run the model.
 
 Layout: ``audio_in`` is ``(block_size, channels)`` float32, frames-major like

@@ -85,15 +85,20 @@ def step_metadata(model: Model, step: StepModel) -> dict[str, str]:
     from .. import __version__
 
     meta = model.metadata or {}
+    arch = model.arch or type(model).__name__
+    try:
+        arch = f"{arch} {json.dumps(model.config, sort_keys=True)}"
+    except NotImplementedError:  # a model built in code, not from the registry
+        pass
     out = {
-        "name": str(meta.get("name") or model.arch),
+        "name": str(meta.get("name") or model.arch or type(model).__name__),
         "task": str(meta.get("task") or ("filter" if model.arch == "fir" else "unknown")),
         "block_size": str(step.n),
         "channels": str(step.channels),
         "out_channels": str(step.out_channels),
         "latency_samples": str(step.latency),
         "receptive_field_samples": str(model.receptive_field),
-        "architecture": f"{model.arch} {json.dumps(model.config, sort_keys=True)}",
+        "architecture": arch,
         "rtconv_version": __version__,
         "states": ",".join(step.state_names),
         "convention": CONVENTION,
@@ -192,6 +197,13 @@ def export(
     try:
         step = StepModel(model, block_size, channels).eval()
         proto = onnx.load_from_string(_trace(step))
+        shapes = {"audio_out": (step.n, step.out_channels),
+                  **{f"{k}_out": s for k, s in zip(step.state_names, step.state_shapes)}}
+        for v in proto.graph.output:  # the tracer leaves some dims symbolic; hosts read them from the file
+            dims = v.type.tensor_type.shape.dim
+            del dims[:]
+            for d in shapes[v.name]:
+                dims.add().dim_value = d
         meta = step_metadata(model, step)
         for k, v in meta.items():
             proto.metadata_props.add(key=k, value=v)
