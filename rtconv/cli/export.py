@@ -60,7 +60,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from ..checkpoint import load, resolve
     from ..errors import ConfigError
-    from ..onnx.export import TOLERANCE, export, pipewire_config
+    from ..onnx.exporter import TOLERANCE, export, pipewire_config
 
     model_path = resolve(args.model)
     model = load(model_path)
