@@ -24,13 +24,22 @@ The chain for one file::
   the latency, plus the ``latency`` frames of tail that flush emits.
 * NaN/Inf input samples are replaced by silence (0) and reported, never
   allowed to poison the filter state (policy: sanitise with a warning).
+* Files are streamed in long blocks (:func:`file_block_size`, the fastest
+  measured for the kind of model): streamed output does not depend on the
+  block size, so files need not pay for live-sized blocks.
+* A temporary file that a killed run left for the same output (a hard kill
+  cannot clean up) is removed by the next run over that output, unless a
+  running rtconv still holds it (:func:`remove_stale_temporaries`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
+import re
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,17 +54,51 @@ from .errors import AudioFileError, ConfigError
 from .models import Model
 from .streaming import Streamer
 
-__all__ = ["Summary", "process_file", "process_array", "Chain", "DEFAULT_BLOCK_SIZE"]
+__all__ = [
+    "Summary", "process_file", "process_array", "Chain", "file_block_size", "output_path", "audio_files",
+    "Found", "remove_stale_temporaries", "audio_progress_bar",
+]
 
 PathLike = Union[str, "os.PathLike[str]"]
 Progress = Union[bool, None, Callable[[int, int], None]]
 
-#: Streamer block size for files: a typical live block, the default quantum of PipeWire
-#: and the default JACK period of qjackctl (21.3 ms at 48 kHz).  Any size gives the same
-#: output to float rounding; larger blocks only spread the fixed per-block cost of the
-#: torch calls over more frames (``rtconv bench process``).
-DEFAULT_BLOCK_SIZE = 1024
 _READ_CHUNK = 65536  # frames read from disk at a time
+#: Block size for files of models that run at the sample rate (see file_block_size).
+_SAMPLE_RATE_MODEL_BLOCK = 16384
+
+
+def _frame_period(model: Model) -> int:
+    """Least common multiple of the model's strides (1 for a model that runs at the sample rate)."""
+    period = 1
+    for m in model.modules():
+        stride = getattr(m, "stride", None)
+        if isinstance(stride, int) and stride > 1:
+            period = math.lcm(period, stride)
+    return period
+
+
+def file_block_size(model: Model) -> int:
+    """Streamer block size for files: the fastest measured for this kind of model, in frames.
+
+    Streamed output does not depend on the block size (bit for bit for the
+    shipped framed denoiser, to float rounding for models whose planner picks
+    another convolution method for long blocks), so files use long blocks,
+    which spread the fixed cost of each block's torch calls over more frames,
+    instead of a typical live block (1024 frames, the files' default before).
+    Measured with ``rtconv bench process`` (30 s of 48 kHz audio, one torch
+    thread, 2-core x86; x real time at blocks 1024 / 4096 / 16384 / 65536):
+
+    * framed denoiser (96-sample hop): 89 / 210 / 306 / 337 mono,
+      73 / 130 / 160 / 165 stereo: its network runs at the frame rate
+      (65536 samples are 682 frames), so it takes a whole read chunk;
+    * MimoCNN [40, 40] / [1, 5, 1]: 466 / 574 / 559 / 400 mono,
+      231 / 273 / 261 / 170 stereo; FIR 511 taps: 741 / 1538 / 1791 / 1631;
+      FIR 1024 taps: 711 / 1606 / 1658 / 1673: models at the sample rate
+      peak around 16384 frames, beyond which their ``(channels, block)``
+      intermediates fall out of cache and the MimoCNN's 5 -> 1 matmul
+      passes its planner's size limit (:func:`rtconv.streaming.plan_direct`).
+    """
+    return _READ_CHUNK if _frame_period(model) > 1 else _SAMPLE_RATE_MODEL_BLOCK
 
 
 @dataclass
@@ -159,11 +202,7 @@ class _Offline:
         self.out_channels = (channels if self.mono else 1) * model.out_channels
         # framed models (strided encoders) see frames at absolute positions
         # (j+1)*stride - 1: chunks must start on a multiple of every stride
-        self.period = 1
-        for m in model.modules():
-            stride = getattr(m, "stride", None)
-            if isinstance(stride, int) and stride > 1:
-                self.period = math.lcm(self.period, stride)
+        self.period = _frame_period(model)
         ctx = model.receptive_field + 2 * model.latency + self.period
         self.ctx = -(-ctx // self.period) * self.period
         self.chunk = max(-(-chunk // self.period) * self.period, 4 * self.ctx)
@@ -252,8 +291,9 @@ class Chain:
     frames : int
         Total input length, needed to produce exactly that many output frames
         (``align=True``) or ``frames + latency`` (``align=False``).
-    block_size : int
-        Streamer block size in frames at the model's rate.
+    block_size : int or None
+        Streamer block size in frames at the model's rate; ``None``:
+        :func:`file_block_size`.
     offline : bool
         Use the whole-signal forward pass instead of the streamer.
     align : bool
@@ -263,8 +303,10 @@ class Chain:
     """
 
     def __init__(self, model: Model, sample_rate: int, channels: int, frames: int, *,
-                 block_size: int = DEFAULT_BLOCK_SIZE, offline: bool = False, align: bool = True,
+                 block_size: int | None = None, offline: bool = False, align: bool = True,
                  threads: int | None = 1) -> None:
+        if block_size is None:
+            block_size = file_block_size(model)
         if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
             raise ConfigError(f"block_size must be a positive number of frames, got {block_size!r}.")
         f0 = model.in_channels
@@ -274,6 +316,7 @@ class Chain:
                 f"give it a {f0}-channel file or use a mono model."
             )
         rate = model.sample_rate or sample_rate
+        self.block_size = block_size
         self.model_rate = rate
         self.latency = model.latency
         stages: list = []
@@ -343,12 +386,37 @@ def _notes(summary: Summary) -> None:
         w.append(f"{summary.clipped_samples} output sample(s) exceeded full scale and were clipped to [-1, 1]")
 
 
+def _task(model: Model) -> str | None:
+    return model.metadata.get("task") or ("filter" if model.arch == "fir" else None)
+
+
+def output_path(input: PathLike, output: PathLike | None = None, model: Model | None = None) -> Path:
+    """Where :func:`process_file` writes the result for ``input``.
+
+    ``output`` is the output file, or an existing folder for the default name
+    (``x-denoised.wav`` for a denoiser, ``x-filtered.wav`` for a filter,
+    ``x-<task>.wav`` otherwise, from ``model``'s task), or ``None`` for the
+    default name beside the input.
+    """
+    input = Path(input)
+    task = _task(model) if model is not None else None
+    if output is not None and str(output).endswith(("/", os.sep)) and not Path(output).is_dir():
+        raise AudioFileError(
+            f"output folder {str(output)!r} does not exist; create it or choose another output path."
+        )
+    if output is None:
+        return default_output_path(input, task)
+    if Path(output).is_dir():
+        return default_output_path(input, task, folder=output)
+    return Path(output)
+
+
 def process_file(
     input: PathLike,
     output: PathLike | None = None,
     model: Model | PathLike | None = None,
     *,
-    block_size: int = DEFAULT_BLOCK_SIZE,
+    block_size: int | None = None,
     offline: bool = False,
     align: bool = True,
     subtype: str | None = None,
@@ -365,14 +433,16 @@ def process_file(
     input : path
         Any file soundfile reads.  It is opened read-only and never modified.
     output : path, optional
-        Output file, or an existing folder to put the default name in.
-        Default: beside the input, ``x-denoised.wav`` for a denoiser,
-        ``x-filtered.wav`` for a filter, ``x-<task>.wav`` otherwise.
+        Output file, or an existing folder to put the default name in
+        (:func:`output_path`).  Default: beside the input, ``x-denoised.wav``
+        for a denoiser, ``x-filtered.wav`` for a filter, ``x-<task>.wav``
+        otherwise.
     model : Model or path, optional
         A loaded model or a checkpoint path; default
         :func:`rtconv.checkpoint.default_model_path`.
-    block_size : int
-        Streamer block size in frames (default 1024, a typical live block).
+    block_size : int, optional
+        Streamer block size in frames; default :func:`file_block_size`, the
+        fastest for the model (any size gives the same output).
     offline : bool
         Use the whole-signal forward pass (the reference) instead of streaming.
     align : bool
@@ -385,9 +455,10 @@ def process_file(
     overwrite : bool
         Replace an existing output file (never the input).
     progress : bool, None or callable
-        ``True`` shows a tqdm bar, ``None`` shows one only on a terminal,
-        a callable is called as ``progress(frames_done, frames_total)`` after
-        each chunk (raise from it to cancel; nothing is written then).
+        ``True`` shows a tqdm bar in audio time, ``None`` shows one only on a
+        terminal, a callable is called as ``progress(frames_done,
+        frames_total)`` after each chunk (raise from it to cancel; nothing is
+        written then).
     threads : int or None
         Torch threads (process-wide); 1 by default.
     wet : float
@@ -406,7 +477,8 @@ def process_file(
     Raises
     ------
     AudioFileError
-        Unreadable input, unwritable output (the message says which and why).
+        Unreadable input, unwritable output, a full disk (the message says
+        which file and why).
     CheckpointError
         The model file cannot be loaded.
     """
@@ -419,23 +491,15 @@ def process_file(
                           "leave out --keep-latency.")
     m, mname = _resolve_model(model)
     with _strength(m, attenuation_limit_db), Reader(input, chunk=_READ_CHUNK) as reader:
-        task = m.metadata.get("task") or ("filter" if m.arch == "fir" else None)
-        if output is not None and str(output).endswith(("/", os.sep)) and not Path(output).is_dir():
-            raise AudioFileError(
-                f"output folder {str(output)!r} does not exist; create it or choose another output path."
-            )
-        if output is None:
-            out = default_output_path(input, task)
-        elif Path(output).is_dir():
-            out = default_output_path(input, task, folder=output)
-        else:
-            out = Path(output)
+        out = output_path(input, output, m)
         if out.exists() and out.resolve() == input.resolve():
             raise AudioFileError(
                 f"output {str(out)!r} is the input file; rtconv never overwrites its input, choose another output name."
             )
+        stale = remove_stale_temporaries(out)
         if out.exists() and not overwrite:
-            raise AudioFileError(f"output {str(out)!r} already exists; pass --overwrite to replace it or choose another name.")
+            raise AudioFileError(f"output {str(out)!r} already exists; pass --overwrite to replace it, "
+                                 "--skip-existing to keep it, or choose another name.")
         chain = Chain(m, reader.sample_rate, reader.channels, reader.frames, block_size=block_size,
                       offline=offline, align=align, threads=threads)
         if wet < 1.0 and chain.out_channels != reader.channels:
@@ -443,35 +507,37 @@ def process_file(
                               f"{reader.channels} into {chain.out_channels}, so leave --wet out.")
         mix = _DryWet(wet) if wet < 1.0 else None
         fmt, sub = output_format(out, reader.format, reader.subtype, subtype)
+        mode = _mode(offline, chain.block_size)
         bar = None
         show = progress if isinstance(progress, bool) else (progress is None and _stderr_tty())
         if show:
-            from tqdm import tqdm
-
-            bar = tqdm(total=reader.frames, unit="frame", unit_scale=True, desc=input.name, leave=False)
+            bar = audio_progress_bar(reader.frames / reader.sample_rate, input.name)
         try:
             from . import __version__
 
             tags = dict(reader.tags)
-            tags["software"] = f"{SOFTWARE_TAG} {__version__}, model {mname}, {_mode(offline, block_size)}"
-            with AtomicWriter(out, reader.sample_rate, chain.out_channels, fmt, sub, tags) as writer:
+            tags["software"] = f"{SOFTWARE_TAG} {__version__}, model {mname}, {mode}"
+            with _disk_full_said(out), AtomicWriter(out, reader.sample_rate, chain.out_channels, fmt, sub,
+                                                    tags) as writer, _held(writer):
                 for x in reader.chunks():
                     y = chain(x)
-                    writer.write(mix(x, y) if mix else y)
+                    with _disk_full_said(out, y.nbytes, writer):
+                        writer.write(mix(x, y) if mix else y)
                     if bar is not None:
-                        bar.update(x.shape[0])
+                        bar.update(x.shape[0] / reader.sample_rate)
                     if callable(progress):
                         progress(reader.frames_read, reader.frames)
                 y = chain.flush()
-                writer.write(mix(None, y) if mix else y)
-                writer.commit()
+                with _disk_full_said(out, y.nbytes, writer):
+                    writer.write(mix(None, y) if mix else y)
+                    writer.commit()
         finally:
             if bar is not None:
                 bar.close()
     summary = Summary(
         input=input, output=out, model=mname, frames=reader.frames_read, sample_rate=reader.sample_rate,
         channels=reader.channels, out_channels=chain.out_channels, model_rate=chain.model_rate,
-        mode=_mode(offline, block_size), latency=chain.latency, aligned=align,
+        mode=mode, latency=chain.latency, aligned=align,
         elapsed_s=time.perf_counter() - t0, nonfinite_samples=reader.nonfinite_samples,
         clipped_samples=writer.clipped_samples, output_frames=writer.frames,
     )
@@ -480,8 +546,156 @@ def process_file(
             f"the file ended after {reader.frames_read} of the {reader.frames} frames its header "
             "announces (truncated?); the rest of the output is silence"
         )
+    if stale:
+        summary.warnings.append(
+            f"removed {len(stale)} temporary file(s) an interrupted run had left for this output "
+            f"({', '.join(p.name for p in stale)})"
+        )
     _notes(summary)
     return summary
+
+
+# --- output safety: full disks, temporaries of killed runs ---------------------------
+
+#: Free space under which a failed write counts as a full disk (a write is a chunk or less).
+_FULL_DISK_MARGIN = 1 << 20
+
+
+def _free_bytes(folder: Path) -> float:
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):  # no statvfs on Windows
+        return math.inf
+    blocks = st.f_bfree if hasattr(os, "geteuid") and os.geteuid() == 0 else st.f_bavail  # root may use the reserve
+    return blocks * st.f_frsize
+
+
+@contextlib.contextmanager
+def _disk_full_said(out: Path, nbytes: int = 0, writer: AtomicWriter | None = None):
+    """Turn a failed write to ``out`` that a full disk caused into one sentence that says so.
+
+    The OS says ENOSPC, but libsndfile reports it as its generic "System
+    error", so without an errno the file system is asked how much room is
+    left (while the temporary file still holds its share of it).
+    """
+    try:
+        yield
+    except AudioFileError as e:
+        cause = e.__context__
+        if isinstance(cause, OSError) and not isinstance(cause, AudioFileError):
+            full = cause.errno == errno.ENOSPC
+        else:
+            full = (writer is not None and getattr(cause, "code", None) == 2  # libsndfile's SFE_SYSTEM
+                    and _free_bytes(out.parent) < max(_FULL_DISK_MARGIN, nbytes))
+        if not full:
+            raise
+        raise AudioFileError(
+            f"cannot write output {str(out)!r}: {os.strerror(errno.ENOSPC)}; nothing was saved, free some "
+            "space there or choose an output folder on another disk with -o."
+        ) from None
+
+
+def _temporary_pattern(output: Path) -> re.Pattern:
+    # AtomicWriter's names: tempfile.mkstemp(prefix=".<name>.", suffix=".part"), 8 random characters
+    return re.compile(r"\." + re.escape(output.name) + r"\.[a-z0-9_]{8}\.part\Z")
+
+
+@contextlib.contextmanager
+def _held(writer: AtomicWriter):
+    """Hold an advisory lock on the writer's temporary file while it is written.
+
+    A later run takes a temporary file it can lock for one a killed run left
+    behind (:func:`remove_stale_temporaries`); one still locked is in use.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock, and no stale-file removal either
+        yield
+        return
+    try:  # AtomicWriter has no public name for its temporary file yet: its private one
+        fd = os.open(writer._tmp, os.O_RDONLY)
+    except (OSError, TypeError):
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(output: PathLike, min_age_s: float = 2.0) -> list[Path]:
+    """Delete the temporary files a killed run left for ``output``; return their paths.
+
+    Only names of the writer's own pattern for this output
+    (``.<output name>.<8 characters>.part`` in its folder) are considered,
+    and of those only files that no running rtconv holds locked and that are
+    at least ``min_age_s`` seconds old (a file created a moment ago may not
+    be locked yet).  Without ``fcntl`` (Windows) nothing is removed.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return []
+    output = Path(output)
+    folder = output.parent if str(output.parent) else Path(".")
+    pattern = _temporary_pattern(output)
+    try:
+        names = sorted(n for n in os.listdir(folder) if pattern.match(n))
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        path = folder / name
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if not (stat.S_ISREG(st.st_mode) and time.time() - st.st_mtime >= min_age_s):
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # a running rtconv is writing it
+                continue
+            try:
+                os.unlink(path)
+            except OSError:
+                continue
+            removed.append(path)
+        finally:
+            os.close(fd)
+    return removed
+
+
+# --- progress in audio time -------------------------------------------------------------
+
+
+def _hms(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def audio_progress_bar(total_s: float, desc: str, **kw):
+    """A tqdm bar counting seconds of audio (``update(seconds)``), on stderr.
+
+    It reads ``desc:  40%|####      | 0:01:12 of 0:03:00 audio [00:02<00:03, 36x real time]``.
+    """
+    from tqdm import tqdm
+
+    class AudioBar(tqdm):
+        @property
+        def format_dict(self):
+            d = super().format_dict
+            n, elapsed = d.get("n") or 0, d.get("elapsed") or 0
+            d.update(audio=_hms(n), audio_total=_hms(d.get("total") or 0),
+                     speed=f"{n / elapsed:.0f}x real time" if n and elapsed > 0 else "? x real time")
+            return d
+
+    kw.setdefault("leave", False)
+    return AudioBar(total=total_s, desc=desc, bar_format="{desc}: {percentage:3.0f}%|{bar}| {audio} of "
+                    "{audio_total} audio [{elapsed}<{remaining}, {speed}]", **kw)
 
 
 @contextlib.contextmanager
@@ -531,7 +745,7 @@ def process_array(
     sample_rate: int,
     model: Model | PathLike | None = None,
     *,
-    block_size: int = DEFAULT_BLOCK_SIZE,
+    block_size: int | None = None,
     offline: bool = False,
     align: bool = True,
     threads: int | None = 1,
@@ -565,23 +779,60 @@ def process_array(
     return np.concatenate(outs)
 
 
-def audio_files(paths: Iterable[PathLike]) -> tuple[list[Path], list[Path]]:
-    """Expand folders to the audio files directly inside them (sorted); keep files as given.
+@dataclass
+class Found:
+    """What :func:`audio_files` found."""
 
-    Returns ``(files, skipped)``: files found in folders that rtconv itself
-    wrote (their ``software`` tag says so) are skipped, so processing a
-    folder twice does not process its own outputs; files named explicitly
-    are always kept.
-    """
+    #: ``(file, sub-folder)``: each audio file with its folder relative to the
+    #: folder it was found in (``Path(".")`` for files given by name or found
+    #: directly inside a folder given), so outputs can mirror the tree.
+    files: list[tuple[Path, Path]] = field(default_factory=list)
+    #: Files skipped because rtconv wrote them (their ``software`` tag says so).
+    written: list[Path] = field(default_factory=list)
+    #: Sub-folders not entered (without ``recursive``).
+    folders: list[Path] = field(default_factory=list)
+
+
+def _is_audio_name(name: str) -> bool:
     from .audio import AUDIO_EXTENSIONS
 
-    out: list[Path] = []
-    skipped: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            for q in sorted(p.iterdir()):
-                if q.is_file() and not q.name.startswith(".") and q.suffix[1:].lower() in AUDIO_EXTENSIONS:
-                    (skipped if written_by_rtconv(q) else out).append(q)
-        else:
-            out.append(p)
-    return out, skipped
+    return not name.startswith(".") and Path(name).suffix[1:].lower() in AUDIO_EXTENSIONS
+
+
+def audio_files(paths: Iterable[PathLike], recursive: bool = False, exclude: Iterable[PathLike] = ()) -> Found:
+    """Expand folders to the audio files in them (sorted); keep files as given.
+
+    Files found in folders that rtconv itself wrote (their ``software`` tag
+    says so) are skipped, so processing a folder twice does not process its
+    own outputs; files named explicitly are always kept.  With
+    ``recursive``, sub-folders are searched too (hidden ones, symbolic links
+    to folders and the ``exclude`` folders, say the output folder, are not
+    entered); without it they are counted in :attr:`Found.folders`.
+    """
+    found = Found()
+    skip = set()
+    for e in exclude:
+        with contextlib.suppress(OSError):
+            skip.add(Path(e).resolve())
+
+    def enters(d: Path) -> bool:
+        return not d.name.startswith(".") and not d.is_symlink() and d.resolve() not in skip
+
+    for root in map(Path, paths):
+        if not root.is_dir():
+            found.files.append((root, Path(".")))
+            continue
+        for folder, dirs, names in os.walk(root):
+            folder = Path(folder)
+            dirs[:] = sorted(d for d in dirs if enters(folder / d))
+            if not recursive:
+                found.folders.extend(folder / d for d in dirs)
+                dirs[:] = []
+            for name in sorted(names):
+                q = folder / name
+                if _is_audio_name(name) and q.is_file():
+                    if written_by_rtconv(q):
+                        found.written.append(q)
+                    else:
+                        found.files.append((q, folder.relative_to(root)))
+    return found

@@ -172,7 +172,8 @@ def test_filter_writes_the_designed_kernel(tmp_path, capsys, argv, expected):
     np.testing.assert_allclose(model.kernel, expected.kernel, rtol=1e-6, atol=1e-9)
     assert model.sample_rate == expected.sample_rate and model.metadata["task"] == "filter"
     assert model.metadata["provenance"]["design"]["kind"] == argv[0]
-    assert model.latency == 0
+    # linear phase defaults to --padding same: the group delay is declared as latency (rtconv filter's docs)
+    assert model.latency == (len(expected.kernel) - 1) // 2
 
 
 def test_filter_same_padding_declares_the_group_delay_as_latency(tmp_path, capsys):
@@ -219,15 +220,14 @@ def test_processing_a_folder_twice_skips_its_own_outputs_and_keeps_tags(tmp_path
 
 
 def test_bench_process_prints_every_case_and_both_targets(capsys):
-    from rtconv.files import DEFAULT_BLOCK_SIZE
-
-    assert main(["bench", "process", "--seconds", "1", "--repeat", "1", "--blocks", "default,512"]) == 0
+    assert main(["bench", "process", "--seconds", "1", "--repeat", "1", "--blocks", "1024,default,512"]) == 0
     out = capsys.readouterr().out
-    for case in ("forward (in memory)", "process --offline", "process -b 512",
-                 f"process -b {DEFAULT_BLOCK_SIZE} (default)"):
-        assert out.count(case) == 2, out  # once per model
-    assert f"target: MimoCNN `rtconv process` (default -b {DEFAULT_BLOCK_SIZE}) >= 300x real time" in out
+    for case in ("forward (in memory)", "process --offline", "process -b 512", "process -b 1024"):
+        assert out.count(case) == 3, out  # the shipped denoiser, MimoCNN and FIR
+    assert out.count("process -b 16384 (default)") == 2 and out.count("process -b 65536 (default)") == 1
+    assert "target: MimoCNN `rtconv process` (default block) >= 300x real time" in out
     assert "target: streaming -b 512 within 2x of --offline" in out
+    assert "MimoCNN [40,40]/[1,5,1]: default block (16384) is " in out and "x faster than -b 1024, " in out
 
 
 def test_bench_process_refuses_a_bad_block_list(capsys):
@@ -235,38 +235,135 @@ def test_bench_process_refuses_a_bad_block_list(capsys):
     assert "--blocks takes positive frame counts or 'default', got 'zero'" in capsys.readouterr().err
 
 
-def test_process_cli_default_block_size_is_the_files_default(capsys):
-    from rtconv.files import DEFAULT_BLOCK_SIZE
+def test_bench_process_batch_compares_jobs_side_by_side(capsys, monkeypatch):
+    import rtconv.bench.process as bench
 
+    runs = []
+    monkeypatch.setattr(bench.subprocess, "run", lambda argv, check: runs.append(argv))  # no timing asserted
+    assert main(["bench", "process", "--batch", "--repeat", "1", "--jobs", "2,4"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split() == ["files", "-b", "1024", "--jobs", "1", "--jobs", "1", "--jobs", "2", "--jobs", "4"]
+    assert out[2].startswith("20 x 2 s") and out[4].startswith("8 x 18 s") and "speed vs --jobs 1" in out[3]
+    assert len(runs) == 8 and runs[3][-2:] == ["--jobs", "4"] and runs[0][-2:] == ["-b", "1024"]
+
+
+def test_process_cli_block_size_defaults_to_the_files_choice_per_model(tmp_path, fir, capsys):
     with pytest.raises(SystemExit):
         main(["process", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
-    assert f"frames per block handed to the streamer (default: {DEFAULT_BLOCK_SIZE})" in help_text
+    assert "frames per block handed to the streamer (default: the fastest for the model, 16384" in help_text
+    src = _wav(tmp_path / "a.wav")
+    assert main(["process", str(src), "-m", str(fir)]) == 0
+    assert "streamed in 16384-frame blocks" in capsys.readouterr().out
+    assert main(["process", str(src), "-m", str(fir), "-b", "256", "--overwrite"]) == 0
+    assert "streamed in 256-frame blocks" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_terminated_run_leaves_no_partial_output(tmp_path, sig):
-    # a long file through a long FIR, stopped while its output is being written
+def _long_run(tmp_path, *extra, files=1, seconds=600):
+    """Start `rtconv process` on long files through a long FIR; return (process, output folder)."""
+    rate = 48000
+    src = tmp_path / "in"
+    src.mkdir()
+    x = (0.1 * np.random.default_rng(0).standard_normal(rate * seconds)).astype(np.float32)
+    for i in range(files):
+        sf.write(str(src / f"long{i}.wav"), x, rate, subtype="PCM_16")
+    fir = tmp_path / "fir.safetensors"
+    rtconv.save(rtconv.FIR(np.hanning(2001) / 1000), fir, sample_rate=rate)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def _ignore_sigint():  # as a shell does for a background command: the CLI must still stop
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    p = subprocess.Popen([sys.executable, "-m", "rtconv", "process", str(src), "-o", str(out), "-m", str(fir),
+                          "-b", "128", "--quiet", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, preexec_fn=_ignore_sigint, start_new_session=True)
+    return p, out
+
+
+def _wait_for_temporaries(p, out, count=1):
+    deadline = time.monotonic() + 120
+    while len(list(out.glob(".*.part"))) < count and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert p.poll() is None, "the run ended before it could be stopped; make the input longer"
+    time.sleep(0.3)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_stopped_run_leaves_no_partial_output_and_exits_128_plus_the_signal(tmp_path, sig):
+    p, out = _long_run(tmp_path)
+    _wait_for_temporaries(p, out)
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=60)
+    name = signal.Signals(sig).name
+    assert p.returncode == 128 + sig, (p.returncode, err)
+    assert err.startswith(f"rtconv process: stopped by {name} (") and err.count("\n") == 1, err
+    assert "no partial output was left." in err and "Traceback" not in err
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("sig,group", [(signal.SIGHUP, False), (signal.SIGINT, True), (signal.SIGTERM, True)])
+def test_a_stopped_parallel_run_leaves_no_partial_output_in_any_worker(tmp_path, sig, group):
+    # group: Ctrl-C and a closed terminal reach every process of the job, workers included
+    p, out = _long_run(tmp_path, "--jobs", "2", files=2, seconds=300)
+    _wait_for_temporaries(p, out, count=2)  # both processes are writing
+    (os.killpg(p.pid, sig) if group else p.send_signal(sig))
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 128 + sig, (p.returncode, err)
+    assert err.startswith(f"rtconv process: stopped by {signal.Signals(sig).name} (") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    time.sleep(0.5)  # the workers are gone with the parent: nothing may appear later either
+    assert list(out.iterdir()) == []
+
+
+def test_the_temporary_file_of_a_killed_run_is_removed_by_the_next_run(tmp_path, capsys):
+    p, out = _long_run(tmp_path)
+    _wait_for_temporaries(p, out)
+    p.kill()  # SIGKILL: no clean-up possible
+    p.communicate(timeout=60)
+    (stale,) = out.glob(".*.part")
+    assert stale.name.startswith(".long0-filtered.wav.")
+    os.utime(stale, (time.time() - 60, time.time() - 60))  # a later run, as seen by the file's age
+    other = out / ".notes.txt.abcdefgh.part"  # not a temporary of this output: kept
+    other.write_text("x")
+    src = tmp_path / "in" / "long0.wav"
+    sf.write(str(src), np.zeros((4800, 1), np.float32), 48000)  # a short file this time
+    assert main(["process", str(src), "-o", str(out), "-m", str(tmp_path / "fir.safetensors")]) == 0
+    err = capsys.readouterr().err
+    assert f"removed 1 temporary file(s) an interrupted run had left for this output ({stale.name})" in err
+    assert sorted(f.name for f in out.iterdir()) == [".notes.txt.abcdefgh.part", "long0-filtered.wav"]
+
+
+def test_closing_the_terminal_stops_the_run_and_cleans_up(tmp_path):
+    # the real thing: a run on a pseudo-terminal (progress bar shown) whose terminal goes away
+    import pty
+    import select
+
     rate = 48000
     src = tmp_path / "long.wav"
     sf.write(str(src), (0.1 * np.random.default_rng(0).standard_normal(rate * 600)).astype(np.float32), rate,
              subtype="PCM_16")
     fir = tmp_path / "fir.safetensors"
     rtconv.save(rtconv.FIR(np.hanning(2001) / 1000), fir, sample_rate=rate)
-    out = tmp_path / "out.wav"
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: session leader on the new terminal, 120 columns wide
+        import fcntl
+        import struct
+        import termios
 
-    def _ignore_sigint():  # as a shell does for a background command: the CLI must still stop
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    p = subprocess.Popen([sys.executable, "-m", "rtconv", "process", str(src), str(out), "-m", str(fir),
-                          "-b", "128", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=_ignore_sigint)
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        os.execv(sys.executable, [sys.executable, "-m", "rtconv", "process", str(src), str(tmp_path / "out.wav"),
+                                  "-m", str(fir), "-b", "128"])
+    seen = b""
     deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".out.wav.*.part")) and p.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert p.poll() is None, "the run ended before it could be stopped; make the input longer"
-    time.sleep(0.3)
-    p.send_signal(sig)
-    _, err = p.communicate(timeout=60)
-    assert p.returncode == 130 and "rtconv process: interrupted" in err, (p.returncode, err)
+    while not list(tmp_path.glob(".out.wav.*.part")) and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.05)[0]:
+            seen += os.read(fd, 65536)
+    time.sleep(0.5)
+    if select.select([fd], [], [], 0.05)[0]:
+        seen += os.read(fd, 65536)
+    os.close(fd)  # the terminal window closes: the kernel sends SIGHUP
+    _, status = os.waitpid(pid, 0)
+    assert b"of 0:10:00 audio" in seen, seen  # the progress bar counted audio time
+    assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGHUP
     assert sorted(f.name for f in tmp_path.iterdir()) == ["fir.safetensors", "long.wav"]

@@ -287,3 +287,128 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(tmp_path, capsys, monkeyp
     monkeypatch.setattr(files, "_stderr_tty", lambda: True)
     process_file(src, tmp_path / "c.wav", rtconv.FIR([1.0]))
     assert "bar.wav" in capsys.readouterr().err
+
+
+# --- block size for files -------------------------------------------------------------
+
+
+def test_files_use_long_blocks_chosen_per_kind_of_model():
+    from rtconv.denoiser import ConvDenoiser
+    from rtconv.files import file_block_size
+
+    assert file_block_size(ConvDenoiser()) == 65536  # frame-rate network: a whole read chunk
+    assert file_block_size(_model()) == file_block_size(_long_fir()) == 16384
+
+
+def test_default_denoiser_output_is_bit_identical_to_the_live_block_stream(tmp_path):
+    # the output files had before long blocks: streamed in 1024-frame blocks
+    x, rate = sf.read("recordings/demo_noisy.wav", dtype="float32", always_2d=True)
+    src = _write(tmp_path / "demo.wav", np.concatenate([x, x[::-1]], axis=1), rate)  # stereo, 8 s
+    model = rtconv.load(rtconv.checkpoint.default_model_path())
+    fast = process_file(src, tmp_path / "fast.wav", model, progress=False)
+    process_file(src, tmp_path / "live.wav", model, block_size=1024, progress=False)
+    assert fast.mode == "streamed in 65536-frame blocks"
+    np.testing.assert_array_equal(_read(tmp_path / "fast.wav"), _read(tmp_path / "live.wav"))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_default_file_blocks_equal_live_blocks_to_float_rounding(tmp_path, name):
+    x = _noise(40_000, 2, seed=9)
+    fast = process_array(x, 48000, MODELS[name]())
+    live = process_array(x, 48000, MODELS[name](), block_size=1024)
+    np.testing.assert_allclose(fast, live, atol=2e-6, rtol=1e-5)
+
+
+def test_progress_bar_counts_audio_time(tmp_path, capsys):
+    src = _write(tmp_path / "minute.wav", _noise(48000 * 61, 1, scale=0.01))
+    process_file(src, None, rtconv.FIR([1.0]), progress=True)
+    err = capsys.readouterr().err
+    assert "minute.wav:" in err and "of 0:01:01 audio [" in err and "x real time]" in err
+
+
+# --- temporaries of killed runs ---------------------------------------------------------
+
+
+def _stale(folder, name, age_s=60.0):
+    import os
+    import time
+
+    p = folder / name
+    p.write_bytes(b"RIFF half a file")
+    os.utime(p, (time.time() - age_s, time.time() - age_s))
+    return p
+
+
+def test_the_next_run_removes_only_its_own_outputs_stale_temporaries(tmp_path):
+    src = _write(tmp_path / "a.wav", _noise(500, 1))
+    out = tmp_path / "a-filtered.wav"
+    mine = [_stale(tmp_path, ".a-filtered.wav.k3_x9q0z.part"), _stale(tmp_path, ".a-filtered.wav.abcdefgh.part")]
+    others = [
+        _stale(tmp_path, ".b-filtered.wav.abcdefgh.part"),  # another output's
+        _stale(tmp_path, ".a-filtered.wav.part"),  # not the writer's pattern
+        _stale(tmp_path, "a-filtered.wav.abcdefgh.part"),  # not hidden
+        _stale(tmp_path, ".a-filtered.wav.abcdefgh.part.bak"),
+        _stale(tmp_path, ".a-filtered.wav.justnow_.part", age_s=0.0),  # may be a running writer's, not locked yet
+    ]
+    s = process_file(src, out, rtconv.FIR([1.0]), progress=False)
+    assert not any(p.exists() for p in mine) and all(p.exists() for p in others)
+    assert any(f"removed 2 temporary file(s) an interrupted run had left for this output ({mine[1].name}, "
+               f"{mine[0].name})" in w for w in s.warnings), s.warnings
+
+
+def test_a_temporary_that_a_running_rtconv_is_writing_is_left_alone(tmp_path):
+    import fcntl
+    import os
+
+    from rtconv.files import remove_stale_temporaries
+
+    busy = _stale(tmp_path, ".x.wav.abcdefgh.part")
+    young = _stale(tmp_path, ".x.wav.ijklmnop.part", age_s=0.0)  # created a moment ago: maybe not locked yet
+    stale = _stale(tmp_path, ".x.wav.qrstuvwx.part")
+    fd = os.open(busy, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as the writer holds it
+        assert remove_stale_temporaries(tmp_path / "x.wav") == [stale]
+    finally:
+        os.close(fd)
+    assert busy.exists() and young.exists() and not stale.exists()
+
+
+def test_the_writer_holds_its_temporary_locked_while_writing(tmp_path):
+    from rtconv.files import remove_stale_temporaries
+
+    seen = []
+    src = _write(tmp_path / "a.wav", _noise(5000, 1))
+
+    def during(done, total):  # the temporary exists now: an old one by its age, but locked
+        import os
+        import time
+
+        (tmp,) = tmp_path.glob(".a-filtered.wav.*.part")
+        os.utime(tmp, (time.time() - 60, time.time() - 60))
+        seen.append(remove_stale_temporaries(tmp_path / "a-filtered.wav"))
+
+    process_file(src, None, rtconv.FIR([1.0]), progress=during)
+    assert seen and all(r == [] for r in seen) and (tmp_path / "a-filtered.wav").is_file()
+
+
+# --- finding files ---------------------------------------------------------------------
+
+
+def test_audio_files_lists_sub_folders_with_their_relative_place(tmp_path):
+    from pathlib import Path
+
+    from rtconv.files import audio_files
+
+    for name in ("a.wav", "s/b.flac", "s/t/c.wav", ".h/d.wav", "notes.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith("txt"):
+            (tmp_path / name).write_text("x")
+        else:
+            _write(tmp_path / name, _noise(10, 1), subtype="PCM_16")
+    flat = audio_files([tmp_path])
+    assert flat.files == [(tmp_path / "a.wav", Path("."))] and flat.folders == [tmp_path / "s"]
+    deep = audio_files([tmp_path], recursive=True)
+    assert deep.files == [(tmp_path / "a.wav", Path(".")), (tmp_path / "s/b.flac", Path("s")),
+                          (tmp_path / "s/t/c.wav", Path("s/t"))] and deep.folders == []
+    assert audio_files([tmp_path], recursive=True, exclude=[tmp_path / "s"]).files == [(tmp_path / "a.wav", Path("."))]

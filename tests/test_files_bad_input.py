@@ -134,9 +134,73 @@ def test_full_disk_leaves_no_partial_output(tmp_path, good, monkeypatch):
     import rtconv.files as files
 
     monkeypatch.setattr(files, "_READ_CHUNK", 1000)
-    msg = _refused(tmp_path, good, "the disk is full", output=tmp_path / "out.wav")
+    out = tmp_path / "out.wav"
+    msg = _refused(tmp_path, good, f"cannot write output {str(out)!r}: No space left on device", output=out)
     assert "nothing was saved" in msg
     assert len(calls) == 2
+
+
+def _statvfs_with(free_blocks):
+    import os
+
+    real = os.statvfs
+
+    def statvfs(path):
+        st = real(path)
+        return os.statvfs_result((st.f_bsize, st.f_frsize, st.f_blocks, free_blocks, free_blocks, st.f_files,
+                                  st.f_ffree, st.f_favail, st.f_flag, st.f_namemax))
+
+    return statvfs
+
+
+def test_full_disk_that_libsndfile_calls_a_system_error_says_no_space(tmp_path, good, monkeypatch):
+    # libsndfile turns ENOSPC into its generic error 2, "System error" (what a real full disk gives)
+    import os
+
+    def write(self, data):
+        raise sf.LibsndfileError(2)
+
+    monkeypatch.setattr(sf.SoundFile, "write", write)
+    monkeypatch.setattr(os, "statvfs", _statvfs_with(0))
+    out = tmp_path / "out.wav"
+    msg = _refused(tmp_path, good, f"cannot write output {str(out)!r}: No space left on device", output=out)
+    assert "System error" not in msg and "nothing was saved" in msg
+
+
+def test_a_system_error_with_room_left_on_the_disk_is_not_called_a_full_disk(tmp_path, good, monkeypatch):
+    import os
+
+    def write(self, data):
+        raise sf.LibsndfileError(2)
+
+    monkeypatch.setattr(sf.SoundFile, "write", write)
+    monkeypatch.setattr(os, "statvfs", _statvfs_with(10**6))
+    msg = _refused(tmp_path, good, "cannot write output", output=tmp_path / "out.wav")
+    assert "No space" not in msg
+
+
+def test_a_really_full_disk_says_no_space_left_on_device(tmp_path, good):
+    # a 64 KiB tmpfs in a private mount namespace (root only): the real libsndfile path
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs util-linux unshare")
+    small = tmp_path / "small"
+    small.mkdir()
+    code = ("import sys, rtconv; from rtconv.files import process_file\n"
+            "try:\n"
+            f"    process_file({str(good)!r}, {str(small / 'out.wav')!r}, rtconv.FIR([1.0]), progress=False)\n"
+            "except rtconv.AudioFileError as e:\n"
+            "    print(e); print(sorted(__import__('os').listdir(sys.argv[1])))\n")
+    r = subprocess.run(["unshare", "-m", "sh", "-c", f'mount -t tmpfs -o size=16k tmpfs "$1" && exec "$0" -c "$2" "$1"',
+                        sys.executable, str(small), code], capture_output=True, text=True)
+    if "mount" in r.stderr or "unshare" in r.stderr:
+        pytest.skip(f"cannot mount a small file system here: {r.stderr.strip()}")
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith(f"cannot write output {str(small / 'out.wav')!r}: No space left on device"), r
+    assert lines[1] == "[]"  # no partial output, no temporary file
 
 
 def test_interrupt_leaves_no_partial_output(tmp_path, good, monkeypatch):
@@ -160,7 +224,8 @@ def test_output_equal_to_input_is_refused(tmp_path, good):
 
 def test_existing_output_is_kept_without_overwrite(tmp_path, good):
     (tmp_path / "out.wav").write_bytes(b"precious")
-    _refused(tmp_path, good, "already exists; pass --overwrite", output=tmp_path / "out.wav")
+    _refused(tmp_path, good, "already exists; pass --overwrite to replace it, --skip-existing to keep it",
+             output=tmp_path / "out.wav")
     process_file(good, tmp_path / "out.wav", rtconv.FIR([1.0]), progress=False, overwrite=True)
     assert sf.info(str(tmp_path / "out.wav")).frames == 5000
 

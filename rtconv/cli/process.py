@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import RtconvError
+
 HELP = "process audio files with a model (streamed like live, or the offline reference)"
-# SIGTERM (kill, timeout, a service manager) takes Ctrl-C's way out (rtconv.cli.main):
-# KeyboardInterrupt, so the output being written is deleted, not left as a .part file.
-STOP_SIGNALS = (signal.SIGTERM,)
+# rtconv.cli.main turns these into KeyboardInterrupt from the start; run() then installs its
+# own handlers that remember which signal it was, so the exit status can be 128 + its number.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+_WHY = {"SIGINT": "Ctrl-C", "SIGTERM": "a request to terminate", "SIGHUP": "the terminal was closed"}
 
 DESCRIPTION = """\
 Run a model over one or more audio files (any format soundfile reads: WAV
 16/24/32-bit or float, FLAC, OGG, AIFF...) and write the results.
 
 The file is read in chunks and streamed through the same engine as live
-audio, in blocks of --block-size frames, so memory stays flat for hour-long
-recordings.  --offline runs the model's whole-signal forward pass instead;
-both give the same output to float rounding.
+audio, so memory stays flat for hour-long recordings.  Files are streamed in
+long blocks (the fastest for the model; --block-size sets another): the
+output is the same at any block size.  --offline runs the model's
+whole-signal forward pass instead; both give the same output to float
+rounding.
 
 Model and rates: the default model is the shipped denoiser in models/
 (denoiser.safetensors, else lab-denoiser.safetensors, else the speech-band
@@ -42,10 +47,13 @@ with the input and has exactly its length; --keep-latency writes the raw
 stream a live listener hears (delayed, plus the latency's worth of tail).
 
 Safety: output goes to a hidden temporary file in the destination folder and
-is renamed into place only when complete; a failure or Ctrl-C leaves no
-partial output, and the input is never modified.  NaN/Inf samples in float
-files are replaced by silence with a warning.  An existing output is kept
-unless --overwrite is given.
+is renamed into place only when complete; a failure, Ctrl-C, SIGTERM or a
+closed terminal (SIGHUP) leaves no partial output (exit status 128 + the
+signal's number), and the input is never modified.  A temporary file left by
+a run that was killed outright (SIGKILL) is removed by the next run over the
+same output.  A full disk is reported as such, and nothing is saved.
+NaN/Inf samples in float files are replaced by silence with a warning.  An
+existing output is kept unless --overwrite is given.
 
 Output names: `x.wav` becomes `x-denoised.wav` (denoiser), `x-filtered.wav`
 (filter) or `x-<task>.wav`, beside the input or in the folder given by -o.
@@ -53,27 +61,39 @@ With exactly two paths where the second does not exist, the second is the
 output file (`rtconv process in.wav out.flac`); two existing files are two
 inputs, so replace an existing output with `-o out.wav --overwrite`.
 
-Several files or folders: each is processed in turn (or by --jobs worker
-processes); a bad file is reported on one line and skipped, and the exit
-status is 1 if any failed.
+Several files or folders: a folder gives the audio files directly in it;
+with --recursive also those in its sub-folders, whose structure is mirrored
+under -o.  A bad file is reported on one line and skipped, and the exit
+status is 1 if any failed.  An interrupted batch resumes with
+--skip-existing, which leaves finished outputs alone.  --jobs N processes N
+files at a time in worker processes that each load the model once; the
+progress bar counts audio time over all files.
 
 examples:
   rtconv process noisy.wav                     # -> noisy-denoised.wav
   rtconv process noisy.wav clean.flac --model my.safetensors
-  rtconv process recordings/ -o cleaned/ --jobs 2
+  rtconv process recordings/ -o cleaned/ --recursive --jobs 2
+  rtconv process recordings/ -o cleaned/ --skip-existing   # resume
   rtconv process talk.wav --offline --quiet
 """
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from .common import add_block_args, add_model_args, attenuation_db, positive_int, unit_fraction
+    from .common import add_model_args, attenuation_db, positive_int, unit_fraction
 
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="audio files or folders (a trailing non-existent path is the OUTPUT)")
     parser.add_argument("-o", "--output", metavar="PATH",
                         help="output file (one input) or existing folder (default: beside each input)")
     add_model_args(parser, "the shipped denoiser, else the speech-band filter; see `rtconv info`")
-    add_block_args(parser, 1024)  # = rtconv.files.DEFAULT_BLOCK_SIZE, not imported here (torch loads slowly)
+    # not common.add_block_args: for files both defaults depend on the model and on --jobs
+    s = parser.add_argument_group("streaming")
+    s.add_argument("--block-size", "-b", type=positive_int, metavar="N",
+                   help="frames per block handed to the streamer (default: the fastest for the model, "
+                        "16384, or 65536 for a framed denoiser; the output is the same at any size)")
+    s.add_argument("--threads", type=positive_int, metavar="N",
+                   help="torch threads per process (default: 1; fewer when --jobs processes times N "
+                        "would exceed the CPU cores)")
     g = parser.add_argument_group("processing")
     g.add_argument("--offline", action="store_true",
                    help="run the whole-signal forward pass (the reference) instead of streaming")
@@ -81,13 +101,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="keep the raw delayed stream instead of aligning the output with the input")
     g.add_argument("--subtype", metavar="NAME",
                    help="output sample format, e.g. PCM_16, PCM_24, FLOAT (default: the input's)")
-    g.add_argument("--overwrite", action="store_true", help="replace existing output files (never an input)")
+    exists = g.add_mutually_exclusive_group()
+    exists.add_argument("--overwrite", action="store_true", help="replace existing output files (never an input)")
+    exists.add_argument("--skip-existing", action="store_true",
+                        help="leave inputs whose output already exists alone (resume an interrupted batch)")
+    g.add_argument("--recursive", "-r", action="store_true",
+                   help="also process the audio files in sub-folders, mirroring them under -o")
     g.add_argument("--atten-lim", type=attenuation_db, metavar="DB",
                    help="denoiser strength: attenuate no band by more than DB dB (default: the model's own)")
     g.add_argument("--wet", type=unit_fraction, default=1.0, metavar="X",
                    help="dry/wet mix, 0 (input) .. 1 (processed) (default: %(default)s)")
     g.add_argument("--jobs", "-j", type=positive_int, default=1, metavar="N",
-                   help="worker processes for several files (default: %(default)s)")
+                   help="files processed at a time, by worker processes (default: %(default)s)")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary lines")
 
 
@@ -98,84 +123,498 @@ def _split_output(args: argparse.Namespace) -> tuple[list[str], str | None]:
     return inputs, output
 
 
-def _one(job: tuple) -> tuple[str, object, list[str] | None, tuple[float, float]]:
-    """Process one file; return (input, summary line or error, warnings, (audio s, wall s))."""
-    from ..errors import RtconvError
+def cpu_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def plan_workers(jobs: int, files: int, threads: int | None = None, cores: int | None = None) -> tuple[int, int]:
+    """``(worker processes, torch threads per process)`` for ``files`` files and ``--jobs jobs``.
+
+    This process works too, so ``jobs`` files at a time take ``jobs - 1``
+    workers; never more processes than files or CPU cores (0 workers: no
+    pool at all, e.g. for one file).  Each process gets ``threads`` torch
+    threads (default 1), cut down so that ``processes * threads <= cores``:
+    threads beyond that wait on each other.
+    """
+    cores = cores or cpu_cores()
+    procs = max(1, min(jobs, files, cores))
+    threads = max(1, min(threads or 1, cores // procs))
+    return procs - 1, threads
+
+
+@dataclass
+class _Job:
+    index: int
+    input: Path
+    output: Path
+    seconds: float  # audio length, for the progress bar (0 when the header is unreadable)
+
+
+class _Stop(KeyboardInterrupt):
+    """A stop signal arrived (Ctrl-C, SIGTERM, SIGHUP); ``signum`` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _Cancelled(Exception):
+    """Raised from a worker's progress callback: the batch is being stopped."""
+
+
+class _BatchError(RtconvError, RuntimeError):
+    """An error that ends the whole batch, not one file: a worker died or cannot start."""
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class _Console:
+    """Summary lines and notes that do not tear the progress bar, and never fail.
+
+    After SIGHUP the terminal is gone and writing to it raises; what was to
+    be said is then lost, while the files are still cleaned up.
+    """
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = None
+
+    def say(self, line: str, err: bool = False) -> None:
+        f = sys.stderr if err else sys.stdout
+        try:
+            if self.bar is not None:
+                self.bar.write(line, file=f)
+            else:
+                print(line, file=f, flush=True)
+        except (OSError, ValueError):  # a closed terminal or stream
+            pass
+
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            self.say(f"rtconv process: note: {text}", err=True)
+
+
+# --- the worker processes -----------------------------------------------------------
+#
+# Workers are started once, load the model once and take files from a shared queue until
+# told to stop; this process processes files too.  A file goes to a worker only once the
+# worker is ready (torch imported, model loaded, 1-2 s), so a short batch finishes here
+# without waiting for workers, and workers still starting when it ends are ended with it.
+# Results come back as one tuple per file; the audio seconds done so far per file are in
+# shared memory, for the progress bar.  A worker holds no file except the one it is
+# processing, which it drops at its next chunk when the batch stops (the stop event) or
+# when it gets a stop signal itself (Ctrl-C and a closed terminal reach the whole
+# process group).
+
+_WORKER: dict = {"signalled": False}
+
+
+def _worker_signal(signum, frame) -> None:
+    _WORKER["signalled"] = True
+
+
+def _worker_main(model_path: str, atten_lim: float | None, threads: int, kw: dict,
+                 tasks, results, done, stop) -> None:
+    import logging
+
+    for s in (signal.SIGINT, *STOP_SIGNALS):
+        signal.signal(s, _worker_signal)
+    logging.disable(logging.WARNING)  # loading notes: this process's parent has said them once
+    try:
+        import torch
+
+        from ..checkpoint import load
+
+        torch.set_num_threads(threads)
+        model = load(model_path)
+        if atten_lim is not None:
+            from ..denoiser import set_attenuation_limit
+
+            set_attenuation_limit(model, atten_lim)
+    except Exception as e:  # the parent loaded the same file, so this is rare; it reports it
+        results.put(("failed", f"{type(e).__name__}: {e}"))
+        return
+    _WORKER.update(model=model, done=done, stop=stop)
+    results.put(("ready", None))
+    while True:
+        job = tasks.get()
+        if job is None:
+            return
+        results.put(("done", _work(job, kw)))
+
+
+def _work(job: _Job, kw: dict) -> tuple[int, str | None, str | None, list[str], float]:
+    """Process one file in a worker: ``(index, summary line, error, warnings, audio seconds)``.
+
+    A file dropped because the batch stops has neither a line nor an error.
+    """
     from ..files import process_file
 
-    path, output, model, kw = job
+    w = _WORKER
+    if w["stop"].is_set() or w["signalled"]:
+        return job.index, None, None, [], 0.0
+
+    def progress(done: int, total: int) -> None:
+        if w["stop"].is_set() or w["signalled"]:
+            raise _Cancelled
+        w["done"][job.index] = job.seconds * done / total if total else 0.0
+
     try:
-        s = process_file(path, output, model, **kw)
+        s = process_file(job.input, job.output, w["model"], progress=progress, **kw)
+    except _Cancelled:
+        return job.index, None, None, [], 0.0
     except RtconvError as e:
-        return str(path), e, None, (0.0, 0.0)
-    return str(path), s.line(), s.warnings, (s.duration_s, s.elapsed_s)
+        return job.index, None, str(e), [], 0.0
+    except Exception as e:  # a bug: one line for this file, the worker carries on
+        return job.index, None, f"{job.input.name}: unexpected {type(e).__name__}: {e}", [], 0.0
+    return job.index, s.line(), None, s.warnings, s.duration_s
+
+
+class _Workers:
+    """``n`` worker processes fed one file at a time (see the comment above)."""
+
+    def __init__(self, n: int, model_path: str, atten_lim: float | None, threads: int, kw: dict,
+                 files: int) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")  # forking a process that already ran torch threads can deadlock
+        self.tasks = ctx.SimpleQueue()
+        self.results = ctx.Queue()
+        self.done = ctx.Array("d", files, lock=False)  # audio seconds done per file
+        self.stop = ctx.Event()
+        self.free = 0  # ready workers without a file
+        self.busy = 0  # files handed out and not reported yet
+        self.procs = [ctx.Process(target=_worker_main, daemon=True, name=f"rtconv-process-{i + 1}",
+                                  args=(model_path, atten_lim, threads, kw, self.tasks, self.results,
+                                        self.done, self.stop)) for i in range(n)]
+        for p in self.procs:
+            p.start()
+
+    def give(self, job: _Job) -> None:
+        self.tasks.put(job)
+        self.free -= 1
+        self.busy += 1
+
+    def poll(self, timeout: float = 0.0) -> list[tuple]:
+        """Results that arrived (waiting up to ``timeout`` s for the first)."""
+        import queue
+
+        out = []
+        while True:
+            try:
+                kind, value = self.results.get(timeout=timeout) if timeout else self.results.get_nowait()
+            except queue.Empty:
+                break
+            timeout = 0.0
+            if kind == "failed":
+                raise _BatchError(f"a worker process could not load the model ({value}); run with --jobs 1.")
+            self.free += 1
+            if kind == "done":
+                self.busy -= 1
+                out.append(value)
+        if not out and any(p.exitcode is not None for p in self.procs):
+            raise _BatchError(
+                f"a worker process died (killed, or out of memory?) with {self.busy} file(s) in hand; "
+                "run the same command with --skip-existing to finish the batch."
+            )
+        return out
+
+    def close(self, stopping: bool, deadline_s: float = 60.0) -> list[tuple]:
+        """End the workers; when ``stopping``, those with a file drop it first.  Returns late results."""
+        late = []
+        if stopping:
+            self.stop.set()
+            end = time.monotonic() + deadline_s
+            try:
+                while self.busy and time.monotonic() < end:
+                    late += self.poll(timeout=0.2)
+            except Exception:  # a worker died: nothing more will come
+                pass
+        for p in self.procs:  # none holds a file now: idle, or still starting
+            p.kill()
+        for p in self.procs:
+            p.join()
+        return late
+
+
+# --- the command --------------------------------------------------------------------
+
+
+class _Batch:
+    """The files of one run: who processes which, the results and the progress bar."""
+
+    def __init__(self, jobs: list[_Job], console: _Console) -> None:
+        self.jobs = jobs
+        self.console = console
+        self.finished = self.failed = 0
+        self.audio_s = 0.0
+        self.here_s = 0.0  # audio seconds done by this process
+        self.bar = None
+        self.workers: _Workers | None = None
+
+    def report(self, result: tuple, by_worker: bool = False) -> None:
+        index, line, error, warnings, seconds = result
+        job = self.jobs[index]
+        if by_worker:
+            self.workers.done[index] = job.seconds
+        if error is not None:
+            self.failed += 1
+            self.console.say(f"rtconv process: error: {error}", err=True)
+            return
+        if line is None:  # dropped: the batch is stopping
+            return
+        self.finished += 1
+        self.audio_s += seconds
+        for w in warnings:
+            self.console.say(f"rtconv process: warning: {job.input.name}: {w}", err=True)
+        if not self.console.quiet:
+            self.console.say(line)
+
+    def show_progress(self) -> None:
+        from ..files import audio_progress_bar
+
+        total = sum(j.seconds for j in self.jobs)
+        desc = self.jobs[0].input.name if len(self.jobs) == 1 else f"{len(self.jobs)} files"
+        self.bar = self.console.bar = audio_progress_bar(total, desc)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            try:
+                self.bar.close()
+            except (OSError, ValueError):
+                pass
+            self.bar = self.console.bar = None
+
+    def _pump(self, todo) -> None:
+        """Collect the workers' results, give ready workers the next files, move the bar."""
+        w = self.workers
+        if w is not None:
+            for r in w.poll():
+                self.report(r, by_worker=True)
+            while w.free > 0 and todo:
+                w.give(todo.popleft())
+        if self.bar is not None:
+            try:
+                self.bar.update(self.here_s + (sum(w.done) if w else 0.0) - self.bar.n)
+            except (OSError, ValueError):  # the terminal is gone
+                self.bar.disable = True
+
+    def run(self, model, kw: dict, workers: int, model_path: str, atten_lim: float | None) -> None:
+        from collections import deque
+
+        from ..files import process_file
+
+        if workers:
+            # longest first: the last files to start are short ones, so the processes end together
+            todo = deque(sorted(self.jobs, key=lambda j: -j.seconds))
+            self.workers = _Workers(workers, model_path, atten_lim, kw["threads"], kw, len(self.jobs))
+        else:
+            todo = deque(self.jobs)
+        stopping = True
+        try:
+            while True:
+                self._pump(todo)
+                if not todo:
+                    break
+                job = todo.popleft()
+                base, last = self.here_s, [0.0]
+
+                def progress(done: int, total: int, job=job, base=base) -> None:
+                    self.here_s = base + (job.seconds * done / total if total else 0.0)
+                    now = time.monotonic()
+                    if now - last[0] >= 0.1:
+                        last[0] = now
+                        self._pump(todo)
+
+                try:
+                    s = process_file(job.input, job.output, model, progress=progress, **kw)
+                except RtconvError as e:
+                    if isinstance(e, _BatchError):  # from _pump: not this file's error
+                        raise
+                    self.report((job.index, None, str(e), [], 0.0))
+                else:
+                    self.report((job.index, s.line(), None, s.warnings, s.duration_s))
+                self.here_s = base + job.seconds
+            while self.workers is not None and self.workers.busy:
+                for r in self.workers.poll(timeout=0.2):
+                    self.report(r, by_worker=True)
+                self._pump(todo)
+            stopping = False
+        finally:
+            if self.workers is not None:
+                if stopping:  # a signal or an error: let the workers' clean-up finish undisturbed
+                    _catch((signal.SIGINT, *STOP_SIGNALS), signal.SIG_IGN)
+                for r in self.workers.close(stopping):
+                    self.report(r, by_worker=True)
 
 
 def run(args: argparse.Namespace) -> int:
+    console = _Console(args.quiet)
+    stops = (signal.SIGINT, *STOP_SIGNALS)
+    old = _catch(stops)
+    batch: list[_Batch] = []  # filled once the files are known, for the stop message
+    try:
+        return _run(args, console, batch)
+    except KeyboardInterrupt as e:
+        _catch(stops, signal.SIG_IGN)  # a second signal must not cut the clean-up short
+        signum = e.signum if isinstance(e, _Stop) else signal.SIGINT
+        name = _signal_name(signum)
+        done = f" with {batch[0].finished} of {len(batch[0].jobs)} file(s) done" if batch else ""
+        console.say(f"rtconv process: stopped by {name} ({_WHY.get(name, 'a signal')}){done}; "
+                    "no partial output was left.", err=True)
+        return 128 + signum
+    finally:
+        _restore(old)
+
+
+def _run(args: argparse.Namespace, console: _Console, batches: list) -> int:
     from ..checkpoint import load, resolve
     from ..errors import AudioFileError
     from ..files import audio_files
 
     inputs, output = _split_output(args)
-    files, skipped = audio_files(inputs)
-    if skipped and not args.quiet:
-        print(f"rtconv process: note: skipped {len(skipped)} file(s) that rtconv wrote "
-              f"({', '.join(p.name for p in skipped[:3])}{', ...' if len(skipped) > 3 else ''}); "
-              "name them explicitly to process them again", file=sys.stderr)
-    if not files:
-        raise AudioFileError(f"no audio files found in {', '.join(map(repr, inputs))}.")
     if output is not None and output.endswith(("/", os.sep)) and not Path(output).is_dir():
         raise AudioFileError(f"output folder {output!r} does not exist; create it first.")
-    if len(files) > 1 and output is not None and not Path(output).is_dir():
+    out_dir = output is not None and Path(output).is_dir()
+    found = audio_files(inputs, recursive=args.recursive, exclude=[output] if out_dir else [])
+    if found.written:
+        names = ", ".join(p.name for p in found.written[:3]) + (", ..." if len(found.written) > 3 else "")
+        console.note(f"skipped {len(found.written)} file(s) that rtconv wrote ({names}); "
+                     "name them explicitly to process them again")
+    if found.folders:
+        console.note(f"skipped {len(found.folders)} sub-folder(s) ({found.folders[0]}"
+                     f"{', ...' if len(found.folders) > 1 else ''}); pass --recursive to include them")
+    if not found.files:
+        raise AudioFileError(f"no audio files found in {', '.join(map(repr, inputs))}"
+                             + ("; sub-folders were not searched, pass --recursive to include them."
+                                if found.folders else "."))
+    if len(found.files) > 1 and output is not None and not out_dir:
         raise AudioFileError(
-            f"{len(files)} inputs need an existing output folder, but {output!r} is not one; create it first."
+            f"{len(found.files)} inputs need an existing output folder, but {output!r} is not one; create it first."
         )
-    if args.model:  # a bad model fails once, before any file
-        args.model = str(resolve(args.model))
-    model = load(args.model) if args.model else None
-    kw = dict(block_size=args.block_size, offline=args.offline, align=not args.keep_latency,
-              subtype=args.subtype, overwrite=args.overwrite, threads=args.threads,
-              progress=False if (args.quiet or args.jobs > 1) else None, wet=args.wet,
-              attenuation_limit_db="model" if args.atten_lim is None else args.atten_lim)
-    if args.atten_lim is not None and model is not None:  # refuse a model without a strength once, up front
+    model_path = str(resolve(args.model))
+    model = load(model_path)  # once, here: a bad model fails once, before any file
+    if args.atten_lim is not None:  # refuse a model without a strength once, up front
         from ..denoiser import set_attenuation_limit
 
         set_attenuation_limit(model, args.atten_lim)
-    # workers load the checkpoint themselves: a path crosses the process boundary, not a module
-    ref = args.model if args.jobs > 1 else model
-    jobs = [(f, output, ref, kw) for f in files]
-    failed = 0
-    audio_s = 0.0
 
-    def report(result) -> None:
-        nonlocal failed, audio_s
-        path, res, warnings, (dur, _) = result
-        audio_s += dur
-        if isinstance(res, Exception):
-            failed += 1
-            print(f"rtconv process: error: {res}", file=sys.stderr)
-            return
-        for w in warnings or ():
-            print(f"rtconv process: warning: {Path(path).name}: {w}", file=sys.stderr)
-        if not args.quiet:
-            print(res)
-
+    jobs, existing = _plan(found.files, output, out_dir, model, args.skip_existing)
+    if existing:
+        console.note(f"skipped {len(existing)} file(s) whose output already exists (--skip-existing)")
+    if not jobs:
+        return 0
+    workers, threads = plan_workers(args.jobs, len(jobs), args.threads)
+    if args.jobs > workers + 1 and len(jobs) > workers + 1:
+        console.note(f"--jobs {args.jobs}: {workers + 1} process(es) at a time, one per CPU core")
+    if args.threads and threads < args.threads:
+        console.note(f"--threads {args.threads}: {threads} per process, so that {workers + 1} process(es) "
+                     f"fit on {cpu_cores()} CPU core(s)")
+    kw = dict(block_size=args.block_size, offline=args.offline, align=not args.keep_latency,
+              subtype=args.subtype, overwrite=args.overwrite, threads=threads, wet=args.wet,
+              attenuation_limit_db="model" if args.atten_lim is None else args.atten_lim)
+    batch = _Batch(jobs, console)
+    batches.append(batch)
+    made = _make_folders(jobs)
     t0 = time.perf_counter()
-    if args.jobs > 1 and len(jobs) > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn: forking a process that already ran torch threads can deadlock
-        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn")) as pool:
-            for result in pool.map(_one, jobs):
-                report(result)
-    else:
-        for job in jobs:
-            report(_one(job))
+    try:
+        if not args.quiet and _stderr_tty():
+            batch.show_progress()
+        batch.run(model, kw, workers, model_path, args.atten_lim)
+    finally:
+        batch.close()
+        _remove_empty(made)
     wall = time.perf_counter() - t0
-    if len(jobs) > 1 and not args.quiet and failed < len(jobs):
-        print(f"{len(jobs) - failed} file(s), {audio_s:.1f} s of audio in {wall:.1f} s "
-              f"({audio_s / wall:.0f}x real time)")
-    if failed and len(jobs) > 1:
-        print(f"rtconv process: {failed} of {len(jobs)} file(s) failed", file=sys.stderr)
-    return 1 if failed else 0
+    if len(jobs) > 1 and not args.quiet and batch.finished:
+        console.say(f"{batch.finished} file(s), {batch.audio_s:.1f} s of audio in {wall:.1f} s "
+                    f"({batch.audio_s / wall:.0f}x real time"
+                    + (f", {workers + 1} processes x {threads} thread(s))" if workers else ")"))
+    if batch.failed and len(jobs) > 1:
+        console.say(f"rtconv process: {batch.failed} of {len(jobs)} file(s) failed", err=True)
+    return 1 if batch.failed else 0
+
+
+def _plan(files, output, out_dir: bool, model, skip_existing: bool) -> tuple[list[_Job], list[Path]]:
+    """Each input's output path (mirroring sub-folders under an output folder) and audio length."""
+    import soundfile as sf
+
+    from ..files import output_path
+
+    jobs: list[_Job] = []
+    existing: list[Path] = []
+    for src, sub in files:
+        dest = output_path(src, output, model)
+        if out_dir and sub != Path("."):
+            dest = dest.parent / sub / dest.name
+        if skip_existing and dest.exists():
+            existing.append(dest)
+            continue
+        try:
+            info = sf.info(str(src))
+            seconds = info.frames / info.samplerate if info.samplerate > 0 and info.frames > 0 else 0.0
+        except Exception:  # unreadable: process_file says why, in one sentence
+            seconds = 0.0
+        jobs.append(_Job(len(jobs), src, dest, seconds))
+    return jobs, existing
+
+
+def _make_folders(jobs: list[_Job]) -> list[Path]:
+    """Create the mirrored output sub-folders that are missing; return them, deepest first."""
+    from ..errors import AudioFileError
+
+    made: list[Path] = []
+    for job in jobs:
+        missing = []
+        p = job.output.parent
+        while not p.exists() and p != p.parent:
+            missing.append(p)
+            p = p.parent
+        for d in reversed(missing):
+            try:
+                d.mkdir()
+            except OSError as e:
+                _remove_empty(made[::-1])
+                raise AudioFileError(f"cannot create output folder {str(d)!r}: {e.strerror or e}; "
+                                     "choose a writable output folder with -o.") from None
+            made.append(d)
+    return made[::-1]
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove output sub-folders this run created and left empty (every file in them failed)."""
+    for d in folders:
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+
+def _stderr_tty() -> bool:
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+def _raise_stop(signum, frame) -> None:
+    raise _Stop(signum)
+
+
+def _catch(signums, handler=_raise_stop) -> dict:
+    """Install ``handler`` for ``signums`` (main thread only); return the handlers it replaced."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, handler) for s in signums}
+
+
+def _restore(old: dict) -> None:
+    for s, h in old.items():
+        signal.signal(s, h)
