@@ -161,9 +161,9 @@ def _misses(kernel, kind, cutoffs, sample_rate) -> list[tuple[float, float, str]
 def taps_needed(kind: str, cutoffs, sample_rate: int, window="hamming", start: int = 3) -> int | None:
     """Fewest odd taps whose window design meets the response check (None: over 2**20 + 1).
 
-    Measured, not estimated: designs of growing length are probed with
-    :func:`scipy.signal.freqz` at the frequencies the check uses, then the
-    length is bisected.  ``start`` is the first length tried.
+    Measured, not estimated: designs of growing length (doubling from
+    ``start``) are evaluated at the frequencies the check uses, then the
+    length is bisected, so the answer is the fewest from ``start`` up.
     """
     cutoffs = tuple(float(c) for c in np.atleast_1d(cutoffs))
 
@@ -210,8 +210,9 @@ def check_response(model: FIR) -> str | None:
         fix = (f"no window design up to {_MAX_TAPS} taps meets it, so move the cutoff away from 0 Hz "
                "and the Nyquist frequency")
     else:
+        edges = "0 Hz, the Nyquist frequency and the other cutoff" if kind == "bandpass" else "0 Hz and Nyquist"
         fix = (f"use {need} taps or more (linear phase: latency {(need - 1) // 2} samples = "
-               f"{1000 * (need - 1) / 2 / rate:.1f} ms) or a cutoff further from 0 Hz and Nyquist")
+               f"{1000 * (need - 1) / 2 / rate:.1f} ms) or a cutoff further from {edges}")
     return f"a {taps}-tap {kind} at {where} ({rate} Hz) is too short to filter: it measures {what}; {fix}."
 
 
