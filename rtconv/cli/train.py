@@ -70,6 +70,7 @@ TASKS = ("sines", "freqsep", "denoise")
 LOSSES = ("l1", "mse", "stft", "si_sdr", "l1+stft", "si_sdr+sc", "cmrs", "cmrs+si_sdr")  # rtconv.train.losses.LOSSES, without importing torch
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "cosine", "step", "plateau")
+DIST_BACKENDS = ("auto", "gloo", "nccl")  # rtconv.train.distributed.BACKENDS
 
 _DEFAULTS = {"loss": "mse", "optimizer": "adam", "lr": 1e-2, "batch_size": 32, "epochs": 20}
 
@@ -170,6 +171,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     g.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
 
+    g = parser.add_argument_group(
+        "several processes (under torchrun)",
+        "torchrun --nproc_per_node N [--nnodes M --rdzv-endpoint HOST:PORT] $(which rtconv) train ... "
+        "trains with DistributedDataParallel; --batch-size is the effective batch of all ranks, split "
+        "evenly among them; only rank 0 writes and reports.")
+    g.add_argument("--dist-backend", choices=DIST_BACKENDS, default="auto",
+                   help="collective backend: auto = nccl on CUDA, gloo on CPU (default: %(default)s)")
+    g.add_argument("--dist-timeout", type=_positive_float, default=1800.0, metavar="SECONDS",
+                   help="how long ranks wait for a silent one (a lost machine) before the job stops "
+                        "(default: %(default)g)")
+
     g = parser.add_argument_group("data")
     g.add_argument("--train-examples", type=positive_int, metavar="N")
     g.add_argument("--val-examples", type=positive_int, metavar="N")
@@ -254,7 +266,7 @@ def build_config(args):
         optimizer=pick("optimizer"), lr=pick("lr"), momentum=args.momentum,
         weight_decay=args.weight_decay, batch_size=pick("batch_size"), epochs=pick("epochs"),
         schedule=args.schedule, clip_grad=args.clip_grad, patience=args.patience, seed=args.seed,
-        calibrate_gain=args.calibrate_gain,
+        calibrate_gain=args.calibrate_gain, dist_backend=args.dist_backend, dist_timeout=args.dist_timeout,
         device=args.device, out=args.out, report=args.report, resume=args.resume, name=args.name,
         description=args.description, command=_command_line(args), progress=not args.quiet,
     )
@@ -285,14 +297,17 @@ def _command_line(args) -> str:
 def run(args) -> int:
     import torch
 
+    from ..train.distributed import env_rank
     from ..train.trainer import train
 
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = build_config(args)
-    if cfg.out is None and not args.quiet:
+    if cfg.out is None and not args.quiet and env_rank() == 0:
         print("rtconv train: note: no --out given, the trained model will not be saved", file=sys.stderr)
     result = train(cfg)
+    if result.rank != 0:  # under torchrun rank 0 reports for the job
+        return 0
     m = result.metrics
     print(f"train loss {m['train_loss']:.6g}  test loss {m['test_loss']:.6g}  "
           f"(best epoch {m['best_epoch']} of {m['epochs_run']}, {m['train_seconds']:.1f} s)")

@@ -39,6 +39,16 @@ Resume, two kinds:
 Either way the checkpoint's provenance keeps ``chain``: the commands of
 every run it was resumed from, oldest first, so a shipped model can be
 reproduced from the repository alone.
+
+Several processes.  Started by ``torchrun``, every rank runs :func:`train`
+with DistributedDataParallel (gloo on CPU, nccl on CUDA, ``dist_backend``
+overrides); ``batch_size`` is the effective batch, split evenly among the
+ranks; the epoch's order comes from ``(seed, epoch)`` so an exact resume
+needs no generator state (it also continues on another number of ranks);
+only rank 0 writes and logs.  :mod:`rtconv.train.distributed` states the
+contract.  A plain single process keeps its own shuffling generator, so its
+results do not change; ``torchrun --nproc_per_node 1`` takes the
+distributed order, and N ranks give its weights to float tolerance.
 """
 
 from __future__ import annotations
@@ -61,6 +71,7 @@ from torch.utils.data import DataLoader
 from .. import metrics as _metrics
 from ..errors import ConfigError
 from ..models import Model, build, load_extra_architectures, transfer_weights
+from . import distributed as _dist
 from . import losses as _losses
 from . import tasks as _tasks
 
@@ -114,6 +125,10 @@ class TrainConfig:
         25 dB; never the test split), into a denoiser's decoder: a
         scale-invariant loss (SI-SDR) leaves the output level free.  With
         ``epochs=0`` and ``resume`` a checkpoint is only calibrated.
+    dist_backend : {"auto", "gloo", "nccl"}
+        Under torchrun: the collective backend (auto: nccl on CUDA, gloo on CPU).
+    dist_timeout : float
+        Under torchrun: seconds a rank waits for a silent one before the job stops.
     """
 
     task: str = "sines"
@@ -140,11 +155,13 @@ class TrainConfig:
     command: str | None = None
     progress: bool = True
     calibrate_gain: bool = False
+    dist_backend: str = "auto"
+    dist_timeout: float = 1800.0
 
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns."""
+    """What :func:`train` returns (on ranks other than 0: no test metrics, no files)."""
 
     model: Model
     history: dict
@@ -153,6 +170,7 @@ class TrainResult:
     report: Path | None
     task: Any
     seconds: float
+    rank: int = 0
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -338,11 +356,14 @@ def _command(cfg: TrainConfig) -> str:
     return shlex.join(argv)
 
 
-def _epoch(model, loader, loss_fn, opt, cfg, device, trim, bar) -> float:
+def _epoch(model, loader, loss_fn, opt, cfg, device, trim, bar) -> tuple[float, int]:
+    """One pass over ``loader``: the summed loss and the examples it covers."""
     model.train()
     total, count = 0.0, 0
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
+    for batch in loader:
+        x, y = batch[0].to(device), batch[1].to(device)
+        # under torchrun: this rank's loss weight and the examples of the whole step (distributed.Shards)
+        weight, seen = (batch[2], batch[3]) if len(batch) > 2 else (1.0, x.shape[0])
         opt.zero_grad(set_to_none=True)
         loss = _losses.apply(loss_fn, _cut(model(x), trim), _cut(y, trim), _cut(x, trim))
         if not torch.isfinite(loss):
@@ -350,16 +371,23 @@ def _epoch(model, loader, loss_fn, opt, cfg, device, trim, bar) -> float:
                 f"training diverged: the {cfg.loss} loss became {loss.item()!r}; lower the "
                 f"learning rate (now {cfg.lr!r}) or add gradient clipping (--clip-grad 1)."
             )
-        loss.backward()
+        (loss if weight == 1.0 else loss * weight).backward()
         if cfg.clip_grad:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
         opt.step()
-        total += loss.item() * x.shape[0]
-        count += x.shape[0]
+        if weight:
+            total += loss.item() * x.shape[0]
+            count += x.shape[0]
         if bar is not None:
-            bar.update(x.shape[0])
-            bar.set_postfix(loss=f"{total / count:.4g}")
-    return total / max(1, count)
+            bar.update(seen)
+            bar.set_postfix(loss=f"{total / max(1, count):.4g}")
+    return total, count
+
+
+def _val(model, loader, loss_fn, device, trim, ctx) -> float:
+    """The validation loss over every rank's share of the split (the same float on each rank)."""
+    v = _val_loss(model, loader, loss_fn, device, trim)
+    return ctx.mean(v * len(loader.dataset), len(loader.dataset)) if ctx.enabled else v
 
 
 @torch.no_grad()
@@ -428,7 +456,8 @@ def _sha256(path) -> str:
 
 
 def _save(model: Model, cfg: TrainConfig, td, history: dict, metrics: dict, command: str,
-          device, final: bool, chain: list | None = None, origin: dict | None = None) -> Path | None:
+          device, final: bool, chain: list | None = None, origin: dict | None = None,
+          layout: dict | None = None) -> Path | None:
     if not cfg.out:
         return None
     from ..checkpoint import save
@@ -446,6 +475,8 @@ def _save(model: Model, cfg: TrainConfig, td, history: dict, metrics: dict, comm
         "history": history,
         "final": final,
         "chain": chain or [],
+        # world_size, backend, effective and per-rank batch (distributed.Context.provenance)
+        "distributed": layout or _dist.Context().provenance(cfg.batch_size),
     }
     if origin:
         # which file this run started from, exactly, and where its own epochs begin in the
@@ -466,12 +497,16 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     """
     from tqdm.auto import tqdm
 
-    _check(cfg)
+    with _dist.said_once(_dist.env_rank()):
+        _check(cfg)
+    ctx = _dist.start(cfg.dist_backend, cfg.device, cfg.batch_size, cfg.dist_timeout, cfg.out)
     if log is None:
         log = (lambda s: print(s, file=sys.stderr)) if cfg.progress else (lambda s: None)
+    if not ctx.is_main:
+        log = lambda s: None  # noqa: E731  rank 0 speaks for the job
     t0 = time.perf_counter()
     _seed_all(cfg.seed)
-    device = pick_device(cfg.device)
+    device = ctx.device if ctx.enabled else pick_device(cfg.device)
     command = _command(cfg)
     td = task_data or _tasks.make_task(cfg.task, seed=cfg.seed, **cfg.task_options)
     history: dict = {"train_loss": [], "val_loss": [], "lr": [], "seconds": []}
@@ -481,6 +516,9 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     if cfg.resume:
         from ..checkpoint import load
 
+        if ctx.enabled and not Path(cfg.resume).is_file():
+            raise ConfigError(f"{ctx} cannot read --resume {cfg.resume!r}: under torchrun every machine "
+                              "needs the checkpoint and its .state file (a shared folder, or a copy).")
         model = load(cfg.resume)
         prov = model.metadata.get("provenance", {})
         history = {k: list(v) for k, v in (prov.get("history") or history).items()}
@@ -498,6 +536,10 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
                 chain = chain[:-1]  # the same run, continued: not a separate step
                 origin = prov.get("resumed_from")  # ... which started where the interrupted one did
                 log(f"continuing {cfg.resume} exactly after epoch {meta['epoch']} of {meta.get('end', cfg.epochs)}")
+                shuffle, before = ctx.provenance(cfg.batch_size)["shuffle"], meta.get("shuffle", "generator")
+                if shuffle != before:
+                    log(f"note: the interrupted run shuffled by {before} and this one by {shuffle} (a plain "
+                        "process and torchrun differ), so the examples come in another order from here on")
             elif not prov.get("final"):
                 log(f"note: {sp.name} belongs to a run with other choices; fine-tuning from the weights instead")
         if exact is None and cfg.arch_config:
@@ -517,15 +559,26 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     model.to(device)
     trim = _trim(model)
     loss_fn = _losses.get_loss(cfg.loss)
+    layout = ctx.provenance(cfg.batch_size)
+    ranks = (f"; {ctx.world_size} ranks ({ctx.backend}), batch {cfg.batch_size} = "
+             f"{ctx.world_size} x {layout['batch_size_per_rank']}") if ctx.enabled else ""
     log(f"rtconv train: task {td.name} ({td.description}); model {model.arch} {model.config}, "
         f"{model.parameter_count()} parameters, latency {model.latency} samples"
         f"{f' = {1e3 * model.latency / td.sample_rate:.2f} ms' if td.sample_rate else ''}"
-        f"{'' if model.causal else ' (non-causal: centred taps see the future)'}; device {device}")
+        f"{'' if model.causal else ' (non-causal: centred taps see the future)'}; device {device}{ranks}")
     train_data = _tasks.materialize(td.train)
     val_data = _tasks.materialize(td.val)
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(train_data, batch_size=cfg.batch_size, shuffle=True, generator=gen)
     val_loader = DataLoader(val_data, batch_size=max(cfg.batch_size, 64))
+    shards = None
+    if ctx.enabled:
+        ctx.check_same(_plan(cfg))
+        shards = _dist.Shards(train_data.tensors, cfg.batch_size, cfg.seed, ctx)
+        # each rank validates every world_size-th example; Context.mean sums over the ranks
+        val_loader = DataLoader(torch.utils.data.Subset(val_data, range(ctx.rank, len(val_data), ctx.world_size)),
+                                batch_size=max(layout["batch_size_per_rank"], 64))
+    net = ctx.wrap(model)  # what the training steps call: DDP averages the ranks' gradients
     opt = _make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     start = len(history["train_loss"])
     sched = _make_schedule(cfg, opt, cfg.epochs)
@@ -550,17 +603,21 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     elif cfg.resume:
         # the bar to beat is the resumed weights on *this* run's validation set and loss: the
         # old history's values may come from another loss or another split, not comparable
-        best, best_epoch = _val_loss(model, val_loader, loss_fn, device, trim), start
+        best, best_epoch = _val(model, val_loader, loss_fn, device, trim, ctx), start
         log(f"resumed after epoch {start}: val {best:.5g} on this run's validation set ({cfg.loss})")
     if exact is None:
         best_state = copy.deepcopy(model.state_dict())
     for epoch in range(start, end):
         te = time.perf_counter()
+        ctx.stage = f"in epoch {epoch + 1}"
         bar = tqdm(total=len(train_data), desc=f"epoch {epoch + 1}/{end}", unit="ex",
-                   leave=False, disable=not cfg.progress, file=sys.stderr)
-        tr_loss = _epoch(model, loader, loss_fn, opt, cfg, device, trim, bar)
+                   leave=False, disable=not (cfg.progress and ctx.is_main), file=sys.stderr)
+        with ctx.watch():  # DDP's gradient all-reduce runs inside backward()
+            tr_total, tr_count = _epoch(net, shards.epoch(epoch) if shards else loader,
+                                        loss_fn, opt, cfg, device, trim, bar)
+        tr_loss = ctx.mean(tr_total, tr_count)
         bar.close()
-        va_loss = _val_loss(model, val_loader, loss_fn, device, trim)
+        va_loss = _val(model, val_loader, loss_fn, device, trim, ctx)
         history["train_loss"].append(tr_loss)
         history["val_loss"].append(va_loss)
         history["lr"].append(opt.param_groups[0]["lr"])
@@ -576,17 +633,26 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         if improved:
             best, best_epoch, stale = va_loss, epoch + 1, 0
             best_state = copy.deepcopy(model.state_dict())
-            _save(model, cfg, td, history, {"best_val_loss": best, "best_epoch": best_epoch},
-                  command, device, final=False, chain=chain, origin=origin)
+            if ctx.is_main:
+                _save(model, cfg, td, history, {"best_val_loss": best, "best_epoch": best_epoch},
+                      command, device, final=False, chain=chain, origin=origin, layout=layout)
         else:
             stale += 1
-        if cfg.out:
+        if cfg.out and ctx.is_main:
             _save_state(model, opt, sched, gen, cfg, {"epoch": epoch + 1, "end": end, "best": best,
-                                                      "best_epoch": best_epoch, "stale": stale, "history": history})
+                                                      "best_epoch": best_epoch, "stale": stale, "history": history,
+                                                      "shuffle": layout["shuffle"]})
         if not improved and cfg.patience and stale >= cfg.patience:
             log(f"early stop: no better validation loss for {stale} epochs")
             break
     model.load_state_dict(best_state)
+    ctx.stop()  # no collective after the last epoch: rank 0 alone tests, calibrates and writes
+    if not ctx.is_main:
+        model.cpu().eval()
+        return TrainResult(model, history, {"train_loss": history["train_loss"][-1] if history["train_loss"] else None,
+                                            "val_loss": best if math.isfinite(best) else None,
+                                            "best_epoch": best_epoch, "epochs_run": len(history["train_loss"])},
+                           None, None, td, time.perf_counter() - t0, ctx.rank)
     calibration = None
     if cfg.calibrate_gain:
         from ..denoiser import calibrate_gain
@@ -605,7 +671,10 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     if isinstance(td.test, _tasks.DenoiseDataset):
         labels = [td.test.info(i)["noise"] for i in range(len(td.test))]
     test = _tasks.materialize(td.test)
-    result = evaluate(model, test, loss_fn, device, td.outputs, labels)
+    # classifiers bring their own test metrics (accuracy, confusion matrix, AUC) instead of SNRs
+    custom = getattr(td, "evaluate", None)
+    result = custom(model, test, loss_fn, device) if custom else evaluate(model, test, loss_fn, device,
+                                                                          td.outputs, labels)
     metrics = {
         "train_loss": history["train_loss"][-1] if history["train_loss"] else None,
         "val_loss": best if math.isfinite(best) else None,
@@ -615,15 +684,20 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         "epochs_run": len(history["train_loss"]),
         "loss": cfg.loss,
         "train_seconds": round(time.perf_counter() - t0, 2),
+        **result.get("headline", {}),
         "test": result,
     }
-    log(f"test: loss {result['loss']:.5g}, MSE {result['input_mse']:.4g} -> {result['output_mse']:.4g} "
-        f"({mse_change(result['input_mse'], result['output_mse'])})")
-    for nm, e in result["outputs"].items():
-        log(f"  {nm}: SNR {e['input_snr_db']:.2f} -> {e['output_snr_db']:.2f} dB "
-            f"({e['snr_improvement_db']:+.2f}), SI-SDR {e['si_sdr_improvement_db']:+.2f} dB")
+    if custom:
+        log(result["summary"])
+    else:
+        log(f"test: loss {result['loss']:.5g}, MSE {result['input_mse']:.4g} -> {result['output_mse']:.4g} "
+            f"({mse_change(result['input_mse'], result['output_mse'])})")
+        for nm, e in result["outputs"].items():
+            log(f"  {nm}: SNR {e['input_snr_db']:.2f} -> {e['output_snr_db']:.2f} dB "
+                f"({e['snr_improvement_db']:+.2f}), SI-SDR {e['si_sdr_improvement_db']:+.2f} dB")
     model.sample_rate = td.sample_rate
-    path = _save(model, cfg, td, history, metrics, command, device, final=True, chain=chain, origin=origin)
+    path = _save(model, cfg, td, history, metrics, command, device, final=True, chain=chain, origin=origin,
+                 layout=layout)
     report = None
     if cfg.report:
         from .report import write_report
