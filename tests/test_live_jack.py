@@ -184,7 +184,7 @@ def test_record_files_hold_every_sample_captured_and_played(jackd, tmp_path):
                  "--stats-json", stats_path)
         # ports appear when the stream opens; PortAudio links them to the system ports when it
         # starts, and routing before that would race with it
-        assert wait_for(lambda: len(lb.player.get_ports(PORTS, is_audio=True)) == 2
+        assert wait_for(lambda: len(lb.player.get_ports(PORTS, is_audio=True)) == 3  # mono in, both ears out
                         and all(lb.player.get_all_connections(q) for q in lb.player.get_ports(PORTS, is_audio=True)), 30)
         lb.connect()
         lb.play()
@@ -254,7 +254,7 @@ def test_the_cli_reports_a_bad_device_in_one_line_and_exits_1(jackd):
 
 def test_a_rate_the_jack_server_does_not_run_is_refused_with_the_rate_to_use(jackd):
     proc = LiveProcessor(rtconv.FIR(np.array([1.0], np.float32)), 44100, 1, 128)
-    with pytest.raises(DeviceError, match=r"refuse 1 channel\(s\) at 44100 Hz.*default rate is 48000 Hz"):
+    with pytest.raises(DeviceError, match=r"refuse 1 in / 2 out channel\(s\) at 44100 Hz.*default rate is 48000 Hz"):
         LiveStream(proc, hostapi="JACK", warn=None).start()
 
 
@@ -270,3 +270,39 @@ def test_the_jack_client_is_named_rtconv_not_portaudio(jackd):
     finally:
         probe.close()
     assert "rtconv" in clients and not any(c.startswith("PortAudio") for c in clients), clients
+
+
+@pytest.mark.parametrize("mode", ["callback", "worker"])
+def test_a_mono_model_plays_on_both_channels_of_a_stereo_output(jackd, mode):
+    """Headphone users hear both ears: one processed mono signal on every output port."""
+    m = designs.lowpass(3000, 63, RATE)
+    proc = LiveProcessor(m, RATE, 1, 128)
+    sig = _signal()
+    stream = LiveStream(proc, hostapi="JACK", block_size=128, mode=mode,
+                        safety_blocks=jackd.period // 128 + 2, warn=None)
+    lb = Loopback(jackd, sig, len(sig) / RATE + 1.5, capture_channels=2)
+    try:
+        with stream:
+            assert stream.output_channels == 2 and stream.channels == 1
+            lb.connect()
+            time.sleep(0.05)
+            lb.play()
+            assert wait_for(lambda: lb.done, 10)
+            time.sleep(0.3)
+    finally:
+        lb.close()
+    ref = rtconv.Streamer(m).process(sig[:, None])[:, 0]
+    lag = _lag(lb.captured[:, 0], ref)
+    np.testing.assert_array_equal(lb.captured[:, 0], lb.captured[:, 1])
+    got = lb.captured[lag : lag + len(ref), 0]
+    if mode == "callback":
+        np.testing.assert_allclose(got, ref, atol=1e-6)
+    assert np.abs(lb.captured[:, 1]).max() > 0.01  # the right ear is not silent
+
+
+def test_output_channels_1_keeps_a_mono_stream_on_one_channel_and_bad_values_are_refused(jackd):
+    proc = LiveProcessor(designs.lowpass(3000, 63, RATE), RATE, 1, 128)
+    with LiveStream(proc, hostapi="JACK", block_size=128, output_channels=1, warn=None) as s:
+        assert s.output_channels == 1
+    with pytest.raises(rtconv.ConfigError, match="output_channels must be 2"):
+        LiveStream(LiveProcessor(designs.lowpass(3000, 63, RATE), RATE, 2, 128), hostapi="JACK", output_channels=1)

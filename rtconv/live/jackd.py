@@ -142,7 +142,8 @@ class Loopback:
     rtc-capture:in_k`` (no cycle, so all run in the same JACK period).
     """
 
-    def __init__(self, server: JackServer, signal, capture_seconds: float, loop: bool = False) -> None:
+    def __init__(self, server: JackServer, signal, capture_seconds: float, loop: bool = False,
+                 capture_channels: int | None = None) -> None:
         import jack
         import numpy as np
 
@@ -150,7 +151,8 @@ class Loopback:
         sig = np.asarray(signal, np.float32)
         self.signal = sig if sig.ndim == 2 else sig[:, None]
         ch = self.signal.shape[1]
-        self.captured = np.zeros((int(capture_seconds * server.samplerate), ch), np.float32)
+        cap_ch = ch if capture_channels is None else int(capture_channels)
+        self.captured = np.zeros((int(capture_seconds * server.samplerate), cap_ch), np.float32)
         self.pos = self.cap = 0
         self.loop = loop
         self.playing = False
@@ -158,7 +160,7 @@ class Loopback:
         self.player = jack.Client("rtc-player", servername=server.name, no_start_server=True)
         self.capture = jack.Client("rtc-capture", servername=server.name, no_start_server=True)
         self.outs = [self.player.outports.register(f"out_{k}") for k in range(ch)]
-        self.ins = [self.capture.inports.register(f"in_{k}") for k in range(ch)]
+        self.ins = [self.capture.inports.register(f"in_{k}") for k in range(cap_ch)]
         self.player.set_process_callback(self._play)
         self.capture.set_process_callback(self._capture)
         self.player.activate()
@@ -202,9 +204,10 @@ class Loopback:
             for other in self.player.get_all_connections(port):
                 if other.name.startswith("system:"):
                     self.player.disconnect(other.name, port) if port in pa_in else self.player.disconnect(port, other.name)
-        for k, (o, i) in enumerate(zip(self.outs, self.ins)):
-            self.player.connect(o, pa_in[k])
-            self.capture.connect(pa_out[k], i)
+        for o, i in zip(self.outs, pa_in):
+            self.player.connect(o, i)
+        for o, i in zip(pa_out, self.ins):
+            self.capture.connect(o, i)
 
     def play(self) -> None:
         self.playing = True

@@ -51,6 +51,11 @@ class LiveStream:
         Frames per callback (the latency/CPU trade-off).
     channels : int
         Defaults to the processor's.
+    output_channels : int, optional
+        Channels opened on the output device.  Default: the processor's, but
+        a mono stream plays on both channels of a stereo (or wider) output,
+        so headphones get both ears; ``1`` keeps the left channel only.
+        Recordings keep the processor's channels.
     record_dir : path, optional
         Record input and output there (see :class:`Recorder`).
     mode : {"callback", "worker"}
@@ -80,6 +85,7 @@ class LiveStream:
     def __init__(
         self, processor, input_device=None, output_device=None, hostapi=None, samplerate=None,
         block_size: int = 128, channels=None, record_dir=None, mode: str = "callback",
+        output_channels: int | None = None,
         safety_blocks: int = 2, warn: Callable[[str], None] | None = _stderr,
         switch_interval: float | None = 0.0002,
         freeze_gc: bool = True,
@@ -88,6 +94,14 @@ class LiveStream:
             raise ConfigError(f"mode must be one of {MODES}, got {mode!r}.")
         self.processor = processor
         self.samplerate, self.channels = stream_format(processor, samplerate, channels)
+        if output_channels is not None and (isinstance(output_channels, bool) or not isinstance(output_channels, int)
+                                            or output_channels < 1 or (self.channels > 1 and output_channels != self.channels)):
+            raise ConfigError(
+                f"output_channels must be {self.channels} for a {self.channels}-channel stream"
+                + (" (or 2+ to play mono on several outputs)" if self.channels == 1 else "")
+                + f", got {output_channels!r}.")
+        self.requested_output_channels = output_channels
+        self.output_channels = output_channels or self.channels
         self.block_size = int(block_size)
         self.hostapi = hostapi
         self.input_device, self.output_device = input_device, output_device
@@ -120,15 +134,20 @@ class LiveStream:
         sd = _sd()
         api = None if self.hostapi is None else find_hostapi(self.hostapi)
         ind = find_device(self.input_device, "input", api, self.channels)
-        outd = find_device(self.output_device, "output", api, self.channels)
+        outd = find_device(self.output_device, "output", api, self.output_channels)
         names = {d["index"]: d["name"] for d in sd.query_devices()}
+        if self.requested_output_channels is None and self.channels == 1:
+            # mono on every channel of a stereo output (not only the left ear)
+            self.output_channels = 2 if sd.query_devices(outd)["max_output_channels"] >= 2 else 1
         try:
             sd.check_input_settings(ind, channels=self.channels, samplerate=self.samplerate, dtype="float32")
-            sd.check_output_settings(outd, channels=self.channels, samplerate=self.samplerate, dtype="float32")
+            sd.check_output_settings(outd, channels=self.output_channels, samplerate=self.samplerate,
+                                     dtype="float32")
         except Exception as e:
             dev = sd.query_devices(ind)
             raise DeviceError(
-                f"devices {ind}: {names[ind]!r} / {outd}: {names[outd]!r} refuse {self.channels} channel(s) at "
+                f"devices {ind}: {names[ind]!r} / {outd}: {names[outd]!r} refuse {self.channels}"
+                f"{'' if self.output_channels == self.channels else f' in / {self.output_channels} out'} channel(s) at "
                 f"{self.samplerate} Hz ({e}); their default rate is {dev['default_samplerate']:.0f} Hz, "
                 "try --samplerate with it or run `rtconv devices`."
             ) from None
@@ -140,6 +159,7 @@ class LiveStream:
             self.processor.buffering_latency = n * self.safety_blocks
             self._debt = 0
             self._scratch = np.zeros((n, self.channels), np.float32)
+            self._outblk = np.zeros((n, self.channels), np.float32)
         else:
             self.processor.buffering_latency = 0
         if self.record_dir is not None:  # files exist before the first sample arrives
@@ -147,7 +167,7 @@ class LiveStream:
         try:
             self._stream = sd.Stream(
                 samplerate=self.samplerate, blocksize=self.block_size, device=(ind, outd),
-                channels=(self.channels, self.channels), dtype="float32", latency="low",
+                channels=(self.channels, self.output_channels), dtype="float32", latency="low",
                 callback=self._callback_worker if self.mode == "worker" else self._callback,
             )
         except Exception as e:
@@ -250,10 +270,11 @@ class LiveStream:
     def _callback(self, indata, outdata, frames, time, status) -> None:
         try:
             self._status(status)
-            outdata[:] = self.processor.process(indata)
+            out = self.processor.process(indata)
+            outdata[:] = out  # (n, 1) fills every output channel
             rec = self.recorder
             if rec is not None:
-                rec.push(indata, outdata)
+                rec.push(indata, out)
         except Exception:  # pragma: no cover - never let the callback die
             self.callback_errors += 1
             outdata.fill(0)
@@ -268,14 +289,16 @@ class LiveStream:
                 k = min(self._debt, len(self._scratch))
                 self._outq.read_into(self._scratch[:k])
                 self._debt -= k
-            if not self._outq.read_into(outdata):
-                outdata.fill(0)
+            out = self._outblk[:frames] if len(self._outblk) >= frames else np.zeros((frames, self.channels), np.float32)
+            if not self._outq.read_into(out):
+                out.fill(0)
                 self.worker_underruns += 1
                 self._debt += frames
+            outdata[:] = out
             self._wake.set()
             rec = self.recorder
             if rec is not None:
-                rec.push(indata, outdata)
+                rec.push(indata, out)
         except Exception:  # pragma: no cover
             self.callback_errors += 1
             outdata.fill(0)
