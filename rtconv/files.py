@@ -193,7 +193,8 @@ class _Offline:
     context outputs are dropped: the result equals one ``forward`` over the
     whole signal (to float rounding) while memory stays bounded.  Like the
     streamer, it emits the output delayed by ``latency`` (leading zeros), so
-    both paths share alignment code.
+    both paths share alignment code.  Not for recurrent models (their state
+    reaches back to the start): :class:`Chain` streams those instead.
     """
 
     def __init__(self, model: Model, channels: int, chunk: int = 1 << 18) -> None:
@@ -322,7 +323,12 @@ class Chain:
         stages: list = []
         if rate != sample_rate:
             stages.append(_Resample(sample_rate, rate, channels))
-        core = _Offline(model, channels) if offline else _Stream(model, channels, block_size, threads)
+        if offline and model.recurrent:
+            # a recurrent state reaches back to the signal's start: overlapping chunks cannot
+            # reproduce it, one pass from the start can, and the streamer is that pass
+            core = _Stream(model, channels, max(block_size, 1 << 16), threads)
+        else:
+            core = _Offline(model, channels) if offline else _Stream(model, channels, block_size, threads)
         if offline and threads is not None:
             torch.set_num_threads(threads)
         stages.append(core)

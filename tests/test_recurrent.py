@@ -186,3 +186,24 @@ def test_training_resumed_with_arch_args_grows_the_model_and_records_the_step(tm
     prov = read_metadata(grown)["provenance"]
     assert prov["chain"] == ["rtconv train (small)"]
     assert len(prov["history"]["train_loss"]) == 2
+
+
+def test_offline_file_processing_of_a_recurrent_model_equals_one_forward_over_the_whole_signal():
+    """Overlapping chunks would restart the GRU's state; files process it in one pass from the start."""
+    from rtconv import files
+
+    torch.manual_seed(5)
+    model = ConvDenoiser(window=32, hop=16, channels=8, blocks=1, activation="tanh", gru=6)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, FrameGRU):
+                m.gru.bias_ih_l0[m.hidden : 2 * m.hidden] = 6.0  # long memory: chunks would show
+        for p in model.gate.estimator[-2].parameters():
+            p.normal_(0, 0.3)
+        model.gate.estimator[-3].body[-1].weight.normal_(0, 0.5)
+    model.sample_rate = 16000
+    x = np.random.default_rng(0).normal(size=(700_000,)).astype(np.float32) * 0.1
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)[None, None])[0, 0].numpy()
+    got = files.process_array(x, 16000, model, offline=True)[:, 0]
+    assert np.abs(got - ref).max() <= 1e-5 * np.abs(ref).max()
