@@ -182,7 +182,8 @@ def format_info(path, model, checksum: str | None = None) -> str:
             + ("  (mono: runs once per channel of a multi-channel stream)" if model.in_channels == 1 else ""))
     out.row("parameters", f"{model.parameter_count():,}")
     out.row("latency", f"{model.latency} samples{_ms(model.latency, rate)}")
-    out.row("receptive field", f"{model.receptive_field} samples{_ms(model.receptive_field, rate)}")
+    out.row("receptive field", f"{model.receptive_field} samples{_ms(model.receptive_field, rate)}"
+            + (" of convolutions, plus a recurrent state that remembers further back" if model.recurrent else ""))
     out.row("causal", "yes" if model.causal else "no (centred layers; their delay is the latency)")
     out.row("architecture", f"{model.arch}: {_plain(model.config)}")
     out.row("kernels", f"{meta.get('kernel_convention', 'impulse-response')} order")
