@@ -308,10 +308,10 @@ for _cls in (FIR, MimoCNN, DilatedCNN):
 
 
 def load_extra_architectures() -> None:
-    """Import the modules that register architectures outside this one (the denoiser)."""
+    """Import the modules that register architectures outside this one (the denoiser, the classifiers)."""
     import importlib
 
-    for name in ("rtconv.denoiser",):
+    for name in ("rtconv.denoiser", "rtconv.classifier"):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as e:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .common import positive_int
 
-HELP = "train a filter (sines, freqsep, denoise) and write a checkpoint"
+HELP = "train a filter or classifier (sines, freqsep, denoise, classify, vad) and write a checkpoint"
 
 DESCRIPTION = """\
 Train a causal convolutional filter offline and save it as a checkpoint that
@@ -27,6 +27,14 @@ Tasks
             noise is generated (white, pink, brown, hum, babble, bursts, clicks; the
             'fan' family and other voices are held out for the test) or read from
             --noise-dir.  Random SNR (--snr-db), gain and crops.
+  classify  --variant waveforms: a sine, triangle, square or sawtooth wave (random
+            frequency, phase, amplitude) in white noise -> four probability tracks;
+            default model: a causal CNN (conv_classifier); --arch linear_classifier is
+            the linear baseline; loss ce (cross-entropy)
+  vad       speech / no speech on the realistic corpus (`rtconv data build` first):
+            mixtures -> the probability of speech per sample, labels from the clean
+            speech (10 ms frames within --label-db of its active level); default model:
+            framed_vad (10 ms frames, 9.98 ms latency at 48 kHz); loss ce
 
 The data are split into train / validation / test with disjoint random
 streams (and, for denoise, disjoint voices, sentences and noise parameters).
@@ -39,6 +47,8 @@ an --out or --report into that folder replaces them.
 Examples
   rtconv train sines --out sines.safetensors --report sines.png
   rtconv train freqsep --variant audio --out crossover.safetensors
+  rtconv train classify --variant waveforms --out waves.safetensors --report waves.png
+  rtconv train vad --out my-vad.safetensors --report my-vad.png
   rtconv train denoise --recipe lab --out my-lab-denoiser.safetensors --report my-lab-denoiser.png
   rtconv train denoise --arch dilated_cnn --arch-arg channels=16 --loss l1+stft \\
       --optimizer adam --lr 3e-3 --schedule cosine --speech-dir ~/corpus/clean
@@ -66,13 +76,15 @@ RECIPES = {
 }
 
 # Kept here (a test checks they match rtconv.train) so `rtconv --help` imports no training code.
-TASKS = ("sines", "freqsep", "denoise")
-LOSSES = ("l1", "mse", "stft", "si_sdr", "l1+stft", "si_sdr+sc", "cmrs", "cmrs+si_sdr")  # rtconv.train.losses.LOSSES, without importing torch
+TASKS = ("sines", "freqsep", "denoise", "classify", "vad")
+LOSSES = ("l1", "mse", "stft", "si_sdr", "l1+stft", "si_sdr+sc", "cmrs", "cmrs+si_sdr", "ce")  # rtconv.train.losses.LOSSES, without importing torch
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "cosine", "step", "plateau")
 DIST_BACKENDS = ("auto", "gloo", "nccl")  # rtconv.train.distributed.BACKENDS
 
 _DEFAULTS = {"loss": "mse", "optimizer": "adam", "lr": 1e-2, "batch_size": 32, "epochs": 20}
+#: Classifiers output probabilities: their default loss is the cross-entropy.
+_TASK_LOSS = {"classify": "ce", "vad": "ce"}
 
 
 def _epochs(text: str) -> int:
@@ -153,7 +165,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "into a grown architecture (e.g. --arch-arg gru=64)")
 
     g = parser.add_argument_group("optimisation")
-    g.add_argument("--loss", choices=sorted(LOSSES), help=f"default: {_DEFAULTS['loss']}")
+    g.add_argument("--loss", choices=sorted(LOSSES), help=f"default: {_DEFAULTS['loss']} (ce for classify and vad)")
     g.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default: {_DEFAULTS['optimizer']}")
     g.add_argument("--lr", type=_positive_float, help=f"learning rate (default: {_DEFAULTS['lr']})")
     g.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default: %(default)s)")
@@ -186,7 +198,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--train-examples", type=positive_int, metavar="N")
     g.add_argument("--val-examples", type=positive_int, metavar="N")
     g.add_argument("--test-examples", type=positive_int, metavar="N")
-    g.add_argument("--variant", choices=("classic", "audio"), help="freqsep: 256-sample exercise or audio crossover")
+    g.add_argument("--variant", choices=("classic", "audio", "waveforms"),
+                   help="freqsep: 256-sample exercise (classic) or audio crossover; classify: waveforms")
     g.add_argument("--sample-rate", type=positive_int, metavar="HZ", help="freqsep audio (48000) / denoise (32000)")
     g.add_argument("--seconds", type=_positive_float, help="example length in seconds (audio tasks)")
     g.add_argument("--low-band", type=_pair, metavar="LO,HI", help="freqsep audio: low tones in Hz (40,700)")
@@ -203,6 +216,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "built by `rtconv data build`")
     g.add_argument("--level-db", type=_pair, metavar="LO,HI",
                    help="denoise, realistic corpus: speech level range around -26 dBFS (--level-db=-45,10)")
+    g.add_argument("--label-db", type=_positive_float, metavar="DB",
+                   help="vad: a 10 ms frame is speech when its clean energy is within DB of the clip's "
+                        "active level (35)")
+    g.add_argument("--mix-rate", type=positive_int, metavar="HZ",
+                   help="vad: mix the corpus at this rate and resample the examples to --sample-rate "
+                        "(16000 holds a third of the audio in memory; a VAD hears up to 8 kHz)")
 
 
 def _arch_config(args, arch: str | None, recipe: dict) -> dict | None:
@@ -237,19 +256,21 @@ def build_config(args):
 
     def pick(name):
         v = getattr(args, name)
+        if v is None and name == "loss" and task in _TASK_LOSS:
+            return _TASK_LOSS[task]
         return v if v is not None else recipe.get(name, _DEFAULTS.get(name))
 
     arch = args.arch or recipe.get("arch")
     conf = _arch_config(args, arch or None, recipe)
     if conf and not arch and not args.resume:  # with --resume, options grow the resumed architecture
-        arch = {"sines": "fir", "denoise": "mimo_cnn"}.get(task)
+        arch = {"sines": "fir", "denoise": "mimo_cnn", "classify": "conv_classifier", "vad": "framed_vad"}.get(task)
         if task == "freqsep":
             arch = "mimo_cnn" if args.variant == "audio" else "fir"
         conf = _arch_config(args, arch, recipe)
     opts = {}
     for key in ("train_examples", "val_examples", "test_examples", "variant", "seconds",
                 "low_band", "high_band", "snr_db", "gain_db", "utterances", "speech_dir",
-                "noise_dir", "cache_dir", "corpus", "level_db"):
+                "noise_dir", "cache_dir", "corpus", "level_db", "label_db", "mix_rate"):
         v = getattr(args, key)
         if v is None:
             v = recipe.get(key)

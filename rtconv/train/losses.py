@@ -14,8 +14,10 @@ that keeps rewarding suppression of noise-only time-frequency regions
 speech the estimate removed), ``cmrs+si_sdr`` adds a little SI-SDR; both
 also see the noisy input (to normalise each example's level, so a quiet
 example counts as much as a loud one, and noise-only examples teach
-suppression).  Use :func:`get_loss` to look one up by name and
-:func:`apply` to call any of them.
+suppression).  ``ce`` is the cross-entropy of a classifier's probability
+tracks (:mod:`rtconv.classifier`): binary for one track (a sigmoid), over
+the channels for several (a softmax).  Use :func:`get_loss` to look one up
+by name and :func:`apply` to call any of them.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 
 __all__ = ["LOSSES", "get_loss", "apply", "l1", "mse", "multi_resolution_stft", "si_sdr_loss",
-           "spectral_convergence", "compressed_spectral"]
+           "spectral_convergence", "compressed_spectral", "cross_entropy"]
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -138,6 +140,21 @@ def _cmrs_si_sdr(estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tens
     return compressed_spectral(estimate, target, noisy) + 0.01 * si_sdr_loss(estimate, target)
 
 
+def cross_entropy(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Mean cross-entropy (nats per sample) of probability tracks against target probabilities.
+
+    One channel: binary, ``-(y log p + (1-y) log(1-p))``; several: categorical over the
+    channels, ``-sum_c y_c log p_c`` (the estimate a softmax, the target one-hot or soft).
+    Probabilities are clamped to ``[eps, 1 - eps]`` (a saturated output keeps a gradient)
+    and targets to ``[0, 1]``.
+    """
+    p = estimate.clamp(eps, 1.0 - eps)
+    y = target.clamp(0.0, 1.0)
+    if estimate.shape[1] == 1:
+        return -(y * torch.log(p) + (1.0 - y) * torch.log1p(-p)).mean()
+    return -(y * torch.log(p)).sum(1).mean()
+
+
 compressed_spectral.needs_input = True
 _cmrs_si_sdr.needs_input = True
 
@@ -158,6 +175,7 @@ LOSSES: dict[str, Loss] = {
     "si_sdr+sc": _si_sdr_sc,
     "cmrs": compressed_spectral,
     "cmrs+si_sdr": _cmrs_si_sdr,
+    "ce": cross_entropy,
 }
 
 

@@ -7,6 +7,13 @@ kernels (dB against Hz, or cycles per 256 samples for the abstract tasks);
 spectra of a test example before and after the filter against the target;
 and the test metrics as text.
 
+Classifiers (tasks ``classify`` and ``vad``) get their own page: loss
+curves, the test metrics (accuracy and a confusion matrix, or the VAD's AUC
+per input-SNR bucket against an energy detector), and probability tracks of
+test examples.  :func:`evaluate_classifier` computes a classifier's test
+metrics (the ``classify`` task's :attr:`TaskData.evaluate`), and
+:func:`confusion_matrix` / :func:`format_confusion` the matrix.
+
 matplotlib comes with the ``train`` extra and is imported only here, with
 the non-interactive Agg backend, so training works on a headless machine.
 """
@@ -20,7 +27,7 @@ import torch
 
 from ..errors import ConfigError
 
-__all__ = ["write_report", "MAX_KERNELS"]
+__all__ = ["write_report", "MAX_KERNELS", "confusion_matrix", "format_confusion", "evaluate_classifier"]
 
 MAX_KERNELS = 8
 
@@ -79,6 +86,166 @@ def _summary(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def confusion_matrix(true, predicted, classes: int) -> np.ndarray:
+    """Counts ``(classes, classes)``: row = true class, column = predicted class."""
+    m = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(m, (np.asarray(true, dtype=np.int64), np.asarray(predicted, dtype=np.int64)), 1)
+    return m
+
+
+def format_confusion(matrix, names) -> str:
+    """The confusion matrix as a Markdown table (rows true, columns predicted), with each row's recall."""
+    m = np.asarray(matrix)
+    lines = ["| true \\ predicted | " + " | ".join(names) + " | recall |",
+             "|---|" + "---:|" * (len(names) + 1)]
+    for i, n in enumerate(names):
+        total = m[i].sum()
+        recall = f"{m[i, i] / total:.3f}" if total else "-"
+        lines.append(f"| {n} | " + " | ".join(str(int(v)) for v in m[i]) + f" | {recall} |")
+    return "\n".join(lines)
+
+
+def _snr_label(snr: float, edges=(0.0, 10.0, 20.0)) -> str:
+    lo = -np.inf
+    for hi in (*edges, np.inf):
+        if lo <= snr < hi:
+            return f"< {hi:g} dB" if lo == -np.inf else f">= {lo:g} dB" if hi == np.inf else f"{lo:g}..{hi:g} dB"
+        lo = hi
+    return "?"
+
+
+@torch.no_grad()
+def evaluate_classifier(model, data, loss_fn, device, classes: list[str], infos: list[dict] | None = None) -> dict:
+    """Test metrics of a classifier whose targets are one-hot tracks, constant over each example.
+
+    Each example is classified by the mean of its probability tracks after
+    the warm-up (the first ``receptive_field - 1`` samples, which the
+    trainer's loss skips too): ``accuracy`` and ``confusion`` count those
+    decisions; ``sample_accuracy`` counts every sample's own argmax (what a
+    stream shows at each instant).  With ``infos`` (each with ``snr_db``),
+    also the accuracy per input-SNR bucket.
+    """
+    from torch.utils.data import DataLoader
+
+    from . import losses as _losses
+
+    model.eval()
+    warm = model.receptive_field - 1
+    outs, ys, total, count = [], [], 0.0, 0
+    for x, y in DataLoader(data, batch_size=64):
+        o = model(x.to(device)).cpu()
+        a, b = (warm, 0) if model.causal else (warm, warm)
+        if a + b < x.shape[-1]:
+            o, y, x = o[..., a: o.shape[-1] - b], y[..., a: y.shape[-1] - b], x[..., a: x.shape[-1] - b]
+        total += float(_losses.apply(loss_fn, o, y, x)) * x.shape[0]
+        count += x.shape[0]
+        outs.append(o.numpy())
+        ys.append(y.numpy())
+    out, y = np.concatenate(outs), np.concatenate(ys)
+    true = y.mean(-1).argmax(1)
+    pred = out.mean(-1).argmax(1)
+    sample_acc = float(np.mean(out.argmax(1) == y.argmax(1)))
+    conf = confusion_matrix(true, pred, len(classes))
+    acc = float(np.mean(true == pred))
+    result = {"kind": "classification", "classes": list(classes), "examples": int(len(true)),
+              "warmup_samples_skipped": int(warm), "loss": total / max(1, count), "accuracy": acc,
+              "sample_accuracy": sample_acc, "confusion": conf.tolist(),
+              "recall": {c: (float(conf[i, i] / conf[i].sum()) if conf[i].sum() else None)
+                         for i, c in enumerate(classes)}}
+    if infos is not None and len(infos) == len(true) and all("snr_db" in i for i in infos):
+        labels = [_snr_label(float(i["snr_db"])) for i in infos]
+        rows = []
+        for lab in sorted(set(labels), key=lambda s: (s[0] != "<", s)):
+            m = np.array([l_ == lab for l_ in labels])
+            rows.append({"bucket": lab, "count": int(m.sum()), "accuracy": float(np.mean(true[m] == pred[m]))})
+        result["buckets"] = rows
+    result["summary"] = (f"test: loss {result['loss']:.5g}; accuracy {acc:.3f} per example "
+                         f"({sample_acc:.3f} per sample) over {len(true)} examples, chance {1 / len(classes):.3f}")
+    result["headline"] = {"test_accuracy": acc, "test_sample_accuracy": sample_acc}
+    return result
+
+
+def _classifier_text(metrics: dict) -> str:
+    t = metrics.get("test", {})
+    lines = [f"train loss {metrics.get('train_loss', float('nan')):.5g}   "
+             f"test loss {metrics.get('test_loss', float('nan')):.5g}   ({metrics.get('loss')})", ""]
+    if t.get("kind") == "classification":
+        names = t["classes"]
+        lines += [f"accuracy {t['accuracy']:.3f} per example, {t['sample_accuracy']:.3f} per sample "
+                  f"({t['examples']} test examples)", "", "confusion (rows true, columns predicted):",
+                  " " * 10 + "".join(f"{n[:8]:>9}" for n in names)]
+        for n, row in zip(names, t["confusion"]):
+            lines.append(f"{n[:9]:<10}" + "".join(f"{v:>9}" for v in row))
+        for b in t.get("buckets", []):
+            lines.append(f"input SNR {b['bucket']:>11}: accuracy {b['accuracy']:.3f} (n={b['count']})")
+    else:
+        lines += [f"{'group':<14}{'frames':>8}{'speech':>8}{'AUC':>7}{'acc':>7}{'energy AUC':>12}{'acc':>7}"]
+        for r in t.get("rows", []):
+            lines.append(f"{r['group']:<14}{r['frames']:>8}{r['speech']:>8.2f}{r['auc']:>7.3f}{r['accuracy']:>7.3f}"
+                         f"{r['energy_auc']:>12.3f}{r['energy_accuracy']:>7.3f}")
+        lines.append("(energy detector: frame energy, its best threshold chosen with hindsight)")
+    return "\n".join(lines)
+
+
+def _classifier_report(path, model, history, test_data, task, metrics, examples: int = 4) -> Path:
+    plt = _pyplot()
+    t = metrics.get("test", {})
+    fig = plt.figure(figsize=(16, 4.5 + 2.2 * examples), constrained_layout=True)
+    gs = fig.add_gridspec(1 + examples, 3)
+    ax = fig.add_subplot(gs[0, 0])
+    ep = np.arange(1, len(history.get("train_loss", [])) + 1)
+    ax.plot(ep, history.get("train_loss", []), "o-", label="train")
+    ax.plot(ep, history.get("val_loss", []), "s-", label="validation")
+    if metrics.get("best_epoch"):
+        ax.axvline(metrics["best_epoch"], color="gray", ls=":", label="best (kept)")
+    ax.set(xlabel="epoch", ylabel=f"{metrics.get('loss', 'loss')} loss", title="loss curves")
+    ax.legend()
+    ax = fig.add_subplot(gs[0, 1])
+    if t.get("kind") == "classification":
+        conf = np.asarray(t["confusion"])
+        ax.imshow(conf, cmap="Blues")
+        names = t["classes"]
+        ax.set_xticks(range(len(names)), names)
+        ax.set_yticks(range(len(names)), names)
+        for i in range(len(names)):
+            for j in range(len(names)):
+                ax.text(j, i, str(conf[i, j]), ha="center", va="center",
+                        color="white" if conf[i, j] > conf.max() / 2 else "black")
+        ax.set(xlabel="predicted", ylabel="true", title=f"confusion, accuracy {t['accuracy']:.3f}")
+    else:
+        ax.axis("off")
+    ax = fig.add_subplot(gs[0, 2])
+    ax.axis("off")
+    ax.text(0, 1, _classifier_text(metrics), va="top", family="monospace", fontsize=7)
+    n = min(examples, len(test_data))
+    with torch.no_grad():
+        for i in range(n):
+            x, y = test_data[i]
+            p = model.eval()(x[None])[0].numpy()
+            rate = task.sample_rate or 1
+            time = np.arange(x.shape[-1]) / rate
+            ax = fig.add_subplot(gs[1 + i, 0])
+            ax.plot(time, x[0].numpy(), lw=0.5, color="gray")
+            ax.set(xlabel="seconds" if task.sample_rate else "samples", ylabel="input", title=f"test example {i}")
+            ax = fig.add_subplot(gs[1 + i, 1:])
+            for c, name in enumerate(task.outputs):
+                ax.plot(time, p[c], label=f"p({name})")
+                if y[c].max() > 0:
+                    ax.plot(time, y[c].numpy() * 1.02, ls="--", color="k", lw=0.8, label=f"target {name}")
+            ax.set(ylim=(-0.05, 1.08), xlabel="seconds" if task.sample_rate else "samples",
+                   ylabel="probability")
+            ax.legend(fontsize=6, ncol=4)
+    fig.suptitle(f"rtconv train: {task.name} — {model.arch} {model.config}", fontsize=10)
+    path = Path(path)
+    try:
+        fig.savefig(path, dpi=80)
+    except OSError as e:
+        raise ConfigError(f"cannot write the report {str(path)!r}: {e.strerror or e}.") from None
+    finally:
+        plt.close(fig)
+    return path
+
+
 def write_report(path, model, history: dict, test_data, task, metrics: dict, examples: int = 8) -> Path:
     """Draw the report of a finished run to ``path`` (PNG); returns the path.
 
@@ -96,6 +263,8 @@ def write_report(path, model, history: dict, test_data, task, metrics: dict, exa
     metrics : dict
         As stored in the checkpoint.
     """
+    if (metrics.get("test") or {}).get("kind") in ("classification", "vad"):
+        return _classifier_report(path, model, history, test_data, task, metrics)
     plt = _pyplot()
     kernels = _kernels(model)
     outs = task.outputs

@@ -17,6 +17,14 @@ index])``, so an index always yields the same example, and the three splits
     noise -> two channels (low band, high band): a crossover.
 ``denoise``
     Speech in noise -> speech (see :class:`DenoiseDataset`).
+``classify`` (``variant="waveforms"``)
+    A sine, triangle, square or sawtooth wave of random frequency, phase and
+    amplitude in white noise -> four probability tracks, one-hot on the
+    wave's class at every sample (see :class:`WaveformDataset`).
+``vad``
+    A realistic mixture from the built corpus -> the probability of speech
+    per sample, 1 on every 10 ms frame whose clean speech is within
+    ``label_db`` of the clip's active level (see :class:`VADDataset`).
 
 :func:`make_task` builds a :class:`TaskData` from a task name and options.
 """
@@ -25,7 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -43,12 +51,17 @@ __all__ = [
     "CrossoverDataset",
     "DenoiseDataset",
     "CorpusDenoiseDataset",
+    "WaveformDataset",
+    "VADDataset",
+    "WAVEFORMS",
     "TaskData",
     "make_task",
     "materialize",
 ]
 
-TASKS = ("sines", "freqsep", "denoise")
+TASKS = ("sines", "freqsep", "denoise", "classify", "vad")
+#: Classes of the ``classify`` task, in output-channel order.
+WAVEFORMS = ("sine", "triangle", "square", "sawtooth")
 #: Random-stream id of each split; a split's examples come from rng([seed, id, index]).
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 
@@ -292,6 +305,95 @@ class CorpusDenoiseDataset(_Generated):
         return x[None], y[None]
 
 
+class WaveformDataset(_Generated):
+    """A periodic wave in white noise -> one-hot probability tracks of its class.
+
+    Each example: a class of :data:`WAVEFORMS` drawn uniformly, a frequency
+    drawn log-uniformly from ``cycles`` (per 256 samples), a random phase, a
+    peak amplitude from ``amplitude``, and white noise at an SNR (wave power
+    over noise power) drawn from ``snr_db``.  The waves are the naive ones
+    (:func:`scipy.signal.sawtooth` and :func:`~scipy.signal.square`), so
+    their harmonics, and how they fall off (odd 1/n^2 for the triangle, odd
+    1/n for the square, all 1/n for the sawtooth), are what tells them
+    apart; no linear function of the waveform can, since the phase is random.
+    """
+
+    def __init__(self, count: int, split: str = "train", seed: int = 0, length: int = 1024,
+                 cycles: tuple[float, float] = (4.0, 32.0), snr_db: tuple[float, float] = (0.0, 30.0),
+                 amplitude: tuple[float, float] = (0.1, 1.0)) -> None:
+        super().__init__(count, split, seed)
+        if not 0 < cycles[0] <= cycles[1] <= 128:
+            raise ConfigError(f"cycles must be (low, high) per 256 samples within (0, 128] (Nyquist), got {cycles!r}.")
+        if snr_db[0] > snr_db[1] or not 0 < amplitude[0] <= amplitude[1]:
+            raise ConfigError(f"SNR and amplitude ranges must be (low, high) (amplitudes positive), got "
+                              f"{snr_db!r} and {amplitude!r}.")
+        self.length, self.cycles, self.snr_db, self.amplitude = int(length), cycles, snr_db, amplitude
+
+    def _draw(self, rng) -> tuple[np.ndarray, int, dict]:
+        from scipy import signal
+
+        c = int(rng.integers(len(WAVEFORMS)))
+        f = math.exp(rng.uniform(math.log(self.cycles[0]), math.log(self.cycles[1]))) / 256.0
+        theta = 2 * np.pi * f * np.arange(self.length) + rng.uniform(0, 2 * np.pi)
+        wave = (np.sin(theta), signal.sawtooth(theta, 0.5), signal.square(theta), signal.sawtooth(theta))[c]
+        amp = float(rng.uniform(*self.amplitude))
+        snr = float(rng.uniform(*self.snr_db))
+        power = amp**2 * float(np.mean(wave**2))
+        x = amp * wave + math.sqrt(power / 10 ** (snr / 10)) * rng.standard_normal(self.length)
+        return x, c, {"class": WAVEFORMS[c], "snr_db": snr, "cycles_per_256": f * 256, "amplitude": amp}
+
+    def info(self, index: int) -> dict:
+        """The draw behind example ``index``: class, SNR (dB), frequency, amplitude."""
+        return self._draw(_rng(self.seed, self.split, index))[2]
+
+    def _pair(self, rng):
+        x, c, _ = self._draw(rng)
+        y = np.zeros((len(WAVEFORMS), self.length))
+        y[c] = 1.0
+        return x[None], y
+
+
+class VADDataset(_Generated):
+    """A realistic mixture -> the probability of speech per sample (0 or 1, per frame).
+
+    Each example is one :meth:`rtconv.data.mix.Mixer.example`; its labels come
+    from the clean target (:func:`rtconv.vad.speech_frames`): 1 on every
+    ``frame``-sample frame whose clean energy is within ``label_db`` of the
+    clip's active level, held over the frame's samples.  With ``rate`` above
+    the mixer's rate the example is resampled to ``rate`` (soxr, HQ): mixing
+    at a lower rate holds a third of the corpus in memory and leaves what a
+    VAD listens to (up to 8 kHz) intact.  :attr:`infos` keeps each generated
+    example's draws (kind, SNR, noise, level) for per-bucket metrics.
+    """
+
+    def __init__(self, mixer, count: int, split: str = "train", seed: int = 0, rate: int | None = None,
+                 frame: int | None = None, label_db: float = 35.0) -> None:
+        super().__init__(count, split, seed)
+        self.mixer = mixer
+        self.sample_rate = int(rate or mixer.sample_rate)
+        self.frame = int(frame or self.sample_rate // 100)
+        self.label_db = float(label_db)
+        self.infos: dict[int, dict] = {}
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from ..vad import speech_frames
+
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        x, y, info = self.mixer.example(_rng(self.seed, self.split, index))
+        if self.sample_rate != self.mixer.sample_rate:
+            import soxr
+
+            x = soxr.resample(x, self.mixer.sample_rate, self.sample_rate, quality="HQ")
+            y = soxr.resample(y, self.mixer.sample_rate, self.sample_rate, quality="HQ")
+        lab = speech_frames(y, self.sample_rate, self.frame, self.label_db)
+        self.infos[index] = {k: info.get(k) for k in ("kind", "snr_db", "noise", "level_db", "speech_kind", "band")}
+        self.infos[index]["speech_fraction"] = float(lab.mean()) if lab.size else 0.0
+        track = np.repeat(lab.astype(np.float32), self.frame)[: len(x)]
+        return (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None],
+                torch.from_numpy(np.ascontiguousarray(track))[None])
+
+
 def materialize(ds: Dataset) -> torch.utils.data.TensorDataset:
     """Generate every example once and keep them in memory (fast epochs for fixed datasets).
 
@@ -338,6 +440,10 @@ class TaskData:
     options: dict = field(default_factory=dict)
     default_arch: tuple[str, dict] = ("fir", {"taps": 21})
     description: str = ""
+    #: Test metrics for tasks the generic SNR metrics do not fit (classifiers):
+    #: ``evaluate(model, test_data, loss_fn, device) -> dict`` with a ``summary``
+    #: line for the log and a ``headline`` dict of a few numbers for the checkpoint.
+    evaluate: Callable | None = None
 
 
 def _counts(options: dict, train: int, val: int, test: int) -> tuple[int, int, int]:
@@ -354,7 +460,10 @@ def make_task(name: str, **options) -> TaskData:
     ``sample_rate``, ``seconds``, ``snr_db``, ``gain_db``, ``utterances``
     (synthesized per split), ``speech_dir``/``noise_dir`` (user folders:
     their files are split 80/10/10 by sorted order into train/val/test),
-    ``noise_families``, ``cache_dir``.
+    ``noise_families``, ``cache_dir``.  ``classify``: ``variant``
+    ("waveforms"), ``length``, ``cycles``, ``snr_db``.  ``vad``:
+    ``sample_rate``, ``mix_rate``, ``seconds``, ``snr_db``, ``level_db``,
+    ``label_db``, ``cache_dir``.
     """
     seed = int(options.get("seed", 0))
     if name == "sines":
@@ -399,6 +508,10 @@ def make_task(name: str, **options) -> TaskData:
         raise ConfigError(f"freqsep variant must be 'classic' or 'audio', got {variant!r}.")
     if name == "denoise":
         return _denoise_task(seed, options)
+    if name == "classify":
+        return _classify_task(seed, options)
+    if name == "vad":
+        return _vad_task(seed, options)
     raise ConfigError(f"unknown task {name!r}; known: {', '.join(TASKS)}.")
 
 
@@ -495,4 +608,75 @@ def _denoise_task(seed: int, options: dict) -> TaskData:
         "denoise", datasets["train"], datasets["val"], datasets["test"], 1, 1, sr, ["speech"], opts,
         ("mimo_cnn", {"taps": [40, 40], "features": [1, 5, 1], "activation": "tanh"}),
         f"speech in noise (SNR {snr[0]:g}..{snr[1]:g} dB) -> speech at {sr} Hz, {seconds:g} s clips",
+    )
+
+
+def _classify_task(seed: int, options: dict) -> TaskData:
+    from .report import evaluate_classifier
+
+    variant = options.get("variant") or "waveforms"
+    if variant != "waveforms":
+        raise ConfigError(f"classify variant must be 'waveforms', got {variant!r}.")
+    length = int(options.get("length") or 1024)
+    cycles = tuple(options.get("cycles") or (4.0, 32.0))
+    snr = tuple(options.get("snr_db") or (0.0, 30.0))
+    tr, va, te = _counts(options, 4000, 500, 1000)
+    kw = dict(length=length, cycles=cycles, snr_db=snr)
+    test = WaveformDataset(te, "test", seed, **kw)
+
+    def evaluate(model, data, loss_fn, device):
+        return evaluate_classifier(model, data, loss_fn, device, list(WAVEFORMS),
+                                   [test.info(i) for i in range(len(test))])
+
+    return TaskData(
+        "classify", WaveformDataset(tr, "train", seed, **kw), WaveformDataset(va, "val", seed, **kw), test,
+        1, len(WAVEFORMS), None, list(WAVEFORMS),
+        {"variant": "waveforms", "seed": seed, "train_examples": tr, "val_examples": va, "test_examples": te,
+         "length": length, "cycles": list(cycles), "snr_db": list(snr), "classes": list(WAVEFORMS)},
+        ("conv_classifier", {"classes": len(WAVEFORMS)}),
+        f"sine, triangle, square or sawtooth ({cycles[0]:g}-{cycles[1]:g} cycles/256 samples, random phase and "
+        f"amplitude) in white noise at {snr[0]:g}..{snr[1]:g} dB SNR -> class probabilities per sample",
+        evaluate,
+    )
+
+
+def _vad_task(seed: int, options: dict) -> TaskData:
+    """``vad``: speech / no speech on the realistic corpus (:mod:`rtconv.data`)."""
+    from ..data.corpus import Pool, corpus_dir, read_manifest
+    from ..data.mix import Mixer, MixSettings
+    from ..vad import evaluate_vad
+
+    sr = int(options.get("sample_rate") or 48000)
+    mix_rate = int(options.get("mix_rate") or sr)
+    seconds = float(options.get("seconds") or 3.0)
+    snr = tuple(options.get("snr_db") or (-5.0, 30.0))
+    level = tuple(options.get("level_db") or (-45.0, 10.0))
+    label_db = float(options.get("label_db") or 35.0)
+    tr, va, te = _counts(options, 1000, 64, 128)
+    root = corpus_dir(options.get("cache_dir"))
+    items = read_manifest(root)
+    settings = MixSettings(seconds=seconds, snr_db=snr, level_db=level)
+    # as for denoise: the trainer's test split draws from the corpus's validation items; the held-out
+    # sources are only ever scored by `rtconv bench vad`
+    pools = {name: Pool.load(name, mix_rate, root, items) for name in ("train", "val")}
+    datasets = {split: VADDataset(Mixer(pools[pool], settings, split="train"), count, split, seed, sr,
+                                  label_db=label_db)
+                for split, pool, count in (("train", "train", tr), ("val", "val", va), ("test", "val", te))}
+    test = datasets["test"]
+
+    def evaluate(model, data, loss_fn, device):
+        return evaluate_vad(model, data, loss_fn, device, [test.infos.get(i, {}) for i in range(len(test))],
+                            frame=test.frame)
+
+    opts = {"seed": seed, "sample_rate": sr, "mix_rate": mix_rate, "seconds": seconds, "snr_db": list(snr),
+            "level_db": list(level), "label_db": label_db, "frame": test.frame, "train_examples": tr,
+            "val_examples": va, "test_examples": te, "corpus": "realistic", "corpus_items": len(items),
+            "corpus_sources": sorted({it["source"] for it in items if it["split"] != "test"})}
+    return TaskData(
+        "vad", datasets["train"], datasets["val"], test, 1, 1, sr, ["speech"], opts, ("framed_vad", {}),
+        f"realistic corpus mixtures (SNR {snr[0]:g}..{snr[1]:g} dB, level {level[0]:g}..{level[1]:g} dB, "
+        f"speech-only and noise-only clips, {seconds:g} s at {sr} Hz, mixed at {mix_rate} Hz) -> speech "
+        f"probability; label 1 on 10 ms frames whose clean speech is within {label_db:g} dB of the clip's "
+        "active level",
+        evaluate,
     )
