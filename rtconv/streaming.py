@@ -569,6 +569,12 @@ class Streamer:
     block_size : int
         Typical block length the caller will feed, in frames; it only
         guides the direct-vs-FFT choice (any length still works).
+    engine : {"torch", "onnx"}
+        ``"onnx"`` runs the model's exported step model in onnxruntime
+        (:mod:`rtconv.onnx.engine`; needs the ``onnx`` extra): the same
+        output, faster for conv nets such as the denoiser, slower for long
+        FIRs (README, "A second engine"); float32 only, and a block length
+        other than ``block_size`` builds its own session on first use.
 
     Notes
     -----
@@ -586,6 +592,7 @@ class Streamer:
         partition: int | str | None = None,
         block_size: int = 128,
         direct: str = "auto",
+        engine: str = "torch",
     ) -> None:
         if not isinstance(model, Model):
             raise ConfigError(f"Streamer needs an rtconv model, got {type(model).__name__}.")
@@ -618,6 +625,19 @@ class Streamer:
         self.nonfinite_samples = 0
         self._t = 0
         self._tdtype = _DTYPES[self.dtype]
+        self.engine, self._onnx = engine, None
+        if engine == "onnx":
+            if self.dtype != np.float32 or partition is not None or direct != "auto":
+                raise ConfigError(
+                    "engine='onnx' computes in float32 with its own convolutions; leave dtype, partition "
+                    "and direct at their defaults with it."
+                )
+            from .onnx.engine import OnnxEngine
+
+            self._onnx = OnnxEngine(model, channels, max(1, int(block_size)), self._threads)
+            return
+        if engine != "torch":
+            raise ConfigError(f"engine must be 'torch' or 'onnx', got {engine!r}.")
         with torch.no_grad():
             self._cell, _ = _compile(
                 model.body, self._batch, self._tdtype, 0, partition, mask=self.latency > 0,
@@ -626,7 +646,7 @@ class Streamer:
 
     def reset(self) -> None:
         """Forget all history, as if the stream started now."""
-        self._cell.reset()
+        (self._cell if self._onnx is None else self._onnx).reset()
         self._t = 0
 
     def _check(self, block) -> np.ndarray:
@@ -664,6 +684,9 @@ class Streamer:
         n = block.shape[0]
         if n == 0:
             return np.zeros((0, self.out_channels), self.dtype)
+        if self._onnx is not None:
+            self._t += n
+            return self._onnx.process(block)
         # layout changes on the NumPy side: ~3 us cheaper per block than torch views
         x = torch.from_numpy(block.T.reshape(self._batch, -1, n))
         y = self._cell.process(x)
@@ -679,8 +702,11 @@ class Streamer:
         model still owes for it (nothing for causal models); together they
         equal the offline output delayed by ``latency``.
         """
-        self._cell.end(self._t)
-        tail = self.process(np.zeros((self.latency, self.channels), self.dtype))
+        if self._onnx is None:
+            self._cell.end(self._t)
+            tail = self.process(np.zeros((self.latency, self.channels), self.dtype))
+        else:  # whole blocks of zeros through the built session: no session for the tail's length
+            tail = self._onnx.flush(self.latency) if self.latency else np.zeros((0, self.out_channels), self.dtype)
         self.reset()
         return tail
 

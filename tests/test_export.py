@@ -346,3 +346,65 @@ def test_a_pipewire_config_is_refused_for_a_model_with_two_outputs(tmp_path, cap
     exported = export(rtconv.load(models_dir() / "freqsep.safetensors"), tmp_path / "f.onnx", 128, check=False)
     with pytest.raises(ConfigError, match="only for a one-channel step model"):
         pipewire_config(exported)
+
+
+# ---------------------------------------------------------------- Streamer(engine="onnx")
+
+
+def _both(model, sizes, channels=None, blocks=30, seed=0, change=None):
+    """Largest |onnx engine - torch engine| over blocks of ``sizes`` (cycled) and the flushed tails."""
+    t = Streamer(model, channels=channels, block_size=sizes[0])
+    o = Streamer(model, channels=channels, block_size=sizes[0], engine="onnx")
+    rng = np.random.default_rng(seed)
+    err = 0.0
+    for k in range(blocks):
+        if change is not None and k == blocks // 2:
+            change(model)
+        x = rng.uniform(-1.0, 1.0, size=(sizes[k % len(sizes)], t.channels)).astype(np.float32)
+        y = o.process(x)
+        assert y.dtype == np.float32 and y.shape == (len(x), t.out_channels)
+        err = max(err, float(np.abs(y - t.process(x)).max(initial=0.0)))
+    tail_t, tail_o = t.flush(), o.flush()
+    assert tail_o.shape == tail_t.shape == (model.latency, t.out_channels)
+    return max(err, float(np.abs(tail_o - tail_t).max(initial=0.0)))
+
+
+@pytest.mark.parametrize("name,sizes,channels", [
+    ("denoiser", [128], 1), ("denoiser", [96, 7, 300, 128], 2), ("speech-band", [1024, 33], 1),
+    ("freqsep", [256, 1], 2), ("lab-denoiser", [128, 0, 5], 1),
+])
+def test_the_onnx_engine_streams_like_the_torch_engine_at_any_block_lengths(name, sizes, channels):
+    model = rtconv.load(models_dir() / f"{name}.safetensors")
+    assert _both(model, sizes, channels) <= TOL
+
+
+def test_the_onnx_engine_follows_a_strength_change_in_a_running_stream():
+    model = rtconv.load(models_dir() / "denoiser.safetensors")
+    assert _both(model, [128], change=lambda m: setattr(m, "attenuation_limit_db", 6.0)) <= TOL
+
+
+def test_the_onnx_engine_resets_and_keeps_weights_it_was_built_with():
+    model = ConvDenoiser(window=16, hop=6, channels=4, blocks=1, gru=3)
+    o, t = Streamer(model, block_size=10, engine="onnx"), Streamer(model, block_size=10)
+    x = np.random.default_rng(5).uniform(-1, 1, size=(10, 1)).astype(np.float32)
+    o.process(x)
+    o.reset()
+    with torch.no_grad():
+        model.encoder.weight.mul_(2.0)  # a running streamer keeps its copy, with either engine
+    assert np.abs(o.process(x) - t.process(x)).max() <= TOL
+    assert np.abs(o.process(x[:3]) - t.process(x[:3])).max() <= TOL  # a new length, built from the copy
+
+
+@pytest.mark.parametrize("kw,words", [
+    ({"engine": "tensorrt"}, "engine must be 'torch' or 'onnx', got 'tensorrt'"),
+    ({"engine": "onnx", "dtype": np.float64}, "engine='onnx' computes in float32"),
+])
+def test_the_engine_choice_is_checked(kw, words):
+    with pytest.raises(ConfigError, match=words):
+        Streamer(MimoCNN([3], [1, 1]), **kw)
+
+
+def test_the_onnx_engine_refuses_a_model_whose_end_it_cannot_give_exactly():
+    with pytest.raises(ConfigError, match="cannot end this model's stream exactly") as e:
+        Streamer(MimoCNN([5, 5], [1, 2, 1], padding="same"), engine="onnx")
+    assert _one_sentence(str(e.value))

@@ -11,7 +11,9 @@ Export
     ``rtconv export`` on the command line.
 Running
     :class:`OnnxStep` (``rtconv.onnx.runtime``): run an exported file block
-    by block with its states, in onnxruntime.
+    by block with its states, in onnxruntime; :class:`OnnxEngine`
+    (``rtconv.onnx.engine``): ``Streamer(model, engine="onnx")``, any block
+    lengths, the live strength control included.
 
 onnx and onnxruntime (the ``onnx`` extra) are imported only when a file is
 written or run; building a :class:`StepModel` needs torch alone.
@@ -20,7 +22,9 @@ written or run; building a :class:`StepModel` needs torch alone.
 from __future__ import annotations
 
 from .exporter import Exported, export, pipewire_config, read_onnx_metadata, step_metadata
+from .engine import OnnxEngine
 from .runtime import OnnxStep
 from .step import StepModel
 
-__all__ = ["StepModel", "export", "Exported", "pipewire_config", "read_onnx_metadata", "step_metadata", "OnnxStep"]
+__all__ = ["StepModel", "export", "Exported", "pipewire_config", "read_onnx_metadata", "step_metadata", "OnnxStep",
+           "OnnxEngine"]

@@ -43,7 +43,7 @@ from ..models import Model
 from .runtime import OnnxStep
 from .step import StepModel
 
-__all__ = ["export", "Exported", "step_metadata", "pipewire_config", "read_onnx_metadata", "verify", "TOLERANCE", "OPSET"]
+__all__ = ["export", "Exported", "step_metadata", "pipewire_config", "read_onnx_metadata", "verify", "trace", "TOLERANCE", "OPSET"]
 
 #: Largest difference to the streamer an export may show, in full-scale units (input in [-1, 1]).
 TOLERANCE = 1e-4
@@ -114,14 +114,18 @@ def step_metadata(model: Model, step: StepModel) -> dict[str, str]:
     return out
 
 
-def _trace(step: StepModel) -> bytes:
-    args = (torch.zeros(step.n, step.channels), *step.initial_states())
+def trace(step: StepModel, controls: list[torch.Tensor] | None = None) -> bytes:
+    """``step`` as ONNX bytes (opset 17, fixed shapes; no metadata, no check).
+
+    ``controls``: values of ``step.control_names`` to trace with, when it has any.
+    """
+    args = (torch.zeros(step.n, step.channels), *step.initial_states(), *(controls or []))
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and GRU notes
         torch.onnx.export(
             step, args, buf, dynamo=False, opset_version=OPSET, do_constant_folding=True,
-            input_names=["audio_in", *step.state_names],
+            input_names=["audio_in", *step.state_names, *step.control_names],
             output_names=["audio_out", *(f"{k}_out" for k in step.state_names)],
         )
     return buf.getvalue()
@@ -196,7 +200,7 @@ def export(
     model.eval()
     try:
         step = StepModel(model, block_size, channels).eval()
-        proto = onnx.load_from_string(_trace(step))
+        proto = onnx.load_from_string(trace(step))
         shapes = {"audio_out": (step.n, step.out_channels),
                   **{f"{k}_out": s for k, s in zip(step.state_names, step.state_shapes)}}
         for v in proto.graph.output:  # the tracer leaves some dims symbolic; hosts read them from the file

@@ -33,6 +33,11 @@ States, per layer (names are the layer's path in the model, e.g.
   complete, ``ceil(block / hop)``, and uses only those that are due: state
   updates and the overlap-add read the phase.  Every block size works.
 
+For :class:`rtconv.Streamer`'s ``engine="onnx"`` (:mod:`rtconv.onnx.engine`)
+two options change the graph: ``phase=True`` gives every framed layer a
+phase state, so step models of different block sizes share their states, and
+``controls=True`` makes each mask gate's floor an input instead of a constant.
+
 Counters (``time``, ``phase``) and recurrent states are sanitised on input
 (NaN to 0, clamped to their range): a host that starts them from uninitialised
 memory gets a wrong start, not an error in every later block.
@@ -71,8 +76,9 @@ _ACT = {
 class _Ctx:
     """What one step passes through the layer tree: state inputs, state outputs, block start time."""
 
-    def __init__(self, states: dict[str, torch.Tensor], t: torch.Tensor | None) -> None:
-        self.states, self.out, self.t = states, {}, t
+    def __init__(self, states: dict[str, torch.Tensor], t: torch.Tensor | None,
+                 controls: dict[str, torch.Tensor] | None = None) -> None:
+        self.states, self.out, self.t, self.controls = states, {}, t, controls or {}
 
 
 def _take(x: torch.Tensor, start, length: int) -> torch.Tensor:
@@ -188,16 +194,20 @@ class _PairPower(_Node):
 
 
 class _MaskGate(_Node):
-    def __init__(self, m: MaskGate, estimator: _Node) -> None:
+    def __init__(self, m: MaskGate, estimator: _Node, control: str | None = None) -> None:
         super().__init__()
         self.est, self.pairs, self.floor = estimator, m.pairs, m.floor  # the floor at export time
+        self.control = control  # or an input of that name, read every block
 
     def specs(self):
         return self.est.specs()
 
     def forward(self, z, ctx, valid):
         g = self.est(z, ctx, valid)
-        if self.floor:
+        if self.control is not None:
+            f = ctx.controls[self.control]
+            g = g * (1.0 - f) + f
+        elif self.floor:
             g = g * (1.0 - self.floor) + self.floor
         if not self.pairs:
             return z * g
@@ -231,7 +241,7 @@ class _GRU(_Node):
 class _Framed(_Node):
     """Encoder frames due in this block, the frame-rate body on them, overlap-add into the output."""
 
-    def __init__(self, m: Framed, body: _Node, n: int, batch: int, name: str) -> None:
+    def __init__(self, m: Framed, body: _Node, n: int, batch: int, name: str, phase: bool = False) -> None:
         super().__init__()
         enc, dec = m.encoder, m.decoder
         self.H, self.We, self.Wd, self.n = enc.stride, enc.taps, dec.taps, n
@@ -240,8 +250,8 @@ class _Framed(_Node):
         self.register_buffer("b_enc", None if enc.bias is None else enc.bias.detach().float().clone())
         self.register_buffer("w_dec", dec.weight.detach().float().flip(-1).transpose(0, 1).contiguous())
         self.body = body
-        self.static = n % self.H == 0  # then every block completes n / H frames at the same offsets
-        self.M = n // self.H if self.static else -(-n // self.H)  # frames computed per block
+        self.static = n % self.H == 0 and not phase  # then every block completes n / H frames at the same offsets
+        self.M = -(-n // self.H)  # frames computed per block (n / H when static)
         self.names = {k: f"{name}.{k}" for k in ("input", "overlap", "phase")}
         self.shapes = {"input": (batch, enc.in_features, self.We - 1), "overlap": (batch, dec.out_features, self.L),
                        "phase": (1,)}
@@ -303,6 +313,14 @@ class StepModel(nn.Module):
         Channels of the stream, with :class:`rtconv.Streamer`'s rule: a
         mono model runs once per channel, a multi-input model needs exactly
         its channel count.  Default: the model's input channels.
+    phase : bool
+        Give every framed layer a phase state, also when its hop divides
+        ``block_size``: then step models of any block sizes have the same
+        states and can take turns on one stream (the ``"onnx"`` engine).
+    controls : bool
+        Make each mask gate's floor (a denoiser's strength) an input named
+        ``<path>.floor`` of shape ``(1,)``, read every block, instead of a
+        constant; :attr:`control_names` lists them after the states.
 
     Attributes
     ----------
@@ -310,11 +328,17 @@ class StepModel(nn.Module):
         Input names of the states, in ``forward``'s order; outputs add ``_out``.
     state_shapes : list of tuple
         Their shapes.
+    control_names : list of str
+        With ``controls=True``: the floor inputs, after the states in ``forward``.
+    exact_flush : bool
+        Whether feeding ``latency`` zeros gives exactly :meth:`Streamer.flush`
+        (not when a masked layer acts before the model's last delay).
     channels, out_channels, latency : int
         As :class:`rtconv.Streamer` reports them.
     """
 
-    def __init__(self, model: Model, block_size: int, channels: int | None = None) -> None:
+    def __init__(self, model: Model, block_size: int, channels: int | None = None, *,
+                 phase: bool = False, controls: bool = False) -> None:
         super().__init__()
         if not isinstance(model, Model):
             raise ConfigError(f"a step model needs an rtconv model, got {type(model).__name__}.")
@@ -335,6 +359,9 @@ class StepModel(nn.Module):
         self.out_channels = self.batch * model.out_channels
         self.latency = model.latency
         self._starts: list[int] = []
+        self._ends: list[int] = []  # starts of every mask, 0 included: where Streamer.flush's end masks act
+        self._phase, self._controls = phase, controls
+        self.control_names: list[str] = []
         with torch.no_grad():
             self.body, _ = self._compile(model.body, "body", block_size, 0, mask=self.latency > 0)
         self.cap = max(self._starts, default=0)  # `time` saturates here: no mask acts after it
@@ -344,6 +371,7 @@ class StepModel(nn.Module):
             raise ConfigError(f"state names collide: {names!r}.")
         self.state_names = names
         self.state_shapes = [s[1] for s in specs]
+        self.exact_flush = all(s >= self.latency for s in self._ends)
 
     # -------------------------------------------------------------- compiling
     def _refuse(self, module: nn.Module, why: str = "") -> ConfigError:
@@ -365,7 +393,7 @@ class StepModel(nn.Module):
         if isinstance(module, Framed):
             body = self._frame_rate(module.body, f"{path}.body")
             self._starts.append(module.latency)
-            return _Framed(module, body, n, B, path), delay + module.latency
+            return _Framed(module, body, n, B, path, self._phase), delay + module.latency
         if isinstance(module, Residual):
             body, out = self._compile(module.body, f"{path}.body", n, delay, mask)
             channels = next(m for m in module.modules() if isinstance(m, MimoConv1d)).in_features
@@ -381,6 +409,8 @@ class StepModel(nn.Module):
         raise self._refuse(module)
 
     def _mask(self, node: _Node, start: int, mask: bool) -> _Node:
+        if mask:
+            self._ends.append(start)
         if not mask or start <= 0:  # a mask from time 0 changes nothing
             return node
         self._starts.append(start)
@@ -401,7 +431,11 @@ class StepModel(nn.Module):
         if isinstance(module, PairPower):
             return _PairPower(module)
         if isinstance(module, MaskGate):
-            return _MaskGate(module, self._frame_rate(module.estimator, f"{path}.estimator"))
+            control = None
+            if self._controls:
+                control = f"{path}.floor"
+                self.control_names.append(control)
+            return _MaskGate(module, self._frame_rate(module.estimator, f"{path}.estimator"), control)
         if isinstance(module, FrameGRU):
             return _GRU(module, B, path)
         if isinstance(module, Residual):
@@ -415,8 +449,13 @@ class StepModel(nn.Module):
         """The zero states a stream starts from, in ``forward``'s order."""
         return [torch.zeros(s) for s in self.state_shapes]
 
-    def forward(self, audio_in: torch.Tensor, *states: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def initial_controls(self, model: Model) -> list[torch.Tensor]:
+        """The control inputs as ``model`` has them now (its mask gates' floors)."""
+        return [torch.tensor([model.get_submodule(k.removesuffix(".floor")).floor]) for k in self.control_names]
+
+    def forward(self, audio_in: torch.Tensor, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         n = self.n
+        states, controls = inputs[: len(self.state_names)], inputs[len(self.state_names) :]
         x = torch.where(torch.isfinite(audio_in), audio_in, torch.zeros_like(audio_in))  # as Streamer._check
         x = x.transpose(0, 1).reshape(self.batch, self.in_features, n)
         named = dict(zip(self.state_names, states))
@@ -424,7 +463,7 @@ class StepModel(nn.Module):
         if self.cap:
             t = named["time"]
             t = torch.where(t == t, t, torch.zeros_like(t)).clamp(0.0, float(self.cap))
-        ctx = _Ctx(named, t)
+        ctx = _Ctx(named, t, dict(zip(self.control_names, controls)))
         y = self.body(x, ctx, n)
         if self.cap:
             ctx.out["time"] = torch.clamp(t + n, max=float(self.cap))
