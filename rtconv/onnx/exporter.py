@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..framed import Framed
 from ..models import Model
 from .runtime import OnnxStep
 from .step import StepModel
@@ -133,7 +134,7 @@ def trace(step: StepModel, controls: list[torch.Tensor] | None = None) -> bytes:
 
 def _check_blocks(model: Model, step: StepModel) -> int:
     """Blocks enough to fill every history, pass the start-up masks and cycle the frame phase twice."""
-    hops = [m.encoder.stride for m in model.modules() if hasattr(m, "encoder") and hasattr(m.encoder, "stride")]
+    hops = [m.encoder.stride for m in model.modules() if isinstance(m, Framed)]
     period = max((h // math.gcd(step.n, h) for h in hops), default=1)
     reach = model.receptive_field + step.latency
     return int(min(max(8, -(-reach // step.n) + 2 * period + 4), 3000))
