@@ -138,6 +138,17 @@ def test_framed_layers_with_bias_short_windows_and_delays_around_them_export(tmp
     assert roundtrip(_Framed(enc_taps, dec_taps, stride), n, 1, tmp_path) <= TOL
 
 
+@pytest.mark.parametrize("build,n", [
+    ("ConvClassifier()", 128), ("ConvClassifier(classes=3, padding='same')", 100),
+    ("LinearClassifier(classes=1)", 64), ("FramedVAD(gru=8)", 128), ("FramedVAD()", 480),
+])
+def test_the_classifiers_and_the_vad_export(tmp_path, build, n):
+    from rtconv.classifier import ConvClassifier, FramedVAD, LinearClassifier  # noqa: F401
+
+    torch.manual_seed(7)
+    assert roundtrip(eval(build), n, 1, tmp_path) <= TOL
+
+
 # ---------------------------------------------------------------- shipped models
 
 

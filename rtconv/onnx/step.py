@@ -70,7 +70,17 @@ _ACT = {
     "sigmoid": torch.sigmoid,
     "leaky_relu": lambda x: F.leaky_relu(x, 0.01),
     "identity": lambda x: x,
+    "softmax": lambda x: torch.softmax(x, dim=1),  # over channels: rtconv.classifier.ChannelSoftmax
 }
+
+
+def _softmax(module: nn.Module) -> bool:
+    """Whether ``module`` is a classifier's ChannelSoftmax (imported lazily: the classifier imports a lot)."""
+    if type(module).__name__ != "ChannelSoftmax":
+        return False
+    from ..classifier import ChannelSoftmax
+
+    return isinstance(module, ChannelSoftmax)
 
 
 class _Ctx:
@@ -377,8 +387,8 @@ class StepModel(nn.Module):
     def _refuse(self, module: nn.Module, why: str = "") -> ConfigError:
         return ConfigError(
             f"a {type(module).__name__} layer cannot be exported to a step model{why}; exportable are "
-            "MimoConv1d, Activation, Residual and Sequential (FIR, MimoCNN, DilatedCNN) and Framed layers "
-            "with PairPower, MaskGate and FrameGRU inside."
+            "MimoConv1d, Activation, ChannelSoftmax, Residual and Sequential (FIR, MimoCNN, DilatedCNN, the "
+            "classifiers) and Framed layers with PairPower, MaskGate and FrameGRU inside."
         )
 
     def _compile(self, module: nn.Module, path: str, n: int, delay: int, mask: bool) -> tuple[_Node, int]:
@@ -388,8 +398,8 @@ class StepModel(nn.Module):
             node: _Node = _Conv(module, B, path)
             delay += module.latency
             return self._mask(node, delay, mask), delay
-        if isinstance(module, Activation):
-            return self._mask(_Act(module.name), delay, mask), delay
+        if isinstance(module, Activation) or _softmax(module):
+            return self._mask(_Act(getattr(module, "name", "softmax")), delay, mask), delay
         if isinstance(module, Framed):
             body = self._frame_rate(module.body, f"{path}.body")
             self._starts.append(module.latency)
@@ -426,8 +436,8 @@ class StepModel(nn.Module):
                     f"{module.padding!r}; use padding='causal' inside it."
                 )
             return _Conv(module, B, path)
-        if isinstance(module, Activation):
-            return _Act(module.name)
+        if isinstance(module, Activation) or _softmax(module):
+            return _Act(getattr(module, "name", "softmax"))
         if isinstance(module, PairPower):
             return _PairPower(module)
         if isinstance(module, MaskGate):
