@@ -243,8 +243,9 @@ def test_bench_process_batch_compares_jobs_side_by_side(capsys, monkeypatch):
     assert main(["bench", "process", "--batch", "--repeat", "1", "--jobs", "2,4"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1].split() == ["files", "-b", "1024", "--jobs", "1", "--jobs", "1", "--jobs", "2", "--jobs", "4"]
-    assert out[2].startswith("20 x 2 s") and out[4].startswith("8 x 18 s") and "speed vs --jobs 1" in out[3]
-    assert len(runs) == 8 and runs[3][-2:] == ["--jobs", "4"] and runs[0][-2:] == ["-b", "1024"]
+    assert out[2].startswith("20 x 2 s") and out[4].startswith("8 x 18 s") and out[6].startswith("70 x 18 s")
+    assert "speed vs --jobs 1" in out[3] and len(out) == 8
+    assert len(runs) == 12 and runs[3][-2:] == ["--jobs", "4"] and runs[0][-2:] == ["-b", "1024"]
 
 
 def test_process_cli_block_size_defaults_to_the_files_choice_per_model(tmp_path, fir, capsys):

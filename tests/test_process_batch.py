@@ -182,6 +182,19 @@ def test_one_file_starts_no_worker_process(tmp_path, fir, monkeypatch):
     assert main(["process", str(_wav(tmp_path / "a.wav")), "-m", fir, "-q", "--jobs", "4"]) == 0
 
 
+def test_a_batch_done_sooner_than_a_worker_starts_starts_none(tmp_path, fir, monkeypatch):
+    # a worker costs a fresh interpreter, a torch import and a model load: 1-2 s
+    def refuse(*a, **k):
+        raise AssertionError("a worker pool was started for a batch of 0.2 s")
+
+    monkeypatch.setattr(cli._Workers, "__init__", refuse)
+    for i in range(8):
+        _wav(tmp_path / "in" / f"f{i}.wav", seconds=0.5)
+    (tmp_path / "out").mkdir()
+    assert main(["process", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", fir, "-q", "-j", "2"]) == 0
+    assert len(list((tmp_path / "out").iterdir())) == 8
+
+
 def test_a_worker_loads_the_model_once_and_takes_many_files(tmp_path, fir):
     srcs = [_wav(tmp_path / f"w{i}.wav") for i in range(4)]
     jobs = [cli._Job(i, p, tmp_path / f"o{i}.wav", 0.1) for i, p in enumerate(srcs)]

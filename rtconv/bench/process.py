@@ -19,9 +19,9 @@ blocks within 2x of ``--offline``.
 
 Batches (``--batch``).  ``rtconv process`` itself, run as a command (so
 every cost a user pays is in: interpreter start, torch import, model load,
-worker start-up), on 20 files of 2 s and on 8 files of 18 s made from
-``recordings/demo_noisy.wav`` (noise when it is missing), with the default
-model: ``-b 1024 --jobs 1`` (live-sized blocks), ``--jobs 1`` and
+worker start-up), on 20 files of 2 s, 8 files of 18 s and 70 files of 18 s
+made from ``recordings/demo_noisy.wav`` (noise when it is missing), with the
+default model: ``-b 1024 --jobs 1`` (live-sized blocks), ``--jobs 1`` and
 ``--jobs N`` for each N of ``--jobs``, wall times and ratios side by side.
 """
 
@@ -189,7 +189,7 @@ def _batch(args: argparse.Namespace) -> int:
     head = "".join(f"{name:>20}" for name, _ in configs)
     print(f"{'files':<22}{head}")
     with tempfile.TemporaryDirectory() as tmp:
-        for label, count, seconds in (("20 x 2 s", 20, 2), ("8 x 18 s", 8, 18)):
+        for label, count, seconds in (("20 x 2 s", 20, 2), ("8 x 18 s", 8, 18), ("70 x 18 s", 70, 18)):
             folder = Path(tmp) / label.replace(" ", "")
             folder.mkdir()
             long = np.tile(x, -(-seconds * rate // len(x)) + 1)

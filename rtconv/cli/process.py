@@ -206,9 +206,12 @@ class _Console:
 # --- the worker processes -----------------------------------------------------------
 #
 # Workers are started once, load the model once and take files from a shared queue until
-# told to stop; this process processes files too.  A file goes to a worker only once the
-# worker is ready (torch imported, model loaded, 1-2 s), so a short batch finishes here
-# without waiting for workers, and workers still starting when it ends are ended with it.
+# told to stop; this process processes files too.  Starting a worker costs what starting
+# rtconv costs (torch import, model load: _WORKER_START_S), so workers are started only
+# when the files nobody has started yet would take longer than that at the speed measured
+# here so far, and a file goes to a worker only once the worker is ready: a short batch
+# finishes here without waiting for workers, and workers still starting when it ends are
+# ended with it.
 # Results come back as one tuple per file; the audio seconds done so far per file are in
 # shared memory, for the progress bar.  A worker holds no file except the one it is
 # processing, which it drops at its next chunk when the batch stops (the stop event) or
@@ -216,6 +219,11 @@ class _Console:
 # process group).
 
 _WORKER: dict = {"signalled": False}
+#: Seconds a fresh worker takes to import torch and load a model (1.2-2.5 s measured on a
+#: 2-core x86 machine); files that would take less than this are not worth a worker.
+_WORKER_START_S = 2.0
+#: Seconds of processing here before the speed measured is trusted for that decision.
+_MEASURE_S = 0.3
 
 
 def _worker_signal(signum, frame) -> None:
@@ -360,6 +368,8 @@ class _Batch:
         self.here_s = 0.0  # audio seconds done by this process
         self.bar = None
         self.workers: _Workers | None = None
+        self.spawn = None  # () -> _Workers, until the workers are started or found not worth it
+        self.t0 = time.monotonic()
 
     def report(self, result: tuple, by_worker: bool = False) -> None:
         index, line, error, warnings, seconds = result
@@ -394,8 +404,18 @@ class _Batch:
                 pass
             self.bar = self.console.bar = None
 
+    def _worth_workers(self, todo) -> bool:
+        """Whether the files not started yet, at this process's speed so far, outlast a worker's start."""
+        elapsed = time.monotonic() - self.t0
+        if elapsed < _MEASURE_S:
+            return False
+        left = sum(j.seconds for j in todo)
+        return self.here_s <= 0 or left * elapsed / self.here_s > _WORKER_START_S
+
     def _pump(self, todo) -> None:
-        """Collect the workers' results, give ready workers the next files, move the bar."""
+        """Start workers when worth it, collect their results, give ready ones the next files, move the bar."""
+        if self.spawn is not None and todo and self._worth_workers(todo):
+            self.workers, self.spawn = self.spawn(), None
         w = self.workers
         if w is not None:
             for r in w.poll():
@@ -416,9 +436,10 @@ class _Batch:
         if workers:
             # longest first: the last files to start are short ones, so the processes end together
             todo = deque(sorted(self.jobs, key=lambda j: -j.seconds))
-            self.workers = _Workers(workers, model_path, atten_lim, kw["threads"], kw, len(self.jobs))
+            self.spawn = lambda: _Workers(workers, model_path, atten_lim, kw["threads"], kw, len(self.jobs))
         else:
             todo = deque(self.jobs)
+        self.t0 = time.monotonic()
         stopping = True
         try:
             while True:
@@ -537,7 +558,7 @@ def _run(args: argparse.Namespace, console: _Console, batches: list) -> int:
     if len(jobs) > 1 and not args.quiet and batch.finished:
         console.say(f"{batch.finished} file(s), {batch.audio_s:.1f} s of audio in {wall:.1f} s "
                     f"({batch.audio_s / wall:.0f}x real time"
-                    + (f", {workers + 1} processes x {threads} thread(s))" if workers else ")"))
+                    + (f", {workers + 1} processes x {threads} thread(s))" if batch.workers else ")"))
     if batch.failed and len(jobs) > 1:
         console.say(f"rtconv process: {batch.failed} of {len(jobs)} file(s) failed", err=True)
     return 1 if batch.failed else 0
