@@ -363,3 +363,23 @@ def test_a_device_that_fails_to_stop_is_reported_and_recordings_still_finalized(
     assert not st.device_hung and not st.recorder.active
     assert warnings == ["stopping the audio device failed (device unplugged); the recordings are finalized anyway."]
     assert len(list(tmp_path.glob("*.wav"))) == 2
+
+
+def test_the_onnx_engine_gives_the_torch_output_live_and_after_a_swap():
+    """``LiveProcessor(engine="onnx")`` (``rtconv live --engine onnx``): the same audio, swaps included."""
+    pytest.importorskip("onnxruntime", reason="the onnx engine needs the onnx extra (pip install 'rtconv[onnx]')")
+    from rtconv.denoiser import ConvDenoiser
+
+    torch.manual_seed(0)
+    first = ConvDenoiser(window=32, hop=16, channels=8, blocks=2, activation="tanh", gru=4)
+    first.sample_rate = RATE
+    second = designs.lowpass(3000, 63, RATE)
+    x = _noise(4096)
+    ref = LiveProcessor(first, RATE, 1, 128, realtime_check=False)
+    onnx = LiveProcessor(first, RATE, 1, 128, realtime_check=False, engine="onnx")
+    assert onnx._chain.streamer.engine == "onnx"
+    np.testing.assert_allclose(_run(onnx, x, 128), _run(ref, x, 128), atol=1e-4)
+    onnx.request_swap(second)
+    _run(onnx, x[:2048], 128)  # taken at a block boundary, then a 20 ms crossfade
+    assert onnx.wait_swapped(10) and onnx.model is second
+    assert onnx._chain.streamer.engine == "onnx"

@@ -81,6 +81,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--resample-quality", choices=("QQ", "LQ", "MQ", "HQ", "VHQ"), default="LQ",
                    help="soxr quality when model and device rates differ; higher adds latency (default: %(default)s)")
     g.add_argument("--threads", type=positive_int, default=1, metavar="N", help="torch threads (default: %(default)s)")
+    g.add_argument("--engine", choices=("torch", "onnx"), default="torch",
+                   help="what computes each block: torch, or the model's ONNX step in onnxruntime (the onnx "
+                        "extra; 1.3-1.5x faster per block for the denoiser) (default: %(default)s)")
     g = parser.add_argument_group("sound")
     g.add_argument("--bypass", action="store_true", help="start bypassed (input passes, delayed by the latency)")
     g.add_argument("--wet", type=unit_fraction, default=1.0, metavar="X", help="dry/wet mix, 0..1 (default: %(default)s)")
@@ -155,7 +158,7 @@ def run(args) -> int:
         set_attenuation_limit(model, args.atten_lim)
     rate = _pick_rate(args, model)
     proc = LiveProcessor(model, rate, args.channels, args.block_size, threads=args.threads,
-                         resample_quality=args.resample_quality)
+                         resample_quality=args.resample_quality, engine=args.engine)
     proc.bypass, proc.wet, proc.gain_db, proc.limiter = args.bypass, args.wet, args.gain, args.limiter
     stream = LiveStream(proc, args.input_device, args.output_device, args.hostapi, rate, args.block_size,
                         args.channels, record_dir=args.record, mode=args.mode, safety_blocks=args.safety_blocks)

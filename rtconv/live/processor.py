@@ -36,13 +36,14 @@ def _db(x) -> np.ndarray:
 class _Chain:
     """One model ready to stream at the device rate: resampler + streamer."""
 
-    def __init__(self, model: Model, rate: int, channels: int, block_size: int, threads, quality: str) -> None:
+    def __init__(self, model: Model, rate: int, channels: int, block_size: int, threads, quality: str,
+                 engine: str = "torch") -> None:
         if not isinstance(model, Model):
             raise ConfigError(f"the live processor needs an rtconv model, got {type(model).__name__}.")
         self.model = model
         # the block size at the model's rate guides the direct/FFT/matmul plan per layer
         model_block = max(1, round(block_size * int(model.sample_rate or rate) / rate))
-        self.streamer = Streamer(model, channels=channels, threads=threads, block_size=model_block)
+        self.streamer = Streamer(model, channels=channels, threads=threads, block_size=model_block, engine=engine)
         if self.streamer.out_channels != channels:
             raise ConfigError(
                 f"this model turns {channels} channel(s) into {self.streamer.out_channels}, but the "
@@ -90,6 +91,11 @@ class LiveProcessor:
         Refuse a model whose fastest warm-up block takes more than four
         times the block's duration (it could never keep up); turn off to
         use the processor offline.
+    engine : {"torch", "onnx"}
+        What computes each block (:class:`rtconv.Streamer`'s ``engine``):
+        ``"onnx"`` runs the model's exported step in onnxruntime (the
+        ``onnx`` extra), 1.3-1.5x faster per block for the denoiser in
+        ``rtconv bench export``; swapped-in models use it too.
 
     Attributes
     ----------
@@ -113,6 +119,7 @@ class LiveProcessor:
         crossfade_ms: float = 20.0,
         resample_quality: str = "LQ",
         realtime_check: bool = True,
+        engine: str = "torch",
     ) -> None:
         for name, v in (("samplerate", samplerate), ("channels", channels), ("block_size", block_size)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -122,6 +129,7 @@ class LiveProcessor:
         self.crossfade_ms = float(crossfade_ms)
         self.resample_quality = resample_quality
         self.realtime_check = realtime_check
+        self.engine = engine
         self._chain = self._build(self._load(model), threads)
         self._pending: tuple[int, _Chain] | None = None  # (sequence, chain): written by swappers only
         self._taken = 0  # last sequence picked up: written by the audio thread only
@@ -175,7 +183,8 @@ class LiveProcessor:
         raise ConfigError(f"expected an rtconv model or a checkpoint path, got {type(model_or_path).__name__}.")
 
     def _build(self, model: Model, threads) -> _Chain:
-        chain = _Chain(model, self.samplerate, self.channels, self.block_size, threads, self.resample_quality)
+        chain = _Chain(model, self.samplerate, self.channels, self.block_size, threads, self.resample_quality,
+                       self.engine)
         # Warm up off the audio thread: first calls allocate buffers and plan kernels.
         x = np.zeros((self.block_size, self.channels), np.float32)
         out = np.zeros_like(x)
