@@ -194,19 +194,24 @@ class FramedVAD(Model):
         Band powers below this level (dB re a full-scale sine) all look alike.
     learn_filterbank : bool
         Train the analysis filterbank too (default: fixed).
+    first_taps : int
+        Frames the first layer sees at once, before any nonlinearity: more
+        than one lets it compare a band's power with the frames before it
+        (onsets, a level that changes), whatever the absolute level.
     """
 
     arch = "framed_vad"
 
     def __init__(self, window: int = 480, hop: int = 480, bands: int = 40, band_step: int = 2, channels: int = 32,
                  layers: int = 5, taps: int = 3, gru: int = 0, feature_floor_db: float = -110.0,
-                 learn_filterbank: bool = False) -> None:
+                 learn_filterbank: bool = False, first_taps: int = 1) -> None:
         super().__init__()
         _check_int("window", window, 2)
         _check_int("hop", hop, 1)
         if hop > window:
             raise ConfigError(f"hop {hop!r} exceeds window {window!r}; frames would leave samples unseen.")
-        for name, v, lo in (("channels", channels, 1), ("layers", layers, 0), ("taps", taps, 1), ("gru", gru, 0)):
+        for name, v, lo in (("channels", channels, 1), ("layers", layers, 0), ("taps", taps, 1), ("gru", gru, 0),
+                            ("first_taps", first_taps, 1)):
             _check_int(name, v, lo)
         if (isinstance(feature_floor_db, bool) or not isinstance(feature_floor_db, (int, float))
                 or not -200.0 <= feature_floor_db <= 0.0):
@@ -217,7 +222,7 @@ class FramedVAD(Model):
         encoder = StridedConv1d(1, 2 * bands, window, hop)
         # 0.1 * ln(power): about 0.43 per 10 dB, so the usual range of levels stays near [-3, 1]
         mods: list[nn.Module] = [PairPower(scale=0.1, eps=10.0 ** (float(feature_floor_db) / 10.0)),
-                                 MimoConv1d(bands, channels, 1), Activation("tanh")]
+                                 MimoConv1d(bands, channels, first_taps), Activation("tanh")]
         for i in range(layers):
             mods.append(Residual(nn.Sequential(MimoConv1d(channels, channels, taps, 2**i), Activation("tanh"))))
         if gru:
@@ -232,7 +237,8 @@ class FramedVAD(Model):
         decoder.weight.requires_grad_(False)
         self._config = {"window": window, "hop": hop, "bands": bands, "band_step": band_step,
                         "channels": channels, "layers": layers, "taps": taps, "gru": gru,
-                        "feature_floor_db": float(feature_floor_db), "learn_filterbank": learn_filterbank}
+                        "feature_floor_db": float(feature_floor_db), "learn_filterbank": learn_filterbank,
+                        "first_taps": first_taps}
 
     @property
     def config(self) -> dict:

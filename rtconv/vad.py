@@ -34,7 +34,7 @@ import numpy as np
 from .errors import AudioFileError, ConfigError
 
 __all__ = ["speech_frames", "frame_means", "energy_db", "roc_auc", "best_accuracy", "segments",
-           "write_labels", "detect", "check_threshold", "evaluate_vad", "vad_rows", "LABEL_DB"]
+           "write_labels", "detect", "check_threshold", "evaluate_vad", "vad_rows", "EnergyDetector", "LABEL_DB"]
 
 #: Frames within this many dB of the clip's active level are labelled speech.
 LABEL_DB = 35.0
@@ -238,23 +238,60 @@ def detect(path, model, frame_seconds: float = 0.01, block_size: int = 4096) -> 
     return probs, info
 
 
+class EnergyDetector:
+    """The baseline as a stream: each frame's energy in dB against a threshold, held over the frame.
+
+    ``process(block)`` takes mono float samples and returns, per sample, 1.0
+    where the last completed frame was at or above ``threshold_db`` (the
+    same frames as :func:`energy_db`; the decision changes when a frame
+    completes, so it lags by up to one frame).
+    """
+
+    def __init__(self, frame: int = 480, threshold_db: float = -50.0) -> None:
+        self.frame, self.threshold_db = int(frame), float(threshold_db)
+        self.reset()
+
+    def reset(self) -> None:
+        self._sum, self._fill, self._state = 0.0, 0, 0.0
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        x = np.asarray(block, dtype=np.float64).reshape(-1)
+        out = np.empty(len(x), dtype=np.float32)
+        pos, f = 0, self.frame
+        while pos < len(x):
+            m = min(len(x) - pos, f - self._fill)
+            seg = x[pos: pos + m]
+            self._sum += float(seg @ seg)
+            out[pos: pos + m] = self._state
+            self._fill += m
+            pos += m
+            if self._fill == f:
+                p = self._sum / f
+                self._state = 1.0 if 10.0 * math.log10(max(p, 1e-20)) >= self.threshold_db else 0.0
+                self._sum, self._fill = 0.0, 0
+        return out
+
+
 # ----------------------------------------------------------------------------- evaluation
 
-def vad_rows(groups: dict, order: Sequence[str] | None = None) -> list[dict]:
+def vad_rows(groups: dict, order: Sequence[str] | None = None, energy_threshold: float | None = None) -> list[dict]:
     """Per-group scores of a VAD and the energy detector.
 
     ``groups`` maps a group name to ``(model_scores, energy_scores, labels)``
     (concatenated frames).  Each row: ``group``, ``frames``, ``speech`` (the
     fraction labelled speech), ``auc`` and ``accuracy`` (threshold 0.5) of
-    the model, ``energy_auc`` and ``energy_accuracy`` (the energy
-    detector's best threshold over all rows, chosen with hindsight: a
-    generous baseline), ``false_alarm`` (model frames >= 0.5 among the
-    non-speech ones).
+    the model, ``energy_auc`` and ``energy_accuracy`` (the energy detector
+    at ``energy_threshold`` dB, by default its best threshold over all the
+    groups, chosen with hindsight: a generous baseline), ``false_alarm``
+    (model frames >= 0.5 among the non-speech ones) and
+    ``energy_false_alarm``.
     """
     names = list(order) if order is not None else list(groups)
-    all_e = np.concatenate([groups[g][1] for g in names]) if names else np.zeros(0)
-    all_y = np.concatenate([groups[g][2] for g in names]) if names else np.zeros(0, bool)
-    thr, _ = best_accuracy(all_e, all_y)
+    thr = energy_threshold
+    if thr is None:
+        all_e = np.concatenate([groups[g][1] for g in names]) if names else np.zeros(0)
+        all_y = np.concatenate([groups[g][2] for g in names]) if names else np.zeros(0, bool)
+        thr, _ = best_accuracy(all_e, all_y)
     rows = []
     for g in names:
         p, e, y = (np.asarray(a) for a in groups[g])
@@ -329,15 +366,22 @@ def evaluate_vad(model, data, loss_fn, device, infos: Sequence[dict], frame: int
         special = {"all": 99, "clean speech": 90, "noise only": 91, "unknown": 98}
         if g in special:
             return (special[g], 0.0)
-        first = g.split()[0]
-        return (0, -math.inf if first == "<" else float(first.split("..")[0].replace(">=", "") or 0))
+        first = g.split()
+        if first[0] == "<":
+            return (0, -math.inf)
+        if first[0] == ">=":
+            return (0, float(first[1]))
+        return (0, float(first[0].split("..")[0]))
 
     rows = vad_rows(joined, sorted(joined, key=key))
     overall = next(r for r in rows if r["group"] == "all")
+    # undefined numbers (AUC of noise alone) as null: checkpoint metadata is plain JSON
+    rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
     summary = (f"test: loss {total_loss / max(1, count):.5g}; speech frames AUC {overall['auc']:.3f} "
                f"(energy detector {overall['energy_auc']:.3f}), accuracy {overall['accuracy']:.3f} at 0.5 "
                f"(energy {overall['energy_accuracy']:.3f} at its best threshold)")
     return {"kind": "vad", "examples": len(data), "loss": total_loss / max(1, count), "frame_samples": frame,
             "warmup_frames_skipped": warm, "rows": rows, "summary": summary,
-            "headline": {"test_auc": overall["auc"], "test_accuracy": overall["accuracy"],
-                         "energy_detector_auc": overall["energy_auc"]}}
+            "headline": {k: (None if math.isnan(v) else v) for k, v in (
+                ("test_auc", overall["auc"]), ("test_accuracy", overall["accuracy"]),
+                ("energy_detector_auc", overall["energy_auc"]))}}

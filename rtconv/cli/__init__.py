@@ -23,6 +23,7 @@ COMMANDS = (
     "filter",
     "export",
     "train",
+    "vad",
     "data",
     "live",
     "devices",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-HELP = "run a benchmark (engine, process, train, live, gui, denoise, export) and print its table"
+HELP = "run a benchmark (engine, process, train, live, gui, denoise, export, classify, vad) and print its table"
 
 from .. import bench as _bench_pkg
 

@@ -222,6 +222,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--mix-rate", type=positive_int, metavar="HZ",
                    help="vad: mix the corpus at this rate and resample the examples to --sample-rate "
                         "(16000 holds a third of the audio in memory; a VAD hears up to 8 kHz)")
+    g.add_argument("--noise-seconds", type=_positive_float, metavar="SECONDS",
+                   help="vad: the longest stretch of each noise recording held in memory (120)")
 
 
 def _arch_config(args, arch: str | None, recipe: dict) -> dict | None:
@@ -270,7 +272,7 @@ def build_config(args):
     opts = {}
     for key in ("train_examples", "val_examples", "test_examples", "variant", "seconds",
                 "low_band", "high_band", "snr_db", "gain_db", "utterances", "speech_dir",
-                "noise_dir", "cache_dir", "corpus", "level_db", "label_db", "mix_rate"):
+                "noise_dir", "cache_dir", "corpus", "level_db", "label_db", "mix_rate", "noise_seconds"):
         v = getattr(args, key)
         if v is None:
             v = recipe.get(key)

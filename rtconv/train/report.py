@@ -180,9 +180,12 @@ def _classifier_text(metrics: dict) -> str:
             lines.append(f"input SNR {b['bucket']:>11}: accuracy {b['accuracy']:.3f} (n={b['count']})")
     else:
         lines += [f"{'group':<14}{'frames':>8}{'speech':>8}{'AUC':>7}{'acc':>7}{'energy AUC':>12}{'acc':>7}"]
+        def f(v, width, digits=3):
+            return f"{'-':>{width}}" if v is None else f"{v:>{width}.{digits}f}"
+
         for r in t.get("rows", []):
-            lines.append(f"{r['group']:<14}{r['frames']:>8}{r['speech']:>8.2f}{r['auc']:>7.3f}{r['accuracy']:>7.3f}"
-                         f"{r['energy_auc']:>12.3f}{r['energy_accuracy']:>7.3f}")
+            lines.append(f"{r['group']:<14}{r['frames']:>8}{f(r['speech'], 8, 2)}{f(r['auc'], 7)}"
+                         f"{f(r['accuracy'], 7)}{f(r['energy_auc'], 12)}{f(r['energy_accuracy'], 7)}")
         lines.append("(energy detector: frame energy, its best threshold chosen with hindsight)")
     return "\n".join(lines)
 

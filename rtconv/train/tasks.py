@@ -462,7 +462,8 @@ def make_task(name: str, **options) -> TaskData:
     their files are split 80/10/10 by sorted order into train/val/test),
     ``noise_families``, ``cache_dir``.  ``classify``: ``variant``
     ("waveforms"), ``length``, ``cycles``, ``snr_db``.  ``vad``:
-    ``sample_rate``, ``mix_rate``, ``seconds``, ``snr_db``, ``level_db``,
+    ``sample_rate``, ``mix_rate``, ``noise_seconds`` (of each noise
+    recording held in memory), ``seconds``, ``snr_db``, ``level_db``,
     ``label_db``, ``cache_dir``.
     """
     seed = int(options.get("seed", 0))
@@ -658,7 +659,8 @@ def _vad_task(seed: int, options: dict) -> TaskData:
     settings = MixSettings(seconds=seconds, snr_db=snr, level_db=level)
     # as for denoise: the trainer's test split draws from the corpus's validation items; the held-out
     # sources are only ever scored by `rtconv bench vad`
-    pools = {name: Pool.load(name, mix_rate, root, items) for name in ("train", "val")}
+    noise_seconds = float(options.get("noise_seconds") or 120.0)
+    pools = {name: Pool.load(name, mix_rate, root, items, max_noise_seconds=noise_seconds) for name in ("train", "val")}
     datasets = {split: VADDataset(Mixer(pools[pool], settings, split="train"), count, split, seed, sr,
                                   label_db=label_db)
                 for split, pool, count in (("train", "train", tr), ("val", "val", va), ("test", "val", te))}
@@ -668,7 +670,8 @@ def _vad_task(seed: int, options: dict) -> TaskData:
         return evaluate_vad(model, data, loss_fn, device, [test.infos.get(i, {}) for i in range(len(test))],
                             frame=test.frame)
 
-    opts = {"seed": seed, "sample_rate": sr, "mix_rate": mix_rate, "seconds": seconds, "snr_db": list(snr),
+    opts = {"seed": seed, "sample_rate": sr, "mix_rate": mix_rate, "noise_seconds": noise_seconds,
+            "seconds": seconds, "snr_db": list(snr),
             "level_db": list(level), "label_db": label_db, "frame": test.frame, "train_examples": tr,
             "val_examples": va, "test_examples": te, "corpus": "realistic", "corpus_items": len(items),
             "corpus_sources": sorted({it["source"] for it in items if it["split"] != "test"})}

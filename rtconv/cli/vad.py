@@ -1,0 +1,107 @@
+"""``rtconv vad``: where a recording holds speech, as segments and an Audacity label file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .common import positive_int
+
+HELP = "find the speech in a recording: segments in seconds, optionally an Audacity label file"
+
+DESCRIPTION = """\
+Run a voice activity model (default: the shipped models/vad.safetensors) over
+an audio file and print its speech segments, one per line: start and end in
+seconds, separated by a tab.  The file is streamed in blocks (memory stays
+flat), mixed down to mono and resampled to the model's rate when needed; the
+model's latency is removed, so the times refer to the file.
+
+A 10 ms frame is speech when the model's probability is at least
+--threshold; gaps shorter than --min-silence are closed, then segments
+shorter than --min-speech are dropped.
+
+Examples
+  rtconv vad talk.wav
+  rtconv vad talk.wav --labels talk-speech.txt      # Audacity: File > Import > Labels
+  rtconv vad talk.flac --threshold 0.8 --min-silence 0.3 --min-speech 0.1
+"""
+
+
+def _probability(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1 (exclusive), got {text!r} (e.g. 0.5)")
+    return v
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0.0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a duration of 0 seconds or more, got {text!r} (e.g. 0.2)")
+    return v
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="IN", help="audio file (WAV, FLAC, OGG, ...; any rate, any channels)")
+    parser.add_argument("--model", "-m", metavar="PATH",
+                        help="voice activity checkpoint, a path or a shipped model's name (default: vad)")
+    parser.add_argument("--threshold", "-t", type=_probability, default=0.5, metavar="P",
+                        help="speech when the probability is at least P (default: %(default)s)")
+    parser.add_argument("--min-speech", type=_seconds, default=0.0, metavar="SECONDS",
+                        help="drop segments shorter than this (default: %(default)s)")
+    parser.add_argument("--min-silence", type=_seconds, default=0.0, metavar="SECONDS",
+                        help="close gaps shorter than this between segments (default: %(default)s)")
+    parser.add_argument("--labels", "-l", metavar="TXT",
+                        help="also write the segments as an Audacity label file (start<TAB>end<TAB>speech)")
+    parser.add_argument("--label", default="speech", help="text of each label (default: %(default)s)")
+    parser.add_argument("--block-size", "-b", type=positive_int, default=4096, metavar="N",
+                        help="frames per streamed block (default: %(default)s)")
+
+
+def _model(name: str | None):
+    from .. import checkpoint
+    from ..errors import ConfigError
+
+    path = checkpoint.resolve(name or "vad")
+    model = checkpoint.load(path)
+    task = (model.metadata or {}).get("task")
+    if task not in (None, "vad") or model.out_channels != 1:
+        raise ConfigError(
+            f"model {str(path)!r} is a {task!r} model with {model.out_channels} output(s), not a voice activity "
+            "model; pass one trained with `rtconv train vad`, such as the shipped vad."
+        )
+    return model
+
+
+def run(args) -> int:
+    from ..errors import AudioFileError
+    from ..vad import detect, segments, write_labels
+
+    if args.labels:
+        folder = Path(args.labels).resolve().parent
+        if not folder.is_dir():
+            raise AudioFileError(f"cannot write the label file {args.labels!r}: its folder {str(folder)!r} does "
+                                 "not exist; create it or choose another path.")
+        if Path(args.labels).resolve() == Path(args.input).resolve():
+            raise AudioFileError(f"--labels {args.labels!r} is the input file itself; choose another path.")
+    model = _model(args.model)
+    probs, info = detect(args.input, model, 0.01, args.block_size)
+    segs = segments(probs, 0.01, args.threshold, args.min_speech, args.min_silence)
+    for a, b in segs:
+        print(f"{a:.3f}\t{b:.3f}")
+    speech = sum(b - a for a, b in segs)
+    duration = info["duration"]
+    print(f"rtconv vad: {len(segs)} segment(s), {speech:.2f} s of speech in {duration:.2f} s"
+          + (f" ({100 * speech / duration:.0f}%)" if duration else "")
+          + f", threshold {args.threshold:g}", file=sys.stderr)
+    if args.labels:
+        write_labels(args.labels, segs, args.label)
+        print(f"rtconv vad: wrote {args.labels}", file=sys.stderr)
+    return 0
