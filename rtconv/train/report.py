@@ -1,8 +1,9 @@
 """The end-of-training report: one PNG a person can read at a glance.
 
-Panels: loss curves (train and validation per epoch); kernel stem plots of
-every convolution layer in impulse-response order (tap 0 = current sample;
-at most :data:`MAX_KERNELS` kernels per layer); frequency responses of those
+Panels: loss curves (train and validation per epoch); kernel stem plots as
+small multiples, one kernel per plot on a shared weight axis, in
+impulse-response order (tap 0 = current sample; at most :data:`MAX_KERNELS`
+kernels per layer and :data:`MAX_STEM_PLOTS` plots); frequency responses of those
 kernels (dB against Hz, or cycles per 256 samples for the abstract tasks);
 spectra of a test example before and after the filter against the target;
 and the test metrics as text.
@@ -27,9 +28,11 @@ import torch
 
 from ..errors import ConfigError
 
-__all__ = ["write_report", "MAX_KERNELS", "confusion_matrix", "format_confusion", "evaluate_classifier"]
+__all__ = ["write_report", "MAX_KERNELS", "MAX_STEM_PLOTS", "confusion_matrix", "format_confusion", "evaluate_classifier"]
 
 MAX_KERNELS = 8
+#: Small multiples in the kernel panel: beyond this, kernels are taken round-robin over layers.
+MAX_STEM_PLOTS = 12
 
 
 def _pyplot():
@@ -70,12 +73,14 @@ def _kernels(model) -> list[tuple[str, np.ndarray]]:
 
 
 def _summary(metrics: dict) -> str:
+    from .trainer import mse_change
+
     t = metrics.get("test", {})
     lines = [
         f"train loss {metrics.get('train_loss', float('nan')):.5g}   "
         f"test loss {metrics.get('test_loss', float('nan')):.5g}   ({metrics.get('loss')})",
         f"test MSE {t.get('input_mse', float('nan')):.4g} -> {t.get('output_mse', float('nan')):.4g}"
-        f"  ({t.get('mse_reduction', float('nan')):.2f}x lower)",
+        f"  ({mse_change(t.get('input_mse', float('nan')), t.get('output_mse', float('nan')))})",
     ]
     for name, e in t.get("outputs", {}).items():
         lines.append(f"{name}: SNR {e['input_snr_db']:.2f} -> {e['output_snr_db']:.2f} dB "
@@ -249,6 +254,57 @@ def _classifier_report(path, model, history, test_data, task, metrics, examples:
     return path
 
 
+def _stem_choice(kernels: list) -> list:
+    """At most MAX_STEM_PLOTS kernels: round-robin over layers so every layer is seen."""
+    if len(kernels) <= MAX_STEM_PLOTS:
+        return kernels
+    layers: dict = {}
+    for item in kernels:
+        layers.setdefault(item[0].split(" in")[0].split(" (")[0], []).append(item)
+    out, i = [], 0
+    while len(out) < MAX_STEM_PLOTS:
+        row = [group[i] for group in layers.values() if i < len(group)]
+        out += row[: MAX_STEM_PLOTS - len(out)]
+        i += 1
+    return out
+
+
+def _short(label: str) -> str:
+    """'layer 1 in3->out0 (dilation 2)' -> 'L1 3→0 d2': a title that fits a small plot."""
+    return (label.replace("layer ", "L").replace(" in", " ").replace("->out", "→")
+            .replace(" (dilation ", " d").rstrip(")"))
+
+
+def _stem_panels(fig, cell, kernels: list) -> list:
+    """The learned kernels as small multiples (one stem plot each, shared axes); returns the axes."""
+    shown = _stem_choice(kernels)
+    n = len(shown)
+    cols = min(5, n) or 1
+    rows = -(-n // cols) if n else 1
+    sub = fig.add_subfigure(cell)
+    grid = sub.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
+    lim = max((float(np.abs(k).max()) for _, k in shown), default=1.0) * 1.1 or 1.0
+    axes = []
+    for i, ax in enumerate(grid.flat):
+        if i >= n:
+            ax.set_visible(False)
+            continue
+        label, k = shown[i]
+        markers, stems, _ = ax.stem(np.arange(k.size), k, basefmt=" ")
+        markers.set_markersize(2 if k.size > 64 else 3)
+        stems.set_linewidth(0.8)
+        ax.axhline(0, color="gray", lw=0.5)
+        ax.set_ylim(-lim, lim)
+        ax.set_title(_short(label), fontsize=7, pad=2)
+        ax.tick_params(labelsize=6, length=2)
+        axes.append(ax)
+    what = f"learned kernels ({n} of {len(kernels)} shown)" if n < len(kernels) else "learned kernels"
+    sub.suptitle(what, fontsize=10)
+    sub.supxlabel("tap (0 = current sample, impulse-response order)", fontsize=8)
+    sub.supylabel("weight", fontsize=8)
+    return axes
+
+
 def write_report(path, model, history: dict, test_data, task, metrics: dict, examples: int = 8) -> Path:
     """Draw the report of a finished run to ``path`` (PNG); returns the path.
 
@@ -290,13 +346,7 @@ def write_report(path, model, history: dict, test_data, task, metrics: dict, exa
     ax.axis("off")
     ax.text(0, 1, _summary(metrics), va="top", family="monospace", fontsize=8)
 
-    ax = fig.add_subplot(gs[1, 0])
-    for label, k in kernels:
-        markers, stems, base = ax.stem(np.arange(k.size), k, label=label)
-        plt.setp(stems, alpha=0.6)
-    ax.set(xlabel="tap (0 = current sample, impulse-response order)", ylabel="weight",
-           title="learned kernels")
-    ax.legend(fontsize=6, ncol=2)
+    _stem_panels(fig, gs[1, 0], kernels)
 
     ax = fig.add_subplot(gs[1, 1])
     nfft = 4096
