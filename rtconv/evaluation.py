@@ -185,8 +185,9 @@ def rnnoise_lag() -> int:
     """RNNoise's output lag in samples at 48 kHz, measured once by cross-correlation.
 
     A white-noise burst at a level RNNoise passes almost unchanged is run
-    through it; the correlation peak gives the lag (960 samples for the
-    pyrnnoise build: one 480-sample frame plus its internal delay).
+    through it; the correlation peak gives the lag (960 samples = 20 ms for
+    the pyrnnoise build).  Live, a 480-sample frame must also fill first:
+    :data:`RNNOISE_LATENCY_MS` = 10 + 20 = 30 ms, the figure quoted everywhere.
     """
     global _RNNOISE_LAG
     if _RNNOISE_LAG is None:

@@ -151,7 +151,8 @@ def run(args) -> int:
     print(f"  parameters {model.parameter_count()}, "
           + (f"{macs / 1e6:.0f} M MAC/s, " if macs else "")
           + f"latency {model.latency} samples = {lat_ms:.2f} ms at {rate} Hz "
-          f"(RNNoise: {ev.RNNOISE_LATENCY_MS:g} ms; ratio {lat_ms / ev.RNNOISE_LATENCY_MS:.2f})")
+          f"(RNNoise: {ev.RNNOISE_LATENCY_MS:g} ms = 480-sample frame + 960-sample lag; "
+          f"ratio {lat_ms / ev.RNNOISE_LATENCY_MS:.2f})")
     tm = _timing(model, args.block_size, args.seconds)
     ok = tm["rtf"] <= 0.3 and tm["p99_ms"] <= 0.3 * tm["budget_ms"]
     print(f"\nreal time, one thread, {tm['block']}-frame blocks at {tm['rate']} Hz "
@@ -284,7 +285,7 @@ def _write_card(path, model, result, args) -> None:
         f"| parameters | {m['parameters']:,} |",
         f"| compute | {m['macs_per_second'] / 1e6:.0f} M multiply-accumulates per second of audio |",
         f"| algorithmic latency | {m['latency_samples']} samples = {m['latency_ms']:.2f} ms at 48 kHz "
-        f"(RNNoise: {ev.RNNOISE_LATENCY_MS:g} ms) |",
+        f"(RNNoise: {ev.RNNOISE_LATENCY_MS:g} ms = 480-sample frame + 960-sample lag) |",
         f"| real-time factor, one thread, {tm['block']}-sample blocks | {tm['rtf']:.3f} "
         f"(median {tm['median_ms']:.3f} ms, p99 {tm['p99_ms']:.3f} ms per {tm['budget_ms']:.3f} ms block) |",
     ]
