@@ -8,6 +8,7 @@ same run, because these machines are shared and noisy.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import pkgutil
 
@@ -25,7 +26,9 @@ def _benchmarks():
 def configure(parser) -> None:
     sub = parser.add_subparsers(dest="benchmark", metavar="NAME", required=True)
     for name, mod in _benchmarks():
-        p = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        # descriptions are written as plain text with their own line breaks and lists
+        p = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.configure(p)
         p.set_defaults(_bench=mod)
 
