@@ -227,7 +227,7 @@ def test_bench_process_prints_every_case_and_both_targets(capsys):
     assert out.count("process -b 16384 (default)") == 2 and out.count("process -b 65536 (default)") == 1
     assert "target: MimoCNN `rtconv process` (default block) >= 300x real time" in out
     assert "target: streaming -b 512 within 2x of --offline" in out
-    assert "MimoCNN [40,40]/[1,5,1]: default block (16384) is " in out and "x faster than -b 1024, " in out
+    assert "MimoCNN [40,40]/[1,5,1]: default block (16384): " in out and "x the speed of -b 1024, " in out
 
 
 def test_bench_process_refuses_a_bad_block_list(capsys):

@@ -159,9 +159,9 @@ def _single(args: argparse.Namespace) -> int:
     for label in models:
         live = results.get((label, "process -b 1024"))
         if live and mine[label]:
-            print(f"  {label}: default block ({mine[label].split()[2]}) is {live / results[(label, mine[label])]:.2f}x "
-                  f"faster than -b 1024, {results[(label, 'process --offline')] / results[(label, mine[label])]:.2f}x "
-                  "faster than --offline")
+            own = results[(label, mine[label])]
+            print(f"  {label}: default block ({mine[label].split()[2]}): {live / own:.2f}x the speed of -b 1024, "
+                  f"{results[(label, 'process --offline')] / own:.2f}x that of --offline")
     return 0
 
 
