@@ -85,8 +85,8 @@ def file_block_size(model: Model) -> int:
     another convolution method for long blocks), so files use long blocks,
     which spread the fixed cost of each block's torch calls over more frames,
     instead of a typical live block (1024 frames, the files' default before).
-    Measured with ``rtconv bench process`` (30 s of 48 kHz audio, one torch
-    thread, 2-core x86; x real time at blocks 1024 / 4096 / 16384 / 65536):
+    Measured on 30 s of 48 kHz noise in memory (:func:`process_array`), one
+    torch thread, 2-core x86 (x real time at blocks 1024 / 4096 / 16384 / 65536):
 
     * framed denoiser (96-sample hop): 89 / 210 / 306 / 337 mono,
       73 / 130 / 160 / 165 stereo: its network runs at the frame rate
