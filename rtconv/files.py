@@ -121,6 +121,7 @@ class Summary:
     clipped_samples: int = 0
     output_frames: int = 0
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float:
@@ -376,16 +377,19 @@ def _mode(offline: bool, block_size: int) -> str:
 
 
 def _notes(summary: Summary) -> None:
+    """Fill ``warnings`` (something was lost or changed) and ``notes`` (how it was done)."""
     w = summary.warnings
     if summary.resampled:
         note = f"resampled {summary.sample_rate} Hz -> {summary.model_rate} Hz for the model and back"
-        if summary.model_rate < summary.sample_rate:
-            note += f"; content above {summary.model_rate // 2} Hz was removed"
-        w.append(note)
+        if summary.model_rate < summary.sample_rate:  # a loss: a warning
+            w.append(note + f"; content above {summary.model_rate // 2} Hz was removed")
+        else:  # a 44.1 kHz file through a 48 kHz model loses nothing: a note
+            summary.notes.append(note)
     if summary.out_channels != summary.channels:
         per = summary.out_channels // summary.channels if summary.out_channels % summary.channels == 0 else None
         how = f"{per} model outputs per input channel, channel-major" if per else "the model mixes the channels"
-        w.append(f"the output has {summary.out_channels} channel(s) for {summary.channels} input channel(s) ({how})")
+        summary.notes.append(
+            f"the output has {summary.out_channels} channel(s) for {summary.channels} input channel(s) ({how})")
     if summary.nonfinite_samples:
         w.append(f"{summary.nonfinite_samples} NaN/Inf input sample(s) were replaced by silence (0)")
     if summary.clipped_samples:

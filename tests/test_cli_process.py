@@ -94,14 +94,23 @@ def test_bad_model_fails_once_in_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and "none.safetensors' does not exist" in err
 
 
-def test_warnings_are_printed_for_resampling_and_nan(tmp_path, fir, capsys):
+def test_resampling_up_is_a_note_after_the_output_and_nan_a_warning(tmp_path, fir, capsys):
     x = np.zeros((800, 1), np.float32)
     x[3] = np.nan
     sf.write(str(tmp_path / "n.wav"), x, 16000, subtype="FLOAT")
     assert main(["process", str(tmp_path / "n.wav"), "-m", str(fir), "--offline"]) == 0
+    out, err = capsys.readouterr()
+    assert "note: n.wav: resampled 16000 Hz -> 48000 Hz" in err and "warning: n.wav: resampled" not in err
+    assert "warning: n.wav: 1 NaN/Inf input sample(s) were replaced by silence" in err
+    # the note comes with the file's result, not before the output checks
+    assert err.index("NaN/Inf") < err.index("note: n.wav: resampled")
+
+
+def test_resampling_down_is_a_warning_because_content_is_removed(tmp_path, fir, capsys):
+    sf.write(str(tmp_path / "h.wav"), np.zeros((9600, 1), np.float32), 96000, subtype="FLOAT")
+    assert main(["process", str(tmp_path / "h.wav"), "-m", str(fir)]) == 0
     err = capsys.readouterr().err
-    assert "warning: n.wav: resampled 16000 Hz -> 48000 Hz" in err
-    assert "1 NaN/Inf input sample(s) were replaced by silence" in err
+    assert "warning: h.wav: resampled 96000 Hz -> 48000 Hz" in err and "content above 24000 Hz was removed" in err
 
 
 def test_keep_latency_writes_the_delayed_stream(tmp_path, capsys):

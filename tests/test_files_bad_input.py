@@ -95,7 +95,7 @@ def test_extreme_but_real_sample_rates_are_processed_with_a_note(tmp_path, rate)
     model.sample_rate = 48000
     s = process_file(p, None, model, progress=False)
     assert sf.info(str(s.output)).samplerate == rate and s.output_frames == rate // 20
-    assert any("resampled" in w for w in s.warnings)
+    assert any("resampled" in w for w in s.warnings + s.notes)
 
 
 def test_mimo_model_on_wrong_channel_count(tmp_path, good):

@@ -261,7 +261,7 @@ def _worker_main(model_path: str, atten_lim: float | None, threads: int, kw: dic
 
 
 def _work(job: _Job, kw: dict) -> tuple[int, str | None, str | None, list[str], float]:
-    """Process one file in a worker: ``(index, summary line, error, warnings, audio seconds)``.
+    """Process one file in a worker: ``(index, summary line, error, (warnings, notes), audio seconds)``.
 
     A file dropped because the batch stops has neither a line nor an error.
     """
@@ -284,7 +284,7 @@ def _work(job: _Job, kw: dict) -> tuple[int, str | None, str | None, list[str], 
         return job.index, None, str(e), [], 0.0
     except Exception as e:  # a bug: one line for this file, the worker carries on
         return job.index, None, f"{job.input.name}: unexpected {type(e).__name__}: {e}", [], 0.0
-    return job.index, s.line(), None, s.warnings, s.duration_s
+    return job.index, s.line(), None, (s.warnings, s.notes), s.duration_s
 
 
 class _Workers:
@@ -384,10 +384,13 @@ class _Batch:
             return
         self.finished += 1
         self.audio_s += seconds
+        warnings, notes = warnings
         for w in warnings:
             self.console.say(f"rtconv process: warning: {job.input.name}: {w}", err=True)
         if not self.console.quiet:
             self.console.say(line)
+            for n in notes:  # after the file's line: how it was done, nothing lost
+                self.console.say(f"rtconv process: note: {job.input.name}: {n}", err=True)
 
     def show_progress(self) -> None:
         from ..files import audio_progress_bar
@@ -463,7 +466,7 @@ class _Batch:
                         raise
                     self.report((job.index, None, str(e), [], 0.0))
                 else:
-                    self.report((job.index, s.line(), None, s.warnings, s.duration_s))
+                    self.report((job.index, s.line(), None, (s.warnings, s.notes), s.duration_s))
                 self.here_s = base + job.seconds
             while self.workers is not None and self.workers.busy:
                 for r in self.workers.poll(timeout=0.2):
