@@ -25,3 +25,14 @@ def test_train_help_suggests_no_output_inside_the_shipped_models_folder(capsys):
     text = capsys.readouterr().out
     assert "--out models/" not in text and "--report models/" not in text
     assert "--recipe lab --out my-lab-denoiser.safetensors" in text
+
+
+def test_train_refuses_a_non_safetensors_out_before_training(tmp_path, capsys):
+    """``rtconv train --out model.wav`` is refused in one sentence at once, not after training."""
+    from rtconv.cli import main
+
+    code = main(["train", "sines", "--epochs", "50", "--out", str(tmp_path / "model.wav")])
+    err = capsys.readouterr().err
+    assert code != 0 and ".safetensors" in err and "Traceback" not in err
+    assert not (tmp_path / "model.wav").exists()
+    assert "epoch" not in err and "rtconv train: task" not in err  # refused before any training

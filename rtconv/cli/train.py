@@ -326,6 +326,10 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = build_config(args)
+    if cfg.out is not None:  # refuse out.wav before an hour of training, not after
+        from ..checkpoint import check_model_path
+
+        check_model_path(cfg.out)
     if cfg.out is None and not args.quiet and env_rank() == 0:
         print("rtconv train: note: no --out given, the trained model will not be saved", file=sys.stderr)
     result = train(cfg)
