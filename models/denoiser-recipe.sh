@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Reproduces models/denoiser.safetensors from this repository, step by step (CPU, one thread
+# per step; about 80 minutes on an idle core for step 1).  Every step is one `rtconv train`
+# command, exactly as recorded in the checkpoint's provenance (`rtconv info denoiser --json`:
+# provenance.chain, provenance.command, provenance.resumed_from with the sha256 of each start).
+#
+# Needs: the realistic corpus (`rtconv data build`, ~5 min) and the train extra.
+# An interrupted step continues exactly when run again with the same command (the trainer
+# keeps <out>.state.safetensors beside its output).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p runs
+
+# Step 0: the previously shipped denoiser (the espeak-ng model fine-tuned on the realistic
+# corpus; its own steps are listed in its provenance and in git history of models/denoiser.md).
+# The recorded command of step 1 names it models/denoiser.safetensors, as it was at 40e56a5.
+git show 40e56a5:models/denoiser.safetensors > runs/denoiser-v2.safetensors
+echo "1bfd5a365ab41553c5287f13632f64011fd69c9535d907c2c498613194c4be39  runs/denoiser-v2.safetensors" | sha256sum -c
+
+# Step 1: grow it by a 64-unit GRU branch (starts silent: same output as step 0) and fine-tune
+# everything on fresh realistic mixtures, SI-SDR + spectral convergence, 4 epochs of 3000 clips.
+rtconv train denoise --corpus realistic --resume runs/denoiser-v2.safetensors --arch-arg gru=64 \
+  --loss si_sdr+sc --optimizer adam --lr 3e-4 --schedule cosine --clip-grad 5 --batch-size 16 --epochs 4 \
+  --sample-rate 48000 --seconds 4 --snr-db=-5,20 --level-db=-20,6 --train-examples 3000 --val-examples 96 \
+  --test-examples 32 --seed 31 --threads 1 --name denoiser --out runs/gA.safetensors
+
+# Step 2: output level calibrated on clean and near-clean validation mixtures (no training).
+rtconv train denoise --corpus realistic --resume runs/gA.safetensors --epochs 0 --calibrate-gain \
+  --loss si_sdr+sc --optimizer adam --lr 3e-4 --schedule cosine --clip-grad 5 --batch-size 16 \
+  --sample-rate 48000 --seconds 4 --snr-db=-5,20 --level-db=-20,6 --train-examples 16 --val-examples 256 \
+  --test-examples 32 --seed 32 --threads 2 --name denoiser --out runs/denoiser.safetensors
+
+# Then: cp runs/denoiser.safetensors models/ && rtconv bench denoise --card models/denoiser.md
