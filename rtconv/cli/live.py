@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -117,9 +118,19 @@ def _pick_rate(args, model) -> int:
     return int(sd.query_devices(ind)["default_samplerate"])
 
 
-def _status_line(s: dict) -> str:
+def _dbfs(values) -> str:
+    """The loudest channel's level for a status line; silence as -inf, not -200."""
+    v = max(values) if values else -math.inf
+    return "  -inf" if v <= -120 else f"{v:6.1f}"
+
+
+def _status_line(s: dict, meters: dict | None = None) -> str:
+    """One terminal line: meters (so a user sees the microphone works), dropouts, block time."""
     b = s["block_ms"]
-    return (f"\r{s['seconds']:7.1f} s  blocks {s['blocks']}  xruns {s['input_overflows']}/{s['output_underflows']}  "
+    levels = "" if meters is None else (
+        f"in {_dbfs(meters['in_rms_db'])} out {_dbfs(meters['out_rms_db'])} dBFS"
+        f"{'  CLIP' if meters.get('in_clip') else ''}{'  LIMIT' if meters.get('out_limited') else ''}  ")
+    return (f"\r{s['seconds']:7.1f} s  {levels}dropouts {s['input_overflows'] + s['output_underflows']}  "
             f"block {b['median']:.2f}/{b['p99']:.2f} ms of {b['budget']:.2f}  load {s['cpu_load']:.0%}  "
             f"latency {s['latency']['total_ms']:.1f} ms  errors {s['model_errors']}  ")
 
@@ -184,7 +195,7 @@ def run(args) -> int:
         while not stop["flag"] and (args.duration is None or time.monotonic() - t0 < args.duration):
             time.sleep(0.05 if args.duration is None else min(0.05, max(0.0, args.duration - (time.monotonic() - t0))))
             if tty:
-                print(_status_line(stream.stats()), end="", file=sys.stderr, flush=True)
+                print(_status_line(stream.stats(), proc.meters()), end="", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         pass
     finally:
