@@ -59,9 +59,40 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--quit-after", type=_seconds, metavar="S", help="close the window after S seconds")
 
 
+def display_problem(env=None, platform: str | None = None) -> str | None:
+    """Why Qt could not open a window here, in one sentence with the fix; None if it can.
+
+    Qt's own answer is an abort with a core dump ("could not connect to
+    display", "xcb-cursor0 ... is needed"): this is checked first.
+    """
+    import ctypes.util
+    import os
+    import sys
+
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux"):
+        return None
+    qpa = env.get("QT_QPA_PLATFORM", "")
+    if qpa and not qpa.startswith(("xcb", "wayland")):  # offscreen, minimal, vnc ... need no display
+        return None
+    if not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
+        return ("there is no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset): run it "
+                "on the desktop, or under a virtual one with `xvfb-run rtconv gui`, or set "
+                "QT_QPA_PLATFORM=offscreen to make screenshots (`rtconv gui --screenshot out.png`).")
+    if env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY") and qpa in ("", "xcb") \
+            and ctypes.util.find_library("xcb-cursor") is None:
+        return ("Qt's X11 plugin needs the system library libxcb-cursor0, which is not installed: "
+                "apt-get install libxcb-cursor0 (the README's Quick start lists Qt's other libraries).")
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import RtconvError
 
+    problem = display_problem()
+    if problem is not None:
+        raise RtconvError(problem)
     try:
         from gui.app import run as run_app
     except ImportError as e:
