@@ -103,8 +103,13 @@ class MetersPanel(QtWidgets.QWidget):
     def update_text(self) -> None:
         a, b = self.meter_in, self.meter_out
         self.readout.setText(
-            f"peak dBFS\n{a.held_db:5.1f} {b.held_db:5.1f}\nRMS dBFS\n{a.rms_db:5.1f} {b.rms_db:5.1f}"
+            f"peak dBFS\n{_num(a.held_db)} {_num(b.held_db)}\nRMS dBFS\n{_num(a.rms_db)} {_num(b.rms_db)}"
         )
+
+
+def _num(db: float) -> str:
+    """A level for the readout: silence is -∞, not the -200 dB floor of the arithmetic."""
+    return "   -∞" if db <= -120 else f"{db:5.1f}"
 
 
 def _first(value) -> float:

@@ -314,3 +314,19 @@ def test_the_display_backs_off_while_audio_drops_out_and_creeps_back(window):
     window.spectrum.adaptive.setChecked(False)
     window._adapt_display_rate({"input_overflows": 99, "output_underflows": 0})
     assert window.display_rate == 30  # the user's rate, whatever happens
+
+
+def test_the_meter_readout_shows_silence_as_minus_infinity_not_minus_200(qtbot):
+    from gui.meters import MetersPanel
+
+    panel = MetersPanel()
+    qtbot.addWidget(panel)
+    silence = {"in_peak_db": [-200.0], "in_rms_db": [-200.0], "out_peak_db": [-200.0], "out_rms_db": [-200.0],
+               "in_clip": False, "out_limited": False}
+    panel.update_meters(silence)
+    panel.update_text()
+    text = panel.readout.text()
+    assert "-∞" in text and "200" not in text, text
+    panel.update_meters({**silence, "in_peak_db": [-6.0], "in_rms_db": [-18.5]})
+    panel.update_text()
+    assert "-18.5" in panel.readout.text()
