@@ -187,9 +187,11 @@ class FramedVAD(Model):
         the network sees ``1 + (taps-1)(2**layers - 1)`` frames.
     taps : int
     gru : int
-        Hidden units of an optional recurrent branch
-        (:class:`~rtconv.framed.FrameGRU`): memory beyond the convolutions
-        (a noise floor over seconds); 0 leaves it out.
+        Hidden units of a recurrent branch (:class:`~rtconv.framed.FrameGRU`):
+        memory beyond the convolutions (a noise floor, a speaker's level
+        over seconds); 0 leaves it out.  Measured on the validation split:
+        frame AUC 0.863 with five dilated layers and no GRU, 0.884 with
+        three and a 16-unit GRU, at about the same cost per frame.
     feature_floor_db : float
         Band powers below this level (dB re a full-scale sine) all look alike.
     learn_filterbank : bool
@@ -203,7 +205,7 @@ class FramedVAD(Model):
     arch = "framed_vad"
 
     def __init__(self, window: int = 480, hop: int = 480, bands: int = 40, band_step: int = 2, channels: int = 32,
-                 layers: int = 5, taps: int = 3, gru: int = 0, feature_floor_db: float = -110.0,
+                 layers: int = 3, taps: int = 3, gru: int = 16, feature_floor_db: float = -110.0,
                  learn_filterbank: bool = False, first_taps: int = 1) -> None:
         super().__init__()
         _check_int("window", window, 2)

@@ -71,7 +71,8 @@ def test_random_signals_and_blocks_stream_exactly_per_channel_in_float64(length,
 def test_the_default_vad_decides_every_10_ms_with_under_10_ms_of_latency():
     m = FramedVAD()
     assert m.hop == 480 and m.latency == 479 and m.latency / RATE * 1e3 == pytest.approx(9.979, abs=1e-3)
-    assert m.receptive_field == 480 + (1 + 2 * 31 - 1) * 480  # 63 frames of context
+    assert m.receptive_field == 480 + 2 * 7 * 480  # 15 frames of convolutions (and a GRU's memory)
+    assert m.recurrent
     x = torch.randn(1, 1, 4800)
     p = m(x)[0, 0]
     assert p.shape == (4800,) and torch.all((p > 0) & (p < 1))
