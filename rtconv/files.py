@@ -500,6 +500,10 @@ def process_file(
         raise ConfigError(f"a dry/wet mix (wet={wet!r}) needs the output aligned with the input; "
                           "leave out --keep-latency.")
     m, mname = _resolve_model(model)
+    task = (getattr(m, "metadata", None) or {}).get("task")
+    if wet < 1.0 and task in ("vad", "classify"):
+        raise ConfigError(f"--wet mixes audio into the output, but this model ({mname}, task {task!r}) writes "
+                          "probabilities, not audio; leave --wet out.")
     with _strength(m, attenuation_limit_db), Reader(input, chunk=_READ_CHUNK) as reader:
         out = output_path(input, output, m)
         if out.exists() and out.resolve() == input.resolve():

@@ -403,3 +403,16 @@ def test_the_bench_times_the_vad_beside_the_energy_detector():
 
     tm = bench.timing(_small_vad(), 128, 0.2)
     assert set(tm) == {"vad", "energy detector"} and all(v["rtf"] > 0 for v in tm.values())
+
+
+def test_process_refuses_a_dry_wet_mix_into_probabilities(tmp_path, capsys):
+    """``rtconv process --model vad --wet 0.5`` would mix audio into a probability track."""
+    import soundfile as sf
+
+    from rtconv.cli import main
+
+    sf.write(str(tmp_path / "a.wav"), np.zeros((4800, 1), np.float32), 48000)
+    code = main(["process", str(tmp_path / "a.wav"), "--model", "vad", "--wet", "0.5"])
+    err = capsys.readouterr().err
+    assert code != 0 and "probabilities, not audio" in err and "Traceback" not in err
+    assert not (tmp_path / "a-vad.wav").exists()
