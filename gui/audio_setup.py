@@ -67,7 +67,7 @@ class AudioSetup(QtWidgets.QGroupBox):
         rb.addWidget(self.rate)
         rb.addWidget(self.block)
         rb.addWidget(self.channels)
-        form.addRow("Rate / block / ch", rb)
+        form.addRow("Rate / block / channels", rb)
         form.addRow("Run model", self.mode)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.start_button)

@@ -46,6 +46,30 @@ def _xruns(stats: dict) -> int:
     return stats["input_overflows"] + stats["output_underflows"] + stats.get("worker_underruns", 0)
 
 
+#: The engine's messages name command-line options; in the window, the controls that do the same.
+_GUI_WORDS = (
+    ("run `rtconv devices` to list them", "press Rescan to list them again"),
+    ("or run `rtconv devices`", "or press Rescan"),
+    ("run `rtconv devices`", "press Rescan"),
+    ("try --samplerate with it", "choose it in the Rate box"),
+    ("(--samplerate)", "(the Rate box)"),
+    ("--samplerate", "the Rate box"),
+    ("--block-size", "the Block box"),
+    ("--channels", "the Channels box"),
+    ("e.g. --hostapi alsa", "in the Host API list"),
+    ("--hostapi", "the Host API list"),
+    ("leave --atten-lim out for this model", "the strength knob does nothing for this model"),
+    ("--atten-lim", "the strength knob"),
+)
+
+
+def gui_words(text: str) -> str:
+    """An engine message with its command-line advice said as the window's controls."""
+    for cli, gui in _GUI_WORDS:
+        text = text.replace(cli, gui)
+    return text
+
+
 class MainWindow(QtWidgets.QMainWindow):
     """The desktop app's window.
 
@@ -170,7 +194,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # --- messages ------------------------------------------------------------------
     def show_message(self, text: str, error: bool = True) -> None:
-        """Show ``text`` in the banner (red for errors) and the status bar."""
+        """Show ``text`` in the banner (red for errors) and the status bar, in the GUI's words."""
+        text = gui_words(text)
         colour = "#ffdddd" if error else "#ddf5dd"
         self.banner.setStyleSheet(f"background:{colour}; color:#222; padding:6px; border-radius:4px;")
         self.banner.setText(text)

@@ -330,3 +330,15 @@ def test_the_meter_readout_shows_silence_as_minus_infinity_not_minus_200(qtbot):
     panel.update_meters({**silence, "in_peak_db": [-6.0], "in_rms_db": [-18.5]})
     panel.update_text()
     assert "-18.5" in panel.readout.text()
+
+
+def test_banners_speak_of_the_windows_controls_not_command_line_options(window):
+    """A device error written for the CLI ('try --samplerate', 'run `rtconv devices`') reads as GUI advice."""
+    from rtconv.errors import DeviceError
+
+    msg = str(DeviceError("devices 0: 'system' / 0: 'system' refuse 1 channel(s) at 44100 Hz (Invalid sample "
+                          "rate); their default rate is 48000 Hz, try --samplerate with it or run `rtconv devices`."))
+    window.show_message(msg, True)
+    shown = window.banner.text()
+    assert "--" not in shown and "rtconv devices" not in shown, shown
+    assert "Rate box" in shown and "Rescan" in shown and "48000 Hz" in shown
