@@ -414,6 +414,25 @@ class _Residual(_Cell):
         return self.body.process(x).add_(skip)
 
 
+def stream_channels(model, channels: int | None, hint: str = "") -> int:
+    """The channel count of a stream through ``model`` (default: its inputs), checked in one sentence.
+
+    A mono model runs once per channel; a model that mixes ``F`` input
+    channels needs a stream of exactly ``F``.  ``hint`` ends that refusal
+    (e.g. how the caller's user sets the count).
+    """
+    f0 = model.in_channels
+    channels = f0 if channels is None else channels
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise ConfigError(f"channels must be a positive integer, got {channels!r}.")
+    if f0 > 1 and channels != f0:
+        raise ConfigError(
+            f"this model mixes {f0} input channels, so the stream must have {f0} channels, not {channels}"
+            f"{'; ' + hint if hint else ''}."
+        )
+    return channels
+
+
 def plan_conv(layer: MimoConv1d, block: int = 128) -> tuple[str, int]:
     """Choose ``("direct", 0)``, ``("fft", P)`` or ``("block", 0)`` for a layer by estimated cost.
 
@@ -600,14 +619,7 @@ class Streamer:
         if self.dtype not in _DTYPES:
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype}.")
         f0 = model.in_channels
-        channels = f0 if channels is None else channels
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ConfigError(f"channels must be a positive integer, got {channels!r}.")
-        if f0 > 1 and channels != f0:
-            raise ConfigError(
-                f"this model mixes {f0} input channels, so the stream must have {f0} "
-                f"channels, not {channels}."
-            )
+        channels = stream_channels(model, channels)
         if threads is not None:
             torch.set_num_threads(threads)
         # OpenMP's thread count is per OS thread: a block arriving on another thread

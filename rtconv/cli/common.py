@@ -26,6 +26,28 @@ def unit_fraction(text: str) -> float:
     return value
 
 
+def probability(text: str) -> float:
+    """argparse type: a threshold strictly between 0 and 1."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1 (exclusive), got {text!r} (e.g. 0.5)")
+    return v
+
+
+def nonnegative_seconds(text: str) -> float:
+    """argparse type: a finite duration of 0 seconds or more."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0.0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a duration of 0 seconds or more, got {text!r} (e.g. 0.2)")
+    return v
+
+
 def attenuation_db(text: str) -> float:
     """argparse type: a denoiser's attenuation limit, a finite non-negative number of dB."""
     try:

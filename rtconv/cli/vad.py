@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import positive_int
+from .common import nonnegative_seconds, positive_int, probability
 
 HELP = "find the speech in a recording: segments in seconds, optionally an Audacity label file"
 
@@ -28,35 +28,15 @@ Examples
 """
 
 
-def _probability(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not 0.0 < v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1 (exclusive), got {text!r} (e.g. 0.5)")
-    return v
-
-
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not 0.0 <= v < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a duration of 0 seconds or more, got {text!r} (e.g. 0.2)")
-    return v
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="IN", help="audio file (WAV, FLAC, OGG, ...; any rate, any channels)")
     parser.add_argument("--model", "-m", metavar="PATH",
                         help="voice activity checkpoint, a path or a shipped model's name (default: vad)")
-    parser.add_argument("--threshold", "-t", type=_probability, default=0.5, metavar="P",
+    parser.add_argument("--threshold", "-t", type=probability, default=0.5, metavar="P",
                         help="speech when the probability is at least P (default: %(default)s)")
-    parser.add_argument("--min-speech", type=_seconds, default=0.0, metavar="SECONDS",
+    parser.add_argument("--min-speech", type=nonnegative_seconds, default=0.0, metavar="SECONDS",
                         help="drop segments shorter than this (default: %(default)s)")
-    parser.add_argument("--min-silence", type=_seconds, default=0.0, metavar="SECONDS",
+    parser.add_argument("--min-silence", type=nonnegative_seconds, default=0.0, metavar="SECONDS",
                         help="close gaps shorter than this between segments (default: %(default)s)")
     parser.add_argument("--labels", "-l", metavar="TXT",
                         help="also write the segments as an Audacity label file (start<TAB>end<TAB>speech)")

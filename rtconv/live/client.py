@@ -21,19 +21,21 @@ PORTS = f"^{CLIENT_NAME}(-[0-9]+)?:"
 
 # PortAudio keeps the pointer, not a copy: the buffer must live as long as the process.
 _name_buffer = ctypes.create_string_buffer(CLIENT_NAME.encode())
-_named = False
+_named: bool | None = None  # None: not tried yet; then whether it took
 
 
 def name_client(sd) -> bool:
     """Give PortAudio's JACK client the name :data:`CLIENT_NAME`; return whether it took.
 
     Call with the imported ``sounddevice`` module before any stream opens
-    (it re-initialises PortAudio); later calls do nothing.  A PortAudio
-    built without JACK has no such function and keeps its defaults.
+    (it re-initialises PortAudio); it is tried once per process, so later
+    calls, with streams open, never re-initialise it.  A PortAudio built
+    without JACK has no such function and keeps its defaults.
     """
     global _named
-    if _named:
-        return True
+    if _named is not None:
+        return _named
+    _named = False
     try:
         setter = ctypes.CDLL(sd._libname).PaJack_SetClientName
     except (AttributeError, OSError):  # no JACK host API in this PortAudio
@@ -41,8 +43,7 @@ def name_client(sd) -> bool:
     setter.argtypes, setter.restype = [ctypes.c_char_p], ctypes.c_int
     sd._terminate()
     try:
-        ok = setter(_name_buffer) == 0
+        _named = setter(_name_buffer) == 0
     finally:
         sd._initialize()
-    _named = ok
-    return ok
+    return _named

@@ -61,6 +61,7 @@ from ..errors import ConfigError
 from ..framed import Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d
 from ..layers import Activation, MimoConv1d, Residual
 from ..models import Model
+from ..streaming import stream_channels
 
 __all__ = ["StepModel"]
 
@@ -355,14 +356,7 @@ class StepModel(nn.Module):
         if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
             raise ConfigError(f"block_size must be a positive number of frames, got {block_size!r}; e.g. 128.")
         f0 = model.in_channels
-        channels = f0 if channels is None else channels
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ConfigError(f"channels must be a positive integer, got {channels!r}.")
-        if f0 > 1 and channels != f0:
-            raise ConfigError(
-                f"this model mixes {f0} input channels, so the stream must have {f0} channels, not {channels}; "
-                f"export it with --channels {f0}."
-            )
+        channels = stream_channels(model, channels, hint=f"export it with --channels {f0}")
         self.n, self.channels = block_size, channels
         self.batch = channels if f0 == 1 else 1
         self.in_features = f0

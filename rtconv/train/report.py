@@ -243,6 +243,11 @@ def _classifier_report(path, model, history, test_data, task, metrics, examples:
             ax.set(ylim=(-0.05, 1.08), xlabel="seconds" if task.sample_rate else "samples",
                    ylabel="probability")
             ax.legend(fontsize=6, ncol=4)
+    return _save_figure(fig, path, task, model)
+
+
+def _save_figure(fig, path, task, model) -> Path:
+    """Title the report page with the task and model, write it, and free the figure."""
     fig.suptitle(f"rtconv train: {task.name} — {model.arch} {model.config}", fontsize=10)
     path = Path(path)
     try:
@@ -250,7 +255,7 @@ def _classifier_report(path, model, history, test_data, task, metrics, examples:
     except OSError as e:
         raise ConfigError(f"cannot write the report {str(path)!r}: {e.strerror or e}.") from None
     finally:
-        plt.close(fig)
+        _pyplot().close(fig)
     return path
 
 
@@ -385,12 +390,4 @@ def write_report(path, model, history: dict, test_data, task, metrics: dict, exa
                title=f"spectra before/after, mean of {n} test examples: {name}")
         ax.legend(fontsize=8)
 
-    fig.suptitle(f"rtconv train: {task.name} — {model.arch} {model.config}", fontsize=10)
-    path = Path(path)
-    try:
-        fig.savefig(path, dpi=80)
-    except OSError as e:
-        raise ConfigError(f"cannot write the report {str(path)!r}: {e.strerror or e}.") from None
-    finally:
-        plt.close(fig)
-    return path
+    return _save_figure(fig, path, task, model)
