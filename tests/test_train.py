@@ -136,6 +136,25 @@ def test_every_loss_is_zero_or_minimal_for_a_perfect_estimate_and_differentiable
     assert float(losses.apply(fn, t, t, x)) < float(bad.detach())
 
 
+def test_pause_residual_counts_the_missing_attenuation_of_noise_dominated_frames_only():
+    torch.manual_seed(0)
+    noise = torch.randn(1, 1, 9600)
+    speech = torch.zeros(1, 1, 9600)
+    speech[..., 4800:] = 10.0 * torch.randn(4800)  # second half: speech 20 dB above the noise
+    noisy = speech + noise
+    # the input passed through: the pause frames miss all 25 dB, the speech frames count zero
+    passed = float(losses.pause_residual(noisy, speech, noisy))
+    assert 8.0 < passed < 14.0  # about 25 dB on the ~45 % of frames that are pause
+    # the noise 40 dB down in the pause and the speech untouched: nothing is missing
+    cleaned = speech + 0.01 * noise
+    assert float(losses.pause_residual(cleaned, speech, noisy)) == pytest.approx(0.0, abs=1e-6)
+    # 15 dB down: 10 dB missing on the pause frames
+    half = float(losses.pause_residual(speech + 10 ** (-15 / 20) * noise, speech, noisy))
+    assert half == pytest.approx(passed * 10 / 25, rel=0.1)
+    # loud speech everywhere: no pause frame, no term, whatever the output does
+    assert float(losses.pause_residual(noisy, 10 * noise, noisy)) == 0.0
+
+
 def test_evaluate_reports_input_and_output_snr_per_channel():
     model = rtconv.FIR([1.0])  # identity: no improvement at all
     td = tasks.make_task("freqsep", train_examples=1, val_examples=1, test_examples=16)

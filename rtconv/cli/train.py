@@ -77,7 +77,7 @@ RECIPES = {
 
 # Kept here (a test checks they match rtconv.train) so `rtconv --help` imports no training code.
 TASKS = ("sines", "freqsep", "denoise", "classify", "vad")
-LOSSES = ("l1", "mse", "stft", "si_sdr", "l1+stft", "si_sdr+sc", "cmrs", "cmrs+si_sdr", "ce")  # rtconv.train.losses.LOSSES, without importing torch
+LOSSES = ("l1", "mse", "stft", "si_sdr", "l1+stft", "si_sdr+sc", "si_sdr+sc+pause", "cmrs", "cmrs+si_sdr", "ce")  # rtconv.train.losses.LOSSES, without importing torch
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "cosine", "step", "plateau")
 DIST_BACKENDS = ("auto", "gloo", "nccl")  # rtconv.train.distributed.BACKENDS

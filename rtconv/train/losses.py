@@ -14,7 +14,10 @@ that keeps rewarding suppression of noise-only time-frequency regions
 speech the estimate removed), ``cmrs+si_sdr`` adds a little SI-SDR; both
 also see the noisy input (to normalise each example's level, so a quiet
 example counts as much as a loud one, and noise-only examples teach
-suppression).  ``ce`` is the cross-entropy of a classifier's probability
+suppression).  ``si_sdr+sc+pause`` adds to ``si_sdr+sc`` a hinge on the
+residual in the input's noise-dominated frames (:func:`pause_residual`): it asks for
+at least 25 dB of attenuation where there is nothing to keep (pauses, noise-only clips),
+at a quarter of a loss unit per missing dB, so one dB of SI-SDR still outweighs it.  ``ce`` is the cross-entropy of a classifier's probability
 tracks (:mod:`rtconv.classifier`): binary for one track (a sigmoid), over
 the channels for several (a softmax).  Use :func:`get_loss` to look one up
 by name and :func:`apply` to call any of them.
@@ -30,7 +33,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 
 __all__ = ["LOSSES", "get_loss", "apply", "l1", "mse", "multi_resolution_stft", "si_sdr_loss",
-           "spectral_convergence", "compressed_spectral", "cross_entropy"]
+           "spectral_convergence", "compressed_spectral", "pause_residual", "cross_entropy"]
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -140,6 +143,37 @@ def _cmrs_si_sdr(estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tens
     return compressed_spectral(estimate, target, noisy) + 0.01 * si_sdr_loss(estimate, target)
 
 
+def pause_residual(
+    estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor, goal_db: float = -25.0,
+    frame: int = 960, speech_below_db: float = -20.0,
+) -> torch.Tensor:
+    """Mean dB by which the output's noise-dominated frames miss ``goal_db`` of attenuation.
+
+    Frames of ``frame`` samples (20 ms at 48 kHz), hop half a frame.  A frame is noise-dominated
+    when the target's energy there is ``speech_below_db`` or more below the input's (a pause,
+    a noise-only clip): removing all of it costs the speech nothing audible.  For those frames,
+    ``relu(10 log10(E_out / E_in) - goal_db)``, averaged over all frames of the batch (zero
+    when there are none), so the term is in dB like ``si_sdr``.
+    """
+    n = estimate.shape[-1]
+    if n < frame:
+        frame = max(2, n)
+    hop = frame // 2
+
+    def energy(x: torch.Tensor) -> torch.Tensor:
+        return x.unfold(-1, frame, hop).pow(2).mean(-1)
+
+    pe, pt, pn = energy(estimate), energy(target), energy(noisy)
+    quiet = (pt < pn * 10.0 ** (speech_below_db / 10.0)) & (pn > 1e-10)
+    attenuation = 10.0 * torch.log10((pe + 1e-12) / (pn + 1e-12))
+    missing = torch.relu(attenuation - goal_db) * quiet.to(attenuation.dtype)
+    return missing.sum() / max(1, missing.numel())
+
+
+def _si_sdr_sc_pause(estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+    return _si_sdr_sc(estimate, target) + 0.25 * pause_residual(estimate, target, noisy)
+
+
 def cross_entropy(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Mean cross-entropy (nats per sample) of probability tracks against target probabilities.
 
@@ -157,6 +191,8 @@ def cross_entropy(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-
 
 compressed_spectral.needs_input = True
 _cmrs_si_sdr.needs_input = True
+pause_residual.needs_input = True
+_si_sdr_sc_pause.needs_input = True
 
 
 def apply(loss: Loss, estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
@@ -173,6 +209,7 @@ LOSSES: dict[str, Loss] = {
     "si_sdr": si_sdr_loss,
     "l1+stft": _l1_stft,
     "si_sdr+sc": _si_sdr_sc,
+    "si_sdr+sc+pause": _si_sdr_sc_pause,
     "cmrs": compressed_spectral,
     "cmrs+si_sdr": _cmrs_si_sdr,
     "ce": cross_entropy,
