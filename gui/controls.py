@@ -1,4 +1,4 @@
-"""Processor controls: bypass, dry/wet, output gain, limiter, recording.
+"""Processor controls: bypass, dry/wet, output gain, limiter, speech gate, recording.
 
 The widget holds the user's settings and applies them to whichever
 :class:`rtconv.live.LiveProcessor` is current (:meth:`Controls.apply`), so a
@@ -39,6 +39,20 @@ class Controls(QtWidgets.QGroupBox):
         self.limit_on.setToolTip("Denoiser strength: the most any band is attenuated")
         self.limit_db = QtWidgets.QDoubleSpinBox(suffix=" dB", decimals=0, minimum=0.0, maximum=100.0, singleStep=3.0)
         self.limit_db.setValue(20.0)
+        # the speech gate: offered when the stream has a voice-activity detector
+        self.gate = QtWidgets.QCheckBox("Speech gate")
+        self.gate.setToolTip("Silence the output between speech (the voice meter shows what the detector hears)")
+        self.gate_threshold = QtWidgets.QDoubleSpinBox(decimals=2, minimum=0.05, maximum=0.95, singleStep=0.05)
+        self.gate_threshold.setValue(0.5)
+        self.gate_threshold.setPrefix("opens at ")
+        self.gate_threshold.setToolTip("Speech probability that opens the gate; it closes 0.15 below")
+        self.gate_hold = QtWidgets.QSpinBox(suffix=" ms hold", minimum=0, maximum=5000, singleStep=50)
+        self.gate_hold.setValue(250)
+        self.gate_hold.setToolTip("How long the gate stays open after the speech ends")
+        self.gate_floor = QtWidgets.QSpinBox(suffix=" dB", minimum=-91, maximum=0, singleStep=6)
+        self.gate_floor.setSpecialValueText("silence")  # the minimum shows as 'silence' (-inf)
+        self.gate_floor.setValue(-91)
+        self.gate_floor.setToolTip("Level between speech: a few dB down keeps the room audible, 'silence' mutes it")
         self._model = None
         self.record = QtWidgets.QPushButton("● Record")
         self.record.setCheckable(True)
@@ -66,6 +80,13 @@ class Controls(QtWidgets.QGroupBox):
         sr.addWidget(self.limit_db, 1)
         form.addRow(self.strength_row)
         self.strength_row.setVisible(False)
+        self.gate_row = QtWidgets.QWidget()
+        gr = QtWidgets.QHBoxLayout(self.gate_row)
+        gr.setContentsMargins(0, 0, 0, 0)
+        for w in (self.gate, self.gate_threshold, self.gate_hold, self.gate_floor):
+            gr.addWidget(w)
+        form.addRow(self.gate_row)
+        self.gate_row.setVisible(False)
         rec = QtWidgets.QHBoxLayout()
         rec.addWidget(self.record)
         rec.addWidget(self.record_dir, 1)
@@ -79,6 +100,10 @@ class Controls(QtWidgets.QGroupBox):
         self.record.toggled.connect(self.record_toggled)
         self.limit_on.toggled.connect(self._apply_strength)
         self.limit_db.valueChanged.connect(self._apply_strength)
+        self.gate.toggled.connect(self.changed)
+        self.gate_threshold.valueChanged.connect(self.changed)
+        self.gate_hold.valueChanged.connect(self.changed)
+        self.gate_floor.valueChanged.connect(self.changed)
         self._wet_changed(self.wet.value())
 
     def _wet_changed(self, value: int) -> None:
@@ -98,6 +123,18 @@ class Controls(QtWidgets.QGroupBox):
         processor.gain_db = float(self.gain.value())
         if hasattr(processor, "limiter"):
             processor.limiter = self.limiter.isChecked()
+        has_vad = bool(getattr(processor, "has_vad", False))
+        self.gate_row.setVisible(has_vad)
+        if has_vad:
+            processor.gate = self.gate.isChecked()
+            processor.gate_threshold = float(self.gate_threshold.value())
+            processor.gate_hold = self.gate_hold.value() / 1000.0
+            processor.gate_floor_db = self.gate_floor_db
+
+    @property
+    def gate_floor_db(self) -> float:
+        v = self.gate_floor.value()
+        return float("-inf") if v == self.gate_floor.minimum() else float(v)
 
     def show_model_switches(self, model) -> None:
         """Offer the switches ``model`` has (a denoiser's attenuation limit), reflecting its value."""
@@ -136,12 +173,20 @@ class Controls(QtWidgets.QGroupBox):
         settings.setValue("controls/gain_db", self.gain.value())
         settings.setValue("controls/limiter", self.limiter.isChecked())
         settings.setValue("controls/record_dir", self.record_dir.text())
+        settings.setValue("controls/gate", self.gate.isChecked())
+        settings.setValue("controls/gate_threshold", self.gate_threshold.value())
+        settings.setValue("controls/gate_hold_ms", self.gate_hold.value())
+        settings.setValue("controls/gate_floor_db", self.gate_floor.value())
 
     def restore(self, settings) -> None:
         self.bypass.setChecked(_bool(settings.value("controls/bypass", False)))
         self.wet.setValue(int(settings.value("controls/wet", 100)))
         self.gain.setValue(float(settings.value("controls/gain_db", 0.0)))
         self.limiter.setChecked(_bool(settings.value("controls/limiter", True)))
+        self.gate.setChecked(_bool(settings.value("controls/gate", False)))
+        self.gate_threshold.setValue(float(settings.value("controls/gate_threshold", 0.5)))
+        self.gate_hold.setValue(int(settings.value("controls/gate_hold_ms", 250)))
+        self.gate_floor.setValue(int(settings.value("controls/gate_floor_db", -91)))
         d = settings.value("controls/record_dir", "")
         if d:
             self.record_dir.setText(str(d))

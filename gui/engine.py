@@ -117,13 +117,22 @@ def _layer_text(layer) -> str:
     return f"{layer.in_features}→{layer.out_features}×{layer.taps}{d}"
 
 
-def make_processor(model, samplerate: int, channels: int = 1, block_size: int = 128):
+def default_vad_path() -> Path | None:
+    """The shipped voice-activity detector (``models/vad.safetensors``), or None when absent."""
+    path = models_dir() / "vad.safetensors"
+    return path if path.is_file() else None
+
+
+def make_processor(model, samplerate: int, channels: int = 1, block_size: int = 128, vad=None):
     """A :class:`rtconv.live.LiveProcessor` (the object the audio callback runs).
 
-    Raises :class:`RtconvError` when the model cannot run at these settings
-    (channel count, too slow for the block budget).
+    ``vad``: a voice-activity model's path, for the voice meter and the
+    speech gate.  Raises :class:`RtconvError` when the model (or the VAD)
+    cannot run at these settings (channel count, too slow for the block
+    budget).
     """
-    return _live().LiveProcessor(model, int(samplerate), channels=int(channels), block_size=int(block_size))
+    return _live().LiveProcessor(model, int(samplerate), channels=int(channels), block_size=int(block_size),
+                                 vad=None if vad is None else str(vad))
 
 
 def make_stream(processor, host=None, **kwargs):
@@ -169,4 +178,4 @@ def process_array(model, audio: np.ndarray, samplerate: int) -> np.ndarray:
     return np.asarray(run(audio, int(samplerate), model))
 
 
-__all__ += ["models_dir", "CheckpointError"]
+__all__ += ["models_dir", "default_vad_path", "CheckpointError"]

@@ -11,7 +11,7 @@ import time
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-__all__ = ["LevelMeter", "MetersPanel"]
+__all__ = ["LevelMeter", "SpeechMeter", "MetersPanel"]
 
 MIN_DB = -60.0
 
@@ -76,6 +76,50 @@ class LevelMeter(QtWidgets.QWidget):
         p.end()
 
 
+class SpeechMeter(QtWidgets.QWidget):
+    """The voice-activity detector's speech probability (0..1) as a bar, the gate's threshold as
+    a line, and a light on top: green while the gate is open, grey while it is closed or off."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.probability = 0.0
+        self.threshold = 0.5
+        self.gate_on = False
+        self.gate_open = False
+        self.setMinimumSize(26, 120)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Expanding)
+        self.setToolTip("speech: the probability that someone is speaking (voice-activity detector); "
+                        "the line is the gate's threshold, the light is on while the gate lets sound through")
+
+    def set_state(self, state: dict | None, threshold: float | None = None) -> None:
+        """Take :meth:`LiveProcessor.gate_state` (``None``: no detector, an empty bar)."""
+        state = state or {}
+        self.probability = min(max(float(state.get("probability", 0.0)), 0.0), 1.0)
+        self.gate_on = bool(state.get("on", False))
+        self.gate_open = bool(state.get("open", False)) and self.gate_on
+        if threshold is not None:
+            self.threshold = float(threshold)
+        self.update()
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        p = QtGui.QPainter(self)
+        w, h = self.width(), self.height()
+        light, label_h = 10, 14
+        top, bottom = light + 4, h - label_h
+        height = bottom - top
+        p.fillRect(0, 0, w, h, QtGui.QColor("#1e1e1e"))
+        p.fillRect(4, 2, w - 8, light, QtGui.QColor("#5cb85c" if self.gate_open else "#3a3a3a"))
+        y = int(top + height * (1.0 - self.probability))
+        p.fillRect(6, y, w - 12, bottom - y, QtGui.QColor("#4c8bf5" if self.probability >= self.threshold else "#35557f"))
+        if self.gate_on:
+            p.setPen(QtGui.QPen(QtGui.QColor("#ffffff"), 1, QtCore.Qt.PenStyle.DashLine))
+            yt = int(top + height * (1.0 - self.threshold))
+            p.drawLine(2, yt, w - 2, yt)
+        p.setPen(QtGui.QColor("#dddddd"))
+        p.drawText(QtCore.QRect(0, bottom, w, label_h), QtCore.Qt.AlignmentFlag.AlignCenter, "voice")
+        p.end()
+
+
 class MetersPanel(QtWidgets.QWidget):
     """Input and output meters and their numeric readout (refreshed at ~1 Hz)."""
 
@@ -83,6 +127,9 @@ class MetersPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.meter_in = LevelMeter("in")
         self.meter_out = LevelMeter("out")
+        self.meter_speech = SpeechMeter()
+        self.meter_speech.setVisible(False)  # shown when the stream has a voice-activity detector
+        self._speech: dict | None = None
         self.readout = QtWidgets.QLabel("—")
         self.readout.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.readout.setStyleSheet("font-size: 9pt")
@@ -91,6 +138,7 @@ class MetersPanel(QtWidgets.QWidget):
         bars = QtWidgets.QHBoxLayout()
         bars.addWidget(self.meter_in)
         bars.addWidget(self.meter_out)
+        bars.addWidget(self.meter_speech)
         lay.addLayout(bars, 1)
         lay.addWidget(self.readout)
         self.setMinimumWidth(96)
@@ -100,11 +148,21 @@ class MetersPanel(QtWidgets.QWidget):
         self.meter_in.set_level(_get(m, "in", "peak"), _get(m, "in", "rms"), _clip(m, "in"))
         self.meter_out.set_level(_get(m, "out", "peak"), _get(m, "out", "rms"), _clip(m, "out"))
 
+    def update_speech(self, state: dict | None, threshold: float | None = None) -> None:
+        """Take :meth:`LiveProcessor.gate_state` (None hides the voice meter)."""
+        self._speech = state
+        self.meter_speech.setVisible(state is not None)
+        if state is not None:
+            self.meter_speech.set_state(state, threshold)
+
     def update_text(self) -> None:
         a, b = self.meter_in, self.meter_out
-        self.readout.setText(
-            f"peak dBFS\n{_num(a.held_db)} {_num(b.held_db)}\nRMS dBFS\n{_num(a.rms_db)} {_num(b.rms_db)}"
-        )
+        text = f"peak dBFS\n{_num(a.held_db)} {_num(b.held_db)}\nRMS dBFS\n{_num(a.rms_db)} {_num(b.rms_db)}"
+        s = self._speech
+        if s is not None:
+            gate = ("gate open" if s.get("open") else "gate closed") if s.get("on") else "gate off"
+            text += f"\nvoice {s.get('probability', 0.0):.2f}\n{gate}"
+        self.readout.setText(text)
 
 
 def _num(db: float) -> str:

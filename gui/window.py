@@ -290,13 +290,23 @@ class MainWindow(QtWidgets.QMainWindow):
         ):
             return True
         try:
-            proc = engine.make_processor(self.model, config[0], channels=config[1], block_size=config[2])
+            proc = self._make_processor(config)
         except RtconvError as e:
             self.show_message(f"cannot run {self._model_name(self.model)} live: {e}", True)
             return False
         self.processor, self._proc_config = proc, config
         self.controls.apply(proc)
         return True
+
+    def _make_processor(self, config):
+        """A processor with the shipped voice-activity detector when it can have one (voice meter, gate)."""
+        vad = engine.default_vad_path()
+        if vad is not None:
+            try:
+                return engine.make_processor(self.model, config[0], channels=config[1], block_size=config[2], vad=vad)
+            except RtconvError as e:
+                self.show_message(f"no voice meter or speech gate this time: {e}", False)
+        return engine.make_processor(self.model, config[0], channels=config[1], block_size=config[2])
 
     def _apply_controls(self) -> None:
         self.controls.apply(self.processor)
@@ -420,6 +430,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.spectrum.update_audio(inp, out, dt)
             sg.update_audio(inp, out, new)
         self.meters.update_meters(self.processor.meters())
+        self.meters.update_speech(self.processor.gate_state(), self.processor.gate_threshold)
         self.frames += 1
         self._fps_n += 1
 

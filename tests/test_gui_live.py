@@ -376,3 +376,47 @@ def test_audio_can_still_run_in_the_gui_process(qtbot, tmp_path, metronome):
         qtbot.waitUntil(lambda: win.meters.meter_in.peak_db > -40 or (win._tick() and False), timeout=10000)
     finally:
         win.shutdown()
+
+
+def test_the_voice_meter_follows_speech_and_the_gate_controls_reach_the_audio_process(window, qtbot, tmp_path, jack):
+    import types
+
+    import soundfile as sf
+
+    from rtconv.live.jackd import Loopback
+
+    speech, _ = sf.read("recordings/demo_noisy.wav", dtype="float32", always_2d=True)
+    window.load_model(_lowpass(tmp_path, 8000))
+    _on_jack(window)
+    assert window.start_stream(), window.banner.text()
+    assert window.processor.has_vad and window.controls.gate_row.isVisibleTo(window)
+    c = window.controls
+    c.gate.setChecked(True)
+    c.gate_threshold.setValue(0.7)
+    c.gate_hold.setValue(400)
+    c.gate_floor.setValue(-30)
+    s = window.stream
+    assert s.remote("gate") is True and s.remote("gate_threshold") == pytest.approx(0.7)
+    assert s.remote("gate_hold") == pytest.approx(0.4) and s.remote("gate_floor_db") == -30.0
+    c.gate_floor.setValue(c.gate_floor.minimum())
+    assert c.gate_floor.text() == "silence" and s.remote("gate_floor_db") == float("-inf")
+    meter = window.meters.meter_speech
+    qtbot.waitUntil(lambda: meter.isVisibleTo(window), timeout=5000)
+    # the dummy capture is digital silence: nobody speaks, the gate stays shut
+    qtbot.waitUntil(lambda: s.stats()["blocks"] > 200, timeout=10000)
+    assert meter.probability < 0.5 and not meter.gate_open
+    lb = Loopback(types.SimpleNamespace(name=None, samplerate=48000), speech[:, 0], 1.0, loop=True)
+    try:
+        lb.connect()
+        lb.play()
+        qtbot.waitUntil(lambda: meter.probability > 0.7 and meter.gate_open, timeout=10000)
+        window._tick_text()
+        assert "voice 0." in window.meters.readout.text() and "gate open" in window.meters.readout.text()
+        assert s.stats()["gate"]["opened"] >= 1
+    finally:
+        lb.close()
+    c.gate.setChecked(False)
+    assert s.remote("gate") is False
+    window._tick()
+    window._tick_text()
+    assert "gate off" in window.meters.readout.text()

@@ -306,3 +306,40 @@ def test_output_channels_1_keeps_a_mono_stream_on_one_channel_and_bad_values_are
         assert s.output_channels == 1
     with pytest.raises(rtconv.ConfigError, match="output_channels must be 2"):
         LiveStream(LiveProcessor(designs.lowpass(3000, 63, RATE), RATE, 2, 128), hostapi="JACK", output_channels=1)
+
+
+def test_live_gate_mutes_the_noise_between_speech_and_says_what_it_waits(jackd, tmp_path):
+    speech, sr = sf.read("recordings/demo_noisy.wav", dtype="float32", always_2d=True)
+    rng = np.random.default_rng(2)
+    # -50 dBFS room noise for 3 s: the VAD reads the onset of a new noise as speech for up to a
+    # second (its memory adapts), so the gate is judged on the pause's last second
+    quiet = (0.003 * rng.standard_normal(3 * RATE)).astype(np.float32)
+    sig = np.r_[quiet, speech[: 2 * RATE, 0]]
+    lb = Loopback(jackd, sig, 7.0)
+    stats_path = tmp_path / "stats.json"
+    try:
+        p = _cli("--hostapi", "JACK", "--gate", "--gate-floor", "silence", "--record", tmp_path / "rec",
+                 "--duration", 6.0, "--stats-json", stats_path)
+        ready = wait_for(lambda: p.poll() is not None or (
+            len(lb.player.get_ports(PORTS, is_audio=True)) == 3
+            and all(lb.player.get_all_connections(q) for q in lb.player.get_ports(PORTS, is_audio=True))), 30)
+        assert ready and p.poll() is None, _finish(p, 30)[1]
+        lb.connect()
+        lb.play()
+        out, err = _finish(p, 30)
+    finally:
+        lb.close()
+    assert p.returncode == 0, err
+    assert "voice activity from" in err and "waits 6.0 ms more" in err and "speech gate: on" in err
+    stats = json.loads(stats_path.read_text())
+    assert stats["gate"]["on"] and stats["gate"]["opened"] >= 1 and stats["gate"]["vad_errors"] == 0
+    assert stats["latency"]["gate_ms"] == pytest.approx(288 / RATE * 1e3)
+    rin, rout = _recordings(tmp_path / "rec")
+    start = _lag(rin[: RATE + 4096], sig)  # the noise begins within the recording's first second
+    np.testing.assert_array_equal(rin[start : start + len(sig)], sig)
+    lat = stats["latency_frames"]
+    rms = lambda a: 10 * np.log10(np.mean(np.square(a)) + 1e-30)  # noqa: E731
+    pause = slice(start + 2 * RATE, start + int(2.9 * RATE))
+    assert rms(rout[pause.start + lat : pause.stop + lat]) < rms(rin[pause]) - 40  # the pause: gated
+    talk = slice(start + int(3.3 * RATE), start + int(4.9 * RATE))
+    assert rms(rout[talk.start + lat : talk.stop + lat]) > rms(rin[talk]) - 6  # the speech: through (denoised)

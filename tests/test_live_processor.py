@@ -228,7 +228,9 @@ def test_stats_report_counters_block_times_and_the_latency_breakdown():
     assert s["blocks"] == 50 and s["frames"] == 6400
     b = s["block_ms"]
     assert 0 < b["median"] <= b["p99"] <= b["max"] and b["budget"] == pytest.approx(128 / 48)
-    assert set(s["latency"]) == {"model_ms", "resampler_ms", "buffering_ms", "device_in_ms", "device_out_ms", "total_ms"}
+    assert set(s["latency"]) == {"model_ms", "resampler_ms", "gate_ms", "buffering_ms", "device_in_ms", "device_out_ms",
+                                 "total_ms"}
+    assert s["latency"]["gate_ms"] == 0 and s["gate"] is None  # no VAD, no gate
     assert s["latency"]["total_ms"] == pytest.approx(p.latency / 48)
     for key in ("input_overflows", "output_underflows", "model_errors", "nonfinite_samples", "cpu_load"):
         assert key in s

@@ -205,6 +205,14 @@ def run(args) -> int:
         den = checkpoint.load(checkpoint.default_model_path())
         if den.metadata.get("task") == "denoise":
             others["shipped denoiser (reference)"] = Streamer(den, threads=1, block_size=args.block_size).process
+            # what `rtconv live --gate` adds to a live block: the VAD, its delay lines, the gate's gains
+            from ..live import LiveProcessor
+
+            plain = LiveProcessor(den, RATE, 1, args.block_size, realtime_check=False)
+            gated = LiveProcessor(den, RATE, 1, args.block_size, realtime_check=False, vad=model)
+            gated.gate = True
+            others["live: denoiser"] = plain.process
+            others["live: denoiser + gate"] = gated.process
     except Exception:  # noqa: BLE001 - the reference is optional
         pass
     tm = timing(model, args.block_size, args.seconds, others)
@@ -212,6 +220,10 @@ def run(args) -> int:
     for k, v in tm.items():
         print(f"  {k:<30} RTF {v['rtf']:.4f}   median {v['median_ms']:.3f} ms   p99 {v['p99_ms']:.3f} ms "
               f"(budget {v['budget_ms']:.3f} ms)")
+    if "live: denoiser + gate" in tm:
+        extra = tm["live: denoiser + gate"]["rtf"] - tm["live: denoiser"]["rtf"]
+        print(f"  the gate adds RTF {extra:.4f} to a live denoiser block "
+              f"({tm['live: denoiser + gate']['rtf'] / tm['live: denoiser']['rtf']:.2f}x)")
     print(f"  [{'meets' if tm['vad']['rtf'] <= 0.02 else 'misses'} RTF <= 0.02, "
           f"{'meets' if lat_ms <= 10 else 'misses'} latency <= 10 ms]")
     result = {"model": {"arch": model.arch, "config": model.config, "parameters": model.parameter_count(),

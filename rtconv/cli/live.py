@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 
-from .common import attenuation_db, positive_int, unit_fraction
+from .common import attenuation_db, nonnegative_seconds, positive_int, probability, unit_fraction
 
 HELP = "run a model live: microphone -> model -> speakers, with hot swap and recording"
 
@@ -31,6 +31,15 @@ counters and block times.
 with a shared timestamped name (DIR defaults to recordings/); they are
 flushed every half second, so even a crash leaves playable files.
 
+--gate silences the output between speech: the voice-activity detector
+(models/vad.safetensors, or --vad PATH) judges each 10 ms of the input's
+channel mix; the gate opens at --gate-threshold, stays open --gate-hold
+seconds after the speech, then fades with a --gate-release time constant
+to --gate-floor dB (default: silence).  The output waits for the detector's
+decisions (9.98 ms for the shipped one, 6 ms more than the denoiser's own
+4 ms); the latency breakdown names it "gate".  --vad alone shows the
+speech probability in the status line without gating.
+
 --watch reloads the model file whenever it is rewritten (e.g. by
 `rtconv train`) and crossfades to it without stopping.
 
@@ -42,6 +51,7 @@ examples:
   rtconv live --model models/speech-band.safetensors --input-device 2 --output-device 2
   rtconv live --hostapi jack --block-size 128 --record --duration 60 --stats-json stats.json
   rtconv live --model runs/my.safetensors --watch
+  rtconv live --gate --gate-hold 0.4 --gate-floor -30
 """
 
 
@@ -62,6 +72,18 @@ def _db(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a gain in dB, got {text!r}") from None
     if not -60 <= value <= 24:
         raise argparse.ArgumentTypeError(f"expected a gain between -60 and +24 dB, got {value}")
+    return value
+
+
+def _floor_db(text: str) -> float:
+    if text.strip().lower() == "silence":
+        return float("-inf")
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value <= 0 or value == float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a floor of 0 dB or below, or 'silence', got {text!r} (e.g. -30)")
     return value
 
 
@@ -92,6 +114,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="denoiser strength: attenuate no band by more than DB dB (default: the model's own)")
     g.add_argument("--gain", type=_db, default=0.0, metavar="DB", help="output gain in dB (default: %(default)s)")
     g.add_argument("--no-limiter", dest="limiter", action="store_false", help="turn off the -1 dBFS safety limiter")
+    g = parser.add_argument_group("speech gate")
+    g.add_argument("--gate", action="store_true", help="silence the output between speech (needs a VAD; default: off)")
+    g.add_argument("--vad", nargs="?", const="vad", metavar="PATH",
+                   help="voice-activity model to show and gate with (default with --gate: %(const)s, the shipped one)")
+    g.add_argument("--gate-threshold", type=probability, default=0.5, metavar="P",
+                   help="speech probability that opens the gate; it closes below P - 0.15 (default: %(default)s)")
+    g.add_argument("--gate-hold", type=nonnegative_seconds, default=0.25, metavar="S",
+                   help="seconds the gate stays open after the speech (default: %(default)s)")
+    g.add_argument("--gate-release", type=nonnegative_seconds, default=0.08, metavar="S",
+                   help="time constant of the fade to the floor, seconds (default: %(default)s)")
+    g.add_argument("--gate-floor", type=_floor_db, default=float("-inf"), metavar="DB",
+                   help="gain between speech in dB, or 'silence' (default: silence)")
     g = parser.add_argument_group("run")
     g.add_argument("--record", nargs="?", const="recordings", metavar="DIR", help="record input and output to DIR (default: %(const)s)")
     g.add_argument("--duration", "-d", type=_seconds, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
@@ -125,11 +159,15 @@ def _dbfs(values) -> str:
 
 
 def _status_line(s: dict, meters: dict | None = None) -> str:
-    """One terminal line: meters (so a user sees the microphone works), dropouts, block time."""
+    """One terminal line: meters (so a user sees the microphone works), speech, dropouts, block time."""
     b = s["block_ms"]
     levels = "" if meters is None else (
         f"in {_dbfs(meters['in_rms_db'])} out {_dbfs(meters['out_rms_db'])} dBFS"
         f"{'  CLIP' if meters.get('in_clip') else ''}{'  LIMIT' if meters.get('out_limited') else ''}  ")
+    gate = s.get("gate")
+    if gate:
+        levels += f"speech {gate['probability']:.2f}" + (
+            f" gate {'open' if gate['open'] else 'closed'}" if gate["on"] else "") + "  "
     return (f"\r{s['seconds']:7.1f} s  {levels}dropouts {s['input_overflows'] + s['output_underflows']}  "
             f"block {b['median']:.2f}/{b['p99']:.2f} ms of {b['budget']:.2f}  load {s['cpu_load']:.0%}  "
             f"latency {s['latency']['total_ms']:.1f} ms  errors {s['model_errors']}  ")
@@ -147,8 +185,14 @@ def format_stats(s: dict) -> str:
         f"block time: median {b['median']:.3f} ms, p99 {b['p99']:.3f} ms, max {b['max']:.3f} ms of a "
         f"{b['budget']:.3f} ms budget (CPU load {s['cpu_load']:.0%})",
         f"latency: {lat['total_ms']:.1f} ms = model {lat['model_ms']:.1f} + resampler {lat['resampler_ms']:.1f} + "
+        + (f"gate {lat['gate_ms']:.1f} + " if lat.get("gate_ms") else "") +
         f"buffering {lat['buffering_ms']:.1f} + device in {lat['device_in_ms']:.1f} / out {lat['device_out_ms']:.1f}",
     ]
+    gate = s.get("gate")
+    if gate:
+        lines.append(f"speech gate: {'on' if gate['on'] else 'off'}, opened {gate['opened']} times, last "
+                     f"probability {gate['probability']:.2f}" + (f", {gate['vad_errors']} VAD failures (gate left open)"
+                                                                 if gate["vad_errors"] else ""))
     rec = s.get("recording")
     if rec:
         lines.append(f"recorded {rec['frames']} frames to {', '.join(rec['paths'])}"
@@ -167,10 +211,14 @@ def run(args) -> int:
         from ..denoiser import set_attenuation_limit
 
         set_attenuation_limit(model, args.atten_lim)
+    vad = args.vad or ("vad" if args.gate else None)
+    vad_path = None if vad is None else checkpoint.resolve(vad)
     rate = _pick_rate(args, model)
     proc = LiveProcessor(model, rate, args.channels, args.block_size, threads=args.threads,
-                         resample_quality=args.resample_quality, engine=args.engine)
+                         resample_quality=args.resample_quality, engine=args.engine, vad=vad_path)
     proc.bypass, proc.wet, proc.gain_db, proc.limiter = args.bypass, args.wet, args.gain, args.limiter
+    proc.gate, proc.gate_threshold, proc.gate_hold = args.gate, args.gate_threshold, args.gate_hold
+    proc.gate_release, proc.gate_floor_db = args.gate_release, args.gate_floor
     stream = LiveStream(proc, args.input_device, args.output_device, args.hostapi, rate, args.block_size,
                         args.channels, record_dir=args.record, mode=args.mode, safety_blocks=args.safety_blocks)
     watcher = ModelWatcher(path, proc) if args.watch else None
@@ -185,6 +233,11 @@ def run(args) -> int:
     tty = sys.stderr.isatty() and not args.quiet
     print(f"rtconv live: {path} at {rate} Hz, block {args.block_size}, {args.channels} channel(s); Ctrl-C stops",
           file=sys.stderr, flush=True)
+    if vad_path is not None:
+        what = (f"gate at p >= {args.gate_threshold:g}, hold {args.gate_hold:g} s, release {args.gate_release:g} s, "
+                f"floor {args.gate_floor:g} dB" if args.gate else "speech probability shown, no gate")
+        print(f"rtconv live: voice activity from {vad_path}; {what}; the output waits "
+              f"{proc.gate_delay / rate * 1e3:.1f} ms more for its decisions", file=sys.stderr, flush=True)
     stream.start()
     if stream.recording_paths:
         print("rtconv live: recording to " + ", ".join(map(str, stream.recording_paths)), file=sys.stderr, flush=True)

@@ -5,7 +5,8 @@ API map
     :class:`LiveStream` (``stream``): a PortAudio duplex stream around it;
     :func:`list_devices`, :func:`list_hostapis`, :func:`find_device`
     (``devices``); :class:`Recorder` (``recorder``); :class:`ModelWatcher`
-    (``watcher``); :class:`RateBridge` (``resample``); the hand-off rings
+    (``watcher``); :class:`RateBridge` (``resample``); the speech gate
+    :class:`gate.Gate` and its :class:`gate.DelayLine` (``gate``); the hand-off rings
     :class:`FrameRing` and :class:`DisplayRing` (``rings``); the GUI's
     audio process :class:`host.AudioHost` / :class:`host.RemoteStream`
     (``host``, imported on demand).
@@ -25,7 +26,7 @@ The real-time contract
       :meth:`LiveProcessor.request_swap` after loading, validating and
       warming the new model off the audio thread; the callback picks it up
       at a block boundary and crossfades;
-    * parameters (bypass, wet, gain, limiter): plain attributes read once per
+    * parameters (bypass, wet, gain, limiter, the gate's settings): plain attributes read once per
       block and ramped across it (no zipper noise);
     * meters: a *latest-value slot* (a small preallocated array);
     * displays: an overwriting *ring buffer* (:class:`DisplayRing`), reads

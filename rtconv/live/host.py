@@ -43,7 +43,8 @@ from .stream import stream_format
 
 __all__ = ["AudioHost", "RemoteStream"]
 
-CONTROLS = ("bypass", "wet", "gain_db", "limiter")
+CONTROLS = ("bypass", "wet", "gain_db", "limiter", "gate", "gate_threshold", "gate_hold", "gate_release",
+            "gate_floor_db")
 MODEL_SWITCHES = ("attenuation_limit_db",)
 _ERRORS = {c.__name__: c for c in (ConfigError, CheckpointError, DeviceError, RtconvError)}
 
@@ -251,7 +252,7 @@ class RemoteStream:
             proc._host_shm = shm  # keeps the mapping alive as long as the processor reads it
             kw = dict(samplerate=proc.samplerate, channels=proc.channels, block_size=proc.block_size,
                       threads=proc.threads, crossfade_ms=proc.crossfade_ms,
-                      resample_quality=proc.resample_quality, realtime_check=False)
+                      resample_quality=proc.resample_quality, realtime_check=False, vad=proc.vad_path)
             info = self.host.call("open", proc.model, kw, self.controls(), self.stream_kw, shm.name)
         finally:
             shm.unlink()  # both processes have it mapped; the name is no longer needed

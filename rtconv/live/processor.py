@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import CheckpointError, ConfigError, RtconvError
 from ..models import Model
 from ..streaming import Streamer
+from .gate import GATE_DEFAULTS, DelayLine, Gate
 from .resample import RateBridge
 from .rings import DisplayRing
 
@@ -96,6 +97,13 @@ class LiveProcessor:
         ``"onnx"`` runs the model's exported step in onnxruntime (the
         ``onnx`` extra), 1.3-1.5x faster per block for the denoiser in
         ``rtconv bench export``; swapped-in models use it too.
+    vad : rtconv.models.Model or path, optional
+        A voice-activity model (task ``vad``, one probability track; the
+        shipped one is ``models/vad.safetensors``) run on the mix of the
+        input channels: :attr:`speech_probability` shows it and :attr:`gate`
+        silences the output between speech.  With a VAD the whole output
+        waits for its decisions: :attr:`latency` becomes the larger of the
+        model's and the VAD's (9.98 ms for the shipped one).
 
     Attributes
     ----------
@@ -107,6 +115,14 @@ class LiveProcessor:
         Output gain in dB, applied after the mix.
     limiter : bool
         Safety limiter at -1 dBFS on the output (on by default).
+    gate : bool
+        With a ``vad``: silence the output between speech (off by default).
+    gate_threshold, gate_hold, gate_attack, gate_release, gate_floor_db : float
+        The gate opens at this probability (rising with a ``gate_attack``-second
+        time constant) and closes after it stayed below ``gate_threshold - 0.15``
+        for ``gate_hold`` seconds, fading with a ``gate_release``-second time
+        constant to ``gate_floor_db`` (``-inf``: silence); see
+        :class:`rtconv.live.gate.Gate`.
     """
 
     def __init__(
@@ -120,6 +136,7 @@ class LiveProcessor:
         resample_quality: str = "LQ",
         realtime_check: bool = True,
         engine: str = "torch",
+        vad=None,
     ) -> None:
         for name, v in (("samplerate", samplerate), ("channels", channels), ("block_size", block_size)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -172,6 +189,73 @@ class LiveProcessor:
         self._wet_out = np.zeros_like(self._out)
         self._new_out = np.zeros_like(self._out)
 
+        self.gate = False
+        self.gate_threshold = GATE_DEFAULTS["threshold"]
+        self.gate_hold = GATE_DEFAULTS["hold"]
+        self.gate_release = GATE_DEFAULTS["release"]
+        self.gate_attack = GATE_DEFAULTS["attack"]
+        self.gate_floor_db = GATE_DEFAULTS["floor_db"]
+        self._speech = np.zeros(3)  # latest probability, gate gain, gate open: shared with displays
+        self.vad_errors = 0
+        self._vad = None if vad is None else self._build_vad(vad)
+        self.vad_path = os.fspath(vad) if isinstance(vad, (str, os.PathLike)) else None
+
+    # ------------------------------------------------------------------ voice activity
+    def _build_vad(self, vad) -> _Chain:
+        what = f" {os.fspath(vad)!r}" if isinstance(vad, (str, os.PathLike)) else ""
+        try:
+            model = self._load(vad)
+            if (getattr(model, "metadata", None) or {}).get("task") not in ("vad", None):
+                raise ConfigError(f"it is a {model.metadata['task']!r} model, not a voice-activity detector (task 'vad')")
+            chain = _Chain(model, self.samplerate, 1, self.block_size, None, self.resample_quality, self.engine)
+        except ConfigError as e:
+            msg = str(e).rstrip(".")
+            raise ConfigError(f"the VAD{what} cannot gate this stream: {msg[:1].lower() + msg[1:]}; "
+                              "use models/vad.safetensors or a model trained with `rtconv train vad`.") from None
+        except RtconvError as e:
+            raise type(e)(f"the VAD{what} cannot gate this stream: {e}") from None
+        n = max(self.block_size, 4096)
+        self._mono = np.zeros((n, 1), np.float32)
+        self._prob = np.zeros((n, 1), np.float32)
+        self._gains = np.zeros(n, np.float64)
+        self._gate = Gate(self.samplerate, max_block=n)
+        self._gate.gain = 1.0  # start open-faded: a gate switched on fades the first noise out
+        self._post = DelayLine(chain.latency + n, self.channels)
+        self._prob_line = DelayLine(max(0, self._chain.latency - chain.latency) + n, 1)
+        self._prob_line._buf[:] = 1.0  # before the first decisions: open (never silence speech by default)
+        warm = np.zeros((self.block_size, 1), np.float32)
+        for _ in range(4):
+            chain.process(warm, self._prob[: self.block_size])
+        chain.reset()
+        return chain
+
+    @property
+    def has_vad(self) -> bool:
+        return self._vad is not None
+
+    @property
+    def vad_latency(self) -> int:
+        """Device frames the VAD needs before it judges a sample (0 without one)."""
+        return 0 if self._vad is None else self._vad.latency
+
+    @property
+    def gate_delay(self) -> int:
+        """Frames the output waits, beyond the model's latency, for the VAD's decisions."""
+        return 0 if self._vad is None else max(0, self._vad.latency - self._chain.latency)
+
+    @property
+    def speech_probability(self) -> float | None:
+        """The VAD's latest probability (None without a VAD)."""
+        return None if self._vad is None else float(self._speech[0])
+
+    def gate_state(self) -> dict[str, Any] | None:
+        """The gate's latest state for displays: probability, gain in dB, open; None without a VAD."""
+        if self._vad is None:
+            return None
+        p, g, is_open = self._speech
+        return {"probability": float(p), "gain_db": float(_db(g)), "open": bool(is_open),
+                "on": bool(self.gate)}
+
     # ------------------------------------------------------------------ models
     def _load(self, model_or_path) -> Model:
         if isinstance(model_or_path, Model):
@@ -212,8 +296,8 @@ class LiveProcessor:
 
     @property
     def latency(self) -> int:
-        """Device frames from input to output of the wet path (model + resampler)."""
-        return self._chain.latency
+        """Device frames from input to output: the wet path (model + resampler), or the VAD's when longer."""
+        return self._chain.latency + self.gate_delay
 
     @property
     def swap_pending(self) -> bool:
@@ -232,6 +316,11 @@ class LiveProcessor:
         try:
             model = self._load(model_or_path)
             chain = self._build(model, None)
+            if self._vad is not None:  # the VAD's decisions wait for a slower model: room to delay them
+                need = max(0, chain.latency - self._vad.latency) + self._prob.shape[0]
+                if need > self._prob_line.capacity:
+                    chain.prob_line = DelayLine(need, 1)
+                    chain.prob_line._buf[:] = 1.0
         except RtconvError as e:
             where = f" {os.fspath(what)!r}" if what is not None else ""
             raise type(e)(f"model{where} not swapped in, the running one keeps playing: {e}") from None
@@ -296,6 +385,9 @@ class LiveProcessor:
             if n > self._out.shape[0]:
                 for name in ("_out", "_wet_out", "_new_out"):
                     setattr(self, name, np.zeros((n, self.channels), np.float32))
+            if self._vad is not None and n > self._prob.shape[0]:  # Gate splits long blocks itself
+                self._mono, self._prob = np.zeros((n, 1), np.float32), np.zeros((n, 1), np.float32)
+                self._gains = np.zeros(n, np.float64)
             out = self._out[:n]
             x = indata if indata.dtype == np.float32 else indata.astype(np.float32)
             self._process(x, out)
@@ -319,11 +411,15 @@ class LiveProcessor:
             self._taken = pend[0]
             self._fade = (self._chain, 0)
             self._chain = pend[1]
+            line = getattr(pend[1], "prob_line", None)
+            if line is not None:
+                self._prob_line = line
         chain = self._chain
         wet = self._wet_out[:n]
         ok = self._run(chain, x, wet)
         fade_len = max(1, int(self.crossfade_ms * self.samplerate / 1000))
-        self._dry.write(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0) if not np.isfinite(x).all() else x)
+        clean = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0) if not np.isfinite(x).all() else x
+        self._dry.write(clean)
         dry = self._delayed(chain.latency, n)
         if self._fade is not None:
             old, done = self._fade
@@ -354,6 +450,8 @@ class LiveProcessor:
         out[:] = dry + mix * (wet - dry)
         out *= gain
         out += byp * (dry - out)
+        if self._vad is not None:
+            self._speech_gate(clean, out, chain.latency)
         if self.limiter:
             self._limit(out)
         # meters: peak hold with 20 dB/s fall, mean square with a 300 ms time constant
@@ -367,6 +465,35 @@ class LiveProcessor:
             m[i + 1] += k * ((blk.astype(np.float64) ** 2).mean(axis=0) - m[i + 1]) if n else 0.0
         self._clips[0] += int(np.count_nonzero(np.abs(x) >= 0.999))
         self.display_ring.write(x, out)
+
+    def _speech_gate(self, x: np.ndarray, out: np.ndarray, model_latency: int) -> None:
+        """Run the VAD on the input's mix, line output and decisions up, apply the gate's gains."""
+        n = x.shape[0]
+        vad = self._vad
+        mono, prob, gains = self._mono[:n], self._prob[:n], self._gains[:n]
+        np.mean(x, axis=1, out=mono[:, 0]) if x.shape[1] > 1 else np.copyto(mono, x)
+        try:
+            vad.process(mono, prob)
+            ok = bool(np.isfinite(prob).all())
+        except Exception as e:  # the audio thread must never die of a model
+            self.last_error = f"VAD: {type(e).__name__}: {e}"
+            ok = False
+        if not ok:
+            self.vad_errors += 1
+            vad.reset()
+            prob[:] = 1.0  # a broken VAD opens the gate: it must never silence speech
+        self._speech[0] = prob[-1, 0] if n else self._speech[0]
+        # the output waits for the VAD, or the decisions wait for a slower model
+        self._post.process(out, max(0, vad.latency - model_latency), out)
+        self._prob_line.process(prob, max(0, model_latency - vad.latency), prob)
+        g = self._gate
+        g.threshold, g.hold, g.attack, g.release, g.floor_db = (
+            float(self.gate_threshold), float(self.gate_hold), float(self.gate_attack), float(self.gate_release),
+            float(self.gate_floor_db))
+        g.gains(prob[:, 0], gains, force_open=self.bypass or not self.gate)
+        out *= gains[:, None]
+        self._speech[1] = g.gain
+        self._speech[2] = 1.0 if g.open else 0.0
 
     def _delayed(self, delay: int, n: int) -> np.ndarray:
         ring = self._dry
@@ -418,7 +545,7 @@ class LiveProcessor:
     @property
     def shared_nbytes(self) -> int:
         """Bytes :meth:`share` needs: display ring, meters and clip counters."""
-        return self.display_ring.nbytes + self._meter.nbytes + self._clips.nbytes
+        return self.display_ring.nbytes + self._meter.nbytes + self._clips.nbytes + self._speech.nbytes
 
     def share(self, memory) -> None:
         """Keep what displays read (display ring, meters, clips) in ``memory``.
@@ -434,9 +561,11 @@ class LiveProcessor:
         b = a + self._meter.nbytes
         self.display_ring.share(mem[:a])
         meter = np.frombuffer(mem[a:b], np.float64).reshape(self._meter.shape)
-        clips = np.frombuffer(mem[b : b + self._clips.nbytes], np.int64)
-        meter[:], clips[:] = self._meter, self._clips
-        self._meter, self._clips = meter, clips
+        c = b + self._clips.nbytes
+        clips = np.frombuffer(mem[b:c], np.int64)
+        speech = np.frombuffer(mem[c : c + self._speech.nbytes], np.float64)
+        meter[:], clips[:], speech[:] = self._meter, self._clips, self._speech
+        self._meter, self._clips, self._speech = meter, clips, speech
 
     def read_display(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The most recent ``n`` frames of input and output, each ``(n, channels)``."""
@@ -459,6 +588,7 @@ class LiveProcessor:
         lat = {
             "model_ms": ms(chain.model_latency),
             "resampler_ms": ms(chain.resampler_latency),
+            "gate_ms": ms(self.gate_delay),
             "buffering_ms": ms(self.buffering_latency),
             "device_in_ms": dev_in * 1e3,
             "device_out_ms": dev_out * 1e3,
@@ -489,7 +619,10 @@ class LiveProcessor:
             },
             "cpu_load": float(t.mean() / (budget * avg_block / self.block_size)) if k else 0.0,
             "latency": lat,
-            "latency_frames": chain.latency + self.buffering_latency,
+            "latency_frames": self.latency + self.buffering_latency,
+            "gate": None if self._vad is None else {
+                **self.gate_state(), "opened": self._gate.opened, "vad_errors": self.vad_errors,
+                "vad_latency_ms": ms(self._vad.latency)},
             "last_error": self.last_error,
         }
 
