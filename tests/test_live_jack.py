@@ -7,6 +7,7 @@ captures its outputs (tests/_jackd.py ``Loopback``).
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -343,3 +344,33 @@ def test_live_gate_mutes_the_noise_between_speech_and_says_what_it_waits(jackd, 
     assert rms(rout[pause.start + lat : pause.stop + lat]) < rms(rin[pause]) - 40  # the pause: gated
     talk = slice(start + int(3.3 * RATE), start + int(4.9 * RATE))
     assert rms(rout[talk.start + lat : talk.stop + lat]) > rms(rin[talk]) - 6  # the speech: through (denoised)
+
+
+def test_connect_wires_the_outputs_to_the_named_ports(jackd, tmp_path):
+    model, path = _saved_fir(tmp_path)
+    sig = _signal(1.0)
+    lb = Loopback(jackd, sig, 5.0)
+    try:
+        p = _cli("--model", path, "--hostapi", "JACK", "--connect", "rtc-capture:in_0", "--duration", 3.5)
+        # rtconv makes the output connection itself; the test only feeds its input
+        assert wait_for(lambda: p.poll() is not None or any(
+            c.name == "rtc-capture:in_0" for q in lb.player.get_ports(PORTS + ".*out_0", is_audio=True)
+            for c in lb.player.get_all_connections(q)), 30), _finish(p, 30)[1]
+        src = lb.player.get_ports(PORTS + ".*in_0", is_audio=True)[0].name
+        lb.player.connect(lb.outs[0], src)
+        lb.play()
+        out, err = _finish(p, 30)
+    finally:
+        lb.close()
+    assert p.returncode == 0, err
+    assert re.search(r"connected rtconv(-\d+)?:out_0 -> rtc-capture:in_0", err)
+    ref = rtconv.Streamer(model).process(sig[:, None])[:, 0]
+    lag = _lag(lb.captured[:, 0], ref)
+    np.testing.assert_allclose(lb.captured[lag : lag + len(ref), 0], ref, atol=1e-6)
+
+
+def test_connect_to_a_port_that_does_not_exist_is_one_sentence(jackd, tmp_path):
+    p = _cli("--model", "speech-band", "--hostapi", "JACK", "--connect", "nobody:in_7", "--duration", 2)
+    out, err = _finish(p, 30)
+    assert p.returncode == 1 and "could not connect" in err and "'nobody:in_7'" in err and "jack_lsp" in err
+    assert "Traceback" not in err

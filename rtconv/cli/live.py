@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 
+from ..errors import ConfigError, RtconvError
 from .common import attenuation_db, nonnegative_seconds, positive_int, probability, unit_fraction
 
 HELP = "run a model live: microphone -> model -> speakers, with hot swap and recording"
@@ -40,6 +41,16 @@ decisions (9.98 ms for the shipped one, 6 ms more than the denoiser's own
 4 ms); the latency breakdown names it "gate".  --vad alone shows the
 speech probability in the status line without gating.
 
+--virtual-mic [NAME] makes rtconv the microphone of other programs on a
+desktop with PulseAudio or PipeWire: it creates a source NAME (default
+rtconv) that call and recording apps list as "NAME (denoised)", plays the
+processed audio into it, and removes it on exit (Ctrl-C and SIGTERM too; a
+killed run's leftovers are replaced by the next run).  The microphone it
+reads is the default one as it was before.  Needs pactl (pulseaudio-utils)
+and PortAudio's ALSA "pulse" device (libasound2-plugins, or pipewire-alsa).
+With JACK, --connect PORT[,PORT] wires rtconv's outputs to other programs'
+inputs (output k to the k-th port named).
+
 --watch reloads the model file whenever it is rewritten (e.g. by
 `rtconv train`) and crossfades to it without stopping.
 
@@ -52,6 +63,8 @@ examples:
   rtconv live --hostapi jack --block-size 128 --record --duration 60 --stats-json stats.json
   rtconv live --model runs/my.safetensors --watch
   rtconv live --gate --gate-hold 0.4 --gate-floor -30
+  rtconv live --virtual-mic                 # then pick "rtconv (denoised)" in the call app
+  rtconv live --hostapi jack --connect obs:in_1
 """
 
 
@@ -114,6 +127,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="denoiser strength: attenuate no band by more than DB dB (default: the model's own)")
     g.add_argument("--gain", type=_db, default=0.0, metavar="DB", help="output gain in dB (default: %(default)s)")
     g.add_argument("--no-limiter", dest="limiter", action="store_false", help="turn off the -1 dBFS safety limiter")
+    g = parser.add_argument_group("routing")
+    g.add_argument("--virtual-mic", nargs="?", const="rtconv", metavar="NAME",
+                   help="PulseAudio/PipeWire: play into a virtual microphone NAME (default: %(const)s) that other "
+                        "programs can record from, instead of the speakers")
+    g.add_argument("--connect", metavar="PORTS",
+                   help="JACK: connect rtconv's outputs to these ports, comma-separated (e.g. obs:in_1,obs:in_2)")
     g = parser.add_argument_group("speech gate")
     g.add_argument("--gate", action="store_true", help="silence the output between speech (needs a VAD; default: off)")
     g.add_argument("--vad", nargs="?", const="vad", metavar="PATH",
@@ -201,6 +220,55 @@ def format_stats(s: dict) -> str:
     return "\n".join(lines)
 
 
+def _jack_clients() -> set[str]:
+    """rtconv's JACK clients now (``jack_lsp``), to tell this run's from another's after it opens."""
+    import re
+    import shutil
+    import subprocess
+
+    from ..live.client import PORTS
+
+    exe = shutil.which("jack_lsp")
+    if exe is None:
+        return set()
+    r = subprocess.run([exe], capture_output=True, text=True, timeout=10)
+    return {p.split(":", 1)[0] for p in r.stdout.splitlines() if re.match(PORTS, p)}
+
+
+def _connect(spec: str, before: set[str], timeout: float = 5.0) -> list[str]:
+    """Connect this run's JACK outputs to the ports in ``spec`` with ``jack_connect``; lines saying what was done."""
+    import shutil
+    import subprocess
+
+    from ..errors import DeviceError
+
+    targets = [t.strip() for t in spec.split(",") if t.strip()]
+    exe = shutil.which("jack_connect")
+    if exe is None:
+        raise DeviceError("--connect needs jack_connect (apt install jackd2) and the stream on JACK (--hostapi jack).")
+    end = time.monotonic() + timeout
+    ours: list[str] = []
+    while time.monotonic() < end and not ours:
+        ours = sorted(_jack_clients() - before)
+        if not ours:
+            time.sleep(0.05)
+    if len(ours) != 1:
+        raise DeviceError("--connect found no JACK client of this run"
+                          + (f" (new rtconv clients: {', '.join(ours)})" if ours else "")
+                          + "; is the stream on JACK (--hostapi jack)?")
+    r = subprocess.run(["jack_lsp", f"{ours[0]}:"], capture_output=True, text=True, timeout=10)
+    outs = sorted(p for p in r.stdout.splitlines() if ":out_" in p)
+    done = []
+    for k, target in enumerate(targets[: max(1, len(outs))]):
+        src = outs[min(k, len(outs) - 1)]
+        c = subprocess.run([exe, src, target], capture_output=True, text=True, timeout=10)
+        if c.returncode != 0:
+            raise DeviceError(f"could not connect {src} to {target!r} ({(c.stderr or c.stdout).strip() or 'no such port?'}); "
+                              "list the ports with jack_lsp.")
+        done.append(f"connected {src} -> {target}")
+    return done
+
+
 def run(args) -> int:
     from .. import checkpoint
     from ..live import LiveProcessor, LiveStream, ModelWatcher
@@ -211,6 +279,21 @@ def run(args) -> int:
         from ..denoiser import set_attenuation_limit
 
         set_attenuation_limit(model, args.atten_lim)
+    if args.virtual_mic is not None and args.connect:
+        raise ConfigError("--virtual-mic and --connect do not go together: the first is for PulseAudio/PipeWire, "
+                          "the second for JACK; pick one.")
+    vmic = None
+    if args.virtual_mic is not None:
+        from ..live.virtual_mic import VirtualMic, check_name
+
+        check_name(args.virtual_mic)
+        if args.hostapi is None:
+            args.hostapi = "ALSA"  # the 'pulse' device lives there
+        for side in ("input_device", "output_device"):
+            if getattr(args, side) is None:
+                setattr(args, side, "pulse")
+        if args.samplerate is None:
+            args.samplerate = int(model.sample_rate or 48000)
     vad = args.vad or ("vad" if args.gate else None)
     vad_path = None if vad is None else checkpoint.resolve(vad)
     rate = _pick_rate(args, model)
@@ -219,8 +302,12 @@ def run(args) -> int:
     proc.bypass, proc.wet, proc.gain_db, proc.limiter = args.bypass, args.wet, args.gain, args.limiter
     proc.gate, proc.gate_threshold, proc.gate_hold = args.gate, args.gate_threshold, args.gate_hold
     proc.gate_release, proc.gate_floor_db = args.gate_release, args.gate_floor
+    if args.virtual_mic is not None:
+        vmic = VirtualMic(args.virtual_mic, samplerate=rate, channels=args.channels).open()
+        vmic.apply_environment()  # libpulse reads them when PortAudio opens the stream
     stream = LiveStream(proc, args.input_device, args.output_device, args.hostapi, rate, args.block_size,
-                        args.channels, record_dir=args.record, mode=args.mode, safety_blocks=args.safety_blocks)
+                        args.channels, record_dir=args.record, mode=args.mode, safety_blocks=args.safety_blocks,
+                        output_channels=args.channels if vmic is not None else None)
     watcher = ModelWatcher(path, proc) if args.watch else None
     stop = {"flag": False}
 
@@ -231,6 +318,7 @@ def run(args) -> int:
     old_term = signal.signal(signal.SIGTERM, _on_stop)
     old_int = signal.signal(signal.SIGINT, _on_stop)
     tty = sys.stderr.isatty() and not args.quiet
+    jack_before = _jack_clients() if args.connect else set()
     print(f"rtconv live: {path} at {rate} Hz, block {args.block_size}, {args.channels} channel(s); Ctrl-C stops",
           file=sys.stderr, flush=True)
     if vad_path is not None:
@@ -238,7 +326,26 @@ def run(args) -> int:
                 f"floor {args.gate_floor:g} dB" if args.gate else "speech probability shown, no gate")
         print(f"rtconv live: voice activity from {vad_path}; {what}; the output waits "
               f"{proc.gate_delay / rate * 1e3:.1f} ms more for its decisions", file=sys.stderr, flush=True)
-    stream.start()
+    try:
+        stream.start()
+    except BaseException:
+        if vmic is not None:
+            vmic.close()
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
+        raise
+    if vmic is not None:
+        print(f"rtconv live: virtual microphone {vmic.name!r} ({vmic.description!r}) is ready: pick it in the "
+              f"other program; reading {vmic.microphone or 'the default microphone'}", file=sys.stderr, flush=True)
+    if args.connect:
+        try:
+            for line in _connect(args.connect, jack_before):
+                print(f"rtconv live: {line}", file=sys.stderr, flush=True)
+        except RtconvError:
+            stream.stop()
+            signal.signal(signal.SIGTERM, old_term)
+            signal.signal(signal.SIGINT, old_int)
+            raise
     if stream.recording_paths:
         print("rtconv live: recording to " + ", ".join(map(str, stream.recording_paths)), file=sys.stderr, flush=True)
     if watcher:
@@ -255,6 +362,8 @@ def run(args) -> int:
         if watcher:
             watcher.stop()
         stream.stop()
+        if vmic is not None:
+            vmic.close()
         signal.signal(signal.SIGTERM, old_term)
         signal.signal(signal.SIGINT, old_int)
         if tty:
