@@ -374,3 +374,38 @@ def test_connect_to_a_port_that_does_not_exist_is_one_sentence(jackd, tmp_path):
     out, err = _finish(p, 30)
     assert p.returncode == 1 and "could not connect" in err and "'nobody:in_7'" in err and "jack_lsp" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("boost", [True, False])
+def test_the_streams_python_threads_borrow_realtime_while_the_callback_has_it(jackd, boost):
+    from rtconv.live import realtime
+
+    warnings = []
+    proc = LiveProcessor(rtconv.FIR([1.0]), RATE, 1, 128)
+    stream = LiveStream(proc, hostapi="JACK", block_size=128, warn=warnings.append, boost_threads=boost)
+    before = realtime.current()
+    with stream:
+        assert wait_for(lambda: stream.stats()["threads_lent_realtime"] > 0 or (
+            stream.audio_thread is not None and time.sleep(0.5) is None), 10)
+        during = realtime.current()
+        s = stream.stats()
+    after = realtime.current()
+    assert after == before  # the caller's own scheduling back after stop
+    if not jackd.realtime:  # a machine that does not allow realtime: the user is told what to do
+        assert s["audio_thread_realtime"] is False and s["threads_lent_realtime"] == 0
+        assert any("without realtime scheduling" in w and "limits.conf" in w for w in warnings)
+        return
+    assert s["audio_thread_realtime"] is True and not warnings
+    if boost:
+        # the caller (here: the test's thread) and the monitor run at the lowest realtime priority
+        assert s["threads_lent_realtime"] >= 2
+        assert during == (os.SCHED_FIFO, realtime.HELPER_PRIORITY)
+    else:
+        assert s["threads_lent_realtime"] == 0 and during == before
+
+
+def test_realtime_advice_is_one_sentence_with_the_block_length():
+    from rtconv.live import realtime
+
+    text = realtime.advice(128, 48000)
+    assert text.count(". ") == 0 and text.endswith(".") and "128 frames (2.7 ms)" in text and "rtkit" in text

@@ -7,7 +7,11 @@ times against the budget, CPU load, and the round-trip latency measured by
 an impulse through the loopback next to the latency the stats report.
 ``--mode both`` runs the model in the callback and in a worker thread one
 after the other, so the two can be compared in one run; ``--gil-load``
-adds a Python thread that keeps the interpreter busy, as a GUI would.
+adds a Python thread that keeps the interpreter busy, as a GUI would;
+``--hogs N`` runs N CPU-bound processes at normal priority through the
+whole run (other programs loading the machine); ``--boost both`` runs the
+callback with and without lending realtime priority to the stream's other
+Python threads (``LiveStream(boost_threads=...)``), one after the other.
 """
 
 from __future__ import annotations
@@ -44,6 +48,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="soxr quality when the model rate differs (default: %(default)s)")
     parser.add_argument("--no-gc-freeze", dest="freeze_gc", action="store_false",
                         help="leave the garbage collector as it is (default: gc.freeze() at stream start)")
+    parser.add_argument("--hogs", type=int, default=0, metavar="N",
+                        help="CPU-bound processes at normal priority running through the whole bench (default: none)")
+    parser.add_argument("--boost", choices=("on", "off", "both"), default="on",
+                        help="lend realtime priority to the stream's other Python threads (default: %(default)s)")
+    parser.add_argument("--status-line", action="store_true",
+                        help="refresh the stream's stats every 50 ms from the main thread, as `rtconv live` does for "
+                             "its status line (default: every 10 s)")
     parser.add_argument("--gil-load", type=float, default=0.0, metavar="DUTY",
                         help="a Python thread holding the GIL this fraction of the time, e.g. 0.25 for a busy GUI (default: none)")
 
@@ -120,7 +131,7 @@ def _connected(server) -> bool:
         c.close()
 
 
-def _measure(server, proc, mode, safety, args):
+def _measure(server, proc, mode, safety, args, boost=True):
     from ..live import LiveStream
     from ..live.client import PORTS
     from ..live.jackd import Loopback, wait_for
@@ -153,7 +164,7 @@ def _measure(server, proc, mode, safety, args):
     lb = None if args.player == "process" else Loopback(server, _noise(rate), 1.0, loop=True)
     player = None
     stream = LiveStream(proc, hostapi="JACK", block_size=args.block_size, mode=mode, safety_blocks=safety, warn=None,
-                        switch_interval=args.switch_interval, freeze_gc=args.freeze_gc)
+                        switch_interval=args.switch_interval, freeze_gc=args.freeze_gc, boost_threads=boost)
     stop = threading.Event()
     if args.gil_load:
         threading.Thread(target=_busy, args=(stop, args.gil_load), daemon=True).start()
@@ -172,7 +183,11 @@ def _measure(server, proc, mode, safety, args):
             t0 = time.monotonic()
             next_report = 10
             while (el := time.monotonic() - t0) < args.seconds:
-                time.sleep(0.5)
+                if args.status_line:
+                    time.sleep(0.05)
+                    stream.stats()
+                else:
+                    time.sleep(0.5)
                 if el >= next_report:
                     s = stream.stats()
                     print(f"  {mode}: {el:5.0f} s  xruns {s['input_overflows'] - base['input_overflows']}/"
@@ -193,18 +208,18 @@ def _measure(server, proc, mode, safety, args):
     for k, v in base.items():
         s[k] -= v
     s["seconds"] = s["frames"] / args.samplerate
+    s["boost"] = boost
     s["measured_latency_frames"] = measured
     s["reported_latency_frames_at_impulse"] = s0["latency_frames"]
     return s
 
 
 def run(args) -> int:
-    from .. import checkpoint
-    from ..live import LiveProcessor
     import os
     import tempfile
 
-    from ..live.jackd import count_xruns, jack_available, jack_server
+    from .. import checkpoint
+    from ..live.jackd import jack_available, jack_server
 
     why = jack_available()
     if why:
@@ -213,39 +228,68 @@ def run(args) -> int:
     path = checkpoint.resolve(args.model)
     model = checkpoint.load(path)
     modes = ("callback", "worker") if args.mode == "both" else (args.mode,)
-    rows = []
+    boosts = (True, False) if args.boost == "both" else (args.boost == "on",)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(max(0, args.hogs))]
+    rows: list = []
     log = os.path.join(tempfile.mkdtemp(prefix="rtconv-bench-"), "jackd.log")
     base = None
-    with jack_server(args.samplerate, args.period, name="rtconv-bench", log=log) as server:
-        print(f"jackd dummy {args.samplerate} Hz, period {args.period} ({'realtime' if server.realtime else 'no realtime'}); "
-              f"model {path.name} ({model.sample_rate} Hz, soxr {args.resample_quality}); block {args.block_size}; {args.seconds:.0f} s per mode"
-              + (f"; a Python thread holds the GIL {args.gil_load:.0%} of the time" if args.gil_load else ""), flush=True)
-        if args.baseline:
-            base = _baseline(server, args)
-            print(f"  baseline pass-through: {base['blocks']} blocks, {base['xruns']} xruns; jackd: {count_xruns(log)}", flush=True)
-        for mode in modes:
+    try:
+        with jack_server(args.samplerate, args.period, name="rtconv-bench", log=log) as server:
+            _runs(server, model, path, modes, boosts, rows, log, args)
+            base = rows.pop()[2] if rows and rows[-1][0] == "baseline" else None
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    _table(rows, base, log, args)
+    return 0
+
+
+def _runs(server, model, path, modes, boosts, rows, log, args) -> None:
+    from ..live import LiveProcessor
+    from ..live.jackd import count_xruns
+
+    base = None
+    print(f"jackd dummy {args.samplerate} Hz, period {args.period} ({'realtime' if server.realtime else 'no realtime'}); "
+          f"model {path.name} ({model.sample_rate} Hz, soxr {args.resample_quality}); block {args.block_size}; {args.seconds:.0f} s per mode"
+          + (f"; a Python thread holds the GIL {args.gil_load:.0%} of the time" if args.gil_load else "")
+          + (f"; {args.hogs} CPU-bound processes at normal priority" if args.hogs else ""), flush=True)
+    if args.baseline:
+        base = _baseline(server, args)
+        print(f"  baseline pass-through: {base['blocks']} blocks, {base['xruns']} xruns; jackd: {count_xruns(log)}", flush=True)
+    for mode in modes:
+        for boost in boosts:
             safety = args.safety_blocks or (max(1, args.period // args.block_size) + 2)
             proc = LiveProcessor(model, args.samplerate, 1, args.block_size, resample_quality=args.resample_quality)
-            s = _measure(server, proc, mode, safety if mode == "worker" else 0, args)
+            s = _measure(server, proc, mode, safety if mode == "worker" else 0, args, boost)
             rows.append((mode, safety if mode == "worker" else 0, s))
-            print(f"  after {mode}: jackd log so far: {count_xruns(log)}", flush=True)
+            print(f"  after {mode}{'' if boost else ' (no boost)'}: jackd log so far: {count_xruns(log)}", flush=True)
+    if base is not None:
+        rows.append(("baseline", 0, base))
+
+
+def _table(rows, base, log, args) -> None:
+    from ..live.jackd import count_xruns
+
     rate = args.samplerate
     print()
-    print(f"{'mode':9} {'secs':>5} {'blocks':>8} {'overfl':>6} {'underfl':>7} {'wk-under':>8} {'err':>4} "
+    print(f"{'mode':16} {'lent':>4} {'secs':>5} {'blocks':>8} {'overfl':>6} {'underfl':>7} {'wk-under':>8} {'err':>4} "
           f"{'med ms':>7} {'p99 ms':>7} {'max ms':>7} {'budget':>7} {'load':>5} {'rtconv lat':>10} {'PA device':>10} {'measured':>9}")
     for mode, safety, s in rows:
         b, lat = s["block_ms"], s["latency"]
-        print(f"{mode + ('/' + str(safety) if safety else ''):9} {s['seconds']:5.0f} {s['blocks']:8d} {s['input_overflows']:6d} "
+        label = mode + ("/" + str(safety) if safety else "") + ("" if s.get("boost", True) else "-noboost")
+        print(f"{label:16} {s.get('threads_lent_realtime', 0):4d} {s['seconds']:5.0f} {s['blocks']:8d} {s['input_overflows']:6d} "
               f"{s['output_underflows']:7d} {s['worker_underruns']:8d} {s['model_errors']:4d} {b['median']:7.3f} {b['p99']:7.3f} "
               f"{b['max']:7.3f} {b['budget']:7.3f} {s['cpu_load']:5.0%} "
               f"{s['reported_latency_frames_at_impulse'] / rate * 1e3:7.2f} ms {(lat['device_in_ms'] + lat['device_out_ms']):7.2f} ms "
               f"{s['measured_latency_frames'] / rate * 1e3:6.2f} ms")
     if base is not None:
-        print(f"{'baseline':9} {base['blocks'] * args.block_size / rate:5.0f} {base['blocks']:8d} {base['xruns']:6d} {base['xruns']:7d}"
+        print(f"{'baseline':16} {'':4} {base['blocks'] * args.block_size / rate:5.0f} {base['blocks']:8d} {base['xruns']:6d} {base['xruns']:7d}"
               "   (pass-through Python callback, no model)")
     print(f"jackd log ({log}): {count_xruns(log)} (cumulative; driver_late = the dummy driver's timer woke late, "
           "client_late = a client did not finish its period)")
-    print("\nrtconv lat = model + resampler + worker buffering as reported by stats; PA device = PortAudio's reported "
+    print("\nlent = Python threads of the stream given the lowest realtime priority (--boost); "
+          "rtconv lat = model + resampler + worker buffering as reported by stats; PA device = PortAudio's reported "
           "in+out latency (includes JACK's system-port latency, which a client-to-client loopback does not traverse); "
           "measured = impulse from a JACK client into PortAudio:in_0 until it leaves PortAudio:out_0.")
     return 0

@@ -207,6 +207,11 @@ def format_stats(s: dict) -> str:
         + (f"gate {lat['gate_ms']:.1f} + " if lat.get("gate_ms") else "") +
         f"buffering {lat['buffering_ms']:.1f} + device in {lat['device_in_ms']:.1f} / out {lat['device_out_ms']:.1f}",
     ]
+    rt = s.get("audio_thread_realtime")
+    if rt is not None:
+        lines.append("scheduling: the audio thread " + ("has realtime priority" if rt else "has NO realtime priority")
+                     + (f"; {s['threads_lent_realtime']} helper threads lent the lowest realtime priority"
+                        if s.get("threads_lent_realtime") else ""))
     gate = s.get("gate")
     if gate:
         lines.append(f"speech gate: {'on' if gate['on'] else 'off'}, opened {gate['opened']} times, last "

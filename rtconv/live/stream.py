@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ConfigError, DeviceError
+from . import realtime
 from .devices import _sd, find_device, find_hostapi
 from .recorder import Recorder
 from .rings import FrameRing
@@ -80,6 +81,14 @@ class LiveStream:
         leave the collector's view, so a collection that happens to run in
         the callback walks only new objects instead of every object torch
         made (tens of milliseconds).
+    boost_threads : bool
+        When the callback runs with realtime scheduling, lend the lowest
+        realtime priority to this process's other Python threads of the
+        stream (the caller of :meth:`start`, the monitor, the recording
+        writer, the worker) until :meth:`stop`, so a CPU-bound program cannot
+        preempt one of them while it holds the interpreter lock the callback
+        waits for (:mod:`rtconv.live.realtime`).  Without realtime, a warning
+        says what the user can do.
     """
 
     def __init__(
@@ -89,6 +98,7 @@ class LiveStream:
         safety_blocks: int = 2, warn: Callable[[str], None] | None = _stderr,
         switch_interval: float | None = 0.0002,
         freeze_gc: bool = True,
+        boost_threads: bool = True,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {mode!r}.")
@@ -109,6 +119,11 @@ class LiveStream:
         self.mode, self.safety_blocks = mode, int(safety_blocks)
         self.switch_interval = switch_interval
         self.freeze_gc = freeze_gc
+        self.boost_threads = boost_threads
+        self.audio_thread: tuple[int, int] | None = None  # (policy, priority) of the callback's thread
+        self.boosted: list[tuple[int, tuple[int, int]]] = []  # (thread id, previous state) lent realtime
+        self._probe = True
+        self._caller = 0
         self.warn = warn
         self.stop_timeout = 5.0
         self.device_hung = False
@@ -173,6 +188,8 @@ class LiveStream:
         except Exception as e:
             self._close_recorder()
             raise DeviceError(f"cannot open devices {ind}: {names[ind]!r} / {outd}: {names[outd]!r} ({e}); run `rtconv devices` to list them.") from None
+        self._caller = threading.get_native_id()  # the thread that runs the stream (a CLI's status line)
+        self._probe = True
         self.device_latency = tuple(float(x) for x in self._stream.latency)
         self.processor.device_latency = self.device_latency
         self._stop.clear()
@@ -230,6 +247,9 @@ class LiveStream:
         for t in self._threads:
             t.join()
         self._threads.clear()
+        for tid, before in self.boosted:  # the helpers' own scheduling back
+            realtime.restore(before, tid)
+        self.boosted = []
         if hasattr(self, "_switch"):
             sys.setswitchinterval(self._switch)
             del self._switch
@@ -255,6 +275,8 @@ class LiveStream:
         s["mode"] = self.mode
         s["callback_errors"] = self.callback_errors
         s["worker_underruns"] = self.worker_underruns
+        s["audio_thread_realtime"] = None if self.audio_thread is None else realtime.is_realtime(self.audio_thread)
+        s["threads_lent_realtime"] = len(self.boosted)
         if self.mode == "worker":
             s["worker_input_drops"] = self._in.dropped
         if self.recorder is not None:
@@ -269,6 +291,9 @@ class LiveStream:
 
     def _callback(self, indata, outdata, frames, time, status) -> None:
         try:
+            if self._probe:  # once: how the server schedules this thread
+                self._probe = False
+                self.audio_thread = realtime.current()
             self._status(status)
             out = self.processor.process(indata)
             outdata[:] = out  # (n, 1) fills every output channel
@@ -281,6 +306,9 @@ class LiveStream:
 
     def _callback_worker(self, indata, outdata, frames, time, status) -> None:
         try:
+            if self._probe:
+                self._probe = False
+                self.audio_thread = realtime.current()
             self._status(status)
             self._in.write(indata)
             # After an underrun the worker's late blocks are skipped, so the
@@ -314,9 +342,34 @@ class LiveStream:
                 self._in.read_into(blk)
                 self._outq.write(self.processor.process(blk))
 
+    def _lend_realtime(self) -> None:
+        """Once the callback ran: give this process's Python threads the lowest realtime priority if it has
+        realtime (see :mod:`rtconv.live.realtime`), or say that it has not."""
+        if self.audio_thread is None:
+            return
+        if not realtime.is_realtime(self.audio_thread):
+            if self.warn is not None:
+                self.warn(realtime.advice(self.block_size, self.samplerate))
+            return
+        if not self.boost_threads:
+            return
+        tids = [self._caller, threading.get_native_id()]
+        tids += [t.native_id for t in self._threads if t.native_id]
+        rec = self.recorder
+        if rec is not None and getattr(rec, "_thread", None) is not None and rec._thread.native_id:
+            tids.append(rec._thread.native_id)
+        for tid in dict.fromkeys(tids):
+            before = realtime.boost(tid)
+            if before is not None:
+                self.boosted.append((tid, before))
+
     def _monitor(self) -> None:
         rec_warned = False
+        lent = False
         while not self._stop.wait(0.2):
+            if not lent and self.audio_thread is not None:
+                lent = True
+                self._lend_realtime()
             if self.warn is None:
                 continue
             for msg in self.processor.poll_warnings():
