@@ -173,8 +173,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.spectrum.db_min.valueChanged.connect(self._levels_changed)
         self.spectrum.db_max.valueChanged.connect(self._levels_changed)
         self.spectrum.fps.valueChanged.connect(self._set_display_rate)
-        self.watch = QtWidgets.QCheckBox("Reload when the file changes (training writes it)")
-        self.model_panel.layout().addWidget(self.watch)
+        self.watch = self.model_panel.watch
         self.watcher = QtCore.QFileSystemWatcher(self)
         self.watcher.fileChanged.connect(self._file_changed)
         self._reload_timer = QtCore.QTimer(self, singleShot=True, interval=300)

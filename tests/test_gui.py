@@ -66,7 +66,7 @@ def test_loading_a_checkpoint_fills_the_model_card(window, mimo_path):
     # 7 + 5 taps causal: receptive field 1 + 6 + 4 = 11 samples
     assert panel.field("receptive_field") == f"11 samples ({1000 * 11 / 48000:.2f} ms)"
     assert panel.field("latency") == "0 samples (0.00 ms)"
-    assert "si_sdr_improvement_db: 7.25" in panel.field("metrics")
+    assert panel.field("metrics") == "SI-SDR +7.2 dB, SNR 3.5 dB"
     assert panel.field("file") == "mimo.safetensors"
 
 
@@ -77,9 +77,66 @@ def test_a_nested_test_report_shows_its_headline_numbers_and_keeps_the_rest_in_t
     path = _save(rtconv.MimoCNN(taps=[3], features=[1, 1]), tmp_path / "r.safetensors", metrics={"test": report})
     assert window.load_model(path)
     text = window.model_panel.field("metrics")
-    assert text == "test: examples 40, speech si_sdr_improvement_db 3.25"
+    assert text == "test: SI-SDR +3.2 dB on 40 examples"  # the headline; breakdowns and inputs only in the tooltip
     tip = window.model_panel.metrics.toolTip()
     assert "per_noise" in tip and "-9.5" in tip and "buckets" in tip
+
+
+def test_the_model_card_reads_as_sentences_without_raw_keys_or_unitless_negative_losses(window, tmp_path):
+    metrics = {"train_loss": -11.9, "val_loss": -11.2, "test_loss": -10.7, "best_epoch": 10, "epochs_run": 10,
+               "loss": "si_sdr+sc", "train_seconds": 888,
+               "test": {"examples": 48, "loss": -10.7, "mse_reduction": 2.44,
+                        "outputs": {"speech": {"snr_improvement_db": 4.97, "si_sdr_improvement_db": 4.81,
+                                               "input_snr_db": 2.0, "buckets": [{"bucket": "< 0 dB", "count": 3}]}}}}
+    path = _save(rtconv.MimoCNN(taps=[3], features=[1, 1]), tmp_path / "d.safetensors", metrics=metrics)
+    assert window.load_model(path)
+    text = window.model_panel.field("metrics")
+    assert text.splitlines() == ["trained 10 epochs (best 10), 15 min, loss si_sdr+sc",
+                                 "test: SI-SDR +4.8 dB, SNR +5.0 dB on 48 examples"]
+    assert "_loss" not in text and "-11" not in text and "mse_reduction" not in text
+    tip = window.model_panel.metrics.toolTip()
+    assert "train_loss" in tip and "-11.9" in tip and "mse_reduction" in tip
+
+
+@pytest.mark.parametrize(("metrics", "expected"), [
+    ({"train_loss": 0.1, "test_loss": 0.02, "loss": "mse"}, "test loss (mse): 0.02"),
+    ({"test": {"examples": 500, "outputs": {"low": {"si_sdr_improvement_db": 35.7},
+                                            "high": {"si_sdr_improvement_db": 22.1}}}},
+     "test: low SI-SDR +35.7 dB; high SI-SDR +22.1 dB on 500 examples"),
+    ({"test_auc": 0.906, "test_accuracy": 0.839, "test": {"examples": 128, "kind": "vad", "rows": []}},
+     "test: AUC 0.906, accuracy 84 % on 128 examples"),
+    ({"test": {"examples": 8, "mse_reduction": 2.44}}, "test: MSE 2.44× lower on 8 examples"),
+    ({}, ""),
+])
+def test_metric_lines_name_each_number_with_its_unit(metrics, expected):
+    from gui.model_panel import metric_lines
+
+    assert "\n".join(metric_lines(metrics)) == expected
+
+
+def test_the_health_panel_is_visible_without_scrolling_in_a_1500_by_900_window(window, qtbot):
+    from PyQt6 import QtCore, QtWidgets
+
+    from gui import engine
+
+    path = engine.default_model_path()  # the shipped denoiser: the tallest card and every control row
+    if path is None:
+        pytest.skip("no model in models/")
+    assert window.load_model(path)
+    window.health.show_stats({"input_overflows": 3, "output_underflows": 4, "model_errors": 0, "blocks": 100,
+                              "block_ms": {"median": 0.594, "p99": 1.624, "max": 2.213, "budget": 2.667},
+                              "cpu_load": 0.25, "samplerate": 48000,
+                              "latency": {"model_ms": 3.98, "gate_ms": 6.0, "device_out_ms": 5.33,
+                                          "total_ms": 15.31}}, 30.0, 12)
+    window.resize(1500, 900)
+    qtbot.waitUntil(lambda: window.height() == 900)
+    QtWidgets.QApplication.processEvents()
+    scroll = window.health.parentWidget()
+    while not isinstance(scroll, QtWidgets.QScrollArea):
+        scroll = scroll.parentWidget()
+    viewport = scroll.viewport()
+    box = QtCore.QRect(window.health.mapTo(viewport, QtCore.QPoint(0, 0)), window.health.size())
+    assert viewport.rect().contains(box), (box, viewport.rect())
 
 
 def test_stems_equal_the_checkpoint_taps_in_impulse_response_order(window, mimo_path):
