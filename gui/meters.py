@@ -2,7 +2,8 @@
 
 A meter is a small painted bar: the RMS as a filled bar, the peak as a line
 that falls back slowly (peak hold ~1.5 s), and a clip light that latches red
-when the processor reports clipping until the user clicks it.
+when the processor reports clipping until the user clicks it.  A scale
+beside the meters numbers their ticks in dBFS.
 """
 
 from __future__ import annotations
@@ -11,9 +12,20 @@ import time
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-__all__ = ["LevelMeter", "SpeechMeter", "MetersPanel"]
+__all__ = ["LevelMeter", "MeterScale", "SpeechMeter", "MetersPanel"]
 
 MIN_DB = -60.0
+#: Ticks of the level meters, numbered on their scale (dBFS).
+TICKS_DB = (0, -6, -12, -24, -48)
+#: Height of the clip light and of the name below a meter (pixels).
+_LIGHT, _LABEL_H = 10, 14
+
+
+def _bar_y(db: float, height: int) -> int:
+    """Pixel row of ``db`` in a meter ``height`` pixels tall (clip light on top, name below)."""
+    top, bottom = _LIGHT + 4, height - _LABEL_H
+    frac = (min(max(db, MIN_DB), 0.0) - MIN_DB) / -MIN_DB
+    return int(top + (bottom - top) * (1.0 - frac))
 
 
 class LevelMeter(QtWidgets.QWidget):
@@ -45,19 +57,18 @@ class LevelMeter(QtWidgets.QWidget):
         self.clipped = False
         self.update()
 
-    def _y(self, db: float, top: int, height: int) -> int:
-        frac = (min(max(db, MIN_DB), 0.0) - MIN_DB) / -MIN_DB
-        return int(top + height * (1.0 - frac))
+    def tick_y(self, db: float) -> int:
+        """Pixel row of the ``db`` tick in this meter."""
+        return _bar_y(db, self.height())
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt naming
         p = QtGui.QPainter(self)
         w, h = self.width(), self.height()
-        light, label_h = 10, 14
+        light, label_h = _LIGHT, _LABEL_H
         top, bottom = light + 4, h - label_h
-        height = bottom - top
         p.fillRect(0, 0, w, h, QtGui.QColor("#1e1e1e"))
         p.fillRect(4, 2, w - 8, light, QtGui.QColor("#e03131" if self.clipped else "#3a3a3a"))
-        y = self._y(self.rms_db, top, height)
+        y = self.tick_y(self.rms_db)
         grad = QtGui.QLinearGradient(0, top, 0, bottom)
         grad.setColorAt(0.0, QtGui.QColor("#e03131"))
         grad.setColorAt(0.15, QtGui.QColor("#f2c641"))
@@ -65,14 +76,41 @@ class LevelMeter(QtWidgets.QWidget):
         grad.setColorAt(1.0, QtGui.QColor("#2f7d32"))
         p.fillRect(6, y, w - 12, bottom - y, QtGui.QBrush(grad))
         p.setPen(QtGui.QPen(QtGui.QColor("#ffffff"), 2))
-        yp = self._y(self.held_db, top, height)
+        yp = self.tick_y(self.held_db)
         p.drawLine(4, yp, w - 4, yp)
         p.setPen(QtGui.QColor("#777777"))
-        for db in (-6, -12, -24, -48):
-            yy = self._y(db, top, height)
+        for db in TICKS_DB:
+            yy = self.tick_y(db)
             p.drawLine(0, yy, 3, yy)
         p.setPen(QtGui.QColor("#dddddd"))
         p.drawText(QtCore.QRect(0, bottom, w, label_h), QtCore.Qt.AlignmentFlag.AlignCenter, self.label)
+        p.end()
+
+
+class MeterScale(QtWidgets.QWidget):
+    """The level meters' dBFS numbers (0, -6, ... -48), each beside its tick; as tall as the meters."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        font = self.font()
+        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.75))
+        self.setFont(font)
+        self.setFixedWidth(QtGui.QFontMetrics(font).horizontalAdvance("-48") + 4)
+        self.setMinimumHeight(120)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Expanding)
+        self.setToolTip("level, dBFS")
+
+    def labels(self) -> list[tuple[str, int]]:
+        """``(text, pixel row)`` of each number, the rows the meters draw their ticks at."""
+        return [(f"{db}", _bar_y(db, self.height())) for db in TICKS_DB]
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        p = QtGui.QPainter(self)
+        p.setPen(QtGui.QColor("#999999"))
+        h = QtGui.QFontMetrics(self.font()).height()
+        right = QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter
+        for text, y in self.labels():
+            p.drawText(QtCore.QRect(0, y - h // 2, self.width() - 2, h), right, text)
         p.end()
 
 
@@ -135,7 +173,9 @@ class MetersPanel(QtWidgets.QWidget):
         self.readout.setStyleSheet("font-size: 9pt")
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
+        self.scale = MeterScale()
         bars = QtWidgets.QHBoxLayout()
+        bars.addWidget(self.scale)
         bars.addWidget(self.meter_in)
         bars.addWidget(self.meter_out)
         bars.addWidget(self.meter_speech)

@@ -159,7 +159,7 @@ class ModelPanel(QtWidgets.QGroupBox):
         form = QtWidgets.QFormLayout()
         form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setVerticalSpacing(4)
-        form.addRow("Name", self._pair("name", "for the task", "task"))
+        form.addRow("Name / task", self._pair("name", "/", "task"))
         form.addRow("Architecture", self.values["architecture"])
         form.addRow("Parameters", self._pair("parameters", "at", "sample_rate"))
         form.addRow("Latency", self.values["latency"])

@@ -3,7 +3,9 @@
 Each frame of the display timer adds one column per image (the newest at
 the right).  The images are preallocated ``(columns, bins)`` arrays shown by
 persistent :class:`pyqtgraph.ImageItem` with fixed levels and one lookup
-table, so a frame costs one FFT and one array shift per image.
+table, so a frame costs one FFT and one array shift per image.  A colour bar
+beside them reads the colours as dBFS; it follows the range boxes
+(:meth:`SpectrogramPanel.set_levels`), not the frames.
 """
 
 from __future__ import annotations
@@ -66,11 +68,17 @@ class SpectrogramPanel(QtWidgets.QWidget):
         self._win = _Window(fft_size)
         self._pending = 0
         bins = fft_size // 2 + 1
-        lut = pg.colormap.get("inferno").getLookupTable(nPts=256)
+        cmap = pg.colormap.get("inferno")
+        lut = cmap.getLookupTable(nPts=256)
         self.view = pg.GraphicsLayoutWidget()
         self.inp = _Scroller(self.view.addPlot(row=0, col=0), "input", columns, bins, lut)
         self.out = _Scroller(self.view.addPlot(row=1, col=0), "output", columns, bins, lut)
         self.out.plot.setXLink(self.inp.plot)
+        # one scale for both images (they share levels and lookup table); not linked to the
+        # images, so it costs nothing per frame
+        self.colour_bar = pg.ColorBarItem(values=self.levels, colorMap=cmap, label="level (dBFS)",
+                                          interactive=False, width=12, colorMapMenu=False)
+        self.view.addItem(self.colour_bar, row=0, col=1, rowspan=2)
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.view)
@@ -84,6 +92,7 @@ class SpectrogramPanel(QtWidgets.QWidget):
 
     def set_levels(self, lo: float, hi: float) -> None:
         self.levels = (float(lo), float(max(hi, lo + 1)))
+        self.colour_bar.setLevels(self.levels)
 
     def _geometry(self) -> None:
         # columns are display frames; x in seconds ending at 0 (now)

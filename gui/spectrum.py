@@ -1,8 +1,10 @@
 """Live input and output spectra on one plot, with peak hold and the difference curve.
 
 Magnitude in dBFS on a logarithmic frequency axis.  The output − input curve
-(right axis, dB) shows what the model removes (negative) or adds (positive).
-All curves are created once and updated with ``setData``.
+shows what the model removes (negative) or adds (positive) on a small plot of
+its own below (a change in dB, not a level, so it does not share the dBFS
+axis), its frequency axis linked to the spectra's.  All curves are created
+once and updated with ``setData``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,18 @@ __all__ = ["SpectrumPanel"]
 IN_PEN = pg.mkPen("#4f9dde", width=1.5)
 OUT_PEN = pg.mkPen("#f2a541", width=1.5)
 DIFF_PEN = pg.mkPen("#7bd389", width=1.2)
+GRID_PEN = pg.mkPen("#3a3a3a", width=1)
+#: The difference plot's range, dB of change: deep cuts below, a little gain above.
+DIFF_RANGE = (-40.0, 10.0)
+#: Width of both plots' left axes, so their frequency axes line up.
+AXIS_WIDTH = 56
+
+
+def _grid(xs, x_span, ys, y_span) -> tuple[np.ndarray, np.ndarray]:
+    """A static grid as ``connect="pairs"`` vertices: vertical lines at ``xs``, horizontal at ``ys``."""
+    gx = np.concatenate([np.repeat(xs, 2), np.tile(x_span, len(ys))])
+    gy = np.concatenate([np.tile(y_span, len(xs)), np.repeat(ys, 2)])
+    return gx, gy
 
 
 class SpectrumPanel(QtWidgets.QWidget):
@@ -40,19 +54,37 @@ class SpectrumPanel(QtWidgets.QWidget):
         pi.setLogMode(x=True, y=False)
         # the grid is one static pairs-curve drawn under the data: pyqtgraph's
         # axis grid is repainted with every frame and cost ~20 ms per frame
-        self.grid = pg.PlotCurveItem(pen=pg.mkPen("#3a3a3a", width=1), connect="pairs")
+        self.grid = pg.PlotCurveItem(pen=GRID_PEN, connect="pairs")
         self.grid.setZValue(-10)
         pi.addItem(self.grid, ignoreBounds=True)
         pi.setLabel("bottom", "frequency (Hz)")
         pi.getAxis("bottom").setTicks(log_frequency_ticks())
         pi.setLabel("left", "magnitude", units="dBFS")
+        pi.getAxis("left").setWidth(AXIS_WIDTH)
         pi.addLegend(offset=(10, -10))  # bottom left: below the curves of most signals
         pi.setMenuEnabled(False)
         self.curve_in = pi.plot(pen=IN_PEN, name="input")
         self.curve_out = pi.plot(pen=OUT_PEN, name="output")
         self.peak_in = pi.plot(pen=pg.mkPen("#4f9dde", width=1, style=QtCore.Qt.PenStyle.DotLine), name="input peak")
         self.peak_out = pi.plot(pen=pg.mkPen("#f2a541", width=1, style=QtCore.Qt.PenStyle.DotLine), name="output peak")
-        self.curve_diff = pi.plot(pen=DIFF_PEN, name="output − input")
+        self.diff_plot = pg.PlotWidget()
+        self.diff_plot.setMinimumHeight(90)
+        dp = self.diff_plot.getPlotItem()
+        dp.setLogMode(x=True, y=False)
+        dp.setXLink(pi)
+        dp.setMenuEnabled(False)
+        dp.setMouseEnabled(x=True, y=False)
+        dp.hideButtons()
+        dp.getAxis("bottom").setTicks(log_frequency_ticks())
+        dp.setLabel("left", "dB")
+        dp.getAxis("left").setWidth(AXIS_WIDTH)
+        dp.setYRange(*DIFF_RANGE, padding=0)
+        self.diff_grid = pg.PlotCurveItem(pen=GRID_PEN, connect="pairs")
+        self.diff_grid.setZValue(-10)
+        dp.addItem(self.diff_grid, ignoreBounds=True)
+        dp.addLine(y=0, pen=pg.mkPen("#777777", width=1))
+        dp.addLegend(offset=(10, -2))  # bottom left: the curve mostly runs near 0 dB
+        self.curve_diff = dp.plot(pen=DIFF_PEN, name="output − input (dB)")
         for c in (self.curve_in, self.curve_out, self.peak_in, self.peak_out, self.curve_diff):
             c.setClipToView(True)
 
@@ -63,7 +95,7 @@ class SpectrumPanel(QtWidgets.QWidget):
         self.db_min = QtWidgets.QSpinBox(suffix=" dB", minimum=-200, maximum=0, singleStep=10)
         self.db_min.setValue(-120)
         self.db_max = QtWidgets.QSpinBox(suffix=" dB", minimum=-100, maximum=40, singleStep=10)
-        self.db_max.setValue(10)  # room for the difference curve above 0 dB
+        self.db_max.setValue(10)  # headroom: a full-scale peak is not drawn on the frame
         self.peak_hold = QtWidgets.QCheckBox("peak hold")
         self.peak_hold.setChecked(True)
         self.show_diff = QtWidgets.QCheckBox("output − input")
@@ -92,7 +124,8 @@ class SpectrumPanel(QtWidgets.QWidget):
         row.addWidget(self.adaptive)
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.plot, 1)
+        lay.addWidget(self.plot, 3)
+        lay.addWidget(self.diff_plot, 1)
         lay.addLayout(row)
 
         self.tau.valueChanged.connect(self._set_tau)
@@ -100,7 +133,7 @@ class SpectrumPanel(QtWidgets.QWidget):
         self.db_max.valueChanged.connect(self._apply_range)
         self.peak_hold.toggled.connect(self._peak_toggled)
         self.reset_peaks.clicked.connect(self._reset_peaks)
-        self.show_diff.toggled.connect(self.curve_diff.setVisible)
+        self.show_diff.toggled.connect(self.diff_plot.setVisible)
         self._apply_range()
         self._set_tau(self.tau.value())
 
@@ -125,9 +158,9 @@ class SpectrumPanel(QtWidgets.QWidget):
         self.plot.getPlotItem().setXRange(x0, x1, padding=0)
         xs = [t for t, _ in log_frequency_ticks(20.0, nyq)[0]]
         ys = list(range(int(np.ceil(lo / 10) * 10), int(hi) + 1, 10))
-        gx = np.concatenate([np.repeat(xs, 2), np.tile([x0, x1], len(ys))])
-        gy = np.concatenate([np.tile([lo, hi], len(xs)), np.repeat(ys, 2)])
-        self.grid.setData(gx, gy)
+        self.grid.setData(*_grid(xs, (x0, x1), ys, (lo, hi)))
+        dlo, dhi = DIFF_RANGE
+        self.diff_grid.setData(*_grid(xs, (x0, x1), np.arange(dlo, dhi + 1, 10), DIFF_RANGE))
 
     def _peak_toggled(self, on: bool) -> None:
         self.peak_in.setVisible(on)

@@ -244,6 +244,42 @@ def test_spectrum_panel_shows_what_the_model_removes(qtbot):
     assert panel.updates == 1
 
 
+def test_the_difference_curve_has_its_own_db_change_axis_linked_to_the_spectra_in_frequency(qtbot):
+    import pyqtgraph as pg
+
+    from gui.spectrum import SpectrumPanel
+
+    panel = SpectrumPanel(fft_size=1024)
+    qtbot.addWidget(panel)
+    panel.show()
+    spectra, diff = panel.plot.getPlotItem(), panel.diff_plot.getPlotItem()
+    assert panel.curve_diff not in spectra.listDataItems()  # not on the dBFS axis any more
+    assert panel.curve_diff in diff.listDataItems()
+    lo, hi = diff.viewRange()[1]
+    assert (lo, hi) == (-40, 10)
+    assert [label.text for _, label in diff.legend.items] == ["output − input (dB)"]
+    assert "output − input" not in [label.text for _, label in spectra.legend.items]
+    assert diff.getViewBox().linkedView(pg.ViewBox.XAxis) is spectra.getViewBox()
+    panel.set_samplerate(16000)
+    np.testing.assert_allclose(diff.viewRange()[0], spectra.viewRange()[0])
+    panel.show_diff.setChecked(False)
+    assert not panel.diff_plot.isVisible()
+    panel.show_diff.setChecked(True)
+    assert panel.diff_plot.isVisible()
+
+
+def test_the_spectrograms_have_a_colour_scale_in_db_that_follows_the_range_boxes(window):
+    panel = window.spectrogram
+    bar = panel.colour_bar
+    assert bar.isVisible() and "dB" in bar.getAxis("left").labelText
+    assert tuple(bar.levels()) == (-120, 10)  # the range boxes' defaults
+    window.spectrum.db_min.setValue(-90)
+    window.spectrum.db_max.setValue(-20)
+    assert tuple(bar.levels()) == (-90, -20) == panel.levels
+    lut = panel.inp.image.lut
+    np.testing.assert_array_equal(bar.colorMap().getLookupTable(nPts=len(lut)), lut)  # the images' colours
+
+
 @pytest.mark.parametrize("n", [1, 7, 4096, 10000])
 def test_spectrogram_scrolls_one_column_per_frame_for_any_snapshot_size(qtbot, n):
     from gui.spectrogram import SpectrogramPanel
@@ -387,6 +423,26 @@ def test_the_meter_readout_shows_silence_as_minus_infinity_not_minus_200(qtbot):
     panel.update_meters({**silence, "in_peak_db": [-6.0], "in_rms_db": [-18.5]})
     panel.update_text()
     assert "-18.5" in panel.readout.text()
+
+
+def test_the_level_meters_number_their_ticks_in_db_beside_them(qtbot):
+    from PyQt6 import QtCore
+
+    from gui.meters import MetersPanel
+
+    panel = MetersPanel()
+    qtbot.addWidget(panel)
+    panel.resize(140, 400)
+    panel.show()
+    qtbot.waitExposed(panel)
+    scale = panel.scale
+    assert scale.isVisible() and scale.geometry().right() < panel.meter_in.geometry().left()
+    labels = scale.labels()
+    assert [text for text, _ in labels] == ["0", "-6", "-12", "-24", "-48"]
+    for (text, y), db in zip(labels, (0, -6, -12, -24, -48)):
+        at = scale.mapTo(panel, QtCore.QPoint(0, y)).y()
+        assert at == panel.meter_in.mapTo(panel, QtCore.QPoint(0, panel.meter_in.tick_y(db))).y(), text
+    assert labels[0][1] < labels[-1][1]  # 0 dBFS at the top
 
 
 def test_banners_speak_of_the_windows_controls_not_command_line_options(window):
