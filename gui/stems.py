@@ -10,6 +10,11 @@ picker that shows one filter's stems and response.
 
 All stems of one filter are a single ``connect="pairs"`` curve; items are
 created once per layer shape and updated with ``setData`` on a model swap.
+A filter longer than :data:`MAX_STEMS` taps would be a solid blob of stems,
+so it is drawn as one line through its taps instead (downsampled to its
+peaks when longer than the plot is wide).  Responses are on a logarithmic
+frequency axis labelled in Hz, and show at least :data:`MIN_SPAN_DB`, so a
+nearly flat response is not its ripple magnified to fill the plot.
 """
 
 from __future__ import annotations
@@ -18,16 +23,21 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtWidgets
 
-from .dsp import frequency_response_db, log_frequency_ticks
+from .dsp import frequency_response_db
 
-__all__ = ["KernelPanel", "LayerView", "MAX_GRID", "stem_segments", "layer_rates"]
+__all__ = ["KernelPanel", "LayerView", "MAX_GRID", "MAX_STEMS", "stem_segments", "layer_rates", "hz_ticks"]
 
 #: Layers with more filters than this show a heat map and a picker instead of a grid.
 MAX_GRID = 8
+#: Filters with more taps than this are drawn as a line through the taps, not as stems.
+MAX_STEMS = 64
+#: The least span of a response plot (dB).
+MIN_SPAN_DB = 40.0
 
 STEM_PEN = pg.mkPen("#4f9dde", width=1.5)
 TIP_BRUSH = pg.mkBrush("#4f9dde")
 RESP_PEN = pg.mkPen("#f2a541", width=1.5)
+LINE_PEN = pg.mkPen("#4f9dde", width=1.2)
 
 
 def stem_segments(taps: np.ndarray, dilation: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -54,23 +64,51 @@ class _FilterCell:
         stem_plot.addLine(y=0, pen=pg.mkPen("#666666"))
         self.stems = stem_plot.plot(pen=STEM_PEN, connect="pairs")
         self.tips = stem_plot.plot(pen=None, symbol="o", symbolSize=5, symbolBrush=TIP_BRUSH, symbolPen=None)
+        self.line = stem_plot.plot(pen=LINE_PEN)  # a long filter: its taps joined, no stems
+        self.line.setDownsampling(auto=True, method="peak")
+        self.line.setClipToView(True)
+        self.long = False
         resp_plot.setLogMode(x=True, y=False)
-        resp_plot.getAxis("bottom").setTicks([[(t, l) for t, l in log_frequency_ticks()[0] if l in ("100", "1k", "10k")], []])
         resp_plot.setTitle("|H| dB", size="8pt")
         self.resp = resp_plot.plot(pen=RESP_PEN)
+        self.freq_ticks: list[tuple[float, str]] = []
 
     def set_filter(self, taps: np.ndarray, dilation: int, samplerate: float) -> None:
         x, y = stem_segments(taps, dilation)
-        self.stems.setData(x, y)
-        self.tips.setData(x[::2], y[1::2])
+        self.long = np.size(taps) > MAX_STEMS
+        for item in (self.stems, self.tips):
+            item.setVisible(not self.long)
+        self.line.setVisible(self.long)
+        if self.long:
+            self.line.setData(x[::2], y[1::2])
+        else:
+            self.stems.setData(x, y)
+            self.tips.setData(x[::2], y[1::2])
         f, db = frequency_response_db(taps, dilation, samplerate)
         self.resp.setData(f, db)
+        ticks = hz_ticks(float(f[0]), float(f[-1]))
+        if ticks != self.freq_ticks:
+            self.freq_ticks = ticks
+            self.resp_plot.getAxis("bottom").setTicks([ticks, []])
         top = float(np.max(db))
-        self.resp_plot.setYRange(max(top - 60.0, float(np.min(db))), top + 3.0, padding=0)
+        low = min(max(top - 60.0, float(np.min(db))), top - MIN_SPAN_DB)
+        self.resp_plot.setYRange(low, top + 3.0, padding=0)
 
     def tip_data(self) -> tuple[np.ndarray, np.ndarray]:
-        x, y = self.tips.getData()
+        """(lags, tap values) as drawn: the stems' tips, or the line of a long filter."""
+        x, y = (self.line if self.long else self.tips).getData()
         return np.asarray(x), np.asarray(y)
+
+
+def hz_ticks(low: float, high: float) -> list[tuple[float, str]]:
+    """Decade ticks between ``low`` and ``high`` Hz for a log-x axis: ``(log10 f, "1 kHz")``."""
+    ticks = []
+    for e in range(-2, 6):
+        f = 10.0 ** e
+        if low <= f <= high:
+            label = f"{f / 1000:g} kHz" if f >= 1000 else f"{f:g} Hz"
+            ticks.append((float(e), label))
+    return ticks
 
 
 class LayerView(QtWidgets.QGroupBox):

@@ -179,6 +179,35 @@ def test_a_large_layer_gets_a_heat_map_and_a_channel_picker(window, tmp_path):
     np.testing.assert_allclose(image[2, 4 * 3 : 5 * 3], k[2, 4])
 
 
+@pytest.mark.parametrize(("taps", "as_line"), [(64, False), (65, True), (192, True), (2000, True)])
+def test_a_long_kernel_is_drawn_as_one_line_through_its_taps_not_a_wall_of_stems(window, tmp_path, taps, as_line):
+    kernel = np.random.default_rng(taps).standard_normal(taps) * np.hanning(taps)
+    window.load_model(_save(rtconv.FIR(kernel), tmp_path / "long.safetensors"))
+    view = window.kernels.layer_views[0]
+    cell = view.cells[(0, 0)]
+    assert cell.line.isVisible() == as_line
+    assert cell.stems.isVisible() == cell.tips.isVisible() == (not as_line)
+    x, y = view.stem_data(0, 0)
+    np.testing.assert_allclose(y, kernel)
+    np.testing.assert_array_equal(x, np.arange(taps))
+
+
+def test_frequency_responses_are_labelled_in_hz_and_a_flat_one_is_not_magnified(window, tmp_path):
+    window.load_model(_save(rtconv.FIR(np.array([0.5, 1e-4])), tmp_path / "flat.safetensors"))
+    cell = window.kernels.layer_views[0].cells[(0, 0)]
+    assert [label for _, label in cell.freq_ticks] == ["100 Hz", "1 kHz", "10 kHz"]
+    low, high = cell.resp_plot.viewRange()[1]
+    assert high - low >= 40  # a 0.002 dB ripple is not drawn across the whole plot
+    assert low < 20 * np.log10(0.5) < high
+
+
+def test_the_response_ticks_of_a_frame_rate_layer_fit_its_rate():
+    from gui.stems import hz_ticks
+
+    assert [label for _, label in hz_ticks(0.5, 250.0)] == ["1 Hz", "10 Hz", "100 Hz"]
+    assert hz_ticks(47.0, 24000.0) == [(2.0, "100 Hz"), (3.0, "1 kHz"), (4.0, "10 kHz")]
+
+
 def test_swapping_to_a_same_shaped_model_updates_stems_in_place(window, tmp_path):
     torch = pytest.importorskip("torch")
     paths = []
