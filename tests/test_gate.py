@@ -170,19 +170,15 @@ def test_the_gate_mutes_noise_and_passes_speech_with_the_shipped_vad():
     assert rms(tail[SR // 4 :]) == pytest.approx(rms(quiet[: SR // 4]), abs=1.0)
 
 
-def test_a_vad_that_throws_opens_the_gate_and_the_stream_keeps_running():
-    proc = LiveProcessor(_delta(0), SR, 1, 128, vad=_delta(10), realtime_check=False)
+def test_a_vad_that_fails_opens_the_gate_and_the_stream_keeps_running():
+    # a 'VAD' whose output overflows to inf on loud input: every block of it fails
+    proc = LiveProcessor(_delta(0), SR, 1, 128, vad=rtconv.FIR([3e38, 3e38]), realtime_check=False)
     proc.gate, proc.limiter = True, False
-
-    def broken(*a):
-        raise RuntimeError("boom")
-
-    proc._vad.process = broken  # a fault injected where the model would fail
-    x = np.full((128 * 20, 1), 0.05, np.float32)
+    x = np.full((128 * 20, 1), 0.9, np.float32)
     y = _run(proc, x, 128)
-    assert proc.vad_errors == 20 and proc.internal_errors == 0
-    assert np.allclose(y[-128:], 0.05, atol=1e-4)  # open: the audio passes
-    assert "VAD: RuntimeError: boom" in proc.last_error
+    assert proc.vad_errors >= 19 and proc.internal_errors == 0
+    assert np.allclose(y[-128:], 0.9, atol=1e-4)  # open: the audio passes
+    assert proc.stats()["gate"]["vad_errors"] == proc.vad_errors
 
 
 def test_a_model_that_is_not_a_vad_is_refused_in_one_sentence():
