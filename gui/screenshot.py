@@ -4,17 +4,50 @@
 jackd (as the tests do), opens the window with the default model, starts the
 stream, loops ``recordings/demo_noisy.wav`` into its input through a JACK
 client, lets the plots run for ``S`` seconds and saves the window.  Needs
-jackd2 and libportaudio2; Qt may run offscreen (``QT_QPA_PLATFORM=offscreen``).
+jackd2 and libportaudio2; Qt may run offscreen (``QT_QPA_PLATFORM=offscreen``)
+or on a display (``xvfb-run -s "-screen 0 1600x1000x24" python -m gui.screenshot``).
+
+The picture goes into the README, so it shows no path of the machine that
+took it: the record folder reads as the relative ``recordings``
+(:func:`tidy`), and a window that still shows an absolute path
+(:func:`shown_paths`) is not saved.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: An absolute path in a text: ``/a``, ``~/a``, ``C:\a`` (not ``frames/s`` or ``in / out``).
+_ABSOLUTE = re.compile(r"(?<![\w.])(?:~?/[\w.+-]|[A-Za-z]:\\)")
+
+
+def tidy(win) -> None:
+    """Make ``win`` show no machine paths: the record folder as ``recordings`` (relative to the
+    working directory, where recordings go all the same)."""
+    win.controls.record_dir.setText("recordings")
+
+
+def shown_paths(win) -> list[str]:
+    """The texts of ``win``'s visible widgets that hold an absolute path (a README picture has none)."""
+    from PyQt6 import QtWidgets
+
+    texts = []
+    for w in win.findChildren(QtWidgets.QWidget):
+        if not w.isVisible():
+            continue
+        if isinstance(w, (QtWidgets.QLabel, QtWidgets.QLineEdit, QtWidgets.QAbstractButton)):
+            texts.append(w.text())
+        elif isinstance(w, QtWidgets.QComboBox):
+            texts.append(w.currentText())
+        elif isinstance(w, QtWidgets.QGroupBox):
+            texts.append(w.title())
+    return [t for t in texts if _ABSOLUTE.search(t)]
 
 
 def main(argv=None) -> int:
@@ -40,6 +73,7 @@ def main(argv=None) -> int:
                                 samplerate=int(rate), block_size=128, channels=1, model=None, recording=None,
                                 tab="live")
         win = build_window(ns)
+        tidy(win)
         win.resize(1500, 900)
         win.show()
         lb = None
@@ -55,6 +89,9 @@ def main(argv=None) -> int:
                 app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
                 time.sleep(0.01)
             win._tick_text()
+            paths = shown_paths(win)
+            if paths:
+                raise SystemExit(f"the window shows machine paths {paths!r}; not saving a README screenshot of it")
             print(f"wrote {save_screenshot(win, args.out)}")
         finally:
             if lb is not None:

@@ -407,6 +407,28 @@ def test_screenshot_writes_a_png_of_the_window(window, tmp_path, mimo_path):
     assert image.width() >= 800 and image.height() >= 600
 
 
+def test_the_readme_screenshot_shows_no_machine_paths(window, mimo_path):
+    from gui.screenshot import shown_paths, tidy
+
+    window.load_model(mimo_path)  # from an absolute temporary folder
+    window.controls.record_dir.setText(str(mimo_path.parent / "recordings"))
+    assert shown_paths(window) == [str(mimo_path.parent / "recordings")]  # the check sees one
+    tidy(window)
+    assert window.controls.record_dir.text() == "recordings"
+    assert shown_paths(window) == []
+    assert window.model_panel.field("file") == "mimo.safetensors"
+
+
+@pytest.mark.parametrize(("text", "is_path"), [
+    ("/work/main/recordings", True), ("/tmp", True), ("~/x.wav", True), ("C:\\Users", True),
+    ("5 frames/s", False), ("median / p99 / max", False), ("denoiser", False), ("recordings", False),
+])
+def test_the_path_check_tells_paths_from_slashes_in_words(text, is_path):
+    from gui.screenshot import _ABSOLUTE
+
+    assert bool(_ABSOLUTE.search(text)) == is_path
+
+
 def test_frame_rate_layers_of_a_framed_denoiser_are_labelled_in_frames(window, tmp_path):
     denoiser = pytest.importorskip("rtconv.denoiser")
     model = denoiser.ConvDenoiser(window=16, hop=8, channels=4, blocks=1, taps=3)
