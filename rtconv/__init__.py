@@ -34,11 +34,35 @@ from .errors import (
     DeviceError,
     RtconvError,
 )
-from .models import ARCHITECTURES, FIR, DilatedCNN, MimoCNN, Model, build
-from .streaming import Streamer
-from .checkpoint import load, save
-
 __version__ = "0.1.0"
+
+# The engine needs torch, which takes a second or two to import: the names below load it on
+# first use (PEP 562), so `rtconv --help`, error messages and the errors module stay instant.
+_LAZY = {
+    "ARCHITECTURES": "models", "FIR": "models", "DilatedCNN": "models", "MimoCNN": "models",
+    "Model": "models", "build": "models", "Streamer": "streaming", "load": "checkpoint", "save": "checkpoint",
+}
+
+
+_SUBMODULES = {"audio", "checkpoint", "classifier", "data", "denoiser", "designs", "evaluation", "files", "framed",
+               "layers", "live", "metrics", "models", "onnx", "semantics", "streaming", "train", "vad"}
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _SUBMODULES:  # `import rtconv; rtconv.designs.lowpass(...)` as before
+        return importlib.import_module(f".{name}", __name__)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rtconv' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "FIR",

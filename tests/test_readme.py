@@ -51,3 +51,16 @@ def test_the_main_command_succeeds_twice_in_a_row(tmp_path):
         assert r.returncode == 0, f"run {attempt}: {r.stderr}"
     outputs = sorted(p.name for p in work.iterdir())
     assert outputs == ["demo_noisy-denoised.wav", "demo_noisy.wav"]
+
+
+def test_help_and_usage_errors_do_not_import_torch():
+    # `rtconv --help` used to take 2.4 s importing torch; the engine loads on first use
+    code = ("import sys, argparse, rtconv, rtconv.cli as c\n"
+            "for name, mod in c._modules():\n"
+            "    mod.configure(argparse.ArgumentParser())\n"
+            "assert 'torch' not in sys.modules and 'scipy' not in sys.modules, sorted(m for m in sys.modules if m in ('torch', 'scipy'))\n"
+            "rtconv.FIR\n"
+            "assert 'torch' in sys.modules\n"
+            "assert rtconv.designs.lowpass and rtconv.Streamer and 'load' in dir(rtconv)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

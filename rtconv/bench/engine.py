@@ -19,7 +19,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
 
 HELP = "streaming engine: block time vs budget, against naive recompute and scipy lfilter"
 RATE = 48000
@@ -36,6 +35,8 @@ def configure(parser) -> None:
 
 
 def _models():
+    import torch
+
     from .. import FIR, DilatedCNN, MimoCNN
 
     torch.manual_seed(0)
@@ -61,6 +62,8 @@ def _time_blocks(fn, x: np.ndarray, n: int) -> np.ndarray:
 
 
 def _naive(model):
+    import torch
+
     keep = model.receptive_field - 1
     hist = torch.zeros(1, 1, keep)
 
@@ -90,6 +93,8 @@ def _lfilter(kernel: np.ndarray):
 
 
 def run(args) -> int:
+    import torch
+
     from .. import FIR, Streamer
 
     torch.set_num_threads(1)

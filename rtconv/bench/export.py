@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 HELP = "exported ONNX step model in onnxruntime vs the torch Streamer: block time, side by side"
 MODELS = ("lab-denoiser", "dilated", "fir1024", "fir4096", "speech-band", "denoiser", "denoiser-gru")
@@ -33,6 +32,8 @@ def configure(parser) -> None:
 
 
 def _model(key: str):
+    import torch
+
     from .. import FIR, DilatedCNN, load
     from ..checkpoint import models_dir
     from ..denoiser import ConvDenoiser
@@ -71,6 +72,8 @@ def _measure(engines: dict, x: np.ndarray, n: int, warmup: int = 20) -> dict[str
 
 
 def run(args) -> int:
+    import torch
+
     from .. import Streamer
     from ..onnx import OnnxStep, export
 
