@@ -23,8 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: An absolute path in a text: ``/a``, ``~/a``, ``C:\a`` (not ``frames/s`` or ``in / out``).
-_ABSOLUTE = re.compile(r"(?<![\w.])(?:~?/[\w.+-]|[A-Za-z]:\\)")
+#: An absolute path in a text: ``/a``, ``~/a``, ``C:\a`` (not ``frames/s``, ``in / out`` or ``</span>``).
+_ABSOLUTE = re.compile(r"(?<![\w.<])(?:~?/[\w.+-]|[A-Za-z]:\\)")
 
 
 def tidy(win) -> None:

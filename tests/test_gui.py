@@ -422,6 +422,7 @@ def test_the_readme_screenshot_shows_no_machine_paths(window, mimo_path):
 @pytest.mark.parametrize(("text", "is_path"), [
     ("/work/main/recordings", True), ("/tmp", True), ("~/x.wav", True), ("C:\\Users", True),
     ("5 frames/s", False), ("median / p99 / max", False), ("denoiser", False), ("recordings", False),
+    ("<span style='color:inherit'>0.5 / 1.5 ms</span>", False),
 ])
 def test_the_path_check_tells_paths_from_slashes_in_words(text, is_path):
     from gui.screenshot import _ABSOLUTE
