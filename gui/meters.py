@@ -124,7 +124,7 @@ class SpeechMeter(QtWidgets.QWidget):
         self.threshold = 0.5
         self.gate_on = False
         self.gate_open = False
-        self.setMinimumSize(26, 120)
+        self.setMinimumSize(34, 120)  # room for its label, 'voice'
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Expanding)
         self.setToolTip("speech: the probability that someone is speaking (voice-activity detector); "
                         "the line is the gate's threshold, the light is on while the gate lets sound through")

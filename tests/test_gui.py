@@ -507,3 +507,18 @@ def test_banners_speak_of_the_windows_controls_not_command_line_options(window):
     shown = window.banner.text()
     assert "--" not in shown and "rtconv devices" not in shown, shown
     assert "Rate box" in shown and "Rescan" in shown and "48000 Hz" in shown
+
+
+def test_the_voice_meter_shows_with_a_detector_and_its_label_fits(window):
+    from PyQt6 import QtGui
+
+    m = window.meters
+    m.update_speech(None)
+    assert not m.meter_speech.isVisibleTo(window)
+    m.update_speech({"probability": 0.8, "gain_db": 0.0, "open": True, "on": True}, 0.5)
+    assert m.meter_speech.isVisibleTo(window) and m.meter_speech.gate_open
+    window.resize(1500, 900)
+    QtGui.QGuiApplication.processEvents()
+    assert QtGui.QFontMetrics(m.meter_speech.font()).horizontalAdvance("voice") <= m.meter_speech.width()
+    m.update_text()
+    assert "voice 0.80" in m.readout.text() and "gate open" in m.readout.text()
