@@ -40,7 +40,7 @@ from .framed import Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv
 from .layers import Activation, MimoConv1d, Residual, _check_int
 from .models import Model, register
 
-__all__ = ["ConvDenoiser", "dft_filterbank", "limit_to_floor", "calibrate_gain", "set_attenuation_limit"]
+__all__ = ["ConvDenoiser", "dft_filterbank", "limit_to_floor", "calibrate_gain", "set_attenuation_limit", "set_linked"]
 
 
 def limit_to_floor(limit_db: float | None) -> float:
@@ -63,6 +63,19 @@ def set_attenuation_limit(model, limit_db: float | None) -> None:
             "denoisers do; leave --atten-lim out for this model."
         )
     model.attenuation_limit_db = None if limit_db is None else float(limit_db)
+
+
+def set_linked(model, linked: bool) -> None:
+    """Process a stereo (or wider) stream's channels with one gain (``--linked``); refuse, in one
+    sentence, a model that has no mask to share."""
+    gates = [m for m in model.modules() if isinstance(m, MaskGate)] if hasattr(model, "modules") else []
+    if not gates:
+        raise ConfigError(
+            f"the model ({getattr(model, 'arch', type(model).__name__)!r}) has no gains to link: only mask "
+            "denoisers do; leave --linked out for this model."
+        )
+    for g in gates:
+        g.linked = bool(linked)
 
 
 def dft_filterbank(window: int) -> tuple[np.ndarray, np.ndarray]:

@@ -213,6 +213,15 @@ class MaskGate(nn.Module):
         Smallest gain, ``10 ** (-limit_db / 20)`` for an attenuation limit
         of ``limit_db``; 0 lets the estimator suppress fully.  Read on every
         block, so changing it affects running streamers at once.
+
+    Attributes
+    ----------
+    linked : bool
+        Apply one gain, the mean over the batch, to every batch item: a
+        stereo (or wider) stream, whose channels a mono model runs as the
+        batch, keeps its image because every channel gets the same
+        suppression.  For streams only: in training the batch holds
+        unrelated examples.  Read on every block, like ``floor``.
     """
 
     def __init__(self, estimator: nn.Module, pairs: bool = True, floor: float = 0.0) -> None:
@@ -220,6 +229,7 @@ class MaskGate(nn.Module):
         self.estimator = estimator
         self.pairs = bool(pairs)
         self.floor = floor
+        self.linked = False
 
     @property
     def floor(self) -> float:
@@ -241,6 +251,8 @@ class MaskGate(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         g = self.gain(self.estimator(z))
+        if self.linked and g.shape[0] > 1:
+            g = g.mean(0, keepdim=True).expand_as(g)
         if self.pairs:
             B, C, M = z.shape
             return (z.view(B, 2, C // 2, M) * g.unsqueeze(1)).view(B, C, M)
@@ -439,7 +451,7 @@ def _row_compile(module: nn.Module, batch: int, dtype: torch.dtype) -> _Cell | N
         return _RowPairPower(module)
     if isinstance(module, MaskGate):
         est = _row_compile(module.estimator, batch, dtype)
-        return None if est is None else _MaskGateCell(module, est, rowmajor=True)
+        return None if est is None else _MaskGateCell(module, est, rowmajor=True, batch=batch)
     if isinstance(module, Residual):
         body = module.body
         cells = [_row_compile(m, batch, dtype) for m in (body if isinstance(body, nn.Sequential) else [body])]
@@ -451,8 +463,8 @@ def _row_compile(module: nn.Module, batch: int, dtype: torch.dtype) -> _Cell | N
 
 
 class _MaskGateCell(_Cell):
-    def __init__(self, module: MaskGate, estimator: _Cell, rowmajor: bool = False) -> None:
-        self.m, self.est, self.rowmajor = module, estimator, rowmajor
+    def __init__(self, module: MaskGate, estimator: _Cell, rowmajor: bool = False, batch: int = 1) -> None:
+        self.m, self.est, self.rowmajor, self.B = module, estimator, rowmajor, batch
 
     def reset(self) -> None:
         self.est.reset()
@@ -465,6 +477,13 @@ class _MaskGateCell(_Cell):
         f = self.m._floor  # read live: the strength control may change mid-stream
         if f:
             g = g.mul(1.0 - f).add_(f)
+        B = self.B
+        if self.m.linked and B > 1:  # one gain for every channel of the stream
+            if self.rowmajor:  # rows are frame-major, channel-minor: (m*B, K)
+                K = g.shape[-1]
+                g = g.view(-1, B, K).mean(1, keepdim=True).expand(-1, B, K).reshape(-1, K)
+            else:
+                g = g.mean(0, keepdim=True).expand_as(g)
         if not self.m.pairs:
             return z * g
         if self.rowmajor:  # (R, 2K) * (R, 1, K)
@@ -595,7 +614,7 @@ def _build_mask(module: MaskGate, batch, dtype, delay, compile):
     est, d = compile(module.estimator, delay)
     if getattr(est, "rowmajor", False):  # a FrameNet estimator inside a column-major body
         est = _RowToColumn(est)
-    return _MaskGateCell(module, est), d
+    return _MaskGateCell(module, est, batch=batch), d
 
 
 class _RowToColumn(_Cell):

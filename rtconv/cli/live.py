@@ -125,6 +125,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--wet", type=unit_fraction, default=1.0, metavar="X", help="dry/wet mix, 0..1 (default: %(default)s)")
     g.add_argument("--atten-lim", type=attenuation_db, metavar="DB",
                    help="denoiser strength: attenuate no band by more than DB dB (default: the model's own)")
+    g.add_argument("--linked", action="store_true",
+                   help="with --channels 2 or more: one denoiser gain for all channels (the stereo image stays)")
     g.add_argument("--gain", type=_db, default=0.0, metavar="DB", help="output gain in dB (default: %(default)s)")
     g.add_argument("--no-limiter", dest="limiter", action="store_false", help="turn off the -1 dBFS safety limiter")
     g = parser.add_argument_group("routing")
@@ -284,6 +286,10 @@ def run(args) -> int:
         from ..denoiser import set_attenuation_limit
 
         set_attenuation_limit(model, args.atten_lim)
+    if args.linked:
+        from ..denoiser import set_linked
+
+        set_linked(model, True)
     if args.virtual_mic is not None and args.connect:
         raise ConfigError("--virtual-mic and --connect do not go together: the first is for PulseAudio/PipeWire, "
                           "the second for JACK; pick one.")

@@ -109,6 +109,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="also process the audio files in sub-folders, mirroring them under -o")
     g.add_argument("--atten-lim", type=attenuation_db, metavar="DB",
                    help="denoiser strength: attenuate no band by more than DB dB (default: the model's own)")
+    g.add_argument("--linked", action="store_true",
+                   help="stereo and wider files: one denoiser gain for all channels, so the image stays where it was "
+                        "(default: each channel on its own)")
     g.add_argument("--wet", type=unit_fraction, default=1.0, metavar="X",
                    help="dry/wet mix, 0 (input) .. 1 (processed) (default: %(default)s)")
     g.add_argument("--jobs", "-j", type=positive_int, default=1, metavar="N",
@@ -230,7 +233,19 @@ def _worker_signal(signum, frame) -> None:
     _WORKER["signalled"] = True
 
 
-def _worker_main(model_path: str, atten_lim: float | None, threads: int, kw: dict,
+def _switch(model, atten_lim: float | None, linked: bool) -> None:
+    """The model switches of the command line, set on a loaded model (refused in one sentence)."""
+    if atten_lim is not None:
+        from ..denoiser import set_attenuation_limit
+
+        set_attenuation_limit(model, atten_lim)
+    if linked:
+        from ..denoiser import set_linked
+
+        set_linked(model, True)
+
+
+def _worker_main(model_path: str, switches: tuple, threads: int, kw: dict,
                  tasks, results, done, stop) -> None:
     import logging
 
@@ -244,10 +259,7 @@ def _worker_main(model_path: str, atten_lim: float | None, threads: int, kw: dic
 
         torch.set_num_threads(threads)
         model = load(model_path)
-        if atten_lim is not None:
-            from ..denoiser import set_attenuation_limit
-
-            set_attenuation_limit(model, atten_lim)
+        _switch(model, *switches)
     except Exception as e:  # the parent loaded the same file, so this is rare; it reports it
         results.put(("failed", f"{type(e).__name__}: {e}"))
         return
@@ -290,7 +302,7 @@ def _work(job: _Job, kw: dict) -> tuple[int, str | None, str | None, list[str], 
 class _Workers:
     """``n`` worker processes fed one file at a time (see the comment above)."""
 
-    def __init__(self, n: int, model_path: str, atten_lim: float | None, threads: int, kw: dict,
+    def __init__(self, n: int, model_path: str, switches: tuple, threads: int, kw: dict,
                  files: int) -> None:
         import multiprocessing as mp
 
@@ -302,7 +314,7 @@ class _Workers:
         self.free = 0  # ready workers without a file
         self.busy = 0  # files handed out and not reported yet
         self.procs = [ctx.Process(target=_worker_main, daemon=True, name=f"rtconv-process-{i + 1}",
-                                  args=(model_path, atten_lim, threads, kw, self.tasks, self.results,
+                                  args=(model_path, switches, threads, kw, self.tasks, self.results,
                                         self.done, self.stop)) for i in range(n)]
         for p in self.procs:
             p.start()
@@ -431,7 +443,7 @@ class _Batch:
             except (OSError, ValueError):  # the terminal is gone
                 self.bar.disable = True
 
-    def run(self, model, kw: dict, workers: int, model_path: str, atten_lim: float | None) -> None:
+    def run(self, model, kw: dict, workers: int, model_path: str, switches: tuple) -> None:
         from collections import deque
 
         from ..files import process_file
@@ -439,7 +451,7 @@ class _Batch:
         if workers:
             # longest first: the last files to start are short ones, so the processes end together
             todo = deque(sorted(self.jobs, key=lambda j: -j.seconds))
-            self.spawn = lambda: _Workers(workers, model_path, atten_lim, kw["threads"], kw, len(self.jobs))
+            self.spawn = lambda: _Workers(workers, model_path, switches, kw["threads"], kw, len(self.jobs))
         else:
             todo = deque(self.jobs)
         self.t0 = time.monotonic()
@@ -527,10 +539,8 @@ def _run(args: argparse.Namespace, console: _Console, batches: list) -> int:
         )
     model_path = str(resolve(args.model))
     model = load(model_path)  # once, here: a bad model fails once, before any file
-    if args.atten_lim is not None:  # refuse a model without a strength once, up front
-        from ..denoiser import set_attenuation_limit
-
-        set_attenuation_limit(model, args.atten_lim)
+    switches = (args.atten_lim, args.linked)
+    _switch(model, *switches)  # a model without a strength or a mask is refused once, up front
 
     jobs, existing = _plan(found.files, output, out_dir, model, args.skip_existing)
     if existing:
@@ -553,7 +563,7 @@ def _run(args: argparse.Namespace, console: _Console, batches: list) -> int:
     try:
         if not args.quiet and _stderr_tty():
             batch.show_progress()
-        batch.run(model, kw, workers, model_path, args.atten_lim)
+        batch.run(model, kw, workers, model_path, switches)
     finally:
         batch.close()
         _remove_empty(made)

@@ -208,6 +208,7 @@ class _MaskGate(_Node):
     def __init__(self, m: MaskGate, estimator: _Node, control: str | None = None) -> None:
         super().__init__()
         self.est, self.pairs, self.floor = estimator, m.pairs, m.floor  # the floor at export time
+        self.linked = bool(getattr(m, "linked", False))  # as at export time
         self.control = control  # or an input of that name, read every block
 
     def specs(self):
@@ -220,6 +221,8 @@ class _MaskGate(_Node):
             g = g * (1.0 - f) + f
         elif self.floor:
             g = g * (1.0 - self.floor) + self.floor
+        if self.linked and z.shape[0] > 1:
+            g = g.mean(0, keepdim=True).expand_as(g)
         if not self.pairs:
             return z * g
         B, C, M = z.shape
