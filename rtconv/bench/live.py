@@ -255,17 +255,32 @@ def _runs(server, model, path, modes, boosts, rows, log, args) -> None:
           + (f"; a Python thread holds the GIL {args.gil_load:.0%} of the time" if args.gil_load else "")
           + (f"; {args.hogs} CPU-bound processes at normal priority" if args.hogs else ""), flush=True)
     if args.baseline:
+        before = count_xruns(log)
         base = _baseline(server, args)
+        base["server"] = _delta(before, count_xruns(log))
         print(f"  baseline pass-through: {base['blocks']} blocks, {base['xruns']} xruns; jackd: {count_xruns(log)}", flush=True)
     for mode in modes:
         for boost in boosts:
             safety = args.safety_blocks or (max(1, args.period // args.block_size) + 2)
             proc = LiveProcessor(model, args.samplerate, 1, args.block_size, resample_quality=args.resample_quality)
+            before = count_xruns(log)
             s = _measure(server, proc, mode, safety if mode == "worker" else 0, args, boost)
+            s["server"] = _delta(before, count_xruns(log))
             rows.append((mode, safety if mode == "worker" else 0, s))
             print(f"  after {mode}{'' if boost else ' (no boost)'}: jackd log so far: {count_xruns(log)}", flush=True)
     if base is not None:
         rows.append(("baseline", 0, base))
+
+
+def _delta(a: dict, b: dict) -> dict:
+    """Server xruns between two :func:`count_xruns` readings: the driver's, rtconv's own, other clients'."""
+    from ..live.client import PORTS
+    import re
+
+    late = {k: v - a["late_by"].get(k, 0) for k, v in b["late_by"].items()}
+    ours = sum(v for k, v in late.items() if re.match(PORTS, k + ":"))
+    return {"driver_late": b["driver_late"] - a["driver_late"], "rtconv_late": ours,
+            "others_late": sum(late.values()) - ours}
 
 
 def _table(rows, base, log, args) -> None:
@@ -273,22 +288,29 @@ def _table(rows, base, log, args) -> None:
 
     rate = args.samplerate
     print()
-    print(f"{'mode':16} {'lent':>4} {'secs':>5} {'blocks':>8} {'overfl':>6} {'underfl':>7} {'wk-under':>8} {'err':>4} "
+    print(f"{'mode':16} {'lent':>4} {'rtconv late':>11} {'others':>6} {'driver':>6} {'secs':>5} {'blocks':>8} {'overfl':>6} {'underfl':>7} {'wk-under':>8} {'err':>4} "
           f"{'med ms':>7} {'p99 ms':>7} {'max ms':>7} {'budget':>7} {'load':>5} {'rtconv lat':>10} {'PA device':>10} {'measured':>9}")
     for mode, safety, s in rows:
         b, lat = s["block_ms"], s["latency"]
         label = mode + ("/" + str(safety) if safety else "") + ("" if s.get("boost", True) else "-noboost")
-        print(f"{label:16} {s.get('threads_lent_realtime', 0):4d} {s['seconds']:5.0f} {s['blocks']:8d} {s['input_overflows']:6d} "
+        sv = s.get("server", {})
+        print(f"{label:16} {s.get('threads_lent_realtime', 0):4d} {sv.get('rtconv_late', 0):11d} "
+              f"{sv.get('others_late', 0):6d} {sv.get('driver_late', 0):6d} {s['seconds']:5.0f} {s['blocks']:8d} {s['input_overflows']:6d} "
               f"{s['output_underflows']:7d} {s['worker_underruns']:8d} {s['model_errors']:4d} {b['median']:7.3f} {b['p99']:7.3f} "
               f"{b['max']:7.3f} {b['budget']:7.3f} {s['cpu_load']:5.0%} "
               f"{s['reported_latency_frames_at_impulse'] / rate * 1e3:7.2f} ms {(lat['device_in_ms'] + lat['device_out_ms']):7.2f} ms "
               f"{s['measured_latency_frames'] / rate * 1e3:6.2f} ms")
     if base is not None:
-        print(f"{'baseline':16} {'':4} {base['blocks'] * args.block_size / rate:5.0f} {base['blocks']:8d} {base['xruns']:6d} {base['xruns']:7d}"
+        sv = base.get("server", {})
+        print(f"{'baseline':16} {'':4} {sv.get('rtconv_late', 0):11d} {sv.get('others_late', 0):6d} "
+              f"{sv.get('driver_late', 0):6d} {base['blocks'] * args.block_size / rate:5.0f} {base['blocks']:8d} {base['xruns']:6d} {base['xruns']:7d}"
               "   (pass-through Python callback, no model)")
     print(f"jackd log ({log}): {count_xruns(log)} (cumulative; driver_late = the dummy driver's timer woke late, "
           "client_late = a client did not finish its period)")
-    print("\nlent = Python threads of the stream given the lowest realtime priority (--boost); "
+    print("\nrtconv late = periods in which rtconv's own client had not finished (the dropouts it caused); "
+          "others = periods another client (the test's player or capture) had not finished; driver = the dummy "
+          "driver's timer woke late (the machine); overfl/underfl = what PortAudio reported to rtconv, any of these.")
+    print("lent = Python threads of the stream given the lowest realtime priority (--boost); "
           "rtconv lat = model + resampler + worker buffering as reported by stats; PA device = PortAudio's reported "
           "in+out latency (includes JACK's system-port latency, which a client-to-client loopback does not traverse); "
           "measured = impulse from a JACK client into PortAudio:in_0 until it leaves PortAudio:out_0.")

@@ -117,10 +117,21 @@ def jack_server(samplerate: int = 48000, period: int = 256, name: str | None = N
             logf.close()
 
 
-def count_xruns(log) -> dict[str, int]:
-    """Server xruns in a jackd log: the dummy driver's timer waking late vs clients not finishing in time."""
+def count_xruns(log) -> dict:
+    """Server xruns in a jackd log: the dummy driver's timer waking late vs clients not finishing in time.
+
+    ``late_by`` names the client that caused each client xrun: the one still
+    *running* when the period ended (clients after it in the graph are logged
+    too, as merely *triggered*: they were waiting for it).
+    """
+    import re
+
     text = open(log, errors="replace").read()
-    return {"driver_late": text.count("JackTimedDriver::Process XRun"), "client_late": text.count("was not finished")}
+    late_by: dict[str, int] = {}
+    for name in re.findall(r"client = (\S+) was not finished, state = Running", text):
+        late_by[name] = late_by.get(name, 0) + 1
+    return {"driver_late": text.count("JackTimedDriver::Process XRun"), "client_late": text.count("was not finished"),
+            "late_by": late_by}
 
 
 def wait_for(pred, timeout: float = 5.0, step: float = 0.01) -> bool:
