@@ -200,7 +200,7 @@ def test_a_worker_loads_the_model_once_and_takes_many_files(tmp_path, fir):
     jobs = [cli._Job(i, p, tmp_path / f"o{i}.wav", 0.1) for i, p in enumerate(srcs)]
     kw = dict(block_size=None, offline=False, align=True, subtype=None, overwrite=False, threads=1, wet=1.0,
               attenuation_limit_db="model")
-    workers = cli._Workers(1, fir, None, 1, kw, len(jobs))
+    workers = cli._Workers(1, fir, (None, False), 1, kw, len(jobs))  # switches: strength, linked
     try:
         ready = workers.poll(timeout=60)
         assert ready == [] and workers.free == 1  # one "ready" per worker: the model is loaded

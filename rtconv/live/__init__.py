@@ -6,7 +6,10 @@ API map
     :func:`list_devices`, :func:`list_hostapis`, :func:`find_device`
     (``devices``); :class:`Recorder` (``recorder``); :class:`ModelWatcher`
     (``watcher``); :class:`RateBridge` (``resample``); the speech gate
-    :class:`gate.Gate` and its :class:`gate.DelayLine` (``gate``); the hand-off rings
+    :class:`gate.Gate` and its :class:`gate.DelayLine` (``gate``); realtime
+    scheduling for the stream's helper threads (``realtime``); a PulseAudio/
+    PipeWire virtual microphone :class:`virtual_mic.VirtualMic` (``virtual_mic``,
+    imported on demand); the hand-off rings
     :class:`FrameRing` and :class:`DisplayRing` (``rings``); the GUI's
     audio process :class:`host.AudioHost` / :class:`host.RemoteStream`
     (``host``, imported on demand).
