@@ -126,23 +126,30 @@ def test_the_gate_silences_exactly_the_samples_its_vad_judged_silent(model_laten
 
 
 @pytest.mark.parametrize("block", [128, 300])
-def test_with_the_gate_off_the_output_is_the_vadless_output_delayed_by_the_vads_wait(block):
+def test_the_gate_delays_the_whole_output_by_the_vads_wait_only_while_it_is_on(block):
     rng = np.random.default_rng(0)
     x = (0.1 * rng.standard_normal((SR // 2, 1))).astype(np.float32)
     model = rtconv.load("models/denoiser.safetensors")
     plain = LiveProcessor(model, SR, 1, block)
+    metered = LiveProcessor(model, SR, 1, block, vad="models/vad.safetensors")
     gated = LiveProcessor(model, SR, 1, block, vad="models/vad.safetensors")
-    for p in (plain, gated):
+    gated.gate, gated.gate_threshold = True, 0.01  # always open: only the delay shows
+    gated.gate_hold = 10.0
+    for p in (plain, metered, gated):
         p.wet = 0.5  # the dry path is delayed along with the wet one
-    a, b = _run(plain, x, block), _run(gated, x, block)
+    a, m, g = _run(plain, x, block), _run(metered, x, block), _run(gated, x, block)
+    # a VAD that only feeds the meter costs nothing: same output, same latency
+    np.testing.assert_array_equal(m, a)
+    assert metered.latency == 191 and metered.stats()["latency"]["gate_ms"] == 0
+    # gating: everything waits 288 samples more for the decisions
     d = gated.gate_delay
     assert d == 479 - 191 and gated.latency == 479
-    assert np.allclose(b[d:], a[: len(a) - d], atol=1e-6)
-    assert np.all(b[:d] == 0)
+    np.testing.assert_allclose(g[d + SR // 10 :], a[SR // 10 : len(a) - d], atol=1e-6)  # past the opening ramp
+    assert np.all(g[:d] == 0)
     st = gated.stats()
     assert st["latency"]["gate_ms"] == pytest.approx(d / SR * 1e3)
     assert st["latency"]["total_ms"] == pytest.approx(479 / SR * 1e3)
-    assert st["gate"]["on"] is False and st["gate"]["vad_errors"] == 0
+    assert st["gate"]["on"] is True and st["gate"]["vad_errors"] == 0
 
 
 def test_the_gate_mutes_noise_and_passes_speech_with_the_shipped_vad():

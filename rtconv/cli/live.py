@@ -39,7 +39,7 @@ seconds after the speech, then fades with a --gate-release time constant
 to --gate-floor dB (default: silence).  The output waits for the detector's
 decisions (9.98 ms for the shipped one, 6 ms more than the denoiser's own
 4 ms); the latency breakdown names it "gate".  --vad alone shows the
-speech probability in the status line without gating.
+speech probability in the status line without gating and adds no latency.
 
 --virtual-mic [NAME] makes rtconv the microphone of other programs on a
 desktop with PulseAudio or PipeWire: it creates a source NAME (default
@@ -335,8 +335,9 @@ def run(args) -> int:
     if vad_path is not None:
         what = (f"gate at p >= {args.gate_threshold:g}, hold {args.gate_hold:g} s, release {args.gate_release:g} s, "
                 f"floor {args.gate_floor:g} dB" if args.gate else "speech probability shown, no gate")
-        print(f"rtconv live: voice activity from {vad_path}; {what}; the output waits "
-              f"{proc.gate_delay / rate * 1e3:.1f} ms more for its decisions", file=sys.stderr, flush=True)
+        wait = (f"; the output waits {proc.gate_delay / rate * 1e3:.1f} ms more for its decisions"
+                if args.gate else "")
+        print(f"rtconv live: voice activity from {vad_path}; {what}{wait}", file=sys.stderr, flush=True)
     try:
         stream.start()
     except BaseException:

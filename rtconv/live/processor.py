@@ -101,9 +101,10 @@ class LiveProcessor:
         A voice-activity model (task ``vad``, one probability track; the
         shipped one is ``models/vad.safetensors``) run on the mix of the
         input channels: :attr:`speech_probability` shows it and :attr:`gate`
-        silences the output between speech.  With a VAD the whole output
-        waits for its decisions: :attr:`latency` becomes the larger of the
-        model's and the VAD's (9.98 ms for the shipped one).
+        silences the output between speech.  While the gate is on the whole
+        output waits for the VAD's decisions: :attr:`latency` becomes the
+        larger of the model's and the VAD's (9.98 ms for the shipped one);
+        with the gate off the VAD only feeds the meter and adds nothing.
 
     Attributes
     ----------
@@ -240,8 +241,8 @@ class LiveProcessor:
 
     @property
     def gate_delay(self) -> int:
-        """Frames the output waits, beyond the model's latency, for the VAD's decisions."""
-        return 0 if self._vad is None else max(0, self._vad.latency - self._chain.latency)
+        """Frames the output waits, beyond the model's latency, for the VAD's decisions (while :attr:`gate` is on)."""
+        return 0 if self._vad is None or not self.gate else max(0, self._vad.latency - self._chain.latency)
 
     @property
     def speech_probability(self) -> float | None:
@@ -484,7 +485,9 @@ class LiveProcessor:
             prob[:] = 1.0  # a broken VAD opens the gate: it must never silence speech
         self._speech[0] = prob[-1, 0] if n else self._speech[0]
         # the output waits for the VAD, or the decisions wait for a slower model
-        self._post.process(out, max(0, vad.latency - model_latency), out)
+        # (only while gating: a VAD that only feeds a meter costs no latency; switching the gate
+        # shifts the output by the difference once, like a swap to a model of another latency)
+        self._post.process(out, max(0, vad.latency - model_latency) if self.gate else 0, out)
         self._prob_line.process(prob, max(0, model_latency - vad.latency), prob)
         g = self._gate
         g.threshold, g.hold, g.attack, g.release, g.floor_db = (
