@@ -318,6 +318,31 @@ def _command_line(args) -> str:
 
 
 def run(args) -> int:
+    import os
+
+    from ..errors import RtconvError
+    from ..train.distributed import launched
+
+    if not launched() or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return _run(args)
+    # Under torchrun a rank leaves with os._exit once its work and its output are done: the C++
+    # teardown at interpreter exit can abort ("terminate called without an active exception",
+    # SIGABRT) while gloo's threads wind down, which made a finished job fail about one time in
+    # five on a loaded 2-core machine even after the process group was left together.
+    try:
+        code = _run(args)
+    except RtconvError as e:
+        print(f"rtconv train: error: {e}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        print("rtconv train: interrupted", file=sys.stderr)
+        code = 130
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _run(args) -> int:
     import torch
 
     from ..train.distributed import env_rank
