@@ -124,7 +124,7 @@ class SpeechMeter(QtWidgets.QWidget):
         self.threshold = 0.5
         self.gate_on = False
         self.gate_open = False
-        self.setMinimumSize(34, 120)  # room for its label, 'voice'
+        self.setMinimumSize(26, 120)  # as narrow as the level meters: the window's width is spoken for
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Expanding)
         self.setToolTip("speech: the probability that someone is speaking (voice-activity detector); "
                         "the line is the gate's threshold, the light is on while the gate lets sound through")
@@ -154,6 +154,11 @@ class SpeechMeter(QtWidgets.QWidget):
             yt = int(top + height * (1.0 - self.threshold))
             p.drawLine(2, yt, w - 2, yt)
         p.setPen(QtGui.QColor("#dddddd"))
+        font = p.font()
+        room = QtGui.QFontMetricsF(font).horizontalAdvance("voice")
+        if room > w - 2 and font.pointSizeF() > 0:  # shrink the label to the meter, not the meter to the label
+            font.setPointSizeF(font.pointSizeF() * (w - 2) / room)
+            p.setFont(font)
         p.drawText(QtCore.QRect(0, bottom, w, label_h), QtCore.Qt.AlignmentFlag.AlignCenter, "voice")
         p.end()
 
@@ -181,7 +186,7 @@ class MetersPanel(QtWidgets.QWidget):
         bars.addWidget(self.meter_speech)
         lay.addLayout(bars, 1)
         lay.addWidget(self.readout)
-        self.setMinimumWidth(96)
+        # no fixed minimum: the layout's (scale, in, out, voice) keeps every meter whole
 
     def update_meters(self, m: dict) -> None:
         """Take :meth:`LiveProcessor.meters` output (dBFS values, clip flags)."""

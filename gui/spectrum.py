@@ -104,7 +104,7 @@ class SpectrumPanel(QtWidgets.QWidget):
         self.fps = QtWidgets.QSpinBox(suffix=" fps", minimum=5, maximum=60, singleStep=5)
         self.fps.setValue(30)
         self.fps.setToolTip("Display frame rate; lower it to give a slow machine's CPU to the audio")
-        self.adaptive = QtWidgets.QCheckBox("back off on dropouts")
+        self.adaptive = QtWidgets.QCheckBox("yield to audio")  # short: the row sets the window's minimum width
         self.adaptive.setChecked(True)
         self.adaptive.setToolTip("Halve the display rate (down to 5 fps) in every second the audio drops out, "
                                  "then creep back: drawing never competes with the audio")
