@@ -44,21 +44,21 @@ _LAZY = {
 }
 
 
-_SUBMODULES = {"audio", "checkpoint", "classifier", "data", "denoiser", "designs", "evaluation", "files", "framed",
-               "layers", "live", "metrics", "models", "onnx", "semantics", "streaming", "train", "vad"}
-
-
 def __getattr__(name: str):
     import importlib
 
-    if name in _SUBMODULES:  # `import rtconv; rtconv.designs.lowpass(...)` as before
-        return importlib.import_module(f".{name}", __name__)
     module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rtconv' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+    if module is not None:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    if not name.startswith("_"):  # a submodule: `import rtconv; rtconv.designs.lowpass(...)` as before
+        try:
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module 'rtconv' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

@@ -17,6 +17,8 @@ from rtconv.models import Model
 from rtconv.train import losses, tasks
 from rtconv.train.report import confusion_matrix, evaluate_classifier, format_confusion
 
+from _streams import stream_in_sizes
+
 
 def _offline(model, x):
     tdt = torch.float64 if x.dtype == np.float64 else torch.float32
@@ -27,14 +29,7 @@ def _offline(model, x):
 
 
 def _stream(model, x, sizes):
-    s = Streamer(model, channels=x.shape[1], dtype=x.dtype)
-    out, i, k = [], 0, 0
-    while i < len(x):
-        n = sizes[k % len(sizes)]
-        out.append(s.process(x[i: i + n]))
-        i, k = i + n, k + 1
-    out.append(s.flush())
-    return np.concatenate(out), s
+    return stream_in_sizes(model, x, sizes)
 
 
 def _assert_streams_exactly(model, x, sizes):

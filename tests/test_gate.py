@@ -226,7 +226,9 @@ def test_the_cli_takes_gate_settings_and_refuses_a_positive_floor_in_one_line():
                        capture_output=True, text=True)
     assert r.returncode == 2 and "expected a floor of 0 dB or below, or 'silence', got '3'" in r.stderr
     assert "Traceback" not in r.stderr
-    assert live._floor_db("silence") == float("-inf") and live._floor_db("-30") == -30.0
+    from rtconv.cli.common import floor_db
+
+    assert floor_db("silence") == float("-inf") and floor_db("-30") == -30.0
     s = {"seconds": 1.0, "block_ms": {"median": 0.3, "p99": 0.5, "budget": 2.667}, "input_overflows": 0,
          "output_underflows": 0, "cpu_load": 0.1, "latency": {"total_ms": 9.98}, "model_errors": 0,
          "gate": {"probability": 0.93, "open": True, "on": True}}

@@ -168,6 +168,19 @@ def _finish(p, timeout):
         pytest.fail(f"rtconv live did not exit within {timeout} s; its threads:\n{err}")
 
 
+def _wait_routed(p, lb, timeout=30) -> None:
+    """Wait until ``rtconv live`` (``p``) has its mono-in, stereo-out ports linked to the system ports.
+
+    Ports appear when the stream opens; PortAudio links them when it starts, and routing before
+    that would race with it.  A run that exits first fails the test with its stderr.
+    """
+    def ready():
+        ports = lb.player.get_ports(PORTS, is_audio=True)
+        return len(ports) == 3 and all(lb.player.get_all_connections(q) for q in ports)
+
+    assert wait_for(lambda: p.poll() is not None or ready(), timeout) and p.poll() is None, _finish(p, 30)[1]
+
+
 def _recordings(d):
     files = sorted(d.glob("*.wav"))
     assert [f.name.rsplit("-", 1)[1] for f in files] == ["input.wav", "output.wav"]
@@ -183,10 +196,7 @@ def test_record_files_hold_every_sample_captured_and_played(jackd, tmp_path):
     try:
         p = _cli("--model", path, "--hostapi", "JACK", "--record", tmp_path / "rec", "--duration", 2.5,
                  "--stats-json", stats_path)
-        # ports appear when the stream opens; PortAudio links them to the system ports when it
-        # starts, and routing before that would race with it
-        assert wait_for(lambda: len(lb.player.get_ports(PORTS, is_audio=True)) == 3  # mono in, both ears out
-                        and all(lb.player.get_all_connections(q) for q in lb.player.get_ports(PORTS, is_audio=True)), 30)
+        _wait_routed(p, lb)
         lb.connect()
         lb.play()
         out, err = _finish(p, 30)
@@ -324,10 +334,7 @@ def test_live_gate_mutes_the_noise_between_speech_and_says_what_it_waits(jackd, 
     try:
         p = _cli("--hostapi", "JACK", "--gate", "--gate-floor", "silence", "--record", tmp_path / "rec",
                  "--duration", 8.5, "--stats-json", stats_path)
-        ready = wait_for(lambda: p.poll() is not None or (
-            len(lb.player.get_ports(PORTS, is_audio=True)) == 3
-            and all(lb.player.get_all_connections(q) for q in lb.player.get_ports(PORTS, is_audio=True))), 30)
-        assert ready and p.poll() is None, _finish(p, 30)[1]
+        _wait_routed(p, lb)
         lb.connect()
         lb.play()
         out, err = _finish(p, 30)

@@ -13,13 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rtconv
-from rtconv import ConfigError, Streamer
+from rtconv import ConfigError
 from rtconv.classifier import FramedVAD, band_filterbank
 from rtconv.cli import main
 from rtconv.errors import AudioFileError
 from rtconv.layers import MimoConv1d
 from rtconv.vad import (EnergyDetector, best_accuracy, energy_db, frame_means, roc_auc, segments, speech_frames,
                         vad_rows, write_labels)
+
+from _streams import stream_in_sizes
 
 RATE = 48000
 
@@ -30,14 +32,8 @@ def _small_vad(gru=0, seed=0):
 
 
 def _stream(model, x, sizes, dtype=np.float32):
-    s = Streamer(model, channels=x.shape[1], dtype=dtype)
-    out, i, k = [], 0, 0
-    while i < len(x):
-        n = sizes[k % len(sizes)]
-        out.append(s.process(x[i: i + n]))
-        i, k = i + n, k + 1
-    out.append(s.flush())
-    return np.concatenate(out)[s.latency:]
+    out, s = stream_in_sizes(model, x, sizes, dtype)
+    return out[s.latency:]
 
 
 def _offline(model, x):

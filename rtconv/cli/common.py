@@ -26,37 +26,38 @@ def unit_fraction(text: str) -> float:
     return value
 
 
-def probability(text: str) -> float:
-    """argparse type: a threshold strictly between 0 and 1."""
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not 0.0 < v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1 (exclusive), got {text!r} (e.g. 0.5)")
-    return v
-
-
-def nonnegative_seconds(text: str) -> float:
-    """argparse type: a finite duration of 0 seconds or more."""
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not 0.0 <= v < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a duration of 0 seconds or more, got {text!r} (e.g. 0.2)")
-    return v
-
-
-def attenuation_db(text: str) -> float:
-    """argparse type: a denoiser's attenuation limit, a finite non-negative number of dB."""
+def _number(text: str, ok, expected: str) -> float:
+    """``float(text)`` if ``ok`` of it, else the argparse error "expected EXPECTED" (not a number fails too)."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not 0.0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a non-negative number of dB, got {text!r} (e.g. 12)")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}")
     return value
+
+
+def probability(text: str) -> float:
+    """argparse type: a threshold strictly between 0 and 1."""
+    return _number(text, lambda v: 0.0 < v < 1.0,
+                   f"a probability between 0 and 1 (exclusive), got {text!r} (e.g. 0.5)")
+
+
+def nonnegative_seconds(text: str) -> float:
+    """argparse type: a finite duration of 0 seconds or more."""
+    return _number(text, lambda v: 0.0 <= v < float("inf"), f"a duration of 0 seconds or more, got {text!r} (e.g. 0.2)")
+
+
+def attenuation_db(text: str) -> float:
+    """argparse type: a denoiser's attenuation limit, a finite non-negative number of dB."""
+    return _number(text, lambda v: 0.0 <= v < float("inf"), f"a non-negative number of dB, got {text!r} (e.g. 12)")
+
+
+def floor_db(text: str) -> float:
+    """argparse type: a gain floor of 0 dB or below, or ``silence`` (-inf)."""
+    if text.strip().lower() == "silence":
+        return float("-inf")
+    return _number(text, lambda v: v <= 0, f"a floor of 0 dB or below, or 'silence', got {text!r} (e.g. -30)")
 
 
 def add_model_args(parser: argparse.ArgumentParser, default_help: str = "the shipped default model") -> None:

@@ -11,7 +11,7 @@ import sys
 import time
 
 from ..errors import ConfigError, RtconvError
-from .common import attenuation_db, nonnegative_seconds, positive_int, probability, unit_fraction
+from .common import attenuation_db, floor_db, nonnegative_seconds, positive_int, probability, unit_fraction
 
 HELP = "run a model live: microphone -> model -> speakers, with hot swap and recording"
 
@@ -88,18 +88,6 @@ def _db(text: str) -> float:
     return value
 
 
-def _floor_db(text: str) -> float:
-    if text.strip().lower() == "silence":
-        return float("-inf")
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (value <= 0 or value == float("-inf")):
-        raise argparse.ArgumentTypeError(f"expected a floor of 0 dB or below, or 'silence', got {text!r} (e.g. -30)")
-    return value
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--model", "-m", metavar="PATH", help="checkpoint to run, a path or a name in models/ (default: the shipped default denoiser)")
@@ -145,7 +133,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="seconds the gate stays open after the speech (default: %(default)s)")
     g.add_argument("--gate-release", type=nonnegative_seconds, default=0.08, metavar="S",
                    help="time constant of the fade to the floor, seconds (default: %(default)s)")
-    g.add_argument("--gate-floor", type=_floor_db, default=float("-inf"), metavar="DB",
+    g.add_argument("--gate-floor", type=floor_db, default=float("-inf"), metavar="DB",
                    help="gain between speech in dB, or 'silence' (default: silence)")
     g = parser.add_argument_group("run")
     g.add_argument("--record", nargs="?", const="recordings", metavar="DIR", help="record input and output to DIR (default: %(const)s)")
@@ -227,58 +215,10 @@ def format_stats(s: dict) -> str:
     return "\n".join(lines)
 
 
-def _jack_clients() -> set[str]:
-    """rtconv's JACK clients now (``jack_lsp``), to tell this run's from another's after it opens."""
-    import re
-    import shutil
-    import subprocess
-
-    from ..live.client import PORTS
-
-    exe = shutil.which("jack_lsp")
-    if exe is None:
-        return set()
-    r = subprocess.run([exe], capture_output=True, text=True, timeout=10)
-    return {p.split(":", 1)[0] for p in r.stdout.splitlines() if re.match(PORTS, p)}
-
-
-def _connect(spec: str, before: set[str], timeout: float = 5.0) -> list[str]:
-    """Connect this run's JACK outputs to the ports in ``spec`` with ``jack_connect``; lines saying what was done."""
-    import shutil
-    import subprocess
-
-    from ..errors import DeviceError
-
-    targets = [t.strip() for t in spec.split(",") if t.strip()]
-    exe = shutil.which("jack_connect")
-    if exe is None:
-        raise DeviceError("--connect needs jack_connect (apt install jackd2) and the stream on JACK (--hostapi jack).")
-    end = time.monotonic() + timeout
-    ours: list[str] = []
-    while time.monotonic() < end and not ours:
-        ours = sorted(_jack_clients() - before)
-        if not ours:
-            time.sleep(0.05)
-    if len(ours) != 1:
-        raise DeviceError("--connect found no JACK client of this run"
-                          + (f" (new rtconv clients: {', '.join(ours)})" if ours else "")
-                          + "; is the stream on JACK (--hostapi jack)?")
-    r = subprocess.run(["jack_lsp", f"{ours[0]}:"], capture_output=True, text=True, timeout=10)
-    outs = sorted(p for p in r.stdout.splitlines() if ":out_" in p)
-    done = []
-    for k, target in enumerate(targets[: max(1, len(outs))]):
-        src = outs[min(k, len(outs) - 1)]
-        c = subprocess.run([exe, src, target], capture_output=True, text=True, timeout=10)
-        if c.returncode != 0:
-            raise DeviceError(f"could not connect {src} to {target!r} ({(c.stderr or c.stdout).strip() or 'no such port?'}); "
-                              "list the ports with jack_lsp.")
-        done.append(f"connected {src} -> {target}")
-    return done
-
-
 def run(args) -> int:
     from .. import checkpoint
     from ..live import LiveProcessor, LiveStream, ModelWatcher
+    from ..live.client import connect_outputs, jack_clients
 
     path = checkpoint.resolve(args.model)
     model = checkpoint.load(path)
@@ -329,7 +269,7 @@ def run(args) -> int:
     old_term = signal.signal(signal.SIGTERM, _on_stop)
     old_int = signal.signal(signal.SIGINT, _on_stop)
     tty = sys.stderr.isatty() and not args.quiet
-    jack_before = _jack_clients() if args.connect else set()
+    jack_before = jack_clients() if args.connect else set()
     print(f"rtconv live: {path} at {rate} Hz, block {args.block_size}, {args.channels} channel(s); Ctrl-C stops",
           file=sys.stderr, flush=True)
     if vad_path is not None:
@@ -351,7 +291,7 @@ def run(args) -> int:
               f"other program; reading {vmic.microphone or 'the default microphone'}", file=sys.stderr, flush=True)
     if args.connect:
         try:
-            for line in _connect(args.connect, jack_before):
+            for line in connect_outputs(args.connect, jack_before):
                 print(f"rtconv live: {line}", file=sys.stderr, flush=True)
         except RtconvError:
             stream.stop()

@@ -34,17 +34,18 @@ class DelayLine:
     """A fixed-capacity delay of ``(frames, channels)`` float32 audio, no allocation per block.
 
     ``process(x, delay, out)`` writes ``x`` and fills ``out`` with the input of
-    ``delay`` frames ago (zeros before the start).  ``delay + len(x)`` must fit in
-    ``capacity``.
+    ``delay`` frames ago (``fill`` before the start).  ``delay + len(x)`` must fit
+    in ``capacity``.
     """
 
-    def __init__(self, capacity: int, channels: int) -> None:
+    def __init__(self, capacity: int, channels: int, fill: float = 0.0) -> None:
         self.capacity = 1 << max(4, math.ceil(math.log2(max(2, int(capacity)))))
-        self._buf = np.zeros((self.capacity, int(channels)), np.float32)
+        self.fill = float(fill)
+        self._buf = np.full((self.capacity, int(channels)), self.fill, np.float32)
         self._w = 0
 
     def reset(self) -> None:
-        self._buf[:] = 0
+        self._buf[:] = self.fill
         self._w = 0
 
     def process(self, x: np.ndarray, delay: int, out: np.ndarray) -> None:

@@ -222,8 +222,8 @@ class LiveProcessor:
         self._gate = Gate(self.samplerate, max_block=n)
         self._gate.gain = 1.0  # start open-faded: a gate switched on fades the first noise out
         self._post = DelayLine(chain.latency + n, self.channels)
-        self._prob_line = DelayLine(max(0, self._chain.latency - chain.latency) + n, 1)
-        self._prob_line._buf[:] = 1.0  # before the first decisions: open (never silence speech by default)
+        # before the first decisions: open (never silence speech by default)
+        self._prob_line = DelayLine(max(0, self._chain.latency - chain.latency) + n, 1, fill=1.0)
         warm = np.zeros((self.block_size, 1), np.float32)
         for _ in range(4):
             chain.process(warm, self._prob[: self.block_size])
@@ -320,8 +320,7 @@ class LiveProcessor:
             if self._vad is not None:  # the VAD's decisions wait for a slower model: room to delay them
                 need = max(0, chain.latency - self._vad.latency) + self._prob.shape[0]
                 if need > self._prob_line.capacity:
-                    chain.prob_line = DelayLine(need, 1)
-                    chain.prob_line._buf[:] = 1.0
+                    chain.prob_line = DelayLine(need, 1, fill=1.0)
         except RtconvError as e:
             where = f" {os.fspath(what)!r}" if what is not None else ""
             raise type(e)(f"model{where} not swapped in, the running one keeps playing: {e}") from None
@@ -452,7 +451,7 @@ class LiveProcessor:
         out *= gain
         out += byp * (dry - out)
         if self._vad is not None:
-            self._speech_gate(clean, out, chain.latency)
+            self._speech_gate(clean, out)
         if self.limiter:
             self._limit(out)
         # meters: peak hold with 20 dB/s fall, mean square with a 300 ms time constant
@@ -467,12 +466,15 @@ class LiveProcessor:
         self._clips[0] += int(np.count_nonzero(np.abs(x) >= 0.999))
         self.display_ring.write(x, out)
 
-    def _speech_gate(self, x: np.ndarray, out: np.ndarray, model_latency: int) -> None:
+    def _speech_gate(self, x: np.ndarray, out: np.ndarray) -> None:
         """Run the VAD on the input's mix, line output and decisions up, apply the gate's gains."""
         n = x.shape[0]
         vad = self._vad
         mono, prob, gains = self._mono[:n], self._prob[:n], self._gains[:n]
-        np.mean(x, axis=1, out=mono[:, 0]) if x.shape[1] > 1 else np.copyto(mono, x)
+        if x.shape[1] > 1:
+            np.mean(x, axis=1, out=mono[:, 0])
+        else:
+            np.copyto(mono, x)
         try:
             vad.process(mono, prob)
             ok = bool(np.isfinite(prob).all())
@@ -487,8 +489,8 @@ class LiveProcessor:
         # the output waits for the VAD, or the decisions wait for a slower model
         # (only while gating: a VAD that only feeds a meter costs no latency; switching the gate
         # shifts the output by the difference once, like a swap to a model of another latency)
-        self._post.process(out, max(0, vad.latency - model_latency) if self.gate else 0, out)
-        self._prob_line.process(prob, max(0, model_latency - vad.latency), prob)
+        self._post.process(out, self.gate_delay, out)
+        self._prob_line.process(prob, max(0, self._chain.latency - vad.latency), prob)
         g = self._gate
         g.threshold, g.hold, g.attack, g.release, g.floor_db = (
             float(self.gate_threshold), float(self.gate_hold), float(self.gate_attack), float(self.gate_release),

@@ -286,14 +286,14 @@ class LiveStream:
 
     # ------------------------------------------------------------------ audio thread
     def _status(self, status) -> None:
+        if self._probe:  # once: how the server schedules this thread
+            self._probe = False
+            self.audio_thread = realtime.current()
         if status:
             self.processor.note_status(status.input_overflow, status.output_underflow)
 
     def _callback(self, indata, outdata, frames, time, status) -> None:
         try:
-            if self._probe:  # once: how the server schedules this thread
-                self._probe = False
-                self.audio_thread = realtime.current()
             self._status(status)
             out = self.processor.process(indata)
             outdata[:] = out  # (n, 1) fills every output channel
@@ -306,9 +306,6 @@ class LiveStream:
 
     def _callback_worker(self, indata, outdata, frames, time, status) -> None:
         try:
-            if self._probe:
-                self._probe = False
-                self.audio_thread = realtime.current()
             self._status(status)
             self._in.write(indata)
             # After an underrun the worker's late blocks are skipped, so the
