@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     from PyQt6 import QtCore, QtWidgets
 
     from rtconv.live.client import PORTS
-    from rtconv.live.jackd import Loopback, jack_server, wait_for
+    from rtconv.bench.jackd import Loopback, jack_server, wait_for
 
     from .app import build_window, save_screenshot
 

@@ -1,3 +1,3 @@
-"""Test-side name of :mod:`rtconv.live.jackd` (the dummy JACK server and loopback clients)."""
+"""Test-side name of :mod:`rtconv.bench.jackd` (the dummy JACK server and loopback clients)."""
 
-from rtconv.live.jackd import JackServer, Loopback, jack_available, jack_server, wait_for  # noqa: F401
+from rtconv.bench.jackd import JackServer, Loopback, jack_available, jack_server, wait_for  # noqa: F401

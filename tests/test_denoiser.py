@@ -113,7 +113,7 @@ def test_shipped_denoiser_is_the_default_model_and_real_time_ready():
 
 
 def test_shipped_denoiser_improves_held_out_speech_in_noise():
-    from rtconv.evaluation import make_test_set
+    from rtconv.bench.heldout import make_test_set
     from rtconv.metrics import si_sdr_improvement_db
 
     model = checkpoint.load(SHIPPED)

@@ -42,7 +42,7 @@ def jack():
     proc = None
     if not _jack_up():
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
-        from rtconv.live.jackd import _die_with_parent  # no orphaned server if pytest aborts
+        from rtconv.bench.jackd import _die_with_parent  # no orphaned server if pytest aborts
 
         proc = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
@@ -383,7 +383,7 @@ def test_the_voice_meter_follows_speech_and_the_gate_controls_reach_the_audio_pr
 
     import soundfile as sf
 
-    from rtconv.live.jackd import Loopback
+    from rtconv.bench.jackd import Loopback
 
     speech, _ = sf.read("recordings/demo_noisy.wav", dtype="float32", always_2d=True)
     window.load_model(_lowpass(tmp_path, 8000))

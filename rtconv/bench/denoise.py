@@ -7,7 +7,7 @@ Two parts, one run:
    thread; each block's compute time is compared with its budget
    (``block / 48000`` s).  RTF = total compute / audio duration.  RNNoise
    (480-sample frames) is timed the same way, interleaved, as a reference.
-2. **Quality on a held-out test set** (:mod:`rtconv.evaluation`): SI-SDR
+2. **Quality on a held-out test set** (:mod:`rtconv.bench.heldout`): SI-SDR
    improvement, wide-band PESQ and STOI of the unprocessed input, rtconv,
    RNNoise (lag-compensated) and noisereduce, overall, per input-SNR bucket
    and per noise family.
@@ -36,7 +36,7 @@ real-time cost, measured side by side in one run.
 2. Latency.  The model's algorithmic latency, alone and with the live
    resampler at 16, 44.1 and 48 kHz device rates, against RNNoise's 30 ms
    (its 480-sample frame plus its 960-sample output lag at 48 kHz).
-3. Quality on a held-out test set (rtconv.evaluation): SI-SDR improvement,
+3. Quality on a held-out test set (rtconv.bench.heldout): SI-SDR improvement,
    wide-band PESQ and STOI of the unprocessed input, rtconv, RNNoise (its
    lag measured and removed) and noisereduce, overall, per input-SNR bucket
    and per noise family.  --no-quality skips this part.
@@ -94,7 +94,7 @@ def _timing(model, block: int, seconds: float) -> dict:
     import torch
 
     from .. import Streamer
-    from ..evaluation import _RNNoise, make_test_set
+    from .heldout import _RNNoise, make_test_set
 
     torch.set_num_threads(1)
     rate = model.sample_rate or RATE
@@ -139,7 +139,7 @@ def _device_rates(model, block: int) -> list[dict]:
 
 
 def run(args) -> int:
-    from .. import evaluation as ev
+    from . import heldout as ev
 
     model = _load(args.model)
     if args.attenuation_limit is not None and hasattr(model, "attenuation_limit_db"):
@@ -257,7 +257,7 @@ def _data_summary(prov: dict, args) -> list[str]:
 
 
 def _write_card(path, model, result, args) -> None:
-    from .. import evaluation as ev
+    from . import heldout as ev
 
     meta = model.metadata or {}
     prov = meta.get("provenance") or {}

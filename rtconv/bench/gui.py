@@ -70,7 +70,7 @@ def _cpu_seconds(pid: int | None) -> float:
 
 
 def run(args) -> int:
-    from rtconv.live.jackd import jack_server
+    from rtconv.bench.jackd import jack_server
 
     # its own dummy-backend jackd, realtime where allowed (as a desktop's audio server and
     # `rtconv bench live` run): the clients' audio threads then get realtime scheduling too;

@@ -79,7 +79,7 @@ def _baseline(server, args) -> dict:
     """The same duplex stream with a trivial Python callback: the dropouts the machine alone causes."""
     import sounddevice as sd
 
-    from ..live.jackd import Loopback
+    from .jackd import Loopback
 
     n = {"xruns": 0, "blocks": 0}
 
@@ -107,7 +107,7 @@ def _player(server_name: str, rate: int) -> None:
     from types import SimpleNamespace
 
     from ..live.client import PORTS
-    from ..live.jackd import Loopback, wait_for
+    from .jackd import Loopback, wait_for
 
     lb = Loopback(SimpleNamespace(name=server_name, samplerate=rate), _noise(rate), 1.0, loop=True)
     wait_for(lambda: len(lb.player.get_ports(PORTS, is_input=True, is_audio=True)) > 0, 20)
@@ -134,7 +134,7 @@ def _connected(server) -> bool:
 def _measure(server, proc, mode, safety, args, boost=True):
     from ..live import LiveStream
     from ..live.client import PORTS
-    from ..live.jackd import Loopback, wait_for
+    from .jackd import Loopback, wait_for
 
     rate = args.samplerate
     # 1) round trip of an impulse, bypassed so the dry path (delayed by the reported latency) carries it
@@ -219,7 +219,7 @@ def run(args) -> int:
     import tempfile
 
     from .. import checkpoint
-    from ..live.jackd import jack_available, jack_server
+    from .jackd import jack_available, jack_server
 
     why = jack_available()
     if why:
@@ -247,7 +247,7 @@ def run(args) -> int:
 
 def _runs(server, model, path, modes, boosts, rows, log, args) -> None:
     from ..live import LiveProcessor
-    from ..live.jackd import count_xruns
+    from .jackd import count_xruns
 
     base = None
     print(f"jackd dummy {args.samplerate} Hz, period {args.period} ({'realtime' if server.realtime else 'no realtime'}); "
@@ -284,7 +284,7 @@ def _delta(a: dict, b: dict) -> dict:
 
 
 def _table(rows, base, log, args) -> None:
-    from ..live.jackd import count_xruns
+    from .jackd import count_xruns
 
     rate = args.samplerate
     print()

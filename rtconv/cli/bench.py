@@ -1,9 +1,11 @@
 """``rtconv bench NAME``: benchmarks that print numbers measured side by side.
 
 Each benchmark is a module in :mod:`rtconv.bench` with ``HELP``,
-``configure(parser)`` and ``run(args) -> int``.  Benchmarks are not tests:
-they print medians, p99s and ratios against a reference measured in the
-same run, because these machines are shared and noisy.
+``configure(parser)`` and ``run(args) -> int``; the package's modules without
+``HELP`` (the held-out test set, the dummy JACK server) are tooling, not
+benchmarks.  Benchmarks are not tests: they print medians, p99s and ratios
+against a reference measured in the same run, because these machines are
+shared and noisy.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from .. import bench as _bench_pkg
 
 def _benchmarks():
     for info in sorted(pkgutil.iter_modules(_bench_pkg.__path__), key=lambda i: i.name):
-        if not info.name.startswith("_"):
-            yield info.name, importlib.import_module(f"{_bench_pkg.__name__}.{info.name}")
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"{_bench_pkg.__name__}.{info.name}")
+        if hasattr(mod, "HELP"):
+            yield info.name, mod
 
 
 def configure(parser) -> None:

@@ -5,7 +5,7 @@ same length (see :func:`systems`).  Per test item (:mod:`.testset`):
 
 mixtures (``grid``, ``band``, ``level``)
     ``si_sdr_i`` (dB, at the file's rate), ``pesq`` (wide band) and ``stoi``
-    (at 16 kHz, :func:`rtconv.evaluation.score`), and ``pause_db``: the
+    (at 16 kHz, :func:`rtconv.bench.heldout.score`), and ``pause_db``: the
     output's energy where the clean speech pauses, relative to the input's
     there (what a listener hears between words; lower is cleaner).
 clean speech (``clean``)
@@ -53,7 +53,7 @@ def systems(model=None, rnnoise: bool = True, noisereduce: bool = True) -> dict:
     """The systems of a comparison: ``noisy`` (no processing), ``rtconv`` (``model``,
     through :func:`rtconv.files.process_array` exactly as ``rtconv process`` runs it),
     ``rnnoise`` (pyrnnoise, lag removed) and ``noisereduce`` (non-stationary, whole file)."""
-    from .. import evaluation as ev
+    from ..bench import heldout as ev
     from .. import files
 
     out: dict = {"noisy": lambda x, rate: np.asarray(x, np.float32)}
@@ -91,7 +91,7 @@ def _pause_db(clean: np.ndarray, noisy: np.ndarray, est: np.ndarray, rate: int) 
 
 def score_example(ex: TestExample, estimate: np.ndarray) -> dict:
     """The measures of one aligned estimate of ``ex`` (see the module docstring)."""
-    from .. import evaluation as ev
+    from ..bench import heldout as ev
     from ..metrics import si_sdr_db
 
     y = np.asarray(estimate, np.float32)

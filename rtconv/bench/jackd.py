@@ -1,6 +1,8 @@
 """A real JACK server on the dummy backend: an audio device without a sound card.
 
-Used by the live tests and ``rtconv bench live``.  ``jack_server()`` starts ``jackd -d dummy`` under a unique server name,
+Test and benchmark tooling, not part of the runtime: used by the live tests,
+``rtconv bench live``, ``rtconv bench gui`` and ``gui/screenshot.py``.
+``jack_server()`` starts ``jackd -d dummy`` under a unique server name,
 points PortAudio (and JACK clients) at it through ``JACK_DEFAULT_SERVER``,
 re-initializes PortAudio so it sees the server, and on exit terminates
 PortAudio *before* stopping jackd (the other order aborts the interpreter).
@@ -143,9 +145,6 @@ def wait_for(pred, timeout: float = 5.0, step: float = 0.01) -> bool:
     return pred()
 
 
-from .client import PORTS  # noqa: E402 - rtconv's ports, as the patchbay lists them
-
-
 class Loopback:
     """Two JACK clients around rtconv: one plays ``signal`` into PortAudio's inputs, one captures its outputs.
 
@@ -209,6 +208,10 @@ class Loopback:
 
     def connect(self) -> None:
         """Route through the PortAudio client's current ports, cutting its links to system ports."""
+        # rtconv's ports, as the patchbay lists them; imported here because rtconv.live imports torch
+        # and `rtconv --help` imports this module with the benchmarks
+        from ..live.client import PORTS
+
         pa_in = sorted(p.name for p in self.player.get_ports(PORTS, is_input=True, is_audio=True))
         pa_out = sorted(p.name for p in self.player.get_ports(PORTS, is_output=True, is_audio=True))
         for port in pa_in + pa_out:

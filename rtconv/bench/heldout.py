@@ -1,5 +1,8 @@
 """Held-out evaluation of speech denoisers, side by side with RNNoise and noisereduce.
 
+Benchmark tooling, not part of the runtime: used by ``rtconv bench denoise``,
+:mod:`rtconv.data.scoring` and the tests.
+
 The test set is built like the training data (espeak-ng speech plus
 generated noise, :mod:`rtconv.train`) but from the **test** split only:
 voices, variants and sentences that training never sees, noise parameters
@@ -35,7 +38,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = [
     "SNRS",
@@ -106,8 +109,8 @@ def make_test_set(
     seed : int
         Picks test sentences, voices and noise draws.
     """
-    from .train import noise as _noise
-    from .train import speech as _speech
+    from ..train import noise as _noise
+    from ..train import speech as _speech
 
     if isinstance(per_cell, bool) or not isinstance(per_cell, int) or per_cell < 1:
         raise ConfigError(f"per_cell must be a positive integer, got {per_cell!r}.")
@@ -192,7 +195,7 @@ def rnnoise_lag() -> int:
     global _RNNOISE_LAG
     if _RNNOISE_LAG is None:
         rng = np.random.default_rng(0)
-        from .train import speech as _speech
+        from ..train import speech as _speech
 
         utt = _speech.utterances("test", 1, seed=999)[0]
         x = _speech.synthesize(utt, 48000)
@@ -234,7 +237,7 @@ def score(clean: np.ndarray, estimate: np.ndarray, noisy: np.ndarray, sample_rat
     """SI-SDR improvement (dB), wide-band PESQ and STOI of one aligned estimate."""
     import soxr
 
-    from .metrics import si_sdr_improvement_db
+    from ..metrics import si_sdr_improvement_db
 
     pesq = _need("pesq")
     pystoi = _need("pystoi")
@@ -333,8 +336,8 @@ def write_demo(path="recordings/demo_noisy.wav", seconds: float = 8.0, snr_db: f
 
     import soundfile as sf
 
-    from .train import noise as _noise
-    from .train import speech as _speech
+    from ..train import noise as _noise
+    from ..train import speech as _speech
 
     utts = _speech.utterances("test", 12, seed=2000 + seed)
     gap = np.zeros(int(0.4 * sample_rate), np.float32)
