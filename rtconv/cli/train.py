@@ -8,6 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..train.choices import DEFAULTS, DIST_BACKENDS, OPTIMIZERS, SCHEDULES, TASKS
+from ..train.choices import LOSS_NAMES as LOSSES
 from .common import positive_int
 
 HELP = "train a filter or classifier (sines, freqsep, denoise, classify, vad) and write a checkpoint"
@@ -75,14 +77,6 @@ RECIPES = {
     },
 }
 
-# Kept here (a test checks they match rtconv.train) so `rtconv --help` imports no training code.
-TASKS = ("sines", "freqsep", "denoise", "classify", "vad")
-LOSSES = ("l1", "mse", "stft", "si_sdr", "l1+stft", "si_sdr+sc", "si_sdr+sc+pause", "cmrs", "cmrs+si_sdr", "ce")  # rtconv.train.losses.LOSSES, without importing torch
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("none", "cosine", "step", "plateau")
-DIST_BACKENDS = ("auto", "gloo", "nccl")  # rtconv.train.distributed.BACKENDS
-
-_DEFAULTS = {"loss": "mse", "optimizer": "adam", "lr": 1e-2, "batch_size": 32, "epochs": 20}
 #: Classifiers output probabilities: their default loss is the cross-entropy.
 _TASK_LOSS = {"classify": "ce", "vad": "ce"}
 
@@ -165,15 +159,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "into a grown architecture (e.g. --arch-arg gru=64)")
 
     g = parser.add_argument_group("optimisation")
-    g.add_argument("--loss", choices=sorted(LOSSES), help=f"default: {_DEFAULTS['loss']} (ce for classify and vad)")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default: {_DEFAULTS['optimizer']}")
-    g.add_argument("--lr", type=_positive_float, help=f"learning rate (default: {_DEFAULTS['lr']})")
+    g.add_argument("--loss", choices=sorted(LOSSES), help=f"default: {DEFAULTS['loss']} (ce for classify and vad)")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default: {DEFAULTS['optimizer']}")
+    g.add_argument("--lr", type=_positive_float, help=f"learning rate (default: {DEFAULTS['lr']})")
     g.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default: %(default)s)")
     g.add_argument("--weight-decay", type=float, default=0.0, help="(default: %(default)s)")
-    g.add_argument("--batch-size", type=positive_int, help=f"default: {_DEFAULTS['batch_size']}")
-    g.add_argument("--epochs", type=_epochs, help=f"default: {_DEFAULTS['epochs']}; 0 with --resume only "
+    g.add_argument("--batch-size", type=positive_int, help=f"default: {DEFAULTS['batch_size']}")
+    g.add_argument("--epochs", type=_epochs, help=f"default: {DEFAULTS['epochs']}; 0 with --resume only "
                    "evaluates (and with --calibrate-gain calibrates) the checkpoint")
-    g.add_argument("--schedule", choices=SCHEDULES, default="none", help="learning-rate schedule (default: %(default)s)")
+    g.add_argument("--schedule", choices=SCHEDULES, default=DEFAULTS["schedule"], help="learning-rate schedule (default: %(default)s)")
     g.add_argument("--clip-grad", type=_positive_float, metavar="NORM", help="clip the gradient norm")
     g.add_argument("--patience", type=positive_int, metavar="EPOCHS", help="early stop after EPOCHS without improvement")
     g.add_argument("--calibrate-gain", action="store_true",
@@ -188,9 +182,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "torchrun --nproc_per_node N [--nnodes M --rdzv-endpoint HOST:PORT] $(which rtconv) train ... "
         "trains with DistributedDataParallel; --batch-size is the effective batch of all ranks, split "
         "evenly among them; only rank 0 writes and reports.")
-    g.add_argument("--dist-backend", choices=DIST_BACKENDS, default="auto",
+    g.add_argument("--dist-backend", choices=DIST_BACKENDS, default=DEFAULTS["dist_backend"],
                    help="collective backend: auto = nccl on CUDA, gloo on CPU (default: %(default)s)")
-    g.add_argument("--dist-timeout", type=_positive_float, default=1800.0, metavar="SECONDS",
+    g.add_argument("--dist-timeout", type=_positive_float, default=DEFAULTS["dist_timeout"], metavar="SECONDS",
                    help="how long ranks wait for a silent one (a lost machine) before the job stops "
                         "(default: %(default)g)")
 
@@ -260,7 +254,7 @@ def build_config(args):
         v = getattr(args, name)
         if v is None and name == "loss" and task in _TASK_LOSS:
             return _TASK_LOSS[task]
-        return v if v is not None else recipe.get(name, _DEFAULTS.get(name))
+        return v if v is not None else recipe.get(name, DEFAULTS.get(name))
 
     arch = args.arch or recipe.get("arch")
     conf = _arch_config(args, arch or None, recipe)

@@ -58,12 +58,10 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, RtconvError
+from .choices import DIST_BACKENDS as BACKENDS
 
 __all__ = ["Context", "DistributedError", "Shards", "start", "launched", "env_rank", "split_batch", "said_once",
            "BACKENDS"]
-
-#: ``--dist-backend`` choices; ``auto`` is nccl for CUDA devices, gloo otherwise.
-BACKENDS = ("auto", "gloo", "nccl")
 
 
 class DistributedError(RtconvError, RuntimeError):

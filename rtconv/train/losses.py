@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from .choices import LOSS_NAMES
 
 __all__ = ["LOSSES", "get_loss", "apply", "l1", "mse", "multi_resolution_stft", "si_sdr_loss",
            "spectral_convergence", "compressed_spectral", "pause_residual", "cross_entropy"]
@@ -214,6 +215,9 @@ LOSSES: dict[str, Loss] = {
     "cmrs+si_sdr": _cmrs_si_sdr,
     "ce": cross_entropy,
 }
+if tuple(LOSSES) != LOSS_NAMES:  # `rtconv train --help` offers LOSS_NAMES without importing torch
+    raise ImportError(f"losses {tuple(LOSSES)} differ from rtconv.train.choices.LOSS_NAMES {LOSS_NAMES}; "
+                      "name each loss there too, in the same order.")
 
 
 def get_loss(name: str) -> Loss:

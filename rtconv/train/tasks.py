@@ -42,6 +42,7 @@ from torch.utils.data import Dataset
 from ..errors import ConfigError
 from . import noise as _noise
 from . import speech as _speech
+from .choices import TASKS
 
 __all__ = [
     "TASKS",
@@ -59,7 +60,6 @@ __all__ = [
     "materialize",
 ]
 
-TASKS = ("sines", "freqsep", "denoise", "classify", "vad")
 #: Classes of the ``classify`` task, in output-channel order.
 WAVEFORMS = ("sine", "triangle", "square", "sawtooth")
 #: Random-stream id of each split; a split's examples come from rng([seed, id, index]).

@@ -74,11 +74,9 @@ from ..models import Model, build, load_extra_architectures, transfer_weights
 from . import distributed as _dist
 from . import losses as _losses
 from . import tasks as _tasks
+from .choices import DEFAULTS, OPTIMIZERS, SCHEDULES
 
 __all__ = ["TrainConfig", "TrainResult", "train", "pick_device", "evaluate", "mse_change", "OPTIMIZERS", "SCHEDULES"]
-
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("none", "cosine", "step", "plateau")
 
 
 @dataclass
@@ -135,14 +133,14 @@ class TrainConfig:
     task_options: dict = field(default_factory=dict)
     arch: str | None = None
     arch_config: dict | None = None
-    loss: str = "mse"
-    optimizer: str = "adam"
-    lr: float = 1e-2
+    loss: str = DEFAULTS["loss"]
+    optimizer: str = DEFAULTS["optimizer"]
+    lr: float = DEFAULTS["lr"]
     momentum: float = 0.0
     weight_decay: float = 0.0
-    batch_size: int = 32
-    epochs: int = 20
-    schedule: str = "none"
+    batch_size: int = DEFAULTS["batch_size"]
+    epochs: int = DEFAULTS["epochs"]
+    schedule: str = DEFAULTS["schedule"]
     clip_grad: float | None = None
     patience: int | None = None
     seed: int = 0
@@ -155,8 +153,8 @@ class TrainConfig:
     command: str | None = None
     progress: bool = True
     calibrate_gain: bool = False
-    dist_backend: str = "auto"
-    dist_timeout: float = 1800.0
+    dist_backend: str = DEFAULTS["dist_backend"]
+    dist_timeout: float = DEFAULTS["dist_timeout"]
 
 
 @dataclass
