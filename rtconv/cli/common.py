@@ -1,63 +1,114 @@
-"""Flag groups shared by several subcommands."""
+"""The argparse types and flag groups the subcommands share."""
 
 from __future__ import annotations
 
 import argparse
+import json
+
+
+# --- argparse types: the one set every subcommand uses -------------------------------------
+# Each refuses in one line, "expected WHAT, got 'TEXT'", which argparse prefixes with the flag.
+
+_INF = float("inf")
+
+
+def _number(text: str, ok, expected: str, example: str | None = None, parse=float):
+    """``parse(text)`` if ``ok`` of it, else the argparse error "expected EXPECTED, got TEXT" (unparsable fails too)."""
+    try:
+        value = parse(text)
+    except ValueError:
+        value = None
+    if value is None or not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}" + (f" (e.g. {example})" if example else ""))
+    return value
 
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+    """argparse type: a count of 1 or more (frames, threads, jobs)."""
+    return _number(text, lambda v: v >= 1, "a positive integer", parse=int)
+
+
+def epoch_count(text: str) -> int:
+    """argparse type: a number of epochs, 0 or more."""
+    return _number(text, lambda v: v >= 0, "a number of epochs (0 or more)", parse=int)
+
+
+def positive_number(text: str) -> float:
+    """argparse type: a number above 0 (a learning rate, a norm, seconds, dB)."""
+    return _number(text, lambda v: v > 0, "a positive number")
 
 
 def unit_fraction(text: str) -> float:
     """argparse type: a number from 0 to 1 (a dry/wet mix)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value}")
-    return value
-
-
-def _number(text: str, ok, expected: str) -> float:
-    """``float(text)`` if ``ok`` of it, else the argparse error "expected EXPECTED" (not a number fails too)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not ok(value):
-        raise argparse.ArgumentTypeError(f"expected {expected}")
-    return value
+    return _number(text, lambda v: 0 <= v <= 1, "a number between 0 and 1")
 
 
 def probability(text: str) -> float:
     """argparse type: a threshold strictly between 0 and 1."""
-    return _number(text, lambda v: 0.0 < v < 1.0,
-                   f"a probability between 0 and 1 (exclusive), got {text!r} (e.g. 0.5)")
+    return _number(text, lambda v: 0.0 < v < 1.0, "a probability between 0 and 1 (exclusive)", "0.5")
+
+
+def frequency_hz(text: str) -> float:
+    """argparse type: a frequency above 0 Hz."""
+    return _number(text, lambda v: v > 0, "a positive frequency in Hz", "1000")
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type: a duration of more than 0 seconds."""
+    return _number(text, lambda v: v > 0, "a duration of more than 0 seconds", "10")
 
 
 def nonnegative_seconds(text: str) -> float:
     """argparse type: a finite duration of 0 seconds or more."""
-    return _number(text, lambda v: 0.0 <= v < float("inf"), f"a duration of 0 seconds or more, got {text!r} (e.g. 0.2)")
+    return _number(text, lambda v: 0.0 <= v < _INF, "a duration of 0 seconds or more", "0.2")
 
 
 def attenuation_db(text: str) -> float:
     """argparse type: a denoiser's attenuation limit, a finite non-negative number of dB."""
-    return _number(text, lambda v: 0.0 <= v < float("inf"), f"a non-negative number of dB, got {text!r} (e.g. 12)")
+    return _number(text, lambda v: 0.0 <= v < _INF, "a non-negative number of dB", "12")
+
+
+def gain_db(text: str) -> float:
+    """argparse type: an output gain from -60 to +24 dB."""
+    return _number(text, lambda v: -60 <= v <= 24, "a gain between -60 and +24 dB", "-6")
 
 
 def floor_db(text: str) -> float:
     """argparse type: a gain floor of 0 dB or below, or ``silence`` (-inf)."""
     if text.strip().lower() == "silence":
         return float("-inf")
-    return _number(text, lambda v: v <= 0, f"a floor of 0 dB or below, or 'silence', got {text!r} (e.g. -30)")
+    return _number(text, lambda v: v <= 0, "a floor of 0 dB or below, or 'silence'", "-30")
+
+
+def _numbers(text: str) -> list:
+    """'40,40' -> [40, 40]; '-5,2.5' -> [-5, 2.5]: integers stay integers (ValueError if one is not a number)."""
+    return [int(p) if p.lstrip("-").isdigit() else float(p) for p in text.replace(" ", "").split(",") if p != ""]
+
+
+def number_list(text: str):
+    """argparse type: one number ('21' -> 21) or comma-separated numbers ('40,40' -> [40, 40])."""
+    vals = _number(text, bool, "a number or comma-separated numbers", parse=_numbers)
+    return vals[0] if len(vals) == 1 and "," not in text else vals
+
+
+def number_range(text: str) -> list[float]:
+    """argparse type: 'LOW,HIGH' with LOW <= HIGH -> [LOW, HIGH] (write --flag=-5,20 when LOW is negative)."""
+    vals = _number(text, lambda v: len(v) == 2 and v[0] <= v[1], "LOW,HIGH with LOW <= HIGH", parse=_numbers)
+    return [float(x) for x in vals]
+
+
+def key_value(text: str) -> tuple[str, object]:
+    """argparse type: 'KEY=VALUE' -> (KEY, VALUE parsed as JSON, else the text)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (VALUE as JSON), got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+# --- flag groups -------------------------------------------------------------------------
 
 
 def add_model_args(parser: argparse.ArgumentParser, default_help: str = "the shipped default model") -> None:

@@ -41,18 +41,8 @@ examples:
 """
 
 
-def _hz(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a frequency in Hz, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive frequency in Hz, got {text!r}")
-    return value
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
-    from .common import positive_int
+    from .common import frequency_hz, positive_int
 
     sub = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
 
@@ -77,15 +67,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
                             "same magnitude, causal, a short delay for live use (default: %(default)s)")
 
     p = sub.add_parser("lowpass", help="keep frequencies below --cutoff")
-    p.add_argument("--cutoff", type=_hz, required=True, metavar="HZ", help="-6 dB frequency in Hz")
+    p.add_argument("--cutoff", type=frequency_hz, required=True, metavar="HZ", help="-6 dB frequency in Hz")
     common(p, 101, 48000)
     windowed(p)
     p = sub.add_parser("highpass", help="keep frequencies above --cutoff (odd taps)")
-    p.add_argument("--cutoff", type=_hz, required=True, metavar="HZ", help="-6 dB frequency in Hz")
+    p.add_argument("--cutoff", type=frequency_hz, required=True, metavar="HZ", help="-6 dB frequency in Hz")
     common(p, 101, 48000)
     windowed(p)
     p = sub.add_parser("bandpass", help="keep frequencies between two cutoffs (odd taps)")
-    p.add_argument("--cutoff", type=_hz, nargs=2, required=True, metavar=("LOW", "HIGH"),
+    p.add_argument("--cutoff", type=frequency_hz, nargs=2, required=True, metavar=("LOW", "HIGH"),
                    help="lower and upper -6 dB frequencies in Hz")
     common(p, 101, 48000)
     windowed(p)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..train.choices import DEFAULTS, DIST_BACKENDS, OPTIMIZERS, SCHEDULES, TASKS
 from ..train.choices import LOSS_NAMES as LOSSES
-from .common import positive_int
+from .common import epoch_count, key_value, number_list, number_range, positive_int, positive_number
 
 HELP = "train a filter or classifier (sines, freqsep, denoise, classify, vad) and write a checkpoint"
 
@@ -81,55 +81,6 @@ RECIPES = {
 _TASK_LOSS = {"classify": "ce", "vad": "ce"}
 
 
-def _epochs(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of epochs (0 or more), got {text!r}")
-    return v
-
-
-def _numbers(text: str):
-    """'40,40' -> [40, 40]; '21' -> 21; '-5,20' -> [-5.0, 20.0]."""
-    parts = [p for p in text.replace(" ", "").split(",") if p != ""]
-    try:
-        vals = [int(p) if p.lstrip("-").isdigit() else float(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or comma-separated numbers, got {text!r}") from None
-    if not vals:
-        raise argparse.ArgumentTypeError(f"expected a number or comma-separated numbers, got {text!r}")
-    return vals[0] if len(vals) == 1 and "," not in text else vals
-
-
-def _pair(text: str) -> list[float]:
-    v = _numbers(text)
-    if not isinstance(v, list) or len(v) != 2 or v[0] > v[1]:
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH with LOW <= HIGH, got {text!r}")
-    return [float(x) for x in v]
-
-
-def _kv(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (VALUE as JSON), got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", nargs="?", choices=TASKS, help="what to learn (default: the recipe's task)")
     parser.add_argument("--recipe", choices=sorted(RECIPES),
@@ -147,12 +98,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--arch", metavar="NAME",
                    help="architecture (fir, mimo_cnn, dilated_cnn, or any registered one; default: the task's)")
-    g.add_argument("--taps", type=_numbers, metavar="N[,N...]", help="taps (per layer for mimo_cnn)")
-    g.add_argument("--features", type=_numbers, metavar="F0,F1,...", help="mimo_cnn channel counts")
+    g.add_argument("--taps", type=number_list, metavar="N[,N...]", help="taps (per layer for mimo_cnn)")
+    g.add_argument("--features", type=number_list, metavar="F0,F1,...", help="mimo_cnn channel counts")
     g.add_argument("--activation", help="nonlinearity: tanh, relu, sigmoid, leaky_relu, identity")
     g.add_argument("--padding", choices=("causal", "same"),
                    help="causal (default, no latency) or same (centred: latency = half the span)")
-    g.add_argument("--arch-arg", type=_kv, action="append", default=[], metavar="KEY=VALUE",
+    g.add_argument("--arch-arg", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="any other constructor argument, VALUE as JSON (repeatable)")
     g.add_argument("--resume", metavar="PATH",
                    help="continue from this checkpoint's weights and history; with --arch-arg, "
@@ -161,14 +112,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("optimisation")
     g.add_argument("--loss", choices=sorted(LOSSES), help=f"default: {DEFAULTS['loss']} (ce for classify and vad)")
     g.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default: {DEFAULTS['optimizer']}")
-    g.add_argument("--lr", type=_positive_float, help=f"learning rate (default: {DEFAULTS['lr']})")
+    g.add_argument("--lr", type=positive_number, help=f"learning rate (default: {DEFAULTS['lr']})")
     g.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default: %(default)s)")
     g.add_argument("--weight-decay", type=float, default=0.0, help="(default: %(default)s)")
     g.add_argument("--batch-size", type=positive_int, help=f"default: {DEFAULTS['batch_size']}")
-    g.add_argument("--epochs", type=_epochs, help=f"default: {DEFAULTS['epochs']}; 0 with --resume only "
+    g.add_argument("--epochs", type=epoch_count, help=f"default: {DEFAULTS['epochs']}; 0 with --resume only "
                    "evaluates (and with --calibrate-gain calibrates) the checkpoint")
     g.add_argument("--schedule", choices=SCHEDULES, default=DEFAULTS["schedule"], help="learning-rate schedule (default: %(default)s)")
-    g.add_argument("--clip-grad", type=_positive_float, metavar="NORM", help="clip the gradient norm")
+    g.add_argument("--clip-grad", type=positive_number, metavar="NORM", help="clip the gradient norm")
     g.add_argument("--patience", type=positive_int, metavar="EPOCHS", help="early stop after EPOCHS without improvement")
     g.add_argument("--calibrate-gain", action="store_true",
                    help="denoisers: after training, fold one least-squares output gain measured on the "
@@ -184,7 +135,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "evenly among them; only rank 0 writes and reports.")
     g.add_argument("--dist-backend", choices=DIST_BACKENDS, default=DEFAULTS["dist_backend"],
                    help="collective backend: auto = nccl on CUDA, gloo on CPU (default: %(default)s)")
-    g.add_argument("--dist-timeout", type=_positive_float, default=DEFAULTS["dist_timeout"], metavar="SECONDS",
+    g.add_argument("--dist-timeout", type=positive_number, default=DEFAULTS["dist_timeout"], metavar="SECONDS",
                    help="how long ranks wait for a silent one (a lost machine) before the job stops "
                         "(default: %(default)g)")
 
@@ -195,11 +146,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--variant", choices=("classic", "audio", "waveforms"),
                    help="freqsep: 256-sample exercise (classic) or audio crossover; classify: waveforms")
     g.add_argument("--sample-rate", type=positive_int, metavar="HZ", help="freqsep audio (48000) / denoise (32000)")
-    g.add_argument("--seconds", type=_positive_float, help="example length in seconds (audio tasks)")
-    g.add_argument("--low-band", type=_pair, metavar="LO,HI", help="freqsep audio: low tones in Hz (40,700)")
-    g.add_argument("--high-band", type=_pair, metavar="LO,HI", help="freqsep audio: high tones in Hz (1400,0.45*rate)")
-    g.add_argument("--snr-db", type=_pair, metavar="LO,HI", help="denoise: input SNR range (write --snr-db=-5,20 when LO is negative)")
-    g.add_argument("--gain-db", type=_pair, metavar="LO,HI", help="denoise: random gain range (--gain-db=-12,6)")
+    g.add_argument("--seconds", type=positive_number, help="example length in seconds (audio tasks)")
+    g.add_argument("--low-band", type=number_range, metavar="LO,HI", help="freqsep audio: low tones in Hz (40,700)")
+    g.add_argument("--high-band", type=number_range, metavar="LO,HI", help="freqsep audio: high tones in Hz (1400,0.45*rate)")
+    g.add_argument("--snr-db", type=number_range, metavar="LO,HI", help="denoise: input SNR range (write --snr-db=-5,20 when LO is negative)")
+    g.add_argument("--gain-db", type=number_range, metavar="LO,HI", help="denoise: random gain range (--gain-db=-12,6)")
     g.add_argument("--utterances", type=positive_int, metavar="N", help="denoise: espeak utterances for training (200)")
     g.add_argument("--speech-dir", metavar="DIR", help="denoise: folder of clean speech (instead of espeak-ng)")
     g.add_argument("--noise-dir", metavar="DIR", help="denoise: folder of noise recordings (added to the draw)")
@@ -208,15 +159,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--corpus", choices=("espeak", "realistic"),
                    help="denoise: espeak-ng speech + generated noise (default), or the realistic corpus "
                         "built by `rtconv data build`")
-    g.add_argument("--level-db", type=_pair, metavar="LO,HI",
+    g.add_argument("--level-db", type=number_range, metavar="LO,HI",
                    help="denoise, realistic corpus: speech level range around -26 dBFS (--level-db=-45,10)")
-    g.add_argument("--label-db", type=_positive_float, metavar="DB",
+    g.add_argument("--label-db", type=positive_number, metavar="DB",
                    help="vad: a 10 ms frame is speech when its clean energy is within DB of the clip's "
                         "active level (35)")
     g.add_argument("--mix-rate", type=positive_int, metavar="HZ",
                    help="vad: mix the corpus at this rate and resample the examples to --sample-rate "
                         "(16000 holds a third of the audio in memory; a VAD hears up to 8 kHz)")
-    g.add_argument("--noise-seconds", type=_positive_float, metavar="SECONDS",
+    g.add_argument("--noise-seconds", type=positive_number, metavar="SECONDS",
                    help="vad: the longest stretch of each noise recording held in memory (120)")
 
 
