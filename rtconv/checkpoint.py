@@ -503,9 +503,15 @@ def models_dir() -> Path:
 def resolve(model: PathLike | None) -> Path:
     """The checkpoint a user means: a path, a name in :func:`models_dir`, or the default.
 
+    The one place a model argument becomes a file: ``rtconv info``, every
+    ``--model``, :func:`rtconv.files.process_file`, the live processor and
+    the benchmarks call it, so a name means the same file everywhere.  A
+    path that exists, or has a folder part, is taken as it is;
     ``"speech-band"`` or ``"speech-band.safetensors"`` finds
     ``models/speech-band.safetensors`` when no such file exists in the
-    current folder; ``None`` gives :func:`default_model_path`.
+    current folder; ``None`` gives :func:`default_model_path`.  A name
+    found nowhere comes back unchanged, for :func:`load` to refuse in one
+    sentence that lists the shipped names.
     """
     if model is None:
         return default_model_path()

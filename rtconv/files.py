@@ -364,7 +364,8 @@ class Chain:
 # --- public API -------------------------------------------------------------------
 
 
-def _resolve_model(model: Model | PathLike | None) -> tuple[Model, str]:
+def _load_model(model: Model | PathLike | None) -> tuple[Model, str]:
+    """The model ``model`` means (a loaded one as is; a path, name or None through :func:`resolve`) and its name."""
     if isinstance(model, Model):
         return model, model.metadata.get("name") or type(model).__name__
     path = resolve(model)
@@ -448,8 +449,8 @@ def process_file(
         for a denoiser, ``x-filtered.wav`` for a filter, ``x-<task>.wav``
         otherwise.
     model : Model or path, optional
-        A loaded model or a checkpoint path; default
-        :func:`rtconv.checkpoint.default_model_path`.
+        A loaded model, or a checkpoint path or shipped model name as
+        :func:`rtconv.checkpoint.resolve` finds it; default: the default model.
     block_size : int, optional
         Streamer block size in frames; default :func:`file_block_size`, the
         fastest for the model (any size gives the same output).
@@ -499,7 +500,7 @@ def process_file(
     if wet < 1.0 and not align:
         raise ConfigError(f"a dry/wet mix (wet={wet!r}) needs the output aligned with the input; "
                           "leave out --keep-latency.")
-    m, mname = _resolve_model(model)
+    m, mname = _load_model(model)
     task = (getattr(m, "metadata", None) or {}).get("task")
     if wet < 1.0 and task in ("vad", "classify"):
         raise ConfigError(f"--wet mixes audio into the output, but this model ({mname}, task {task!r}) writes "
@@ -785,7 +786,7 @@ def process_array(
     if x.ndim != 2 or x.dtype.kind not in "fiu":
         raise ConfigError(f"audio must be a (frames,) or (frames, channels) array, got shape {x.shape}.")
     x = np.nan_to_num(x.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    m, _ = _resolve_model(model)
+    m, _ = _load_model(model)
     chain = Chain(m, int(sample_rate), x.shape[1], x.shape[0], block_size=block_size,
                   offline=offline, align=align, threads=threads)
     outs = [chain(x[i : i + _READ_CHUNK]) for i in range(0, x.shape[0], _READ_CHUNK)]

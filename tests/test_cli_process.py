@@ -153,6 +153,43 @@ def test_info_json_is_the_metadata_plus_tensor_shapes(tmp_path, capsys):
     assert doc["architecture"]["name"] == "fir" and doc["tensors"]["body.0.weight"]["shape"] == [1, 1, 2]
 
 
+@pytest.mark.parametrize("model,expected", [
+    ("tiny", "shipped tiny"),                    # a shipped model's name
+    ("tiny.safetensors", "shipped tiny"),        # ... with its suffix
+    ("here.safetensors", "in the folder"),       # a file in the current folder
+    ("{tmp}/elsewhere.safetensors", "by path"),  # a path
+    ("here", "not found"),                       # a bare name that is neither: refused by both, same file named
+    (None, "shipped default"),                   # nothing: the default model
+])
+def test_info_and_process_model_find_the_same_checkpoint(tmp_path, monkeypatch, capsys, model, expected):
+    shipped, work = tmp_path / "models", tmp_path / "work"
+    shipped.mkdir()
+    work.mkdir()
+    for name, path in [("shipped default", shipped / "speech-band.safetensors"),
+                       ("shipped tiny", shipped / "tiny.safetensors"),
+                       ("in the folder", work / "here.safetensors"),
+                       ("by path", tmp_path / "elsewhere.safetensors")]:
+        rtconv.save(rtconv.FIR([0.5, 0.5]), path, sample_rate=48000, name=name)
+    monkeypatch.setenv("RTCONV_MODELS", str(shipped))
+    monkeypatch.chdir(work)
+    arg = [] if model is None else [model.format(tmp=tmp_path)]
+    src = _wav(tmp_path / "talk.wav")
+
+    info = main(["info", *arg, "--json"])
+    info_out, info_err = capsys.readouterr()
+    process = main(["process", str(src), str(tmp_path / "out.wav"), *(["--model", *arg] if arg else [])])
+    process_out, process_err = capsys.readouterr()
+
+    if expected == "not found":
+        assert info == process == 1
+        assert info_err.split("error: ", 1)[1] == process_err.split("error: ", 1)[1]
+        assert "'here'" in info_err and "tiny" in info_err  # the missing name, and the shipped ones to choose from
+    else:
+        assert info == process == 0
+        assert json.loads(info_out)["name"] == expected
+        assert f", {expected}, " in process_out
+
+
 def test_info_refuses_a_non_checkpoint_in_one_line(tmp_path, capsys):
     (tmp_path / "x.safetensors").write_text("hello")
     assert main(["info", str(tmp_path / "x.safetensors")]) == 1

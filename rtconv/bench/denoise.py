@@ -56,7 +56,8 @@ def configure(parser) -> None:
     import argparse
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the numbered list as written
-    parser.add_argument("--model", "-m", metavar="PATH", help="denoiser checkpoint (default: the shipped one)")
+    parser.add_argument("--model", "-m", metavar="PATH",
+                        help="denoiser checkpoint, a path or a shipped model's name (default: the shipped one)")
     parser.add_argument("--block-size", "-b", type=int, default=128, metavar="N",
                         help="frames per streamed block for the timing (default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=20.0,
@@ -84,7 +85,7 @@ def configure(parser) -> None:
 def _load(path):
     from .. import checkpoint
 
-    model = checkpoint.load(path or checkpoint.default_model_path())
+    model = checkpoint.load(checkpoint.resolve(path))  # a path, a shipped name, or None: the default
     if model.sample_rate not in (None, RATE):
         print(f"note: the model runs at {model.sample_rate} Hz; timing it at that rate")
     return model

@@ -92,7 +92,7 @@ def _single(args: argparse.Namespace) -> int:
     import soundfile as sf
     import torch
 
-    from ..checkpoint import default_model_path, load
+    from ..checkpoint import load, resolve
     from ..errors import RtconvError
     from ..files import file_block_size, process_file
     from ..models import FIR, MimoCNN
@@ -112,7 +112,7 @@ def _single(args: argparse.Namespace) -> int:
     fir = FIR(rng.standard_normal(1024) / 32)
     models = {"MimoCNN [40,40]/[1,5,1]": mimo, "FIR 1024 taps": fir}
     try:
-        shipped = load(default_model_path())
+        shipped = load(resolve(None))
         models = {f"default model ({shipped.arch})": shipped, **models}
     except RtconvError as e:
         print(f"rtconv bench process: note: the default model is left out ({e})", file=sys.stderr)

@@ -202,7 +202,7 @@ def run(args) -> int:
     try:
         from .. import Streamer, checkpoint
 
-        den = checkpoint.load(checkpoint.default_model_path())
+        den = checkpoint.load(checkpoint.resolve(None))
         if den.metadata.get("task") == "denoise":
             others["shipped denoiser (reference)"] = Streamer(den, threads=1, block_size=args.block_size).process
             # what `rtconv live --gate` adds to a live block: the VAD, its delay lines, the gate's gains
