@@ -19,7 +19,8 @@ def _number(text: str, ok, expected: str, example: str | None = None, parse=floa
     except ValueError:
         value = None
     if value is None or not ok(value):
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}" + (f" (e.g. {example})" if example else ""))
+        eg = f" (e.g. {example})" if example else ""
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}{eg}")
     return value
 
 
