@@ -10,6 +10,9 @@ Writing goes through :class:`AtomicWriter`: the audio goes to a hidden
 temporary file in the destination folder and is renamed over the final name
 only by :meth:`AtomicWriter.commit`; any failure or interruption deletes the
 temporary file, so a half-written output never appears under the real name.
+
+:func:`zero_nonfinite` is the one rule for NaN and Inf in input audio (files,
+arrays, corpus items, live blocks): such a sample becomes 0 and is counted.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 from .errors import AudioFileError
 
 __all__ = [
+    "zero_nonfinite",
     "Reader",
     "AtomicWriter",
     "output_format",
@@ -105,6 +109,27 @@ def _oserror_text(e: OSError) -> str:
     if e.errno == _errno.ENOSPC:
         return "the disk is full"
     return e.strerror or str(e)
+
+
+def zero_nonfinite(x: np.ndarray, *, copy: bool = True) -> tuple[np.ndarray, int]:
+    """``x`` with its NaN and ±Inf samples set to 0, and how many there were.
+
+    Input audio with such samples (a damaged file, a broken driver, a bug
+    upstream) would poison every later sample of a recurrent or streaming
+    model; silence in their place loses only those samples.  All-finite input
+    (nearly always) costs one check and comes back as ``x`` itself.  With
+    ``copy=False`` the samples are zeroed in ``x``, a buffer the caller
+    owns; otherwise a zeroed copy is returned and ``x`` is left alone.
+    Integer arrays are always finite.
+    """
+    finite = np.isfinite(x)
+    if finite.all():
+        return x, 0
+    bad = ~finite
+    if copy:
+        x = x.copy()
+    x[bad] = 0
+    return x, int(np.count_nonzero(bad))
 
 
 class Reader:
@@ -209,10 +234,8 @@ class Reader:
             if x.shape[0] == 0:
                 break
             if not self._pcm16:  # integers read as int16 cannot be NaN
-                bad = ~np.isfinite(x)
-                if bad.any():
-                    self.nonfinite_samples += int(bad.sum())
-                    x[bad] = 0.0
+                x, bad = zero_nonfinite(x, copy=False)
+                self.nonfinite_samples += bad
             self.frames_read += x.shape[0]
             yield x
 

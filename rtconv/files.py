@@ -48,7 +48,8 @@ from typing import Callable, Iterable, Union
 import numpy as np
 import torch
 
-from .audio import SOFTWARE_TAG, AtomicWriter, Reader, default_output_path, output_format, written_by_rtconv
+from .audio import (SOFTWARE_TAG, AtomicWriter, Reader, default_output_path, output_format, written_by_rtconv,
+                    zero_nonfinite)
 from .checkpoint import load, resolve
 from .errors import AudioFileError, ConfigError
 from .models import Model
@@ -785,7 +786,7 @@ def process_array(
         x = x[:, None]
     if x.ndim != 2 or x.dtype.kind not in "fiu":
         raise ConfigError(f"audio must be a (frames,) or (frames, channels) array, got shape {x.shape}.")
-    x = np.nan_to_num(x.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    x, _ = zero_nonfinite(x.astype(np.float32), copy=False)  # astype made the copy
     m, _ = _load_model(model)
     chain = Chain(m, int(sample_rate), x.shape[1], x.shape[0], block_size=block_size,
                   offline=offline, align=align, threads=threads)

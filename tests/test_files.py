@@ -223,6 +223,37 @@ def test_nan_and_inf_samples_are_replaced_by_silence_with_a_warning(tmp_path):
     np.testing.assert_allclose(y, process_array(clean, 48000, _model()), atol=1e-6)
 
 
+@pytest.mark.parametrize("frames,channels", [(1, 1), (3, 2), (7, 1), (4096, 2)])
+@pytest.mark.parametrize("copy", [True, False])
+def test_zero_nonfinite_silences_and_counts_nan_and_inf_and_passes_finite_audio_through(frames, channels, copy):
+    from rtconv.audio import zero_nonfinite
+
+    x = _noise(frames, channels)
+    same, count = zero_nonfinite(x, copy=copy)
+    assert same is x and count == 0  # no copy for the usual case
+    bad = x.copy()
+    bad.flat[:: max(1, bad.size // 3)] = np.nan
+    bad[-1, -1] = np.inf
+    expected = np.where(np.isfinite(bad), bad, 0)
+    n_bad = int((~np.isfinite(bad)).sum())
+    before = bad.copy()
+    out, count = zero_nonfinite(bad, copy=copy)
+    assert count == n_bad and out.dtype == np.float32
+    np.testing.assert_array_equal(out, expected)
+    if copy:
+        np.testing.assert_array_equal(bad, before)  # the caller's array is left alone
+    else:
+        assert out is bad
+
+
+def test_process_array_silences_nan_and_inf_like_a_file(tmp_path):
+    x = _noise(1000, 2)
+    x[10, 0], x[500, 1], x[501, 1] = np.nan, np.inf, -np.inf
+    y = process_array(x, 48000, _model())
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y, process_array(np.where(np.isfinite(x), x, 0), 48000, _model()), atol=1e-6)
+
+
 def test_long_file_is_read_in_chunks_with_flat_memory(tmp_path, monkeypatch):
     import rtconv.files as files
 

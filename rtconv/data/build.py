@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..audio import zero_nonfinite
 from ..errors import ConfigError, RtconvError
 from . import augment, sources
 from .corpus import corpus_dir, split_of, write_manifest
@@ -65,7 +66,7 @@ def store_item(x: np.ndarray, sample_rate: int, root: Path, source: str, name: s
     x = np.asarray(x, dtype=np.float64)
     if x.ndim > 1:
         x = x.mean(axis=1)
-    x = np.nan_to_num(x)
+    x, _ = zero_nonfinite(x)
     if labels["kind"] == "speech":
         x = trim(x, sample_rate)
     if len(x) < min_seconds * sample_rate or not np.any(x):
