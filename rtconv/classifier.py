@@ -41,7 +41,7 @@ from .errors import ConfigError
 from .framed import Framed, FrameGRU, FrameNet, PairPower, StridedConv1d, TransposedConv1d
 from .layers import Activation, MimoConv1d, Residual, _check_int, _check_padding
 from .models import Model, register
-from .streaming import _Cell, _Mask, register_cell
+from .cells import Cell, register_cell
 
 __all__ = ["ChannelSoftmax", "LinearClassifier", "ConvClassifier", "FramedVAD", "band_filterbank", "macs_per_second"]
 
@@ -53,8 +53,10 @@ class ChannelSoftmax(nn.Module):
         return torch.softmax(x, dim=1)
 
 
-class _SoftmaxCell(_Cell):
+class _SoftmaxCell(Cell):
     """Stateless: each sample's channels are normalised on their own, so any block size is exact."""
+
+    kind = "pointwise"
 
     def process(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(x, dim=1)
@@ -62,7 +64,8 @@ class _SoftmaxCell(_Cell):
 
 # masked like an activation: in a model with latency, the next centred layer must see zeros
 # (not softmax(0) = 1/C) before the start and after the end, as the offline zero padding gives
-register_cell(ChannelSoftmax, lambda module, batch, dtype, delay, compile: (_Mask(_SoftmaxCell(), delay), delay))
+# (no row-major form: a frame-rate body holding one runs in columns)
+register_cell(ChannelSoftmax, lambda module, ctx: None if ctx.rows else ctx.masked(_SoftmaxCell(), module))
 
 
 def _head(classes: int) -> nn.Module:
@@ -250,16 +253,6 @@ class FramedVAD(Model):
     def hop(self) -> int:
         """Samples per decision (frame hop)."""
         return self.body[0].encoder.stride
-
-    @property
-    def latency(self) -> int:
-        return self.body[0].latency
-
-    @property
-    def receptive_field(self) -> int:
-        frames = 1 + sum(m.span for m in self.body[0].body.modules() if isinstance(m, MimoConv1d))
-        enc = self.body[0].encoder
-        return enc.taps + (frames - 1) * enc.stride
 
     def macs_per_second(self, sample_rate: int = 48000) -> float:
         """Multiply-accumulates per second of audio (filterbank, frame network, hold)."""

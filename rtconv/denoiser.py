@@ -262,15 +262,6 @@ class ConvDenoiser(Model):
     def config(self) -> dict:
         return {**self._config, "attenuation_limit_db": self._limit}
 
-    @property
-    def latency(self) -> int:
-        return self.body[0].latency
-
-    @property
-    def receptive_field(self) -> int:
-        frames = 1 + sum(m.span for m in self.gate.estimator.modules() if isinstance(m, MimoConv1d))
-        return self.encoder.taps + (frames - 1) * self.encoder.stride
-
     def macs_per_second(self, sample_rate: int = 48000) -> float:
         """Multiply-accumulates per second of audio (convolutions only)."""
         H = self.encoder.stride

@@ -9,6 +9,12 @@ Conventions (stated once, used everywhere):
   ``Y[n] = sum_k H_k^T X[n - k*d]``.  PyTorch's ``conv1d`` correlates, so the
   forward pass flips the kernel once before calling it.
 
+Every layer reports its own numbers: ``latency`` (samples by which its
+streamed output lags its offline output) and ``receptive_field`` (input
+steps that one output step depends on), 0 and 1 when it has no such
+attribute.  :func:`latency` and :func:`receptive_field` add them up along a
+layer tree; models, the streamer and the ONNX step model all read them there.
+
 Padding is either ``"causal"`` (all ``(K-1)*d`` zeros on the left: output
 ``n`` sees only inputs ``<= n``) or ``"same"`` (split around the centre like
 ``np.convolve(..., "same")``), which streams with a latency of
@@ -25,7 +31,8 @@ from torch import nn
 
 from .errors import ConfigError
 
-__all__ = ["ConvLayer", "MimoConv1d", "Activation", "Residual", "ACTIVATIONS", "PADDINGS"]
+__all__ = ["ConvLayer", "MimoConv1d", "Activation", "Residual", "ACTIVATIONS", "PADDINGS", "latency",
+           "receptive_field"]
 
 PADDINGS = ("causal", "same")
 
@@ -45,6 +52,20 @@ ACTIVATIONS = {
     "leaky_relu": _leaky_relu,
     "identity": _identity,
 }
+
+
+def latency(module: nn.Module) -> int:
+    """Streaming delay of a layer tree, in its input's steps: the layers' own, summed along the path."""
+    if isinstance(module, nn.Sequential):
+        return sum(latency(m) for m in module)
+    return int(getattr(module, "latency", 0))
+
+
+def receptive_field(module: nn.Module) -> int:
+    """Input steps one output step of a layer tree depends on (recurrent memory aside)."""
+    if isinstance(module, nn.Sequential):
+        return 1 + sum(receptive_field(m) - 1 for m in module)
+    return int(getattr(module, "receptive_field", 1))
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -71,7 +92,8 @@ class ConvLayer(nn.Module):
     Subclasses provide ``in_features``, ``out_features``, ``taps``,
     ``dilation``, a ``weight`` parameter ``(out, in, taps)`` in
     impulse-response order, and the properties ``span`` (history in input
-    samples), ``latency`` (samples of delay when streamed) and ``kernel``.
+    samples), ``latency`` (samples of delay when streamed),
+    ``receptive_field`` (``span + 1``) and ``kernel``.
     """
 
     in_features: int
@@ -87,6 +109,10 @@ class ConvLayer(nn.Module):
     @property
     def latency(self) -> int:
         return 0
+
+    @property
+    def receptive_field(self) -> int:
+        return self.span + 1
 
     @property
     def kernel(self):
@@ -180,6 +206,15 @@ class Residual(nn.Module):
     def __init__(self, body: nn.Module) -> None:
         super().__init__()
         self.body = body
+
+    @property
+    def latency(self) -> int:
+        """The body's: the skip path is delayed to match it when streamed."""
+        return latency(self.body)
+
+    @property
+    def receptive_field(self) -> int:
+        return receptive_field(self.body)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)

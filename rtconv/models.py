@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError
-from .layers import Activation, ConvLayer, MimoConv1d, Residual, _check_int, _check_padding
+from .layers import Activation, ConvLayer, MimoConv1d, Residual, _check_int, _check_padding, latency, receptive_field
 
 __all__ = ["Model", "FIR", "MimoCNN", "DilatedCNN", "ARCHITECTURES", "build", "register", "conv_layers", "load_extra_architectures",
            "transfer_weights"]
@@ -26,15 +26,6 @@ __all__ = ["Model", "FIR", "MimoCNN", "DilatedCNN", "ARCHITECTURES", "build", "r
 def conv_layers(module: nn.Module) -> list[ConvLayer]:
     """All convolution layers of ``module`` in signal-flow order."""
     return [m for m in module.modules() if isinstance(m, ConvLayer)]
-
-
-def _latency(module: nn.Module) -> int:
-    """Streaming delay of a layer tree: sum along the path, layers report their own."""
-    if isinstance(module, Residual):
-        return _latency(module.body)
-    if isinstance(module, nn.Sequential):
-        return sum(_latency(m) for m in module)
-    return int(getattr(module, "latency", 0))
 
 
 class Model(nn.Module):
@@ -74,13 +65,13 @@ class Model(nn.Module):
 
     @property
     def latency(self) -> int:
-        """Samples by which the streamed output lags the offline output."""
-        return _latency(self.body)
+        """Samples by which the streamed output lags the offline output (the layers' own, summed)."""
+        return latency(self.body)
 
     @property
     def receptive_field(self) -> int:
-        """Input samples that influence one output sample."""
-        return 1 + sum(layer.span for layer in conv_layers(self))
+        """Input samples that influence one output sample (the layers' own, combined)."""
+        return receptive_field(self.body)
 
     @property
     def recurrent(self) -> bool:
