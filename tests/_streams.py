@@ -7,12 +7,14 @@ import numpy as np
 from rtconv import Streamer
 
 
-def stream_in_sizes(model, x: np.ndarray, sizes, dtype=None) -> tuple[np.ndarray, Streamer]:
+def stream_in_sizes(model, x: np.ndarray, sizes, dtype=None, **options) -> tuple[np.ndarray, Streamer]:
     """Stream ``x`` (frames, channels) through ``model`` in blocks of ``sizes`` (cycled), then flush.
 
-    Returns the whole output, latency included, and the streamer.
+    ``options`` go to :class:`Streamer` (``partition``, ``direct``,
+    ``block_size`` ...).  Returns the whole output, latency included, and
+    the streamer.
     """
-    s = Streamer(model, channels=x.shape[1], dtype=x.dtype if dtype is None else dtype)
+    s = Streamer(model, channels=x.shape[1], dtype=x.dtype if dtype is None else dtype, **options)
     out, i, k = [], 0, 0
     while i < len(x):
         n = sizes[k % len(sizes)]
@@ -20,3 +22,8 @@ def stream_in_sizes(model, x: np.ndarray, sizes, dtype=None) -> tuple[np.ndarray
         i, k = i + n, k + 1
     out.append(s.flush())
     return np.concatenate(out), s
+
+
+def kinds(streamer: Streamer) -> set[str]:
+    """The algorithms a streamer chose for its layers (see :attr:`Streamer.plan`)."""
+    return {p.kind for p in streamer.plan}

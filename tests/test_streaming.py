@@ -6,8 +6,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _streams import kinds, stream_in_sizes
 from rtconv import FIR, BlockError, ConfigError, DilatedCNN, MimoCNN, Streamer
-from rtconv.streaming import _FFTConv, _History, plan_conv
+from rtconv.streaming import plan_conv
 
 
 def offline(model, x, dtype):
@@ -21,20 +22,10 @@ def offline(model, x, dtype):
     return y.reshape(-1, x.shape[0]).T.numpy()
 
 
-def stream(streamer, x, sizes):
-    out, i, k = [], 0, 0
-    while i < len(x):
-        n = sizes[k % len(sizes)]
-        out.append(streamer.process(x[i : i + n]))
-        i, k = i + n, k + 1
-    out.append(streamer.flush())
-    return np.concatenate(out)[streamer.latency :]
-
-
 def assert_stream_equals_offline(model, x, sizes, dtype=np.float32, **kw):
     ref = offline(model, x, dtype)
-    s = Streamer(model, channels=x.shape[1], dtype=dtype, **kw)
-    got = stream(s, x.astype(dtype), sizes)
+    got, s = stream_in_sizes(model, x.astype(dtype), sizes, **kw)
+    got = got[s.latency :]
     assert got.shape == ref.shape
     tol = 1e-5 if dtype == np.float32 else 1e-11
     scale = max(np.abs(ref).max(), 1e-12)
@@ -107,19 +98,17 @@ def test_a_4096_tap_fir_streams_exactly_through_fft_partitions(padding, sizes, s
     rng = np.random.default_rng(seed)
     model = FIR(rng.normal(size=4096) / 64, padding=padding)
     s = assert_stream_equals_offline(model, rng.normal(size=(6000, 2)), sizes)
-    assert any(isinstance(c, _FFTConv) for c in all_cells(s._cell))
+    assert "fft" in kinds(s)
 
 
 @settings(max_examples=6, deadline=None)
 @given(st.sampled_from(["causal", "same"]), st.lists(st.integers(0, 3000), min_size=1, max_size=4).filter(sum),
        st.integers(0, 99), st.integers(1, 2))
 def test_a_1024_tap_fir_at_long_blocks_streams_exactly_through_whole_block_ffts(padding, sizes, seed, channels):
-    from rtconv.streaming import _BlockFFTConv
-
     rng = np.random.default_rng(seed)
     model = FIR(rng.normal(size=1024) / 32, padding=padding)
     s = assert_stream_equals_offline(model, rng.normal(size=(9000, channels)), sizes, block_size=1024)
-    assert any(isinstance(c, _BlockFFTConv) for c in all_cells(s._cell))
+    assert "block" in kinds(s)
 
 
 @settings(max_examples=15, deadline=None)
@@ -127,13 +116,6 @@ def test_a_1024_tap_fir_at_long_blocks_streams_exactly_through_whole_block_ffts(
 def test_whole_block_ffts_stream_random_mimo_cnns_exactly(model, length, sizes, seed):
     x = np.random.default_rng(seed).normal(size=(length, model.in_channels))
     assert_stream_equals_offline(model, x, sizes, partition="block")
-
-
-def all_cells(cell):
-    yield cell
-    for child in [getattr(cell, "inner", None), getattr(cell, "body", None)] + list(getattr(cell, "cells", [])):
-        if child is not None:
-            yield from all_cells(child)
 
 
 @pytest.mark.parametrize("padding", ["causal", "same"])
@@ -205,11 +187,11 @@ def test_blocks_of_zero_frames_are_fine_and_return_zero_frames():
 
 def test_history_buffers_are_not_reallocated_per_block():
     s = Streamer(MimoCNN())
-    hist = [c.hist for c in s._cell.cells if hasattr(c, "hist") and isinstance(c.hist, _History)]
-    ids = [id(h.buf) for h in hist]
+    ids = [id(b) for b in s.buffers()]
+    assert len(ids) == 2  # one history per convolution
     for _ in range(200):  # several wrap-arounds of the 4096-frame room
         s.process(np.ones((128, 1), np.float32))
-    assert ids == [id(h.buf) for h in hist]
+    assert ids == [id(b) for b in s.buffers()]
 
 
 def test_nonfinite_input_is_zeroed_and_counted_and_does_not_poison_the_state():
@@ -280,3 +262,21 @@ def test_the_thread_count_follows_the_stream_onto_another_thread():
     t.start()
     t.join()
     assert seen == [1]
+
+
+def test_the_plan_names_each_layer_with_its_algorithm_latency_and_receptive_field():
+    model = MimoCNN([300, 9], [1, 3, 1], padding="same")
+    s = Streamer(model, partition=64)
+    assert [(p.path, p.layer, p.kind, p.partition) for p in s.plan] == [
+        ("body.0", "MimoConv1d", "fft", 64), ("body.1", "Activation", "pointwise", 0),
+        ("body.2", "MimoConv1d", "conv", 0)]
+    assert [(p.latency, p.receptive_field) for p in s.plan] == [(149, 300), (0, 1), (4, 9)]
+    assert sum(p.latency for p in s.plan) == s.latency == model.latency == 153
+    assert s.receptive_field == model.receptive_field == 300 + 9 - 1
+
+
+def test_residual_layers_are_planned_by_their_paths_and_add_no_latency_of_their_own():
+    s = Streamer(DilatedCNN(channels=4, layers=3, taps=3, padding="same"))
+    convs = [p for p in s.plan if p.layer == "MimoConv1d"]
+    assert [p.path for p in convs] == ["body.0", "body.2.body.0", "body.3.body.0", "body.4"]
+    assert [p.latency for p in convs] == [1, 2, 4, 0] and s.latency == 7
