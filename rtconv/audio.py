@@ -50,6 +50,13 @@ MAX_SAMPLE_RATE = 768_000
 #: libsndfile's limit on channels per file (SF_MAX_CHANNELS).
 MAX_CHANNELS = 1024
 
+# Chunk sizes of file processing (:mod:`rtconv.files`), defined here so that
+# `rtconv process --help` states them without importing torch.
+#: Frames read from a file at a time; also the streamer block of a framed model.
+READ_CHUNK = 65536
+#: Streamer block for files of models that run at the sample rate (:func:`rtconv.files.file_block_size`).
+SAMPLE_RATE_MODEL_BLOCK = 16384
+
 _EXT_ALIASES = {"AIF": "AIFF", "OGA": "OGG", "OPUS": "OGG", "SND": "AU"}
 #: String tags soundfile can read and write (copied from input to output).
 TAGS = ("title", "copyright", "software", "artist", "comment", "date", "album", "license", "tracknumber", "genre")
@@ -153,7 +160,7 @@ class Reader:
         NaN/Inf samples seen so far (replaced by 0).
     """
 
-    def __init__(self, path: PathLike, chunk: int = 65536) -> None:
+    def __init__(self, path: PathLike, chunk: int = READ_CHUNK) -> None:
         sf = _sf()
         self.path = Path(path)
         name = str(self.path)

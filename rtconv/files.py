@@ -48,8 +48,8 @@ from typing import Callable, Iterable, Union
 import numpy as np
 import torch
 
-from .audio import (SOFTWARE_TAG, AtomicWriter, Reader, default_output_path, output_format, written_by_rtconv,
-                    zero_nonfinite)
+from .audio import (READ_CHUNK, SAMPLE_RATE_MODEL_BLOCK, SOFTWARE_TAG, AtomicWriter, Reader, default_output_path,
+                    output_format, written_by_rtconv, zero_nonfinite)
 from .checkpoint import load, resolve
 from .errors import AudioFileError, ConfigError
 from .models import Model
@@ -63,9 +63,7 @@ __all__ = [
 PathLike = Union[str, "os.PathLike[str]"]
 Progress = Union[bool, None, Callable[[int, int], None]]
 
-_READ_CHUNK = 65536  # frames read from disk at a time
-#: Block size for files of models that run at the sample rate (see file_block_size).
-_SAMPLE_RATE_MODEL_BLOCK = 16384
+_READ_CHUNK = READ_CHUNK  # frames read from disk at a time (a module global: tests shrink it)
 
 
 def _frame_period(model: Model) -> int:
@@ -99,7 +97,7 @@ def file_block_size(model: Model) -> int:
       intermediates fall out of cache and the MimoCNN's 5 -> 1 matmul
       passes its planner's size limit (:func:`rtconv.streaming.plan_direct`).
     """
-    return _READ_CHUNK if _frame_period(model) > 1 else _SAMPLE_RATE_MODEL_BLOCK
+    return _READ_CHUNK if _frame_period(model) > 1 else SAMPLE_RATE_MODEL_BLOCK
 
 
 @dataclass

@@ -79,6 +79,7 @@ examples:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from ..audio import READ_CHUNK, SAMPLE_RATE_MODEL_BLOCK
     from .common import add_model_args, attenuation_db, positive_int, unit_fraction
 
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -90,7 +91,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     s = parser.add_argument_group("streaming")
     s.add_argument("--block-size", "-b", type=positive_int, metavar="N",
                    help="frames per block handed to the streamer (default: the fastest for the model, "
-                        "16384, or 65536 for a framed denoiser; the output is the same at any size)")
+                        f"{SAMPLE_RATE_MODEL_BLOCK}, or {READ_CHUNK} for a framed denoiser; the output is the same "
+                        "at any size)")
     s.add_argument("--threads", type=positive_int, metavar="N",
                    help="torch threads per process (default: 1; fewer when --jobs processes times N "
                         "would exceed the CPU cores)")
