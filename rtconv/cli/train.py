@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..train.choices import DEFAULTS, DIST_BACKENDS, OPTIMIZERS, SCHEDULES, TASKS
 from ..train.choices import LOSS_NAMES as LOSSES
+from ..vad import LABEL_DB
 from .common import epoch_count, key_value, number_list, number_range, positive_int, positive_number
 
 HELP = "train a filter or classifier (sines, freqsep, denoise, classify, vad) and write a checkpoint"
@@ -163,7 +164,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="denoise, realistic corpus: speech level range around -26 dBFS (--level-db=-45,10)")
     g.add_argument("--label-db", type=positive_number, metavar="DB",
                    help="vad: a 10 ms frame is speech when its clean energy is within DB of the clip's "
-                        "active level (35)")
+                        f"active level ({LABEL_DB:g})")
     g.add_argument("--mix-rate", type=positive_int, metavar="HZ",
                    help="vad: mix the corpus at this rate and resample the examples to --sample-rate "
                         "(16000 holds a third of the audio in memory; a VAD hears up to 8 kHz)")

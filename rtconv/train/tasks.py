@@ -40,6 +40,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError
+from ..vad import LABEL_DB
 from . import noise as _noise
 from . import speech as _speech
 from .choices import TASKS
@@ -367,7 +368,7 @@ class VADDataset(_Generated):
     """
 
     def __init__(self, mixer, count: int, split: str = "train", seed: int = 0, rate: int | None = None,
-                 frame: int | None = None, label_db: float = 35.0) -> None:
+                 frame: int | None = None, label_db: float = LABEL_DB) -> None:
         super().__init__(count, split, seed)
         self.mixer = mixer
         self.sample_rate = int(rate or mixer.sample_rate)
@@ -652,7 +653,7 @@ def _vad_task(seed: int, options: dict) -> TaskData:
     seconds = float(options.get("seconds") or 3.0)
     snr = tuple(options.get("snr_db") or (-5.0, 30.0))
     level = tuple(options.get("level_db") or (-45.0, 10.0))
-    label_db = float(options.get("label_db") or 35.0)
+    label_db = float(options.get("label_db") or LABEL_DB)
     tr, va, te = _counts(options, 1000, 64, 128)
     root = corpus_dir(options.get("cache_dir"))
     items = read_manifest(root)
