@@ -18,6 +18,7 @@ arrays, corpus items, live blocks): such a sample becomes 0 and is counted.
 from __future__ import annotations
 
 import errno as _errno
+import functools as _functools
 import os as _os
 import tempfile as _tempfile
 from pathlib import Path
@@ -84,12 +85,18 @@ def _formats() -> dict[str, str]:
     return _sf().available_formats()
 
 
-def _extensions() -> set[str]:
+@_functools.lru_cache(maxsize=None)
+def _audio_extensions() -> frozenset[str]:
     exts = {f.lower() for f in _formats()} | {a.lower() for a in _EXT_ALIASES}
-    return exts - {"raw"}  # headerless: rate and channels would be guesses
+    return frozenset(exts - {"raw"})  # headerless: rate and channels would be guesses
 
 
-AUDIO_EXTENSIONS = frozenset(_extensions())
+def __getattr__(name: str):
+    # AUDIO_EXTENSIONS (lower-case extensions soundfile reads) asks libsndfile, on first use
+    # only: `rtconv process --help` imports this module for its chunk sizes.
+    if name == "AUDIO_EXTENSIONS":
+        return _audio_extensions()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _looks_like_text(path: Path) -> bool:
@@ -298,7 +305,7 @@ def default_output_path(input_path: PathLike, task: str | None = None, folder: P
     p = Path(input_path)
     word = {"denoise": "denoised", "filter": "filtered", None: "rtconv", "unknown": "rtconv"}.get(task, task)
     word = "".join(c if c.isalnum() or c in "-_" else "-" for c in str(word))
-    ext = p.suffix if p.suffix[1:].lower() in AUDIO_EXTENSIONS else ".wav"
+    ext = p.suffix if p.suffix[1:].lower() in _audio_extensions() else ".wav"
     return Path(folder if folder is not None else p.parent) / f"{p.stem}-{word}{ext}"
 
 
