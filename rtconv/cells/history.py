@@ -75,7 +75,10 @@ class History:
                 self.buf[self._t(0, s)] = tail
             self.pos = s
         p = self.pos
-        self.buf[self._t(p, p + n)] = x
+        if self.time_first:  # no index tuple built per block: ~0.3 us of a small block's budget
+            self.buf[p : p + n] = x
+        else:
+            self.buf[..., p : p + n] = x
         self.pos = p + n
         return p - s, p + n
 
