@@ -59,7 +59,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..framed import Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d
-from ..layers import Activation, MimoConv1d, Residual
+from ..layers import Activation, MimoConv1d, Residual, latency
 from ..models import Model
 from ..streaming import stream_channels
 
@@ -393,18 +393,18 @@ class StepModel(nn.Module):
         B = self.batch
         if isinstance(module, MimoConv1d):
             node: _Node = _Conv(module, B, path)
-            delay += module.latency
+            delay += latency(module)
             return self._mask(node, delay, mask), delay
         if isinstance(module, Activation) or _softmax(module):
             return self._mask(_Act(getattr(module, "name", "softmax")), delay, mask), delay
         if isinstance(module, Framed):
             body = self._frame_rate(module.body, f"{path}.body")
-            self._starts.append(module.latency)
-            return _Framed(module, body, n, B, path, self._phase), delay + module.latency
+            self._starts.append(latency(module))
+            return _Framed(module, body, n, B, path, self._phase), delay + latency(module)
         if isinstance(module, Residual):
             body, out = self._compile(module.body, f"{path}.body", n, delay, mask)
             channels = next(m for m in module.modules() if isinstance(m, MimoConv1d)).in_features
-            return _Residual(body, out - delay, B, channels, path), out
+            return _Residual(body, latency(module), B, channels, path), out
         if isinstance(module, (StridedConv1d, TransposedConv1d)):
             raise self._refuse(module, " outside a Framed(encoder, body, decoder) layer, where it changes the rate")
         if type(module) is nn.Sequential or isinstance(module, FrameNet):
