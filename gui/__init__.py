@@ -15,5 +15,5 @@ Maths
     (NumPy/SciPy only, no Qt).
 
 The audio thread never waits for the window: the window pulls snapshots
-from the processor's display ring buffer and latest-value meters.
+from the live session's monitor (display ring buffer and latest-value meters).
 """

@@ -34,7 +34,7 @@ def build_window(args: argparse.Namespace):
     win = MainWindow(settings)
     c = win.audio.choice()
     for key, value in (("hostapi", args.hostapi), ("input_device", args.input_device),
-                       ("output_device", args.output_device), ("samplerate", args.samplerate),
+                       ("output_device", args.output_device), ("sample_rate", args.sample_rate),
                        ("block_size", args.block_size), ("channels", args.channels)):
         if value is not None:
             c[key] = value

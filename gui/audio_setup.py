@@ -46,10 +46,6 @@ class AudioSetup(QtWidgets.QGroupBox):
         self.block.setCurrentIndex(BLOCKS.index(128))
         self.channels = QtWidgets.QSpinBox(minimum=1, maximum=2)
         self.channels.setToolTip("1 = mono model on one channel; 2 = run it per channel or a 2-in MIMO model")
-        self.mode = QtWidgets.QComboBox()
-        self.mode.addItem("in the audio callback (lowest latency)", "callback")
-        self.mode.addItem("in a worker thread (+2 blocks, absorbs jitter)", "worker")
-        self.mode.setToolTip("Where the model runs; the worker thread adds two blocks of latency")
         self.refresh_button = QtWidgets.QPushButton("Rescan")
         self.start_button = QtWidgets.QPushButton("Start")
         self.start_button.setCheckable(True)
@@ -68,7 +64,6 @@ class AudioSetup(QtWidgets.QGroupBox):
         rb.addWidget(self.block)
         rb.addWidget(self.channels)
         form.addRow("Rate / block / channels", rb)
-        form.addRow("Run model", self.mode)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.start_button)
         row.addWidget(self.state, 1)
@@ -125,15 +120,14 @@ class AudioSetup(QtWidgets.QGroupBox):
 
     # --- choices --------------------------------------------------------------
     def choice(self) -> dict:
-        """The selection as keyword arguments of :class:`rtconv.live.LiveStream`."""
+        """The selection as :class:`rtconv.live.StreamSettings` fields (devices, rate, block, channels)."""
         return {
             "hostapi": self.hostapi.currentData(),
             "input_device": self.input.currentData(),
             "output_device": self.output.currentData(),
-            "samplerate": self.rate.currentData(),
+            "sample_rate": self.rate.currentData(),
             "block_size": self.block.currentData(),
             "channels": self.channels.value(),
-            "mode": self.mode.currentData(),
         }
 
     @staticmethod
@@ -156,7 +150,7 @@ class AudioSetup(QtWidgets.QGroupBox):
             j = self._find(combo, c.get(key))
             if j >= 0:
                 combo.setCurrentIndex(j)
-        for combo, key in ((self.rate, "samplerate"), (self.block, "block_size"), (self.mode, "mode")):
+        for combo, key in ((self.rate, "sample_rate"), (self.block, "block_size")):
             j = combo.findData(c.get(key))
             if j >= 0:
                 combo.setCurrentIndex(j)
@@ -179,11 +173,13 @@ class AudioSetup(QtWidgets.QGroupBox):
 
     def restore(self, settings) -> None:
         c = {}
-        for k in ("hostapi", "input_device", "output_device", "mode"):
+        for k in ("hostapi", "input_device", "output_device"):
             v = settings.value(f"audio/{k}", "")
             c[k] = v or None
-        for k in ("samplerate", "block_size", "channels"):
+        for k in ("sample_rate", "block_size", "channels"):
             v = settings.value(f"audio/{k}", "")
+            if k == "sample_rate" and v in ("", None):
+                v = settings.value("audio/samplerate", "")  # the name before 2026-11-30
             if v not in ("", None):
                 c[k] = int(v)
         self.set_choice(c)

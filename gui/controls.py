@@ -1,10 +1,9 @@
-"""Processor controls: bypass, dry/wet, output gain, limiter, speech gate, recording.
+"""Live controls: bypass, dry/wet, output gain, limiter, speech gate, strength, recording.
 
-The widget holds the user's settings and applies them to whichever
-:class:`rtconv.live.LiveProcessor` is current (:meth:`Controls.apply`), so a
-processor rebuilt for a new device or sample rate keeps them.  Setting an
-attribute of the processor is a plain assignment the audio thread reads at
-the next block; nothing here waits on audio.
+The widget holds the user's settings and exposes them as values
+(:meth:`Controls.values`, :meth:`Controls.switches`) and signals
+(``changed``, ``switches_changed``); the window hands them to the live
+session, so a session opened for new devices or another model keeps them.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ class Controls(QtWidgets.QGroupBox):
     """Bypass, dry/wet (%), output gain (dB), limiter, record on/off."""
 
     changed = QtCore.pyqtSignal()
+    switches_changed = QtCore.pyqtSignal()
     record_toggled = QtCore.pyqtSignal(bool)
 
     def __init__(self, parent=None) -> None:
@@ -53,7 +53,7 @@ class Controls(QtWidgets.QGroupBox):
         self.gate_floor.setSpecialValueText("silence")  # the minimum shows as 'silence' (-inf)
         self.gate_floor.setValue(-91)
         self.gate_floor.setToolTip("Level between speech: a few dB down keeps the room audible, 'silence' mutes it")
-        self._model = None
+        self._switches: dict = {}
         self.record = QtWidgets.QPushButton("● Record")
         self.record.setCheckable(True)
         self.record.setToolTip("Record input and output to WAV files while the stream runs")
@@ -114,35 +114,34 @@ class Controls(QtWidgets.QGroupBox):
     def wet_fraction(self) -> float:
         return self.wet.value() / 100.0
 
-    def apply(self, processor) -> None:
-        """Copy the settings onto ``processor`` (no-op for ``None``)."""
-        if processor is None:
-            return
-        processor.bypass = self.bypass.isChecked()
-        processor.wet = self.wet_fraction
-        processor.gain_db = float(self.gain.value())
-        if hasattr(processor, "limiter"):
-            processor.limiter = self.limiter.isChecked()
-        has_vad = bool(getattr(processor, "has_vad", False))
-        self.gate_row.setVisible(has_vad)
-        if has_vad:
-            processor.gate = self.gate.isChecked()
-            processor.gate_threshold = float(self.gate_threshold.value())
-            processor.gate_hold = self.gate_hold.value() / 1000.0
-            processor.gate_floor_db = self.gate_floor_db
+    def values(self) -> dict:
+        """The controls as :data:`rtconv.live.CONTROLS` (the gate's too; a stream without a VAD ignores them)."""
+        return {
+            "bypass": self.bypass.isChecked(),
+            "wet": self.wet_fraction,
+            "gain_db": float(self.gain.value()),
+            "limiter": self.limiter.isChecked(),
+            "gate": self.gate.isChecked(),
+            "gate_threshold": float(self.gate_threshold.value()),
+            "gate_hold": self.gate_hold.value() / 1000.0,
+            "gate_floor_db": self.gate_floor_db,
+        }
+
+    def show_gate(self, available: bool) -> None:
+        """Offer the speech gate row when the stream has a voice-activity detector."""
+        self.gate_row.setVisible(available)
 
     @property
     def gate_floor_db(self) -> float:
         v = self.gate_floor.value()
         return float("-inf") if v == self.gate_floor.minimum() else float(v)
 
-    def show_model_switches(self, model) -> None:
-        """Offer the switches ``model`` has (a denoiser's attenuation limit), reflecting its value."""
-        self._model = model
-        has = hasattr(type(model), "attenuation_limit_db")
+    def show_model_switches(self, switches: dict) -> None:
+        """Offer the switches a model has (``engine.model_switches``: a denoiser's attenuation limit)."""
+        has = "attenuation_limit_db" in switches
         self.strength_row.setVisible(has)
         if has:
-            limit = model.attenuation_limit_db
+            limit = switches["attenuation_limit_db"]
             for w in (self.limit_on, self.limit_db):
                 w.blockSignals(True)
             self.limit_on.setChecked(limit is not None)
@@ -151,13 +150,18 @@ class Controls(QtWidgets.QGroupBox):
             for w in (self.limit_on, self.limit_db):
                 w.blockSignals(False)
             self.limit_db.setEnabled(limit is not None)
+        self._switches = dict(switches)
+
+    def switches(self) -> dict:
+        """The model switches as set here (only those the model has)."""
+        out = dict(self._switches)
+        if "attenuation_limit_db" in out:
+            out["attenuation_limit_db"] = float(self.limit_db.value()) if self.limit_on.isChecked() else None
+        return out
 
     def _apply_strength(self) -> None:
-        # the model reads its floor at every frame, also while it streams
         self.limit_db.setEnabled(self.limit_on.isChecked())
-        if self._model is not None and hasattr(type(self._model), "attenuation_limit_db"):
-            self._model.attenuation_limit_db = float(self.limit_db.value()) if self.limit_on.isChecked() else None
-        self.changed.emit()
+        self.switches_changed.emit()
 
     def show_recording(self, paths) -> None:
         if paths:

@@ -61,7 +61,7 @@ class SpectrumAverager:
     Parameters
     ----------
     fft_size : int
-        Samples per analysis frame (frequency resolution ``samplerate / fft_size`` Hz).
+        Samples per analysis frame (frequency resolution ``sample_rate / fft_size`` Hz).
     tau : float
         Averaging time constant in seconds (0 shows each frame as it comes).
 
@@ -99,8 +99,8 @@ class SpectrumAverager:
         self.peak_db = db.copy() if self.peak_db is None else np.maximum(self.peak_db, db)
         return db
 
-    def frequencies(self, samplerate: float) -> np.ndarray:
-        return np.fft.rfftfreq(self.fft_size, 1.0 / samplerate)
+    def frequencies(self, sample_rate: float) -> np.ndarray:
+        return np.fft.rfftfreq(self.fft_size, 1.0 / sample_rate)
 
 
 def layer_filters(kernel: np.ndarray) -> np.ndarray:
@@ -112,7 +112,7 @@ def layer_filters(kernel: np.ndarray) -> np.ndarray:
 
 
 def frequency_response_db(
-    taps: np.ndarray, dilation: int = 1, samplerate: float = 48000.0, points: int = 512
+    taps: np.ndarray, dilation: int = 1, sample_rate: float = 48000.0, points: int = 512
 ) -> tuple[np.ndarray, np.ndarray]:
     """Magnitude response of one filter (impulse-response order taps) in dB.
 
@@ -126,7 +126,7 @@ def frequency_response_db(
         spread = np.zeros((h.size - 1) * dilation + 1)
         spread[::dilation] = h
         h = spread
-    f, resp = signal.freqz(h, worN=points + 1, fs=samplerate)
+    f, resp = signal.freqz(h, worN=points + 1, fs=sample_rate)
     return f[1:], level_db(resp[1:])
 
 

@@ -22,8 +22,10 @@ __all__ = [
     "default_model_path",
     "shipped_models",
     "describe_model",
-    "make_processor",
-    "make_stream",
+    "stream_settings",
+    "model_switches",
+    "make_session",
+    "model_watcher",
     "list_hostapis",
     "list_devices",
     "process_array",
@@ -80,14 +82,14 @@ def shipped_models(directory: str | Path | None = None) -> list[Path]:
     return sorted(p for p in d.glob("*.safetensors") if p.is_file())
 
 
-def describe_model(model, samplerate: float | None = None) -> dict[str, Any]:
+def describe_model(model, sample_rate: float | None = None) -> dict[str, Any]:
     """What the model panel shows, from the model and its checkpoint card.
 
-    ``samplerate`` (Hz) converts latency and receptive field to ms; by default
+    ``sample_rate`` (Hz) converts latency and receptive field to ms; by default
     the model's own rate.
     """
     meta = dict(getattr(model, "metadata", {}) or {})
-    rate = samplerate or getattr(model, "sample_rate", None) or meta.get("sample_rate")
+    rate = sample_rate or getattr(model, "sample_rate", None) or meta.get("sample_rate")
     ms = (lambda n: 1000.0 * n / rate) if rate else (lambda n: None)
     layers = model.conv_layers()
     return {
@@ -123,33 +125,37 @@ def default_vad_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def make_processor(model, samplerate: int, channels: int = 1, block_size: int = 128, vad=None):
-    """A :class:`rtconv.live.LiveProcessor` (the object the audio callback runs).
-
-    ``vad``: a voice-activity model's path, for the voice meter and the
-    speech gate.  Raises :class:`RtconvError` when the model (or the VAD)
-    cannot run at these settings (channel count, too slow for the block
-    budget).
-    """
-    return _live().LiveProcessor(model, int(samplerate), channels=int(channels), block_size=int(block_size),
-                                 vad=None if vad is None else str(vad))
+def stream_settings(choice: dict, record_dir=None):
+    """The :class:`rtconv.live.StreamSettings` for the audio set-up's ``choice``; a bad value is one sentence."""
+    return _live().StreamSettings(**choice, record_dir=record_dir)
 
 
-def make_stream(processor, host=None, **kwargs):
-    """A stream around ``processor`` (not started).
+def model_switches(model) -> dict:
+    """The switches ``model`` has (a denoiser's ``attenuation_limit_db``) and their values."""
+    from rtconv.live.chain import model_switches as switches
 
-    With ``host`` (an :class:`rtconv.live.host.AudioHost`) the stream runs in
-    that audio process (:class:`rtconv.live.host.RemoteStream`), so painting
+    return switches(model)
+
+
+def make_session(model_path, settings, host=None, **kwargs):
+    """A live session (not started) playing the checkpoint ``model_path`` with ``settings``.
+
+    With ``host`` (an :class:`rtconv.live.host.AudioHost`) it plays in that
+    audio process (:class:`rtconv.live.host.RemoteSession`), so painting
     never delays the audio; without, in this process
-    (:class:`rtconv.live.LiveStream`).  ``kwargs`` are LiveStream's:
-    ``input_device``, ``output_device``, ``hostapi``, ``samplerate``,
-    ``block_size``, ``channels``, ``record_dir``, ``mode``, ``warn``.
+    (:class:`rtconv.live.LocalSession`).  ``kwargs``: ``switches``, ``vad``,
+    ``controls``, ``warn``.  Raises :class:`RtconvError` in one sentence.
     """
     if host is not None:
-        from rtconv.live.host import RemoteStream
+        from rtconv.live.host import RemoteSession
 
-        return RemoteStream(processor, host, **kwargs)
-    return _live().LiveStream(processor, **kwargs)
+        return RemoteSession(host, model_path, settings, **kwargs)
+    return _live().LocalSession(model_path, settings, **kwargs)
+
+
+def model_watcher(path, on_new):
+    """A started :class:`rtconv.live.ModelWatcher` calling ``on_new(path)`` (from its thread) per new version."""
+    return _live().ModelWatcher(path, on_new, on_event=lambda message, swapped=False: None).start()
 
 
 def audio_host():
@@ -167,7 +173,7 @@ def list_devices(hostapi=None) -> list[dict]:
     return list(_live().list_devices(hostapi=hostapi))
 
 
-def process_array(model, audio: np.ndarray, samplerate: int) -> np.ndarray:
+def process_array(model, audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """Run ``model`` over a whole recording ``(frames, channels)``, time-aligned.
 
     :func:`rtconv.files.process_array`: the engine ``rtconv process`` uses,
@@ -175,7 +181,7 @@ def process_array(model, audio: np.ndarray, samplerate: int) -> np.ndarray:
     """
     from rtconv.files import process_array as run
 
-    return np.asarray(run(audio, int(samplerate), model))
+    return np.asarray(run(audio, int(sample_rate), model))
 
 
 __all__ += ["models_dir", "default_vad_path", "CheckpointError"]

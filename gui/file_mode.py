@@ -24,11 +24,11 @@ from .spectrum import DIFF_PEN, IN_PEN, OUT_PEN
 __all__ = ["FilePanel", "welch_db"]
 
 
-def welch_db(x: np.ndarray, samplerate: float, nperseg: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def welch_db(x: np.ndarray, sample_rate: float, nperseg: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Average power spectrum of a mono signal in dBFS (full-scale sine ≈ 0 dB), DC dropped."""
     x = np.asarray(x, dtype=np.float64)
     nperseg = int(min(nperseg, max(16, x.shape[0])))
-    f, p = signal.welch(x, samplerate, window="hann", nperseg=nperseg, scaling="spectrum")
+    f, p = signal.welch(x, sample_rate, window="hann", nperseg=nperseg, scaling="spectrum")
     # scaling="spectrum" gives the RMS² of a sine; ×2 turns it into its peak² (0 dB at full scale)
     return f[1:], np.maximum(10 * np.log10(np.maximum(2 * p[1:], 1e-24)), FLOOR_DB)
 
@@ -37,13 +37,13 @@ class _Worker(QtCore.QObject):
     done = QtCore.pyqtSignal(object)
     failed = QtCore.pyqtSignal(str)
 
-    def __init__(self, model, audio, samplerate) -> None:
+    def __init__(self, model, audio, sample_rate) -> None:
         super().__init__()
-        self.model, self.audio, self.samplerate = model, audio, samplerate
+        self.model, self.audio, self.sample_rate = model, audio, sample_rate
 
     def run(self) -> None:
         try:
-            self.done.emit(engine.process_array(self.model, self.audio, self.samplerate))
+            self.done.emit(engine.process_array(self.model, self.audio, self.sample_rate))
         except Exception as e:  # noqa: BLE001 - shown to the user as one line
             self.failed.emit(str(e))
 
@@ -71,13 +71,13 @@ class _Player:
 
             raise sd.CallbackStop
 
-    def play(self, a, b, samplerate, device=None) -> None:
+    def play(self, a, b, sample_rate, device=None) -> None:
         import sounddevice as sd
 
         self.stop()
         self.a, self.b, self.pos = a, b, 0
         self.stream = sd.OutputStream(
-            samplerate=samplerate, channels=a.shape[1], dtype="float32", device=device, callback=self.callback
+            samplerate=sample_rate, channels=a.shape[1], dtype="float32", device=device, callback=self.callback
         )
         self.stream.start()
 
@@ -104,7 +104,7 @@ class FilePanel(QtWidgets.QWidget):
         self.path: Path | None = None
         self.audio: np.ndarray | None = None
         self.processed: np.ndarray | None = None
-        self.samplerate = 48000
+        self.sample_rate = 48000
         self.player = _Player()
         self._thread = None
 
@@ -173,7 +173,7 @@ class FilePanel(QtWidgets.QWidget):
         except Exception as e:  # noqa: BLE001 - soundfile raises several types
             self.message.emit(f"cannot open {str(path)!r}: {e}", True)
             return False
-        self.path, self.audio, self.samplerate, self.processed = Path(path), audio, int(rate), None
+        self.path, self.audio, self.sample_rate, self.processed = Path(path), audio, int(rate), None
         self.info.setText(f"{self.path.name}: {audio.shape[0] / rate:.2f} s, {rate} Hz, {audio.shape[1]} ch")
         self._show_spectra()
         self._update_buttons()
@@ -186,7 +186,7 @@ class FilePanel(QtWidgets.QWidget):
             return
         self.info.setText(f"processing {self.path.name} …")
         self._thread = QtCore.QThread(self)
-        self._worker = _Worker(model, self.audio, self.samplerate)
+        self._worker = _Worker(model, self.audio, self.sample_rate)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
         self._worker.done.connect(self._processed)
@@ -204,7 +204,7 @@ class FilePanel(QtWidgets.QWidget):
         self.processed = np.ascontiguousarray(out, dtype=np.float32)
         self.info.setText(
             f"{self.path.name}: processed with {self._model_name()} "
-            f"({self.processed.shape[0] / self.samplerate:.2f} s); A/B to compare, save to keep"
+            f"({self.processed.shape[0] / self.sample_rate:.2f} s); A/B to compare, save to keep"
         )
         self._show_spectra()
         self._update_buttons()
@@ -236,7 +236,7 @@ class FilePanel(QtWidgets.QWidget):
         import soundfile as sf
 
         try:
-            sf.write(str(path), self.processed, self.samplerate, subtype="FLOAT" if str(path).lower().endswith(".wav") else None)
+            sf.write(str(path), self.processed, self.sample_rate, subtype="FLOAT" if str(path).lower().endswith(".wav") else None)
         except Exception as e:  # noqa: BLE001
             self.message.emit(f"cannot save {str(path)!r}: {e}", True)
             return False
@@ -244,14 +244,14 @@ class FilePanel(QtWidgets.QWidget):
         return True
 
     def _show_spectra(self) -> None:
-        fa, da = welch_db(self.audio[:, 0], self.samplerate)
+        fa, da = welch_db(self.audio[:, 0], self.sample_rate)
         self.curve_a.setData(fa, da)
         # silence (the floor) would stretch the axis to -160 dB; show ~110 dB down from
         # the peak or from 0 dB, where the difference curve of an unchanged band lies
         top = max(float(np.max(da)), 0.0) + 5
         self.plot.getPlotItem().setYRange(top - 115, top, padding=0)
         if self.processed is not None:
-            fb, db = welch_db(self.processed[:, 0], self.samplerate)
+            fb, db = welch_db(self.processed[:, 0], self.sample_rate)
             self.curve_b.setData(fb, db)
             self.curve_d.setData(fb, db - da)
         else:
@@ -272,7 +272,7 @@ class FilePanel(QtWidgets.QWidget):
         b = self.processed if self.processed is not None else self.audio
         try:
             self.player.use_b = self.ab.isChecked() and self.processed is not None
-            self.player.play(self.audio, b, self.samplerate, self.get_output_device())
+            self.player.play(self.audio, b, self.sample_rate, self.get_output_device())
         except Exception as e:  # noqa: BLE001 - PortAudio's reason is shown
             self.message.emit(f"cannot play: {e}", True)
             self.play_button.blockSignals(True)

@@ -1,7 +1,7 @@
 """Health box: dropouts, block time against the budget, CPU load, latency, frame rate.
 
-Refreshed at ~1 Hz from :meth:`LiveProcessor.stats` and the stream's device
-latency; the display frame rate is measured by the window's timer.
+Refreshed at ~1 Hz from the live session's ``stats()`` (with the device's
+latency); the display frame rate is measured by the window's timer.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class HealthPanel(QtWidgets.QGroupBox):
         cpu = stats.get("cpu_load")
         if cpu is not None:
             rate = stats.get("model_rate")
-            note = f"; model at {rate} Hz, resampled" if rate and rate != stats.get("samplerate") else ""
+            note = f"; model at {rate} Hz, resampled" if rate and rate != stats.get("sample_rate") else ""
             self.values["cpu"].setText(f"{100.0 * cpu:.0f} % of the block budget{note}")
         self.values["latency"].setText(_latency_text(stats.get("latency")))
 

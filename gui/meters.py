@@ -2,7 +2,7 @@
 
 A meter is a small painted bar: the RMS as a filled bar, the peak as a line
 that falls back slowly (peak hold ~1.5 s), and a clip light that latches red
-when the processor reports clipping until the user clicks it.  A scale
+when the monitor reports clipping until the user clicks it.  A scale
 beside the meters numbers their ticks in dBFS.
 """
 
@@ -130,7 +130,7 @@ class SpeechMeter(QtWidgets.QWidget):
                         "the line is the gate's threshold, the light is on while the gate lets sound through")
 
     def set_state(self, state: dict | None, threshold: float | None = None) -> None:
-        """Take :meth:`LiveProcessor.gate_state` (``None``: no detector, an empty bar)."""
+        """Take :meth:`rtconv.live.Monitor.gate_state` (``None``: no detector, an empty bar)."""
         state = state or {}
         self.probability = min(max(float(state.get("probability", 0.0)), 0.0), 1.0)
         self.gate_on = bool(state.get("on", False))
@@ -189,16 +189,16 @@ class MetersPanel(QtWidgets.QWidget):
         # no fixed minimum: the layout's (scale, in, out, voice) keeps every meter whole
 
     def update_meters(self, m: dict) -> None:
-        """Take :meth:`LiveProcessor.meters` output (dBFS values, clip flags)."""
+        """Take :meth:`rtconv.live.Monitor.meters` output (dBFS values, clip flags)."""
         self.meter_in.set_level(_get(m, "in", "peak"), _get(m, "in", "rms"), _clip(m, "in"))
         self.meter_out.set_level(_get(m, "out", "peak"), _get(m, "out", "rms"), _clip(m, "out"))
 
-    def update_speech(self, state: dict | None, threshold: float | None = None) -> None:
-        """Take :meth:`LiveProcessor.gate_state` (None hides the voice meter)."""
+    def update_speech(self, state: dict | None) -> None:
+        """Take :meth:`rtconv.live.Monitor.gate_state` (None hides the voice meter)."""
         self._speech = state
         self.meter_speech.setVisible(state is not None)
         if state is not None:
-            self.meter_speech.set_state(state, threshold)
+            self.meter_speech.set_state(state, state.get("threshold"))
 
     def update_text(self) -> None:
         a, b = self.meter_in, self.meter_out

@@ -222,9 +222,9 @@ class ModelPanel(QtWidgets.QGroupBox):
         if path:
             self.load_requested.emit(path)
 
-    def show_model(self, model, path: str | Path | None, samplerate: float | None = None) -> None:
+    def show_model(self, model, path: str | Path | None, sample_rate: float | None = None) -> None:
         """Fill the card from ``model`` (and its checkpoint metadata)."""
-        d = engine.describe_model(model, samplerate)
+        d = engine.describe_model(model, sample_rate)
         ms = lambda v: f" ({v:.2f} ms)" if v is not None else ""  # noqa: E731
         text = {
             "name": d["name"],

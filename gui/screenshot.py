@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["rtconv"])
         ns = argparse.Namespace(settings=str(Path(os.environ.get("TMPDIR", "/tmp")) / "rtconv-shot.ini"),
                                 hostapi="JACK Audio Connection Kit", input_device=None, output_device=None,
-                                samplerate=int(rate), block_size=128, channels=1, model=None, recording=None,
+                                sample_rate=int(rate), block_size=128, channels=1, model=None, recording=None,
                                 tab="live")
         win = build_window(ns)
         tidy(win)

@@ -62,7 +62,7 @@ class SpectrogramPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.fft_size = fft_size
         self.columns = columns
-        self.samplerate = 48000.0
+        self.sample_rate = 48000.0
         self.frame_rate = 30.0
         self.levels = (-120.0, 0.0)
         self._win = _Window(fft_size)
@@ -84,8 +84,8 @@ class SpectrogramPanel(QtWidgets.QWidget):
         lay.addWidget(self.view)
         self._geometry()
 
-    def set_samplerate(self, samplerate: float, frame_rate: float | None = None) -> None:
-        self.samplerate = float(samplerate)
+    def set_sample_rate(self, sample_rate: float, frame_rate: float | None = None) -> None:
+        self.sample_rate = float(sample_rate)
         if frame_rate:
             self.frame_rate = float(frame_rate)
         self._geometry()
@@ -97,7 +97,7 @@ class SpectrogramPanel(QtWidgets.QWidget):
     def _geometry(self) -> None:
         # columns are display frames; x in seconds ending at 0 (now)
         seconds = self.columns / self.frame_rate
-        nyq = self.samplerate / 2
+        nyq = self.sample_rate / 2
         for s in (self.inp, self.out):
             s.place(-seconds, 0.0, seconds, nyq)
             s.plot.setXRange(-seconds, 0, padding=0)
@@ -106,7 +106,7 @@ class SpectrogramPanel(QtWidgets.QWidget):
     @property
     def hop(self) -> int:
         """Samples between columns: one column per 1/``frame_rate`` s of audio."""
-        return max(1, round(self.samplerate / self.frame_rate))
+        return max(1, round(self.sample_rate / self.frame_rate))
 
     def update_audio(self, inp: np.ndarray, out: np.ndarray, new_frames: int | None = None) -> int:
         """Add the columns for ``new_frames`` new samples (default: one column); return how many.

@@ -43,7 +43,7 @@ class SpectrumPanel(QtWidgets.QWidget):
 
     def __init__(self, parent=None, fft_size: int = 4096) -> None:
         super().__init__(parent)
-        self.samplerate = 48000.0
+        self.sample_rate = 48000.0
         self.avg_in = SpectrumAverager(fft_size)
         self.avg_out = SpectrumAverager(fft_size)
         self.updates = 0
@@ -138,9 +138,9 @@ class SpectrumPanel(QtWidgets.QWidget):
         self._set_tau(self.tau.value())
 
     # --- settings -------------------------------------------------------------
-    def set_samplerate(self, samplerate: float) -> None:
-        if samplerate != self.samplerate:
-            self.samplerate = float(samplerate)
+    def set_sample_rate(self, sample_rate: float) -> None:
+        if sample_rate != self.sample_rate:
+            self.sample_rate = float(sample_rate)
             self.avg_in.reset()
             self.avg_out.reset()
         self._apply_range()
@@ -153,7 +153,7 @@ class SpectrumPanel(QtWidgets.QWidget):
         if hi <= lo:
             hi = lo + 10
         self.plot.getPlotItem().setYRange(lo, hi, padding=0)
-        nyq = self.samplerate / 2
+        nyq = self.sample_rate / 2
         x0, x1 = np.log10(20.0), np.log10(nyq)
         self.plot.getPlotItem().setXRange(x0, x1, padding=0)
         xs = [t for t, _ in log_frequency_ticks(20.0, nyq)[0]]
@@ -173,9 +173,9 @@ class SpectrumPanel(QtWidgets.QWidget):
 
     # --- data -------------------------------------------------------------------
     def _bands(self) -> LogBands:
-        if self._bands_for != self.samplerate:
-            self._log_bands = LogBands(self.avg_in.frequencies(self.samplerate)[1:])
-            self._bands_for = self.samplerate
+        if self._bands_for != self.sample_rate:
+            self._log_bands = LogBands(self.avg_in.frequencies(self.sample_rate)[1:])
+            self._bands_for = self.sample_rate
         return self._log_bands
 
     def update_audio(self, inp: np.ndarray, out: np.ndarray, dt: float) -> None:

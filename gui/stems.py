@@ -73,7 +73,7 @@ class _FilterCell:
         self.resp = resp_plot.plot(pen=RESP_PEN)
         self.freq_ticks: list[tuple[float, str]] = []
 
-    def set_filter(self, taps: np.ndarray, dilation: int, samplerate: float) -> None:
+    def set_filter(self, taps: np.ndarray, dilation: int, sample_rate: float) -> None:
         x, y = stem_segments(taps, dilation)
         self.long = np.size(taps) > MAX_STEMS
         for item in (self.stems, self.tips):
@@ -84,7 +84,7 @@ class _FilterCell:
         else:
             self.stems.setData(x, y)
             self.tips.setData(x[::2], y[1::2])
-        f, db = frequency_response_db(taps, dilation, samplerate)
+        f, db = frequency_response_db(taps, dilation, sample_rate)
         self.resp.setData(f, db)
         ticks = hz_ticks(float(f[0]), float(f[-1]))
         if ticks != self.freq_ticks:
@@ -122,12 +122,12 @@ class LayerView(QtWidgets.QGroupBox):
     CELL_H = 130
     WRAP = 3
 
-    def __init__(self, index: int, layer, samplerate: float, parent=None, unit: str = "samples") -> None:
+    def __init__(self, index: int, layer, sample_rate: float, parent=None, unit: str = "samples") -> None:
         super().__init__(parent)
         self.index = index
         self.shape = tuple(layer.kernel.shape)  # (out, in, taps)
         self.dilation = int(getattr(layer, "dilation", 1))
-        self.samplerate = float(samplerate)
+        self.sample_rate = float(sample_rate)
         self.unit = unit
         out_f, in_f, taps = self.shape
         self.grid = in_f * out_f <= MAX_GRID
@@ -138,7 +138,7 @@ class LayerView(QtWidgets.QGroupBox):
             + (f", dilation {self.dilation}" if self.dilation > 1 else "")
             + (f", stride {stride}" if stride > 1 else "")
             + ("" if pad == "causal" else f", {pad} padding")
-            + (f"; runs at {self.samplerate:g} frames/s" if unit == "frames" else "")
+            + (f"; runs at {self.sample_rate:g} frames/s" if unit == "frames" else "")
         )
         self.view = pg.GraphicsLayoutWidget()
         lay = QtWidgets.QVBoxLayout(self)
@@ -190,17 +190,17 @@ class LayerView(QtWidgets.QGroupBox):
             self.pick_out.valueChanged.connect(self._show_picked)
         lay.addWidget(self.view)
         self.kernel = np.zeros(self.shape)
-        self.set_kernel(layer.kernel, samplerate)
+        self.set_kernel(layer.kernel, sample_rate)
 
-    def set_kernel(self, kernel: np.ndarray, samplerate: float | None = None) -> None:
+    def set_kernel(self, kernel: np.ndarray, sample_rate: float | None = None) -> None:
         """New taps of the same shape (a swapped model): update items in place."""
-        if samplerate:
-            self.samplerate = float(samplerate)
+        if sample_rate:
+            self.sample_rate = float(sample_rate)
         self.kernel = np.asarray(kernel, dtype=np.float64)
         out_f, in_f, taps = self.shape
         if self.grid:
             for (f, g), cell in self.cells.items():
-                cell.set_filter(self.kernel[g, f], self.dilation, self.samplerate)
+                cell.set_filter(self.kernel[g, f], self.dilation, self.sample_rate)
         else:
             self.heat_image = self.heat_matrix(self.kernel, self.rows_are_out)
             lim = float(np.max(np.abs(self.heat_image))) or 1.0
@@ -221,7 +221,7 @@ class LayerView(QtWidgets.QGroupBox):
         f, g = self.pick_in.value(), self.pick_out.value()
         cell = self.cells[(0, 0)]
         cell.stem_plot.setTitle(f"in {f} → out {g}", size="8pt")
-        cell.set_filter(self.kernel[g, f], self.dilation, self.samplerate)
+        cell.set_filter(self.kernel[g, f], self.dilation, self.sample_rate)
 
     def stem_data(self, f: int, g: int) -> tuple[np.ndarray, np.ndarray]:
         """(lags, tap values) drawn for the filter input ``f`` → output ``g``."""
@@ -232,14 +232,14 @@ class LayerView(QtWidgets.QGroupBox):
         return self.cells[(0, 0)].tip_data()
 
 
-def layer_rates(model, samplerate: float) -> dict[int, tuple[float, str]]:
+def layer_rates(model, sample_rate: float) -> dict[int, tuple[float, str]]:
     """``id(layer) -> (rate Hz, "samples" | "frames")`` for every conv layer of ``model``.
 
     Layers inside a framed model's body (an ``encoder``/``body``/``decoder``
     module whose encoder has a ``stride``) run once per frame, at
-    ``samplerate / stride``; their taps are frames apart.
+    ``sample_rate / stride``; their taps are frames apart.
     """
-    rates = {id(l): (float(samplerate), "samples") for l in model.conv_layers()}
+    rates = {id(l): (float(sample_rate), "samples") for l in model.conv_layers()}
     for m in model.modules():
         # direct children only: a model may expose its inner encoder as a property
         enc, body = m._modules.get("encoder"), m._modules.get("body")
@@ -247,7 +247,7 @@ def layer_rates(model, samplerate: float) -> dict[int, tuple[float, str]]:
         if isinstance(stride, int) and stride > 1 and body is not None:
             for sub in body.modules():
                 if id(sub) in rates:
-                    rates[id(sub)] = (float(samplerate) / stride, "frames")
+                    rates[id(sub)] = (float(sample_rate) / stride, "frames")
     return rates
 
 
@@ -267,8 +267,8 @@ class KernelPanel(QtWidgets.QScrollArea):
         self.layer_views: list[LayerView] = []
         self.rebuilds = 0
 
-    def set_model(self, model, samplerate: float | None = None) -> None:
-        rate = float(samplerate or getattr(model, "sample_rate", None) or 48000)
+    def set_model(self, model, sample_rate: float | None = None) -> None:
+        rate = float(sample_rate or getattr(model, "sample_rate", None) or 48000)
         layers = model.conv_layers()
         rates = layer_rates(model, rate)
         shapes = [(tuple(l.kernel.shape), int(getattr(l, "dilation", 1)), rates[id(l)][1]) for l in layers]

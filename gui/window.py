@@ -1,10 +1,14 @@
 """The rtconv main window: set-up and model on the left, live plots and kernels on the right.
 
-Data flow (friture's pattern): the audio callback runs inside
-:class:`rtconv.live.LiveProcessor` and never waits for this window; a QTimer
-at ~30 fps pulls a snapshot of the latest input/output from the processor's
-display ring buffer, folds it into the spectra, one spectrogram column and
-the meters, and does nothing while the window is hidden or minimised.  Text
+Data flow (friture's pattern): the window holds a live session
+(:mod:`rtconv.live.session`; by default it plays in a separate audio
+process) and never a processor: settings go to it as one
+:class:`rtconv.live.StreamSettings`, a model as a checkpoint path plus
+switches, controls as values.  The audio callback never waits for this
+window; a QTimer at ~30 fps pulls a snapshot of the latest input/output from
+the session's monitor (shared memory), folds it into the spectra, one
+spectrogram column and the meters, and does nothing while the window is
+hidden or minimised.  Text
 (health, meter readouts) refreshes at ~1 Hz.  Plot items are persistent and
 updated with ``setData``; the kernel view is rebuilt only when a swapped
 model has a different layer shape.
@@ -42,8 +46,8 @@ DISPLAY_SAMPLES = 4096
 
 
 def _xruns(stats: dict) -> int:
-    """Dropouts a stream's stats count: device overflows and underflows, worker underruns."""
-    return stats["input_overflows"] + stats["output_underflows"] + stats.get("worker_underruns", 0)
+    """Dropouts a stream's stats count: device overflows and underflows."""
+    return stats["input_overflows"] + stats["output_underflows"]
 
 
 #: The engine's messages name command-line options; in the window, the controls that do the same.
@@ -51,9 +55,9 @@ _GUI_WORDS = (
     ("run `rtconv devices` to list them", "press Rescan to list them again"),
     ("or run `rtconv devices`", "or press Rescan"),
     ("run `rtconv devices`", "press Rescan"),
-    ("try --samplerate with it", "choose it in the Rate box"),
-    ("(--samplerate)", "(the Rate box)"),
-    ("--samplerate", "the Rate box"),
+    ("try --sample-rate with it", "choose it in the Rate box"),
+    ("(--sample-rate)", "(the Rate box)"),
+    ("--sample-rate", "the Rate box"),
     ("--block-size", "the Block box"),
     ("--channels", "the Channels box"),
     ("e.g. --hostapi alsa", "in the Host API list"),
@@ -93,10 +97,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings = settings or QtCore.QSettings("rtconv", "gui")
         self.model = None
         self.model_path: str | None = None
-        self.processor = None
-        self.stream = None
+        self.session = None
         self._stream_choice: dict | None = None  # the last configuration that opened
-        self._proc_config: tuple | None = None
+        self._watcher = None
+        self._changed_files: list[str] = []  # from the watcher's thread (list.append is atomic)
+        self._temp_checkpoints: list[str] = []
         self.frames = 0
         self.fps = 0.0
         self._fps_t0 = time.monotonic()
@@ -168,17 +173,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.audio.start_requested.connect(self.start_stream)
         self.audio.stop_requested.connect(self.stop_stream)
         self.controls.changed.connect(self._apply_controls)
+        self.controls.switches_changed.connect(self._apply_switches)
         self.controls.record_toggled.connect(self._record_toggled)
         self.file_panel.message.connect(self.show_message)
         self.spectrum.db_min.valueChanged.connect(self._levels_changed)
         self.spectrum.db_max.valueChanged.connect(self._levels_changed)
         self.spectrum.fps.valueChanged.connect(self._set_display_rate)
         self.watch = self.model_panel.watch
-        self.watcher = QtCore.QFileSystemWatcher(self)
-        self.watcher.fileChanged.connect(self._file_changed)
-        self._reload_timer = QtCore.QTimer(self, singleShot=True, interval=300)
-        self._reload_timer.timeout.connect(self._reload_watched)
         self.watch.toggled.connect(self._watch_toggled)
+        self._reload_timer = QtCore.QTimer(self, interval=250)
+        self._reload_timer.timeout.connect(self._reload_watched)
+        self._reload_timer.start()
 
         self.timer = QtCore.QTimer(self, interval=int(1000 / FPS))
         self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
@@ -217,41 +222,45 @@ class MainWindow(QtWidgets.QMainWindow):
         return self.set_model(model, path)
 
     def set_model(self, model, path: str | None = None) -> bool:
-        """Make ``model`` current: hot-swap it into the running stream, refresh panel and stems.
+        """Make ``model`` current: hot-swap it into the running session, refresh panel and stems.
 
-        With a stream running, a model that does not fit it (channels, too
-        slow for the block) is refused and the running one keeps playing.
-        Without one, the model is shown and a processor is built for it; if
-        it cannot run live at the chosen settings that is said, and the
-        model can still be inspected and used in file mode.
+        With a session running, the model goes there as its checkpoint path
+        plus switches; one that does not fit (channels, too slow for the
+        block) is refused there and the running one keeps playing.  Without
+        one, the model is shown; whether it can run live is said when audio
+        starts.
         """
-        warning = None
-        if self.stream is not None:
+        switches = engine.model_switches(model)
+        if self.session is not None:
             try:
-                self.processor.request_swap(model)  # validates it here
-                if self.audio_host is not None:  # the stream plays in the audio process
-                    self.stream.request_swap(model)
-                    self.processor.adopt_pending()
+                self.session.swap(self._checkpoint(model, path), switches)
             except RtconvError as e:
                 self.show_message(f"kept {self._model_name(self.model)}: {e}", True)
                 return False
         self.model, self.model_path = model, path
-        if self.stream is None:
-            self.processor = None
-            if not self._ensure_processor():
-                warning = self.last_message[0]
         rate = self._rate()
         self.model_panel.show_model(model, path, rate)
         self.kernels.set_model(model, rate)
         self.setWindowTitle(f"rtconv — {self._model_name(model)}")
         self.statusBar().showMessage(f"model {self._model_name(model)} loaded", 5000)
-        self.controls.show_model_switches(model)
-        if warning:
-            self.show_message(warning, True)
-        else:
-            self.clear_message()
+        self.controls.show_model_switches(switches)
+        self.clear_message()
         self._watch_toggled(self.watch.isChecked())
         return True
+
+    def _checkpoint(self, model, path: str | None) -> str:
+        """The file a session loads ``model`` from: its own, or a temporary copy of one made in memory."""
+        if path is not None:
+            return str(path)
+        import tempfile
+
+        import rtconv
+
+        fd, tmp = tempfile.mkstemp(prefix="rtconv-gui-", suffix=".safetensors")
+        os.close(fd)
+        rtconv.save(model, tmp)
+        self._temp_checkpoints.append(tmp)
+        return tmp
 
     @staticmethod
     def _model_name(model) -> str:
@@ -260,58 +269,44 @@ class MainWindow(QtWidgets.QMainWindow):
         return (getattr(model, "metadata", {}) or {}).get("name") or type(model).__name__
 
     def _rate(self) -> int:
-        return int(self._stream_choice["samplerate"]) if self._stream_choice else int(self.audio.choice()["samplerate"])
+        return int(self._stream_choice["sample_rate"]) if self._stream_choice else int(self.audio.choice()["sample_rate"])
 
     def _watch_toggled(self, on: bool) -> None:
-        if self.watcher.files():
-            self.watcher.removePaths(self.watcher.files())
+        """Watch the model's file (rtconv.live.ModelWatcher, as ``rtconv live --watch``)."""
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
         if on and self.model_path:
-            self.watcher.addPath(self.model_path)
-
-    def _file_changed(self, path: str) -> None:
-        self._reload_timer.start()  # a trainer may write in several steps
+            self._watcher = engine.model_watcher(self.model_path, self._changed_files.append)
 
     def _reload_watched(self) -> None:
-        if self.model_path and Path(self.model_path).exists():
-            if self.load_model(self.model_path):
-                self.show_message(f"reloaded {Path(self.model_path).name} after it changed", False)
-        self._watch_toggled(self.watch.isChecked())  # an atomic rename drops the watch
+        """A new complete version of the watched file: load it like the user would (swapped in if audio runs)."""
+        while self._changed_files:
+            path = self._changed_files.pop(0)
+            if path == self.model_path and self.load_model(path):
+                self.show_message(f"reloaded {Path(path).name} after it changed", False)
 
-    # --- processor and stream --------------------------------------------------------
-    def _ensure_processor(self, choice: dict | None = None) -> bool:
-        """Have a processor for the current model at the chosen rate/channels/block."""
-        if self.model is None:
-            return False
-        c = choice or self.audio.choice()
-        config = (int(c["samplerate"]), int(c["channels"]), int(c["block_size"]))
-        if self.processor is not None and self._proc_config == config and (
-            self.processor.model is self.model or self.processor.swap_pending
-        ):
-            return True
-        try:
-            proc = self._make_processor(config)
-        except RtconvError as e:
-            self.show_message(f"cannot run {self._model_name(self.model)} live: {e}", True)
-            return False
-        self.processor, self._proc_config = proc, config
-        self.controls.apply(proc)
-        return True
-
-    def _make_processor(self, config):
-        """A processor with the shipped voice-activity detector when it can have one (voice meter, gate)."""
-        vad = engine.default_vad_path()
-        if vad is not None:
-            try:
-                return engine.make_processor(self.model, config[0], channels=config[1], block_size=config[2], vad=vad)
-            except RtconvError as e:
-                self.show_message(f"no voice meter or speech gate this time: {e}", False)
-        return engine.make_processor(self.model, config[0], channels=config[1], block_size=config[2])
-
+    # --- session -------------------------------------------------------------------------
     def _apply_controls(self) -> None:
-        self.controls.apply(self.processor)
-        if self.stream is not None and self.audio_host is not None:
+        if self.session is not None:
             try:
-                self.stream.push_controls()
+                self.session.set_controls(**self.controls.values())
+            except RtconvError as e:
+                self.show_message(f"the audio process did not take the setting: {e}", True)
+
+    def _apply_switches(self) -> None:
+        switches = self.controls.switches()
+        if self.model is not None:  # the window's copy shows what plays
+            try:
+                from rtconv.live.chain import apply_switches
+
+                apply_switches(self.model, switches)
+            except RtconvError as e:
+                self.show_message(str(e), True)
+                return
+        if self.session is not None:
+            try:
+                self.session.set_switches(**switches)
             except RtconvError as e:
                 self.show_message(f"the audio process did not take the setting: {e}", True)
 
@@ -319,7 +314,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """Open the chosen devices; if they fail, go back to what ran before and say why."""
         choice = self.audio.choice()
         previous = dict(self._stream_choice) if self._stream_choice else None
-        was_running = self.stream is not None
+        was_running = self.session is not None
         self._close_stream()
         ok, err = self._open(choice)
         if ok:
@@ -334,40 +329,57 @@ class MainWindow(QtWidgets.QMainWindow):
     def _open(self, choice: dict) -> tuple[bool, str]:
         if self.model is None:
             return False, "load a model first"
-        if not self._ensure_processor(choice):
-            return False, self.last_message[0]
         rec = self.controls.record_dir.text() if self.controls.record.isChecked() else None
+        note = None
         try:
             if rec:
                 Path(rec).mkdir(parents=True, exist_ok=True)
-            stream = engine.make_stream(self.processor, host=self.audio_host, record_dir=rec,
-                                        warn=self._warnings.append, **choice)
-            stream.start()
+            settings = engine.stream_settings(choice, record_dir=rec)
+            path = self._checkpoint(self.model, self.model_path)
+            kw = dict(switches=self.controls.switches(), controls=self.controls.values(),
+                      warn=self._warnings.append)
+            vad = engine.default_vad_path()
+            session = None
+            if vad is not None:  # the voice meter and the speech gate, when the detector can run here
+                try:
+                    session = engine.make_session(path, settings, self.audio_host, vad=str(vad), **kw)
+                    session.start()
+                except RtconvError as e:
+                    if not str(e).startswith("the VAD"):
+                        raise
+                    note, session = f"no voice meter or speech gate this time: {e}", None
+            if session is None:
+                session = engine.make_session(path, settings, self.audio_host, **kw)
+                session.start()
+            self.controls.show_gate(session.monitor.gate_state() is not None)
         except (RtconvError, OSError) as e:
             self.audio.set_running(False, "stopped")
             return False, str(e)
-        self.stream = stream
+        self.session = session
         self._stream_choice = dict(choice)
-        self._xruns_seen = _xruns(stream.stats())  # a reused processor keeps counting: back off only on new ones
-        rate = int(choice["samplerate"])
-        self.spectrum.set_samplerate(rate)
-        self.spectrogram.set_samplerate(rate, FPS)
+        self._written = -1
+        self._xruns_seen = _xruns(session.stats())
+        rate = settings.sample_rate
+        self.spectrum.set_sample_rate(rate)
+        self.spectrogram.set_sample_rate(rate, FPS)
         self.model_panel.show_model(self.model, self.model_path, rate)
-        self.controls.show_recording(getattr(stream, "recording_paths", None))
-        self.audio.set_running(True, f"running at {rate} Hz, {choice['block_size']}-sample blocks")
+        self.controls.show_recording(session.recording_paths)
+        self.audio.set_running(True, f"running at {rate} Hz, {settings.block_size}-sample blocks")
         self.clear_message()
+        if note:
+            self.show_message(note, False)
         self.audio.save(self.settings)
         self.timer.start()
         self.text_timer.start()
         return True, ""
 
     def _close_stream(self) -> None:
-        if self.stream is not None:
+        if self.session is not None:
             try:
-                self.stream.stop()
+                self.session.stop()
             except RtconvError as e:
                 self.show_message(f"audio stopped with an error: {e}", True)
-            self.stream = None
+            self.session = None
         self.controls.show_recording(None)
 
     def stop_stream(self) -> None:
@@ -377,7 +389,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._tick_text()
 
     def _record_toggled(self, on: bool) -> None:
-        if self.stream is not None:  # recording files are opened with the stream
+        if self.session is not None:  # recording files are opened with the stream
             self.start_stream()
 
     # --- display ---------------------------------------------------------------------
@@ -412,24 +424,25 @@ class MainWindow(QtWidgets.QMainWindow):
         """One display frame: pull the latest audio snapshot and update what is visible."""
         now = time.monotonic()
         dt, self._last_tick = now - self._last_tick, now
-        if self.processor is None or not self.isVisible() or self.isMinimized():
+        if self.session is None or not self.isVisible() or self.isMinimized():
             return
-        written = self.processor.display_ring.written
+        mon = self.session.monitor
+        written = mon.written
         if written == self._written:  # no new audio (stream stalled or stopped): nothing to redo
             return
-        # a new processor restarts its count; treat that like a first frame
+        # a new session restarts its count; treat that like a first frame
         new = written - self._written if 0 <= self._written <= written else DISPLAY_SAMPLES
         self._written = written
         if self.tabs.currentIndex() == 0:
             sg = self.spectrogram
             # enough history for every spectrogram column this frame owes (capped by the ring)
-            n = min(max(DISPLAY_SAMPLES, sg.fft_size + new), self.processor.display_ring.capacity)
-            inp, out = self.processor.read_display(n)
+            n = min(max(DISPLAY_SAMPLES, sg.fft_size + new), mon.display.capacity)
+            inp, out = mon.read_display(n)
             inp, out = inp[:, 0], out[:, 0]
             self.spectrum.update_audio(inp, out, dt)
             sg.update_audio(inp, out, new)
-        self.meters.update_meters(self.processor.meters())
-        self.meters.update_speech(self.processor.gate_state(), self.processor.gate_threshold)
+        self.meters.update_meters(mon.meters())
+        self.meters.update_speech(mon.gate_state())
         self.frames += 1
         self._fps_n += 1
 
@@ -442,23 +455,23 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self.isVisible():
             return
         stats = None
-        if self.stream is not None:
+        if self.session is not None:
             try:
-                stats = self.stream.stats()
+                stats = self.session.stats()
             except RtconvError as e:
                 self.show_message(f"audio stopped: {e}", True)
                 self.stop_stream()
                 return
         self._adapt_display_rate(stats)
-        drops = self.processor.display_drops if self.processor is not None else None
+        drops = self.session.monitor.display_drops if self.session is not None else None
         self.health.show_stats(stats, self.fps, drops)
         if self.display_rate < self.spectrum.fps.value():
             self.health.values["fps"].setText(
                 self.health.values["fps"].text() + f"; backed off to {self.display_rate:.0f} (audio dropouts)"
             )
         self.meters.update_text()
-        if self.stream is not None:
-            self.controls.show_recording(self.stream.recording_paths)
+        if self.session is not None:
+            self.controls.show_recording(self.session.recording_paths)
         while self._warnings:
             self.show_message(self._warnings.pop(0), True)
 
@@ -497,9 +510,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timer.stop()
         self.text_timer.stop()
         self._close_stream()
+        self._watch_toggled(False)
+        self._reload_timer.stop()
         self.file_panel.shutdown()
         if self.audio_host is not None:
             self.audio_host.close()
+        for tmp in self._temp_checkpoints:
+            Path(tmp).unlink(missing_ok=True)
+        self._temp_checkpoints.clear()
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt naming
         self.save_settings()
@@ -511,6 +529,6 @@ class MainWindow(QtWidgets.QMainWindow):
         super().hideEvent(event)
 
     def showEvent(self, event) -> None:  # noqa: N802
-        if self.stream is not None:
+        if self.session is not None:
             self.timer.start()
         super().showEvent(event)

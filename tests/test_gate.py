@@ -7,8 +7,11 @@ import pytest
 
 import rtconv
 from rtconv.errors import ConfigError
-from rtconv.live import LiveProcessor
-from rtconv.live.gate import DelayLine, Gate
+from rtconv.live import LiveProcessor, Monitor
+from rtconv.live.gate import Gate
+from rtconv.live.rings import DelayLine
+
+from _live import processor
 
 SR = 48000
 
@@ -114,9 +117,8 @@ def test_the_gate_silences_exactly_the_samples_its_vad_judged_silent(model_laten
     # the 'VAD' passes its input, so the probability of each sample is the sample itself:
     # only the 0.9 stretch may pass, shifted by the reported latency, whichever path is slower
     x = np.r_[np.full(2000, 0.2), np.full(3000, 0.9), np.full(3000, 0.2)].astype(np.float32)[:, None]
-    proc = LiveProcessor(_delta(model_latency), SR, 1, block, vad=_delta(vad_latency), realtime_check=False)
-    proc.gate, proc.gate_hold, proc.gate_attack, proc.gate_release = True, 0.0, 1e-9, 1e-9
-    proc.limiter = False
+    proc = processor(_delta(model_latency), SR, 1, block, vad=_delta(vad_latency), realtime_check=False)
+    proc.set_controls(gate=True, gate_hold=0.0, gate_attack=1e-9, gate_release=1e-9, limiter=False)
     y = _run(proc, x, block)[:, 0]
     lat = proc.latency
     assert lat == max(model_latency, vad_latency)
@@ -130,13 +132,12 @@ def test_the_gate_delays_the_whole_output_by_the_vads_wait_only_while_it_is_on(b
     rng = np.random.default_rng(0)
     x = (0.1 * rng.standard_normal((SR // 2, 1))).astype(np.float32)
     model = rtconv.load("models/denoiser.safetensors")
-    plain = LiveProcessor(model, SR, 1, block)
-    metered = LiveProcessor(model, SR, 1, block, vad="models/vad.safetensors")
-    gated = LiveProcessor(model, SR, 1, block, vad="models/vad.safetensors")
-    gated.gate, gated.gate_threshold = True, 0.01  # always open: only the delay shows
-    gated.gate_hold = 10.0
+    plain = processor(model, SR, 1, block)
+    metered = processor(model, SR, 1, block, vad="models/vad.safetensors")
+    gated = processor(model, SR, 1, block, vad="models/vad.safetensors")
+    gated.set_controls(gate=True, gate_threshold=0.01, gate_hold=10.0)  # always open: only the delay shows
     for p in (plain, metered, gated):
-        p.wet = 0.5  # the dry path is delayed along with the wet one
+        p.set_controls(wet=0.5)  # the dry path is delayed along with the wet one
     a, m, g = _run(plain, x, block), _run(metered, x, block), _run(gated, x, block)
     # a VAD that only feeds the meter costs nothing: same output, same latency
     np.testing.assert_array_equal(m, a)
@@ -160,8 +161,8 @@ def test_the_gate_mutes_noise_and_passes_speech_with_the_shipped_vad():
     rng = np.random.default_rng(1)
     quiet = (0.003 * rng.standard_normal((SR * 2, 1))).astype(np.float32)  # -50 dBFS room noise
     x = np.r_[quiet, speech[: SR * 3, :1]]
-    proc = LiveProcessor(_delta(0), SR, 1, 128, vad="models/vad.safetensors")
-    proc.gate, proc.limiter = True, False
+    proc = processor(_delta(0), SR, 1, 128, vad="models/vad.safetensors")
+    proc.set_controls(gate=True, limiter=False)
     y = _run(proc, x, 128)
     lat = proc.latency
     rms = lambda a: 10 * np.log10(np.mean(np.square(a)) + 1e-30)  # noqa: E731
@@ -172,25 +173,26 @@ def test_the_gate_mutes_noise_and_passes_speech_with_the_shipped_vad():
     st = proc.stats()["gate"]
     assert st["opened"] >= 1 and st["vad_errors"] == 0
     # bypass opens it again: the input passes, delayed
-    proc.bypass = True
+    proc.set_controls(bypass=True)
     tail = _run(proc, quiet[: SR // 2], 128)
     assert rms(tail[SR // 4 :]) == pytest.approx(rms(quiet[: SR // 4]), abs=1.0)
 
 
 def test_a_vad_that_fails_opens_the_gate_and_the_stream_keeps_running():
     # a 'VAD' whose output overflows to inf on loud input: every block of it fails
-    proc = LiveProcessor(_delta(0), SR, 1, 128, vad=rtconv.FIR([3e38, 3e38]), realtime_check=False)
-    proc.gate, proc.limiter = True, False
+    proc = processor(_delta(0), SR, 1, 128, vad=rtconv.FIR([3e38, 3e38]), realtime_check=False)
+    proc.set_controls(gate=True, limiter=False)
     x = np.full((128 * 20, 1), 0.9, np.float32)
     y = _run(proc, x, 128)
-    assert proc.vad_errors >= 19 and proc.internal_errors == 0
+    errors = proc.stats()["gate"]["vad_errors"]
+    assert errors >= 19 and proc.internal_errors == 0
     assert np.allclose(y[-128:], 0.9, atol=1e-4)  # open: the audio passes
-    assert proc.stats()["gate"]["vad_errors"] == proc.vad_errors
+    assert proc.speech.errors == errors
 
 
 def test_a_model_that_is_not_a_vad_is_refused_in_one_sentence():
     with pytest.raises(ConfigError) as e:
-        LiveProcessor(_delta(0), SR, 1, 128, vad="models/denoiser.safetensors")
+        processor(_delta(0), SR, 1, 128, vad="models/denoiser.safetensors")
     msg = str(e.value)
     assert "not a voice-activity detector" in msg and "models/vad.safetensors" in msg and msg.count(". ") == 0
 
@@ -198,18 +200,18 @@ def test_a_model_that_is_not_a_vad_is_refused_in_one_sentence():
 def test_the_gate_state_is_shared_with_a_display_process():
     from multiprocessing import shared_memory
 
-    a = LiveProcessor(_delta(0), SR, 1, 128, vad="models/vad.safetensors")
-    b = LiveProcessor(_delta(0), SR, 1, 128, vad="models/vad.safetensors")
-    shm = shared_memory.SharedMemory(create=True, size=a.shared_nbytes)
+    a = processor(_delta(0), SR, 1, 128, vad="models/vad.safetensors")
+    shm = shared_memory.SharedMemory(create=True, size=a.monitor.nbytes)
     try:
-        a.share(shm.buf)
-        b.share(shm.buf)
+        a.monitor.share(shm.buf)
+        b = Monitor.attach(shm.buf, SR, 1)  # a display process reads it
         import soundfile as sf
 
         speech, _ = sf.read("recordings/demo_noisy.wav", dtype="float32", always_2d=True)
         _run(a, speech[: SR, :1], 128)
-        assert b.gate_state() == a.gate_state() and 0.0 <= b.speech_probability <= 1.0
-        assert b.speech_probability > 0.5  # a second of speech
+        assert b.gate_state() == a.monitor.gate_state() and 0.0 <= b.gate_state()["probability"] <= 1.0
+        assert b.gate_state()["probability"] > 0.5  # a second of speech
+        assert b.meters() == a.monitor.meters() and b.written == a.monitor.written == SR
         del a, b
     finally:
         shm.close()

@@ -125,7 +125,7 @@ def test_the_health_panel_is_visible_without_scrolling_in_a_1500_by_900_window(w
     assert window.load_model(path)
     window.health.show_stats({"input_overflows": 3, "output_underflows": 4, "model_errors": 0, "blocks": 100,
                               "block_ms": {"median": 0.594, "p99": 1.624, "max": 2.213, "budget": 2.667},
-                              "cpu_load": 0.25, "samplerate": 48000,
+                              "cpu_load": 0.25, "sample_rate": 48000,
                               "latency": {"model_ms": 3.98, "gate_ms": 6.0, "device_out_ms": 5.33,
                                           "total_ms": 15.31}}, 30.0, 12)
     window.resize(1500, 900)
@@ -289,7 +289,7 @@ def test_the_difference_curve_has_its_own_db_change_axis_linked_to_the_spectra_i
     assert [label.text for _, label in diff.legend.items] == ["output − input (dB)"]
     assert "output − input" not in [label.text for _, label in spectra.legend.items]
     assert diff.getViewBox().linkedView(pg.ViewBox.XAxis) is spectra.getViewBox()
-    panel.set_samplerate(16000)
+    panel.set_sample_rate(16000)
     np.testing.assert_allclose(diff.viewRange()[0], spectra.viewRange()[0])
     panel.show_diff.setChecked(False)
     assert not panel.diff_plot.isVisible()
@@ -328,7 +328,7 @@ def test_spectrogram_columns_follow_audio_time_not_display_frames(qtbot, late_fr
 
     panel = SpectrogramPanel(fft_size=256, columns=20)
     qtbot.addWidget(panel)
-    panel.set_samplerate(48000, frame_rate=30)
+    panel.set_sample_rate(48000, frame_rate=30)
     hop = panel.hop
     assert hop == 1600
     # a display that comes late owes one column per hop of audio that arrived
@@ -437,8 +437,8 @@ def test_frame_rate_layers_of_a_framed_denoiser_are_labelled_in_frames(window, t
     window.load_model(path)
     views = window.kernels.layer_views
     assert len(views) == len(model.conv_layers())
-    assert (views[0].unit, views[0].samplerate) == ("samples", 48000.0)  # the analysis filterbank
-    assert (views[1].unit, views[1].samplerate) == ("frames", 6000.0)  # the mask network, every hop
+    assert (views[0].unit, views[0].sample_rate) == ("samples", 48000.0)  # the analysis filterbank
+    assert (views[1].unit, views[1].sample_rate) == ("frames", 6000.0)  # the mask network, every hop
     assert views[-1].unit == "samples"
     k = rtconv.load(path).conv_layers()[0].kernel
     np.testing.assert_allclose(views[0].stem_data(0, 5)[1], k[5, 0])
@@ -498,11 +498,11 @@ def test_the_level_meters_number_their_ticks_in_db_beside_them(qtbot):
 
 
 def test_banners_speak_of_the_windows_controls_not_command_line_options(window):
-    """A device error written for the CLI ('try --samplerate', 'run `rtconv devices`') reads as GUI advice."""
+    """A device error written for the CLI ('try --sample-rate', 'run `rtconv devices`') reads as GUI advice."""
     from rtconv.errors import DeviceError
 
     msg = str(DeviceError("devices 0: 'system' / 0: 'system' refuse 1 channel(s) at 44100 Hz (Invalid sample "
-                          "rate); their default rate is 48000 Hz, try --samplerate with it or run `rtconv devices`."))
+                          "rate); their default rate is 48000 Hz, try --sample-rate with it or run `rtconv devices`."))
     window.show_message(msg, True)
     shown = window.banner.text()
     assert "--" not in shown and "rtconv devices" not in shown, shown
@@ -515,7 +515,7 @@ def test_the_voice_meter_shows_with_a_detector_and_stays_inside_the_window(windo
     m = window.meters
     m.update_speech(None)
     assert not m.meter_speech.isVisibleTo(window)
-    m.update_speech({"probability": 0.8, "gain_db": 0.0, "open": True, "on": True}, 0.5)
+    m.update_speech({"probability": 0.8, "gain_db": 0.0, "open": True, "on": True, "threshold": 0.5})
     assert m.meter_speech.isVisibleTo(window) and m.meter_speech.gate_open
     window.resize(1500, 900)
     QtGui.QGuiApplication.processEvents()

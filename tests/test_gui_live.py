@@ -1,4 +1,4 @@
-"""The desktop app wired to live audio: controls reach the processor, and on a
+"""The desktop app wired to live audio: controls reach the session, and on a
 JACK server with the dummy backend, streams start, spectra move, models hot-swap,
 a refused device restores the previous state, recording names its files.
 
@@ -106,36 +106,41 @@ def _lowpass(tmp_path, cutoff=2000, name="lowpass"):
 def _on_jack(win, **choice):
     win.audio.rescan()
     c = win.audio.choice()
-    c.update(hostapi=JACK_API, input_device=None, output_device=None, samplerate=48000, block_size=128, channels=1)
+    c.update(hostapi=JACK_API, input_device=None, output_device=None, sample_rate=48000, block_size=128, channels=1)
     c.update(choice)
     win.audio.set_choice(c)
     assert win.audio.choice()["hostapi"] == JACK_API
 
 
 @pytest.mark.parametrize("wet", [0, 35, 100])
-def test_bypass_dry_wet_gain_and_limiter_reach_the_processor(window, tmp_path, wet):
+def test_bypass_dry_wet_gain_and_limiter_are_the_values_a_session_gets(window, tmp_path, wet):
     window.load_model(_lowpass(tmp_path))
-    proc = window.processor
-    assert proc is not None and proc.model is window.model
     c = window.controls
     c.bypass.setChecked(True)
     c.wet.setValue(wet)
     c.gain.setValue(-4.5)
     c.limiter.setChecked(False)
-    assert proc.bypass is True
-    assert proc.wet == pytest.approx(wet / 100)
-    assert proc.gain_db == pytest.approx(-4.5)
-    assert proc.limiter is False
+    v = c.values()
+    assert v["bypass"] is True
+    assert v["wet"] == pytest.approx(wet / 100)
+    assert v["gain_db"] == pytest.approx(-4.5)
+    assert v["limiter"] is False
     c.bypass.setChecked(False)
-    assert proc.bypass is False
+    assert c.values()["bypass"] is False
+    from rtconv.live import CONTROLS
+
+    assert set(v) <= set(CONTROLS)  # every value is a control the session takes
 
 
-def test_controls_carry_over_to_a_processor_built_for_a_new_model(window, tmp_path):
+def test_controls_carry_over_to_the_session_opened_after_a_new_model(window, tmp_path, jack):
     window.load_model(_lowpass(tmp_path, name="a"))
     window.controls.wet.setValue(20)
     window.controls.bypass.setChecked(True)
     window.load_model(_lowpass(tmp_path, 4000, name="b"))
-    assert window.processor.wet == pytest.approx(0.2) and window.processor.bypass is True
+    _on_jack(window)
+    assert window.start_stream(), window.banner.text()
+    s = window.session.stats()
+    assert s["controls"]["wet"] == pytest.approx(0.2) and s["controls"]["bypass"] is True and s["model_name"] == "b"
 
 
 def test_the_denoiser_strength_switch_sets_its_attenuation_limit(window, tmp_path):
@@ -182,7 +187,7 @@ def test_starting_the_stream_on_jack_makes_the_spectra_update(window, qtbot, tmp
     shot = QtGui.QImage(str(save_screenshot(window, tmp_path / "running.png")))
     assert not shot.isNull() and shot.width() >= 800
     window.stop_stream()
-    assert window.stream is None and window.audio.start_button.text() == "Start"
+    assert window.session is None and window.audio.start_button.text() == "Start"
 
 
 def test_rtconv_gui_screenshot_renders_the_window_and_exits(tmp_path):
@@ -214,11 +219,11 @@ def test_a_model_loaded_while_streaming_is_hot_swapped(window, qtbot, tmp_path, 
     window.load_model(_lowpass(tmp_path, name="first"))
     _on_jack(window)
     assert window.start_stream(), window.banner.text()
-    proc = window.processor
+    session = window.session
     assert window.load_model(_lowpass(tmp_path, 6000, name="second"))
-    assert window.processor is proc  # same stream, same processor: a swap, not a restart
-    assert proc.wait_swapped(5)
-    assert proc.model is window.model
+    assert window.session is session  # same stream, same session: a swap, not a restart
+    assert session.wait_swapped(5)
+    assert session.stats()["model_name"] == "second" == window.model.metadata["name"]
     assert window.model_panel.field("name") == "second"
 
 
@@ -226,10 +231,10 @@ def test_a_model_that_does_not_fit_the_stream_is_refused_and_the_old_one_keeps_p
     window.load_model(_lowpass(tmp_path, name="first"))
     _on_jack(window)
     assert window.start_stream(), window.banner.text()
-    running = window.processor.model
+    running = window.model
     two_in = rtconv.save(rtconv.MimoCNN(taps=[3], features=[2, 1]), tmp_path / "two.safetensors", sample_rate=48000)
     assert not window.load_model(two_in)
-    assert window.processor.model is running and window.model is running
+    assert window.session.stats()["model_name"] == "first" and window.model is running
     assert window.model_panel.field("name") == "first"
     assert window.banner.text().startswith("kept first: ")
     assert "keeps playing" in window.banner.text()
@@ -239,12 +244,12 @@ def test_a_device_that_fails_to_open_restores_the_previous_state(window, tmp_pat
     window.load_model(_lowpass(tmp_path))
     _on_jack(window)
     assert window.start_stream(), window.banner.text()
-    _on_jack(window, samplerate=44100)  # the JACK server runs at 48 kHz only
+    _on_jack(window, sample_rate=44100)  # the JACK server runs at 48 kHz only
     assert not window.start_stream()
     text = window.banner.text()
     assert text.startswith("could not start audio: ") and "44100" in text
-    assert window.audio.choice()["samplerate"] == 48000  # the previous choice is back
-    assert window.stream is not None and window.stream.active  # and running again
+    assert window.audio.choice()["sample_rate"] == 48000  # the previous choice is back
+    assert window.session is not None and window.session.active  # and running again
     assert window.audio.start_button.text() == "Stop"
 
 
@@ -254,7 +259,7 @@ def test_recording_shows_its_file_names_and_writes_them(window, qtbot, tmp_path,
     window.controls.record_dir.setText(str(tmp_path / "rec"))
     assert window.start_stream(), window.banner.text()
     window.controls.record.setChecked(True)
-    paths = window.stream.recording_paths
+    paths = window.session.recording_paths
     assert paths
     for p in paths:
         assert os.path.basename(str(p)) in window.controls.record_file.text()
@@ -265,8 +270,12 @@ def test_recording_shows_its_file_names_and_writes_them(window, qtbot, tmp_path,
 
 
 def test_the_display_skips_work_while_hidden_and_when_no_new_audio_arrived(window, tmp_path):
+    from gui import engine
+
     window.load_model(_lowpass(tmp_path))
-    proc = window.processor
+    # a session that does not play: the test is the audio thread, the window reads its monitor
+    window.session = engine.make_session(window.model_path, engine.stream_settings(window.audio.choice()))
+    proc = window.session.processor
     block = (0.1 * np.random.default_rng(0).standard_normal((128, 1))).astype(np.float32)
     proc.process(block)  # the audio thread's side, without a device
     window._tick()
@@ -317,15 +326,16 @@ def test_the_stream_plays_in_a_separate_audio_process_that_takes_controls_and_sw
     c.wet.setValue(35)
     c.gain.setValue(-3.0)
     c.limiter.setChecked(False)
-    s = window.stream
-    assert s.remote("bypass") is True
-    assert s.remote("wet") == pytest.approx(0.35)
-    assert s.remote("gain_db") == pytest.approx(-3.0)
-    assert s.remote("limiter") is False
-    assert s.remote("model_name") == "first"
+    s = window.session
+    remote = s.stats()["controls"]  # as the audio process has them
+    assert remote["bypass"] is True
+    assert remote["wet"] == pytest.approx(0.35)
+    assert remote["gain_db"] == pytest.approx(-3.0)
+    assert remote["limiter"] is False
+    assert s.stats()["model_name"] == "first"
     assert window.load_model(_lowpass(tmp_path, 6000, name="second"))
-    assert s.wait_swapped(5) and s.remote("model_name") == "second"
-    qtbot.waitUntil(lambda: window.stream.stats()["blocks"] > 50, timeout=10000)  # it plays there
+    assert s.wait_swapped(5) and s.stats()["model_name"] == "second"
+    qtbot.waitUntil(lambda: window.session.stats()["blocks"] > 50, timeout=10000)  # it plays there
 
 
 def test_the_denoiser_strength_reaches_the_model_playing_in_the_audio_process(window, tmp_path, jack):
@@ -337,9 +347,9 @@ def test_the_denoiser_strength_reaches_the_model_playing_in_the_audio_process(wi
     assert window.start_stream(), window.banner.text()
     window.controls.limit_on.setChecked(True)
     window.controls.limit_db.setValue(9)
-    assert window.stream.remote("attenuation_limit_db") == 9.0
+    assert window.session.stats()["switches"]["attenuation_limit_db"] == 9.0
     window.controls.limit_on.setChecked(False)
-    assert window.stream.remote("attenuation_limit_db") is None
+    assert window.session.stats()["switches"]["attenuation_limit_db"] is None
 
 
 def test_an_audio_process_that_dies_is_reported_and_the_stream_stops(window, tmp_path, jack):
@@ -352,7 +362,7 @@ def test_an_audio_process_that_dies_is_reported_and_the_stream_stops(window, tmp
     window.audio_host._proc.join(5)
     window._tick_text()
     assert window.banner.text().startswith("audio stopped: the audio process stopped")
-    assert window.stream is None and window.audio.start_button.text() == "Start"
+    assert window.session is None and window.audio.start_button.text() == "Start"
     assert window.start_stream(), window.banner.text()  # a new audio process starts
     assert window.audio_host.alive
 
@@ -361,7 +371,7 @@ def test_audio_can_still_run_in_the_gui_process(qtbot, tmp_path, metronome):
     from PyQt6 import QtCore
 
     from gui.window import MainWindow
-    from rtconv.live import LiveStream
+    from rtconv.live import LocalSession
 
     win = MainWindow(QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.Format.IniFormat),
                      audio_process=False)
@@ -371,7 +381,7 @@ def test_audio_can_still_run_in_the_gui_process(qtbot, tmp_path, metronome):
         win.load_model(_lowpass(tmp_path))
         _on_jack(win)
         assert win.start_stream(), win.banner.text()
-        assert isinstance(win.stream, LiveStream) and win.audio_host is None
+        assert isinstance(win.session, LocalSession) and win.audio_host is None
         metronome()
         qtbot.waitUntil(lambda: win.meters.meter_in.peak_db > -40 or (win._tick() and False), timeout=10000)
     finally:
@@ -389,17 +399,18 @@ def test_the_voice_meter_follows_speech_and_the_gate_controls_reach_the_audio_pr
     window.load_model(_lowpass(tmp_path, 8000))
     _on_jack(window)
     assert window.start_stream(), window.banner.text()
-    assert window.processor.has_vad and window.controls.gate_row.isVisibleTo(window)
+    assert window.session.monitor.gate_state() is not None and window.controls.gate_row.isVisibleTo(window)
     c = window.controls
     c.gate.setChecked(True)
     c.gate_threshold.setValue(0.7)
     c.gate_hold.setValue(400)
     c.gate_floor.setValue(-30)
-    s = window.stream
-    assert s.remote("gate") is True and s.remote("gate_threshold") == pytest.approx(0.7)
-    assert s.remote("gate_hold") == pytest.approx(0.4) and s.remote("gate_floor_db") == -30.0
+    s = window.session
+    remote = s.stats()["controls"]
+    assert remote["gate"] is True and remote["gate_threshold"] == pytest.approx(0.7)
+    assert remote["gate_hold"] == pytest.approx(0.4) and remote["gate_floor_db"] == -30.0
     c.gate_floor.setValue(c.gate_floor.minimum())
-    assert c.gate_floor.text() == "silence" and s.remote("gate_floor_db") == float("-inf")
+    assert c.gate_floor.text() == "silence" and s.stats()["controls"]["gate_floor_db"] == float("-inf")
     meter = window.meters.meter_speech
     qtbot.waitUntil(lambda: meter.isVisibleTo(window), timeout=5000)
     # the dummy capture is digital silence: nobody speaks, the gate stays shut
@@ -416,7 +427,7 @@ def test_the_voice_meter_follows_speech_and_the_gate_controls_reach_the_audio_pr
     finally:
         lb.close()
     c.gate.setChecked(False)
-    assert s.remote("gate") is False
+    assert s.stats()["controls"]["gate"] is False
     window._tick()
     window._tick_text()
     assert "gate off" in window.meters.readout.text()

@@ -90,11 +90,11 @@ def test_linked_reaches_every_worker_of_a_batch_and_the_live_processor(tmp_path,
     for k in range(3):
         y, _ = sf.read(out / f"in{k}-denoised.wav", dtype="float32")
         np.testing.assert_allclose(y[:, 1], (0.5 - 0.1 * k) * y[:, 0], atol=1e-6)
-    from rtconv.live import LiveProcessor
+    from _live import processor as LiveProcessor
 
     set_linked(denoiser, True)
     proc = LiveProcessor(denoiser, RATE, 2, 128)
-    proc.limiter = False
+    proc.set_controls(limiter=False)
     st = np.stack([x, 0.5 * x], 1)
     y = np.concatenate([proc.process(st[i : i + 128]).copy() for i in range(0, len(st), 128)])
     np.testing.assert_allclose(y[:, 1], 0.5 * y[:, 0], atol=1e-7)

@@ -13,7 +13,9 @@ import pytest
 import soundfile as sf
 
 import rtconv
-from rtconv.live import LiveProcessor, ModelWatcher, Recorder
+from rtconv.live import ModelWatcher, Recorder
+
+from _live import processor as LiveProcessor
 
 RATE = 48000
 
@@ -112,7 +114,7 @@ def test_the_watcher_swaps_in_a_rewritten_checkpoint_once_it_is_complete(tmp_pat
     rtconv.save(_fir(1.0), path)
     proc = LiveProcessor(rtconv.load(path), RATE, 1, 128)
     events = []
-    w = ModelWatcher(path, proc, on_event=events.append)
+    w = ModelWatcher(path, proc.request_swap, on_event=lambda m, swapped=False: events.append(m))
     assert not w.poll()  # the running version is not new
     rtconv.save(_fir(0.25), path)
     assert not w.poll()  # seen once: the trainer may still be writing
@@ -127,7 +129,7 @@ def test_the_watcher_reports_a_broken_version_and_keeps_the_running_model(tmp_pa
     rtconv.save(_fir(1.0), path)
     proc = LiveProcessor(rtconv.load(path), RATE, 1, 128)
     events = []
-    w = ModelWatcher(path, proc, on_event=events.append)
+    w = ModelWatcher(path, proc.request_swap, on_event=lambda m, swapped=False: events.append(m))
     path.write_bytes(b"half a file")
     w.poll(), w.poll()
     assert w.rejected == 1 and "m.safetensors" in events[-1] and "keeps playing" in events[-1]
@@ -139,7 +141,7 @@ def test_the_watcher_thread_starts_and_stops(tmp_path):
     path = tmp_path / "m.safetensors"
     rtconv.save(_fir(1.0), path)
     proc = LiveProcessor(rtconv.load(path), RATE, 1, 128)
-    with ModelWatcher(path, proc, interval=0.02, on_event=lambda m: None) as w:
+    with ModelWatcher(path, proc.request_swap, interval=0.02, on_event=lambda m, swapped=False: None) as w:
         rtconv.save(_fir(0.5), path)
         end = time.monotonic() + 5
         while not proc.swap_pending and time.monotonic() < end:

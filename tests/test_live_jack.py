@@ -21,11 +21,12 @@ import soundfile as sf
 import rtconv
 from rtconv import designs
 from rtconv.errors import DeviceError
-from rtconv.live import LiveProcessor, LiveStream, find_device, list_devices
+from rtconv.live import LiveStream, find_device, list_devices
 
 from rtconv.live.client import PORTS
 
 from _jackd import Loopback, wait_for
+from _live import processor
 
 RATE = 48000
 # The dummy driver's timer misses 256-frame deadlines now and then when other
@@ -58,26 +59,15 @@ def _play_through(jackd, stream, sig, settle=0.3):
     return lb, stats
 
 
-@pytest.mark.parametrize("mode", ["callback", "worker"])
-def test_a_known_signal_comes_out_exactly_as_offline_processing_after_the_latency(jackd, mode):
+def test_a_known_signal_comes_out_exactly_as_offline_processing_after_the_latency(jackd):
     m = designs.lowpass(3000, 63, RATE)
-    proc = LiveProcessor(m, RATE, 1, 128)
+    proc = processor(m, RATE, 1, 128, hostapi="JACK")
     sig = _signal()
-    # PortAudio delivers a JACK period as back-to-back callbacks, so the worker's
-    # buffer must cover a whole period plus a margin
-    safety = jackd.period // 128 + 2
-    stream = LiveStream(proc, hostapi="JACK", block_size=128, mode=mode, safety_blocks=safety, warn=None)
+    stream = LiveStream(proc, warn=None)
     lb, stats = _play_through(jackd, stream, sig)
     ref = rtconv.Streamer(m).process(sig[:, None])[:, 0]
     lag = _lag(lb.captured[:, 0], ref)
     got = lb.captured[lag : lag + len(ref), 0]
-    if mode == "worker":
-        # the worker thread has normal priority: on a loaded machine it can be
-        # late, and then whole blocks go out silent (counted); every other
-        # sample must still be exact and aligned (late blocks are skipped)
-        bad = np.abs(got - ref) > 1e-6
-        assert np.all(got[bad] == 0) and bad.sum() <= 128 * stats["worker_underruns"]
-        got = np.where(bad, ref, got)
     np.testing.assert_allclose(got, ref, atol=1e-6)
     # the lag is rtconv's reported latency plus PortAudio's adaptation of 128-frame blocks to the JACK period
     extra = lag - lb.play_start - stats["latency_frames"]
@@ -86,10 +76,10 @@ def test_a_known_signal_comes_out_exactly_as_offline_processing_after_the_latenc
 
 
 def _swap_run(jackd):
-    proc = LiveProcessor(designs.lowpass(3000, 63, RATE), RATE, 1, 128, crossfade_ms=10)
+    proc = processor(designs.lowpass(3000, 63, RATE), RATE, 1, 128, crossfade_ms=10, hostapi="JACK")
     new = rtconv.FIR(np.array([-0.5], np.float32))
     sig = _signal(2.0)
-    stream = LiveStream(proc, hostapi="JACK", block_size=128, warn=None)
+    stream = LiveStream(proc, warn=None)
     lb = Loopback(jackd, sig, 3.5)
     try:
         with stream:
@@ -125,15 +115,15 @@ def test_a_hot_swap_mid_stream_switches_models_without_xruns_or_errors(jackd):
 
 
 def test_a_model_that_raises_passes_audio_dry_and_keeps_the_stream_alive(jackd):
-    proc = LiveProcessor(rtconv.FIR(np.array([0.5], np.float32)), RATE, 1, 128)
+    proc = processor(rtconv.FIR(np.array([0.5], np.float32)), RATE, 1, 128, hostapi="JACK")
 
     def boom(x):
         raise RuntimeError("model exploded")
 
-    proc._chain.streamer.process = boom
+    proc.chain.streamer.process = boom
     warnings = []
     sig = _signal()
-    lb, stats = _play_through(jackd, LiveStream(proc, hostapi="JACK", block_size=128, warn=warnings.append), sig)
+    lb, stats = _play_through(jackd, LiveStream(proc, warn=warnings.append), sig)
     cap = lb.captured[:, 0]
     lag = _lag(cap, sig)
     np.testing.assert_allclose(cap[lag : lag + len(sig)], sig, atol=1e-7)  # dry, not 0.5x
@@ -266,37 +256,35 @@ def test_the_cli_reports_a_bad_device_in_one_line_and_exits_1(jackd):
 
 
 def test_a_rate_the_jack_server_does_not_run_is_refused_with_the_rate_to_use(jackd):
-    proc = LiveProcessor(rtconv.FIR(np.array([1.0], np.float32)), 44100, 1, 128)
+    proc = processor(rtconv.FIR(np.array([1.0], np.float32)), 44100, 1, 128, hostapi="JACK")
     with pytest.raises(DeviceError, match=r"refuse 1 in / 2 out channel\(s\) at 44100 Hz.*default rate is 48000 Hz"):
-        LiveStream(proc, hostapi="JACK", warn=None).start()
+        LiveStream(proc, warn=None).start()
 
 
 def test_the_jack_client_is_named_rtconv_not_portaudio(jackd):
     """Patchbays (qjackctl, Carla, Helvum, pw-link) list rtconv's ports under its own name."""
     import jack
 
-    proc = LiveProcessor(designs.lowpass(3000, 63, RATE), RATE, 1, 128)
+    proc = processor(designs.lowpass(3000, 63, RATE), RATE, 1, 128, hostapi="JACK")
     probe = jack.Client("rtc-names", servername=jackd.name, no_start_server=True)
     try:
-        with LiveStream(proc, hostapi="JACK", block_size=128, warn=None):
+        with LiveStream(proc, warn=None):
             clients = {p.name.split(":")[0] for p in probe.get_ports(is_audio=True)}
     finally:
         probe.close()
     assert "rtconv" in clients and not any(c.startswith("PortAudio") for c in clients), clients
 
 
-@pytest.mark.parametrize("mode", ["callback", "worker"])
-def test_a_mono_model_plays_on_both_channels_of_a_stereo_output(jackd, mode):
+def test_a_mono_model_plays_on_both_channels_of_a_stereo_output(jackd):
     """Headphone users hear both ears: one processed mono signal on every output port."""
     m = designs.lowpass(3000, 63, RATE)
-    proc = LiveProcessor(m, RATE, 1, 128)
+    proc = processor(m, RATE, 1, 128, hostapi="JACK")
     sig = _signal()
-    stream = LiveStream(proc, hostapi="JACK", block_size=128, mode=mode,
-                        safety_blocks=jackd.period // 128 + 2, warn=None)
+    stream = LiveStream(proc, warn=None)
     lb = Loopback(jackd, sig, len(sig) / RATE + 1.5, capture_channels=2)
     try:
         with stream:
-            assert stream.output_channels == 2 and stream.channels == 1
+            assert stream.output_channels == 2 and stream.settings.channels == 1
             lb.connect()
             time.sleep(0.05)
             lb.play()
@@ -308,17 +296,16 @@ def test_a_mono_model_plays_on_both_channels_of_a_stereo_output(jackd, mode):
     lag = _lag(lb.captured[:, 0], ref)
     np.testing.assert_array_equal(lb.captured[:, 0], lb.captured[:, 1])
     got = lb.captured[lag : lag + len(ref), 0]
-    if mode == "callback":
-        np.testing.assert_allclose(got, ref, atol=1e-6)
+    np.testing.assert_allclose(got, ref, atol=1e-6)
     assert np.abs(lb.captured[:, 1]).max() > 0.01  # the right ear is not silent
 
 
 def test_output_channels_1_keeps_a_mono_stream_on_one_channel_and_bad_values_are_refused(jackd):
-    proc = LiveProcessor(designs.lowpass(3000, 63, RATE), RATE, 1, 128)
-    with LiveStream(proc, hostapi="JACK", block_size=128, output_channels=1, warn=None) as s:
+    proc = processor(designs.lowpass(3000, 63, RATE), RATE, 1, 128, hostapi="JACK", output_channels=1)
+    with LiveStream(proc, warn=None) as s:
         assert s.output_channels == 1
     with pytest.raises(rtconv.ConfigError, match="output_channels must be 2"):
-        LiveStream(LiveProcessor(designs.lowpass(3000, 63, RATE), RATE, 2, 128), hostapi="JACK", output_channels=1)
+        processor(designs.lowpass(3000, 63, RATE), RATE, 2, 128, hostapi="JACK", output_channels=1)
 
 
 def test_live_gate_mutes_the_noise_between_speech_and_says_what_it_waits(jackd, tmp_path):
@@ -391,8 +378,8 @@ def test_the_streams_python_threads_borrow_realtime_while_the_callback_has_it(ja
     from rtconv.live import realtime
 
     warnings = []
-    proc = LiveProcessor(rtconv.FIR([1.0]), RATE, 1, 128)
-    stream = LiveStream(proc, hostapi="JACK", block_size=128, warn=warnings.append, boost_threads=boost)
+    proc = processor(rtconv.FIR([1.0]), RATE, 1, 128, hostapi="JACK")
+    stream = LiveStream(proc, warn=warnings.append, boost_threads=boost)
     before = realtime.current()
     with stream:
         assert wait_for(lambda: stream.stats()["threads_lent_realtime"] > 0 or (

@@ -11,7 +11,10 @@ import torch
 import rtconv
 from rtconv import designs
 from rtconv.errors import ConfigError, RtconvError
-from rtconv.live import DisplayRing, FrameRing, LiveProcessor, RateBridge
+from rtconv.live import DisplayRing, FrameRing, RateBridge
+
+import _live
+from _live import processor as LiveProcessor
 
 RATE = 48000
 
@@ -48,7 +51,7 @@ def test_a_same_padded_model_reports_its_latency_and_the_dry_path_is_delayed_to_
         m.conv_layers()[0].weight[0, 0, 4] = 1.0  # centred impulse: offline output == input
     p = LiveProcessor(m, RATE, 1, 64)
     assert p.latency == m.latency == 4
-    p.wet = 0.5
+    p.set_controls(wet=0.5)
     x = _noise(4096)
     y = _run(p, x, 64)
     # wet (x delayed 4) and dry (x delayed 4) are aligned, so any mix is x delayed 4
@@ -63,7 +66,7 @@ def test_the_reported_latency_is_where_an_impulse_comes_out_through_resamplers(m
     x = np.zeros((RATE // 2, 1), np.float32)
     x[5000] = 0.8
     for bypass in (True, False):
-        p.bypass = bypass
+        p.set_controls(bypass=bypass)
         y = _run(p, x, block)
         assert abs(int(np.argmax(np.abs(y[:, 0]))) - (5000 + p.latency)) <= 1, bypass
 
@@ -71,7 +74,7 @@ def test_the_reported_latency_is_where_an_impulse_comes_out_through_resamplers(m
 def test_bypass_passes_the_input_delayed_by_the_latency_after_a_ramp():
     m = _gain_fir(0.25)
     p = LiveProcessor(m, RATE, 1, 128)
-    p.bypass = True
+    p.set_controls(bypass=True)
     x = _noise(128 * 20)
     y = _run(p, x, 128)
     np.testing.assert_allclose(y[128:], x[128:], atol=1e-7)
@@ -80,7 +83,7 @@ def test_bypass_passes_the_input_delayed_by_the_latency_after_a_ramp():
 
 def test_gain_scales_the_output_in_db_after_one_block_of_ramp():
     p = LiveProcessor(_gain_fir(1.0), RATE, 1, 64)
-    p.gain_db = -6.0
+    p.set_controls(gain_db=-6.0)
     x = _noise(64 * 10, scale=0.1)
     y = _run(p, x, 64)
     np.testing.assert_allclose(y[64:], x[64:] * 10 ** (-6 / 20), rtol=1e-5, atol=1e-7)
@@ -88,7 +91,7 @@ def test_gain_scales_the_output_in_db_after_one_block_of_ramp():
 
 def test_wet_zero_outputs_the_dry_signal():
     p = LiveProcessor(_gain_fir(0.0), RATE, 1, 32)
-    p.wet = 0.0
+    p.set_controls(wet=0.0)
     x = _noise(32 * 10)
     y = _run(p, x, 32)
     np.testing.assert_allclose(y[32:], x[32:], atol=1e-7)
@@ -100,8 +103,8 @@ def test_the_limiter_keeps_every_sample_under_minus_1_dbfs(block):
     x = _noise(3000, 2, scale=0.5)
     y = _run(p, x, block)
     assert np.abs(y).max() <= 10 ** (-1 / 20) + 1e-6
-    assert p.meters()["out_limited"]
-    p.limiter = False
+    assert p.monitor.meters()["out_limited"]
+    p.set_controls(limiter=False)
     assert np.abs(_run(p, x, block)).max() > 1.0
 
 
@@ -117,7 +120,7 @@ def test_the_limiter_releases_to_unity_gain_after_a_loud_burst():
 def test_a_model_producing_nan_passes_the_block_dry_and_counts_it():
     m = designs.lowpass(3000, 31, RATE)
     p = LiveProcessor(m, RATE, 1, 64)
-    p._chain.streamer.process = lambda x: np.full_like(x, np.nan)  # weights gone bad mid-stream
+    p.chain.streamer.process = lambda x: np.full_like(x, np.nan)  # weights gone bad mid-stream
     x = _noise(64 * 8)
     y = _run(p, x, 64)
     assert np.isfinite(y).all()
@@ -143,7 +146,7 @@ def test_a_model_that_raises_passes_dry_and_process_never_raises():
     def boom(x):
         raise RuntimeError("kaboom")
 
-    p._chain.streamer.process = boom
+    p.chain.streamer.process = boom
     x = _noise(32 * 4)
     y = _run(p, x, 32)
     np.testing.assert_allclose(y, x, atol=1e-7)
@@ -211,14 +214,18 @@ def test_a_model_too_slow_for_the_block_budget_is_refused():
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(samplerate=0), "samplerate must be a positive integer, got 0"),
+    (dict(sample_rate=0), "sample_rate must be a positive integer, got 0"),
     (dict(channels=1.5), "channels must be a positive integer, got 1.5"),
     (dict(block_size=True), "block_size must be a positive integer, got True"),
+    (dict(resample_quality="best"), "resample_quality must be one of QQ, LQ, MQ, HQ, VHQ, got 'best'"),
+    (dict(output_channels=3, channels=2), "output_channels must be 2 for a 2-channel stream, got 3"),
 ])
-def test_bad_processor_settings_are_refused_with_the_value(bad, match):
-    kw = dict(samplerate=RATE, channels=1, block_size=64) | bad
+def test_bad_stream_settings_are_refused_with_the_value(bad, match):
+    from rtconv.live import StreamSettings
+
+    kw = dict(sample_rate=RATE, channels=1, block_size=64) | bad
     with pytest.raises(ConfigError, match=match):
-        LiveProcessor(_gain_fir(1.0), **kw)
+        StreamSettings(**kw)
 
 
 def test_stats_report_counters_block_times_and_the_latency_breakdown():
@@ -228,7 +235,7 @@ def test_stats_report_counters_block_times_and_the_latency_breakdown():
     assert s["blocks"] == 50 and s["frames"] == 6400
     b = s["block_ms"]
     assert 0 < b["median"] <= b["p99"] <= b["max"] and b["budget"] == pytest.approx(128 / 48)
-    assert set(s["latency"]) == {"model_ms", "resampler_ms", "gate_ms", "buffering_ms", "device_in_ms", "device_out_ms",
+    assert set(s["latency"]) == {"model_ms", "resampler_ms", "gate_ms", "device_in_ms", "device_out_ms",
                                  "total_ms"}
     assert s["latency"]["gate_ms"] == 0 and s["gate"] is None  # no VAD, no gate
     assert s["latency"]["total_ms"] == pytest.approx(p.latency / 48)
@@ -240,21 +247,21 @@ def test_meters_report_levels_in_dbfs_and_clipping_once():
     p = LiveProcessor(_gain_fir(0.5), RATE, 1, 480)
     x = np.full((480 * 150, 1), 1.0, np.float32)
     _run(p, x, 480)
-    m = p.meters()
+    m = p.monitor.meters()
     assert m["in_peak_db"][0] == pytest.approx(0.0, abs=0.01)
     assert m["out_peak_db"][0] == pytest.approx(-6.02, abs=0.05)
     assert m["in_rms_db"][0] == pytest.approx(0.0, abs=0.1)
-    assert m["in_clip"] and not p.meters()["in_clip"]
+    assert m["in_clip"] and not p.monitor.meters()["in_clip"]
 
 
 def test_the_display_ring_returns_the_latest_input_and_output():
     p = LiveProcessor(_gain_fir(0.5), RATE, 2, 100)
     x = _noise(1000, 2)
     _run(p, x, 100)
-    i, o = p.read_display(300)
+    i, o = p.monitor.read_display(300)
     np.testing.assert_array_equal(i, x[-300:])
     np.testing.assert_allclose(o, 0.5 * x[-300:], atol=1e-7)
-    i, _ = p.read_display(5000)
+    i, _ = p.monitor.read_display(5000)
     assert i.shape == (5000, 2) and not i[:4000].any()
 
 
@@ -290,18 +297,15 @@ def test_rate_bridge_refuses_an_unknown_quality():
         RateBridge(48000, 16000, 1, 128, "best")
 
 
-@pytest.mark.parametrize("kw, said", [({"samplerate": 44100}, "1 channel(s) at 44100 Hz"),
-                                      ({"channels": 2}, "2 channel(s) at 48000 Hz")])
-def test_a_stream_unlike_its_processor_is_refused_in_one_sentence_in_either_process(kw, said):
-    from rtconv.live import LiveStream
-    from rtconv.live.host import AudioHost, RemoteStream
+def test_a_processor_takes_its_format_only_as_stream_settings_and_a_model_reaches_the_audio_process_as_a_path():
+    from rtconv.live import LiveProcessor as Processor
+    from rtconv.live.host import AudioHost, RemoteSession
 
-    p = LiveProcessor(_gain_fir(1.0, RATE), RATE, 1, 64, realtime_check=False)
-    host = AudioHost()  # never started: the check comes first
-    for make in (lambda: LiveStream(p, **kw), lambda: RemoteStream(p, host, **kw)):
-        with pytest.raises(ConfigError, match=rf"^the stream runs {re.escape(said)} but the processor was built for 1 at "
-                                              rf"48000 Hz; build them alike\.$"):
-            make()
+    with pytest.raises(ConfigError, match=r"^settings must be a StreamSettings, got int\.$"):
+        Processor(_gain_fir(1.0), RATE)
+    host = AudioHost()  # never started: the checks come first
+    with pytest.raises(ConfigError, match=r"^a model reaches the audio process as a checkpoint path, got FIR; "):
+        RemoteSession(host, _gain_fir(1.0), _live.settings())
     assert not host.alive
 
 
@@ -327,7 +331,7 @@ def test_a_stuck_device_does_not_hold_up_stop_and_the_recordings_are_finalized(t
     from rtconv.live.recorder import Recorder
 
     warnings: list[str] = []
-    st = LiveStream(LiveProcessor(_gain_fir(1.0), RATE, 1, 128), samplerate=RATE, channels=1, warn=warnings.append)
+    st = LiveStream(LiveProcessor(_gain_fir(1.0), RATE, 1, 128), warn=warnings.append)
     st.stop_timeout = 0.3
     st.recorder = Recorder(tmp_path, RATE, 1)
     block = np.linspace(-0.5, 0.5, 128, dtype=np.float32)[:, None]
@@ -358,7 +362,7 @@ def test_a_device_that_fails_to_stop_is_reported_and_recordings_still_finalized(
             raise OSError("device unplugged")
 
     warnings: list[str] = []
-    st = LiveStream(LiveProcessor(_gain_fir(1.0), RATE, 1, 128), samplerate=RATE, channels=1, warn=warnings.append)
+    st = LiveStream(LiveProcessor(_gain_fir(1.0), RATE, 1, 128), warn=warnings.append)
     st.recorder = Recorder(tmp_path, RATE, 1)
     st._stream = Failing()
     st.stop()
@@ -379,12 +383,12 @@ def test_the_onnx_engine_gives_the_torch_output_live_and_after_a_swap():
     x = _noise(4096)
     ref = LiveProcessor(first, RATE, 1, 128, realtime_check=False)
     onnx = LiveProcessor(first, RATE, 1, 128, realtime_check=False, engine="onnx")
-    assert onnx._chain.streamer.engine == "onnx"
+    assert onnx.chain.streamer.engine == "onnx"
     np.testing.assert_allclose(_run(onnx, x, 128), _run(ref, x, 128), atol=1e-4)
     onnx.request_swap(second)
     _run(onnx, x[:2048], 128)  # taken at a block boundary, then a 20 ms crossfade
     assert onnx.wait_swapped(10) and onnx.model is second
-    assert onnx._chain.streamer.engine == "onnx"
+    assert onnx.chain.streamer.engine == "onnx"
 
 
 def test_the_terminal_status_line_shows_levels_in_dbfs_and_silence_as_minus_infinity():
@@ -393,10 +397,10 @@ def test_the_terminal_status_line_shows_levels_in_dbfs_and_silence_as_minus_infi
 
     p = LiveProcessor(designs.lowpass(3000, 63, RATE), RATE, 1, 128, realtime_check=False)
     _run(p, np.zeros((4096, 1), np.float32), 128)
-    silent = _status_line(p.stats(), p.meters())
+    silent = _status_line(p.stats(), p.monitor.meters())
     assert "in   -inf out   -inf dBFS" in silent and "-200" not in silent
     _run(p, _noise(48000, scale=0.1), 128)  # RMS -20 dBFS
-    line = _status_line(p.stats(), p.meters())
+    line = _status_line(p.stats(), p.monitor.meters())
     level = float(re.search(r"in +(-?\d+\.\d) out", line).group(1))
     assert -22 < level < -18, line
     assert re.search(r"dropouts 0 .*block \d+\.\d\d/\d+\.\d\d ms of 2\.67", line), line

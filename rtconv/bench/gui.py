@@ -11,7 +11,7 @@ The stream runs where ``rtconv gui`` runs it, in the window's audio process
 (:mod:`rtconv.live.host`); ``--audio inprocess`` runs it in the GUI's own
 process instead, to measure what that separation buys.
 
-For each round it prints overflows and underflows (from the processor's
+For each round it prints overflows and underflows (from the session's
 stats, counted during that round), the block-time median/p99 against the
 budget, the main (GUI) thread's CPU use and the whole process's CPU use,
 both as a percentage of one core, and the display frame rate.  Rounds
@@ -34,7 +34,8 @@ HELP = "live soak with and without the GUI window: dropouts, block time, GUI CPU
 def configure(parser) -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each round in s (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of each condition (default: %(default)s)")
-    parser.add_argument("--samplerate", type=int, default=48000, help="Hz (default: %(default)s)")
+    parser.add_argument("--sample-rate", "--samplerate", dest="sample_rate", type=int, default=48000,
+                        help="Hz (default: %(default)s)")
     parser.add_argument("--block-size", type=int, default=128, help="frames (default: %(default)s)")
     parser.add_argument("--period", type=int, default=128, help="jackd dummy period in frames (default: %(default)s)")
     parser.add_argument("--model", metavar="PATH", help="checkpoint (default: the shipped default model)")
@@ -75,7 +76,7 @@ def run(args) -> int:
     # its own dummy-backend jackd, realtime where allowed (as a desktop's audio server and
     # `rtconv bench live` run): the clients' audio threads then get realtime scheduling too;
     # on leaving, PortAudio lets go of it before it stops
-    with jack_server(args.samplerate, args.period) as jack:
+    with jack_server(args.sample_rate, args.period) as jack:
         return _soak(args, jack)
 
 
@@ -102,12 +103,12 @@ def _soak(args, jack) -> int:
         win.spectrum.adaptive.setChecked(not args.fixed_fps)
         choice = win.audio.choice()
         jack_api = next((a["name"] for a in engine.list_hostapis() if "JACK" in a["name"]), None)
-        choice.update(hostapi=jack_api, samplerate=args.samplerate, block_size=args.block_size, channels=1)
+        choice.update(hostapi=jack_api, sample_rate=args.sample_rate, block_size=args.block_size, channels=1)
         win.audio.set_choice(choice)
         if not win.start_stream():
             print(f"cannot start the stream: {win.last_message[0]}")
             return 1
-        print(f"model {win._model_name(model)} ({path}), {args.samplerate} Hz, {args.block_size}-sample blocks, "
+        print(f"model {win._model_name(model)} ({path}), {args.sample_rate} Hz, {args.block_size}-sample blocks, "
               f"host API {jack_api!r}, jackd {'realtime' if jack.realtime else 'not realtime'}, "
               f"{args.seconds:g} s per round, GIL switch interval "
               f"{sys.getswitchinterval() * 1e3:g} ms while streaming (Python default {default_interval * 1e3:g} ms), "
@@ -115,7 +116,7 @@ def _soak(args, jack) -> int:
               f"{'fixed at 30 fps' if args.fixed_fps else '30 fps, backing off on dropouts'}, {args.tab} tab shown")
 
         def soak(with_gui: bool) -> dict:
-            before = _counts(win.stream.stats())
+            before = _counts(win.session.stats())
             if with_gui:
                 win.show()
                 win.tabs.setCurrentIndex(("live", "kernels", "file").index(args.tab))
@@ -134,7 +135,7 @@ def _soak(args, jack) -> int:
             gui_cpu = time.thread_time() - c0
             proc_cpu = time.process_time() - p0
             audio_cpu = (_cpu_seconds(win.audio_host.pid) - a0) if win.audio_host is not None else 0.0
-            s = win.stream.stats()
+            s = win.session.stats()
             after = _counts(s)
             return {
                 "gui": with_gui,

@@ -5,9 +5,9 @@ Starts its own ``jackd -d dummy`` (realtime scheduling where allowed), runs
 second JACK client plays noise into it, and reports dropouts (goal 0), block
 times against the budget, CPU load, and the round-trip latency measured by
 an impulse through the loopback next to the latency the stats report.
-``--mode both`` runs the model in the callback and in a worker thread one
-after the other, so the two can be compared in one run; ``--gil-load``
-adds a Python thread that keeps the interpreter busy, as a GUI would;
+The model runs in the audio callback (a worker thread behind a few
+blocks of buffering measured worse, see :mod:`rtconv.live`, and is gone);
+``--gil-load`` adds a Python thread that keeps the interpreter busy, as a GUI would;
 ``--hogs N`` runs N CPU-bound processes at normal priority through the
 whole run (other programs loading the machine); ``--boost both`` runs the
 callback with and without lending realtime priority to the stream's other
@@ -29,19 +29,18 @@ DESCRIPTION = __doc__.split("\n\n", 1)[1]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seconds", type=float, default=600.0, help="soak length per mode (default: %(default)s)")
+    parser.add_argument("--seconds", type=float, default=600.0, help="soak length per round (default: %(default)s)")
     parser.add_argument("--model", "-m", metavar="PATH", help="checkpoint (default: the shipped default model)")
-    parser.add_argument("--samplerate", type=int, default=48000, help="JACK rate in Hz (default: %(default)s)")
+    parser.add_argument("--sample-rate", "--samplerate", dest="sample_rate", type=int, default=48000,
+                        help="JACK rate in Hz (default: %(default)s)")
     parser.add_argument("--block-size", type=int, default=128, help="frames per callback (default: %(default)s)")
     parser.add_argument("--period", type=int, default=128, help="JACK period in frames (default: %(default)s)")
-    parser.add_argument("--mode", choices=("callback", "worker", "both"), default="callback")
     parser.add_argument("--player", choices=("process", "thread"), default="process",
                         help="soak noise source: a JACK client in its own process (like a real input), or a "
                              "Python JACK client in this process, competing for the interpreter lock "
                              "(default: %(default)s)")
     parser.add_argument("--baseline", type=float, default=0.0, metavar="S",
                         help="first run a pass-through Python callback for S seconds: the dropouts the machine alone causes")
-    parser.add_argument("--safety-blocks", type=int, default=None, help="worker mode buffering (default: period/block + 2)")
     parser.add_argument("--switch-interval", type=float, default=0.0002, metavar="S",
                         help="GIL switch interval while streaming, seconds (default: %(default)s)")
     parser.add_argument("--resample-quality", default="LQ", choices=("QQ", "LQ", "MQ", "HQ", "VHQ"),
@@ -88,11 +87,11 @@ def _baseline(server, args) -> dict:
         n["blocks"] += 1
         outdata[:] = indata
 
-    lb = Loopback(server, _noise(args.samplerate, 1), 1.0, loop=True)
+    lb = Loopback(server, _noise(args.sample_rate, 1), 1.0, loop=True)
     api = next(i for i, h in enumerate(sd.query_hostapis()) if "JACK" in h["name"])
     dev = sd.query_hostapis(api)["default_input_device"]
     try:
-        with sd.Stream(samplerate=args.samplerate, blocksize=args.block_size, device=(dev, dev), channels=1,
+        with sd.Stream(samplerate=args.sample_rate, blocksize=args.block_size, device=(dev, dev), channels=1,
                        dtype="float32", latency="low", callback=cb):
             lb.connect()
             lb.play()
@@ -131,19 +130,18 @@ def _connected(server) -> bool:
         c.close()
 
 
-def _measure(server, proc, mode, safety, args, boost=True):
+def _measure(server, proc, args, boost=True):
     from ..live import LiveStream
     from ..live.client import PORTS
     from .jackd import Loopback, wait_for
 
-    rate = args.samplerate
+    rate = args.sample_rate
     # 1) round trip of an impulse, bypassed so the dry path (delayed by the reported latency) carries it
     imp = np.zeros(rate, np.float32)
     imp[rate // 4] = 0.5
-    proc.bypass = True
+    proc.set_controls(bypass=True)
     lb = Loopback(server, imp, 3.0)
-    stream = LiveStream(proc, hostapi="JACK", block_size=args.block_size, mode=mode, safety_blocks=safety, warn=None,
-                        switch_interval=args.switch_interval, freeze_gc=args.freeze_gc)
+    stream = LiveStream(proc, warn=None, switch_interval=args.switch_interval, freeze_gc=args.freeze_gc)
     try:
         with stream:
             lb.connect()
@@ -157,18 +155,19 @@ def _measure(server, proc, mode, safety, args, boost=True):
     got = int(np.argmax(np.abs(lb.captured[:, 0])))
     measured = got - (lb.play_start + rate // 4)
     # 2) the soak, wet, with noise playing
-    proc.bypass = False
+    proc.set_controls(bypass=False)
     # The noise source is a JACK client in its own process by default: a Python JACK
     # callback in this process would compete with rtconv's audio callback for the
     # interpreter lock, which a real microphone never does.
     lb = None if args.player == "process" else Loopback(server, _noise(rate), 1.0, loop=True)
     player = None
-    stream = LiveStream(proc, hostapi="JACK", block_size=args.block_size, mode=mode, safety_blocks=safety, warn=None,
-                        switch_interval=args.switch_interval, freeze_gc=args.freeze_gc, boost_threads=boost)
+    stream = LiveStream(proc, warn=None, switch_interval=args.switch_interval, freeze_gc=args.freeze_gc,
+                        boost_threads=boost)
     stop = threading.Event()
     if args.gil_load:
         threading.Thread(target=_busy, args=(stop, args.gil_load), daemon=True).start()
-    base = {k: getattr(proc, k) for k in ("input_overflows", "output_underflows", "blocks", "frames", "model_errors")}
+    before = proc.stats()
+    base = {k: before[k] for k in ("input_overflows", "output_underflows", "blocks", "frames", "model_errors")}
     try:
         with stream:
             if lb is None:
@@ -190,8 +189,8 @@ def _measure(server, proc, mode, safety, args, boost=True):
                     time.sleep(0.5)
                 if el >= next_report:
                     s = stream.stats()
-                    print(f"  {mode}: {el:5.0f} s  xruns {s['input_overflows'] - base['input_overflows']}/"
-                          f"{s['output_underflows'] - base['output_underflows']}  worker underruns {s['worker_underruns']}  "
+                    print(f"  {el:5.0f} s  xruns {s['input_overflows'] - base['input_overflows']}/"
+                          f"{s['output_underflows'] - base['output_underflows']}  "
                           f"p99 {s['block_ms']['p99']:.3f} ms", flush=True)
                     next_report += 10 if args.seconds <= 120 else 60
             s = stream.stats()
@@ -207,7 +206,7 @@ def _measure(server, proc, mode, safety, args, boost=True):
                 player.kill()
     for k, v in base.items():
         s[k] -= v
-    s["seconds"] = s["frames"] / args.samplerate
+    s["seconds"] = s["frames"] / args.sample_rate
     s["boost"] = boost
     s["measured_latency_frames"] = measured
     s["reported_latency_frames_at_impulse"] = s0["latency_frames"]
@@ -227,16 +226,15 @@ def run(args) -> int:
         return 1
     path = checkpoint.resolve(args.model)
     model = checkpoint.load(path)
-    modes = ("callback", "worker") if args.mode == "both" else (args.mode,)
     boosts = (True, False) if args.boost == "both" else (args.boost == "on",)
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(max(0, args.hogs))]
     rows: list = []
     log = os.path.join(tempfile.mkdtemp(prefix="rtconv-bench-"), "jackd.log")
     base = None
     try:
-        with jack_server(args.samplerate, args.period, name="rtconv-bench", log=log) as server:
-            _runs(server, model, path, modes, boosts, rows, log, args)
-            base = rows.pop()[2] if rows and rows[-1][0] == "baseline" else None
+        with jack_server(args.sample_rate, args.period, name="rtconv-bench", log=log) as server:
+            _runs(server, model, path, boosts, rows, log, args)
+            base = rows.pop()[1] if rows and rows[-1][0] == "baseline" else None
     finally:
         for h in hogs:
             h.kill()
@@ -245,13 +243,13 @@ def run(args) -> int:
     return 0
 
 
-def _runs(server, model, path, modes, boosts, rows, log, args) -> None:
-    from ..live import LiveProcessor
+def _runs(server, model, path, boosts, rows, log, args) -> None:
+    from ..live import LiveProcessor, StreamSettings
     from .jackd import count_xruns
 
     base = None
-    print(f"jackd dummy {args.samplerate} Hz, period {args.period} ({'realtime' if server.realtime else 'no realtime'}); "
-          f"model {path.name} ({model.sample_rate} Hz, soxr {args.resample_quality}); block {args.block_size}; {args.seconds:.0f} s per mode"
+    print(f"jackd dummy {args.sample_rate} Hz, period {args.period} ({'realtime' if server.realtime else 'no realtime'}); "
+          f"model {path.name} ({model.sample_rate} Hz, soxr {args.resample_quality}); block {args.block_size}; {args.seconds:.0f} s per round"
           + (f"; a Python thread holds the GIL {args.gil_load:.0%} of the time" if args.gil_load else "")
           + (f"; {args.hogs} CPU-bound processes at normal priority" if args.hogs else ""), flush=True)
     if args.baseline:
@@ -259,17 +257,17 @@ def _runs(server, model, path, modes, boosts, rows, log, args) -> None:
         base = _baseline(server, args)
         base["server"] = _delta(before, count_xruns(log))
         print(f"  baseline pass-through: {base['blocks']} blocks, {base['xruns']} xruns; jackd: {count_xruns(log)}", flush=True)
-    for mode in modes:
-        for boost in boosts:
-            safety = args.safety_blocks or (max(1, args.period // args.block_size) + 2)
-            proc = LiveProcessor(model, args.samplerate, 1, args.block_size, resample_quality=args.resample_quality)
-            before = count_xruns(log)
-            s = _measure(server, proc, mode, safety if mode == "worker" else 0, args, boost)
-            s["server"] = _delta(before, count_xruns(log))
-            rows.append((mode, safety if mode == "worker" else 0, s))
-            print(f"  after {mode}{'' if boost else ' (no boost)'}: jackd log so far: {count_xruns(log)}", flush=True)
+    settings = StreamSettings(sample_rate=args.sample_rate, channels=1, block_size=args.block_size, hostapi="JACK",
+                              resample_quality=args.resample_quality)
+    for boost in boosts:
+        proc = LiveProcessor(model, settings)
+        before = count_xruns(log)
+        s = _measure(server, proc, args, boost)
+        s["server"] = _delta(before, count_xruns(log))
+        rows.append(("callback", s))
+        print(f"  after the round{'' if boost else ' (no boost)'}: jackd log so far: {count_xruns(log)}", flush=True)
     if base is not None:
-        rows.append(("baseline", 0, base))
+        rows.append(("baseline", base))
 
 
 def _delta(a: dict, b: dict) -> dict:
@@ -286,17 +284,17 @@ def _delta(a: dict, b: dict) -> dict:
 def _table(rows, base, log, args) -> None:
     from .jackd import count_xruns
 
-    rate = args.samplerate
+    rate = args.sample_rate
     print()
-    print(f"{'mode':16} {'lent':>4} {'rtconv late':>11} {'others':>6} {'driver':>6} {'secs':>5} {'blocks':>8} {'overfl':>6} {'underfl':>7} {'wk-under':>8} {'err':>4} "
+    print(f"{'mode':16} {'lent':>4} {'rtconv late':>11} {'others':>6} {'driver':>6} {'secs':>5} {'blocks':>8} {'overfl':>6} {'underfl':>7} {'err':>4} "
           f"{'med ms':>7} {'p99 ms':>7} {'max ms':>7} {'budget':>7} {'load':>5} {'rtconv lat':>10} {'PA device':>10} {'measured':>9}")
-    for mode, safety, s in rows:
+    for mode, s in rows:
         b, lat = s["block_ms"], s["latency"]
-        label = mode + ("/" + str(safety) if safety else "") + ("" if s.get("boost", True) else "-noboost")
+        label = mode + ("" if s.get("boost", True) else "-noboost")
         sv = s.get("server", {})
         print(f"{label:16} {s.get('threads_lent_realtime', 0):4d} {sv.get('rtconv_late', 0):11d} "
               f"{sv.get('others_late', 0):6d} {sv.get('driver_late', 0):6d} {s['seconds']:5.0f} {s['blocks']:8d} {s['input_overflows']:6d} "
-              f"{s['output_underflows']:7d} {s['worker_underruns']:8d} {s['model_errors']:4d} {b['median']:7.3f} {b['p99']:7.3f} "
+              f"{s['output_underflows']:7d} {s['model_errors']:4d} {b['median']:7.3f} {b['p99']:7.3f} "
               f"{b['max']:7.3f} {b['budget']:7.3f} {s['cpu_load']:5.0%} "
               f"{s['reported_latency_frames_at_impulse'] / rate * 1e3:7.2f} ms {(lat['device_in_ms'] + lat['device_out_ms']):7.2f} ms "
               f"{s['measured_latency_frames'] / rate * 1e3:6.2f} ms")
@@ -311,7 +309,7 @@ def _table(rows, base, log, args) -> None:
           "others = periods another client (the test's player or capture) had not finished; driver = the dummy "
           "driver's timer woke late (the machine); overfl/underfl = what PortAudio reported to rtconv, any of these.")
     print("lent = Python threads of the stream given the lowest realtime priority (--boost); "
-          "rtconv lat = model + resampler + worker buffering as reported by stats; PA device = PortAudio's reported "
+          "rtconv lat = model + resampler as reported by stats; PA device = PortAudio's reported "
           "in+out latency (includes JACK's system-port latency, which a client-to-client loopback does not traverse); "
           "measured = impulse from a JACK client into PortAudio:in_0 until it leaves PortAudio:out_0.")
     return 0

@@ -206,11 +206,12 @@ def run(args) -> int:
         if den.metadata.get("task") == "denoise":
             others["shipped denoiser (reference)"] = Streamer(den, threads=1, block_size=args.block_size).process
             # what `rtconv live --gate` adds to a live block: the VAD, its delay lines, the gate's gains
-            from ..live import LiveProcessor
+            from ..live import LiveProcessor, StreamSettings
 
-            plain = LiveProcessor(den, RATE, 1, args.block_size, realtime_check=False)
-            gated = LiveProcessor(den, RATE, 1, args.block_size, realtime_check=False, vad=model)
-            gated.gate = True
+            settings = StreamSettings(sample_rate=RATE, block_size=args.block_size)
+            plain = LiveProcessor(den, settings, realtime_check=False)
+            gated = LiveProcessor(den, settings, realtime_check=False, vad=model)
+            gated.set_controls(gate=True)
             others["live: denoiser"] = plain.process
             others["live: denoiser + gate"] = gated.process
     except Exception:  # noqa: BLE001 - the reference is optional

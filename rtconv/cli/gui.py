@@ -48,7 +48,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--hostapi", metavar="NAME", help="host API, e.g. 'JACK Audio Connection Kit'")
     g.add_argument("--input-device", metavar="NAME", help="input device name")
     g.add_argument("--output-device", metavar="NAME", help="output device name")
-    g.add_argument("--samplerate", "-r", type=positive_int, metavar="HZ", help="sample rate in Hz")
+    g.add_argument("--sample-rate", "--samplerate", "-r", dest="sample_rate", type=positive_int, metavar="HZ",
+                   help="sample rate in Hz")
     g.add_argument("--block-size", "-b", type=positive_int, metavar="N", help="frames per audio block")
     g.add_argument("--channels", type=positive_int, metavar="N", help="audio channels (1 or 2)")
     g = parser.add_argument_group("window")

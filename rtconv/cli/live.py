@@ -11,7 +11,9 @@ import sys
 import time
 
 from ..errors import ConfigError, RtconvError
-from .common import attenuation_db, floor_db, nonnegative_seconds, positive_int, probability, unit_fraction
+from ..live.settings import ENGINES, QUALITIES
+from .common import (attenuation_db, floor_db, gain_db, nonnegative_seconds, positive_int, positive_seconds,
+                     probability, unit_fraction)
 
 HELP = "run a model live: microphone -> model -> speakers, with hot swap and recording"
 
@@ -24,8 +26,7 @@ convert on the way in and out (their delay is reported).  The output passes
 a safety limiter at -1 dBFS unless --no-limiter.  A model that fails
 (exception, NaN) passes the input dry for that block and the stream goes on.
 
-Latency = model + resampler + buffering (worker mode) + device; the
-breakdown is printed at exit, and --stats-json writes it with the dropout
+Latency = model + resampler + gate + device; the breakdown is printed at exit, and --stats-json writes it with the dropout
 counters and block times.
 
 --record [DIR] writes the input and the processed output as float WAV files
@@ -68,26 +69,6 @@ examples:
 """
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {value}")
-    return value
-
-
-def _db(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a gain in dB, got {text!r}") from None
-    if not -60 <= value <= 24:
-        raise argparse.ArgumentTypeError(f"expected a gain between -60 and +24 dB, got {value}")
-    return value
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--model", "-m", metavar="PATH", help="checkpoint to run, a path or a name in models/ (default: the shipped default denoiser)")
@@ -96,16 +77,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--input-device", "-i", metavar="D", help="input device: index or part of its name (default: system default)")
     g.add_argument("--output-device", "-o", metavar="D", help="output device: index or part of its name (default: system default)")
     g.add_argument("--hostapi", metavar="H", help="host API to pick devices from, e.g. jack or alsa")
-    g.add_argument("--samplerate", "-r", type=positive_int, metavar="HZ", help="device rate (default: the model's if the device takes it, else the device's)")
+    g.add_argument("--sample-rate", "--samplerate", "-r", dest="sample_rate", type=positive_int, metavar="HZ",
+                   help="device rate (default: the model's if the device takes it, else the device's)")
     g.add_argument("--block-size", "-b", type=positive_int, default=128, metavar="N", help="frames per audio block (default: %(default)s)")
     g.add_argument("--channels", "-c", type=positive_int, default=1, metavar="C", help="channels in and out (default: %(default)s)")
-    g.add_argument("--mode", choices=("callback", "worker"), default="callback",
-                   help="run the model in the audio callback, or in a worker thread behind --safety-blocks of buffering (default: %(default)s)")
-    g.add_argument("--safety-blocks", type=positive_int, default=2, metavar="N", help="worker mode: blocks buffered ahead (default: %(default)s)")
-    g.add_argument("--resample-quality", choices=("QQ", "LQ", "MQ", "HQ", "VHQ"), default="LQ",
+    g.add_argument("--resample-quality", choices=QUALITIES, default="LQ",
                    help="soxr quality when model and device rates differ; higher adds latency (default: %(default)s)")
     g.add_argument("--threads", type=positive_int, default=1, metavar="N", help="torch threads (default: %(default)s)")
-    g.add_argument("--engine", choices=("torch", "onnx"), default="torch",
+    g.add_argument("--engine", choices=ENGINES, default="torch",
                    help="what computes each block: torch, or the model's ONNX step in onnxruntime (the onnx "
                         "extra; 1.3-1.5x faster per block for the denoiser) (default: %(default)s)")
     g = parser.add_argument_group("sound")
@@ -115,7 +94,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="denoiser strength: attenuate no band by more than DB dB (default: the model's own)")
     g.add_argument("--linked", action="store_true",
                    help="with --channels 2 or more: one denoiser gain for all channels (the stereo image stays)")
-    g.add_argument("--gain", type=_db, default=0.0, metavar="DB", help="output gain in dB (default: %(default)s)")
+    g.add_argument("--gain", type=gain_db, default=0.0, metavar="DB", help="output gain in dB (default: %(default)s)")
     g.add_argument("--no-limiter", dest="limiter", action="store_false", help="turn off the -1 dBFS safety limiter")
     g = parser.add_argument_group("routing")
     g.add_argument("--virtual-mic", nargs="?", const="rtconv", metavar="NAME",
@@ -137,28 +116,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="gain between speech in dB, or 'silence' (default: silence)")
     g = parser.add_argument_group("run")
     g.add_argument("--record", nargs="?", const="recordings", metavar="DIR", help="record input and output to DIR (default: %(const)s)")
-    g.add_argument("--duration", "-d", type=_seconds, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
+    g.add_argument("--duration", "-d", type=positive_seconds, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
     g.add_argument("--stats-json", metavar="PATH", help="write the final stats as JSON to PATH")
     g.add_argument("--quiet", "-q", action="store_true", help="no live status line")
-
-
-def _pick_rate(args, model) -> int:
-    from ..live.devices import _sd, find_device, find_hostapi
-
-    if args.samplerate:
-        return args.samplerate
-    sd = _sd()
-    api = None if args.hostapi is None else find_hostapi(args.hostapi)
-    ind = find_device(args.input_device, "input", api, args.channels)
-    outd = find_device(args.output_device, "output", api, args.channels)
-    if model.sample_rate:
-        try:
-            sd.check_input_settings(ind, channels=args.channels, samplerate=model.sample_rate, dtype="float32")
-            sd.check_output_settings(outd, channels=args.channels, samplerate=model.sample_rate, dtype="float32")
-            return int(model.sample_rate)  # no resampling needed
-        except Exception:
-            pass
-    return int(sd.query_devices(ind)["default_samplerate"])
 
 
 def _dbfs(values) -> str:
@@ -186,16 +146,16 @@ def format_stats(s: dict) -> str:
     """The exit summary, a few aligned lines."""
     b, lat = s["block_ms"], s["latency"]
     lines = [
-        f"ran {s['seconds']:.1f} s, {s['blocks']} blocks of {s['block_size']} at {s['samplerate']} Hz "
-        f"(model at {s['model_rate']} Hz, {s['mode']} mode)",
+        f"ran {s['seconds']:.1f} s, {s['blocks']} blocks of {s['block_size']} at {s['sample_rate']} Hz "
+        f"(model at {s['model_rate']} Hz)",
         f"dropouts: {s['input_overflows']} input overflows, {s['output_underflows']} output underflows, "
-        f"{s.get('worker_underruns', 0)} worker underruns, {s['resampler_underruns']} resampler underruns",
+        f"{s['resampler_underruns']} resampler underruns",
         f"model: {s['model_errors']} failed blocks, {s['nonfinite_samples']} non-finite input samples, {s['swaps']} swaps",
         f"block time: median {b['median']:.3f} ms, p99 {b['p99']:.3f} ms, max {b['max']:.3f} ms of a "
         f"{b['budget']:.3f} ms budget (CPU load {s['cpu_load']:.0%})",
         f"latency: {lat['total_ms']:.1f} ms = model {lat['model_ms']:.1f} + resampler {lat['resampler_ms']:.1f} + "
         + (f"gate {lat['gate_ms']:.1f} + " if lat.get("gate_ms") else "") +
-        f"buffering {lat['buffering_ms']:.1f} + device in {lat['device_in_ms']:.1f} / out {lat['device_out_ms']:.1f}",
+        f"device in {lat['device_in_ms']:.1f} / out {lat['device_out_ms']:.1f}",
     ]
     rt = s.get("audio_thread_realtime")
     if rt is not None:
@@ -215,24 +175,31 @@ def format_stats(s: dict) -> str:
     return "\n".join(lines)
 
 
+def _settings(args, model_rate):
+    from ..live import StreamSettings, pick_sample_rate
+
+    st = StreamSettings(channels=args.channels, block_size=args.block_size, hostapi=args.hostapi,
+                        input_device=args.input_device, output_device=args.output_device,
+                        resample_quality=args.resample_quality, threads=args.threads, engine=args.engine,
+                        record_dir=args.record)
+    return st.replace(sample_rate=args.sample_rate or pick_sample_rate(st, model_rate))
+
+
 def run(args) -> int:
     from .. import checkpoint
-    from ..live import LiveProcessor, LiveStream, ModelWatcher
+    from ..live import LocalSession
     from ..live.client import connect_outputs, jack_clients
 
-    path = checkpoint.resolve(args.model)
-    model = checkpoint.load(path)
-    if args.atten_lim is not None:
-        from ..denoiser import set_attenuation_limit
-
-        set_attenuation_limit(model, args.atten_lim)
-    if args.linked:
-        from ..denoiser import set_linked
-
-        set_linked(model, True)
     if args.virtual_mic is not None and args.connect:
         raise ConfigError("--virtual-mic and --connect do not go together: the first is for PulseAudio/PipeWire, "
                           "the second for JACK; pick one.")
+    path = checkpoint.resolve(args.model)
+    switches = {}
+    if args.atten_lim is not None:
+        switches["attenuation_limit_db"] = args.atten_lim
+    if args.linked:
+        switches["linked"] = True
+    model_rate = checkpoint.read_metadata(path).get("sample_rate")
     vmic = None
     if args.virtual_mic is not None:
         from ..live.virtual_mic import VirtualMic, check_name
@@ -243,23 +210,23 @@ def run(args) -> int:
         for side in ("input_device", "output_device"):
             if getattr(args, side) is None:
                 setattr(args, side, "pulse")
-        if args.samplerate is None:
-            args.samplerate = int(model.sample_rate or 48000)
+        if args.sample_rate is None:
+            args.sample_rate = int(model_rate or 48000)
+    settings = _settings(args, model_rate)
+    if args.virtual_mic is not None:
+        settings = settings.replace(output_channels=args.channels)
+    rate = settings.sample_rate
     vad = args.vad or ("vad" if args.gate else None)
     vad_path = None if vad is None else checkpoint.resolve(vad)
-    rate = _pick_rate(args, model)
-    proc = LiveProcessor(model, rate, args.channels, args.block_size, threads=args.threads,
-                         resample_quality=args.resample_quality, engine=args.engine, vad=vad_path)
-    proc.bypass, proc.wet, proc.gain_db, proc.limiter = args.bypass, args.wet, args.gain, args.limiter
-    proc.gate, proc.gate_threshold, proc.gate_hold = args.gate, args.gate_threshold, args.gate_hold
-    proc.gate_release, proc.gate_floor_db = args.gate_release, args.gate_floor
+    controls = dict(bypass=args.bypass, wet=args.wet, gain_db=args.gain, limiter=args.limiter)
+    if vad_path is not None:
+        controls.update(gate=args.gate, gate_threshold=args.gate_threshold, gate_hold=args.gate_hold,
+                        gate_release=args.gate_release, gate_floor_db=args.gate_floor)
+    session = LocalSession(path, settings, switches=switches, vad=vad_path, controls=controls,
+                           on_event=lambda m: print(f"rtconv live: {m}", file=sys.stderr, flush=True))
     if args.virtual_mic is not None:
-        vmic = VirtualMic(args.virtual_mic, samplerate=rate, channels=args.channels).open()
+        vmic = VirtualMic(args.virtual_mic, sample_rate=rate, channels=args.channels).open()
         vmic.apply_environment()  # libpulse reads them when PortAudio opens the stream
-    stream = LiveStream(proc, args.input_device, args.output_device, args.hostapi, rate, args.block_size,
-                        args.channels, record_dir=args.record, mode=args.mode, safety_blocks=args.safety_blocks,
-                        output_channels=args.channels if vmic is not None else None)
-    watcher = ModelWatcher(path, proc) if args.watch else None
     stop = {"flag": False}
 
     def _on_stop(signum, frame):  # Ctrl-C and SIGTERM: leave the loop, stop, finalize
@@ -275,11 +242,11 @@ def run(args) -> int:
     if vad_path is not None:
         what = (f"gate at p >= {args.gate_threshold:g}, hold {args.gate_hold:g} s, release {args.gate_release:g} s, "
                 f"floor {args.gate_floor:g} dB" if args.gate else "speech probability shown, no gate")
-        wait = (f"; the output waits {proc.gate_delay / rate * 1e3:.1f} ms more for its decisions"
+        wait = (f"; the output waits {session.processor.gate_delay / rate * 1e3:.1f} ms more for its decisions"
                 if args.gate else "")
         print(f"rtconv live: voice activity from {vad_path}; {what}{wait}", file=sys.stderr, flush=True)
     try:
-        stream.start()
+        session.start()
     except BaseException:
         if vmic is not None:
             vmic.close()
@@ -294,39 +261,37 @@ def run(args) -> int:
             for line in connect_outputs(args.connect, jack_before):
                 print(f"rtconv live: {line}", file=sys.stderr, flush=True)
         except RtconvError:
-            stream.stop()
+            session.stop()
             signal.signal(signal.SIGTERM, old_term)
             signal.signal(signal.SIGINT, old_int)
             raise
-    if stream.recording_paths:
-        print("rtconv live: recording to " + ", ".join(map(str, stream.recording_paths)), file=sys.stderr, flush=True)
-    if watcher:
-        watcher.start()
+    if session.recording_paths:
+        print("rtconv live: recording to " + ", ".join(map(str, session.recording_paths)), file=sys.stderr, flush=True)
+    if args.watch:
+        session.watch(path)
     t0 = time.monotonic()
     try:
         while not stop["flag"] and (args.duration is None or time.monotonic() - t0 < args.duration):
             time.sleep(0.05 if args.duration is None else min(0.05, max(0.0, args.duration - (time.monotonic() - t0))))
             if tty:
-                print(_status_line(stream.stats(), proc.meters()), end="", file=sys.stderr, flush=True)
+                print(_status_line(session.stats(), session.monitor.meters()), end="", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         pass
     finally:
-        if watcher:
-            watcher.stop()
-        stream.stop()
+        session.stop()
         if vmic is not None:
             vmic.close()
         signal.signal(signal.SIGTERM, old_term)
         signal.signal(signal.SIGINT, old_int)
         if tty:
             print(file=sys.stderr)
-    stats = stream.stats()
+    stats = session.stats()
     stats["model"] = str(path)
     print(format_stats(stats), file=sys.stderr, flush=True)
     if args.stats_json:
         with open(args.stats_json, "w") as f:
             json.dump(stats, f, indent=2)
-    if stream.device_hung:  # PortAudio's exit handler would wait on the stuck device forever
+    if session.device_hung:  # PortAudio's exit handler would wait on the stuck device forever
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

@@ -1,18 +1,27 @@
 """Live audio: microphone -> model -> speakers, with hot model swap and recording.
 
 API map
-    :class:`LiveProcessor` (``processor``): the DSP core, no device code;
-    :class:`LiveStream` (``stream``): a PortAudio duplex stream around it;
-    :func:`list_devices`, :func:`list_hostapis`, :func:`find_device`
+    :class:`StreamSettings` (``settings``): rate, channels, block size,
+    devices, resampler, threads, engine, recording folder, in one frozen
+    value; :class:`LocalSession` (``session``): the interface the CLI and the
+    GUI hold ({start, stop, set_controls, set_switches, swap, watch, stats,
+    monitor, recording_paths}), its twin :class:`host.RemoteSession` playing
+    in the GUI's audio process (``host``, imported on demand);
+    :class:`LiveProcessor` (``processor``): the callback's work, made of a
+    :class:`ModelChain` (``chain``: checkpoint, streamer, resampler,
+    latency, warm-up), a :class:`Mixer` (``mixer``: dry/wet, bypass, gain,
+    crossfade, limiter) and a :class:`Monitor` (``monitor``: what displays
+    read, shareable memory); :class:`LiveStream` (``stream``): the PortAudio
+    duplex stream around a processor; :func:`list_devices`,
+    :func:`list_hostapis`, :func:`find_device`, :func:`pick_sample_rate`
     (``devices``); :class:`Recorder` (``recorder``); :class:`ModelWatcher`
     (``watcher``); :class:`RateBridge` (``resample``); the speech gate
-    :class:`gate.Gate` and its :class:`gate.DelayLine` (``gate``); realtime
-    scheduling for the stream's helper threads (``realtime``); a PulseAudio/
-    PipeWire virtual microphone :class:`virtual_mic.VirtualMic` (``virtual_mic``,
-    imported on demand); the hand-off rings
-    :class:`FrameRing` and :class:`DisplayRing` (``rings``); the GUI's
-    audio process :class:`host.AudioHost` / :class:`host.RemoteStream`
-    (``host``, imported on demand).
+    :class:`gate.Gate` and :class:`gate.SpeechGate` (``gate``); realtime
+    scheduling for the stream's helper threads (``realtime``); a
+    PulseAudio/PipeWire virtual microphone :class:`virtual_mic.VirtualMic`
+    (``virtual_mic``, imported on demand); the hand-off rings
+    :class:`FrameRing`, :class:`DisplayRing` and the :class:`DelayLine`
+    (``rings``).
 
 The real-time contract
     The audio callback copies, computes and returns.  It never blocks on a
@@ -37,47 +46,59 @@ The real-time contract
     * recording: a *bounded lossless queue* (:class:`FrameRing`) drained by a
       writer thread; a full queue drops whole blocks and counts them.
 
-Where the model runs (measured, hence the default)
-    ``LiveStream(mode="callback")`` (default) runs it inside the PortAudio
-    callback: latency is the model's plus the resampler's plus the
-    device's.  ``mode="worker"`` runs it in a thread fed by a lock-free ring
-    with ``safety_blocks`` of buffering.  In CPython the worker does not
-    buy safety: the callback and the worker share the GIL, and every torch
-    or NumPy call releases and re-takes it, so the callback ends up waiting
-    for the worker.  On the JACK dummy backend (48 kHz, 128-frame blocks
-    and period, the lab denoiser behind soxr) ``rtconv bench live --mode
-    both`` counted 7 xruns in 20 s in the callback against 151 for the
-    worker (3 blocks of safety, 8 ms more latency), and with a Python
-    thread holding the GIL 25% of the time 1302 against 1075 plus 254
-    worker underruns.  Python work elsewhere in the process is the real
-    threat to dropouts, which is why the GUI runs its streams in a separate
-    audio process (:mod:`rtconv.live.host`: 15 dropouts with the window open
-    against 433 in-process, ``rtconv bench gui``).
+Where the model runs (measured)
+    In the PortAudio callback: latency is the model's plus the resampler's
+    plus the device's.  A worker thread fed by a lock-free ring behind a few
+    blocks of buffering was tried and removed: in CPython the callback and
+    the worker share the interpreter lock, and every torch or NumPy call
+    releases and re-takes it, so the callback ends up waiting for the
+    worker anyway.  On the JACK dummy backend (48 kHz, 128-frame blocks and
+    period, the lab denoiser behind soxr) ``rtconv bench live`` counted 7
+    xruns in 20 s in the callback against 151 for the worker (3 blocks of
+    safety, 8 ms more latency), and with a Python thread holding the GIL 25%
+    of the time 1302 against 1075 plus 254 worker underruns.  Python work
+    elsewhere in the process is the real threat to dropouts, which is why
+    the GUI runs its streams in a separate audio process
+    (:mod:`rtconv.live.host`: 15 dropouts with the window open against 433
+    in-process, ``rtconv bench gui``).
 
 Nothing here imports sounddevice at import time.
 """
 
 from __future__ import annotations
 
-from .devices import find_device, find_hostapi, list_devices, list_hostapis
-from .processor import LiveProcessor
+from .chain import ModelChain
+from .devices import find_device, find_hostapi, list_devices, list_hostapis, pick_sample_rate
+from .mixer import Mixer
+from .monitor import Monitor
+from .processor import CONTROLS, LiveProcessor
 from .recorder import Recorder
 from .resample import RateBridge
-from .rings import DisplayRing, FrameRing
-from .stream import MODES, LiveStream
+from .rings import DelayLine, DisplayRing, FrameRing
+from .session import LocalSession, Session
+from .settings import StreamSettings
+from .stream import LiveStream
 from .watcher import ModelWatcher
 
 __all__ = [
+    "StreamSettings",
+    "Session",
+    "LocalSession",
     "LiveProcessor",
+    "CONTROLS",
+    "ModelChain",
+    "Mixer",
+    "Monitor",
     "LiveStream",
     "ModelWatcher",
     "Recorder",
     "RateBridge",
     "FrameRing",
     "DisplayRing",
+    "DelayLine",
     "list_devices",
     "list_hostapis",
     "find_device",
     "find_hostapi",
-    "MODES",
+    "pick_sample_rate",
 ]

@@ -6,7 +6,8 @@ from typing import Any
 
 from ..errors import DeviceError
 
-__all__ = ["list_devices", "list_hostapis", "find_device", "find_hostapi", "hostapi_name", "NO_DEVICE_HINT"]
+__all__ = ["list_devices", "list_hostapis", "find_device", "find_hostapi", "hostapi_name", "pick_sample_rate",
+           "NO_DEVICE_HINT"]
 
 _HINT = "run `rtconv devices` to list them"
 #: What to check when PortAudio sees no device at all.
@@ -133,3 +134,24 @@ def find_device(query=None, kind: str = "input", hostapi=None, channels: int = 1
             f"{channels} requested; pick another device ({_HINT}) or use fewer channels."
         )
     return d["index"]
+
+
+def pick_sample_rate(settings, model_rate: int | None) -> int:
+    """The rate to open ``settings``' devices at: the model's when both devices take it (no
+    resampling), else the input device's default.
+
+    ``settings`` is a :class:`rtconv.live.settings.StreamSettings` (its own
+    ``sample_rate`` is not consulted: call this when the user gave none).
+    """
+    sd = _sd()
+    api = None if settings.hostapi is None else find_hostapi(settings.hostapi)
+    ind = find_device(settings.input_device, "input", api, settings.channels)
+    outd = find_device(settings.output_device, "output", api, settings.channels)
+    if model_rate:
+        try:
+            sd.check_input_settings(ind, channels=settings.channels, samplerate=model_rate, dtype="float32")
+            sd.check_output_settings(outd, channels=settings.channels, samplerate=model_rate, dtype="float32")
+            return int(model_rate)  # no resampling needed
+        except Exception:  # noqa: BLE001 - PortAudio says no in many ways; the default rate is the answer
+            pass
+    return int(sd.query_devices(ind)["default_samplerate"])

@@ -13,18 +13,15 @@ Why
 How
     :class:`AudioHost` starts one child (``spawn``: no inherited Qt or
     torch threads) that imports the engine at once, then serves commands
-    over a pipe on its main thread: open a stream for a model and settings,
-    set controls, swap models, report stats, stop.  What displays read
-    every frame (display ring, meters, clip counters) lives in shared
-    memory: :meth:`rtconv.live.LiveProcessor.share` on both sides, the child
-    writing, the GUI reading; no pipe traffic per frame.
-
-    :class:`RemoteStream` has :class:`rtconv.live.LiveStream`'s interface
-    (``start``, ``stop``, ``active``, ``stats``, ``recording_paths``) around
-    a processor built in the GUI's process, which stays the place where
-    models are validated and controls are kept; the child runs its own
-    copy.  ``push_controls`` forwards bypass, dry/wet, gain, limiter and a
-    denoiser's attenuation limit; ``request_swap`` hot-swaps in both.
+    over a pipe on its main thread.  :class:`RemoteSession` is a
+    :class:`rtconv.live.session.Session` whose stream plays there: the child
+    runs a :class:`~rtconv.live.session.LocalSession` built from the same
+    data the CLI uses (a checkpoint path plus switches, one
+    :class:`~rtconv.live.settings.StreamSettings`, a dict of controls); no
+    model object crosses the pipe.  What displays read every frame lives in
+    shared memory: the child's :class:`~rtconv.live.monitor.Monitor`
+    writes it, :meth:`Monitor.attach` reads it here; no pipe traffic per
+    frame.
 
 A child that dies is reported as a :class:`rtconv.errors.DeviceError` on
 the next call; the GUI's process itself never plays audio.
@@ -39,13 +36,11 @@ from multiprocessing import shared_memory
 from typing import Any, Callable
 
 from ..errors import CheckpointError, ConfigError, DeviceError, RtconvError
-from .stream import stream_format
+from .monitor import Monitor
+from .settings import StreamSettings
 
-__all__ = ["AudioHost", "RemoteStream"]
+__all__ = ["AudioHost", "RemoteSession"]
 
-CONTROLS = ("bypass", "wet", "gain_db", "limiter", "gate", "gate_threshold", "gate_hold", "gate_release",
-            "gate_floor_db")
-MODEL_SWITCHES = ("attenuation_limit_db",)
 _ERRORS = {c.__name__: c for c in (ConfigError, CheckpointError, DeviceError, RtconvError)}
 
 
@@ -65,72 +60,56 @@ class _Block(shared_memory.SharedMemory):
 def _serve(conn) -> None:  # pragma: no cover - runs in the child (its effects are tested)
     """The child's main loop: one command at a time, the stream's callback on PortAudio's thread."""
 
-    from .processor import LiveProcessor
-    from .stream import LiveStream
+    from .session import LocalSession
 
-    state: dict[str, Any] = {"proc": None, "stream": None, "shm": None, "warnings": []}
+    state: dict[str, Any] = {"session": None, "shm": None, "warnings": []}
 
     def stop() -> None:
-        st = state["stream"]
-        if st is not None:
-            state["stream"] = None
-            st.stop()
-            if st.device_hung:  # this process's PortAudio is stuck: leave; the next Start spawns a new one
+        session, state["session"] = state["session"], None
+        if session is not None:
+            session.stop()
+            if session.device_hung:  # this process's PortAudio is stuck: leave; the next Start spawns a new one
                 os._exit(3)
-        state["proc"] = None
 
-    def op_open(model, proc_kw: dict, controls: dict, stream_kw: dict, shm_name: str) -> dict:
+    def op_open(model: str, switches: dict, settings: StreamSettings, vad, controls: dict, shm_name: str) -> None:
         stop()
         import sounddevice as sd
 
         sd._terminate()  # see the devices as they are now (a JACK server started later)
         sd._initialize()
-        proc = LiveProcessor(model, **proc_kw)
-        for k, v in controls.items():
-            setattr(proc, k, v)
+        session = LocalSession(model, settings, switches=switches, vad=vad, controls=controls,
+                               warn=state["warnings"].append, realtime_check=False)
         shm = _Block(name=shm_name)
-        proc.share(shm.buf)
-        stream = LiveStream(proc, warn=state["warnings"].append, **stream_kw)
-        stream.start()
-        state.update(proc=proc, stream=stream, shm=shm)
-        return {"recording_paths": [str(p) for p in stream.recording_paths]}
-
-    def op_set(controls: dict, switches: dict) -> None:
-        proc = state["proc"]
-        if proc is None:
-            return
-        for k, v in controls.items():
-            setattr(proc, k, v)
-        for k, v in switches.items():  # a model swapped in arrives with its own value
-            if hasattr(type(proc.model), k):
-                setattr(proc.model, k, v)
-
-    def op_get(name: str):
-        proc = state["proc"]
-        if name == "model_name":
-            return (getattr(proc.model, "metadata", None) or {}).get("name")
-        if name in MODEL_SWITCHES:
-            return getattr(proc.model, name, None)
-        return getattr(proc, name)
+        session.monitor.share(shm.buf)
+        session.start()
+        state.update(session=session, shm=shm)
 
     def op_stats() -> dict:
-        st = state["stream"]
-        if st is None:
+        session = state["session"]
+        if session is None:
             return {}
-        s = st.stats()
-        s["recording_paths"] = [str(p) for p in st.recording_paths]
+        s = session.stats()
         s["warnings"], state["warnings"][:] = list(state["warnings"]), []
         return s
 
-    ops: dict[str, Callable] = {
-        "open": op_open,
-        "set": op_set,
-        "get": op_get,
-        "stats": op_stats,
-        "swap": lambda model: state["proc"].request_swap(model),
-        "wait_swapped": lambda timeout: state["proc"].wait_swapped(timeout),
-        "stop": stop,
-    }
+    def on_session(name: str):
+        def call(*args):
+            session = state["session"]
+            if session is None:
+                raise DeviceError("no stream runs in the audio process; start audio first.")
+            return getattr(session, name)(*args)
+        return call
+
+    ops: dict[str, Callable] = {"open": op_open, "stats": op_stats, "stop": stop}
+    ops.update({name: on_session(name) for name in ("swap", "wait_swapped", "watch")})
+
+    def op_set(controls: dict, switches: dict) -> None:
+        session = state["session"]
+        if session is not None:
+            session.set_controls(**controls)
+            session.set_switches(**switches)
+
+    ops["set"] = op_set
     while True:
         try:
             op, args = conn.recv()
@@ -224,48 +203,56 @@ class AudioHost:
         conn.close()
 
 
-class RemoteStream:
-    """:class:`rtconv.live.LiveStream`'s interface, the stream itself in ``host``'s child process.
+class RemoteSession:
+    """A :class:`rtconv.live.session.Session` whose stream plays in ``host``'s audio process.
 
-    ``processor`` is the GUI's own :class:`rtconv.live.LiveProcessor`: its
-    model and controls are sent over when the stream starts, and its display
-    ring and meters are moved into shared memory that the child writes.
+    Parameters
+    ----------
+    host : AudioHost
+    model : path
+        The checkpoint to play (a path or a name in ``models/``).
+    settings : StreamSettings
+    switches, vad, controls
+        As for :class:`rtconv.live.session.LocalSession`.
+    warn : callable, optional
+        Receives the child's warning sentences (collected by :meth:`stats`).
     """
 
-    def __init__(self, processor, host: AudioHost, warn: Callable[[str], None] | None = None, **stream_kw) -> None:
-        self.processor = processor
+    def __init__(self, host: AudioHost, model, settings: StreamSettings, *, switches=None, vad=None,
+                 controls=None, warn: Callable[[str], None] | None = None) -> None:
+        if not isinstance(model, (str, os.PathLike)):
+            raise ConfigError(f"a model reaches the audio process as a checkpoint path, got {type(model).__name__}; "
+                              "save it with rtconv.save first.")
+        if not isinstance(settings, StreamSettings):
+            raise ConfigError(f"settings must be a StreamSettings, got {type(settings).__name__}.")
         self.host = host
+        self.settings = settings
+        self._model, self._switches = os.fspath(model), dict(switches or {})
+        self._vad = None if vad is None else os.fspath(vad)
+        self._controls = dict(controls or {})
         self.warn = warn
-        self.samplerate, self.channels = stream_format(processor, stream_kw.get("samplerate"),
-                                                       stream_kw.get("channels"))
-        self.stream_kw = stream_kw
         self._open = False
         self._paths: list[str] = []
         self._last: dict = {}
+        self._monitor = Monitor(settings.sample_rate, settings.channels)
 
     # lifecycle
-    def start(self) -> "RemoteStream":
-        proc = self.processor
-        shm = _Block(create=True, size=proc.shared_nbytes)
+    def start(self) -> "RemoteSession":
+        shm = _Block(create=True, size=self._monitor.nbytes)
         try:
-            proc.share(shm.buf)
-            proc._host_shm = shm  # keeps the mapping alive as long as the processor reads it
-            kw = dict(samplerate=proc.samplerate, channels=proc.channels, block_size=proc.block_size,
-                      threads=proc.threads, crossfade_ms=proc.crossfade_ms,
-                      resample_quality=proc.resample_quality, realtime_check=False, vad=proc.vad_path)
-            info = self.host.call("open", proc.model, kw, self.controls(), self.stream_kw, shm.name)
+            monitor = Monitor.attach(shm.buf, self.settings.sample_rate, self.settings.channels, owner=shm)
+            self.host.call("open", self._model, self._switches, self.settings, self._vad, self._controls, shm.name)
         finally:
             shm.unlink()  # both processes have it mapped; the name is no longer needed
+        self._monitor = monitor
         self._open = True
-        self._paths = info["recording_paths"]
-        self.push_controls()  # a denoiser's attenuation limit
+        self.stats()
         return self
 
     def stop(self) -> None:
         if not self._open:
             return
         self._open = False
-        self._paths = []
         if not self.host.alive:  # gone with its process; already reported by the call that found out
             return
         self._last = self.host.call("stats")
@@ -273,7 +260,7 @@ class RemoteStream:
 
     close = stop
 
-    def __enter__(self) -> "RemoteStream":
+    def __enter__(self) -> "RemoteSession":
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -284,35 +271,39 @@ class RemoteStream:
         return self._open and bool(self.host.alive)
 
     @property
+    def monitor(self) -> Monitor:
+        return self._monitor
+
+    @property
     def recording_paths(self) -> list:
-        return list(self._paths)
+        return list(self._paths) if self._open else []
 
     # controls and models
-    def controls(self) -> dict:
-        return {k: getattr(self.processor, k) for k in CONTROLS}
-
-    def push_controls(self) -> None:
-        """Send the processor's controls and the model's switches to the playing copy."""
-        if not self._open:
-            return
-        model = self.processor.model
-        switches = {k: getattr(model, k) for k in MODEL_SWITCHES if hasattr(type(model), k)}
-        self.host.call("set", self.controls(), switches)
-
-    def request_swap(self, model) -> None:
-        """Hot-swap ``model`` in the child (the processor here has validated it)."""
+    def set_controls(self, **controls) -> None:
+        self._controls.update(controls)
         if self._open:
-            self.host.call("swap", model)
+            self.host.call("set", controls, {})
+
+    def set_switches(self, **switches) -> None:
+        self._switches.update(switches)
+        if self._open:
+            self.host.call("set", {}, switches)
+
+    def swap(self, model, switches=None) -> None:
+        """Crossfade to checkpoint ``model`` there; refused in one sentence, the old one keeps playing."""
+        if self._open:
+            self.host.call("swap", os.fspath(model), dict(switches or {}))
+        self._model, self._switches = os.fspath(model), dict(switches or {})
 
     def wait_swapped(self, timeout: float = 5.0) -> bool:
         return bool(self.host.call("wait_swapped", timeout, timeout=timeout + 10)) if self._open else True
 
-    def remote(self, name: str):
-        """A control's value as the playing copy has it (for checks and tests)."""
-        return self.host.call("get", name)
+    def watch(self, path) -> None:
+        if self._open:
+            self.host.call("watch", None if path is None else os.fspath(path))
 
     def stats(self) -> dict:
-        """The child's stream stats (the last ones, once stopped); new warnings go to ``warn``."""
+        """The child's session stats (the last ones, once stopped); new warnings go to ``warn``."""
         if not self._open:
             return dict(self._last)
         s = self.host.call("stats")

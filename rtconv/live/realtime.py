@@ -76,7 +76,7 @@ def restore(before: tuple[int, int] | None, tid: int = 0) -> None:
         pass
 
 
-def advice(block_size: int, samplerate: int) -> str:
+def advice(block_size: int, sample_rate: int) -> str:
     """One sentence for a stream whose audio thread has no realtime scheduling."""
     where = ("install rtkit (PipeWire and PulseAudio ask it for realtime), or let your user have it: "
              "'@audio - rtprio 95' and '@audio - memlock unlimited' in /etc/security/limits.conf, then join "
@@ -84,4 +84,4 @@ def advice(block_size: int, samplerate: int) -> str:
              if sys.platform.startswith("linux") else "run the sound server with realtime scheduling")
     return (f"the audio thread runs without realtime scheduling, so other programs can delay it and cause "
             f"dropouts; {where}; or use a larger block than {block_size} frames "
-            f"({block_size / samplerate * 1e3:.1f} ms).")
+            f"({block_size / sample_rate * 1e3:.1f} ms).")

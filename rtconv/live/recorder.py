@@ -30,7 +30,7 @@ class Recorder:
     ----------
     directory : path
         Created if missing.
-    samplerate, channels : int
+    sample_rate, channels : int
         Of the stream.
     buffer_s : float
         Seconds of audio the ring holds while the disk is slow.
@@ -38,7 +38,7 @@ class Recorder:
         How often the files are flushed (the most a crash can lose).
     """
 
-    def __init__(self, directory, samplerate: int, channels: int, buffer_s: float = 10.0, flush_s: float = 0.5, stem: str | None = None) -> None:
+    def __init__(self, directory, sample_rate: int, channels: int, buffer_s: float = 10.0, flush_s: float = 0.5, stem: str | None = None) -> None:
         import soundfile as sf
 
         self.directory = pathlib.Path(directory)
@@ -51,12 +51,12 @@ class Recorder:
                 n += 1
                 paths = [self.directory / f"{stem}-{n}-{k}.wav" for k in ("input", "output")]
             self.paths = paths
-            self._files = [sf.SoundFile(p, "w", samplerate, channels, subtype="FLOAT", format="WAV") for p in paths]
+            self._files = [sf.SoundFile(p, "w", sample_rate, channels, subtype="FLOAT", format="WAV") for p in paths]
         except (OSError, RuntimeError) as e:
             raise AudioFileError(f"cannot create recording files in {str(self.directory)!r} ({e}); choose a writable --record directory.") from None
         self.channels = channels
         self.flush_s = flush_s
-        self.ring = FrameRing(int(buffer_s * samplerate), 2 * channels)
+        self.ring = FrameRing(int(buffer_s * sample_rate), 2 * channels)
         self.active = True
         self.error: str | None = None
         self.frames_written = 0

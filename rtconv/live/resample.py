@@ -23,10 +23,10 @@ import numpy as np
 
 from ..errors import ConfigError
 from .rings import FrameRing
+from .settings import QUALITIES
 
 __all__ = ["RateBridge", "QUALITIES"]
 
-QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
 
 
 class RateBridge:
@@ -52,7 +52,7 @@ class RateBridge:
         if not (0.05 <= model_rate / device_rate <= 20):
             raise ConfigError(
                 f"the model runs at {model_rate} Hz and the device at {device_rate} Hz, a ratio "
-                "beyond 20; open the device at a rate closer to the model's (--samplerate)."
+                "beyond 20; open the device at a rate closer to the model's (--sample-rate)."
             )
         self.device_rate, self.model_rate = int(device_rate), int(model_rate)
         self.channels, self.quality = int(channels), quality

@@ -8,6 +8,8 @@ waits for the other.  Losses are counted, never hidden.
 * :class:`FrameRing` is *lossless and bounded*: a write that does not fit is
   refused whole and counted in :attr:`FrameRing.dropped` (recording, the
   worker-thread pipeline).
+* :class:`DelayLine` is a fixed delay (the dry path, the gate's wait); it
+  lives on the audio thread alone.
 * :class:`DisplayRing` *overwrites*: it always holds the most recent audio;
   a reader asking for frames that were overwritten meanwhile counts them in
   :attr:`DisplayRing.dropped` (spectra and scopes in the GUI).
@@ -15,9 +17,11 @@ waits for the other.  Losses are counted, never hidden.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["FrameRing", "DisplayRing"]
+__all__ = ["FrameRing", "DisplayRing", "DelayLine"]
 
 
 class FrameRing:
@@ -115,12 +119,17 @@ class DisplayRing:
         """Bytes :meth:`share` needs: the samples and the 8-byte count."""
         return self._buf.nbytes + 8
 
-    def share(self, memory) -> None:
-        """Keep samples and count in ``memory`` (a writable buffer of :attr:`nbytes`), content carried over."""
+    def share(self, memory, carry: bool = True) -> None:
+        """Keep samples and count in ``memory`` (a writable buffer of :attr:`nbytes`).
+
+        ``carry``: copy the content there (the writer's side); False reads what
+        ``memory`` already holds (a reader in another process).
+        """
         count = np.frombuffer(memory, np.int64, 1, 0)
         buf = np.frombuffer(memory, np.float32, self._buf.size, 8).reshape(self._buf.shape)
-        buf[:] = self._buf
-        count[0] = self._count[0]
+        if carry:
+            buf[:] = self._buf
+            count[0] = self._count[0]
         self._buf, self._count = buf, count
 
     @property
@@ -164,3 +173,51 @@ class DisplayRing:
             self.dropped += gap
         self._seen = w
         return out
+
+
+class DelayLine:
+    """A fixed-capacity delay of ``(frames, channels)`` float32 audio, no allocation per block.
+
+    ``process(x, delay, out)`` writes ``x`` and fills ``out`` with the input of
+    ``delay`` frames ago (``fill`` before the start).  ``delay + len(x)`` must fit
+    in ``capacity``.
+    """
+
+    def __init__(self, capacity: int, channels: int, fill: float = 0.0) -> None:
+        self.capacity = 1 << max(4, math.ceil(math.log2(max(2, int(capacity)))))
+        self.fill = float(fill)
+        self._buf = np.full((self.capacity, int(channels)), self.fill, np.float32)
+        self._w = 0
+
+    def reset(self) -> None:
+        self._buf[:] = self.fill
+        self._w = 0
+
+    def write(self, x: np.ndarray) -> None:
+        """Append ``x``; :meth:`read` then reaches back from its end."""
+        n = x.shape[0]
+        cap, w = self.capacity, self._w
+        start = w % cap
+        first = min(n, cap - start)
+        self._buf[start : start + first] = x[:first]
+        if first < n:
+            self._buf[: n - first] = x[first:]
+        self._w = w + n
+
+    def read(self, delay: int, out: np.ndarray) -> np.ndarray:
+        """Fill ``out`` with the last ``len(out)`` frames written, ``delay`` frames ago."""
+        n = out.shape[0]
+        if delay + n > self.capacity:
+            raise ValueError(f"a delay of {delay} frames and a block of {n} exceed the line's {self.capacity}.")
+        cap = self.capacity
+        r = (self._w - n - delay) % cap
+        first = min(n, cap - r)
+        out[:first] = self._buf[r : r + first]
+        if first < n:
+            out[first:n] = self._buf[: n - first]
+        return out
+
+    def process(self, x: np.ndarray, delay: int, out: np.ndarray) -> None:
+        """Write ``x`` and fill ``out`` with the input of ``delay`` frames ago."""
+        self.write(x)
+        self.read(delay, out[: x.shape[0]])

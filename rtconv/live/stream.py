@@ -7,66 +7,30 @@ import sys
 import threading
 from typing import Callable
 
-import numpy as np
-
-from ..errors import ConfigError, DeviceError
+from ..errors import DeviceError
 from . import realtime
 from .devices import _sd, find_device, find_hostapi
 from .recorder import Recorder
-from .rings import FrameRing
 
-__all__ = ["LiveStream", "MODES"]
-
-MODES = ("callback", "worker")
+__all__ = ["LiveStream"]
 
 
 def _stderr(msg: str) -> None:
     print(f"rtconv live: warning: {msg}", file=sys.stderr, flush=True)
 
 
-def stream_format(processor, samplerate=None, channels=None) -> tuple[int, int]:
-    """The stream's rate and channel count (the processor's by default); they must be the processor's."""
-    rate, ch = int(samplerate or processor.samplerate), int(channels or processor.channels)
-    if rate != processor.samplerate or ch != processor.channels:
-        raise ConfigError(
-            f"the stream runs {ch} channel(s) at {rate} Hz but the processor was "
-            f"built for {processor.channels} at {processor.samplerate} Hz; build them alike."
-        )
-    return rate, ch
-
-
 class LiveStream:
     """Microphone -> processor -> speakers, as a PortAudio duplex stream.
+
+    The devices, rate, channels, block size and recording folder are the
+    processor's :class:`~rtconv.live.settings.StreamSettings`; the model runs
+    in the PortAudio callback (a worker thread behind a buffer was measured
+    worse in CPython, see :mod:`rtconv.live`).
 
     Parameters
     ----------
     processor : LiveProcessor
-        Does the audio work; its ``samplerate`` and ``channels`` must match.
-    input_device, output_device : int or str, optional
-        Index or name substring; default devices when None.
-    hostapi : int or str, optional
-        Restrict device lookup to one host API (e.g. ``"JACK"``).
-    samplerate : int, optional
-        Defaults to the processor's.
-    block_size : int
-        Frames per callback (the latency/CPU trade-off).
-    channels : int
-        Defaults to the processor's.
-    output_channels : int, optional
-        Channels opened on the output device.  Default: the processor's, but
-        a mono stream plays on both channels of a stereo (or wider) output,
-        so headphones get both ears; ``1`` keeps the left channel only.
-        Recordings keep the processor's channels.
-    record_dir : path, optional
-        Record input and output there (see :class:`Recorder`).
-    mode : {"callback", "worker"}
-        Where the model runs: in the PortAudio callback (lowest latency), or
-        in a worker thread behind ``safety_blocks`` blocks of buffering
-        (absorbs jitter at the cost of that much latency).
-    safety_blocks : int
-        Worker mode only: blocks of output buffered ahead.  They must cover
-        the host's own buffer (PortAudio delivers a JACK period of P frames
-        as P/block_size back-to-back callbacks) plus the jitter to absorb.
+        Does the audio work.
     warn : callable
         Receives warning sentences from the monitor thread (default: stderr).
     switch_interval : float or None
@@ -92,31 +56,14 @@ class LiveStream:
     """
 
     def __init__(
-        self, processor, input_device=None, output_device=None, hostapi=None, samplerate=None,
-        block_size: int = 128, channels=None, record_dir=None, mode: str = "callback",
-        output_channels: int | None = None,
-        safety_blocks: int = 2, warn: Callable[[str], None] | None = _stderr,
+        self, processor, warn: Callable[[str], None] | None = _stderr,
         switch_interval: float | None = 0.0002,
         freeze_gc: bool = True,
         boost_threads: bool = True,
     ) -> None:
-        if mode not in MODES:
-            raise ConfigError(f"mode must be one of {MODES}, got {mode!r}.")
         self.processor = processor
-        self.samplerate, self.channels = stream_format(processor, samplerate, channels)
-        if output_channels is not None and (isinstance(output_channels, bool) or not isinstance(output_channels, int)
-                                            or output_channels < 1 or (self.channels > 1 and output_channels != self.channels)):
-            raise ConfigError(
-                f"output_channels must be {self.channels} for a {self.channels}-channel stream"
-                + (" (or 2+ to play mono on several outputs)" if self.channels == 1 else "")
-                + f", got {output_channels!r}.")
-        self.requested_output_channels = output_channels
-        self.output_channels = output_channels or self.channels
-        self.block_size = int(block_size)
-        self.hostapi = hostapi
-        self.input_device, self.output_device = input_device, output_device
-        self.record_dir = record_dir
-        self.mode, self.safety_blocks = mode, int(safety_blocks)
+        self.settings = processor.settings
+        self.output_channels = self.settings.output_channels or self.settings.channels
         self.switch_interval = switch_interval
         self.freeze_gc = freeze_gc
         self.boost_threads = boost_threads
@@ -130,11 +77,9 @@ class LiveStream:
         self.recorder: Recorder | None = None
         self.device_latency = (0.0, 0.0)
         self.callback_errors = 0
-        self.worker_underruns = 0
         self._stream = None
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
-        self._wake = threading.Event()
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -147,43 +92,33 @@ class LiveStream:
 
     def start(self) -> "LiveStream":
         sd = _sd()
-        api = None if self.hostapi is None else find_hostapi(self.hostapi)
-        ind = find_device(self.input_device, "input", api, self.channels)
-        outd = find_device(self.output_device, "output", api, self.output_channels)
+        st = self.settings
+        api = None if st.hostapi is None else find_hostapi(st.hostapi)
+        ind = find_device(st.input_device, "input", api, st.channels)
+        outd = find_device(st.output_device, "output", api, self.output_channels)
         names = {d["index"]: d["name"] for d in sd.query_devices()}
-        if self.requested_output_channels is None and self.channels == 1:
+        if st.output_channels is None and st.channels == 1:
             # mono on every channel of a stereo output (not only the left ear)
             self.output_channels = 2 if sd.query_devices(outd)["max_output_channels"] >= 2 else 1
         try:
-            sd.check_input_settings(ind, channels=self.channels, samplerate=self.samplerate, dtype="float32")
-            sd.check_output_settings(outd, channels=self.output_channels, samplerate=self.samplerate,
+            sd.check_input_settings(ind, channels=st.channels, samplerate=st.sample_rate, dtype="float32")
+            sd.check_output_settings(outd, channels=self.output_channels, samplerate=st.sample_rate,
                                      dtype="float32")
         except Exception as e:
             dev = sd.query_devices(ind)
             raise DeviceError(
-                f"devices {ind}: {names[ind]!r} / {outd}: {names[outd]!r} refuse {self.channels}"
-                f"{'' if self.output_channels == self.channels else f' in / {self.output_channels} out'} channel(s) at "
-                f"{self.samplerate} Hz ({e}); their default rate is {dev['default_samplerate']:.0f} Hz, "
-                "try --samplerate with it or run `rtconv devices`."
+                f"devices {ind}: {names[ind]!r} / {outd}: {names[outd]!r} refuse {st.channels}"
+                f"{'' if self.output_channels == st.channels else f' in / {self.output_channels} out'} channel(s) at "
+                f"{st.sample_rate} Hz ({e}); their default rate is {dev['default_samplerate']:.0f} Hz, "
+                "try --sample-rate with it or run `rtconv devices`."
             ) from None
-        if self.mode == "worker":
-            n = self.block_size
-            self._in = FrameRing(n * (self.safety_blocks + 8), self.channels)
-            self._outq = FrameRing(n * (self.safety_blocks + 8), self.channels)
-            self._outq.write(np.zeros((n * self.safety_blocks, self.channels), np.float32))
-            self.processor.buffering_latency = n * self.safety_blocks
-            self._debt = 0
-            self._scratch = np.zeros((n, self.channels), np.float32)
-            self._outblk = np.zeros((n, self.channels), np.float32)
-        else:
-            self.processor.buffering_latency = 0
-        if self.record_dir is not None:  # files exist before the first sample arrives
-            self.recorder = Recorder(self.record_dir, self.samplerate, self.channels)
+        if st.record_dir is not None:  # files exist before the first sample arrives
+            self.recorder = Recorder(st.record_dir, st.sample_rate, st.channels)
         try:
             self._stream = sd.Stream(
-                samplerate=self.samplerate, blocksize=self.block_size, device=(ind, outd),
-                channels=(self.channels, self.output_channels), dtype="float32", latency="low",
-                callback=self._callback_worker if self.mode == "worker" else self._callback,
+                samplerate=st.sample_rate, blocksize=st.block_size, device=(ind, outd),
+                channels=(st.channels, self.output_channels), dtype="float32", latency="low",
+                callback=self._callback,
             )
         except Exception as e:
             self._close_recorder()
@@ -199,8 +134,6 @@ class LiveStream:
         if self.switch_interval is not None:  # see the class docstring (process-wide)
             self._switch = sys.getswitchinterval()
             sys.setswitchinterval(self.switch_interval)
-        if self.mode == "worker":
-            self._spawn(self._work, "rtconv-worker")
         self._spawn(self._monitor, "rtconv-monitor")
         self._stream.start()
         return self
@@ -243,7 +176,6 @@ class LiveStream:
             elif failure and self.warn:
                 self.warn(f"stopping the audio device failed ({failure[0]}); the recordings are finalized anyway.")
         self._stop.set()
-        self._wake.set()
         for t in self._threads:
             t.join()
         self._threads.clear()
@@ -272,13 +204,9 @@ class LiveStream:
     def stats(self) -> dict:
         """The processor's stats plus stream-level counters."""
         s = self.processor.stats()
-        s["mode"] = self.mode
         s["callback_errors"] = self.callback_errors
-        s["worker_underruns"] = self.worker_underruns
         s["audio_thread_realtime"] = None if self.audio_thread is None else realtime.is_realtime(self.audio_thread)
         s["threads_lent_realtime"] = len(self.boosted)
-        if self.mode == "worker":
-            s["worker_input_drops"] = self._in.dropped
         if self.recorder is not None:
             s["recording"] = {"paths": [str(p) for p in self.recorder.paths], "frames": self.recorder.frames_written,
                               "dropped": self.recorder.dropped, "error": self.recorder.error}
@@ -304,41 +232,6 @@ class LiveStream:
             self.callback_errors += 1
             outdata.fill(0)
 
-    def _callback_worker(self, indata, outdata, frames, time, status) -> None:
-        try:
-            self._status(status)
-            self._in.write(indata)
-            # After an underrun the worker's late blocks are skipped, so the
-            # latency stays what was reported instead of growing by a block.
-            while self._debt and self._outq.available >= frames + self._debt:
-                k = min(self._debt, len(self._scratch))
-                self._outq.read_into(self._scratch[:k])
-                self._debt -= k
-            out = self._outblk[:frames] if len(self._outblk) >= frames else np.zeros((frames, self.channels), np.float32)
-            if not self._outq.read_into(out):
-                out.fill(0)
-                self.worker_underruns += 1
-                self._debt += frames
-            outdata[:] = out
-            self._wake.set()
-            rec = self.recorder
-            if rec is not None:
-                rec.push(indata, out)
-        except Exception:  # pragma: no cover
-            self.callback_errors += 1
-            outdata.fill(0)
-
-    # ------------------------------------------------------------------ helper threads
-    def _work(self) -> None:
-        n = self.block_size
-        blk = np.zeros((n, self.channels), np.float32)
-        while not self._stop.is_set():
-            self._wake.wait(0.1)
-            self._wake.clear()
-            while self._in.available >= n:
-                self._in.read_into(blk)
-                self._outq.write(self.processor.process(blk))
-
     def _lend_realtime(self) -> None:
         """Once the callback ran: give this process's Python threads the lowest realtime priority if it has
         realtime (see :mod:`rtconv.live.realtime`), or say that it has not."""
@@ -346,7 +239,7 @@ class LiveStream:
             return
         if not realtime.is_realtime(self.audio_thread):
             if self.warn is not None:
-                self.warn(realtime.advice(self.block_size, self.samplerate))
+                self.warn(realtime.advice(self.settings.block_size, self.settings.sample_rate))
             return
         if not self.boost_threads:
             return

@@ -59,12 +59,12 @@ class VirtualMic:
         into is ``<name>_out``.
     description : str, optional
         What apps show; default ``"<name> (denoised)"``.
-    samplerate, channels : int
+    sample_rate, channels : int
         The stream's; the sink runs at them in float32, so nothing is
         converted between rtconv and the server.
     """
 
-    def __init__(self, name: str = "rtconv", description: str | None = None, samplerate: int = 48000,
+    def __init__(self, name: str = "rtconv", description: str | None = None, sample_rate: int = 48000,
                  channels: int = 1) -> None:
         self.name = check_name(name)
         self.sink = f"{self.name}_out"
@@ -72,7 +72,7 @@ class VirtualMic:
         if len(self.description) > 128 or not self.description.isprintable():
             raise ConfigError(f"the virtual microphone's description {self.description!r} must be printable and "
                               "at most 128 characters.")
-        self.samplerate, self.channels = int(samplerate), int(channels)
+        self.sample_rate, self.channels = int(sample_rate), int(channels)
         self.modules: list[int] = []
         self.microphone: str | None = None  # the default source before ours existed
         self.replaced: list[int] = []  # stale modules of a killed run, unloaded
@@ -139,12 +139,12 @@ class VirtualMic:
             self.replaced = stale
         try:
             self.modules.append(int(self._pactl(
-                "load-module", "module-null-sink", f"sink_name={self.sink}", f"rate={self.samplerate}",
+                "load-module", "module-null-sink", f"sink_name={self.sink}", f"rate={self.sample_rate}",
                 f"channels={self.channels}", "format=float32le",
                 f"sink_properties=device.description={_quote(self.description + ' - rtconv output')}").strip()))
             self.modules.append(int(self._pactl(
                 "load-module", "module-remap-source", f"master={self.sink}.monitor", f"source_name={self.name}",
-                f"rate={self.samplerate}", f"channels={self.channels}", "format=float32le",
+                f"rate={self.sample_rate}", f"channels={self.channels}", "format=float32le",
                 f"source_properties=device.description={_quote(self.description)}").strip()))
         except (DeviceError, ValueError) as e:
             self.close()

@@ -1,4 +1,9 @@
-"""Train-then-deploy: swap a checkpoint into a running processor when the trainer rewrites it."""
+"""Train-then-deploy: swap a checkpoint into a running session when the trainer rewrites it.
+
+The one reload mechanism of the CLI (``rtconv live --watch``) and the GUI
+(its "watch" box): a :class:`rtconv.live.session.LocalSession` runs it, in
+the GUI's audio process too.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ __all__ = ["ModelWatcher"]
 
 
 class ModelWatcher:
-    """Poll ``path`` and call ``processor.request_swap(path)`` for each complete new version.
+    """Poll ``path`` and call ``swap(path)`` for each complete new version.
 
     A version counts as complete when its size and modification time have
     stayed the same for two polls and the file loads; a half-written or
@@ -22,18 +27,21 @@ class ModelWatcher:
     ----------
     path : path
         The checkpoint the trainer writes.
-    processor : LiveProcessor
+    swap : callable
+        Swaps a checkpoint path in; raises :class:`rtconv.RtconvError` to refuse it.
     interval : float
         Seconds between polls.
     on_event : callable, optional
-        Receives one sentence per swap or rejected version (default: print).
+        Receives one sentence per swap or rejected version, and ``swapped``
+        (True for a swap) as a keyword (default: print the sentence).
     """
 
-    def __init__(self, path, processor, interval: float = 0.5, on_event: Callable[[str], None] | None = None) -> None:
+    def __init__(self, path, swap: Callable[[str], None], interval: float = 0.5,
+                 on_event: Callable[..., None] | None = None) -> None:
         self.path = os.fspath(path)
-        self.processor = processor
+        self.swap = swap
         self.interval = interval
-        self.on_event = on_event or (lambda m: print(f"rtconv live: {m}", flush=True))
+        self.on_event = on_event or (lambda m, swapped=False: print(f"rtconv live: {m}", flush=True))
         self.swaps = 0
         self.rejected = 0
         self._seen = self._sig()  # the version running now is not "new"
@@ -57,13 +65,13 @@ class ModelWatcher:
             return False
         self._seen = sig
         try:
-            self.processor.request_swap(self.path)
+            self.swap(self.path)
         except RtconvError as e:
             self.rejected += 1
             self.on_event(str(e))
             return False
         self.swaps += 1
-        self.on_event(f"swapped in the new version of {self.path!r}.")
+        self.on_event(f"swapped in the new version of {self.path!r}.", swapped=True)
         return True
 
     def _loop(self) -> None:

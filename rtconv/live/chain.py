@@ -1,0 +1,190 @@
+"""A model made ready to stream at the device's rate.
+
+:class:`ModelChain` is what the live processor plays: a checkpoint resolved
+and loaded (:func:`load_model`), its switches applied, compiled by
+:class:`rtconv.Streamer`, behind a streaming resampler when the model was
+trained at another rate, warmed up and checked against the block's time
+budget.  It reports its latency split into the model's and the
+resampler's.
+
+A model crosses a process boundary as a checkpoint path plus its switches
+(:func:`model_switches`), the same contract the trainer uses: the GUI's
+audio process loads the file itself, never a pickled module.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..models import Model
+from ..streaming import Streamer
+from .resample import RateBridge
+from .settings import StreamSettings
+
+__all__ = ["ModelChain", "load_model", "model_switches", "apply_switches", "SWITCHES"]
+
+_WARMUP_BLOCKS = 8
+_REALTIME_FACTOR = 4  # a model whose fastest block takes 4x the budget could never keep up
+
+
+def _set_attenuation_limit(model, value) -> None:
+    from ..denoiser import set_attenuation_limit
+
+    set_attenuation_limit(model, value)
+
+
+def _set_linked(model, value) -> None:
+    from ..denoiser import set_linked
+
+    set_linked(model, bool(value))
+
+
+def _linked(model):
+    from ..framed import MaskGate
+
+    gates = [m for m in model.modules() if isinstance(m, MaskGate)] if hasattr(model, "modules") else []
+    return bool(gates[0].linked) if gates else None
+
+
+#: Per-model switches a user may set without retraining: name -> (read or None if absent, write).
+SWITCHES = {
+    "attenuation_limit_db": (lambda m: m.attenuation_limit_db if hasattr(type(m), "attenuation_limit_db") else None,
+                             _set_attenuation_limit),
+    "linked": (_linked, _set_linked),
+}
+
+
+def model_switches(model) -> dict[str, Any]:
+    """The switches ``model`` has and their values (a denoiser: attenuation limit, linked channels)."""
+    out = {}
+    for name, (read, _) in SWITCHES.items():
+        if name == "attenuation_limit_db" and not hasattr(type(model), name):
+            continue
+        value = read(model)
+        if name == "linked" and value is None:
+            continue
+        out[name] = value
+    return out
+
+
+def apply_switches(model, switches: Mapping[str, Any] | None) -> None:
+    """Set ``switches`` on ``model``; an unknown or unsupported one is refused in one sentence."""
+    for name, value in (switches or {}).items():
+        if name not in SWITCHES:
+            raise ConfigError(f"unknown model switch {name!r}; the switches are {', '.join(SWITCHES)}.")
+        SWITCHES[name][1](model, value)
+
+
+def load_model(model, switches: Mapping[str, Any] | None = None) -> Model:
+    """``model`` as a :class:`Model`: a model as is, or a checkpoint name/path resolved and loaded; switches set."""
+    if isinstance(model, (str, os.PathLike)):
+        from .. import checkpoint  # optional at import of rtconv.live
+
+        model = checkpoint.load(checkpoint.resolve(model))
+    elif not isinstance(model, Model):
+        raise ConfigError(f"expected an rtconv model or a checkpoint path, got {type(model).__name__}.")
+    apply_switches(model, switches)
+    return model
+
+
+class ModelChain:
+    """One model streaming at the device rate: :class:`Streamer` + :class:`RateBridge`, warmed up.
+
+    Parameters
+    ----------
+    model : Model or path
+        A model, or a checkpoint name/path (:func:`load_model`).
+    settings : StreamSettings
+        Rate, block size, resampler quality, threads and engine.
+    channels : int, optional
+        Channels in and out (default ``settings.channels``; a VAD runs on 1).
+    switches : mapping, optional
+        Model switches to set first (:data:`SWITCHES`).
+    realtime_check : bool
+        Refuse a model whose fastest warm-up block takes more than four times
+        the block's duration.
+    threads : bool
+        Set torch's (process-wide) thread count from ``settings.threads``; a
+        model swapped into a running stream leaves it as it is.
+
+    Attributes
+    ----------
+    latency : int
+        Device frames from input to output: ``model_latency + resampler_latency``.
+    warmup_ms : float
+        The fastest warm-up block, ms.
+    """
+
+    def __init__(self, model, settings: StreamSettings, channels: int | None = None, switches=None,
+                 realtime_check: bool = True, threads: bool = True) -> None:
+        self.path = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
+        self.model = load_model(model, switches)
+        rate, block = settings.sample_rate, settings.block_size
+        channels = settings.channels if channels is None else int(channels)
+        self.channels = channels
+        self.model_rate = int(self.model.sample_rate or rate)
+        # the block size at the model's rate guides the direct/FFT/matmul plan per layer
+        model_block = max(1, round(block * self.model_rate / rate))
+        self.streamer = Streamer(self.model, channels=channels, threads=settings.threads if threads else None,
+                                 block_size=model_block, engine=settings.engine)
+        if self.streamer.out_channels != channels:
+            raise ConfigError(
+                f"this model turns {channels} channel(s) into {self.streamer.out_channels}, but the "
+                f"live stream needs {channels} out; use a model with as many outputs as inputs."
+            )
+        self.bridge = None if self.model_rate == rate else RateBridge(
+            rate, self.model_rate, channels, block, settings.resample_quality)
+        self.model_latency = round(self.streamer.latency * rate / self.model_rate)  # device frames
+        self.resampler_latency = 0 if self.bridge is None else self.bridge.latency
+        self.latency = self.model_latency + self.resampler_latency
+        self.warmup_ms = self._warm_up(settings, realtime_check)
+
+    @property
+    def switches(self) -> dict[str, Any]:
+        return model_switches(self.model)
+
+    @property
+    def nonfinite_samples(self) -> int:
+        return self.streamer.nonfinite_samples
+
+    @property
+    def resampler_underruns(self) -> int:
+        return 0 if self.bridge is None else self.bridge.underruns
+
+    def _warm_up(self, settings: StreamSettings, realtime_check: bool) -> float:
+        # off the audio thread: first calls allocate buffers and plan kernels
+        x = np.zeros((settings.block_size, self.channels), np.float32)
+        out = np.zeros_like(x)
+        times = []
+        for _ in range(_WARMUP_BLOCKS):
+            t = time.perf_counter()
+            self.process(x, out)
+            times.append(time.perf_counter() - t)
+        if not np.isfinite(out).all():
+            raise ConfigError("the model produces non-finite output on silence, so it was not swapped in.")
+        budget = settings.block_size / settings.sample_rate
+        if realtime_check and min(times) > _REALTIME_FACTOR * budget:
+            raise ConfigError(
+                f"the model needs {min(times) * 1e3:.2f} ms for a {settings.block_size}-frame block but "
+                f"real time allows {budget * 1e3:.2f} ms; use a larger block size or a smaller model."
+            )
+        self.reset()
+        return min(times) * 1e3
+
+    def reset(self) -> None:
+        """Forget the carried state (silence in the history)."""
+        self.streamer.reset()
+        if self.bridge is not None:
+            self.bridge.reset()
+
+    def process(self, x: np.ndarray, out: np.ndarray) -> None:
+        """Write the model's output for device block ``x`` into ``out`` (same shape)."""
+        if self.bridge is None:
+            out[:] = self.streamer.process(x)
+        else:
+            self.bridge.process(x, self.streamer.process, out)
