@@ -1,11 +1,11 @@
 """Make ``gui/screenshot.png``: the window live on JACK's dummy backend, the demo recording as microphone.
 
-``python -m gui.screenshot [OUT.png] [--seconds S]`` starts a dummy-backend
+``python -m rtconv_gui.screenshot [OUT.png] [--seconds S]`` starts a dummy-backend
 jackd (as the tests do), opens the window with the default model, starts the
 stream, loops ``recordings/demo_noisy.wav`` into its input through a JACK
 client, lets the plots run for ``S`` seconds and saves the window.  Needs
 jackd2 and libportaudio2; Qt may run offscreen (``QT_QPA_PLATFORM=offscreen``)
-or on a display (``xvfb-run -s "-screen 0 1600x1000x24" python -m gui.screenshot``).
+or on a display (``xvfb-run -s "-screen 0 1600x1000x24" python -m rtconv_gui.screenshot``).
 
 The picture goes into the README, so it shows no path of the machine that
 took it: the record folder reads as the relative ``recordings``

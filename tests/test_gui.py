@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.qt_log_level_fail("WARNING"), pytest.mark.qt_log_ignor
 def window(qtbot, tmp_path):
     from PyQt6 import QtCore
 
-    from gui.window import MainWindow
+    from rtconv_gui.window import MainWindow
 
     settings = QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.Format.IniFormat)
     win = MainWindow(settings)
@@ -109,7 +109,7 @@ def test_the_model_card_reads_as_sentences_without_raw_keys_or_unitless_negative
     ({}, ""),
 ])
 def test_metric_lines_name_each_number_with_its_unit(metrics, expected):
-    from gui.model_panel import metric_lines
+    from rtconv_gui.model_panel import metric_lines
 
     assert "\n".join(metric_lines(metrics)) == expected
 
@@ -202,7 +202,7 @@ def test_frequency_responses_are_labelled_in_hz_and_a_flat_one_is_not_magnified(
 
 
 def test_the_response_ticks_of_a_frame_rate_layer_fit_its_rate():
-    from gui.stems import hz_ticks
+    from rtconv_gui.stems import hz_ticks
 
     assert [label for _, label in hz_ticks(0.5, 250.0)] == ["1 Hz", "10 Hz", "100 Hz"]
     assert hz_ticks(47.0, 24000.0) == [(2.0, "100 Hz"), (3.0, "1 kHz"), (4.0, "10 kHz")]
@@ -259,7 +259,7 @@ def test_the_models_folder_is_listed_and_choosing_one_loads_it(window, qtbot, tm
 
 
 def test_spectrum_panel_shows_what_the_model_removes(qtbot):
-    from gui.spectrum import SpectrumPanel
+    from rtconv_gui.spectrum import SpectrumPanel
 
     panel = SpectrumPanel(fft_size=1024)
     qtbot.addWidget(panel)
@@ -276,7 +276,7 @@ def test_spectrum_panel_shows_what_the_model_removes(qtbot):
 def test_the_difference_curve_has_its_own_db_change_axis_linked_to_the_spectra_in_frequency(qtbot):
     import pyqtgraph as pg
 
-    from gui.spectrum import SpectrumPanel
+    from rtconv_gui.spectrum import SpectrumPanel
 
     panel = SpectrumPanel(fft_size=1024)
     qtbot.addWidget(panel)
@@ -311,7 +311,7 @@ def test_the_spectrograms_have_a_colour_scale_in_db_that_follows_the_range_boxes
 
 @pytest.mark.parametrize("n", [1, 7, 4096, 10000])
 def test_spectrogram_scrolls_one_column_per_frame_for_any_snapshot_size(qtbot, n):
-    from gui.spectrogram import SpectrogramPanel
+    from rtconv_gui.spectrogram import SpectrogramPanel
 
     panel = SpectrogramPanel(fft_size=256, columns=10)
     qtbot.addWidget(panel)
@@ -324,7 +324,7 @@ def test_spectrogram_scrolls_one_column_per_frame_for_any_snapshot_size(qtbot, n
 
 @pytest.mark.parametrize("late_frames", [0, 1, 3, 50])
 def test_spectrogram_columns_follow_audio_time_not_display_frames(qtbot, late_frames):
-    from gui.spectrogram import SpectrogramPanel
+    from rtconv_gui.spectrogram import SpectrogramPanel
 
     panel = SpectrogramPanel(fft_size=256, columns=20)
     qtbot.addWidget(panel)
@@ -374,7 +374,7 @@ def test_file_mode_reports_an_unreadable_recording(window, qtbot, tmp_path):
 def test_settings_are_remembered_between_runs(qtbot, tmp_path, mimo_path):
     from PyQt6 import QtCore
 
-    from gui.window import MainWindow
+    from rtconv_gui.window import MainWindow
 
     ini = str(tmp_path / "gui.ini")
     first = MainWindow(QtCore.QSettings(ini, QtCore.QSettings.Format.IniFormat))
@@ -398,7 +398,7 @@ def test_settings_are_remembered_between_runs(qtbot, tmp_path, mimo_path):
 def test_screenshot_writes_a_png_of_the_window(window, tmp_path, mimo_path):
     from PyQt6 import QtGui
 
-    from gui.app import save_screenshot
+    from rtconv_gui.app import save_screenshot
 
     window.load_model(mimo_path)
     out = save_screenshot(window, tmp_path / "shots" / "window.png")
@@ -408,7 +408,7 @@ def test_screenshot_writes_a_png_of_the_window(window, tmp_path, mimo_path):
 
 
 def test_the_readme_screenshot_shows_no_machine_paths(window, mimo_path):
-    from gui.screenshot import shown_paths, tidy
+    from rtconv_gui.screenshot import shown_paths, tidy
 
     window.load_model(mimo_path)  # from an absolute temporary folder
     window.controls.record_dir.setText(str(mimo_path.parent / "recordings"))
@@ -425,7 +425,7 @@ def test_the_readme_screenshot_shows_no_machine_paths(window, mimo_path):
     ("<span style='color:inherit'>0.5 / 1.5 ms</span>", False),
 ])
 def test_the_path_check_tells_paths_from_slashes_in_words(text, is_path):
-    from gui.screenshot import _ABSOLUTE
+    from rtconv_gui.screenshot import _ABSOLUTE
 
     assert bool(_ABSOLUTE.search(text)) == is_path
 
@@ -462,7 +462,7 @@ def test_the_display_backs_off_while_audio_drops_out_and_creeps_back(window):
 
 
 def test_the_meter_readout_shows_silence_as_minus_infinity_not_minus_200(qtbot):
-    from gui.meters import MetersPanel
+    from rtconv_gui.meters import MetersPanel
 
     panel = MetersPanel()
     qtbot.addWidget(panel)
@@ -480,7 +480,7 @@ def test_the_meter_readout_shows_silence_as_minus_infinity_not_minus_200(qtbot):
 def test_the_level_meters_number_their_ticks_in_db_beside_them(qtbot):
     from PyQt6 import QtCore
 
-    from gui.meters import MetersPanel
+    from rtconv_gui.meters import MetersPanel
 
     panel = MetersPanel()
     qtbot.addWidget(panel)

@@ -89,7 +89,7 @@ def metronome(jack):
 def window(qtbot, tmp_path):
     from PyQt6 import QtCore
 
-    from gui.window import MainWindow
+    from rtconv_gui.window import MainWindow
 
     win = MainWindow(QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.Format.IniFormat))
     qtbot.addWidget(win)
@@ -182,7 +182,7 @@ def test_starting_the_stream_on_jack_makes_the_spectra_update(window, qtbot, tmp
     assert window.audio.start_button.text() == "Stop"
     from PyQt6 import QtGui
 
-    from gui.app import save_screenshot
+    from rtconv_gui.app import save_screenshot
 
     shot = QtGui.QImage(str(save_screenshot(window, tmp_path / "running.png")))
     assert not shot.isNull() and shot.width() >= 800
@@ -298,7 +298,7 @@ def test_the_display_skips_work_while_hidden_and_when_no_new_audio_arrived(windo
 
 @pytest.mark.parametrize("switch_at", [0, 1, 3])
 def test_file_mode_ab_switches_between_original_and_processed_at_the_same_position(switch_at):
-    from gui.file_mode import _Player
+    from rtconv_gui.file_mode import _Player
 
     a = np.arange(40, dtype=np.float32)[:, None]
     b = -a
@@ -370,7 +370,7 @@ def test_an_audio_process_that_dies_is_reported_and_the_stream_stops(window, tmp
 def test_audio_can_still_run_in_the_gui_process(qtbot, tmp_path, metronome):
     from PyQt6 import QtCore
 
-    from gui.window import MainWindow
+    from rtconv_gui.window import MainWindow
     from rtconv.live import LocalSession
 
     win = MainWindow(QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.Format.IniFormat),

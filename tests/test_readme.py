@@ -64,3 +64,15 @@ def test_help_and_usage_errors_do_not_import_torch():
             "assert rtconv.designs.lowpass and rtconv.Streamer and 'load' in dir(rtconv)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_every_package_installs_and_the_gui_installs_as_rtconv_gui_not_gui():
+    """pyproject lists packages by hand (gui/ maps to rtconv_gui): a new package of rtconv/ must be listed."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    conf = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    on_disk = {".".join(p.parent.relative_to(root).parts) for p in (root / "rtconv").rglob("__init__.py")}
+    assert on_disk <= set(conf["packages"]), sorted(on_disk - set(conf["packages"]))
+    assert conf["package-dir"] == {"rtconv_gui": "gui"} and "gui" not in conf["packages"]

@@ -83,8 +83,8 @@ def run(args) -> int:
 def _soak(args, jack) -> int:
     from PyQt6 import QtCore, QtWidgets
 
-    from gui import engine
-    from gui.window import MainWindow
+    from rtconv_gui import engine
+    from rtconv_gui.window import MainWindow
 
     default_interval = sys.getswitchinterval()
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["rtconv-bench"])

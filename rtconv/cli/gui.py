@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         raise RtconvError(problem)
     try:
-        from gui.app import run as run_app
+        from rtconv_gui.app import run as run_app
     except ImportError as e:
         raise RtconvError(
             f"the desktop app needs PyQt6 and pyqtgraph ({e}); install them with pip install 'rtconv[gui]'."

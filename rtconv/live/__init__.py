@@ -67,18 +67,32 @@ Nothing here imports sounddevice at import time.
 
 from __future__ import annotations
 
-from .chain import ModelChain
-from .devices import find_device, find_hostapi, list_devices, list_hostapis, pick_sample_rate
-from .mixer import Mixer
-from .monitor import Monitor
-from .processor import CONTROLS, LiveProcessor
-from .recorder import Recorder
-from .resample import RateBridge
-from .rings import DelayLine, DisplayRing, FrameRing
-from .session import LocalSession, Session
-from .settings import StreamSettings
-from .stream import LiveStream
-from .watcher import ModelWatcher
+import importlib
+
+#: Where each public name lives; submodules import on first use, so ``rtconv live --help``
+#: (which reads the settings' choices) does not pay for torch.
+_WHERE = {
+    "StreamSettings": "settings", "Session": "session", "LocalSession": "session",
+    "LiveProcessor": "processor", "CONTROLS": "processor", "ModelChain": "chain", "Mixer": "mixer",
+    "Monitor": "monitor", "LiveStream": "stream", "ModelWatcher": "watcher", "Recorder": "recorder",
+    "RateBridge": "resample", "FrameRing": "rings", "DisplayRing": "rings", "DelayLine": "rings",
+    "list_devices": "devices", "list_hostapis": "devices", "find_device": "devices", "find_hostapi": "devices",
+    "pick_sample_rate": "devices",
+}
+
+
+def __getattr__(name: str):
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'rtconv.live' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{where}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))
+
 
 __all__ = [
     "StreamSettings",
