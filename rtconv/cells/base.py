@@ -125,9 +125,10 @@ class Context:
         builder = next((_BUILDERS[c] for c in type(module).__mro__ if c in _BUILDERS), None)
         if builder is None:
             raise ConfigError(f"the streamer cannot run a {type(module).__name__} layer.")
+        at = len(ctx.plan)  # a layer's entry goes before its children's
         cell = builder(module, ctx)
         if cell is not None and cell.kind:
-            ctx.plan.append(LayerPlan(ctx.path, type(module).__name__, cell.kind, getattr(cell, "P", 0),
+            ctx.plan.insert(at, LayerPlan(ctx.path, type(module).__name__, cell.kind, getattr(cell, "P", 0),
                                       latency(module), receptive_field(module)))
         return cell
 
