@@ -176,3 +176,11 @@ def test_a_non_causal_frame_body_is_refused():
 def test_a_mask_floor_outside_0_1_is_refused(floor):
     with pytest.raises(ConfigError, match=r"mask floor must be a gain in \[0, 1\]"):
         MaskGate(nn.Identity(), floor=floor)
+
+
+def test_a_framed_layer_reports_its_own_latency_and_the_receptive_field_of_its_frames():
+    # frames seen by the estimator: 1 + 1 (2 taps) + 4 (3 taps, dilation 2) = 6, each a 12-sample window 4 apart
+    model = _Net(12, 8, 4)
+    assert model.receptive_field == 12 + (6 - 1) * 4 == model.body[0].receptive_field
+    framed = next(p for p in Streamer(model).plan if p.layer == "Framed")
+    assert (framed.path, framed.latency, framed.receptive_field) == ("body.0", 7, 32)
