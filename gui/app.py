@@ -39,7 +39,7 @@ def build_window(args: argparse.Namespace):
         if value is not None:
             c[key] = value
     win.audio.set_choice(c)
-    path = args.model or win.last_model() or engine.default_model_path()
+    path = engine.resolve_model(args.model) if args.model else (win.last_model() or engine.default_model_path())
     if path is None:
         win.show_message("no model found in models/; load one with Open…", True)
     else:

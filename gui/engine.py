@@ -68,10 +68,12 @@ def default_model_path() -> Path | None:
 
 def models_dir() -> Path:
     """``models/`` beside the package (or ``$RTCONV_MODELS``): shipped and trained models."""
-    try:
-        return Path(_checkpoint().models_dir())
-    except (AttributeError, ModuleNotFoundError):  # pragma: no cover - older checkpoint module
-        return Path(__file__).resolve().parent.parent / "models"
+    return Path(_checkpoint().models_dir())
+
+
+def resolve_model(name_or_path) -> Path:
+    """The checkpoint a name or path means, found the way ``--model`` finds it (:func:`rtconv.checkpoint.resolve`)."""
+    return Path(_checkpoint().resolve(name_or_path))
 
 
 def shipped_models(directory: str | Path | None = None) -> list[Path]:
@@ -120,8 +122,8 @@ def _layer_text(layer) -> str:
 
 
 def default_vad_path() -> Path | None:
-    """The shipped voice-activity detector (``models/vad.safetensors``), or None when absent."""
-    path = models_dir() / "vad.safetensors"
+    """The shipped voice-activity detector (``vad`` in ``models/``), or None when absent."""
+    path = resolve_model("vad")
     return path if path.is_file() else None
 
 
@@ -184,4 +186,4 @@ def process_array(model, audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.asarray(run(audio, int(sample_rate), model))
 
 
-__all__ += ["models_dir", "default_vad_path", "CheckpointError"]
+__all__ += ["models_dir", "resolve_model", "default_vad_path", "CheckpointError"]

@@ -18,7 +18,7 @@ both as a percentage of one core, and the display frame rate.  Rounds
 alternate so both conditions see the same machine load.
 
 Its own jackd (``-d dummy``, realtime scheduling where allowed) is started
-and stopped here (:func:`rtconv.live.jackd.jack_server`).
+and stopped here (:func:`rtconv.bench.jackd.jack_server`).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def _soak(args, jack) -> int:
     try:
         import rtconv
 
-        path = args.model or engine.default_model_path()
+        path = engine.resolve_model(args.model)
         model = rtconv.load(path)
         win = MainWindow(settings, audio_process=args.audio == "process")
         win.set_model(model, str(path))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import positive_int
+from .common import nonnegative_seconds, positive_int
 
 HELP = "open the desktop app: live spectra, kernel stems, controls, file A/B"
 
@@ -31,16 +31,6 @@ examples:
 """
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {value}")
-    return value
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", "-m", metavar="PATH", help="checkpoint to load (default: the last one used, else the shipped default)")
     parser.add_argument("--start", action="store_true", help="start audio right away")
@@ -57,7 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--recording", metavar="FILE", help="open FILE in file mode and process it with the model")
     g.add_argument("--settings", metavar="INI", help="keep settings in this INI file instead of the user's")
     g.add_argument("--screenshot", metavar="PNG", help="render the window to PNG and exit (after --quit-after, default 2 s)")
-    g.add_argument("--quit-after", type=_seconds, metavar="S", help="close the window after S seconds")
+    g.add_argument("--quit-after", type=nonnegative_seconds, metavar="S", help="close the window after S seconds")
 
 
 def display_problem(env=None, platform: str | None = None) -> str | None:

@@ -11,6 +11,7 @@ import sys
 import time
 
 from ..errors import ConfigError, RtconvError
+from ..live.gate import GATE_DEFAULTS
 from ..live.settings import ENGINES, QUALITIES
 from .common import (attenuation_db, floor_db, gain_db, nonnegative_seconds, positive_int, positive_seconds,
                      probability, unit_fraction)
@@ -106,13 +107,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--gate", action="store_true", help="silence the output between speech (needs a VAD; default: off)")
     g.add_argument("--vad", nargs="?", const="vad", metavar="PATH",
                    help="voice-activity model to show and gate with (default with --gate: %(const)s, the shipped one)")
-    g.add_argument("--gate-threshold", type=probability, default=0.5, metavar="P",
+    g.add_argument("--gate-threshold", type=probability, default=GATE_DEFAULTS["threshold"], metavar="P",
                    help="speech probability that opens the gate; it closes below P - 0.15 (default: %(default)s)")
-    g.add_argument("--gate-hold", type=nonnegative_seconds, default=0.25, metavar="S",
+    g.add_argument("--gate-hold", type=nonnegative_seconds, default=GATE_DEFAULTS["hold"], metavar="S",
                    help="seconds the gate stays open after the speech (default: %(default)s)")
-    g.add_argument("--gate-release", type=nonnegative_seconds, default=0.08, metavar="S",
+    g.add_argument("--gate-release", type=nonnegative_seconds, default=GATE_DEFAULTS["release"], metavar="S",
                    help="time constant of the fade to the floor, seconds (default: %(default)s)")
-    g.add_argument("--gate-floor", type=floor_db, default=float("-inf"), metavar="DB",
+    g.add_argument("--gate-floor", type=floor_db, default=GATE_DEFAULTS["floor_db"], metavar="DB",
                    help="gain between speech in dB, or 'silence' (default: silence)")
     g = parser.add_argument_group("run")
     g.add_argument("--record", nargs="?", const="recordings", metavar="DIR", help="record input and output to DIR (default: %(const)s)")

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..audio import zero_nonfinite
 from ..errors import CheckpointError, ConfigError, RtconvError
 from ..models import Model
 from .chain import ModelChain, apply_switches, model_switches
@@ -258,7 +259,7 @@ class LiveProcessor:
         chain, mixer = self.chain, self.mixer
         wet = self._wet[:n]
         ok = self._run(chain, x, wet)
-        clean = x if np.isfinite(x).all() else np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        clean, _ = zero_nonfinite(x)  # the streamer counts them; no copy when all is finite
         mixer.push_dry(clean)
         dry = mixer.dry(chain.latency, self._dry[:n])
         if not ok:
