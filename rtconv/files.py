@@ -12,7 +12,8 @@ The chain for one file::
     read -> [resample to the model's rate] -> model -> [drop `latency` frames]
          -> [resample back to the file's rate] -> trim/pad to the input length -> write
 
-* Resampling uses soxr's streaming resampler (quality "HQ"); it only runs
+* Resampling uses :class:`rtconv.resample.Resampler` (soxr, quality "HQ"),
+  the streaming resampler live audio uses too; it only runs
   when the model declares a sample rate different from the file's.
 * A mono model runs once per channel; a model with F>1 inputs needs files of
   exactly F channels and mixes them.  The output has the file's channel count
@@ -53,6 +54,7 @@ from .audio import (READ_CHUNK, SAMPLE_RATE_MODEL_BLOCK, SOFTWARE_TAG, AtomicWri
 from .checkpoint import load, resolve
 from .errors import AudioFileError, ConfigError
 from .models import Model
+from .resample import Resampler
 from .streaming import Streamer
 
 __all__ = [
@@ -148,22 +150,6 @@ class Summary:
 
 
 # --- the processing chain -------------------------------------------------------
-
-
-class _Resample:
-    def __init__(self, in_rate: int, out_rate: int, channels: int) -> None:
-        import soxr
-
-        self.rs = soxr.ResampleStream(in_rate, out_rate, channels, dtype="float32", quality="HQ")
-        self.channels = channels
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        if x.shape[0] == 0:
-            return np.zeros((0, self.channels), np.float32)
-        return self.rs.resample_chunk(np.ascontiguousarray(x), last=False).reshape(-1, self.channels)
-
-    def flush(self) -> np.ndarray:
-        return self.rs.resample_chunk(np.zeros((0, self.channels), np.float32), last=True).reshape(-1, self.channels)
 
 
 class _Stream:
@@ -322,7 +308,7 @@ class Chain:
         self.latency = model.latency
         stages: list = []
         if rate != sample_rate:
-            stages.append(_Resample(sample_rate, rate, channels))
+            stages.append(Resampler(sample_rate, rate, channels, "HQ"))
         if offline and model.recurrent:
             # a recurrent state reaches back to the signal's start: overlapping chunks cannot
             # reproduce it, one pass from the start can, and the streamer is that pass
@@ -336,7 +322,7 @@ class Chain:
         if align:
             stages.append(_Skip(model.latency))
         if rate != sample_rate:
-            stages.append(_Resample(rate, sample_rate, self.out_channels))
+            stages.append(Resampler(rate, sample_rate, self.out_channels, "HQ"))
         extra = 0 if align else round(model.latency * sample_rate / rate)
         stages.append(_Fit(frames + extra, self.out_channels))
         self.stages = stages

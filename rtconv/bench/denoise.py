@@ -128,7 +128,7 @@ def _timing(model, block: int, seconds: float) -> dict:
 
 def _device_rates(model, block: int) -> list[dict]:
     """Model + resampling latency when the device runs at 16, 44.1 or 48 kHz (what `rtconv live` adds)."""
-    from ..live.resample import RateBridge
+    from ..resample import RateBridge
 
     rate = model.sample_rate or RATE
     out = []

@@ -15,7 +15,7 @@ API map
     duplex stream around a processor; :func:`list_devices`,
     :func:`list_hostapis`, :func:`find_device`, :func:`pick_sample_rate`
     (``devices``); :class:`Recorder` (``recorder``); :class:`ModelWatcher`
-    (``watcher``); :class:`RateBridge` (``resample``); the speech gate
+    (``watcher``); :class:`rtconv.resample.RateBridge` (the one resampling chain, shared with files); the speech gate
     :class:`gate.Gate` and :class:`gate.SpeechGate` (``gate``); realtime
     scheduling for the stream's helper threads (``realtime``); a
     PulseAudio/PipeWire virtual microphone :class:`virtual_mic.VirtualMic`
@@ -75,7 +75,7 @@ _WHERE = {
     "StreamSettings": "settings", "Session": "session", "LocalSession": "session",
     "LiveProcessor": "processor", "CONTROLS": "processor", "ModelChain": "chain", "Mixer": "mixer",
     "Monitor": "monitor", "LiveStream": "stream", "ModelWatcher": "watcher", "Recorder": "recorder",
-    "RateBridge": "resample", "FrameRing": "rings", "DisplayRing": "rings", "DelayLine": "rings",
+    "RateBridge": "..resample", "FrameRing": "rings", "DisplayRing": "rings", "DelayLine": "rings",
     "list_devices": "devices", "list_hostapis": "devices", "find_device": "devices", "find_hostapi": "devices",
     "pick_sample_rate": "devices",
 }
@@ -85,7 +85,8 @@ def __getattr__(name: str):
     where = _WHERE.get(name)
     if where is None:
         raise AttributeError(f"module 'rtconv.live' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{where}"), name)
+    module = importlib.import_module(where if where.startswith(".") else f".{where}", __package__)
+    value = getattr(module, name)
     globals()[name] = value
     return value
 

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..models import Model
 from ..streaming import Streamer
-from .resample import RateBridge
+from ..resample import RateBridge
 from .settings import StreamSettings
 
 __all__ = ["ModelChain", "load_model", "model_switches", "apply_switches", "SWITCHES"]

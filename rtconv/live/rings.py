@@ -87,6 +87,10 @@ class FrameRing:
         self._r += n
         return True
 
+    def clear(self) -> None:
+        """Drop everything written and not read (for a single-threaded owner: it moves the reader)."""
+        self._r = self._w
+
     def read(self, n: int | None = None) -> np.ndarray:
         """Take up to ``n`` frames (all available by default) as a new array."""
         avail = self._w - self._r

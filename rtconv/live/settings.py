@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from typing import Union
 
 from ..errors import ConfigError
+from ..resample import QUALITIES  # soxr itself is imported on first use
 
-__all__ = ["StreamSettings", "QUALITIES", "ENGINES"]
+__all__ = ["StreamSettings", "ENGINES"]
 
-#: soxr qualities for the streaming resampler, fastest first.
-QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
 #: What computes each block (:class:`rtconv.Streamer`'s ``engine``).
 ENGINES = ("torch", "onnx")
 

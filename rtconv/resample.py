@@ -1,9 +1,12 @@
-"""Streaming sample-rate conversion around a model, with its latency measured.
+"""Streaming sample-rate conversion: the one resampling chain of files and live audio.
 
-The device runs at its rate, the model at the rate it was trained for; a
-:class:`RateBridge` converts each device block to the model rate, lets a
-function process it there, and converts back, with carried state in two
-``soxr.ResampleStream`` objects.  soxr withholds output until its filter is
+:class:`Resampler` is a soxr stream with carried state (``__call__`` per
+chunk, ``flush`` at the end, ``reset``); :func:`rtconv.files.process_file`
+runs a model between two of them (quality ``"HQ"``).  Live, the device runs
+at its rate and the model at the rate it was trained for; a
+:class:`RateBridge` converts each device block to the model rate through a
+:class:`Resampler`, lets a function process it there, and converts back
+through another.  soxr withholds output until its filter is
 primed and then releases it in chunks, so the output side keeps a FIFO
 prefilled with just enough silence (:attr:`RateBridge.latency` device
 frames, found by running the same block size through fresh resamplers at
@@ -21,11 +24,46 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import ConfigError
-from .rings import FrameRing
-from .settings import QUALITIES
+from .errors import ConfigError
 
-__all__ = ["RateBridge", "QUALITIES"]
+__all__ = ["Resampler", "RateBridge", "QUALITIES"]
+
+#: soxr qualities, fastest first.
+QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
+
+
+class Resampler:
+    """``in_rate`` -> ``out_rate`` for ``(frames, channels)`` float32 chunks, state carried between calls.
+
+    Parameters
+    ----------
+    in_rate, out_rate : int
+        Hz.
+    channels : int
+    quality : str
+        soxr quality, one of :data:`QUALITIES`.
+    """
+
+    def __init__(self, in_rate: int, out_rate: int, channels: int, quality: str = "HQ") -> None:
+        import soxr
+
+        if quality not in QUALITIES:
+            raise ConfigError(f"resampler quality must be one of {', '.join(QUALITIES)}, got {quality!r}.")
+        self.in_rate, self.out_rate, self.channels, self.quality = int(in_rate), int(out_rate), int(channels), quality
+        self._rs = soxr.ResampleStream(self.in_rate, self.out_rate, self.channels, dtype="float32", quality=quality)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """The converted frames available so far (soxr withholds some until its filter is primed)."""
+        if x.shape[0] == 0:
+            return np.zeros((0, self.channels), np.float32)
+        return self._rs.resample_chunk(np.ascontiguousarray(x, np.float32), last=False).reshape(-1, self.channels)
+
+    def flush(self) -> np.ndarray:
+        """End of input: the frames still held."""
+        return self._rs.resample_chunk(np.zeros((0, self.channels), np.float32), last=True).reshape(-1, self.channels)
+
+    def reset(self) -> None:
+        self._rs.clear()
 
 
 
@@ -45,7 +83,7 @@ class RateBridge:
     """
 
     def __init__(self, device_rate: int, model_rate: int, channels: int, block_size: int, quality: str = "LQ") -> None:
-        import soxr
+        from .live.rings import FrameRing
 
         if quality not in QUALITIES:
             raise ConfigError(f"resampler quality must be one of {', '.join(QUALITIES)}, got {quality!r}.")
@@ -56,7 +94,7 @@ class RateBridge:
             )
         self.device_rate, self.model_rate = int(device_rate), int(model_rate)
         self.channels, self.quality = int(channels), quality
-        self._mk = lambda a, b: soxr.ResampleStream(a, b, self.channels, dtype="float32", quality=quality)
+        self._mk = lambda a, b: Resampler(a, b, self.channels, quality)
         self._down = self._mk(self.device_rate, self.model_rate)
         self._up = self._mk(self.model_rate, self.device_rate)
         self.latency = self._calibrate(block_size)
@@ -70,7 +108,7 @@ class RateBridge:
         x = np.zeros((block_size, self.channels), np.float32)
         made = short = 0
         for i in range(1, max(4, math.ceil(2 * self.device_rate / block_size)) + 1):
-            made += up.resample_chunk(down.resample_chunk(x)).shape[0]
+            made += up(down(x)).shape[0]
             short = max(short, i * block_size - made)
         return int(short)
 
@@ -79,16 +117,16 @@ class RateBridge:
             self._fifo.write(np.zeros((self.latency, self.channels), np.float32))
 
     def reset(self) -> None:
-        self._down.clear()
-        self._up.clear()
-        self._fifo = FrameRing(self._fifo.capacity, self.channels)
+        self._down.reset()
+        self._up.reset()
+        self._fifo.clear()
         self._prefill()
 
     def process(self, block: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], out: np.ndarray) -> None:
         """Write ``fn`` applied at the model rate to ``block`` into ``out`` (same shape)."""
-        m = self._down.resample_chunk(np.ascontiguousarray(block, np.float32))
+        m = self._down(block)
         if m.shape[0]:
-            y = self._up.resample_chunk(np.ascontiguousarray(fn(m), np.float32))
+            y = self._up(fn(m))
             if y.shape[0]:
                 self._fifo.write(y)  # cannot overflow at a fixed block size; FrameRing counts it if it does
         if not self._fifo.read_into(out):
