@@ -88,7 +88,7 @@ def main(argv=None) -> int:
             while time.monotonic() < end:
                 app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
                 time.sleep(0.01)
-            win._tick_text()
+            win.refresh_text()
             paths = shown_paths(win)
             if paths:
                 raise SystemExit(f"the window shows machine paths {paths!r}; not saving a README screenshot of it")

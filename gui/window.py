@@ -187,9 +187,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.timer = QtCore.QTimer(self, interval=int(1000 / FPS))
         self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
-        self.timer.timeout.connect(self._tick)
+        self.timer.timeout.connect(self.refresh_display)
         self.text_timer = QtCore.QTimer(self, interval=1000)
-        self.text_timer.timeout.connect(self._tick_text)
+        self.text_timer.timeout.connect(self.refresh_text)
 
         self.audio.rescan()
         self._restore()
@@ -386,7 +386,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._close_stream()
         self.audio.set_running(False, "stopped")
         self.timer.stop()
-        self._tick_text()
+        self.refresh_text()
 
     def _record_toggled(self, on: bool) -> None:
         if self.session is not None:  # recording files are opened with the stream
@@ -397,7 +397,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.display_rate = float(fps)
         self.timer.setInterval(int(1000 / self.display_rate))
 
-    def _adapt_display_rate(self, stats: dict | None) -> None:
+    def adapt_display_rate(self, stats: dict | None) -> None:
         """Halve the frame rate in a second with dropouts, add 2 fps in a clean one.
 
         On a machine short of CPU the display gives way to the audio instead
@@ -420,7 +420,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _levels_changed(self) -> None:
         self.spectrogram.set_levels(self.spectrum.db_min.value(), self.spectrum.db_max.value())
 
-    def _tick(self) -> None:
+    def refresh_display(self) -> None:
         """One display frame: pull the latest audio snapshot and update what is visible."""
         now = time.monotonic()
         dt, self._last_tick = now - self._last_tick, now
@@ -446,7 +446,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.frames += 1
         self._fps_n += 1
 
-    def _tick_text(self) -> None:
+    def refresh_text(self) -> None:
         now = time.monotonic()
         span = now - self._fps_t0
         if span > 0:
@@ -462,7 +462,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.show_message(f"audio stopped: {e}", True)
                 self.stop_stream()
                 return
-        self._adapt_display_rate(stats)
+        self.adapt_display_rate(stats)
         drops = self.session.monitor.display_drops if self.session is not None else None
         self.health.show_stats(stats, self.fps, drops)
         if self.display_rate < self.spectrum.fps.value():

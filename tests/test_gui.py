@@ -446,18 +446,18 @@ def test_frame_rate_layers_of_a_framed_denoiser_are_labelled_in_frames(window, t
 
 def test_the_display_backs_off_while_audio_drops_out_and_creeps_back(window):
     stats = {"input_overflows": 0, "output_underflows": 0}
-    window._adapt_display_rate(stats)
+    window.adapt_display_rate(stats)
     assert window.display_rate == 30
     for expected in (15, 7.5, 5, 5):  # a dropout in every second: halve, floor at 5 fps
         stats = {"input_overflows": stats["input_overflows"] + 1, "output_underflows": 0}
-        window._adapt_display_rate(stats)
+        window.adapt_display_rate(stats)
         assert window.display_rate == expected
         assert window.timer.interval() == int(1000 / expected)
     for expected in (7, 9):  # clean seconds: +2 fps each
-        window._adapt_display_rate(stats)
+        window.adapt_display_rate(stats)
         assert window.display_rate == expected
     window.spectrum.adaptive.setChecked(False)
-    window._adapt_display_rate({"input_overflows": 99, "output_underflows": 0})
+    window.adapt_display_rate({"input_overflows": 99, "output_underflows": 0})
     assert window.display_rate == 30  # the user's rate, whatever happens
 
 

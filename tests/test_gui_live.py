@@ -177,7 +177,7 @@ def test_starting_the_stream_on_jack_makes_the_spectra_update(window, qtbot, tmp
     qtbot.waitUntil(lambda: spec.updates >= n + 5, timeout=5000)
     assert window.spectrogram.inp.data[-1].max() > -100  # newest column has the click
     qtbot.waitUntil(lambda: window.meters.meter_in.peak_db > -40, timeout=5000)
-    window._tick_text()
+    window.refresh_text()
     assert "of" in window.health.values["block"].text()  # median / p99 / max of budget
     assert window.audio.start_button.text() == "Stop"
     from PyQt6 import QtGui
@@ -278,20 +278,20 @@ def test_the_display_skips_work_while_hidden_and_when_no_new_audio_arrived(windo
     proc = window.session.processor
     block = (0.1 * np.random.default_rng(0).standard_normal((128, 1))).astype(np.float32)
     proc.process(block)  # the audio thread's side, without a device
-    window._tick()
+    window.refresh_display()
     assert window.spectrum.updates == 1
-    window._tick()  # nothing new in the display ring: nothing redrawn
+    window.refresh_display()  # nothing new in the display ring: nothing redrawn
     assert window.spectrum.updates == 1
     window.hide()
     proc.process(block)
-    window._tick()
+    window.refresh_display()
     assert window.spectrum.updates == 1
     window.show()
-    window._tick()
+    window.refresh_display()
     assert window.spectrum.updates == 2
     window.tabs.setCurrentIndex(1)  # kernels shown: live plots are not drawn, meters still are
     proc.process(10 * block)
-    window._tick()
+    window.refresh_display()
     assert window.spectrum.updates == 2
     assert window.meters.meter_in.peak_db > -20
 
@@ -360,7 +360,7 @@ def test_an_audio_process_that_dies_is_reported_and_the_stream_stops(window, tmp
     assert window.start_stream(), window.banner.text()
     os.kill(window.audio_host.pid, signal.SIGKILL)
     window.audio_host._proc.join(5)
-    window._tick_text()
+    window.refresh_text()
     assert window.banner.text().startswith("audio stopped: the audio process stopped")
     assert window.session is None and window.audio.start_button.text() == "Start"
     assert window.start_stream(), window.banner.text()  # a new audio process starts
@@ -383,7 +383,7 @@ def test_audio_can_still_run_in_the_gui_process(qtbot, tmp_path, metronome):
         assert win.start_stream(), win.banner.text()
         assert isinstance(win.session, LocalSession) and win.audio_host is None
         metronome()
-        qtbot.waitUntil(lambda: win.meters.meter_in.peak_db > -40 or (win._tick() and False), timeout=10000)
+        qtbot.waitUntil(lambda: win.meters.meter_in.peak_db > -40 or (win.refresh_display() and False), timeout=10000)
     finally:
         win.shutdown()
 
@@ -416,18 +416,18 @@ def test_the_voice_meter_follows_speech_and_the_gate_controls_reach_the_audio_pr
     # the dummy capture is digital silence: nobody speaks, the gate stays shut
     qtbot.waitUntil(lambda: s.stats()["blocks"] > 200, timeout=10000)
     assert meter.probability < 0.5 and not meter.gate_open
-    lb = Loopback(types.SimpleNamespace(name=None, samplerate=48000), speech[:, 0], 1.0, loop=True)
+    lb = Loopback(types.SimpleNamespace(name=None, sample_rate=48000), speech[:, 0], 1.0, loop=True)
     try:
         lb.connect()
         lb.play()
         qtbot.waitUntil(lambda: meter.probability > 0.7 and meter.gate_open, timeout=10000)
-        window._tick_text()
+        window.refresh_text()
         assert "voice 0." in window.meters.readout.text() and "gate open" in window.meters.readout.text()
         assert s.stats()["gate"]["opened"] >= 1
     finally:
         lb.close()
     c.gate.setChecked(False)
     assert s.stats()["controls"]["gate"] is False
-    window._tick()
-    window._tick_text()
+    window.refresh_display()
+    window.refresh_text()
     assert "gate off" in window.meters.readout.text()

@@ -393,14 +393,14 @@ def test_the_onnx_engine_gives_the_torch_output_live_and_after_a_swap():
 
 def test_the_terminal_status_line_shows_levels_in_dbfs_and_silence_as_minus_infinity():
     """``rtconv live``'s one line tells a user the microphone works: meters, dropouts, block time."""
-    from rtconv.cli.live import _status_line
+    from rtconv.cli.live import status_line
 
     p = LiveProcessor(designs.lowpass(3000, 63, RATE), RATE, 1, 128, realtime_check=False)
     _run(p, np.zeros((4096, 1), np.float32), 128)
-    silent = _status_line(p.stats(), p.monitor.meters())
+    silent = status_line(p.stats(), p.monitor.meters())
     assert "in   -inf out   -inf dBFS" in silent and "-200" not in silent
     _run(p, _noise(48000, scale=0.1), 128)  # RMS -20 dBFS
-    line = _status_line(p.stats(), p.monitor.meters())
+    line = status_line(p.stats(), p.monitor.meters())
     level = float(re.search(r"in +(-?\d+\.\d) out", line).group(1))
     assert -22 < level < -18, line
     assert re.search(r"dropouts 0 .*block \d+\.\d\d/\d+\.\d\d ms of 2\.67", line), line

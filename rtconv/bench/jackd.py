@@ -39,7 +39,7 @@ def jack_available() -> str | None:
 @dataclass
 class JackServer:
     name: str
-    samplerate: int
+    sample_rate: int
     period: int
     process: subprocess.Popen
     realtime: bool = False
@@ -68,7 +68,7 @@ def _reinit_portaudio() -> None:
 
 
 @contextlib.contextmanager
-def jack_server(samplerate: int = 48000, period: int = 256, name: str | None = None, log=None):
+def jack_server(sample_rate: int = 48000, period: int = 256, name: str | None = None, log=None):
     """Run a dummy-backend jackd for the duration of the ``with`` block (its output to ``log``, a path, if given)."""
     name = name or f"rtconv-test-{os.getpid()}"
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1", JACK_DEFAULT_SERVER=name)
@@ -78,7 +78,7 @@ def jack_server(samplerate: int = 48000, period: int = 256, name: str | None = N
     # dummy driver's timer thread misses its deadlines under load without it.
     for rt in (["-R", "-P", "70"], ["--no-realtime"]):
         proc = subprocess.Popen(
-            ["jackd", "-n", name, *rt, "-t", "5000", "-d", "dummy", "-r", str(samplerate), "-p", str(period)],
+            ["jackd", "-n", name, *rt, "-t", "5000", "-d", "dummy", "-r", str(sample_rate), "-p", str(period)],
             env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
         )
         r = subprocess.run(["jack_wait", "-w", "-t", "10"], env=env, capture_output=True, text=True, timeout=20)
@@ -91,7 +91,7 @@ def jack_server(samplerate: int = 48000, period: int = 256, name: str | None = N
     try:
         os.environ["JACK_DEFAULT_SERVER"] = name
         _reinit_portaudio()
-        yield JackServer(name, samplerate, period, proc, realtime=rt[0] == "-R")
+        yield JackServer(name, sample_rate, period, proc, realtime=rt[0] == "-R")
     finally:
         try:
             import sounddevice as sd
@@ -162,7 +162,7 @@ class Loopback:
         self.signal = sig if sig.ndim == 2 else sig[:, None]
         ch = self.signal.shape[1]
         cap_ch = ch if capture_channels is None else int(capture_channels)
-        self.captured = np.zeros((int(capture_seconds * server.samplerate), cap_ch), np.float32)
+        self.captured = np.zeros((int(capture_seconds * server.sample_rate), cap_ch), np.float32)
         self.pos = self.cap = 0
         self.loop = loop
         self.playing = False

@@ -108,7 +108,7 @@ def _player(server_name: str, rate: int) -> None:
     from ..live.client import PORTS
     from .jackd import Loopback, wait_for
 
-    lb = Loopback(SimpleNamespace(name=server_name, samplerate=rate), _noise(rate), 1.0, loop=True)
+    lb = Loopback(SimpleNamespace(name=server_name, sample_rate=rate), _noise(rate), 1.0, loop=True)
     wait_for(lambda: len(lb.player.get_ports(PORTS, is_input=True, is_audio=True)) > 0, 20)
     lb.connect()
     lb.play()

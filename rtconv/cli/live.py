@@ -128,7 +128,7 @@ def _dbfs(values) -> str:
     return "  -inf" if v <= -120 else f"{v:6.1f}"
 
 
-def _status_line(s: dict, meters: dict | None = None) -> str:
+def status_line(s: dict, meters: dict | None = None) -> str:
     """One terminal line: meters (so a user sees the microphone works), speech, dropouts, block time."""
     b = s["block_ms"]
     levels = "" if meters is None else (
@@ -275,7 +275,7 @@ def run(args) -> int:
         while not stop["flag"] and (args.duration is None or time.monotonic() - t0 < args.duration):
             time.sleep(0.05 if args.duration is None else min(0.05, max(0.0, args.duration - (time.monotonic() - t0))))
             if tty:
-                print(_status_line(session.stats(), session.monitor.meters()), end="", file=sys.stderr, flush=True)
+                print(status_line(session.stats(), session.monitor.meters()), end="", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         pass
     finally:
