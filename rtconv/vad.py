@@ -34,10 +34,16 @@ import numpy as np
 from .errors import AudioFileError, ConfigError
 
 __all__ = ["speech_frames", "frame_means", "energy_db", "roc_auc", "best_accuracy", "segments",
-           "write_labels", "detect", "check_threshold", "evaluate_vad", "vad_rows", "EnergyDetector", "LABEL_DB"]
+           "write_labels", "detect", "check_threshold", "evaluate_vad", "vad_rows", "EnergyDetector", "LABEL_DB",
+           "FRAMES_PER_SECOND", "FRAME_SECONDS", "DETECT_BLOCK_SIZE"]
 
 #: Frames within this many dB of the clip's active level are labelled speech.
 LABEL_DB = 35.0
+#: Frames per second of the labels (:func:`speech_frames`) and of :func:`detect`'s scores: 10 ms frames.
+FRAMES_PER_SECOND = 100
+FRAME_SECONDS = 1 / FRAMES_PER_SECOND
+#: Frames of the file :func:`detect` reads and streams at a time.
+DETECT_BLOCK_SIZE = 4096
 
 
 def _frames(n: int, frame: int) -> int:
@@ -76,7 +82,7 @@ def speech_frames(clean: np.ndarray, sample_rate: int, frame: int | None = None,
     """
     from .data.mix import active_level_db
 
-    frame = int(frame or sample_rate // 100)
+    frame = int(frame or sample_rate // FRAMES_PER_SECOND)
     clean = np.asarray(clean, dtype=np.float64).reshape(-1)
     level = active_level_db(clean, sample_rate)
     e = energy_db(clean, frame)
@@ -178,7 +184,7 @@ def write_labels(path, segs: Iterable[tuple[float, float]], label: str = "speech
     return path
 
 
-def detect(path, model, frame_seconds: float = 0.01, block_size: int = 4096) -> tuple[np.ndarray, dict]:
+def detect(path, model, frame_seconds: float = FRAME_SECONDS, block_size: int = DETECT_BLOCK_SIZE) -> tuple[np.ndarray, dict]:
     """Per-frame speech probabilities of an audio file, streamed in blocks (memory stays flat).
 
     Channels are averaged to mono; another rate than the model's is

@@ -6,18 +6,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..vad import DETECT_BLOCK_SIZE, FRAME_SECONDS
 from .common import nonnegative_seconds, positive_int, probability
 
 HELP = "find the speech in a recording: segments in seconds, optionally an Audacity label file"
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Run a voice activity model (default: the shipped models/vad.safetensors) over
 an audio file and print its speech segments, one per line: start and end in
 seconds, separated by a tab.  The file is streamed in blocks (memory stays
 flat), mixed down to mono and resampled to the model's rate when needed; the
 model's latency is removed, so the times refer to the file.
 
-A 10 ms frame is speech when the model's probability is at least
+A {1000 * FRAME_SECONDS:g} ms frame is speech when the model's probability is at least
 --threshold; gaps shorter than --min-silence are closed, then segments
 shorter than --min-speech are dropped.
 
@@ -41,7 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", "-l", metavar="TXT",
                         help="also write the segments as an Audacity label file (start<TAB>end<TAB>speech)")
     parser.add_argument("--label", default="speech", help="text of each label (default: %(default)s)")
-    parser.add_argument("--block-size", "-b", type=positive_int, default=4096, metavar="N",
+    parser.add_argument("--block-size", "-b", type=positive_int, default=DETECT_BLOCK_SIZE, metavar="N",
                         help="frames per streamed block (default: %(default)s)")
 
 
@@ -72,8 +73,8 @@ def run(args) -> int:
         if Path(args.labels).resolve() == Path(args.input).resolve():
             raise AudioFileError(f"--labels {args.labels!r} is the input file itself; choose another path.")
     model = _model(args.model)
-    probs, info = detect(args.input, model, 0.01, args.block_size)
-    segs = segments(probs, 0.01, args.threshold, args.min_speech, args.min_silence)
+    probs, info = detect(args.input, model, block_size=args.block_size)
+    segs = segments(probs, FRAME_SECONDS, args.threshold, args.min_speech, args.min_silence)
     for a, b in segs:
         print(f"{a:.3f}\t{b:.3f}")
     speech = sum(b - a for a, b in segs)
