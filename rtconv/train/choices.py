@@ -8,7 +8,8 @@ them without loading torch.
 
 from __future__ import annotations
 
-__all__ = ["TASKS", "LOSS_NAMES", "OPTIMIZERS", "SCHEDULES", "DIST_BACKENDS", "DEFAULTS"]
+__all__ = ["TASKS", "LOSS_NAMES", "OPTIMIZERS", "SCHEDULES", "DIST_BACKENDS", "DEFAULTS", "TASK_LOSSES",
+           "WAVEFORMS", "TASK_OPTIONS", "TASK_ARCHS", "task_key", "default_arch"]
 
 #: What ``rtconv train`` can learn (:func:`rtconv.train.tasks.make_task`).
 TASKS = ("sines", "freqsep", "denoise", "classify", "vad")
@@ -31,3 +32,48 @@ DEFAULTS = {
     "dist_backend": "auto",
     "dist_timeout": 1800.0,
 }
+
+#: Tasks whose default loss is another than ``DEFAULTS["loss"]``: classifiers output probabilities.
+TASK_LOSSES = {"classify": "ce", "vad": "ce"}
+
+#: Classes of the ``classify`` task, in output-channel order.
+WAVEFORMS = ("sine", "triangle", "square", "sawtooth")
+
+#: Defaults of task options (:func:`rtconv.train.tasks.make_task`) by :func:`task_key`: the
+#: datasets are built from these and ``rtconv train --help`` quotes them.  The audio crossover's
+#: high band runs from ``high_band_low`` Hz to ``high_band_top`` x the sample rate.
+TASK_OPTIONS = {
+    "sines": {"cycles": (0.0, 8.0), "noise_std": (0.2, 1.0)},
+    "freqsep": {"length": 256},
+    "freqsep/audio": {"sample_rate": 48000, "seconds": 0.1, "low_band": (40.0, 700.0),
+                      "high_band_low": 1400.0, "high_band_top": 0.45},
+    "denoise": {"sample_rate": 32000, "seconds": 1.0, "snr_db": (-5.0, 20.0), "gain_db": (-12.0, 6.0),
+                "utterances": 200},
+    "vad": {"noise_seconds": 120.0},
+}
+
+#: The architecture and constructor options each task trains when none is named, by :func:`task_key`.
+TASK_ARCHS = {
+    "sines": ("fir", {"taps": 21}),
+    "freqsep": ("fir", {"taps": 21}),
+    "freqsep/audio": ("mimo_cnn", {"taps": [256], "features": [1, 2]}),
+    "denoise": ("mimo_cnn", {"taps": [40, 40], "features": [1, 5, 1], "activation": "tanh"}),
+    "denoise/realistic": ("framed_denoiser", {}),
+    "classify": ("conv_classifier", {"classes": len(WAVEFORMS)}),
+    "vad": ("framed_vad", {}),
+}
+
+
+def task_key(task: str, variant: str | None = None, corpus: str | None = None) -> str:
+    """The key of :data:`TASK_OPTIONS` and :data:`TASK_ARCHS` for a task, its variant and its corpus."""
+    if task == "freqsep" and variant == "audio":
+        return "freqsep/audio"
+    if task == "denoise" and corpus == "realistic":
+        return "denoise/realistic"
+    return task
+
+
+def default_arch(task: str, variant: str | None = None, corpus: str | None = None) -> tuple[str, dict]:
+    """The architecture name and a fresh copy of its options that ``task`` trains when none is named."""
+    arch, conf = TASK_ARCHS[task_key(task, variant, corpus)]
+    return arch, {k: list(v) if isinstance(v, list) else v for k, v in conf.items()}

@@ -40,10 +40,10 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError
-from ..vad import LABEL_DB
+from ..vad import FRAMES_PER_SECOND, LABEL_DB
 from . import noise as _noise
 from . import speech as _speech
-from .choices import TASKS
+from .choices import TASK_OPTIONS, TASKS, WAVEFORMS, default_arch
 
 __all__ = [
     "TASKS",
@@ -61,8 +61,6 @@ __all__ = [
     "materialize",
 ]
 
-#: Classes of the ``classify`` task, in output-channel order.
-WAVEFORMS = ("sine", "triangle", "square", "sawtooth")
 #: Random-stream id of each split; a split's examples come from rng([seed, id, index]).
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 
@@ -99,8 +97,8 @@ class SinesDataset(_Generated):
     """Noisy sine -> clean sine; ``length`` samples, frequency in cycles per 256 samples."""
 
     def __init__(self, count: int, split: str = "train", seed: int = 0, length: int = 256,
-                 cycles: tuple[float, float] = (0.0, 8.0),
-                 noise_std: tuple[float, float] = (0.2, 1.0)) -> None:
+                 cycles: tuple[float, float] = TASK_OPTIONS["sines"]["cycles"],
+                 noise_std: tuple[float, float] = TASK_OPTIONS["sines"]["noise_std"]) -> None:
         super().__init__(count, split, seed)
         self.length, self.cycles, self.noise_std = int(length), cycles, noise_std
 
@@ -115,8 +113,9 @@ class SinesDataset(_Generated):
 class FreqSepDataset(_Generated):
     """Classic band separation: low tone + high tone + noise -> high tone (256 samples)."""
 
-    def __init__(self, count: int, split: str = "train", seed: int = 0, length: int = 256,
-                 low: tuple[float, float] = (2.0, 6.0), high: tuple[float, float] = (12.0, 20.0),
+    def __init__(self, count: int, split: str = "train", seed: int = 0,
+                 length: int = TASK_OPTIONS["freqsep"]["length"], low: tuple[float, float] = (2.0, 6.0),
+                 high: tuple[float, float] = (12.0, 20.0),
                  low_amp: float = 1.0, high_amp: float = 0.5, noise_std: float = 0.5) -> None:
         super().__init__(count, split, seed)
         self.length, self.low, self.high = int(length), low, high
@@ -128,6 +127,14 @@ class FreqSepDataset(_Generated):
         hi = self.high_amp * np.sin(2 * np.pi * rng.uniform(*self.high) * t + rng.uniform(0, 6.3))
         x = lo + hi + self.noise_std * rng.standard_normal(self.length)
         return x[None], hi[None]
+
+
+_CROSSOVER = TASK_OPTIONS["freqsep/audio"]
+
+
+def _high_band(sample_rate: int) -> tuple[float, float]:
+    """The crossover's default high band at ``sample_rate``, in Hz."""
+    return (_CROSSOVER["high_band_low"], _CROSSOVER["high_band_top"] * sample_rate)
 
 
 def _tones(rng, n: int, sample_rate: int, band: tuple[float, float], count: int,
@@ -179,14 +186,15 @@ class CrossoverDataset(_Generated):
         Range of the white-noise std added to the input (not to the targets).
     """
 
-    def __init__(self, count: int, split: str = "train", seed: int = 0, sample_rate: int = 48000,
-                 seconds: float = 0.1, low_band: tuple[float, float] = (40.0, 700.0),
-                 high_band: tuple[float, float] | None = None, tones: tuple[int, int] = (1, 3),
+    def __init__(self, count: int, split: str = "train", seed: int = 0,
+                 sample_rate: int = _CROSSOVER["sample_rate"], seconds: float = _CROSSOVER["seconds"],
+                 low_band: tuple[float, float] = _CROSSOVER["low_band"], high_band: tuple[float, float] | None = None,
+                 tones: tuple[int, int] = (1, 3),
                  noise_std: tuple[float, float] = (0.0, 0.05), transition: bool = True) -> None:
         super().__init__(count, split, seed)
         self.transition = bool(transition)
         nyq = sample_rate / 2
-        high_band = tuple(high_band) if high_band is not None else (1400.0, 0.45 * sample_rate)
+        high_band = tuple(high_band) if high_band is not None else _high_band(sample_rate)
         if not (0 < low_band[0] < low_band[1] <= high_band[0] < high_band[1] < nyq):
             raise ConfigError(
                 f"bands must satisfy 0 < low_min < low_max <= high_min < high_max < {nyq:g} Hz "
@@ -207,6 +215,9 @@ class CrossoverDataset(_Generated):
             lo, hi = lo + g_lo, hi + g_hi
         x = lo + hi + rng.uniform(*self.noise_std) * rng.standard_normal(self.n)
         return x[None], np.stack([lo, hi])
+
+
+_DENOISE = TASK_OPTIONS["denoise"]
 
 
 class DenoiseDataset(_Generated):
@@ -243,9 +254,9 @@ class DenoiseDataset(_Generated):
     """
 
     def __init__(self, speech: Sequence[np.ndarray], noise: _noise.NoiseSource, count: int,
-                 split: str = "train", seed: int = 0, sample_rate: int = 32000,
-                 seconds: float = 1.0, snr_db: tuple[float, float] = (-5.0, 20.0),
-                 gain_db: tuple[float, float] = (-12.0, 6.0)) -> None:
+                 split: str = "train", seed: int = 0, sample_rate: int = _DENOISE["sample_rate"],
+                 seconds: float = _DENOISE["seconds"], snr_db: tuple[float, float] = _DENOISE["snr_db"],
+                 gain_db: tuple[float, float] = _DENOISE["gain_db"]) -> None:
         super().__init__(count, split, seed)
         if not speech:
             raise ConfigError("a denoise dataset needs at least one clean speech signal.")
@@ -372,7 +383,7 @@ class VADDataset(_Generated):
         super().__init__(count, split, seed)
         self.mixer = mixer
         self.sample_rate = int(rate or mixer.sample_rate)
-        self.frame = int(frame or self.sample_rate // 100)
+        self.frame = int(frame or self.sample_rate // FRAMES_PER_SECOND)
         self.label_db = float(label_db)
         self.infos: dict[int, dict] = {}
 
@@ -439,12 +450,17 @@ class TaskData:
     sample_rate: int | None
     outputs: list[str]
     options: dict = field(default_factory=dict)
-    default_arch: tuple[str, dict] = ("fir", {"taps": 21})
+    default_arch: tuple[str, dict] = field(default_factory=lambda: default_arch("sines"))
     description: str = ""
     #: Test metrics for tasks the generic SNR metrics do not fit (classifiers):
     #: ``evaluate(model, test_data, loss_fn, device) -> dict`` with a ``summary``
     #: line for the log and a ``headline`` dict of a few numbers for the checkpoint.
     evaluate: Callable | None = None
+
+
+def _sines_text() -> str:
+    cycles, std = TASK_OPTIONS["sines"]["cycles"], TASK_OPTIONS["sines"]["noise_std"]
+    return f"noisy sine ({cycles[0]:g}-{cycles[1]:g} cycles/256 samples, noise std {std[0]}-{std[1]}) -> clean sine"
 
 
 def _counts(options: dict, train: int, val: int, test: int) -> tuple[int, int, int]:
@@ -474,8 +490,7 @@ def make_task(name: str, **options) -> TaskData:
             "sines", SinesDataset(tr, "train", seed), SinesDataset(va, "val", seed),
             SinesDataset(te, "test", seed), 1, 1, None, ["clean"],
             {"seed": seed, "train_examples": tr, "val_examples": va, "test_examples": te},
-            ("fir", {"taps": 21}),
-            "noisy sine (0-8 cycles/256 samples, noise std 0.2-1.0) -> clean sine",
+            default_arch("sines"), _sines_text(),
         )
     if name == "freqsep":
         variant = options.get("variant") or "classic"
@@ -486,14 +501,14 @@ def make_task(name: str, **options) -> TaskData:
                 FreqSepDataset(te, "test", seed), 1, 1, None, ["high"],
                 {"variant": "classic", "seed": seed, "train_examples": tr, "val_examples": va,
                  "test_examples": te},
-                ("fir", {"taps": 21}),
+                default_arch("freqsep"),
                 "low tone (2-6 cycles/256, amp 1) + high tone (12-20, amp 0.5) + noise (std 0.5) -> high tone",
             )
         if variant == "audio":
-            sr = int(options.get("sample_rate") or 48000)
-            seconds = float(options.get("seconds") or 0.1)
-            low = tuple(options.get("low_band") or (40.0, 700.0))
-            high = tuple(options.get("high_band") or (1400.0, 0.45 * sr))
+            sr = int(options.get("sample_rate") or _CROSSOVER["sample_rate"])
+            seconds = float(options.get("seconds") or _CROSSOVER["seconds"])
+            low = tuple(options.get("low_band") or _CROSSOVER["low_band"])
+            high = tuple(options.get("high_band") or _high_band(sr))
             tr, va, te = _counts(options, 2000, 200, 500)
             kw = dict(sample_rate=sr, seconds=seconds, low_band=low, high_band=high)
             return TaskData(
@@ -503,7 +518,7 @@ def make_task(name: str, **options) -> TaskData:
                 {"variant": "audio", "seed": seed, "train_examples": tr, "val_examples": va,
                  "test_examples": te, "sample_rate": sr, "seconds": seconds,
                  "low_band": list(low), "high_band": list(high)},
-                ("mimo_cnn", {"taps": [256], "features": [1, 2]}),
+                default_arch("freqsep", "audio"),
                 f"crossover at {sr} Hz: tones in {low[0]:g}-{low[1]:g} Hz and {high[0]:g}-{high[1]:g} Hz "
                 "+ noise -> (low, high)",
             )
@@ -534,8 +549,8 @@ def _corpus_task(seed: int, options: dict) -> TaskData:
 
     sr = int(options.get("sample_rate") or 48000)
     seconds = float(options.get("seconds") or 4.0)
-    snr = tuple(options.get("snr_db") or (-5.0, 30.0))
-    level = tuple(options.get("level_db") or (-45.0, 10.0))
+    snr = tuple(options.get("snr_db") or MixSettings.snr_db)
+    level = tuple(options.get("level_db") or MixSettings.level_db)
     tr, va, te = _counts(options, 2000, 64, 64)
     root = corpus_dir(options.get("cache_dir"))
     items = read_manifest(root)
@@ -553,7 +568,7 @@ def _corpus_task(seed: int, options: dict) -> TaskData:
             "corpus_sources": sorted({it["source"] for it in items if it["split"] != "test"})}
     return TaskData(
         "denoise", datasets["train"], datasets["val"], datasets["test"], 1, 1, sr, ["speech"], opts,
-        ("framed_denoiser", {}),
+        default_arch("denoise", corpus="realistic"),
         f"realistic corpus: real, festival, neural and formant speech in recorded, musical, babble and "
         f"generated noise, rooms, EQ, band limits, codecs, SNR {snr[0]:g}..{snr[1]:g} dB, level "
         f"{level[0]:g}..{level[1]:g} dB, {seconds:g} s clips at {sr} Hz",
@@ -566,11 +581,11 @@ def _denoise_task(seed: int, options: dict) -> TaskData:
         return _corpus_task(seed, options)
     if corpus != "espeak":
         raise ConfigError(f"corpus must be 'espeak' or 'realistic', got {corpus!r}.")
-    sr = int(options.get("sample_rate") or 32000)
-    seconds = float(options.get("seconds") or 1.0)
-    snr = tuple(options.get("snr_db") or (-5.0, 20.0))
-    gain = tuple(options.get("gain_db") or (-12.0, 6.0))
-    n_utt = int(options.get("utterances") or 200)
+    sr = int(options.get("sample_rate") or _DENOISE["sample_rate"])
+    seconds = float(options.get("seconds") or _DENOISE["seconds"])
+    snr = tuple(options.get("snr_db") or _DENOISE["snr_db"])
+    gain = tuple(options.get("gain_db") or _DENOISE["gain_db"])
+    n_utt = int(options.get("utterances") or _DENOISE["utterances"])
     cache = options.get("cache_dir")
     tr, va, te = _counts(options, 512, 64, 128)
     speech_dir, noise_dir = options.get("speech_dir"), options.get("noise_dir")
@@ -608,7 +623,7 @@ def _denoise_task(seed: int, options: dict) -> TaskData:
                     train_variants=list(_speech.TRAIN_VARIANTS), test_variants=list(_speech.TEST_VARIANTS))
     return TaskData(
         "denoise", datasets["train"], datasets["val"], datasets["test"], 1, 1, sr, ["speech"], opts,
-        ("mimo_cnn", {"taps": [40, 40], "features": [1, 5, 1], "activation": "tanh"}),
+        default_arch("denoise"),
         f"speech in noise (SNR {snr[0]:g}..{snr[1]:g} dB) -> speech at {sr} Hz, {seconds:g} s clips",
     )
 
@@ -635,7 +650,7 @@ def _classify_task(seed: int, options: dict) -> TaskData:
         1, len(WAVEFORMS), None, list(WAVEFORMS),
         {"variant": "waveforms", "seed": seed, "train_examples": tr, "val_examples": va, "test_examples": te,
          "length": length, "cycles": list(cycles), "snr_db": list(snr), "classes": list(WAVEFORMS)},
-        ("conv_classifier", {"classes": len(WAVEFORMS)}),
+        default_arch("classify"),
         f"sine, triangle, square or sawtooth ({cycles[0]:g}-{cycles[1]:g} cycles/256 samples, random phase and "
         f"amplitude) in white noise at {snr[0]:g}..{snr[1]:g} dB SNR -> class probabilities per sample",
         evaluate,
@@ -651,8 +666,8 @@ def _vad_task(seed: int, options: dict) -> TaskData:
     sr = int(options.get("sample_rate") or 48000)
     mix_rate = int(options.get("mix_rate") or sr)
     seconds = float(options.get("seconds") or 3.0)
-    snr = tuple(options.get("snr_db") or (-5.0, 30.0))
-    level = tuple(options.get("level_db") or (-45.0, 10.0))
+    snr = tuple(options.get("snr_db") or MixSettings.snr_db)
+    level = tuple(options.get("level_db") or MixSettings.level_db)
     label_db = float(options.get("label_db") or LABEL_DB)
     tr, va, te = _counts(options, 1000, 64, 128)
     root = corpus_dir(options.get("cache_dir"))
@@ -660,7 +675,7 @@ def _vad_task(seed: int, options: dict) -> TaskData:
     settings = MixSettings(seconds=seconds, snr_db=snr, level_db=level)
     # as for denoise: the trainer's test split draws from the corpus's validation items; the held-out
     # sources are only ever scored by `rtconv bench vad`
-    noise_seconds = float(options.get("noise_seconds") or 120.0)
+    noise_seconds = float(options.get("noise_seconds") or TASK_OPTIONS["vad"]["noise_seconds"])
     pools = {name: Pool.load(name, mix_rate, root, items, max_noise_seconds=noise_seconds) for name in ("train", "val")}
     datasets = {split: VADDataset(Mixer(pools[pool], settings, split="train"), count, split, seed, sr,
                                   label_db=label_db)
@@ -677,10 +692,11 @@ def _vad_task(seed: int, options: dict) -> TaskData:
             "val_examples": va, "test_examples": te, "corpus": "realistic", "corpus_items": len(items),
             "corpus_sources": sorted({it["source"] for it in items if it["split"] != "test"})}
     return TaskData(
-        "vad", datasets["train"], datasets["val"], test, 1, 1, sr, ["speech"], opts, ("framed_vad", {}),
+        "vad", datasets["train"], datasets["val"], test, 1, 1, sr, ["speech"], opts, default_arch("vad"),
         f"realistic corpus mixtures (SNR {snr[0]:g}..{snr[1]:g} dB, level {level[0]:g}..{level[1]:g} dB, "
         f"speech-only and noise-only clips, {seconds:g} s at {sr} Hz, mixed at {mix_rate} Hz) -> speech "
-        f"probability; label 1 on 10 ms frames whose clean speech is within {label_db:g} dB of the clip's "
+        f"probability; label 1 on {1000 // FRAMES_PER_SECOND} ms frames whose clean speech is within {label_db:g} dB "
+        "of the clip's "
         "active level",
         evaluate,
     )
