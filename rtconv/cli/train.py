@@ -8,36 +8,53 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..train.choices import DEFAULTS, DIST_BACKENDS, OPTIMIZERS, SCHEDULES, TASKS
+from ..train.choices import (DEFAULTS, DIST_BACKENDS, OPTIMIZERS, SCHEDULES, TASK_LOSSES, TASK_OPTIONS, TASKS,
+                             WAVEFORMS, default_arch)
 from ..train.choices import LOSS_NAMES as LOSSES
-from ..vad import LABEL_DB
+from ..vad import FRAMES_PER_SECOND, LABEL_DB
 from .common import epoch_count, key_value, number_list, number_range, positive_int, positive_number
 
 HELP = "train a filter or classifier (sines, freqsep, denoise, classify, vad) and write a checkpoint"
 
-DESCRIPTION = """\
+# the help text below is formatted from the defaults the tasks use, so the two cannot drift apart
+_COUNT = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+_FRAME_MS = 1000 // FRAMES_PER_SECOND
+_SINES, _CROSSOVER, _DENOISE = TASK_OPTIONS["sines"], TASK_OPTIONS["freqsep/audio"], TASK_OPTIONS["denoise"]
+_CLASSIC_LENGTH = TASK_OPTIONS["freqsep"]["length"]
+
+
+def _fir_taps(task: str) -> int:
+    return default_arch(task)[1]["taps"]
+
+
+def _pair(values, sep: str = ",") -> str:
+    return f"{values[0]:g}{sep}{values[1]:g}"
+
+
+DESCRIPTION = f"""\
 Train a causal convolutional filter offline and save it as a checkpoint that
 `rtconv process`, `rtconv live` and the GUI load.
 
 Tasks
-  sines     noisy sine (0-8 cycles per 256 samples, noise std 0.2-1.0) -> clean sine;
-            default model: a 21-tap FIR
-  freqsep   --variant classic: low tone + high tone + noise over 256 samples -> high tone
-            (21-tap FIR); --variant audio: a learned crossover at --sample-rate with two
+  sines     noisy sine ({_pair(_SINES["cycles"], "-")} cycles per 256 samples, noise std \
+{_SINES["noise_std"][0]}-{_SINES["noise_std"][1]}) -> clean sine;
+            default model: a {_fir_taps("sines")}-tap FIR
+  freqsep   --variant classic: low tone + high tone + noise over {_CLASSIC_LENGTH} samples -> high tone
+            ({_fir_taps("freqsep")}-tap FIR); --variant audio: a learned crossover at --sample-rate with two
             outputs (low, high), band edges from --low-band / --high-band
   denoise   speech in noise -> speech.  Clean speech is synthesized with espeak-ng
             (cached in ~/.cache/rtconv/speech or --cache-dir) or read from --speech-dir;
             noise is generated (white, pink, brown, hum, babble, bursts, clicks; the
             'fan' family and other voices are held out for the test) or read from
             --noise-dir.  Random SNR (--snr-db), gain and crops.
-  classify  --variant waveforms: a sine, triangle, square or sawtooth wave (random
-            frequency, phase, amplitude) in white noise -> four probability tracks;
-            default model: a causal CNN (conv_classifier); --arch linear_classifier is
-            the linear baseline; loss ce (cross-entropy)
+  classify  --variant waveforms: a {", ".join(WAVEFORMS[:-1])} or {WAVEFORMS[-1]} wave (random
+            frequency, phase, amplitude) in white noise -> {_COUNT[len(WAVEFORMS)]} probability tracks;
+            default model: a causal CNN ({default_arch("classify")[0]}); --arch linear_classifier is
+            the linear baseline; loss {TASK_LOSSES["classify"]} (cross-entropy)
   vad       speech / no speech on the realistic corpus (`rtconv data build` first):
             mixtures -> the probability of speech per sample, labels from the clean
-            speech (10 ms frames within --label-db of its active level); default model:
-            framed_vad (10 ms frames, 9.98 ms latency at 48 kHz); loss ce
+            speech ({_FRAME_MS} ms frames within --label-db of its active level); default model:
+            {default_arch("vad")[0]} (10 ms frames, 9.98 ms latency at 48 kHz); loss {TASK_LOSSES["vad"]}
 
 The data are split into train / validation / test with disjoint random
 streams (and, for denoise, disjoint voices, sentences and noise parameters).
@@ -75,19 +92,36 @@ RECIPES = {
         "epochs": 20,
         "sample_rate": 32000,
         "seconds": 1.0,
+        "train_examples": 512,
     },
 }
 
-#: Classifiers output probabilities: their default loss is the cross-entropy.
-_TASK_LOSS = {"classify": "ce", "vad": "ce"}
+
+def _task_losses() -> str:
+    """'ce for classify and vad': the tasks whose default loss differs, for --help."""
+    by_loss: dict[str, list[str]] = {}
+    for task, loss in TASK_LOSSES.items():
+        by_loss.setdefault(loss, []).append(task)
+    return "; ".join(f"{loss} for {' and '.join(tasks)}" for loss, tasks in by_loss.items())
+
+
+def _recipe_text(recipe: dict) -> str:
+    """A recipe in words, for --help: 'denoise, MimoCNN taps 40,40 features 1,5,1 tanh (no biases), ...'."""
+    def numbers(v):
+        return ",".join(str(x) for x in v)
+
+    arch = {"mimo_cnn": "MimoCNN"}.get(recipe["arch"], recipe["arch"])
+    return (f"{recipe['task']}, {arch} taps {numbers(recipe['taps'])} features {numbers(recipe['features'])} "
+            f"{recipe['activation']}{'' if recipe['bias'] else ' (no biases)'}, {recipe['loss'].upper()}, "
+            f"{recipe['optimizer'].upper()} lr {recipe['lr']:g}, batch {recipe['batch_size']}, "
+            f"{recipe['epochs']} epochs, {recipe['sample_rate'] // 1000:g} kHz, {recipe['seconds']:g} s clips, "
+            f"{recipe['train_examples']} training examples")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", nargs="?", choices=TASKS, help="what to learn (default: the recipe's task)")
     parser.add_argument("--recipe", choices=sorted(RECIPES),
-                        help="a named set of choices: 'lab' = denoise, MimoCNN taps 40,40 features "
-                             "1,5,1 tanh (no biases), L1, SGD lr 0.5, batch 32, 20 epochs, 32 kHz, 1 s clips, "
-                             "512 training examples")
+                        help=f"a named set of choices: 'lab' = {_recipe_text(RECIPES['lab'])}")
     g = parser.add_argument_group("output")
     g.add_argument("--out", "-o", metavar="PATH", help="checkpoint to write (.safetensors)")
     g.add_argument("--report", metavar="PNG", help="write a PNG report (loss curves, kernels, responses, spectra)")
@@ -111,7 +145,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "into a grown architecture (e.g. --arch-arg gru=64)")
 
     g = parser.add_argument_group("optimisation")
-    g.add_argument("--loss", choices=sorted(LOSSES), help=f"default: {DEFAULTS['loss']} (ce for classify and vad)")
+    g.add_argument("--loss", choices=sorted(LOSSES), help=f"default: {DEFAULTS['loss']} ({_task_losses()})")
     g.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default: {DEFAULTS['optimizer']}")
     g.add_argument("--lr", type=positive_number, help=f"learning rate (default: {DEFAULTS['lr']})")
     g.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default: %(default)s)")
@@ -146,13 +180,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--test-examples", type=positive_int, metavar="N")
     g.add_argument("--variant", choices=("classic", "audio", "waveforms"),
                    help="freqsep: 256-sample exercise (classic) or audio crossover; classify: waveforms")
-    g.add_argument("--sample-rate", type=positive_int, metavar="HZ", help="freqsep audio (48000) / denoise (32000)")
+    g.add_argument("--sample-rate", type=positive_int, metavar="HZ", 
+                   help=f"freqsep audio ({_CROSSOVER['sample_rate']}) / denoise ({_DENOISE['sample_rate']})")
     g.add_argument("--seconds", type=positive_number, help="example length in seconds (audio tasks)")
-    g.add_argument("--low-band", type=number_range, metavar="LO,HI", help="freqsep audio: low tones in Hz (40,700)")
-    g.add_argument("--high-band", type=number_range, metavar="LO,HI", help="freqsep audio: high tones in Hz (1400,0.45*rate)")
-    g.add_argument("--snr-db", type=number_range, metavar="LO,HI", help="denoise: input SNR range (write --snr-db=-5,20 when LO is negative)")
-    g.add_argument("--gain-db", type=number_range, metavar="LO,HI", help="denoise: random gain range (--gain-db=-12,6)")
-    g.add_argument("--utterances", type=positive_int, metavar="N", help="denoise: espeak utterances for training (200)")
+    g.add_argument("--low-band", type=number_range, metavar="LO,HI", 
+                   help=f"freqsep audio: low tones in Hz ({_pair(_CROSSOVER['low_band'])})")
+    g.add_argument("--high-band", type=number_range, metavar="LO,HI", 
+                   help=f"freqsep audio: high tones in Hz "
+                        f"({_CROSSOVER['high_band_low']:g},{_CROSSOVER['high_band_top']:g}*rate)")
+    g.add_argument("--snr-db", type=number_range, metavar="LO,HI", 
+                   help=f"denoise: input SNR range (write --snr-db={_pair(_DENOISE['snr_db'])} when LO is negative)")
+    g.add_argument("--gain-db", type=number_range, metavar="LO,HI", 
+                   help=f"denoise: random gain range (--gain-db={_pair(_DENOISE['gain_db'])})")
+    g.add_argument("--utterances", type=positive_int, metavar="N", 
+                   help=f"denoise: espeak utterances for training ({_DENOISE['utterances']})")
     g.add_argument("--speech-dir", metavar="DIR", help="denoise: folder of clean speech (instead of espeak-ng)")
     g.add_argument("--noise-dir", metavar="DIR", help="denoise: folder of noise recordings (added to the draw)")
     g.add_argument("--noise-families", metavar="A,B,...", help="denoise: generated noise families to train on")
@@ -163,13 +204,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--level-db", type=number_range, metavar="LO,HI",
                    help="denoise, realistic corpus: speech level range around -26 dBFS (--level-db=-45,10)")
     g.add_argument("--label-db", type=positive_number, metavar="DB",
-                   help="vad: a 10 ms frame is speech when its clean energy is within DB of the clip's "
+                   help=f"vad: a {_FRAME_MS} ms frame is speech when its clean energy is within DB of the clip's "
                         f"active level ({LABEL_DB:g})")
     g.add_argument("--mix-rate", type=positive_int, metavar="HZ",
                    help="vad: mix the corpus at this rate and resample the examples to --sample-rate "
                         "(16000 holds a third of the audio in memory; a VAD hears up to 8 kHz)")
     g.add_argument("--noise-seconds", type=positive_number, metavar="SECONDS",
-                   help="vad: the longest stretch of each noise recording held in memory (120)")
+                   help="vad: the longest stretch of each noise recording held in memory "
+                        f"({TASK_OPTIONS['vad']['noise_seconds']:g})")
 
 
 def _arch_config(args, arch: str | None, recipe: dict) -> dict | None:
@@ -204,16 +246,14 @@ def build_config(args):
 
     def pick(name):
         v = getattr(args, name)
-        if v is None and name == "loss" and task in _TASK_LOSS:
-            return _TASK_LOSS[task]
+        if v is None and name == "loss" and task in TASK_LOSSES:
+            return TASK_LOSSES[task]
         return v if v is not None else recipe.get(name, DEFAULTS.get(name))
 
     arch = args.arch or recipe.get("arch")
     conf = _arch_config(args, arch or None, recipe)
     if conf and not arch and not args.resume:  # with --resume, options grow the resumed architecture
-        arch = {"sines": "fir", "denoise": "mimo_cnn", "classify": "conv_classifier", "vad": "framed_vad"}.get(task)
-        if task == "freqsep":
-            arch = "mimo_cnn" if args.variant == "audio" else "fir"
+        arch = default_arch(task, args.variant, args.corpus)[0]
         conf = _arch_config(args, arch, recipe)
     opts = {}
     for key in ("train_examples", "val_examples", "test_examples", "variant", "seconds",
@@ -228,8 +268,6 @@ def build_config(args):
         opts["sample_rate"] = args.sample_rate or recipe["sample_rate"]
     if args.noise_families:
         opts["noise_families"] = [f.strip() for f in args.noise_families.split(",") if f.strip()]
-    if task == "denoise" and "train_examples" not in opts and args.recipe == "lab":
-        opts["train_examples"] = 512
     return TrainConfig(
         task=task, task_options=opts, arch=arch, arch_config=conf, loss=pick("loss"),
         optimizer=pick("optimizer"), lr=pick("lr"), momentum=args.momentum,
