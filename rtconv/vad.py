@@ -184,7 +184,8 @@ def write_labels(path, segs: Iterable[tuple[float, float]], label: str = "speech
     return path
 
 
-def detect(path, model, frame_seconds: float = FRAME_SECONDS, block_size: int = DETECT_BLOCK_SIZE) -> tuple[np.ndarray, dict]:
+def detect(path, model, frame_seconds: float = FRAME_SECONDS,
+           block_size: int = DETECT_BLOCK_SIZE) -> tuple[np.ndarray, dict]:
     """Per-frame speech probabilities of an audio file, streamed in blocks (memory stays flat).
 
     Channels are averaged to mono; another rate than the model's is
