@@ -35,7 +35,7 @@ from .errors import AudioFileError, ConfigError
 
 __all__ = ["speech_frames", "frame_means", "energy_db", "roc_auc", "best_accuracy", "segments",
            "write_labels", "detect", "check_threshold", "evaluate_vad", "vad_rows", "EnergyDetector", "LABEL_DB",
-           "FRAMES_PER_SECOND", "FRAME_SECONDS", "DETECT_BLOCK_SIZE"]
+           "FRAMES_PER_SECOND", "FRAME_SECONDS", "DETECT_BLOCK_SIZE", "THRESHOLD", "SPEECH_LABEL"]
 
 #: Frames within this many dB of the clip's active level are labelled speech.
 LABEL_DB = 35.0
@@ -44,6 +44,10 @@ FRAMES_PER_SECOND = 100
 FRAME_SECONDS = 1 / FRAMES_PER_SECOND
 #: Frames of the file :func:`detect` reads and streams at a time.
 DETECT_BLOCK_SIZE = 4096
+#: :func:`segments`' speech probability threshold unless told otherwise.
+THRESHOLD = 0.5
+#: The text :func:`write_labels` gives each segment unless told otherwise.
+SPEECH_LABEL = "speech"
 
 
 def _frames(n: int, frame: int) -> int:
@@ -147,7 +151,7 @@ def check_threshold(threshold: float) -> float:
     return t
 
 
-def segments(probabilities: np.ndarray, frame_seconds: float, threshold: float = 0.5, min_speech: float = 0.0,
+def segments(probabilities: np.ndarray, frame_seconds: float, threshold: float = THRESHOLD, min_speech: float = 0.0,
              min_silence: float = 0.0) -> list[tuple[float, float]]:
     """Speech segments ``(start, end)`` in seconds from per-frame speech probabilities.
 
@@ -172,7 +176,7 @@ def segments(probabilities: np.ndarray, frame_seconds: float, threshold: float =
     return [(round(a * frame_seconds, 6), round(b * frame_seconds, 6)) for a, b in keep]
 
 
-def write_labels(path, segs: Iterable[tuple[float, float]], label: str = "speech") -> Path:
+def write_labels(path, segs: Iterable[tuple[float, float]], label: str = SPEECH_LABEL) -> Path:
     """Write an Audacity label file: ``start<TAB>end<TAB>label`` per line, seconds with 6 decimals."""
     path = Path(path)
     text = "".join(f"{a:.6f}\t{b:.6f}\t{label}\n" for a, b in segs)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..vad import DETECT_BLOCK_SIZE, FRAME_SECONDS
+from ..vad import DETECT_BLOCK_SIZE, FRAME_SECONDS, SPEECH_LABEL, THRESHOLD
 from .common import nonnegative_seconds, positive_int, probability
 
 HELP = "find the speech in a recording: segments in seconds, optionally an Audacity label file"
@@ -33,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="IN", help="audio file (WAV, FLAC, OGG, ...; any rate, any channels)")
     parser.add_argument("--model", "-m", metavar="PATH",
                         help="voice activity checkpoint, a path or a shipped model's name (default: vad)")
-    parser.add_argument("--threshold", "-t", type=probability, default=0.5, metavar="P",
+    parser.add_argument("--threshold", "-t", type=probability, default=THRESHOLD, metavar="P",
                         help="speech when the probability is at least P (default: %(default)s)")
     parser.add_argument("--min-speech", type=nonnegative_seconds, default=0.0, metavar="SECONDS",
                         help="drop segments shorter than this (default: %(default)s)")
@@ -41,7 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="close gaps shorter than this between segments (default: %(default)s)")
     parser.add_argument("--labels", "-l", metavar="TXT",
                         help="also write the segments as an Audacity label file (start<TAB>end<TAB>speech)")
-    parser.add_argument("--label", default="speech", help="text of each label (default: %(default)s)")
+    parser.add_argument("--label", default=SPEECH_LABEL, help="text of each label (default: %(default)s)")
     parser.add_argument("--block-size", "-b", type=positive_int, default=DETECT_BLOCK_SIZE, metavar="N",
                         help="frames per streamed block (default: %(default)s)")
 
