@@ -148,8 +148,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--loss", choices=sorted(LOSSES), help=f"default: {DEFAULTS['loss']} ({_task_losses()})")
     g.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default: {DEFAULTS['optimizer']}")
     g.add_argument("--lr", type=positive_number, help=f"learning rate (default: {DEFAULTS['lr']})")
-    g.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default: %(default)s)")
-    g.add_argument("--weight-decay", type=float, default=0.0, help="(default: %(default)s)")
+    g.add_argument("--momentum", type=float, default=DEFAULTS["momentum"], help="SGD momentum (default: %(default)s)")
+    g.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"], help="(default: %(default)s)")
     g.add_argument("--batch-size", type=positive_int, help=f"default: {DEFAULTS['batch_size']}")
     g.add_argument("--epochs", type=epoch_count, help=f"default: {DEFAULTS['epochs']}; 0 with --resume only "
                    "evaluates (and with --calibrate-gain calibrates) the checkpoint")
@@ -159,8 +159,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--calibrate-gain", action="store_true",
                    help="denoisers: after training, fold one least-squares output gain measured on the "
                         "validation split into the decoder (SI-SDR leaves the level free)")
-    g.add_argument("--seed", type=int, default=0, help="seed for data, init and shuffling (default: %(default)s)")
-    g.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    g.add_argument("--seed", type=int, default=DEFAULTS["seed"],
+                   help="seed for data, init and shuffling (default: %(default)s)")
+    g.add_argument("--device", default=DEFAULTS["device"],
+                   help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     g.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
 
     g = parser.add_argument_group(

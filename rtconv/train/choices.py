@@ -26,9 +26,13 @@ DEFAULTS = {
     "loss": "mse",
     "optimizer": "adam",
     "lr": 1e-2,
+    "momentum": 0.0,
+    "weight_decay": 0.0,
     "batch_size": 32,
     "epochs": 20,
     "schedule": "none",
+    "seed": 0,
+    "device": "auto",
     "dist_backend": "auto",
     "dist_timeout": 1800.0,
 }
