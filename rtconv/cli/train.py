@@ -182,19 +182,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--test-examples", type=positive_int, metavar="N")
     g.add_argument("--variant", choices=("classic", "audio", "waveforms"),
                    help="freqsep: 256-sample exercise (classic) or audio crossover; classify: waveforms")
-    g.add_argument("--sample-rate", type=positive_int, metavar="HZ", 
+    g.add_argument("--sample-rate", type=positive_int, metavar="HZ",
                    help=f"freqsep audio ({_CROSSOVER['sample_rate']}) / denoise ({_DENOISE['sample_rate']})")
     g.add_argument("--seconds", type=positive_number, help="example length in seconds (audio tasks)")
-    g.add_argument("--low-band", type=number_range, metavar="LO,HI", 
+    g.add_argument("--low-band", type=number_range, metavar="LO,HI",
                    help=f"freqsep audio: low tones in Hz ({_pair(_CROSSOVER['low_band'])})")
-    g.add_argument("--high-band", type=number_range, metavar="LO,HI", 
+    g.add_argument("--high-band", type=number_range, metavar="LO,HI",
                    help=f"freqsep audio: high tones in Hz "
                         f"({_CROSSOVER['high_band_low']:g},{_CROSSOVER['high_band_top']:g}*rate)")
-    g.add_argument("--snr-db", type=number_range, metavar="LO,HI", 
+    g.add_argument("--snr-db", type=number_range, metavar="LO,HI",
                    help=f"denoise: input SNR range (write --snr-db={_pair(_DENOISE['snr_db'])} when LO is negative)")
-    g.add_argument("--gain-db", type=number_range, metavar="LO,HI", 
+    g.add_argument("--gain-db", type=number_range, metavar="LO,HI",
                    help=f"denoise: random gain range (--gain-db={_pair(_DENOISE['gain_db'])})")
-    g.add_argument("--utterances", type=positive_int, metavar="N", 
+    g.add_argument("--utterances", type=positive_int, metavar="N",
                    help=f"denoise: espeak utterances for training ({_DENOISE['utterances']})")
     g.add_argument("--speech-dir", metavar="DIR", help="denoise: folder of clean speech (instead of espeak-ng)")
     g.add_argument("--noise-dir", metavar="DIR", help="denoise: folder of noise recordings (added to the draw)")
