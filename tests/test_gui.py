@@ -524,3 +524,18 @@ def test_the_voice_meter_shows_with_a_detector_and_stays_inside_the_window(windo
     assert right <= window.width(), (right, window.width())
     m.update_text()
     assert "voice 0.80" in m.readout.text() and "gate open" in m.readout.text()
+
+
+def test_the_watch_box_reloads_a_rewritten_checkpoint_with_the_same_watcher_as_rtconv_live(window, qtbot, tmp_path):
+    path = tmp_path / "trained.safetensors"
+    rtconv.save(rtconv.FIR(np.array([1.0, 0.5])), path, name="first")
+    assert window.load_model(path)
+    window.model_panel.watch.setChecked(True)
+    qtbot.wait(700)  # the watcher has seen the version that is loaded: it is not new
+    rtconv.save(rtconv.FIR(np.array([0.25])), path, name="second")  # the trainer writes a new version
+    qtbot.waitUntil(lambda: window.model_panel.field("name") == "second", timeout=10000)
+    assert window.banner.text() == "reloaded trained.safetensors after it changed"
+    window.model_panel.watch.setChecked(False)
+    rtconv.save(rtconv.FIR(np.array([0.5])), path, name="third")
+    qtbot.wait(1500)
+    assert window.model_panel.field("name") == "second"  # unwatched: left alone
