@@ -25,7 +25,8 @@ from rtconv.denoiser import ConvDenoiser  # noqa: E402
 from rtconv.framed import Framed, FrameGRU, MaskGate, PairPower, StridedConv1d, TransposedConv1d  # noqa: E402
 from rtconv.layers import Activation, MimoConv1d, Residual  # noqa: E402
 from rtconv.models import Model  # noqa: E402
-from rtconv.onnx import OnnxStep, StepModel, export, pipewire_config, read_onnx_metadata  # noqa: E402
+from rtconv.onnx import OnnxStep, StepModel, export, pipewire_config, read_onnx_metadata, register_step  # noqa: E402
+from rtconv.onnx.nodes import Node  # noqa: E402
 
 TOL = 1e-4  # of full scale: the issue's bar
 SHIPPED = ("denoiser", "freqsep", "lab-denoiser", "speech-band")
@@ -249,6 +250,60 @@ def test_a_step_model_in_torch_equals_its_onnx_file(tmp_path):
         with torch.no_grad():
             y, *states = step(torch.from_numpy(x), *states)
         assert np.abs(run.process(x) - y.numpy()).max() <= 1e-5
+
+
+# ---------------------------------------------------------------- a layer of one's own
+
+
+class _Gain(nn.Module):
+    """A layer rtconv does not ship: taught to the streamer and the step model by registering it."""
+
+    def __init__(self, gain: float) -> None:
+        super().__init__()
+        self.gain = gain
+
+    def forward(self, x):
+        return x * self.gain
+
+
+class _GainCell(rtconv.cells.Cell):
+    kind = "pointwise"
+
+    def __init__(self, gain):
+        self.gain = gain
+
+    def process(self, x):
+        return x.mul_(self.gain)
+
+
+class _GainNode(Node):
+    def __init__(self, gain):
+        super().__init__()
+        self.gain = gain
+
+    def forward(self, x, flow, valid):
+        return x * self.gain
+
+
+def test_a_layer_registered_for_both_engines_exports_and_matches_the_streamer(tmp_path):
+    rtconv.cells.register_cell(_Gain, lambda module, ctx: ctx.masked(_GainCell(module.gain), module))
+    register_step(_Gain, lambda module, ctx: ctx.masked(_GainNode(module.gain), module))
+    torch.manual_seed(11)
+    model = _Odd(nn.Sequential(MimoConv1d(1, 2, 5, padding="same"), _Gain(-0.5), MimoConv1d(2, 1, 3)))
+    assert roundtrip(model, 7, 1, tmp_path) <= TOL
+
+
+@pytest.mark.parametrize("body,layer", [
+    (nn.Sequential(MimoConv1d(1, 2, 3), PairPower()), "PairPower"),  # frame-rate layers at the sample rate
+    (nn.Sequential(MimoConv1d(1, 2, 3), FrameGRU(2, 2)), "FrameGRU"),
+    (Framed(StridedConv1d(1, 4, 8, 4), nn.Sequential(MimoConv1d(4, 4, 1), TransposedConv1d(4, 4, 2, 2)),
+            TransposedConv1d(4, 1, 8, 4)), "TransposedConv1d"),  # a rate change inside a framed body
+    (type("Stack", (nn.Sequential,), {})(MimoConv1d(1, 1, 3)), "Stack"),  # its forward may not be Sequential's
+])
+def test_a_layer_where_it_has_no_step_is_refused_by_name(body, layer):
+    with pytest.raises(ConfigError) as e:
+        StepModel(_Odd(body), 64)
+    assert str(e.value).startswith(f"a {layer} layer cannot be exported to a step model;") and _one_sentence(str(e.value))
 
 
 # ---------------------------------------------------------------- refusals

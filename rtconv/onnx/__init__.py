@@ -3,7 +3,9 @@
 Step model
     :class:`StepModel` (``rtconv.onnx.step``): ``forward(audio_in, *states)
     -> (audio_out, *states_out)`` for one block of fixed size; block after
-    block it equals :class:`rtconv.Streamer`.
+    block it equals :class:`rtconv.Streamer`.  Its layers' nodes come from
+    one registry, :func:`register_step` (``rtconv.onnx.nodes``; the
+    frame-rate layers' in ``rtconv.onnx.frames``).
 Export
     :func:`export` (``rtconv.onnx.exporter``): trace it to an ONNX file with
     the model's metadata, checked in onnxruntime against the streamer;
@@ -24,7 +26,8 @@ from __future__ import annotations
 from .exporter import Exported, export, pipewire_config, read_onnx_metadata, step_metadata
 from .engine import OnnxEngine
 from .runtime import OnnxStep
+from .nodes import register_step
 from .step import StepModel
 
-__all__ = ["StepModel", "export", "Exported", "pipewire_config", "read_onnx_metadata", "step_metadata", "OnnxStep",
-           "OnnxEngine"]
+__all__ = ["StepModel", "register_step", "export", "Exported", "pipewire_config", "read_onnx_metadata",
+           "step_metadata", "OnnxStep", "OnnxEngine"]
