@@ -142,7 +142,6 @@ class _Framed(Node):
         return out if L == 0 else _zero_before(out, flow.t, L)  # positions before the signal's start
 
 
-
 def _build_framed(module: Framed, ctx: StepContext) -> Node:
     if ctx.frames:  # one rate change per path: a framed layer's body is at the frame rate
         raise ctx.refuse(module)
