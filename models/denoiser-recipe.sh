@@ -30,4 +30,19 @@ rtconv train denoise --corpus realistic --resume runs/gA.safetensors --epochs 0 
   --sample-rate 48000 --seconds 4 --snr-db=-5,20 --level-db=-20,6 --train-examples 16 --val-examples 256 \
   --test-examples 32 --seed 32 --threads 2 --name denoiser --out runs/denoiser.safetensors
 
-# Then: cp runs/denoiser.safetensors models/ && rtconv bench denoise --card models/denoiser.md
+# v3 is runs/denoiser.safetensors (sha256 dc0aa359f5aeb87b68c41e3688169f524234e645f73a67f6d6307b45dd296a7a when it matches the shipped v3 of 0f87e93,
+# which the recorded command of step 3 names models/denoiser.safetensors); v4 trains on from it.
+# Step 3 (v4, 2026-11-30): 10 more epochs of fresh realistic mixtures, the same loss, input levels -35..+6 dB
+# (the level goal). Resumable: rerun with --resume runs/gR.state.safetensors if interrupted.
+rtconv train denoise --corpus realistic --resume runs/denoiser.safetensors --loss si_sdr+sc --optimizer adam \
+  --lr 2e-4 --schedule cosine --clip-grad 5 --batch-size 16 --epochs 10 --sample-rate 48000 --seconds 4 \
+  --snr-db=-5,20 --level-db=-35,6 --train-examples 3000 --val-examples 96 --test-examples 32 --seed 41 \
+  --threads 1 --name denoiser --out runs/gR.safetensors
+
+# Step 4: output level calibrated on 256 validation mixtures (no training).
+rtconv train denoise --corpus realistic --resume runs/gR.safetensors --epochs 0 --calibrate-gain \
+  --loss si_sdr+sc --optimizer adam --lr 2e-4 --schedule cosine --clip-grad 5 --batch-size 16 \
+  --sample-rate 48000 --seconds 4 --snr-db=-5,20 --level-db=-35,6 --train-examples 16 --val-examples 256 \
+  --test-examples 32 --seed 42 --threads 2 --name denoiser --out runs/denoiser-v4.safetensors
+
+# Then: cp runs/denoiser-v4.safetensors models/denoiser.safetensors && rtconv bench denoise --card models/denoiser.md
