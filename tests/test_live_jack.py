@@ -406,3 +406,19 @@ def test_realtime_advice_is_one_sentence_with_the_block_length():
 
     text = realtime.advice(128, 48000)
     assert text.count(". ") == 0 and text.endswith(".") and "128 frames (2.7 ms)" in text and "rtkit" in text
+
+
+def test_the_readmes_python_session_example_runs_on_jack(jackd):
+    """The README's `LocalSession` block, run as written (its own JACK server is the one the fixture started)."""
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"```python\n(from rtconv\.live import LocalSession.*?)```", text, re.S).group(1)
+    env: dict = {}
+    exec(compile(block, "README.md", "exec"), env)
+    s = env["stats"]
+    assert s["switches"]["attenuation_limit_db"] == 12.0 and s["controls"]["gate"] is True
+    assert s["controls"]["wet"] == pytest.approx(0.8) and s["swaps"] == 1 and s["model_name"] == "denoiser"
+    assert s["latency"]["total_ms"] > 9.9  # the gate waits for the VAD's decisions: 9.98 ms + the device's
+    assert set(env["levels"]) >= {"in_rms_db", "out_rms_db"}
