@@ -52,7 +52,11 @@ def metric_lines(metrics: dict) -> list[str]:
             if p not in " ".join(phrases):  # a summary repeated at the top level
                 phrases.append(p)
     examples = test.get("examples")
-    on = f" on {examples} examples" if isinstance(examples, int) else ""
+    first = next(iter((test.get("outputs") or {}).values()), {}) if isinstance(test.get("outputs"), dict) else {}
+    mixtures = first.get("mixtures") if isinstance(first, dict) else None
+    on = "" if not isinstance(examples, int) else (
+        f" on {mixtures} mixtures of {examples} examples" if isinstance(mixtures, int) and mixtures < examples
+        else f" on {examples} examples")
     if phrases:
         lines.append(("test: " if test or any(k.startswith("test") for k in metrics) else "")
                      + ", ".join(phrases) + on)

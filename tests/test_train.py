@@ -325,3 +325,26 @@ def test_resuming_with_another_loss_keeps_epochs_that_beat_the_resumed_weights(t
     assert r.metrics["best_epoch"] > 2
     assert r.metrics["val_loss"] == min(r.history["val_loss"][2:])
     assert not np.allclose(rtconv.load(out2).kernel, before)
+
+
+def test_test_metrics_average_improvements_over_mixtures_only():
+    """A clean-passthrough item (nothing to remove) and a noise-only item (nothing to keep) have no defined
+    improvement; the means are over the mixtures and say how many there were."""
+    import torch
+
+    from rtconv.train.trainer import evaluate
+
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(3, 1, 4000, generator=g)
+    n = 0.5 * torch.randn(3, 1, 4000, generator=g)
+    x = torch.stack([s[0] + n[0], s[1], n[2]])  # a mixture, clean speech, noise alone
+    y = torch.stack([s[0], s[1], torch.zeros_like(s[2])])
+    data = torch.utils.data.TensorDataset(x, y)
+    model = rtconv.FIR(np.array([0.5], np.float32))  # halves everything: SI-SDR unchanged
+    m = evaluate(model, data, "mse", outputs=["speech"])["outputs"]["speech"]
+    assert m["mixtures"] == 1
+    from rtconv.metrics import snr_improvement_db
+
+    mix = snr_improvement_db(s[0, 0].numpy(), x[0, 0].numpy(), 0.5 * x[0, 0].numpy())
+    assert m["snr_improvement_db"] == pytest.approx(mix, abs=1e-3)  # the mixture's own, not the clean item's -150 dB
+    assert m["si_sdr_improvement_db"] == pytest.approx(0.0, abs=1e-3)

@@ -278,6 +278,10 @@ def _predict(model: Model, data, device, batch_size: int = 64) -> tuple[np.ndarr
     return torch.cat(xs).numpy(), torch.cat(ys).numpy(), torch.cat(outs).numpy()
 
 
+#: |input SNR| beyond which an example has nothing to remove or nothing to keep (no improvement defined).
+_DEFINED_SNR_DB = 60.0
+
+
 def evaluate(model: Model, data, loss: Callable | str = "mse", device="cpu",
              outputs: list[str] | None = None, labels: list[str] | None = None) -> dict:
     """Test metrics of ``model`` on ``data`` (warm-up samples excluded).
@@ -306,7 +310,14 @@ def evaluate(model: Model, data, loss: Callable | str = "mse", device="cpu",
     per = {}
     for c, nm in enumerate(names):
         s, n_, e = yt[:, c].numpy(), xin[:, c].numpy(), ot[:, c].numpy()
-        rows = _metrics.bucket_improvements(s, n_, e)
+        # An improvement is defined where there is something to keep and something to remove: clean
+        # passthrough items (input SNR ~190 dB) and noise-only items (silent target) would otherwise
+        # dominate the means (one clean item scored -170 dB "improvement"); they are counted apart.
+        in_snr = np.atleast_1d(_metrics.snr_db(s, n_))
+        mix = np.abs(in_snr) <= _DEFINED_SNR_DB
+        if not mix.any():
+            mix = np.ones_like(mix)
+        rows = _metrics.bucket_improvements(s[mix], n_[mix], e[mix])
         entry = {
             "input_snr_db": rows[-1]["input_snr_db"],
             "output_snr_db": rows[-1]["output_snr_db"],
@@ -315,13 +326,14 @@ def evaluate(model: Model, data, loss: Callable | str = "mse", device="cpu",
             "output_si_sdr_db": rows[-1]["output_si_sdr_db"],
             "si_sdr_improvement_db": rows[-1]["si_sdr_improvement_db"],
             "buckets": rows[:-1],
+            "mixtures": int(mix.sum()),
         }
         if labels is not None:
-            imp = np.atleast_1d(_metrics.snr_improvement_db(s, n_, e))
-            simp = np.atleast_1d(_metrics.si_sdr_improvement_db(s, n_, e))
+            imp = np.atleast_1d(_metrics.snr_improvement_db(s, n_, e))[mix]
+            simp = np.atleast_1d(_metrics.si_sdr_improvement_db(s, n_, e))[mix]
             fams: dict = {}
             # grouped by the main family: "pink+babble" counts as pink (babble is the quieter one)
-            main = [lb.split("+")[0] for lb in labels]
+            main = [lb.split("+")[0] for lb, keep in zip(labels, mix) if keep]
             for lab in sorted(set(main)):
                 m = np.array([lb == lab for lb in main])
                 fams[lab] = {"count": int(m.sum()), "snr_improvement_db": float(imp[m].mean()),
