@@ -108,20 +108,15 @@ def _record_through_the_virtual_microphone(pulse, tmp_path):
     return got[at : at + len(piece)], piece, json.loads(stats.read_text())
 
 
-def _gap(x: np.ndarray, n: int = 64) -> bool:
-    """A run of ``n`` exact zeros: samples the recording program lost (noise is never 0 that long)."""
-    z = np.flatnonzero(x == 0)
-    return len(z) >= n and bool(np.any(z[n - 1 :] - z[: len(z) - n + 1] == n - 1))
-
-
 def test_another_program_records_the_processed_signal_from_the_virtual_microphone(pulse, tmp_path):
     # parecord and the server's null sink run at normal priority: on a loaded shared machine the
-    # recording program can lose a period now and then (a run of zeros in its file) whatever rtconv
-    # does, so the scenario gets three tries to show a recording without such a gap; every try
-    # checks that rtconv heard the microphone and processed it exactly (above)
+    # recording program can lose a period now and then (zeros, or a skip that shifts the rest of its
+    # file) whatever rtconv does, so the scenario gets three tries to show an exact recording; every
+    # try checks that rtconv heard the microphone and processed it exactly (above), and a fault of
+    # rtconv's would repeat in every try
     for attempt in range(3):
         got, piece, stats = _record_through_the_virtual_microphone(pulse, tmp_path / f"try{attempt}")
-        if not _gap(got):
+        if np.array_equal(got, piece):
             break
     np.testing.assert_array_equal(got, piece)
     assert stats["output_underflows"] == 0
