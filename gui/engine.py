@@ -24,6 +24,7 @@ __all__ = [
     "describe_model",
     "stream_settings",
     "model_switches",
+    "apply_switches",
     "make_session",
     "model_watcher",
     "list_hostapis",
@@ -137,6 +138,13 @@ def model_switches(model) -> dict:
     from rtconv.live.chain import model_switches as switches
 
     return switches(model)
+
+
+def apply_switches(model, switches: dict) -> None:
+    """Set ``switches`` on ``model`` (the window's copy, shown while the session's plays)."""
+    from rtconv.live.chain import apply_switches as apply
+
+    apply(model, switches)
 
 
 def make_session(model_path, settings, host=None, **kwargs):

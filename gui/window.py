@@ -298,9 +298,7 @@ class MainWindow(QtWidgets.QMainWindow):
         switches = self.controls.switches()
         if self.model is not None:  # the window's copy shows what plays
             try:
-                from rtconv.live.chain import apply_switches
-
-                apply_switches(self.model, switches)
+                engine.apply_switches(self.model, switches)
             except RtconvError as e:
                 self.show_message(str(e), True)
                 return

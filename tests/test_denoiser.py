@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from rtconv import ConfigError, Streamer, checkpoint
+from rtconv import ConfigError, checkpoint
 from rtconv.denoiser import ConvDenoiser, limit_to_floor
 from rtconv.layers import MimoConv1d
+
+from _streams import stream_in_sizes
 
 SMALL = dict(window=32, hop=16, channels=8, blocks=2, taps=3)
 SHIPPED = Path(__file__).resolve().parent.parent / "models" / "denoiser.safetensors"
@@ -20,14 +22,8 @@ def _offline(model, x):
 
 
 def _stream(model, x, sizes):
-    s = Streamer(model, channels=x.shape[1])
-    out, i, k = [], 0, 0
-    while i < len(x):
-        n = sizes[k % len(sizes)]
-        out.append(s.process(x[i : i + n]))
-        i, k = i + n, k + 1
-    out.append(s.flush())
-    return np.concatenate(out)[s.latency :]
+    y, s = stream_in_sizes(model, x, sizes, dtype=np.float32)
+    return y[s.latency :]
 
 
 @pytest.mark.parametrize("sizes", [[1], [3], [7], [128], [4096], [17, 1, 250]])

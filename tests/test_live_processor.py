@@ -404,3 +404,16 @@ def test_the_terminal_status_line_shows_levels_in_dbfs_and_silence_as_minus_infi
     level = float(re.search(r"in +(-?\d+\.\d) out", line).group(1))
     assert -22 < level < -18, line
     assert re.search(r"dropouts 0 .*block \d+\.\d\d/\d+\.\d\d ms of 2\.67", line), line
+
+
+def test_an_unknown_control_or_model_switch_is_refused_in_one_sentence_with_the_known_ones():
+    p = LiveProcessor(_gain_fir(1.0), RATE, 1, 64)
+    with pytest.raises(ConfigError, match=r"^unknown control 'volume'; the controls are bypass, wet, gain_db, limiter, "
+                                          r"gate, gate_threshold, .*\.$"):
+        p.set_controls(volume=3)
+    with pytest.raises(ConfigError, match=r"^unknown model switch 'strength'; the switches are attenuation_limit_db, "
+                                          r"linked\.$"):
+        p.set_switches(strength=3)
+    with pytest.raises(ConfigError, match=r"^the model \('fir'\) has no attenuation limit: only denoisers do; "):
+        p.set_switches(attenuation_limit_db=12)
+    assert p.switches == {} and p.controls()["bypass"] is False  # nothing half-applied

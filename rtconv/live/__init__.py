@@ -95,25 +95,4 @@ def __dir__():
     return sorted(set(globals()) | set(_WHERE))
 
 
-__all__ = [
-    "StreamSettings",
-    "Session",
-    "LocalSession",
-    "LiveProcessor",
-    "CONTROLS",
-    "ModelChain",
-    "Mixer",
-    "Monitor",
-    "LiveStream",
-    "ModelWatcher",
-    "Recorder",
-    "RateBridge",
-    "FrameRing",
-    "DisplayRing",
-    "DelayLine",
-    "list_devices",
-    "list_hostapis",
-    "find_device",
-    "find_hostapi",
-    "pick_sample_rate",
-]
+__all__ = list(_WHERE)

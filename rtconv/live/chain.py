@@ -44,17 +44,21 @@ def _set_linked(model, value) -> None:
     set_linked(model, bool(value))
 
 
-def _linked(model):
+def _attenuation_limit(model) -> tuple[bool, Any]:
+    has = hasattr(type(model), "attenuation_limit_db")
+    return has, model.attenuation_limit_db if has else None
+
+
+def _linked(model) -> tuple[bool, Any]:
     from ..framed import MaskGate
 
     gates = [m for m in model.modules() if isinstance(m, MaskGate)] if hasattr(model, "modules") else []
-    return bool(gates[0].linked) if gates else None
+    return bool(gates), bool(gates[0].linked) if gates else None
 
 
-#: Per-model switches a user may set without retraining: name -> (read or None if absent, write).
+#: Per-model switches a user may set without retraining: name -> (read: (has it, value), write).
 SWITCHES = {
-    "attenuation_limit_db": (lambda m: m.attenuation_limit_db if hasattr(type(m), "attenuation_limit_db") else None,
-                             _set_attenuation_limit),
+    "attenuation_limit_db": (_attenuation_limit, _set_attenuation_limit),
     "linked": (_linked, _set_linked),
 }
 
@@ -63,12 +67,9 @@ def model_switches(model) -> dict[str, Any]:
     """The switches ``model`` has and their values (a denoiser: attenuation limit, linked channels)."""
     out = {}
     for name, (read, _) in SWITCHES.items():
-        if name == "attenuation_limit_db" and not hasattr(type(model), name):
-            continue
-        value = read(model)
-        if name == "linked" and value is None:
-            continue
-        out[name] = value
+        has, value = read(model)
+        if has:
+            out[name] = value
     return out
 
 

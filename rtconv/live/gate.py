@@ -24,6 +24,8 @@ import math
 
 import numpy as np
 
+from .rings import DelayLine
+
 __all__ = ["Gate", "SpeechGate", "GATE_DEFAULTS"]
 
 #: Default settings: the CLI's and the GUI's.
@@ -174,8 +176,6 @@ class SpeechGate:
     SETTINGS = ("threshold", "hold", "attack", "release", "floor_db")
 
     def __init__(self, vad, sample_rate: int, channels: int, model_latency: int, max_block: int = 4096) -> None:
-        from .rings import DelayLine
-
         self.vad = vad
         self.on = False
         for k in self.SETTINGS:
@@ -223,8 +223,6 @@ class SpeechGate:
         Called off the audio thread when a model is being swapped in; the line
         goes with the model to the audio thread (:meth:`adopt`).
         """
-        from .rings import DelayLine
-
         need = max(0, model_latency - self.vad.latency) + self._prob.shape[0]
         return DelayLine(need, 1, fill=1.0) if need > self._prob_line.capacity else None
 

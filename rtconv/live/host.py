@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 from ..errors import CheckpointError, ConfigError, DeviceError, RtconvError
 from .monitor import Monitor
+from .session import Session
 from .settings import StreamSettings
 
 __all__ = ["AudioHost", "RemoteSession"]
@@ -203,7 +204,7 @@ class AudioHost:
         conn.close()
 
 
-class RemoteSession:
+class RemoteSession(Session):
     """A :class:`rtconv.live.session.Session` whose stream plays in ``host``'s audio process.
 
     Parameters
@@ -257,14 +258,6 @@ class RemoteSession:
             return
         self._last = self.host.call("stats")
         self.host.call("stop")
-
-    close = stop
-
-    def __enter__(self) -> "RemoteSession":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     @property
     def active(self) -> bool:

@@ -23,6 +23,7 @@ __all__ = ["Monitor"]
 _TIMES = 8192  # block times kept for median/p99
 _PEAK_FALL_DB_S = 20.0
 _RMS_TAU_S = 0.3
+_SHARED = ("_meter", "_clips", "_speech", "_times", "_count")  # the arrays that live in shared memory
 
 
 def _db(x) -> np.ndarray:
@@ -127,27 +128,25 @@ class Monitor:
         return {"probability": float(p), "gain_db": float(_db(g)), "open": bool(is_open), "on": bool(on),
                 "threshold": float(threshold)}
 
-    def block_ms(self, budget_ms: float) -> dict[str, float]:
-        """Median, p99 and slowest block time in ms, against ``budget_ms`` scaled to the mean block."""
+    def block_times(self, block_size: int) -> tuple[dict[str, float], float]:
+        """Median, p99 and slowest block time (ms) against the budget, and the CPU load (mean time over budget).
+
+        The budget is that of the mean block the device delivered (``block_size``
+        frames asked; a host may deliver others).
+        """
         k = min(self.blocks, _TIMES)
         t = np.sort(self._times[:k]) * 1e3 if k else np.zeros(1)
-        avg = self.frames / self.blocks if self.blocks else None
-        return {
-            "median": float(np.median(t)),
-            "p99": float(t[min(len(t) - 1, int(0.99 * len(t)))]),
-            "max": float(self._count[2]) / 1e6,
-            "mean": float(t.mean()) if k else 0.0,
-            "mean_frames": float(avg) if avg else 0.0,
-        }
+        frames = self.frames / self.blocks if self.blocks else block_size
+        budget = frames / self.sample_rate * 1e3
+        ms = {"median": float(np.median(t)), "p99": float(t[min(len(t) - 1, int(0.99 * len(t)))]),
+              "max": float(self._count[2]) / 1e6, "budget": budget}
+        return ms, (float(t.mean()) / budget if k else 0.0)
 
     # ------------------------------------------------------------------ sharing
-    def _arrays(self) -> tuple[str, ...]:
-        return ("_meter", "_clips", "_speech", "_times", "_count")
-
     @property
     def nbytes(self) -> int:
         """Bytes :meth:`share` needs."""
-        return self.display.nbytes + sum(getattr(self, a).nbytes for a in self._arrays())
+        return self.display.nbytes + sum(getattr(self, a).nbytes for a in _SHARED)
 
     def share(self, memory, carry: bool = True) -> None:
         """Keep everything displays read in ``memory`` (a writable buffer of :attr:`nbytes`).
@@ -160,7 +159,7 @@ class Monitor:
         mem = memoryview(memory)
         a = self.display.nbytes
         self.display.share(mem[:a], carry)
-        for name in self._arrays():
+        for name in _SHARED:
             arr = getattr(self, name)
             view = np.frombuffer(mem[a : a + arr.nbytes], arr.dtype).reshape(arr.shape)
             if carry:

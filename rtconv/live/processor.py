@@ -34,10 +34,11 @@ from .settings import StreamSettings
 
 __all__ = ["LiveProcessor", "CONTROLS"]
 
-#: The controls :meth:`LiveProcessor.set_controls` takes (the CLI's and the GUI's knobs).
-CONTROLS = Mixer.CONTROLS + ("gate", "gate_threshold", "gate_hold", "gate_release", "gate_attack", "gate_floor_db")
+# the gate's controls and the SpeechGate attributes they set
 _GATE = {"gate": "on", "gate_threshold": "threshold", "gate_hold": "hold", "gate_release": "release",
          "gate_attack": "attack", "gate_floor_db": "floor_db"}
+#: The controls :meth:`LiveProcessor.set_controls` takes (the CLI's and the GUI's knobs).
+CONTROLS = Mixer.CONTROLS + tuple(_GATE)
 
 
 class LiveProcessor:
@@ -292,11 +293,7 @@ class LiveProcessor:
     def stats(self) -> dict[str, Any]:
         """Counters, block times against the budget, CPU load and the latency breakdown."""
         s, chain, mon = self.settings, self.chain, self.monitor
-        budget = s.budget_ms
-        b = mon.block_ms(budget)
-        scale = (b.pop("mean_frames") or s.block_size) / s.block_size  # blocks of another size than asked
-        mean = b.pop("mean")
-        b["budget"] = budget * scale
+        b, load = mon.block_times(s.block_size)
         ms = lambda frames: frames / s.sample_rate * 1e3  # noqa: E731
         dev_in, dev_out = self.device_latency
         lat = {"model_ms": ms(chain.model_latency), "resampler_ms": ms(chain.resampler_latency),
@@ -320,7 +317,7 @@ class LiveProcessor:
             "swaps": self.swaps,
             "display_drops": mon.display_drops,
             "block_ms": b,
-            "cpu_load": mean / b["budget"] if mon.blocks else 0.0,
+            "cpu_load": load,
             "latency": lat,
             "latency_frames": self.latency,
             "gate": None if sg is None else {

@@ -29,7 +29,10 @@ __all__ = ["Session", "LocalSession"]
 
 
 class Session(Protocol):
-    """What a running stream offers its user (the CLI, the GUI, a bench)."""
+    """What a running stream offers its user (the CLI, the GUI, a bench).
+
+    Sessions subclass it for ``close`` and the context manager (``with session: ...``).
+    """
 
     settings: StreamSettings
 
@@ -38,6 +41,15 @@ class Session(Protocol):
 
     def stop(self) -> None:
         """Stop playing and finalize the recordings (idempotent)."""
+
+    def close(self) -> None:
+        self.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
     @property
     def active(self) -> bool: ...
@@ -67,7 +79,7 @@ class Session(Protocol):
         """Counters, block times, latency breakdown, the model, controls and new events."""
 
 
-class LocalSession:
+class LocalSession(Session):
     """A session that plays in this process.
 
     Parameters
@@ -129,14 +141,6 @@ class LocalSession:
         self.watch(None)
         if self._stream is not None:
             self._stream.stop()
-
-    close = stop
-
-    def __enter__(self) -> "LocalSession":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     @property
     def active(self) -> bool:

@@ -106,8 +106,3 @@ class StreamSettings:
     def replace(self, **changes) -> "StreamSettings":
         """A copy with ``changes`` (validated like a new one)."""
         return dataclasses.replace(self, **changes)
-
-    @property
-    def budget_ms(self) -> float:
-        """Milliseconds one block lasts: the time the callback has."""
-        return self.block_size / self.sample_rate * 1e3
