@@ -136,6 +136,32 @@ def test_every_loss_is_zero_or_minimal_for_a_perfect_estimate_and_differentiable
     assert float(losses.apply(fn, t, t, x)) < float(bad.detach())
 
 
+def test_a_weighted_sum_of_terms_is_the_sum_of_the_terms_and_a_named_loss_is_itself():
+    torch.manual_seed(1)
+    t = torch.randn(2, 1, 4096)
+    x = t + 0.5 * torch.randn_like(t)
+    e = t + 0.3 * torch.randn_like(t)
+    fn = losses.get_loss(" si_sdr + 10*sc +5 * cmrs+0.25*pause ")
+    assert fn.needs_input
+    want = (losses.si_sdr_loss(e, t) + 10 * losses.spectral_convergence(e, t)
+            + 5 * losses.compressed_spectral(e, t, x) + 0.25 * losses.pause_residual(e, t, x))
+    assert torch.allclose(losses.apply(fn, e, t, x), want)
+    assert torch.allclose(losses.apply(losses.get_loss("si_sdr + 10*sc"), e, t, x),
+                          losses.apply(losses.get_loss("si_sdr+sc"), e, t, x))
+    assert not losses.get_loss("2*l1 + mse").needs_input
+    assert losses.get_loss("si_sdr+sc") is losses.LOSSES["si_sdr+sc"]
+
+
+@pytest.mark.parametrize("text, bad", [("si_sdr + x*sc", "'x*sc'"), ("si_sdr + -1*sc", "'-1*sc'"),
+                                       ("snr", "unknown loss 'snr'"), ("si_sdr ++ sc", "''"), ("0*l1", "'0*l1'")])
+def test_an_unreadable_loss_is_refused_in_one_sentence_naming_the_part(text, bad):
+    with pytest.raises(ConfigError) as e:
+        losses.get_loss(text)
+    assert bad in str(e.value) and "e.g. 'si_sdr + 10*sc + 5*cmrs'" in str(e.value)
+    with pytest.raises(ConfigError):
+        train(TrainConfig(task="sines", loss=text, epochs=1, progress=False))
+
+
 def test_pause_residual_counts_the_missing_attenuation_of_noise_dominated_frames_only():
     torch.manual_seed(0)
     noise = torch.randn(1, 1, 9600)
@@ -348,3 +374,14 @@ def test_test_metrics_average_improvements_over_mixtures_only():
     mix = snr_improvement_db(s[0, 0].numpy(), x[0, 0].numpy(), 0.5 * x[0, 0].numpy())
     assert m["snr_improvement_db"] == pytest.approx(mix, abs=1e-3)  # the mixture's own, not the clean item's -150 dB
     assert m["si_sdr_improvement_db"] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_rtconv_train_reads_a_weighted_loss_and_refuses_a_bad_one_before_training(capsys):
+    from rtconv.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["train", "sines", "--loss", "si_sdr + 10*sc + 5*cmrz"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "'5*cmrz'" in err and "Traceback" not in err
+    from rtconv.cli.train import loss_text
+    assert loss_text(" si_sdr + 10*sc ") == "si_sdr + 10*sc"

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..train.choices import (DEFAULTS, DIST_BACKENDS, OPTIMIZERS, SCHEDULES, TASK_LOSSES, TASK_OPTIONS, TASKS,
                              WAVEFORMS, default_arch)
 from ..train.choices import LOSS_NAMES as LOSSES
+from ..train.choices import LOSS_TERMS, parse_loss
 from ..vad import FRAMES_PER_SECOND, LABEL_DB
 from .common import epoch_count, key_value, number_list, number_range, positive_int, positive_number
 
@@ -97,6 +98,15 @@ RECIPES = {
 }
 
 
+def loss_text(text: str) -> str:
+    """argparse type: a named loss or a weighted sum of loss terms (:func:`parse_loss`)."""
+    try:
+        parse_loss(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text.strip()
+
+
 def _task_losses() -> str:
     """'ce for classify and vad': the tasks whose default loss differs, for --help."""
     by_loss: dict[str, list[str]] = {}
@@ -145,7 +155,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "into a grown architecture (e.g. --arch-arg gru=64)")
 
     g = parser.add_argument_group("optimisation")
-    g.add_argument("--loss", choices=sorted(LOSSES), help=f"default: {DEFAULTS['loss']} ({_task_losses()})")
+    g.add_argument("--loss", type=loss_text, metavar="LOSS",
+                   help=f"one of {', '.join(LOSSES)}, or a weighted sum of the terms {', '.join(LOSS_TERMS)} "
+                        f"such as 'si_sdr + 10*sc + 5*cmrs' (default: {DEFAULTS['loss']}; {_task_losses()})")
     g.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default: {DEFAULTS['optimizer']}")
     g.add_argument("--lr", type=positive_number, help=f"learning rate (default: {DEFAULTS['lr']})")
     g.add_argument("--momentum", type=float, default=DEFAULTS["momentum"], help="SGD momentum (default: %(default)s)")

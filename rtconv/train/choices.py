@@ -8,18 +8,52 @@ them without loading torch.
 
 from __future__ import annotations
 
-__all__ = ["TASKS", "LOSS_NAMES", "OPTIMIZERS", "SCHEDULES", "DIST_BACKENDS", "DEFAULTS", "TASK_LOSSES",
+__all__ = ["TASKS", "LOSS_NAMES", "LOSS_TERMS", "parse_loss", "OPTIMIZERS", "SCHEDULES", "DIST_BACKENDS", "DEFAULTS", "TASK_LOSSES",
            "WAVEFORMS", "TASK_OPTIONS", "TASK_ARCHS", "task_key", "default_arch"]
 
 #: What ``rtconv train`` can learn (:func:`rtconv.train.tasks.make_task`).
 TASKS = ("sines", "freqsep", "denoise", "classify", "vad")
 #: Names of :data:`rtconv.train.losses.LOSSES`, in its order (it refuses to import if they differ).
 LOSS_NAMES = ("l1", "mse", "stft", "si_sdr", "l1+stft", "si_sdr+sc", "si_sdr+sc+pause", "cmrs", "cmrs+si_sdr", "ce")
+#: Terms a loss can be written as a weighted sum of (``"si_sdr + 10*sc + 5*cmrs"``): the names of
+#: :data:`rtconv.train.losses.TERMS`, in its order.
+LOSS_TERMS = ("l1", "mse", "stft", "si_sdr", "sc", "cmrs", "pause", "ce")
 OPTIMIZERS = ("sgd", "adam")
 #: Learning-rate schedules.
 SCHEDULES = ("none", "cosine", "step", "plateau")
 #: Collective backends under torchrun; ``auto`` is nccl for CUDA devices, gloo otherwise.
 DIST_BACKENDS = ("auto", "gloo", "nccl")
+
+def parse_loss(text: str) -> tuple[tuple[float, str], ...]:
+    """A loss as ``((weight, term), ...)``: a named loss of :data:`LOSS_NAMES` is one term of weight 1
+    (itself); anything else is read as a sum of ``[weight*]term`` over :data:`LOSS_TERMS`, e.g.
+    ``"si_sdr + 10*sc + 5*cmrs"``.  Raises :class:`ValueError` with one sentence otherwise."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"a loss must be a name or a sum of weighted terms, got {text!r}.")
+    name = text.strip()
+    if name in LOSS_NAMES:
+        return ((1.0, name),)
+    parts = []
+    for raw in name.split("+"):
+        part = raw.strip()
+        weight, _, term = part.rpartition("*")
+        term = term.strip()
+        try:
+            w = float(weight) if weight.strip() else 1.0
+        except ValueError:
+            w = float("nan")
+        if term not in LOSS_TERMS or not (w > 0 and w < float("inf")):
+            if "+" not in name and "*" not in name:
+                raise ValueError(
+                    f"unknown loss {name!r}; choose one of {', '.join(LOSS_NAMES)}, or write a sum of "
+                    f"[weight*]term over {', '.join(LOSS_TERMS)}, e.g. 'si_sdr + 10*sc + 5*cmrs'.")
+            raise ValueError(
+                f"cannot read {part!r} in the loss {text!r}: write a named loss ({', '.join(LOSS_NAMES)}) "
+                f"or a sum of [weight*]term with a positive weight and a term among {', '.join(LOSS_TERMS)}, "
+                "e.g. 'si_sdr + 10*sc + 5*cmrs'.")
+        parts.append((w, term))
+    return tuple(parts)
+
 
 #: :class:`rtconv.train.trainer.TrainConfig`'s defaults for the choices ``rtconv train`` names in its help.
 DEFAULTS = {

@@ -21,6 +21,11 @@ at a quarter of a loss unit per missing dB, so one dB of SI-SDR still outweighs 
 tracks (:mod:`rtconv.classifier`): binary for one track (a sigmoid), over
 the channels for several (a softmax).  Use :func:`get_loss` to look one up
 by name and :func:`apply` to call any of them.
+
+Any other loss is written as a weighted sum of the terms of :data:`TERMS`
+(``l1``, ``mse``, ``stft``, ``si_sdr``, ``sc`` = spectral convergence,
+``cmrs``, ``pause``, ``ce``): ``get_loss("si_sdr + 10*sc + 5*cmrs")`` is
+``si_sdr+sc`` with the compressed spectral loss added at weight 5.
 """
 
 from __future__ import annotations
@@ -31,9 +36,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .choices import LOSS_NAMES
+from .choices import LOSS_NAMES, LOSS_TERMS, parse_loss
 
-__all__ = ["LOSSES", "get_loss", "apply", "l1", "mse", "multi_resolution_stft", "si_sdr_loss",
+__all__ = ["LOSSES", "TERMS", "get_loss", "apply", "l1", "mse", "multi_resolution_stft", "si_sdr_loss",
            "spectral_convergence", "compressed_spectral", "pause_residual", "cross_entropy"]
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -220,9 +225,42 @@ if tuple(LOSSES) != LOSS_NAMES:  # `rtconv train --help` offers LOSS_NAMES witho
                       "name each loss there too, in the same order.")
 
 
+#: The terms a weighted-sum loss is written in (``"si_sdr + 10*sc + 5*cmrs"``).
+TERMS: dict[str, Loss] = {
+    "l1": l1,
+    "mse": mse,
+    "stft": multi_resolution_stft,
+    "si_sdr": si_sdr_loss,
+    "sc": spectral_convergence,
+    "cmrs": compressed_spectral,
+    "pause": pause_residual,
+    "ce": cross_entropy,
+}
+if tuple(TERMS) != LOSS_TERMS:
+    raise ImportError(f"loss terms {tuple(TERMS)} differ from rtconv.train.choices.LOSS_TERMS {LOSS_TERMS}; "
+                      "name each term there too, in the same order.")
+
+
+def _weighted_sum(parts: tuple[tuple[float, str], ...]) -> Loss:
+    fns = [(w, TERMS[t]) for w, t in parts]
+    needs = any(getattr(f, "needs_input", False) for _, f in fns)
+
+    def loss(estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor | None = None) -> torch.Tensor:
+        return sum(w * (f(estimate, target, noisy) if getattr(f, "needs_input", False) else f(estimate, target))
+                   for w, f in fns)
+
+    loss.needs_input = needs
+    loss.__name__ = " + ".join(f"{w:g}*{t}" for w, t in parts)
+    return loss
+
+
 def get_loss(name: str) -> Loss:
-    """The loss function called ``name`` (one of :data:`LOSSES`)."""
+    """The loss called ``name``: one of :data:`LOSSES`, or a weighted sum of :data:`TERMS`
+    such as ``"si_sdr + 10*sc + 5*cmrs"`` (see :func:`rtconv.train.choices.parse_loss`)."""
+    if isinstance(name, str) and name.strip() in LOSSES:
+        return LOSSES[name.strip()]
     try:
-        return LOSSES[name]
-    except KeyError:
-        raise ConfigError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}.") from None
+        parts = parse_loss(name)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return _weighted_sum(parts)
