@@ -181,6 +181,46 @@ def test_a_missing_corpus_is_one_sentence(tmp_path):
         corpus.read_manifest(tmp_path / "nothing")
 
 
+def test_a_loaded_split_is_kept_resampled_and_the_next_load_memory_maps_it(tiny_corpus, tmp_path):
+    import shutil
+
+    import soundfile as sf
+
+    cache, _, _ = tiny_corpus
+    root = tmp_path / "corpus"
+    shutil.copytree(corpus.corpus_dir(cache), root, ignore=shutil.ignore_patterns("_pool"))
+    plain = corpus.Pool.load("train", RATE, root, cache=False)
+    assert not (root / "_pool").exists()
+    first = corpus.Pool.load("train", RATE, root)
+    written = sorted(p.suffix for p in (root / "_pool").iterdir())
+    assert written == [".json", ".npy"]
+    second = corpus.Pool.load("train", RATE, root)
+
+    def arrays(pool):
+        return [x for k in sorted(pool.speakers) for x, _ in pool.speakers[k]] + \
+               [x for k in sorted(pool.noise) for x, _ in pool.noise[k]]
+
+    for a, b, c in zip(arrays(plain), arrays(first), arrays(second), strict=True):
+        assert np.array_equal(a, b) and np.array_equal(a, c) and c.dtype == np.float32
+        assert not c.flags.writeable  # shared pages: the mixer must never write into the pool
+    # another rate is another file; a changed item is seen (its size and time are in the key)
+    corpus.Pool.load("train", RATE // 2, root)
+    assert len(list((root / "_pool").glob("*.npy"))) == 2
+    item = next(it for it in corpus.read_manifest(root) if it["split"] == "train" and it["kind"] == "speech")
+    x, sr = sf.read(root / item["file"], dtype="float32")
+    sf.write(root / item["file"], np.concatenate([x, x]) * 0.5, sr)
+    changed = corpus.Pool.load("train", RATE, root)
+    got = next(a for a, it in changed.speakers[f"{item['source']}:{item['speaker']}"] if it["id"] == item["id"])
+    assert len(got) == 2 * len(next(a for a, it in plain.speakers[f"{item['source']}:{item['speaker']}"]
+                                    if it["id"] == item["id"]))
+    # a cache that cannot be written: the split loads all the same, from memory
+    shutil.rmtree(root / "_pool")
+    (root / "_pool").write_text("not a folder")
+    again = corpus.Pool.load("train", RATE, root)
+    assert all(np.array_equal(a, b) for a, b in zip(arrays(changed), arrays(again), strict=True))
+    assert all(x.flags.writeable for x in arrays(again))
+
+
 # -- augmentation and mixing -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def train_mixer(tiny_corpus):

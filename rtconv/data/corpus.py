@@ -5,6 +5,11 @@ Layout under :func:`corpus_dir` (``$RTCONV_CACHE/corpus`` or
 
     manifest.jsonl          one JSON object per item (fields: MANIFEST_FIELDS)
     <source>/<name>.flac    the item, mono, at its native sample rate
+    _pool/<split>-<rate>-<key>.npy, .json
+                            a split resampled to one rate, every item end to end
+                            (float32), and where each starts: :meth:`Pool.load`
+                            memory-maps it, so training processes on one machine
+                            share one copy and start without resampling again
 
 An item is one utterance (speech) or one recording (noise, music).  Its
 ``split`` comes from its source (:mod:`rtconv.data.sources`): test sources,
@@ -193,11 +198,15 @@ class Pool:
     @classmethod
     def load(cls, split: str, sample_rate: int, root: str | os.PathLike | None = None,
              items: Sequence[dict] | None = None, max_noise_seconds: float = 120.0,
-             progress: bool = False) -> "Pool":
-        """Read every item of ``split`` from the corpus at ``root``, resampled to ``sample_rate`` (soxr)."""
-        import soundfile as sf
-        import soxr
+             progress: bool = False, cache: bool = True) -> "Pool":
+        """Read every item of ``split`` from the corpus at ``root``, resampled to ``sample_rate`` (soxr).
 
+        With ``cache`` (default) the resampled split is kept under ``root/_pool`` (see the module
+        docstring) and later loads memory-map it read-only: processes that train at once share
+        its pages instead of holding a copy each.  The key covers the items, their files' sizes
+        and times, the rate and ``max_noise_seconds``; a root that cannot be written loads
+        without a cache.
+        """
         if split not in ("train", "val", "test"):
             raise ConfigError(f"split must be 'train', 'val' or 'test', got {split!r}.")
         root = Path(root) if root is not None else corpus_dir()
@@ -205,25 +214,19 @@ class Pool:
         if not items:
             raise ConfigError(f"the corpus at {str(root)!r} has no {split!r} items; rebuild it with "
                               "`rtconv data build`.")
+        arrays = None
+        if cache:
+            npy, index = _pool_paths(root, split, int(sample_rate), items, max_noise_seconds)
+            arrays = _read_pool(npy, index, len(items))
+            if arrays is None:
+                arrays = [_read_item(root, it, int(sample_rate), max_noise_seconds)
+                          for it in _progress(items, progress, split)]
+                arrays = _write_pool(npy, index, arrays) or arrays
+        else:
+            arrays = [_read_item(root, it, int(sample_rate), max_noise_seconds)
+                      for it in _progress(items, progress, split)]
         pool = cls(int(sample_rate), split)
-        it_iter = items
-        if progress:
-            from tqdm import tqdm
-
-            it_iter = tqdm(items, desc=f"loading {split}", unit="file")
-        for it in it_iter:
-            path = root / it["file"]
-            try:
-                x, sr = sf.read(str(path), dtype="float32", always_2d=True)
-            except Exception as e:  # noqa: BLE001 - soundfile raises several types
-                raise ConfigError(f"cannot read corpus file {str(path)!r} ({e}); rebuild the corpus "
-                                  "with `rtconv data build`.") from None
-            x = x.mean(axis=1)
-            if it["kind"] != "speech":
-                x = x[: int(max_noise_seconds * sr)]
-            if sr != sample_rate:
-                x = soxr.resample(x, sr, sample_rate, quality="HQ")
-            x = np.ascontiguousarray(x, dtype=np.float32)
+        for x, it in zip(arrays, items):
             if it["kind"] == "speech":
                 pool.speakers.setdefault(f"{it['source']}:{it['speaker']}", []).append((x, it))
             else:
@@ -240,3 +243,82 @@ class Pool:
         sp = sum(len(x) for v in self.speakers.values() for x, _ in v) / self.sample_rate / 3600
         no = sum(len(x) for v in self.noise.values() for x, _ in v) / self.sample_rate / 3600
         return sp, no
+
+
+_POOL_FORMAT = 1
+
+
+def _progress(items, progress: bool, split: str):
+    if not progress:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=f"loading {split}", unit="file")
+
+
+def _read_item(root: Path, it: dict, sample_rate: int, max_noise_seconds: float) -> np.ndarray:
+    import soundfile as sf
+    import soxr
+
+    path = root / it["file"]
+    try:
+        x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:  # noqa: BLE001 - soundfile raises several types
+        raise ConfigError(f"cannot read corpus file {str(path)!r} ({e}); rebuild the corpus "
+                          "with `rtconv data build`.") from None
+    x = x.mean(axis=1)
+    if it["kind"] != "speech":
+        x = x[: int(max_noise_seconds * sr)]
+    if sr != sample_rate:
+        x = soxr.resample(x, sr, sample_rate, quality="HQ")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _pool_paths(root: Path, split: str, sample_rate: int, items: Sequence[dict],
+                max_noise_seconds: float) -> tuple[Path, Path]:
+    h = hashlib.sha256(json.dumps([_POOL_FORMAT, sample_rate, float(max_noise_seconds)]).encode())
+    for it in items:
+        try:
+            st = os.stat(root / it["file"])
+            stamp = [st.st_size, st.st_mtime_ns]
+        except OSError:
+            stamp = None  # reading it will say what is wrong
+        h.update(json.dumps([it["id"], it["file"], it["kind"], stamp]).encode())
+    stem = root / "_pool" / f"{split}-{sample_rate}-{h.hexdigest()[:16]}"
+    return stem.with_suffix(".npy"), stem.with_suffix(".json")
+
+
+def _read_pool(npy: Path, index: Path, count: int) -> list[np.ndarray] | None:
+    try:
+        starts = json.loads(index.read_text())["starts"]
+        data = np.load(npy, mmap_mode="r")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if len(starts) != count + 1 or data.ndim != 1 or data.dtype != np.float32 or starts[-1] != len(data):
+        return None
+    return [data[a:b] for a, b in zip(starts[:-1], starts[1:])]
+
+
+def _write_pool(npy: Path, index: Path, arrays: list[np.ndarray]) -> list[np.ndarray] | None:
+    """Write the pool (atomically: temporary names, then renames) and return its memory-mapped views;
+    ``None`` when the cache cannot be written (the arrays in memory serve)."""
+    starts = np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(int).tolist()
+    tmp = f".{os.getpid()}.tmp"
+    try:
+        npy.parent.mkdir(parents=True, exist_ok=True)
+        out = np.lib.format.open_memmap(str(npy) + tmp, mode="w+", dtype=np.float32, shape=(starts[-1],))
+        for a, b, x in zip(starts[:-1], starts[1:], arrays):
+            out[a:b] = x
+        out.flush()
+        del out
+        Path(str(index) + tmp).write_text(json.dumps({"format": _POOL_FORMAT, "starts": starts}))
+        os.replace(str(npy) + tmp, npy)
+        os.replace(str(index) + tmp, index)
+    except OSError:
+        for p in (Path(str(npy) + tmp), Path(str(index) + tmp)):
+            try:
+                p.unlink()
+            except OSError:
+                pass
+        return None
+    return _read_pool(npy, index, len(arrays))
