@@ -40,7 +40,7 @@ from .framed import Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv
 from .layers import Activation, MimoConv1d, Residual, _check_int
 from .models import Model, register
 
-__all__ = ["ConvDenoiser", "dft_filterbank", "limit_to_floor", "calibrate_gain", "set_attenuation_limit", "set_linked"]
+__all__ = ["ConvDenoiser", "dft_filterbank", "asymmetric_filterbank", "limit_to_floor", "calibrate_gain", "set_attenuation_limit", "set_linked"]
 
 
 def limit_to_floor(limit_db: float | None) -> float:
@@ -104,13 +104,60 @@ def dft_filterbank(window: int) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(analysis), np.ascontiguousarray(synthesis)
 
 
+def _hann(length: int, n: np.ndarray) -> np.ndarray:
+    """Periodic Hann window of ``length`` at positions ``n``."""
+    return 0.5 - 0.5 * np.cos(2 * np.pi * n / length)
+
+
+def asymmetric_filterbank(analysis: int, synthesis: int) -> tuple[np.ndarray, np.ndarray]:
+    """A perfectly reconstructing DFT pair with a long analysis and a short synthesis window.
+
+    The analysis window (``analysis`` samples: frequency resolution ``rate / analysis``)
+    rises as the square root of a Hann window of ``2 * (analysis - synthesis / 2)`` and
+    falls over its newest ``synthesis / 2`` samples as a square-root Hann of
+    ``synthesis``; the synthesis window covers only the newest ``synthesis`` samples and
+    is chosen so that analysis times synthesis there is a Hann window of ``synthesis``,
+    which overlap-adds to one at hop ``synthesis / 2``.  Latency is that of the short
+    window (``synthesis - 1`` samples) while every gain acts on a bin ``analysis /
+    synthesis`` times narrower (Mauler & Martin, "A low delay, variable resolution,
+    perfect reconstruction spectral analysis-synthesis system for speech enhancement",
+    EUSIPCO 2007).  With ``analysis == synthesis`` it is :func:`dft_filterbank`'s pair.
+
+    Returns ``(analysis_kernel, synthesis_kernel)`` of shapes ``(analysis, 1, analysis)``
+    and ``(1, analysis, synthesis)`` in impulse-response order, channels laid out as in
+    :func:`dft_filterbank` (pair ``k`` is bin ``k`` of the long window).
+    """
+    N, S = int(analysis), int(synthesis)
+    if S < 2 or S % 2 or N % 2 or N < S:
+        raise ConfigError(f"an asymmetric filterbank needs even windows with analysis >= synthesis, got "
+                          f"analysis {analysis!r} and synthesis {synthesis!r}.")
+    M = S // 2
+    K = N // 2
+    n = np.arange(N)
+    k = np.arange(K)[:, None]
+    cos = np.cos(2 * np.pi * k * n / N)
+    sin = np.sin(2 * np.pi * k * n / N)
+    sin[0] = np.cos(np.pi * n)
+    basis = np.concatenate([cos, sin]) / math.sqrt(N)  # (N, N), invertible: a real DFT
+    wa = np.where(n < N - M, np.sqrt(_hann(2 * (N - M), n)), np.sqrt(_hann(S, n - (N - S))))
+    tail = n[N - S:]
+    ws = _hann(S, tail - (N - S)) / np.where(wa[N - S:] > 0, wa[N - S:], 1.0)
+    A = basis * wa
+    inv = np.linalg.inv(basis)  # (positions, channels): the frame back from its coefficients
+    Ssyn = inv[N - S:] * ws[:, None]  # the newest S positions, weighted by the synthesis window
+    analysis_k = A[:, None, ::-1]
+    synthesis_k = Ssyn.T[None, :, ::-1]
+    return np.ascontiguousarray(analysis_k), np.ascontiguousarray(synthesis_k)
+
+
 class ConvDenoiser(Model):
     """Causal learned-filterbank mask denoiser (see the module docstring).
 
     Parameters
     ----------
     window : int
-        Analysis and synthesis window in samples (even); latency ``window - 1``.
+        Synthesis window in samples (even), and the analysis window unless
+        ``analysis_window`` is set; latency ``window - 1``.
     hop : int
         Frame hop in samples; ``window // 2`` reconstructs perfectly at init.
     channels : int
@@ -151,6 +198,15 @@ class ConvDenoiser(Model):
         DeepFilterNet use GRUs for).  Its output projection starts at zero,
         so the weights of a model without one load unchanged and give the
         same output (``rtconv train --init``).
+    analysis_window : int or None
+        A longer analysis window than ``window`` (even, a multiple of it
+        is usual): :func:`asymmetric_filterbank`, gains on bins of
+        ``rate / analysis_window`` Hz (62.5 Hz at 768 and 48 kHz, narrower
+        than a voice's harmonic spacing) at the latency of ``window``.
+        ``None`` (default): the symmetric pair of ``window``.  Needs
+        ``hop == window // 2``.  A model grown into it from one without
+        (``--resume ... --arch-arg analysis_window=768``) starts with each
+        old band's weights spread over the bins it covers.
     """
 
     arch = "framed_denoiser"
@@ -167,6 +223,7 @@ class ConvDenoiser(Model):
         activation: str = "leaky_relu",
         feature_floor_db: float = -60.0,
         gru: int = 0,
+        analysis_window: int | None = None,
     ) -> None:
         super().__init__()
         _check_int("window", window, 4)
@@ -187,7 +244,14 @@ class ConvDenoiser(Model):
             raise ConfigError(f"feature_floor_db must be a number of dB from -200 to 0, got {feature_floor_db!r}; "
                               "e.g. -120 lets the mask network see input as quiet as -120 dB per bin.")
         _check_int("gru", gru, 0)
-        K = window // 2
+        if analysis_window is not None:
+            _check_int("analysis_window", analysis_window, 4)
+            if analysis_window % 2 or analysis_window < window or hop * 2 != window:
+                raise ConfigError(
+                    f"analysis_window must be even and at least window ({window}), with hop = window / 2 "
+                    f"({window // 2}); got analysis_window {analysis_window!r} and hop {hop!r}.")
+        analysis = window if analysis_window is None else int(analysis_window)
+        K = analysis // 2
         feats = PairPower(eps=10.0 ** (float(feature_floor_db) / 10.0))
         layers: list[nn.Module] = [feats, MimoConv1d(K, channels, 1), Activation(activation)]
         for i in range(blocks):
@@ -201,8 +265,8 @@ class ConvDenoiser(Model):
         layers += [MimoConv1d(channels, K, 1), Activation("sigmoid")]
         estimator = FrameNet(*layers)
         gate = MaskGate(estimator, pairs=True, floor=limit_to_floor(attenuation_limit_db))
-        self.body = nn.Sequential(Framed(StridedConv1d(1, window, window, hop), gate,
-                                         TransposedConv1d(window, 1, window, hop)))
+        self.body = nn.Sequential(Framed(StridedConv1d(1, analysis, analysis, hop), gate,
+                                         TransposedConv1d(analysis, 1, window, hop)))
         self._config = {"window": window, "hop": hop, "channels": channels, "blocks": blocks, "taps": taps}
         if not learn_filterbank:  # only when set, so configs of learned-filterbank models stay as they were
             self._config["learn_filterbank"] = False
@@ -212,14 +276,23 @@ class ConvDenoiser(Model):
             self._config["feature_floor_db"] = float(feature_floor_db)
         if gru:
             self._config["gru"] = gru
+        if analysis != window:
+            self._config["analysis_window"] = analysis
         self._limit = attenuation_limit_db
         self._init_weights()
         for p in (self.encoder.weight, self.decoder.weight):
             p.requires_grad_(learn_filterbank)
 
-    def _init_weights(self) -> None:
+    def _filterbank(self) -> tuple[np.ndarray, np.ndarray]:
+        """The initial (analysis, synthesis) kernels, the synthesis one scaled for overlap-add."""
+        if self.encoder.taps != self.decoder.taps:
+            return asymmetric_filterbank(self.encoder.taps, self.decoder.taps)
         a, s = dft_filterbank(self.encoder.taps)
-        scale = self.encoder.taps / (2.0 * self.encoder.stride)  # overlap-add gain of sqrt-Hann pairs
+        return a, s / (self.encoder.taps / (2.0 * self.encoder.stride))  # overlap-add gain of sqrt-Hann pairs
+
+    def _init_weights(self) -> None:
+        a, s = self._filterbank()
+        scale = 1.0
         with torch.no_grad():
             self.encoder.weight.copy_(torch.from_numpy(a))
             self.decoder.weight.copy_(torch.from_numpy(s / scale))
@@ -234,6 +307,49 @@ class ConvDenoiser(Model):
             last = [m for m in self.gate.estimator if isinstance(m, MimoConv1d)][-1]
             last.weight.mul_(0.1)
             last.bias.fill_(3.0)  # gains start near 0.95: the model starts as a pass-through
+
+    def transfer_from(self, src) -> tuple[int, int] | None:
+        """Start from ``src``, a model with a shorter analysis window (see :func:`rtconv.models.transfer_weights`).
+
+        Tensors of equal shape are copied; the mask network's first layer takes each old
+        band's weights spread over the new bins it covers (divided among them) and its last
+        layer repeats each old band's gain for them, so the grown model first applies the
+        old mask on a finer grid; the decoder keeps the old one's output-level calibration.
+        ``None`` (the generic matching) when the analysis windows are equal.
+        """
+        if not isinstance(src, ConvDenoiser) or src.encoder.taps == self.encoder.taps:
+            return None
+        if src.encoder.weight.requires_grad or src.decoder.taps != self.decoder.taps \
+                or src.encoder.stride != self.encoder.stride:
+            raise ConfigError(
+                "only a model with a fixed filterbank and the same window and hop can grow a longer analysis "
+                f"window; this one has window {src.decoder.taps}, hop {src.encoder.stride} and "
+                f"{'a learned' if src.encoder.weight.requires_grad else 'a fixed'} filterbank.")
+        convs = lambda m: [x for x in m.gate.estimator if isinstance(x, MimoConv1d)]  # noqa: E731
+        s_first, s_last, d_first, d_last = convs(src)[0], convs(src)[-1], convs(self)[0], convs(self)[-1]
+        k_old, k_new = s_first.weight.shape[1], d_first.weight.shape[1]
+        bins = np.minimum(np.rint(np.arange(k_new) * (2 * k_old) / self.encoder.taps).astype(int), k_old - 1)
+        share = torch.as_tensor(np.bincount(bins, minlength=k_old)[bins], dtype=s_first.weight.dtype)
+        idx = torch.as_tensor(bins)
+        s_params, d_params = dict(src.named_parameters()), dict(self.named_parameters())
+        special = {id(p) for p in (self.encoder.weight, self.decoder.weight, d_first.weight, d_last.weight,
+                                   d_last.bias)}
+        copied = 0
+        with torch.no_grad():
+            for name, p in d_params.items():
+                if id(p) not in special and name in s_params and s_params[name].shape == p.shape:
+                    p.copy_(s_params[name])
+                    copied += 1
+            d_first.weight.copy_(s_first.weight[:, idx] / share[None, :, None])
+            d_last.weight.copy_(s_last.weight[idx])
+            d_last.bias.copy_(s_last.bias[idx])
+            _, pristine = dft_filterbank(src.decoder.taps)
+            pristine = torch.as_tensor(pristine / (src.decoder.taps / (2.0 * src.encoder.stride)),
+                                       dtype=src.decoder.weight.dtype)
+            gain = float((src.decoder.weight * pristine).sum() / pristine.square().sum())
+            self.decoder.weight.mul_(gain)
+        copied += 4
+        return copied, len(d_params) - copied
 
     # the parts live once, in the body (checkpoints store each tensor once)
     @property

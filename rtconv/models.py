@@ -337,9 +337,15 @@ def transfer_weights(src: nn.Module, dst: nn.Module) -> tuple[int, int]:
     place in the order).  ``dst``'s other parameters keep their
     initialisation: architectures that grow start a new branch at zero (see
     ``ConvDenoiser(gru=...)``), so the grown model computes what ``src``
-    did until it is trained.  Raises :class:`ConfigError` if a ``src``
+    did until it is trained.  An architecture whose tensors change shape as it
+    grows maps them itself: ``dst.transfer_from(src)`` returns ``(copied, left)``
+    or ``None`` for the generic matching.  Raises :class:`ConfigError` if a ``src``
     tensor has no place in ``dst``.
     """
+    own = getattr(dst, "transfer_from", None)  # an architecture that knows how to widen itself
+    done = own(src) if own is not None else None
+    if done is not None:
+        return done
     s_params, d_params = dict(src.named_parameters()), dict(dst.named_parameters())
     todo = [n for n in s_params if not (n in d_params and d_params[n].shape == s_params[n].shape)]
     pairs = [(n, n) for n in s_params if n not in todo]

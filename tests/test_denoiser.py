@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rtconv import ConfigError, checkpoint
-from rtconv.denoiser import ConvDenoiser, limit_to_floor
+from rtconv.denoiser import ConvDenoiser, asymmetric_filterbank, dft_filterbank, limit_to_floor
 from rtconv.layers import MimoConv1d
 
 from _streams import stream_in_sizes
@@ -183,3 +183,92 @@ def test_a_low_feature_floor_lets_the_mask_network_see_quiet_input(tmp_path):
     assert "feature_floor_db" not in ConvDenoiser().config  # older configs stay as they were
     with pytest.raises(ConfigError, match="feature_floor_db must be a number of dB"):
         ConvDenoiser(feature_floor_db=10)
+
+
+# -- a long analysis window at the short window's latency ----------------------------------------------
+ASYM = dict(window=32, hop=16, channels=8, blocks=2, taps=3, activation="tanh", learn_filterbank=False)
+
+
+@pytest.mark.parametrize("analysis", [32, 64, 128, 96])
+def test_an_asymmetric_filterbank_reconstructs_perfectly_at_the_short_windows_latency(analysis):
+    model = ConvDenoiser(**ASYM, analysis_window=analysis if analysis != 32 else None).eval()
+    last = [m for m in model.gate.estimator if isinstance(m, MimoConv1d)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(50.0)  # every gain 1: the filterbank alone
+    x = np.random.default_rng(3).normal(size=(4000, 1)).astype(np.float32)
+    y = _offline(model, x)
+    assert model.latency == 31
+    # once the long window has filled, the output is the input (aligned: latency removed)
+    np.testing.assert_allclose(y[analysis:], x[analysis:], atol=2e-5)
+    assert model.encoder.taps == analysis and model.decoder.taps == 32
+    assert model.gate.estimator[1].weight.shape[1] == analysis // 2  # one gain per bin of the long window
+
+
+def test_an_asymmetric_filterbank_of_equal_windows_is_the_symmetric_pair():
+    a, s = asymmetric_filterbank(64, 64)
+    a2, s2 = dft_filterbank(64)
+    np.testing.assert_allclose(a, a2, atol=1e-12)
+    np.testing.assert_allclose(s, s2, atol=1e-12)
+
+
+def test_a_long_analysis_window_narrows_the_bins():
+    """A tone halfway between two bins of the 4 ms window falls on one bin of the 16 ms one."""
+    rate, f = 48000, 1125.0  # bin 4.5 of a 192-sample window, bin 18 of a 768-sample one
+    x = np.sin(2 * np.pi * f * np.arange(4800) / rate)
+    share = {}
+    for n in (192, 768):
+        a, _ = asymmetric_filterbank(n, 192)
+        frame = a[:, 0, ::-1] @ x[2000:2000 + n]  # kernels are in impulse-response order: newest sample first
+        power = frame[: n // 2] ** 2 + frame[n // 2:] ** 2
+        share[n] = (power.max() / power.sum(), np.argmax(power) * rate / n)
+    assert share[192][0] <= 0.5 + 1e-9 and share[192][1] in (1000.0, 1250.0)
+    assert share[768][0] > 0.8 and share[768][1] == f
+
+
+@pytest.mark.parametrize("sizes", [[1], [7], [16], [4096], [17, 1, 250]])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_an_asymmetric_denoiser_streams_exactly_and_travels_through_checkpoints(sizes, channels, tmp_path):
+    torch.manual_seed(4)
+    model = ConvDenoiser(**ASYM, gru=5, analysis_window=96).eval()
+    with torch.no_grad():
+        for p in model.gate.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    x = np.random.default_rng(5).normal(size=(2000, channels)).astype(np.float32) * 0.1
+    ref = _offline(model, x)
+    np.testing.assert_allclose(_stream(model, x, sizes), ref, atol=1e-5 * np.abs(ref).max())
+    checkpoint.save(model, tmp_path / "a.safetensors", sample_rate=48000)
+    back = checkpoint.load(tmp_path / "a.safetensors")
+    assert back.config["analysis_window"] == 96 and back.latency == model.latency
+    np.testing.assert_allclose(_offline(back, x), ref, atol=1e-6)
+
+
+def test_a_model_grows_a_long_analysis_window_starting_near_its_old_output():
+    from rtconv.models import build, transfer_weights
+
+    torch.manual_seed(6)
+    old = ConvDenoiser(**ASYM, gru=5).eval()
+    with torch.no_grad():
+        for p in old.gate.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+        old.decoder.weight.mul_(1.1)  # an output-level calibration, kept by the grown model
+    new = build(old.arch, {**old.config, "analysis_window": 128}).eval()
+    copied, left = transfer_weights(old, new)
+    assert left == 1  # the long window's analysis filterbank: fixed, its own
+    t = np.arange(48000) / 48000
+    x = (0.3 * np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * 3 * t))
+         + 0.05 * np.random.default_rng(7).normal(size=t.size)).astype(np.float32)[:, None]
+    a, b = _offline(old, x)[4000:], _offline(new, x)[4000:]
+    snr = 10 * np.log10(np.sum(a**2) / np.sum((a - b) ** 2))
+    assert snr > 12, snr
+    assert abs(10 * np.log10(np.sum(b**2) / np.sum(a**2))) < 1.0
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(analysis_window=33), r"analysis_window must be even and at least window \(32\)"),
+    (dict(analysis_window=16), r"got analysis_window 16"),
+    (dict(analysis_window=64, hop=8), r"hop = window / 2 \(16\); got analysis_window 64 and hop 8"),
+])
+def test_bad_analysis_windows_are_refused_in_one_sentence(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        ConvDenoiser(**{**ASYM, **kwargs})

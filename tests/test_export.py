@@ -113,6 +113,17 @@ def test_random_denoisers_export_at_any_block_size(tmp_path, window_hop, width, 
     assert roundtrip(model, n, channels, tmp_path) <= TOL
 
 
+@pytest.mark.parametrize("n", [1, 7, 8, 50])
+def test_a_denoiser_with_a_long_analysis_window_exports_at_any_block_size(tmp_path, n):
+    torch.manual_seed(n)
+    model = ConvDenoiser(window=16, hop=8, channels=6, blocks=1, gru=4, activation="tanh", learn_filterbank=False,
+                         analysis_window=48)
+    with torch.no_grad():
+        for p in model.gate.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    assert roundtrip(model, n, 1, tmp_path) <= TOL
+
+
 class _Framed(Model):
     """A Framed layer with what the denoiser does not use: encoder bias, a plain Sequential body, odd windows."""
 
