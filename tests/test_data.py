@@ -406,6 +406,37 @@ def test_the_tables_compare_systems_side_by_side():
     assert "| all | 2 |" in text and "Clean speech passthrough" in text and "Noise only" in text
 
 
+def test_a_baseline_column_is_shown_but_the_best_column_compares_with_the_rivals_only():
+    examples = [_known_example("grid", seed=i) for i in range(2)]
+    perfect = {id(ex.noisy): ex.clean for ex in examples}
+    systems = {"noisy": lambda x, rate: x, "rtconv": lambda x, rate: 0.5 * (x + perfect[id(x)]),
+               "old": lambda x, rate: perfect[id(x)], "rnnoise": lambda x, rate: x}
+    summ = scoring.summary_rows(scoring.evaluate(systems, examples))
+    shown = scoring.tables(summ, list(systems), rivals=["rnnoise"])
+    assert "| row | n | noisy | rtconv | old | rnnoise | rtconv best" in shown
+    assert shown.split("\n")[6].endswith("| yes |")  # better than rnnoise; the better baseline is no rival
+    assert scoring.tables(summ, list(systems)).split("\n")[6].endswith("| no |")
+
+
+def test_bench_baselines_become_columns_after_rtconv_named_by_their_files(tmp_path, capsys):
+    from rtconv import checkpoint
+    from rtconv.bench.denoise import _with_baselines
+    from rtconv.cli import main
+    from rtconv.denoiser import ConvDenoiser
+
+    path = tmp_path / "denoiser-v4.safetensors"
+    checkpoint.save(ConvDenoiser(window=32, hop=16, channels=4, blocks=1), path, sample_rate=48000)
+    base = {"noisy": None, "rtconv": None, "rnnoise": None, "noisereduce": None}
+    got = _with_baselines(base, [str(path)])
+    assert list(got) == ["noisy", "rtconv", "denoiser-v4", "rnnoise", "noisereduce"]
+    x = np.random.default_rng(0).normal(size=4800).astype(np.float32) * 0.1
+    assert got["denoiser-v4"](x, 48000).shape == x.shape
+    with pytest.raises(ConfigError, match="second column named 'denoiser-v4'"):
+        _with_baselines(base, [str(path), str(path)])
+    assert main(["bench", "denoise", "--no-quality", "--baseline", str(path)]) != 0
+    assert "--baseline adds columns to the realistic set's tables" in capsys.readouterr().err
+
+
 def test_the_goals_say_which_are_met():
     examples = [_known_example("grid", seed=i) for i in range(2)] + [_known_example("clean"), _known_example("noise")]
     perfect = {id(ex.noisy): ex.clean for ex in examples}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -71,6 +72,10 @@ def configure(parser) -> None:
                         help="realistic set: score on the held-out test sources (default), or on a set of the "
                              "same design from the validation items, to choose between models without "
                              "looking at the test sources")
+    parser.add_argument("--baseline", action="append", default=[], metavar="PATH",
+                        help="realistic set: also score this denoiser checkpoint (a path or a shipped model's "
+                             "name), as a column named after its file, in the same run; repeatable. "
+                             "The 'best' column and the goals still compare with RNNoise and noisereduce only")
     parser.add_argument("--tables", metavar="PATH", help="also write the realistic set's Markdown tables here")
     parser.add_argument("--cache-dir", metavar="DIR", help="corpus cache root (default: ~/.cache/rtconv)")
     parser.add_argument("--seed", type=int, default=0, help="test-set seed (default: %(default)s)")
@@ -142,6 +147,11 @@ def _device_rates(model, block: int) -> list[dict]:
 def run(args) -> int:
     from . import heldout as ev
 
+    if args.baseline and (args.test_set != "realistic" or args.no_quality):
+        from ..errors import ConfigError
+
+        raise ConfigError("--baseline adds columns to the realistic set's tables; drop it, or drop "
+                          f"{'--no-quality' if args.no_quality else '--set ' + args.test_set}.")
     model = _load(args.model)
     if args.attenuation_limit is not None and hasattr(model, "attenuation_limit_db"):
         model.attenuation_limit_db = args.attenuation_limit
@@ -202,6 +212,27 @@ def run(args) -> int:
     return 0
 
 
+def _with_baselines(systems: dict, paths) -> dict:
+    """``systems`` with a column per baseline checkpoint after ``rtconv``, each run as ``rtconv process`` runs it."""
+    if not paths:
+        return systems
+    from .. import checkpoint, files
+    from ..errors import ConfigError
+
+    extra = {}
+    for p in paths:
+        resolved = checkpoint.resolve(p)
+        name = Path(resolved).name.removesuffix(".safetensors")
+        if name in systems or name in extra:
+            raise ConfigError(f"baseline {p!r} would be a second column named {name!r}; copy it to a file "
+                              "of another name.")
+        m = checkpoint.load(resolved)
+        extra[name] = (lambda m: lambda x, rate: files.process_array(x, rate, m, offline=True)[:, 0])(m)
+    order = ["noisy", "rtconv", *extra, *(k for k in systems if k not in ("noisy", "rtconv"))]
+    merged = {**systems, **extra}
+    return {k: merged[k] for k in order if k in merged}
+
+
 def _realistic(model, args) -> dict:
     """Score the model, RNNoise and noisereduce on the realistic held-out set (one run)."""
     from ..data import corpus, scoring
@@ -220,17 +251,16 @@ def _realistic(model, args) -> dict:
     else:
         print(f"\nVALIDATION set of the test set's design (training speakers, other files; for choosing a "
               f"model, not for reporting): {len(examples)} items, seed {args.seed}, fingerprint {fp}")
-    systems = scoring.systems(model)
+    systems = _with_baselines(scoring.systems(model), args.baseline)
     rows = scoring.evaluate(systems, examples, progress=True)
     summary = scoring.summary_rows(rows)
-    text = scoring.tables(summary, list(systems), ours="rtconv")
+    text = scoring.tables(summary, list(systems), ours="rtconv",
+                          rivals=[n for n in ("rnnoise", "noisereduce") if n in systems])
     goal_rows = scoring.goals(summary)
     text = "### Goals\n\n" + scoring.format_goals(goal_rows) + "\n\n" + text
     print(f"scored in {time.perf_counter() - t0:.0f} s\n")
     print(text)
     if args.tables:
-        from pathlib import Path
-
         Path(args.tables).write_text(
             f"Realistic held-out test set, seed {args.seed}, {len(examples)} items, fingerprint {fp}; "
             f"test sources: {', '.join(test_sources)}.\n\n" + text + "\n")
@@ -266,11 +296,17 @@ def _write_card(path, model, result, args) -> None:
     cfg = m["config"]
     bank = ("A fixed sqrt-Hann DFT filterbank (strided convolution," if cfg.get("learn_filterbank") is False
             else "A learned filterbank (strided convolution initialised as a sqrt-Hann DFT,")
+    windows = f"window {cfg.get('window')}, hop {cfg.get('hop')})"
+    if cfg.get("analysis_window"):
+        bank = "A fixed asymmetric DFT filterbank (strided convolution,"
+        windows = (f"analysis window {cfg['analysis_window']} = {1000 * cfg['analysis_window'] / 48000:g} ms, "
+                   f"{48000 / cfg['analysis_window']:g} Hz bins; synthesis window {cfg.get('window')}, hop "
+                   f"{cfg.get('hop')}: the latency of the short window)")
     lines = [
         f"# {meta.get('name') or 'denoiser'}: causal speech denoiser, {m['latency_ms']:.2f} ms latency",
         "",
         f"The default model of `rtconv process` and `rtconv live`. {bank}",
-        f"window {cfg.get('window')}, hop {cfg.get('hop')}), a causal dilated CNN"
+        f"{windows}, a causal dilated CNN"
         + (f" with a {cfg['gru']}-unit GRU branch (memory beyond the convolutions' "
            f"{1000 * model.receptive_field / 48000:.0f} ms)" if cfg.get("gru") else "")
         + " predicting one gain per",
@@ -308,7 +344,11 @@ def _write_card(path, model, result, args) -> None:
             "rate, PESQ wide band and STOI at 16 kHz; pause residual = output over input energy where the",
             "clean speech pauses. rtconv runs through `rtconv.files.process_array` (as `rtconv process`);",
             "RNNoise (pyrnnoise, lag removed) and noisereduce (non-stationary, whole file) in the same run.",
-            f"Measured by `rtconv bench denoise --card models/denoiser.md`.",
+            "Measured by `rtconv bench denoise --card models/denoiser.md"
+            + "".join(f" --baseline {b}" for b in getattr(args, "baseline", []) or []) + "`"
+            + (f"; the column{'s' if len(args.baseline) > 1 else ''} "
+               + ", ".join(f"`{Path(b).name.removesuffix('.safetensors')}`" for b in args.baseline)
+               + " score earlier models in the same run." if getattr(args, "baseline", None) else "."),
             "",
             result["realistic_tables"],
             "",
@@ -357,6 +397,4 @@ def _write_card(path, model, result, args) -> None:
         "effect immediately, also in a running `Streamer` built from the model, and needs no retraining.",
         "",
     ]
-    from pathlib import Path
-
     Path(path).write_text("\n".join(lines))

@@ -176,8 +176,12 @@ def summary_rows(rows: Sequence[dict]) -> dict:
     return tables
 
 
-def tables(summary: dict, names: Sequence[str], ours: str | None = "rtconv") -> str:
-    """The Markdown tables of a :func:`summary_rows` result, one section per table."""
+def tables(summary: dict, names: Sequence[str], ours: str | None = "rtconv",
+           rivals: Sequence[str] | None = None) -> str:
+    """The Markdown tables of a :func:`summary_rows` result, one section per table.
+
+    The last column says whether ``ours`` beats every one of ``rivals`` (default: every other
+    system but ``noisy``) on SI-SDRi, PESQ and STOI."""
     out: list[str] = []
     titles = {"overall": "Overall (grid: every SNR and noise)", "snr": "Per input SNR", "family": "Per noise",
               "speech_kind": "Per speech kind", "reverb": "Reverberation",
@@ -199,8 +203,8 @@ def tables(summary: dict, names: Sequence[str], ours: str | None = "rtconv") -> 
                 cells.append(f"{v.get('si_sdr_i', float('nan')):+.2f} / {v.get('pesq', float('nan')):.2f} / "
                              f"{v.get('stoi', float('nan')):.3f} / {v.get('pause_db', float('nan')):+.1f}")
             if ours and ours in names:
-                rivals = [s for s in names if s not in (ours, "noisy")]
-                win = all(per[ours][m] > per[r][m] for r in rivals for m in ("si_sdr_i", "pesq", "stoi"))
+                against = rivals if rivals is not None else [s for s in names if s not in (ours, "noisy")]
+                win = all(per[ours][m] > per[r][m] for r in against for m in ("si_sdr_i", "pesq", "stoi"))
                 cells.append("yes" if win else "no")
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
