@@ -5,8 +5,8 @@
 # provenance.chain, provenance.command, provenance.resumed_from with the sha256 of each start).
 #
 # Needs: the realistic corpus (`rtconv data build`, ~5 min) and the train extra.
-# An interrupted step continues exactly when run again with the same command (the trainer
-# keeps <out>.state.safetensors beside its output).
+# An interrupted step continues exactly when run again with --resume set to its own --out file
+# and the other arguments unchanged (the trainer keeps <out>.state.safetensors beside its output).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p runs
@@ -46,3 +46,18 @@ rtconv train denoise --corpus realistic --resume runs/gR.safetensors --epochs 0 
   --test-examples 32 --seed 42 --threads 2 --name denoiser --out runs/denoiser-v4.safetensors
 
 # Then: cp runs/denoiser-v4.safetensors models/denoiser.safetensors && rtconv bench denoise --card models/denoiser.md
+# v4 is runs/denoiser-v4.safetensors (sha256 c3bebbeba029bf42b42c73364e4c979d79a7988f4b58917cedac52702bd4e7f5 when it matches the
+# shipped v4 of 4c4a712, which the recorded command of step 5 names models/denoiser.safetensors); v5 trains on from it.
+# Step 5 (v5, 2026-11-30): 8 more epochs with a compressed spectral term added to the loss (a third of its gradient).
+# Resumable: rerun with --resume runs/hX.safetensors (same arguments) if interrupted.
+rtconv train denoise --corpus realistic --resume runs/denoiser-v4.safetensors --loss 'si_sdr + 10*sc + 5*cmrs' \
+  --optimizer adam --lr 2e-4 --schedule cosine --clip-grad 5 --batch-size 16 --epochs 8 --sample-rate 48000 --seconds 4 \
+  --snr-db=-5,20 --level-db=-35,6 --train-examples 3000 --val-examples 96 --test-examples 32 --seed 61 \
+  --threads 1 --name denoiser --out runs/hX.safetensors
+# Step 6: output level calibrated on 256 validation mixtures (no training).
+rtconv train denoise --corpus realistic --resume runs/hX.safetensors --epochs 0 --calibrate-gain \
+  --loss 'si_sdr + 10*sc + 5*cmrs' --optimizer adam --lr 2e-4 --schedule cosine --clip-grad 5 --batch-size 16 \
+  --sample-rate 48000 --seconds 4 --snr-db=-5,20 --level-db=-35,6 --train-examples 16 --val-examples 256 \
+  --test-examples 32 --seed 62 --threads 1 --name denoiser --out runs/denoiser-v5.safetensors
+# Then: cp runs/denoiser-v5.safetensors models/denoiser.safetensors &&
+#   rtconv bench denoise --baseline runs/denoiser-v4.safetensors --card models/denoiser.md
