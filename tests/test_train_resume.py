@@ -119,3 +119,21 @@ def test_a_fine_tuning_run_records_its_start_and_continues_exactly(tmp_path):
     whole = train(_cfg(tmp_path / "whole.safetensors", epochs=3, resume=str(first)), log=lambda s: None)
     for (k, a), b in zip(whole.model.state_dict().items(), done.model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=k)
+
+
+def test_rerunning_an_interrupted_command_says_how_to_continue_it_instead_of_starting_over(tmp_path):
+    part = tmp_path / "part.safetensors"
+    with pytest.raises(Interrupted):
+        train(_cfg(part), log=_stop_at("epoch 3:"))
+    lines = []
+    train(_cfg(part, epochs=4), log=lines.append)  # the same command again: starts over, and says so
+    note = [ln for ln in lines if ln.startswith("note:")]
+    assert len(note) == 1 and "after epoch 2 of 4" in note[0] and f"--resume {part}" in note[0], lines
+    lines = []
+    with pytest.raises(Interrupted):
+        train(_cfg(part), log=_stop_at("epoch 2:"))
+    train(_cfg(part, resume=str(part)), log=lines.append)  # the way to continue: no note
+    assert not any(ln.startswith("note:") for ln in lines) and any("exactly after epoch 1" in ln for ln in lines)
+    other = tmp_path / "other.safetensors"
+    train(_cfg(other, epochs=1), log=lines.append)
+    assert not any(ln.startswith("note:") for ln in lines)

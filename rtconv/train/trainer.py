@@ -455,6 +455,26 @@ def _load_state(path: Path) -> tuple[dict, dict]:
     return meta, tensors
 
 
+def _unfinished_note(cfg: TrainConfig) -> str | None:
+    """What to say when ``<out>.state`` holds an interrupted run of these choices that this one
+    will replace: rerunning the same command starts over; ``--resume <out>`` continues it."""
+    sp = state_path(cfg.out)
+    if not sp.is_file() or (cfg.resume and Path(cfg.resume).resolve() == Path(cfg.out).resolve()):
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(sp), "pt") as f:
+            meta = json.loads(f.metadata()["rtconv_train_state"])
+    except Exception:  # noqa: BLE001 - not a state file of ours: nothing to say
+        return None
+    if meta.get("plan") != _plan(cfg) or meta.get("epoch", 0) >= meta.get("end", cfg.epochs):
+        return None
+    return (f"note: {sp} holds an interrupted run of these choices (after epoch {meta.get('epoch')} of "
+            f"{meta.get('end', cfg.epochs)}); this run starts over and replaces it. To continue that one "
+            f"exactly instead, run again with --resume {cfg.out}.")
+
+
 def _sha256(path) -> str:
     import hashlib
 
@@ -523,6 +543,9 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     chain: list = []
     origin = None  # the file a fine-tuning run started from: path, sha256, epochs before it
     exact = None  # (meta, tensors) of an interrupted run this one continues exactly
+    note = _unfinished_note(cfg) if cfg.out else None
+    if note:
+        log(note)
     if cfg.resume:
         from ..checkpoint import load
 
