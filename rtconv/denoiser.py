@@ -78,6 +78,22 @@ def set_linked(model, linked: bool) -> None:
         g.linked = bool(linked)
 
 
+def _hann(length: int, n: np.ndarray) -> np.ndarray:
+    """Periodic Hann window of ``length`` at positions ``n``."""
+    return 0.5 - 0.5 * np.cos(2 * np.pi * n / length)
+
+
+def _dft_basis(window: int) -> np.ndarray:
+    """The real DFT of ``window`` samples as a square matrix, rows ``[cos_0..cos_{K-1}, sin_0..sin_{K-1}]``
+    over window position (``sin_0`` holds the Nyquist cosine), scaled by ``1/sqrt(window)``; invertible."""
+    n = np.arange(window)
+    k = np.arange(window // 2)[:, None]
+    cos = np.cos(2 * np.pi * k * n / window)
+    sin = np.sin(2 * np.pi * k * n / window)
+    sin[0] = np.cos(np.pi * n)
+    return np.concatenate([cos, sin]) / math.sqrt(window)
+
+
 def dft_filterbank(window: int) -> tuple[np.ndarray, np.ndarray]:
     """A perfectly reconstructing sqrt-Hann DFT analysis/synthesis pair.
 
@@ -87,26 +103,15 @@ def dft_filterbank(window: int) -> tuple[np.ndarray, np.ndarray]:
     (``sin_0`` slot holds the Nyquist cosine), so pair ``k`` is bin ``k``.
     With hop ``window/2`` the overlap-add of synthesis(analysis(x)) is ``x``.
     """
-    K = window // 2
-    n = np.arange(window)
-    k = np.arange(K)[:, None]
-    cos = np.cos(2 * np.pi * k * n / window)
-    sin = np.sin(2 * np.pi * k * n / window)
-    sin[0] = np.cos(np.pi * n)
-    basis = np.concatenate([cos, sin]) / math.sqrt(window)  # (W, W) rows over window position
-    sw = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * n / window))  # periodic sqrt-Hann
+    basis = _dft_basis(window)
+    sw = np.sqrt(_hann(window, np.arange(window)))  # periodic sqrt-Hann
     A = basis * sw
-    S = sw[:, None] * np.linalg.inv(A * 1.0 + 0.0) if False else None
-    # A is singular where sw = 0 (first sample); solve on the window's support instead
+    # A is singular where sw = 0 (first sample); invert the basis and window the result instead
     S = np.linalg.pinv(basis) * sw[:, None]  # (W, W): synthesis rows over window position
     analysis = A[:, None, ::-1]
     synthesis = S.T[None, :, ::-1]
     return np.ascontiguousarray(analysis), np.ascontiguousarray(synthesis)
 
-
-def _hann(length: int, n: np.ndarray) -> np.ndarray:
-    """Periodic Hann window of ``length`` at positions ``n``."""
-    return 0.5 - 0.5 * np.cos(2 * np.pi * n / length)
 
 
 def asymmetric_filterbank(analysis: int, synthesis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -132,13 +137,8 @@ def asymmetric_filterbank(analysis: int, synthesis: int) -> tuple[np.ndarray, np
         raise ConfigError(f"an asymmetric filterbank needs even windows with analysis >= synthesis, got "
                           f"analysis {analysis!r} and synthesis {synthesis!r}.")
     M = S // 2
-    K = N // 2
     n = np.arange(N)
-    k = np.arange(K)[:, None]
-    cos = np.cos(2 * np.pi * k * n / N)
-    sin = np.sin(2 * np.pi * k * n / N)
-    sin[0] = np.cos(np.pi * n)
-    basis = np.concatenate([cos, sin]) / math.sqrt(N)  # (N, N), invertible: a real DFT
+    basis = _dft_basis(N)
     wa = np.where(n < N - M, np.sqrt(_hann(2 * (N - M), n)), np.sqrt(_hann(S, n - (N - S))))
     tail = n[N - S:]
     ws = _hann(S, tail - (N - S)) / np.where(wa[N - S:] > 0, wa[N - S:], 1.0)
@@ -292,10 +292,9 @@ class ConvDenoiser(Model):
 
     def _init_weights(self) -> None:
         a, s = self._filterbank()
-        scale = 1.0
         with torch.no_grad():
             self.encoder.weight.copy_(torch.from_numpy(a))
-            self.decoder.weight.copy_(torch.from_numpy(s / scale))
+            self.decoder.weight.copy_(torch.from_numpy(s))
             for m in self.gate.estimator:
                 if isinstance(m, Residual) and isinstance(m.body[0], FrameGRU):
                     # the recurrent branch starts silent: the convolutional mask network's
@@ -343,9 +342,7 @@ class ConvDenoiser(Model):
             d_first.weight.copy_(s_first.weight[:, idx] / share[None, :, None])
             d_last.weight.copy_(s_last.weight[idx])
             d_last.bias.copy_(s_last.bias[idx])
-            _, pristine = dft_filterbank(src.decoder.taps)
-            pristine = torch.as_tensor(pristine / (src.decoder.taps / (2.0 * src.encoder.stride)),
-                                       dtype=src.decoder.weight.dtype)
+            pristine = torch.as_tensor(src._filterbank()[1], dtype=src.decoder.weight.dtype)
             gain = float((src.decoder.weight * pristine).sum() / pristine.square().sum())
             self.decoder.weight.mul_(gain)
         copied += 4

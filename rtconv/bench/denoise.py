@@ -212,22 +212,28 @@ def run(args) -> int:
     return 0
 
 
+def _column(path) -> str:
+    """A baseline's column name: its checkpoint's file name without the suffix."""
+    from .. import checkpoint
+
+    return Path(checkpoint.resolve(path)).name.removesuffix(".safetensors")
+
+
 def _with_baselines(systems: dict, paths) -> dict:
     """``systems`` with a column per baseline checkpoint after ``rtconv``, each run as ``rtconv process`` runs it."""
     if not paths:
         return systems
-    from .. import checkpoint, files
+    from .. import checkpoint
+    from ..data.scoring import model_system
     from ..errors import ConfigError
 
     extra = {}
     for p in paths:
-        resolved = checkpoint.resolve(p)
-        name = Path(resolved).name.removesuffix(".safetensors")
+        name = _column(p)
         if name in systems or name in extra:
             raise ConfigError(f"baseline {p!r} would be a second column named {name!r}; copy it to a file "
                               "of another name.")
-        m = checkpoint.load(resolved)
-        extra[name] = (lambda m: lambda x, rate: files.process_array(x, rate, m, offline=True)[:, 0])(m)
+        extra[name] = model_system(checkpoint.load(checkpoint.resolve(p)))
     order = ["noisy", "rtconv", *extra, *(k for k in systems if k not in ("noisy", "rtconv"))]
     merged = {**systems, **extra}
     return {k: merged[k] for k in order if k in merged}
@@ -345,10 +351,10 @@ def _write_card(path, model, result, args) -> None:
             "clean speech pauses. rtconv runs through `rtconv.files.process_array` (as `rtconv process`);",
             "RNNoise (pyrnnoise, lag removed) and noisereduce (non-stationary, whole file) in the same run.",
             "Measured by `rtconv bench denoise --card models/denoiser.md"
-            + "".join(f" --baseline {b}" for b in getattr(args, "baseline", []) or []) + "`"
+            + "".join(f" --baseline {b}" for b in args.baseline) + "`"
             + (f"; the column{'s' if len(args.baseline) > 1 else ''} "
-               + ", ".join(f"`{Path(b).name.removesuffix('.safetensors')}`" for b in args.baseline)
-               + " score earlier models in the same run." if getattr(args, "baseline", None) else "."),
+               + ", ".join(f"`{_column(b)}`" for b in args.baseline)
+               + " score earlier models in the same run." if args.baseline else "."),
             "",
             result["realistic_tables"],
             "",

@@ -98,6 +98,17 @@ def number_range(text: str) -> list[float]:
     return [float(x) for x in vals]
 
 
+def loss_text(text: str) -> str:
+    """argparse type: a named loss or a weighted sum of loss terms (:func:`rtconv.train.choices.parse_loss`)."""
+    from ..train.choices import parse_loss  # imports nothing: --help stays free of torch
+
+    try:
+        parse_loss(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text.strip()
+
+
 def key_value(text: str) -> tuple[str, object]:
     """argparse type: 'KEY=VALUE' -> (KEY, VALUE parsed as JSON, else the text)."""
     key, sep, value = text.partition("=")

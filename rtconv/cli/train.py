@@ -11,9 +11,9 @@ from pathlib import Path
 from ..train.choices import (DEFAULTS, DIST_BACKENDS, OPTIMIZERS, SCHEDULES, TASK_LOSSES, TASK_OPTIONS, TASKS,
                              WAVEFORMS, default_arch)
 from ..train.choices import LOSS_NAMES as LOSSES
-from ..train.choices import LOSS_TERMS, parse_loss
+from ..train.choices import LOSS_TERMS
 from ..vad import FRAMES_PER_SECOND, LABEL_DB
-from .common import epoch_count, key_value, number_list, number_range, positive_int, positive_number
+from .common import epoch_count, key_value, loss_text, number_list, number_range, positive_int, positive_number
 
 HELP = "train a filter or classifier (sines, freqsep, denoise, classify, vad) and write a checkpoint"
 
@@ -96,15 +96,6 @@ RECIPES = {
         "train_examples": 512,
     },
 }
-
-
-def loss_text(text: str) -> str:
-    """argparse type: a named loss or a weighted sum of loss terms (:func:`parse_loss`)."""
-    try:
-        parse_loss(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return text.strip()
 
 
 def _task_losses() -> str:

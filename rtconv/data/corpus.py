@@ -214,17 +214,13 @@ class Pool:
         if not items:
             raise ConfigError(f"the corpus at {str(root)!r} has no {split!r} items; rebuild it with "
                               "`rtconv data build`.")
-        arrays = None
-        if cache:
-            npy, index = _pool_paths(root, split, int(sample_rate), items, max_noise_seconds)
-            arrays = _read_pool(npy, index, len(items))
-            if arrays is None:
-                arrays = [_read_item(root, it, int(sample_rate), max_noise_seconds)
-                          for it in _progress(items, progress, split)]
-                arrays = _write_pool(npy, index, arrays) or arrays
-        else:
+        paths = _pool_paths(root, split, int(sample_rate), items, max_noise_seconds) if cache else None
+        arrays = _read_pool(*paths, len(items)) if paths else None
+        if arrays is None:
             arrays = [_read_item(root, it, int(sample_rate), max_noise_seconds)
                       for it in _progress(items, progress, split)]
+            if paths:
+                arrays = _write_pool(*paths, arrays) or arrays
         pool = cls(int(sample_rate), split)
         for x, it in zip(arrays, items):
             if it["kind"] == "speech":

@@ -27,7 +27,7 @@ from ..errors import ConfigError
 from .mix import active_level_db
 from .testset import TestExample
 
-__all__ = ["OCTAVES", "systems", "score_example", "evaluate", "tables", "summary_rows", "goals", "format_goals"]
+__all__ = ["OCTAVES", "model_system", "systems", "score_example", "evaluate", "tables", "summary_rows", "goals", "format_goals"]
 
 #: Octave bands (low, high) in Hz for the clean-passthrough table, centres 125 Hz .. 16 kHz.
 OCTAVES: tuple[tuple[float, float], ...] = tuple(
@@ -49,16 +49,23 @@ def _at_48k(f: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray, int]
     return run
 
 
+def model_system(model):
+    """An rtconv model as a system of a comparison: ``(x, rate) -> y`` through
+    :func:`rtconv.files.process_array`, exactly as ``rtconv process`` runs it."""
+    from .. import files
+
+    return lambda x, rate: files.process_array(x, rate, model, offline=True)[:, 0]
+
+
 def systems(model=None, rnnoise: bool = True, noisereduce: bool = True) -> dict:
     """The systems of a comparison: ``noisy`` (no processing), ``rtconv`` (``model``,
     through :func:`rtconv.files.process_array` exactly as ``rtconv process`` runs it),
     ``rnnoise`` (pyrnnoise, lag removed) and ``noisereduce`` (non-stationary, whole file)."""
     from ..bench import heldout as ev
-    from .. import files
 
     out: dict = {"noisy": lambda x, rate: np.asarray(x, np.float32)}
     if model is not None:
-        out["rtconv"] = lambda x, rate: files.process_array(x, rate, model, offline=True)[:, 0]
+        out["rtconv"] = model_system(model)
     if rnnoise:
         out["rnnoise"] = _at_48k(ev.rnnoise(_MODEL_RATE))
     if noisereduce:

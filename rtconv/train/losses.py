@@ -104,14 +104,6 @@ def si_sdr_loss(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -10.0 * torch.log10(ratio + 1e-8).mean()
 
 
-def _si_sdr_sc(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return si_sdr_loss(estimate, target) + 10.0 * spectral_convergence(estimate, target)
-
-
-def _l1_stft(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return l1(estimate, target) + multi_resolution_stft(estimate, target)
-
-
 def compressed_spectral(
     estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor, power: float = 0.3,
     complex_weight: float = 0.3, removed_speech_weight: float = 1.0,
@@ -145,10 +137,6 @@ def compressed_spectral(
     return sum(terms) / len(terms)
 
 
-def _cmrs_si_sdr(estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
-    return compressed_spectral(estimate, target, noisy) + 0.01 * si_sdr_loss(estimate, target)
-
-
 def pause_residual(
     estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor, goal_db: float = -25.0,
     frame: int = 960, speech_below_db: float = -20.0,
@@ -176,10 +164,6 @@ def pause_residual(
     return missing.sum() / max(1, missing.numel())
 
 
-def _si_sdr_sc_pause(estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
-    return _si_sdr_sc(estimate, target) + 0.25 * pause_residual(estimate, target, noisy)
-
-
 def cross_entropy(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Mean cross-entropy (nats per sample) of probability tracks against target probabilities.
 
@@ -196,9 +180,7 @@ def cross_entropy(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-
 
 
 compressed_spectral.needs_input = True
-_cmrs_si_sdr.needs_input = True
 pause_residual.needs_input = True
-_si_sdr_sc_pause.needs_input = True
 
 
 def apply(loss: Loss, estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
@@ -206,23 +188,6 @@ def apply(loss: Loss, estimate: torch.Tensor, target: torch.Tensor, noisy: torch
     if getattr(loss, "needs_input", False):
         return loss(estimate, target, noisy)
     return loss(estimate, target)
-
-
-LOSSES: dict[str, Loss] = {
-    "l1": l1,
-    "mse": mse,
-    "stft": multi_resolution_stft,
-    "si_sdr": si_sdr_loss,
-    "l1+stft": _l1_stft,
-    "si_sdr+sc": _si_sdr_sc,
-    "si_sdr+sc+pause": _si_sdr_sc_pause,
-    "cmrs": compressed_spectral,
-    "cmrs+si_sdr": _cmrs_si_sdr,
-    "ce": cross_entropy,
-}
-if tuple(LOSSES) != LOSS_NAMES:  # `rtconv train --help` offers LOSS_NAMES without importing torch
-    raise ImportError(f"losses {tuple(LOSSES)} differ from rtconv.train.choices.LOSS_NAMES {LOSS_NAMES}; "
-                      "name each loss there too, in the same order.")
 
 
 #: The terms a weighted-sum loss is written in (``"si_sdr + 10*sc + 5*cmrs"``).
@@ -246,12 +211,28 @@ def _weighted_sum(parts: tuple[tuple[float, str], ...]) -> Loss:
     needs = any(getattr(f, "needs_input", False) for _, f in fns)
 
     def loss(estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor | None = None) -> torch.Tensor:
-        return sum(w * (f(estimate, target, noisy) if getattr(f, "needs_input", False) else f(estimate, target))
-                   for w, f in fns)
+        return sum(w * apply(f, estimate, target, noisy) for w, f in fns)
 
     loss.needs_input = needs
     loss.__name__ = " + ".join(f"{w:g}*{t}" for w, t in parts)
     return loss
+
+
+LOSSES: dict[str, Loss] = {
+    "l1": l1,
+    "mse": mse,
+    "stft": multi_resolution_stft,
+    "si_sdr": si_sdr_loss,
+    "l1+stft": _weighted_sum(((1.0, "l1"), (1.0, "stft"))),
+    "si_sdr+sc": _weighted_sum(((1.0, "si_sdr"), (10.0, "sc"))),
+    "si_sdr+sc+pause": _weighted_sum(((1.0, "si_sdr"), (10.0, "sc"), (0.25, "pause"))),
+    "cmrs": compressed_spectral,
+    "cmrs+si_sdr": _weighted_sum(((1.0, "cmrs"), (0.01, "si_sdr"))),
+    "ce": cross_entropy,
+}
+if tuple(LOSSES) != LOSS_NAMES:  # `rtconv train --help` offers LOSS_NAMES without importing torch
+    raise ImportError(f"losses {tuple(LOSSES)} differ from rtconv.train.choices.LOSS_NAMES {LOSS_NAMES}; "
+                      "name each loss there too, in the same order.")
 
 
 def get_loss(name: str) -> Loss:

@@ -444,15 +444,18 @@ def _save_state(model, opt, sched, gen, cfg, bookkeeping: dict) -> None:
     tmp.replace(path)
 
 
-def _load_state(path: Path) -> tuple[dict, dict]:
+def _load_state(path: Path, tensors: bool = True) -> tuple[dict, dict]:
+    """A state file's JSON and (unless ``tensors`` is false) its tensors."""
     from safetensors import safe_open
 
-    tensors = {}
     with safe_open(str(path), "pt") as f:
         meta = json.loads(f.metadata()["rtconv_train_state"])
-        for k in f.keys():
-            tensors[k] = f.get_tensor(k)
-    return meta, tensors
+        return meta, ({k: f.get_tensor(k) for k in f.keys()} if tensors else {})
+
+
+def _unfinished(meta: dict, cfg: TrainConfig) -> bool:
+    """The state is of an interrupted run with ``cfg``'s choices: one that ``cfg`` can continue exactly."""
+    return meta.get("plan") == _plan(cfg) and meta["epoch"] < meta.get("end", cfg.epochs)
 
 
 def _unfinished_note(cfg: TrainConfig) -> str | None:
@@ -462,13 +465,10 @@ def _unfinished_note(cfg: TrainConfig) -> str | None:
     if not sp.is_file() or (cfg.resume and Path(cfg.resume).resolve() == Path(cfg.out).resolve()):
         return None
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(sp), "pt") as f:
-            meta = json.loads(f.metadata()["rtconv_train_state"])
+        meta, _ = _load_state(sp, tensors=False)
+        if not _unfinished(meta, cfg):
+            return None
     except Exception:  # noqa: BLE001 - not a state file of ours: nothing to say
-        return None
-    if meta.get("plan") != _plan(cfg) or meta.get("epoch", 0) >= meta.get("end", cfg.epochs):
         return None
     return (f"note: {sp} holds an interrupted run of these choices (after epoch {meta.get('epoch')} of "
             f"{meta.get('end', cfg.epochs)}); this run starts over and replaces it. To continue that one "
@@ -563,7 +563,7 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
             meta, tensors = _load_state(sp)
             # "end": the epoch the interrupted run would have stopped at (a fine-tuning run's
             # epochs are numbered after the ones it resumed from)
-            if meta.get("plan") == _plan(cfg) and not prov.get("final") and meta["epoch"] < meta.get("end", cfg.epochs):
+            if not prov.get("final") and _unfinished(meta, cfg):
                 exact = (meta, tensors)
                 history = meta["history"]
                 chain = chain[:-1]  # the same run, continued: not a separate step
