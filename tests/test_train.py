@@ -181,6 +181,35 @@ def test_pause_residual_counts_the_missing_attenuation_of_noise_dominated_frames
     assert float(losses.pause_residual(noisy, 10 * noise, noisy)) == 0.0
 
 
+def test_noise_only_residual_counts_the_noise_only_examples_alone():
+    torch.manual_seed(0)
+    noise = torch.randn(2, 1, 9600)
+    speech = torch.zeros(2, 1, 9600)
+    speech[1, :, 4800:] = 10.0 * torch.randn(4800)  # example 1: a mixture with a pause; example 0: noise only
+    noisy = speech + noise
+    # passed through: example 0's frames miss all 25 dB, the mixture's pause frames count nothing
+    passed = float(losses.noise_only_residual(noisy, speech, noisy))
+    assert passed == pytest.approx(25.0 / 2, rel=0.02)  # all of example 0's frames, half the batch's frames
+    assert float(losses.pause_residual(noisy, speech, noisy)) > passed  # pause also counts the mixture's pause
+    # 15 dB down on the noise-only example: 10 dB missing
+    quieter = noisy.clone()
+    quieter[0] *= 10 ** (-15 / 20)
+    assert float(losses.noise_only_residual(quieter, speech, noisy)) == pytest.approx(10.0 / 2, rel=0.02)
+    # 40 dB down: nothing missing; the gradient reaches the estimate only where something is missing
+    cleaned = noisy.clone()
+    cleaned[0] *= 0.01
+    assert float(losses.noise_only_residual(cleaned, speech, noisy)) == pytest.approx(0.0, abs=1e-6)
+    est = noisy.clone().requires_grad_(True)
+    losses.noise_only_residual(est, speech, noisy).backward()
+    assert float(est.grad[0].abs().sum()) > 0 and float(est.grad[1].abs().sum()) == 0.0
+    # no noise-only example in the batch: zero, and still a graph to backpropagate through
+    none = losses.noise_only_residual(est, speech + 1e-3, noisy)
+    assert float(none.detach()) == 0.0 and none.requires_grad
+    # as a term of a weighted sum
+    fn = losses.get_loss("si_sdr + 0.5*silence")
+    assert float(fn(cleaned, speech, noisy)) == pytest.approx(float(losses.si_sdr_loss(cleaned, speech)), abs=1e-4)
+
+
 def test_evaluate_reports_input_and_output_snr_per_channel():
     model = rtconv.FIR([1.0])  # identity: no improvement at all
     td = tasks.make_task("freqsep", train_examples=1, val_examples=1, test_examples=16)

@@ -17,14 +17,16 @@ example counts as much as a loud one, and noise-only examples teach
 suppression).  ``si_sdr+sc+pause`` adds to ``si_sdr+sc`` a hinge on the
 residual in the input's noise-dominated frames (:func:`pause_residual`): it asks for
 at least 25 dB of attenuation where there is nothing to keep (pauses, noise-only clips),
-at a quarter of a loss unit per missing dB, so one dB of SI-SDR still outweighs it.  ``ce`` is the cross-entropy of a classifier's probability
+at a quarter of a loss unit per missing dB, so one dB of SI-SDR still outweighs it.
+``silence`` is the same hinge on the noise-only examples alone (:func:`noise_only_residual`):
+it never asks for a mixture's quiet speech.  ``ce`` is the cross-entropy of a classifier's probability
 tracks (:mod:`rtconv.classifier`): binary for one track (a sigmoid), over
 the channels for several (a softmax).  Use :func:`get_loss` to look one up
 by name and :func:`apply` to call any of them.
 
 Any other loss is written as a weighted sum of the terms of :data:`TERMS`
 (``l1``, ``mse``, ``stft``, ``si_sdr``, ``sc`` = spectral convergence,
-``cmrs``, ``pause``, ``ce``): ``get_loss("si_sdr + 10*sc + 5*cmrs")`` is
+``cmrs``, ``pause``, ``silence``, ``ce``): ``get_loss("si_sdr + 10*sc + 5*cmrs")`` is
 ``si_sdr+sc`` with the compressed spectral loss added at weight 5.
 """
 
@@ -39,7 +41,8 @@ from ..errors import ConfigError
 from .choices import LOSS_NAMES, LOSS_TERMS, parse_loss
 
 __all__ = ["LOSSES", "TERMS", "get_loss", "apply", "l1", "mse", "multi_resolution_stft", "si_sdr_loss",
-           "spectral_convergence", "compressed_spectral", "pause_residual", "cross_entropy"]
+           "spectral_convergence", "compressed_spectral", "pause_residual", "noise_only_residual",
+           "cross_entropy"]
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -164,6 +167,36 @@ def pause_residual(
     return missing.sum() / max(1, missing.numel())
 
 
+def noise_only_residual(
+    estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor, goal_db: float = -25.0,
+    frame: int = 960,
+) -> torch.Tensor:
+    """:func:`pause_residual` on the noise-only examples alone (a silent target).
+
+    Every frame of a noise-only example should be ``goal_db`` down; the mean dB by which they
+    miss it, over all frames of the batch (zero without noise-only examples).  Unlike ``pause``,
+    it never asks a mixture's quiet speech (a decay, an unvoiced consonant 20 dB under the
+    noise) to go: it teaches the model to tell "no speech here" from context, which the
+    recurrent branch can, and leaves speech frames to the other terms.
+    """
+    silent = target.pow(2).flatten(1).sum(-1) == 0
+    if not bool(silent.any()):
+        return estimate.sum() * 0.0
+    n = estimate.shape[-1]
+    if n < frame:
+        frame = max(2, n)
+    hop = frame // 2
+
+    def energy(x: torch.Tensor) -> torch.Tensor:
+        return x.unfold(-1, frame, hop).pow(2).mean(-1)
+
+    pe, pn = energy(estimate), energy(noisy)
+    attenuation = 10.0 * torch.log10((pe + 1e-12) / (pn + 1e-12))
+    keep = silent.view(-1, *([1] * (attenuation.dim() - 1))) & (pn > 1e-10)
+    missing = torch.relu(attenuation - goal_db) * keep.to(attenuation.dtype)
+    return missing.sum() / max(1, missing.numel())
+
+
 def cross_entropy(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Mean cross-entropy (nats per sample) of probability tracks against target probabilities.
 
@@ -181,6 +214,7 @@ def cross_entropy(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-
 
 compressed_spectral.needs_input = True
 pause_residual.needs_input = True
+noise_only_residual.needs_input = True
 
 
 def apply(loss: Loss, estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
@@ -199,6 +233,7 @@ TERMS: dict[str, Loss] = {
     "sc": spectral_convergence,
     "cmrs": compressed_spectral,
     "pause": pause_residual,
+    "silence": noise_only_residual,
     "ce": cross_entropy,
 }
 if tuple(TERMS) != LOSS_TERMS:
