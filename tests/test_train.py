@@ -210,6 +210,26 @@ def test_noise_only_residual_counts_the_noise_only_examples_alone():
     assert float(fn(cleaned, speech, noisy)) == pytest.approx(float(losses.si_sdr_loss(cleaned, speech)), abs=1e-4)
 
 
+def test_gap_residual_counts_the_frames_whose_target_is_silent_not_those_with_quiet_speech():
+    torch.manual_seed(0)
+    noise = torch.randn(1, 1, 14400)
+    speech = torch.zeros(1, 1, 14400)
+    speech[..., 4800:9600] = 0.03 * torch.randn(4800)  # 30 dB under the noise: pause's, not gap's
+    speech[..., 9600:] = 10.0 * torch.randn(4800)  # 20 dB above it
+    noisy = speech + noise
+    gap = float(losses.gap_residual(noisy, speech, noisy))
+    pause = float(losses.pause_residual(noisy, speech, noisy))
+    # passed through: gap counts the first third (~25 dB missing on under a third of the frames),
+    # pause the first two thirds
+    assert 6.0 < gap < 9.0 and pause == pytest.approx(2 * gap, rel=0.15)
+    quiet = noisy.clone()
+    quiet[..., :4800] *= 0.01  # the silent third 40 dB down: nothing missing for gap, still for pause
+    assert float(losses.gap_residual(quiet, speech, noisy)) == pytest.approx(0.0, abs=1e-6)
+    assert float(losses.pause_residual(quiet, speech, noisy)) > 6.0
+    # a noise-only example is all gap
+    assert float(losses.gap_residual(noise, 0 * noise, noise)) == pytest.approx(25.0, rel=0.02)
+
+
 def test_evaluate_reports_input_and_output_snr_per_channel():
     model = rtconv.FIR([1.0])  # identity: no improvement at all
     td = tasks.make_task("freqsep", train_examples=1, val_examples=1, test_examples=16)

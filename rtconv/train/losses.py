@@ -19,14 +19,15 @@ residual in the input's noise-dominated frames (:func:`pause_residual`): it asks
 at least 25 dB of attenuation where there is nothing to keep (pauses, noise-only clips),
 at a quarter of a loss unit per missing dB, so one dB of SI-SDR still outweighs it.
 ``silence`` is the same hinge on the noise-only examples alone (:func:`noise_only_residual`):
-it never asks for a mixture's quiet speech.  ``ce`` is the cross-entropy of a classifier's probability
+it never asks for a mixture's quiet speech.  ``gap`` (:func:`gap_residual`) asks it of the frames
+whose target is 40 dB or more under the input: noise-only examples and the true gaps between words.  ``ce`` is the cross-entropy of a classifier's probability
 tracks (:mod:`rtconv.classifier`): binary for one track (a sigmoid), over
 the channels for several (a softmax).  Use :func:`get_loss` to look one up
 by name and :func:`apply` to call any of them.
 
 Any other loss is written as a weighted sum of the terms of :data:`TERMS`
 (``l1``, ``mse``, ``stft``, ``si_sdr``, ``sc`` = spectral convergence,
-``cmrs``, ``pause``, ``silence``, ``ce``): ``get_loss("si_sdr + 10*sc + 5*cmrs")`` is
+``cmrs``, ``pause``, ``silence``, ``gap``, ``ce``): ``get_loss("si_sdr + 10*sc + 5*cmrs")`` is
 ``si_sdr+sc`` with the compressed spectral loss added at weight 5.
 """
 
@@ -41,7 +42,7 @@ from ..errors import ConfigError
 from .choices import LOSS_NAMES, LOSS_TERMS, parse_loss
 
 __all__ = ["LOSSES", "TERMS", "get_loss", "apply", "l1", "mse", "multi_resolution_stft", "si_sdr_loss",
-           "spectral_convergence", "compressed_spectral", "pause_residual", "noise_only_residual",
+           "spectral_convergence", "compressed_spectral", "pause_residual", "noise_only_residual", "gap_residual",
            "cross_entropy"]
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -197,6 +198,17 @@ def noise_only_residual(
     return missing.sum() / max(1, missing.numel())
 
 
+def gap_residual(estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+    """:func:`pause_residual` on the frames whose target is silent: 40 dB or more under the input.
+
+    Noise-only examples and the true gaps between a mixture's words (where the target holds at
+    most its recording's own noise floor), but not ``pause``'s frames 20..40 dB under the noise,
+    which may hold a word's decay or an unvoiced consonant: asking those 25 dB down is what cost
+    ``pause`` clean-speech fidelity.
+    """
+    return pause_residual(estimate, target, noisy, speech_below_db=-40.0)
+
+
 def cross_entropy(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Mean cross-entropy (nats per sample) of probability tracks against target probabilities.
 
@@ -215,6 +227,7 @@ def cross_entropy(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-
 compressed_spectral.needs_input = True
 pause_residual.needs_input = True
 noise_only_residual.needs_input = True
+gap_residual.needs_input = True
 
 
 def apply(loss: Loss, estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
@@ -234,6 +247,7 @@ TERMS: dict[str, Loss] = {
     "cmrs": compressed_spectral,
     "pause": pause_residual,
     "silence": noise_only_residual,
+    "gap": gap_residual,
     "ce": cross_entropy,
 }
 if tuple(TERMS) != LOSS_TERMS:
