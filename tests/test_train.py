@@ -152,6 +152,20 @@ def test_a_weighted_sum_of_terms_is_the_sum_of_the_terms_and_a_named_loss_is_its
     assert losses.get_loss("si_sdr+sc") is losses.LOSSES["si_sdr+sc"]
 
 
+def test_training_with_a_weighted_sum_logs_each_term_beside_the_validation_loss(capsys):
+    train(TrainConfig(task="sines", loss="l1 + 2*mse", epochs=2, batch_size=16, progress=True,
+                      task_options={"train_examples": 32, "val_examples": 8, "test_examples": 8}))
+    err = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    lines = [ln for ln in err if ln.startswith("epoch ") and " val " in ln]
+    assert len(lines) == 2
+    for ln in lines:
+        val = float(ln.split(" val ")[1].split()[0])
+        terms = dict(kv.split() for kv in ln.rsplit("(", 1)[1].rstrip(")").split(", "))
+        assert set(terms) == {"l1", "mse"}
+        assert val == pytest.approx(float(terms["l1"]) + 2 * float(terms["mse"]), rel=1e-3)
+    assert losses.terms(losses.get_loss("mse"), torch.zeros(1, 1, 4), torch.ones(1, 1, 4), torch.ones(1, 1, 4)) == {}
+
+
 @pytest.mark.parametrize("text, bad", [("si_sdr + x*sc", "'x*sc'"), ("si_sdr + -1*sc", "'-1*sc'"),
                                        ("snr", "unknown loss 'snr'"), ("si_sdr ++ sc", "''"), ("0*l1", "'0*l1'")])
 def test_an_unreadable_loss_is_refused_in_one_sentence_naming_the_part(text, bad):

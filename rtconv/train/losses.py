@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from .choices import LOSS_NAMES, LOSS_TERMS, parse_loss
 
-__all__ = ["LOSSES", "TERMS", "get_loss", "apply", "l1", "mse", "multi_resolution_stft", "si_sdr_loss",
+__all__ = ["LOSSES", "TERMS", "get_loss", "apply", "terms", "l1", "mse", "multi_resolution_stft", "si_sdr_loss",
            "spectral_convergence", "compressed_spectral", "pause_residual", "noise_only_residual", "gap_residual",
            "cross_entropy"]
 
@@ -263,8 +263,15 @@ def _weighted_sum(parts: tuple[tuple[float, str], ...]) -> Loss:
         return sum(w * apply(f, estimate, target, noisy) for w, f in fns)
 
     loss.needs_input = needs
+    loss.parts = tuple((w, t, f) for (w, t), (_, f) in zip(parts, fns))
     loss.__name__ = " + ".join(f"{w:g}*{t}" for w, t in parts)
     return loss
+
+
+def terms(loss: Loss, estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor) -> dict[str, float]:
+    """Each term of a weighted-sum loss on one batch, unweighted (``{}`` for a single loss):
+    what the trainer logs beside the validation loss, so the weights can be judged."""
+    return {t: float(apply(f, estimate, target, noisy)) for _, t, f in getattr(loss, "parts", ())}
 
 
 LOSSES: dict[str, Loss] = {

@@ -394,21 +394,32 @@ def _epoch(model, loader, loss_fn, opt, cfg, device, trim, bar) -> tuple[float, 
     return total, count
 
 
-def _val(model, loader, loss_fn, device, trim, ctx) -> float:
-    """The validation loss over every rank's share of the split (the same float on each rank)."""
-    v = _val_loss(model, loader, loss_fn, device, trim)
-    return ctx.mean(v * len(loader.dataset), len(loader.dataset)) if ctx.enabled else v
+def _val(model, loader, loss_fn, device, trim, ctx, parts: dict | None = None) -> float:
+    """The validation loss over every rank's share of the split (the same float on each rank);
+    a weighted-sum loss's unweighted terms go into ``parts`` (averaged the same way)."""
+    v, t = _val_loss(model, loader, loss_fn, device, trim)
+    n = len(loader.dataset)
+    if parts is not None:
+        parts.update({k: ctx.mean(x * n, n) if ctx.enabled else x for k, x in t.items()})
+    return ctx.mean(v * n, n) if ctx.enabled else v
 
 
 @torch.no_grad()
-def _val_loss(model, loader, loss_fn, device, trim) -> float:
+def _val_loss(model, loader, loss_fn, device, trim) -> tuple[float, dict[str, float]]:
     model.eval()
-    total, count = 0.0, 0
+    total, count, terms = 0.0, 0, {}
     for x, y in loader:
         x, y = x.to(device), y.to(device)
-        total += float(_losses.apply(loss_fn, _cut(model(x), trim), _cut(y, trim), _cut(x, trim))) * x.shape[0]
+        e, y, x = _cut(model(x), trim), _cut(y, trim), _cut(x, trim)
+        total += float(_losses.apply(loss_fn, e, y, x)) * x.shape[0]
+        for k, v in _losses.terms(loss_fn, e, y, x).items():
+            terms[k] = terms.get(k, 0.0) + v * x.shape[0]
         count += x.shape[0]
-    return total / max(1, count)
+    return total / max(1, count), {k: v / max(1, count) for k, v in terms.items()}
+
+
+def _terms_text(parts: dict) -> str:
+    return f"  ({', '.join(f'{k} {v:.4g}' for k, v in parts.items())})" if parts else ""
 
 
 _STATE_KEYS = ("task", "task_options", "arch", "arch_config", "loss", "optimizer", "lr", "momentum",
@@ -636,8 +647,10 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     elif cfg.resume:
         # the bar to beat is the resumed weights on *this* run's validation set and loss: the
         # old history's values may come from another loss or another split, not comparable
-        best, best_epoch = _val(model, val_loader, loss_fn, device, trim, ctx), start
-        log(f"resumed after epoch {start}: val {best:.5g} on this run's validation set ({cfg.loss})")
+        start_parts: dict = {}
+        best, best_epoch = _val(model, val_loader, loss_fn, device, trim, ctx, start_parts), start
+        log(f"resumed after epoch {start}: val {best:.5g} on this run's validation set ({cfg.loss})"
+            f"{_terms_text(start_parts)}")
     if exact is None:
         best_state = copy.deepcopy(model.state_dict())
     for epoch in range(start, end):
@@ -650,7 +663,8 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
                                         loss_fn, opt, cfg, device, trim, bar)
         tr_loss = ctx.mean(tr_total, tr_count)
         bar.close()
-        va_loss = _val(model, val_loader, loss_fn, device, trim, ctx)
+        va_parts: dict = {}
+        va_loss = _val(model, val_loader, loss_fn, device, trim, ctx, va_parts)
         history["train_loss"].append(tr_loss)
         history["val_loss"].append(va_loss)
         history["lr"].append(opt.param_groups[0]["lr"])
@@ -662,7 +676,7 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         improved = va_loss < best
         log(f"epoch {epoch + 1}: train {tr_loss:.5g}  val {va_loss:.5g}"
             f"{'  (best, saved)' if improved and cfg.out else '  (best)' if improved else ''}"
-            f"  {history['seconds'][-1]:.1f} s")
+            f"  {history['seconds'][-1]:.1f} s{_terms_text(va_parts)}")
         if improved:
             best, best_epoch, stale = va_loss, epoch + 1, 0
             best_state = copy.deepcopy(model.state_dict())
