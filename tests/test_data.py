@@ -242,6 +242,33 @@ def test_mixed_snr_and_level_are_what_was_drawn(train_mixer):
             assert abs(snr - info["snr_db"]) < 1.0, (snr, info)
 
 
+def test_the_trainer_draws_the_kinds_in_the_shares_asked(tiny_corpus, capsys):
+    from rtconv.cli import main
+    from rtconv.train import tasks
+
+    cache, _, _ = tiny_corpus
+    opts = dict(corpus="realistic", cache_dir=str(cache), sample_rate=16000, seconds=0.5, train_examples=12,
+                val_examples=2, test_examples=2)
+    td = tasks.make_task("denoise", kinds={"noise": 1.0}, **opts)
+    assert td.options["kinds"] == {"noise": 1.0}
+    for i in range(len(td.train)):
+        x, y = td.train[i]
+        assert td.train.info(i)["kind"] == "noise" and not y.any() and x.abs().max() > 0
+    td = tasks.make_task("denoise", kinds={"mix": 0.0, "speech": 1.0}, **opts)
+    assert all(td.train.info(i)["kind"] == "speech" for i in range(len(td.train)))
+    assert "kinds" not in tasks.make_task("denoise", **opts).options  # the default recipe records nothing new
+    for bad in ({"music": 1.0}, {"mix": -1.0}, {"mix": 0.0}):
+        with pytest.raises(ConfigError, match="kind weights"):
+            MixSettings(kind_weights=bad)
+    # the command line: NAME=WEIGHT pairs, checked before anything runs
+    with pytest.raises(SystemExit) as e:
+        main(["train", "denoise", "--corpus", "realistic", "--kinds", "mix=1,music=2"])
+    assert e.value.code == 2 and "'music=2'" in capsys.readouterr().err
+    assert main(["train", "denoise", "--kinds", "noise=1", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--corpus realistic" in err[0]
+
+
 def test_draws_stay_in_their_ranges(train_mixer):
     s = train_mixer.settings
     kinds = set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 
 # --- argparse types: the one set every subcommand uses -------------------------------------
@@ -107,6 +108,30 @@ def loss_text(text: str) -> str:
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return text.strip()
+
+
+def name_weights(names: tuple[str, ...]):
+    """argparse type factory: 'A=W,B=W' over ``names`` -> {A: W, ...}, weights >= 0, some positive."""
+
+    def parse(text: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for part in text.split(","):
+            key, sep, value = part.strip().partition("=")
+            try:
+                w = float(value)
+            except ValueError:
+                w = -1.0
+            if not sep or key.strip() not in names or not 0 <= w < math.inf or key.strip() in out:
+                raise argparse.ArgumentTypeError(
+                    f"cannot read {part.strip()!r} in {text!r}: write NAME=WEIGHT pairs separated by commas, "
+                    f"each name once among {', '.join(names)}, weights 0 or more, e.g. "
+                    f"{','.join(f'{n}=1' for n in names)}")
+            out[key.strip()] = w
+        if not any(out.values()):
+            raise argparse.ArgumentTypeError(f"at least one weight in {text!r} must be positive")
+        return out
+
+    return parse
 
 
 def key_value(text: str) -> tuple[str, object]:

@@ -13,7 +13,8 @@ from ..train.choices import (DEFAULTS, DIST_BACKENDS, OPTIMIZERS, SCHEDULES, TAS
 from ..train.choices import LOSS_NAMES as LOSSES
 from ..train.choices import LOSS_TERMS
 from ..vad import FRAMES_PER_SECOND, LABEL_DB
-from .common import epoch_count, key_value, loss_text, number_list, number_range, positive_int, positive_number
+from .common import (epoch_count, key_value, loss_text, name_weights, number_list, number_range, positive_int,
+                     positive_number)
 
 HELP = "train a filter or classifier (sines, freqsep, denoise, classify, vad) and write a checkpoint"
 
@@ -208,6 +209,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "built by `rtconv data build`")
     g.add_argument("--level-db", type=number_range, metavar="LO,HI",
                    help="denoise, realistic corpus: speech level range around -26 dBFS (--level-db=-45,10)")
+    g.add_argument("--kinds", type=name_weights(("mix", "speech", "noise")), metavar="mix=W,speech=W,noise=W",
+                   help="denoise, realistic corpus: the shares of speech in noise, clean speech (nothing to "
+                        "remove) and noise alone (nothing to keep) among the examples (mix=0.84,speech=0.08,"
+                        "noise=0.08); names left out get weight 0")
     g.add_argument("--label-db", type=positive_number, metavar="DB",
                    help=f"vad: a {_FRAME_MS} ms frame is speech when its clean energy is within DB of the clip's "
                         f"active level ({LABEL_DB:g})")
@@ -263,7 +268,8 @@ def build_config(args):
     opts = {}
     for key in ("train_examples", "val_examples", "test_examples", "variant", "seconds",
                 "low_band", "high_band", "snr_db", "gain_db", "utterances", "speech_dir",
-                "noise_dir", "cache_dir", "corpus", "level_db", "label_db", "mix_rate", "noise_seconds"):
+                "noise_dir", "cache_dir", "corpus", "level_db", "kinds", "label_db", "mix_rate",
+                "noise_seconds"):
         v = getattr(args, key)
         if v is None:
             v = recipe.get(key)
@@ -271,6 +277,11 @@ def build_config(args):
             opts[key] = v
     if args.sample_rate or recipe.get("sample_rate"):
         opts["sample_rate"] = args.sample_rate or recipe["sample_rate"]
+    if "kinds" in opts and (task != "denoise" or opts.get("corpus") != "realistic"):
+        from ..errors import ConfigError
+
+        raise ConfigError("--kinds sets the shares of the realistic corpus's denoise examples; train "
+                          "'denoise --corpus realistic' with it, or leave it out.")
     if args.noise_families:
         opts["noise_families"] = [f.strip() for f in args.noise_families.split(",") if f.strip()]
     return TrainConfig(
@@ -300,8 +311,11 @@ def _command_line(args) -> str:
             for k, v in value:
                 words += [flag, f"{k}={json.dumps(v)}"]
         else:
-            text = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) \
-                if isinstance(value, list) else str(value)
+            if isinstance(value, dict):
+                text = ",".join(f"{k}={v:g}" for k, v in value.items())
+            else:
+                text = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) \
+                    if isinstance(value, list) else str(value)
             words.append(f"{flag}={text}")  # '=' keeps a negative LO from reading as a flag
     return shlex.join(words)
 

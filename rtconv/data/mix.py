@@ -68,6 +68,10 @@ def active_level_db(x: np.ndarray, sample_rate: int, range_db: float = 35.0) -> 
     return 10 * math.log10(float(active.mean()))
 
 
+#: What an example holds (``MixSettings.kind_weights``): speech in noise, clean speech, noise alone.
+KINDS = ("mix", "speech", "noise")
+
+
 @dataclass(frozen=True)
 class MixSettings:
     """Ranges and probabilities of the mixer; the defaults are the training recipe.
@@ -105,6 +109,12 @@ class MixSettings:
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"{name} must be a probability in [0, 1], got {v!r}.")
+        kinds = self.kind_weights
+        if (not isinstance(kinds, dict) or set(kinds) - set(KINDS)
+                or any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < math.inf
+                       for w in kinds.values()) or not any(w > 0 for w in kinds.values())):
+            raise ConfigError(f"kind weights must give {', '.join(KINDS)} non-negative weights, some positive; "
+                              f"got {kinds!r}.")
         unknown = set(self.band_weights) - set(augment.BAND_LIMITS)
         if unknown:
             raise ConfigError(f"unknown band limit(s) {sorted(unknown)}; known: {', '.join(augment.BAND_LIMITS)}.")

@@ -477,7 +477,9 @@ def make_task(name: str, **options) -> TaskData:
     ``sample_rate``, ``seconds``, ``snr_db``, ``gain_db``, ``utterances``
     (synthesized per split), ``speech_dir``/``noise_dir`` (user folders:
     their files are split 80/10/10 by sorted order into train/val/test),
-    ``noise_families``, ``cache_dir``.  ``classify``: ``variant``
+    ``noise_families``, ``cache_dir``; with ``corpus="realistic"`` also
+    ``level_db`` and ``kinds`` (``{"mix": w, "speech": w, "noise": w}``, the
+    share of mixtures, clean speech and noise alone).  ``classify``: ``variant``
     ("waveforms"), ``length``, ``cycles``, ``snr_db``.  ``vad``:
     ``sample_rate``, ``mix_rate``, ``noise_seconds`` (of each noise
     recording held in memory), ``seconds``, ``snr_db``, ``level_db``,
@@ -554,7 +556,8 @@ def _corpus_task(seed: int, options: dict) -> TaskData:
     tr, va, te = _counts(options, 2000, 64, 64)
     root = corpus_dir(options.get("cache_dir"))
     items = read_manifest(root)
-    settings = MixSettings(seconds=seconds, snr_db=snr, level_db=level)
+    kinds = dict(options.get("kinds") or MixSettings().kind_weights)
+    settings = MixSettings(seconds=seconds, snr_db=snr, level_db=level, kind_weights=kinds)
     datasets = {}
     # the trainer's own "test" split draws from the corpus's validation items: the real test
     # sources stay untouched until `rtconv bench denoise`
@@ -563,7 +566,7 @@ def _corpus_task(seed: int, options: dict) -> TaskData:
         datasets[split] = CorpusDenoiseDataset(Mixer(pools[pool_split], settings, split="train"), count, split,
                                                seed)
     opts = {"seed": seed, "sample_rate": sr, "seconds": seconds, "snr_db": list(snr), "level_db": list(level),
-            "train_examples": tr, "val_examples": va, "test_examples": te, "corpus": "realistic",
+            **({"kinds": kinds} if options.get("kinds") else {}), "train_examples": tr, "val_examples": va, "test_examples": te, "corpus": "realistic",
             "corpus_items": len(items),
             "corpus_sources": sorted({it["source"] for it in items if it["split"] != "test"})}
     return TaskData(
