@@ -143,7 +143,7 @@ def compressed_spectral(
 
 def pause_residual(
     estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor, goal_db: float = -25.0,
-    frame: int = 960, speech_below_db: float = -20.0,
+    frame: int = 960, speech_below_db: float = -20.0, silent_examples_only: bool = False,
 ) -> torch.Tensor:
     """Mean dB by which the output's noise-dominated frames miss ``goal_db`` of attenuation.
 
@@ -151,7 +151,8 @@ def pause_residual(
     when the target's energy there is ``speech_below_db`` or more below the input's (a pause,
     a noise-only clip): removing all of it costs the speech nothing audible.  For those frames,
     ``relu(10 log10(E_out / E_in) - goal_db)``, averaged over all frames of the batch (zero
-    when there are none), so the term is in dB like ``si_sdr``.
+    when there are none), so the term is in dB like ``si_sdr``.  ``silent_examples_only``
+    counts the frames of examples whose target is all zeros (noise only) and no others.
     """
     n = estimate.shape[-1]
     if n < frame:
@@ -163,39 +164,24 @@ def pause_residual(
 
     pe, pt, pn = energy(estimate), energy(target), energy(noisy)
     quiet = (pt < pn * 10.0 ** (speech_below_db / 10.0)) & (pn > 1e-10)
+    if silent_examples_only:
+        silent = target.pow(2).flatten(1).sum(-1) == 0
+        quiet = quiet & silent.view(-1, *([1] * (quiet.dim() - 1)))
     attenuation = 10.0 * torch.log10((pe + 1e-12) / (pn + 1e-12))
     missing = torch.relu(attenuation - goal_db) * quiet.to(attenuation.dtype)
     return missing.sum() / max(1, missing.numel())
 
 
-def noise_only_residual(
-    estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor, goal_db: float = -25.0,
-    frame: int = 960,
-) -> torch.Tensor:
+def noise_only_residual(estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
     """:func:`pause_residual` on the noise-only examples alone (a silent target).
 
-    Every frame of a noise-only example should be ``goal_db`` down; the mean dB by which they
+    Every frame of a noise-only example should be 25 dB down; the mean dB by which they
     miss it, over all frames of the batch (zero without noise-only examples).  Unlike ``pause``,
     it never asks a mixture's quiet speech (a decay, an unvoiced consonant 20 dB under the
     noise) to go: it teaches the model to tell "no speech here" from context, which the
     recurrent branch can, and leaves speech frames to the other terms.
     """
-    silent = target.pow(2).flatten(1).sum(-1) == 0
-    if not bool(silent.any()):
-        return estimate.sum() * 0.0
-    n = estimate.shape[-1]
-    if n < frame:
-        frame = max(2, n)
-    hop = frame // 2
-
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        return x.unfold(-1, frame, hop).pow(2).mean(-1)
-
-    pe, pn = energy(estimate), energy(noisy)
-    attenuation = 10.0 * torch.log10((pe + 1e-12) / (pn + 1e-12))
-    keep = silent.view(-1, *([1] * (attenuation.dim() - 1))) & (pn > 1e-10)
-    missing = torch.relu(attenuation - goal_db) * keep.to(attenuation.dtype)
-    return missing.sum() / max(1, missing.numel())
+    return pause_residual(estimate, target, noisy, silent_examples_only=True)
 
 
 def gap_residual(estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
