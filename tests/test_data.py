@@ -163,6 +163,24 @@ def test_a_second_build_reuses_what_is_built(tiny_corpus):
     assert logs == ["fake-train: already built"] and len(again) == len(rows)
 
 
+def test_a_retired_source_left_in_the_cache_is_left_out_of_the_manifest(tiny_corpus, tmp_path, monkeypatch):
+    import shutil
+
+    cache, rows, _ = tiny_corpus
+    copy = tmp_path / "cache"
+    shutil.copytree(cache / "corpus", copy / "corpus", ignore=shutil.ignore_patterns("_fetch", "_pool"))
+    monkeypatch.setitem(sources.RETIRED, "fake-test", "its clips were not speech")
+    logs = []
+    again = build.build(copy, ["fake-train"], extra_sources=(sources.Recorded(
+        "fake-train", "fake-voices", "speech", "train", r"/voices/(?P<speaker>anna|carl)/.*\.wav$"),),
+        log=logs.append)
+    assert "fake-test: left out of the manifest, no longer a source: its clips were not speech" in logs
+    assert not any(r["source"] == "fake-test" for r in again)
+    assert len(again) == len(rows) - sum(r["source"] == "fake-test" for r in rows) > 0
+    assert [r["id"] for r in corpus.read_manifest(corpus.corpus_dir(copy))] == [r["id"] for r in again]
+    assert "fillets-en" in sources.RETIRED and "fillets-en" not in sources.source_names()
+
+
 def test_the_summary_counts_hours_speakers_and_licenses(tiny_corpus):
     cache, _, _ = tiny_corpus
     items = corpus.read_manifest(corpus.corpus_dir(cache))

@@ -406,6 +406,9 @@ def build(cache_dir: str | os.PathLike | None = None, names: Sequence[str] | Non
         log(f"{src.name}: {len(rows)} items, {sum(r['seconds'] for r in rows) / 60:.1f} min")
     rows = []
     for d in sorted(root.glob("*/items.jsonl")):
+        if d.parent.name in sources.RETIRED and d.parent.name not in known:  # built by an older rtconv
+            log(f"{d.parent.name}: left out of the manifest, no longer a source: {sources.RETIRED[d.parent.name]}")
+            continue
         rows += [json.loads(line) for line in d.read_text(encoding="utf-8").splitlines() if line.strip()]
     write_manifest(rows, root)
     return rows

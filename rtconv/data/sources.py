@@ -32,6 +32,7 @@ __all__ = [
     "Midi",
     "SOURCES",
     "TEST_LANGUAGES",
+    "RETIRED",
     "source_names",
 ]
 
@@ -146,8 +147,7 @@ SOURCES: tuple = (
              r"/sound/[^/]+/cs/[^-/]+-(?P<speaker>[^-/]+)-[^/]*\.ogg$", language="cs"),
     Recorded("fillets-nl", "fillets-ng-data-nl", "speech", "test",
              r"/sound/[^/]+/nl/[^-/]+-(?P<speaker>[^-/]+)-[^/]*\.ogg$", language="nl"),
-    Recorded("fillets-en", "fillets-ng-data", "speech", "test",
-             r"/sound/[^/]+/en/[^-/]+-(?P<speaker>[^-/]+)-[^/]*\.ogg$", language="en"),
+    # no fillets-en: see RETIRED
     Recorded("ktuberling", "ktuberling-data", "speech", "train",
              r"/ktuberling/sounds" + _KDE + r"[^/]+\.(ogg|wav|flac)$", split_by_language=True),
     Recorded("klettres", "klettres-data", "speech", "train",
@@ -217,6 +217,16 @@ SOURCES: tuple = (
     Midi("simutrans-midi", "simutrans-data", r"\.mid$", "train"),
     Midi("openttd-midi", "openttd-openmsx", r"\.mid$", "test"),
 )
+
+
+#: Sources an earlier rtconv built and this one leaves out of the manifest, with the reason (a
+#: corpus cache built before keeps their folders; ``rtconv data build`` says it leaves them out).
+RETIRED: dict[str, str] = {
+    "fillets-en": "Debian ships no English fillets dialogue: fillets-ng-data's sound/*/en/ folder holds the "
+                  "clips that are never translated (motors, phones, growls, a piano piece, a few shouts); as "
+                  "a test speech source it put sound effects into 44 of the 196 test items as speech, and it "
+                  "shared its package with the fillets-sfx training noise",
+}
 
 
 def source_names() -> list[str]:
