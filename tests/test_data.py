@@ -437,6 +437,10 @@ def test_the_scorer_gives_the_known_answers():
     assert r["level_db"] == pytest.approx(20 * np.log10(0.5), abs=1e-6)
     assert all(b == pytest.approx(20 * np.log10(0.5), abs=1e-6) for b in r["band_db"][:6])
     assert math.isnan(r["band_db"][-1])  # no 16 kHz octave in a 16 kHz file
+    # speech band-limited to 3.4 kHz: the octaves wholly above it hold no speech and are left out
+    tel = TestExample(clean.noisy, clean.clean, clean.rate, "clean", "real", {"band_hz": [300.0, 3400.0]})
+    r = scoring.score_example(tel, 0.5 * tel.noisy)
+    assert [math.isnan(b) for b in r["band_db"]] == [False] * 6 + [True] * 2  # 4 kHz octave: 2.8..5.7 kHz
     noise = _known_example("noise")
     assert scoring.score_example(noise, 0.1 * noise.noisy)["atten_db"] == pytest.approx(20.0)
 

@@ -11,7 +11,10 @@ mixtures (``grid``, ``band``, ``level``)
 clean speech (``clean``)
     ``level_db`` (active level out minus in), ``si_sdr`` of the output
     against the input, and ``band_db``: energy change per octave band
-    (:data:`OCTAVES`, up to 20 kHz).
+    (:data:`OCTAVES`, up to 20 kHz), ``nan`` for an octave wholly above the
+    item's speech band (``info["band_hz"]``): there the input holds no
+    speech, only the 16-bit quantisation noise a denoiser should remove, so
+    it cannot show whether speech passes (averages skip it).
 noise only (``noise``)
     ``atten_db``: input energy over output energy.
 """
@@ -108,6 +111,9 @@ def score_example(ex: TestExample, estimate: np.ndarray) -> dict:
         b_in, b_out = _band_energy(ex.noisy, ex.rate), _band_energy(y, ex.rate)
         with np.errstate(divide="ignore", invalid="ignore"):
             bands = 10 * np.log10(np.maximum(b_out, 1e-20) / np.maximum(b_in, 1e-20))
+        top = (ex.info.get("band_hz") or [0.0, None])[1]
+        if top:
+            bands = np.where([lo < top for lo, _ in OCTAVES], bands, np.nan)
         return {"level_db": active_level_db(y, ex.rate) - active_level_db(ex.noisy, ex.rate),
                 "si_sdr": float(si_sdr_db(ex.noisy, y)), "band_db": [float(v) for v in bands]}
     if ex.part == "noise":
@@ -160,8 +166,8 @@ def summary_rows(rows: Sequence[dict]) -> dict:
                 if any(m in r for r in rs):
                     per[name][m] = _mean(rs, m)
             if any("band_db" in r for r in rs):
-                per[name]["band_db"] = [float(np.nanmean([r["band_db"][k] for r in rs]))
-                                        for k in range(len(OCTAVES))]
+                cols = [[r["band_db"][k] for r in rs if np.isfinite(r["band_db"][k])] for k in range(len(OCTAVES))]
+                per[name]["band_db"] = [float(np.mean(c)) if c else float("nan") for c in cols]
 
     grid = [r for r in rows if r["part"] == "grid"]
     if grid:
@@ -217,13 +223,13 @@ def tables(summary: dict, names: Sequence[str], ours: str | None = "rtconv",
         out.append("")
     if "clean" in summary:
         out += [f"### {titles['clean']}", "",
-                "level change dB / SI-SDR against the input dB; then energy change per octave band (dB)", ""]
+                "level change dB / SI-SDR against the input dB; then energy change per octave band (dB), averaged over the items whose speech reaches into it", ""]
         heads = [f"{int(round(math.sqrt(lo * hi)))} Hz" if hi < 20000 else "16 kHz" for lo, hi in OCTAVES]
         out += ["| system | n | level | SI-SDR | " + " | ".join(heads) + " |", "|" + "---|" * (4 + len(heads))]
         allrow = summary["clean"]["all"]
         for s in names:
             v = allrow[s]
-            bands = " | ".join(f"{b:+.1f}" for b in v["band_db"])
+            bands = " | ".join(f"{b:+.1f}" if np.isfinite(b) else "–" for b in v["band_db"])
             out.append(f"| {s} | {v['n']} | {v['level_db']:+.2f} | {v['si_sdr']:.1f} | {bands} |")
         out.append("")
     if "noise" in summary:
@@ -269,7 +275,7 @@ def goals(summary: dict, ours: str = "rtconv", rival: str = "rnnoise", nominal: 
         out.append(("clean speech: level within 0.5 dB", f"{c['level_db']:+.2f} dB", abs(c["level_db"]) <= 0.5))
         out.append(("clean speech: SI-SDR >= 20 dB against the input", f"{c['si_sdr']:.1f} dB", c["si_sdr"] >= 20))
         out.append(("clean speech: every octave band up to 16 kHz within 2 dB",
-                    "bands " + ", ".join(f"{b:+.1f}" for b in bands), worst_band <= 2.0))
+                    "bands " + ", ".join(f"{b:+.1f}" if np.isfinite(b) else "–" for b in bands), worst_band <= 2.0))
     if "band" in summary and full_band in summary["band"]:
         ref = summary["band"][full_band][ours]["si_sdr_i"]
         gaps = {g: per[ours]["si_sdr_i"] - ref for g, per in summary["band"].items() if g != full_band}
