@@ -179,6 +179,8 @@ def test_a_retired_source_left_in_the_cache_is_left_out_of_the_manifest(tiny_cor
     assert len(again) == len(rows) - sum(r["source"] == "fake-test" for r in rows) > 0
     assert [r["id"] for r in corpus.read_manifest(corpus.corpus_dir(copy))] == [r["id"] for r in again]
     assert "fillets-en" in sources.RETIRED and "fillets-en" not in sources.source_names()
+    with pytest.raises(ConfigError, match="'fillets-en' is no longer built: Debian ships no English"):
+        build.build(copy, ["fillets-en"])
 
 
 def test_the_summary_counts_hours_speakers_and_licenses(tiny_corpus):

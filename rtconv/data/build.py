@@ -376,6 +376,10 @@ def build(cache_dir: str | os.PathLike | None = None, names: Sequence[str] | Non
     known = {s.name: s for s in (*sources.SOURCES, *extra_sources)}
     chosen = list(names) if names else list(known)
     unknown = [n for n in chosen if n not in known]
+    retired = [n for n in unknown if n in sources.RETIRED]
+    if retired:
+        raise ConfigError(f"source {retired[0]!r} is no longer built: {sources.RETIRED[retired[0]]}; leave it out "
+                          "of --sources.")
     if unknown:
         raise ConfigError(f"unknown source(s) {', '.join(map(repr, unknown))}; known: {', '.join(known)}.")
     for n in chosen:
