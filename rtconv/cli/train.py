@@ -313,9 +313,10 @@ def _command_line(args) -> str:
         else:
             if isinstance(value, dict):
                 text = ",".join(f"{k}={v:g}" for k, v in value.items())
+            elif isinstance(value, list):
+                text = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
             else:
-                text = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) \
-                    if isinstance(value, list) else str(value)
+                text = str(value)
             words.append(f"{flag}={text}")  # '=' keeps a negative LO from reading as a flag
     return shlex.join(words)
 

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from .choices import LOSS_NAMES, LOSS_TERMS, parse_loss
 
-__all__ = ["LOSSES", "TERMS", "get_loss", "apply", "terms", "l1", "mse", "multi_resolution_stft", "si_sdr_loss",
+__all__ = ["LOSSES", "TERMS", "get_loss", "apply", "loss_and_terms", "terms", "l1", "mse", "multi_resolution_stft", "si_sdr_loss",
            "spectral_convergence", "compressed_spectral", "pause_residual", "noise_only_residual", "gap_residual",
            "cross_entropy"]
 
@@ -254,10 +254,21 @@ def _weighted_sum(parts: tuple[tuple[float, str], ...]) -> Loss:
     return loss
 
 
+def loss_and_terms(loss: Loss, estimate: torch.Tensor, target: torch.Tensor,
+                   noisy: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """``apply(loss, ...)`` and, for a weighted sum, each of its terms unweighted (``{}`` for a
+    single loss), every term computed once: what the trainer logs beside the validation loss, so
+    the weights can be judged.  The sum is formed as the loss forms it, so it is the same value."""
+    parts = getattr(loss, "parts", ())
+    if not parts:
+        return apply(loss, estimate, target, noisy), {}
+    values = [(w, t, apply(f, estimate, target, noisy)) for w, t, f in parts]
+    return sum(w * v for w, _, v in values), {t: float(v) for _, t, v in values}
+
+
 def terms(loss: Loss, estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor) -> dict[str, float]:
-    """Each term of a weighted-sum loss on one batch, unweighted (``{}`` for a single loss):
-    what the trainer logs beside the validation loss, so the weights can be judged."""
-    return {t: float(apply(f, estimate, target, noisy)) for _, t, f in getattr(loss, "parts", ())}
+    """The unweighted terms of :func:`loss_and_terms`."""
+    return loss_and_terms(loss, estimate, target, noisy)[1]
 
 
 LOSSES: dict[str, Loss] = {

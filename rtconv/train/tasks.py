@@ -566,7 +566,8 @@ def _corpus_task(seed: int, options: dict) -> TaskData:
         datasets[split] = CorpusDenoiseDataset(Mixer(pools[pool_split], settings, split="train"), count, split,
                                                seed)
     opts = {"seed": seed, "sample_rate": sr, "seconds": seconds, "snr_db": list(snr), "level_db": list(level),
-            **({"kinds": kinds} if options.get("kinds") else {}), "train_examples": tr, "val_examples": va, "test_examples": te, "corpus": "realistic",
+            **({"kinds": kinds} if options.get("kinds") else {}),  # the default recipe records nothing new
+            "train_examples": tr, "val_examples": va, "test_examples": te, "corpus": "realistic",
             "corpus_items": len(items),
             "corpus_sources": sorted({it["source"] for it in items if it["split"] != "test"})}
     return TaskData(

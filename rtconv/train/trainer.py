@@ -410,9 +410,9 @@ def _val_loss(model, loader, loss_fn, device, trim) -> tuple[float, dict[str, fl
     total, count, terms = 0.0, 0, {}
     for x, y in loader:
         x, y = x.to(device), y.to(device)
-        e, y, x = _cut(model(x), trim), _cut(y, trim), _cut(x, trim)
-        total += float(_losses.apply(loss_fn, e, y, x)) * x.shape[0]
-        for k, v in _losses.terms(loss_fn, e, y, x).items():
+        value, parts = _losses.loss_and_terms(loss_fn, _cut(model(x), trim), _cut(y, trim), _cut(x, trim))
+        total += float(value) * x.shape[0]
+        for k, v in parts.items():
             terms[k] = terms.get(k, 0.0) + v * x.shape[0]
         count += x.shape[0]
     return total / max(1, count), {k: v / max(1, count) for k, v in terms.items()}
