@@ -44,6 +44,20 @@ def _lag(captured, ref, probe=4096):
     return int(np.argmax(np.abs(c)))
 
 
+def _until_xrun_free(run, tries=3):
+    """``run()`` (one playthrough, returning its :class:`Loopback` first) until a try sees no server xrun.
+
+    A late JACK cycle (the dummy driver's timer, or the Python player client held up by other
+    jobs on a shared machine) hands PortAudio a stale period: what rtconv received is then not
+    what was played, whatever rtconv does.  Such a try is repeated; the last one is judged as it is.
+    """
+    for _ in range(tries):
+        res = run()
+        if res[0].xruns == 0:
+            break
+    return res
+
+
 def _play_through(jackd, stream, sig, settle=0.3):
     lb = Loopback(jackd, sig, len(sig) / RATE + 1.5)
     try:
@@ -61,10 +75,9 @@ def _play_through(jackd, stream, sig, settle=0.3):
 
 def test_a_known_signal_comes_out_exactly_as_offline_processing_after_the_latency(jackd):
     m = designs.lowpass(3000, 63, RATE)
-    proc = processor(m, RATE, 1, 128, hostapi="JACK")
     sig = _signal()
-    stream = LiveStream(proc, warn=None)
-    lb, stats = _play_through(jackd, stream, sig)
+    lb, stats = _until_xrun_free(
+        lambda: _play_through(jackd, LiveStream(processor(m, RATE, 1, 128, hostapi="JACK"), warn=None), sig))
     ref = rtconv.Streamer(m).process(sig[:, None])[:, 0]
     lag = _lag(lb.captured[:, 0], ref)
     got = lb.captured[lag : lag + len(ref), 0]
@@ -115,15 +128,18 @@ def test_a_hot_swap_mid_stream_switches_models_without_xruns_or_errors(jackd):
 
 
 def test_a_model_that_raises_passes_audio_dry_and_keeps_the_stream_alive(jackd):
-    proc = processor(rtconv.FIR(np.array([0.5], np.float32)), RATE, 1, 128, hostapi="JACK")
-
     def boom(x):
         raise RuntimeError("model exploded")
 
-    proc.chain.streamer.process = boom
-    warnings = []
     sig = _signal()
-    lb, stats = _play_through(jackd, LiveStream(proc, warn=warnings.append), sig)
+
+    def run():
+        proc = processor(rtconv.FIR(np.array([0.5], np.float32)), RATE, 1, 128, hostapi="JACK")
+        proc.chain.streamer.process = boom
+        warnings = []
+        return *_play_through(jackd, LiveStream(proc, warn=warnings.append), sig), warnings
+
+    lb, stats, warnings = _until_xrun_free(run)
     cap = lb.captured[:, 0]
     lag = _lag(cap, sig)
     np.testing.assert_allclose(cap[lag : lag + len(sig)], sig, atol=1e-7)  # dry, not 0.5x
@@ -181,20 +197,23 @@ def _recordings(d):
 def test_record_files_hold_every_sample_captured_and_played(jackd, tmp_path):
     model, path = _saved_fir(tmp_path)
     sig = _signal(1.5)
-    lb = Loopback(jackd, sig, 4.0)
-    stats_path = tmp_path / "stats.json"
-    try:
-        p = _cli("--model", path, "--hostapi", "JACK", "--record", tmp_path / "rec", "--duration", 2.5,
-                 "--stats-json", stats_path)
-        _wait_routed(p, lb)
-        lb.connect()
-        lb.play()
-        out, err = _finish(p, 30)
-    finally:
-        lb.close()
-    assert p.returncode == 0, err
-    stats = json.loads(stats_path.read_text())
-    rin, rout = _recordings(tmp_path / "rec")
+
+    def run(k=iter(range(3))):
+        d = tmp_path / f"try{next(k)}"
+        lb = Loopback(jackd, sig, 4.0)
+        try:
+            p = _cli("--model", path, "--hostapi", "JACK", "--record", d / "rec", "--duration", 2.5,
+                     "--stats-json", d / "stats.json")
+            _wait_routed(p, lb)
+            lb.connect()
+            lb.play()
+            out, err = _finish(p, 30)
+        finally:
+            lb.close()
+        assert p.returncode == 0, err
+        return lb, err, json.loads((d / "stats.json").read_text()), *_recordings(d / "rec")
+
+    lb, err, stats, rin, rout = _until_xrun_free(run)
     assert len(rin) == len(rout) == stats["frames"] == stats["recording"]["frames"]
     lag = _lag(rin, sig)
     np.testing.assert_array_equal(rin[lag : lag + len(sig)], sig)  # the input file holds what was played
@@ -316,23 +335,26 @@ def test_live_gate_mutes_the_noise_between_speech_and_says_what_it_waits(jackd, 
     # its 10 ms frames), so the gate is judged on the pause's last second
     quiet = (0.003 * rng.standard_normal(int(5.5 * RATE))).astype(np.float32)
     sig = np.r_[quiet, speech[: 2 * RATE, 0]]
-    lb = Loopback(jackd, sig, 9.5)
-    stats_path = tmp_path / "stats.json"
-    try:
-        p = _cli("--hostapi", "JACK", "--gate", "--gate-floor", "silence", "--record", tmp_path / "rec",
-                 "--duration", 8.5, "--stats-json", stats_path)
-        _wait_routed(p, lb)
-        lb.connect()
-        lb.play()
-        out, err = _finish(p, 30)
-    finally:
-        lb.close()
-    assert p.returncode == 0, err
+
+    def run(k=iter(range(3))):
+        d = tmp_path / f"try{next(k)}"
+        lb = Loopback(jackd, sig, 9.5)
+        try:
+            p = _cli("--hostapi", "JACK", "--gate", "--gate-floor", "silence", "--record", d / "rec",
+                     "--duration", 8.5, "--stats-json", d / "stats.json")
+            _wait_routed(p, lb)
+            lb.connect()
+            lb.play()
+            out, err = _finish(p, 30)
+        finally:
+            lb.close()
+        assert p.returncode == 0, err
+        return lb, err, json.loads((d / "stats.json").read_text()), *_recordings(d / "rec")
+
+    lb, err, stats, rin, rout = _until_xrun_free(run)
     assert "voice activity from" in err and "waits 6.0 ms more" in err and "speech gate: on" in err
-    stats = json.loads(stats_path.read_text())
     assert stats["gate"]["on"] and stats["gate"]["opened"] >= 1 and stats["gate"]["vad_errors"] == 0
     assert stats["latency"]["gate_ms"] == pytest.approx(288 / RATE * 1e3)
-    rin, rout = _recordings(tmp_path / "rec")
     start = _lag(rin[: RATE + 4096], sig)  # the noise begins within the recording's first second
     np.testing.assert_array_equal(rin[start : start + len(sig)], sig)
     lat = stats["latency_frames"]
@@ -422,3 +444,19 @@ def test_the_readmes_python_session_example_runs_on_jack(jackd):
     assert s["controls"]["wet"] == pytest.approx(0.8) and s["swaps"] == 1 and s["model_name"] == "denoiser"
     assert s["latency"]["total_ms"] > 9.9  # the gate waits for the VAD's decisions: 9.98 ms + the device's
     assert set(env["levels"]) >= {"in_rms_db", "out_rms_db"}
+
+
+def test_the_loopback_counts_a_late_jack_cycle_as_an_xrun(jackd):
+    # _until_xrun_free relies on this count to tell a stale period from rtconv's own error
+    lb = Loopback(jackd, np.zeros(RATE, np.float32), 1.0)
+    try:
+        assert wait_for(lambda: lb.cap > 4 * jackd.period, 5)
+        assert lb.xruns == 0
+        play = lb._play
+        lb.player.deactivate()
+        calls = iter(range(10**9))
+        lb.player.set_process_callback(lambda n: (time.sleep(0.1) if next(calls) == 5 else None, play(n))[1])
+        lb.player.activate()
+        assert wait_for(lambda: lb.xruns > 0, 5), "a 100 ms stall in a 21 ms period went unnoticed"
+    finally:
+        lb.close()

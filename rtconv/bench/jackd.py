@@ -173,6 +173,8 @@ class Loopback:
         self.ins = [self.capture.inports.register(f"in_{k}") for k in range(cap_ch)]
         self.player.set_process_callback(self._play)
         self.capture.set_process_callback(self._capture)
+        self.xruns = 0  # server xruns seen while these clients were active (late timer or a late client)
+        self.player.set_xrun_callback(self._xrun)
         self.player.activate()
         self.capture.activate()
 
@@ -196,6 +198,9 @@ class Loopback:
             b[:n] = sig[self.pos : self.pos + n, k]
             b[n:] = 0
         self.pos += n
+
+    def _xrun(self, delayed_usecs) -> None:
+        self.xruns += 1
 
     def _capture(self, frames):
         if self.loop:  # nothing kept: a soak only counts
