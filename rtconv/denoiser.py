@@ -207,6 +207,15 @@ class ConvDenoiser(Model):
         ``hop == window // 2``.  A model grown into it from one without
         (``--resume ... --arch-arg analysis_window=768``) starts with each
         old band's weights spread over the bins it covers.
+    deep_filter : [bins, order, dilation] or None
+        Deep filtering of the lowest ``bins`` bins (1..bins) by a complex FIR
+        over ``order`` frames ``dilation`` hops apart (see
+        :class:`~rtconv.framed.MaskGate`): at 250 Hz bins a voice's harmonics
+        share a bin, and a filter over the bin's past frames can keep them and
+        remove the noise between.  Adds ``2*order*bins`` outputs to the mask
+        network's last layer; they start at a zero filter, so a model grown
+        into it (``--resume ... --arch-arg deep_filter=[24,8,1]``) starts as
+        the plain mask it came from.  No latency: the filter uses past frames.
     """
 
     arch = "framed_denoiser"
@@ -224,6 +233,7 @@ class ConvDenoiser(Model):
         feature_floor_db: float = -60.0,
         gru: int = 0,
         analysis_window: int | None = None,
+        deep_filter=None,
     ) -> None:
         super().__init__()
         _check_int("window", window, 4)
@@ -252,6 +262,16 @@ class ConvDenoiser(Model):
                     f"({window // 2}); got analysis_window {analysis_window!r} and hop {hop!r}.")
         analysis = window if analysis_window is None else int(analysis_window)
         K = analysis // 2
+        if deep_filter is not None:
+            if (not isinstance(deep_filter, (list, tuple)) or len(deep_filter) != 3
+                    or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in deep_filter)
+                    or deep_filter[0] > K - 1):
+                raise ConfigError(
+                    f"deep_filter must be [bins, order, dilation], positive integers with bins at most {K - 1} "
+                    f"(this window's bins above DC), got {deep_filter!r}; e.g. [24, 8, 1] filters up to "
+                    f"{24 * 48000 // analysis} Hz at 48 kHz over 8 frames.")
+            deep_filter = [int(v) for v in deep_filter]
+        extra = 0 if deep_filter is None else 2 * deep_filter[0] * deep_filter[1]
         feats = PairPower(eps=10.0 ** (float(feature_floor_db) / 10.0))
         layers: list[nn.Module] = [feats, MimoConv1d(K, channels, 1), Activation(activation)]
         for i in range(blocks):
@@ -262,9 +282,9 @@ class ConvDenoiser(Model):
             )))
         if gru:
             layers.append(Residual(nn.Sequential(FrameGRU(channels, gru), MimoConv1d(gru, channels, 1))))
-        layers += [MimoConv1d(channels, K, 1), Activation("sigmoid")]
+        layers += [MimoConv1d(channels, K + extra, 1), Activation("sigmoid")]
         estimator = FrameNet(*layers)
-        gate = MaskGate(estimator, pairs=True, floor=limit_to_floor(attenuation_limit_db))
+        gate = MaskGate(estimator, pairs=True, floor=limit_to_floor(attenuation_limit_db), deep_filter=deep_filter)
         self.body = nn.Sequential(Framed(StridedConv1d(1, analysis, analysis, hop), gate,
                                          TransposedConv1d(analysis, 1, window, hop)))
         self._config = {"window": window, "hop": hop, "channels": channels, "blocks": blocks, "taps": taps}
@@ -278,6 +298,8 @@ class ConvDenoiser(Model):
             self._config["gru"] = gru
         if analysis != window:
             self._config["analysis_window"] = analysis
+        if deep_filter is not None:
+            self._config["deep_filter"] = deep_filter
         self._limit = attenuation_limit_db
         self._init_weights()
         for p in (self.encoder.weight, self.decoder.weight):
@@ -304,8 +326,11 @@ class ConvDenoiser(Model):
                 elif isinstance(m, Residual):
                     m.body[-1].weight.mul_(0.1)  # blocks start near identity
             last = [m for m in self.gate.estimator if isinstance(m, MimoConv1d)][-1]
+            K = self.encoder.taps // 2
             last.weight.mul_(0.1)
             last.bias.fill_(3.0)  # gains start near 0.95: the model starts as a pass-through
+            last.weight[K:].zero_()  # the deep filter's outputs start at 0.5: a zero filter
+            last.bias[K:].zero_()
 
     def transfer_from(self, src) -> tuple[int, int] | None:
         """Start from ``src``, a model with a shorter analysis window (see :func:`rtconv.models.transfer_weights`).
@@ -316,8 +341,10 @@ class ConvDenoiser(Model):
         old mask on a finer grid; the decoder keeps the old one's output-level calibration.
         ``None`` (the generic matching) when the analysis windows are equal.
         """
-        if not isinstance(src, ConvDenoiser) or src.encoder.taps == self.encoder.taps:
+        if not isinstance(src, ConvDenoiser):
             return None
+        if src.encoder.taps == self.encoder.taps:
+            return self._transfer_filter(src)
         if src.encoder.weight.requires_grad or src.decoder.taps != self.decoder.taps \
                 or src.encoder.stride != self.encoder.stride:
             raise ConfigError(
@@ -346,6 +373,32 @@ class ConvDenoiser(Model):
             gain = float((src.decoder.weight * pristine).sum() / pristine.square().sum())
             self.decoder.weight.mul_(gain)
         copied += 4
+        return copied, len(d_params) - copied
+
+    def _transfer_filter(self, src) -> tuple[int, int] | None:
+        """Start from ``src`` with another deep filter (or none): the gains' layer rows are copied, the
+        filter's start at zero (the grown model computes what ``src`` did); ``None`` when both filter alike."""
+        if src.gate.deep_filter == self.gate.deep_filter:
+            return None
+        s_params, d_params = dict(src.named_parameters()), dict(self.named_parameters())
+        s_last = [x for x in src.gate.estimator if isinstance(x, MimoConv1d)][-1]
+        d_last = [x for x in self.gate.estimator if isinstance(x, MimoConv1d)][-1]
+        K = self.encoder.taps // 2
+        special = {id(d_last.weight), id(d_last.bias)}
+        copied = 0
+        with torch.no_grad():
+            for name, p in d_params.items():
+                if id(p) not in special and name in s_params and s_params[name].shape == p.shape:
+                    p.copy_(s_params[name])
+                    copied += 1
+            for d, s_ in ((d_last.weight, s_last.weight), (d_last.bias, s_last.bias)):
+                d.zero_()
+                d[:K].copy_(s_[:K])
+        copied += 2
+        if copied != len(s_params):
+            raise ConfigError(
+                f"{len(s_params) - copied} parameters of the old model have no place in the new architecture; "
+                "keep the other settings when growing a deep filter (a GRU may be added).")
         return copied, len(d_params) - copied
 
     # the parts live once, in the body (checkpoints store each tensor once)
@@ -382,6 +435,8 @@ class ConvDenoiser(Model):
         per_frame += sum(m.weight.numel() for m in self.gate.estimator.modules() if isinstance(m, MimoConv1d))
         per_frame += sum(3 * m.hidden * (m.in_features + m.hidden) for m in self.gate.estimator.modules()
                          if isinstance(m, FrameGRU))
+        if self.gate.deep_filter is not None:  # one complex multiply-add (4 real) per bin and tap
+            per_frame += 4 * self.gate.deep_filter[0] * self.gate.deep_filter[1]
         return per_frame * sample_rate / H
 
 

@@ -50,7 +50,7 @@ from torch import nn
 from .errors import ConfigError
 from .layers import ConvLayer, _check_int, latency, receptive_field
 
-__all__ = ["StridedConv1d", "TransposedConv1d", "Framed", "FrameNet", "PairPower", "MaskGate", "FrameGRU"]
+__all__ = ["StridedConv1d", "TransposedConv1d", "Framed", "FrameNet", "PairPower", "MaskGate", "FrameGRU", "deep_filter_sum"]
 
 
 class StridedConv1d(ConvLayer):
@@ -217,6 +217,19 @@ class MaskGate(nn.Module):
         of ``limit_db``; 0 lets the estimator suppress fully.  Read on every
         block, so changing it affects running streamers at once.
 
+    deep_filter : (bins, order, dilation) or None
+        Also filter the lowest ``bins`` frequency bins (bins 1..bins; bin 0
+        holds DC and Nyquist, both real) with a complex FIR over each bin's
+        past frames (deep filtering, Schroeter et al., DeepFilterNet 2022):
+        ``y_k[t] = g_k[t] x_k[t] + sum_n c_{n,k}[t] x_k[t - n*dilation]``,
+        ``n = 0..order-1``, the coefficients ``c = 2*s - 1`` (in ``[-1, 1]``)
+        from ``2*order*bins`` more estimator outputs ``s`` laid out
+        ``(n, real/imaginary, bin)`` after the ``K`` gains.  A bin's frames
+        filtered over ``order*dilation`` hops resolve what one short window
+        cannot: a voice's harmonics inside a bin wider than their spacing.
+        With the coefficient outputs at ``s = 0.5`` it is the plain mask.
+        The floor then mixes the input back in: ``f*x + (1-f)*(g*x + DF)``.
+
     Attributes
     ----------
     linked : bool
@@ -227,12 +240,29 @@ class MaskGate(nn.Module):
         unrelated examples.  Read on every block, like ``floor``.
     """
 
-    def __init__(self, estimator: nn.Module, pairs: bool = True, floor: float = 0.0) -> None:
+    def __init__(self, estimator: nn.Module, pairs: bool = True, floor: float = 0.0, deep_filter=None) -> None:
         super().__init__()
         self.estimator = estimator
         self.pairs = bool(pairs)
         self.floor = floor
         self.linked = False
+        if deep_filter is not None:
+            if not self.pairs:
+                raise ConfigError("deep filtering needs a mask over channel pairs (pairs=True): it filters complex bins.")
+            deep_filter = tuple(deep_filter)
+            if len(deep_filter) != 3:
+                raise ConfigError(f"deep_filter is (bins, order, dilation), got {deep_filter!r}.")
+            for name, v in zip(("bins", "order", "dilation"), deep_filter):
+                _check_int(f"deep_filter {name}", v, 1)
+        self.deep_filter = deep_filter
+
+    @property
+    def filter_span(self) -> int:
+        """Past frames the deep filter reaches back (0 without one)."""
+        if self.deep_filter is None:
+            return 0
+        _, order, dilation = self.deep_filter
+        return (order - 1) * dilation
 
     @property
     def floor(self) -> float:
@@ -254,23 +284,49 @@ class MaskGate(nn.Module):
 
     @property
     def receptive_field(self) -> int:
-        return receptive_field(self.estimator)
+        return receptive_field(self.estimator) + self.filter_span
 
     def gain(self, g: torch.Tensor) -> torch.Tensor:
         f = self._floor
         return g if f == 0.0 else g * (1.0 - f) + f
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        g = self.gain(self.estimator(z))
-        if self.linked and g.shape[0] > 1:
-            g = g.mean(0, keepdim=True).expand_as(g)
-        if self.pairs:
-            B, C, M = z.shape
-            return (z.view(B, 2, C // 2, M) * g.unsqueeze(1)).view(B, C, M)
-        return z * g
+        e = self.estimator(z)
+        if self.linked and e.shape[0] > 1:
+            e = e.mean(0, keepdim=True).expand_as(e)
+        if not self.pairs:
+            return z * self.gain(e)
+        B, C, M = z.shape
+        K = C // 2
+        y = (z.view(B, 2, K, M) * self.gain(e[:, :K]).unsqueeze(1)).view(B, C, M)
+        if self.deep_filter is None:
+            return y
+        bins, order, d = self.deep_filter
+        x = F.pad(z.view(B, 2, K, M)[:, :, 1 : 1 + bins], (self.filter_span, 0))  # (B, 2, bins, span + M)
+        taps = torch.stack([x[..., (order - 1 - n) * d : (order - 1 - n) * d + M] for n in range(order)], 1)
+        return y + (1.0 - self._floor) * _place(deep_filter_sum(taps, e[:, K:].reshape(B, order, 2, bins, M)), K)
 
     def extra_repr(self) -> str:
-        return f"pairs={self.pairs}, floor={self._floor:g}"
+        df = "" if self.deep_filter is None else f", deep_filter={self.deep_filter}"
+        return f"pairs={self.pairs}, floor={self._floor:g}{df}"
+
+
+def deep_filter_sum(taps: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``sum_n c_n * x[t - n*d]`` in complex arithmetic, ``c = 2*s - 1``.
+
+    ``taps`` and ``s``: ``(R, order, 2, bins, ...)``, real and imaginary parts on axis 2;
+    returns ``(R, 2, bins, ...)``.
+    """
+    c = s * 2.0 - 1.0
+    a, b = taps.unbind(2)
+    cr, ci = c.unbind(2)
+    return torch.stack([(cr * a - ci * b).sum(1), (cr * b + ci * a).sum(1)], 1)
+
+
+def _place(v: torch.Tensor, K: int) -> torch.Tensor:
+    """``(B, 2, bins, M)`` filtered bins 1..bins into a ``(B, 2K, M)`` frame of zeros elsewhere."""
+    B, _, bins, M = v.shape
+    return F.pad(v, (0, 0, 1, K - 1 - bins)).view(B, 2 * K, M)
 
 
 class FrameGRU(nn.Module):

@@ -272,3 +272,56 @@ def test_a_model_grows_a_long_analysis_window_starting_near_its_old_output():
 def test_bad_analysis_windows_are_refused_in_one_sentence(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         ConvDenoiser(**{**ASYM, **kwargs})
+
+
+# -- deep filtering of the low bins ---------------------------------------------------------------------
+@pytest.mark.parametrize("sizes", [[1], [7], [16], [4096], [17, 1, 250]])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_a_deep_filter_denoiser_streams_exactly_and_travels_through_checkpoints(sizes, channels, tmp_path):
+    torch.manual_seed(8)
+    model = ConvDenoiser(**ASYM, gru=5, deep_filter=[6, 4, 2], attenuation_limit_db=20).eval()
+    with torch.no_grad():
+        for p in model.gate.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    x = np.random.default_rng(9).normal(size=(2000, channels)).astype(np.float32) * 0.1
+    ref = _offline(model, x)
+    np.testing.assert_allclose(_stream(model, x, sizes), ref, atol=1e-5 * np.abs(ref).max())
+    checkpoint.save(model, tmp_path / "d.safetensors", sample_rate=48000)
+    back = checkpoint.load(tmp_path / "d.safetensors")
+    assert back.config["deep_filter"] == [6, 4, 2] and back.latency == model.latency == 31
+    np.testing.assert_allclose(_offline(back, x), ref, atol=1e-6)
+    assert "deep_filter" not in ConvDenoiser(**ASYM).config  # configs without one stay as they were
+
+
+def test_a_model_grows_a_deep_filter_starting_at_its_old_output_and_the_filter_then_acts():
+    from rtconv.models import build, transfer_weights
+
+    torch.manual_seed(10)
+    old = ConvDenoiser(**ASYM, gru=5).eval()
+    with torch.no_grad():
+        for p in old.gate.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    new = build(old.arch, {**old.config, "deep_filter": [5, 3, 1]}).eval()
+    assert transfer_weights(old, new) == (len(list(old.parameters())), 0)
+    x = np.random.default_rng(11).normal(size=(3000, 1)).astype(np.float32) * 0.1
+    np.testing.assert_allclose(_offline(new, x), _offline(old, x), atol=1e-6)
+    with torch.no_grad():  # the filter's outputs moved off their zero start: now it acts
+        last = [m for m in new.gate.estimator if isinstance(m, MimoConv1d)][-1]
+        last.bias[16:].add_(torch.randn(last.bias.shape[0] - 16) * 0.5)
+    assert np.abs(_offline(new, x) - _offline(old, x)).max() > 1e-3
+    # and back: a model without the filter cannot take the grown model's wider layer
+    with pytest.raises(ConfigError, match="no place in the new architecture"):
+        transfer_weights(new, build(old.arch, {**old.config, "gru": 0}))
+
+
+def test_a_deep_filters_cost_is_counted():
+    plain, df = ConvDenoiser(**ASYM), ConvDenoiser(**ASYM, deep_filter=[6, 4, 2])
+    extra_per_frame = 8 * 2 * 6 * 4 + 2 * 6 * 4 * 2  # the wider last layer (8 channels in) + 4 MACs per bin and tap
+    assert df.macs_per_second(48000) - plain.macs_per_second(48000) == pytest.approx(extra_per_frame * 48000 / 16)
+
+
+@pytest.mark.parametrize("value", [[16, 4, 1], [0, 4, 1], [4, 4], "24,8,1", [4, 2.5, 1], [True, 4, 1]])
+def test_bad_deep_filters_are_refused_in_one_sentence(value):
+    with pytest.raises(ConfigError, match=r"deep_filter must be \[bins, order, dilation\], positive integers with "
+                                          r"bins at most 15 .*got"):
+        ConvDenoiser(**ASYM, deep_filter=value)

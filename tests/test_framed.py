@@ -11,25 +11,26 @@ from _streams import kinds, stream_in_sizes
 from rtconv import ConfigError, Streamer
 from rtconv.denoiser import dft_filterbank
 from rtconv.framed import Framed, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d
-from rtconv.layers import Activation, MimoConv1d, Residual
+from rtconv.layers import Activation, MimoConv1d, Residual, receptive_field
 from rtconv.models import Model
 
 
 class _Net(Model):
     arch = "_test_framed"
 
-    def __init__(self, enc_taps, dec_taps, stride, width=6, rowmajor=True, floor=0.0, bias=True):
+    def __init__(self, enc_taps, dec_taps, stride, width=6, rowmajor=True, floor=0.0, bias=True, deep_filter=None):
         super().__init__()
         seq = FrameNet if rowmajor else nn.Sequential
+        extra = 0 if deep_filter is None else 2 * deep_filter[0] * deep_filter[1]
         est = seq(
             PairPower(),
             MimoConv1d(width // 2, 5, 2),
             Activation("tanh"),
             Residual(nn.Sequential(MimoConv1d(5, 5, 3, 2), Activation("leaky_relu"), MimoConv1d(5, 5, 1))),
-            MimoConv1d(5, width // 2, 1),
+            MimoConv1d(5, width // 2 + extra, 1),
             Activation("sigmoid"),
         )
-        gate = MaskGate(est, floor=floor)
+        gate = MaskGate(est, floor=floor, deep_filter=deep_filter)
         # a mask gate or frame net as the body runs row-major; wrapped, the generic column cells
         self.body = nn.Sequential(Framed(
             StridedConv1d(1, width, enc_taps, stride, bias=bias),
@@ -78,6 +79,38 @@ def test_row_major_and_generic_cells_agree_with_offline_per_channel_in_float64(r
     _assert_exact(model, x, [7, 1, 30])
 
 
+@pytest.mark.parametrize("rowmajor", [True, False])
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("deep_filter, floor", [((1, 1, 1), 0.0), ((4, 3, 2), 0.3), ((2, 5, 1), 0.0)])
+def test_a_deep_filter_streams_exactly_in_float64_carrying_its_past_frames(rowmajor, channels, deep_filter, floor):
+    torch.manual_seed(3)
+    model = _Net(10, 10, 5, width=10, rowmajor=rowmajor, floor=floor, deep_filter=deep_filter).double()
+    x = np.random.default_rng(4).normal(size=(400, channels))
+    _assert_exact(model, x, [7, 1, 30, 0, 3, 200])
+
+
+def test_a_deep_filter_reaches_back_order_times_dilation_frames_and_no_further():
+    torch.manual_seed(5)
+    model = _Net(10, 10, 5, width=10, deep_filter=(4, 3, 2)).double()
+    gate = model.body[0].body
+    x = torch.randn(1, 10, 40, dtype=torch.float64)
+    # the estimator's view of frame 30 is held fixed; only the frames the filter taps differ
+    assert gate.filter_span == 4 and gate.receptive_field == receptive_field(gate.estimator) + 4
+
+    class Fixed(nn.Module):
+        def forward(self, z):
+            return est
+
+    with torch.no_grad():
+        est = gate.estimator(x)
+        gate.estimator = Fixed()
+        y = gate(x)
+        for back, moves in ((0, True), (2, True), (4, True), (1, False), (3, False), (5, False), (6, False)):
+            x2 = x.clone()
+            x2[:, [1, 2, 3, 4, 6, 7, 8, 9], 30 - back] += 1.0  # bins 1..4, both parts
+            assert bool((gate(x2)[:, :, 30] != y[:, :, 30]).any()) == moves, back
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.integers(1, 24), st.integers(1, 24), st.integers(1, 12), st.integers(0, 400),
@@ -86,7 +119,8 @@ def test_row_major_and_generic_cells_agree_with_offline_per_channel_in_float64(r
 )
 def test_random_framed_models_stream_exactly(enc_taps, dec_taps, stride, length, sizes, rowmajor, seed):
     torch.manual_seed(seed)
-    model = _Net(enc_taps, dec_taps, stride, rowmajor=rowmajor)
+    deep_filter = [None, (1, 2, 1), (2, 3, 2)][seed % 3]
+    model = _Net(enc_taps, dec_taps, stride, rowmajor=rowmajor, deep_filter=deep_filter)
     x = np.random.default_rng(seed).normal(size=(length, 1)).astype(np.float32)
     _assert_exact(model, x, sizes)
 

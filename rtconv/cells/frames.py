@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..framed import Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d
+from ..framed import Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d, deep_filter_sum
 from ..layers import MimoConv1d, latency
 from .base import Cell, Context, _Sequence, register_cell
 from .history import History
@@ -107,35 +107,65 @@ class _GRU(Cell):
 
 
 class _MaskGate(Cell):
-    """``z * gain(estimator(z))``, the floor and the linked switch read live on every block."""
+    """``z * gain(estimator(z))`` (plus the deep filter's sum over past frames, when the gate has one),
+    the floor and the linked switch read live on every block."""
 
     kind = "gate"
 
-    def __init__(self, module: MaskGate, estimator: Cell, rows: bool, batch: int) -> None:
+    def __init__(self, module: MaskGate, estimator: Cell, rows: bool, batch: int, dtype: torch.dtype) -> None:
         self.m, self.est, self.rows, self.B = module, estimator, rows, batch
+        self.df = module.deep_filter
+        # the filtered bins' past frames (real parts, then imaginary), as many as the filter reaches back
+        self.hist = None if self.df is None else History(batch, 2 * self.df[0], module.filter_span, dtype,
+                                                         time_first=rows)
 
     def children(self) -> list[Cell]:
         return [self.est]
 
+    def histories(self) -> list[History]:
+        return [] if self.hist is None else [self.hist]
+
     def process(self, z: torch.Tensor) -> torch.Tensor:
-        g = self.est.process(z)
+        e = self.est.process(z)
         f = self.m._floor  # read live: the strength control may change mid-stream
+        B = self.B
+        if self.m.linked and B > 1:  # one gain (and filter) for every channel of the stream
+            if self.rows:  # rows are frame-major, channel-minor: (m*B, E)
+                E = e.shape[-1]
+                e = e.view(-1, B, E).mean(1, keepdim=True).expand(-1, B, E).reshape(-1, E)
+            else:
+                e = e.mean(0, keepdim=True).expand_as(e)
+        if not self.m.pairs:
+            return z * (e.mul(1.0 - f).add_(f) if f else e)
+        C = z.shape[1]
+        K = C // 2
+        g = e[:, :K]
         if f:
             g = g.mul(1.0 - f).add_(f)
-        B = self.B
-        if self.m.linked and B > 1:  # one gain for every channel of the stream
-            if self.rows:  # rows are frame-major, channel-minor: (m*B, K)
-                K = g.shape[-1]
-                g = g.view(-1, B, K).mean(1, keepdim=True).expand(-1, B, K).reshape(-1, K)
-            else:
-                g = g.mean(0, keepdim=True).expand_as(g)
-        if not self.m.pairs:
-            return z * g
         if self.rows:  # (R, 2K) * (R, 1, K)
-            R, C = z.shape
-            return (z.view(R, 2, C // 2) * g.unsqueeze(1)).view(R, C)
+            R = z.shape[0]
+            y = (z.view(R, 2, K) * g.unsqueeze(1)).view(R, C)
+            if self.df is None:
+                return y
+            bins, order, d = self.df
+            m = R // B
+            end = self.hist.push_rows(z.view(R, 2, K)[:, :, 1 : 1 + bins].reshape(R, 2 * bins))
+            buf = self.hist.tbuf  # (time, B, 2*bins)
+            taps = torch.stack([buf[end - m - n * d : end - n * d] for n in range(order)], 2)  # (m, B, order, 2*bins)
+            v = deep_filter_sum(taps.reshape(R, order, 2, bins), e[:, K:].reshape(R, order, 2, bins))
+            y.view(R, 2, K)[:, :, 1 : 1 + bins].add_(v.mul_(1.0 - f) if f else v)
+            return y
         B, C, M = z.shape
-        return (z.view(B, 2, C // 2, M) * g.unsqueeze(1)).view(B, C, M)
+        y = (z.view(B, 2, K, M) * g.unsqueeze(1)).view(B, C, M)
+        if self.df is None:
+            return y
+        bins, order, d = self.df
+        span = self.m.filter_span
+        h = self.hist.push(z.view(B, 2, K, M)[:, :, 1 : 1 + bins].reshape(B, 2 * bins, M))  # (B, 2*bins, span + M)
+        taps = torch.stack([h[..., span - n * d : span - n * d + M] for n in range(order)], 1)
+        v = deep_filter_sum(taps.view(B, order, 2, bins, M), e[:, K:].reshape(B, order, 2, bins, M))
+        y.view(B, 2, K, M)[:, :, 1 : 1 + bins].add_(v.mul_(1.0 - f) if f else v)
+        return y
 
 
 class _RowsInColumns(Cell):
@@ -287,7 +317,7 @@ def _build_sequence(module: FrameNet, ctx: Context) -> Cell | None:
 
 def _build_gate(module: MaskGate, ctx: Context) -> Cell | None:
     est = ctx.build(module.estimator, "estimator")
-    return None if est is None else _MaskGate(module, est, ctx.rows, ctx.batch)
+    return None if est is None else _MaskGate(module, est, ctx.rows, ctx.batch, ctx.dtype)
 
 
 def _refuse_alone(module, ctx: Context) -> Cell:

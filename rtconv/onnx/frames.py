@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..framed import Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d
+from ..framed import Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d, deep_filter_sum
 from ..layers import latency
 from .nodes import Node, StepContext, _Seq, _take, _zero_before, register_step
 
@@ -35,28 +35,43 @@ class _PairPower(Node):
 
 
 class _MaskGate(Node):
-    def __init__(self, m: MaskGate, estimator: Node, control: str | None = None) -> None:
+    def __init__(self, m: MaskGate, estimator: Node, control: str | None, batch: int, name: str) -> None:
         super().__init__()
         self.est, self.pairs, self.floor = estimator, m.pairs, m.floor  # the floor at export time
         self.linked = bool(getattr(m, "linked", False))  # as at export time
         self.control = control  # or an input of that name, read every block
+        self.df, self.span = m.deep_filter, m.filter_span
+        # the deep filter's past frames of the bins it filters (real parts, then imaginary)
+        self.name = f"{name}.filter"
+        self.shape = None if self.df is None else (batch, 2 * self.df[0], self.span)
 
     def specs(self):
-        return self.est.specs()
+        return self.est.specs() + ([(self.name, self.shape)] if self.df is not None and self.span else [])
 
     def forward(self, z, flow, valid):
-        g = self.est(z, flow, valid)
+        e = self.est(z, flow, valid)
         if self.control is not None:
             f = flow.controls[self.control]
-            g = g * (1.0 - f) + f
-        elif self.floor:
-            g = g * (1.0 - self.floor) + self.floor
+        else:
+            f = self.floor
         if self.linked and z.shape[0] > 1:
-            g = g.mean(0, keepdim=True).expand_as(g)
+            e = e.mean(0, keepdim=True).expand_as(e)
         if not self.pairs:
-            return z * g
+            return z * (e * (1.0 - f) + f)
         B, C, M = z.shape
-        return (z.reshape(B, 2, C // 2, M) * g.unsqueeze(1)).reshape(B, C, M)
+        K = C // 2
+        y = (z.reshape(B, 2, K, M) * (e[:, :K] * (1.0 - f) + f).unsqueeze(1)).reshape(B, C, M)
+        if self.df is None:
+            return y
+        bins, order, d = self.df
+        h = z.reshape(B, 2, K, M)[:, :, 1 : 1 + bins].reshape(B, 2 * bins, M)
+        if self.span:
+            h = torch.cat([flow.states[self.name], h], dim=-1)
+            flow.out[self.name] = _take(h, valid, self.span)  # the span before the first unused frame
+        taps = torch.stack([h[..., self.span - n * d : self.span - n * d + M] for n in range(order)], 1)
+        v = deep_filter_sum(taps.reshape(B, order, 2, bins, M), e[:, K:].reshape(B, order, 2, bins, M))
+        v = F.pad(v * (1.0 - f), (0, 0, 1, K - 1 - bins)).reshape(B, C, M)
+        return y + v
 
 
 class _GRU(Node):
@@ -167,7 +182,7 @@ def _build_gate(module: MaskGate, ctx: StepContext) -> Node:
     if ctx.controls:
         control = f"{ctx.path}.floor"
         ctx.control_names.append(control)  # before the estimator's: inputs in the tree's order
-    return _MaskGate(module, ctx.build(module.estimator, "estimator"), control)
+    return _MaskGate(module, ctx.build(module.estimator, "estimator"), control, ctx.batch, ctx.path)
 
 
 def _refuse_alone(module: nn.Module, ctx: StepContext) -> Node:
