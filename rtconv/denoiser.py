@@ -216,6 +216,13 @@ class ConvDenoiser(Model):
         network's last layer; they start at a zero filter, so a model grown
         into it (``--resume ... --arch-arg deep_filter=[24,8,1]``) starts as
         the plain mask it came from.  No latency: the filter uses past frames.
+    phase_features : int
+        Also show the mask network the phase advance over one frame of bins
+        1..``phase_features`` (:class:`~rtconv.framed.PairPower`): where in a
+        250 Hz bin its energy lies, which log energies do not tell and a deep
+        filter's coefficients depend on.  0 (the default) leaves them out;
+        their first-layer weights start at zero, so a model grown into them
+        starts at its old output.
     """
 
     arch = "framed_denoiser"
@@ -234,6 +241,7 @@ class ConvDenoiser(Model):
         gru: int = 0,
         analysis_window: int | None = None,
         deep_filter=None,
+        phase_features: int = 0,
     ) -> None:
         super().__init__()
         _check_int("window", window, 4)
@@ -272,8 +280,11 @@ class ConvDenoiser(Model):
                     f"{24 * 48000 // analysis} Hz at 48 kHz over 8 frames.")
             deep_filter = [int(v) for v in deep_filter]
         extra = 0 if deep_filter is None else 2 * deep_filter[0] * deep_filter[1]
-        feats = PairPower(eps=10.0 ** (float(feature_floor_db) / 10.0))
-        layers: list[nn.Module] = [feats, MimoConv1d(K, channels, 1), Activation(activation)]
+        if isinstance(phase_features, bool) or not isinstance(phase_features, int) or not 0 <= phase_features < K:
+            raise ConfigError(f"phase_features must be a number of bins from 0 to {K - 1}, got {phase_features!r}; "
+                              "e.g. the deep filter's bins.")
+        feats = PairPower(eps=10.0 ** (float(feature_floor_db) / 10.0), phase_bins=phase_features)
+        layers: list[nn.Module] = [feats, MimoConv1d(K + 2 * phase_features, channels, 1), Activation(activation)]
         for i in range(blocks):
             layers.append(Residual(nn.Sequential(
                 MimoConv1d(channels, channels, taps, 2**i),
@@ -300,6 +311,8 @@ class ConvDenoiser(Model):
             self._config["analysis_window"] = analysis
         if deep_filter is not None:
             self._config["deep_filter"] = deep_filter
+        if phase_features:
+            self._config["phase_features"] = phase_features
         self._limit = attenuation_limit_db
         self._init_weights()
         for p in (self.encoder.weight, self.decoder.weight):
@@ -317,6 +330,8 @@ class ConvDenoiser(Model):
         with torch.no_grad():
             self.encoder.weight.copy_(torch.from_numpy(a))
             self.decoder.weight.copy_(torch.from_numpy(s))
+            first = [m for m in self.gate.estimator if isinstance(m, MimoConv1d)][0]
+            first.weight[:, self.encoder.taps // 2 :].zero_()  # phase features start unheard
             for m in self.gate.estimator:
                 if isinstance(m, Residual) and isinstance(m.body[0], FrameGRU):
                     # the recurrent branch starts silent: the convolutional mask network's
@@ -376,25 +391,32 @@ class ConvDenoiser(Model):
         return copied, len(d_params) - copied
 
     def _transfer_filter(self, src) -> tuple[int, int] | None:
-        """Start from ``src`` with another deep filter (or none): the gains' layer rows are copied, the
-        filter's start at zero (the grown model computes what ``src`` did); ``None`` when both filter alike."""
-        if src.gate.deep_filter == self.gate.deep_filter:
+        """Start from ``src`` without a deep filter or phase features, into this model with them.
+
+        Tensors of equal shape are copied; the first layer's and the last layer's grown tensors take
+        the old ones as their leading block (the power features' columns, the gains' rows) and zeros
+        elsewhere: unheard phase features, a zero filter — the grown model computes what ``src`` did.
+        ``None`` when both have the same ones.
+        """
+        mine = (self.gate.deep_filter, self.config.get("phase_features", 0))
+        theirs = (src.gate.deep_filter, src.config.get("phase_features", 0))
+        if mine == theirs:
             return None
+        if theirs[0] not in (None, mine[0]) or theirs[1] not in (0, mine[1]):
+            raise ConfigError(
+                f"a model with deep_filter {theirs[0]} and phase_features {theirs[1]} cannot become one with "
+                f"deep_filter {mine[0]} and phase_features {mine[1]}; grow them only from a model without.")
         s_params, d_params = dict(src.named_parameters()), dict(self.named_parameters())
-        s_last = [x for x in src.gate.estimator if isinstance(x, MimoConv1d)][-1]
-        d_last = [x for x in self.gate.estimator if isinstance(x, MimoConv1d)][-1]
-        K = self.encoder.taps // 2
-        special = {id(d_last.weight), id(d_last.bias)}
         copied = 0
         with torch.no_grad():
             for name, p in d_params.items():
-                if id(p) not in special and name in s_params and s_params[name].shape == p.shape:
-                    p.copy_(s_params[name])
-                    copied += 1
-            for d, s_ in ((d_last.weight, s_last.weight), (d_last.bias, s_last.bias)):
-                d.zero_()
-                d[:K].copy_(s_[:K])
-        copied += 2
+                q = s_params.get(name)
+                if q is None or q.dim() != p.dim() or any(a < b for a, b in zip(p.shape, q.shape)):
+                    continue
+                if q.shape != p.shape:
+                    p.zero_()
+                p[tuple(slice(0, n) for n in q.shape)].copy_(q)
+                copied += 1
         if copied != len(s_params):
             raise ConfigError(
                 f"{len(s_params) - copied} parameters of the old model have no place in the new architecture; "

@@ -50,7 +50,7 @@ from torch import nn
 from .errors import ConfigError
 from .layers import ConvLayer, _check_int, latency, receptive_field
 
-__all__ = ["StridedConv1d", "TransposedConv1d", "Framed", "FrameNet", "PairPower", "MaskGate", "FrameGRU", "deep_filter_sum"]
+__all__ = ["StridedConv1d", "TransposedConv1d", "Framed", "FrameNet", "PairPower", "MaskGate", "FrameGRU", "deep_filter_sum", "phase_advance"]
 
 
 class StridedConv1d(ConvLayer):
@@ -187,19 +187,47 @@ class PairPower(nn.Module):
     """Compressed energies of channel pairs: ``scale * log(a_k^2 + b_k^2 + eps) + shift``.
 
     Input ``(B, 2K, M)`` laid out ``[a_0..a_{K-1}, b_0..b_{K-1}]``; output ``(B, K, M)``.
+
+    With ``phase_bins`` = P > 0, also each of bins 1..P's phase advance over one frame, the
+    unit complex number ``u = x[t] conj(x[t-1]) / |x[t] x[t-1]|`` (real parts, then imaginary:
+    output ``(B, K + 2P, M)``; 0 before the first frame): where in its bin a bin's energy lies
+    (a harmonic's frequency), which log energies do not show and a deep filter needs.  Level
+    invariant; a causal history of one frame.
     """
 
-    def __init__(self, scale: float = 0.2, shift: float = 0.0, eps: float = 1e-6) -> None:
+    def __init__(self, scale: float = 0.2, shift: float = 0.0, eps: float = 1e-6, phase_bins: int = 0) -> None:
         super().__init__()
         self.scale, self.shift, self.eps = float(scale), float(shift), float(eps)
+        self.phase_bins = _check_int("phase_bins", phase_bins, 0)
+
+    @property
+    def receptive_field(self) -> int:
+        return 2 if self.phase_bins else 1
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         B, C, M = z.shape
         p = z.square().view(B, 2, C // 2, M).sum(1)
-        return torch.log(p + self.eps) * self.scale + self.shift
+        p = torch.log(p + self.eps) * self.scale + self.shift
+        if not self.phase_bins:
+            return p
+        x = z.view(B, 2, C // 2, M)[:, :, 1 : 1 + self.phase_bins]
+        return torch.cat([p, phase_advance(x, F.pad(x, (1, 0))[..., :M], self.eps).reshape(B, -1, M)], 1)
 
     def extra_repr(self) -> str:
-        return f"scale={self.scale}, shift={self.shift}, eps={self.eps}"
+        ph = f", phase_bins={self.phase_bins}" if self.phase_bins else ""
+        return f"scale={self.scale}, shift={self.shift}, eps={self.eps}{ph}"
+
+
+def phase_advance(x: torch.Tensor, prev: torch.Tensor, eps: float) -> torch.Tensor:
+    """``x conj(prev)`` normalised to unit length (0 where both are silent), real/imaginary on axis 1.
+
+    ``x``, ``prev``: ``(R, 2, P, ...)``; ``eps``: the power floor (``eps**2`` guards the product's).
+    """
+    a, b = x.unbind(1)
+    ap, bp = prev.unbind(1)
+    re, im = a * ap + b * bp, b * ap - a * bp
+    norm = torch.rsqrt(re * re + im * im + eps * eps)
+    return torch.stack([re * norm, im * norm], 1)
 
 
 class MaskGate(nn.Module):

@@ -310,8 +310,56 @@ def test_a_model_grows_a_deep_filter_starting_at_its_old_output_and_the_filter_t
         last.bias[16:].add_(torch.randn(last.bias.shape[0] - 16) * 0.5)
     assert np.abs(_offline(new, x) - _offline(old, x)).max() > 1e-3
     # and back: a model without the filter cannot take the grown model's wider layer
-    with pytest.raises(ConfigError, match="no place in the new architecture"):
-        transfer_weights(new, build(old.arch, {**old.config, "gru": 0}))
+    with pytest.raises(ConfigError, match=r"deep_filter \(5, 3, 1\) and phase_features 0 cannot become one with "
+                                          r"deep_filter None"):
+        transfer_weights(new, build(old.arch, old.config))
+    with pytest.raises(ConfigError, match="8 parameters of the old model have no place"):  # the GRU branch, and the output layer it renames
+        transfer_weights(old, build(old.arch, {**old.config, "gru": 0, "deep_filter": [5, 3, 1]}))
+
+
+def test_phase_features_start_unheard_then_tell_the_mask_network_where_in_its_bin_the_energy_is(tmp_path):
+    from rtconv.models import build, transfer_weights
+
+    torch.manual_seed(12)
+    old = ConvDenoiser(**ASYM, gru=5).eval()
+    with torch.no_grad():
+        for p in old.gate.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    new = build(old.arch, {**old.config, "deep_filter": [5, 3, 1], "phase_features": 5}).eval()
+    assert transfer_weights(old, new) == (len(list(old.parameters())), 0)
+    t = np.arange(9600) / 48000
+    # two tones in bin 2 (1500 Hz +- 750 Hz at a 32-sample window): same energies, other places
+    lo, hi = (0.1 * np.sin(2 * np.pi * f * t).astype(np.float32)[:, None] for f in (1250.0, 1750.0))
+    np.testing.assert_allclose(_offline(new, lo), _offline(old, lo), atol=1e-6)
+    feats = new.gate.estimator[0]
+    z = lambda x: new.encoder(torch.from_numpy(x.T.copy())[None])  # noqa: E731
+    with torch.no_grad():
+        f_lo, f_hi, f_loud = feats(z(lo)), feats(z(hi)), feats(z(100 * lo))
+    assert f_lo.shape[1] == 16 + 10
+    u_lo, u_hi = f_lo[0, [17, 22], 50:].mean(-1), f_hi[0, [17, 22], 50:].mean(-1)  # bin 2: real, imaginary
+    # the advance over a 16-sample hop differs by 2 pi * 500 Hz * 16 / 48 kHz = 60 degrees (sign: the convention's)
+    turn = abs(float(torch.atan2(u_hi[1], u_hi[0]) - torch.atan2(u_lo[1], u_lo[0])))
+    assert abs(min(turn, 2 * np.pi - turn) - np.pi / 3) < 0.05, turn
+    np.testing.assert_allclose(f_loud[0, [17, 22], 1:], f_lo[0, [17, 22], 1:], atol=1e-4)  # level invariant
+    assert np.all(f_lo[0, 16:, 0].numpy() == 0)  # nothing before the first frame
+    with pytest.raises(ConfigError, match="phase_features must be a number of bins from 0 to 15, got 16"):
+        ConvDenoiser(**ASYM, phase_features=16)
+
+
+@pytest.mark.parametrize("sizes", [[1], [16], [17, 1, 250]])
+def test_a_denoiser_with_phase_features_streams_exactly_and_travels_through_checkpoints(sizes, tmp_path):
+    torch.manual_seed(13)
+    model = ConvDenoiser(**ASYM, deep_filter=[6, 4, 1], phase_features=6).eval()
+    with torch.no_grad():
+        for p in model.gate.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    x = np.random.default_rng(14).normal(size=(2000, 2)).astype(np.float32) * 0.1
+    ref = _offline(model, x)
+    np.testing.assert_allclose(_stream(model, x, sizes), ref, atol=1e-5 * np.abs(ref).max())
+    checkpoint.save(model, tmp_path / "p.safetensors", sample_rate=48000)
+    back = checkpoint.load(tmp_path / "p.safetensors")
+    assert back.config["phase_features"] == 6
+    np.testing.assert_allclose(_offline(back, x), ref, atol=1e-6)
 
 
 def test_a_deep_filters_cost_is_counted():

@@ -128,7 +128,7 @@ def test_a_denoiser_with_a_long_analysis_window_exports_at_any_block_size(tmp_pa
 def test_a_denoiser_with_a_deep_filter_exports_at_any_block_size(tmp_path, n, channels, limit):
     torch.manual_seed(n)
     model = ConvDenoiser(window=16, hop=8, channels=6, blocks=1, gru=4, activation="tanh", learn_filterbank=False,
-                         deep_filter=[3, 4, 2], attenuation_limit_db=limit)
+                         deep_filter=[3, 4, 2], phase_features=n % 4, attenuation_limit_db=limit)
     with torch.no_grad():
         for p in model.gate.parameters():
             p.add_(torch.randn_like(p) * 0.3)

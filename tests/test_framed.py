@@ -18,13 +18,14 @@ from rtconv.models import Model
 class _Net(Model):
     arch = "_test_framed"
 
-    def __init__(self, enc_taps, dec_taps, stride, width=6, rowmajor=True, floor=0.0, bias=True, deep_filter=None):
+    def __init__(self, enc_taps, dec_taps, stride, width=6, rowmajor=True, floor=0.0, bias=True, deep_filter=None,
+                 phase_bins=0):
         super().__init__()
         seq = FrameNet if rowmajor else nn.Sequential
         extra = 0 if deep_filter is None else 2 * deep_filter[0] * deep_filter[1]
         est = seq(
-            PairPower(),
-            MimoConv1d(width // 2, 5, 2),
+            PairPower(phase_bins=phase_bins),
+            MimoConv1d(width // 2 + 2 * phase_bins, 5, 2),
             Activation("tanh"),
             Residual(nn.Sequential(MimoConv1d(5, 5, 3, 2), Activation("leaky_relu"), MimoConv1d(5, 5, 1))),
             MimoConv1d(5, width // 2 + extra, 1),
@@ -84,7 +85,8 @@ def test_row_major_and_generic_cells_agree_with_offline_per_channel_in_float64(r
 @pytest.mark.parametrize("deep_filter, floor", [((1, 1, 1), 0.0), ((4, 3, 2), 0.3), ((2, 5, 1), 0.0)])
 def test_a_deep_filter_streams_exactly_in_float64_carrying_its_past_frames(rowmajor, channels, deep_filter, floor):
     torch.manual_seed(3)
-    model = _Net(10, 10, 5, width=10, rowmajor=rowmajor, floor=floor, deep_filter=deep_filter).double()
+    model = _Net(10, 10, 5, width=10, rowmajor=rowmajor, floor=floor, deep_filter=deep_filter,
+                 phase_bins=deep_filter[0]).double()
     x = np.random.default_rng(4).normal(size=(400, channels))
     _assert_exact(model, x, [7, 1, 30, 0, 3, 200])
 
@@ -120,7 +122,7 @@ def test_a_deep_filter_reaches_back_order_times_dilation_frames_and_no_further()
 def test_random_framed_models_stream_exactly(enc_taps, dec_taps, stride, length, sizes, rowmajor, seed):
     torch.manual_seed(seed)
     deep_filter = [None, (1, 2, 1), (2, 3, 2)][seed % 3]
-    model = _Net(enc_taps, dec_taps, stride, rowmajor=rowmajor, deep_filter=deep_filter)
+    model = _Net(enc_taps, dec_taps, stride, rowmajor=rowmajor, deep_filter=deep_filter, phase_bins=seed % 3)
     x = np.random.default_rng(seed).normal(size=(length, 1)).astype(np.float32)
     _assert_exact(model, x, sizes)
 

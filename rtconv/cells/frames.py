@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..framed import Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d, deep_filter_sum
+from ..framed import Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d, deep_filter_sum, phase_advance
 from ..layers import MimoConv1d, latency
 from .base import Cell, Context, _Sequence, register_cell
 from .history import History
@@ -53,12 +53,18 @@ class RowConv(Cell):
 
 
 class _PairPower(Cell):
-    """``scale * log(a^2 + b^2 + eps) + shift`` over channel pairs, in either layout (channels on axis 1)."""
+    """``scale * log(a^2 + b^2 + eps) + shift`` over channel pairs, in either layout (channels on axis 1),
+    and the phase advances of the first ``phase_bins`` bins over the last frame, carried across blocks."""
 
     kind = "pointwise"
 
-    def __init__(self, module: PairPower, rows: bool) -> None:
-        self.m, self.rows = module, rows
+    def __init__(self, module: PairPower, rows: bool, batch: int, dtype: torch.dtype) -> None:
+        self.m, self.rows, self.B = module, rows, batch
+        self.P = module.phase_bins
+        self.hist = History(batch, 2 * self.P, 1, dtype, time_first=rows) if self.P else None
+
+    def histories(self) -> list[History]:
+        return [] if self.hist is None else [self.hist]
 
     def process(self, z: torch.Tensor) -> torch.Tensor:
         if self.rows:
@@ -68,7 +74,21 @@ class _PairPower(Cell):
             B, C, M = z.shape
             p = z.square().view(B, 2, C // 2, M).sum(1)
         p = p.add_(self.m.eps).log_().mul_(self.m.scale)
-        return p.add_(self.m.shift) if self.m.shift else p
+        if self.m.shift:
+            p = p.add_(self.m.shift)
+        if not self.P:
+            return p
+        P = self.P
+        if self.rows:
+            x = z.view(R, 2, C // 2)[:, :, 1 : 1 + P].reshape(R, 2 * P)
+            m = R // self.B
+            end = self.hist.push_rows(x)
+            prev = self.hist.tbuf[end - m - 1 : end - 1].reshape(R, 2, P)
+            return torch.cat([p, phase_advance(x.view(R, 2, P), prev, self.m.eps).reshape(R, 2 * P)], 1)
+        x = z.view(B, 2, C // 2, M)[:, :, 1 : 1 + P].reshape(B, 2 * P, M)
+        h = self.hist.push(x)  # (B, 2P, 1 + M)
+        u = phase_advance(x.view(B, 2, P, M), h[..., :M].reshape(B, 2, P, M), self.m.eps)
+        return torch.cat([p, u.reshape(B, 2 * P, M)], 1)
 
 
 class _GRU(Cell):
@@ -331,6 +351,6 @@ register_cell(Framed, _build_framed)
 register_cell(FrameNet, _build_framenet)
 register_cell(StridedConv1d, _refuse_alone)
 register_cell(TransposedConv1d, _refuse_alone)
-register_cell(PairPower, lambda module, ctx: _PairPower(module, ctx.rows))
+register_cell(PairPower, lambda module, ctx: _PairPower(module, ctx.rows, ctx.batch, ctx.dtype))
 register_cell(MaskGate, _build_gate)
 register_cell(FrameGRU, lambda module, ctx: _GRU(module, ctx.batch, ctx.dtype, ctx.rows))

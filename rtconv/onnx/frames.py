@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..framed import Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d, deep_filter_sum
+from ..framed import Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d, deep_filter_sum, phase_advance
 from ..layers import latency
 from .nodes import Node, StepContext, _Seq, _take, _zero_before, register_step
 
@@ -24,14 +24,25 @@ __all__: list[str] = []
 
 
 class _PairPower(Node):
-    def __init__(self, m: PairPower) -> None:
+    def __init__(self, m: PairPower, batch: int, name: str) -> None:
         super().__init__()
-        self.scale, self.shift, self.eps = m.scale, m.shift, m.eps
+        self.scale, self.shift, self.eps, self.P = m.scale, m.shift, m.eps, m.phase_bins
+        self.name, self.shape = f"{name}.previous", (batch, 2 * m.phase_bins, 1)  # the phase bins' last frame
+
+    def specs(self):
+        return [(self.name, self.shape)] if self.P else []
 
     def forward(self, z, flow, valid):
         B, C, M = z.shape
         p = z.square().reshape(B, 2, C // 2, M).sum(1)
-        return torch.log(p + self.eps) * self.scale + self.shift
+        p = torch.log(p + self.eps) * self.scale + self.shift
+        if not self.P:
+            return p
+        x = z.reshape(B, 2, C // 2, M)[:, :, 1 : 1 + self.P].reshape(B, 2 * self.P, M)
+        h = torch.cat([flow.states[self.name], x], dim=-1)
+        flow.out[self.name] = _take(h, valid, 1)  # the frame before the first unused one
+        u = phase_advance(x.reshape(B, 2, self.P, M), h[..., :M].reshape(B, 2, self.P, M), self.eps)
+        return torch.cat([p, u.reshape(B, 2 * self.P, M)], 1)
 
 
 class _MaskGate(Node):
@@ -192,7 +203,7 @@ def _refuse_alone(module: nn.Module, ctx: StepContext) -> Node:
 
 register_step(Framed, _build_framed)
 register_step(FrameNet, lambda module, ctx: _Seq(ctx.sequence(module)))  # a Sequential at either rate
-register_step(PairPower, _frame_rate(lambda module, ctx: _PairPower(module)))
+register_step(PairPower, _frame_rate(lambda module, ctx: _PairPower(module, ctx.batch, ctx.path)))
 register_step(MaskGate, _frame_rate(_build_gate))
 register_step(FrameGRU, _frame_rate(lambda module, ctx: _GRU(module, ctx.batch, ctx.path)))
 register_step(StridedConv1d, _refuse_alone)
