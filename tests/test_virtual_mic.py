@@ -148,7 +148,9 @@ def test_the_virtual_microphone_is_removed_on_a_signal_and_a_killed_runs_is_repl
 
 
 def test_a_second_run_with_the_same_name_is_refused_in_one_sentence(pulse, tmp_path):
-    p = _live(pulse, "--virtual-mic", "--model", "speech-band", "--duration", 6)
+    # the first run lasts until the test stops it: the second one's start-up (a torch import) can
+    # take seconds on a loaded machine
+    p = _live(pulse, "--virtual-mic", "--model", "speech-band", "--duration", 60)
     try:
         assert _wait(lambda: "rtconv" in sources(pulse) or p.poll() is not None, 20)
         time.sleep(1.0)
@@ -159,7 +161,10 @@ def test_a_second_run_with_the_same_name_is_refused_in_one_sentence(pulse, tmp_p
         assert len(err.strip().splitlines()) == 1
         assert "rtconv" in sources(pulse)  # the first run's microphone is untouched
     finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
         p.communicate(timeout=30)
+    assert p.returncode == 0 and "rtconv" not in sources(pulse)
 
 
 def test_no_server_and_bad_names_are_one_sentence_each(tmp_path):
