@@ -61,3 +61,20 @@ rtconv train denoise --corpus realistic --resume runs/hX.safetensors --epochs 0 
   --test-examples 32 --seed 62 --threads 1 --name denoiser --out runs/denoiser-v5.safetensors
 # Then: cp runs/denoiser-v5.safetensors models/denoiser.safetensors &&
 #   rtconv bench denoise --baseline runs/denoiser-v4.safetensors --card models/denoiser.md
+
+# v5 is runs/denoiser-v5.safetensors (sha256 d64cb977ed5e6fd03ed37c2797a03c7685f17e25d9a12e2d74ac1e7265ea453a when it matches the shipped v5 of 80358a2,
+# which the recorded command of step 7 names /work/runs/denoiser-v5.safetensors); v6 grows from it.
+# Step 7 (v6, 2026-11-30, sixth session): grow a deep filter over bins 1..24 (8 frames) and those bins'
+# phase advance as features (both start at zero: v5's output), then 5 epochs, v5's loss.
+# Resumable: rerun with --resume runs/dfC.safetensors and without the --arch-arg flags if interrupted.
+rtconv train denoise --corpus realistic --resume runs/denoiser-v5.safetensors --arch-arg 'deep_filter=[24,8,1]' \
+  --arch-arg phase_features=24 --loss 'si_sdr + 10*sc + 5*cmrs' --optimizer adam --lr 2e-4 --schedule cosine \
+  --clip-grad 5 --batch-size 16 --epochs 5 --sample-rate 48000 --seconds 4 --snr-db=-5,20 --level-db=-35,6 \
+  --train-examples 3000 --val-examples 96 --test-examples 32 --seed 91 --threads 1 --name denoiser --out runs/dfC.safetensors
+# Step 8: output level calibrated on 256 validation mixtures (no training).
+rtconv train denoise --corpus realistic --resume runs/dfC.safetensors --epochs 0 --calibrate-gain \
+  --loss 'si_sdr + 10*sc + 5*cmrs' --optimizer adam --lr 1e-4 --schedule cosine --clip-grad 5 --batch-size 16 \
+  --sample-rate 48000 --seconds 4 --snr-db=-5,20 --level-db=-35,6 --train-examples 16 --val-examples 256 \
+  --test-examples 32 --seed 62 --threads 1 --name denoiser --out runs/denoiser-v6.safetensors
+# Then: cp runs/denoiser-v6.safetensors models/denoiser.safetensors &&
+#   rtconv bench denoise --baseline runs/denoiser-v5.safetensors --card models/denoiser.md

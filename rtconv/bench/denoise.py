@@ -316,7 +316,14 @@ def _write_card(path, model, result, args) -> None:
         + (f" with a {cfg['gru']}-unit GRU branch (memory beyond the convolutions' "
            f"{1000 * model.receptive_field / 48000:.0f} ms)" if cfg.get("gru") else "")
         + " predicting one gain per",
-        "frequency pair, and an overlap-add transposed-convolution decoder. Runs at 48 kHz with no",
+        "frequency pair"
+        + (f" and a deep filter (complex FIR over {cfg['deep_filter'][1]} frames"
+           + (f" {cfg['deep_filter'][2]} hops apart" if cfg["deep_filter"][2] > 1 else "")
+           + f") for bins 1-{cfg['deep_filter'][0]} (up to "
+           f"{cfg['deep_filter'][0] * 48 / model.encoder.taps:g} kHz)"
+           + (", which also see their phase advance" if cfg.get("phase_features") else "")
+           if cfg.get("deep_filter") else "")
+        + ", and an overlap-add transposed-convolution decoder. Runs at 48 kHz with no",
         "resampler; streamed by `rtconv.Streamer` exactly (equal to the offline forward delayed by",
         "the latency) at any block size.",
         "",
