@@ -50,7 +50,8 @@ from torch import nn
 from .errors import ConfigError
 from .layers import ConvLayer, _check_int, latency, receptive_field
 
-__all__ = ["StridedConv1d", "TransposedConv1d", "Framed", "FrameNet", "PairPower", "MaskGate", "FrameGRU", "deep_filter_sum", "phase_advance"]
+__all__ = ["StridedConv1d", "TransposedConv1d", "Framed", "FrameNet", "PairPower", "MaskGate", "FrameGRU", "deep_filter_sum", "deep_filter_frames", "low_bins",
+           "place_low_bins", "phase_advance"]
 
 
 class StridedConv1d(ConvLayer):
@@ -210,7 +211,8 @@ class PairPower(nn.Module):
         p = torch.log(p + self.eps) * self.scale + self.shift
         if not self.phase_bins:
             return p
-        x = z.view(B, 2, C // 2, M)[:, :, 1 : 1 + self.phase_bins]
+        P = self.phase_bins
+        x = low_bins(z, P).view(B, 2, P, M)
         return torch.cat([p, phase_advance(x, F.pad(x, (1, 0))[..., :M], self.eps).reshape(B, -1, M)], 1)
 
     def extra_repr(self) -> str:
@@ -330,9 +332,8 @@ class MaskGate(nn.Module):
         if self.deep_filter is None:
             return y
         bins, order, d = self.deep_filter
-        x = F.pad(z.view(B, 2, K, M)[:, :, 1 : 1 + bins], (self.filter_span, 0))  # (B, 2, bins, span + M)
-        taps = torch.stack([x[..., (order - 1 - n) * d : (order - 1 - n) * d + M] for n in range(order)], 1)
-        return y + (1.0 - self._floor) * _place(deep_filter_sum(taps, e[:, K:].reshape(B, order, 2, bins, M)), K)
+        h = F.pad(low_bins(z, bins), (self.filter_span, 0))  # from zeros before the first frame
+        return y + (1.0 - self._floor) * place_low_bins(deep_filter_frames(h, e[:, K:], order, d), K)
 
     def extra_repr(self) -> str:
         df = "" if self.deep_filter is None else f", deep_filter={self.deep_filter}"
@@ -351,10 +352,29 @@ def deep_filter_sum(taps: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     return torch.stack([(cr * a - ci * b).sum(1), (cr * b + ci * a).sum(1)], 1)
 
 
-def _place(v: torch.Tensor, K: int) -> torch.Tensor:
+def deep_filter_frames(h: torch.Tensor, s: torch.Tensor, order: int, dilation: int) -> torch.Tensor:
+    """The deep filter on ``(batch, channels, frames)`` tensors (offline, and streamed in columns or ONNX).
+
+    ``h``: ``(B, 2*bins, span + M)``, the filtered bins' frames (:func:`low_bins`) from ``span =
+    (order-1)*dilation`` frames before the first of the ``M`` output frames; ``s``: ``(B,
+    2*order*bins, M)``, the estimator's coefficient outputs.  Returns ``(B, 2, bins, M)``.
+    """
+    B, M = h.shape[0], s.shape[-1]
+    span, bins = h.shape[-1] - M, h.shape[1] // 2
+    taps = torch.stack([h[..., span - n * dilation : span - n * dilation + M] for n in range(order)], 1)
+    return deep_filter_sum(taps.reshape(B, order, 2, bins, M), s.reshape(B, order, 2, bins, M))
+
+
+def low_bins(z: torch.Tensor, bins: int) -> torch.Tensor:
+    """Bins 1..bins of ``(B, 2K, M)`` frames as ``(B, 2*bins, M)``: real parts, then imaginary."""
+    B, C, M = z.shape
+    return z.reshape(B, 2, C // 2, M)[:, :, 1 : 1 + bins].reshape(B, 2 * bins, M)
+
+
+def place_low_bins(v: torch.Tensor, K: int) -> torch.Tensor:
     """``(B, 2, bins, M)`` filtered bins 1..bins into a ``(B, 2K, M)`` frame of zeros elsewhere."""
     B, _, bins, M = v.shape
-    return F.pad(v, (0, 0, 1, K - 1 - bins)).view(B, 2 * K, M)
+    return F.pad(v, (0, 0, 1, K - 1 - bins)).reshape(B, 2 * K, M)
 
 
 class FrameGRU(nn.Module):

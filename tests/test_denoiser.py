@@ -185,6 +185,24 @@ def test_a_low_feature_floor_lets_the_mask_network_see_quiet_input(tmp_path):
         ConvDenoiser(feature_floor_db=10)
 
 
+def _moved(model, scale):
+    """``model`` with its mask network's parameters moved off their pass-through start (in place)."""
+    with torch.no_grad():
+        for p in model.gate.parameters():
+            p.add_(torch.randn_like(p) * scale)
+    return model
+
+
+def _assert_streams_exactly_and_round_trips(model, x, sizes, path):
+    """Streamed in ``sizes`` equals offline; saved to ``path`` and loaded, the same offline output; returns it loaded."""
+    ref = _offline(model, x)
+    np.testing.assert_allclose(_stream(model, x, sizes), ref, atol=1e-5 * np.abs(ref).max())
+    checkpoint.save(model, path, sample_rate=48000)
+    back = checkpoint.load(path)
+    np.testing.assert_allclose(_offline(back, x), ref, atol=1e-6)
+    return back
+
+
 # -- a long analysis window at the short window's latency ----------------------------------------------
 ASYM = dict(window=32, hop=16, channels=8, blocks=2, taps=3, activation="tanh", learn_filterbank=False)
 
@@ -230,17 +248,10 @@ def test_a_long_analysis_window_narrows_the_bins():
 @pytest.mark.parametrize("channels", [1, 2])
 def test_an_asymmetric_denoiser_streams_exactly_and_travels_through_checkpoints(sizes, channels, tmp_path):
     torch.manual_seed(4)
-    model = ConvDenoiser(**ASYM, gru=5, analysis_window=96).eval()
-    with torch.no_grad():
-        for p in model.gate.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
+    model = _moved(ConvDenoiser(**ASYM, gru=5, analysis_window=96).eval(), 0.3)
     x = np.random.default_rng(5).normal(size=(2000, channels)).astype(np.float32) * 0.1
-    ref = _offline(model, x)
-    np.testing.assert_allclose(_stream(model, x, sizes), ref, atol=1e-5 * np.abs(ref).max())
-    checkpoint.save(model, tmp_path / "a.safetensors", sample_rate=48000)
-    back = checkpoint.load(tmp_path / "a.safetensors")
+    back = _assert_streams_exactly_and_round_trips(model, x, sizes, tmp_path / "a.safetensors")
     assert back.config["analysis_window"] == 96 and back.latency == model.latency
-    np.testing.assert_allclose(_offline(back, x), ref, atol=1e-6)
 
 
 def test_a_model_grows_a_long_analysis_window_starting_near_its_old_output():
@@ -279,17 +290,10 @@ def test_bad_analysis_windows_are_refused_in_one_sentence(kwargs, message):
 @pytest.mark.parametrize("channels", [1, 2])
 def test_a_deep_filter_denoiser_streams_exactly_and_travels_through_checkpoints(sizes, channels, tmp_path):
     torch.manual_seed(8)
-    model = ConvDenoiser(**ASYM, gru=5, deep_filter=[6, 4, 2], attenuation_limit_db=20).eval()
-    with torch.no_grad():
-        for p in model.gate.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
+    model = _moved(ConvDenoiser(**ASYM, gru=5, deep_filter=[6, 4, 2], attenuation_limit_db=20).eval(), 0.3)
     x = np.random.default_rng(9).normal(size=(2000, channels)).astype(np.float32) * 0.1
-    ref = _offline(model, x)
-    np.testing.assert_allclose(_stream(model, x, sizes), ref, atol=1e-5 * np.abs(ref).max())
-    checkpoint.save(model, tmp_path / "d.safetensors", sample_rate=48000)
-    back = checkpoint.load(tmp_path / "d.safetensors")
+    back = _assert_streams_exactly_and_round_trips(model, x, sizes, tmp_path / "d.safetensors")
     assert back.config["deep_filter"] == [6, 4, 2] and back.latency == model.latency == 31
-    np.testing.assert_allclose(_offline(back, x), ref, atol=1e-6)
     assert "deep_filter" not in ConvDenoiser(**ASYM).config  # configs without one stay as they were
 
 
@@ -297,10 +301,7 @@ def test_a_model_grows_a_deep_filter_starting_at_its_old_output_and_the_filter_t
     from rtconv.models import build, transfer_weights
 
     torch.manual_seed(10)
-    old = ConvDenoiser(**ASYM, gru=5).eval()
-    with torch.no_grad():
-        for p in old.gate.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
+    old = _moved(ConvDenoiser(**ASYM, gru=5).eval(), 0.1)
     new = build(old.arch, {**old.config, "deep_filter": [5, 3, 1]}).eval()
     assert transfer_weights(old, new) == (len(list(old.parameters())), 0)
     x = np.random.default_rng(11).normal(size=(3000, 1)).astype(np.float32) * 0.1
@@ -321,10 +322,7 @@ def test_phase_features_start_unheard_then_tell_the_mask_network_where_in_its_bi
     from rtconv.models import build, transfer_weights
 
     torch.manual_seed(12)
-    old = ConvDenoiser(**ASYM, gru=5).eval()
-    with torch.no_grad():
-        for p in old.gate.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
+    old = _moved(ConvDenoiser(**ASYM, gru=5).eval(), 0.1)
     new = build(old.arch, {**old.config, "deep_filter": [5, 3, 1], "phase_features": 5}).eval()
     assert transfer_weights(old, new) == (len(list(old.parameters())), 0)
     t = np.arange(9600) / 48000
@@ -349,17 +347,10 @@ def test_phase_features_start_unheard_then_tell_the_mask_network_where_in_its_bi
 @pytest.mark.parametrize("sizes", [[1], [16], [17, 1, 250]])
 def test_a_denoiser_with_phase_features_streams_exactly_and_travels_through_checkpoints(sizes, tmp_path):
     torch.manual_seed(13)
-    model = ConvDenoiser(**ASYM, deep_filter=[6, 4, 1], phase_features=6).eval()
-    with torch.no_grad():
-        for p in model.gate.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
+    model = _moved(ConvDenoiser(**ASYM, deep_filter=[6, 4, 1], phase_features=6).eval(), 0.3)
     x = np.random.default_rng(14).normal(size=(2000, 2)).astype(np.float32) * 0.1
-    ref = _offline(model, x)
-    np.testing.assert_allclose(_stream(model, x, sizes), ref, atol=1e-5 * np.abs(ref).max())
-    checkpoint.save(model, tmp_path / "p.safetensors", sample_rate=48000)
-    back = checkpoint.load(tmp_path / "p.safetensors")
+    back = _assert_streams_exactly_and_round_trips(model, x, sizes, tmp_path / "p.safetensors")
     assert back.config["phase_features"] == 6
-    np.testing.assert_allclose(_offline(back, x), ref, atol=1e-6)
 
 
 def test_a_deep_filters_cost_is_counted():

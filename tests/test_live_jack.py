@@ -194,16 +194,19 @@ def _recordings(d):
     return [sf.read(f, dtype="float32", always_2d=True)[0][:, 0] for f in files]
 
 
-def test_record_files_hold_every_sample_captured_and_played(jackd, tmp_path):
-    model, path = _saved_fir(tmp_path)
-    sig = _signal(1.5)
+def _recorded_run(jackd, tmp_path, sig, capture_seconds, *args):
+    """``rtconv live --hostapi JACK --record ... --stats-json ... *args`` playing ``sig`` through the
+    loopback, repeated after a server xrun (:func:`_until_xrun_free`), each try in its own folder.
 
-    def run(k=iter(range(3))):
-        d = tmp_path / f"try{next(k)}"
-        lb = Loopback(jackd, sig, 4.0)
+    Returns ``(loopback, stderr, stats, recorded input, recorded output)``.
+    """
+    tries = iter(range(3))
+
+    def run():
+        d = tmp_path / f"try{next(tries)}"
+        lb = Loopback(jackd, sig, capture_seconds)
         try:
-            p = _cli("--model", path, "--hostapi", "JACK", "--record", d / "rec", "--duration", 2.5,
-                     "--stats-json", d / "stats.json")
+            p = _cli("--hostapi", "JACK", "--record", d / "rec", "--stats-json", d / "stats.json", *args)
             _wait_routed(p, lb)
             lb.connect()
             lb.play()
@@ -213,7 +216,14 @@ def test_record_files_hold_every_sample_captured_and_played(jackd, tmp_path):
         assert p.returncode == 0, err
         return lb, err, json.loads((d / "stats.json").read_text()), *_recordings(d / "rec")
 
-    lb, err, stats, rin, rout = _until_xrun_free(run)
+    return _until_xrun_free(run)
+
+
+def test_record_files_hold_every_sample_captured_and_played(jackd, tmp_path):
+    model, path = _saved_fir(tmp_path)
+    sig = _signal(1.5)
+
+    lb, err, stats, rin, rout = _recorded_run(jackd, tmp_path, sig, 4.0, "--model", path, "--duration", 2.5)
     assert len(rin) == len(rout) == stats["frames"] == stats["recording"]["frames"]
     lag = _lag(rin, sig)
     np.testing.assert_array_equal(rin[lag : lag + len(sig)], sig)  # the input file holds what was played
@@ -336,22 +346,8 @@ def test_live_gate_mutes_the_noise_between_speech_and_says_what_it_waits(jackd, 
     quiet = (0.003 * rng.standard_normal(int(5.5 * RATE))).astype(np.float32)
     sig = np.r_[quiet, speech[: 2 * RATE, 0]]
 
-    def run(k=iter(range(3))):
-        d = tmp_path / f"try{next(k)}"
-        lb = Loopback(jackd, sig, 9.5)
-        try:
-            p = _cli("--hostapi", "JACK", "--gate", "--gate-floor", "silence", "--record", d / "rec",
-                     "--duration", 8.5, "--stats-json", d / "stats.json")
-            _wait_routed(p, lb)
-            lb.connect()
-            lb.play()
-            out, err = _finish(p, 30)
-        finally:
-            lb.close()
-        assert p.returncode == 0, err
-        return lb, err, json.loads((d / "stats.json").read_text()), *_recordings(d / "rec")
-
-    lb, err, stats, rin, rout = _until_xrun_free(run)
+    lb, err, stats, rin, rout = _recorded_run(jackd, tmp_path, sig, 9.5, "--gate", "--gate-floor", "silence",
+                                              "--duration", 8.5)
     assert "voice activity from" in err and "waits 6.0 ms more" in err and "speech gate: on" in err
     assert stats["gate"]["on"] and stats["gate"]["opened"] >= 1 and stats["gate"]["vad_errors"] == 0
     assert stats["latency"]["gate_ms"] == pytest.approx(288 / RATE * 1e3)

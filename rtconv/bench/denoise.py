@@ -293,6 +293,17 @@ def _data_summary(prov: dict, args) -> list[str]:
             "", corpus.format_summary(corpus.summarize(items)), ""]
 
 
+def _deep_filter_phrase(cfg: dict, analysis_window: int) -> str:
+    """The card's words for a deep filter (``""`` without one)."""
+    if not cfg.get("deep_filter"):
+        return ""
+    bins, order, dilation = cfg["deep_filter"]
+    apart = f" {dilation} hops apart" if dilation > 1 else ""
+    phase = ", which also see their phase advance" if cfg.get("phase_features") else ""
+    return (f" and a deep filter (complex FIR over {order} frames{apart}) for bins 1-{bins} "
+            f"(up to {bins * 48 / analysis_window:g} kHz){phase}")
+
+
 def _write_card(path, model, result, args) -> None:
     from . import heldout as ev
 
@@ -316,13 +327,7 @@ def _write_card(path, model, result, args) -> None:
         + (f" with a {cfg['gru']}-unit GRU branch (memory beyond the convolutions' "
            f"{1000 * model.receptive_field / 48000:.0f} ms)" if cfg.get("gru") else "")
         + " predicting one gain per",
-        "frequency pair"
-        + (f" and a deep filter (complex FIR over {cfg['deep_filter'][1]} frames"
-           + (f" {cfg['deep_filter'][2]} hops apart" if cfg["deep_filter"][2] > 1 else "")
-           + f") for bins 1-{cfg['deep_filter'][0]} (up to "
-           f"{cfg['deep_filter'][0] * 48 / model.encoder.taps:g} kHz)"
-           + (", which also see their phase advance" if cfg.get("phase_features") else "")
-           if cfg.get("deep_filter") else "")
+        "frequency pair" + _deep_filter_phrase(cfg, model.encoder.taps)
         + ", and an overlap-add transposed-convolution decoder. Runs at 48 kHz with no",
         "resampler; streamed by `rtconv.Streamer` exactly (equal to the offline forward delayed by",
         "the latency) at any block size.",

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..framed import Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d, deep_filter_sum, phase_advance
+from ..framed import (Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d,
+                      deep_filter_frames, deep_filter_sum, low_bins, phase_advance)
 from ..layers import MimoConv1d, latency
 from .base import Cell, Context, _Sequence, register_cell
 from .history import History
@@ -85,7 +86,7 @@ class _PairPower(Cell):
             end = self.hist.push_rows(x)
             prev = self.hist.tbuf[end - m - 1 : end - 1].reshape(R, 2, P)
             return torch.cat([p, phase_advance(x.view(R, 2, P), prev, self.m.eps).reshape(R, 2 * P)], 1)
-        x = z.view(B, 2, C // 2, M)[:, :, 1 : 1 + P].reshape(B, 2 * P, M)
+        x = low_bins(z, P)
         h = self.hist.push(x)  # (B, 2P, 1 + M)
         u = phase_advance(x.view(B, 2, P, M), h[..., :M].reshape(B, 2, P, M), self.m.eps)
         return torch.cat([p, u.reshape(B, 2 * P, M)], 1)
@@ -180,10 +181,7 @@ class _MaskGate(Cell):
         if self.df is None:
             return y
         bins, order, d = self.df
-        span = self.m.filter_span
-        h = self.hist.push(z.view(B, 2, K, M)[:, :, 1 : 1 + bins].reshape(B, 2 * bins, M))  # (B, 2*bins, span + M)
-        taps = torch.stack([h[..., span - n * d : span - n * d + M] for n in range(order)], 1)
-        v = deep_filter_sum(taps.view(B, order, 2, bins, M), e[:, K:].reshape(B, order, 2, bins, M))
+        v = deep_filter_frames(self.hist.push(low_bins(z, bins)), e[:, K:], order, d)
         y.view(B, 2, K, M)[:, :, 1 : 1 + bins].add_(v.mul_(1.0 - f) if f else v)
         return y
 

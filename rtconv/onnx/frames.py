@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..framed import Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d, deep_filter_sum, phase_advance
+from ..framed import (Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d,
+                      deep_filter_frames, low_bins, phase_advance, place_low_bins)
 from ..layers import latency
 from .nodes import Node, StepContext, _Seq, _take, _zero_before, register_step
 
@@ -38,7 +39,7 @@ class _PairPower(Node):
         p = torch.log(p + self.eps) * self.scale + self.shift
         if not self.P:
             return p
-        x = z.reshape(B, 2, C // 2, M)[:, :, 1 : 1 + self.P].reshape(B, 2 * self.P, M)
+        x = low_bins(z, self.P)
         h = torch.cat([flow.states[self.name], x], dim=-1)
         flow.out[self.name] = _take(h, valid, 1)  # the frame before the first unused one
         u = phase_advance(x.reshape(B, 2, self.P, M), h[..., :M].reshape(B, 2, self.P, M), self.eps)
@@ -75,14 +76,11 @@ class _MaskGate(Node):
         if self.df is None:
             return y
         bins, order, d = self.df
-        h = z.reshape(B, 2, K, M)[:, :, 1 : 1 + bins].reshape(B, 2 * bins, M)
+        h = low_bins(z, bins)
         if self.span:
             h = torch.cat([flow.states[self.name], h], dim=-1)
             flow.out[self.name] = _take(h, valid, self.span)  # the span before the first unused frame
-        taps = torch.stack([h[..., self.span - n * d : self.span - n * d + M] for n in range(order)], 1)
-        v = deep_filter_sum(taps.reshape(B, order, 2, bins, M), e[:, K:].reshape(B, order, 2, bins, M))
-        v = F.pad(v * (1.0 - f), (0, 0, 1, K - 1 - bins)).reshape(B, C, M)
-        return y + v
+        return y + place_low_bins(deep_filter_frames(h, e[:, K:], order, d) * (1.0 - f), K)
 
 
 class _GRU(Node):
