@@ -220,3 +220,18 @@ def test_a_framed_layer_reports_its_own_latency_and_the_receptive_field_of_its_f
     assert model.receptive_field == 12 + (6 - 1) * 4 == model.body[0].receptive_field
     framed = next(p for p in Streamer(model).plan if p.layer == "Framed")
     assert (framed.path, framed.latency, framed.receptive_field) == ("body.0", 7, 32)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(pairs=False, deep_filter=(2, 3, 1)), r"deep filtering needs a mask over channel pairs \(pairs=True\)"),
+    (dict(deep_filter=(2, 3)), r"deep_filter is \(bins, order, dilation\), got \(2, 3\)"),
+    (dict(deep_filter=(2, 0, 1)), r"deep_filter order must be an integer >= 1, got 0"),
+])
+def test_a_mask_gate_refuses_a_bad_deep_filter_in_one_sentence(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        MaskGate(nn.Identity(), **kwargs)
+
+
+def test_pair_power_refuses_a_negative_phase_bins_in_one_sentence():
+    with pytest.raises(ConfigError, match="phase_bins must be an integer >= 0, got -1"):
+        PairPower(phase_bins=-1)
