@@ -391,21 +391,28 @@ class ConvDenoiser(Model):
         return copied, len(d_params) - copied
 
     def _transfer_filter(self, src) -> tuple[int, int] | None:
-        """Start from ``src`` without a deep filter or phase features, into this model with them.
+        """Start from ``src`` with a narrower GRU, or without a deep filter or phase features.
 
         Tensors of equal shape are copied; the first layer's and the last layer's grown tensors take
         the old ones as their leading block (the power features' columns, the gains' rows) and zeros
-        elsewhere: unheard phase features, a zero filter — the grown model computes what ``src`` did.
-        ``None`` when both have the same ones.
+        elsewhere: unheard phase features, a zero filter.  A wider GRU keeps the old units' weights
+        gate by gate (torch's reset, update, new stacking); the new units keep their random start
+        but nothing hears them at first (the old units' recurrent weights from them and the output
+        projection's columns for them are zero), while the gradient reaches them through those
+        columns.  The grown model computes what ``src`` did.  ``None`` when nothing grows.
         """
         mine = (self.gate.deep_filter, self.config.get("phase_features", 0))
         theirs = (src.gate.deep_filter, src.config.get("phase_features", 0))
-        if mine == theirs:
-            return None
+        width, old_width = self.config.get("gru", 0), src.config.get("gru", 0)
+        if mine == theirs and (width == old_width or not old_width):
+            return None  # nothing grows, or a GRU is added: the generic matching (the output layer moves)
         if theirs[0] not in (None, mine[0]) or theirs[1] not in (0, mine[1]):
             raise ConfigError(
                 f"a model with deep_filter {theirs[0]} and phase_features {theirs[1]} cannot become one with "
                 f"deep_filter {mine[0]} and phase_features {mine[1]}; grow them only from a model without.")
+        if old_width and width < old_width:
+            raise ConfigError(f"a model with a GRU of {old_width} units cannot become one with {width}; "
+                              "a GRU only grows (the new units start unheard).")
         s_params, d_params = dict(src.named_parameters()), dict(self.named_parameters())
         copied = 0
         with torch.no_grad():
@@ -413,14 +420,17 @@ class ConvDenoiser(Model):
                 q = s_params.get(name)
                 if q is None or q.dim() != p.dim() or any(a < b for a, b in zip(p.shape, q.shape)):
                     continue
-                if q.shape != p.shape:
-                    p.zero_()
-                p[tuple(slice(0, n) for n in q.shape)].copy_(q)
+                if ".gru." in name and q.shape != p.shape:
+                    _grow_gru_tensor(p, q, old_width, width, name.rsplit(".", 1)[-1])
+                else:
+                    if q.shape != p.shape:
+                        p.zero_()
+                    p[tuple(slice(0, n) for n in q.shape)].copy_(q)
                 copied += 1
         if copied != len(s_params):
             raise ConfigError(
                 f"{len(s_params) - copied} parameters of the old model have no place in the new architecture; "
-                "keep the other settings when growing a deep filter (a GRU may be added).")
+                "keep the other settings when growing a deep filter or a GRU (a GRU may be added).")
         return copied, len(d_params) - copied
 
     # the parts live once, in the body (checkpoints store each tensor once)
@@ -463,6 +473,22 @@ class ConvDenoiser(Model):
 
 
 register(ConvDenoiser)
+
+
+def _grow_gru_tensor(p: torch.Tensor, q: torch.Tensor, old: int, new: int, kind: str) -> None:
+    """Copy a ``torch.nn.GRU`` tensor ``q`` of ``old`` units into ``p`` of ``new`` units, in place.
+
+    The three gates' blocks (rows ``g*H .. g*H + H``) keep their old units first; the old units'
+    recurrent weights from the new units are zeroed, so the old units run as before; every other
+    entry of ``p`` (the new units' own rows) keeps its initialisation.
+    """
+    for g in range(3):
+        rows = slice(g * new, g * new + old)
+        if kind.startswith("weight_hh"):
+            p[rows, :old].copy_(q[g * old:(g + 1) * old])
+            p[rows, old:].zero_()
+        else:
+            p[rows].copy_(q[g * old:(g + 1) * old])
 
 
 def calibrate_gain(model: ConvDenoiser, pairs) -> float:

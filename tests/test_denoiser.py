@@ -8,7 +8,8 @@ import torch
 
 from rtconv import ConfigError, checkpoint
 from rtconv.denoiser import ConvDenoiser, asymmetric_filterbank, dft_filterbank, limit_to_floor
-from rtconv.layers import MimoConv1d
+from rtconv.framed import FrameGRU
+from rtconv.layers import MimoConv1d, Residual
 
 from _streams import stream_in_sizes
 
@@ -314,8 +315,35 @@ def test_a_model_grows_a_deep_filter_starting_at_its_old_output_and_the_filter_t
     with pytest.raises(ConfigError, match=r"deep_filter \(5, 3, 1\) and phase_features 0 cannot become one with "
                                           r"deep_filter None"):
         transfer_weights(new, build(old.arch, old.config))
-    with pytest.raises(ConfigError, match="8 parameters of the old model have no place"):  # the GRU branch, and the output layer it renames
+    with pytest.raises(ConfigError, match="a GRU of 5 units cannot become one with 0"):  # a GRU is not taken away
         transfer_weights(old, build(old.arch, {**old.config, "gru": 0, "deep_filter": [5, 3, 1]}))
+
+
+def test_a_model_grows_a_wider_gru_starting_at_its_old_output_and_the_new_units_then_learn():
+    from rtconv.models import build, transfer_weights
+
+    torch.manual_seed(14)
+    old = _moved(ConvDenoiser(**ASYM, gru=5, deep_filter=[5, 3, 1], phase_features=5).eval(), 0.1)
+    new = build(old.arch, {**old.config, "gru": 9}).eval()
+    assert transfer_weights(old, new) == (len(list(old.parameters())), 0)
+    x = np.random.default_rng(15).normal(size=(3000, 1)).astype(np.float32) * 0.1
+    np.testing.assert_allclose(_offline(new, x), _offline(old, x), atol=1e-6)
+    gru = next(m for m in new.gate.estimator.modules() if isinstance(m, FrameGRU))
+    proj = next(m for m in new.gate.estimator if isinstance(m, Residual) and isinstance(m.body[0], FrameGRU)).body[1]
+    assert gru.gru.weight_hh_l0[:, 5:].abs().sum() > 0  # the new units run from a random start...
+    assert proj.weight[:, 5:].abs().sum() == 0  # ...unheard
+    # one step of training reaches the new units through their (zero) output columns
+    new.train()
+    y = new(torch.from_numpy(x.T.copy())[:, None])
+    y.square().mean().backward()
+    assert proj.weight.grad[:, 5:].abs().sum() > 0
+    new.zero_grad()
+    with torch.no_grad():  # and once heard, they change the output
+        proj.weight[:, 5:].add_(torch.randn_like(proj.weight[:, 5:]) * 0.5)
+    assert np.abs(_offline(new.eval(), x) - _offline(old, x)).max() > 1e-4
+    assert new.config["gru"] == 9 and new.macs_per_second() > old.macs_per_second()
+    with pytest.raises(ConfigError, match="a GRU of 9 units cannot become one with 5"):
+        transfer_weights(new, build(old.arch, old.config))
 
 
 def test_phase_features_start_unheard_then_tell_the_mask_network_where_in_its_bin_the_energy_is(tmp_path):
