@@ -60,8 +60,8 @@ def test_a_same_padded_model_reports_its_latency_and_the_dry_path_is_delayed_to_
 
 @pytest.mark.parametrize("model_rate", [16000, 32000, 44100])
 @pytest.mark.parametrize("block", [7, 128])
-def test_the_reported_latency_is_where_an_impulse_comes_out_through_resamplers(model_rate, block):
-    p = LiveProcessor(_gain_fir(1.0, model_rate), RATE, 1, block, realtime_check=False)
+def test_the_reported_latency_is_where_an_impulse_comes_out_through_soxr_resamplers(model_rate, block):
+    p = LiveProcessor(_gain_fir(1.0, model_rate), RATE, 1, block, realtime_check=False, resample_quality="LQ")
     assert p.stats()["latency"]["resampler_ms"] > 0
     x = np.zeros((RATE // 2, 1), np.float32)
     x[5000] = 0.8
@@ -69,6 +69,24 @@ def test_the_reported_latency_is_where_an_impulse_comes_out_through_resamplers(m
         p.set_controls(bypass=bypass)
         y = _run(p, x, block)
         assert abs(int(np.argmax(np.abs(y[:, 0]))) - (5000 + p.latency)) <= 1, bypass
+
+
+@pytest.mark.parametrize("model_rate", [16000, 32000, 44100])
+@pytest.mark.parametrize("block", [7, 128])
+def test_the_default_minimum_phase_resamplers_delay_speech_by_the_reported_latency_of_a_few_frames(model_rate, block):
+    from scipy import signal
+
+    p = LiveProcessor(_gain_fir(1.0, model_rate), RATE, 1, block, realtime_check=False)
+    assert p.latency <= 16 and p.stats()["latency"]["resampler_ms"] > 0  # 0.33 ms; soxr LQ: 100-1900 frames
+    # speech-band noise (100 Hz - 3 kHz): the lag of the best match between output and input
+    x = signal.sosfilt(signal.butter(4, [100, 3000], "bandpass", fs=RATE, output="sos"), _noise(RATE, scale=1.0)[:, 0])
+    x = (0.3 * x / np.abs(x).max()).astype(np.float32)[:, None]
+    y = _run(p, x, block)[:, 0]
+    lags = np.arange(0, 40)
+    match = [np.dot(y[2000 + k:], x[2000:len(x) - k, 0]) for k in lags]
+    assert abs(int(lags[np.argmax(match)]) - p.latency) <= 1
+    err = y[2000 + p.latency:] - x[2000:len(x) - p.latency, 0]  # within a fraction of a frame: > 10 dB apart
+    assert 10 * np.log10(np.sum(x[2000:, 0] ** 2) / np.sum(err ** 2)) > 10
 
 
 def test_bypass_passes_the_input_delayed_by_the_latency_after_a_ramp():
@@ -217,7 +235,7 @@ def test_a_model_too_slow_for_the_block_budget_is_refused():
     (dict(sample_rate=0), "sample_rate must be a positive integer, got 0"),
     (dict(channels=1.5), "channels must be a positive integer, got 1.5"),
     (dict(block_size=True), "block_size must be a positive integer, got True"),
-    (dict(resample_quality="best"), "resample_quality must be one of QQ, LQ, MQ, HQ, VHQ, got 'best'"),
+    (dict(resample_quality="best"), "resample_quality must be one of LL, QQ, LQ, MQ, HQ, VHQ, got 'best'"),
     (dict(output_channels=3, channels=2), "output_channels must be 2 for a 2-channel stream, got 3"),
 ])
 def test_bad_stream_settings_are_refused_with_the_value(bad, match):
@@ -283,7 +301,7 @@ def test_display_ring_counts_frames_no_reader_saw():
     assert r.dropped == 12
 
 
-@pytest.mark.parametrize("quality", ["QQ", "LQ", "HQ"])
+@pytest.mark.parametrize("quality", ["LL", "QQ", "LQ", "HQ"])
 def test_rate_bridge_never_runs_dry_at_a_fixed_block_size(quality):
     b = RateBridge(48000, 16000, 1, 128, quality)
     out = np.zeros((128, 1), np.float32)
@@ -293,7 +311,7 @@ def test_rate_bridge_never_runs_dry_at_a_fixed_block_size(quality):
 
 
 def test_rate_bridge_refuses_an_unknown_quality():
-    with pytest.raises(ConfigError, match=r"one of QQ, LQ, MQ, HQ, VHQ, got 'best'"):
+    with pytest.raises(ConfigError, match=r"one of LL, QQ, LQ, MQ, HQ, VHQ, got 'best'"):
         RateBridge(48000, 16000, 1, 128, "best")
 
 

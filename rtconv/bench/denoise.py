@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..resample import LIVE_QUALITY
+
 HELP = "shipped denoiser vs RNNoise and noisereduce: SI-SDRi/PESQ/STOI table, latency, RTF"
 # Plain text for --help (the module docstring is reStructuredText, which argparse would print raw).
 DESCRIPTION = """\
@@ -174,7 +176,7 @@ def run(args) -> int:
     if tm.get("rnnoise_rtf") is not None:
         print(f"  RNNoise RTF {tm['rnnoise_rtf']:.3f} (480-sample frames, same audio, same process)")
     rates = _device_rates(model, args.block_size)
-    print(f"\nalgorithmic latency at common device rates ({args.block_size}-frame blocks, live resampler LQ):")
+    print(f"\nalgorithmic latency at common device rates ({args.block_size}-frame blocks, live resampler {LIVE_QUALITY}):")
     for r in rates:
         print(f"  {r['device_rate']:>6} Hz: model {r['model_ms']:.2f} ms + resampling {r['resampler_ms']:.2f} ms "
               f"= {r['total_ms']:.2f} ms")
@@ -348,7 +350,7 @@ def _write_card(path, model, result, args) -> None:
         lines.append(f"| RNNoise RTF, same run | {tm['rnnoise_rtf']:.3f} |")
     for r in tm.get("device_rates", []):
         if r["resampler_ms"]:
-            lines.append(f"| latency with a {r['device_rate']} Hz device (live resampler, LQ) | "
+            lines.append(f"| latency with a {r['device_rate']} Hz device (live resampler, {LIVE_QUALITY}) | "
                          f"{r['total_ms']:.2f} ms = model {r['model_ms']:.2f} + resampling {r['resampler_ms']:.2f} |")
     lines += ["", "## Held-out evaluation", ""]
     if "realistic_tables" in result:

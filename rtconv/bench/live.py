@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+from ..resample import LIVE_QUALITY, QUALITIES
+
 HELP = "soak the live path on a dummy JACK server: dropouts, block times, measured vs reported latency"
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
 
@@ -43,8 +45,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="first run a pass-through Python callback for S seconds: the dropouts the machine alone causes")
     parser.add_argument("--switch-interval", type=float, default=0.0002, metavar="S",
                         help="GIL switch interval while streaming, seconds (default: %(default)s)")
-    parser.add_argument("--resample-quality", default="LQ", choices=("QQ", "LQ", "MQ", "HQ", "VHQ"),
-                        help="soxr quality when the model rate differs (default: %(default)s)")
+    parser.add_argument("--resample-quality", default=LIVE_QUALITY, choices=QUALITIES,
+                        help="resampler when the model rate differs, as rtconv live's (default: %(default)s)")
     parser.add_argument("--no-gc-freeze", dest="freeze_gc", action="store_false",
                         help="leave the garbage collector as it is (default: gc.freeze() at stream start)")
     parser.add_argument("--hogs", type=int, default=0, metavar="N",
@@ -249,7 +251,7 @@ def _runs(server, model, path, boosts, rows, log, args) -> None:
 
     base = None
     print(f"jackd dummy {args.sample_rate} Hz, period {args.period} ({'realtime' if server.realtime else 'no realtime'}); "
-          f"model {path.name} ({model.sample_rate} Hz, soxr {args.resample_quality}); block {args.block_size}; {args.seconds:.0f} s per round"
+          f"model {path.name} ({model.sample_rate} Hz, resampler {args.resample_quality}); block {args.block_size}; {args.seconds:.0f} s per round"
           + (f"; a Python thread holds the GIL {args.gil_load:.0%} of the time" if args.gil_load else "")
           + (f"; {args.hogs} CPU-bound processes at normal priority" if args.hogs else ""), flush=True)
     if args.baseline:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from ..errors import ConfigError
-from ..resample import QUALITIES  # soxr itself is imported on first use
+from ..resample import LIVE_QUALITY, QUALITIES  # soxr itself is imported on first use
 
 __all__ = ["StreamSettings", "ENGINES"]
 
@@ -55,8 +55,10 @@ class StreamSettings:
         Channels opened on the output device; ``None`` plays a mono stream on
         both channels of a stereo output (headphones get both ears).
     resample_quality : str
-        soxr quality when model and device rates differ (one of
-        :data:`QUALITIES`); higher adds latency.
+        Resampler when model and device rates differ, one of
+        :data:`QUALITIES`: ``"LL"`` (the default) a minimum-phase filter with
+        about 0.1 ms of delay per direction, or a soxr quality (linear phase,
+        10-70 ms per round trip).
     threads : int
         Torch threads for the model (a process-wide setting).
     engine : str
@@ -74,7 +76,7 @@ class StreamSettings:
     input_device: Device = None
     output_device: Device = None
     output_channels: int | None = None
-    resample_quality: str = "LQ"
+    resample_quality: str = LIVE_QUALITY
     threads: int = 1
     engine: str = "torch"
     crossfade_ms: float = 20.0
