@@ -92,7 +92,8 @@ class MinimumPhaseResampler:
         self._n_out = 0  # output frames given
 
     def resample_chunk(self, x: np.ndarray, last: bool = False) -> np.ndarray:
-        x = np.asarray(x, np.float32).reshape(-1, self.channels)
+        x = np.asarray(x, np.float32)
+        x = x[:, None] if x.ndim == 1 else x  # (frames, channels); other channel counts fail to concatenate
         R = self._bank.shape[1]
         buf = np.concatenate([self._hist, x]) if x.shape[0] else self._hist
         self._n_in += x.shape[0]
