@@ -38,6 +38,10 @@ QUALITIES = ("LL", "QQ", "LQ", "MQ", "HQ", "VHQ")
 #: what live audio and its benchmarks use unless told otherwise
 LIVE_QUALITY = "LL"
 
+#: most phases (the reduced ratio's numerator) of a minimum-phase bank; rates whose ratio does not
+#: reduce that far (47999 -> 48000 Hz needs 48000) resample with soxr "LQ" instead
+MAX_PHASES = 1024
+
 
 @lru_cache(maxsize=16)
 def _minimum_phase_bank(in_rate: int, out_rate: int) -> tuple[np.ndarray, int, int, float]:
@@ -128,6 +132,8 @@ class Resampler:
     channels : int
     quality : str
         One of :data:`QUALITIES`: ``"LL"`` (:class:`MinimumPhaseResampler`) or a soxr quality.
+        ``"LL"`` between rates whose ratio needs more than :data:`MAX_PHASES` phases becomes
+        ``"LQ"`` (:attr:`quality` says which ran).
 
     Attributes
     ----------
@@ -139,7 +145,10 @@ class Resampler:
     def __init__(self, in_rate: int, out_rate: int, channels: int, quality: str = "HQ") -> None:
         if quality not in QUALITIES:
             raise ConfigError(f"resampler quality must be one of {', '.join(QUALITIES)}, got {quality!r}.")
-        self.in_rate, self.out_rate, self.channels, self.quality = int(in_rate), int(out_rate), int(channels), quality
+        self.in_rate, self.out_rate, self.channels = int(in_rate), int(out_rate), int(channels)
+        if quality == "LL" and self.out_rate // math.gcd(self.in_rate, self.out_rate) > MAX_PHASES:
+            quality = "LQ"  # a bank of that many phases would take minutes to design
+        self.quality = quality
         if quality == "LL":
             self._rs = MinimumPhaseResampler(self.in_rate, self.out_rate, self.channels)
             self.delay = self._rs.delay
@@ -200,6 +209,7 @@ class RateBridge:
         self._mk = lambda a, b: Resampler(a, b, self.channels, quality)
         self._down = self._mk(self.device_rate, self.model_rate)
         self._up = self._mk(self.model_rate, self.device_rate)
+        self.quality = self._down.quality  # "LL" may have fallen back to soxr at an awkward ratio
         self._withheld = self._calibrate(block_size)
         self.latency = self._withheld + round(self._down.delay * self.device_rate / self.model_rate + self._up.delay)
         self._fifo = FrameRing(self._withheld + 64 * block_size + 8192, self.channels)

@@ -98,3 +98,11 @@ def test_an_unknown_quality_is_refused_with_the_choices():
     assert QUALITIES[0] == "LL"
     with pytest.raises(ConfigError, match=r"resampler quality must be one of LL, QQ, LQ, MQ, HQ, VHQ, got 'lq'"):
         Resampler(48000, 16000, 1, "lq")
+
+
+def test_rates_whose_ratio_needs_too_many_phases_fall_back_to_soxr_and_say_so():
+    r = Resampler(47999, 48000, 1, "LL")
+    assert r.quality == "LQ" and r.delay == 0.0
+    assert Resampler(44100, 48000, 1, "LL").quality == "LL"
+    b = RateBridge(47999, 48000, 1, 128)
+    assert b.quality == "LQ" and b.latency > 100  # soxr's withheld delay, counted
