@@ -78,3 +78,19 @@ rtconv train denoise --corpus realistic --resume runs/dfC.safetensors --epochs 0
   --test-examples 32 --seed 62 --threads 1 --name denoiser --out runs/denoiser-v6.safetensors
 # Then: cp runs/denoiser-v6.safetensors models/denoiser.safetensors &&
 #   rtconv bench denoise --baseline runs/denoiser-v5.safetensors --card models/denoiser.md
+
+# v6 is runs/denoiser-v6.safetensors (sha256 1200dbf73c5d06682a65adbcbc0d6f9529f7f6a7ce74b3a4830ff1e66c35c448 when it matches the
+# shipped v6 of ae672a6, which the recorded command of step 9 names /work/runs/s7/denoiser-v6.safetensors); v7 trains on from it.
+# Step 9 (v7, 2026-11-30, seventh session): 3 more epochs of v6's loss at a quarter of its learning rate (5e-5:
+# at 2e-4 the validation loss rose). Resumable: rerun with --resume runs/low.safetensors if interrupted.
+rtconv train denoise --corpus realistic --resume runs/denoiser-v6.safetensors --loss 'si_sdr + 10*sc + 5*cmrs' \
+  --optimizer adam --lr 5e-5 --schedule cosine --clip-grad 5 --batch-size 16 --epochs 3 --sample-rate 48000 --seconds 4 \
+  --snr-db=-5,20 --level-db=-35,6 --train-examples 3000 --val-examples 96 --test-examples 32 --seed 101 \
+  --threads 1 --name denoiser --out runs/low.safetensors
+# Step 10: output level calibrated on 256 validation mixtures (no training).
+rtconv train denoise --corpus realistic --resume runs/low.safetensors --epochs 0 --calibrate-gain \
+  --loss 'si_sdr + 10*sc + 5*cmrs' --optimizer adam --lr 1e-4 --schedule cosine --clip-grad 5 --batch-size 16 \
+  --sample-rate 48000 --seconds 4 --snr-db=-5,20 --level-db=-35,6 --train-examples 16 --val-examples 256 \
+  --test-examples 32 --seed 62 --threads 1 --name denoiser --out runs/denoiser-v7.safetensors
+# Then: cp runs/denoiser-v7.safetensors models/denoiser.safetensors &&
+#   rtconv bench denoise --baseline runs/denoiser-v6.safetensors --card models/denoiser.md
