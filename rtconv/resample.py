@@ -104,8 +104,8 @@ class MinimumPhaseResampler:
         first = self._n_in - x.shape[0] - (R - 1)  # input index of buf[0]
         end = -(-self._n_in * self._L // self._M)  # outputs whose input time is in: m*M <= (n_in - 1)*L + L - 1
         m = np.arange(self._n_out, end, dtype=np.int64)
-        self._n_out = max(self._n_out, end)
-        self._hist = buf[buf.shape[0] - (R - 1):].copy() if R > 1 else buf[:0].copy()
+        self._n_out = end
+        self._hist = buf[buf.shape[0] - (R - 1):].copy()
         if m.size == 0:
             return np.zeros((0, self.channels), np.float32)
         t = m * self._M
@@ -205,7 +205,7 @@ class RateBridge:
                 "beyond 20; open the device at a rate closer to the model's (--sample-rate)."
             )
         self.device_rate, self.model_rate = int(device_rate), int(model_rate)
-        self.channels, self.quality = int(channels), quality
+        self.channels = int(channels)
         self._mk = lambda a, b: Resampler(a, b, self.channels, quality)
         self._down = self._mk(self.device_rate, self.model_rate)
         self._up = self._mk(self.model_rate, self.device_rate)
