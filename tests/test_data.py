@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from scipy import signal
 
 from rtconv.data import augment, build, corpus, packages, scoring, sources
@@ -239,6 +240,74 @@ def test_a_loaded_split_is_kept_resampled_and_the_next_load_memory_maps_it(tiny_
     again = corpus.Pool.load("train", RATE, root)
     assert all(np.array_equal(a, b) for a, b in zip(arrays(changed), arrays(again), strict=True))
     assert all(x.flags.writeable for x in arrays(again))
+
+
+def test_a_pack_keeps_every_speaker_and_recording_of_train_and_val_and_nothing_of_test(tiny_corpus, tmp_path):
+    import soundfile as sf
+
+    from rtconv.data.pack import pack
+
+    cache, _, _ = tiny_corpus
+    items = corpus.read_manifest(corpus.corpus_dir(cache))
+    totals = pack(tmp_path / "p", cache, speech_fraction=0.5, noise_seconds=1.5)
+    packed = corpus.read_manifest(corpus.corpus_dir(tmp_path / "p"))
+    assert {it["split"] for it in packed} <= {"train", "val"}
+    for split in ("train", "val"):
+        assert {(it["source"], it["speaker"]) for it in items if it["split"] == split and it["kind"] == "speech"} \
+            == {(it["source"], it["speaker"]) for it in packed if it["split"] == split and it["kind"] == "speech"}
+        assert {it["id"] for it in items if it["split"] == split and it["kind"] == "noise"} \
+            == {it["id"] for it in packed if it["split"] == split and it["kind"] == "noise"}
+    speech = [it for it in items if it["split"] != "test" and it["kind"] == "speech"]
+    kept = [it for it in packed if it["kind"] == "speech"]
+    assert 0.3 * len(speech) <= len(kept) <= 0.7 * len(speech)
+    assert totals["speech"]["items"] == len(kept)
+    for it in packed:
+        info = sf.info(str(corpus.corpus_dir(tmp_path / "p") / it["file"]))
+        assert info.samplerate == 48000 and info.format == "OGG" and info.subtype == "OPUS"
+        assert it["kind"] == "speech" or it["seconds"] <= 1.5 + 0.01
+    # the same choice on a second run; a trainer reads the pack as it reads a corpus
+    again = pack(tmp_path / "q", cache, speech_fraction=0.5, noise_seconds=1.5)
+    assert again["speech"]["items"] == totals["speech"]["items"]
+    pool = corpus.Pool.load("train", RATE, corpus.corpus_dir(tmp_path / "p"))
+    assert pool.speakers and pool.noise
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(splits=("train", "test")), "train and val splits only, got 'test'"),
+    (dict(speech_fraction=0.0), r"speech fraction must be in \(0, 1\], got 0.0"),
+    (dict(codec="mp3"), "codec must be one of opus, flac, got 'mp3'"),
+    (dict(speech_quality=2.0), r"speech quality must be in \[0, 1\]"),
+])
+def test_a_bad_pack_request_is_one_sentence(tiny_corpus, tmp_path, bad, message):
+    from rtconv.data.pack import pack
+
+    cache, _, _ = tiny_corpus
+    with pytest.raises(ConfigError, match=message):
+        pack(tmp_path / "p", cache, **bad)
+    assert not (tmp_path / "p").exists()
+
+
+def test_a_pack_never_overwrites_a_corpus(tiny_corpus, tmp_path):
+    from rtconv.data.pack import pack
+
+    cache, _, _ = tiny_corpus
+    with pytest.raises(ConfigError, match="would overwrite the corpus it reads"):
+        pack(cache, cache)
+    pack(tmp_path / "p", cache, codec="flac")
+    with pytest.raises(ConfigError, match="already holds a corpus"):
+        pack(tmp_path / "p", cache)
+
+
+def test_examples_made_by_several_processes_are_the_ones_made_by_one(tiny_corpus):
+    from rtconv.train import tasks
+
+    cache, _, _ = tiny_corpus
+    td = tasks.make_task("denoise", corpus="realistic", cache_dir=str(cache), sample_rate=16000, seconds=0.5,
+                         train_examples=23, val_examples=2, test_examples=2)
+    one = tasks.materialize(td.train)
+    three = tasks.materialize(td.train, workers=3)
+    assert torch.equal(one.tensors[0], three.tensors[0]) and torch.equal(one.tensors[1], three.tensors[1])
+    assert one.tensors[0].abs().amax(dim=-1).min() > 0  # every row was written
 
 
 # -- augmentation and mixing -------------------------------------------------------------------------

