@@ -298,6 +298,19 @@ def test_a_pack_never_overwrites_a_corpus(tiny_corpus, tmp_path):
         pack(tmp_path / "p", cache)
 
 
+def test_the_pack_command_prints_what_it_wrote_and_refuses_the_test_split_in_one_sentence(tiny_corpus, tmp_path,
+                                                                                          capsys):
+    from rtconv.cli import main
+
+    cache, _, _ = tiny_corpus
+    assert main(["data", "pack", str(tmp_path / "p"), "--cache-dir", str(cache), "--noise-seconds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "speech" in out and "noise" in out and f"RTCONV_CACHE={tmp_path / 'p'}" in out
+    assert main(["data", "pack", str(tmp_path / "q"), "--cache-dir", str(cache), "--splits", "train,test"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'test'" in err[0] and not (tmp_path / "q").exists()
+
+
 def test_examples_made_by_several_processes_are_the_ones_made_by_one(tiny_corpus):
     from rtconv.train import tasks
 
