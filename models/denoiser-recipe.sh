@@ -94,3 +94,30 @@ rtconv train denoise --corpus realistic --resume runs/low.safetensors --epochs 0
   --test-examples 32 --seed 62 --threads 1 --name denoiser --out runs/denoiser-v7.safetensors
 # Then: cp runs/denoiser-v7.safetensors models/denoiser.safetensors &&
 #   rtconv bench denoise --baseline runs/denoiser-v6.safetensors --card models/denoiser.md
+
+# v7 is runs/denoiser-v7.safetensors (sha256 336299165febe41cf0425df3053bc303738c8358559c3e97196b0c577e2f1b81 when it matches
+# the shipped v7 of c625cdb, which the recorded command of step 12 names models/denoiser.safetensors); v8 trains on from it.
+# Steps 11-14 (v8, 2026-11-30, eighth session): two runs on one GPU (an H200 lent for 15 minutes), fed from a compact Opus copy
+# of the corpus's train and val splits, then calibrated here on the full corpus. The GPU runs are not bit-reproducible
+# (cuDNN's GRU); the recorded commands wrote to /root/out on that machine and read the pack through RTCONV_CACHE.
+# Step 11: the pack (here; 4.4 min on one core, 44 MB; copy runs/pack to the GPU machine).
+rtconv data pack runs/pack
+# Step 12 (GPU, 18 epochs of 16,000 clips at batch 64, 18-20 s each): v7 trained on at lr 1e-4.
+RTCONV_CACHE=runs/pack rtconv train denoise --corpus realistic --resume models/denoiser.safetensors \
+  --loss 'si_sdr + 10*sc + 5*cmrs' --optimizer adam --lr 1e-4 --schedule cosine --clip-grad 5 --batch-size 64 --epochs 18 \
+  --sample-rate 48000 --seconds 4 --snr-db=-5,20 --level-db=-35,6 --train-examples 16000 --val-examples 256 \
+  --test-examples 32 --seed 121 --device cuda --workers 15 --name denoiser --out runs/gpu.safetensors
+# Step 13 (GPU, 8 epochs of 8,000 clips, best after 5): twice the share of speech-only clips (clean passthrough),
+# half the learning rate. The recorded command names step 12's output .pack/gpu1.safetensors.
+RTCONV_CACHE=runs/pack rtconv train denoise --corpus realistic --resume runs/gpu.safetensors \
+  --kinds mix=0.76,speech=0.16,noise=0.08 --loss 'si_sdr + 10*sc + 5*cmrs' --optimizer adam --lr 5e-5 --schedule cosine \
+  --clip-grad 5 --batch-size 64 --epochs 8 --sample-rate 48000 --seconds 4 --snr-db=-5,20 --level-db=-35,6 \
+  --train-examples 8000 --val-examples 256 --test-examples 32 --seed 141 --device cuda --workers 15 --name denoiser \
+  --out runs/gpu2.safetensors
+# Step 14: output level calibrated on 256 validation mixtures of the full corpus (no training; here, CPU).
+rtconv train denoise --corpus realistic --resume runs/gpu2.safetensors --epochs 0 --calibrate-gain \
+  --loss 'si_sdr + 10*sc + 5*cmrs' --optimizer adam --lr 1e-4 --schedule cosine --clip-grad 5 --batch-size 16 \
+  --sample-rate 48000 --seconds 4 --snr-db=-5,20 --level-db=-35,6 --train-examples 16 --val-examples 256 \
+  --test-examples 32 --seed 62 --threads 1 --name denoiser --out runs/denoiser-v8.safetensors
+# Then: cp runs/denoiser-v8.safetensors models/denoiser.safetensors &&
+#   rtconv bench denoise --baseline runs/denoiser-v7.safetensors --card models/denoiser.md
