@@ -137,3 +137,27 @@ def test_rerunning_an_interrupted_command_says_how_to_continue_it_instead_of_sta
     other = tmp_path / "other.safetensors"
     train(_cfg(other, epochs=1), log=lines.append)
     assert not any(ln.startswith("note:") for ln in lines)
+
+
+def test_a_time_budget_lowers_the_epochs_to_what_fits_and_the_sizing_steps_leave_no_trace(tmp_path):
+    lines = []
+    short = train(_cfg(tmp_path / "short.safetensors", epochs=100000, time_budget=0.02), log=lines.append)
+    said = [ln for ln in lines if ln.startswith("time budget 0.02 min:")]
+    assert len(said) == 1 and "of 100000 epochs" in said[0]
+    ran = len(short.history["train_loss"])
+    assert 1 <= ran < 100000 and f": {ran} of 100000 epochs" in said[0]
+    # the schedule ends with the run: cosine reached its last step
+    assert short.history["lr"][-1] < short.history["lr"][0] or ran == 1
+    # a budget that holds every epoch changes nothing: the timed steps were undone
+    roomy = train(_cfg(tmp_path / "roomy.safetensors", epochs=2, time_budget=60.0), log=lambda s: None)
+    plain = train(_cfg(tmp_path / "plain.safetensors", epochs=2), log=lambda s: None)
+    for (k, a), b in zip(plain.model.state_dict().items(), roomy.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+    assert read_metadata(tmp_path / "roomy.safetensors")["provenance"]["config"]["time_budget"] == 60.0
+
+
+def test_a_time_budget_that_is_not_a_positive_number_is_one_sentence(tmp_path):
+    from rtconv.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"time budget must be a positive number of minutes, got -1"):
+        train(_cfg(tmp_path / "x.safetensors", time_budget=-1), log=lambda s: None)

@@ -168,6 +168,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default=DEFAULTS["device"],
                    help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     g.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--time-budget", type=positive_number, metavar="MIN",
+                   help="minutes the whole run may take: a few timed steps size --epochs down to what fits "
+                        "(the schedule then ends with the run)")
     g.add_argument("--workers", type=positive_int, default=1, metavar="N",
                    help="processes that mix the examples before training (the examples are the same for "
                         "any N; default: %(default)s)")
@@ -295,7 +298,7 @@ def build_config(args):
         calibrate_gain=args.calibrate_gain, dist_backend=args.dist_backend, dist_timeout=args.dist_timeout,
         device=args.device, out=args.out, report=args.report, resume=args.resume, name=args.name,
         description=args.description, command=_command_line(args), progress=not args.quiet,
-        workers=args.workers,
+        workers=args.workers, time_budget=args.time_budget,
     )
 
 

@@ -120,6 +120,11 @@ class TrainConfig:
     workers : int
         Processes that generate the examples before training (0 or 1: this
         one); the examples do not depend on it.
+    time_budget : float or None
+        Minutes the whole run may take (data, training, test): after the
+        examples are made, a few training steps are timed (then undone) and
+        ``epochs`` is lowered to what fits, so the learning-rate schedule
+        ends with the run.  The epochs run are in the checkpoint's history.
     calibrate_gain : bool
         After training, fold one least-squares output gain, measured on the
         validation split's clean and near-clean examples (input SNR at least
@@ -156,6 +161,7 @@ class TrainConfig:
     command: str | None = None
     progress: bool = True
     workers: int = 0
+    time_budget: float | None = None
     calibrate_gain: bool = False
     dist_backend: str = DEFAULTS["dist_backend"]
     dist_timeout: float = DEFAULTS["dist_timeout"]
@@ -212,6 +218,9 @@ def _check(cfg: TrainConfig) -> None:
         raise ConfigError(f"clip_grad must be a positive gradient norm or None, got {cfg.clip_grad!r}.")
     if cfg.patience is not None and cfg.patience < 1:
         raise ConfigError(f"patience must be at least 1 epoch or None, got {cfg.patience!r}.")
+    if cfg.time_budget is not None and not (isinstance(cfg.time_budget, (int, float))
+                                            and math.isfinite(cfg.time_budget) and cfg.time_budget > 0):
+        raise ConfigError(f"time budget must be a positive number of minutes, got {cfg.time_budget!r}.")
     _losses.get_loss(cfg.loss)
 
 
@@ -396,6 +405,45 @@ def _epoch(model, loader, loss_fn, opt, cfg, device, trim, bar) -> tuple[float, 
             bar.update(seen)
             bar.set_postfix(loss=f"{total / max(1, count):.4g}")
     return total, count
+
+
+def _fit_epochs(model, opt, loss_fn, cfg, device, trim, train_data, val_loader, seconds_left: float, log) -> int:
+    """How many of ``cfg.epochs`` fit in ``seconds_left``: three training steps on the first batch are
+    timed after one warm-up, then the weights and the optimizer are put back as they were."""
+    weights, moments = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
+    x, y = (t[: cfg.batch_size].to(device) for t in train_data.tensors)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        _losses.apply(loss_fn, _cut(model(x), trim), _cut(y, trim), _cut(x, trim)).backward()
+        if cfg.clip_grad:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+        opt.step()
+
+    model.train()
+    step()
+    sync()
+    t = time.perf_counter()
+    for _ in range(3):
+        step()
+    sync()
+    per_step = (time.perf_counter() - t) / 3
+    model.load_state_dict(weights)
+    opt.load_state_dict(moments)
+    opt.zero_grad(set_to_none=True)
+    steps = math.ceil(len(train_data) / cfg.batch_size)
+    per_epoch = per_step * steps * (1 + len(val_loader.dataset) / max(1, len(train_data)))
+    # a twentieth of the budget is kept for the test split and the checkpoint
+    fit = int((0.95 * seconds_left) // per_epoch) if per_epoch > 0 else cfg.epochs
+    epochs = max(1, min(cfg.epochs, fit))
+    log(f"time budget {cfg.time_budget:g} min: {seconds_left:.0f} s left after the data, {per_step * 1e3:.0f} ms "
+        f"per step of {cfg.batch_size}, about {per_epoch:.3g} s per epoch: {epochs} of {cfg.epochs} epochs"
+        f"{' (fewer than one fits: one runs)' if fit < 1 else ''}")
+    return epochs
 
 
 def _val(model, loader, loss_fn, device, trim, ctx, parts: dict | None = None) -> float:
@@ -629,10 +677,17 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     net = ctx.wrap(model)  # what the training steps call: DDP averages the ranks' gradients
     opt = _make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     start = len(history["train_loss"])
-    sched = _make_schedule(cfg, opt, cfg.epochs)
+    epochs = cfg.epochs
+    if cfg.time_budget and exact is None and cfg.epochs:
+        if ctx.enabled:
+            raise ConfigError("--time-budget sizes a run from this process's step time; under torchrun give "
+                              "--epochs instead (every rank must run the same number).")
+        epochs = _fit_epochs(model, opt, loss_fn, cfg, device, trim, train_data, val_loader,
+                             60.0 * cfg.time_budget - (time.perf_counter() - t0), log)
+    sched = _make_schedule(cfg, opt, epochs)
     best, best_epoch = math.inf, 0
     stale = 0
-    end = start + cfg.epochs
+    end = start + epochs
     if exact is not None:
         meta, tensors = exact
         best_state = copy.deepcopy(model.state_dict())  # the checkpoint holds the best weights so far
