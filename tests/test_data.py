@@ -367,6 +367,30 @@ def test_a_pack_never_overwrites_a_corpus(tiny_corpus, tmp_path):
     pack(tmp_path / "p", cache, codec="flac")
     with pytest.raises(ConfigError, match="already holds a corpus"):
         pack(tmp_path / "p", cache)
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["corpus"]  # nothing left beside it
+
+
+def test_an_interrupted_pack_leaves_no_corpus_and_the_next_one_completes(tiny_corpus, tmp_path, monkeypatch):
+    from rtconv.data import pack as packing
+
+    cache, _, _ = tiny_corpus
+    calls = []
+
+    def failing(*a):
+        calls.append(a)
+        if len(calls) == 5:
+            raise ConfigError("cannot read corpus file 'x.flac' (simulated); rebuild the corpus.")
+        return real(*a)
+
+    real = packing._read_item
+    monkeypatch.setattr(packing, "_read_item", failing)
+    with pytest.raises(ConfigError, match="simulated"):
+        packing.pack(tmp_path / "p", cache)
+    assert not (tmp_path / "p" / "corpus").exists()
+    monkeypatch.setattr(packing, "_read_item", real)
+    packing.pack(tmp_path / "p", cache)
+    assert corpus.read_manifest(corpus.corpus_dir(tmp_path / "p"))
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["corpus"]
 
 
 def test_the_pack_command_prints_what_it_wrote_and_refuses_the_test_split_in_one_sentence(tiny_corpus, tmp_path,

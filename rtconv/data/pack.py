@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
@@ -118,6 +119,11 @@ def pack(out: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
     if (dst / "manifest.jsonl").exists():
         raise ConfigError(f"{str(dst)!r} already holds a corpus; remove it or choose another folder.")
     items = select(read_manifest(src), splits, speech_fraction)
+    # written beside the destination and renamed into place at the end: an interrupted pack leaves no
+    # corpus that looks whole
+    work = dst.with_name(f".{dst.name}.packing")
+    if work.exists():
+        shutil.rmtree(work)
     done, totals = [], defaultdict(lambda: {"items": 0, "seconds": 0.0, "bytes": 0})
     if progress:
         from tqdm.auto import tqdm
@@ -130,7 +136,7 @@ def pack(out: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
         if x.size == 0:
             continue
         stem = Path(it["file"]).with_suffix(".ogg" if codec == "opus" else ".flac")
-        path = dst / stem
+        path = work / stem
         path.parent.mkdir(parents=True, exist_ok=True)
         peak = float(np.max(np.abs(x)))
         if peak > 1.0:  # a codec clips at full scale; the mixer sets levels itself
@@ -147,7 +153,11 @@ def pack(out: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
         t["seconds"] += len(x) / sr
         t["bytes"] += path.stat().st_size
     if not done:
+        shutil.rmtree(work, ignore_errors=True)
         raise ConfigError(f"the corpus at {str(src)!r} has no {' or '.join(splits)} items to pack; "
                           "build it with `rtconv data build`.")
-    write_manifest(done, dst)
+    write_manifest(done, work)
+    if dst.exists():  # an earlier pack's leftovers without a manifest (refused above when it has one)
+        shutil.rmtree(dst)
+    work.replace(dst)
     return {k: {**v, "seconds": round(v["seconds"], 1)} for k, v in totals.items()}
