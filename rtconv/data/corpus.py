@@ -218,7 +218,7 @@ class Pool:
         arrays = _read_pool(*paths, len(items)) if paths else None
         if arrays is None:
             arrays = [_read_item(root, it, int(sample_rate), max_noise_seconds)
-                      for it in _progress(items, progress, split)]
+                      for it in _progress(items, progress, f"loading {split}")]
             if paths:
                 arrays = _write_pool(*paths, arrays) or arrays
         pool = cls(int(sample_rate), split)
@@ -244,12 +244,12 @@ class Pool:
 _POOL_FORMAT = 1
 
 
-def _progress(items, progress: bool, split: str):
+def _progress(items, progress: bool, desc: str):
     if not progress:
         return items
     from tqdm import tqdm
 
-    return tqdm(items, desc=f"loading {split}", unit="file")
+    return tqdm(items, desc=desc, unit="file")
 
 
 def _read_item(root: Path, it: dict, sample_rate: int, max_noise_seconds: float) -> np.ndarray:

@@ -35,7 +35,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from .corpus import _read_item, corpus_dir, read_manifest, write_manifest
+from .corpus import _progress, _read_item, corpus_dir, read_manifest, write_manifest
 
 __all__ = ["pack", "CODECS"]
 
@@ -125,12 +125,7 @@ def pack(out: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
     if work.exists():
         shutil.rmtree(work)
     done, totals = [], defaultdict(lambda: {"items": 0, "seconds": 0.0, "bytes": 0})
-    if progress:
-        from tqdm.auto import tqdm
-        items_iter = tqdm(items, desc="pack", unit="item")
-    else:
-        items_iter = items
-    for it in items_iter:
+    for it in _progress(items, progress, "pack"):
         sr = 48000 if codec == "opus" else int(it["sample_rate"])
         x = _read_item(src, it, sr, noise_seconds)
         if x.size == 0:

@@ -379,6 +379,22 @@ def _command(cfg: TrainConfig) -> str:
     return shlex.join(argv)
 
 
+def _step(model, x, y, loss_fn, opt, cfg, trim, weight=1.0) -> torch.Tensor:
+    """One optimizer step on the batch (x, y); its loss (unweighted)."""
+    opt.zero_grad(set_to_none=True)
+    loss = _losses.apply(loss_fn, _cut(model(x), trim), _cut(y, trim), _cut(x, trim))
+    if not torch.isfinite(loss):
+        raise ConfigError(
+            f"training diverged: the {cfg.loss} loss became {loss.item()!r}; lower the "
+            f"learning rate (now {cfg.lr!r}) or add gradient clipping (--clip-grad 1)."
+        )
+    (loss if weight == 1.0 else loss * weight).backward()
+    if cfg.clip_grad:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+    opt.step()
+    return loss
+
+
 def _epoch(model, loader, loss_fn, opt, cfg, device, trim, bar) -> tuple[float, int]:
     """One pass over ``loader``: the summed loss and the examples it covers."""
     model.train()
@@ -387,17 +403,7 @@ def _epoch(model, loader, loss_fn, opt, cfg, device, trim, bar) -> tuple[float, 
         x, y = batch[0].to(device), batch[1].to(device)
         # under torchrun: this rank's loss weight and the examples of the whole step (distributed.Shards)
         weight, seen = (batch[2], batch[3]) if len(batch) > 2 else (1.0, x.shape[0])
-        opt.zero_grad(set_to_none=True)
-        loss = _losses.apply(loss_fn, _cut(model(x), trim), _cut(y, trim), _cut(x, trim))
-        if not torch.isfinite(loss):
-            raise ConfigError(
-                f"training diverged: the {cfg.loss} loss became {loss.item()!r}; lower the "
-                f"learning rate (now {cfg.lr!r}) or add gradient clipping (--clip-grad 1)."
-            )
-        (loss if weight == 1.0 else loss * weight).backward()
-        if cfg.clip_grad:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-        opt.step()
+        loss = _step(model, x, y, loss_fn, opt, cfg, trim, weight)
         if weight:
             total += loss.item() * x.shape[0]
             count += x.shape[0]
@@ -417,19 +423,12 @@ def _fit_epochs(model, opt, loss_fn, cfg, device, trim, train_data, val_loader, 
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    def step():
-        opt.zero_grad(set_to_none=True)
-        _losses.apply(loss_fn, _cut(model(x), trim), _cut(y, trim), _cut(x, trim)).backward()
-        if cfg.clip_grad:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-        opt.step()
-
     model.train()
-    step()
+    _step(model, x, y, loss_fn, opt, cfg, trim)
     sync()
     t = time.perf_counter()
     for _ in range(3):
-        step()
+        _step(model, x, y, loss_fn, opt, cfg, trim)
     sync()
     per_step = (time.perf_counter() - t) / 3
     model.load_state_dict(weights)
