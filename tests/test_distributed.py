@@ -161,6 +161,14 @@ def test_a_batch_size_the_ranks_cannot_share_is_refused_once_in_one_sentence(tmp
                     "evenly among them; use a multiple of 2 (6 or 8)."]
 
 
+def test_a_time_budget_under_torchrun_is_refused_once_in_one_sentence(tmp_path):
+    r = _run(2, [*TASK, "--time-budget", "1", "--epochs", "1"], tmp_path)
+    assert r.returncode != 0
+    said = [ln for ln in r.stderr.splitlines() if ln.startswith("rtconv train: error:")]
+    assert said == ["rtconv train: error: --time-budget sizes a run from this process's step time; under torchrun "
+                    "give --epochs instead (every rank must run the same number)."]
+
+
 @pytest.mark.parametrize("batch, world", [(4, 3), (1, 2), (30, 4)])
 def test_split_batch_refuses_an_uneven_split_and_names_the_nearest_multiples(batch, world):
     with pytest.raises(ConfigError, match=f"multiple of {world}"):

@@ -591,6 +591,9 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
 
     with _dist.said_once(_dist.env_rank()):
         _check(cfg)
+        if cfg.time_budget and _dist.launched():  # refused before any rank builds its data
+            raise ConfigError("--time-budget sizes a run from this process's step time; under torchrun give "
+                              "--epochs instead (every rank must run the same number).")
     ctx = _dist.start(cfg.dist_backend, cfg.device, cfg.batch_size, cfg.dist_timeout, cfg.out)
     if log is None:
         log = (lambda s: print(s, file=sys.stderr)) if cfg.progress else (lambda s: None)
@@ -678,9 +681,6 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     start = len(history["train_loss"])
     epochs = cfg.epochs
     if cfg.time_budget and exact is None and cfg.epochs:
-        if ctx.enabled:
-            raise ConfigError("--time-budget sizes a run from this process's step time; under torchrun give "
-                              "--epochs instead (every rank must run the same number).")
         epochs = _fit_epochs(model, opt, loss_fn, cfg, device, trim, train_data, val_loader,
                              60.0 * cfg.time_budget - (time.perf_counter() - t0), log)
     sched = _make_schedule(cfg, opt, epochs)
