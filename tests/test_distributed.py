@@ -89,6 +89,17 @@ def test_two_ranks_with_half_the_batch_end_with_the_weights_of_one_with_all_of_i
     assert h2["val_loss"] == pytest.approx(h1["val_loss"], rel=1e-5)  # the same best epoch on every rank count
 
 
+def test_two_ranks_computing_their_share_in_pieces_end_with_the_weights_of_one_rank(jobs):
+    folder, done = jobs
+    out = folder / "ranks2-micro.safetensors"
+    # each rank's 4 examples in pieces of 3 and 1: only the last piece's backward pass averages the ranks
+    r = _run(2, [*TASK, "--epochs", str(EPOCHS), "--micro-batch", "3", "--out", str(out)], folder)
+    assert r.returncode == 0, r.stderr[-3000:]
+    one, pieces = _weights(done[1][0]), _weights(out)
+    for k in one:
+        torch.testing.assert_close(pieces[k], one[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
 def test_the_provenance_records_the_ranks_backend_and_both_batch_sizes(jobs):
     _, done = jobs
     prov = read_metadata(done[2][0])["provenance"]

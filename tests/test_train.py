@@ -113,6 +113,66 @@ def test_same_seed_gives_identical_weights():
     np.testing.assert_array_equal(a.model.kernel, b.model.kernel)
 
 
+@pytest.mark.parametrize("micro", [1, 3, 5])
+def test_a_batch_computed_in_pieces_takes_the_step_of_the_whole_batch(micro):
+    opts = {"train_examples": 40, "val_examples": 8, "test_examples": 8}
+    cfg = dict(task="sines", task_options=opts, epochs=3, batch_size=8, optimizer="adam", lr=0.01, seed=3,
+               progress=False)
+    whole = _quiet_train(TrainConfig(**cfg))
+    pieces = _quiet_train(TrainConfig(**cfg, micro_batch=micro))  # 8 = 3+3+2, 5+3, eight of 1
+    for (k, a), b in zip(whole.model.state_dict().items(), pieces.model.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=k)
+    assert pieces.history["train_loss"] == pytest.approx(whole.history["train_loss"], rel=1e-5)
+
+
+def test_pieces_as_large_as_the_batch_change_nothing_at_all():
+    opts = {"train_examples": 24, "val_examples": 8, "test_examples": 8}
+    cfg = dict(task="sines", task_options=opts, epochs=2, batch_size=8, seed=4, progress=False)
+    a = _quiet_train(TrainConfig(**cfg))
+    for micro in (8, 100):
+        b = _quiet_train(TrainConfig(**cfg, micro_batch=micro))
+        for (k, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+            torch.testing.assert_close(y, x, rtol=0, atol=0, msg=k)
+
+
+def test_a_denoiser_batch_in_pieces_has_the_gradient_of_the_whole_for_terms_averaged_over_examples():
+    from rtconv.models import build
+    from rtconv.train.trainer import _step
+
+    torch.manual_seed(0)
+    model = build("framed_denoiser", {"window": 32, "hop": 16, "channels": 8, "blocks": 2, "gru": 4,
+                                      "deep_filter": [4, 3, 1], "phase_features": 4})
+    x, y = torch.randn(6, 1, 800) * 0.1, torch.randn(6, 1, 800) * 0.1
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # the step leaves the weights; the gradients stay
+
+    def grads(micro, loss="si_sdr + 5*cmrs"):
+        cfg = TrainConfig(loss=loss, micro_batch=micro, clip_grad=None)
+        value = _step(model, x, y, losses.get_loss(loss), opt, cfg, (0, 0))
+        return value, [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    v0, g0 = grads(None)
+    v1, g1 = grads(4)  # pieces of 4 and 2
+    assert float(v1) == pytest.approx(float(v0), rel=1e-5)
+    for a, b in zip(g0, g1):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-7)
+    # sc is a ratio over the batch: in pieces it is the mean of the pieces' ratios, not the same number
+    s0, _ = grads(None, "sc")
+    s1, _ = grads(4, "sc")
+    assert float(s1) != float(s0) and float(s1) == pytest.approx(float(s0), rel=0.2)
+
+
+def test_bench_train_times_the_denoiser_step_whole_and_in_pieces_side_by_side(capsys):
+    from rtconv.cli import main
+
+    assert main(["bench", "train", "--denoiser", "--batch-size", "4", "--micro-batch", "2", "--micro-batch", "9",
+                 "--seconds", "0.25", "--repeats", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("shipped denoiser (242400 parameters), loss si_sdr + 10*sc + 5*cmrs, Adam, batch 4 ")
+    rows = [ln.split() for ln in out[2:]]
+    assert [r[:2] for r in rows] == [["1", "whole"], ["1", "2"]]  # a piece larger than the batch is no piece
+    assert rows[0][-1] == "1.00x" and float(rows[1][-1].rstrip("x")) > 0
+
+
 def test_report_png_is_written(tmp_path):
     pytest.importorskip("matplotlib", reason="the report needs the train extra (matplotlib)")
     png = tmp_path / "r.png"
@@ -264,6 +324,7 @@ def test_device_auto_picks_cpu_here_and_unknown_device_is_refused():
     ("epochs", 0, r"epochs must be a positive integer \(0 epochs only with --resume\), got 0"),
     ("lr", -1.0, "learning rate must be a positive number, got -1.0"),
     ("loss", "l3", "unknown loss 'l3'"),
+    ("micro_batch", 0, r"micro batch must be a positive number of examples or None, got 0"),
 ])
 def test_bad_training_choices_are_refused_in_one_sentence(field, value, message):
     with pytest.raises(ConfigError, match=message):

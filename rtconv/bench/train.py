@@ -1,5 +1,12 @@
 """``rtconv bench train``: training speed of the lab recipe on this machine.
 
+``--denoiser``: instead, one training step of the shipped denoiser (its architecture and
+loss, 4-second 48 kHz clips, Adam) on the whole batch and on the same batch in pieces of
+each ``--micro-batch`` (:class:`rtconv.train.trainer.TrainConfig`), the configurations
+taking turns so that the machine's load falls on all of them alike; clips per second and
+the speed-up over the whole batch.  The clips are random noise: the cost does not depend
+on what they hold.
+
 Measures, side by side in one run, examples (one-second 32 kHz clips) per
 second for: a full SGD training step of the lab model (MimoCNN taps 40,40,
 features 1,5,1, tanh, L1, lr 0.5, batch 32), the forward pass alone
@@ -20,11 +27,17 @@ HELP = "examples per second for the lab denoise recipe (train step, forward, dat
 
 def configure(parser) -> None:
     parser.add_argument("--repeats", type=positive_int, default=8, help="batches timed (default: %(default)s)")
-    parser.add_argument("--batch-size", type=positive_int, default=32, help="(default: %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, help="(default: 32; with --denoiser 64)")
     parser.add_argument("--threads", type=positive_int, action="append",
                         help="torch thread counts to compare (repeatable; default: 1 and 2)")
     parser.add_argument("--sample-rate", type=positive_int, default=32000, help="(default: %(default)s)")
     parser.add_argument("--cache-dir", help="speech cache (default: ~/.cache/rtconv)")
+    parser.add_argument("--denoiser", action="store_true",
+                        help="time the shipped denoiser's training step, whole and in pieces (--micro-batch)")
+    parser.add_argument("--micro-batch", type=positive_int, action="append", metavar="N",
+                        help="with --denoiser: piece sizes to compare with the whole batch (repeatable; "
+                             "default: 8 and 16)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="with --denoiser: clip length (default: %(default)s)")
 
 
 def _time(fn, repeats: int) -> list[float]:
@@ -38,12 +51,14 @@ def _time(fn, repeats: int) -> list[float]:
 
 
 def run(args) -> int:
+    if args.denoiser:
+        return _denoiser(args)
     import torch
 
     from ..models import MimoCNN
     from ..train import losses, tasks
 
-    sr, bs = args.sample_rate, args.batch_size
+    sr, bs = args.sample_rate, args.batch_size or 32
     td = tasks.make_task("denoise", sample_rate=sr, seconds=1.0, utterances=40,
                          train_examples=bs, val_examples=1, test_examples=1, cache_dir=args.cache_dir)
     data = tasks.materialize(td.train)
@@ -91,4 +106,44 @@ def run(args) -> int:
         if name.startswith("train"):
             print(f"{threads} thread(s): a training step costs {fwd[threads] / med:.1f}x a forward pass; "
                   f"one lab epoch of 512 clips ~ {512 / med:.1f} s, 20 epochs ~ {20 * 512 / med / 60:.1f} min")
+    return 0
+
+
+def _denoiser(args) -> int:
+    import torch
+
+    from ..checkpoint import load, resolve
+    from ..train import losses
+    from ..train.trainer import TrainConfig, _step, _trim
+
+    bs, rate = args.batch_size or 64, 48000
+    model = load(resolve(None))
+    model.train()
+    loss_name = "si_sdr + 10*sc + 5*cmrs"
+    loss_fn, trim = losses.get_loss(loss_name), _trim(model)
+    gen = torch.Generator().manual_seed(0)
+    n = int(round(args.seconds * rate))
+    x = 0.1 * torch.randn(bs, 1, n, generator=gen)
+    y = 0.1 * torch.randn(bs, 1, n, generator=gen)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-12)  # the weights barely move: every turn costs the same
+    sizes = [None] + sorted(set(m for m in (args.micro_batch or [8, 16]) if m < bs))
+    old = torch.get_num_threads()
+    print(f"shipped denoiser ({model.parameter_count()} parameters), loss {loss_name}, Adam, batch {bs} "
+          f"of {args.seconds:g} s clips at {rate} Hz, {args.repeats} turns each, torch {torch.__version__}")
+    print(f"{'threads':>7}  {'pieces of':<10} {'clips/s (median)':>16} {'s/step':>8} {'speed-up':>9}")
+    for threads in args.threads or [1, 2]:
+        torch.set_num_threads(threads)
+        cfgs = {m: TrainConfig(loss=loss_name, micro_batch=m) for m in sizes}
+        times = {m: [] for m in sizes}
+        for turn in range(args.repeats + 1):  # the first turn warms up
+            for m in sizes:
+                t = time.perf_counter()
+                _step(model, x, y, loss_fn, opt, cfgs[m], trim)
+                if turn:
+                    times[m].append(time.perf_counter() - t)
+        whole = statistics.median(times[None])
+        for m in sizes:
+            med = statistics.median(times[m])
+            print(f"{threads:>7}  {'whole' if m is None else m:<10} {bs / med:>16.2f} {med:>8.2f} {whole / med:>8.2f}x")
+    torch.set_num_threads(old)
     return 0

@@ -171,6 +171,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--time-budget", type=positive_number, metavar="MIN",
                    help="minutes the whole run may take: a few timed steps size --epochs down to what fits "
                         "(the schedule then ends with the run)")
+    g.add_argument("--micro-batch", type=positive_int, metavar="N",
+                   help="compute each step's batch in pieces of N examples whose gradients add up to the "
+                        "step (examples are averaged alike; 'sc' becomes the pieces' mean): on a CPU a batch "
+                        "of 64 four-second clips runs about twice as fast per clip in pieces of 16")
     g.add_argument("--workers", type=positive_int, default=1, metavar="N",
                    help="processes that mix the examples before training (the examples are the same for "
                         "any N; default: %(default)s)")
@@ -298,7 +302,7 @@ def build_config(args):
         calibrate_gain=args.calibrate_gain, dist_backend=args.dist_backend, dist_timeout=args.dist_timeout,
         device=args.device, out=args.out, report=args.report, resume=args.resume, name=args.name,
         description=args.description, command=_command_line(args), progress=not args.quiet,
-        workers=args.workers, time_budget=args.time_budget,
+        workers=args.workers, micro_batch=args.micro_batch, time_budget=args.time_budget,
     )
 
 

@@ -53,6 +53,7 @@ distributed order, and N ranks give its weights to float tolerance.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -120,6 +121,15 @@ class TrainConfig:
     workers : int
         Processes that generate the examples before training (0 or 1: this
         one); the examples do not depend on it.
+    micro_batch : int or None
+        Examples per forward and backward pass: each step's batch (on each
+        rank: its share) is computed in pieces of this many and their
+        gradients summed, weighted by size, into one optimizer step.  Terms
+        that average over examples (``si_sdr``, ``cmrs``, ``l1``, ``mse``)
+        give the step of the whole batch to float rounding; ``sc``, a ratio
+        over the batch, becomes the mean of the pieces' ratios, as it does
+        over the ranks under torchrun.  For speed where a large batch
+        overflows the CPU's caches, or for memory; ``None``: the whole batch.
     time_budget : float or None
         Minutes the whole run may take (data, training, test): after the
         examples are made, a few training steps are timed (then undone) and
@@ -161,6 +171,7 @@ class TrainConfig:
     command: str | None = None
     progress: bool = True
     workers: int = 0
+    micro_batch: int | None = None
     time_budget: float | None = None
     calibrate_gain: bool = False
     dist_backend: str = DEFAULTS["dist_backend"]
@@ -218,6 +229,9 @@ def _check(cfg: TrainConfig) -> None:
         raise ConfigError(f"clip_grad must be a positive gradient norm or None, got {cfg.clip_grad!r}.")
     if cfg.patience is not None and cfg.patience < 1:
         raise ConfigError(f"patience must be at least 1 epoch or None, got {cfg.patience!r}.")
+    if cfg.micro_batch is not None and (isinstance(cfg.micro_batch, bool) or not isinstance(cfg.micro_batch, int)
+                                        or cfg.micro_batch < 1):
+        raise ConfigError(f"micro batch must be a positive number of examples or None, got {cfg.micro_batch!r}.")
     if cfg.time_budget is not None and not (isinstance(cfg.time_budget, (int, float))
                                             and math.isfinite(cfg.time_budget) and cfg.time_budget > 0):
         raise ConfigError(f"time budget must be a positive number of minutes, got {cfg.time_budget!r}.")
@@ -380,19 +394,33 @@ def _command(cfg: TrainConfig) -> str:
 
 
 def _step(model, x, y, loss_fn, opt, cfg, trim, weight=1.0) -> torch.Tensor:
-    """One optimizer step on the batch (x, y); its loss (unweighted)."""
+    """One optimizer step on the batch (x, y); its loss (unweighted).
+
+    With ``cfg.micro_batch`` below the batch, the batch is computed in pieces whose gradients add up,
+    each weighted by its share of the batch; under DistributedDataParallel only the last piece's
+    backward pass averages the ranks' gradients."""
     opt.zero_grad(set_to_none=True)
-    loss = _losses.apply(loss_fn, _cut(model(x), trim), _cut(y, trim), _cut(x, trim))
-    if not torch.isfinite(loss):
-        raise ConfigError(
-            f"training diverged: the {cfg.loss} loss became {loss.item()!r}; lower the "
-            f"learning rate (now {cfg.lr!r}) or add gradient clipping (--clip-grad 1)."
-        )
-    (loss if weight == 1.0 else loss * weight).backward()
+    n = x.shape[0]  # at least one: a rank without examples runs one at weight 0
+    size = min(cfg.micro_batch or n, n)
+    total = 0.0
+    for start in range(0, n, size):
+        xs, ys = x[start:start + size], y[start:start + size]
+        share = xs.shape[0] / n
+        last = start + size >= n
+        with (model.no_sync() if not last and hasattr(model, "no_sync") else contextlib.nullcontext()):
+            loss = _losses.apply(loss_fn, _cut(model(xs), trim), _cut(ys, trim), _cut(xs, trim))
+            if not torch.isfinite(loss):
+                raise ConfigError(
+                    f"training diverged: the {cfg.loss} loss became {loss.item()!r}; lower the "
+                    f"learning rate (now {cfg.lr!r}) or add gradient clipping (--clip-grad 1)."
+                )
+            factor = weight * share
+            (loss if factor == 1.0 else loss * factor).backward()
+        total = total + loss.detach() * share
     if cfg.clip_grad:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
     opt.step()
-    return loss
+    return total
 
 
 def _epoch(model, loader, loss_fn, opt, cfg, device, trim, bar) -> tuple[float, int]:
@@ -440,7 +468,7 @@ def _fit_epochs(model, opt, loss_fn, cfg, device, trim, train_data, val_loader, 
     fit = int((0.95 * seconds_left) // per_epoch) if per_epoch > 0 else cfg.epochs
     epochs = max(1, min(cfg.epochs, fit))
     log(f"time budget {cfg.time_budget:g} min: {seconds_left:.0f} s left after the data, {per_step * 1e3:.0f} ms "
-        f"per step of {cfg.batch_size}, about {per_epoch:.3g} s per epoch: {epochs} of {cfg.epochs} epochs"
+        f"per step of {cfg.batch_size}{f' in pieces of {cfg.micro_batch}' if cfg.micro_batch and cfg.micro_batch < cfg.batch_size else ''}, about {per_epoch:.3g} s per epoch: {epochs} of {cfg.epochs} epochs"
         f"{' (fewer than one fits: one runs)' if fit < 1 else ''}")
     return epochs
 
