@@ -153,8 +153,8 @@ def test_a_denoiser_batch_in_pieces_has_the_gradient_of_the_whole_for_terms_aver
     v0, g0 = grads(None)
     v1, g1 = grads(4)  # pieces of 4 and 2
     assert float(v1) == pytest.approx(float(v0), rel=1e-5)
-    for a, b in zip(g0, g1):
-        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-7)
+    for a, b in zip(g0, g1):  # float rounding: a tolerance scaled to each tensor's largest gradient
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5 * float(a.abs().max()))
     # sc is a ratio over the batch: in pieces it is the mean of the pieces' ratios, not the same number
     s0, _ = grads(None, "sc")
     s1, _ = grads(4, "sc")
