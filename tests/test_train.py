@@ -451,6 +451,17 @@ def test_cli_builds_any_architecture_by_name_with_its_arguments(argv, arch, tmp_
         _streams_like_offline(model, x, 7)
 
 
+@pytest.mark.parametrize("value", [0.0, 1e-40, 1e-44, 1e-20, 0.3])
+def test_the_spectral_losses_magnitude_has_a_finite_gradient_at_zero_and_subnormal_values(value):
+    # torch.abs of a complex tensor divides by |z| in its backward pass: NaN at subnormal z (a clip's digital
+    # silence), which once poisoned a whole training step through cmrs's complex term
+    z = torch.tensor([complex(value, value), complex(value, -2 * value)], requires_grad=True)
+    m = losses._abs(z)
+    m.square().sum().backward()
+    assert torch.isfinite(z.grad).all()
+    torch.testing.assert_close(m.detach(), z.detach().abs(), rtol=1e-6, atol=1e-12)
+
+
 def test_spectral_convergence_is_zero_for_a_match_one_for_silence_and_scale_sensitive():
     t = torch.randn(2, 1, 4096)
     assert float(losses.spectral_convergence(t, t)) == pytest.approx(0.0, abs=1e-6)

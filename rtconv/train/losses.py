@@ -58,10 +58,16 @@ def mse(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(estimate, target)
 
 
+def _abs(z: torch.Tensor) -> torch.Tensor:
+    """``|z|`` of a complex tensor with a finite gradient everywhere: ``torch.abs`` divides by ``|z|``
+    in its backward pass, which is NaN where ``z`` is subnormal (digital silence in a clip)."""
+    return torch.view_as_real(z).square().sum(-1).add(1e-24).sqrt()
+
+
 def _stft_mag(x: torch.Tensor, fft: int, hop: int, window: torch.Tensor) -> torch.Tensor:
     spec = torch.stft(x.reshape(-1, x.shape[-1]), fft, hop, fft, window, return_complex=True,
                       center=True, pad_mode="constant")
-    return spec.abs().clamp_min(1e-7)
+    return _abs(spec).clamp_min(1e-7)
 
 
 _RESOLUTIONS = ((512, 128), (1024, 256), (256, 64))
@@ -132,12 +138,15 @@ def compressed_spectral(
         window = torch.hann_window(fft, device=e.device, dtype=e.dtype)
         E = torch.stft(e.reshape(-1, n), fft, hop, fft, window, return_complex=True)
         T = torch.stft(t.reshape(-1, n), fft, hop, fft, window, return_complex=True)
-        me, mt = (E.abs() + 1e-6).pow(power), (T.abs() + 1e-6).pow(power)
+        ae, at = _abs(E), _abs(T)
+        me, mt = (ae + 1e-6).pow(power), (at + 1e-6).pow(power)
         w = 1.0 + removed_speech_weight * (mt > me).to(me.dtype)
         mag = (w * (me - mt).square()).mean()
-        ce = E * (E.abs() + 1e-6).pow(power - 1.0)
-        ct = T * (T.abs() + 1e-6).pow(power - 1.0)
-        terms.append(mag + complex_weight * (ce - ct).abs().square().mean())
+        ce = E * (ae + 1e-6).pow(power - 1.0)
+        ct = T * (at + 1e-6).pow(power - 1.0)
+        # |d|^2 as re^2 + im^2: complex abs() has a NaN gradient where d is subnormal (digital silence in
+        # estimate and target), which poisons the whole step
+        terms.append(mag + complex_weight * torch.view_as_real(ce - ct).square().sum(-1).mean())
     return sum(terms) / len(terms)
 
 
