@@ -164,18 +164,21 @@ def test_a_killed_rank_stops_the_job_in_one_sentence_and_resume_finishes_it_exac
         assert prov["distributed"]["world_size"] == ranks
 
 
-def test_a_batch_size_the_ranks_cannot_share_is_refused_once_in_one_sentence(tmp_path):
-    r = _run(2, [*TASK, "--batch-size", "7", "--epochs", "1"], tmp_path)
+def _refusals(args: list[str], cwd: Path) -> list[str]:
+    """The error lines of a two-rank job that must fail."""
+    r = _run(2, [*TASK, *args], cwd)
     assert r.returncode != 0
-    said = [ln for ln in r.stderr.splitlines() if ln.startswith("rtconv train: error:")]
+    return [ln for ln in r.stderr.splitlines() if ln.startswith("rtconv train: error:")]
+
+
+def test_a_batch_size_the_ranks_cannot_share_is_refused_once_in_one_sentence(tmp_path):
+    said = _refusals(["--batch-size", "7", "--epochs", "1"], tmp_path)
     assert said == ["rtconv train: error: --batch-size 7 is the effective batch of all 2 ranks and must split "
                     "evenly among them; use a multiple of 2 (6 or 8)."]
 
 
 def test_a_time_budget_under_torchrun_is_refused_once_in_one_sentence(tmp_path):
-    r = _run(2, [*TASK, "--time-budget", "1", "--epochs", "1"], tmp_path)
-    assert r.returncode != 0
-    said = [ln for ln in r.stderr.splitlines() if ln.startswith("rtconv train: error:")]
+    said = _refusals(["--time-budget", "1", "--epochs", "1"], tmp_path)
     assert said == ["rtconv train: error: --time-budget sizes a run from this process's step time; under torchrun "
                     "give --epochs instead (every rank must run the same number)."]
 
