@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -162,6 +163,60 @@ def test_a_second_build_reuses_what_is_built(tiny_corpus):
         "fake-train", "fake-voices", "speech", "train", r"/voices/(?P<speaker>anna|carl)/.*\.wav$"),),
         log=logs.append)
     assert logs == ["fake-train: already built"] and len(again) == len(rows)
+
+
+@dataclass(frozen=True)
+class _FakeVoice:
+    """A synthesizer source for the resume test: six seeded 'utterances' of tones."""
+
+    name: str = "fake-voice"
+    split: str = "train"
+
+
+def _fake_voice_builder(made: list, stop_after: int | None):
+    def run(src, root, cache, limit, log):
+        rows = []
+        for i in range(6):
+            def make(i=i):
+                if stop_after is not None and len(made) == stop_after:
+                    raise KeyboardInterrupt  # the session ends mid-source
+                made.append(i)
+                t = np.arange(16000) / 16000
+                return 0.3 * np.sin(2 * np.pi * (200 + 50 * i) * t) * np.hanning(len(t)), 16000
+            labels = {"kind": "speech", "split": src.split, "package": "fake", "version": "1", "license": "CC0-1.0",
+                      "speaker": "robot", "language": "en", "speech_kind": "neural", "family": None}
+            row = build.synthesized(root, src.name, f"utt{i:04d}", labels, make)
+            if row:
+                rows.append(row)
+        return rows
+    return run
+
+
+def test_an_interrupted_synthesizer_goes_on_where_it_stopped(tmp_path, monkeypatch):
+    src = _FakeVoice()
+    made: list = []
+    monkeypatch.setitem(build._BUILDERS, _FakeVoice, _fake_voice_builder(made, stop_after=4))
+    with pytest.raises(KeyboardInterrupt):
+        build.build(tmp_path / "a", [src.name], extra_sources=(src,), log=lambda m: None)
+    assert made == [0, 1, 2, 3] and not (corpus.corpus_dir(tmp_path / "a") / src.name / "items.jsonl").exists()
+
+    made.clear()
+    logs: list = []
+    monkeypatch.setitem(build._BUILDERS, _FakeVoice, _fake_voice_builder(made, stop_after=None))
+    rows = build.build(tmp_path / "a", [src.name], extra_sources=(src,), log=logs.append)
+    assert made == [4, 5]  # only what the interrupted run had not stored
+    assert logs[0] == "fake-voice: going on with an interrupted build (4 items stored)"
+    # the same manifest as a build that was never interrupted
+    made.clear()
+    whole = build.build(tmp_path / "b", [src.name], extra_sources=(src,), log=lambda m: None)
+    assert made == list(range(6))
+    assert [json.dumps(r, sort_keys=True) for r in rows] == [json.dumps(r, sort_keys=True) for r in whole]
+
+    made.clear()  # a finished source is not resumed but reused; --rebuild makes every item again
+    build.build(tmp_path / "a", [src.name], extra_sources=(src,), log=lambda m: None)
+    assert made == []
+    build.build(tmp_path / "a", [src.name], rebuild=True, extra_sources=(src,), log=lambda m: None)
+    assert made == list(range(6))
 
 
 def test_a_retired_source_left_in_the_cache_is_left_out_of_the_manifest(tiny_corpus, tmp_path, monkeypatch):

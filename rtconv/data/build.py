@@ -37,7 +37,7 @@ from . import augment, sources
 from .corpus import corpus_dir, split_of, write_manifest
 from .packages import Fetched, check_allowed, fetch_deb, fetch_wheel
 
-__all__ = ["build", "store_item", "trim"]
+__all__ = ["build", "store_item", "synthesized", "trim"]
 
 _AUDIO = (".wav", ".ogg", ".oga", ".flac", ".aiff", ".aif", ".mp3")
 
@@ -76,18 +76,36 @@ def store_item(x: np.ndarray, sample_rate: int, root: Path, source: str, name: s
     peak = float(np.abs(x).max())
     if peak > 1.0:
         x = x / peak
-    item_id = f"{source}/{name}"
-    rel = f"{source}/{name}.flac"
-    path = root / rel
+    path = root / source / f"{name}.flac"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.flac")
     sf.write(str(tmp), x.astype(np.float32), sample_rate, subtype="PCM_24", format="FLAC")
-    os.replace(tmp, path)
-    row = {"id": item_id, "source": source, "file": rel, "seconds": round(len(x) / sample_rate, 3),
+    os.replace(tmp, path)  # a file under its own name is always whole: synthesized() relies on it
+    got = _read(path)  # the row measures what the file holds (24-bit), as a resumed build reads it back
+    return _row(got[0] if got is not None else x, sample_rate, source, name, labels)
+
+
+def _row(x: np.ndarray, sample_rate: int, source: str, name: str, labels: dict) -> dict:
+    item_id = f"{source}/{name}"
+    row = {"id": item_id, "source": source, "file": f"{item_id}.flac", "seconds": round(len(x) / sample_rate, 3),
            "sample_rate": int(sample_rate),
            "bandwidth_hz": round(augment.effective_bandwidth(x, sample_rate), 1), **labels}
     row["split"] = split_of(item_id, labels["split"])
     return row
+
+
+def synthesized(root: Path, source: str, name: str, labels: dict,
+                make: Callable[[], tuple[np.ndarray, int]]) -> dict | None:
+    """The synthesized item ``<source>/<name>``: ``make()`` -> ``(audio, rate)`` stored by :func:`store_item`, or,
+    where an interrupted build of the source already stored it, that file read back (a synthesizer's items
+    are fixed by seeded texts and settings, so the file is the one ``make`` would give).  A neural voice
+    takes seconds per utterance on a CPU: an interrupted build goes on where it stopped."""
+    path = root / source / f"{name}.flac"
+    got = _read(path) if path.is_file() else None
+    if got is not None and len(got[0]):
+        return _row(got[0], got[1], source, name, labels)
+    x, rate = make()
+    return store_item(x, rate, root, source, name, labels)
 
 
 def _read(path) -> tuple[np.ndarray, int] | None:
@@ -307,10 +325,11 @@ def _piper(src: sources.Piper, root: Path, cache: Path, limit: int, log) -> list
     rows = []
     for i, text in enumerate(_texts(src.language, count, seed=77)):
         conf = SynthesisConfig(length_scale=float(rng.uniform(0.85, 1.2)), noise_scale=float(rng.uniform(0.5, 0.8)),
-                               noise_w_scale=float(rng.uniform(0.6, 1.0)))
-        x = np.concatenate([c.audio_float_array for c in voice.synthesize(text, syn_config=conf)])
-        row = store_item(x, cfg.sample_rate, root, src.name, f"utt{i:04d}",
-                         _labels("speech", pkg, src.split, src.speaker, src.language, "neural", None))
+                               noise_w_scale=float(rng.uniform(0.6, 1.0)))  # drawn for every item, kept or not
+        row = synthesized(root, src.name, f"utt{i:04d}",
+                          _labels("speech", pkg, src.split, src.speaker, src.language, "neural", None),
+                          lambda: (np.concatenate([c.audio_float_array for c in voice.synthesize(text, syn_config=conf)]),
+                                   cfg.sample_rate))
         if row:
             rows.append(row)
     return rows
@@ -355,9 +374,10 @@ def _hibari(src: sources.Hibari, root: Path, cache: Path, limit: int, log) -> li
         rng = np.random.default_rng([11, 7])
         rows = []
         for i, text in enumerate(_texts(src.language, count, seed=1101)):
-            x = tts(text, speed=float(rng.uniform(0.9, 1.1)), seed=i)
-            row = store_item(x, tts.sample_rate, root, src.name, f"utt{i:04d}",
-                             _labels("speech", pkg, src.split, src.voice, src.language, "neural", None))
+            speed = float(rng.uniform(0.9, 1.1))  # drawn for every item, kept or not: the sequence stays the same
+            row = synthesized(root, src.name, f"utt{i:04d}",
+                              _labels("speech", pkg, src.split, src.voice, src.language, "neural", None),
+                              lambda: (tts(text, speed=speed, seed=i), tts.sample_rate))
             if row:
                 rows.append(row)
     return rows
@@ -392,9 +412,9 @@ def _kokoro(src: sources.Kokoro, root: Path, cache: Path, limit: int, log) -> li
             kokoro._session = _one_thread_session(ort, kokoro.model_path())
             rows = []
             for v, i in plan:
-                x, sr = kokoro.synthesize(texts[v][i], voice=v, speed=float(speeds[v][i]))
-                row = store_item(x, sr, root, src.name, f"{v}-utt{i:04d}",
-                                 _labels("speech", pkg, src.split, v, src.language, "neural", None))
+                row = synthesized(root, src.name, f"{v}-utt{i:04d}",
+                                  _labels("speech", pkg, src.split, v, src.language, "neural", None),
+                                  lambda: kokoro.synthesize(texts[v][i], voice=v, speed=float(speeds[v][i])))
                 if row:
                     rows.append(row)
     finally:
@@ -496,7 +516,15 @@ def build(cache_dir: str | os.PathLike | None = None, names: Sequence[str] | Non
         if done.is_file() and same_limit and not rebuild:
             log(f"{src.name}: already built")
             continue
-        shutil.rmtree(root / src.name, ignore_errors=True)
+        # an interrupted build of the same --limit keeps its items: the synthesizers go on where they stopped
+        partial = root / src.name / ".partial"
+        if not done.is_file() and not rebuild and partial.is_file() and partial.read_text().strip() == str(limit):
+            log(f"{src.name}: going on with an interrupted build "
+                f"({sum(1 for _ in (root / src.name).glob('*.flac'))} items stored)")
+        else:
+            shutil.rmtree(root / src.name, ignore_errors=True)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(f"{limit}\n")
         try:
             rows = _BUILDERS[type(src)](src, root, cache, limit, log)
         except (RtconvError, OSError, subprocess.SubprocessError) as e:
@@ -510,6 +538,7 @@ def build(cache_dir: str | os.PathLike | None = None, names: Sequence[str] | Non
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
         os.replace(tmp, done)
         stamp.write_text(f"{limit}\n")
+        partial.unlink(missing_ok=True)
         log(f"{src.name}: {len(rows)} items, {sum(r['seconds'] for r in rows) / 60:.1f} min")
     rows = []
     for d in sorted(root.glob("*/items.jsonl")):
