@@ -76,13 +76,17 @@ def store_item(x: np.ndarray, sample_rate: int, root: Path, source: str, name: s
     peak = float(np.abs(x).max())
     if peak > 1.0:
         x = x / peak
-    path = root / source / f"{name}.flac"
+    path = _item_path(root, source, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.flac")
     sf.write(str(tmp), x.astype(np.float32), sample_rate, subtype="PCM_24", format="FLAC")
     os.replace(tmp, path)  # a file under its own name is always whole: synthesized() relies on it
     got = _read(path)  # the row measures what the file holds (24-bit), as a resumed build reads it back
     return _row(got[0] if got is not None else x, sample_rate, source, name, labels)
+
+
+def _item_path(root: Path, source: str, name: str) -> Path:
+    return root / source / f"{name}.flac"
 
 
 def _row(x: np.ndarray, sample_rate: int, source: str, name: str, labels: dict) -> dict:
@@ -100,8 +104,7 @@ def synthesized(root: Path, source: str, name: str, labels: dict,
     where an interrupted build of the source already stored it, that file read back (a synthesizer's items
     are fixed by seeded texts and settings, so the file is the one ``make`` would give).  A neural voice
     takes seconds per utterance on a CPU: an interrupted build goes on where it stopped."""
-    path = root / source / f"{name}.flac"
-    got = _read(path) if path.is_file() else None
+    got = _read(_item_path(root, source, name))  # None where it is not stored (or unreadable)
     if got is not None and len(got[0]):
         return _row(got[0], got[1], source, name, labels)
     x, rate = make()
