@@ -223,6 +223,18 @@ class ConvDenoiser(Model):
         filter's coefficients depend on.  0 (the default) leaves them out;
         their first-layer weights start at zero, so a model grown into them
         starts at its old output.
+    presence : int
+        Hidden units of a speech-presence head (0, the default: none): a 1x1
+        layer, a GRU and a sigmoid reading the gains each frame, which scale
+        the frame's gains and deep filter by ``pf + (1 - pf) * p`` (see
+        :class:`~rtconv.framed.MaskGate`): a frame the head calls noise is
+        closed by up to ``presence_floor_db`` more than the mask closes it.
+        The mask learns which bins hold speech; the head learns whether the
+        frame holds any, over the GRU's memory, and trains alone on a frozen
+        mask network (``rtconv train --resume ... --arch-arg presence=16
+        --train-only presence``).  It starts open (``p`` = 0.98 everywhere).
+    presence_floor_db : float
+        The most the presence head closes a frame, in dB (default 30).
     """
 
     arch = "framed_denoiser"
@@ -242,6 +254,8 @@ class ConvDenoiser(Model):
         analysis_window: int | None = None,
         deep_filter=None,
         phase_features: int = 0,
+        presence: int = 0,
+        presence_floor_db: float = 30.0,
     ) -> None:
         super().__init__()
         _check_int("window", window, 4)
@@ -295,7 +309,17 @@ class ConvDenoiser(Model):
             layers.append(Residual(nn.Sequential(FrameGRU(channels, gru), MimoConv1d(gru, channels, 1))))
         layers += [MimoConv1d(channels, K + extra, 1), Activation("sigmoid")]
         estimator = FrameNet(*layers)
-        gate = MaskGate(estimator, pairs=True, floor=limit_to_floor(attenuation_limit_db), deep_filter=deep_filter)
+        _check_int("presence", presence, 0)
+        if (isinstance(presence_floor_db, bool) or not isinstance(presence_floor_db, (int, float))
+                or not 0.0 <= presence_floor_db <= 120.0):
+            raise ConfigError(f"presence_floor_db must be a number of dB from 0 to 120, got {presence_floor_db!r}; "
+                              "e.g. 30 lets the presence head close a noise-only frame by up to 30 dB more.")
+        head = None
+        if presence:
+            head = FrameNet(MimoConv1d(K, presence, 1), Activation("tanh"), FrameGRU(presence, presence),
+                            MimoConv1d(presence, 1, 1), Activation("sigmoid"))
+        gate = MaskGate(estimator, pairs=True, floor=limit_to_floor(attenuation_limit_db), deep_filter=deep_filter,
+                        presence=head, presence_floor=10.0 ** (-float(presence_floor_db) / 20.0) if presence else 0.0)
         self.body = nn.Sequential(Framed(StridedConv1d(1, analysis, analysis, hop), gate,
                                          TransposedConv1d(analysis, 1, window, hop)))
         self._config = {"window": window, "hop": hop, "channels": channels, "blocks": blocks, "taps": taps}
@@ -313,6 +337,9 @@ class ConvDenoiser(Model):
             self._config["deep_filter"] = deep_filter
         if phase_features:
             self._config["phase_features"] = phase_features
+        if presence:
+            self._config["presence"] = presence
+            self._config["presence_floor_db"] = float(presence_floor_db)
         self._limit = attenuation_limit_db
         self._init_weights()
         for p in (self.encoder.weight, self.decoder.weight):
@@ -346,6 +373,10 @@ class ConvDenoiser(Model):
             last.bias.fill_(3.0)  # gains start near 0.95: the model starts as a pass-through
             last.weight[K:].zero_()  # the deep filter's outputs start at 0.5: a zero filter
             last.bias[K:].zero_()
+            if self.gate.presence is not None:  # the head starts open: 0.98 on every frame, -0.16 dB
+                out = [m for m in self.gate.presence if isinstance(m, MimoConv1d)][-1]
+                out.weight.zero_()
+                out.bias.fill_(4.0)
 
     def transfer_from(self, src) -> tuple[int, int] | None:
         """Start from ``src``, a model with a shorter analysis window (see :func:`rtconv.models.transfer_weights`).
@@ -401,6 +432,8 @@ class ConvDenoiser(Model):
         projection's columns for them are zero), while the gradient reaches them through those
         columns.  The grown model computes what ``src`` did.  ``None`` when nothing grows.
         """
+        if src.gate.presence is not None and self.gate.presence is None:
+            raise ConfigError("a model with a presence head cannot become one without; keep --arch-arg presence.")
         mine = (self.gate.deep_filter, self.config.get("phase_features", 0))
         theirs = (src.gate.deep_filter, src.config.get("phase_features", 0))
         width, old_width = self.config.get("gru", 0), src.config.get("gru", 0)
@@ -464,9 +497,11 @@ class ConvDenoiser(Model):
         """Multiply-accumulates per second of audio (convolutions only)."""
         H = self.encoder.stride
         per_frame = self.encoder.weight.numel() + self.decoder.weight.numel()
-        per_frame += sum(m.weight.numel() for m in self.gate.estimator.modules() if isinstance(m, MimoConv1d))
-        per_frame += sum(3 * m.hidden * (m.in_features + m.hidden) for m in self.gate.estimator.modules()
-                         if isinstance(m, FrameGRU))
+        nets = [self.gate.estimator] + ([self.gate.presence] if self.gate.presence is not None else [])
+        for net in nets:
+            per_frame += sum(m.weight.numel() for m in net.modules() if isinstance(m, MimoConv1d))
+            per_frame += sum(3 * m.hidden * (m.in_features + m.hidden) for m in net.modules()
+                             if isinstance(m, FrameGRU))
         if self.gate.deep_filter is not None:  # one complex multiply-add (4 real) per bin and tap
             per_frame += 4 * self.gate.deep_filter[0] * self.gate.deep_filter[1]
         return per_frame * sample_rate / H

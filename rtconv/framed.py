@@ -259,6 +259,17 @@ class MaskGate(nn.Module):
         cannot: a voice's harmonics inside a bin wider than their spacing.
         With the coefficient outputs at ``s = 0.5`` it is the plain mask.
         The floor then mixes the input back in: ``f*x + (1-f)*(g*x + DF)``.
+    presence : nn.Module or None
+        A speech-presence head: a frame-rate network ``(B, K, M) -> (B, 1, M)``
+        ending in a sigmoid that reads the gains (the mask network's view
+        of each bin) and says, per frame, how likely speech is; the frame's
+        gains and filter are scaled by ``pf + (1 - pf) * p``, so frames the
+        head calls noise are closed by up to ``presence_floor`` more than
+        the mask alone closes them (RNNoise's and DeepFilterNet's VAD and
+        local-SNR outputs do the same job).  The attenuation ``floor`` still
+        bounds the total: ``f*x + (1-f)*(p'*(g*x + DF))``.
+    presence_floor : float
+        Smallest presence gain ``pf`` (``10 ** (-dB / 20)``).
 
     Attributes
     ----------
@@ -270,10 +281,20 @@ class MaskGate(nn.Module):
         unrelated examples.  Read on every block, like ``floor``.
     """
 
-    def __init__(self, estimator: nn.Module, pairs: bool = True, floor: float = 0.0, deep_filter=None) -> None:
+    def __init__(self, estimator: nn.Module, pairs: bool = True, floor: float = 0.0, deep_filter=None,
+                 presence: nn.Module | None = None, presence_floor: float = 0.0) -> None:
         super().__init__()
         self.estimator = estimator
         self.pairs = bool(pairs)
+        if presence is not None and not self.pairs:
+            raise ConfigError("a presence head reads the gains of a mask over channel pairs (pairs=True).")
+        if presence is not None:
+            self.presence = presence
+        else:
+            self.presence = None
+        if not 0.0 <= float(presence_floor) <= 1.0:
+            raise ConfigError(f"the presence floor must be a gain in [0, 1], got {presence_floor!r}.")
+        self.presence_floor = float(presence_floor)
         self.floor = floor
         self.linked = False
         if deep_filter is not None:
@@ -314,7 +335,26 @@ class MaskGate(nn.Module):
 
     @property
     def receptive_field(self) -> int:
-        return receptive_field(self.estimator) + self.filter_span
+        own = receptive_field(self.estimator) + self.filter_span
+        if self.presence is None:
+            return own
+        return max(own, receptive_field(self.estimator) + receptive_field(self.presence) - 1)
+
+    def presence_gain(self, e: torch.Tensor) -> torch.Tensor | None:
+        """The presence head's per-frame scale ``pf + (1 - pf) * p`` from the estimator output ``e``
+        (``(B, 1, M)``), or ``None`` without a head."""
+        if self.presence is None:
+            return None
+        K = self._pairs_of(e)
+        p = self.presence(e[:, :K])
+        pf = self.presence_floor
+        return p if pf == 0.0 else p * (1.0 - pf) + pf
+
+    def _pairs_of(self, e: torch.Tensor) -> int:
+        if self.deep_filter is None:
+            return e.shape[1]
+        bins, order, _ = self.deep_filter
+        return e.shape[1] - 2 * bins * order
 
     def gain(self, g: torch.Tensor) -> torch.Tensor:
         f = self._floor
@@ -328,16 +368,22 @@ class MaskGate(nn.Module):
             return z * self.gain(e)
         B, C, M = z.shape
         K = C // 2
-        y = (z.view(B, 2, K, M) * self.gain(e[:, :K]).unsqueeze(1)).view(B, C, M)
+        pg = self.presence_gain(e)
+        g = e[:, :K] if pg is None else e[:, :K] * pg
+        y = (z.view(B, 2, K, M) * self.gain(g).unsqueeze(1)).view(B, C, M)
         if self.deep_filter is None:
             return y
         bins, order, d = self.deep_filter
         h = F.pad(low_bins(z, bins), (self.filter_span, 0))  # from zeros before the first frame
-        return y + (1.0 - self._floor) * place_low_bins(deep_filter_frames(h, e[:, K:], order, d), K)
+        v = deep_filter_frames(h, e[:, K:], order, d)
+        if pg is not None:
+            v = v * pg.unsqueeze(1)
+        return y + (1.0 - self._floor) * place_low_bins(v, K)
 
     def extra_repr(self) -> str:
         df = "" if self.deep_filter is None else f", deep_filter={self.deep_filter}"
-        return f"pairs={self.pairs}, floor={self._floor:g}{df}"
+        pr = "" if self.presence is None else f", presence_floor={self.presence_floor:g}"
+        return f"pairs={self.pairs}, floor={self._floor:g}{df}{pr}"
 
 
 def deep_filter_sum(taps: torch.Tensor, s: torch.Tensor) -> torch.Tensor:

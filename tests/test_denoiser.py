@@ -392,3 +392,66 @@ def test_bad_deep_filters_are_refused_in_one_sentence(value):
     with pytest.raises(ConfigError, match=r"deep_filter must be \[bins, order, dilation\], positive integers with "
                                           r"bins at most 15 .*got"):
         ConvDenoiser(**ASYM, deep_filter=value)
+
+
+# -- a speech-presence head -------------------------------------------------------------------------------
+def test_a_grown_presence_head_starts_open_and_scales_every_bin_and_the_deep_filter_alike():
+    from rtconv.models import build, transfer_weights
+
+    torch.manual_seed(20)
+    old = _moved(ConvDenoiser(**ASYM, gru=5, deep_filter=[5, 3, 1], phase_features=5).eval(), 0.1)
+    new = build(old.arch, {**old.config, "presence": 4}).eval()
+    assert transfer_weights(old, new) == (len(list(old.parameters())), 8)  # the head's 8 tensors start fresh
+    x = np.random.default_rng(21).normal(size=(3000, 1)).astype(np.float32) * 0.1
+    # one scale for the whole output, sigmoid(4) above the 30 dB floor (-0.15 dB), which a calibration takes back
+    pf = 10 ** (-30 / 20)
+    np.testing.assert_allclose(_offline(new, x), _offline(old, x) * (pf + (1 - pf) / (1 + np.exp(-4.0))), atol=1e-6)
+    assert new.config["presence"] == 4 and new.config["presence_floor_db"] == 30.0
+    assert new.macs_per_second() > old.macs_per_second()
+    with pytest.raises(ConfigError, match="a model with a presence head cannot become one without"):
+        transfer_weights(new, build(old.arch, old.config))
+
+
+@pytest.mark.parametrize("limit_db", [None, 12.0])
+def test_a_closed_presence_head_closes_the_frame_by_its_floor_and_the_attenuation_limit_still_bounds_it(limit_db):
+    model = ConvDenoiser(**ASYM, presence=4, presence_floor_db=30.0, attenuation_limit_db=limit_db).eval()
+    last = [m for m in model.gate.estimator if isinstance(m, MimoConv1d)][-1]
+    head = [m for m in model.gate.presence if isinstance(m, MimoConv1d)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(50.0)  # the mask keeps every bin...
+        head.bias.fill_(-50.0)  # ...and the head calls every frame noise
+    x = np.random.default_rng(22).normal(size=(4000, 1)).astype(np.float32)
+    y = _offline(model, x)[200:]
+    f = 0.0 if limit_db is None else 10 ** (-limit_db / 20)
+    expected = f + (1 - f) * 10 ** (-30 / 20)  # the limit mixes the input back in on top of the closed frame
+    assert np.std(y) / np.std(x[200 - model.latency : len(x) - model.latency]) == pytest.approx(expected, rel=0.02)
+
+
+@pytest.mark.parametrize("sizes", [[1], [16], [17, 1, 250]])
+@pytest.mark.parametrize("linked", [False, True])
+def test_a_denoiser_with_a_presence_head_streams_exactly_and_travels_through_checkpoints(sizes, linked, tmp_path):
+    from rtconv.denoiser import set_linked
+
+    torch.manual_seed(23)
+    model = _moved(ConvDenoiser(**ASYM, gru=4, deep_filter=[6, 4, 1], phase_features=6, presence=3,
+                                attenuation_limit_db=20.0).eval(), 0.5)
+    x = np.random.default_rng(24).normal(size=(2000, 2)).astype(np.float32) * 0.1
+    if linked:  # a stream's setting, not the checkpoint's: streamed against offline only
+        set_linked(model, True)
+        ref = _offline(model, x)
+        np.testing.assert_allclose(_stream(model, x, sizes), ref, atol=1e-5 * np.abs(ref).max())
+        assert np.abs(ref[:, 0] - ref[:, 1]).max() > 1e-3  # the channels differ; their gains do not
+        return
+    back = _assert_streams_exactly_and_round_trips(model, x, sizes, tmp_path / "p.safetensors")
+    assert back.config["presence"] == 3 and back.gate.presence is not None
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"presence": -1}, "presence"),
+    ({"presence": 4, "presence_floor_db": -3}, "presence_floor_db must be a number of dB from 0 to 120, got -3"),
+    ({"presence": 4, "presence_floor_db": "30"}, "presence_floor_db must be a number of dB from 0 to 120"),
+])
+def test_bad_presence_settings_are_refused_in_one_sentence(kw, message):
+    with pytest.raises(ConfigError, match=message):
+        ConvDenoiser(**ASYM, **kw)

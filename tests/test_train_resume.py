@@ -161,3 +161,48 @@ def test_a_time_budget_that_is_not_a_positive_number_is_one_sentence(tmp_path):
 
     with pytest.raises(ConfigError, match=r"time budget must be a positive number of minutes, got -1"):
         train(_cfg(tmp_path / "x.safetensors", time_budget=-1), log=lambda s: None)
+
+
+def _presence_cfg(out, **kw):
+    opts = {"train_examples": 8, "val_examples": 4, "test_examples": 4, "sample_rate": 16000, "seconds": 0.5,
+            "utterances": 8}
+    base = dict(task="denoise", task_options=opts, arch="framed_denoiser", loss="si_sdr + 0.5*silence",
+                arch_config={"channels": 8, "blocks": 1, "window": 32, "hop": 16, "learn_filterbank": False,
+                             "gru": 4, "presence": 3},
+                optimizer="adam", lr=0.01, epochs=3, batch_size=4, progress=False, out=str(out), seed=9,
+                train_only=["presence"], command="rtconv train denoise --train-only presence (test)")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_train_only_moves_the_named_parameters_alone_and_an_interrupted_run_continues_exactly(tmp_path):
+    from rtconv.models import build
+
+    torch.manual_seed(0)
+    start = build("framed_denoiser", _presence_cfg(tmp_path / "x").arch_config)
+    from rtconv import checkpoint
+
+    checkpoint.save(start, tmp_path / "start.safetensors", sample_rate=16000)
+    lines = []
+    whole = train(_presence_cfg(tmp_path / "whole.safetensors", resume=str(tmp_path / "start.safetensors")),
+                  log=lines.append)
+    assert any(ln.startswith("training only 8 tensors") and "presence" in ln for ln in lines), lines
+    before = dict(start.state_dict())
+    moved = {k for k, v in whole.model.state_dict().items() if not torch.equal(v, before[k])}
+    assert moved and all("presence" in k for k in moved)  # the head learned; nothing else changed
+    part = tmp_path / "part.safetensors"
+    with pytest.raises(Interrupted):
+        train(_presence_cfg(part, resume=str(tmp_path / "start.safetensors")), log=_stop_at("epoch 3:"))
+    lines = []
+    done = train(_presence_cfg(tmp_path / "done.safetensors", resume=str(part)), log=lines.append)
+    assert any("exactly after epoch 2 of 3" in ln for ln in lines), lines
+    for (k, a), b in zip(whole.model.state_dict().items(), done.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=k)
+
+
+def test_train_only_naming_no_parameter_is_refused_in_one_sentence(tmp_path):
+    from rtconv.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--train-only nothing names no trainable parameter of 'framed_denoiser'; "
+                                          r"its parameters are named like body\.0\.body\.estimator"):
+        train(_presence_cfg(tmp_path / "n.safetensors", train_only=["nothing"]), log=lambda s: None)

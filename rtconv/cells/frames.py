@@ -133,18 +133,25 @@ class _MaskGate(Cell):
 
     kind = "gate"
 
-    def __init__(self, module: MaskGate, estimator: Cell, rows: bool, batch: int, dtype: torch.dtype) -> None:
+    def __init__(self, module: MaskGate, estimator: Cell, rows: bool, batch: int, dtype: torch.dtype,
+                 presence: Cell | None = None) -> None:
         self.m, self.est, self.rows, self.B = module, estimator, rows, batch
+        self.pres, self.pf = presence, module.presence_floor
         self.df = module.deep_filter
         # the filtered bins' past frames (real parts, then imaginary), as many as the filter reaches back
         self.hist = None if self.df is None else History(batch, 2 * self.df[0], module.filter_span, dtype,
                                                          time_first=rows)
 
     def children(self) -> list[Cell]:
-        return [self.est]
+        return [self.est] if self.pres is None else [self.est, self.pres]
 
     def histories(self) -> list[History]:
         return [] if self.hist is None else [self.hist]
+
+    def _presence(self, g: torch.Tensor) -> torch.Tensor:
+        """The presence head's scale for gains ``g`` (rows ``(R, K)`` or columns ``(B, K, M)``)."""
+        p = self.pres.process(g.contiguous())
+        return p.mul(1.0 - self.pf).add_(self.pf) if self.pf else p
 
     def process(self, z: torch.Tensor) -> torch.Tensor:
         e = self.est.process(z)
@@ -161,6 +168,9 @@ class _MaskGate(Cell):
         C = z.shape[1]
         K = C // 2
         g = e[:, :K]
+        pg = None if self.pres is None else self._presence(g)  # (R, 1) or (B, 1, M)
+        if pg is not None:
+            g = g * pg
         if f:
             g = g.mul(1.0 - f).add_(f)
         if self.rows:  # (R, 2K) * (R, 1, K)
@@ -174,6 +184,8 @@ class _MaskGate(Cell):
             buf = self.hist.tbuf  # (time, B, 2*bins)
             taps = torch.stack([buf[end - m - n * d : end - n * d] for n in range(order)], 2)  # (m, B, order, 2*bins)
             v = deep_filter_sum(taps.reshape(R, order, 2, bins), e[:, K:].reshape(R, order, 2, bins))
+            if pg is not None:
+                v.mul_(pg.view(R, 1, 1))
             y.view(R, 2, K)[:, :, 1 : 1 + bins].add_(v.mul_(1.0 - f) if f else v)
             return y
         B, C, M = z.shape
@@ -182,6 +194,8 @@ class _MaskGate(Cell):
             return y
         bins, order, d = self.df
         v = deep_filter_frames(self.hist.push(low_bins(z, bins)), e[:, K:], order, d)
+        if pg is not None:
+            v.mul_(pg.unsqueeze(1))
         y.view(B, 2, K, M)[:, :, 1 : 1 + bins].add_(v.mul_(1.0 - f) if f else v)
         return y
 
@@ -335,7 +349,14 @@ def _build_sequence(module: FrameNet, ctx: Context) -> Cell | None:
 
 def _build_gate(module: MaskGate, ctx: Context) -> Cell | None:
     est = ctx.build(module.estimator, "estimator")
-    return None if est is None else _MaskGate(module, est, ctx.rows, ctx.batch, ctx.dtype)
+    if est is None:
+        return None
+    pres = None
+    if module.presence is not None:
+        pres = ctx.build(module.presence, "presence")
+        if pres is None:
+            return None
+    return _MaskGate(module, est, ctx.rows, ctx.batch, ctx.dtype, pres)
 
 
 def _refuse_alone(module, ctx: Context) -> Cell:

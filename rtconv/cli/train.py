@@ -175,6 +175,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="compute each step's batch in pieces of N examples whose gradients add up to the "
                         "step (examples are averaged alike; 'sc' becomes the pieces' mean): on a CPU a batch "
                         "of 64 four-second clips runs about twice as fast per clip in pieces of 16")
+    g.add_argument("--train-only", metavar="WORD[,WORD...]",
+                   help="train only the parameters whose names contain one of these words (e.g. 'presence': "
+                        "a presence head grown with --arch-arg presence=16 on a frozen denoiser)")
     g.add_argument("--workers", type=positive_int, default=1, metavar="N",
                    help="processes that mix the examples before training (the examples are the same for "
                         "any N; default: %(default)s)")
@@ -303,7 +306,20 @@ def build_config(args):
         device=args.device, out=args.out, report=args.report, resume=args.resume, name=args.name,
         description=args.description, command=_command_line(args), progress=not args.quiet,
         workers=args.workers, micro_batch=args.micro_batch, time_budget=args.time_budget,
+        train_only=_words(args.train_only),
     )
+
+
+def _words(text: str | None) -> list[str] | None:
+    """``--train-only``'s comma-separated words, or None when it is not given."""
+    if text is None:
+        return None
+    words = [w.strip() for w in text.split(",") if w.strip()]
+    if not words:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--train-only needs words found in parameter names, got {text!r}; e.g. --train-only presence.")
+    return words
 
 
 def _command_line(args) -> str:

@@ -47,9 +47,11 @@ class _PairPower(Node):
 
 
 class _MaskGate(Node):
-    def __init__(self, m: MaskGate, estimator: Node, control: str | None, batch: int, name: str) -> None:
+    def __init__(self, m: MaskGate, estimator: Node, control: str | None, batch: int, name: str,
+                 presence: Node | None = None) -> None:
         super().__init__()
         self.est, self.pairs, self.floor = estimator, m.pairs, m.floor  # the floor at export time
+        self.pres, self.pf = presence, m.presence_floor
         self.linked = bool(getattr(m, "linked", False))  # as at export time
         self.control = control  # or an input of that name, read every block
         self.df, self.span = m.deep_filter, m.filter_span
@@ -58,7 +60,8 @@ class _MaskGate(Node):
         self.shape = None if self.df is None else (batch, 2 * self.df[0], self.span)
 
     def specs(self):
-        return self.est.specs() + ([(self.name, self.shape)] if self.df is not None and self.span else [])
+        own = [(self.name, self.shape)] if self.df is not None and self.span else []
+        return self.est.specs() + (self.pres.specs() if self.pres is not None else []) + own
 
     def forward(self, z, flow, valid):
         e = self.est(z, flow, valid)
@@ -72,7 +75,12 @@ class _MaskGate(Node):
             return z * (e * (1.0 - f) + f)
         B, C, M = z.shape
         K = C // 2
-        y = (z.reshape(B, 2, K, M) * (e[:, :K] * (1.0 - f) + f).unsqueeze(1)).reshape(B, C, M)
+        g = e[:, :K]
+        pg = None
+        if self.pres is not None:
+            pg = self.pres(g, flow, valid) * (1.0 - self.pf) + self.pf  # (B, 1, M)
+            g = g * pg
+        y = (z.reshape(B, 2, K, M) * (g * (1.0 - f) + f).unsqueeze(1)).reshape(B, C, M)
         if self.df is None:
             return y
         bins, order, d = self.df
@@ -80,7 +88,10 @@ class _MaskGate(Node):
         if self.span:
             h = torch.cat([flow.states[self.name], h], dim=-1)
             flow.out[self.name] = _take(h, valid, self.span)  # the span before the first unused frame
-        return y + place_low_bins(deep_filter_frames(h, e[:, K:], order, d) * (1.0 - f), K)
+        v = deep_filter_frames(h, e[:, K:], order, d)
+        if pg is not None:
+            v = v * pg.unsqueeze(1)
+        return y + place_low_bins(v * (1.0 - f), K)
 
 
 class _GRU(Node):
@@ -191,7 +202,9 @@ def _build_gate(module: MaskGate, ctx: StepContext) -> Node:
     if ctx.controls:
         control = f"{ctx.path}.floor"
         ctx.control_names.append(control)  # before the estimator's: inputs in the tree's order
-    return _MaskGate(module, ctx.build(module.estimator, "estimator"), control, ctx.batch, ctx.path)
+    est = ctx.build(module.estimator, "estimator")
+    pres = None if module.presence is None else ctx.build(module.presence, "presence")
+    return _MaskGate(module, est, control, ctx.batch, ctx.path, pres)
 
 
 def _refuse_alone(module: nn.Module, ctx: StepContext) -> Node:

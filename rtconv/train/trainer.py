@@ -130,6 +130,10 @@ class TrainConfig:
         over the batch, becomes the mean of the pieces' ratios, as it does
         over the ranks under torchrun.  For speed where a large batch
         overflows the CPU's caches, or for memory; ``None``: the whole batch.
+    train_only : list of str or None
+        Train only the parameters whose names contain one of these words
+        (e.g. ``["presence"]``: a presence head on a frozen mask network);
+        the rest keep their values.  ``None``: every trainable parameter.
     time_budget : float or None
         Minutes the whole run may take (data, training, test): after the
         examples are made, a few training steps are timed (then undone) and
@@ -172,6 +176,7 @@ class TrainConfig:
     progress: bool = True
     workers: int = 0
     micro_batch: int | None = None
+    train_only: list | None = None
     time_budget: float | None = None
     calibrate_gain: bool = False
     dist_backend: str = DEFAULTS["dist_backend"]
@@ -235,7 +240,27 @@ def _check(cfg: TrainConfig) -> None:
     if cfg.time_budget is not None and not (isinstance(cfg.time_budget, (int, float))
                                             and math.isfinite(cfg.time_budget) and cfg.time_budget > 0):
         raise ConfigError(f"time budget must be a positive number of minutes, got {cfg.time_budget!r}.")
+    if cfg.train_only is not None and (not isinstance(cfg.train_only, (list, tuple)) or not cfg.train_only
+                                       or not all(isinstance(w, str) and w for w in cfg.train_only)):
+        raise ConfigError(f"train_only must be a list of words in parameter names, got {cfg.train_only!r}; "
+                          "e.g. ['presence'].")
     _losses.get_loss(cfg.loss)
+
+
+def _freeze_all_but(model, words, log) -> None:
+    """Leave only the parameters whose names contain one of ``words`` trainable (``--train-only``)."""
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    keep = [n for n in names if any(w in n for w in words)]
+    if not keep:
+        raise ConfigError(
+            f"--train-only {','.join(words)} names no trainable parameter of {model.arch!r}; its parameters are "
+            f"named like {', '.join(names[:3])}{', ...' if len(names) > 3 else ''}.")
+    for n, p in model.named_parameters():
+        if n not in keep:
+            p.requires_grad_(False)
+    count = sum(p.numel() for n, p in model.named_parameters() if n in keep)
+    log(f"training only {len(keep)} tensors ({count} parameters) whose names contain {', '.join(words)}; "
+        "the rest stay as they are")
 
 
 def _seed_all(seed: int) -> None:
@@ -502,7 +527,7 @@ def _terms_text(parts: dict) -> str:
 
 
 _STATE_KEYS = ("task", "task_options", "arch", "arch_config", "loss", "optimizer", "lr", "momentum",
-               "weight_decay", "batch_size", "epochs", "schedule", "clip_grad", "seed")
+               "weight_decay", "batch_size", "epochs", "schedule", "clip_grad", "seed", "train_only")
 
 
 def state_path(out) -> Path:
@@ -512,7 +537,10 @@ def state_path(out) -> Path:
 
 
 def _plan(cfg: TrainConfig) -> dict:
-    return json.loads(json.dumps({k: getattr(cfg, k) for k in _STATE_KEYS}, default=str))
+    plan = {k: getattr(cfg, k) for k in _STATE_KEYS}
+    if plan["train_only"] is None:  # as states written before the option had it
+        del plan["train_only"]
+    return json.loads(json.dumps(plan, default=str))
 
 
 def _save_state(model, opt, sched, gen, cfg, bookkeeping: dict) -> None:
@@ -683,6 +711,8 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
             f"channel(s), but {model.arch!r} {model.config} has {model.in_channels} and {model.out_channels}."
         )
     model.to(device)
+    if cfg.train_only:
+        _freeze_all_but(model, list(cfg.train_only), log)
     trim = _trim(model)
     loss_fn = _losses.get_loss(cfg.loss)
     layout = ctx.provenance(cfg.batch_size)
