@@ -288,10 +288,7 @@ class MaskGate(nn.Module):
         self.pairs = bool(pairs)
         if presence is not None and not self.pairs:
             raise ConfigError("a presence head reads the gains of a mask over channel pairs (pairs=True).")
-        if presence is not None:
-            self.presence = presence
-        else:
-            self.presence = None
+        self.presence = presence
         if not 0.0 <= float(presence_floor) <= 1.0:
             raise ConfigError(f"the presence floor must be a gain in [0, 1], got {presence_floor!r}.")
         self.presence_floor = float(presence_floor)
@@ -340,21 +337,14 @@ class MaskGate(nn.Module):
             return own
         return max(own, receptive_field(self.estimator) + receptive_field(self.presence) - 1)
 
-    def presence_gain(self, e: torch.Tensor) -> torch.Tensor | None:
-        """The presence head's per-frame scale ``pf + (1 - pf) * p`` from the estimator output ``e``
-        (``(B, 1, M)``), or ``None`` without a head."""
+    def presence_gain(self, g: torch.Tensor) -> torch.Tensor | None:
+        """The presence head's per-frame scale ``pf + (1 - pf) * p`` (``(B, 1, M)``) from the gains
+        ``g`` (``(B, K, M)``), or ``None`` without a head."""
         if self.presence is None:
             return None
-        K = self._pairs_of(e)
-        p = self.presence(e[:, :K])
+        p = self.presence(g)
         pf = self.presence_floor
         return p if pf == 0.0 else p * (1.0 - pf) + pf
-
-    def _pairs_of(self, e: torch.Tensor) -> int:
-        if self.deep_filter is None:
-            return e.shape[1]
-        bins, order, _ = self.deep_filter
-        return e.shape[1] - 2 * bins * order
 
     def gain(self, g: torch.Tensor) -> torch.Tensor:
         f = self._floor
@@ -368,7 +358,7 @@ class MaskGate(nn.Module):
             return z * self.gain(e)
         B, C, M = z.shape
         K = C // 2
-        pg = self.presence_gain(e)
+        pg = self.presence_gain(e[:, :K])
         g = e[:, :K] if pg is None else e[:, :K] * pg
         y = (z.view(B, 2, K, M) * self.gain(g).unsqueeze(1)).view(B, C, M)
         if self.deep_filter is None:

@@ -403,6 +403,7 @@ def test_cli_trains_and_stores_the_command_and_metrics(tmp_path, capsys):
     (["train", "freqsep", "--variant", "audio", "--low-band", "900,1000", "--high-band", "500,2000",
       "--quiet"], "bands must satisfy"),
     (["train", "sines", "--arch", "wavenet", "--quiet"], "unknown architecture 'wavenet'"),
+    (["train", "sines", "--train-only", " , ", "--quiet"], "--train-only needs words found in parameter names, got ' , '"),
 ])
 def test_cli_bad_input_exits_1_with_one_line(argv, message, capsys):
     from rtconv.cli import main
