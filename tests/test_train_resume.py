@@ -206,3 +206,43 @@ def test_train_only_naming_no_parameter_is_refused_in_one_sentence(tmp_path):
     with pytest.raises(ConfigError, match=r"--train-only nothing names no trainable parameter of 'framed_denoiser'; "
                                           r"its parameters are named like body\.0\.body\.estimator"):
         train(_presence_cfg(tmp_path / "n.safetensors", train_only=["nothing"]), log=lambda s: None)
+
+
+def test_the_presence_term_trains_the_head_toward_speech_activity_and_an_interrupted_run_continues_exactly(tmp_path):
+    from rtconv import checkpoint
+    from rtconv.models import build
+
+    def cfg(out, **kw):
+        opts = {"train_examples": 16, "val_examples": 8, "test_examples": 4, "sample_rate": 16000, "seconds": 1.0,
+                "utterances": 8}
+        return _presence_cfg(out, loss="presence", epochs=4, lr=0.03, task_options=opts, **kw)
+
+    torch.manual_seed(0)
+    start = build("framed_denoiser", _presence_cfg(tmp_path / "x").arch_config)
+    checkpoint.save(start, tmp_path / "start.safetensors", sample_rate=16000)
+    lines = []
+    whole = train(cfg(tmp_path / "whole.safetensors", resume=str(tmp_path / "start.safetensors")), log=lines.append)
+    first = [float(ln.split("val ")[1].split()[0]) for ln in lines if ln.startswith("resumed after")]
+    vals = [float(ln.split("val ")[1].split()[0]) for ln in lines if ln.startswith("epoch ") and "val " in ln]
+    assert len(first) == 1 and len(vals) == 4 and vals[-1] < 0.5 * first[0], lines  # the cross-entropy falls
+    before = dict(start.state_dict())
+    moved = {k for k, v in whole.model.state_dict().items() if not torch.equal(v, before[k])}
+    assert moved and all("presence" in k for k in moved)
+    assert whole.metrics["test_loss"] > 0  # evaluated over every test batch through the same probe
+    part = tmp_path / "part.safetensors"
+    with pytest.raises(Interrupted):
+        train(cfg(part, resume=str(tmp_path / "start.safetensors")), log=_stop_at("epoch 3:"))
+    done = train(cfg(tmp_path / "done.safetensors", resume=str(part)), log=lambda s: None)
+    for (k, a), b in zip(whole.model.state_dict().items(), done.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=k)
+
+
+def test_the_presence_term_on_a_model_without_a_head_is_refused_in_one_sentence(tmp_path):
+    from rtconv.errors import ConfigError
+
+    cfg = _presence_cfg(tmp_path / "n.safetensors", loss="si_sdr + presence", train_only=None)
+    cfg.arch_config = {k: v for k, v in cfg.arch_config.items() if k != "presence"}
+    with pytest.raises(ConfigError, match=r"the presence loss term trains a denoiser's speech-presence head, and "
+                                          r"'framed_denoiser' .* has 0; grow one first \(--resume MODEL "
+                                          r"--arch-arg presence=32\) or drop the term\."):
+        train(cfg, log=lambda s: None)

@@ -20,14 +20,16 @@ at least 25 dB of attenuation where there is nothing to keep (pauses, noise-only
 at a quarter of a loss unit per missing dB, so one dB of SI-SDR still outweighs it.
 ``silence`` is the same hinge on the noise-only examples alone (:func:`noise_only_residual`):
 it never asks for a mixture's quiet speech.  ``gap`` (:func:`gap_residual`) asks it of the frames
-whose target is 40 dB or more under the input: noise-only examples and the true gaps between words.  ``ce`` is the cross-entropy of a classifier's probability
+whose target is 40 dB or more under the input: noise-only examples and the true gaps between words.
+``presence`` trains a denoiser's speech-presence head (``--arch-arg presence=N``) on the target's
+speech activity (:func:`presence_loss`), a binary cross-entropy per frame.  ``ce`` is the cross-entropy of a classifier's probability
 tracks (:mod:`rtconv.classifier`): binary for one track (a sigmoid), over
 the channels for several (a softmax).  Use :func:`get_loss` to look one up
 by name and :func:`apply` to call any of them.
 
 Any other loss is written as a weighted sum of the terms of :data:`TERMS`
 (``l1``, ``mse``, ``stft``, ``si_sdr``, ``sc`` = spectral convergence,
-``cmrs``, ``pause``, ``silence``, ``gap``, ``ce``): ``get_loss("si_sdr + 10*sc + 5*cmrs")`` is
+``cmrs``, ``pause``, ``silence``, ``gap``, ``ce``, ``presence``): ``get_loss("si_sdr + 10*sc + 5*cmrs")`` is
 ``si_sdr+sc`` with the compressed spectral loss added at weight 5.
 """
 
@@ -43,7 +45,7 @@ from .choices import LOSS_NAMES, LOSS_TERMS, parse_loss
 
 __all__ = ["LOSSES", "TERMS", "get_loss", "apply", "loss_and_terms", "terms", "l1", "mse", "multi_resolution_stft", "si_sdr_loss",
            "spectral_convergence", "compressed_spectral", "pause_residual", "noise_only_residual", "gap_residual",
-           "cross_entropy"]
+           "cross_entropy", "presence_loss", "speech_labels", "PresenceProbe", "presence_probe", "bind_probe", "needs_probe"]
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -223,17 +225,150 @@ def cross_entropy(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-
     return -(y * torch.log(p)).sum(1).mean()
 
 
+class PresenceProbe:
+    """What the ``presence`` term needs of a model: its presence head's output, frame by frame.
+
+    A forward hook on the head (:class:`rtconv.framed.MaskGate` ``presence``) keeps its output
+    ``p`` (``(B, 1, M)``, a speech probability per frame) of the model's latest forward pass
+    (of every pass while :attr:`keep` is set, as an evaluation in batches needs); ``stride`` and
+    ``window`` are the filterbank's hop and analysis window in samples (frame ``j`` ends at
+    sample ``(j+1)*stride - 1``); ``offset`` is the number of warm-up samples the trainer cuts
+    off the start of the target before the loss sees it.  Build one with :func:`presence_probe`.
+    """
+
+    def __init__(self, model, head, stride: int, window: int, offset: int = 0) -> None:
+        self.stride, self.window, self.offset = int(stride), int(window), int(offset)
+        self.keep = False
+        self.outputs: list[torch.Tensor] = []
+        self._handles = [model.register_forward_pre_hook(self._new_pass),
+                         head.register_forward_hook(lambda _m, _i, out: self.outputs.append(out))]
+
+    def _new_pass(self, _module, _inputs) -> None:
+        if not self.keep:
+            self.outputs = []
+
+    def close(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self.outputs = []
+
+    def presence(self, batch: int) -> torch.Tensor:
+        """The head's output for the latest ``batch`` examples, ``(batch, 1, M)``."""
+        out, n = [], 0
+        for p in reversed(self.outputs):
+            if n >= batch:
+                break
+            out.insert(0, p)
+            n += p.shape[0]
+        if n != batch:
+            raise ConfigError(f"the presence term needs the presence head's output for {batch} examples, "
+                              f"but the model's last forward passes gave {n}; run the model on the batch first.")
+        return out[0] if len(out) == 1 else torch.cat(out, 0)
+
+
+def presence_probe(model, offset: int = 0) -> PresenceProbe:
+    """A :class:`PresenceProbe` on ``model``'s presence head; one sentence if it has none."""
+    from ..framed import Framed, MaskGate
+
+    gates = [m for m in model.modules() if isinstance(m, MaskGate) and m.presence is not None]
+    framed = [m for m in model.modules() if isinstance(m, Framed)]
+    if len(gates) != 1 or len(framed) != 1:
+        raise ConfigError(
+            f"the presence loss term trains a denoiser's speech-presence head, and {getattr(model, 'arch', type(model).__name__)!r} "
+            f"{getattr(model, 'config', '')} has {len(gates)}; grow one first (--resume MODEL --arch-arg presence=32) "
+            "or drop the term.")
+    enc = framed[0].encoder
+    return PresenceProbe(model, gates[0].presence, enc.stride, enc.taps, offset)
+
+
+def bind_probe(loss: Loss, probe: PresenceProbe) -> Loss:
+    """``loss`` with ``probe`` filled in: a loss the trainer calls as any other (``apply``), whose
+    weighted-sum terms (``parts``) are bound too."""
+    def bind(f):
+        def bound(estimate, target, noisy=None):
+            return apply(f, estimate, target, noisy, probe)
+        bound.needs_input = True
+        bound.probe = probe
+        bound.__name__ = getattr(f, "__name__", "loss")
+        return bound
+
+    out = bind(loss)
+    if getattr(loss, "parts", ()):
+        out.parts = tuple((w, t, bind(f)) for w, t, f in loss.parts)
+    return out
+
+
+def speech_labels(target: torch.Tensor, stride: int, window: int, frames: int, offset: int = 0,
+                  range_db: float = 35.0, hangover: int = 3840) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-frame speech activity of ``target`` (``(B, C, T)``) for a filterbank's ``frames``
+    frames, and which of them the target covers whole.
+
+    Frame ``j`` spans samples ``[(j+1)*stride - window, (j+1)*stride)`` of the model's input,
+    ``offset`` samples before the target's first one.  A frame is active when its target
+    energy is within ``range_db`` of the example's loudest frame (as the mixer's active level,
+    so a silent target, noise only, has none) and stays so for ``hangover`` samples after
+    (80 ms at 48 kHz): a stop's closure and a word's decay count as speech, the pause after
+    it and a noise-only stretch do not.
+    Returns ``(labels, valid)``, both ``(B, 1, frames)``.
+    """
+    B, T = target.shape[0], target.shape[-1]
+    e = target.float().pow(2).mean(1, keepdim=True)  # (B, 1, T)
+    ends = (torch.arange(frames, device=target.device) + 1) * stride - offset  # exclusive end in target coords
+    valid = (ends - window >= 0) & (ends <= T)
+    c = F.pad(e.cumsum(-1), (1, 0))
+    hi, lo = ends.clamp(0, T), (ends - window).clamp(0, T)
+    energy = (c[..., hi] - c[..., lo]) / window  # (B, 1, frames)
+    loud = torch.where(valid, energy, torch.zeros_like(energy)).amax(-1, keepdim=True)
+    active = (energy > loud * 10.0 ** (-range_db / 10.0)) & (loud > 0) & valid
+    a = active.to(target.dtype)
+    hang = -(-int(hangover) // stride)
+    if hang > 0:
+        a = F.max_pool1d(F.pad(a, (hang, 0)), hang + 1, stride=1)
+    return a, valid.view(1, 1, frames).expand(B, 1, frames)
+
+
+def presence_loss(estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor,
+                  probe: PresenceProbe | None = None, eps: float = 1e-6) -> torch.Tensor:
+    """Binary cross-entropy (nats per frame) of the presence head's output against the target's
+    speech activity (:func:`speech_labels`), over the frames the target covers whole.
+
+    Trains a speech-presence head directly, as RNNoise trains its voice-activity output beside
+    its gains: through the denoising loss alone the head's gradient is too weak to learn more
+    than a constant (eleventh session).  Needs the model (a :class:`PresenceProbe`); the
+    estimate and input are not used.
+    """
+    if probe is None:
+        raise ConfigError("the presence loss term needs the model's presence head (a PresenceProbe).")
+    p = probe.presence(target.shape[0]).to(target.device)
+    labels, valid = speech_labels(target, probe.stride, probe.window, p.shape[-1], probe.offset)
+    p = p.clamp(eps, 1.0 - eps)
+    bce = -(labels * torch.log(p) + (1.0 - labels) * torch.log1p(-p))
+    w = valid.to(p.dtype)
+    return (bce * w).sum() / w.sum().clamp_min(1.0)
+
+
 compressed_spectral.needs_input = True
 pause_residual.needs_input = True
 noise_only_residual.needs_input = True
 gap_residual.needs_input = True
+presence_loss.needs_input = True
+presence_loss.needs_probe = True
 
 
-def apply(loss: Loss, estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
-    """``loss(estimate, target)``, or ``loss(estimate, target, noisy)`` for losses that need the input."""
+def apply(loss: Loss, estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor,
+          probe: PresenceProbe | None = None) -> torch.Tensor:
+    """``loss(estimate, target)``, or ``loss(estimate, target, noisy)`` for losses that need the input
+    (and ``probe=`` for those that need the model's presence head, :func:`needs_probe`)."""
+    if getattr(loss, "needs_probe", False):
+        return loss(estimate, target, noisy, probe=probe)
     if getattr(loss, "needs_input", False):
         return loss(estimate, target, noisy)
     return loss(estimate, target)
+
+
+def needs_probe(loss: Loss) -> bool:
+    """Whether ``loss`` (or a term of it) reads the model's presence head (the ``presence`` term)."""
+    return bool(getattr(loss, "needs_probe", False))
 
 
 #: The terms a weighted-sum loss is written in (``"si_sdr + 10*sc + 5*cmrs"``).
@@ -248,6 +383,7 @@ TERMS: dict[str, Loss] = {
     "silence": noise_only_residual,
     "gap": gap_residual,
     "ce": cross_entropy,
+    "presence": presence_loss,
 }
 if tuple(TERMS) != LOSS_TERMS:
     raise ImportError(f"loss terms {tuple(TERMS)} differ from rtconv.train.choices.LOSS_TERMS {LOSS_TERMS}; "
@@ -258,24 +394,26 @@ def _weighted_sum(parts: tuple[tuple[float, str], ...]) -> Loss:
     fns = [(w, TERMS[t]) for w, t in parts]
     needs = any(getattr(f, "needs_input", False) for _, f in fns)
 
-    def loss(estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor | None = None) -> torch.Tensor:
-        return sum(w * apply(f, estimate, target, noisy) for w, f in fns)
+    def loss(estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor | None = None,
+             probe: PresenceProbe | None = None) -> torch.Tensor:
+        return sum(w * apply(f, estimate, target, noisy, probe) for w, f in fns)
 
     loss.needs_input = needs
+    loss.needs_probe = any(getattr(f, "needs_probe", False) for _, f in fns)
     loss.parts = tuple((w, t, f) for (w, t), (_, f) in zip(parts, fns))
     loss.__name__ = " + ".join(f"{w:g}*{t}" for w, t in parts)
     return loss
 
 
 def loss_and_terms(loss: Loss, estimate: torch.Tensor, target: torch.Tensor,
-                   noisy: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                   noisy: torch.Tensor, probe: PresenceProbe | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """``apply(loss, ...)`` and, for a weighted sum, each of its terms unweighted (``{}`` for a
     single loss), every term computed once: what the trainer logs beside the validation loss, so
     the weights can be judged.  The sum is formed as the loss forms it, so it is the same value."""
     parts = getattr(loss, "parts", ())
     if not parts:
-        return apply(loss, estimate, target, noisy), {}
-    values = [(w, t, apply(f, estimate, target, noisy)) for w, t, f in parts]
+        return apply(loss, estimate, target, noisy, probe), {}
+    values = [(w, t, apply(f, estimate, target, noisy, probe)) for w, t, f in parts]
     return sum(w * v for w, _, v in values), {t: float(v) for _, t, v in values}
 
 

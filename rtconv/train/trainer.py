@@ -348,8 +348,17 @@ def evaluate(model: Model, data, loss: Callable | str = "mse", device="cpu",
     loss_fn = _losses.get_loss(loss) if isinstance(loss, str) else loss
     device = torch.device(device)
     model.eval()
-    x, y, out = _predict(model, data, device)
     trim = _trim(model)
+    if _losses.needs_probe(loss_fn) and getattr(loss_fn, "probe", None) is None:
+        loss_fn = _losses.bind_probe(loss_fn, _losses.presence_probe(model, trim[0]))
+    probe = getattr(loss_fn, "probe", None)
+    if probe is not None:  # the loss below covers every batch: keep each batch's presence
+        probe.keep, probe.outputs = True, []
+    try:
+        x, y, out = _predict(model, data, device)
+    finally:
+        if probe is not None:
+            probe.keep = False
     xt, yt, ot = (_cut(torch.from_numpy(a), trim) for a in (x, y, out))
     result: dict = {"examples": int(x.shape[0]), "warmup_samples_skipped": list(trim),
                     "loss": float(_losses.apply(loss_fn, ot, yt, xt))}
@@ -715,6 +724,8 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         _freeze_all_but(model, list(cfg.train_only), log)
     trim = _trim(model)
     loss_fn = _losses.get_loss(cfg.loss)
+    if _losses.needs_probe(loss_fn):  # the presence term reads the model's presence head
+        loss_fn = _losses.bind_probe(loss_fn, _losses.presence_probe(model, trim[0]))
     layout = ctx.provenance(cfg.batch_size)
     ranks = (f"; {ctx.world_size} ranks ({ctx.backend}), batch {cfg.batch_size} = "
              f"{ctx.world_size} x {layout['batch_size_per_rank']}") if ctx.enabled else ""
