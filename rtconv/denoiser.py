@@ -231,8 +231,10 @@ class ConvDenoiser(Model):
         closed by up to ``presence_floor_db`` more than the mask closes it.
         The mask learns which bins hold speech; the head learns whether the
         frame holds any, over the GRU's memory, and trains alone on a frozen
-        mask network (``rtconv train --resume ... --arch-arg presence=16
-        --train-only presence``).  It starts open (``p`` = 0.98 everywhere).
+        mask network (``rtconv train --resume ... --arch-arg presence=32
+        --train-only presence --loss presence``: the target's speech activity,
+        :func:`rtconv.train.losses.presence_loss`).  It starts open (``p``
+        0.95..0.99 everywhere: -0.4..-0.1 dB).
     presence_floor_db : float
         The most the presence head closes a frame, in dB (default 30).
     """
@@ -373,9 +375,11 @@ class ConvDenoiser(Model):
             last.bias.fill_(3.0)  # gains start near 0.95: the model starts as a pass-through
             last.weight[K:].zero_()  # the deep filter's outputs start at 0.5: a zero filter
             last.bias[K:].zero_()
-            if self.gate.presence is not None:  # the head starts open: sigmoid(4) on every frame, -0.15 dB over the floor
+            if self.gate.presence is not None:
+                # the head starts open, sigmoid(4 +- ~1) = 0.95..0.99 on every frame (-0.4..-0.1 dB over the
+                # floor): a bias, not a zero readout, which leaves the GRU no gradient and the head stuck near
+                # a constant (twelfth session: validation AUC 0.65 against 0.80 with the readout's usual init)
                 out = [m for m in self.gate.presence if isinstance(m, MimoConv1d)][-1]
-                out.weight.zero_()
                 out.bias.fill_(4.0)
 
     def transfer_from(self, src) -> tuple[int, int] | None:
