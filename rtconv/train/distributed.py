@@ -52,6 +52,7 @@ import json
 import os
 import re
 import signal
+import time
 from typing import Iterator
 
 import numpy as np
@@ -92,13 +93,23 @@ def split_batch(batch_size: int, world_size: int) -> int:
 
 @contextlib.contextmanager
 def said_once(rank: int) -> Iterator[None]:
-    """Around checks that fail alike on every rank: only rank 0 prints the refusal."""
+    """Around checks that fail alike on every rank: only rank 0 prints the refusal.
+
+    The other ranks wait before they exit: torchrun stops every rank as soon as one fails, and a
+    rank that exited first could get rank 0 stopped before it printed (seen once in the suite).
+    Rank 0's exit ends the wait.
+    """
     try:
         yield
     except ConfigError:
         if rank != 0:
+            time.sleep(_QUIET_RANK_WAIT_S)
             raise SystemExit(1) from None
         raise
+
+
+#: Seconds a rank other than 0 waits after a refusal, so that rank 0's sentence is printed first.
+_QUIET_RANK_WAIT_S = 20.0
 
 
 class Context:
