@@ -237,6 +237,13 @@ class ConvDenoiser(Model):
         0.95..0.99 everywhere: -0.4..-0.1 dB).
     presence_floor_db : float
         The most the presence head closes a frame, in dB (default 30).
+    presence_range : [lo, hi]
+        How the head's probability becomes the frame's scale (default
+        ``[0, 1]``: the probability itself): frames with ``p >= hi`` pass
+        whole, frames with ``p <= lo`` are closed by ``presence_floor_db``,
+        linearly between (:func:`rtconv.framed.presence_scale`).  A head
+        trained on speech activity is about 80 % sure on speech, which as a
+        gain would take 2 dB off it (model card, twelfth session).
     """
 
     arch = "framed_denoiser"
@@ -258,6 +265,7 @@ class ConvDenoiser(Model):
         phase_features: int = 0,
         presence: int = 0,
         presence_floor_db: float = 30.0,
+        presence_range=(0.0, 1.0),
     ) -> None:
         super().__init__()
         _check_int("window", window, 4)
@@ -316,12 +324,18 @@ class ConvDenoiser(Model):
                 or not 0.0 <= presence_floor_db <= 120.0):
             raise ConfigError(f"presence_floor_db must be a number of dB from 0 to 120, got {presence_floor_db!r}; "
                               "e.g. 30 lets the presence head close a noise-only frame by up to 30 dB more.")
+        if (not isinstance(presence_range, (list, tuple)) or len(presence_range) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in presence_range)
+                or not 0.0 <= presence_range[0] < presence_range[1] <= 1.0):
+            raise ConfigError(f"presence_range must be two probabilities [lo, hi] with 0 <= lo < hi <= 1, got "
+                              f"{presence_range!r}; e.g. [0.3, 0.6] passes frames the head is 60 % sure of whole.")
         head = None
         if presence:
             head = FrameNet(MimoConv1d(K, presence, 1), Activation("tanh"), FrameGRU(presence, presence),
                             MimoConv1d(presence, 1, 1), Activation("sigmoid"))
         gate = MaskGate(estimator, pairs=True, floor=limit_to_floor(attenuation_limit_db), deep_filter=deep_filter,
-                        presence=head, presence_floor=10.0 ** (-float(presence_floor_db) / 20.0) if presence else 0.0)
+                        presence=head, presence_floor=10.0 ** (-float(presence_floor_db) / 20.0) if presence else 0.0,
+                        presence_range=presence_range)
         self.body = nn.Sequential(Framed(StridedConv1d(1, analysis, analysis, hop), gate,
                                          TransposedConv1d(analysis, 1, window, hop)))
         self._config = {"window": window, "hop": hop, "channels": channels, "blocks": blocks, "taps": taps}
@@ -342,6 +356,8 @@ class ConvDenoiser(Model):
         if presence:
             self._config["presence"] = presence
             self._config["presence_floor_db"] = float(presence_floor_db)
+            if tuple(presence_range) != (0.0, 1.0):  # only when set: earlier heads' configs stay as they were
+                self._config["presence_range"] = [float(v) for v in presence_range]
         self._limit = attenuation_limit_db
         self._init_weights()
         for p in (self.encoder.weight, self.decoder.weight):

@@ -50,7 +50,7 @@ from torch import nn
 from .errors import ConfigError
 from .layers import ConvLayer, _check_int, latency, receptive_field
 
-__all__ = ["StridedConv1d", "TransposedConv1d", "Framed", "FrameNet", "PairPower", "MaskGate", "FrameGRU", "deep_filter_sum", "deep_filter_frames", "low_bins",
+__all__ = ["StridedConv1d", "TransposedConv1d", "Framed", "FrameNet", "PairPower", "MaskGate", "FrameGRU", "deep_filter_sum", "deep_filter_frames", "low_bins", "presence_scale",
            "place_low_bins", "phase_advance"]
 
 
@@ -270,6 +270,11 @@ class MaskGate(nn.Module):
         bounds the total: ``f*x + (1-f)*(p'*(g*x + DF))``.
     presence_floor : float
         Smallest presence gain ``pf`` (``10 ** (-dB / 20)``).
+    presence_range : (lo, hi)
+        The head's probabilities mapped to the gate: ``p`` is first taken to
+        ``clamp((p - lo) / (hi - lo), 0, 1)``, so a frame the head calls speech
+        with ``p >= hi`` passes whole and one with ``p <= lo`` is closed to
+        ``pf``.  ``(0, 1)``, the default, is ``p`` itself (:func:`presence_scale`).
 
     Attributes
     ----------
@@ -282,7 +287,8 @@ class MaskGate(nn.Module):
     """
 
     def __init__(self, estimator: nn.Module, pairs: bool = True, floor: float = 0.0, deep_filter=None,
-                 presence: nn.Module | None = None, presence_floor: float = 0.0) -> None:
+                 presence: nn.Module | None = None, presence_floor: float = 0.0,
+                 presence_range=(0.0, 1.0)) -> None:
         super().__init__()
         self.estimator = estimator
         self.pairs = bool(pairs)
@@ -292,6 +298,10 @@ class MaskGate(nn.Module):
         if not 0.0 <= float(presence_floor) <= 1.0:
             raise ConfigError(f"the presence floor must be a gain in [0, 1], got {presence_floor!r}.")
         self.presence_floor = float(presence_floor)
+        lo, hi = (float(v) for v in presence_range)
+        if not 0.0 <= lo < hi <= 1.0:
+            raise ConfigError(f"the presence range must be probabilities 0 <= lo < hi <= 1, got {tuple(presence_range)!r}.")
+        self.presence_range = (lo, hi)
         self.floor = floor
         self.linked = False
         if deep_filter is not None:
@@ -342,9 +352,7 @@ class MaskGate(nn.Module):
         ``g`` (``(B, K, M)``), or ``None`` without a head."""
         if self.presence is None:
             return None
-        p = self.presence(g)
-        pf = self.presence_floor
-        return p if pf == 0.0 else p * (1.0 - pf) + pf
+        return presence_scale(self.presence(g), self.presence_floor, *self.presence_range)
 
     def gain(self, g: torch.Tensor) -> torch.Tensor:
         f = self._floor
@@ -372,8 +380,21 @@ class MaskGate(nn.Module):
 
     def extra_repr(self) -> str:
         df = "" if self.deep_filter is None else f", deep_filter={self.deep_filter}"
-        pr = "" if self.presence is None else f", presence_floor={self.presence_floor:g}"
+        pr = "" if self.presence is None else f", presence_floor={self.presence_floor:g}, presence_range={self.presence_range}"
         return f"pairs={self.pairs}, floor={self._floor:g}{df}{pr}"
+
+
+def presence_scale(p: torch.Tensor, floor: float, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
+    """A presence head's probabilities ``p`` as the frame's scale: ``floor + (1 - floor) * q``,
+    ``q = clamp((p - lo) / (hi - lo), 0, 1)`` (``q = p`` for the default range ``(0, 1)``).
+
+    A probability is not a gain: a head that is 80 % sure of speech would take 2 dB off it.
+    With a range, frames above ``hi`` pass whole and frames below ``lo`` are closed to ``floor``.
+    One function for the offline model, the streaming cell and the ONNX graph.
+    """
+    if lo != 0.0 or hi != 1.0:
+        p = ((p - lo) * (1.0 / (hi - lo))).clamp(0.0, 1.0)
+    return p if floor == 0.0 else p * (1.0 - floor) + floor
 
 
 def deep_filter_sum(taps: torch.Tensor, s: torch.Tensor) -> torch.Tensor:

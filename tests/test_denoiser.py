@@ -431,13 +431,14 @@ def test_a_closed_presence_head_closes_the_frame_by_its_floor_and_the_attenuatio
 
 
 @pytest.mark.parametrize("sizes", [[1], [16], [17, 1, 250]])
-@pytest.mark.parametrize("linked", [False, True])
-def test_a_denoiser_with_a_presence_head_streams_exactly_and_travels_through_checkpoints(sizes, linked, tmp_path):
+@pytest.mark.parametrize("linked, prange", [(False, [0.0, 1.0]), (True, [0.0, 1.0]), (False, [0.3, 0.6])])
+def test_a_denoiser_with_a_presence_head_streams_exactly_and_travels_through_checkpoints(sizes, linked, prange,
+                                                                                        tmp_path):
     from rtconv.denoiser import set_linked
 
     torch.manual_seed(23)
     model = _moved(ConvDenoiser(**ASYM, gru=4, deep_filter=[6, 4, 1], phase_features=6, presence=3,
-                                attenuation_limit_db=20.0).eval(), 0.5)
+                                presence_range=prange, attenuation_limit_db=20.0).eval(), 0.5)
     x = np.random.default_rng(24).normal(size=(2000, 2)).astype(np.float32) * 0.1
     if linked:  # a stream's setting, not the checkpoint's: streamed against offline only
         set_linked(model, True)
@@ -447,12 +448,27 @@ def test_a_denoiser_with_a_presence_head_streams_exactly_and_travels_through_che
         return
     back = _assert_streams_exactly_and_round_trips(model, x, sizes, tmp_path / "p.safetensors")
     assert back.config["presence"] == 3 and back.gate.presence is not None
+    assert back.gate.presence_range == tuple(prange)
+    assert ("presence_range" in back.config) == (prange != [0.0, 1.0])  # earlier heads' configs stay as they were
+
+
+def test_a_presence_range_passes_sure_frames_whole_and_closes_unsure_ones_to_the_floor():
+    from rtconv.framed import presence_scale
+
+    p = torch.tensor([0.0, 0.3, 0.45, 0.6, 0.9, 1.0])
+    pf = 10 ** (-30 / 20)
+    torch.testing.assert_close(presence_scale(p, pf), p * (1 - pf) + pf)  # the default: the probability itself
+    q = presence_scale(p, pf, 0.3, 0.6)
+    torch.testing.assert_close(q, torch.tensor([pf, pf, 0.5 * (1 + pf), 1.0, 1.0, 1.0]))
 
 
 @pytest.mark.parametrize("kw, message", [
     ({"presence": -1}, "presence"),
     ({"presence": 4, "presence_floor_db": -3}, "presence_floor_db must be a number of dB from 0 to 120, got -3"),
     ({"presence": 4, "presence_floor_db": "30"}, "presence_floor_db must be a number of dB from 0 to 120"),
+    ({"presence": 4, "presence_range": [0.6, 0.3]}, r"presence_range must be two probabilities \[lo, hi\] with "
+                                                    r"0 <= lo < hi <= 1, got \[0.6, 0.3\]; e.g. \[0.3, 0.6\]"),
+    ({"presence": 4, "presence_range": 0.5}, "presence_range must be two probabilities"),
 ])
 def test_bad_presence_settings_are_refused_in_one_sentence(kw, message):
     with pytest.raises(ConfigError, match=message):

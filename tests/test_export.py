@@ -124,12 +124,15 @@ def test_a_denoiser_with_a_long_analysis_window_exports_at_any_block_size(tmp_pa
     assert roundtrip(model, n, 1, tmp_path) <= TOL
 
 
-@pytest.mark.parametrize("n, channels, limit, presence", [(1, 1, None, 0), (7, 2, 12.0, 0), (8, 1, None, 0),
-                                                           (50, 2, None, 0), (1, 1, None, 3), (7, 2, 12.0, 3)])
-def test_a_denoiser_with_a_deep_filter_exports_at_any_block_size(tmp_path, n, channels, limit, presence):
+@pytest.mark.parametrize("n, channels, limit, presence, prange", [
+    (1, 1, None, 0, None), (7, 2, 12.0, 0, None), (8, 1, None, 0, None), (50, 2, None, 0, None), (1, 1, None, 3, None),
+    (7, 2, 12.0, 3, None), (7, 1, None, 3, [0.3, 0.6])])
+def test_a_denoiser_with_a_deep_filter_exports_at_any_block_size(tmp_path, n, channels, limit, presence, prange):
     torch.manual_seed(n)
+    extra = {} if prange is None else {"presence_range": prange}
     model = ConvDenoiser(window=16, hop=8, channels=6, blocks=1, gru=4, activation="tanh", learn_filterbank=False,
-                         deep_filter=[3, 4, 2], phase_features=n % 4, attenuation_limit_db=limit, presence=presence)
+                         deep_filter=[3, 4, 2], phase_features=n % 4, attenuation_limit_db=limit, presence=presence,
+                         **extra)
     with torch.no_grad():
         for p in model.gate.parameters():
             p.add_(torch.randn_like(p) * 0.3)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..framed import (Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d,
-                      deep_filter_frames, deep_filter_sum, low_bins, phase_advance)
+                      deep_filter_frames, deep_filter_sum, low_bins, phase_advance, presence_scale)
 from ..layers import MimoConv1d, latency
 from .base import Cell, Context, _Sequence, register_cell
 from .history import History
@@ -150,8 +150,7 @@ class _MaskGate(Cell):
 
     def _presence(self, g: torch.Tensor) -> torch.Tensor:
         """The presence head's scale for gains ``g`` (rows ``(R, K)`` or columns ``(B, K, M)``)."""
-        p = self.pres.process(g.contiguous())
-        return p.mul(1.0 - self.pf).add_(self.pf) if self.pf else p
+        return presence_scale(self.pres.process(g.contiguous()), self.pf, *self.m.presence_range)
 
     def process(self, z: torch.Tensor) -> torch.Tensor:
         e = self.est.process(z)

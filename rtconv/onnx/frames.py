@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..framed import (Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d,
-                      deep_filter_frames, low_bins, phase_advance, place_low_bins)
+                      deep_filter_frames, low_bins, phase_advance, place_low_bins, presence_scale)
 from ..layers import latency
 from .nodes import Node, StepContext, _Seq, _take, _zero_before, register_step
 
@@ -51,7 +51,7 @@ class _MaskGate(Node):
                  presence: Node | None = None) -> None:
         super().__init__()
         self.est, self.pairs, self.floor = estimator, m.pairs, m.floor  # the floor at export time
-        self.pres, self.pf = presence, m.presence_floor
+        self.pres, self.pf, self.prange = presence, m.presence_floor, m.presence_range
         self.linked = bool(getattr(m, "linked", False))  # as at export time
         self.control = control  # or an input of that name, read every block
         self.df, self.span = m.deep_filter, m.filter_span
@@ -78,7 +78,7 @@ class _MaskGate(Node):
         g = e[:, :K]
         pg = None
         if self.pres is not None:
-            pg = self.pres(g, flow, valid) * (1.0 - self.pf) + self.pf  # (B, 1, M)
+            pg = presence_scale(self.pres(g, flow, valid), self.pf, *self.prange)  # (B, 1, M)
             g = g * pg
         y = (z.reshape(B, 2, K, M) * (g * (1.0 - f) + f).unsqueeze(1)).reshape(B, C, M)
         if self.df is None:
