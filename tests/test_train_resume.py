@@ -229,6 +229,7 @@ def test_the_presence_term_trains_the_head_toward_speech_activity_and_an_interru
     moved = {k for k, v in whole.model.state_dict().items() if not torch.equal(v, before[k])}
     assert moved and all("presence" in k for k in moved)
     assert whole.metrics["test_loss"] > 0  # evaluated over every test batch through the same probe
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in whole.model.modules())  # the probe is gone
     part = tmp_path / "part.safetensors"
     with pytest.raises(Interrupted):
         train(cfg(part, resume=str(tmp_path / "start.safetensors")), log=_stop_at("epoch 3:"))
@@ -246,3 +247,18 @@ def test_the_presence_term_on_a_model_without_a_head_is_refused_in_one_sentence(
                                           r"'framed_denoiser' .* has 0; grow one first \(--resume MODEL "
                                           r"--arch-arg presence=32\) or drop the term\."):
         train(cfg, log=lambda s: None)
+
+
+def test_evaluate_scores_the_presence_term_over_every_batch_and_leaves_no_hooks():
+    from rtconv.models import build
+    from rtconv.train import tasks
+    from rtconv.train.trainer import evaluate
+
+    torch.manual_seed(1)
+    cfg = _presence_cfg("unused")
+    model = build("framed_denoiser", cfg.arch_config)
+    td = tasks.make_task("denoise", seed=2, **{**cfg.task_options, "test_examples": 70})
+    data = tasks.materialize(td.test, 1)
+    m = evaluate(model, data, "presence", outputs=["speech"])  # 70 examples: two batches of the evaluation
+    assert m["examples"] == 70 and 0 < m["loss"] < 20
+    assert not any(mod._forward_hooks or mod._forward_pre_hooks for mod in model.modules())

@@ -349,19 +349,22 @@ def evaluate(model: Model, data, loss: Callable | str = "mse", device="cpu",
     device = torch.device(device)
     model.eval()
     trim = _trim(model)
-    if _losses.needs_probe(loss_fn) and getattr(loss_fn, "probe", None) is None:
+    own = _losses.needs_probe(loss_fn) and getattr(loss_fn, "probe", None) is None
+    if own:  # called with the presence term unbound: a probe for this evaluation alone
         loss_fn = _losses.bind_probe(loss_fn, _losses.presence_probe(model, trim[0]))
     probe = getattr(loss_fn, "probe", None)
     if probe is not None:  # the loss below covers every batch: keep each batch's presence
         probe.keep, probe.outputs = True, []
     try:
         x, y, out = _predict(model, data, device)
+        xt, yt, ot = (_cut(torch.from_numpy(a), trim) for a in (x, y, out))
+        test_loss = float(_losses.apply(loss_fn, ot, yt, xt))
     finally:
         if probe is not None:
             probe.keep = False
-    xt, yt, ot = (_cut(torch.from_numpy(a), trim) for a in (x, y, out))
-    result: dict = {"examples": int(x.shape[0]), "warmup_samples_skipped": list(trim),
-                    "loss": float(_losses.apply(loss_fn, ot, yt, xt))}
+            if own:
+                probe.close()
+    result: dict = {"examples": int(x.shape[0]), "warmup_samples_skipped": list(trim), "loss": test_loss}
     # the noisy reference for each output channel is the (mono) input itself
     xin = xt[:, :1].expand_as(yt) if xt.shape[1] == 1 else xt
     in_mse, out_mse = float(torch.mean((xin - yt) ** 2)), float(torch.mean((ot - yt) ** 2))
@@ -849,6 +852,8 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     custom = getattr(td, "evaluate", None)
     result = custom(model, test, loss_fn, device) if custom else evaluate(model, test, loss_fn, device,
                                                                           td.outputs, labels)
+    if getattr(loss_fn, "probe", None) is not None:  # the returned model runs without the presence term's hooks
+        loss_fn.probe.close()
     metrics = {
         "train_loss": history["train_loss"][-1] if history["train_loss"] else None,
         "val_loss": best if math.isfinite(best) else None,
