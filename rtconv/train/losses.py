@@ -312,7 +312,8 @@ def speech_labels(target: torch.Tensor, stride: int, window: int, frames: int, o
     Returns ``(labels, valid)``, both ``(B, 1, frames)``.
     """
     B, T = target.shape[0], target.shape[-1]
-    e = target.float().pow(2).mean(1, keepdim=True)  # (B, 1, T)
+    # float64: a frame 35 dB under the loudest is ~1e-7 of a clip's summed energy, float32's resolution
+    e = target.double().pow(2).mean(1, keepdim=True)  # (B, 1, T)
     ends = (torch.arange(frames, device=target.device) + 1) * stride - offset  # exclusive end in target coords
     valid = (ends - window >= 0) & (ends <= T)
     c = F.pad(e.cumsum(-1), (1, 0))
@@ -406,14 +407,14 @@ def _weighted_sum(parts: tuple[tuple[float, str], ...]) -> Loss:
 
 
 def loss_and_terms(loss: Loss, estimate: torch.Tensor, target: torch.Tensor,
-                   noisy: torch.Tensor, probe: PresenceProbe | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                   noisy: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
     """``apply(loss, ...)`` and, for a weighted sum, each of its terms unweighted (``{}`` for a
     single loss), every term computed once: what the trainer logs beside the validation loss, so
     the weights can be judged.  The sum is formed as the loss forms it, so it is the same value."""
     parts = getattr(loss, "parts", ())
     if not parts:
-        return apply(loss, estimate, target, noisy, probe), {}
-    values = [(w, t, apply(f, estimate, target, noisy, probe)) for w, t, f in parts]
+        return apply(loss, estimate, target, noisy), {}
+    values = [(w, t, apply(f, estimate, target, noisy)) for w, t, f in parts]
     return sum(w * v for w, _, v in values), {t: float(v) for _, t, v in values}
 
 
