@@ -374,6 +374,13 @@ def test_lab_recipe_flag_expands_to_the_lab_recipe():
     assert (cfg.epochs, cfg.lr) == (3, 0.1)  # explicit flags win over the recipe
 
 
+def test_train_warmup_flag_reaches_the_config():
+    from rtconv.cli.train import build_config
+
+    assert build_config(_parse(["train", "sines"])).train_warmup is False
+    assert build_config(_parse(["train", "sines", "--train-warmup"])).train_warmup is True
+
+
 def test_cli_choices_match_the_training_modules():
     from rtconv.cli import train as cli
     from rtconv.train import trainer

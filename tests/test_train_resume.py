@@ -262,3 +262,33 @@ def test_evaluate_scores_the_presence_term_over_every_batch_and_leaves_no_hooks(
     m = evaluate(model, data, "presence", outputs=["speech"])  # 70 examples: two batches of the evaluation
     assert m["examples"] == 70 and 0 < m["loss"] < 20
     assert not any(mod._forward_hooks or mod._forward_pre_hooks for mod in model.modules())
+
+
+def test_train_warmup_puts_the_first_samples_of_each_example_into_the_loss(tmp_path):
+    """A file starts from silence: with ``train_warmup`` the loss covers the warm-up the default skips."""
+    from rtconv import checkpoint
+    from rtconv.checkpoint import read_metadata
+    from rtconv.models import build
+    from rtconv.train import losses, tasks
+
+    cfg0 = _presence_cfg(tmp_path / "x", loss="si_sdr", train_only=None)
+    torch.manual_seed(0)
+    start = build("framed_denoiser", cfg0.arch_config).eval()
+    checkpoint.save(start, tmp_path / "start.safetensors", sample_rate=16000)
+    td = tasks.make_task("denoise", seed=3, **cfg0.task_options)
+    x, y = map(torch.stack, zip(*[td.val[i] for i in range(len(td.val))]))
+    with torch.no_grad():
+        out = start(x)
+    w = start.receptive_field - 1
+    loss = losses.get_loss("si_sdr")
+    whole = float(losses.apply(loss, out, y, x))
+    skipped = float(losses.apply(loss, out[..., w:], y[..., w:], x[..., w:]))
+    assert 0 < w < x.shape[-1] and abs(whole - skipped) > 0.01  # the warm-up weighs in
+    for flag, want in ((False, skipped), (True, whole)):
+        lines = []
+        out_path = tmp_path / f"warmup-{flag}.safetensors"
+        train(_presence_cfg(out_path, loss="si_sdr", train_only=None, epochs=1, train_warmup=flag,
+                            resume=str(tmp_path / "start.safetensors")), task_data=td, log=lines.append)
+        got = [float(ln.split("val ")[1].split()[0]) for ln in lines if ln.startswith("resumed after")]
+        assert got == pytest.approx([want], abs=1e-3), lines  # logged to 5 significant digits
+        assert read_metadata(out_path)["provenance"]["config"]["train_warmup"] is flag

@@ -178,6 +178,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--train-only", metavar="WORD[,WORD...]",
                    help="train only the parameters whose names contain one of these words (e.g. 'presence': "
                         "a presence head grown with --arch-arg presence=16 on a frozen denoiser)")
+    g.add_argument("--train-warmup", action="store_true",
+                   help="train on each example's first receptive-field samples too (skipped by default, as a "
+                        "running stream has history): every file starts from silence, and a model with a "
+                        "recurrent part must learn to be right from its first frame")
     g.add_argument("--workers", type=positive_int, default=1, metavar="N",
                    help="processes that mix the examples before training (the examples are the same for "
                         "any N; default: %(default)s)")
@@ -306,7 +310,7 @@ def build_config(args):
         device=args.device, out=args.out, report=args.report, resume=args.resume, name=args.name,
         description=args.description, command=_command_line(args), progress=not args.quiet,
         workers=args.workers, micro_batch=args.micro_batch, time_budget=args.time_budget,
-        train_only=_words(args.train_only),
+        train_only=_words(args.train_only), train_warmup=args.train_warmup,
     )
 
 

@@ -16,9 +16,11 @@ provenance together with the exact command line); :func:`train` runs it:
    checkpoint with those metrics, plus an optional PNG report.
 
 Causal filters start from silence, so the first ``receptive_field - 1``
-output samples of every example are a warm-up that streaming never shows
-(it has history); loss and metrics skip them (and the same number at the
-end for non-causal models).
+output samples of every example are a warm-up that a running stream never
+shows (it has history); loss and metrics skip them (and the same number at
+the end for non-causal models).  A file, though, and a stream's first
+moments start from silence too: ``train_warmup`` trains on those samples as
+well (the test metrics still skip them, to stay comparable across runs).
 
 Resume, two kinds:
 
@@ -139,6 +141,11 @@ class TrainConfig:
         examples are made, a few training steps are timed (then undone) and
         ``epochs`` is lowered to what fits, so the learning-rate schedule
         ends with the run.  The epochs run are in the checkpoint's history.
+    train_warmup : bool
+        Train on every output sample, the warm-up included (the first
+        ``receptive_field - 1``, which a model with a recurrent part or a long
+        reach meets at the start of every file it processes), rather than
+        skipping them.  The test metrics skip them either way.
     calibrate_gain : bool
         After training, fold one least-squares output gain, measured on the
         validation split's clean and near-clean examples (input SNR at least
@@ -177,6 +184,7 @@ class TrainConfig:
     workers: int = 0
     micro_batch: int | None = None
     train_only: list | None = None
+    train_warmup: bool = False
     time_budget: float | None = None
     calibrate_gain: bool = False
     dist_backend: str = DEFAULTS["dist_backend"]
@@ -291,8 +299,10 @@ def _grow(model: Model, changes: dict, log) -> Model:
     return grown
 
 
-def _trim(model: Model) -> tuple[int, int]:
-    """Samples to skip at the (start, end) of each example: the filter's warm-up."""
+def _trim(model: Model, train_warmup: bool = False) -> tuple[int, int]:
+    """Samples to skip at the (start, end) of each example: the filter's warm-up (none with ``train_warmup``)."""
+    if train_warmup:
+        return (0, 0)
     w = model.receptive_field - 1
     return (w, 0) if model.causal else (w, w)
 
@@ -539,7 +549,8 @@ def _terms_text(parts: dict) -> str:
 
 
 _STATE_KEYS = ("task", "task_options", "arch", "arch_config", "loss", "optimizer", "lr", "momentum",
-               "weight_decay", "batch_size", "epochs", "schedule", "clip_grad", "seed", "train_only")
+               "weight_decay", "batch_size", "epochs", "schedule", "clip_grad", "seed", "train_only",
+               "train_warmup")
 
 
 def state_path(out) -> Path:
@@ -552,6 +563,8 @@ def _plan(cfg: TrainConfig) -> dict:
     plan = {k: getattr(cfg, k) for k in _STATE_KEYS}
     if plan["train_only"] is None:  # as states written before the option had it
         del plan["train_only"]
+    if not plan["train_warmup"]:  # likewise
+        del plan["train_warmup"]
     return json.loads(json.dumps(plan, default=str))
 
 
@@ -725,7 +738,7 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     model.to(device)
     if cfg.train_only:
         _freeze_all_but(model, list(cfg.train_only), log)
-    trim = _trim(model)
+    trim = _trim(model, cfg.train_warmup)
     loss_fn = _losses.get_loss(cfg.loss)
     if _losses.needs_probe(loss_fn):  # the presence term reads the model's presence head
         loss_fn = _losses.bind_probe(loss_fn, _losses.presence_probe(model, trim[0]))
