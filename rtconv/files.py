@@ -121,6 +121,7 @@ class Summary:
     nonfinite_samples: int = 0
     clipped_samples: int = 0
     output_frames: int = 0
+    primed_frames: int = 0
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -230,6 +231,60 @@ class _Offline:
         return head
 
 
+def prime_frames(model: Model, rate: int) -> int:
+    """Frames of history :class:`_Primed` gives ``model`` (at its ``rate``) before a file's first frame:
+    its reach (``receptive_field - 1``), at least a quarter second for a recurrent state, at most two."""
+    return int(min(max(model.receptive_field - 1, rate // 4), 2 * rate))
+
+
+class _Primed:
+    """Start ``core`` from history instead of silence.
+
+    Before the first frame, ``core`` is fed the signal's next ``n`` frames played backwards
+    (the reflection ``x[n], ..., x[1]``, as :func:`scipy.signal.filtfilt` pads a signal), and
+    what it makes of them is dropped.  A recurrent denoiser started from silence misjudges
+    its first fraction of a second (the shipped v8 is louder than its input for 0.1 s);
+    primed, a file's start is treated like the rest of it.  A file shorter than ``n + 1``
+    frames is reflected whole.
+    """
+
+    def __init__(self, core, n: int, channels: int) -> None:
+        self.core, self.n, self.channels = core, n, channels
+        self.out_channels = core.out_channels
+        self.pending: list[np.ndarray] = []
+        self.have = 0
+        self.drop: int | None = None  # output frames still to drop, once started
+
+    def _take(self, y: np.ndarray | None) -> np.ndarray:
+        if y is None:
+            return np.zeros((0, self.out_channels), np.float32)
+        if self.drop:
+            d = min(self.drop, y.shape[0])
+            self.drop -= d
+            y = y[d:]
+        return y
+
+    def _start(self) -> np.ndarray:
+        x = np.concatenate(self.pending) if self.pending else np.zeros((0, self.channels), np.float32)
+        self.pending = []
+        k = max(0, min(self.n, x.shape[0] - 1))
+        self.drop = k
+        return self._take(self.core(np.ascontiguousarray(np.concatenate([x[1 : k + 1][::-1], x]))))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.drop is not None:
+            return self._take(self.core(x))
+        self.pending.append(x)
+        self.have += x.shape[0]
+        if self.have <= self.n:
+            return np.zeros((0, self.out_channels), np.float32)
+        return self._start()
+
+    def flush(self) -> np.ndarray:
+        head = self._start() if self.drop is None else np.zeros((0, self.out_channels), np.float32)
+        return np.concatenate([head, self._take(self.core.flush())])
+
+
 class _Skip:
     """Drop the first ``n`` frames (latency compensation)."""
 
@@ -287,11 +342,15 @@ class Chain:
         Remove the model's latency.
     threads : int or None
         Torch threads (process-wide), as for :class:`Streamer`.
+    prime : bool or None
+        Start the model from the signal's first frames played backwards instead of from
+        silence (:class:`_Primed`); ``None`` (default): for models with a recurrent state.
+        A primed chain's output is not the zero-history convolution of the signal.
     """
 
     def __init__(self, model: Model, sample_rate: int, channels: int, frames: int, *,
                  block_size: int | None = None, offline: bool = False, align: bool = True,
-                 threads: int | None = 1) -> None:
+                 threads: int | None = 1, prime: bool | None = None) -> None:
         if block_size is None:
             block_size = file_block_size(model)
         if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
@@ -317,6 +376,11 @@ class Chain:
             core = _Offline(model, channels) if offline else _Stream(model, channels, block_size, threads)
         if offline and threads is not None:
             torch.set_num_threads(threads)
+        if prime is None:
+            prime = model.recurrent
+        self.primed_frames = prime_frames(model, rate) if prime else 0
+        if self.primed_frames:
+            core = _Primed(core, self.primed_frames, channels)
         stages.append(core)
         self.out_channels = core.out_channels
         if align:
@@ -376,6 +440,10 @@ def _notes(summary: Summary) -> None:
         how = f"{per} model outputs per input channel, channel-major" if per else "the model mixes the channels"
         summary.notes.append(
             f"the output has {summary.out_channels} channel(s) for {summary.channels} input channel(s) ({how})")
+    if summary.primed_frames:
+        summary.notes.append(
+            f"the model started from the file's first {1000 * summary.primed_frames / summary.model_rate:.0f} ms "
+            "played backwards rather than from silence (--no-prime: from silence)")
     if summary.nonfinite_samples:
         w.append(f"{summary.nonfinite_samples} NaN/Inf input sample(s) were replaced by silence (0)")
     if summary.clipped_samples:
@@ -421,6 +489,7 @@ def process_file(
     threads: int | None = 1,
     wet: float = 1.0,
     attenuation_limit_db: float | None | str = "model",
+    prime: bool | None = None,
 ) -> Summary:
     """Process one audio file with a model and write the result atomically.
 
@@ -464,6 +533,11 @@ def process_file(
         A denoiser's strength: the most any band is attenuated, in dB
         (``None``: unlimited); ``"model"`` keeps the checkpoint's own.  The
         model's setting is restored afterwards.
+    prime : bool or None
+        Start the model from the file's first fraction of a second played backwards rather
+        than from silence, so the start of the file is processed like the rest (``None``,
+        the default: for models with a recurrent state, such as the shipped denoiser;
+        ``False`` keeps the zero-history output, e.g. to compare with a stream's first block).
 
     Returns
     -------
@@ -501,7 +575,7 @@ def process_file(
             raise AudioFileError(f"output {str(out)!r} already exists; pass --overwrite to replace it, "
                                  "--skip-existing to keep it, or choose another name.")
         chain = Chain(m, reader.sample_rate, reader.channels, reader.frames, block_size=block_size,
-                      offline=offline, align=align, threads=threads)
+                      offline=offline, align=align, threads=threads, prime=prime)
         if wet < 1.0 and chain.out_channels != reader.channels:
             raise ConfigError(f"a dry/wet mix needs as many output as input channels; this model turns "
                               f"{reader.channels} into {chain.out_channels}, so leave --wet out.")
@@ -540,6 +614,7 @@ def process_file(
         mode=mode, latency=chain.latency, aligned=align,
         elapsed_s=time.perf_counter() - t0, nonfinite_samples=reader.nonfinite_samples,
         clipped_samples=writer.clipped_samples, output_frames=writer.frames,
+        primed_frames=chain.primed_frames,
     )
     if reader.frames_read < reader.frames:
         summary.warnings.append(
@@ -749,8 +824,9 @@ def process_array(
     offline: bool = False,
     align: bool = True,
     threads: int | None = 1,
+    prime: bool | None = None,
 ) -> np.ndarray:
-    """Process audio in memory exactly as :func:`process_file` processes a file.
+    """Process audio in memory exactly as :func:`process_file` processes a file (``prime`` as there).
 
     Parameters
     ----------
@@ -773,7 +849,7 @@ def process_array(
     x, _ = zero_nonfinite(x.astype(np.float32), copy=False)  # astype made the copy
     m, _ = _load_model(model)
     chain = Chain(m, int(sample_rate), x.shape[1], x.shape[0], block_size=block_size,
-                  offline=offline, align=align, threads=threads)
+                  offline=offline, align=align, threads=threads, prime=prime)
     outs = [chain(x[i : i + _READ_CHUNK]) for i in range(0, x.shape[0], _READ_CHUNK)]
     outs.append(chain.flush())
     return np.concatenate(outs)

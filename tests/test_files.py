@@ -446,3 +446,53 @@ def test_audio_files_lists_sub_folders_with_their_relative_place(tmp_path):
     assert deep.files == [(tmp_path / "a.wav", Path(".")), (tmp_path / "s/b.flac", Path("s")),
                           (tmp_path / "s/t/c.wav", Path("s/t"))] and deep.folders == []
     assert audio_files([tmp_path], recursive=True, exclude=[tmp_path / "s"]).files == [(tmp_path / "a.wav", Path("."))]
+
+
+def _recurrent_denoiser():
+    torch.manual_seed(3)
+    return rtconv.build("framed_denoiser", {"channels": 8, "blocks": 1, "window": 32, "hop": 16,
+                                            "learn_filterbank": False, "gru": 4}).eval()
+
+
+@pytest.mark.parametrize("offline, block_size", [(True, None), (False, 1), (False, 77), (False, 4096)])
+def test_a_recurrent_model_starts_from_the_files_first_frames_played_backwards(offline, block_size):
+    """Primed: the output is what the zero-history model makes of reflection + signal, the reflection's part cut."""
+    from rtconv.files import prime_frames
+
+    model = _recurrent_denoiser()
+    assert model.recurrent
+    x = (np.random.default_rng(0).standard_normal(20000) * 0.1).astype(np.float32)
+    n = prime_frames(model, 16000)
+    assert n == 4000  # a quarter second at least (this model's own reach is shorter)
+    padded = np.concatenate([x[1 : n + 1][::-1], x])
+    want = process_array(padded, 16000, model, offline=True, prime=False)[n:]
+    got = process_array(x, 16000, model, offline=offline, block_size=block_size)  # prime by default
+    np.testing.assert_allclose(got, want, atol=2e-6)
+    zero = process_array(x, 16000, model, offline=offline, block_size=block_size, prime=False)
+    assert np.abs(zero[:n] - got[:n]).max() > 5e-5  # the start differs (by far more than the tolerance above)
+
+
+def test_a_file_shorter_than_the_priming_is_reflected_whole_and_keeps_its_length():
+    model = _recurrent_denoiser()
+    x = (np.random.default_rng(1).standard_normal(300) * 0.1).astype(np.float32)
+    padded = np.concatenate([x[1:][::-1], x])
+    got = process_array(x, 16000, model)
+    assert got.shape == (300, 1)
+    np.testing.assert_allclose(got, process_array(padded, 16000, model, prime=False)[299:], atol=2e-6)
+    assert process_array(x[:1], 16000, model).shape == (1, 1)
+    assert process_array(x[:0], 16000, model).shape == (0, 1)
+
+
+def test_a_convolution_is_never_primed_and_a_primed_file_says_so(tmp_path):
+    fir = rtconv.FIR(np.array([0.5, 0.25, 0.125], np.float32))
+    x = (np.random.default_rng(2).standard_normal(5000) * 0.1).astype(np.float32)
+    np.testing.assert_allclose(process_array(x, 16000, fir)[:, 0], np.convolve(x, [0.5, 0.25, 0.125])[:5000],
+                               atol=1e-6)  # zero history: the convolution's own semantics
+    src = tmp_path / "in.wav"
+    sf.write(src, x, 16000, subtype="FLOAT")
+    s = process_file(src, tmp_path / "out.wav", _recurrent_denoiser(), progress=False)
+    assert s.primed_frames == 4000 and any("first 250 ms played backwards" in n for n in s.notes), s.notes
+    s = process_file(src, tmp_path / "zero.wav", _recurrent_denoiser(), progress=False, prime=False)
+    assert s.primed_frames == 0 and not any("backwards" in n for n in s.notes)
+    s = process_file(src, tmp_path / "fir.wav", fir, progress=False)
+    assert s.primed_frames == 0
