@@ -12,6 +12,7 @@ import soundfile as sf
 import torch
 from scipy import signal
 
+import rtconv
 from rtconv.data import augment, build, corpus, packages, scoring, sources
 from rtconv.data.mix import Mixer, MixSettings, active_level_db
 from rtconv.data.testset import TestExample, fingerprint, make_test_set
@@ -718,6 +719,22 @@ def test_bench_baselines_become_columns_after_rtconv_named_by_their_files(tmp_pa
         _with_baselines(base, [str(path), str(path)])
     assert main(["bench", "denoise", "--no-quality", "--baseline", str(path)]) != 0
     assert "--baseline adds columns to the realistic set's tables" in capsys.readouterr().err
+
+
+def test_the_model_from_silence_is_the_unprimed_file_output_and_needs_the_realistic_set(capsys):
+    from rtconv.cli import main
+    from rtconv.files import process_array
+
+    torch.manual_seed(4)
+    model = rtconv.build("framed_denoiser", {"channels": 8, "blocks": 1, "window": 32, "hop": 16,
+                                             "learn_filterbank": False, "gru": 4}).eval()
+    x = np.random.default_rng(1).normal(size=12000).astype(np.float32) * 0.1
+    primed, silent = scoring.model_system(model)(x, 16000), scoring.model_system(model, prime=False)(x, 16000)
+    np.testing.assert_array_equal(silent, process_array(x, 16000, model, offline=True, prime=False)[:, 0])
+    np.testing.assert_array_equal(primed, process_array(x, 16000, model, offline=True)[:, 0])
+    assert np.abs(primed - silent).max() > 5e-5
+    assert main(["bench", "denoise", "--no-quality", "--from-silence"]) != 0
+    assert "--from-silence adds columns to the realistic set's tables" in capsys.readouterr().err
 
 
 def test_the_goals_say_which_are_met():

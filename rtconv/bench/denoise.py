@@ -78,6 +78,9 @@ def configure(parser) -> None:
                         help="realistic set: also score this denoiser checkpoint (a path or a shipped model's "
                              "name), as a column named after its file, in the same run; repeatable. "
                              "The 'best' column and the goals still compare with RNNoise and noisereduce only")
+    parser.add_argument("--from-silence", action="store_true",
+                        help="realistic set: also score the model started from silence (`rtconv process "
+                             "--no-prime`), as a column 'from-silence' in the same run")
     parser.add_argument("--tables", metavar="PATH", help="also write the realistic set's Markdown tables here")
     parser.add_argument("--cache-dir", metavar="DIR", help="corpus cache root (default: ~/.cache/rtconv)")
     parser.add_argument("--seed", type=int, default=0, help="test-set seed (default: %(default)s)")
@@ -149,10 +152,11 @@ def _device_rates(model, block: int) -> list[dict]:
 def run(args) -> int:
     from . import heldout as ev
 
-    if args.baseline and (args.test_set != "realistic" or args.no_quality):
+    if (args.baseline or args.from_silence) and (args.test_set != "realistic" or args.no_quality):
         from ..errors import ConfigError
 
-        raise ConfigError("--baseline adds columns to the realistic set's tables; drop it, or drop "
+        flag = "--baseline" if args.baseline else "--from-silence"
+        raise ConfigError(f"{flag} adds columns to the realistic set's tables; drop it, or drop "
                           f"{'--no-quality' if args.no_quality else '--set ' + args.test_set}.")
     model = _load(args.model)
     if args.attenuation_limit is not None and hasattr(model, "attenuation_limit_db"):
@@ -260,6 +264,9 @@ def _realistic(model, args) -> dict:
         print(f"\nVALIDATION set of the test set's design (training speakers, other files; for choosing a "
               f"model, not for reporting): {len(examples)} items, seed {args.seed}, fingerprint {fp}")
     systems = _with_baselines(scoring.systems(model), args.baseline)
+    if args.from_silence:  # right after rtconv: the same model without the priming files get
+        systems = dict([*list(systems.items())[:2], ("from-silence", scoring.model_system(model, prime=False)),
+                        *list(systems.items())[2:]])
     rows = scoring.evaluate(systems, examples, progress=True)
     summary = scoring.summary_rows(rows)
     text = scoring.tables(summary, list(systems), ours="rtconv",
@@ -365,7 +372,8 @@ def _write_card(path, model, result, args) -> None:
             "clean speech pauses. rtconv runs through `rtconv.files.process_array` (as `rtconv process`);",
             "RNNoise (pyrnnoise, lag removed) and noisereduce (non-stationary, whole file) in the same run.",
             "Measured by `rtconv bench denoise --card models/denoiser.md"
-            + "".join(f" --baseline {b}" for b in args.baseline) + "`"
+            + "".join(f" --baseline {b}" for b in args.baseline) + (" --from-silence" if args.from_silence else "")
+            + "`"
             + (f"; the column{'s' if len(args.baseline) > 1 else ''} "
                + ", ".join(f"`{_column(b)}`" for b in args.baseline)
                + " score earlier models in the same run." if args.baseline else "."),

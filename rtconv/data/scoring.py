@@ -52,12 +52,13 @@ def _at_48k(f: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray, int]
     return run
 
 
-def model_system(model):
+def model_system(model, prime: bool | None = None):
     """An rtconv model as a system of a comparison: ``(x, rate) -> y`` through
-    :func:`rtconv.files.process_array`, exactly as ``rtconv process`` runs it."""
+    :func:`rtconv.files.process_array`, exactly as ``rtconv process`` runs it
+    (``prime=False``: as ``rtconv process --no-prime``, started from silence)."""
     from .. import files
 
-    return lambda x, rate: files.process_array(x, rate, model, offline=True)[:, 0]
+    return lambda x, rate: files.process_array(x, rate, model, offline=True, prime=prime)[:, 0]
 
 
 def systems(model=None, rnnoise: bool = True, noisereduce: bool = True) -> dict:
