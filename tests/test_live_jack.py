@@ -242,11 +242,17 @@ def test_a_killed_or_interrupted_run_leaves_recordings_that_open(jackd, tmp_path
     p = _cli("--model", path, "--hostapi", "JACK", "--record", tmp_path / "rec",
              preexec_fn=_ignore_sigint if background else None)
     t0 = time.monotonic()
-    assert wait_for(lambda: len(list((tmp_path / "rec").glob("*.wav"))) == 2, 60)  # torch imports slowly on a loaded machine
-    time.sleep(2.0)
-    alive = time.monotonic() - t0
-    p.send_signal(sig)
-    out, err = _finish(p, 20)
+    try:
+        # torch imports slowly on a loaded machine
+        assert wait_for(lambda: len(list((tmp_path / "rec").glob("*.wav"))) == 2, 60), _finish(p, 5)
+        time.sleep(2.0)
+        alive = time.monotonic() - t0
+        p.send_signal(sig)
+        out, err = _finish(p, 20)
+    finally:
+        if p.poll() is None:  # a failed wait must not leave a live run behind (it would outlive the suite)
+            p.kill()
+            p.wait()
     rin, rout = _recordings(tmp_path / "rec")
     assert len(rin) == len(rout)
     assert len(rin) >= (2.0 - lost_at_most - 0.6) * RATE, (len(rin), alive, err)
