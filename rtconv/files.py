@@ -269,7 +269,7 @@ class _Primed:
         self.pending = []
         k = max(0, min(self.n, x.shape[0] - 1))
         self.drop = k
-        return self._take(self.core(np.ascontiguousarray(np.concatenate([x[1 : k + 1][::-1], x]))))
+        return self._take(self.core(np.concatenate([x[1 : k + 1][::-1], x])))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.drop is not None:

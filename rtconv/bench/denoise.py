@@ -225,15 +225,16 @@ def _column(path) -> str:
     return Path(checkpoint.resolve(path)).name.removesuffix(".safetensors")
 
 
-def _with_baselines(systems: dict, paths) -> dict:
-    """``systems`` with a column per baseline checkpoint after ``rtconv``, each run as ``rtconv process`` runs it."""
-    if not paths:
+def _with_baselines(systems: dict, paths, first: dict | None = None) -> dict:
+    """``systems`` with a column per baseline checkpoint after ``rtconv``, each run as ``rtconv process`` runs it;
+    the columns of ``first`` (name -> system) come right after ``rtconv``, before the baselines."""
+    extra = dict(first or {})
+    if not paths and not extra:
         return systems
     from .. import checkpoint
     from ..data.scoring import model_system
     from ..errors import ConfigError
 
-    extra = {}
     for p in paths:
         name = _column(p)
         if name in systems or name in extra:
@@ -263,10 +264,9 @@ def _realistic(model, args) -> dict:
     else:
         print(f"\nVALIDATION set of the test set's design (training speakers, other files; for choosing a "
               f"model, not for reporting): {len(examples)} items, seed {args.seed}, fingerprint {fp}")
-    systems = _with_baselines(scoring.systems(model), args.baseline)
-    if args.from_silence:  # right after rtconv: the same model without the priming files get
-        systems = dict([*list(systems.items())[:2], ("from-silence", scoring.model_system(model, prime=False)),
-                        *list(systems.items())[2:]])
+    # from-silence: the same model without the priming files get
+    silent = {"from-silence": scoring.model_system(model, prime=False)} if args.from_silence else None
+    systems = _with_baselines(scoring.systems(model), args.baseline, silent)
     rows = scoring.evaluate(systems, examples, progress=True)
     summary = scoring.summary_rows(rows)
     text = scoring.tables(summary, list(systems), ours="rtconv",
