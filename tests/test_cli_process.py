@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 import rtconv
 from rtconv import designs
@@ -414,3 +415,21 @@ def test_closing_the_terminal_stops_the_run_and_cleans_up(tmp_path):
     assert b"of 0:10:00 audio" in seen, seen  # the progress bar counted audio time
     assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGHUP
     assert sorted(f.name for f in tmp_path.iterdir()) == ["fir.safetensors", "long.wav"]
+
+
+def test_no_prime_starts_a_recurrent_model_from_silence(tmp_path):
+    from rtconv.files import process_array
+
+    torch.manual_seed(3)
+    model = rtconv.build("framed_denoiser", {"channels": 8, "blocks": 1, "window": 32, "hop": 16,
+                                             "learn_filterbank": False, "gru": 4}).eval()
+    path = tmp_path / "gru.safetensors"
+    rtconv.save(model, path, name="gru", task="denoise")
+    x = (np.random.default_rng(5).standard_normal(16000) * 0.1).astype(np.float32)
+    sf.write(tmp_path / "in.wav", x, 16000, subtype="FLOAT")
+    for flags, prime in (([], None), (["--no-prime"], False)):
+        out = tmp_path / f"out{len(flags)}.wav"
+        assert main(["process", str(tmp_path / "in.wav"), "-o", str(out), "-m", str(path), "--quiet", *flags]) == 0
+        y, _ = sf.read(out, dtype="float32")
+        np.testing.assert_allclose(y, process_array(x, 16000, model, prime=prime)[:, 0], atol=1e-6)
+    assert np.abs(sf.read(tmp_path / "out0.wav")[0] - sf.read(tmp_path / "out1.wav")[0]).max() > 5e-5
