@@ -753,3 +753,47 @@ def test_the_goals_say_which_are_met():
     assert got["clean speech: level within 0.5 dB"] == ("-6.02 dB", False)
     assert got["noise-only input attenuated by >= 20 dB"] == ("6.0 dB", False)
     assert "| goal | measured | met |" in scoring.format_goals(rows)
+
+
+def test_bench_timing_runs_both_engines_and_rnnoise_on_the_same_blocks(monkeypatch):
+    pytest.importorskip("pyrnnoise", reason="the bench extra's RNNoise binding is not installed")
+    pytest.importorskip("onnxruntime", reason="onnxruntime (the onnx engine) is not installed")
+    from rtconv import Streamer
+    from rtconv.bench import denoise
+
+    torch.manual_seed(5)
+    model = rtconv.build("framed_denoiser", {"channels": 8, "blocks": 1, "window": 32, "hop": 16,
+                                             "learn_filterbank": False, "gru": 4}).eval()
+    model.sample_rate = 48000
+    seen = {"torch": [], "onnx": []}
+    real = Streamer.process
+
+    def spy(self, block):
+        seen[self.engine].append(np.array(block))
+        return real(self, block)
+
+    monkeypatch.setattr(Streamer, "process", spy)
+    tm = denoise._timing(model, 128, 0.5)
+    assert set(tm["engines"]) == {"torch", "onnx"} and not tm["skipped"]
+    # 20 warm-up blocks each, then the same 187 blocks (0.5 s) through both engines
+    assert len(seen["torch"]) == len(seen["onnx"]) == 20 + 24000 // 128
+    for a, b in zip(seen["torch"], seen["onnx"]):
+        np.testing.assert_array_equal(a, b)
+    assert tm["rtf"] == tm["engines"]["torch"]["rtf"] > 0 and tm["engines"]["onnx"]["p99_ms"] > 0
+    assert tm["rnnoise_rtf"] > 0  # 46 frames of 480 samples fill within the 187 blocks
+
+
+def test_the_speed_goals_name_the_engine_that_meets_them():
+    from rtconv.bench.denoise import _speed_goals
+
+    class M:
+        latency = 191
+
+    fast, slow = {"rtf": 0.2, "p99_ms": 0.5}, {"rtf": 0.5, "p99_ms": 2.0}
+    tm = {"rate": 48000, "block": 128, "budget_ms": 128 / 48, "engines": {"torch": slow, "onnx": fast},
+          "rnnoise_rtf": 0.09}
+    (lat, lat_m, lat_ok), (rt, rt_m, rt_ok) = _speed_goals(M(), tm)
+    assert lat_ok and lat_m == "3.98 ms at 48000 Hz"
+    assert rt_ok and rt_m.endswith("RNNoise RTF 0.090 (met with onnx)") and "torch RTF 0.500, p99 75%" in rt_m
+    tm["engines"] = {"torch": slow, "onnx": {"rtf": 0.2, "p99_ms": 1.0}}  # p99 over 30 % of 2.67 ms
+    assert _speed_goals(M(), tm)[1][2] is False
