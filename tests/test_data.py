@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,6 +102,19 @@ def tiny_corpus(tmp_path_factory):
             sf.write(buf, (0.05 * rng.standard_normal(RATE)).astype(np.float32), RATE, format="WAV")
             z.writestr(f"sound/world/wind{i}.wav", buf.getvalue())
         z.writestr("sound/player/taunt.wav", buf.getvalue())
+    # and inside an OpenTTD sound catalogue: a table of (offset | flag bit, size), then named RIFF entries
+    entries = []
+    for title in ('"Steam train". By Someone. License: CC0.', "whistle", "not-a-wave"):
+        buf = io.BytesIO()
+        sf.write(buf, (0.05 * rng.standard_normal(RATE // 2)).astype(np.float32), RATE, format="WAV")
+        body = buf.getvalue() if title != "not-a-wave" else b"JUNK" * 10
+        name = title.encode() + b"\0"
+        entries.append(bytes([len(name)]) + name + body)
+    table, off = b"", 8 * len(entries)
+    for e in entries:
+        table += struct.pack("<II", off | 0x80000000, len(e))
+        off += len(e)
+    (pk3.parent / "sounds.cat").write_bytes(table + b"".join(entries))
     extra = (
         sources.Recorded("fake-train", "fake-voices", "speech", "train",
                          r"/voices/(?P<speaker>anna|carl)/.*\.wav$", language="xx"),
@@ -110,6 +124,8 @@ def tiny_corpus(tmp_path_factory):
         sources.Recorded("fake-noise-test", "fake-noise", "noise", "test", r"/hum[23]\.wav$", family="hiss"),
         sources.Recorded("fake-archive", "fake-noise", "noise", "train", r"!sound/world/.*\.wav$", family="wind",
                          archive=r"/pak0\.pk3$"),
+        sources.Recorded("fake-catalogue", "fake-noise", "noise", "train", r"!.*", family="machines",
+                         archive=r"/sounds\.cat$", archive_format="cat"),
     )
     names = [s.name for s in extra]
     logs = []
@@ -143,6 +159,15 @@ def test_audio_inside_a_game_archive_is_read_member_by_member(tiny_corpus):
     assert sorted(it["id"] for it in items) == ["fake-archive/pak0.pk3-sound-world-wind0",
                                                 "fake-archive/pak0.pk3-sound-world-wind1"]
     assert all(it["family"] == "wind" and it["seconds"] == 1.0 for it in items)
+
+
+def test_audio_inside_an_openttd_sound_catalogue_is_read_entry_by_entry(tiny_corpus):
+    cache, _, _ = tiny_corpus
+    items = [it for it in corpus.read_manifest(corpus.corpus_dir(cache)) if it["source"] == "fake-catalogue"]
+    # the entry that is no RIFF file is left out; a quoted title names its item
+    assert sorted(it["id"] for it in items) == ["fake-catalogue/fake-sounds.cat-000-Steam_train",
+                                                "fake-catalogue/fake-sounds.cat-001-whistle"]
+    assert all(it["family"] == "machines" and it["seconds"] == 0.5 for it in items)
 
 
 def test_the_split_is_by_source_with_no_speaker_or_recording_in_two_splits(tiny_corpus):

@@ -127,13 +127,48 @@ def _members(src: sources.Recorded, pkg: Fetched):
     for p in files:
         installed = "/" + str(p.relative_to(pkg.root))
         if src.archive:
-            if re.search(src.archive, installed):
+            if src.archive_format == "cat" and re.search(src.archive, installed):
+                for m, data in cat_members(p.read_bytes()):
+                    yield f"{installed}!{m}", (lambda data=data: io.BytesIO(data))
+            elif re.search(src.archive, installed):
                 with zipfile.ZipFile(p) as z:  # open while its members are read, once per archive
                     for m in sorted(z.namelist()):
                         if m.lower().endswith(_AUDIO):
                             yield f"{installed}!{m}", (lambda m=m: io.BytesIO(z.read(m)))
         elif p.suffix.lower() in _AUDIO:
             yield installed, (lambda p=p: p)
+
+
+def cat_members(data: bytes) -> list[tuple[str, bytes]]:
+    """The ``(name, RIFF WAVE bytes)`` entries of an OpenTTD sound catalogue (``.cat``).
+
+    The file starts with a table of ``(offset, size)`` pairs (little-endian
+    uint32; the offset's top bit is a flag), the first offset giving the
+    table's length; each entry holds a name (a length byte, then the name,
+    NUL-terminated) and the sound's RIFF file.  Entries that are not a
+    RIFF file (or lie outside the data) are left out; the builder counts what
+    soundfile cannot read.
+    """
+    import struct
+
+    if len(data) < 8:
+        return []
+    count = (struct.unpack_from("<I", data, 0)[0] & 0x7FFFFFFF) // 8
+    out = []
+    for i in range(min(count, len(data) // 8)):
+        off, size = struct.unpack_from("<II", data, 8 * i)
+        off &= 0x7FFFFFFF
+        if off + 1 > len(data) or off + size > len(data):
+            continue
+        n = data[off]
+        name = data[off + 1 : off + 1 + n].split(b"\0", 1)[0].decode("latin-1").strip()
+        if name.startswith('"') and name.count('"') >= 2:  # opensfx names: '"Title". By ... License: ...'
+            name = name.split('"')[1]
+        name = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")[:40]
+        body = data[off + 1 + n : off + size]
+        if body[:4] == b"RIFF":
+            out.append((f"{i:03d}-{name}" if name else f"{i:03d}", body))
+    return out
 
 
 def _recorded(src: sources.Recorded, root: Path, cache: Path, limit: int, log) -> list[dict]:

@@ -49,8 +49,9 @@ class Recorded:
     """Audio files of one Debian package.
 
     ``pattern`` is a regular expression on the installed path (with
-    ``archive``, on ``<archive path>!<member>`` of the zip archives whose
-    installed path matches ``archive``); its named
+    ``archive``, on ``<archive path>!<member>`` of the archives whose
+    installed path matches ``archive``: zip format, or with
+    ``archive_format="cat"`` OpenTTD's sound catalogue); its named
     groups ``speaker`` and ``language`` (if present) label the item, else
     ``speaker``/``language`` give fixed labels.  ``split_by_language``
     overrides ``split`` per file with :data:`TEST_LANGUAGES`.
@@ -69,7 +70,8 @@ class Recorded:
     exclude: str = ""
     min_seconds: float = 0.3
     max_files: int = 0  # 0: all
-    archive: str = ""  # a regex on zip-format archives (a game's .pk3) whose members hold the audio
+    archive: str = ""  # a regex on archives (a game's .pk3) whose members hold the audio
+    archive_format: str = "zip"  # or "cat": OpenTTD's sound catalogue (named RIFF WAVE entries)
 
     def label(self, installed: str) -> dict | None:
         """Labels of one installed path, or None if the file is not part of the source."""
@@ -249,6 +251,20 @@ SOURCES: tuple = (
              family="crowd"),
     Recorded("asterisk-moh", "asterisk-moh-opsound-wav", "noise", "test", r"/moh/.*\.wav$", family="music"),
     Recorded("etr-music", "extremetuxracer-data", "noise", "train", r"/etr/music/.*\.(ogg|wav)$", family="music"),
+    # -- more training noise (fourteenth session): the held-out noise alone that v8 let through was
+    # machines, samples, UI sounds, crowd and music; these widen the training side of those families
+    Recorded("openttd-sfx", "openttd-opensfx", "noise", "train", r"!.*", family="machines",
+             archive=r"/opensfx\.cat$", archive_format="cat"),  # trains, planes, factories, applause (CC)
+    Recorded("deepin-ui", "deepin-sound-theme", "noise", "train", r"/sounds/deepin/.*\.(wav|ogg|oga)$",
+             family="ui"),
+    Recorded("eiskaltdcpp-ui", "eiskaltdcpp-sounds", "noise", "train", r"/eiskaltdcpp/sounds/.*\.wav$",
+             family="ui"),
+    Recorded("hedgewars-sfx", "hedgewars-data", "noise", "train", r"/hedgewars/Data/Sounds/[^/]+\.ogg$",
+             family="effects", exclude=r"/(hell_|Yoohoo|Kiss|hogchant)[^/]*$"),  # the voices/ folder: speech
+    Recorded("hedgewars-music", "hedgewars-data", "noise", "train", r"/hedgewars/Data/Music/.*\.ogg$",
+             family="music"),
+    Recorded("hyperrogue-music", "hyperrogue-music", "noise", "train", r"/hyperrogue/music/.*\.ogg$",
+             family="music"),
     Midi("simutrans-midi", "simutrans-data", r"\.mid$", "train"),
     Midi("openttd-midi", "openttd-openmsx", r"\.mid$", "test"),
 )
