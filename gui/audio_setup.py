@@ -1,4 +1,4 @@
-"""Audio set-up box: host API, devices (default marked), sample rate, block size, start/stop.
+"""Audio set-up box: host API, devices (default marked), sample rate, block size, engine, start/stop.
 
 This widget lists and remembers choices; starting the stream is the
 window's job, which calls :meth:`AudioSetup.choice` to read the current
@@ -44,6 +44,15 @@ class AudioSetup(QtWidgets.QGroupBox):
         for b in BLOCKS:
             self.block.addItem(f"{b} samples", b)
         self.block.setCurrentIndex(BLOCKS.index(128))
+        self.engine = QtWidgets.QComboBox()
+        self.engine.setToolTip("what computes each block: torch, or the model's ONNX step in onnxruntime "
+                               "(faster per block on a slow CPU; same output)")
+        for name, why in engine.engines().items():
+            self.engine.addItem(name, name)
+            if why:  # listed, greyed out, with what to install
+                item = self.engine.model().item(self.engine.count() - 1)
+                item.setEnabled(False)
+                item.setToolTip(why)
         self.channels = QtWidgets.QSpinBox(minimum=1, maximum=2)
         self.channels.setToolTip("1 = mono model on one channel; 2 = run it per channel or a 2-in MIMO model")
         self.refresh_button = QtWidgets.QPushButton("Rescan")
@@ -64,6 +73,7 @@ class AudioSetup(QtWidgets.QGroupBox):
         rb.addWidget(self.block)
         rb.addWidget(self.channels)
         form.addRow("Rate / block / channels", rb)
+        form.addRow("Engine", self.engine)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.start_button)
         row.addWidget(self.state, 1)
@@ -120,7 +130,7 @@ class AudioSetup(QtWidgets.QGroupBox):
 
     # --- choices --------------------------------------------------------------
     def choice(self) -> dict:
-        """The selection as :class:`rtconv.live.StreamSettings` fields (devices, rate, block, channels)."""
+        """The selection as :class:`rtconv.live.StreamSettings` fields (devices, rate, block, channels, engine)."""
         return {
             "hostapi": self.hostapi.currentData(),
             "input_device": self.input.currentData(),
@@ -128,6 +138,7 @@ class AudioSetup(QtWidgets.QGroupBox):
             "sample_rate": self.rate.currentData(),
             "block_size": self.block.currentData(),
             "channels": self.channels.value(),
+            "engine": self.engine.currentData(),
         }
 
     @staticmethod
@@ -156,6 +167,9 @@ class AudioSetup(QtWidgets.QGroupBox):
                 combo.setCurrentIndex(j)
         if c.get("channels"):
             self.channels.setValue(int(c["channels"]))
+        j = self.engine.findData(c.get("engine"))
+        if j >= 0 and self.engine.model().item(j).isEnabled():  # an engine no longer installed stays torch
+            self.engine.setCurrentIndex(j)
 
     def set_running(self, running: bool, text: str) -> None:
         self.start_button.setChecked(running)
@@ -173,7 +187,7 @@ class AudioSetup(QtWidgets.QGroupBox):
 
     def restore(self, settings) -> None:
         c = {}
-        for k in ("hostapi", "input_device", "output_device"):
+        for k in ("hostapi", "input_device", "output_device", "engine"):
             v = settings.value(f"audio/{k}", "")
             c[k] = v or None
         for k in ("sample_rate", "block_size", "channels"):

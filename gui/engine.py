@@ -29,6 +29,7 @@ __all__ = [
     "model_watcher",
     "list_hostapis",
     "list_devices",
+    "engines",
     "process_array",
 ]
 
@@ -181,6 +182,22 @@ def list_hostapis() -> list[dict]:
 
 def list_devices(hostapi=None) -> list[dict]:
     return list(_live().list_devices(hostapi=hostapi))
+
+
+def engines() -> dict[str, str | None]:
+    """What can compute the live blocks: engine name -> ``None`` where usable, else why not (one sentence).
+
+    ``onnx`` (:class:`rtconv.Streamer`'s onnxruntime engine, 1.3-1.5x faster per
+    block for the denoiser) needs the ``onnx`` extra; whether it is installed is
+    looked up without importing it.
+    """
+    import importlib.util
+
+    from rtconv.live.settings import ENGINES
+
+    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    why = (f"needs {' and '.join(missing)}: pip install -c constraints.txt -e \".[onnx]\"" if missing else None)
+    return {e: (why if e == "onnx" else None) for e in ENGINES}
 
 
 def process_array(model, audio: np.ndarray, sample_rate: int) -> np.ndarray:

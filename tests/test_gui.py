@@ -381,6 +381,9 @@ def test_settings_are_remembered_between_runs(qtbot, tmp_path, mimo_path):
     qtbot.addWidget(first)
     first.load_model(mimo_path)
     first.audio.block.setCurrentIndex(first.audio.block.findData(256))
+    onnx = first.audio.engine.findData("onnx")
+    if first.audio.engine.model().item(onnx).isEnabled():  # the test extra installs onnxruntime
+        first.audio.engine.setCurrentIndex(onnx)
     first.controls.wet.setValue(40)
     first.controls.gain.setValue(-6.0)
     first.spectrum.tau.setValue(1.5)
@@ -388,6 +391,8 @@ def test_settings_are_remembered_between_runs(qtbot, tmp_path, mimo_path):
     second = MainWindow(QtCore.QSettings(ini, QtCore.QSettings.Format.IniFormat))
     qtbot.addWidget(second)
     assert second.audio.choice()["block_size"] == 256
+    assert second.audio.choice()["engine"] == ("onnx" if second.audio.engine.model().item(onnx).isEnabled()
+                                               else "torch")
     assert second.controls.wet.value() == 40
     assert second.controls.gain.value() == -6.0
     assert second.spectrum.tau.value() == 1.5
@@ -539,3 +544,36 @@ def test_the_watch_box_reloads_a_rewritten_checkpoint_with_the_same_watcher_as_r
     rtconv.save(rtconv.FIR(np.array([0.5])), path, name="third")
     qtbot.wait(1500)
     assert window.model_panel.field("name") == "second"  # unwatched: left alone
+
+
+def test_the_engine_chosen_in_the_audio_box_is_the_one_the_session_runs(window, mimo_path):
+    pytest.importorskip("onnxruntime", reason="the onnx engine needs onnxruntime (the onnx extra)")
+    from rtconv_gui import engine
+
+    box = window.audio
+    assert [box.engine.itemData(i) for i in range(box.engine.count())] == ["torch", "onnx"]
+    assert box.choice()["engine"] == "torch"  # the default
+    box.engine.setCurrentIndex(box.engine.findData("onnx"))
+    settings = engine.stream_settings(box.choice())
+    assert settings.engine == "onnx"
+    session = engine.make_session(str(mimo_path), settings)  # in this process, not started
+    try:
+        x = (0.1 * np.random.default_rng(0).standard_normal((128, 1))).astype(np.float32)
+        y = session.processor.process(x)
+        assert y.shape == x.shape and np.isfinite(y).all()
+        assert session.processor.settings.engine == "onnx"
+    finally:
+        session.close()
+
+
+def test_an_engine_that_is_not_installed_is_listed_greyed_out_with_what_to_install(qtbot, monkeypatch):
+    from rtconv_gui import audio_setup, engine
+
+    why = 'needs onnxruntime: pip install -c constraints.txt -e ".[onnx]"'
+    monkeypatch.setattr(engine, "engines", lambda: {"torch": None, "onnx": why})
+    box = audio_setup.AudioSetup()
+    qtbot.addWidget(box)
+    item = box.engine.model().item(box.engine.findData("onnx"))
+    assert not item.isEnabled() and item.toolTip() == why
+    box.set_choice({"engine": "onnx"})  # e.g. remembered from a run when it was installed
+    assert box.choice()["engine"] == "torch"
