@@ -781,8 +781,6 @@ def test_the_goals_say_which_are_met():
 
 
 def test_bench_timing_runs_both_engines_and_rnnoise_on_the_same_blocks(monkeypatch):
-    pytest.importorskip("pyrnnoise", reason="the bench extra's RNNoise binding is not installed")
-    pytest.importorskip("onnxruntime", reason="onnxruntime (the onnx engine) is not installed")
     from rtconv import Streamer
     from rtconv.bench import denoise
 
