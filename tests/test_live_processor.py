@@ -435,3 +435,23 @@ def test_an_unknown_control_or_model_switch_is_refused_in_one_sentence_with_the_
     with pytest.raises(ConfigError, match=r"^the model \('fir'\) has no attenuation limit: only denoisers do; "):
         p.set_switches(attenuation_limit_db=12)
     assert p.switches == {} and p.controls()["bypass"] is False  # nothing half-applied
+
+
+def test_dropouts_are_explained_by_the_block_times():
+    import time as _time
+
+    p = LiveProcessor(_gain_fir(1.0), RATE, 1, 64)  # 1.33 ms per block
+    fast = p.chain.streamer.process
+    p.chain.streamer.process = lambda x: (_time.sleep(0.002), fast(x))[1]  # slower than the block
+    _run(p, _noise(64 * 20), 64)
+    p.note_status(output_underflow=True)
+    p.note_status(input_overflow=True)
+    (msg,) = p.poll_warnings(interval=0)
+    assert msg.startswith("2 dropout(s): the model takes") and "of the 1.33 ms a 64-frame block allows" in msg
+    assert "a larger block size (128 frames) or the onnx engine (--engine onnx)" in msg
+    assert p.poll_warnings(interval=0) == []  # said once per new dropout
+    q = LiveProcessor(_gain_fir(1.0), RATE, 1, 1024)  # a gain is far quicker than 21 ms
+    _run(q, _noise(1024 * 4), 1024)
+    q.note_status(output_underflow=True)
+    (msg,) = q.poll_warnings(interval=0)
+    assert msg.startswith("1 dropout(s) reported by the audio device while the model kept up")

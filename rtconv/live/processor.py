@@ -108,6 +108,7 @@ class LiveProcessor:
         self.last_error = ""
         self.device_latency = (0.0, 0.0)  # seconds, set by the stream
         self._warned_errors = 0
+        self._warned_xruns = 0
         self._last_warn = 0.0
 
     def _speech_gate(self, vad) -> SpeechGate:
@@ -326,6 +327,18 @@ class LiveProcessor:
             "last_error": self.last_error,
         }
 
+    def _dropout_advice(self, n: int) -> str:
+        """What ``n`` new device xruns mean, from the block times: the model too slow, or something else."""
+        s = self.settings
+        b, _ = self.monitor.block_times(s.block_size)
+        took = f"{b['median']:.2f} ms (p99 {b['p99']:.2f} ms) of the {b['budget']:.2f} ms"
+        if b["p99"] > 0.5 * b["budget"]:
+            onnx = " or the onnx engine (--engine onnx)" if s.engine == "torch" else ""
+            return (f"{n} dropout(s): the model takes {took} a {s.block_size}-frame block allows, too close to "
+                    f"keep up under load; a larger block size ({2 * s.block_size} frames){onnx} gives it more room.")
+        return (f"{n} dropout(s) reported by the audio device while the model kept up ({took} a block allows): "
+                "another program or the system held the CPU or the device.")
+
     def poll_warnings(self, interval: float = 1.0) -> list[str]:
         """New problems as sentences, at most once per ``interval`` seconds (call from a non-audio thread)."""
         now = time.monotonic()
@@ -339,6 +352,10 @@ class LiveProcessor:
                 f"({self.last_error}); the stream keeps running."
             )
             self._warned_errors = errors
+        xruns = self.input_overflows + self.output_underflows
+        if xruns > self._warned_xruns:
+            out.append(self._dropout_advice(xruns - self._warned_xruns))
+            self._warned_xruns = xruns
         if out:
             self._last_warn = now
         return out
