@@ -53,6 +53,15 @@ def test_a_speaker_is_in_one_split_only_across_sources():
 
 
 # -- the builder on a tiny subset ---------------------------------------------------------------------
+def _wav_bytes(x) -> bytes:
+    """A float32 WAV file of ``x`` at 48 kHz, in memory."""
+    import io
+
+    buf = io.BytesIO()
+    sf.write(buf, np.asarray(x, np.float32), RATE, format="WAV")
+    return buf.getvalue()
+
+
 def _fake_package(cache, name, files, version="1.0-1", license_name="CC0-1.0"):
     """A package as fetch_deb leaves it in the cache, so the real builder runs without a download."""
     root = cache / "corpus" / "_fetch" / "pkgs" / name
@@ -91,23 +100,20 @@ def tiny_corpus(tmp_path_factory):
              for i in range(4)}
     _fake_package(cache, "fake-noise", noise, license_name="GPL-2+")
     # a game's sounds inside a zip-format .pk3 archive
-    import io
     import zipfile
 
     pk3 = cache / "corpus/_fetch/pkgs/fake-noise/usr/share/games/fake/pak0.pk3"
     pk3.parent.mkdir(parents=True)
     with zipfile.ZipFile(pk3, "w") as z:
         for i in range(2):
-            buf = io.BytesIO()
-            sf.write(buf, (0.05 * rng.standard_normal(RATE)).astype(np.float32), RATE, format="WAV")
-            z.writestr(f"sound/world/wind{i}.wav", buf.getvalue())
-        z.writestr("sound/player/taunt.wav", buf.getvalue())
+            wav = _wav_bytes(0.05 * rng.standard_normal(RATE))
+            z.writestr(f"sound/world/wind{i}.wav", wav)
+        z.writestr("sound/player/taunt.wav", wav)
     # and inside an OpenTTD sound catalogue: a table of (offset | flag bit, size), then named RIFF entries
     entries = []
     for title in ('"Steam train". By Someone. License: CC0.', "whistle", "not-a-wave"):
-        buf = io.BytesIO()
-        sf.write(buf, (0.05 * rng.standard_normal(RATE // 2)).astype(np.float32), RATE, format="WAV")
-        body = buf.getvalue() if title != "not-a-wave" else b"JUNK" * 10
+        wav = _wav_bytes(0.05 * rng.standard_normal(RATE // 2))
+        body = wav if title != "not-a-wave" else b"JUNK" * 10
         name = title.encode() + b"\0"
         entries.append(bytes([len(name)]) + name + body)
     table, off = b"", 8 * len(entries)

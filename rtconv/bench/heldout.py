@@ -160,6 +160,10 @@ class _RNNoise:
         mod = _need("pyrnnoise.rnnoise")
         self.lib, self.frame = mod.lib, int(mod.FRAME_SIZE)
 
+    def state(self) -> "_RNNoiseState":
+        """A fresh denoiser state, fed one frame at a time (a context manager that frees it)."""
+        return _RNNoiseState(self.lib, self.frame)
+
     def process(self, x: np.ndarray) -> np.ndarray:
         """Raw RNNoise output (still lagging) for float audio in [-1, 1]."""
         F = self.frame
@@ -167,18 +171,39 @@ class _RNNoise:
         pad = (-n) % F + 2 * F  # flush the lag out of the filter
         buf = np.pad(np.asarray(x, dtype=np.float32) * 32768.0, (0, pad)).astype(np.float32)
         out = np.empty_like(buf)
-        state = self.lib.rnnoise_create(None)
-        try:
+        with self.state() as st:
             for i in range(0, len(buf), F):
-                fr = np.ascontiguousarray(buf[i : i + F])
-                o = np.empty(F, np.float32)
-                self.lib.rnnoise_process_frame(
-                    state, o.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-                    fr.ctypes.data_as(ctypes.POINTER(ctypes.c_float)))
-                out[i : i + F] = o
-        finally:
-            self.lib.rnnoise_destroy(state)
+                out[i : i + F] = st.step(buf[i : i + F])
         return out / 32768.0
+
+
+class _RNNoiseState:
+    """One RNNoise state: :meth:`step` denoises one frame (int16 scale); freed on ``close``/exit."""
+
+    _PTR = ctypes.POINTER(ctypes.c_float)
+
+    def __init__(self, lib, frame: int) -> None:
+        self.lib = lib
+        self._in, self._out = np.zeros(frame, np.float32), np.zeros(frame, np.float32)
+        self._handle = lib.rnnoise_create(None)
+
+    def step(self, frame: np.ndarray) -> np.ndarray:
+        """The output for one frame; the returned array is reused by the next call (copy it to keep it)."""
+        self._in[:] = frame
+        self.lib.rnnoise_process_frame(self._handle, self._out.ctypes.data_as(self._PTR),
+                                       self._in.ctypes.data_as(self._PTR))
+        return self._out
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self.lib.rnnoise_destroy(self._handle)
+            self._handle = None
+
+    def __enter__(self) -> "_RNNoiseState":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 _RNNOISE_LAG: int | None = None

@@ -122,15 +122,17 @@ def _read(path) -> tuple[np.ndarray, int] | None:
 
 
 def _members(src: sources.Recorded, pkg: Fetched):
-    """(installed path, opener) of every audio file of the package, zip archive members included."""
+    """(installed path, opener) of every audio file of the package, archive members (zip, OpenTTD .cat) included."""
     files = sorted(p for p in pkg.root.rglob("*") if p.is_file())
     for p in files:
         installed = "/" + str(p.relative_to(pkg.root))
         if src.archive:
-            if src.archive_format == "cat" and re.search(src.archive, installed):
+            if not re.search(src.archive, installed):
+                continue
+            if src.archive_format == "cat":
                 for m, data in cat_members(p.read_bytes()):
                     yield f"{installed}!{m}", (lambda data=data: io.BytesIO(data))
-            elif re.search(src.archive, installed):
+            else:
                 with zipfile.ZipFile(p) as z:  # open while its members are read, once per archive
                     for m in sorted(z.namelist()):
                         if m.lower().endswith(_AUDIO):
