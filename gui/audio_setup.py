@@ -45,8 +45,9 @@ class AudioSetup(QtWidgets.QGroupBox):
             self.block.addItem(f"{b} samples", b)
         self.block.setCurrentIndex(BLOCKS.index(128))
         self.engine = QtWidgets.QComboBox()
-        self.engine.setToolTip("what computes each block: torch, or the model's ONNX step in onnxruntime "
-                               "(faster per block on a slow CPU; same output)")
+        self.engine.setToolTip("what computes each block (same output): torch, rtconv's own cells (the fastest "
+                               "for the denoiser), or the model's ONNX step in onnxruntime (faster for "
+                               "sample-rate convolution nets)")
         for name, why in engine.engines().items():
             self.engine.addItem(name, name)
             if why:  # listed, greyed out, with what to install

@@ -187,9 +187,10 @@ def list_devices(hostapi=None) -> list[dict]:
 def engines() -> dict[str, str | None]:
     """What can compute the live blocks: engine name -> ``None`` where usable, else why not (one sentence).
 
-    ``onnx`` (:class:`rtconv.Streamer`'s onnxruntime engine, 1.3-1.5x faster per
-    block for the denoiser) needs the ``onnx`` extra; whether it is installed is
-    looked up without importing it.
+    ``onnx`` (:class:`rtconv.Streamer`'s onnxruntime engine: about 3x faster per
+    block for sample-rate convolution nets, slower for the framed denoiser, whose
+    body the torch engine runs in NumPy) needs the ``onnx`` extra; whether it is
+    installed is looked up without importing it.
     """
     import importlib.util
 

@@ -55,6 +55,19 @@ def stream_channels(model, channels: int | None, hint: str = "") -> int:
 _DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
 
+def _limit_numpy_blas(threads: int) -> None:
+    """Hold NumPy's BLAS to ``threads`` threads, as ``torch.set_num_threads`` holds torch's.
+
+    A framed model's frame-rate body computes its products in NumPy
+    (:mod:`rtconv.cells.rows`); OpenBLAS would otherwise start a thread per
+    core for the larger ones (a file's long blocks).  Process-wide, like
+    torch's setting; OpenBLAS keeps one count for every calling thread.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads, user_api="blas")
+
+
 class Streamer:
     """Run a model on consecutive audio blocks with carried state.
 
@@ -70,7 +83,8 @@ class Streamer:
     dtype : numpy float dtype
         Precision of the computation and of the returned blocks.
     threads : int or None
-        Sets ``torch.set_num_threads`` when given; 1 suits live use, where
+        Sets ``torch.set_num_threads`` (and NumPy's BLAS threads, which a
+        framed model's frame-rate body uses) when given; 1 suits live use, where
         one core must do a block in a fraction of its time.  The count is
         re-applied on whichever thread calls :meth:`process` (OpenMP keeps
         it per thread, so an audio callback thread would otherwise run with
@@ -87,11 +101,15 @@ class Streamer:
         Typical block length the caller will feed, in frames; it only
         guides the direct-vs-FFT choice (any length still works).
     engine : {"torch", "onnx"}
+        ``"torch"``: rtconv's cells (:mod:`rtconv.cells`), torch for
+        sample-rate layers and NumPy for a framed layer's frame-rate body,
+        where a block's one or two frames make every call's overhead count.
         ``"onnx"`` runs the model's exported step model in onnxruntime
         (:mod:`rtconv.onnx.engine`; needs the ``onnx`` extra): the same
-        output, faster for conv nets such as the denoiser, slower for long
-        FIRs (README, "A second engine"); float32 only, and a block length
-        other than ``block_size`` builds its own session on first use.
+        output, about 3x faster for sample-rate conv nets, slower for long
+        FIRs and for framed models such as the denoiser (README, "A second
+        engine"); float32 only, and a block length other than ``block_size``
+        builds its own session on first use.
 
     Attributes
     ----------
@@ -135,6 +153,7 @@ class Streamer:
         channels = stream_channels(model, channels)
         if threads is not None:
             torch.set_num_threads(threads)
+            _limit_numpy_blas(threads)
         # OpenMP's thread count is per OS thread: a block arriving on another thread
         # (an audio callback, a worker) would otherwise run with the default count,
         # measured 3.5x slower. process() re-applies it when the calling thread changes.

@@ -334,15 +334,16 @@ def test_files_use_long_blocks_chosen_per_kind_of_model():
     assert file_block_size(_model()) == file_block_size(_long_fir()) == 16384
 
 
-def test_default_denoiser_output_is_bit_identical_to_the_live_block_stream(tmp_path):
-    # the output files had before long blocks: streamed in 1024-frame blocks
+def test_default_denoiser_output_equals_the_live_block_stream_to_float_rounding(tmp_path):
+    # the output files had before long blocks: streamed in 1024-frame blocks (bit-identical while the
+    # frame-rate body ran in torch; its NumPy products round a row differently with the row count)
     x, rate = sf.read("recordings/demo_noisy.wav", dtype="float32", always_2d=True)
     src = _write(tmp_path / "demo.wav", np.concatenate([x, x[::-1]], axis=1), rate)  # stereo, 8 s
     model = rtconv.load(rtconv.checkpoint.default_model_path())
     fast = process_file(src, tmp_path / "fast.wav", model, progress=False)
     process_file(src, tmp_path / "live.wav", model, block_size=1024, progress=False)
     assert fast.mode == "streamed in 65536-frame blocks"
-    np.testing.assert_array_equal(_read(tmp_path / "fast.wav"), _read(tmp_path / "live.wav"))
+    np.testing.assert_allclose(_read(tmp_path / "fast.wav"), _read(tmp_path / "live.wav"), atol=2e-6, rtol=0)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -424,6 +424,21 @@ def test_the_terminal_status_line_shows_levels_in_dbfs_and_silence_as_minus_infi
     assert re.search(r"dropouts 0 .*block \d+\.\d\d/\d+\.\d\d ms of 2\.67", line), line
 
 
+def test_a_slow_framed_model_is_not_sent_to_the_onnx_engine_which_runs_its_body_slower():
+    import time as _time
+
+    from rtconv.denoiser import ConvDenoiser
+
+    p = LiveProcessor(ConvDenoiser(window=32, hop=16, channels=8, blocks=1).eval(), RATE, 1, 64)
+    fast = p.chain.streamer.process
+    p.chain.streamer.process = lambda x: (_time.sleep(0.002), fast(x))[1]  # slower than the block
+    _run(p, _noise(64 * 20), 64)
+    p.note_status(output_underflow=True)
+    (msg,) = p.poll_warnings(interval=0)
+    assert msg.startswith("1 dropout(s): the model takes") and msg.endswith(
+        "a larger block size (128 frames) gives it more room.")
+
+
 def test_an_unknown_control_or_model_switch_is_refused_in_one_sentence_with_the_known_ones():
     p = LiveProcessor(_gain_fir(1.0), RATE, 1, 64)
     with pytest.raises(ConfigError, match=r"^unknown control 'volume'; the controls are bypass, wet, gain_db, limiter, "

@@ -280,3 +280,16 @@ def test_residual_layers_are_planned_by_their_paths_and_add_no_latency_of_their_
     convs = [p for p in s.plan if p.layer == "MimoConv1d"]
     assert [p.path for p in convs] == ["body.0", "body.2.body.0", "body.3.body.0", "body.4"]
     assert [p.latency for p in convs] == [1, 2, 4, 0] and s.latency == 7
+
+
+def test_a_streamers_thread_count_holds_numpys_blas_as_well_as_torch():
+    """A framed model's frame-rate body computes in NumPy: ``threads`` must bound its BLAS too (live: one core)."""
+    from threadpoolctl import threadpool_info
+
+    from rtconv.denoiser import ConvDenoiser
+
+    model = ConvDenoiser(window=32, hop=16, channels=8, blocks=1).eval()
+    for n in (2, 1):
+        Streamer(model, threads=n)
+        assert torch.get_num_threads() == n
+        assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {n}

@@ -12,9 +12,9 @@ whether outputs are masked, the layout) and compiles children with
 Two layouts exist.  Sample-rate cells (and frame-rate cells by default)
 take ``(batch, channels, time)``.  Inside a framed layer, where a block
 holds one or two frames and every torch call costs more than its
-arithmetic, cells can work *row-major* on ``(frames*batch, channels)``
-(``ctx.rows``); a builder without such a form returns ``None`` and the
-framed layer falls back to the first layout.
+arithmetic, cells can work *row-major* on NumPy arrays ``(frames*batch,
+channels)`` (``ctx.rows``, :mod:`.rows`); a builder without such a form
+returns ``None`` and the framed layer falls back to the first layout.
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ _INPLACE = {
 
 
 class _Activation(Cell):
-    """In place, on a block the previous cell made (either layout)."""
+    """In place, on a ``(batch, channels, time)`` block the previous cell made (rows: :mod:`.rows`)."""
 
     kind = "pointwise"
 
@@ -260,10 +260,15 @@ class _Residual(_Sequence):
         skip = x if self.skip is None else self.skip.process(x)
         for c in self.cells:
             x = c.process(x)
-        return x.add_(skip)
+        x += skip  # in place, for torch tensors and the row-major cells' NumPy arrays alike
+        return x
 
 
 def _build_activation(module: Activation, ctx: Context) -> Cell:
+    if ctx.rows:
+        from .rows import RowActivation
+
+        return RowActivation(module.name)
     return ctx.masked(_Activation(module.name), module)
 
 

@@ -286,7 +286,7 @@ def plan_conv(layer: MimoConv1d, block: int = 128) -> tuple[str, int]:
 
 def _build_conv(module: MimoConv1d, ctx: Context) -> Cell | None:
     if ctx.rows:
-        from .frames import RowConv  # frame-rate, time-major: one addmm over gathered taps
+        from .rows import RowConv  # frame-rate, time-major NumPy rows: one product over gathered taps
 
         return RowConv(module, ctx.batch, ctx.dtype) if module.padding == "causal" else None
     w = module.weight.detach().to(ctx.dtype)

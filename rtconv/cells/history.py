@@ -107,7 +107,12 @@ class History:
         """Append ``x`` (time last); return ``history + x`` as a torch view valid until the next push."""
         return self.push_views(x.numpy())[0]
 
-    def push_rows(self, x: torch.Tensor) -> int:
-        """Append time-major rows ``x`` ``(m*B, C)`` (time first); return the index just past them in ``tbuf``."""
+    def push_rows(self, x: np.ndarray) -> int:
+        """Append time-major NumPy rows ``x`` ``(m*B, C)`` (time first); return the index just past them in ``buf``."""
         m = x.shape[0] // self.shape[0]
-        return self._append(x.numpy().reshape(m, *self.shape), m)[1]
+        p = self.pos
+        if p + m <= self.span + self.room:  # room left: the common case, without _append's bookkeeping
+            self.buf[p : p + m] = x.reshape(m, *self.shape)
+            self.pos = p + m
+            return p + m
+        return self._append(x.reshape(m, *self.shape), m)[1]

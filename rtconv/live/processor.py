@@ -333,7 +333,10 @@ class LiveProcessor:
         b, _ = self.monitor.block_times(s.block_size)
         took = f"{b['median']:.2f} ms (p99 {b['p99']:.2f} ms) of the {b['budget']:.2f} ms"
         if b["p99"] > 0.5 * b["budget"]:
-            onnx = " or the onnx engine (--engine onnx)" if s.engine == "torch" else ""
+            # onnxruntime wins on sample-rate convolutions; a framed model's body runs faster in the
+            # torch engine's NumPy rows than in onnxruntime (README, "A second engine"), so it is not offered there
+            rows = any(p.kind == "framed:rows" for p in self.chain.streamer.plan)
+            onnx = " or the onnx engine (--engine onnx)" if s.engine == "torch" and not rows else ""
             return (f"{n} dropout(s): the model takes {took} a {s.block_size}-frame block allows, too close to "
                     f"keep up under load; a larger block size ({2 * s.block_size} frames){onnx} gives it more room.")
         return (f"{n} dropout(s) reported by the audio device while the model kept up ({took} a block allows): "

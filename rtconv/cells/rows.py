@@ -1,0 +1,268 @@
+"""The row-major frame-rate cells, in NumPy: a framed layer's body one or two frames at a time.
+
+Inside a framed layer (:mod:`rtconv.framed`) a 128-sample block holds one
+or two frames, and the body's arithmetic is a few small matrix products
+per frame: the cost is the calls, not the products.  A torch call on such
+small arrays costs 1-5 us before any arithmetic and a NumPy call 0.2-2 us
+(a 1x192 by 192x64 product: 4.6 us in ``torch.addmm``, 2.3 us in NumPy;
+a slice: 2.0 against 0.2 us), so the body
+runs here on NumPy arrays laid out time-major, ``(frames*batch,
+channels)``: a causal convolution is one product of its taps, gathered
+from a frame history, with its weights (:class:`RowConv`); the GRU steps
+frame by frame from one input projection for all of them; the mask gate
+and its deep filter are elementwise.  The framed cell
+(:mod:`rtconv.cells.frames`) hands its frames over as NumPy and takes them
+back; the sample-rate side stays in torch.
+
+Every cell here computes what its layer's ``forward`` computes, in the
+same order of operations, so a stream equals the offline model to float
+rounding (the streaming property tests run every one of them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.special import expit
+
+from ..framed import FrameGRU, MaskGate, PairPower
+from ..layers import MimoConv1d
+from .base import Cell
+from .history import History
+
+__all__ = ["RowConv", "RowPairPower", "RowGRU", "RowMaskGate", "ROW_ACTIVATIONS"]
+
+
+def _np(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
+    """A parameter as a contiguous NumPy array of the stream's dtype (a copy: the model may change later)."""
+    return np.ascontiguousarray(t.detach().to(dtype).numpy()).copy()
+
+
+def _leaky_relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.01 * x, out=x)
+
+
+#: in-place activations on NumPy rows, by :class:`rtconv.layers.Activation` name
+ROW_ACTIVATIONS = {
+    "tanh": lambda x: np.tanh(x, out=x),
+    "relu": lambda x: np.maximum(x, 0, out=x),
+    "sigmoid": lambda x: expit(x, out=x),
+    "leaky_relu": _leaky_relu,
+    "identity": lambda x: x,
+}
+
+
+class RowConv(Cell):
+    """A causal frame-rate convolution on time-major rows: one product over the gathered taps."""
+
+    kind = "rows"
+
+    def __init__(self, layer: MimoConv1d, batch: int, dtype: torch.dtype) -> None:
+        w = layer.weight.detach().to(dtype)  # (G, F, K), impulse-response order
+        G, Fi, K = w.shape
+        self.K, self.d, self.span, self.Fi = K, layer.dilation, layer.span, Fi
+        # (K*F, G): rows k*F .. k*F+F-1 hold tap k (k frames*d back)
+        self.wt = _np(w.permute(2, 1, 0).reshape(K * Fi, G), dtype)
+        self.b = np.zeros(G, self.wt.dtype) if layer.bias is None else _np(layer.bias, dtype)
+        self.hist = History(batch, Fi, self.span, dtype, time_first=True) if self.span else None
+        self.B = batch
+        self.back = -layer.dilation * np.arange(K)  # each tap's frame, counted back from the newest
+
+    def histories(self) -> list[History]:
+        return [] if self.hist is None else [self.hist]
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        if self.hist is None:
+            y = x @ self.wt
+        else:
+            end = self.hist.push_rows(x)
+            buf, R = self.hist.buf, x.shape[0]
+            m = R // self.B
+            if m == 1:  # one frame (a live block's usual share): its taps in one gather, ~3 us less
+                taps = buf[self.back + (end - 1)].reshape(-1, R, self.Fi).transpose(1, 0, 2)
+            else:
+                d = self.d
+                taps = np.concatenate([buf[end - m - k * d : end - k * d] for k in range(self.K)], axis=-1)
+            y = taps.reshape(R, -1) @ self.wt
+        y += self.b
+        return y
+
+
+class RowActivation(Cell):
+    """An activation in place on the rows the previous cell made."""
+
+    kind = "pointwise"
+
+    def __init__(self, name: str) -> None:
+        self.fn = ROW_ACTIVATIONS[name]
+        self.name = name
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        return self.fn(x)
+
+
+def phase_advance_rows(x: np.ndarray, prev: np.ndarray, eps: float) -> np.ndarray:
+    """:func:`rtconv.framed.phase_advance` on ``(R, 2, P)`` rows: ``(R, 2P)``, real parts then imaginary."""
+    a, b = x[:, 0], x[:, 1]
+    ap, bp = prev[:, 0], prev[:, 1]
+    re, im = a * ap + b * bp, b * ap - a * bp
+    norm = re * re + im * im
+    norm += eps * eps
+    np.sqrt(norm, out=norm)
+    np.reciprocal(norm, out=norm)
+    re *= norm
+    im *= norm
+    return np.concatenate([re, im], axis=1)
+
+
+class RowPairPower(Cell):
+    """:class:`rtconv.framed.PairPower` on rows ``(R, 2K) -> (R, K [+ 2P])``, the last frame's low bins
+    carried across blocks for the phase advances."""
+
+    kind = "pointwise"
+
+    def __init__(self, module: PairPower, batch: int, dtype: torch.dtype) -> None:
+        self.scale, self.shift, self.eps = module.scale, module.shift, module.eps
+        self.B, self.P = batch, module.phase_bins
+        self.hist = History(batch, 2 * self.P, 1, dtype, time_first=True) if self.P else None
+
+    def histories(self) -> list[History]:
+        return [] if self.hist is None else [self.hist]
+
+    def process(self, z: np.ndarray) -> np.ndarray:
+        R, C = z.shape
+        z3 = z.reshape(R, 2, C // 2)
+        p = np.square(z3[:, 0])
+        p += np.square(z3[:, 1])
+        p += self.eps
+        np.log(p, out=p)
+        p *= self.scale
+        if self.shift:
+            p += self.shift
+        if not self.P:
+            return p
+        P = self.P
+        x = z3[:, :, 1 : 1 + P]
+        end = self.hist.push_rows(x.reshape(R, 2 * P))
+        prev = self.hist.buf[end - R // self.B - 1 : end - 1].reshape(R, 2, P)
+        return np.concatenate([p, phase_advance_rows(x, prev, self.eps)], axis=1)
+
+
+class RowGRU(Cell):
+    """A :class:`rtconv.framed.FrameGRU` on rows ``(m*B, C) -> (m*B, H)``, its hidden state carried.
+
+    torch's GRU, written out: the input projection of all ``m`` frames in one
+    product, then per frame ``r, z = sigmoid(Wi x + bi + Wh h + bh)`` (first
+    two thirds), ``n = tanh(Wi_n x + bi_n + r * (Wh_n h + bh_n))``,
+    ``h = n + z * (h - n)``.
+    """
+
+    kind = "recurrent"
+
+    def __init__(self, module: FrameGRU, batch: int, dtype: torch.dtype) -> None:
+        g = module.gru
+        self.wi, self.wh = _np(g.weight_ih_l0.t(), dtype), _np(g.weight_hh_l0.t(), dtype)  # (C, 3H), (H, 3H)
+        self.bi, self.bh = _np(g.bias_ih_l0, dtype), _np(g.bias_hh_l0, dtype)
+        self.B, self.H = batch, module.hidden
+        self.h = np.zeros((batch, module.hidden), self.wh.dtype)
+
+    def reset(self) -> None:
+        self.h[:] = 0
+
+    def buffers(self):
+        return [self.h]
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        B, H = self.B, self.H
+        m = x.shape[0] // B
+        gi = x @ self.wi
+        gi += self.bi
+        y = np.empty((m * B, H), self.h.dtype)
+        h = self.h
+        for t in range(m):
+            i = gi[t * B : (t + 1) * B]
+            gh = h @ self.wh
+            gh += self.bh
+            rz = i[:, : 2 * H] + gh[:, : 2 * H]
+            expit(rz, out=rz)
+            n = gh[:, 2 * H :]
+            n *= rz[:, :H]
+            n += i[:, 2 * H :]
+            np.tanh(n, out=n)
+            # h = n + z * (h - n), into the carried state
+            np.subtract(h, n, out=h)
+            h *= rz[:, H:]
+            h += n
+            y[t * B : (t + 1) * B] = h
+        return y
+
+
+class RowMaskGate(Cell):
+    """:class:`rtconv.framed.MaskGate` on rows: ``z * gain`` plus the deep filter's sum over past
+    frames, the floor and the linked switch read live on every block."""
+
+    kind = "gate"
+
+    def __init__(self, module: MaskGate, estimator: Cell, batch: int, dtype: torch.dtype,
+                 presence: Cell | None = None) -> None:
+        self.m, self.est, self.B = module, estimator, batch
+        self.pres, self.pf = presence, module.presence_floor
+        self.df = module.deep_filter
+        # the filtered bins' past frames (real parts, then imaginary), as many as the filter reaches back
+        self.hist = None if self.df is None else History(batch, 2 * self.df[0], module.filter_span, dtype,
+                                                         time_first=True)
+        self.back = None if self.df is None else -self.df[2] * np.arange(self.df[1])  # each tap's frame, from the newest
+
+    def children(self) -> list[Cell]:
+        return [self.est] if self.pres is None else [self.est, self.pres]
+
+    def histories(self) -> list[History]:
+        return [] if self.hist is None else [self.hist]
+
+    def _presence(self, g: np.ndarray) -> np.ndarray:
+        """The presence head's scale ``(R, 1)`` for gains ``g`` ``(R, K)`` (:func:`rtconv.framed.presence_scale`)."""
+        p = self.pres.process(np.ascontiguousarray(g))
+        lo, hi = self.m.presence_range
+        if lo != 0.0 or hi != 1.0:
+            p = np.clip((p - lo) * (1.0 / (hi - lo)), 0.0, 1.0)
+        return p if self.pf == 0.0 else p * (1.0 - self.pf) + self.pf
+
+    def process(self, z: np.ndarray) -> np.ndarray:
+        e = self.est.process(z)
+        f = self.m._floor  # read live: the strength control may change mid-stream
+        B = self.B
+        if self.m.linked and B > 1:  # one gain (and filter) for every channel: rows are frame-major, channel-minor
+            E = e.shape[-1]
+            e = np.repeat(e.reshape(-1, B, E).mean(1), B, axis=0)
+        if not self.m.pairs:
+            return z * (e * (1.0 - f) + f if f else e)
+        R, C = z.shape
+        K = C // 2
+        g = e[:, :K]
+        pg = None if self.pres is None else self._presence(g)  # (R, 1)
+        if pg is not None:
+            g = g * pg
+        if f:
+            g = g * (1.0 - f) + f
+        y = z.reshape(R, 2, K) * g[:, None, :]
+        if self.df is None:
+            return y.reshape(R, C)
+        bins, order, d = self.df
+        m = R // B
+        end = self.hist.push_rows(z.reshape(R, 2, K)[:, :, 1 : 1 + bins].reshape(R, 2 * bins))
+        buf = self.hist.buf  # (time, B, 2*bins)
+        if m == 1:  # one frame: its taps in one gather
+            taps = buf[self.back + (end - 1)].transpose(1, 0, 2).reshape(R, order, 2, bins)
+        else:
+            taps = np.stack([buf[end - m - n * d : end - n * d] for n in range(order)], 2).reshape(R, order, 2, bins)
+        c = e[:, K:].reshape(R, order, 2, bins) * 2.0
+        c -= 1.0
+        a, b = taps[:, :, 0], taps[:, :, 1]
+        cr, ci = c[:, :, 0], c[:, :, 1]
+        v = np.stack([(cr * a - ci * b).sum(1), (cr * b + ci * a).sum(1)], 1)  # (R, 2, bins)
+        if pg is not None:
+            v *= pg.reshape(R, 1, 1)
+        if f:
+            v *= 1.0 - f
+        y[:, :, 1 : 1 + bins] += v
+        return y.reshape(R, C)
