@@ -208,9 +208,11 @@ class RowMaskGate(Cell):
         self.m, self.est, self.B = module, estimator, batch
         self.pres, self.pf = presence, module.presence_floor
         self.df = module.deep_filter
-        # the filtered bins' past frames (real parts, then imaginary), as many as the filter reaches back
+        # the filtered bins' past frames as complex numbers (real and imaginary parts interleaved, so
+        # that the buffer reads as complex), as many as the filter reaches back
         self.hist = None if self.df is None else History(batch, 2 * self.df[0], module.filter_span, dtype,
                                                          time_first=True)
+        self.complex = np.complex64 if dtype == torch.float32 else np.complex128
         self.back = None if self.df is None else -self.df[2] * np.arange(self.df[1])  # each tap's frame, from the newest
 
     def children(self) -> list[Cell]:
@@ -249,20 +251,22 @@ class RowMaskGate(Cell):
             return y.reshape(R, C)
         bins, order, d = self.df
         m = R // B
-        end = self.hist.push_rows(z.reshape(R, 2, K)[:, :, 1 : 1 + bins].reshape(R, 2 * bins))
-        buf = self.hist.buf  # (time, B, 2*bins)
+        # the deep filter in complex arithmetic: sum_n c_n x[t - n*d], c = 2*s - 1 (two calls, not a dozen)
+        z3 = z.reshape(R, 2, K)
+        end = self.hist.push_rows(z3[:, :, 1 : 1 + bins].transpose(0, 2, 1).reshape(R, -1))  # (R, bins*re/im)
+        cbuf = self.hist.buf.view(self.complex)  # (time, B, bins)
         if m == 1:  # one frame: its taps in one gather
-            taps = buf[self.back + (end - 1)].transpose(1, 0, 2).reshape(R, order, 2, bins)
+            taps = cbuf[self.back + (end - 1)].transpose(1, 0, 2)  # (R, order, bins)
         else:
-            taps = np.stack([buf[end - m - n * d : end - n * d] for n in range(order)], 2).reshape(R, order, 2, bins)
-        c = e[:, K:].reshape(R, order, 2, bins) * 2.0
-        c -= 1.0
-        a, b = taps[:, :, 0], taps[:, :, 1]
-        cr, ci = c[:, :, 0], c[:, :, 1]
-        v = np.stack([(cr * a - ci * b).sum(1), (cr * b + ci * a).sum(1)], 1)  # (R, 2, bins)
+            taps = np.stack([cbuf[end - m - n * d : end - n * d] for n in range(order)], 1).transpose(0, 2, 1, 3)
+            taps = taps.reshape(R, order, bins)
+        s = np.multiply(e[:, K:].reshape(R, order, 2, bins).transpose(0, 1, 3, 2), 2.0, order="C")  # (R, order, bins, re/im)
+        s -= 1.0
+        v = (taps * s.view(self.complex)[..., 0]).sum(1)  # (R, bins)
         if pg is not None:
-            v *= pg.reshape(R, 1, 1)
+            v *= pg
         if f:
             v *= 1.0 - f
-        y[:, :, 1 : 1 + bins] += v
+        y[:, 0, 1 : 1 + bins] += v.real
+        y[:, 1, 1 : 1 + bins] += v.imag
         return y.reshape(R, C)
