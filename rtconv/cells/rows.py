@@ -52,6 +52,28 @@ ROW_ACTIVATIONS = {
 }
 
 
+class TapIndex:
+    """Where each of ``m`` new frames' taps lie in a time-first history: one gather for any ``m``.
+
+    Frames ``end-m .. end-1`` (``end`` as :meth:`History.push_rows` returns it), tap ``k``
+    ``k*dilation`` frames back: ``index(end, m)`` is ``(m, taps)``, and ``buf[index]`` gathers
+    ``(m, taps, batch, channels)`` in one call (slices per tap and a concatenation cost ~3 us
+    more for one frame and more for the two-frame blocks that set a stream's p99).
+    """
+
+    def __init__(self, taps: int, dilation: int) -> None:
+        self.back = -dilation * np.arange(taps)
+        self.cache: dict[int, np.ndarray] = {}
+
+    def __call__(self, end: int, m: int) -> np.ndarray:
+        offsets = self.cache.get(m)
+        if offsets is None:
+            if len(self.cache) >= 16:  # a stream sees a few frame counts per block; files one more
+                self.cache.clear()
+            offsets = self.cache[m] = (np.arange(m) - (m - 1))[:, None] + self.back
+        return offsets + (end - 1)
+
+
 class RowConv(Cell):
     """A causal frame-rate convolution on time-major rows: one product over the gathered taps."""
 
@@ -66,7 +88,7 @@ class RowConv(Cell):
         self.b = np.zeros(G, self.wt.dtype) if layer.bias is None else _np(layer.bias, dtype)
         self.hist = History(batch, Fi, self.span, dtype, time_first=True) if self.span else None
         self.B = batch
-        self.back = -layer.dilation * np.arange(K)  # each tap's frame, counted back from the newest
+        self.index = TapIndex(K, layer.dilation)
 
     def histories(self) -> list[History]:
         return [] if self.hist is None else [self.hist]
@@ -77,13 +99,8 @@ class RowConv(Cell):
         else:
             end = self.hist.push_rows(x)
             buf, R = self.hist.buf, x.shape[0]
-            m = R // self.B
-            if m == 1:  # one frame (a live block's usual share): its taps in one gather, ~3 us less
-                taps = buf[self.back + (end - 1)].reshape(-1, R, self.Fi).transpose(1, 0, 2)
-            else:
-                d = self.d
-                taps = np.concatenate([buf[end - m - k * d : end - k * d] for k in range(self.K)], axis=-1)
-            y = taps.reshape(R, -1) @ self.wt
+            taps = buf[self.index(end, R // self.B)]  # (m, K, B, F)
+            y = taps.transpose(0, 2, 1, 3).reshape(R, -1) @ self.wt
         y += self.b
         return y
 
@@ -213,7 +230,7 @@ class RowMaskGate(Cell):
         self.hist = None if self.df is None else History(batch, 2 * self.df[0], module.filter_span, dtype,
                                                          time_first=True)
         self.complex = np.complex64 if dtype == torch.float32 else np.complex128
-        self.back = None if self.df is None else -self.df[2] * np.arange(self.df[1])  # each tap's frame, from the newest
+        self.index = None if self.df is None else TapIndex(self.df[1], self.df[2])
 
     def children(self) -> list[Cell]:
         return [self.est] if self.pres is None else [self.est, self.pres]
@@ -249,17 +266,13 @@ class RowMaskGate(Cell):
         y = z.reshape(R, 2, K) * g[:, None, :]
         if self.df is None:
             return y.reshape(R, C)
-        bins, order, d = self.df
+        bins, order, _ = self.df
         m = R // B
         # the deep filter in complex arithmetic: sum_n c_n x[t - n*d], c = 2*s - 1 (two calls, not a dozen)
         z3 = z.reshape(R, 2, K)
         end = self.hist.push_rows(z3[:, :, 1 : 1 + bins].transpose(0, 2, 1).reshape(R, -1))  # (R, bins*re/im)
         cbuf = self.hist.buf.view(self.complex)  # (time, B, bins)
-        if m == 1:  # one frame: its taps in one gather
-            taps = cbuf[self.back + (end - 1)].transpose(1, 0, 2)  # (R, order, bins)
-        else:
-            taps = np.stack([cbuf[end - m - n * d : end - n * d] for n in range(order)], 1).transpose(0, 2, 1, 3)
-            taps = taps.reshape(R, order, bins)
+        taps = cbuf[self.index(end, m)].transpose(0, 2, 1, 3).reshape(R, order, bins)  # (m, order, B, bins) gathered
         s = np.multiply(e[:, K:].reshape(R, order, 2, bins).transpose(0, 1, 3, 2), 2.0, order="C")  # (R, order, bins, re/im)
         s -= 1.0
         v = (taps * s.view(self.complex)[..., 0]).sum(1)  # (R, bins)
