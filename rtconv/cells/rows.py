@@ -86,17 +86,24 @@ ROW_ACTIVATIONS = {
 
 
 class TapIndex:
-    """Where each of ``m`` new frames' taps lie in a time-first history: one gather for any ``m``.
+    """Where each of ``m`` new frames' taps lie in a time-first history, oldest tap first.
 
-    Frames ``end-m .. end-1`` (``end`` as :meth:`History.push_rows` returns it), tap ``k``
-    ``k*dilation`` frames back: ``index(end, m)`` is ``(m, taps)``, and ``buf[index]`` gathers
-    ``(m, taps, batch, channels)`` in one call (slices per tap and a concatenation cost ~3 us
-    more for one frame and more for the two-frame blocks that set a stream's p99).
+    Frames ``end-m .. end-1`` (``end`` as :meth:`History.push_rows` returns it), each with
+    ``taps`` taps ``dilation`` frames apart, the oldest ``(taps-1)*dilation`` frames back.
+    For one frame (a live block's usual share) they are the strided slice :meth:`one`, a view;
+    for more, ``buf[index(end, m)]`` gathers ``(m, taps, batch, channels)`` in one call with
+    offsets made once per ``m`` (slices per tap and a concatenation cost ~3 us more for one
+    frame, and more for the two-frame blocks that set a stream's p99).
     """
 
     def __init__(self, taps: int, dilation: int) -> None:
-        self.back = -dilation * np.arange(taps)
+        self.d, self.reach = dilation, (taps - 1) * dilation
+        self.back = -dilation * np.arange(taps - 1, -1, -1)
         self.cache: dict[int, np.ndarray] = {}
+
+    def one(self, end: int) -> slice:
+        """The taps of frame ``end - 1``: ``buf[one(end)]`` is ``(taps, batch, channels)``, a view."""
+        return slice(end - 1 - self.reach, end, self.d)
 
     def __call__(self, end: int, m: int) -> np.ndarray:
         offsets = self.cache.get(m)
@@ -115,9 +122,9 @@ class RowConv(Cell):
     def __init__(self, layer: MimoConv1d, batch: int, dtype: torch.dtype) -> None:
         w = layer.weight.detach().to(dtype)  # (G, F, K), impulse-response order
         G, Fi, K = w.shape
-        self.K, self.d, self.span, self.Fi = K, layer.dilation, layer.span, Fi
-        # (K*F, G): rows k*F .. k*F+F-1 hold tap k (k frames*d back)
-        self.wt = _np(w.permute(2, 1, 0).reshape(K * Fi, G), dtype)
+        self.K, self.span, self.Fi = K, layer.span, Fi
+        # (K*F, G), oldest tap first (as TapIndex gathers them): rows k*F .. k*F+F-1 hold tap K-1-k
+        self.wt = _np(w.flip(-1).permute(2, 1, 0).reshape(K * Fi, G), dtype)
         self.b = np.zeros(G, self.wt.dtype) if layer.bias is None else _np(layer.bias, dtype)
         self.hist = History(batch, Fi, self.span, dtype, time_first=True) if self.span else None
         self.B = batch
@@ -131,9 +138,12 @@ class RowConv(Cell):
             y = matmul(x, self.wt)
         else:
             end = self.hist.push_rows(x)
-            buf, R = self.hist.buf, x.shape[0]
-            taps = buf[self.index(end, R // self.B)]  # (m, K, B, F)
-            y = matmul(taps.transpose(0, 2, 1, 3).reshape(R, -1), self.wt)
+            buf, R, B = self.hist.buf, x.shape[0], self.B
+            if R == B:  # one frame: its taps are a strided view (K, B, F)
+                taps = buf[self.index.one(end)].transpose(1, 0, 2)
+            else:
+                taps = buf[self.index(end, R // B)].transpose(0, 2, 1, 3)  # (m, B, K, F)
+            y = matmul(taps.reshape(R, -1), self.wt)
         y += self.b
         return y
 
@@ -316,8 +326,12 @@ class RowMaskGate(Cell):
         z3 = z.reshape(R, 2, K)
         end = self.hist.push_rows(z3[:, :, 1 : 1 + bins].transpose(0, 2, 1).reshape(R, -1))  # (R, bins*re/im)
         cbuf = self.hist.buf.view(self.complex)  # (time, B, bins)
-        taps = cbuf[self.index(end, m)].transpose(0, 2, 1, 3).reshape(R, order, bins)  # (m, order, B, bins) gathered
-        s = np.multiply(e[:, K:].reshape(R, order, 2, bins).transpose(0, 1, 3, 2), 2.0, order="C")  # (R, order, bins, re/im)
+        if m == 1:  # (order, B, bins), oldest first, a strided view
+            taps = cbuf[self.index.one(end)].transpose(1, 0, 2)
+        else:  # (m, order, B, bins) gathered
+            taps = cbuf[self.index(end, m)].transpose(0, 2, 1, 3).reshape(R, order, bins)
+        # the coefficients (n = 0 for the newest frame) reversed to the taps' order: (R, order, bins, re/im)
+        s = np.multiply(e[:, K:].reshape(R, order, 2, bins)[:, ::-1].transpose(0, 1, 3, 2), 2.0, order="C")
         s -= 1.0
         v = (taps * s.view(self.complex)[..., 0]).sum(1)  # (R, bins)
         if pg is not None:
