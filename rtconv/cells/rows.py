@@ -5,18 +5,22 @@ or two frames, and the body's arithmetic is a few small matrix products
 per frame: the cost is the calls, not the products.  A torch call on such
 small arrays costs 1-5 us before any arithmetic and a NumPy call 0.2-2 us
 (a 1x192 by 192x64 product: 4.6 us in ``torch.addmm``, 2.3 us in NumPy;
-a slice: 2.0 against 0.2 us), so the body
-runs here on NumPy arrays laid out time-major, ``(frames*batch,
-channels)``: a causal convolution is one product of its taps, gathered
-from a frame history, with its weights (:class:`RowConv`); the GRU steps
-frame by frame from one input projection for all of them; the mask gate
-and its deep filter are elementwise.  The framed cell
-(:mod:`rtconv.cells.frames`) hands its frames over as NumPy and takes them
-back; the sample-rate side stays in torch.
+a slice: 2.0 against 0.2 us), so the body runs here on NumPy arrays laid
+out time-major, ``(frames*batch, channels)``: a causal convolution is one
+product of its taps, read from a frame history, with its weights
+(:class:`RowConv`); the GRU steps frame by frame from one input projection
+for all of them; the mask gate and its deep filter are elementwise (the
+filter in complex arithmetic).  A file's long blocks hand the body hundreds
+of frames at once; there the products, the large activations and the GRU
+go to torch on the same memory (:func:`matmul`, :data:`LARGE`,
+:attr:`RowGRU.TORCH_FRAMES`), whose kernels are faster once its call cost
+no longer counts.  The framed cell (:mod:`rtconv.cells.frames`) hands its
+frames over as NumPy and takes them back; the sample-rate side stays in
+torch.
 
-Every cell here computes what its layer's ``forward`` computes, in the
-same order of operations, so a stream equals the offline model to float
-rounding (the streaming property tests run every one of them).
+Every cell here computes what its layer's ``forward`` computes, so a
+stream equals the offline model to float rounding (the streaming property
+tests run every one of them, at one frame per block and at many).
 """
 
 from __future__ import annotations
@@ -40,15 +44,6 @@ def _np(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
     return np.ascontiguousarray(t.detach().to(dtype).numpy()).copy()
 
 
-def matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``a @ w``: in NumPy for a few rows (a live block's frames), in torch on the same memory for many
-    (a file's long blocks), where its matrix kernels beat NumPy's OpenBLAS and its ~3 us call cost no
-    longer counts."""
-    if a.shape[0] < LARGE_ROWS:
-        return a @ w
-    return torch.mm(torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(w)).numpy()
-
-
 def _leaky_relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0.01 * x, out=x)
 
@@ -59,6 +54,15 @@ def _leaky_relu(x: np.ndarray) -> np.ndarray:
 LARGE = 4096
 #: From this many rows on, products run in torch (:func:`matmul`).
 LARGE_ROWS = 64
+
+
+def matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``a @ w``: in NumPy for a few rows (a live block's frames), in torch on the same memory for many
+    (a file's long blocks), where its matrix kernels beat NumPy's OpenBLAS and its ~3 us call cost no
+    longer counts."""
+    if a.shape[0] < LARGE_ROWS:
+        return a @ w
+    return torch.mm(torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(w)).numpy()
 
 
 def _tanh(x: np.ndarray) -> np.ndarray:
