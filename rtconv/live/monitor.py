@@ -62,10 +62,13 @@ class Monitor:
             fall = 10 ** (-_PEAK_FALL_DB_S * dur / 20)
             k = 1 - math.exp(-dur / _RMS_TAU_S)
             m = self._meter
-            for i, blk in ((0, x), (2, out)):
-                np.maximum(np.abs(blk).max(axis=0), m[i] * fall, out=m[i])
-                m[i + 1] += k * ((blk.astype(np.float64) ** 2).mean(axis=0) - m[i + 1])
-            self._clips[0] += int(np.count_nonzero(np.abs(x) >= 0.999))
+            ax = np.abs(x)
+            for i, a, blk in ((0, ax, x), (2, np.abs(out), out)):
+                np.maximum(np.maximum.reduce(a, axis=0), m[i] * fall, out=m[i])
+                # ufunc reductions, not .mean(): ~5 us of Python wrapper less per call in the callback
+                ms = np.add.reduce(np.square(blk, dtype=np.float64), axis=0) / n
+                m[i + 1] += k * (ms - m[i + 1])
+            self._clips[0] += int(np.count_nonzero(ax >= 0.999))
             self.display.write(x, out)
         self._clips[1] += limited
         self.time_block(n, seconds)
