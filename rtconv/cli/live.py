@@ -86,10 +86,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="resampler when model and device rates differ: LL, a minimum-phase filter (about 0.1 ms "
                         "per direction), or a soxr quality QQ..VHQ (linear phase; LQ adds about 39 ms at a "
                         "16 kHz device, HQ 67 ms) (default: %(default)s)")
-    g.add_argument("--threads", type=positive_int, default=1, metavar="N", help="torch threads (default: %(default)s)")
+    g.add_argument("--threads", type=positive_int, default=1, metavar="N",
+                   help="compute threads, torch's and NumPy's BLAS (default: %(default)s)")
     g.add_argument("--engine", choices=ENGINES, default="torch",
-                   help="what computes each block: torch, or the model's ONNX step in onnxruntime (the onnx "
-                        "extra; 1.3-1.5x faster per block for the denoiser) (default: %(default)s)")
+                   help="what computes each block: torch (rtconv's cells; the fastest for the denoiser), or the "
+                        "model's ONNX step in onnxruntime (the onnx extra; about 3x faster per block for "
+                        "sample-rate convolution nets, slower for the denoiser) (default: %(default)s)")
     g = parser.add_argument_group("sound")
     g.add_argument("--bypass", action="store_true", help="start bypassed (input passes, delayed by the latency)")
     g.add_argument("--wet", type=unit_fraction, default=1.0, metavar="X", help="dry/wet mix, 0..1 (default: %(default)s)")
