@@ -61,7 +61,7 @@ def _lag(x, ref, probe=4096):
 
 
 def _record_through_the_virtual_microphone(pulse, tmp_path):
-    """One run: rtconv --virtual-mic for 8 s while parecord records from it.
+    """One run: rtconv --virtual-mic for 12 s while parecord records from it.
 
     Returns ``(heard, played, got, piece, stats)``: what rtconv recorded from the microphone and the
     stretch of the test signal it should be, the other program's recording and the stretch of
@@ -74,7 +74,10 @@ def _record_through_the_virtual_microphone(pulse, tmp_path):
     sig = (np.random.default_rng(1).standard_normal(2 * RATE) * 0.1).astype(np.float32)
     sf.write(tmp_path / "sig.wav", sig, RATE, subtype="FLOAT")
     stats = tmp_path / "stats.json"
-    p = _live(pulse, "--model", path, "--virtual-mic", "--duration", 8, "--record", tmp_path / "rec",
+    # 12 s: the 2 s signal starts only after the microphone is listed and parecord runs; right after the
+    # GUI tests, on this project's loaded machine, an 8 s run ended while the signal still played (what
+    # rtconv recorded stopped 1.74 s into it, in all three tries, before this change as after)
+    p = _live(pulse, "--model", path, "--virtual-mic", "--duration", 12, "--record", tmp_path / "rec",
               "--stats-json", stats)
     rec = None
     try:
