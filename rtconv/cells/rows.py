@@ -11,10 +11,9 @@ product of its taps, read from a frame history, with its weights
 (:class:`RowConv`); the GRU steps frame by frame from one input projection
 for all of them; the mask gate and its deep filter are elementwise (the
 filter in complex arithmetic).  A file's long blocks hand the body hundreds
-of frames at once; there the products, the large activations and the GRU
-go to torch on the same memory (:func:`matmul`, :data:`LARGE`,
-:attr:`RowGRU.TORCH_FRAMES`), whose kernels are faster once its call cost
-no longer counts.  The framed cell (:mod:`rtconv.cells.frames`) hands its
+of frames at once; the same code serves them (NumPy's products measured as
+fast as torch's there), except the large sigmoids, which go to torch on the
+same memory (:data:`LARGE`).  The framed cell (:mod:`rtconv.cells.frames`) hands its
 frames over as NumPy and takes them back; the sample-rate side stays in
 torch.
 
@@ -25,8 +24,6 @@ tests run every one of them, at one frame per block and at many).
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 from scipy.special import expit
@@ -36,7 +33,7 @@ from ..layers import MimoConv1d
 from .base import Cell
 from .history import History
 
-__all__ = ["RowConv", "RowPairPower", "RowGRU", "RowMaskGate", "ROW_ACTIVATIONS", "TapIndex", "matmul"]
+__all__ = ["RowConv", "RowPairPower", "RowGRU", "RowMaskGate", "ROW_ACTIVATIONS", "TapIndex"]
 
 
 def _np(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
@@ -48,28 +45,11 @@ def _leaky_relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0.01 * x, out=x)
 
 
-#: From this many elements on, tanh and sigmoid run in torch on the same memory: its vectorised
-#: kernels take ~7 ns per element less than NumPy's and SciPy's, which outweighs its ~2 us more per
-#: call (a file's long blocks; a live block's one or two frames stay in NumPy).
+#: From this many elements on, the sigmoid runs in torch on the same memory: 0.88 ms against SciPy's
+#: 5.5 ms for a file block's 1364 x 480 gains here, while for a live block's one or two frames NumPy's
+#: and SciPy's calls cost less (tanh and the products measured no faster in torch at any size here:
+#: a 1364 x 192 by 192 x 64 product 0.29 ms in NumPy, 0.5-0.64 ms in torch.mm, one thread).
 LARGE = 4096
-#: From this many rows on, products run in torch (:func:`matmul`).
-LARGE_ROWS = 64
-
-
-def matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``a @ w``: in NumPy for a few rows (a live block's frames), in torch on the same memory for many
-    (a file's long blocks), where its matrix kernels beat NumPy's OpenBLAS and its ~3 us call cost no
-    longer counts."""
-    if a.shape[0] < LARGE_ROWS:
-        return a @ w
-    return torch.mm(torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(w)).numpy()
-
-
-def _tanh(x: np.ndarray) -> np.ndarray:
-    if x.size >= LARGE:
-        torch.tanh_(torch.from_numpy(x))
-        return x
-    return np.tanh(x, out=x)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -81,7 +61,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 #: in-place activations on NumPy rows, by :class:`rtconv.layers.Activation` name
 ROW_ACTIVATIONS = {
-    "tanh": _tanh,
+    "tanh": lambda x: np.tanh(x, out=x),
     "relu": lambda x: np.maximum(x, 0, out=x),
     "sigmoid": _sigmoid,
     "leaky_relu": _leaky_relu,
@@ -139,7 +119,7 @@ class RowConv(Cell):
 
     def process(self, x: np.ndarray) -> np.ndarray:
         if self.hist is None:
-            y = matmul(x, self.wt)
+            y = x @ self.wt
         else:
             end = self.hist.push_rows(x)
             buf, R, B = self.hist.buf, x.shape[0], self.B
@@ -147,7 +127,7 @@ class RowConv(Cell):
                 taps = buf[self.index.one(end)].transpose(1, 0, 2)
             else:
                 taps = buf[self.index(end, R // B)].transpose(0, 2, 1, 3)  # (m, B, K, F)
-            y = matmul(taps.reshape(R, -1), self.wt)
+            y = taps.reshape(R, -1) @ self.wt
         y += self.b
         return y
 
@@ -215,17 +195,14 @@ class RowPairPower(Cell):
 class RowGRU(Cell):
     """A :class:`rtconv.framed.FrameGRU` on rows ``(m*B, C) -> (m*B, H)``, its hidden state carried.
 
-    For a few frames (a live block's one or two), torch's GRU written out in
-    NumPy: the input projection of all ``m`` frames in one product, then per
-    frame ``r, z = sigmoid(Wi x + bi + Wh h + bh)`` (first two thirds),
-    ``n = tanh(Wi_n x + bi_n + r * (Wh_n h + bh_n))``, ``h = n + z * (h - n)``.
-    From :attr:`TORCH_FRAMES` frames on (a file's long blocks), torch's own
-    GRU on the same memory, whose loop over frames runs in C++: ~40 us of
-    NumPy calls per frame against one ~250 us call.
+    torch's GRU written out in NumPy: the input projection of all ``m``
+    frames in one product, then per frame ``r, z = sigmoid(Wi x + bi + Wh h
+    + bh)`` (first two thirds), ``n = tanh(Wi_n x + bi_n + r * (Wh_n h +
+    bh_n))``, ``h = n + z * (h - n)``.  Also for a file's long blocks: its
+    loop measured faster here than torch's GRU call over the same frames.
     """
 
     kind = "recurrent"
-    TORCH_FRAMES = 8
 
     def __init__(self, module: FrameGRU, batch: int, dtype: torch.dtype) -> None:
         g = module.gru
@@ -233,8 +210,6 @@ class RowGRU(Cell):
         self.bi, self.bh = _np(g.bias_ih_l0, dtype), _np(g.bias_hh_l0, dtype)
         self.B, self.H = batch, module.hidden
         self.h = np.zeros((batch, module.hidden), self.wh.dtype)
-        self.gru = copy.deepcopy(g).to(dtype).requires_grad_(False)
-        self.gru.batch_first = False  # rows are frame-major: (m, B, C)
 
     def reset(self) -> None:
         self.h[:] = 0
@@ -245,12 +220,7 @@ class RowGRU(Cell):
     def process(self, x: np.ndarray) -> np.ndarray:
         B, H = self.B, self.H
         m = x.shape[0] // B
-        if m >= self.TORCH_FRAMES:
-            with torch.no_grad():
-                y, h = self.gru(torch.from_numpy(x).view(m, B, -1), torch.from_numpy(self.h).unsqueeze(0))
-            self.h[:] = h[0].numpy()
-            return y.numpy().reshape(m * B, H)
-        gi = matmul(x, self.wi)
+        gi = x @ self.wi
         gi += self.bi
         y = np.empty((m * B, H), self.h.dtype)
         h = self.h
