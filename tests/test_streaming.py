@@ -1,5 +1,7 @@
 """Streamer: block-by-block output equals offline output, at any block size."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -289,7 +291,8 @@ def test_a_streamers_thread_count_holds_numpys_blas_as_well_as_torch():
     from rtconv.denoiser import ConvDenoiser
 
     model = ConvDenoiser(window=32, hop=16, channels=8, blocks=1).eval()
-    for n in (2, 1):
+    # OpenBLAS caps its count at the machine's cores: two only where there are two
+    for n in ((2, 1) if (os.cpu_count() or 1) >= 2 else (1,)):
         Streamer(model, threads=n)
         assert torch.get_num_threads() == n
         assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {n}
