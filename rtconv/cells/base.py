@@ -176,12 +176,13 @@ _INPLACE = {
 
 
 class _Activation(Cell):
-    """In place, on a ``(batch, channels, time)`` block the previous cell made (rows: :mod:`.rows`)."""
+    """In place, on the block the previous cell made: torch's functions on ``(batch, channels, time)``
+    tensors, or another ``table`` of them (the row-major NumPy ones, :data:`.rows.ROW_ACTIVATIONS`)."""
 
     kind = "pointwise"
 
-    def __init__(self, name: str) -> None:
-        self.fn = _INPLACE[name]
+    def __init__(self, name: str, table: dict | None = None) -> None:
+        self.fn = (_INPLACE if table is None else table)[name]
         self.name = name
 
     def process(self, x: torch.Tensor) -> torch.Tensor:
@@ -266,9 +267,9 @@ class _Residual(_Sequence):
 
 def _build_activation(module: Activation, ctx: Context) -> Cell:
     if ctx.rows:
-        from .rows import RowActivation
+        from .rows import ROW_ACTIVATIONS
 
-        return RowActivation(module.name)
+        return _Activation(module.name, ROW_ACTIVATIONS)
     return ctx.masked(_Activation(module.name), module)
 
 

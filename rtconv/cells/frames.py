@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-import numpy as np
-
 from ..framed import (Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedConv1d, TransposedConv1d,
                       deep_filter_frames, low_bins, phase_advance, presence_scale)
 from ..layers import latency
 from .base import Cell, Context, _Sequence, register_cell
 from .history import History
-from .rows import RowGRU, RowMaskGate, RowPairPower
+from .rows import GateCell, RowGRU, RowMaskGate, RowPairPower
 
 __all__: list[str] = []
 
@@ -84,26 +83,14 @@ class _GRU(Cell):
         return y.transpose(1, 2)
 
 
-class _MaskGate(Cell):
+class _MaskGate(GateCell):
     """``z * gain(estimator(z))`` on ``(B, C, M)`` columns (plus the deep filter's sum over past frames,
-    when the gate has one), the floor and the linked switch read live on every block (rows:
-    :class:`rtconv.cells.rows.RowMaskGate`)."""
-
-    kind = "gate"
+    when the gate has one; its history holds real parts, then imaginary), the floor and the linked
+    switch read live on every block (rows: :class:`rtconv.cells.rows.RowMaskGate`)."""
 
     def __init__(self, module: MaskGate, estimator: Cell, batch: int, dtype: torch.dtype,
                  presence: Cell | None = None) -> None:
-        self.m, self.est, self.B = module, estimator, batch
-        self.pres, self.pf = presence, module.presence_floor
-        self.df = module.deep_filter
-        # the filtered bins' past frames (real parts, then imaginary), as many as the filter reaches back
-        self.hist = None if self.df is None else History(batch, 2 * self.df[0], module.filter_span, dtype)
-
-    def children(self) -> list[Cell]:
-        return [self.est] if self.pres is None else [self.est, self.pres]
-
-    def histories(self) -> list[History]:
-        return [] if self.hist is None else [self.hist]
+        super().__init__(module, estimator, batch, dtype, presence, time_first=False)
 
     def process(self, z: torch.Tensor) -> torch.Tensor:
         e = self.est.process(z)
@@ -152,7 +139,7 @@ class _FramedCell(Cell):
 
     def __init__(self, module: Framed, batch: int, dtype: torch.dtype, inner: Cell, rows: bool) -> None:
         enc, dec = module.encoder, module.decoder
-        self.H, self.We, self.Fin, self.B = enc.stride, enc.taps, enc.in_features, batch
+        self.H, self.We, self.B = enc.stride, enc.taps, batch
         w = enc.weight.detach().to(dtype)  # (N, F, We)
         self.w_enc = w.flip(-1).contiguous()  # correlation order for conv1d
         # the same as (F*We, N) for one NumPy product on time-ordered windows (rows)

@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from scipy.special import expit
 
-from ..framed import FrameGRU, MaskGate, PairPower
+from ..framed import FrameGRU, MaskGate, PairPower, presence_scale
 from ..layers import MimoConv1d
 from .base import Cell
 from .history import History
 
-__all__ = ["RowConv", "RowPairPower", "RowGRU", "RowMaskGate", "ROW_ACTIVATIONS", "TapIndex"]
+__all__ = ["RowConv", "RowPairPower", "RowGRU", "GateCell", "RowMaskGate", "ROW_ACTIVATIONS", "TapIndex"]
 
 
 def _np(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
@@ -106,7 +106,7 @@ class RowConv(Cell):
     def __init__(self, layer: MimoConv1d, batch: int, dtype: torch.dtype) -> None:
         w = layer.weight.detach().to(dtype)  # (G, F, K), impulse-response order
         G, Fi, K = w.shape
-        self.K, self.span, self.Fi = K, layer.span, Fi
+        self.span = layer.span
         # (K*F, G), oldest tap first (as TapIndex gathers them): rows k*F .. k*F+F-1 hold tap K-1-k
         self.wt = _np(w.flip(-1).permute(2, 1, 0).reshape(K * Fi, G), dtype)
         self.b = np.zeros(G, self.wt.dtype) if layer.bias is None else _np(layer.bias, dtype)
@@ -130,19 +130,6 @@ class RowConv(Cell):
             y = taps.reshape(R, -1) @ self.wt
         y += self.b
         return y
-
-
-class RowActivation(Cell):
-    """An activation in place on the rows the previous cell made."""
-
-    kind = "pointwise"
-
-    def __init__(self, name: str) -> None:
-        self.fn = ROW_ACTIVATIONS[name]
-        self.name = name
-
-    def process(self, x: np.ndarray) -> np.ndarray:
-        return self.fn(x)
 
 
 def phase_advance_rows(x: np.ndarray, prev: np.ndarray, eps: float) -> np.ndarray:
@@ -242,23 +229,20 @@ class RowGRU(Cell):
         return y
 
 
-class RowMaskGate(Cell):
-    """:class:`rtconv.framed.MaskGate` on rows: ``z * gain`` plus the deep filter's sum over past
-    frames, the floor and the linked switch read live on every block."""
+class GateCell(Cell):
+    """What a mask gate's cell holds in either layout: the estimator's (and presence head's) cells, the
+    module whose floor and linked switch it reads live, and the deep filter's history of past frames."""
 
     kind = "gate"
 
     def __init__(self, module: MaskGate, estimator: Cell, batch: int, dtype: torch.dtype,
-                 presence: Cell | None = None) -> None:
+                 presence: Cell | None, time_first: bool) -> None:
         self.m, self.est, self.B = module, estimator, batch
         self.pres, self.pf = presence, module.presence_floor
         self.df = module.deep_filter
-        # the filtered bins' past frames as complex numbers (real and imaginary parts interleaved, so
-        # that the buffer reads as complex), as many as the filter reaches back
+        # the filtered bins' past frames, as many as the filter reaches back
         self.hist = None if self.df is None else History(batch, 2 * self.df[0], module.filter_span, dtype,
-                                                         time_first=True)
-        self.complex = np.complex64 if dtype == torch.float32 else np.complex128
-        self.index = None if self.df is None else TapIndex(self.df[1], self.df[2])
+                                                         time_first=time_first)
 
     def children(self) -> list[Cell]:
         return [self.est] if self.pres is None else [self.est, self.pres]
@@ -266,13 +250,22 @@ class RowMaskGate(Cell):
     def histories(self) -> list[History]:
         return [] if self.hist is None else [self.hist]
 
+
+class RowMaskGate(GateCell):
+    """:class:`rtconv.framed.MaskGate` on rows: ``z * gain`` plus the deep filter's sum over past
+    frames, the floor and the linked switch read live on every block.  The filter's history holds
+    each bin's real and imaginary parts side by side, so that it reads as complex numbers."""
+
+    def __init__(self, module: MaskGate, estimator: Cell, batch: int, dtype: torch.dtype,
+                 presence: Cell | None = None) -> None:
+        super().__init__(module, estimator, batch, dtype, presence, time_first=True)
+        self.complex = np.complex64 if dtype == torch.float32 else np.complex128
+        self.index = None if self.df is None else TapIndex(self.df[1], self.df[2])
+
     def _presence(self, g: np.ndarray) -> np.ndarray:
         """The presence head's scale ``(R, 1)`` for gains ``g`` ``(R, K)`` (:func:`rtconv.framed.presence_scale`)."""
-        p = self.pres.process(np.ascontiguousarray(g))
-        lo, hi = self.m.presence_range
-        if lo != 0.0 or hi != 1.0:
-            p = np.clip((p - lo) * (1.0 / (hi - lo)), 0.0, 1.0)
-        return p if self.pf == 0.0 else p * (1.0 - self.pf) + self.pf
+        p = torch.from_numpy(self.pres.process(np.ascontiguousarray(g)))
+        return presence_scale(p, self.pf, *self.m.presence_range).numpy()
 
     def process(self, z: np.ndarray) -> np.ndarray:
         e = self.est.process(z)
