@@ -237,6 +237,9 @@ def test_a_model_too_slow_for_the_block_budget_is_refused():
     (dict(block_size=True), "block_size must be a positive integer, got True"),
     (dict(resample_quality="best"), "resample_quality must be one of LL, QQ, LQ, MQ, HQ, VHQ, got 'best'"),
     (dict(output_channels=3, channels=2), "output_channels must be 2 for a 2-channel stream, got 3"),
+    (dict(device_latency="lowest"), "device_latency must be 'low', 'high' or seconds, got 'lowest'"),
+    (dict(device_latency=0), r"device_latency must be 'low', 'high' or seconds above 0 and at most 2, got 0\."),
+    (dict(device_latency=True), "device_latency must be .* got True"),
 ])
 def test_bad_stream_settings_are_refused_with_the_value(bad, match):
     from rtconv.live import StreamSettings
@@ -470,3 +473,37 @@ def test_dropouts_are_explained_by_the_block_times():
     q.note_status(output_underflow=True)
     (msg,) = q.poll_warnings(interval=0)
     assert msg.startswith("1 dropout(s) reported by the audio device while the model kept up")
+    assert msg.endswith("more device buffering (rtconv live --device-latency 0.02) trades a few milliseconds of "
+                        "delay for fewer.")
+    r = LiveProcessor(_gain_fir(1.0), RATE, 1, 1024, device_latency=0.05)  # already buffering more: no advice
+    _run(r, _noise(1024 * 4), 1024)
+    r.note_status(output_underflow=True)
+    (msg,) = r.poll_warnings(interval=0)
+    assert msg.endswith("another program or the system held the CPU or the device.")
+
+
+@pytest.mark.parametrize("value", ["3", "0", "lowest"])
+def test_a_bad_device_latency_is_one_argparse_sentence(capsys, value):
+    from rtconv.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["live", "--device-latency", value])
+    assert e.value.code == 2
+    assert (f"argument --device-latency: expected 'low', 'high' or seconds above 0 and at most 2, got '{value}'"
+            in capsys.readouterr().err)
+
+
+def test_device_latency_reaches_the_settings_and_is_low_by_default():
+    # --virtual-mic's 20 ms reaching the stream is checked on a real server (test_virtual_mic)
+    import argparse
+
+    from rtconv.cli import live
+
+    parser = argparse.ArgumentParser()
+    live.configure(parser)
+    def settings(*argv):  # a given rate: no device is asked for its own
+        return live._settings(parser.parse_args(["--sample-rate", "48000", *argv]), 48000)
+
+    assert settings().device_latency == "low"
+    assert settings("--device-latency", "high").device_latency == "high"
+    assert settings("--device-latency", "0.05").device_latency == 0.05

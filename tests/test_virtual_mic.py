@@ -8,9 +8,11 @@ microphone; ``parecord``, another client, records from that microphone by name.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -60,13 +62,36 @@ def _lag(x, ref, probe=4096):
     return int(np.argmax(np.abs(c)))
 
 
+def _grown(path, seconds):
+    """Whether the float WAV at ``path`` holds at least ``seconds`` of mono audio on disk."""
+    return path.exists() and path.stat().st_size > 44 + 4 * int(seconds * RATE)
+
+
+def _holds(path, sig, after):
+    """Whether the WAV being recorded at ``path`` holds all of ``sig`` and ``after`` samples more."""
+    try:
+        x = sf.read(path, dtype="float32")[0]
+    except RuntimeError:  # caught mid-flush
+        return False
+    if len(x) < len(sig):
+        return False
+    at = _lag(x, sig[1000:])  # only where the signal's start is there: a strong match, not noise's peak
+    probe = sig[1000:5096]
+    return np.dot(x[at : at + len(probe)], probe) > 0.9 * np.dot(probe, probe) and at + len(sig) + after <= len(x)
+
+
 def _record_through_the_virtual_microphone(pulse, tmp_path):
-    """One run: rtconv --virtual-mic for 12 s while parecord records from it.
+    """One run: rtconv --virtual-mic while parecord records from it; rtconv is stopped with Ctrl-C.
 
     Returns ``(heard, played, got, piece, stats)``: what rtconv recorded from the microphone and the
     stretch of the test signal it should be, the other program's recording and the stretch of
-    rtconv's output it should be.  Asserts what is rtconv's alone in every run: a clean exit, and its
-    output is offline processing of what it heard.
+    rtconv's output it should be.  Asserts what is rtconv's alone in every run: a clean exit, the
+    virtual microphone's device buffering, and its output is offline processing of what it heard.
+
+    Every step waits for audio to flow rather than for a fixed time: on the test server a new
+    stream's first samples arrive up to ~2 s after it opens (a null sink wakes on the latency it
+    had before the stream asked for less), so rtconv's stream, and parecord's, may start after
+    "ready"; the signal is played only once both are recording.
     """
     tmp_path.mkdir()
     model = designs.lowpass(3000, 63, RATE)
@@ -74,34 +99,47 @@ def _record_through_the_virtual_microphone(pulse, tmp_path):
     sig = (np.random.default_rng(1).standard_normal(2 * RATE) * 0.1).astype(np.float32)
     sf.write(tmp_path / "sig.wav", sig, RATE, subtype="FLOAT")
     stats = tmp_path / "stats.json"
-    # 12 s: the 2 s signal starts only after the microphone is listed and parecord runs; right after the
-    # GUI tests, on this project's loaded machine, an 8 s run ended while the signal still played (what
-    # rtconv recorded stopped 1.74 s into it, in all three tries, before this change as after)
-    p = _live(pulse, "--model", path, "--virtual-mic", "--duration", 12, "--record", tmp_path / "rec",
+    # --duration only bounds a run the test fails to stop
+    p = _live(pulse, "--model", path, "--virtual-mic", "--duration", 120, "--record", tmp_path / "rec",
               "--stats-json", stats)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(p.stderr), daemon=True)
+    reader.start()
     rec = None
     try:
-        assert _wait(lambda: "rtconv" in sources(pulse) or p.poll() is not None, 20), "no virtual microphone appeared"
-        assert p.poll() is None, p.communicate()[1]
+        assert _wait(lambda: any("is ready" in line for line in lines) or p.poll() is not None, 60), \
+            "rtconv live did not say its virtual microphone is ready: " + "".join(lines)
+        assert p.poll() is None, "".join(lines)
         # apps list it by its description
         listing = subprocess.run(["pactl", "list", "sources"], env=pulse, capture_output=True, text=True).stdout
         assert "Description: rtconv (denoised)" in listing
+        heard_wav = tmp_path / "rec" / next(n for n in os.listdir(tmp_path / "rec") if n.endswith("-input.wav"))
+        assert _wait(lambda: _grown(heard_wav, 0.25), 20), "rtconv's stream delivered no audio in 20 s"
         rec = subprocess.Popen(["parecord", "--device=rtconv", f"--rate={RATE}", "--channels=1",
                                 "--format=float32le", "--file-format=wav", "--latency-msec=20", str(tmp_path / "got.wav")],
                                env=pulse)
-        time.sleep(0.5)
+        assert _wait(lambda: _grown(tmp_path / "got.wav", 0.25), 20), "parecord recorded nothing in 20 s"
         subprocess.run(["paplay", f"--device={TEST_MIC}", str(tmp_path / "sig.wav")], env=pulse, check=True, timeout=20)
-        time.sleep(1.5)
+        # the server may hand the signal on well after paplay is done: wait until rtconv heard all of it
+        # and half a second more, then give parecord a second to take the output
+        assert _wait(lambda: _holds(heard_wav, sig, RATE // 2), 20), "rtconv did not hear the whole signal in 20 s"
+        time.sleep(1.0)
         rec.send_signal(signal.SIGINT)
         rec.wait(10)
-        out, err = p.communicate(timeout=30)
+        p.send_signal(signal.SIGINT)
+        p.wait(30)
+        reader.join(10)
     finally:
         if rec is not None and rec.poll() is None:
             rec.kill()
         if p.poll() is None:
             p.kill()
+    err = "".join(lines)
     assert p.returncode == 0, err
     assert "virtual microphone 'rtconv'" in err and f"reading {TEST_MIC}.monitor" in err
+    st = json.loads(stats.read_text())
+    # the virtual microphone's default device buffering (20 ms asked; PortAudio rounds to periods)
+    assert st["latency"]["device_in_ms"] >= 20 and st["latency"]["device_out_ms"] >= 20, st["latency"]
     files = sorted((tmp_path / "rec").glob("*.wav"))
     rin, rout = (sf.read(f, dtype="float32")[0] for f in files)
     # its output is offline processing of what it heard (latency as reported)
@@ -113,7 +151,7 @@ def _record_through_the_virtual_microphone(pulse, tmp_path):
     got = sf.read(tmp_path / "got.wav", dtype="float32")[0]
     piece = rout[lag + RATE // 2 : lag + RATE // 2 + RATE]
     at = _lag(got, piece, probe=8192) if len(got) >= len(piece) > 0 else 0
-    return heard, sig[1000:], got[at : at + len(piece)], piece, json.loads(stats.read_text())
+    return heard, sig[1000:], got[at : at + len(piece)], piece, st
 
 
 def test_another_program_records_the_processed_signal_from_the_virtual_microphone(pulse, tmp_path):

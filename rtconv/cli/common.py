@@ -60,6 +60,13 @@ def positive_seconds(text: str) -> float:
     return _number(text, lambda v: v > 0, "a duration of more than 0 seconds", "10")
 
 
+def device_latency(text: str):
+    """argparse type: 'low', 'high' or seconds above 0 and at most 2 (what PortAudio buffers per device)."""
+    if text in ("low", "high"):
+        return text
+    return _number(text, lambda v: 0 < v <= 2, "'low', 'high' or seconds above 0 and at most 2", "0.02")
+
+
 def nonnegative_seconds(text: str) -> float:
     """argparse type: a finite duration of 0 seconds or more."""
     return _number(text, lambda v: 0.0 <= v < _INF, "a duration of 0 seconds or more", "0.2")

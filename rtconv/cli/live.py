@@ -13,7 +13,7 @@ import time
 from ..errors import ConfigError, RtconvError
 from ..live.gate import GATE_DEFAULTS
 from ..live.settings import ENGINES, LIVE_QUALITY, QUALITIES
-from .common import (attenuation_db, floor_db, gain_db, nonnegative_seconds, positive_int, positive_seconds,
+from .common import (attenuation_db, device_latency, floor_db, gain_db, nonnegative_seconds, positive_int, positive_seconds,
                      probability, unit_fraction)
 
 HELP = "run a model live: microphone -> model -> speakers, with hot swap and recording"
@@ -81,6 +81,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--sample-rate", "--samplerate", "-r", dest="sample_rate", type=positive_int, metavar="HZ",
                    help="device rate (default: the model's if the device takes it, else the device's)")
     g.add_argument("--block-size", "-b", type=positive_int, default=128, metavar="N", help="frames per audio block (default: %(default)s)")
+    g.add_argument("--device-latency", type=device_latency, metavar="L",
+                   help="what PortAudio buffers on each device: low, high or seconds; more delay, fewer dropouts "
+                        "where the path to the device is not realtime (default: low; 0.02 with --virtual-mic)")
     g.add_argument("--channels", "-c", type=positive_int, default=1, metavar="C", help="channels in and out (default: %(default)s)")
     g.add_argument("--resample-quality", choices=QUALITIES, default=LIVE_QUALITY,
                    help="resampler when model and device rates differ: LL, a minimum-phase filter (about 0.1 ms "
@@ -186,7 +189,7 @@ def _settings(args, model_rate):
     st = StreamSettings(channels=args.channels, block_size=args.block_size, hostapi=args.hostapi,
                         input_device=args.input_device, output_device=args.output_device,
                         resample_quality=args.resample_quality, threads=args.threads, engine=args.engine,
-                        record_dir=args.record)
+                        record_dir=args.record, device_latency=args.device_latency or "low")
     return st.replace(sample_rate=args.sample_rate or pick_sample_rate(st, model_rate))
 
 
@@ -217,6 +220,10 @@ def run(args) -> int:
                 setattr(args, side, "pulse")
         if args.sample_rate is None:
             args.sample_rate = int(model_rate or 48000)
+        if args.device_latency is None:
+            from ..live.virtual_mic import DEVICE_LATENCY
+
+            args.device_latency = DEVICE_LATENCY
     settings = _settings(args, model_rate)
     if args.virtual_mic is not None:
         settings = settings.replace(output_channels=args.channels)

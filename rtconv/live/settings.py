@@ -67,6 +67,11 @@ class StreamSettings:
         Length of the crossfade when a model is swapped in, ms.
     record_dir : str or None
         Record input and output there while the stream runs.
+    device_latency : str or float
+        What PortAudio is asked to buffer on each device: ``"low"`` (the
+        default: a few blocks, the least delay the device offers), ``"high"``,
+        or seconds.  More buffering costs delay and spares dropouts where the
+        path to the device is not realtime (a sound server's ALSA bridge).
     """
 
     sample_rate: int = 48000
@@ -81,6 +86,7 @@ class StreamSettings:
     engine: str = "torch"
     crossfade_ms: float = 20.0
     record_dir: str | None = None
+    device_latency: Union[str, float] = "low"
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "channels", "block_size", "threads"):
@@ -100,6 +106,14 @@ class StreamSettings:
                 or not self.crossfade_ms >= 0:
             raise ConfigError(f"crossfade_ms must be a number of milliseconds >= 0, got {self.crossfade_ms!r}.")
         object.__setattr__(self, "crossfade_ms", float(self.crossfade_ms))
+        lat = self.device_latency
+        if isinstance(lat, str):
+            if lat not in ("low", "high"):
+                raise ConfigError(f"device_latency must be 'low', 'high' or seconds, got {lat!r}.")
+        elif isinstance(lat, bool) or not isinstance(lat, (int, float)) or not 0 < lat <= 2:
+            raise ConfigError(f"device_latency must be 'low', 'high' or seconds above 0 and at most 2, got {lat!r}.")
+        else:
+            object.__setattr__(self, "device_latency", float(lat))
         if self.record_dir is not None:
             import os
 

@@ -117,7 +117,7 @@ class LiveStream:
         try:
             self._stream = sd.Stream(
                 samplerate=st.sample_rate, blocksize=st.block_size, device=(ind, outd),
-                channels=(st.channels, self.output_channels), dtype="float32", latency="low",
+                channels=(st.channels, self.output_channels), dtype="float32", latency=st.device_latency,
                 callback=self._callback,
             )
         except Exception as e:
