@@ -1,4 +1,5 @@
-"""Audio set-up box: host API, devices (default marked), sample rate, block size, engine, start/stop.
+"""Audio set-up box: host API, devices (default marked), sample rate, block size, engine, device buffering,
+start/stop.
 
 This widget lists and remembers choices; starting the stream is the
 window's job, which calls :meth:`AudioSetup.choice` to read the current
@@ -12,10 +13,20 @@ from PyQt6 import QtCore, QtWidgets
 
 from . import engine
 
-__all__ = ["AudioSetup", "RATES", "BLOCKS"]
+__all__ = ["AudioSetup", "RATES", "BLOCKS", "BUFFERING"]
 
 RATES = (16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
 BLOCKS = (32, 64, 128, 256, 512, 1024, 2048)
+#: What PortAudio is asked to buffer per device (:class:`rtconv.live.StreamSettings`' ``device_latency``), as shown
+BUFFERING = {"low": "low (least delay)", 0.02: "20 ms", 0.05: "50 ms", "high": "high"}
+
+
+def _buffering(value):
+    """A remembered buffering (QSettings keeps text) as a :data:`BUFFERING` key, or None."""
+    for key in BUFFERING:
+        if str(key) == str(value):
+            return key
+    return None
 
 
 def _is_default(dev: dict, kind: str) -> bool:
@@ -54,6 +65,11 @@ class AudioSetup(QtWidgets.QGroupBox):
                 item = self.engine.model().item(self.engine.count() - 1)
                 item.setEnabled(False)
                 item.setToolTip(why)
+        self.buffering = QtWidgets.QComboBox()
+        self.buffering.setToolTip("what the audio devices buffer: more costs delay and spares dropouts where the "
+                                  "system or a sound server's bridge holds the CPU (rtconv live --device-latency)")
+        for key, text in BUFFERING.items():
+            self.buffering.addItem(text, key)
         self.channels = QtWidgets.QSpinBox(minimum=1, maximum=2)
         self.channels.setToolTip("1 = mono model on one channel; 2 = run it per channel or a 2-in MIMO model")
         self.refresh_button = QtWidgets.QPushButton("Rescan")
@@ -75,6 +91,7 @@ class AudioSetup(QtWidgets.QGroupBox):
         rb.addWidget(self.channels)
         form.addRow("Rate / block / channels", rb)
         form.addRow("Engine", self.engine)
+        form.addRow("Buffering", self.buffering)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.start_button)
         row.addWidget(self.state, 1)
@@ -131,7 +148,8 @@ class AudioSetup(QtWidgets.QGroupBox):
 
     # --- choices --------------------------------------------------------------
     def choice(self) -> dict:
-        """The selection as :class:`rtconv.live.StreamSettings` fields (devices, rate, block, channels, engine)."""
+        """The selection as :class:`rtconv.live.StreamSettings` fields (devices, rate, block, channels, engine,
+        device buffering)."""
         return {
             "hostapi": self.hostapi.currentData(),
             "input_device": self.input.currentData(),
@@ -140,6 +158,7 @@ class AudioSetup(QtWidgets.QGroupBox):
             "block_size": self.block.currentData(),
             "channels": self.channels.value(),
             "engine": self.engine.currentData(),
+            "device_latency": self.buffering.currentData(),
         }
 
     @staticmethod
@@ -171,6 +190,9 @@ class AudioSetup(QtWidgets.QGroupBox):
         j = self.engine.findData(c.get("engine"))
         if j >= 0 and self.engine.model().item(j).isEnabled():  # an engine no longer installed stays torch
             self.engine.setCurrentIndex(j)
+        j = self.buffering.findData(_buffering(c.get("device_latency")))
+        if j >= 0:
+            self.buffering.setCurrentIndex(j)
 
     def set_running(self, running: bool, text: str) -> None:
         self.start_button.setChecked(running)
@@ -188,7 +210,7 @@ class AudioSetup(QtWidgets.QGroupBox):
 
     def restore(self, settings) -> None:
         c = {}
-        for k in ("hostapi", "input_device", "output_device", "engine"):
+        for k in ("hostapi", "input_device", "output_device", "engine", "device_latency"):
             v = settings.value(f"audio/{k}", "")
             c[k] = v or None
         for k in ("sample_rate", "block_size", "channels"):

@@ -384,6 +384,7 @@ def test_settings_are_remembered_between_runs(qtbot, tmp_path, mimo_path):
     onnx = first.audio.engine.findData("onnx")
     if first.audio.engine.model().item(onnx).isEnabled():  # the test extra installs onnxruntime
         first.audio.engine.setCurrentIndex(onnx)
+    first.audio.buffering.setCurrentIndex(first.audio.buffering.findData(0.02))
     first.controls.wet.setValue(40)
     first.controls.gain.setValue(-6.0)
     first.spectrum.tau.setValue(1.5)
@@ -393,6 +394,7 @@ def test_settings_are_remembered_between_runs(qtbot, tmp_path, mimo_path):
     assert second.audio.choice()["block_size"] == 256
     assert second.audio.choice()["engine"] == ("onnx" if second.audio.engine.model().item(onnx).isEnabled()
                                                else "torch")
+    assert second.audio.choice()["device_latency"] == 0.02
     assert second.controls.wet.value() == 40
     assert second.controls.gain.value() == -6.0
     assert second.spectrum.tau.value() == 1.5
@@ -564,6 +566,21 @@ def test_the_engine_chosen_in_the_audio_box_is_the_one_the_session_runs(window, 
         assert session.processor.settings.engine == "onnx"
     finally:
         session.close()
+
+
+def test_the_buffering_chosen_in_the_audio_box_reaches_the_stream_settings(window):
+    from rtconv_gui import engine
+
+    box = window.audio
+    assert [box.buffering.itemData(i) for i in range(box.buffering.count())] == ["low", 0.02, 0.05, "high"]
+    assert engine.stream_settings(box.choice()).device_latency == "low"  # the default, as rtconv live's
+    for value in (0.05, "high"):
+        box.buffering.setCurrentIndex(box.buffering.findData(value))
+        assert engine.stream_settings(box.choice()).device_latency == value
+    box.set_choice({"device_latency": "0.02"})  # QSettings gives text back
+    assert box.choice()["device_latency"] == 0.02
+    box.set_choice({"device_latency": "7"})  # not one of the choices: unchanged
+    assert box.choice()["device_latency"] == 0.02
 
 
 def test_an_engine_that_is_not_installed_is_listed_greyed_out_with_what_to_install(qtbot, monkeypatch):

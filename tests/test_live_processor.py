@@ -473,8 +473,8 @@ def test_dropouts_are_explained_by_the_block_times():
     q.note_status(output_underflow=True)
     (msg,) = q.poll_warnings(interval=0)
     assert msg.startswith("1 dropout(s) reported by the audio device while the model kept up")
-    assert msg.endswith("more device buffering (rtconv live --device-latency 0.02) trades a few milliseconds of "
-                        "delay for fewer.")
+    assert msg.endswith("more device buffering (rtconv live --device-latency 0.02, the GUI's Buffering) trades "
+                        "a few milliseconds of delay for fewer.")
     r = LiveProcessor(_gain_fir(1.0), RATE, 1, 1024, device_latency=0.05)  # already buffering more: no advice
     _run(r, _noise(1024 * 4), 1024)
     r.note_status(output_underflow=True)

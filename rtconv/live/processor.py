@@ -339,8 +339,8 @@ class LiveProcessor:
             onnx = " or the onnx engine (--engine onnx)" if s.engine == "torch" and not rows else ""
             return (f"{n} dropout(s): the model takes {took} a {s.block_size}-frame block allows, too close to "
                     f"keep up under load; a larger block size ({2 * s.block_size} frames){onnx} gives it more room.")
-        more = (" If they repeat, more device buffering (rtconv live --device-latency 0.02) trades a few "
-                "milliseconds of delay for fewer." if s.device_latency == "low" else "")
+        more = (" If they repeat, more device buffering (rtconv live --device-latency 0.02, the GUI's "
+                "Buffering) trades a few milliseconds of delay for fewer." if s.device_latency == "low" else "")
         return (f"{n} dropout(s) reported by the audio device while the model kept up ({took} a block allows): "
                 f"another program or the system held the CPU or the device.{more}")
 
