@@ -228,3 +228,23 @@ def test_no_server_and_bad_names_are_one_sentence_each(tmp_path):
     r = subprocess.run([sys.executable, "-m", "rtconv", "live", "--virtual-mic", "--connect", "x:in"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "do not go together" in r.stderr
+
+
+@pytest.mark.parametrize("description, shown", [
+    ("rtconv (denoised)", "rtconv (denoised)"),
+    ("""Bob's "clean" mic\\""", "Bobs clean mic"),
+])
+def test_the_description_reaches_apps_as_plain_text(pulse, description, shown):
+    # the form that PulseAudio and PipeWire's pipewire-pulse both read as plain text (PipeWire kept the
+    # backslashes of device.description="rtconv\ (denoised)" and showed them; checked by hand on 0.3.65)
+    from rtconv.live.virtual_mic import _properties
+
+    arg = _properties("sink_properties", description)
+    assert arg == f"sink_properties=\"device.description='{shown}'\""
+    idx = subprocess.run(["pactl", "load-module", "module-null-sink", "sink_name=described", arg], env=pulse,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        listing = subprocess.run(["pactl", "list", "sinks"], env=pulse, capture_output=True, text=True).stdout
+        assert f"Description: {shown}\n" in listing
+    finally:
+        subprocess.run(["pactl", "unload-module", idx], env=pulse, capture_output=True)

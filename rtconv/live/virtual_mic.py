@@ -49,11 +49,16 @@ def check_name(name: str) -> str:
     return name
 
 
-def _quote(text: str) -> str:
-    """A property value for a module argument: double-quoted for the property list, spaces escaped for
-    the module argument parser (``device.description="rtconv\\ (denoised)"``)."""
-    clean = text.replace("\\", "").replace('"', "'")
-    return '"' + clean.replace(" ", "\\ ") + '"'
+def _properties(key: str, description: str) -> str:
+    """A module argument that sets ``device.description``: ``KEY="device.description='rtconv (denoised)'"``.
+
+    The whole property list in double quotes for the module argument parser, the value in single quotes
+    for the property list parser: PulseAudio and PipeWire's pipewire-pulse both read this as the plain
+    text (PipeWire kept the backslashes of ``"rtconv\\ (denoised)"``, which PulseAudio removes, and
+    showed them in every app).  Quotes and backslashes in the text are dropped.
+    """
+    clean = "".join(c for c in description if c not in "'\"\\")
+    return f"{key}=\"device.description='{clean}'\""
 
 
 class VirtualMic:
@@ -148,11 +153,11 @@ class VirtualMic:
             self.modules.append(int(self._pactl(
                 "load-module", "module-null-sink", f"sink_name={self.sink}", f"rate={self.sample_rate}",
                 f"channels={self.channels}", "format=float32le",
-                f"sink_properties=device.description={_quote(self.description + ' - rtconv output')}").strip()))
+                _properties("sink_properties", self.description + " - rtconv output")).strip()))
             self.modules.append(int(self._pactl(
                 "load-module", "module-remap-source", f"master={self.sink}.monitor", f"source_name={self.name}",
                 f"rate={self.sample_rate}", f"channels={self.channels}", "format=float32le",
-                f"source_properties=device.description={_quote(self.description)}").strip()))
+                _properties("source_properties", self.description)).strip()))
         except (DeviceError, ValueError) as e:
             self.close()
             raise DeviceError(f"could not create the virtual microphone {self.name!r}: {e}") from None
