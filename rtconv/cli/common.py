@@ -61,10 +61,13 @@ def positive_seconds(text: str) -> float:
 
 
 def device_latency(text: str):
-    """argparse type: 'low', 'high' or seconds above 0 and at most 2 (what PortAudio buffers per device)."""
-    if text in ("low", "high"):
+    """argparse type: what PortAudio buffers per device, by :class:`rtconv.live.StreamSettings`' rule."""
+    from ..live.settings import DEVICE_LATENCIES, MAX_DEVICE_LATENCY_S, device_latency_seconds_ok
+
+    if text in DEVICE_LATENCIES:
         return text
-    return _number(text, lambda v: 0 < v <= 2, "'low', 'high' or seconds above 0 and at most 2", "0.02")
+    return _number(text, device_latency_seconds_ok,
+                   f"'low', 'high' or seconds above 0 and at most {MAX_DEVICE_LATENCY_S:g}", "0.02")
 
 
 def nonnegative_seconds(text: str) -> float:

@@ -13,8 +13,8 @@ import time
 from ..errors import ConfigError, RtconvError
 from ..live.gate import GATE_DEFAULTS
 from ..live.settings import ENGINES, LIVE_QUALITY, QUALITIES
-from .common import (attenuation_db, device_latency, floor_db, gain_db, nonnegative_seconds, positive_int, positive_seconds,
-                     probability, unit_fraction)
+from .common import (attenuation_db, device_latency, floor_db, gain_db, nonnegative_seconds, positive_int,
+                     positive_seconds, probability, unit_fraction)
 
 HELP = "run a model live: microphone -> model -> speakers, with hot swap and recording"
 
@@ -189,7 +189,9 @@ def _settings(args, model_rate):
     st = StreamSettings(channels=args.channels, block_size=args.block_size, hostapi=args.hostapi,
                         input_device=args.input_device, output_device=args.output_device,
                         resample_quality=args.resample_quality, threads=args.threads, engine=args.engine,
-                        record_dir=args.record, device_latency=args.device_latency or "low")
+                        record_dir=args.record)
+    if args.device_latency is not None:  # else the settings' own default
+        st = st.replace(device_latency=args.device_latency)
     return st.replace(sample_rate=args.sample_rate or pick_sample_rate(st, model_rate))
 
 

@@ -15,10 +15,20 @@ from typing import Union
 from ..errors import ConfigError
 from ..resample import LIVE_QUALITY, QUALITIES  # soxr itself is imported on first use
 
-__all__ = ["StreamSettings", "ENGINES"]
+__all__ = ["StreamSettings", "ENGINES", "DEVICE_LATENCIES", "MAX_DEVICE_LATENCY_S", "device_latency_seconds_ok"]
 
 #: What computes each block (:class:`rtconv.Streamer`'s ``engine``).
 ENGINES = ("torch", "onnx")
+
+#: PortAudio's named device latencies; any other ``device_latency`` is seconds, above 0 and at most
+#: :data:`MAX_DEVICE_LATENCY_S` (the CLI's ``--device-latency`` checks the same rule)
+DEVICE_LATENCIES = ("low", "high")
+MAX_DEVICE_LATENCY_S = 2.0
+
+
+def device_latency_seconds_ok(v) -> bool:
+    """Whether ``v`` is a device latency in seconds rtconv asks PortAudio for."""
+    return 0 < v <= MAX_DEVICE_LATENCY_S
 
 Device = Union[int, str, None]
 
@@ -108,10 +118,11 @@ class StreamSettings:
         object.__setattr__(self, "crossfade_ms", float(self.crossfade_ms))
         lat = self.device_latency
         if isinstance(lat, str):
-            if lat not in ("low", "high"):
+            if lat not in DEVICE_LATENCIES:
                 raise ConfigError(f"device_latency must be 'low', 'high' or seconds, got {lat!r}.")
-        elif isinstance(lat, bool) or not isinstance(lat, (int, float)) or not 0 < lat <= 2:
-            raise ConfigError(f"device_latency must be 'low', 'high' or seconds above 0 and at most 2, got {lat!r}.")
+        elif isinstance(lat, bool) or not isinstance(lat, (int, float)) or not device_latency_seconds_ok(lat):
+            raise ConfigError(f"device_latency must be 'low', 'high' or seconds above 0 and at most "
+                              f"{MAX_DEVICE_LATENCY_S:g}, got {lat!r}.")
         else:
             object.__setattr__(self, "device_latency", float(lat))
         if self.record_dir is not None:
