@@ -9,8 +9,13 @@ for a NumPy array in memory (the GUI uses it).
 
 The chain for one file::
 
-    read -> [resample to the model's rate] -> model -> [drop `latency` frames]
-         -> [resample back to the file's rate] -> trim/pad to the input length -> write
+    read -> [remove a DC offset] -> [resample to the model's rate] -> model
+         -> [drop `latency` frames] -> [resample back to the file's rate]
+         -> trim/pad to the input length -> write
+
+* A denoiser's (or VAD's) input has its DC offset removed first
+  (:class:`rtconv.dcblock.DCBlocker`, ``dc_block``); filters see the file
+  as it is.
 
 * Resampling uses :class:`rtconv.resample.Resampler` (soxr, quality "HQ"),
   the streaming resampler live audio uses too; it only runs
@@ -52,6 +57,7 @@ import torch
 from .audio import (READ_CHUNK, SAMPLE_RATE_MODEL_BLOCK, SOFTWARE_TAG, AtomicWriter, Reader, default_output_path,
                     output_format, written_by_rtconv, zero_nonfinite)
 from .checkpoint import load, resolve
+from .dcblock import DCBlocker, wants_dc_block
 from .errors import AudioFileError, ConfigError
 from .models import Model
 from .resample import Resampler
@@ -122,6 +128,8 @@ class Summary:
     clipped_samples: int = 0
     output_frames: int = 0
     primed_frames: int = 0
+    #: the DC offset removed before the model at the end of the file (full scale 1), None when not blocked
+    dc_offset: float | None = None
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -285,6 +293,19 @@ class _Primed:
         return np.concatenate([head, self._take(self.core.flush())])
 
 
+class _Blocks:
+    """A stateful block processor (``process(x)``) as a chain stage with nothing owed at the end."""
+
+    def __init__(self, proc) -> None:
+        self.proc = proc
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.proc.process(x)
+
+    def flush(self) -> None:
+        return None
+
+
 class _Skip:
     """Drop the first ``n`` frames (latency compensation)."""
 
@@ -346,11 +367,14 @@ class Chain:
         Start the model from the signal's first frames played backwards instead of from
         silence (:class:`_Primed`); ``None`` (default): for models with a recurrent state.
         A primed chain's output is not the zero-history convolution of the signal.
+    dc_block : bool or None
+        Remove a DC offset before the model (:class:`rtconv.dcblock.DCBlocker`); ``None``
+        (default): for denoisers and VADs (:func:`rtconv.dcblock.wants_dc_block`).
     """
 
     def __init__(self, model: Model, sample_rate: int, channels: int, frames: int, *,
                  block_size: int | None = None, offline: bool = False, align: bool = True,
-                 threads: int | None = 1, prime: bool | None = None) -> None:
+                 threads: int | None = 1, prime: bool | None = None, dc_block: bool | None = None) -> None:
         if block_size is None:
             block_size = file_block_size(model)
         if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
@@ -366,6 +390,10 @@ class Chain:
         self.model_rate = rate
         self.latency = model.latency
         stages: list = []
+        self.dc_blocked = wants_dc_block(model, dc_block)
+        self._dc = DCBlocker(sample_rate, channels) if self.dc_blocked else None
+        if self._dc is not None:
+            stages.append(_Blocks(self._dc))
         if rate != sample_rate:
             stages.append(Resampler(sample_rate, rate, channels, "HQ"))
         if offline and model.recurrent:
@@ -390,6 +418,11 @@ class Chain:
         extra = 0 if align else round(model.latency * sample_rate / rate)
         stages.append(_Fit(frames + extra, self.out_channels))
         self.stages = stages
+
+    @property
+    def dc_offset(self) -> float | None:
+        """The DC offset being removed now (the largest channel's, full scale 1), or ``None`` when not blocked."""
+        return None if self._dc is None else float(np.abs(self._dc.est).max(initial=0.0))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Process the next ``(frames, channels)`` float32 chunk."""
@@ -444,10 +477,17 @@ def _notes(summary: Summary) -> None:
         summary.notes.append(
             f"the model started from the file's first {1000 * summary.primed_frames / summary.model_rate:.0f} ms "
             "played backwards rather than from silence (--no-prime: from silence)")
+    if summary.dc_offset is not None and summary.dc_offset >= DC_NOTE_LEVEL:
+        summary.notes.append(f"a DC offset of {20 * math.log10(summary.dc_offset):.0f} dBFS was removed before the "
+                             "model (--keep-dc: keep it)")
     if summary.nonfinite_samples:
         w.append(f"{summary.nonfinite_samples} NaN/Inf input sample(s) were replaced by silence (0)")
     if summary.clipped_samples:
         w.append(f"{summary.clipped_samples} output sample(s) exceeded full scale and were clipped to [-1, 1]")
+
+
+#: a removed DC offset at least this large (full scale 1: -60 dBFS) gets a note
+DC_NOTE_LEVEL = 1e-3
 
 
 def _task(model: Model) -> str | None:
@@ -490,6 +530,7 @@ def process_file(
     wet: float = 1.0,
     attenuation_limit_db: float | None | str = "model",
     prime: bool | None = None,
+    dc_block: bool | None = None,
 ) -> Summary:
     """Process one audio file with a model and write the result atomically.
 
@@ -538,6 +579,11 @@ def process_file(
         than from silence, so the start of the file is processed like the rest (``None``,
         the default: for models with a recurrent state, such as the shipped denoiser;
         ``False`` keeps the zero-history output, e.g. to compare with a stream's first block).
+    dc_block : bool or None
+        Remove a DC offset (a microphone's constant bias) before the model
+        (:class:`rtconv.dcblock.DCBlocker`: a 1 Hz high-pass started from the running
+        mean, no latency); ``None``, the default: for denoisers and VADs, whose training
+        had none; ``False`` gives the model the samples as they are (``--keep-dc``).
 
     Returns
     -------
@@ -575,7 +621,7 @@ def process_file(
             raise AudioFileError(f"output {str(out)!r} already exists; pass --overwrite to replace it, "
                                  "--skip-existing to keep it, or choose another name.")
         chain = Chain(m, reader.sample_rate, reader.channels, reader.frames, block_size=block_size,
-                      offline=offline, align=align, threads=threads, prime=prime)
+                      offline=offline, align=align, threads=threads, prime=prime, dc_block=dc_block)
         if wet < 1.0 and chain.out_channels != reader.channels:
             raise ConfigError(f"a dry/wet mix needs as many output as input channels; this model turns "
                               f"{reader.channels} into {chain.out_channels}, so leave --wet out.")
@@ -614,7 +660,7 @@ def process_file(
         mode=mode, latency=chain.latency, aligned=align,
         elapsed_s=time.perf_counter() - t0, nonfinite_samples=reader.nonfinite_samples,
         clipped_samples=writer.clipped_samples, output_frames=writer.frames,
-        primed_frames=chain.primed_frames,
+        primed_frames=chain.primed_frames, dc_offset=chain.dc_offset,
     )
     if reader.frames_read < reader.frames:
         summary.warnings.append(
@@ -825,8 +871,9 @@ def process_array(
     align: bool = True,
     threads: int | None = 1,
     prime: bool | None = None,
+    dc_block: bool | None = None,
 ) -> np.ndarray:
-    """Process audio in memory exactly as :func:`process_file` processes a file (``prime`` as there).
+    """Process audio in memory exactly as :func:`process_file` processes a file (``prime`` and ``dc_block`` as there).
 
     Parameters
     ----------
@@ -849,7 +896,7 @@ def process_array(
     x, _ = zero_nonfinite(x.astype(np.float32), copy=False)  # astype made the copy
     m, _ = _load_model(model)
     chain = Chain(m, int(sample_rate), x.shape[1], x.shape[0], block_size=block_size,
-                  offline=offline, align=align, threads=threads, prime=prime)
+                  offline=offline, align=align, threads=threads, prime=prime, dc_block=dc_block)
     outs = [chain(x[i : i + _READ_CHUNK]) for i in range(0, x.shape[0], _READ_CHUNK)]
     outs.append(chain.flush())
     return np.concatenate(outs)

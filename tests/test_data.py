@@ -658,12 +658,21 @@ def test_pool(tiny_corpus):
 
 
 def test_the_test_set_is_deterministic_and_has_every_part(test_pool):
-    kw = dict(per_cell=1, band_items=1, level_items=1, clean_items=2, noise_items=2, seconds=2.0, snrs=(0.0, 10.0))
+    kw = dict(per_cell=1, band_items=1, level_items=1, clean_items=2, noise_items=2, seconds=2.0, snrs=(0.0, 10.0),
+              dc_items=1)
     a = make_test_set(test_pool, seed=0, **kw)
     b = make_test_set(test_pool, seed=0, **kw)
     c = make_test_set(test_pool, seed=1, **kw)
     assert fingerprint(a) == fingerprint(b) != fingerprint(c)
-    assert {ex.part for ex in a} == {"grid", "band", "level", "clean", "noise"}
+    assert {ex.part for ex in a} == {"grid", "band", "level", "dc", "clean", "noise"}
+    dc = {ex.group: ex for ex in a if ex.part == "dc"}
+    assert list(dc) == ["no offset", "offset -60 dBFS", "offset -50 dBFS", "offset -40 dBFS"]
+    base = dc["no offset"]
+    assert 20 * np.log10(np.abs(base.noisy).max()) == pytest.approx(-30.0, abs=0.1)
+    for label, ex in dc.items():  # paired: the same mixture, only the offset differs (16-bit steps apart)
+        offset = 0.0 if label == "no offset" else 10 ** (float(label.split()[1]) / 20)
+        assert np.mean(ex.noisy - base.noisy) == pytest.approx(offset, abs=2 ** -15)
+        assert np.array_equal(ex.clean, base.clean)
     rates = {ex.rate for ex in a if ex.part == "band"}
     assert rates == {16000, 44100, 48000}
     peaks = sorted(round(20 * np.log10(np.abs(ex.noisy).max())) for ex in a if ex.part == "level")
@@ -766,6 +775,23 @@ def test_the_model_from_silence_is_the_unprimed_file_output_and_needs_the_realis
     assert np.abs(primed - silent).max() > 5e-5
     assert main(["bench", "denoise", "--no-quality", "--from-silence"]) != 0
     assert "--from-silence adds columns to the realistic set's tables" in capsys.readouterr().err
+
+
+def test_the_keep_dc_column_is_the_model_given_the_offset_and_needs_the_realistic_set(capsys):
+    from rtconv.cli import main
+    from rtconv.files import process_array
+
+    torch.manual_seed(4)
+    model = rtconv.build("framed_denoiser", {"channels": 8, "blocks": 1, "window": 32, "hop": 16,
+                                             "learn_filterbank": False, "gru": 4}).eval()
+    model.metadata = {"task": "denoise"}
+    x = np.random.default_rng(1).normal(size=12000).astype(np.float32) * 0.1 + 0.05
+    blocked, kept = scoring.model_system(model)(x, 16000), scoring.model_system(model, dc_block=False)(x, 16000)
+    np.testing.assert_array_equal(kept, process_array(x, 16000, model, offline=True, dc_block=False)[:, 0])
+    np.testing.assert_array_equal(blocked, process_array(x, 16000, model, offline=True)[:, 0])
+    assert np.abs(blocked - kept).max() > 1e-3
+    assert main(["bench", "denoise", "--no-quality", "--keep-dc"]) != 0
+    assert "--keep-dc adds columns to the realistic set's tables" in capsys.readouterr().err
 
 
 def test_the_goals_say_which_are_met():

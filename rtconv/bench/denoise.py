@@ -84,6 +84,9 @@ def configure(parser) -> None:
     parser.add_argument("--from-silence", action="store_true",
                         help="realistic set: also score the model started from silence (`rtconv process "
                              "--no-prime`), as a column 'from-silence' in the same run")
+    parser.add_argument("--keep-dc", action="store_true",
+                        help="realistic set: also score the model given its input's DC offset (`rtconv process "
+                             "--keep-dc`), as a column 'keep-dc' in the same run")
     parser.add_argument("--tables", metavar="PATH", help="also write the realistic set's Markdown tables here")
     parser.add_argument("--cache-dir", metavar="DIR", help="corpus cache root (default: ~/.cache/rtconv)")
     parser.add_argument("--seed", type=int, default=0, help="test-set seed (default: %(default)s)")
@@ -193,10 +196,10 @@ def _device_rates(model, block: int) -> list[dict]:
 def run(args) -> int:
     from . import heldout as ev
 
-    if (args.baseline or args.from_silence) and (args.test_set != "realistic" or args.no_quality):
+    if (args.baseline or args.from_silence or args.keep_dc) and (args.test_set != "realistic" or args.no_quality):
         from ..errors import ConfigError
 
-        flag = "--baseline" if args.baseline else "--from-silence"
+        flag = "--baseline" if args.baseline else "--from-silence" if args.from_silence else "--keep-dc"
         raise ConfigError(f"{flag} adds columns to the realistic set's tables; drop it, or drop "
                           f"{'--no-quality' if args.no_quality else '--set ' + args.test_set}.")
     model = _load(args.model)
@@ -326,9 +329,13 @@ def _realistic(model, args, extra_goals=()) -> dict:
     else:
         print(f"\nVALIDATION set of the test set's design (training speakers, other files; for choosing a "
               f"model, not for reporting): {len(examples)} items, seed {args.seed}, fingerprint {fp}")
-    # from-silence: the same model without the priming files get
-    silent = {"from-silence": scoring.model_system(model, prime=False)} if args.from_silence else None
-    systems = _with_baselines(scoring.systems(model), args.baseline, silent)
+    # from-silence, keep-dc: the same model without the priming or the DC blocker files get
+    variants = {}
+    if args.from_silence:
+        variants["from-silence"] = scoring.model_system(model, prime=False)
+    if args.keep_dc:
+        variants["keep-dc"] = scoring.model_system(model, dc_block=False)
+    systems = _with_baselines(scoring.systems(model), args.baseline, variants)
     rows = scoring.evaluate(systems, examples, progress=True)
     summary = scoring.summary_rows(rows)
     text = scoring.tables(summary, list(systems), ours="rtconv",
@@ -431,12 +438,13 @@ def _write_card(path, model, result, args) -> None:
             f"`{ts['fingerprint']}`): speakers, voices, packages and noise recordings that training never",
             f"uses ({', '.join(ts['sources'])}), mixed with the corpus's held-out noise, music, babble and",
             "the generated families' test ranges; SNR -5..20 dB, a third reverberant; paired band-limit,",
-            "codec, file-rate and level variants; clean-speech and noise-only items. SI-SDRi at the file's",
+            "codec, file-rate, level and DC-offset variants; clean-speech and noise-only items. SI-SDRi at the file's",
             "rate, PESQ wide band and STOI at 16 kHz; pause residual = output over input energy where the",
             "clean speech pauses. rtconv runs through `rtconv.files.process_array` (as `rtconv process`);",
             "RNNoise (pyrnnoise, lag removed) and noisereduce (non-stationary, whole file) in the same run.",
             "Measured by `rtconv bench denoise --card models/denoiser.md"
             + "".join(f" --baseline {b}" for b in args.baseline) + (" --from-silence" if args.from_silence else "")
+            + (" --keep-dc" if args.keep_dc else "")
             + "`"
             + (f"; the column{'s' if len(args.baseline) > 1 else ''} "
                + ", ".join(f"`{_column(b)}`" for b in args.baseline)

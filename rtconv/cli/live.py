@@ -74,6 +74,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--model", "-m", metavar="PATH", help="checkpoint to run, a path or a name in models/ (default: the shipped default denoiser)")
     g.add_argument("--watch", action="store_true", help="swap the model in again whenever its file is rewritten")
+    g.add_argument("--keep-dc", dest="dc_block", action="store_false",
+                   help="give a denoiser or VAD the device's samples as they are; by default a DC offset (a "
+                        "microphone's constant bias, which they never met in training) is removed first, "
+                        "with no delay")
     g = parser.add_argument_group("audio")
     g.add_argument("--input-device", "-i", metavar="D", help="input device: index or part of its name (default: system default)")
     g.add_argument("--output-device", "-o", metavar="D", help="output device: index or part of its name (default: system default)")
@@ -189,7 +193,7 @@ def _settings(args, model_rate):
     st = StreamSettings(channels=args.channels, block_size=args.block_size, hostapi=args.hostapi,
                         input_device=args.input_device, output_device=args.output_device,
                         resample_quality=args.resample_quality, threads=args.threads, engine=args.engine,
-                        record_dir=args.record)
+                        record_dir=args.record, dc_block=args.dc_block)
     if args.device_latency is not None:  # else the settings' own default
         st = st.replace(device_latency=args.device_latency)
     return st.replace(sample_rate=args.sample_rate or pick_sample_rate(st, model_rate))

@@ -105,6 +105,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="start a model with a recurrent state (the shipped denoiser) from silence, as a live "
                         "stream starts; by default it starts from the file's first fraction of a second "
                         "played backwards, so that the file's start is cleaned like the rest")
+    g.add_argument("--keep-dc", dest="dc_block", action="store_false", default=None,
+                   help="give a denoiser the samples as they are; by default a DC offset (a microphone's "
+                        "constant bias, which the denoisers never met in training) is removed first by a "
+                        "1 Hz high-pass that starts from the running mean")
     g.add_argument("--subtype", metavar="NAME",
                    help="output sample format, e.g. PCM_16, PCM_24, FLOAT (default: the input's)")
     exists = g.add_mutually_exclusive_group()
@@ -561,7 +565,8 @@ def _run(args: argparse.Namespace, console: _Console, batches: list) -> int:
                      f"fit on {cpu_cores()} CPU core(s)")
     kw = dict(block_size=args.block_size, offline=args.offline, align=not args.keep_latency,
               subtype=args.subtype, overwrite=args.overwrite, threads=threads, wet=args.wet,
-              attenuation_limit_db="model" if args.atten_lim is None else args.atten_lim, prime=args.prime)
+              attenuation_limit_db="model" if args.atten_lim is None else args.atten_lim, prime=args.prime,
+              dc_block=args.dc_block)
     batch = _Batch(jobs, console)
     batches.append(batch)
     made = _make_folders(jobs)

@@ -15,6 +15,12 @@ training but with every draw that a table is grouped by pinned.  Five parts:
     the table shows what the band limit itself costs.
 ``level``
     Base mixtures scaled so that the input peaks at each of :data:`PEAKS_DBFS`.
+``dc``
+    Base mixtures at a quiet microphone's level (peak :data:`DC_PEAK_DBFS`)
+    with a constant offset added, as cheap microphones and sound cards add
+    one (:data:`DC_OFFSETS_DBFS`; ``None``: no offset); paired.  SI-SDR
+    removes each signal's mean, so the offset itself costs nothing there:
+    the rows show what it does to the model.
 ``clean``
     Clean speech, nothing to remove (the model should pass it unchanged).
 ``noise``
@@ -38,10 +44,13 @@ from . import augment
 from .corpus import Pool
 from .mix import GENERATED_FAMILIES, Mixer, MixSettings
 
-__all__ = ["SNRS", "PEAKS_DBFS", "BAND_VARIANTS", "TestExample", "make_test_set", "fingerprint"]
+__all__ = ["SNRS", "PEAKS_DBFS", "DC_PEAK_DBFS", "DC_OFFSETS_DBFS", "BAND_VARIANTS", "TestExample", "make_test_set", "fingerprint"]
 
 SNRS: tuple[float, ...] = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 PEAKS_DBFS: tuple[float, ...] = (0.0, -10.0, -20.0, -30.0, -40.0)
+#: The ``dc`` part: mixtures peaking at DC_PEAK_DBFS, with these offsets (dBFS; None: none).
+DC_PEAK_DBFS = -30.0
+DC_OFFSETS_DBFS: tuple[float | None, ...] = (None, -60.0, -50.0, -40.0)
 #: Band variants: (label, channel band key or None, codec or None, file rate).
 BAND_VARIANTS: tuple[tuple[str, str | None, str | None, int], ...] = (
     ("full band 48k", None, None, 48000),
@@ -62,7 +71,7 @@ _STREAM = 17  # keeps the test set's random streams apart from training's
 class TestExample:
     """One test item: ``noisy`` and ``clean`` at ``rate`` Hz, and how it was made.
 
-    ``part`` is ``grid``, ``band``, ``level``, ``clean`` or ``noise``;
+    ``part`` is ``grid``, ``band``, ``level``, ``dc``, ``clean`` or ``noise``;
     ``group`` the row it belongs to in that part's table; ``info`` every draw
     (speaker, speech kind, noise, SNR, room, band, level...).
     """
@@ -87,7 +96,7 @@ def _resample(x: np.ndarray, rate: int) -> np.ndarray:
 
 def make_test_set(pool: Pool, seed: int = 0, per_cell: int = 1, band_items: int = 6, level_items: int = 6,
                   clean_items: int = 8, noise_items: int = 8, seconds: float = 6.0,
-                  snrs: Sequence[float] = SNRS) -> list[TestExample]:
+                  snrs: Sequence[float] = SNRS, dc_items: int = 6) -> list[TestExample]:
     """Build the test set from the test ``pool`` (must be at 48 kHz); see the module docstring.
 
     A ``val`` pool gives a set of the same design from the validation items
@@ -99,7 +108,7 @@ def make_test_set(pool: Pool, seed: int = 0, per_cell: int = 1, band_items: int 
     if pool.sample_rate != _RATE:
         raise ConfigError(f"build the test pool at {_RATE} Hz, got {pool.sample_rate!r}.")
     for name, v in (("per_cell", per_cell), ("band_items", band_items), ("level_items", level_items),
-                    ("clean_items", clean_items), ("noise_items", noise_items)):
+                    ("clean_items", clean_items), ("noise_items", noise_items), ("dc_items", dc_items)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise ConfigError(f"{name} must be a non-negative integer, got {v!r}.")
     # the test set has no random degradations of its own: every one is pinned per part
@@ -148,6 +157,18 @@ def make_test_set(pool: Pool, seed: int = 0, per_cell: int = 1, band_items: int 
             xs = augment.quantize(x * g, 16).astype(np.float32)
             out.append(TestExample(xs, (y * g).astype(np.float32), _RATE, "level", f"peak {peak:g} dBFS",
                                    dict(info, peak_dbfs=peak)))
+    for j in range(dc_items):
+        for dc in DC_OFFSETS_DBFS:
+            r = rng(5, j)
+            x, y, info = mixer.example(r, kind="mix", snr_db=5.0, level_db=0.0, band="full",
+                                       speech_kind=kind_for(j), noise=noises[(7 * j + 2) % len(noises)],
+                                       room=False, codec=False)
+            g = 10 ** (DC_PEAK_DBFS / 20) / max(1e-9, float(np.abs(x).max()))
+            offset = 0.0 if dc is None else 10 ** (dc / 20)
+            xs = augment.quantize(x * g + offset, 16).astype(np.float32)
+            label = "no offset" if dc is None else f"offset {dc:g} dBFS"
+            out.append(TestExample(xs, (y * g).astype(np.float32), _RATE, "dc", label,
+                                   dict(info, peak_dbfs=DC_PEAK_DBFS, dc_dbfs=dc)))
     for j in range(clean_items):
         r = rng(3, j)
         x, y, info = mixer.example(r, kind="speech", level_db=0.0, band="full", speech_kind=kind_for(j),

@@ -3,8 +3,9 @@
 :class:`ModelChain` is what the live processor plays: a checkpoint resolved
 and loaded (:func:`load_model`), its switches applied, compiled by
 :class:`rtconv.Streamer`, behind a streaming resampler when the model was
-trained at another rate, warmed up and checked against the block's time
-budget.  It reports its latency split into the model's and the
+trained at another rate and, for a denoiser or VAD, behind a DC-offset
+remover (:class:`rtconv.dcblock.DCBlocker`, no delay), warmed up and checked
+against the block's time budget.  It reports its latency split into the model's and the
 resampler's.
 
 A model crosses a process boundary as a checkpoint path plus its switches
@@ -21,6 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import ConfigError
+from ..dcblock import DCBlocker, wants_dc_block
 from ..models import Model
 from ..streaming import Streamer
 from ..resample import RateBridge
@@ -140,6 +142,7 @@ class ModelChain:
             )
         self.bridge = None if self.model_rate == rate else RateBridge(
             rate, self.model_rate, channels, block, settings.resample_quality)
+        self.dc = DCBlocker(rate, channels) if settings.dc_block and wants_dc_block(self.model) else None
         self.model_latency = round(self.streamer.latency * rate / self.model_rate)  # device frames
         self.resampler_latency = 0 if self.bridge is None else self.bridge.latency
         self.latency = self.model_latency + self.resampler_latency
@@ -182,9 +185,13 @@ class ModelChain:
         self.streamer.reset()
         if self.bridge is not None:
             self.bridge.reset()
+        if self.dc is not None:
+            self.dc.reset()
 
     def process(self, x: np.ndarray, out: np.ndarray) -> None:
         """Write the model's output for device block ``x`` into ``out`` (same shape)."""
+        if self.dc is not None:
+            x = self.dc.process(x)
         if self.bridge is None:
             out[:] = self.streamer.process(x)
         else:

@@ -82,6 +82,10 @@ class StreamSettings:
         default: a few blocks, the least delay the device offers), ``"high"``,
         or seconds.  More buffering costs delay and spares dropouts where the
         path to the device is not realtime (a sound server's ALSA bridge).
+    dc_block : bool
+        Remove the input's DC offset before a denoiser or VAD
+        (:class:`rtconv.dcblock.DCBlocker`: no delay); ``False`` gives them
+        the device's samples as they are (``rtconv live --keep-dc``).
     """
 
     sample_rate: int = 48000
@@ -97,6 +101,7 @@ class StreamSettings:
     crossfade_ms: float = 20.0
     record_dir: str | None = None
     device_latency: Union[str, float] = "low"
+    dc_block: bool = True
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "channels", "block_size", "threads"):
@@ -125,6 +130,8 @@ class StreamSettings:
                               f"{MAX_DEVICE_LATENCY_S:g}, got {lat!r}.")
         else:
             object.__setattr__(self, "device_latency", float(lat))
+        if not isinstance(self.dc_block, bool):
+            raise ConfigError(f"dc_block must be True or False, got {self.dc_block!r}.")
         if self.record_dir is not None:
             import os
 

@@ -1,0 +1,174 @@
+"""The DC-offset remover in front of denoisers and VADs: exact at any block split, files and live alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import rtconv
+from rtconv.cli import main
+from rtconv.dcblock import DCBlocker, wants_dc_block
+from rtconv.errors import ConfigError
+from rtconv.files import process_array
+
+RATE = 48000
+
+
+def _speechlike(n, ch=1, seed=0):
+    """Noise with a slow 3-8 Hz envelope: zero mean over seconds, like speech."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / RATE
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(3, 8, ch) * t[:, None])
+    return (0.05 * env * rng.standard_normal((n, ch))).astype(np.float32)
+
+
+def _split(proc, x, sizes):
+    out, i, j = [], 0, 0
+    while i < len(x):
+        k = sizes[j % len(sizes)]
+        out.append(proc(x[i : i + k]))
+        i, j = i + k, j + 1
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("sizes", [[1], [3, 7], [128], [4096], [7639, 2, 9000]])
+def test_the_output_is_the_same_bit_for_bit_at_any_block_split(channels, sizes):
+    x = _speechlike(RATE, channels) + 0.02
+    whole = DCBlocker(RATE, channels).process(x)
+    d = DCBlocker(RATE, channels)
+    assert np.array_equal(_split(d.process, x, sizes), whole)
+
+
+def test_a_constant_offset_is_gone_from_the_first_sample_on():
+    x = _speechlike(RATE // 2)
+    d0, d1 = DCBlocker(RATE, 1), DCBlocker(RATE, 1)
+    # the estimate is linear in the input: an offset moves it by exactly the offset
+    np.testing.assert_allclose(d1.process(x + 0.01), d0.process(x), atol=1e-7)
+    assert d1.est[0] == pytest.approx(0.01 + d0.est[0], abs=1e-9)
+
+
+def test_after_its_start_it_is_a_one_hertz_high_pass_that_follows_a_drifting_offset():
+    d = DCBlocker(RATE, 1)
+    assert d.N == round(RATE / (2 * np.pi))  # 7639 samples, 0.16 s
+    n = 4 * RATE
+    drift = np.linspace(0.0, 0.05, n, dtype=np.float32)[:, None]  # 0.0125 per second
+    y = d.process(drift)
+    # a ramp leaves the one-pole's steady lag: slope * time constant
+    assert abs(float(y[-1, 0])) == pytest.approx(0.0125 * d.N / RATE, rel=0.05)
+    # and a 100 Hz tone, the lowest voices' pitch, passes within 0.01 dB and 0.6 degrees
+    t = np.arange(2 * RATE) / RATE
+    tone = np.sin(2 * np.pi * 100 * t).astype(np.float32)[:, None]
+    out = DCBlocker(RATE, 1).process(tone)[RATE:, 0]
+    ref = tone[RATE:, 0]
+    gain = float(np.dot(out, ref) / np.dot(ref, ref))
+    assert 20 * np.log10(gain) == pytest.approx(0.0, abs=1e-2)
+    assert np.degrees(np.arcsin(np.linalg.norm(out - gain * ref) / np.linalg.norm(out))) < 0.6
+
+
+def test_nonfinite_samples_pass_as_they_came_and_leave_the_estimate_alone():
+    x = _speechlike(1000) + 0.01
+    bad = x.copy()
+    bad[10, 0], bad[500, 0] = np.nan, np.inf
+    d, ref = DCBlocker(RATE, 1), DCBlocker(RATE, 1)
+    y, y_ref = d.process(bad), ref.process(np.where(np.isfinite(bad), bad, 0))
+    assert np.isnan(y[10, 0]) and np.isinf(y[500, 0])
+    ok = np.isfinite(bad[:, 0])
+    np.testing.assert_array_equal(y[ok], y_ref[ok])
+    assert np.isfinite(d.est).all()
+
+
+def test_reset_starts_a_new_running_mean():
+    d = DCBlocker(RATE, 1)
+    a = d.process(_speechlike(3000) + 0.2)
+    d.reset()
+    b = d.process(_speechlike(3000) + 0.2)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cutoff", [0, -1.0, 3000.0, "1"])
+def test_a_bad_cutoff_is_refused_with_the_value(cutoff):
+    with pytest.raises(ConfigError, match=r"cutoff_hz must be above 0 and below a twentieth of the rate \(2400 Hz\), got"):
+        DCBlocker(RATE, 1, cutoff)
+
+
+def test_denoisers_and_vads_get_it_filters_do_not_and_a_bad_choice_is_refused():
+    fir = rtconv.FIR([1.0])
+    assert not wants_dc_block(fir)
+    fir.metadata = {"task": "denoise"}
+    assert wants_dc_block(fir) and not wants_dc_block(fir, False)
+    fir.metadata = {"task": "vad"}
+    assert wants_dc_block(fir)
+    with pytest.raises(ConfigError, match="dc_block must be True, False or None .* got 'yes'"):
+        wants_dc_block(fir, "yes")
+
+
+@pytest.fixture(scope="module")
+def denoiser():
+    return rtconv.load("models/denoiser.safetensors")
+
+
+def test_files_give_a_denoiser_the_same_input_with_or_without_an_offset(denoiser):
+    x = _speechlike(RATE)
+    clean_in = process_array(x, RATE, denoiser)
+    offset_in = process_array(x + 0.01, RATE, denoiser)
+    np.testing.assert_allclose(offset_in, clean_in, atol=2e-5)
+    kept = process_array(x + 0.01, RATE, denoiser, dc_block=False)
+    assert np.abs(kept - clean_in).max() > 1e-3  # the offset reaches the model: its output changes
+
+
+def test_a_filter_keeps_the_offset_so_its_kernel_stays_exact():
+    y = process_array(_speechlike(4000) + 0.25, RATE, rtconv.FIR([1.0]))
+    assert float(y.mean()) == pytest.approx(0.25, abs=1e-3)
+
+
+def test_rtconv_process_notes_a_removed_offset_and_keep_dc_turns_it_off(tmp_path, capsys):
+    src = tmp_path / "mic.wav"
+    sf.write(src, (_speechlike(RATE) + 0.01)[:, 0], RATE, subtype="FLOAT")
+    assert main(["process", str(src), "-o", str(tmp_path / "a.wav")]) == 0
+    err = capsys.readouterr().err
+    assert "a DC offset of -40 dBFS was removed before the model (--keep-dc: keep it)" in err
+    assert main(["process", str(src), "-o", str(tmp_path / "b.wav"), "--keep-dc"]) == 0
+    assert "DC offset" not in capsys.readouterr().err
+    a, _ = sf.read(tmp_path / "a.wav")
+    b, _ = sf.read(tmp_path / "b.wav")
+    assert np.abs(a - b).max() > 1e-3
+
+
+def test_the_live_chain_removes_the_offset_for_a_denoiser_unless_told_not_to(denoiser):
+    from rtconv.live import StreamSettings
+    from rtconv.live.chain import ModelChain
+
+    st = StreamSettings(sample_rate=RATE, channels=1, block_size=128)
+    x = _speechlike(RATE // 4)
+
+    def run(chain, sig):
+        out = np.zeros_like(sig)
+        for i in range(0, len(sig), 128):
+            chain.process(sig[i : i + 128], out[i : i + 128])
+        return out
+
+    on = ModelChain(denoiser, st, realtime_check=False)
+    assert on.dc is not None
+    a = run(on, x)
+    on.reset()
+    np.testing.assert_allclose(run(on, x + 0.01), a, atol=2e-5)
+    off = ModelChain(denoiser, st.replace(dc_block=False), realtime_check=False)
+    assert off.dc is None
+    assert np.abs(run(off, x + 0.01) - a).max() > 1e-3
+    with pytest.raises(ConfigError, match="dc_block must be True or False, got 'on'"):
+        st.replace(dc_block="on")
+
+
+def test_rtconv_live_keep_dc_reaches_the_stream_settings():
+    import argparse
+
+    from rtconv.cli import live
+
+    p = argparse.ArgumentParser()
+    live.configure(p)
+    for argv, want in (([], True), (["--keep-dc"], False)):
+        args = p.parse_args(argv)
+        args.sample_rate = RATE
+        assert live._settings(args, RATE).dc_block is want
