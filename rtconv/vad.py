@@ -189,17 +189,19 @@ def write_labels(path, segs: Iterable[tuple[float, float]], label: str = SPEECH_
 
 
 def detect(path, model, frame_seconds: float = FRAME_SECONDS,
-           block_size: int = DETECT_BLOCK_SIZE) -> tuple[np.ndarray, dict]:
+           block_size: int = DETECT_BLOCK_SIZE, dc_block: bool | None = None) -> tuple[np.ndarray, dict]:
     """Per-frame speech probabilities of an audio file, streamed in blocks (memory stays flat).
 
-    Channels are averaged to mono; another rate than the model's is
-    resampled to it (soxr, streaming).  The streamed track is aligned (the
+    Channels are averaged to mono, its DC offset removed as ``rtconv process``
+    removes it (``dc_block``: :func:`rtconv.dcblock.wants_dc_block`), and
+    another rate than the model's is resampled to it (soxr, streaming).  The streamed track is aligned (the
     model's latency removed) and averaged over frames of ``frame_seconds``.
     Returns the probabilities and ``{"rate", "frames", "duration", "channels"}``.
     """
     import soxr
 
     from .audio import Reader
+    from .dcblock import DCBlocker, wants_dc_block
     from .streaming import Streamer
 
     if getattr(model, "out_channels", None) != 1:
@@ -229,8 +231,11 @@ def detect(path, model, frame_seconds: float = FRAME_SECONDS,
     with Reader(path, chunk=block_size) as reader:
         resampler = None if reader.sample_rate == rate else soxr.ResampleStream(
             reader.sample_rate, rate, 1, dtype="float32", quality="HQ")
+        dc = DCBlocker(reader.sample_rate, 1) if wants_dc_block(model, dc_block) else None
         for x in reader.chunks():
             mono = np.ascontiguousarray(x.mean(axis=1, dtype=np.float32))
+            if dc is not None:
+                mono = dc.process(mono[:, None])[:, 0]
             if resampler is not None:
                 mono = resampler.resample_chunk(mono)
             if len(mono):

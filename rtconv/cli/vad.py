@@ -42,6 +42,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", "-l", metavar="TXT",
                         help="also write the segments as an Audacity label file (start<TAB>end<TAB>speech)")
     parser.add_argument("--label", default=SPEECH_LABEL, help="text of each label (default: %(default)s)")
+    parser.add_argument("--keep-dc", dest="dc_block", action="store_false", default=None,
+                        help="give the detector the samples as they are; by default a DC offset (a microphone's "
+                             "constant bias, which it never met in training) is removed first")
     parser.add_argument("--block-size", "-b", type=positive_int, default=DETECT_BLOCK_SIZE, metavar="N",
                         help="frames per streamed block (default: %(default)s)")
 
@@ -73,7 +76,7 @@ def run(args) -> int:
         if Path(args.labels).resolve() == Path(args.input).resolve():
             raise AudioFileError(f"--labels {args.labels!r} is the input file itself; choose another path.")
     model = _model(args.model)
-    probs, info = detect(args.input, model, block_size=args.block_size)
+    probs, info = detect(args.input, model, block_size=args.block_size, dc_block=args.dc_block)
     segs = segments(probs, FRAME_SECONDS, args.threshold, args.min_speech, args.min_silence)
     for a, b in segs:
         print(f"{a:.3f}\t{b:.3f}")
