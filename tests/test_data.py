@@ -513,6 +513,23 @@ def train_mixer(tiny_corpus):
     return Mixer(pool, MixSettings(seconds=2.0, room_prob=0.0))
 
 
+def test_each_utterance_is_placed_less_its_own_dc_offset(train_mixer):
+    """Recorded prompts can carry their microphone's DC offset: a target must not be a train of DC steps."""
+    pool = train_mixer.pool
+    speaker = next(iter(pool.speakers))
+    offset = corpus.Pool(pool.sample_rate, pool.split, speakers={
+        speaker: [((x + np.float32(0.05)).astype(np.float32), it) for x, it in pool.speakers[speaker]]},
+        noise=pool.noise)
+    plain, shifted = Mixer(pool, train_mixer.settings), Mixer(offset, train_mixer.settings)
+    n = 2 * RATE
+    a, _ = plain.speech_segment(np.random.default_rng(3), n, speaker=speaker)
+    b, _ = shifted.speech_segment(np.random.default_rng(3), n, speaker=speaker)
+    np.testing.assert_allclose(b, a, atol=1e-6)  # the offset is gone, pauses stay at zero
+    kept, _ = Mixer(offset, train_mixer.settings.replace(speech_dc=True)).speech_segment(
+        np.random.default_rng(3), n, speaker=speaker)
+    assert np.abs(kept - a).max() == pytest.approx(0.05, abs=1e-3)  # speech_dc=True keeps it
+
+
 def test_mixed_snr_and_level_are_what_was_drawn(train_mixer):
     for i in range(6):
         rng = np.random.default_rng(i)

@@ -8,7 +8,9 @@ degradation goes (input, target, or both):
 
 1. **speech**: a segment of ``seconds`` from one speaker, utterances joined
    with pauses of 0.1-1.2 s (the pauses are where a denoiser shows what it
-   leaves behind); optional microphone colour (:func:`~augment.random_eq`)
+   leaves behind), each utterance less its own mean (``speech_dc=False``:
+   some recorded prompts carry their microphone's DC offset, up to -36 dBFS,
+   which would make every target a train of DC steps between the pauses); optional microphone colour (:func:`~augment.random_eq`)
    and room (:func:`~augment.room`: input gets the full response, target the
    direct path + early reflections);
 2. **noise**: a real recording, music, babble of 3-8 voices of the same
@@ -98,6 +100,8 @@ class MixSettings:
     codec_prob: float = 0.08
     clip_prob: float = 0.04
     quantize_prob: float = 0.5
+    #: keep each utterance's DC offset in the speech (and so in the target); False removes it
+    speech_dc: bool = False
 
     def __post_init__(self) -> None:
         for name in ("snr_db", "level_db"):
@@ -161,6 +165,14 @@ class Mixer:
         self._by_kind = {k: ids for k in SPEECH_KINDS if (ids := pool.speaker_ids(k))}
         self._recorded = sorted(f for f in pool.noise if f != "music")
         self._rooms = augment.rooms_available()
+        self._means: dict = {}
+
+    def _mean(self, x: np.ndarray, it: dict) -> float:
+        """An utterance's mean (its DC offset), computed once per item."""
+        m = self._means.get(it["id"])
+        if m is None:
+            m = self._means[it["id"]] = float(np.mean(x, dtype=np.float64))
+        return m
 
     @property
     def speech_kinds(self) -> list[str]:
@@ -185,6 +197,8 @@ class Mixer:
             a, b = max(0, -pos), min(len(x), n - pos)
             if b > a:
                 out[pos + a: pos + b] += x[a:b]
+                if not self.settings.speech_dc:
+                    out[pos + a: pos + b] -= self._mean(x, it)
                 used.append(it["id"])
                 bw.append(it["bandwidth_hz"])
             pos += len(x) + int(rng.uniform(0.1, 1.2) * self.sample_rate)
