@@ -10,16 +10,22 @@ for the same reason.
 
 :class:`DCBlocker` subtracts a running estimate of the offset, per channel::
 
-    est[n] = est[n-1] + (x[n] - est[n-1]) / min(n + 1, N)      y[n] = x[n] - est[n]
+    est[n] = sum(x[0..n]) / max(n + 1, M)          for n < N
+    est[n] = est[n-1] + (x[n] - est[n-1]) / N      after
+    y[n]   = x[n] - est[n]
 
-with ``N = round(rate / (2 pi cutoff_hz))``: for the first ``N`` samples the
-estimate is the mean of everything so far, so a constant offset is gone
-from the first sample on with no step to settle; after that it is an
-exponential average with a time constant of ``N`` samples (0.16 s at the
-default 1 Hz), a one-pole high-pass that follows a drifting offset.  Below
-the voice's lowest pitch it changes almost nothing: on clean speech the
-output keeps 38 dB SI-SDR against the input.  It has no latency, and its
-output is the same, bit for bit, for any split of the signal into blocks.
+with ``N = round(rate / (2 pi cutoff_hz))`` and ``M`` the samples of
+``start_ms``.  For its first ``N`` samples (0.16 s at the default 1 Hz) the
+estimate is the mean of everything so far, counted over at least 10 ms: a
+constant offset is gone after 10 ms, with no step to settle, and a file
+that starts in the middle of a word is not high-passed by the mean of its
+first few samples (counted from one sample, that cost 0.45 dB of SI-SDR on
+average over 20 validation items, 6 dB on one; counted over 10 ms, 0.11,
+and the offset rows of the test set stay within 0.2 dB).  After that it is
+an exponential average with a time constant of ``N`` samples, a one-pole
+high-pass that follows a drifting offset.  Below the voice's lowest pitch
+it changes almost nothing, has no latency, and gives the same output, bit
+for bit, for any split of the signal into blocks.
 
 Which models get it (:func:`wants_dc_block`): those whose task is
 ``denoise`` or ``vad`` (:data:`DC_BLOCKED_TASKS`), the ones trained on
@@ -36,10 +42,12 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["DCBlocker", "DC_BLOCK_HZ", "DC_BLOCKED_TASKS", "wants_dc_block"]
+__all__ = ["DCBlocker", "DC_BLOCK_HZ", "DC_START_MS", "DC_BLOCKED_TASKS", "wants_dc_block"]
 
 #: Default cutoff, Hz: a time constant of 0.16 s.
 DC_BLOCK_HZ = 1.0
+#: The running mean at the start counts at least this much signal, ms.
+DC_START_MS = 10.0
 
 #: Tasks whose models get their input DC-blocked unless told otherwise.
 DC_BLOCKED_TASKS = ("denoise", "vad")
@@ -67,16 +75,24 @@ class DCBlocker:
     cutoff_hz : float
         Corner of the one-pole high-pass it becomes after its first
         ``rate / (2 pi cutoff_hz)`` samples.
+    start_ms : float
+        The running mean at the start counts at least this much signal, ms
+        (0: from the first sample).
     """
 
     latency = 0
 
-    def __init__(self, sample_rate: int, channels: int, cutoff_hz: float = DC_BLOCK_HZ) -> None:
+    def __init__(self, sample_rate: int, channels: int, cutoff_hz: float = DC_BLOCK_HZ,
+                 start_ms: float = DC_START_MS) -> None:
         if not (isinstance(cutoff_hz, (int, float)) and 0 < cutoff_hz < sample_rate / 20):
             raise ConfigError(f"cutoff_hz must be above 0 and below a twentieth of the rate "
                               f"({sample_rate / 20:g} Hz), got {cutoff_hz!r}.")
         self.sample_rate, self.channels, self.cutoff_hz = int(sample_rate), int(channels), float(cutoff_hz)
         self.N = max(1, round(sample_rate / (2 * math.pi * cutoff_hz)))
+        if not (isinstance(start_ms, (int, float)) and 0 <= start_ms * sample_rate / 1000 <= self.N):
+            raise ConfigError(f"start_ms must be at least 0 and at most the time constant "
+                              f"({1000 * self.N / sample_rate:g} ms), got {start_ms!r}.")
+        self.M = max(1, round(start_ms * sample_rate / 1000))
         self._r = 1.0 - 1.0 / self.N
         self.reset()
 
@@ -102,7 +118,8 @@ class DCBlocker:
         if self.n < self.N and len(xs):  # the running mean: sums carried in order, so any split agrees
             k = min(self.N - self.n, len(xs))
             sums = np.cumsum(np.concatenate([self.total[None], xs[:k]]), axis=0)[1:]
-            est[:k] = sums / np.arange(self.n + 1, self.n + k + 1, dtype=np.float64)[:, None]
+            counts = np.maximum(np.arange(self.n + 1, self.n + k + 1, dtype=np.float64), self.M)
+            est[:k] = sums / counts[:, None]
             self.total, self.n, i = sums[-1], self.n + k, k
             self.est = est[k - 1]
         if i < len(xs):  # then the exponential average, its state carried by lfilter

@@ -268,7 +268,7 @@ def test_a_dc_offset_is_removed_before_the_detector_unless_keep_dc(bursts, tmp_p
     plain = tmp_path / "plain.wav"
     sf.write(plain, x.astype(np.float32), RATE, subtype="FLOAT")
     ref = detect(plain, m)[0]
-    np.testing.assert_allclose(detect(path, m)[0], ref, rtol=1e-2, atol=1e-12)
+    np.testing.assert_allclose(detect(path, m)[0][1:], ref[1:], rtol=1e-2, atol=1e-12)  # after the 10 ms fade
     kept = detect(path, m, dc_block=False)[0]
     assert np.abs(np.log(kept / ref)).max() > 0.5  # between bursts the odds of speech more than 1.6x
 

@@ -8,9 +8,12 @@ degradation goes (input, target, or both):
 
 1. **speech**: a segment of ``seconds`` from one speaker, utterances joined
    with pauses of 0.1-1.2 s (the pauses are where a denoiser shows what it
-   leaves behind), each utterance less its own mean (``speech_dc=False``:
-   some recorded prompts carry their microphone's DC offset, up to -36 dBFS,
-   which would make every target a train of DC steps between the pauses); optional microphone colour (:func:`~augment.random_eq`)
+   leaves behind), each utterance without what lies below hearing
+   (``speech_subsonic=False``: a zero-phase 20 Hz high-pass, so no colour in
+   the voice's range): some recorded prompts carry their microphone's DC
+   offset (up to -36 dBFS), a drift or a rumble as loud as -10 dB under the
+   speech, which a target would otherwise have to reproduce and a test
+   reference would score; optional microphone colour (:func:`~augment.random_eq`)
    and room (:func:`~augment.room`: input gets the full response, target the
    direct path + early reflections);
 2. **noise**: a real recording, music, babble of 3-8 voices of the same
@@ -46,6 +49,8 @@ __all__ = ["NOMINAL_DBFS", "MixSettings", "Mixer", "active_level_db", "GENERATED
 
 #: Speech active level (dBFS) at ``level_db = 0``: a well-set microphone.
 NOMINAL_DBFS = -26.0
+#: Speech below this (Hz) is not kept in examples: DC, drift and rumble of the recordings.
+SUBSONIC_HZ = 20.0
 #: Generated noise families the mixer draws from (babble comes from the pool's own speakers).
 GENERATED_FAMILIES: tuple[str, ...] = ("white", "pink", "brown", "hum", "bursts", "clicks", "fan", "keyboard")
 
@@ -100,8 +105,9 @@ class MixSettings:
     codec_prob: float = 0.08
     clip_prob: float = 0.04
     quantize_prob: float = 0.5
-    #: keep each utterance's DC offset in the speech (and so in the target); False removes it
-    speech_dc: bool = False
+    #: keep what each utterance has below 20 Hz (DC, drift, rumble) in the speech and so in the target;
+    #: False removes it (zero-phase high-pass)
+    speech_subsonic: bool = False
 
     def __post_init__(self) -> None:
         for name in ("snr_db", "level_db"):
@@ -165,14 +171,26 @@ class Mixer:
         self._by_kind = {k: ids for k in SPEECH_KINDS if (ids := pool.speaker_ids(k))}
         self._recorded = sorted(f for f in pool.noise if f != "music")
         self._rooms = augment.rooms_available()
-        self._means: dict = {}
+        self._audible_cache: dict = {}
+        self._sos = None
 
-    def _mean(self, x: np.ndarray, it: dict) -> float:
-        """An utterance's mean (its DC offset), computed once per item."""
-        m = self._means.get(it["id"])
-        if m is None:
-            m = self._means[it["id"]] = float(np.mean(x, dtype=np.float64))
-        return m
+    def _audible(self, x: np.ndarray, it: dict) -> np.ndarray:
+        """An utterance without its content below :data:`SUBSONIC_HZ` (zero-phase), the last few kept."""
+        key = it["id"]
+        if key in self._audible_cache:
+            return self._audible_cache[key]
+        from scipy import signal
+
+        if self._sos is None:
+            self._sos = signal.butter(2, SUBSONIC_HZ, "highpass", fs=self.sample_rate, output="sos")
+        x = np.asarray(x, np.float64)
+        y = x - x.mean()
+        if len(y) > 1:
+            y = signal.sosfiltfilt(self._sos, y, padlen=min(len(y) - 1, self.sample_rate // 10))
+        if len(self._audible_cache) >= 64:  # a segment reuses a speaker's few utterances; bound the memory
+            self._audible_cache.pop(next(iter(self._audible_cache)))
+        self._audible_cache[key] = y
+        return y
 
     @property
     def speech_kinds(self) -> list[str]:
@@ -196,9 +214,7 @@ class Mixer:
             x, it = utts[int(rng.integers(len(utts)))]
             a, b = max(0, -pos), min(len(x), n - pos)
             if b > a:
-                out[pos + a: pos + b] += x[a:b]
-                if not self.settings.speech_dc:
-                    out[pos + a: pos + b] -= self._mean(x, it)
+                out[pos + a: pos + b] += x[a:b] if self.settings.speech_subsonic else self._audible(x, it)[a:b]
                 used.append(it["id"])
                 bw.append(it["bandwidth_hz"])
             pos += len(x) + int(rng.uniform(0.1, 1.2) * self.sample_rate)
