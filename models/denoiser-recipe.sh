@@ -5,6 +5,10 @@
 # provenance.chain, provenance.command, provenance.resumed_from with the sha256 of each start).
 #
 # Needs: the realistic corpus (`rtconv data build`, ~5 min) and the train extra.
+# Every step below ran before 2026-12-02, when the mixer still kept what the speech recordings hold
+# below 20 Hz (DC offset, drift, rumble); to mix the same examples, add --speech-subsonic to each
+# step's command (and build the corpus from the sources each step's provenance lists in
+# task_options.corpus_sources: later sessions added sources).
 # An interrupted step continues exactly when run again with --resume set to its own --out file
 # and the other arguments unchanged (the trainer keeps <out>.state.safetensors beside its output).
 set -euo pipefail

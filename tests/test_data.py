@@ -580,6 +580,21 @@ def test_the_trainer_draws_the_kinds_in_the_shares_asked(tiny_corpus, capsys):
     assert len(err) == 1 and "--corpus realistic" in err[0]
 
 
+def test_speech_subsonic_brings_back_the_old_mixing_and_is_recorded(tiny_corpus, capsys):
+    from rtconv.cli import main
+    from rtconv.train import tasks
+
+    cache, _, _ = tiny_corpus
+    opts = dict(corpus="realistic", cache_dir=str(cache), sample_rate=16000, seconds=0.5, train_examples=2,
+                val_examples=2, test_examples=2)
+    old = tasks.make_task("denoise", speech_subsonic=True, **opts)
+    assert old.options["speech_subsonic"] is True and old.train.mixer.settings.speech_subsonic
+    new = tasks.make_task("denoise", **opts)
+    assert "speech_subsonic" not in new.options and not new.train.mixer.settings.speech_subsonic
+    assert main(["train", "denoise", "--speech-subsonic", "--quiet"]) == 1  # the espeak corpus has no recordings
+    assert "--speech-subsonic is about the realistic corpus's speech" in capsys.readouterr().err
+
+
 def test_draws_stay_in_their_ranges(train_mixer):
     s = train_mixer.settings
     kinds = set()

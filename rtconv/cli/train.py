@@ -230,6 +230,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="denoise, realistic corpus: the shares of speech in noise, clean speech (nothing to "
                         "remove) and noise alone (nothing to keep) among the examples (mix=0.84,speech=0.08,"
                         "noise=0.08); names left out get weight 0")
+    g.add_argument("--speech-subsonic", action="store_const", const=True, default=None,
+                   help="realistic corpus (denoise, vad): keep what the speech recordings hold below 20 Hz "
+                        "(DC offset, drift, rumble) in the examples, as every run before 2026-12-02 did; by "
+                        "default it is removed, so targets carry none")
     g.add_argument("--label-db", type=positive_number, metavar="DB",
                    help=f"vad: a {_FRAME_MS} ms frame is speech when its clean energy is within DB of the clip's "
                         f"active level ({LABEL_DB:g})")
@@ -286,7 +290,7 @@ def build_config(args):
     for key in ("train_examples", "val_examples", "test_examples", "variant", "seconds",
                 "low_band", "high_band", "snr_db", "gain_db", "utterances", "speech_dir",
                 "noise_dir", "cache_dir", "corpus", "level_db", "kinds", "label_db", "mix_rate",
-                "noise_seconds"):
+                "noise_seconds", "speech_subsonic"):
         v = getattr(args, key)
         if v is None:
             v = recipe.get(key)
@@ -299,6 +303,11 @@ def build_config(args):
 
         raise ConfigError("--kinds sets the shares of the realistic corpus's denoise examples; train "
                           "'denoise --corpus realistic' with it, or leave it out.")
+    if "speech_subsonic" in opts and not (opts.get("corpus") == "realistic" or task == "vad"):
+        from ..errors import ConfigError
+
+        raise ConfigError("--speech-subsonic is about the realistic corpus's speech; train 'denoise --corpus "
+                          "realistic' or 'vad' with it, or leave it out.")
     if args.noise_families:
         opts["noise_families"] = [f.strip() for f in args.noise_families.split(",") if f.strip()]
     return TrainConfig(

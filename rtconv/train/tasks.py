@@ -509,8 +509,10 @@ def make_task(name: str, **options) -> TaskData:
     (synthesized per split), ``speech_dir``/``noise_dir`` (user folders:
     their files are split 80/10/10 by sorted order into train/val/test),
     ``noise_families``, ``cache_dir``; with ``corpus="realistic"`` also
-    ``level_db`` and ``kinds`` (``{"mix": w, "speech": w, "noise": w}``, the
-    share of mixtures, clean speech and noise alone).  ``classify``: ``variant``
+    ``level_db``, ``kinds`` (``{"mix": w, "speech": w, "noise": w}``, the
+    share of mixtures, clean speech and noise alone) and ``speech_subsonic``
+    (keep the speech recordings' content below 20 Hz, as runs before
+    2026-12-02 did).  ``classify``: ``variant``
     ("waveforms"), ``length``, ``cycles``, ``snr_db``.  ``vad``:
     ``sample_rate``, ``mix_rate``, ``noise_seconds`` (of each noise
     recording held in memory), ``seconds``, ``snr_db``, ``level_db``,
@@ -588,7 +590,9 @@ def _corpus_task(seed: int, options: dict) -> TaskData:
     root = corpus_dir(options.get("cache_dir"))
     items = read_manifest(root)
     kinds = dict(options.get("kinds") or MixSettings().kind_weights)
-    settings = MixSettings(seconds=seconds, snr_db=snr, level_db=level, kind_weights=kinds)
+    subsonic = bool(options.get("speech_subsonic"))
+    settings = MixSettings(seconds=seconds, snr_db=snr, level_db=level, kind_weights=kinds,
+                           speech_subsonic=subsonic)
     datasets = {}
     # the trainer's own "test" split draws from the corpus's validation items: the real test
     # sources stay untouched until `rtconv bench denoise`
@@ -598,6 +602,7 @@ def _corpus_task(seed: int, options: dict) -> TaskData:
                                                seed)
     opts = {"seed": seed, "sample_rate": sr, "seconds": seconds, "snr_db": list(snr), "level_db": list(level),
             **({"kinds": kinds} if options.get("kinds") else {}),  # the default recipe records nothing new
+            **({"speech_subsonic": True} if subsonic else {}),
             "train_examples": tr, "val_examples": va, "test_examples": te, "corpus": "realistic",
             "corpus_items": len(items),
             "corpus_sources": sorted({it["source"] for it in items if it["split"] != "test"})}
@@ -707,7 +712,8 @@ def _vad_task(seed: int, options: dict) -> TaskData:
     tr, va, te = _counts(options, 1000, 64, 128)
     root = corpus_dir(options.get("cache_dir"))
     items = read_manifest(root)
-    settings = MixSettings(seconds=seconds, snr_db=snr, level_db=level)
+    subsonic = bool(options.get("speech_subsonic"))
+    settings = MixSettings(seconds=seconds, snr_db=snr, level_db=level, speech_subsonic=subsonic)
     # as for denoise: the trainer's test split draws from the corpus's validation items; the held-out
     # sources are only ever scored by `rtconv bench vad`
     noise_seconds = float(options.get("noise_seconds") or TASK_OPTIONS["vad"]["noise_seconds"])
@@ -725,7 +731,8 @@ def _vad_task(seed: int, options: dict) -> TaskData:
             "seconds": seconds, "snr_db": list(snr),
             "level_db": list(level), "label_db": label_db, "frame": test.frame, "train_examples": tr,
             "val_examples": va, "test_examples": te, "corpus": "realistic", "corpus_items": len(items),
-            "corpus_sources": sorted({it["source"] for it in items if it["split"] != "test"})}
+            "corpus_sources": sorted({it["source"] for it in items if it["split"] != "test"}),
+            **({"speech_subsonic": True} if subsonic else {})}
     return TaskData(
         "vad", datasets["train"], datasets["val"], test, 1, 1, sr, ["speech"], opts, default_arch("vad"),
         f"realistic corpus mixtures (SNR {snr[0]:g}..{snr[1]:g} dB, level {level[0]:g}..{level[1]:g} dB, "
