@@ -1,4 +1,4 @@
-"""Health box: dropouts, block time against the budget, CPU load, latency, frame rate.
+"""Health box: dropouts, model errors (and a DC offset removed from the input), block time, CPU load, latency, frame rate.
 
 Refreshed at ~1 Hz from the live session's ``stats()`` (with the device's
 latency); the display frame rate is measured by the window's timer.
@@ -6,13 +6,17 @@ latency); the display frame rate is measured by the window's timer.
 
 from __future__ import annotations
 
+import math
+
 from PyQt6 import QtCore, QtWidgets
+
+from rtconv.dcblock import DC_NOTE_LEVEL
 
 __all__ = ["HealthPanel"]
 
 _ROWS = (
     ("dropouts", "Overflows / underflows"),
-    ("errors", "Model errors"),
+    ("errors", "Model"),
     ("block", "Block time (median / p99 / max)"),
     ("cpu", "CPU load"),
     ("latency", "Latency"),
@@ -55,7 +59,8 @@ class HealthPanel(QtWidgets.QGroupBox):
         self.values["dropouts"].setText(f"{ov} / {un}" + (f" (+{extra} worker/resampler)" if extra else ""))
         errors = _num(stats, "model_errors", default=0) + _num(stats, "internal_errors", default=0)
         last = stats.get("last_error") or ""
-        self.values["errors"].setText(f"{errors}" + (f" — last: {last}" if errors and last else ""))
+        self.values["errors"].setText(f"{errors} failed blocks" + (f" — last: {last}" if errors and last else "")
+                                      + _dc_text(stats.get("dc_offset")))
         b = stats.get("block_ms") or {}
         if not stats.get("blocks"):
             self.values["block"].setText("— (no blocks yet)")
@@ -72,6 +77,13 @@ class HealthPanel(QtWidgets.QGroupBox):
             note = f"; model at {rate} Hz, resampled" if rate and rate != stats.get("sample_rate") else ""
             self.values["cpu"].setText(f"{100.0 * cpu:.0f} % of the block budget{note}")
         self.values["latency"].setText(_latency_text(stats.get("latency")))
+
+
+def _dc_text(offset) -> str:
+    """``"; input DC offset -43 dBFS removed"`` when the stream removes one worth telling (a cheap microphone's)."""
+    if offset is None or offset < DC_NOTE_LEVEL:
+        return ""
+    return f"; input DC offset {20 * math.log10(offset):.0f} dBFS removed"
 
 
 def _latency_text(lat) -> str:

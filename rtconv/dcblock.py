@@ -42,7 +42,8 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["DCBlocker", "DC_BLOCK_HZ", "DC_START_MS", "DC_BLOCKED_TASKS", "wants_dc_block"]
+__all__ = ["DCBlocker", "DC_BLOCK_HZ", "DC_START_MS", "DC_BLOCKED_TASKS", "DC_NOTE_LEVEL", "wants_dc_block",
+           "offset_dbfs", "offset_note"]
 
 #: Default cutoff, Hz: a time constant of 0.16 s.
 DC_BLOCK_HZ = 1.0
@@ -51,6 +52,24 @@ DC_START_MS = 10.0
 
 #: Tasks whose models get their input DC-blocked unless told otherwise.
 DC_BLOCKED_TASKS = ("denoise", "vad")
+
+
+#: A removed offset at least this large (full scale 1: -60 dBFS) is worth telling the user about.
+DC_NOTE_LEVEL = 1e-3
+
+
+def offset_dbfs(offset: float | None) -> float | None:
+    """An offset (full scale 1) in dBFS; ``None`` stays ``None``, zero is ``-inf``."""
+    if offset is None:
+        return None
+    return 20 * math.log10(offset) if offset > 0 else -math.inf
+
+
+def offset_note(offset: float | None) -> str | None:
+    """The sentence ``rtconv process`` and ``rtconv live`` print about a removed offset, if it is worth one."""
+    if offset is None or offset < DC_NOTE_LEVEL:
+        return None
+    return f"a DC offset of {offset_dbfs(offset):.0f} dBFS was removed before the model (--keep-dc: keep it)"
 
 
 def wants_dc_block(model, dc_block: bool | None = None) -> bool:
@@ -95,6 +114,11 @@ class DCBlocker:
         self.M = max(1, round(start_ms * sample_rate / 1000))
         self._r = 1.0 - 1.0 / self.N
         self.reset()
+
+    @property
+    def offset(self) -> float:
+        """The offset being removed now: the largest channel's, full scale 1."""
+        return float(np.abs(self.est).max(initial=0.0))
 
     def reset(self) -> None:
         """Forget the estimate: the next sample starts a new running mean."""

@@ -57,7 +57,7 @@ import torch
 from .audio import (READ_CHUNK, SAMPLE_RATE_MODEL_BLOCK, SOFTWARE_TAG, AtomicWriter, Reader, default_output_path,
                     output_format, written_by_rtconv, zero_nonfinite)
 from .checkpoint import load, resolve
-from .dcblock import DCBlocker, wants_dc_block
+from .dcblock import DCBlocker, offset_note, wants_dc_block
 from .errors import AudioFileError, ConfigError
 from .models import Model
 from .resample import Resampler
@@ -422,7 +422,7 @@ class Chain:
     @property
     def dc_offset(self) -> float | None:
         """The DC offset being removed now (the largest channel's, full scale 1), or ``None`` when not blocked."""
-        return None if self._dc is None else float(np.abs(self._dc.est).max(initial=0.0))
+        return None if self._dc is None else self._dc.offset
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Process the next ``(frames, channels)`` float32 chunk."""
@@ -477,17 +477,13 @@ def _notes(summary: Summary) -> None:
         summary.notes.append(
             f"the model started from the file's first {1000 * summary.primed_frames / summary.model_rate:.0f} ms "
             "played backwards rather than from silence (--no-prime: from silence)")
-    if summary.dc_offset is not None and summary.dc_offset >= DC_NOTE_LEVEL:
-        summary.notes.append(f"a DC offset of {20 * math.log10(summary.dc_offset):.0f} dBFS was removed before the "
-                             "model (--keep-dc: keep it)")
+    dc = offset_note(summary.dc_offset)
+    if dc:
+        summary.notes.append(dc)
     if summary.nonfinite_samples:
         w.append(f"{summary.nonfinite_samples} NaN/Inf input sample(s) were replaced by silence (0)")
     if summary.clipped_samples:
         w.append(f"{summary.clipped_samples} output sample(s) exceeded full scale and were clipped to [-1, 1]")
-
-
-#: a removed DC offset at least this large (full scale 1: -60 dBFS) gets a note
-DC_NOTE_LEVEL = 1e-3
 
 
 def _task(model: Model) -> str | None:

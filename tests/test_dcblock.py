@@ -196,3 +196,33 @@ def test_rtconv_live_keep_dc_reaches_the_stream_settings():
         args = p.parse_args(argv)
         args.sample_rate = RATE
         assert live._settings(args, RATE).dc_block is want
+
+
+@pytest.mark.parametrize("offset,note", [
+    (None, None), (0.0, None), (9e-4, None),
+    (0.0071, "a DC offset of -43 dBFS was removed before the model (--keep-dc: keep it)"),
+])
+def test_an_offset_is_told_from_minus_60_dbfs_up(offset, note):
+    from rtconv.dcblock import offset_note
+
+    assert offset_note(offset) == note
+
+
+def test_live_stats_and_the_exit_summary_report_the_offset_removed(denoiser):
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from _live import processor
+
+    from rtconv.cli.live import format_stats
+
+    p = processor(denoiser, RATE, 1, 128, realtime_check=False)
+    x = _speechlike(RATE // 2) + 0.0071
+    for i in range(0, len(x), 128):
+        p.process(x[i : i + 128])
+    s = p.stats()
+    assert s["dc_offset"] == pytest.approx(0.0071, abs=5e-4)
+    assert "a DC offset of -43 dBFS was removed before the model (--keep-dc: keep it)" in format_stats(s)
+    f = processor(rtconv.FIR([1.0]), RATE, 1, 128, realtime_check=False)
+    f.process(x[:128])
+    assert f.stats()["dc_offset"] is None and "DC offset" not in format_stats(f.stats())

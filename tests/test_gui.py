@@ -139,6 +139,17 @@ def test_the_health_panel_is_visible_without_scrolling_in_a_1500_by_900_window(w
     assert viewport.rect().contains(box), (box, viewport.rect())
 
 
+@pytest.mark.parametrize("offset,text", [
+    (0.0071, "0 failed blocks; input DC offset -43 dBFS removed"),
+    (1e-5, "0 failed blocks"),  # below -60 dBFS: not worth a word
+    (None, "0 failed blocks"),  # a filter: its input is not touched
+])
+def test_health_tells_a_dc_offset_the_stream_removes_beside_the_model_errors(window, offset, text):
+    window.health.show_stats({"blocks": 10, "block_ms": {"median": 0.5, "p99": 0.9, "max": 1.0, "budget": 2.667},
+                              "dc_offset": offset, "latency": {"model_ms": 3.98, "total_ms": 3.98}}, 30.0)
+    assert window.health.values["errors"].text() == text
+
+
 def test_stems_equal_the_checkpoint_taps_in_impulse_response_order(window, mimo_path):
     window.load_model(mimo_path)
     kernels = [layer.kernel for layer in rtconv.load(mimo_path).conv_layers()]

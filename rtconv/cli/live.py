@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 
+from ..dcblock import offset_note
 from ..errors import ConfigError, RtconvError
 from ..live.gate import GATE_DEFAULTS
 from ..live.settings import ENGINES, LIVE_QUALITY, QUALITIES
@@ -169,6 +170,9 @@ def format_stats(s: dict) -> str:
         + (f"gate {lat['gate_ms']:.1f} + " if lat.get("gate_ms") else "") +
         f"device in {lat['device_in_ms']:.1f} / out {lat['device_out_ms']:.1f}",
     ]
+    dc = offset_note(s.get("dc_offset"))
+    if dc:
+        lines.append(dc)
     rt = s.get("audio_thread_realtime")
     if rt is not None:
         lines.append("scheduling: the audio thread " + ("has realtime priority" if rt else "has NO realtime priority")

@@ -153,6 +153,11 @@ class ModelChain:
         return model_switches(self.model)
 
     @property
+    def dc_offset(self) -> float | None:
+        """The input's DC offset being removed now (full scale 1), or ``None`` when it is not removed."""
+        return None if self.dc is None else self.dc.offset
+
+    @property
     def nonfinite_samples(self) -> int:
         return self.streamer.nonfinite_samples
 

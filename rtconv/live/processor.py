@@ -314,6 +314,7 @@ class LiveProcessor:
             "model_errors": self.model_errors,
             "internal_errors": self.internal_errors,
             "nonfinite_samples": chain.nonfinite_samples,
+            "dc_offset": chain.dc_offset,  # full scale 1; None: the input goes to the model as it is
             "resampler_underruns": chain.resampler_underruns,
             "swaps": self.swaps,
             "display_drops": mon.display_drops,
