@@ -408,6 +408,11 @@ def test_the_bench_scores_the_model_and_the_energy_detector_per_snr(tiny_cache):
     assert math.isnan(res["tables"]["clean speech and noise only"][1]["auc"])  # noise only: no speech frames
     text = bench.format_tables(res)
     assert "#### per input SNR" in text and "| SNR 20 |" in text
+    # the DC-offset rows: both detectors hear the input DC-blocked, as rtconv vad gives it, so an offset
+    # leaves the energy detector's frames as they were without one
+    dc = {r["group"]: r for r in res["tables"]["DC offset (5 dB SNR, speech peak -30 dBFS)"]}
+    assert list(dc) == ["no offset", "offset -60 dBFS", "offset -50 dBFS", "offset -40 dBFS"]
+    assert abs(dc["offset -40 dBFS"]["energy_auc"] - dc["no offset"]["energy_auc"]) < 0.02
     goals = bench.goals(res)
     assert [g[0].split(":")[0] for g in goals] == ["SNR 0", "SNR 20"]
 

@@ -91,12 +91,17 @@ def timing(model, block: int, seconds: float, others: dict | None = None) -> dic
 
 
 def frames_of(model, example) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(model probabilities, energy dB, labels)`` per 10 ms frame of one test example, at 48 kHz."""
+    """``(model probabilities, energy dB, labels)`` per 10 ms frame of one test example, at 48 kHz.
+
+    Both detectors hear the input as ``rtconv vad`` gives it to the model: its DC offset removed
+    (:class:`rtconv.dcblock.DCBlocker`, at the file's rate), then resampled."""
     import torch
 
+    from ..dcblock import DCBlocker
     from ..vad import energy_db, frame_means, speech_frames
 
     x, clean = example.noisy, example.clean
+    x = DCBlocker(example.rate, 1).process(np.asarray(x, np.float32)[:, None])[:, 0]
     if example.rate != RATE:  # the band part's files at 16 and 44.1 kHz: resampled as rtconv vad does
         import soxr
 
@@ -134,6 +139,8 @@ def score(model, examples) -> dict:
             add("band limits, codecs and file rates (5 dB SNR)", ex.group, f)
         elif ex.part == "level":
             add("input level (5 dB SNR)", ex.group, f)
+        elif ex.part == "dc":
+            add("DC offset (5 dB SNR, speech peak -30 dBFS)", ex.group, f)
         elif ex.part == "clean":
             add("clean speech and noise only", "clean speech", f)
         elif ex.part == "noise":
