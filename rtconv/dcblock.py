@@ -113,6 +113,8 @@ class DCBlocker:
                               f"({1000 * self.N / sample_rate:g} ms), got {start_ms!r}.")
         self.M = max(1, round(start_ms * sample_rate / 1000))
         self._r = 1.0 - 1.0 / self.N
+        self._b, self._a = np.array([1.0 / self.N]), np.array([1.0, -self._r])
+        self._lfilter = None
         self.reset()
 
     @property
@@ -132,11 +134,15 @@ class DCBlocker:
         Non-finite samples leave the estimate alone and come out as they went in,
         so the model's own guard still counts and silences them.
         """
-        from scipy.signal import lfilter
+        lfilter = self._lfilter
+        if lfilter is None:  # scipy.signal is imported once, by the warm-up, never in an audio callback
+            from scipy.signal import lfilter
 
+            self._lfilter = lfilter
         x = np.asarray(x)
         finite = np.isfinite(x)
-        xs = np.where(finite, x, 0.0).astype(np.float64)
+        clean = bool(finite.all())
+        xs = x.astype(np.float64) if clean else np.where(finite, x, 0.0).astype(np.float64)
         est = np.empty_like(xs)
         i = 0
         if self.n < self.N and len(xs):  # the running mean: sums carried in order, so any split agrees
@@ -147,9 +153,9 @@ class DCBlocker:
             self.total, self.n, i = sums[-1], self.n + k, k
             self.est = est[k - 1]
         if i < len(xs):  # then the exponential average, its state carried by lfilter
-            est[i:], zf = lfilter([1.0 / self.N], [1.0, -self._r], xs[i:], axis=0, zi=(self._r * self.est)[None])
+            est[i:], _ = lfilter(self._b, self._a, xs[i:], axis=0, zi=(self._r * self.est)[None])
             self.est = est[-1]
         y = (xs - est).astype(np.float32)
-        if not finite.all():
+        if not clean:
             y[~finite] = x[~finite]
         return y
