@@ -209,9 +209,6 @@ def test_an_offset_is_told_from_minus_60_dbfs_up(offset, note):
 
 
 def test_live_stats_and_the_exit_summary_report_the_offset_removed(denoiser):
-    import sys
-
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
     from _live import processor
 
     from rtconv.cli.live import format_stats
