@@ -119,14 +119,22 @@ class DCBlocker:
 
     @property
     def offset(self) -> float:
-        """The offset being removed now: the largest channel's, full scale 1."""
-        return float(np.abs(self.est).max(initial=0.0))
+        """The input's offset: the mean of every sample so far (the largest channel's, full scale 1).
+
+        The mean, not the estimate of the moment: under noise with much energy below 1 Hz (brown
+        noise, wind) the estimate wanders by +-0.08 around a mean of nothing, and that is no offset.
+        """
+        if not self._seen:
+            return 0.0
+        return float(np.abs(self._seen_sum / self._seen).max(initial=0.0))
 
     def reset(self) -> None:
         """Forget the estimate: the next sample starts a new running mean."""
         self.n = 0
         self.total = np.zeros(self.channels)
         self.est = np.zeros(self.channels)
+        self._seen_sum = np.zeros(self.channels)
+        self._seen = 0
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """``x`` less the offset estimated up to each sample, float32 ``(frames, channels)``.
@@ -155,6 +163,8 @@ class DCBlocker:
         if i < len(xs):  # then the exponential average, its state carried by lfilter
             est[i:], _ = lfilter(self._b, self._a, xs[i:], axis=0, zi=(self._r * self.est)[None])
             self.est = est[-1]
+        self._seen_sum += xs.sum(axis=0)
+        self._seen += len(xs)
         y = (xs - est).astype(np.float32)
         if not clean:
             y[~finite] = x[~finite]

@@ -128,7 +128,7 @@ class Summary:
     clipped_samples: int = 0
     output_frames: int = 0
     primed_frames: int = 0
-    #: the DC offset removed before the model at the end of the file (full scale 1), None when not blocked
+    #: the mean DC offset removed before the model (full scale 1), None when not blocked
     dc_offset: float | None = None
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -421,7 +421,7 @@ class Chain:
 
     @property
     def dc_offset(self) -> float | None:
-        """The DC offset being removed now (the largest channel's, full scale 1), or ``None`` when not blocked."""
+        """The input's DC offset, the mean of its samples so far (the largest channel's, full scale 1), or ``None`` when not blocked."""
         return None if self._dc is None else self._dc.offset
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

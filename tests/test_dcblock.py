@@ -208,6 +208,27 @@ def test_an_offset_is_told_from_minus_60_dbfs_up(offset, note):
     assert offset_note(offset) == note
 
 
+def test_noise_that_wanders_below_1_hz_is_no_offset_to_report():
+    """Brown noise moves the estimate by several hundredths around a mean of nothing (the demo recording)."""
+    from rtconv.dcblock import offset_note
+
+    rng = np.random.default_rng(2)
+    brown = np.cumsum(rng.standard_normal(8 * RATE))
+    brown = (0.05 * (brown - brown.mean()) / brown.std()).astype(np.float32)[:, None]
+    d = DCBlocker(RATE, 1)
+    for i in range(0, len(brown), 128):
+        d.process(brown[i : i + 128])
+    assert abs(float(d.est[0])) > 2e-3  # the estimate of the moment is far off zero
+    assert offset_note(d.offset) is None  # its mean is not
+    d.process(np.full((RATE, 1), 0.02, np.float32))  # a second of a real offset moves the mean
+    assert d.offset > 1e-3
+
+
+def test_the_demo_recording_gets_no_offset_note(tmp_path, capsys):
+    assert main(["process", "recordings/demo_noisy.wav", "-o", str(tmp_path / "d.wav")]) == 0
+    assert "DC offset" not in capsys.readouterr().err
+
+
 def test_live_stats_and_the_exit_summary_report_the_offset_removed(denoiser):
     from _live import processor
 

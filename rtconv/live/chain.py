@@ -154,7 +154,7 @@ class ModelChain:
 
     @property
     def dc_offset(self) -> float | None:
-        """The input's DC offset being removed now (full scale 1), or ``None`` when it is not removed."""
+        """The input's DC offset, the mean of its samples so far (full scale 1), or ``None`` when it is not removed."""
         return None if self.dc is None else self.dc.offset
 
     @property
