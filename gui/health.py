@@ -6,11 +6,9 @@ latency); the display frame rate is measured by the window's timer.
 
 from __future__ import annotations
 
-import math
-
 from PyQt6 import QtCore, QtWidgets
 
-from rtconv.dcblock import DC_NOTE_LEVEL
+from rtconv.dcblock import DC_NOTE_LEVEL, offset_dbfs
 
 __all__ = ["HealthPanel"]
 
@@ -83,7 +81,7 @@ def _dc_text(offset) -> str:
     """``"; input DC offset -43 dBFS removed"`` when the stream removes one worth telling (a cheap microphone's)."""
     if offset is None or offset < DC_NOTE_LEVEL:
         return ""
-    return f"; input DC offset {20 * math.log10(offset):.0f} dBFS removed"
+    return f"; input DC offset {offset_dbfs(offset):.0f} dBFS removed"
 
 
 def _latency_text(lat) -> str:

@@ -99,8 +99,6 @@ class DCBlocker:
         (0: from the first sample).
     """
 
-    latency = 0
-
     def __init__(self, sample_rate: int, channels: int, cutoff_hz: float = DC_BLOCK_HZ,
                  start_ms: float = DC_START_MS) -> None:
         if not (isinstance(cutoff_hz, (int, float)) and 0 < cutoff_hz < sample_rate / 20):

@@ -390,8 +390,7 @@ class Chain:
         self.model_rate = rate
         self.latency = model.latency
         stages: list = []
-        self.dc_blocked = wants_dc_block(model, dc_block)
-        self._dc = DCBlocker(sample_rate, channels) if self.dc_blocked else None
+        self._dc = DCBlocker(sample_rate, channels) if wants_dc_block(model, dc_block) else None
         if self._dc is not None:
             stages.append(_Blocks(self._dc))
         if rate != sample_rate:

@@ -803,13 +803,17 @@ def test_bench_baselines_become_columns_after_rtconv_named_by_their_files(tmp_pa
     assert "--baseline adds columns to the realistic set's tables" in capsys.readouterr().err
 
 
+def _tiny_recurrent_denoiser():
+    torch.manual_seed(4)
+    return rtconv.build("framed_denoiser", {"channels": 8, "blocks": 1, "window": 32, "hop": 16,
+                                            "learn_filterbank": False, "gru": 4}).eval()
+
+
 def test_the_model_from_silence_is_the_unprimed_file_output_and_needs_the_realistic_set(capsys):
     from rtconv.cli import main
     from rtconv.files import process_array
 
-    torch.manual_seed(4)
-    model = rtconv.build("framed_denoiser", {"channels": 8, "blocks": 1, "window": 32, "hop": 16,
-                                             "learn_filterbank": False, "gru": 4}).eval()
+    model = _tiny_recurrent_denoiser()
     x = np.random.default_rng(1).normal(size=12000).astype(np.float32) * 0.1
     primed, silent = scoring.model_system(model)(x, 16000), scoring.model_system(model, prime=False)(x, 16000)
     np.testing.assert_array_equal(silent, process_array(x, 16000, model, offline=True, prime=False)[:, 0])
@@ -823,9 +827,7 @@ def test_the_keep_dc_column_is_the_model_given_the_offset_and_needs_the_realisti
     from rtconv.cli import main
     from rtconv.files import process_array
 
-    torch.manual_seed(4)
-    model = rtconv.build("framed_denoiser", {"channels": 8, "blocks": 1, "window": 32, "hop": 16,
-                                             "learn_filterbank": False, "gru": 4}).eval()
+    model = _tiny_recurrent_denoiser()
     model.metadata = {"task": "denoise"}
     x = np.random.default_rng(1).normal(size=12000).astype(np.float32) * 0.1 + 0.05
     blocked, kept = scoring.model_system(model)(x, 16000), scoring.model_system(model, dc_block=False)(x, 16000)

@@ -94,6 +94,15 @@ def _resample(x: np.ndarray, rate: int) -> np.ndarray:
     return soxr.resample(np.asarray(x, np.float32), _RATE, rate, quality="HQ").astype(np.float32)
 
 
+def _at_peak(x: np.ndarray, y: np.ndarray, peak_dbfs: float,
+             offset: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Input and target scaled so that the input peaks at ``peak_dbfs``; the input, plus a constant
+    ``offset`` (full scale 1) when one is given, quantised to 16 bits as a recording would be."""
+    g = 10 ** (peak_dbfs / 20) / max(1e-9, float(np.abs(x).max()))
+    xg = x * g if offset is None else x * g + offset
+    return augment.quantize(xg, 16).astype(np.float32), (y * g).astype(np.float32)
+
+
 def make_test_set(pool: Pool, seed: int = 0, per_cell: int = 1, band_items: int = 6, level_items: int = 6,
                   clean_items: int = 8, noise_items: int = 8, seconds: float = 6.0,
                   snrs: Sequence[float] = SNRS, dc_items: int = 6) -> list[TestExample]:
@@ -153,22 +162,17 @@ def make_test_set(pool: Pool, seed: int = 0, per_cell: int = 1, band_items: int 
             x, y, info = mixer.example(r, kind="mix", snr_db=5.0, level_db=0.0, band="full",
                                        speech_kind=kind_for(j), noise=noises[(5 * j + 1) % len(noises)],
                                        room=False, codec=False)
-            g = 10 ** (peak / 20) / max(1e-9, float(np.abs(x).max()))
-            xs = augment.quantize(x * g, 16).astype(np.float32)
-            out.append(TestExample(xs, (y * g).astype(np.float32), _RATE, "level", f"peak {peak:g} dBFS",
-                                   dict(info, peak_dbfs=peak)))
+            xs, ys = _at_peak(x, y, peak)
+            out.append(TestExample(xs, ys, _RATE, "level", f"peak {peak:g} dBFS", dict(info, peak_dbfs=peak)))
     for j in range(dc_items):
         for dc in DC_OFFSETS_DBFS:
             r = rng(5, j)
             x, y, info = mixer.example(r, kind="mix", snr_db=5.0, level_db=0.0, band="full",
                                        speech_kind=kind_for(j), noise=noises[(7 * j + 2) % len(noises)],
                                        room=False, codec=False)
-            g = 10 ** (DC_PEAK_DBFS / 20) / max(1e-9, float(np.abs(x).max()))
-            offset = 0.0 if dc is None else 10 ** (dc / 20)
-            xs = augment.quantize(x * g + offset, 16).astype(np.float32)
+            xs, ys = _at_peak(x, y, DC_PEAK_DBFS, 0.0 if dc is None else 10 ** (dc / 20))
             label = "no offset" if dc is None else f"offset {dc:g} dBFS"
-            out.append(TestExample(xs, (y * g).astype(np.float32), _RATE, "dc", label,
-                                   dict(info, peak_dbfs=DC_PEAK_DBFS, dc_dbfs=dc)))
+            out.append(TestExample(xs, ys, _RATE, "dc", label, dict(info, peak_dbfs=DC_PEAK_DBFS, dc_dbfs=dc)))
     for j in range(clean_items):
         r = rng(3, j)
         x, y, info = mixer.example(r, kind="speech", level_db=0.0, band="full", speech_kind=kind_for(j),
