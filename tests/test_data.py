@@ -880,6 +880,7 @@ def test_bench_timing_runs_both_engines_and_rnnoise_on_the_same_blocks(monkeypat
         np.testing.assert_array_equal(a, b)
     assert tm["rtf"] == tm["engines"]["torch"]["rtf"] > 0 and tm["engines"]["onnx"]["p99_ms"] > 0
     assert tm["rnnoise_rtf"] > 0  # 46 frames of 480 samples fill within the 187 blocks
+    assert 0 < tm["dc_block_rtf"] < tm["rtf"] and tm["dc_block_median_us"] > 0  # timed in the same loop
 
 
 def test_the_speed_goals_name_the_engine_that_meets_them():
