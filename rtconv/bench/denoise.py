@@ -151,7 +151,7 @@ def _timing(model, block: int, seconds: float) -> dict:
     from ..dcblock import DCBlocker
 
     dc, t_dc = DCBlocker(rate, 1), np.empty(len(blocks))
-    dc.process(blocks[0])  # imports scipy.signal, as a live chain's warm-up does
+    dc.process(blocks[0])  # warmed up, as a live chain is
     dc.reset()
     t_rn, done = [], 0
     names = list(engines)
