@@ -174,7 +174,8 @@ def _timing(model, block: int, seconds: float) -> dict:
                "rtf": float(t.sum() / audio_s)} for k, t in times.items()}
     out = {"block": block, "rate": rate, "budget_ms": block / rate * 1e3, **per["torch"], "engines": per,
            "skipped": skipped, "dc_block_rtf": float(t_dc.sum() / audio_s),
-           "dc_block_median_us": float(np.median(t_dc) * 1e6)}
+           "dc_block_median_us": float(np.median(t_dc) * 1e6),
+           "alone": _timing_alone(model, blocks, rate, block, rn)}
     if t_rn:
         out["rnnoise_rtf"] = float(np.sum(t_rn) / (done / RATE))
         out["rnnoise_p99_ms"] = float(np.percentile(t_rn, 99) * 1e3)
@@ -182,6 +183,48 @@ def _timing(model, block: int, seconds: float) -> dict:
         out["rnnoise_rtf"] = None
         if "rnnoise" in skipped:
             out["rnnoise_error"] = skipped["rnnoise"]
+    return out
+
+
+def _timing_alone(model, blocks: list, rate: int, block: int, rn) -> dict:
+    """The chain ``rtconv live`` runs for a denoiser (DC remover, then the torch engine), timed per block
+    with nothing else between its blocks, and RNNoise likewise, in alternating one-second stretches.
+
+    Interleaved block by block (:func:`_timing`), each system finds the caches as the others left them,
+    which no live stream meets (it runs one engine) and which slowed the torch engine by 1.4-1.9x here;
+    here each runs as it would alone, and the stretches alternate so that a busy machine still slows
+    both alike.
+    """
+    import contextlib
+
+    from .. import Streamer
+    from ..dcblock import DCBlocker
+
+    chain, dc = Streamer(model, threads=1, block_size=block), DCBlocker(rate, 1)
+    for b in blocks[:20]:
+        chain.process(dc.process(b))
+    chain.reset()
+    dc.reset()
+    stretch = max(1, round(rate / block))
+    t_chain, t_rn, done = np.empty(len(blocks)), [], 0
+    x = np.concatenate(blocks)[:, 0] * 32768.0
+    with rn.state() if rn is not None else contextlib.nullcontext() as st:
+        for s in range(0, len(blocks), stretch):
+            for i in range(s, min(s + stretch, len(blocks))):
+                t = time.perf_counter()
+                chain.process(dc.process(blocks[i]))
+                t_chain[i] = time.perf_counter() - t
+            end = min(s + stretch, len(blocks)) * block
+            while st is not None and done + rn.frame <= end:
+                t = time.perf_counter()
+                st.step(x[done : done + rn.frame])
+                t_rn.append(time.perf_counter() - t)
+                done += rn.frame
+    out = {"median_ms": float(np.median(t_chain) * 1e3), "p99_ms": float(np.percentile(t_chain, 99) * 1e3),
+           "rtf": float(t_chain.sum() / (len(blocks) * block / rate)), "rnnoise_rtf": None}
+    if t_rn:
+        out["rnnoise_rtf"] = float(np.sum(t_rn) / (done / RATE))
+        out["rnnoise_p99_ms"] = float(np.percentile(t_rn, 99) * 1e3)
     return out
 
 
@@ -239,6 +282,13 @@ def run(args) -> int:
           f"{tm['dc_block_rtf'] / tm['rtf'] * 100:.1f}% of the torch engine's time (in front of either engine)")
     if tm.get("rnnoise_rtf") is not None:
         print(f"  RNNoise      RTF {tm['rnnoise_rtf']:.3f}   p99 {tm['rnnoise_p99_ms']:.3f} ms per 480-sample frame")
+    al = tm["alone"]
+    print("each alone, as a live stream runs it (alternating one-second stretches of the same audio):")
+    print(f"  rtconv live's chain (DC remover + torch engine) RTF {al['rtf']:.3f}   median {al['median_ms']:.3f} ms   "
+          f"p99 {al['p99_ms']:.3f} ms = {al['p99_ms'] / tm['budget_ms'] * 100:.0f}% of budget   "
+          f"[{'meets' if _meets_real_time(al, tm['budget_ms']) else 'misses'} RTF <= 0.3, p99 <= 30% of budget]")
+    if al.get("rnnoise_rtf") is not None:
+        print(f"  RNNoise      RTF {al['rnnoise_rtf']:.3f}   p99 {al['rnnoise_p99_ms']:.3f} ms per 480-sample frame")
     rates = _device_rates(model, args.block_size)
     print(f"\nalgorithmic latency at common device rates ({args.block_size}-frame blocks, live resampler {LIVE_QUALITY}):")
     for r in rates:
@@ -317,8 +367,14 @@ def _speed_goals(model, tm: dict) -> list[tuple[str, str, bool]]:
     if tm.get("rnnoise_rtf") is not None:
         parts.append(f"RNNoise RTF {tm['rnnoise_rtf']:.3f}")
     ok = [k for k, t in per.items() if _meets_real_time(t, tm["budget_ms"])]
+    measured = "; ".join(parts) + (f" (met with {', '.join(ok)})" if ok else "")
+    al = tm.get("alone")
+    if al is not None:  # reported beside the judged, interleaved figures, not judged
+        measured += (f"; each alone: live chain (DC remover + torch) RTF {al['rtf']:.3f}, p99 "
+                     f"{al['p99_ms'] / tm['budget_ms'] * 100:.0f}% of the block"
+                     + (f", RNNoise RTF {al['rnnoise_rtf']:.3f}" if al.get("rnnoise_rtf") is not None else ""))
     rows.append((f"real time on one thread, {tm['block']}-sample blocks: RTF <= 0.3, p99 <= 30% of the block",
-                 "; ".join(parts) + (f" (met with {', '.join(ok)})" if ok else ""), bool(ok)))
+                 measured, bool(ok)))
     return rows
 
 
@@ -438,6 +494,12 @@ def _write_card(path, model, result, args) -> None:
                      "block) |")
     if tm.get("rnnoise_rtf") is not None:
         lines.append(f"| RNNoise RTF, same run (interleaved) | {tm['rnnoise_rtf']:.3f} |")
+    al = tm.get("alone")
+    if al is not None:
+        lines.append(f"| each alone, as a live stream runs it: DC remover + torch engine | RTF {al['rtf']:.3f} (median "
+                     f"{al['median_ms']:.3f} ms, p99 {al['p99_ms']:.3f} ms per block)"
+                     + (f"; RNNoise RTF {al['rnnoise_rtf']:.3f}" if al.get("rnnoise_rtf") is not None else "")
+                     + "; alternating one-second stretches |")
     for r in tm.get("device_rates", []):
         if r["resampler_ms"]:
             lines.append(f"| latency with a {r['device_rate']} Hz device (live resampler, {LIVE_QUALITY}) | "
