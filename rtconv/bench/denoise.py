@@ -192,10 +192,11 @@ def _timing_alone(model, blocks: list, rate: int, block: int, rn) -> dict:
 
     Interleaved block by block (:func:`_timing`), each system finds the caches as the others left them,
     which no live stream meets (it runs one engine) and which slowed the torch engine by 1.4-1.9x here;
-    here each runs as it would alone, and the stretches alternate so that a busy machine still slows
-    both alike.
+    here each runs as it would alone, the garbage collector frozen as a live stream freezes it, and the
+    stretches alternate so that a busy machine still slows both alike.
     """
     import contextlib
+    import gc
 
     from .. import Streamer
     from ..dcblock import DCBlocker
@@ -208,18 +209,23 @@ def _timing_alone(model, blocks: list, rate: int, block: int, rn) -> dict:
     stretch = max(1, round(rate / block))
     t_chain, t_rn, done = np.empty(len(blocks)), [], 0
     x = np.concatenate(blocks)[:, 0] * 32768.0
-    with rn.state() if rn is not None else contextlib.nullcontext() as st:
-        for s in range(0, len(blocks), stretch):
-            for i in range(s, min(s + stretch, len(blocks))):
-                t = time.perf_counter()
-                chain.process(dc.process(blocks[i]))
-                t_chain[i] = time.perf_counter() - t
-            end = min(s + stretch, len(blocks)) * block
-            while st is not None and done + rn.frame <= end:
-                t = time.perf_counter()
-                st.step(x[done : done + rn.frame])
-                t_rn.append(time.perf_counter() - t)
-                done += rn.frame
+    gc.collect()
+    gc.freeze()  # rtconv.live.LiveStream's freeze_gc
+    try:
+        with rn.state() if rn is not None else contextlib.nullcontext() as st:
+            for s in range(0, len(blocks), stretch):
+                for i in range(s, min(s + stretch, len(blocks))):
+                    t = time.perf_counter()
+                    chain.process(dc.process(blocks[i]))
+                    t_chain[i] = time.perf_counter() - t
+                end = min(s + stretch, len(blocks)) * block
+                while st is not None and done + rn.frame <= end:
+                    t = time.perf_counter()
+                    st.step(x[done : done + rn.frame])
+                    t_rn.append(time.perf_counter() - t)
+                    done += rn.frame
+    finally:
+        gc.unfreeze()
     out = {"median_ms": float(np.median(t_chain) * 1e3), "p99_ms": float(np.percentile(t_chain, 99) * 1e3),
            "rtf": float(t_chain.sum() / (len(blocks) * block / rate)), "rnnoise_rtf": None}
     if t_rn:
