@@ -87,6 +87,10 @@ def configure(parser) -> None:
     parser.add_argument("--keep-dc", action="store_true",
                         help="realistic set: also score the model given its input's DC offset (`rtconv process "
                              "--keep-dc`), as a column 'keep-dc' in the same run")
+    parser.add_argument("--both-directions", action="store_true",
+                        help="realistic set: also score the model run over each file forwards and backwards, "
+                             "averaged (`rtconv process --both-directions`), as a column 'both-directions' in "
+                             "the same run")
     parser.add_argument("--tables", metavar="PATH", help="also write the realistic set's Markdown tables here")
     parser.add_argument("--cache-dir", metavar="DIR", help="corpus cache root (default: ~/.cache/rtconv)")
     parser.add_argument("--seed", type=int, default=0, help="test-set seed (default: %(default)s)")
@@ -255,10 +259,12 @@ def _device_rates(model, block: int) -> list[dict]:
 def run(args) -> int:
     from . import heldout as ev
 
-    if (args.baseline or args.from_silence or args.keep_dc) and (args.test_set != "realistic" or args.no_quality):
+    if (args.baseline or args.from_silence or args.keep_dc or args.both_directions) and (
+            args.test_set != "realistic" or args.no_quality):
         from ..errors import ConfigError
 
-        flag = "--baseline" if args.baseline else "--from-silence" if args.from_silence else "--keep-dc"
+        flag = ("--baseline" if args.baseline else "--from-silence" if args.from_silence
+                else "--keep-dc" if args.keep_dc else "--both-directions")
         raise ConfigError(f"{flag} adds columns to the realistic set's tables; drop it, or drop "
                           f"{'--no-quality' if args.no_quality else '--set ' + args.test_set}.")
     model = _load(args.model)
@@ -403,12 +409,15 @@ def _realistic(model, args, extra_goals=()) -> dict:
     else:
         print(f"\nVALIDATION set of the test set's design (training speakers, other files; for choosing a "
               f"model, not for reporting): {len(examples)} items, seed {args.seed}, fingerprint {fp}")
-    # from-silence, keep-dc: the same model without the priming or the DC blocker files get
+    # from-silence, keep-dc, both-directions: the same model without the priming or the DC blocker files
+    # get, or run both ways
     variants = {}
     if args.from_silence:
         variants["from-silence"] = scoring.model_system(model, prime=False)
     if args.keep_dc:
         variants["keep-dc"] = scoring.model_system(model, dc_block=False)
+    if args.both_directions:
+        variants["both-directions"] = scoring.model_system(model, both_directions=True)
     systems = _with_baselines(scoring.systems(model), args.baseline, variants)
     rows = scoring.evaluate(systems, examples, progress=True)
     summary = scoring.summary_rows(rows)

@@ -109,6 +109,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="give a denoiser the samples as they are; by default a DC offset (a microphone's "
                         "constant bias, which the denoisers never met in training) is removed first by a "
                         "1 Hz high-pass that starts from the running mean")
+    g.add_argument("--both-directions", action="store_true",
+                   help="denoisers: run the model over each file forwards and again backwards and write the mean "
+                        "of the two; cleaner (validation: PESQ 1.63 -> 1.70, SI-SDRi +3.95 -> +4.33 dB) at twice "
+                        "the time, with two temporary copies of the file beside the output meanwhile; not for live")
     g.add_argument("--subtype", metavar="NAME",
                    help="output sample format, e.g. PCM_16, PCM_24, FLOAT (default: the input's)")
     exists = g.add_mutually_exclusive_group()
@@ -551,6 +555,10 @@ def _run(args: argparse.Namespace, console: _Console, batches: list) -> int:
     model = load(model_path)  # once, here: a bad model fails once, before any file
     switches = (args.atten_lim, args.linked)
     _switch(model, *switches)  # a model without a strength or a mask is refused once, up front
+    if args.both_directions:  # likewise a model that must not run backwards
+        from ..files import _check_both_directions
+
+        _check_both_directions(model, model.metadata.get("name") or Path(model_path).stem, not args.keep_latency)
 
     jobs, existing = _plan(found.files, output, out_dir, model, args.skip_existing)
     if existing:
@@ -566,7 +574,7 @@ def _run(args: argparse.Namespace, console: _Console, batches: list) -> int:
     kw = dict(block_size=args.block_size, offline=args.offline, align=not args.keep_latency,
               subtype=args.subtype, overwrite=args.overwrite, threads=threads, wet=args.wet,
               attenuation_limit_db="model" if args.atten_lim is None else args.atten_lim, prime=args.prime,
-              dc_block=args.dc_block)
+              dc_block=args.dc_block, both_directions=args.both_directions)
     batch = _Batch(jobs, console)
     batches.append(batch)
     made = _make_folders(jobs)

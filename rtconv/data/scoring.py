@@ -52,14 +52,16 @@ def _at_48k(f: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray, int]
     return run
 
 
-def model_system(model, prime: bool | None = None, dc_block: bool | None = None):
+def model_system(model, prime: bool | None = None, dc_block: bool | None = None, both_directions: bool = False):
     """An rtconv model as a system of a comparison: ``(x, rate) -> y`` through
     :func:`rtconv.files.process_array`, exactly as ``rtconv process`` runs it
     (``prime=False``: as ``rtconv process --no-prime``, started from silence;
-    ``dc_block=False``: as ``--keep-dc``, given the input's DC offset)."""
+    ``dc_block=False``: as ``--keep-dc``, given the input's DC offset;
+    ``both_directions=True``: as ``--both-directions``)."""
     from .. import files
 
-    return lambda x, rate: files.process_array(x, rate, model, offline=True, prime=prime, dc_block=dc_block)[:, 0]
+    return lambda x, rate: files.process_array(x, rate, model, offline=True, prime=prime, dc_block=dc_block,
+                                               both_directions=both_directions)[:, 0]
 
 
 def systems(model=None, rnnoise: bool = True, noisereduce: bool = True) -> dict:
