@@ -201,15 +201,16 @@ def engines() -> dict[str, str | None]:
     return {e: (why if e == "onnx" else None) for e in ENGINES}
 
 
-def process_array(model, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+def process_array(model, audio: np.ndarray, sample_rate: int, both_directions: bool = False) -> np.ndarray:
     """Run ``model`` over a whole recording ``(frames, channels)``, time-aligned.
 
     :func:`rtconv.files.process_array`: the engine ``rtconv process`` uses,
-    resampling to the model's rate and back, latency removed.
+    resampling to the model's rate and back, latency removed; ``both_directions``
+    as ``rtconv process --both-directions`` (denoisers only).
     """
     from rtconv.files import process_array as run
 
-    return np.asarray(run(audio, int(sample_rate), model))
+    return np.asarray(run(audio, int(sample_rate), model, both_directions=both_directions))
 
 
 __all__ += ["models_dir", "resolve_model", "default_vad_path", "CheckpointError"]

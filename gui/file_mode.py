@@ -37,13 +37,14 @@ class _Worker(QtCore.QObject):
     done = QtCore.pyqtSignal(object)
     failed = QtCore.pyqtSignal(str)
 
-    def __init__(self, model, audio, sample_rate) -> None:
+    def __init__(self, model, audio, sample_rate, both_directions: bool = False) -> None:
         super().__init__()
         self.model, self.audio, self.sample_rate = model, audio, sample_rate
+        self.both_directions = both_directions
 
     def run(self) -> None:
         try:
-            self.done.emit(engine.process_array(self.model, self.audio, self.sample_rate))
+            self.done.emit(engine.process_array(self.model, self.audio, self.sample_rate, self.both_directions))
         except Exception as e:  # noqa: BLE001 - shown to the user as one line
             self.failed.emit(str(e))
 
@@ -116,10 +117,13 @@ class FilePanel(QtWidgets.QWidget):
         self.ab.setCheckable(True)
         self.ab.setToolTip("Switch between original (A) and processed (B), also while playing")
         self.save_button = QtWidgets.QPushButton("Save result…")
+        self.both = QtWidgets.QCheckBox("both directions")
+        self.both.setToolTip("Denoisers: run the model over the recording forwards and backwards and keep the mean "
+                             "of the two (rtconv process --both-directions): cleaner, twice the time; files only")
         self.info = QtWidgets.QLabel("Open a recording (WAV, FLAC, OGG …) to process it offline.")
         self.info.setWordWrap(True)
         row = QtWidgets.QHBoxLayout()
-        for w in (self.open_button, self.process_button, self.play_button, self.ab, self.save_button):
+        for w in (self.open_button, self.process_button, self.both, self.play_button, self.ab, self.save_button):
             row.addWidget(w)
         row.addStretch(1)
 
@@ -186,7 +190,8 @@ class FilePanel(QtWidgets.QWidget):
             return
         self.info.setText(f"processing {self.path.name} …")
         self._thread = QtCore.QThread(self)
-        self._worker = _Worker(model, self.audio, self.sample_rate)
+        self._both_used = self.both.isChecked()
+        self._worker = _Worker(model, self.audio, self.sample_rate, self._both_used)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
         self._worker.done.connect(self._processed)
@@ -203,8 +208,9 @@ class FilePanel(QtWidgets.QWidget):
         self._finish_thread()
         self.processed = np.ascontiguousarray(out, dtype=np.float32)
         self.info.setText(
-            f"{self.path.name}: processed with {self._model_name()} "
-            f"({self.processed.shape[0] / self.sample_rate:.2f} s); A/B to compare, save to keep"
+            f"{self.path.name}: processed with {self._model_name()}"
+            + (" in both directions" if self._both_used else "")
+            + f" ({self.processed.shape[0] / self.sample_rate:.2f} s); A/B to compare, save to keep"
         )
         self._show_spectra()
         self._update_buttons()

@@ -373,6 +373,32 @@ def test_file_mode_processes_compares_and_saves(window, qtbot, tmp_path):
     np.testing.assert_array_equal(back, panel.processed)
 
 
+def test_file_mode_runs_a_denoiser_both_ways_and_refuses_a_filter_in_one_line(window, qtbot, tmp_path):
+    sf = pytest.importorskip("soundfile")
+    from rtconv.checkpoint import resolve
+    from rtconv.files import process_array
+
+    rng = np.random.default_rng(4)
+    audio = (0.1 * rng.standard_normal((16000, 1))).astype(np.float32)
+    src = tmp_path / "noisy.wav"
+    sf.write(src, audio, 16000, subtype="FLOAT")
+    panel = window.file_panel
+    assert panel.open(src)
+    panel.both.setChecked(True)
+    denoiser = rtconv.load(resolve("denoiser"))
+    window.set_model(denoiser)
+    panel.process()
+    assert panel.wait(60000)
+    np.testing.assert_allclose(panel.processed, process_array(audio, 16000, denoiser, both_directions=True),
+                               atol=1e-6)
+    assert "in both directions" in panel.info.text()
+    window.set_model(designs.lowpass(1000, 63, 16000))
+    with qtbot.waitSignal(panel.message, timeout=20000) as sig:
+        panel.process()
+    panel.wait(20000)
+    assert sig.args[1] is True and "--both-directions averages a denoiser's passes" in sig.args[0]
+
+
 def test_file_mode_reports_an_unreadable_recording(window, qtbot, tmp_path):
     bad = tmp_path / "noise.wav"
     bad.write_bytes(b"RIFF....WAVEjunk")
