@@ -533,11 +533,14 @@ def _write_card(path, model, result, args) -> None:
             "RNNoise (pyrnnoise, lag removed) and noisereduce (non-stationary, whole file) in the same run.",
             "Measured by `rtconv bench denoise --card models/denoiser.md"
             + "".join(f" --baseline {b}" for b in args.baseline) + (" --from-silence" if args.from_silence else "")
-            + (" --keep-dc" if args.keep_dc else "")
+            + (" --keep-dc" if args.keep_dc else "") + (" --both-directions" if args.both_directions else "")
             + "`"
             + (f"; the column{'s' if len(args.baseline) > 1 else ''} "
                + ", ".join(f"`{_column(b)}`" for b in args.baseline)
-               + " score earlier models in the same run." if args.baseline else "."),
+               + " score earlier models in the same run." if args.baseline else ".")
+            + (" The `both-directions` column is the same model run over each file forwards and backwards and "
+               "averaged (`rtconv process --both-directions`: files only, twice the time); the goals judge the "
+               "one-way output, which live audio gets." if args.both_directions else ""),
             "",
             result["realistic_tables"],
             "",
