@@ -74,7 +74,7 @@ from .streaming import Streamer
 
 __all__ = [
     "Summary", "process_file", "process_array", "Chain", "file_block_size", "output_path", "audio_files",
-    "Found", "remove_stale_temporaries", "audio_progress_bar",
+    "Found", "remove_stale_temporaries", "audio_progress_bar", "check_both_directions", "BOTH_DIRECTIONS_TASKS",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -456,7 +456,9 @@ class Chain:
 BOTH_DIRECTIONS_TASKS = ("denoise",)
 
 
-def _check_both_directions(model: Model, name: str, align: bool) -> None:
+def check_both_directions(model: Model, name: str, align: bool = True) -> None:
+    """Refuse ``both_directions`` for ``model`` (called ``name`` in the message) unless it is a denoiser
+    and the output is aligned (:class:`rtconv.errors.ConfigError`, one sentence); the CLI asks once, up front."""
     task = _task(model)
     if task not in BOTH_DIRECTIONS_TASKS:
         raise ConfigError(f"--both-directions averages a denoiser's passes forwards and backwards over a file; "
@@ -709,7 +711,7 @@ def process_file(
         raise ConfigError(f"--wet mixes audio into the output, but this model ({mname}, task {task!r}) writes "
                           "probabilities, not audio; leave --wet out.")
     if both_directions:
-        _check_both_directions(m, mname, align)
+        check_both_directions(m, mname, align)
     with _strength(m, attenuation_limit_db), Reader(input, chunk=_READ_CHUNK) as reader:
         out = output_path(input, output, m)
         if out.exists() and out.resolve() == input.resolve():
@@ -1014,7 +1016,7 @@ def process_array(
     x, _ = zero_nonfinite(x.astype(np.float32), copy=False)  # astype made the copy
     m, name = _load_model(model)
     if both_directions:
-        _check_both_directions(m, name, align)
+        check_both_directions(m, name, align)
 
     def run(a: np.ndarray) -> np.ndarray:
         chain = Chain(m, int(sample_rate), a.shape[1], a.shape[0], block_size=block_size,

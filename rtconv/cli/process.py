@@ -556,9 +556,9 @@ def _run(args: argparse.Namespace, console: _Console, batches: list) -> int:
     switches = (args.atten_lim, args.linked)
     _switch(model, *switches)  # a model without a strength or a mask is refused once, up front
     if args.both_directions:  # likewise a model that must not run backwards
-        from ..files import _check_both_directions
+        from ..files import check_both_directions
 
-        _check_both_directions(model, model.metadata.get("name") or Path(model_path).stem, not args.keep_latency)
+        check_both_directions(model, model.metadata.get("name") or Path(model_path).stem, not args.keep_latency)
 
     jobs, existing = _plan(found.files, output, out_dir, model, args.skip_existing)
     if existing:
