@@ -117,12 +117,12 @@ class DCBlocker:
             raise ConfigError(f"start_ms must be at least 0 and at most the time constant "
                               f"({1000 * self.N / sample_rate:g} ms), got {start_ms!r}.")
         self.M = max(1, round(start_ms * sample_rate / 1000))
-        r = 1.0 - 1.0 / self.N
+        r = 1.0 - 1.0 / self.N  # N >= 3 (the cutoff is below a twentieth of the rate): r >= 2/3
         # the one-pole in closed form over chunks of up to L samples: est[i] = r^(i+1) * (est0 + sum_j<=i
         # r^-(j+1) x[j] / N), with r^-L at most 1e4 (4096 samples at the default 1 Hz: r^-4096 = 1.7)
-        L = int(min(CHUNK, max(1, math.log(1e4) / -math.log(r)))) if r > 0 else 1
+        L = int(min(CHUNK, math.log(1e4) / -math.log(r)))
         j = np.arange(1, L + 1, dtype=np.float64)
-        self._up = (r ** -j / self.N)[:, None] if r > 0 else np.full((1, 1), 1.0 / self.N)  # r^-(j+1) / N
+        self._up = (r**-j / self.N)[:, None]  # r^-(j+1) / N
         self._down = (r**j)[:, None]  # r^(j+1)
         self.reset()
 

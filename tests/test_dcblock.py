@@ -56,10 +56,11 @@ def test_it_computes_the_running_mean_then_the_one_pole_of_its_definition():
     x = _speechlike(int(2.5 * 7639), 2) + 0.02
     d = DCBlocker(RATE, 2)
     np.testing.assert_allclose(d.process(x), _reference(x, d.N, d.M), rtol=0, atol=2e-8)
-    # a fast corner (N = 16): chunks of the closed form limited by r^-L <= 1e4
-    d = DCBlocker(RATE, 2, cutoff_hz=RATE / (2 * np.pi * 16), start_ms=0.2)
-    assert d.N == 16 and len(d._up) < 200
-    np.testing.assert_allclose(d.process(x[:3000]), _reference(x[:3000], d.N, d.M), rtol=0, atol=2e-8)
+    # fast corners (N = 16, and 3 at the highest cutoff allowed): chunks of the closed form limited by r^-L <= 1e4
+    for cutoff, N, start in ((RATE / (2 * np.pi * 16), 16, 0.2), (2399.0, 3, 0.0)):
+        d = DCBlocker(RATE, 2, cutoff_hz=cutoff, start_ms=start)
+        assert d.N == N and len(d._up) < 200
+        np.testing.assert_allclose(d.process(x[:3000]), _reference(x[:3000], d.N, d.M), rtol=0, atol=2e-8)
 
 
 @pytest.mark.parametrize("channels", [1, 2])
