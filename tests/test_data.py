@@ -906,3 +906,14 @@ def test_the_speed_goals_name_the_engine_that_meets_them():
                                                 "RTF 0.250, p99 38% of the block, RNNoise RTF 0.050")
     tm["engines"] = {"torch": slow, "onnx": {"rtf": 0.2, "p99_ms": 1.0}}  # p99 over 30 % of 2.67 ms
     assert _speed_goals(M(), tm)[1][2] is False
+
+
+def test_the_both_directions_column_is_the_file_output_run_both_ways():
+    from rtconv.files import process_array
+
+    model = _tiny_recurrent_denoiser()
+    model.metadata = {"task": "denoise"}
+    x = np.random.default_rng(2).normal(size=12000).astype(np.float32) * 0.1
+    both = scoring.model_system(model, both_directions=True)(x, 16000)
+    np.testing.assert_array_equal(both, process_array(x, 16000, model, offline=True, both_directions=True)[:, 0])
+    assert np.abs(both - scoring.model_system(model)(x, 16000)).max() > 1e-3
