@@ -141,6 +141,13 @@ def model_switches(model) -> dict:
     return switches(model)
 
 
+def runs_both_directions(model) -> bool:
+    """Whether ``model`` may run over a recording both ways (``--both-directions``: denoisers)."""
+    from rtconv.files import BOTH_DIRECTIONS_TASKS
+
+    return (getattr(model, "metadata", None) or {}).get("task") in BOTH_DIRECTIONS_TASKS
+
+
 def apply_switches(model, switches: dict) -> None:
     """Set ``switches`` on ``model`` (the window's copy, shown while the session's plays)."""
     from rtconv.live.chain import apply_switches as apply

@@ -118,8 +118,7 @@ class FilePanel(QtWidgets.QWidget):
         self.ab.setToolTip("Switch between original (A) and processed (B), also while playing")
         self.save_button = QtWidgets.QPushButton("Save result…")
         self.both = QtWidgets.QCheckBox("both directions")
-        self.both.setToolTip("Denoisers: run the model over the recording forwards and backwards and keep the mean "
-                             "of the two (rtconv process --both-directions): cleaner, twice the time; files only")
+        self.both.setEnabled(False)  # until a denoiser is shown (show_model)
         self.info = QtWidgets.QLabel("Open a recording (WAV, FLAC, OGG …) to process it offline.")
         self.info.setWordWrap(True)
         row = QtWidgets.QHBoxLayout()
@@ -153,6 +152,15 @@ class FilePanel(QtWidgets.QWidget):
         self.poll = QtCore.QTimer(self, interval=200)
         self.poll.timeout.connect(self._poll_player)
         self._update_buttons()
+
+    def show_model(self, model) -> None:
+        """The window's current model: the 'both directions' box is for denoisers only."""
+        ok = model is not None and engine.runs_both_directions(model)
+        self.both.setEnabled(ok)
+        self.both.setToolTip(
+            "Run the denoiser over the recording forwards and backwards and keep the mean of the two "
+            "(rtconv process --both-directions): cleaner, twice the time; files only" if ok else
+            "For denoisers: a filter would lose its phase, a detector its timing")
 
     def _update_buttons(self) -> None:
         busy = self._thread is not None
@@ -190,7 +198,7 @@ class FilePanel(QtWidgets.QWidget):
             return
         self.info.setText(f"processing {self.path.name} …")
         self._thread = QtCore.QThread(self)
-        self._both_used = self.both.isChecked()
+        self._both_used = self.both.isChecked() and self.both.isEnabled()
         self._worker = _Worker(model, self.audio, self.sample_rate, self._both_used)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)

@@ -244,6 +244,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setWindowTitle(f"rtconv — {self._model_name(model)}")
         self.statusBar().showMessage(f"model {self._model_name(model)} loaded", 5000)
         self.controls.show_model_switches(switches)
+        self.file_panel.show_model(model)
         self.clear_message()
         self._watch_toggled(self.watch.isChecked())
         return True

@@ -373,7 +373,7 @@ def test_file_mode_processes_compares_and_saves(window, qtbot, tmp_path):
     np.testing.assert_array_equal(back, panel.processed)
 
 
-def test_file_mode_runs_a_denoiser_both_ways_and_refuses_a_filter_in_one_line(window, qtbot, tmp_path):
+def test_file_mode_runs_a_denoiser_both_ways_and_a_filter_one_way(window, qtbot, tmp_path):
     sf = pytest.importorskip("soundfile")
     from rtconv.checkpoint import resolve
     from rtconv.files import process_array
@@ -384,19 +384,22 @@ def test_file_mode_runs_a_denoiser_both_ways_and_refuses_a_filter_in_one_line(wi
     sf.write(src, audio, 16000, subtype="FLOAT")
     panel = window.file_panel
     assert panel.open(src)
-    panel.both.setChecked(True)
     denoiser = rtconv.load(resolve("denoiser"))
     window.set_model(denoiser)
+    assert panel.both.isEnabled()
+    panel.both.setChecked(True)
     panel.process()
     assert panel.wait(60000)
     np.testing.assert_allclose(panel.processed, process_array(audio, 16000, denoiser, both_directions=True),
                                atol=1e-6)
     assert "in both directions" in panel.info.text()
-    window.set_model(designs.lowpass(1000, 63, 16000))
-    with qtbot.waitSignal(panel.message, timeout=20000) as sig:
-        panel.process()
-    panel.wait(20000)
-    assert sig.args[1] is True and "--both-directions averages a denoiser's passes" in sig.args[0]
+    fir = designs.lowpass(1000, 63, 16000)
+    window.set_model(fir)  # the box stays ticked but does not apply: a filter runs one way
+    assert not panel.both.isEnabled() and "For denoisers" in panel.both.toolTip()
+    panel.process()
+    assert panel.wait(20000)
+    np.testing.assert_allclose(panel.processed[:, 0], np.convolve(audio[:, 0], fir.kernel)[:16000], atol=1e-5)
+    assert "in both directions" not in panel.info.text()
 
 
 def test_file_mode_reports_an_unreadable_recording(window, qtbot, tmp_path):
