@@ -139,6 +139,8 @@ class Summary:
     primed_frames: int = 0
     #: the mean DC offset removed before the model (full scale 1), None when not blocked
     dc_offset: float | None = None
+    #: run forwards and backwards, averaged (``both_directions``)
+    both_directions: bool = False
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -573,9 +575,12 @@ def _notes(summary: Summary) -> None:
         summary.notes.append(
             f"the output has {summary.out_channels} channel(s) for {summary.channels} input channel(s) ({how})")
     if summary.primed_frames:
+        ms = 1000 * summary.primed_frames / summary.model_rate
         summary.notes.append(
-            f"the model started from the file's first {1000 * summary.primed_frames / summary.model_rate:.0f} ms "
-            "played backwards rather than from silence (--no-prime: from silence)")
+            f"each pass started from the first {ms:.0f} ms it meets played backwards (the file's start forwards, "
+            "its end backwards) rather than from silence (--no-prime: from silence)" if summary.both_directions else
+            f"the model started from the file's first {ms:.0f} ms played backwards rather than from silence "
+            "(--no-prime: from silence)")
     dc = offset_note(summary.dc_offset)
     if dc:
         summary.notes.append(dc)
@@ -778,7 +783,7 @@ def process_file(
         mode=mode, latency=chain.latency, aligned=align,
         elapsed_s=time.perf_counter() - t0, nonfinite_samples=reader.nonfinite_samples,
         clipped_samples=writer.clipped_samples, output_frames=writer.frames,
-        primed_frames=chain.primed_frames, dc_offset=chain.dc_offset,
+        primed_frames=chain.primed_frames, dc_offset=chain.dc_offset, both_directions=both_directions,
     )
     if reader.frames_read < reader.frames:
         summary.warnings.append(

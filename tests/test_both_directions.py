@@ -65,7 +65,8 @@ def test_a_file_equals_the_array_and_keeps_memory_flat_with_scratch_files_it_rem
     got = sf.read(out, dtype="float32", always_2d=True)[0]
     want = 0.75 * process_array(x, 16000, rtconv.load(denoiser), both_directions=True) + 0.25 * x
     np.testing.assert_allclose(got, want, atol=1e-6)
-    assert "both directions" in s.mode and s.output_frames == 9001
+    assert "both directions" in s.mode and s.output_frames == 9001 and s.both_directions
+    assert any(n.startswith("each pass started from the first") and "its end backwards" in n for n in s.notes), s.notes
     assert seen[-1] == (2 * 9001, 2 * 9001) and [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert max(scratch) == 3  # the two scratch copies and the writer's own temporary, while it ran
     assert sorted(os.listdir(tmp_path)) == ["in.wav", "out.wav"]  # and nothing after
