@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PyQt6 import QtCore, QtWidgets
 
-from rtconv.dcblock import DC_NOTE_LEVEL, offset_dbfs
+from rtconv.dcblock import noted_offset_dbfs
 
 __all__ = ["HealthPanel"]
 
@@ -79,9 +79,8 @@ class HealthPanel(QtWidgets.QGroupBox):
 
 def _dc_text(offset) -> str:
     """``"; input DC offset -43 dBFS removed"`` when the stream removes one worth telling (a cheap microphone's)."""
-    if offset is None or offset < DC_NOTE_LEVEL:
-        return ""
-    return f"; input DC offset {offset_dbfs(offset):.0f} dBFS removed"
+    db = noted_offset_dbfs(offset)
+    return "" if db is None else f"; input DC offset {db:.0f} dBFS removed"
 
 
 def _latency_text(lat) -> str:

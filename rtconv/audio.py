@@ -30,6 +30,7 @@ from .errors import AudioFileError
 
 __all__ = [
     "zero_nonfinite",
+    "temporary_beside",
     "Reader",
     "AtomicWriter",
     "output_format",
@@ -309,6 +310,14 @@ def default_output_path(input_path: PathLike, task: str | None = None, folder: P
     return Path(folder if folder is not None else p.parent) / f"{p.stem}-{word}{ext}"
 
 
+def temporary_beside(path: PathLike) -> tuple[int, str]:
+    """A new temporary file in ``path``'s folder, named ``.<name>.<8 characters>.part``: ``(fd, name)``
+    (:func:`tempfile.mkstemp`).  The writer's own and the scratch files of ``rtconv process
+    --both-directions`` are made so, and a later run over ``path`` recognises a killed run's by the name."""
+    path = Path(path)
+    return _tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent if str(path.parent) else ".")
+
+
 class AtomicWriter:
     """Write audio to a temporary file beside ``path``; rename into place on :meth:`commit`.
 
@@ -340,7 +349,7 @@ class AtomicWriter:
         if not folder.is_dir():
             raise AudioFileError(f"output folder {str(folder)!r} is not a folder; choose another output path.")
         try:
-            fd, self._tmp = _tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=folder)
+            fd, self._tmp = temporary_beside(self.path)
             _os.close(fd)
         except OSError as e:
             raise AudioFileError(

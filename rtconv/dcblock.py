@@ -47,7 +47,7 @@ import numpy as np
 from .errors import ConfigError
 
 __all__ = ["DCBlocker", "DC_BLOCK_HZ", "DC_START_MS", "DC_BLOCKED_TASKS", "DC_NOTE_LEVEL", "wants_dc_block",
-           "offset_dbfs", "offset_note"]
+           "offset_dbfs", "noted_offset_dbfs", "offset_note"]
 
 #: Default cutoff, Hz: a time constant of 0.16 s.
 DC_BLOCK_HZ = 1.0
@@ -72,11 +72,15 @@ def offset_dbfs(offset: float | None) -> float | None:
     return 20 * math.log10(offset) if offset > 0 else -math.inf
 
 
+def noted_offset_dbfs(offset: float | None) -> float | None:
+    """A removed offset in dBFS if it is worth telling the user about (:data:`DC_NOTE_LEVEL`), else ``None``."""
+    return None if offset is None or offset < DC_NOTE_LEVEL else offset_dbfs(offset)
+
+
 def offset_note(offset: float | None) -> str | None:
     """The sentence ``rtconv process`` and ``rtconv live`` print about a removed offset, if it is worth one."""
-    if offset is None or offset < DC_NOTE_LEVEL:
-        return None
-    return f"a DC offset of {offset_dbfs(offset):.0f} dBFS was removed before the model (--keep-dc: keep it)"
+    db = noted_offset_dbfs(offset)
+    return None if db is None else f"a DC offset of {db:.0f} dBFS was removed before the model (--keep-dc: keep it)"
 
 
 def wants_dc_block(model, dc_block: bool | None = None) -> bool:
@@ -139,8 +143,7 @@ class DCBlocker:
 
     def reset(self) -> None:
         """Forget the estimate: the next sample starts a new running mean."""
-        self.n = 0
-        self.total = np.zeros(self.channels)
+        self.total = np.zeros(self.channels)  # the running mean's sum, carried in order (any split agrees)
         self.est = np.zeros(self.channels)
         self._seen_sum = np.zeros(self.channels)
         self._seen = 0
@@ -160,13 +163,13 @@ class DCBlocker:
             xs[~finite] = 0.0
             col = xs.sum(axis=0)
         est = np.empty_like(xs)
-        i, n = 0, len(xs)
-        if self.n < self.N and n:  # the running mean: sums carried in order
-            k = min(self.N - self.n, n)
+        i, n, seen = 0, len(xs), self._seen
+        if seen < self.N and n:  # the running mean over the first N samples
+            k = min(self.N - seen, n)
             sums = np.cumsum(np.concatenate([self.total[None], xs[:k]]), axis=0)[1:]
-            counts = np.maximum(np.arange(self.n + 1, self.n + k + 1, dtype=np.float64), self.M)
+            counts = np.maximum(np.arange(seen + 1, seen + k + 1, dtype=np.float64), self.M)
             est[:k] = sums / counts[:, None]
-            self.total, self.n, i = sums[-1], self.n + k, k
+            self.total, i = sums[-1], k
             self.est = est[k - 1].copy()  # est is overwritten by the output below
         L = len(self._up)
         while i < n:  # then the exponential average, in closed form chunk by chunk (no per-sample loop)

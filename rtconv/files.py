@@ -64,7 +64,7 @@ import numpy as np
 import torch
 
 from .audio import (READ_CHUNK, SAMPLE_RATE_MODEL_BLOCK, SOFTWARE_TAG, AtomicWriter, Reader, default_output_path,
-                    output_format, written_by_rtconv, zero_nonfinite)
+                    output_format, temporary_beside, written_by_rtconv, zero_nonfinite)
 from .checkpoint import load, resolve
 from .dcblock import DCBlocker, offset_note, wants_dc_block
 from .errors import AudioFileError, ConfigError
@@ -472,16 +472,11 @@ def check_both_directions(model: Model, name: str, align: bool = True) -> None:
 
 @contextlib.contextmanager
 def _scratch(output: Path):
-    """A temporary file beside ``output`` (``.<name>.<8 characters>.part``, the writer's pattern, so a
-    killed run's is removed by the next run over that output), locked while in use, removed after."""
-    import tempfile
-
-    fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent)
+    """A temporary file beside ``output`` (:func:`rtconv.audio.temporary_beside`, so a killed run's is
+    removed by the next run over that output), locked while in use (:func:`_lock`), removed after."""
+    fd, name = temporary_beside(output)
     try:
-        with contextlib.suppress(ImportError, OSError):
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _lock(fd)
         yield Path(name)
     finally:
         os.close(fd)
@@ -840,32 +835,36 @@ def _disk_full_said(out: Path, nbytes: int = 0, writer: AtomicWriter | None = No
 
 
 def _temporary_pattern(output: Path) -> re.Pattern:
-    # AtomicWriter's names: tempfile.mkstemp(prefix=".<name>.", suffix=".part"), 8 random characters
+    # rtconv.audio.temporary_beside's names: tempfile.mkstemp(prefix=".<name>.", suffix=".part"), 8 random characters
     return re.compile(r"\." + re.escape(output.name) + r"\.[a-z0-9_]{8}\.part\Z")
 
 
 @contextlib.contextmanager
 def _held(writer: AtomicWriter):
-    """Hold an advisory lock on the writer's temporary file while it is written.
-
-    A later run takes a temporary file it can lock for one a killed run left
-    behind (:func:`remove_stale_temporaries`); one still locked is in use.
-    """
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock, and no stale-file removal either
-        yield
-        return
+    """Hold an advisory lock (:func:`_lock`) on the writer's temporary file while it is written."""
     try:  # AtomicWriter has no public name for its temporary file yet: its private one
         fd = os.open(writer._tmp, os.O_RDONLY)
     except (OSError, TypeError):
         yield
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _lock(fd)
         yield
     finally:
         os.close(fd)
+
+
+def _lock(fd: int) -> None:
+    """Lock the file open as ``fd`` until it is closed.
+
+    A later run takes a temporary file it can lock for one a killed run left
+    behind (:func:`remove_stale_temporaries`); one still locked is in use.
+    Without ``flock`` (Windows) nothing is locked, and nothing removed either.
+    """
+    with contextlib.suppress(ImportError, OSError):
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def remove_stale_temporaries(output: PathLike, min_age_s: float = 2.0) -> list[Path]:

@@ -351,16 +351,22 @@ def test_spectrogram_columns_follow_audio_time_not_display_frames(qtbot, late_fr
     assert filled == min(late_frames + 1, 20)
 
 
-def test_file_mode_processes_compares_and_saves(window, qtbot, tmp_path):
+def _open_noise(window, tmp_path, seed):
+    """One second of white noise at 16 kHz written to a file and opened in the window's file mode."""
     sf = pytest.importorskip("soundfile")
-    model = designs.lowpass(1000, 63, 16000)
-    window.set_model(model)
-    rng = np.random.default_rng(3)
-    audio = (0.1 * rng.standard_normal((16000, 1))).astype(np.float32)
+    audio = (0.1 * np.random.default_rng(seed).standard_normal((16000, 1))).astype(np.float32)
     src = tmp_path / "noisy.wav"
     sf.write(src, audio, 16000, subtype="FLOAT")
     panel = window.file_panel
     assert panel.open(src)
+    return audio, panel
+
+
+def test_file_mode_processes_compares_and_saves(window, qtbot, tmp_path):
+    sf = pytest.importorskip("soundfile")
+    model = designs.lowpass(1000, 63, 16000)
+    window.set_model(model)
+    audio, panel = _open_noise(window, tmp_path, 3)
     panel.process()
     assert panel.wait(20000)
     expected = np.convolve(audio[:, 0], model.kernel)[:16000]  # causal FIR: y[n] = sum_k h[k] x[n-k]
@@ -374,16 +380,10 @@ def test_file_mode_processes_compares_and_saves(window, qtbot, tmp_path):
 
 
 def test_file_mode_runs_a_denoiser_both_ways_and_a_filter_one_way(window, qtbot, tmp_path):
-    sf = pytest.importorskip("soundfile")
     from rtconv.checkpoint import resolve
     from rtconv.files import process_array
 
-    rng = np.random.default_rng(4)
-    audio = (0.1 * rng.standard_normal((16000, 1))).astype(np.float32)
-    src = tmp_path / "noisy.wav"
-    sf.write(src, audio, 16000, subtype="FLOAT")
-    panel = window.file_panel
-    assert panel.open(src)
+    audio, panel = _open_noise(window, tmp_path, 4)
     denoiser = rtconv.load(resolve("denoiser"))
     window.set_model(denoiser)
     assert panel.both.isEnabled()

@@ -174,23 +174,30 @@ def _timing(model, block: int, seconds: float) -> dict:
                 t_rn.append(time.perf_counter() - t)
                 done += rn.frame
     audio_s = len(blocks) * block / rate
-    per = {k: {"median_ms": float(np.median(t) * 1e3), "p99_ms": float(np.percentile(t, 99) * 1e3),
-               "rtf": float(t.sum() / audio_s)} for k, t in times.items()}
+    per = {k: _block_times(t, audio_s) for k, t in times.items()}
     out = {"block": block, "rate": rate, "budget_ms": block / rate * 1e3, **per["torch"], "engines": per,
            "skipped": skipped, "dc_block_rtf": float(t_dc.sum() / audio_s),
            "dc_block_median_us": float(np.median(t_dc) * 1e6),
-           "alone": _timing_alone(model, blocks, rate, block, rn)}
-    if t_rn:
-        out["rnnoise_rtf"] = float(np.sum(t_rn) / (done / RATE))
-        out["rnnoise_p99_ms"] = float(np.percentile(t_rn, 99) * 1e3)
-    else:
-        out["rnnoise_rtf"] = None
-        if "rnnoise" in skipped:
-            out["rnnoise_error"] = skipped["rnnoise"]
+           "alone": _timing_alone(model, blocks, scaled, rate, block, rn), **_rnnoise_times(t_rn, done)}
+    if out["rnnoise_rtf"] is None and "rnnoise" in skipped:
+        out["rnnoise_error"] = skipped["rnnoise"]
     return out
 
 
-def _timing_alone(model, blocks: list, rate: int, block: int, rn) -> dict:
+def _block_times(t: np.ndarray, audio_s: float) -> dict:
+    """Median and p99 of per-block times ``t`` (s) in ms, and their sum over ``audio_s`` seconds of audio (RTF)."""
+    return {"median_ms": float(np.median(t) * 1e3), "p99_ms": float(np.percentile(t, 99) * 1e3),
+            "rtf": float(np.sum(t) / audio_s)}
+
+
+def _rnnoise_times(t_rn: list, done: int) -> dict:
+    """RNNoise's RTF and p99 per frame from its per-frame times over ``done`` samples (``None`` when it did not run)."""
+    if not t_rn:
+        return {"rnnoise_rtf": None}
+    return {"rnnoise_rtf": float(np.sum(t_rn) / (done / RATE)), "rnnoise_p99_ms": float(np.percentile(t_rn, 99) * 1e3)}
+
+
+def _timing_alone(model, blocks: list, scaled: np.ndarray, rate: int, block: int, rn) -> dict:
     """The chain ``rtconv live`` runs for a denoiser (DC remover, then the torch engine), timed per block
     with nothing else between its blocks, and RNNoise likewise, in alternating one-second stretches.
 
@@ -212,7 +219,6 @@ def _timing_alone(model, blocks: list, rate: int, block: int, rn) -> dict:
     dc.reset()
     stretch = max(1, round(rate / block))
     t_chain, t_rn, done = np.empty(len(blocks)), [], 0
-    x = np.concatenate(blocks)[:, 0] * 32768.0
     gc.collect()
     gc.freeze()  # rtconv.live.LiveStream's freeze_gc
     try:
@@ -225,17 +231,12 @@ def _timing_alone(model, blocks: list, rate: int, block: int, rn) -> dict:
                 end = min(s + stretch, len(blocks)) * block
                 while st is not None and done + rn.frame <= end:
                     t = time.perf_counter()
-                    st.step(x[done : done + rn.frame])
+                    st.step(scaled[done : done + rn.frame])
                     t_rn.append(time.perf_counter() - t)
                     done += rn.frame
     finally:
         gc.unfreeze()
-    out = {"median_ms": float(np.median(t_chain) * 1e3), "p99_ms": float(np.percentile(t_chain, 99) * 1e3),
-           "rtf": float(t_chain.sum() / (len(blocks) * block / rate)), "rnnoise_rtf": None}
-    if t_rn:
-        out["rnnoise_rtf"] = float(np.sum(t_rn) / (done / RATE))
-        out["rnnoise_p99_ms"] = float(np.percentile(t_rn, 99) * 1e3)
-    return out
+    return {**_block_times(t_chain, len(blocks) * block / rate), **_rnnoise_times(t_rn, done)}
 
 
 def _meets_real_time(t: dict, budget_ms: float) -> bool:
