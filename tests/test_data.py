@@ -580,6 +580,38 @@ def test_the_trainer_draws_the_kinds_in_the_shares_asked(tiny_corpus, capsys):
     assert len(err) == 1 and "--corpus realistic" in err[0]
 
 
+def test_the_trainer_draws_the_band_limits_in_the_shares_asked(tiny_corpus, capsys):
+    from rtconv.cli import main
+    from rtconv.cli.train import BANDS_HELP
+    from rtconv.train import tasks
+
+    cache, _, _ = tiny_corpus
+    opts = dict(corpus="realistic", cache_dir=str(cache), sample_rate=16000, seconds=0.5, train_examples=12,
+                val_examples=2, test_examples=2)
+    td = tasks.make_task("denoise", bands={"telephone": 1.0}, kinds={"mix": 1.0}, **opts)
+    assert td.options["bands"] == {"telephone": 1.0}
+    for i in range(len(td.train)):
+        x, y = td.train[i]
+        info = td.train.info(i)
+        assert info["band"] == "telephone" and info["band_hz"] == [300.0, 3400.0]
+        spec = np.abs(np.fft.rfft(y.numpy()[0])) ** 2
+        f = np.fft.rfftfreq(y.shape[-1], 1 / 16000)
+        assert spec[f > 5000].sum() < 1e-3 * spec.sum()  # the target carries the channel's band too
+    bands = {tasks.make_task("denoise", bands={"full": 1.0, "8k": 1.0}, **opts).train.info(i)["band"]
+             for i in range(12)}
+    assert bands == {"full", "8k"}
+    assert "bands" not in tasks.make_task("denoise", **opts).options  # the default recipe records nothing new
+    # the help's default shares are the mixer's
+    assert dict((k, float(v)) for k, v in (p.split("=") for p in BANDS_HELP.split(","))) == \
+        MixSettings().band_weights
+    with pytest.raises(SystemExit) as e:
+        main(["train", "denoise", "--corpus", "realistic", "--bands", "full=1,phone=2"])
+    assert e.value.code == 2 and "'phone=2'" in capsys.readouterr().err
+    assert main(["train", "denoise", "--bands", "telephone=1", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--bands" in err[0] and "--corpus realistic" in err[0]
+
+
 def test_speech_subsonic_brings_back_the_old_mixing_and_is_recorded(tiny_corpus, capsys):
     from rtconv.cli import main
     from rtconv.train import tasks

@@ -23,6 +23,16 @@ _COUNT = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
 _FRAME_MS = 1000 // FRAMES_PER_SECOND
 _SINES, _CROSSOVER, _DENOISE = TASK_OPTIONS["sines"], TASK_OPTIONS["freqsep/audio"], TASK_OPTIONS["denoise"]
 _CLASSIC_LENGTH = TASK_OPTIONS["freqsep"]["length"]
+#: the mixer's default channel band shares (``rtconv.data.mix.MixSettings.band_weights``), written out so that
+#: ``rtconv --help`` does not import scipy.signal; a test holds the two equal
+BANDS_HELP = "full=0.55,telephone=0.07,8k=0.08,11k=0.07,16k=0.11,22k=0.07,32k=0.05"
+
+
+def _bands(text: str) -> dict[str, float]:
+    """argparse type of ``--bands``: weights over the mixer's band limits (imported only when given)."""
+    from ..data.augment import BAND_LIMITS
+
+    return name_weights(tuple(BAND_LIMITS))(text)
 
 
 def _fir_taps(task: str) -> int:
@@ -230,6 +240,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="denoise, realistic corpus: the shares of speech in noise, clean speech (nothing to "
                         "remove) and noise alone (nothing to keep) among the examples (mix=0.84,speech=0.08,"
                         "noise=0.08); names left out get weight 0")
+    g.add_argument("--bands", type=_bands, metavar="full=W,telephone=W,...",
+                   help=f"denoise, realistic corpus: the shares of the channel's band limits among the examples "
+                        f"(telephone: 300-3400 Hz; 8k..32k: the content of a file at that rate) ({BANDS_HELP}); "
+                        f"names left out get weight 0")
     g.add_argument("--speech-subsonic", action="store_const", const=True, default=None,
                    help="realistic corpus (denoise, vad): keep what the speech recordings hold below 20 Hz "
                         "(DC offset, drift, rumble) in the examples, as every run before 2026-12-02 did; by "
@@ -289,7 +303,7 @@ def build_config(args):
     opts = {}
     for key in ("train_examples", "val_examples", "test_examples", "variant", "seconds",
                 "low_band", "high_band", "snr_db", "gain_db", "utterances", "speech_dir",
-                "noise_dir", "cache_dir", "corpus", "level_db", "kinds", "label_db", "mix_rate",
+                "noise_dir", "cache_dir", "corpus", "level_db", "kinds", "bands", "label_db", "mix_rate",
                 "noise_seconds", "speech_subsonic"):
         v = getattr(args, key)
         if v is None:
@@ -298,11 +312,12 @@ def build_config(args):
             opts[key] = v
     if args.sample_rate or recipe.get("sample_rate"):
         opts["sample_rate"] = args.sample_rate or recipe["sample_rate"]
-    if "kinds" in opts and (task != "denoise" or opts.get("corpus") != "realistic"):
-        from ..errors import ConfigError
+    for key in ("kinds", "bands"):
+        if key in opts and (task != "denoise" or opts.get("corpus") != "realistic"):
+            from ..errors import ConfigError
 
-        raise ConfigError("--kinds sets the shares of the realistic corpus's denoise examples; train "
-                          "'denoise --corpus realistic' with it, or leave it out.")
+            raise ConfigError(f"--{key} sets the shares of the realistic corpus's denoise examples; train "
+                              f"'denoise --corpus realistic' with it, or leave it out.")
     if "speech_subsonic" in opts and not (opts.get("corpus") == "realistic" or task == "vad"):
         from ..errors import ConfigError
 

@@ -510,7 +510,8 @@ def make_task(name: str, **options) -> TaskData:
     their files are split 80/10/10 by sorted order into train/val/test),
     ``noise_families``, ``cache_dir``; with ``corpus="realistic"`` also
     ``level_db``, ``kinds`` (``{"mix": w, "speech": w, "noise": w}``, the
-    share of mixtures, clean speech and noise alone) and ``speech_subsonic``
+    share of mixtures, clean speech and noise alone), ``bands`` (weights over
+    :data:`rtconv.data.augment.BAND_LIMITS`: the channel's band limits) and ``speech_subsonic``
     (keep the speech recordings' content below 20 Hz, as runs before
     2026-12-02 did).  ``classify``: ``variant``
     ("waveforms"), ``length``, ``cycles``, ``snr_db``.  ``vad``:
@@ -590,8 +591,9 @@ def _corpus_task(seed: int, options: dict) -> TaskData:
     root = corpus_dir(options.get("cache_dir"))
     items = read_manifest(root)
     kinds = dict(options.get("kinds") or MixSettings().kind_weights)
+    bands = dict(options.get("bands") or MixSettings().band_weights)
     subsonic = bool(options.get("speech_subsonic"))
-    settings = MixSettings(seconds=seconds, snr_db=snr, level_db=level, kind_weights=kinds,
+    settings = MixSettings(seconds=seconds, snr_db=snr, level_db=level, kind_weights=kinds, band_weights=bands,
                            speech_subsonic=subsonic)
     datasets = {}
     # the trainer's own "test" split draws from the corpus's validation items: the real test
@@ -602,6 +604,7 @@ def _corpus_task(seed: int, options: dict) -> TaskData:
                                                seed)
     opts = {"seed": seed, "sample_rate": sr, "seconds": seconds, "snr_db": list(snr), "level_db": list(level),
             **({"kinds": kinds} if options.get("kinds") else {}),  # the default recipe records nothing new
+            **({"bands": bands} if options.get("bands") else {}),
             **({"speech_subsonic": True} if subsonic else {}),
             "train_examples": tr, "val_examples": va, "test_examples": te, "corpus": "realistic",
             "corpus_items": len(items),
