@@ -72,6 +72,17 @@ def test_framed_layers_stream_exactly_at_awkward_block_sizes(sizes, enc_taps, de
 
 
 @pytest.mark.parametrize("rowmajor", [True, False])
+@pytest.mark.parametrize("sizes", [[128], [7, 1000, 3]])
+def test_the_output_buffer_wraps_around_without_a_seam(rowmajor, sizes):
+    # the overlap-add buffer holds 4096 samples and moves its pending tail to the front when full:
+    # 10000 samples wrap it twice, at block boundaries that fall anywhere in the hop
+    torch.manual_seed(3)
+    model = _Net(12, 8, 4, rowmajor=rowmajor)
+    x = np.random.default_rng(5).normal(size=(10000, 1))
+    _assert_exact(model.double(), x, sizes)
+
+
+@pytest.mark.parametrize("rowmajor", [True, False])
 @pytest.mark.parametrize("channels", [1, 2])
 def test_row_major_and_generic_cells_agree_with_offline_per_channel_in_float64(rowmajor, channels):
     torch.manual_seed(1)

@@ -233,9 +233,11 @@ class _FramedCell(Cell):
         if n > self.room:
             self._alloc(max(n, 2 * self.room))
         elif self.pos + n > self.room:  # full: move the pending tail to the front (amortised)
-            tail = self.buf[..., self.pos : self.pos + L]
-            self.buf[..., :L].copy_(tail.clone() if self.pos < L else tail)
-            self.buf[..., L:].zero_()
+            # in NumPy on the same memory: a live stream calls torch nowhere else per block, and this one
+            # torch call every 4096 samples, cold, took 95 us of a 2.7 ms block (a 128-sample block's p99)
+            tail = self.buf_np[..., self.pos : self.pos + L]
+            self.buf_np[..., :L] = tail.copy() if self.pos < L else tail
+            self.buf_np[..., L:] = 0
             self.pos = 0
         before = t0 // H
         m = (t0 + n) // H - before
