@@ -102,6 +102,23 @@ def test_a_deep_filter_streams_exactly_in_float64_carrying_its_past_frames(rowma
     _assert_exact(model, x, [7, 1, 30, 0, 3, 200])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+def test_tap_views_are_the_taps_every_frame_reads(dtype):
+    from rtconv.cells.rows import TapIndex
+
+    rng = np.random.default_rng(0)
+    buf = (rng.normal(size=(40, 2, 6)) + (1j * rng.normal(size=(40, 2, 6)) if dtype == np.complex64 else 0)).astype(dtype)
+    for taps, d in ((3, 1), (3, 8), (1, 4), (5, 2)):
+        ix = TapIndex(taps, d)
+        for end, m in ((40, 1), (40, 3), (25, 2), (ix.reach + 4, 4)):
+            want = np.stack([np.stack([buf[end - m + i - (taps - 1 - k) * d] for k in range(taps)]) for i in range(m)])
+            got = ix.view(buf, end, m)
+            assert got.shape == (m, taps, 2, 6) and np.array_equal(got, want) and np.shares_memory(got, buf)
+            assert np.array_equal(got[-1], buf[ix.one(end)])
+        with pytest.raises(IndexError, match="outside"):
+            ix.view(buf, ix.reach + 1, 2)  # the first frame's oldest tap would be row -1
+
+
 def test_a_deep_filter_reaches_back_order_times_dilation_frames_and_no_further():
     torch.manual_seed(5)
     model = _Net(10, 10, 5, width=10, deep_filter=(4, 3, 2)).double()
