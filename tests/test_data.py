@@ -919,6 +919,26 @@ def test_bench_timing_runs_both_engines_and_rnnoise_on_the_same_blocks_then_the_
     alone = np.concatenate(seen["torch"][n + 20 :])
     np.testing.assert_allclose(alone, DCBlocker(48000, 1).process(np.concatenate(seen["onnx"][20:])), atol=1e-7)
     assert tm["alone"]["rtf"] > 0 and tm["alone"]["p99_ms"] > 0 and tm["alone"]["rnnoise_rtf"] > 0
+    assert tm["rnnoise_block_p99_ms"] > 0 and tm["alone"]["rnnoise_block_p99_ms"] > 0
+
+
+def test_rnnoise_s_time_per_block_falls_in_the_block_that_completes_each_frame():
+    from rtconv.bench.denoise import _rnnoise_times
+
+    # 8 frames of 480 samples over 30 blocks of 128: frame f ends at sample 480 f + 479, in block (480 f + 479) // 128
+    t = [0.001 * (f + 1) for f in range(8)]
+    got = _rnnoise_times(t, 8 * 480, 128)
+    per_block = np.zeros(30)
+    for f, v in enumerate(t):
+        per_block[(480 * f + 479) // 128] += v
+    assert got["rnnoise_block_p99_ms"] == pytest.approx(np.percentile(per_block, 99) * 1e3)
+    assert got["rnnoise_p99_ms"] == pytest.approx(np.percentile(t, 99) * 1e3)
+    assert got["rnnoise_rtf"] == pytest.approx(sum(t) / (8 * 480 / 48000))
+    # blocks of 480 hold one frame each: per block is per frame; blocks of 960 hold two
+    assert _rnnoise_times(t, 8 * 480, 480)["rnnoise_block_p99_ms"] == pytest.approx(got["rnnoise_p99_ms"])
+    assert _rnnoise_times(t, 8 * 480, 960)["rnnoise_block_p99_ms"] == pytest.approx(
+        np.percentile([0.003, 0.007, 0.011, 0.015], 99) * 1e3)
+    assert _rnnoise_times([], 0, 128) == {"rnnoise_rtf": None}
 
 
 def test_the_speed_goals_name_the_engine_that_meets_them():
@@ -936,6 +956,8 @@ def test_the_speed_goals_name_the_engine_that_meets_them():
     tm["alone"] = {"rtf": 0.25, "p99_ms": 1.0, "rnnoise_rtf": 0.05}  # reported beside, not judged
     assert _speed_goals(M(), tm)[1][1].endswith("(met with onnx); each alone: live chain (DC remover + torch) "
                                                 "RTF 0.250, p99 38% of the block, RNNoise RTF 0.050")
+    tm["alone"]["rnnoise_block_p99_ms"] = 1.6  # RNNoise's frames as a stream of these blocks meets them
+    assert _speed_goals(M(), tm)[1][1].endswith("RNNoise RTF 0.050, p99 60% of the block")
     tm["engines"] = {"torch": slow, "onnx": {"rtf": 0.2, "p99_ms": 1.0}}  # p99 over 30 % of 2.67 ms
     assert _speed_goals(M(), tm)[1][2] is False
 
