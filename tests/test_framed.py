@@ -119,6 +119,20 @@ def test_tap_views_are_the_taps_every_frame_reads(dtype):
             ix.view(buf, ix.reach + 1, 2)  # the first frame's oldest tap would be row -1
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_products_equal_the_matrix_product_for_any_row_count(dtype):
+    from rtconv.cells.rows import row_product
+
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(12, 5)).astype(dtype)
+    for R in range(0, 7):
+        a = rng.normal(size=(R, 24)).astype(dtype)[:, ::2]  # a strided view, as the taps' reshape can be
+        got = row_product(a, w)
+        assert got.shape == (R, 5) and got.dtype == dtype and got.flags.c_contiguous
+        np.testing.assert_allclose(got, a @ w, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+        got += 1.0  # the result is the caller's to modify in place (biases are added so)
+
+
 def test_a_deep_filter_reaches_back_order_times_dilation_frames_and_no_further():
     torch.manual_seed(5)
     model = _Net(10, 10, 5, width=10, deep_filter=(4, 3, 2)).double()

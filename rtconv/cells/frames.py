@@ -22,7 +22,7 @@ from ..framed import (Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedCo
 from ..layers import latency
 from .base import Cell, Context, _Sequence, register_cell
 from .history import History
-from .rows import GateCell, RowGRU, RowMaskGate, RowPairPower
+from .rows import GateCell, RowGRU, RowMaskGate, RowPairPower, row_product
 
 __all__: list[str] = []
 
@@ -216,7 +216,7 @@ class _FramedCell(Cell):
             win = x[..., s0 : s0 + We].reshape(B, -1)
         else:  # every window in one gather: (B, F, m, We) -> (m*B, F*We)
             win = x[..., self._windows(m) + s0].transpose(2, 0, 1, 3).reshape(m * B, -1)
-        z = win @ self.w_mm
+        z = row_product(win, self.w_mm)
         z += self.b_mm
         z = self.inner.process(z)  # (m*B, N), time-major
         if not self.r:  # synthesis window not a whole number of hops: the generic way
@@ -224,7 +224,7 @@ class _FramedCell(Cell):
             v = F.conv_transpose1d(cols, self.w_dec, stride=H).numpy()
             acc[..., s0 : s0 + v.shape[-1]] += v
             return
-        v = (z @ self.w_dmm).reshape(m, B, self.G, self.r, H)
+        v = row_product(z, self.w_dmm).reshape(m, B, self.G, self.r, H)
         for i in range(self.r):  # hop i of every frame's window lands i hops later
             acc[..., s0 + i * H : s0 + (i + m) * H] += v[:, :, :, i].transpose(1, 2, 0, 3).reshape(B, self.G, m * H)
 

@@ -33,7 +33,7 @@ from ..layers import MimoConv1d
 from .base import Cell
 from .history import History
 
-__all__ = ["RowConv", "RowPairPower", "RowGRU", "GateCell", "RowMaskGate", "ROW_ACTIVATIONS", "TapIndex"]
+__all__ = ["RowConv", "RowPairPower", "RowGRU", "GateCell", "RowMaskGate", "ROW_ACTIVATIONS", "TapIndex", "row_product"]
 
 
 def _np(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
@@ -67,6 +67,20 @@ ROW_ACTIVATIONS = {
     "leaky_relu": _leaky_relu,
     "identity": lambda x: x,
 }
+
+
+def row_product(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``a @ w`` for ``(R, K)`` time-major rows; two or three rows as that many vector products.
+
+    OpenBLAS's single-threaded sgemm for two or three rows took 1.3-2.3x the time of as many
+    vector products here (a 2x194 by 194x192 product 13.8 us against 8.1; four rows or more and
+    one row are as fast either way), and a live 128-sample block holds two frames one time in three:
+    NumPy's stacked ``matmul`` runs one vector product per row.
+    """
+    R = a.shape[0]
+    if R == 2 or R == 3:
+        return np.matmul(a.reshape(R, 1, -1), w).reshape(R, -1)
+    return a @ w
 
 
 class TapIndex:
@@ -120,7 +134,7 @@ class RowConv(Cell):
 
     def process(self, x: np.ndarray) -> np.ndarray:
         if self.hist is None:
-            y = x @ self.wt
+            y = row_product(x, self.wt)
         else:
             end = self.hist.push_rows(x)
             buf, R, B = self.hist.buf, x.shape[0], self.B
@@ -128,7 +142,7 @@ class RowConv(Cell):
                 taps = buf[self.index.one(end)].transpose(1, 0, 2)
             else:
                 taps = self.index.view(buf, end, R // B).transpose(0, 2, 1, 3)  # (m, B, K, F)
-            y = taps.reshape(R, -1) @ self.wt
+            y = row_product(taps.reshape(R, -1), self.wt)
         y += self.b
         return y
 
