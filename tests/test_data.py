@@ -939,6 +939,9 @@ def test_rnnoise_s_time_per_block_falls_in_the_block_that_completes_each_frame()
     assert _rnnoise_times(t, 8 * 480, 960)["rnnoise_block_p99_ms"] == pytest.approx(
         np.percentile([0.003, 0.007, 0.011, 0.015], 99) * 1e3)
     assert _rnnoise_times([], 0, 128) == {"rnnoise_rtf": None}
+    # one frame over 3.75 blocks: it completes in the fourth, partly filled block, which counts
+    assert _rnnoise_times([0.002], 480, 128)["rnnoise_block_p99_ms"] == pytest.approx(
+        np.percentile([0, 0, 0, 0.002], 99) * 1e3)
 
 
 def test_the_speed_goals_name_the_engine_that_meets_them():
