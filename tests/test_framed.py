@@ -133,6 +133,25 @@ def test_row_products_equal_the_matrix_product_for_any_row_count(dtype):
         got += 1.0  # the result is the caller's to modify in place (biases are added so)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_row_bias_adds_the_bias_to_every_row_whatever_the_row_count(dtype):
+    from rtconv.cells.rows import RowBias
+
+    rng = np.random.default_rng(2)
+    b = rng.normal(size=7).astype(dtype)
+    bias = RowBias(b)
+    for R in (0, 1, 2, 3, RowBias.ROWS, RowBias.ROWS + 1, 50):  # tiled up to ROWS rows, broadcast beyond
+        y = rng.normal(size=(R, 7)).astype(dtype)
+        want = y + b[None, :]
+        got = bias.add(y)
+        assert got is y and got.dtype == dtype  # in place
+        np.testing.assert_array_equal(got, want)
+    want = b.copy()
+    b[:] = 0  # the bias as it was made, at every row count: a streamer's weights are frozen copies
+    for R in (2, 50):
+        np.testing.assert_array_equal(bias.add(np.zeros((R, 7), dtype)), np.tile(want, (R, 1)))
+
+
 def test_a_deep_filter_reaches_back_order_times_dilation_frames_and_no_further():
     torch.manual_seed(5)
     model = _Net(10, 10, 5, width=10, deep_filter=(4, 3, 2)).double()

@@ -22,7 +22,7 @@ from ..framed import (Framed, FrameGRU, FrameNet, MaskGate, PairPower, StridedCo
 from ..layers import latency
 from .base import Cell, Context, _Sequence, register_cell
 from .history import History
-from .rows import GateCell, RowGRU, RowMaskGate, RowPairPower, row_product
+from .rows import GateCell, RowBias, RowGRU, RowMaskGate, RowPairPower, row_product
 
 __all__: list[str] = []
 
@@ -145,7 +145,7 @@ class _FramedCell(Cell):
         # the same as (F*We, N) for one NumPy product on time-ordered windows (rows)
         self.w_mm = self.w_enc.reshape(w.shape[0], -1).t().contiguous().numpy().copy()
         self.b_enc = None if enc.bias is None else enc.bias.detach().to(dtype)
-        self.b_mm = np.zeros(w.shape[0], self.w_mm.dtype) if self.b_enc is None else self.b_enc.numpy().copy()
+        self.b_mm = RowBias(np.zeros(w.shape[0], self.w_mm.dtype) if self.b_enc is None else self.b_enc.numpy().copy())
         wd = dec.weight.detach().to(dtype)  # (G, N, Wd)
         self.w_dec = wd.flip(-1).transpose(0, 1).contiguous()  # for conv_transpose1d
         self.G, self.Wd = wd.shape[0], wd.shape[-1]
@@ -216,8 +216,7 @@ class _FramedCell(Cell):
             win = x[..., s0 : s0 + We].reshape(B, -1)
         else:  # every window in one gather: (B, F, m, We) -> (m*B, F*We)
             win = x[..., self._windows(m) + s0].transpose(2, 0, 1, 3).reshape(m * B, -1)
-        z = row_product(win, self.w_mm)
-        z += self.b_mm
+        z = self.b_mm.add(row_product(win, self.w_mm))
         z = self.inner.process(z)  # (m*B, N), time-major
         if not self.r:  # synthesis window not a whole number of hops: the generic way
             cols = torch.from_numpy(np.ascontiguousarray(z.reshape(m, B, -1).transpose(1, 2, 0)))
