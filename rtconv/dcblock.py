@@ -157,7 +157,7 @@ class DCBlocker:
         x = np.asarray(x)
         xs = x.astype(np.float64)
         col = xs.sum(axis=0)  # also the cheap test for NaN and inf (they make it non-finite)
-        clean = bool(np.isfinite(col).all())
+        clean = all(map(math.isfinite, col.tolist()))  # 0.4 us for a channel or two, np.isfinite 3.6
         if not clean:
             finite = np.isfinite(x)
             xs[~finite] = 0.0
@@ -175,8 +175,8 @@ class DCBlocker:
         while i < n:  # then the exponential average, in closed form chunk by chunk (no per-sample loop)
             k = min(L, n - i)
             e = np.multiply(xs[i : i + k], self._up[:k], out=est[i : i + k])
+            e[0] += self.est  # est0 in the first term of the sum: one row, not a broadcast over k rows
             np.cumsum(e, axis=0, out=e)
-            e += self.est
             e *= self._down[:k]
             self.est = e[-1].copy()
             i += k

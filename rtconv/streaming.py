@@ -26,6 +26,7 @@ import threading
 import numpy as np
 import torch
 
+from .audio import all_finite
 from .cells import Context, LayerPlan, plan_conv, plan_direct, register_cell
 from .errors import BlockError, ConfigError
 from .models import Model
@@ -223,7 +224,7 @@ class Streamer:
             )
         if block.dtype != self.dtype:
             block = block.astype(self.dtype)
-        if not np.isfinite(block).all():
+        if not all_finite(block):
             bad = ~np.isfinite(block)
             self.nonfinite_samples += int(bad.sum())
             block = np.where(bad, 0, block).astype(self.dtype)

@@ -246,6 +246,24 @@ def test_zero_nonfinite_silences_and_counts_nan_and_inf_and_passes_finite_audio_
         assert out is bad
 
 
+def test_all_finite_finds_nan_and_inf_anywhere_and_passes_huge_finite_samples():
+    from rtconv.audio import all_finite
+
+    for dtype in (np.float32, np.float64):
+        x = _noise(257, 2).astype(dtype)
+        assert all_finite(x) and all_finite(x[::3]) and all_finite(x[:0])
+        for bad in (np.nan, np.inf, -np.inf):
+            for where in ((0, 0), (128, 1), (-1, -1)):
+                y = x.copy()
+                y[where] = bad
+                assert not all_finite(y) and not all_finite(y.T)
+        huge = np.full((4, 1), np.finfo(dtype).max / 2, dtype)  # its sum of squares overflows: checked sample by sample
+        assert all_finite(huge)
+        huge[2] = np.nan
+        assert not all_finite(huge)
+    assert all_finite(np.array([[32767, -32768]], np.int16))  # integers are always finite
+
+
 def test_process_array_silences_nan_and_inf_like_a_file(tmp_path):
     x = _noise(1000, 2)
     x[10, 0], x[500, 1], x[501, 1] = np.nan, np.inf, -np.inf

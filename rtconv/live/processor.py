@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import zero_nonfinite
+from ..audio import all_finite, zero_nonfinite
 from ..errors import CheckpointError, ConfigError, RtconvError
 from ..models import Model
 from .chain import ModelChain, apply_switches, model_switches
@@ -215,7 +215,7 @@ class LiveProcessor:
     def _run(self, chain: ModelChain, x: np.ndarray, out: np.ndarray) -> bool:
         try:
             chain.process(x, out)
-            if np.isfinite(out).all():
+            if all_finite(out):
                 return True
             self.last_error = "the model produced NaN or Inf"
         except Exception as e:  # the audio thread must never die of a model
