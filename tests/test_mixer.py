@@ -68,3 +68,34 @@ def test_the_limiter_holds_the_ceiling_and_counts_the_frames_it_turned_down():
     m.limiter = False
     z = np.full((16, 2), 2.0, np.float32)
     assert m.limit(z) == 0 and np.all(z == 2.0)
+
+
+def test_steady_controls_give_exactly_dry_in_bypass_exactly_wet_at_full_mix_and_the_ramps_arithmetic_otherwise():
+    rng = np.random.default_rng(3)
+    wet, dry = (rng.standard_normal((128, 2)) * 0.3).astype(np.float32), (rng.standard_normal((128, 2)) * 0.3).astype(np.float32)
+    m, out = Mixer(RATE, 2), np.zeros((128, 2), np.float32)
+    m.mix(wet, dry, out)
+    np.testing.assert_array_equal(out, wet)  # the defaults: the model's output, bit for bit
+    m.wet, m.gain_db = 0.3, -4.0
+    m.mix(wet, dry, out)  # the ramp's block
+    m.mix(wet, dry, out)
+    mix, gain = np.float32(0.3), np.float32(10 ** (-4 / 20))
+    np.testing.assert_array_equal(out, (dry + mix * (wet - dry)) * gain)
+    m.bypass = True
+    m.mix(wet, dry, out)
+    m.mix(wet, dry, out)
+    np.testing.assert_array_equal(out, dry)
+    m.bypass, m.wet, m.gain_db = False, 1.0, 0.0
+    m.mix(wet, dry, out)  # ramps out of bypass: neither dry nor wet yet
+    assert not np.array_equal(out, wet) and not np.array_equal(out, dry)
+    m.mix(wet, dry, out)
+    np.testing.assert_array_equal(out, wet)
+
+
+def test_the_limiter_leaves_a_block_under_its_ceiling_alone_but_still_recovers_after_one_over_it():
+    m = Mixer(RATE, 1)
+    quiet = np.full((64, 1), 0.5, np.float32)
+    assert m.limit(quiet) == 0 and np.all(quiet == 0.5)
+    assert m.limit(np.full((64, 1), 2.0, np.float32)) == 64
+    after = np.full((64, 1), 0.5, np.float32)  # under the ceiling, but the gain is still coming back
+    assert m.limit(after) == 0 and after[0, 0] < 0.5 and np.all(np.diff(after[:, 0]) >= 0)

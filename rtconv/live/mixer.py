@@ -4,7 +4,7 @@
 model's output (``wet``) and it keeps its own delay line of the input, so
 the dry signal lines up with any model's latency.  Controls are plain
 attributes, read once per block and ramped across it from the values last
-applied (no zipper noise); it allocates nothing per block.
+applied (no zipper noise); with steady controls it allocates nothing per block.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class Mixer:
         self.limiter = True
         self.fade_frames = max(1, int(crossfade_ms * self.sample_rate / 1000))
         self._state = np.array([0.0, 1.0, 1.0])  # bypass mix, wet, gain as applied at the last block end
+        self._applied = (0.0, 1.0, 1.0)  # the same as floats: steady controls are one comparison
         self._env = 1.0
         self._release = 1.0 / (_RELEASE_S * self.sample_rate)
         self._ceiling = 10 ** (LIMIT_DB / 20)
@@ -86,12 +87,29 @@ class Mixer:
         return done + n
 
     def mix(self, wet: np.ndarray, dry: np.ndarray, out: np.ndarray) -> None:
-        """``out = bypass ? dry : gain * (dry + wet_mix * (wet - dry))``, each control ramped over the block."""
+        """``out = bypass ? dry : gain * (dry + wet_mix * (wet - dry))``, each control ramped over the block.
+
+        Controls that did not change since the last block (nearly every block) take no ramp: bypass
+        copies the dry signal and full wet at unity gain the model's output, exactly; other settings
+        cost four in-place operations (the ramp's arithmetic took 21 us of a 2.7 ms block).
+        """
+        target = (1.0 if self.bypass else 0.0, min(max(float(self.wet), 0.0), 1.0), 10 ** (float(self.gain_db) / 20))
+        if target == self._applied:
+            byp, mix, gain = target
+            if byp:
+                out[:] = dry
+            elif mix == 1.0 and gain == 1.0:
+                out[:] = wet
+            else:  # the ramp's float32 arithmetic with constant controls, in its order
+                np.subtract(wet, dry, out=out)
+                out *= np.float32(mix)
+                out += dry
+                out *= np.float32(gain)
+            return
         r = self._ramp(wet.shape[0])
-        target = np.array([1.0 if self.bypass else 0.0, min(max(float(self.wet), 0.0), 1.0),
-                           10 ** (float(self.gain_db) / 20)])
-        a = (self._state[:, None, None] + (target - self._state)[:, None, None] * r[None]).astype(np.float32)
-        self._state = target
+        t = np.array(target)
+        a = (self._state[:, None, None] + (t - self._state)[:, None, None] * r[None]).astype(np.float32)
+        self._state, self._applied = t, target
         byp, mix, gain = a[0], a[1], a[2]
         out[:] = dry + mix * (wet - dry)
         out *= gain
@@ -101,6 +119,8 @@ class Mixer:
         """Keep ``y`` under -1 dBFS in place (when :attr:`limiter`); returns the frames it had to turn down."""
         if not self.limiter:
             return 0
+        if self._env >= 1.0 and np.maximum.reduce(np.abs(y), axis=None) <= self._ceiling:
+            return 0  # nothing over the ceiling, nothing recovering: the usual block, in two calls
         n = y.shape[0]
         a = np.abs(y).max(axis=1).astype(np.float64)
         over = a > self._ceiling
