@@ -507,3 +507,47 @@ def test_device_latency_reaches_the_settings_and_is_low_by_default():
     assert settings().device_latency == "low"
     assert settings("--device-latency", "high").device_latency == "high"
     assert settings("--device-latency", "0.05").device_latency == 0.05
+
+
+@pytest.mark.parametrize("channels", [1, 2, 6])
+@pytest.mark.parametrize("block", [1, 7, 128])
+def test_meters_follow_their_peak_fall_and_mean_square_time_constant_at_any_block_size(channels, block):
+    from rtconv.live import Monitor
+
+    rate, n = 8000, 2000
+    rng = np.random.default_rng(channels)
+    x = (rng.standard_normal((n, channels)) * np.linspace(0.2, 0.01, n)[:, None]).astype(np.float32)
+    out = x * 0.25
+    mon = Monitor(rate, channels)
+    for i in range(0, n, block):
+        mon.update(x[i : i + block], out[i : i + block], 0, 1e-4)
+    # the meters' definitions in float64, block by block
+    peak, ms = np.zeros((2, channels)), np.zeros((2, channels))
+    for i in range(0, n, block):
+        k = len(x[i : i + block])
+        fall, step = 10 ** (-20 * k / rate / 20), 1 - np.exp(-k / rate / 0.3)
+        for j, a in enumerate((x[i : i + block], out[i : i + block])):
+            a = a.astype(np.float64)
+            peak[j] = np.maximum(np.abs(a).max(0), peak[j] * fall)
+            ms[j] += step * ((a * a).mean(0) - ms[j])
+    got = mon.meters()
+    np.testing.assert_allclose(got["in_peak_db"], 20 * np.log10(peak[0]), atol=1e-4)
+    np.testing.assert_allclose(got["out_peak_db"], 20 * np.log10(peak[1]), atol=1e-4)
+    np.testing.assert_allclose(got["in_rms_db"], 10 * np.log10(ms[0]), atol=1e-3)
+    np.testing.assert_allclose(got["out_rms_db"], 10 * np.log10(ms[1]), atol=1e-3)
+    assert not got["in_clip"]
+
+
+def test_nan_and_inf_input_samples_count_as_silence_in_the_meters_and_full_scale_ones_as_clips():
+    from rtconv.live import Monitor
+
+    mon = Monitor(RATE, 2)
+    x = np.full((128, 2), 0.1, np.float32)
+    x[3, 0], x[4, 1], x[5, 1] = np.nan, np.inf, 1.0
+    mon.update(x, np.zeros_like(x), 0, 1e-4)
+    m = mon.meters()
+    assert all(np.isfinite(v) for key in ("in_peak_db", "in_rms_db") for v in m[key])
+    assert m["in_peak_db"][1] == pytest.approx(0.0) and m["in_peak_db"][0] == pytest.approx(-20.0, abs=1e-4)
+    assert m["in_clip"] and int(mon._clips[0]) == 2  # the 1.0 and the inf: the samples at full scale or over
+    mon.update(np.full((128, 2), 0.1, np.float32), np.zeros((128, 2), np.float32), 0, 1e-4)
+    assert all(np.isfinite(v) for v in mon.meters()["in_rms_db"])  # no NaN left behind in the state
