@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .audio import all_finite
-from .cells import Context, LayerPlan, plan_conv, plan_direct, register_cell
+from .cells import Context, LayerPlan, numpy_root, plan_conv, plan_direct, register_cell
 from .errors import BlockError, ConfigError
 from .models import Model
 
@@ -124,6 +124,12 @@ class Streamer:
         How each layer streams, in signal-flow order: its path in the model,
         type, algorithm (``kind``), FFT partition, latency and receptive
         field (``engine="torch"`` only; empty for ``"onnx"``).
+    path : str
+        What a block travels through: ``"numpy"`` for a model that is one
+        framed layer whose frame network runs row-major (the denoiser, the
+        VAD: no torch call per block, which after another program ran costs
+        more than the arithmetic), ``"torch"`` for the engine's other cells,
+        ``"onnx"`` for that engine.
     nonfinite_samples : int
         Input samples replaced by 0 so far.
 
@@ -181,6 +187,7 @@ class Streamer:
 
             self._onnx = OnnxEngine(model, channels, max(1, int(block_size)), self._threads)
             self.plan = ()
+            self.path = "onnx"
             return
         if engine != "torch":
             raise ConfigError(f"engine must be 'torch' or 'onnx', got {engine!r}.")
@@ -189,6 +196,9 @@ class Streamer:
         with torch.no_grad():
             self._cell = ctx.compile(model.body)
         self.plan = tuple(ctx.plan)
+        # a model that is one row-major framed layer (the denoiser, the VAD) streams without torch
+        self._np_cell = numpy_root(self._cell)
+        self.path = "numpy" if self._np_cell is not None else "torch"
 
     def buffers(self) -> list:
         """The arrays (NumPy or torch) that hold the stream's state, for inspection.
@@ -243,12 +253,15 @@ class Streamer:
             self._t += n
             return self._onnx.process(block)
         # layout changes on the NumPy side: ~3 us cheaper per block than torch views
-        x = torch.from_numpy(block.T.reshape(self._batch, -1, n))
-        y = self._cell.process(x)
+        x = block.T.reshape(self._batch, -1, n)
+        if self._np_cell is not None:
+            y = self._np_cell.process_np(x)
+        else:
+            y = self._cell.process(torch.from_numpy(x)).numpy()
         self._t += n
         # always a fresh array: a cell may return a view of its own buffers,
         # which the next block overwrites
-        return np.array(y.numpy().reshape(self.out_channels, n).T, order="C", copy=True)
+        return np.array(y.reshape(self.out_channels, n).T, order="C", copy=True)
 
     def flush(self) -> np.ndarray:
         """End the signal: return the last :attr:`latency` output frames, then reset.

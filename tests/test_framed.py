@@ -102,6 +102,31 @@ def test_a_deep_filter_streams_exactly_in_float64_carrying_its_past_frames(rowma
     _assert_exact(model, x, [7, 1, 30, 0, 3, 200])
 
 
+@pytest.mark.parametrize("channels", [1, 2])
+def test_a_model_that_is_one_framed_layer_streams_on_numpy_alone_with_the_same_output_bit_for_bit(channels):
+    torch.manual_seed(9)
+    model = _Net(12, 12, 4, deep_filter=(2, 3, 1), phase_bins=2)
+    wrapped = _Net(12, 12, 4, deep_filter=(2, 3, 1), phase_bins=2)
+    wrapped.load_state_dict(model.state_dict())
+    wrapped.body.append(Activation("identity"))  # a second layer: the stream passes torch tensors between cells
+    x = np.random.default_rng(4).standard_normal((700, channels)).astype(np.float32)
+    a, b = Streamer(model, channels=channels), Streamer(wrapped, channels=channels)
+    assert (a.path, b.path) == ("numpy", "torch")
+    for sizes in ([1, 7, 128, 3], [128], [700]):
+        ya = np.concatenate([a.process(x[i : i + n]) for i, n in _blocks(len(x), sizes)] + [a.flush()])
+        yb = np.concatenate([b.process(x[i : i + n]) for i, n in _blocks(len(x), sizes)] + [b.flush()])
+        np.testing.assert_array_equal(ya, yb)  # and every block a fresh array: none was overwritten by the next
+        assert ya.shape == (700 + a.latency, channels)
+
+
+def _blocks(total, sizes):
+    i, k = 0, 0
+    while i < total:
+        n = min(sizes[k % len(sizes)], total - i)
+        yield i, n
+        i, k = i + n, k + 1
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.complex64])
 def test_tap_views_are_the_taps_every_frame_reads(dtype):
     from rtconv.cells.rows import TapIndex

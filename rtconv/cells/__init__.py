@@ -19,6 +19,6 @@ compiler reads them, it does not recompute them.
 
 from .base import Cell, Context, LayerPlan, register_cell
 from .conv import plan_conv, plan_direct
-from . import frames as _frames  # noqa: F401  registers the frame-rate layers' cells
+from .frames import numpy_root  # also registers the frame-rate layers' cells
 
-__all__ = ["Cell", "Context", "LayerPlan", "register_cell", "plan_conv", "plan_direct"]
+__all__ = ["Cell", "Context", "LayerPlan", "register_cell", "plan_conv", "plan_direct", "numpy_root"]

@@ -24,7 +24,7 @@ from .base import Cell, Context, _Sequence, register_cell
 from .history import History
 from .rows import GateCell, RowBias, RowGRU, RowMaskGate, RowPairPower, row_product
 
-__all__: list[str] = []
+__all__ = ["numpy_root"]
 
 
 class _PairPower(Cell):
@@ -227,36 +227,71 @@ class _FramedCell(Cell):
         for i in range(self.r):  # hop i of every frame's window lands i hops later
             acc[..., s0 + i * H : s0 + (i + m) * H] += v[:, :, :, i].transpose(1, 2, 0, 3).reshape(B, self.G, m * H)
 
-    def process(self, x: torch.Tensor) -> torch.Tensor:
-        n, t0, H, L = x.shape[-1], self.t, self.H, self.L
+    def _advance(self, n: int) -> None:
+        """Make room for ``n`` more output samples after ``pos``."""
         if n > self.room:
             self._alloc(max(n, 2 * self.room))
         elif self.pos + n > self.room:  # full: move the pending tail to the front (amortised)
             # in NumPy on the same memory: a live stream calls torch nowhere else per block, and this one
             # torch call every 4096 samples, cold, took 95 us of a 2.7 ms block (a 128-sample block's p99)
+            L = self.L
             tail = self.buf_np[..., self.pos : self.pos + L]
             self.buf_np[..., :L] = tail.copy() if self.pos < L else tail
             self.buf_np[..., L:] = 0
             self.pos = 0
+
+    def _frames(self, n: int) -> tuple[int, int]:
+        """The frames that complete in the next ``n`` samples and where the first one's window starts."""
+        t0, H = self.t, self.H
         before = t0 // H
-        m = (t0 + n) // H - before
         # index i of the history is absolute sample t0 - (We-1) + i; of acc, output position t0 - L + i;
         # the first new frame's window starts at index s0 of both
-        s0 = (before + 1) * H - t0 - 1
-        if self.rowmajor:
-            buf = self.hist.push_np(x.numpy())
-            if m:
-                self._overlap_add_rows(buf, self.buf_np[..., self.pos :], s0, m)
-        else:
-            buf = self.hist.push(x)
-            if m:
-                self._overlap_add(buf, self.buf[..., self.pos :], s0, m)
-        out = torch.from_numpy(self.buf_np[..., self.pos : self.pos + n].copy())  # fresh: callers may keep or modify it
+        return (t0 + n) // H - before, (before + 1) * H - t0 - 1
+
+    def _taken(self, n: int) -> np.ndarray:
+        """The next ``n`` output samples: a view of the buffer, zero before the signal's start."""
+        out = self.buf_np[..., self.pos : self.pos + n]
+        if self.t < self.L:  # output positions before the signal's start (never read again: pos moves past)
+            out[..., : min(n, self.L - self.t)] = 0
         self.pos += n
-        if t0 < L:  # output positions before the signal's start
-            out[..., : min(n, L - t0)] = 0
-        self.t = t0 + n
+        self.t += n
         return out
+
+    def process_np(self, x: np.ndarray) -> np.ndarray:
+        """Row-major layers only: :meth:`process` on NumPy ``(B, F, n)``, with no torch call at all; the
+        result is a view of the output buffer, valid until the next call (copy it).
+
+        A stream whose whole model is this layer (the denoiser, the VAD) runs through here: the four
+        torch conversions of a block cost 3-4 us in a hot loop but 25-50 us when a block finds the CPU's
+        caches cold (``torch.from_numpy`` 16.5 us, ``.numpy()`` 8.3 us after another program ran), as a
+        live callback does between its periods.
+        """
+        n = x.shape[-1]
+        self._advance(n)
+        m, s0 = self._frames(n)
+        buf = self.hist.push_np(x)
+        if m:
+            self._overlap_add_rows(buf, self.buf_np[..., self.pos :], s0, m)
+        return self._taken(n)
+
+    def process(self, x: torch.Tensor) -> torch.Tensor:
+        if self.rowmajor:  # a fresh tensor: callers may keep or modify it
+            return torch.from_numpy(self.process_np(x.numpy()).copy())
+        n = x.shape[-1]
+        self._advance(n)
+        m, s0 = self._frames(n)
+        buf = self.hist.push(x)
+        if m:
+            self._overlap_add(buf, self.buf[..., self.pos :], s0, m)
+        return torch.from_numpy(self._taken(n).copy())
+
+
+def numpy_root(cell: Cell) -> _FramedCell | None:
+    """The row-major framed cell a compiled model consists of (alone, or alone in a sequence), which a
+    stream can run on NumPy arrays from end to end (:meth:`_FramedCell.process_np`); else None."""
+    if type(cell) is _Sequence and len(cell.cells) == 1:
+        cell = cell.cells[0]
+    return cell if isinstance(cell, _FramedCell) and cell.rowmajor else None
 
 
 def _build_framed(module: Framed, ctx: Context) -> Cell | None:
