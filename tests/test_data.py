@@ -888,7 +888,7 @@ def test_the_goals_say_which_are_met():
     assert "| goal | measured | met |" in scoring.format_goals(rows)
 
 
-def test_bench_timing_runs_both_engines_and_rnnoise_on_the_same_blocks_then_the_live_chain_alone(monkeypatch):
+def test_bench_timing_runs_both_engines_and_rnnoise_on_the_same_blocks_then_the_live_chain_alone_and_paced(monkeypatch):
     from rtconv import Streamer
     from rtconv.bench import denoise
     from rtconv.dcblock import DCBlocker
@@ -909,17 +909,18 @@ def test_bench_timing_runs_both_engines_and_rnnoise_on_the_same_blocks_then_the_
     assert set(tm["engines"]) == {"torch", "onnx"} and not tm["skipped"]
     # 20 warm-up blocks each, then the same 187 blocks (0.5 s) through both engines
     n = 20 + 24000 // 128
-    assert len(seen["onnx"]) == n and len(seen["torch"]) == 2 * n  # the torch engine again, alone
+    assert len(seen["onnx"]) == n and len(seen["torch"]) == 3 * n  # the torch engine again, alone, then paced
     for a, b in zip(seen["torch"][:n], seen["onnx"]):
         np.testing.assert_array_equal(a, b)
     assert tm["rtf"] == tm["engines"]["torch"]["rtf"] > 0 and tm["engines"]["onnx"]["p99_ms"] > 0
     assert tm["rnnoise_rtf"] > 0  # 46 frames of 480 samples fill within the 187 blocks
     assert 0 < tm["dc_block_rtf"] < tm["rtf"] and tm["dc_block_median_us"] > 0  # timed in the same loop
     # alone, the live chain: the same blocks, DC-blocked from the first one on, then the torch engine
-    alone = np.concatenate(seen["torch"][n + 20 :])
-    np.testing.assert_allclose(alone, DCBlocker(48000, 1).process(np.concatenate(seen["onnx"][20:])), atol=1e-7)
-    assert tm["alone"]["rtf"] > 0 and tm["alone"]["p99_ms"] > 0 and tm["alone"]["rnnoise_rtf"] > 0
-    assert tm["rnnoise_block_p99_ms"] > 0 and tm["alone"]["rnnoise_block_p99_ms"] > 0
+    blocked = DCBlocker(48000, 1).process(np.concatenate(seen["onnx"][20:]))
+    for k, part in (("alone", seen["torch"][n + 20 : 2 * n]), ("paced", seen["torch"][2 * n + 20 :])):
+        np.testing.assert_allclose(np.concatenate(part), blocked, atol=1e-7)
+        assert tm[k]["rtf"] > 0 and tm[k]["p99_ms"] > 0 and tm[k]["rnnoise_rtf"] > 0 and tm[k]["rnnoise_block_p99_ms"] > 0
+    assert tm["rnnoise_block_p99_ms"] > 0
 
 
 def test_rnnoise_s_time_per_block_falls_in_the_block_that_completes_each_frame():
@@ -961,6 +962,10 @@ def test_the_speed_goals_name_the_engine_that_meets_them():
                                                 "RTF 0.250, p99 38% of the block, RNNoise RTF 0.050")
     tm["alone"]["rnnoise_block_p99_ms"] = 1.6  # RNNoise's frames as a stream of these blocks meets them
     assert _speed_goals(M(), tm)[1][1].endswith("RNNoise RTF 0.050, p99 60% of the block")
+    tm["paced"] = {"rtf": 0.4, "p99_ms": 1.2, "rnnoise_rtf": 0.1, "rnnoise_block_p99_ms": 2.0}  # also beside
+    assert _speed_goals(M(), tm)[1][1].endswith("p99 60% of the block; paced as a live callback: chain RTF 0.400, "
+                                                "p99 45% of the block, RNNoise RTF 0.100, p99 75% of the block")
+    assert _speed_goals(M(), tm)[1][2] is True
     tm["engines"] = {"torch": slow, "onnx": {"rtf": 0.2, "p99_ms": 1.0}}  # p99 over 30 % of 2.67 ms
     assert _speed_goals(M(), tm)[1][2] is False
 
