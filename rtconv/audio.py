@@ -133,10 +133,11 @@ def all_finite(x: np.ndarray) -> bool:
 
     One BLAS dot product of the samples with themselves, which NaN or ±Inf make non-finite:
     1.7 us for a 128-sample block here against 4.2 for ``np.isfinite(x).all()``.  A sum of squares
-    that overflows (samples beyond ~1e18) is checked sample by sample.  Integer arrays are always finite.
+    that overflows (samples beyond ~1e18) is checked sample by sample.  Integer arrays are always finite;
+    complex ones are checked sample by sample.
     """
     if x.dtype.kind != "f":
-        return True
+        return x.dtype.kind != "c" or bool(np.isfinite(x).all())
     return _math.isfinite(np.vdot(x, x)) or bool(np.isfinite(x).all())
 
 

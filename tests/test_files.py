@@ -262,6 +262,7 @@ def test_all_finite_finds_nan_and_inf_anywhere_and_passes_huge_finite_samples():
         huge[2] = np.nan
         assert not all_finite(huge)
     assert all_finite(np.array([[32767, -32768]], np.int16))  # integers are always finite
+    assert all_finite(np.array([1 + 2j, 3j], np.complex64)) and not all_finite(np.array([1, complex(np.nan, 0)]))
 
 
 def test_process_array_silences_nan_and_inf_like_a_file(tmp_path):

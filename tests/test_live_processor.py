@@ -538,7 +538,7 @@ def test_meters_follow_their_peak_fall_and_mean_square_time_constant_at_any_bloc
     assert not got["in_clip"]
 
 
-def test_nan_and_inf_input_samples_count_as_silence_in_the_meters_and_full_scale_ones_as_clips():
+def test_nan_and_inf_input_samples_count_as_silence_in_the_meters_and_only_finite_full_scale_ones_as_clips():
     from rtconv.live import Monitor
 
     mon = Monitor(RATE, 2)
@@ -548,6 +548,9 @@ def test_nan_and_inf_input_samples_count_as_silence_in_the_meters_and_full_scale
     m = mon.meters()
     assert all(np.isfinite(v) for key in ("in_peak_db", "in_rms_db") for v in m[key])
     assert m["in_peak_db"][1] == pytest.approx(0.0) and m["in_peak_db"][0] == pytest.approx(-20.0, abs=1e-4)
-    assert m["in_clip"] and int(mon._clips[0]) == 2  # the 1.0 and the inf: the samples at full scale or over
+    assert m["in_clip"] and int(mon._clips[0]) == 1  # the 1.0; the inf is silence, not a clip
+    x[5, 1] = 0.1
+    mon.update(x, np.zeros_like(x), 0, 1e-4)
+    assert not mon.meters()["in_clip"]  # an Inf alone does not clip
     mon.update(np.full((128, 2), 0.1, np.float32), np.zeros((128, 2), np.float32), 0, 1e-4)
     assert all(np.isfinite(v) for v in mon.meters()["in_rms_db"])  # no NaN left behind in the state

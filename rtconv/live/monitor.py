@@ -93,8 +93,9 @@ class Monitor:
                               [h + k * (e / n - h) for e, h in zip(ein, m[1])],
                               [max(p, h * fall) for p, h in zip(pout, m[2])],
                               [h + k * (e / n - h) for e, h in zip(eout, m[3])])
-            if max(pin) >= 0.999:
-                self._clips[0] += int(np.count_nonzero(np.abs(x) >= 0.999))
+            if max(pin) >= 0.999:  # full scale among the finite samples (NaN and Inf count as silence)
+                a = np.abs(x)
+                self._clips[0] += int(np.count_nonzero((a >= 0.999) & (a < np.inf)))
             self.display.write(x, out)
         self._clips[1] += limited
         self.time_block(n, seconds)
