@@ -75,6 +75,22 @@ def test_attack_and_release_are_time_constants():
     assert down[-1] < 1e-5  # -inf floor: on its way to silence
 
 
+def test_the_smoother_takes_its_target_exactly_within_120_db_and_then_stays_there_at_any_block_size():
+    from rtconv.live.gate import SNAP
+
+    p = np.r_[np.full(SR // 2, 0.9), np.full(3 * SR, 0.0)].astype(np.float32)  # speech, then 3 s of pause
+    whole = _gains(Gate(SR, hold=0.0, release=0.08), p)
+    split = _gains(Gate(SR, hold=0.0, release=0.08), p, list(range(128, len(p), 128)))
+    np.testing.assert_allclose(whole, split, rtol=0, atol=1e-12)  # the path's rounding differs by the split
+    assert np.argmax(whole == 0.0) == np.argmax(split == 0.0)  # the sample that takes the target does not
+    closed = whole[SR // 2 :]
+    tau = round(0.08 * SR)
+    first = int(np.argmax(closed == 0.0))
+    assert closed[first - 1] > SNAP >= closed[first - 1] * np.exp(-1 / tau) and np.all(closed[first:] == 0.0)
+    assert first == pytest.approx(tau * np.log(1 / SNAP), rel=1e-3)  # 13.8 time constants: 1.1 s
+    assert np.all(closed[: first] >= 1e-300)  # never subnormal on the way
+
+
 def test_force_open_ramps_to_unity_and_counts_one_opening():
     g = _instant()
     out = np.zeros(100)

@@ -24,9 +24,15 @@ import math
 
 import numpy as np
 
+from ..audio import all_finite
 from .rings import DelayLine
 
 __all__ = ["Gate", "SpeechGate", "GATE_DEFAULTS"]
+
+#: The smoother takes its target exactly once within this of it (-120 dB): towards a -inf floor it would
+#: otherwise approach 0 for a minute, recomputing its path every block and passing through subnormal
+#: gains (slow arithmetic on some CPUs) before it underflowed.
+SNAP = 1e-6
 
 #: Default settings: the CLI's and the GUI's.
 GATE_DEFAULTS = {"threshold": 0.5, "hysteresis": 0.15, "hold": 0.25, "attack": 0.005, "release": 0.08,
@@ -86,6 +92,8 @@ class Gate:
         p = self._pow[:n]
         np.power(1.0 - c, self._k[:n], out=p)
         out[:] = target + (g0 - target) * p
+        if abs(out[-1] - target) <= SNAP:  # arrived: the samples within SNAP of the target take it exactly
+            np.copyto(out, target, where=np.abs(out - target) <= SNAP)
         self.gain = float(out[-1])
 
     def gains(self, probability: np.ndarray, out: np.ndarray, force_open: bool = False) -> None:
@@ -243,7 +251,7 @@ class SpeechGate:
             np.copyto(mono, x)
         try:
             self.vad.process(mono, prob)
-            ok = bool(np.isfinite(prob).all())
+            ok = all_finite(prob)
         except Exception as e:  # the audio thread must never die of a model
             self.last_error = f"VAD: {type(e).__name__}: {e}"
             ok = False
