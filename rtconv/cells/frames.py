@@ -240,23 +240,6 @@ class _FramedCell(Cell):
             self.buf_np[..., L:] = 0
             self.pos = 0
 
-    def _frames(self, n: int) -> tuple[int, int]:
-        """The frames that complete in the next ``n`` samples and where the first one's window starts."""
-        t0, H = self.t, self.H
-        before = t0 // H
-        # index i of the history is absolute sample t0 - (We-1) + i; of acc, output position t0 - L + i;
-        # the first new frame's window starts at index s0 of both
-        return (t0 + n) // H - before, (before + 1) * H - t0 - 1
-
-    def _taken(self, n: int) -> np.ndarray:
-        """The next ``n`` output samples: a view of the buffer, zero before the signal's start."""
-        out = self.buf_np[..., self.pos : self.pos + n]
-        if self.t < self.L:  # output positions before the signal's start (never read again: pos moves past)
-            out[..., : min(n, self.L - self.t)] = 0
-        self.pos += n
-        self.t += n
-        return out
-
     def process_np(self, x: np.ndarray) -> np.ndarray:
         """Row-major layers only: :meth:`process` on NumPy ``(B, F, n)``, with no torch call at all; the
         result is a view of the output buffer, valid until the next call (copy it).
@@ -266,24 +249,35 @@ class _FramedCell(Cell):
         caches cold (``torch.from_numpy`` 16.5 us, ``.numpy()`` 8.3 us after another program ran), as a
         live callback does between its periods.
         """
-        n = x.shape[-1]
-        self._advance(n)
-        m, s0 = self._frames(n)
-        buf = self.hist.push_np(x)
-        if m:
-            self._overlap_add_rows(buf, self.buf_np[..., self.pos :], s0, m)
-        return self._taken(n)
+        return self._step(x)
 
     def process(self, x: torch.Tensor) -> torch.Tensor:
-        if self.rowmajor:  # a fresh tensor: callers may keep or modify it
-            return torch.from_numpy(self.process_np(x.numpy()).copy())
-        n = x.shape[-1]
+        # a fresh tensor: callers may keep or modify it
+        return torch.from_numpy(self._step(x.numpy() if self.rowmajor else x).copy())
+
+    def _step(self, x) -> np.ndarray:
+        """One block, NumPy for row-major layers and torch for column ones: a view of the next output."""
+        n, t0, H, L = x.shape[-1], self.t, self.H, self.L
         self._advance(n)
-        m, s0 = self._frames(n)
-        buf = self.hist.push(x)
-        if m:
-            self._overlap_add(buf, self.buf[..., self.pos :], s0, m)
-        return torch.from_numpy(self._taken(n).copy())
+        before = t0 // H
+        m = (t0 + n) // H - before
+        # index i of the history is absolute sample t0 - (We-1) + i; of acc, output position t0 - L + i;
+        # the first new frame's window starts at index s0 of both
+        s0 = (before + 1) * H - t0 - 1
+        if self.rowmajor:
+            buf = self.hist.push_np(x)
+            if m:
+                self._overlap_add_rows(buf, self.buf_np[..., self.pos :], s0, m)
+        else:
+            buf = self.hist.push(x)
+            if m:
+                self._overlap_add(buf, self.buf[..., self.pos :], s0, m)
+        out = self.buf_np[..., self.pos : self.pos + n]
+        if t0 < L:  # output positions before the signal's start (never read again: pos moves past)
+            out[..., : min(n, L - t0)] = 0
+        self.pos += n
+        self.t = t0 + n
+        return out
 
 
 def numpy_root(cell: Cell) -> _FramedCell | None:

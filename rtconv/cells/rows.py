@@ -101,7 +101,7 @@ class RowBias:
 
     def __init__(self, b: np.ndarray) -> None:
         self.b = np.array(b)  # a copy: the model's parameters may change later, the stream's do not
-        self._tiled = {R: np.ascontiguousarray(np.broadcast_to(b, (R, len(b)))) for R in range(1, self.ROWS + 1)}
+        self._tiled = {R: np.tile(self.b, (R, 1)) for R in range(1, self.ROWS + 1)}
 
     def add(self, y: np.ndarray) -> np.ndarray:
         """``y += b`` for ``(R, C)`` rows ``y``; returns ``y``."""

@@ -55,8 +55,7 @@ class Mixer:
         self.gain_db = 0.0
         self.limiter = True
         self.fade_frames = max(1, int(crossfade_ms * self.sample_rate / 1000))
-        self._state = np.array([0.0, 1.0, 1.0])  # bypass mix, wet, gain as applied at the last block end
-        self._applied = (0.0, 1.0, 1.0)  # the same as floats: steady controls are one comparison
+        self._applied = (0.0, 1.0, 1.0)  # bypass mix, wet, gain as applied at the last block end
         self._env = 1.0
         self._release = 1.0 / (_RELEASE_S * self.sample_rate)
         self._ceiling = 10 ** (LIMIT_DB / 20)
@@ -107,9 +106,9 @@ class Mixer:
                 out *= np.float32(gain)
             return
         r = self._ramp(wet.shape[0])
-        t = np.array(target)
-        a = (self._state[:, None, None] + (t - self._state)[:, None, None] * r[None]).astype(np.float32)
-        self._state, self._applied = t, target
+        s, t = np.array(self._applied), np.array(target)
+        a = (s[:, None, None] + (t - s)[:, None, None] * r[None]).astype(np.float32)
+        self._applied = target
         byp, mix, gain = a[0], a[1], a[2]
         out[:] = dry + mix * (wet - dry)
         out *= gain

@@ -36,15 +36,18 @@ def _levels(a: np.ndarray) -> tuple[list[float], list[float]]:
     floats; NaN and ±Inf samples count as silence (a broken driver's block must not leave the meters
     at NaN for good).  Up to four channels one by one on 1-D views (3 us a channel; NumPy's reductions
     across the channel axis cost 6 us each for two), more at once."""
-    if not all_finite(a):
-        a = np.where(np.isfinite(a), a, 0)
     if a.shape[1] > 4:
+        a = a if all_finite(a) else np.where(np.isfinite(a), a, 0)
         return np.maximum.reduce(np.abs(a), axis=0).tolist(), np.einsum("ij,ij->j", a, a, dtype=np.float64).tolist()
     peaks, energies = [], []
     for c in range(a.shape[1]):
         v = a[:, c]
+        e = float(np.dot(v, v))  # also the finiteness check: NaN or Inf make it non-finite
+        if not math.isfinite(e):
+            v = np.where(np.isfinite(v), v, 0).astype(np.float64)
+            e = float(np.dot(v, v))
         peaks.append(float(np.maximum.reduce(np.abs(v))))
-        energies.append(float(np.dot(v, v)))
+        energies.append(e)
     return peaks, energies
 
 
