@@ -78,6 +78,24 @@ def _stft_mag(x: torch.Tensor, fft: int, hop: int, window: torch.Tensor) -> torc
     return _abs(spec).clamp_min(1e-7)
 
 
+def _spectrum(x: torch.Tensor, fft: int, hop: int, window: torch.Tensor, pad_mode: str) -> torch.Tensor:
+    """The STFT of every signal of ``x`` as a real tensor ``(signals, frames, bins, 2)``.
+
+    ``torch.stft`` stores its output frame by frame; read in that order (a transposed view, no
+    copy) the elementwise work of the spectral terms walks contiguous memory, 1.5-2x faster on a
+    CPU than in the ``(bins, frames)`` order it reports."""
+    spec = torch.stft(x.reshape(-1, x.shape[-1]), fft, hop, fft, window, return_complex=True,
+                      center=True, pad_mode=pad_mode)
+    return torch.view_as_real(spec.transpose(-1, -2))
+
+
+def _fit(fft: int, hop: int, n: int) -> tuple[int, int]:
+    """``(fft, hop)`` halved until the window fits ``n`` samples."""
+    while fft > n and fft > 8:
+        fft, hop = fft // 2, max(1, hop // 2)
+    return fft, hop
+
+
 _RESOLUTIONS = ((512, 128), (1024, 256), (256, 64))
 
 
@@ -85,8 +103,7 @@ def _magnitudes(estimate: torch.Tensor, target: torch.Tensor, resolutions: Seque
     """STFT magnitude pairs ``(|E|, |T|)`` per ``(fft_size, hop)``; sizes longer than the signal are halved until they fit."""
     n = estimate.shape[-1]
     for fft, hop in resolutions:
-        while fft > n and fft > 8:
-            fft, hop = fft // 2, max(1, hop // 2)
+        fft, hop = _fit(fft, hop, n)
         window = torch.hann_window(fft, device=estimate.device, dtype=estimate.dtype)
         yield _stft_mag(estimate, fft, hop, window), _stft_mag(target, fft, hop, window)
 
@@ -108,8 +125,38 @@ def spectral_convergence(
     estimate: torch.Tensor, target: torch.Tensor, resolutions: Sequence[tuple[int, int]] = _RESOLUTIONS,
 ) -> torch.Tensor:
     """``||T| - |E||_F / ||T||_F`` of STFT magnitudes, averaged over resolutions."""
-    terms = [_convergence(e, t) for e, t in _magnitudes(estimate, target, resolutions)]
+    n = estimate.shape[-1]
+    terms = []
+    for fft, hop in resolutions:
+        fft, hop = _fit(fft, hop, n)
+        window = torch.hann_window(fft, device=estimate.device, dtype=estimate.dtype)
+        with torch.no_grad():
+            rt = _spectrum(target, fft, hop, window, "constant")
+        terms.append(_Convergence.apply(_spectrum(estimate, fft, hop, window, "constant"), rt))
     return sum(terms) / len(terms)
+
+
+class _Convergence(torch.autograd.Function):
+    """Spectral convergence of one resolution from real spectra ``(..., 2)``, with its gradient
+    written out (see :class:`_Compressed`).  Magnitudes as :func:`_abs` gives them, floored at
+    1e-7 (no gradient below the floor)."""
+
+    @staticmethod
+    def forward(ctx, re: torch.Tensor, rt: torch.Tensor) -> torch.Tensor:
+        s = _modulus(re)
+        d = _modulus(rt).clamp_min_(1e-7)
+        norm_t = torch.linalg.vector_norm(d).clamp_min(1e-7)
+        d.sub_(s.clamp_min(1e-7))  # |T| - |E|
+        norm_d = torch.linalg.vector_norm(d)
+        ctx.save_for_backward(re, s, d, norm_d, norm_t)
+        return norm_d / norm_t
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        re, s, d, norm_d, norm_t = ctx.saved_tensors
+        # d/dE of ||d|| / ||T||: -d / (||d|| ||T||) times d|E|/dE = E / |E| (zero where |E| is floored)
+        coef = (d * (-grad / (norm_t * norm_d.clamp_min(1e-30)))).div_(s).masked_fill_(s < 1e-7, 0.0)
+        return _planes_times(re, coef), None
 
 
 def si_sdr_loss(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -141,19 +188,82 @@ def compressed_spectral(
     n = e.shape[-1]
     terms = []
     for fft, hop in resolutions:
-        while fft > n and fft > 8:
-            fft, hop = fft // 2, max(1, hop // 2)
+        fft, hop = _fit(fft, hop, n)
         window = torch.hann_window(fft, device=e.device, dtype=e.dtype)
-        E = torch.stft(e.reshape(-1, n), fft, hop, fft, window, return_complex=True)
-        T = torch.stft(t.reshape(-1, n), fft, hop, fft, window, return_complex=True)
-        ae, at = _abs(E), _abs(T)
-        me, mt = (ae + 1e-6).pow(power), (at + 1e-6).pow(power)
-        w = 1.0 + removed_speech_weight * (mt > me).to(me.dtype)
-        mag = (w * (me - mt).square()).mean()
-        ce = E * (ae + 1e-6).pow(power - 1.0)
-        ct = T * (at + 1e-6).pow(power - 1.0)
-        terms.append(mag + complex_weight * _power(ce - ct).mean())
+        with torch.no_grad():
+            rt = _spectrum(t, fft, hop, window, "reflect")
+        terms.append(_Compressed.apply(_spectrum(e, fft, hop, window, "reflect"), rt,
+                                       power, complex_weight, removed_speech_weight))
     return sum(terms) / len(terms)
+
+
+def _modulus(r: torch.Tensor) -> torch.Tensor:
+    """``|X|`` of real spectra ``r`` ``(..., 2)`` as :func:`_abs` gives it.  The real and imaginary
+    planes are read as two strided views: an operation over the pairs' last dimension of 2 runs
+    about four times slower on a CPU than one over a plane."""
+    re, im = r.unbind(-1)
+    return torch.addcmul(re * re, im, im).add_(1e-24).sqrt_()
+
+
+def _planes_times(r: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+    """``r * coef[..., None]`` for real spectra ``r`` ``(..., 2)``, plane by plane."""
+    out = torch.empty_like(r)
+    for i in range(2):
+        torch.mul(r[..., i], coef, out=out[..., i])
+    return out
+
+
+def _compress(r: torch.Tensor, power: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For real spectra ``r`` ``(..., 2)``: ``|X|`` (:func:`_modulus`), ``a = |X| + 1e-6`` and
+    ``f = a^(power-1)``; the compressed magnitude is ``f a``.  The power is taken as
+    ``exp((power - 1) log a)``: ``torch.pow`` with a fractional exponent costs five times as much."""
+    s = _modulus(r)
+    a = s + 1e-6
+    return s, a, torch.log(a).mul_(power - 1.0).exp_()
+
+
+class _Compressed(torch.autograd.Function):
+    """One resolution of :func:`compressed_spectral` from real spectra ``(..., 2)`` (the target's
+    without gradient), with its gradient written out: autograd kept some thirty full-size
+    temporaries of this chain, over the pairs' last dimension of 2 where a CPU is slowest, and
+    walked them all back, which made the loss cost twice the model's own forward and backward
+    pass.
+
+    With ``a = |E| + 1e-6``, ``m = a^c``, ``f = a^(c-1)``, ``D = E f - T f_T`` and ``N`` bins:
+    ``L = mean(w (m - m_T)^2) + k mean(|D|^2)``, so (``w`` is a step, constant almost everywhere)
+    ``dL/dE = 2/N [(w (m - m_T) c f + k (c-1) f (E.D) / a) / |E| E + k f D]``.
+    """
+
+    @staticmethod
+    def forward(ctx, re: torch.Tensor, rt: torch.Tensor, power: float, complex_weight: float,
+                removed_speech_weight: float) -> torch.Tensor:
+        s, a, f = _compress(re, power)
+        _, at, ft = _compress(rt, power)
+        dm = (f * a).sub_(ft * at)  # m - m_T
+        w = (dm < 0).to(dm.dtype).mul_(removed_speech_weight).add_(1.0)  # m_T > m: speech removed
+        wdm = w.mul_(dm)
+        mag = (wdm * dm).mean()
+        (er, ei), (tr, ti) = re.unbind(-1), rt.unbind(-1)
+        dr = (er * f).sub_(tr * ft)  # D = E f - T f_T, plane by plane
+        di = (ei * f).sub_(ti * ft)
+        cplx = torch.addcmul(dr * dr, di, di).mean()
+        ctx.save_for_backward(re, s, a, f, wdm, dr, di)
+        ctx.power, ctx.complex_weight = power, complex_weight
+        return mag + complex_weight * cplx
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        re, s, a, f, wdm, dr, di = ctx.saved_tensors
+        c, k = ctx.power, ctx.complex_weight
+        scale = grad * (2.0 / f.numel())
+        er, ei = re.unbind(-1)
+        ed = torch.addcmul(er * dr, ei, di)  # E.D
+        coef = ed.mul_(k * (c - 1.0)).div_(a).add_(wdm.mul(c)).mul_(f).div_(s).mul_(scale)
+        kf = f * (k * scale)
+        g = torch.empty_like(re)
+        torch.addcmul(er * coef, dr, kf, out=g[..., 0])
+        torch.addcmul(ei * coef, di, kf, out=g[..., 1])
+        return g, None, None, None, None
 
 
 def pause_residual(
