@@ -60,24 +60,6 @@ def mse(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(estimate, target)
 
 
-def _power(z: torch.Tensor) -> torch.Tensor:
-    """``|z|^2`` of a complex tensor as ``re^2 + im^2``: ``torch.abs`` divides by ``|z|`` in its
-    backward pass, which is NaN where ``z`` is subnormal (digital silence in a clip) and poisons
-    the whole training step."""
-    return torch.view_as_real(z).square().sum(-1)
-
-
-def _abs(z: torch.Tensor) -> torch.Tensor:
-    """``|z|`` with a finite gradient everywhere (see :func:`_power`); at most 1e-12 above ``torch.abs``."""
-    return _power(z).add(1e-24).sqrt()
-
-
-def _stft_mag(x: torch.Tensor, fft: int, hop: int, window: torch.Tensor) -> torch.Tensor:
-    spec = torch.stft(x.reshape(-1, x.shape[-1]), fft, hop, fft, window, return_complex=True,
-                      center=True, pad_mode="constant")
-    return _abs(spec).clamp_min(1e-7)
-
-
 def _spectrum(x: torch.Tensor, fft: int, hop: int, window: torch.Tensor, pad_mode: str) -> torch.Tensor:
     """The STFT of every signal of ``x`` as a real tensor ``(signals, frames, bins, 2)``.
 
@@ -87,6 +69,17 @@ def _spectrum(x: torch.Tensor, fft: int, hop: int, window: torch.Tensor, pad_mod
     spec = torch.stft(x.reshape(-1, x.shape[-1]), fft, hop, fft, window, return_complex=True,
                       center=True, pad_mode=pad_mode)
     return torch.view_as_real(spec.transpose(-1, -2))
+
+
+def _modulus(r: torch.Tensor) -> torch.Tensor:
+    """``|X|`` of real spectra ``r`` ``(..., 2)``, ``sqrt(re^2 + im^2 + 1e-24)``: a finite gradient
+    everywhere (``torch.abs`` of a complex tensor divides by ``|z|`` in its backward pass, NaN where
+    ``z`` is subnormal, as in a clip's digital silence, which poisons the whole training step) and at
+    most 1e-12 above ``torch.abs``.  The real and imaginary planes are read as two strided views:
+    an operation over the pairs' last dimension of 2 runs about four times slower on a CPU than one
+    over a plane."""
+    re, im = r.unbind(-1)
+    return torch.addcmul(re * re, im, im).add_(1e-24).sqrt_()
 
 
 def _fit(fft: int, hop: int, n: int) -> tuple[int, int]:
@@ -99,13 +92,16 @@ def _fit(fft: int, hop: int, n: int) -> tuple[int, int]:
 _RESOLUTIONS = ((512, 128), (1024, 256), (256, 64))
 
 
-def _magnitudes(estimate: torch.Tensor, target: torch.Tensor, resolutions: Sequence[tuple[int, int]]):
-    """STFT magnitude pairs ``(|E|, |T|)`` per ``(fft_size, hop)``; sizes longer than the signal are halved until they fit."""
+def _spectra(estimate: torch.Tensor, target: torch.Tensor, resolutions: Sequence[tuple[int, int]], pad_mode: str):
+    """Real spectra ``(E, T)`` (:func:`_spectrum`) per ``(fft_size, hop)``, the target's without
+    gradient; sizes longer than the signal are halved until they fit."""
     n = estimate.shape[-1]
     for fft, hop in resolutions:
         fft, hop = _fit(fft, hop, n)
         window = torch.hann_window(fft, device=estimate.device, dtype=estimate.dtype)
-        yield _stft_mag(estimate, fft, hop, window), _stft_mag(target, fft, hop, window)
+        with torch.no_grad():
+            rt = _spectrum(target, fft, hop, window, pad_mode)
+        yield _spectrum(estimate, fft, hop, window, pad_mode), rt
 
 
 def _convergence(e: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -116,8 +112,10 @@ def multi_resolution_stft(
     estimate: torch.Tensor, target: torch.Tensor, resolutions: Sequence[tuple[int, int]] = _RESOLUTIONS,
 ) -> torch.Tensor:
     """Spectral convergence + log-magnitude L1, averaged over STFT resolutions (``(fft_size, hop)`` pairs)."""
-    terms = [_convergence(e, t) + F.l1_loss(torch.log(e), torch.log(t))
-             for e, t in _magnitudes(estimate, target, resolutions)]
+    terms = []
+    for re, rt in _spectra(estimate, target, resolutions, "constant"):
+        e, t = _modulus(re).clamp_min(1e-7), _modulus(rt).clamp_min_(1e-7)
+        terms.append(_convergence(e, t) + F.l1_loss(torch.log(e), torch.log(t)))
     return sum(terms) / len(terms)
 
 
@@ -125,20 +123,13 @@ def spectral_convergence(
     estimate: torch.Tensor, target: torch.Tensor, resolutions: Sequence[tuple[int, int]] = _RESOLUTIONS,
 ) -> torch.Tensor:
     """``||T| - |E||_F / ||T||_F`` of STFT magnitudes, averaged over resolutions."""
-    n = estimate.shape[-1]
-    terms = []
-    for fft, hop in resolutions:
-        fft, hop = _fit(fft, hop, n)
-        window = torch.hann_window(fft, device=estimate.device, dtype=estimate.dtype)
-        with torch.no_grad():
-            rt = _spectrum(target, fft, hop, window, "constant")
-        terms.append(_Convergence.apply(_spectrum(estimate, fft, hop, window, "constant"), rt))
+    terms = [_Convergence.apply(re, rt) for re, rt in _spectra(estimate, target, resolutions, "constant")]
     return sum(terms) / len(terms)
 
 
 class _Convergence(torch.autograd.Function):
     """Spectral convergence of one resolution from real spectra ``(..., 2)``, with its gradient
-    written out (see :class:`_Compressed`).  Magnitudes as :func:`_abs` gives them, floored at
+    written out (see :class:`_Compressed`).  Magnitudes as :func:`_modulus` gives them, floored at
     1e-7 (no gradient below the floor)."""
 
     @staticmethod
@@ -185,24 +176,9 @@ def compressed_spectral(
     """
     scale = noisy.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-5)
     e, t = estimate / scale, target / scale
-    n = e.shape[-1]
-    terms = []
-    for fft, hop in resolutions:
-        fft, hop = _fit(fft, hop, n)
-        window = torch.hann_window(fft, device=e.device, dtype=e.dtype)
-        with torch.no_grad():
-            rt = _spectrum(t, fft, hop, window, "reflect")
-        terms.append(_Compressed.apply(_spectrum(e, fft, hop, window, "reflect"), rt,
-                                       power, complex_weight, removed_speech_weight))
+    terms = [_Compressed.apply(re, rt, power, complex_weight, removed_speech_weight)
+             for re, rt in _spectra(e, t, resolutions, "reflect")]
     return sum(terms) / len(terms)
-
-
-def _modulus(r: torch.Tensor) -> torch.Tensor:
-    """``|X|`` of real spectra ``r`` ``(..., 2)`` as :func:`_abs` gives it.  The real and imaginary
-    planes are read as two strided views: an operation over the pairs' last dimension of 2 runs
-    about four times slower on a CPU than one over a plane."""
-    re, im = r.unbind(-1)
-    return torch.addcmul(re * re, im, im).add_(1e-24).sqrt_()
 
 
 def _planes_times(r: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
