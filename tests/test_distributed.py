@@ -100,6 +100,23 @@ def test_two_ranks_computing_their_share_in_pieces_end_with_the_weights_of_one_r
         torch.testing.assert_close(pieces[k], one[k], rtol=1e-5, atol=1e-6, msg=k)
 
 
+def test_two_ranks_on_fresh_examples_every_epoch_end_with_the_weights_of_one_rank(tmp_path):
+    """Each epoch's new examples reach every rank, and the shards are cut from them."""
+    outs = {}
+    for ranks in (1, 2):
+        outs[ranks] = tmp_path / f"fresh{ranks}.safetensors"
+        r = _run(ranks, [*TASK, "--epochs", "3", "--fresh-examples", "--out", str(outs[ranks])], tmp_path)
+        assert r.returncode == 0, r.stderr[-3000:]
+    one, two = _weights(outs[1]), _weights(outs[2])
+    for k in one:
+        torch.testing.assert_close(two[k], one[k], rtol=1e-5, atol=1e-6, msg=k)
+    h = read_metadata(outs[2])["provenance"]["history"]["train_loss"]
+    repeated = _run(1, [*TASK, "--epochs", "3", "--out", str(tmp_path / "same.safetensors")], tmp_path)
+    assert repeated.returncode == 0, repeated.stderr[-3000:]
+    assert read_metadata(tmp_path / "same.safetensors")["provenance"]["history"]["train_loss"][1:] != \
+        pytest.approx(h[1:], rel=1e-4)  # the later epochs trained on other examples
+
+
 def test_the_provenance_records_the_ranks_backend_and_both_batch_sizes(jobs):
     _, done = jobs
     prov = read_metadata(done[2][0])["provenance"]

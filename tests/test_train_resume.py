@@ -292,3 +292,67 @@ def test_train_warmup_puts_the_first_samples_of_each_example_into_the_loss(tmp_p
         got = [float(ln.split("val ")[1].split()[0]) for ln in lines if ln.startswith("resumed after")]
         assert got == pytest.approx([want], abs=1e-3), lines  # logged to 5 significant digits
         assert read_metadata(out_path)["provenance"]["config"]["train_warmup"] is flag
+
+
+def test_a_shifted_dataset_is_the_same_stream_further_along():
+    from rtconv.errors import ConfigError
+    from rtconv.train.tasks import SinesDataset, shifted
+
+    long = SinesDataset(24, "train", seed=3)
+    head, tail = SinesDataset(8, "train", seed=3), shifted(SinesDataset(8, "train", seed=3), 16)
+    assert len(tail) == 8 and head.offset == 0  # the original is left as it was
+    for i in range(8):
+        torch.testing.assert_close(head[i][0], long[i][0], rtol=0, atol=0)
+        torch.testing.assert_close(tail[i][0], long[16 + i][0], rtol=0, atol=0)
+        assert not torch.equal(tail[i][0], head[i][0])
+    with pytest.raises(IndexError):
+        tail[8]  # still 8 examples long
+    with pytest.raises(ConfigError, match="fixed set"):
+        shifted(torch.utils.data.TensorDataset(torch.zeros(2, 1)), 2)
+    with pytest.raises(ConfigError, match="non-negative integer"):
+        shifted(head, -1)
+
+
+def test_fresh_examples_mix_each_epoch_its_own_set(tmp_path, monkeypatch):
+    import rtconv.train.tasks as tasks
+
+    offsets = []
+    real = tasks.materialize
+
+    def spy(ds, workers=0):
+        if ds.split == "train":
+            offsets.append(ds.offset)
+        return real(ds, workers)
+
+    monkeypatch.setattr(tasks, "materialize", spy)
+    fresh = train(_cfg(tmp_path / "fresh.safetensors", epochs=3, fresh_examples=True), log=lambda s: None)
+    assert offsets == [0, 96, 192]  # train_examples = 96: epoch e draws examples 96e ... 96e + 95
+    offsets.clear()
+    same = train(_cfg(tmp_path / "same.safetensors", epochs=3), log=lambda s: None)
+    assert offsets == [0]  # without the option one set, made once
+    assert fresh.history["train_loss"][0] == pytest.approx(same.history["train_loss"][0], rel=1e-6)
+    assert fresh.history["train_loss"][1:] != pytest.approx(same.history["train_loss"][1:], rel=1e-3)
+    # a fine-tuning run numbers its epochs after the resumed ones, and so its examples: none seen before
+    offsets.clear()
+    train(_cfg(tmp_path / "more.safetensors", epochs=2, fresh_examples=True, resume=str(tmp_path / "fresh.safetensors")),
+          log=lambda s: None)
+    assert offsets == [288, 384]
+    assert read_metadata(tmp_path / "more.safetensors")["provenance"]["config"]["fresh_examples"] is True
+
+
+@pytest.mark.parametrize("stop_after", [1, 2])
+def test_an_interrupted_run_on_fresh_examples_continues_exactly(tmp_path, stop_after):
+    whole = train(_cfg(tmp_path / "whole.safetensors", fresh_examples=True), log=lambda s: None)
+    part = tmp_path / "part.safetensors"
+    with pytest.raises(Interrupted):
+        train(_cfg(part, fresh_examples=True), log=_stop_at(f"epoch {stop_after + 1}:"))
+    lines = []
+    resumed = train(_cfg(tmp_path / "resumed.safetensors", resume=str(part), fresh_examples=True), log=lines.append)
+    assert any(f"exactly after epoch {stop_after} of 4" in ln for ln in lines), lines
+    for (k, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=k)
+    assert resumed.history["train_loss"] == pytest.approx(whole.history["train_loss"], rel=1e-6)
+    # the same state does not continue a run without the option: its examples would differ
+    lines = []
+    train(_cfg(tmp_path / "plain.safetensors", resume=str(part)), log=lines.append)
+    assert not any("exactly after" in ln for ln in lines)

@@ -192,6 +192,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="train on each example's first receptive-field samples too (skipped by default, as a "
                         "running stream has history): every file starts from silence, and a model with a "
                         "recurrent part must learn to be right from its first frame")
+    g.add_argument("--fresh-examples", action="store_true",
+                   help="mix a new set of --train-examples for every epoch instead of repeating one (epoch E "
+                        "trains on the examples E*N ... E*N+N-1 of the seed's stream): more data than memory "
+                        "holds, for the mixing time each epoch; an interrupted run still continues exactly")
     g.add_argument("--workers", type=positive_int, default=1, metavar="N",
                    help="processes that mix the examples before training (the examples are the same for "
                         "any N; default: %(default)s)")
@@ -335,6 +339,7 @@ def build_config(args):
         description=args.description, command=_command_line(args), progress=not args.quiet,
         workers=args.workers, micro_batch=args.micro_batch, time_budget=args.time_budget,
         train_only=_words(args.train_only), train_warmup=args.train_warmup,
+        fresh_examples=args.fresh_examples,
     )
 
 

@@ -31,6 +31,7 @@ index])``, so an index always yields the same example, and the three splits
 
 from __future__ import annotations
 
+import copy
 import math
 import multiprocessing as mp
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ __all__ = [
     "TaskData",
     "make_task",
     "materialize",
+    "shifted",
 ]
 
 #: Random-stream id of each split; a split's examples come from rng([seed, id, index]).
@@ -72,6 +74,10 @@ def _rng(seed: int, split: str, index: int) -> np.random.Generator:
 
 class _Generated(Dataset):
     """Base: ``count`` examples generated from (seed, split, index)."""
+
+    #: added to every index before it seeds the example: :func:`shifted` sets it, so one dataset
+    #: object can stand for any run of ``count`` consecutive examples of its stream
+    offset = 0
 
     def __init__(self, count: int, split: str, seed: int) -> None:
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -89,7 +95,7 @@ class _Generated(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not 0 <= index < self.count:
             raise IndexError(index)
-        x, y = self._pair(_rng(self.seed, self.split, index))
+        x, y = self._pair(_rng(self.seed, self.split, self.offset + index))
         return (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
                 torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)))
 
@@ -270,7 +276,7 @@ class DenoiseDataset(_Generated):
 
     def info(self, index: int) -> dict:
         """The draw behind example ``index``: noise family, SNR (dB), gain (dB)."""
-        return self._draw(_rng(self.seed, self.split, index))[2]
+        return self._draw(_rng(self.seed, self.split, self.offset + index))[2]
 
     def _draw(self, rng):
         clean = None
@@ -311,7 +317,7 @@ class CorpusDenoiseDataset(_Generated):
 
     def info(self, index: int) -> dict:
         """The draws behind example ``index`` (speaker, noise, SNR, band, level...)."""
-        return self.mixer.example(_rng(self.seed, self.split, index))[2]
+        return self.mixer.example(_rng(self.seed, self.split, self.offset + index))[2]
 
     def _pair(self, rng):
         x, y, _ = self.mixer.example(rng)
@@ -357,7 +363,7 @@ class WaveformDataset(_Generated):
 
     def info(self, index: int) -> dict:
         """The draw behind example ``index``: class, SNR (dB), frequency, amplitude."""
-        return self._draw(_rng(self.seed, self.split, index))[2]
+        return self._draw(_rng(self.seed, self.split, self.offset + index))[2]
 
     def _pair(self, rng):
         x, c, _ = self._draw(rng)
@@ -393,7 +399,7 @@ class VADDataset(_Generated):
 
         if not 0 <= index < self.count:
             raise IndexError(index)
-        x, y, info = self.mixer.example(_rng(self.seed, self.split, index))
+        x, y, info = self.mixer.example(_rng(self.seed, self.split, self.offset + index))
         if self.sample_rate != self.mixer.sample_rate:
             import soxr
 
@@ -405,6 +411,24 @@ class VADDataset(_Generated):
         track = np.repeat(lab.astype(np.float32), self.frame)[: len(x)]
         return (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None],
                 torch.from_numpy(np.ascontiguousarray(track))[None])
+
+
+def shifted(ds: Dataset, offset: int) -> Dataset:
+    """``ds`` with its examples taken ``offset`` further along its stream: example ``i`` of the result
+    is example ``offset + i`` of an unbounded ``ds`` (the same draws, speakers and noises of its split).
+
+    The trainer's ``fresh_examples`` mixes epoch ``e`` as ``shifted(train, e * len(train))``.
+    """
+    if not isinstance(ds, _Generated):
+        raise ConfigError(f"only generated datasets can be shifted to new examples; {type(ds).__name__} is a "
+                          "fixed set (train without --fresh-examples).")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ConfigError(f"an example offset must be a non-negative integer, got {offset!r}.")
+    out = copy.copy(ds)
+    out.offset = offset
+    if hasattr(out, "infos"):  # the VAD's per-example draws belong to the examples it made
+        out.infos = {}
+    return out
 
 
 def materialize(ds: Dataset, workers: int = 0) -> torch.utils.data.TensorDataset:

@@ -146,6 +146,14 @@ class TrainConfig:
         ``receptive_field - 1``, which a model with a recurrent part or a long
         reach meets at the start of every file it processes), rather than
         skipping them.  The test metrics skip them either way.
+    fresh_examples : bool
+        Mix a new set of ``train_examples`` for every epoch instead of
+        repeating one: epoch ``e`` trains on examples ``e * N ... e * N + N - 1``
+        of the split's stream (:func:`rtconv.train.tasks.shifted`), mixed
+        before the epoch starts.  More data than memory holds at once, at the
+        cost of the mixing time each epoch; the examples still follow from the
+        seed alone, so an interrupted run continues exactly.  Generated
+        datasets only (every task's are).
     calibrate_gain : bool
         After training, fold one least-squares output gain, measured on the
         validation split's clean and near-clean examples (input SNR at least
@@ -185,6 +193,7 @@ class TrainConfig:
     micro_batch: int | None = None
     train_only: list | None = None
     train_warmup: bool = False
+    fresh_examples: bool = False
     time_budget: float | None = None
     calibrate_gain: bool = False
     dist_backend: str = DEFAULTS["dist_backend"]
@@ -488,9 +497,11 @@ def _epoch(model, loader, loss_fn, opt, cfg, device, trim, bar) -> tuple[float, 
     return total, count
 
 
-def _fit_epochs(model, opt, loss_fn, cfg, device, trim, train_data, val_loader, seconds_left: float, log) -> int:
+def _fit_epochs(model, opt, loss_fn, cfg, device, trim, train_data, val_loader, seconds_left: float, log,
+                mixing: float = 0.0) -> int:
     """How many of ``cfg.epochs`` fit in ``seconds_left``: three training steps on the first batch are
-    timed after one warm-up, then the weights and the optimizer are put back as they were."""
+    timed after one warm-up, then the weights and the optimizer are put back as they were; ``mixing``:
+    seconds each epoch spends making its examples (fresh examples every epoch)."""
     weights, moments = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
     x, y = (t[: cfg.batch_size].to(device) for t in train_data.tensors)
 
@@ -510,7 +521,7 @@ def _fit_epochs(model, opt, loss_fn, cfg, device, trim, train_data, val_loader, 
     opt.load_state_dict(moments)
     opt.zero_grad(set_to_none=True)
     steps = math.ceil(len(train_data) / cfg.batch_size)
-    per_epoch = per_step * steps * (1 + len(val_loader.dataset) / max(1, len(train_data)))
+    per_epoch = per_step * steps * (1 + len(val_loader.dataset) / max(1, len(train_data))) + mixing
     # a twentieth of the budget is kept for the test split and the checkpoint
     fit = int((0.95 * seconds_left) // per_epoch) if per_epoch > 0 else cfg.epochs
     epochs = max(1, min(cfg.epochs, fit))
@@ -550,7 +561,7 @@ def _terms_text(parts: dict) -> str:
 
 _STATE_KEYS = ("task", "task_options", "arch", "arch_config", "loss", "optimizer", "lr", "momentum",
                "weight_decay", "batch_size", "epochs", "schedule", "clip_grad", "seed", "train_only",
-               "train_warmup")
+               "train_warmup", "fresh_examples")
 
 
 def state_path(out) -> Path:
@@ -563,8 +574,9 @@ def _plan(cfg: TrainConfig) -> dict:
     plan = {k: getattr(cfg, k) for k in _STATE_KEYS}
     if plan["train_only"] is None:  # as states written before the option had it
         del plan["train_only"]
-    if not plan["train_warmup"]:  # likewise
-        del plan["train_warmup"]
+    for k in ("train_warmup", "fresh_examples"):  # likewise
+        if not plan[k]:
+            del plan[k]
     return json.loads(json.dumps(plan, default=str))
 
 
@@ -749,7 +761,16 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         f"{model.parameter_count()} parameters, latency {model.latency} samples"
         f"{f' = {1e3 * model.latency / td.sample_rate:.2f} ms' if td.sample_rate else ''}"
         f"{'' if model.causal else ' (non-causal: centred taps see the future)'}; device {device}{ranks}")
-    train_data = _tasks.materialize(td.train, cfg.workers)
+    start = len(history["train_loss"])  # epochs are numbered on from the resumed run's (an exact one's too)
+
+    def epoch_data(epoch: int):
+        """The training examples of ``epoch``: always the same set, or its own with fresh examples."""
+        return _tasks.materialize(_tasks.shifted(td.train, epoch * len(td.train)) if cfg.fresh_examples
+                                  else td.train, cfg.workers)
+
+    tm = time.perf_counter()
+    train_data, data_epoch = epoch_data(start), start
+    mixing = time.perf_counter() - tm if cfg.fresh_examples else 0.0
     val_data = _tasks.materialize(td.val, cfg.workers)
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(train_data, batch_size=cfg.batch_size, shuffle=True, generator=gen)
@@ -763,11 +784,10 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
                                 batch_size=max(layout["batch_size_per_rank"], 64))
     net = ctx.wrap(model)  # what the training steps call: DDP averages the ranks' gradients
     opt = _make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
-    start = len(history["train_loss"])
     epochs = cfg.epochs
     if cfg.time_budget and exact is None and cfg.epochs:
         epochs = _fit_epochs(model, opt, loss_fn, cfg, device, trim, train_data, val_loader,
-                             60.0 * cfg.time_budget - (time.perf_counter() - t0), log)
+                             60.0 * cfg.time_budget - (time.perf_counter() - t0), log, mixing)
     sched = _make_schedule(cfg, opt, epochs)
     best, best_epoch = math.inf, 0
     stale = 0
@@ -799,6 +819,13 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     for epoch in range(start, end):
         te = time.perf_counter()
         ctx.stage = f"in epoch {epoch + 1}"
+        if cfg.fresh_examples and epoch != data_epoch:  # this epoch's own examples (the last ones freed first)
+            del loader, train_data
+            shards = None
+            train_data, data_epoch = epoch_data(epoch), epoch
+            loader = DataLoader(train_data, batch_size=cfg.batch_size, shuffle=True, generator=gen)
+            if ctx.enabled:
+                shards = _dist.Shards(train_data.tensors, cfg.batch_size, cfg.seed, ctx)
         bar = tqdm(total=len(train_data), desc=f"epoch {epoch + 1}/{end}", unit="ex",
                    leave=False, disable=not (cfg.progress and ctx.is_main), file=sys.stderr)
         with ctx.watch():  # DDP's gradient all-reduce runs inside backward()
