@@ -16,7 +16,7 @@ from scipy import signal
 import rtconv
 from rtconv.data import augment, build, corpus, packages, scoring, sources
 from rtconv.data.mix import Mixer, MixSettings, active_level_db
-from rtconv.data.testset import TestExample, fingerprint, make_test_set
+from rtconv.data.testset import TestExample, fingerprint, make_test_set, source_fingerprints
 from rtconv.errors import ConfigError
 from rtconv.train import speech
 
@@ -755,6 +755,29 @@ def test_the_test_set_is_deterministic_and_has_every_part(test_pool):
     assert all(s.startswith(("fake-test:", "espeak-mini:")) for s in speakers)
 
 
+def test_source_fingerprints_name_the_source_whose_audio_changed(test_pool):
+    import dataclasses
+
+    kw = dict(per_cell=1, band_items=1, level_items=1, clean_items=2, noise_items=2, seconds=2.0, snrs=(0.0,),
+              dc_items=1)
+    a = make_test_set(test_pool, seed=0, **kw)
+    keys = source_fingerprints(a)
+    sources = {ex.info["speech_source"] for ex in a if ex.part != "noise"}
+    noises = {ex.info["noise"] for ex in a if ex.part == "noise"}
+    assert set(keys) == {f"speech:{s}" for s in sources} | {f"noise:{n}" for n in noises}
+    assert keys == source_fingerprints(make_test_set(test_pool, seed=0, **kw))
+    # one source's speech a little different (as from another synthesizer version): its key alone moves
+    src = sorted(sources)[0]
+    b = [dataclasses.replace(ex, clean=ex.clean * np.float32(1 + 1e-6)) if ex.part != "noise"
+         and ex.info["speech_source"] == src else ex for ex in a]
+    moved = {k for k, v in source_fingerprints(b).items() if keys[k] != v}
+    assert moved == {f"speech:{src}"} and fingerprint(b) != fingerprint(a)
+    noise_item = next(i for i, ex in enumerate(a) if ex.part == "noise")
+    c = list(a)
+    c[noise_item] = dataclasses.replace(a[noise_item], noisy=np.roll(a[noise_item].noisy, 1))
+    assert {k for k, v in source_fingerprints(c).items() if keys[k] != v} == {f"noise:{a[noise_item].info['noise']}"}
+
+
 def test_the_test_set_refuses_a_training_pool(train_mixer):
     with pytest.raises(ConfigError, match="'test' split only .or 'val'"):
         make_test_set(train_mixer.pool)
@@ -979,3 +1002,16 @@ def test_the_both_directions_column_is_the_file_output_run_both_ways():
     both = scoring.model_system(model, both_directions=True)(x, 16000)
     np.testing.assert_array_equal(both, process_array(x, 16000, model, offline=True, both_directions=True)[:, 0])
     assert np.abs(both - scoring.model_system(model)(x, 16000)).max() > 1e-3
+
+
+def test_the_testset_command_prints_the_set_and_a_fingerprint_per_source(tiny_corpus, capsys):
+    from rtconv.cli import main
+
+    cache, _, _ = tiny_corpus
+    assert main(["data", "testset", "--cache-dir", str(cache), "--by-source"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("test set seed 0: ") and "fingerprint " in out[0]
+    keys = dict(line.split() for line in out[1:])
+    assert keys and all(k.startswith(("speech:", "noise:")) for k in keys)
+    assert all(len(v) == 16 and int(v, 16) >= 0 for v in keys.values())
+    assert any(k.startswith("speech:") for k in keys) and any(k.startswith("noise:") for k in keys)

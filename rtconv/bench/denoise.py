@@ -452,7 +452,7 @@ def _realistic(model, args, extra_goals=()) -> dict:
     """Score the model, RNNoise and noisereduce on the realistic held-out set (one run); ``extra_goals``
     (latency, real time) join the quality goals' table."""
     from ..data import corpus, scoring
-    from ..data.testset import fingerprint, make_test_set
+    from ..data.testset import fingerprint, make_test_set, source_fingerprints
 
     root = corpus.corpus_dir(args.cache_dir)
     items = corpus.read_manifest(root)
@@ -491,7 +491,8 @@ def _realistic(model, args, extra_goals=()) -> dict:
             f"test sources: {', '.join(test_sources)}.\n\n" + text + "\n")
         print(f"wrote {args.tables}")
     return {"test_set": {"seed": args.seed, "items": len(examples), "fingerprint": fp,
-                         "sources": test_sources}, "realistic": summary, "realistic_tables": text,
+                         "sources": test_sources, "source_fingerprints": source_fingerprints(examples)},
+            "realistic": summary, "realistic_tables": text,
             "goals": [{"goal": g, "measured": m, "met": ok} for g, m, ok in goal_rows],
             "realistic_rows": rows}
 

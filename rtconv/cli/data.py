@@ -49,6 +49,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     t.add_argument("--per-cell", type=int, default=1, metavar="N",
                    help="mixtures per (SNR, noise) cell (default: %(default)s)")
+    t.add_argument("--by-source", action="store_true",
+                   help="also print a fingerprint per speech source and per noise: where two machines' sets "
+                        "differ, the keys that differ name the sources (or the libraries behind them)")
     k = sub.add_parser("pack", help="a compact Opus copy of the train and val splits, to train elsewhere")
     k.add_argument("out", metavar="DIR", help="cache root to write (train there with RTCONV_CACHE=DIR)")
     k.add_argument("--splits", default="train,val", metavar="A,B", help="(default: %(default)s; never test)")
@@ -97,7 +100,7 @@ def run(args) -> int:
         summ = corpus.summarize(items)
         print(json.dumps(summ, indent=1, ensure_ascii=False) if args.json else corpus.format_summary(summ))
         return 0
-    from ..data.testset import fingerprint, make_test_set
+    from ..data.testset import fingerprint, make_test_set, source_fingerprints
 
     pool = corpus.Pool.load("test", 48000, corpus.corpus_dir(args.cache_dir), items)
     examples = make_test_set(pool, seed=args.seed, per_cell=args.per_cell)
@@ -106,4 +109,7 @@ def run(args) -> int:
         parts[ex.part] = parts.get(ex.part, 0) + 1
     print(f"test set seed {args.seed}: {len(examples)} items ({', '.join(f'{k} {v}' for k, v in parts.items())}), "
           f"fingerprint {fingerprint(examples)}")
+    if args.by_source:
+        for key, fp in source_fingerprints(examples).items():
+            print(f"  {key:<40} {fp}")
     return 0

@@ -27,7 +27,9 @@ training but with every draw that a table is grouped by pinned.  Five parts:
     Noise only (the model should attenuate it).
 
 :func:`fingerprint` hashes every sample and label, so two machines can tell
-whether they scored the same set.
+whether they scored the same set; :func:`source_fingerprints` hashes what each
+speech source and each noise contributes, so where two sets differ the
+source (or the library that synthesizes, resamples or mixes it) can be found.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ from . import augment
 from .corpus import Pool
 from .mix import GENERATED_FAMILIES, Mixer, MixSettings
 
-__all__ = ["SNRS", "PEAKS_DBFS", "DC_PEAK_DBFS", "DC_OFFSETS_DBFS", "BAND_VARIANTS", "TestExample", "make_test_set", "fingerprint"]
+__all__ = ["SNRS", "PEAKS_DBFS", "DC_PEAK_DBFS", "DC_OFFSETS_DBFS", "BAND_VARIANTS", "TestExample", "make_test_set", "fingerprint",
+           "source_fingerprints"]
 
 SNRS: tuple[float, ...] = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 PEAKS_DBFS: tuple[float, ...] = (0.0, -10.0, -20.0, -30.0, -40.0)
@@ -194,3 +197,30 @@ def fingerprint(examples: Sequence[TestExample]) -> str:
         h.update(np.ascontiguousarray(ex.clean, np.float32).tobytes())
         h.update(json.dumps([ex.rate, ex.part, ex.group, ex.info], sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
+
+
+def source_fingerprints(examples: Sequence[TestExample]) -> dict[str, str]:
+    """Short SHA-256s of what each source contributes to the set, by key:
+
+    ``speech:<source>``
+        the clean references of every item whose speech comes from that source
+        (with its room, EQ and level);
+    ``noise:<family>``
+        the noise-only items of that noise (``babble`` is made of test speech).
+
+    Two machines whose :func:`fingerprint` differs compare these to find the
+    sources whose audio differs: a synthesizer's new version changes its own
+    voices' keys.  Equal keys with a different fingerprint point at the mixing
+    (the noises in mixtures are scaled to the speech, so they are not keyed).
+    """
+    hashes: dict = {}
+    for ex in examples:
+        if ex.part == "noise":
+            key = f"noise:{ex.info.get('noise')}"
+        elif ex.info.get("speech_source"):
+            key = f"speech:{ex.info['speech_source']}"
+        else:
+            continue
+        audio = ex.noisy if ex.part == "noise" else ex.clean
+        hashes.setdefault(key, hashlib.sha256()).update(np.ascontiguousarray(audio, np.float32).tobytes())
+    return {k: h.hexdigest()[:16] for k, h in sorted(hashes.items())}
