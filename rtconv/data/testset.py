@@ -216,11 +216,10 @@ def source_fingerprints(examples: Sequence[TestExample]) -> dict[str, str]:
     hashes: dict = {}
     for ex in examples:
         if ex.part == "noise":
-            key = f"noise:{ex.info.get('noise')}"
+            key, audio = f"noise:{ex.info.get('noise')}", ex.noisy
         elif ex.info.get("speech_source"):
-            key = f"speech:{ex.info['speech_source']}"
+            key, audio = f"speech:{ex.info['speech_source']}", ex.clean
         else:
             continue
-        audio = ex.noisy if ex.part == "noise" else ex.clean
         hashes.setdefault(key, hashlib.sha256()).update(np.ascontiguousarray(audio, np.float32).tobytes())
     return {k: h.hexdigest()[:16] for k, h in sorted(hashes.items())}

@@ -89,13 +89,17 @@ class _Generated(Dataset):
     def __len__(self) -> int:
         return self.count
 
+    def _rng_at(self, index: int) -> np.random.Generator:
+        """The generator of example ``index`` (its place in the stream: ``offset + index``)."""
+        return _rng(self.seed, self.split, self.offset + index)
+
     def _pair(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not 0 <= index < self.count:
             raise IndexError(index)
-        x, y = self._pair(_rng(self.seed, self.split, self.offset + index))
+        x, y = self._pair(self._rng_at(index))
         return (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
                 torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)))
 
@@ -276,7 +280,7 @@ class DenoiseDataset(_Generated):
 
     def info(self, index: int) -> dict:
         """The draw behind example ``index``: noise family, SNR (dB), gain (dB)."""
-        return self._draw(_rng(self.seed, self.split, self.offset + index))[2]
+        return self._draw(self._rng_at(index))[2]
 
     def _draw(self, rng):
         clean = None
@@ -317,7 +321,7 @@ class CorpusDenoiseDataset(_Generated):
 
     def info(self, index: int) -> dict:
         """The draws behind example ``index`` (speaker, noise, SNR, band, level...)."""
-        return self.mixer.example(_rng(self.seed, self.split, self.offset + index))[2]
+        return self.mixer.example(self._rng_at(index))[2]
 
     def _pair(self, rng):
         x, y, _ = self.mixer.example(rng)
@@ -363,7 +367,7 @@ class WaveformDataset(_Generated):
 
     def info(self, index: int) -> dict:
         """The draw behind example ``index``: class, SNR (dB), frequency, amplitude."""
-        return self._draw(_rng(self.seed, self.split, self.offset + index))[2]
+        return self._draw(self._rng_at(index))[2]
 
     def _pair(self, rng):
         x, c, _ = self._draw(rng)
@@ -399,7 +403,7 @@ class VADDataset(_Generated):
 
         if not 0 <= index < self.count:
             raise IndexError(index)
-        x, y, info = self.mixer.example(_rng(self.seed, self.split, self.offset + index))
+        x, y, info = self.mixer.example(self._rng_at(index))
         if self.sample_rate != self.mixer.sample_rate:
             import soxr
 

@@ -821,11 +821,10 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         ctx.stage = f"in epoch {epoch + 1}"
         if cfg.fresh_examples and epoch != data_epoch:  # this epoch's own examples (the last ones freed first)
             del loader, train_data
-            shards = None
+            shards = None  # it holds the old set's tensors too
             train_data, data_epoch = epoch_data(epoch), epoch
             loader = DataLoader(train_data, batch_size=cfg.batch_size, shuffle=True, generator=gen)
-            if ctx.enabled:
-                shards = _dist.Shards(train_data.tensors, cfg.batch_size, cfg.seed, ctx)
+            shards = _dist.Shards(train_data.tensors, cfg.batch_size, cfg.seed, ctx) if ctx.enabled else None
         bar = tqdm(total=len(train_data), desc=f"epoch {epoch + 1}/{end}", unit="ex",
                    leave=False, disable=not (cfg.progress and ctx.is_main), file=sys.stderr)
         with ctx.watch():  # DDP's gradient all-reduce runs inside backward()
