@@ -192,7 +192,7 @@ def test_a_second_build_reuses_what_is_built(tiny_corpus):
     cache, rows, _ = tiny_corpus
     logs = []
     again = build.build(cache, ["fake-train"], extra_sources=(sources.Recorded(
-        "fake-train", "fake-voices", "speech", "train", r"/voices/(?P<speaker>anna|carl)/.*\.wav$"),),
+        "fake-train", "fake-voices", "speech", "train", r"/voices/(?P<speaker>anna|carl)/.*\.wav$", language="xx"),),
         log=logs.append)
     assert logs == ["fake-train: already built"] and len(again) == len(rows)
 
@@ -260,7 +260,7 @@ def test_a_retired_source_left_in_the_cache_is_left_out_of_the_manifest(tiny_cor
     monkeypatch.setitem(sources.RETIRED, "fake-test", "its clips were not speech")
     logs = []
     again = build.build(copy, ["fake-train"], extra_sources=(sources.Recorded(
-        "fake-train", "fake-voices", "speech", "train", r"/voices/(?P<speaker>anna|carl)/.*\.wav$"),),
+        "fake-train", "fake-voices", "speech", "train", r"/voices/(?P<speaker>anna|carl)/.*\.wav$", language="xx"),),
         log=logs.append)
     assert "fake-test: left out of the manifest, no longer a source: its clips were not speech" in logs
     assert not any(r["source"] == "fake-test" for r in again)
@@ -269,6 +269,55 @@ def test_a_retired_source_left_in_the_cache_is_left_out_of_the_manifest(tiny_cor
     assert "fillets-en" in sources.RETIRED and "fillets-en" not in sources.source_names()
     with pytest.raises(ConfigError, match="'fillets-en' is no longer built: Debian ships no English"):
         build.build(copy, ["fillets-en"])
+
+
+def test_noise_sources_leave_out_the_files_that_are_a_voice():
+    # found by looking at the training noise (twenty-third session): a voice naming the audio channels in
+    # the freedesktop theme, a man talking over a radio in UFO:AI's ambience; the chimes and drones stay
+    by_name = {s.name: s for s in sources.SOURCES}
+    fd, ufo = by_name["freedesktop-sounds"], by_name["ufoai-ambience"]
+    assert fd.label("/usr/share/sounds/freedesktop/stereo/audio-channel-front-left.oga") is None
+    assert fd.label("/usr/share/sounds/freedesktop/stereo/bell.oga") is not None
+    pk3 = "/usr/share/games/ufoai/base/0snd.pk3"
+    assert ufo.label(f"{pk3}!sound/ambience/radiomessage.ogg") is None
+    assert ufo.label(f"{pk3}!sound/ambience/alien-generator.ogg") is not None
+    assert set(sources.REDEFINED) <= set(sources.source_names())
+
+
+def test_a_source_built_from_another_definition_is_rebuilt(tiny_corpus, tmp_path, monkeypatch):
+    import shutil
+
+    cache, rows, _ = tiny_corpus
+    copy = tmp_path / "cache"
+    shutil.copytree(cache / "corpus", copy / "corpus", ignore=shutil.ignore_patterns("_pool"))
+    old = sources.Recorded("fake-noise-train", "fake-noise", "noise", "train", r"/hum[01]\.wav$", family="hiss")
+    new = sources.Recorded("fake-noise-train", "fake-noise", "noise", "train", r"/hum[01]\.wav$", family="hiss",
+                           exclude=r"/hum1\.wav$")
+    logs = []
+    build.build(copy, ["fake-noise-train"], extra_sources=(old,), log=logs.append)
+    assert logs[0] == "fake-noise-train: already built"
+    logs.clear()
+    again = build.build(copy, ["fake-noise-train"], extra_sources=(new,), log=logs.append)
+    assert logs[0] == "fake-noise-train: rebuilding: its definition changed since it was built"
+    ids = sorted(r["id"] for r in again if r["source"] == "fake-noise-train")
+    assert len(ids) == 1 and ids[0].endswith("hum0")
+    assert [r["id"] for r in corpus.read_manifest(corpus.corpus_dir(copy))] == [r["id"] for r in again]
+    logs.clear()
+    build.build(copy, ["fake-noise-train"], extra_sources=(new,), log=logs.append)
+    assert logs[0] == "fake-noise-train: already built"
+    # a cache from an rtconv that kept no record of the definition: rebuilt only when the source is listed
+    # as redefined, with the reason
+    (corpus.corpus_dir(copy) / "fake-noise-train" / ".definition").unlink()
+    monkeypatch.setitem(sources.REDEFINED, "fake-noise-train", "hum1 turned out to be a voice")
+    logs.clear()
+    build.build(copy, ["fake-noise-train"], extra_sources=(new,), log=logs.append)
+    assert logs[0] == "fake-noise-train: rebuilding: hum1 turned out to be a voice"
+    monkeypatch.delitem(sources.REDEFINED, "fake-noise-train")
+    (corpus.corpus_dir(copy) / "fake-noise-train" / ".definition").unlink()
+    logs.clear()
+    build.build(copy, ["fake-noise-train"], extra_sources=(new,), log=logs.append)
+    assert logs[0] == "fake-noise-train: already built"
+    assert (corpus.corpus_dir(copy) / "fake-noise-train" / ".definition").is_file()
 
 
 def test_the_summary_counts_hours_speakers_and_licenses(tiny_corpus):

@@ -516,6 +516,14 @@ def _packages_of(src) -> list[str]:
     return []
 
 
+def _definition(src) -> str:
+    """A digest of a source's definition (package, pattern, exclusions, split...): a cached build made from
+    another definition is rebuilt."""
+    import hashlib
+
+    return hashlib.sha256(repr(src).encode()).hexdigest()[:16]
+
+
 def build(cache_dir: str | os.PathLike | None = None, names: Sequence[str] | None = None, limit: int = 0,
           rebuild: bool = False, log: Callable[[str], None] = print,
           extra_sources: Sequence = ()) -> list[dict]:
@@ -553,18 +561,29 @@ def build(cache_dir: str | os.PathLike | None = None, names: Sequence[str] | Non
         done = root / src.name / "items.jsonl"
         stamp = root / src.name / ".limit"
         same_limit = stamp.is_file() and stamp.read_text().strip() == str(limit)
+        built_from = root / src.name / ".definition"
+        definition = _definition(src)
         if done.is_file() and same_limit and not rebuild:
-            log(f"{src.name}: already built")
-            continue
-        # an interrupted build of the same --limit keeps its items: the synthesizers go on where they stopped
+            if not built_from.is_file() and src.name in sources.REDEFINED:
+                log(f"{src.name}: rebuilding: {sources.REDEFINED[src.name]}")
+            elif built_from.is_file() and built_from.read_text().strip() != definition:
+                log(f"{src.name}: rebuilding: its definition changed since it was built")
+            else:
+                if not built_from.is_file():  # built by an rtconv that kept no record: taken as it is
+                    built_from.write_text(definition + "\n")
+                log(f"{src.name}: already built")
+                continue
+        # an interrupted build of the same --limit and definition keeps its items: the synthesizers go on
+        # where they stopped
         partial = root / src.name / ".partial"
-        if not done.is_file() and not rebuild and partial.is_file() and partial.read_text().strip() == str(limit):
+        started = f"{limit} {definition}"
+        if not done.is_file() and not rebuild and partial.is_file() and partial.read_text().strip() == started:
             log(f"{src.name}: going on with an interrupted build "
                 f"({sum(1 for _ in (root / src.name).glob('*.flac'))} items stored)")
         else:
             shutil.rmtree(root / src.name, ignore_errors=True)
         partial.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(f"{limit}\n")
+        partial.write_text(started + "\n")
         try:
             rows = _BUILDERS[type(src)](src, root, cache, limit, log)
         except (RtconvError, OSError, subprocess.SubprocessError) as e:
@@ -578,6 +597,7 @@ def build(cache_dir: str | os.PathLike | None = None, names: Sequence[str] | Non
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
         os.replace(tmp, done)
         stamp.write_text(f"{limit}\n")
+        built_from.write_text(definition + "\n")
         partial.unlink(missing_ok=True)
         log(f"{src.name}: {len(rows)} items, {sum(r['seconds'] for r in rows) / 60:.1f} min")
     rows = []
