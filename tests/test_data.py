@@ -661,6 +661,46 @@ def test_the_trainer_draws_the_band_limits_in_the_shares_asked(tiny_corpus, caps
     assert len(err) == 1 and "--bands" in err[0] and "--corpus realistic" in err[0]
 
 
+def test_the_trainer_draws_pitched_non_speech_tones_only_when_asked(tiny_corpus, capsys):
+    from rtconv.cli import main
+    from rtconv.cli.train import NOISE_SOURCES_HELP
+    from rtconv.data.mix import GENERATED_FAMILIES
+    from rtconv.train import noise as _noise
+    from rtconv.train import tasks
+
+    cache, _, _ = tiny_corpus
+    opts = dict(corpus="realistic", cache_dir=str(cache), sample_rate=16000, seconds=0.5, train_examples=12,
+                val_examples=2, test_examples=2)
+    td = tasks.make_task("denoise", noise_sources={"tones": 1.0}, kinds={"noise": 1.0}, **opts)
+    assert td.options["noise_sources"] == {"tones": 1.0}
+    assert {td.train.info(i)["noise"] for i in range(12)} == {"tones"}
+    td = tasks.make_task("denoise", noise_sources={"generated": 1.0, "tones": 1.0}, kinds={"mix": 1.0}, **opts)
+    drawn = {part for i in range(12) for part in td.train.info(i)["noise"].split("+")}  # a second noise: a+b
+    assert "tones" in drawn and drawn - {"tones"} <= set(GENERATED_FAMILIES) and len(drawn) > 1
+    # the default recipe neither records nor draws it, and no test or validation set holds it
+    assert "noise_sources" not in tasks.make_task("denoise", **opts).options
+    assert "tones" not in GENERATED_FAMILIES and "tones" not in _noise.TEST_FAMILIES
+    assert "tones" not in _noise.TRAIN_FAMILIES  # nor the espeak-ng recipe's draw
+    # pitched: a few partials hold the energy (white noise spreads it), unit RMS, the same for the same draw
+    for seed in range(8):
+        x = _noise.generate("tones", 48000, 48000, np.random.default_rng(seed))
+        assert np.isfinite(x).all() and abs(np.sqrt(np.mean(x.astype(np.float64) ** 2)) - 1) < 1e-3
+        p = np.sort(np.abs(np.fft.rfft(x)) ** 2)[::-1]
+        assert p[: p.size // 100].sum() > 0.8 * p.sum(), seed
+        assert np.array_equal(x, _noise.generate("tones", 48000, 48000, np.random.default_rng(seed)))
+    assert dict((k, float(v)) for k, v in (p.split("=") for p in NOISE_SOURCES_HELP.split(","))) == \
+        MixSettings().noise_weights
+    for bad in ({"voices": 1.0}, {"tones": -1.0}, {"tones": 0.0}):
+        with pytest.raises(ConfigError, match="noise weights"):
+            MixSettings(noise_weights=bad)
+    with pytest.raises(SystemExit) as e:
+        main(["train", "denoise", "--corpus", "realistic", "--noise-sources", "tones=1,voices=2"])
+    assert e.value.code == 2 and "'voices=2'" in capsys.readouterr().err
+    assert main(["train", "denoise", "--noise-sources", "tones=1", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--noise-sources" in err[0] and "--corpus realistic" in err[0]
+
+
 def test_speech_subsonic_brings_back_the_old_mixing_and_is_recorded(tiny_corpus, capsys):
     from rtconv.cli import main
     from rtconv.train import tasks

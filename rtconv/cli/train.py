@@ -26,6 +26,8 @@ _CLASSIC_LENGTH = TASK_OPTIONS["freqsep"]["length"]
 #: the mixer's default channel band shares (``rtconv.data.mix.MixSettings.band_weights``), written out so that
 #: ``rtconv --help`` does not import scipy.signal; a test holds the two equal
 BANDS_HELP = "full=0.55,telephone=0.07,8k=0.08,11k=0.07,16k=0.11,22k=0.07,32k=0.05"
+#: and its default noise source shares (``MixSettings.noise_weights``), held equal by the same test
+NOISE_SOURCES_HELP = "recorded=0.45,music=0.1,babble=0.12,generated=0.33"
 
 
 def _bands(text: str) -> dict[str, float]:
@@ -33,6 +35,13 @@ def _bands(text: str) -> dict[str, float]:
     from ..data.augment import BAND_LIMITS
 
     return name_weights(tuple(BAND_LIMITS))(text)
+
+
+def _noise_sources(text: str) -> dict[str, float]:
+    """argparse type of ``--noise-sources``: weights over the mixer's noise sources (imported only when given)."""
+    from ..data.mix import NOISE_SOURCES
+
+    return name_weights(NOISE_SOURCES)(text)
 
 
 def _fir_taps(task: str) -> int:
@@ -248,6 +257,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help=f"denoise, realistic corpus: the shares of the channel's band limits among the examples "
                         f"(telephone: 300-3400 Hz; 8k..32k: the content of a file at that rate) ({BANDS_HELP}); "
                         f"names left out get weight 0")
+    g.add_argument("--noise-sources", type=_noise_sources, metavar="recorded=W,music=W,...",
+                   help="denoise, realistic corpus: the shares of the noise sources among the noisy examples: "
+                        "recorded, music, babble, generated, and tones (pitched sounds that are not a voice: "
+                        f"plucks, bells, beeps, held notes; training only) ({NOISE_SOURCES_HELP}); names left "
+                        "out get weight 0")
     g.add_argument("--speech-subsonic", action="store_const", const=True, default=None,
                    help="realistic corpus (denoise, vad): keep what the speech recordings hold below 20 Hz "
                         "(DC offset, drift, rumble) in the examples, as every run before 2026-12-02 did; by "
@@ -307,8 +321,8 @@ def build_config(args):
     opts = {}
     for key in ("train_examples", "val_examples", "test_examples", "variant", "seconds",
                 "low_band", "high_band", "snr_db", "gain_db", "utterances", "speech_dir",
-                "noise_dir", "cache_dir", "corpus", "level_db", "kinds", "bands", "label_db", "mix_rate",
-                "noise_seconds", "speech_subsonic"):
+                "noise_dir", "cache_dir", "corpus", "level_db", "kinds", "bands", "noise_sources", "label_db",
+                "mix_rate", "noise_seconds", "speech_subsonic"):
         v = getattr(args, key)
         if v is None:
             v = recipe.get(key)
@@ -316,11 +330,11 @@ def build_config(args):
             opts[key] = v
     if args.sample_rate or recipe.get("sample_rate"):
         opts["sample_rate"] = args.sample_rate or recipe["sample_rate"]
-    for key in ("kinds", "bands"):
+    for key in ("kinds", "bands", "noise_sources"):
         if key in opts and (task != "denoise" or opts.get("corpus") != "realistic"):
             from ..errors import ConfigError
 
-            raise ConfigError(f"--{key} sets the shares of the realistic corpus's denoise examples; train "
+            raise ConfigError(f"--{key.replace('_', '-')} sets the shares of the realistic corpus's denoise examples; train "
                               f"'denoise --corpus realistic' with it, or leave it out.")
     if "speech_subsonic" in opts and not (opts.get("corpus") == "realistic" or task == "vad"):
         from ..errors import ConfigError

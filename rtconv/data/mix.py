@@ -45,7 +45,8 @@ from ..train import noise as _noise
 from . import augment
 from .corpus import SPEECH_KINDS, Pool
 
-__all__ = ["NOMINAL_DBFS", "MixSettings", "Mixer", "active_level_db", "GENERATED_FAMILIES"]
+__all__ = ["NOMINAL_DBFS", "MixSettings", "Mixer", "active_level_db", "GENERATED_FAMILIES", "TRAIN_ONLY_FAMILIES",
+           "NOISE_SOURCES"]
 
 #: Speech active level (dBFS) at ``level_db = 0``: a well-set microphone.
 NOMINAL_DBFS = -26.0
@@ -53,6 +54,11 @@ NOMINAL_DBFS = -26.0
 SUBSONIC_HZ = 20.0
 #: Generated noise families the mixer draws from (babble comes from the pool's own speakers).
 GENERATED_FAMILIES: tuple[str, ...] = ("white", "pink", "brown", "hum", "bursts", "clicks", "fan", "keyboard")
+#: Generated families drawn only when asked for by name (``noise_weights``, ``rtconv train --noise-sources``):
+#: never part of the default recipe or of a test or validation set.
+TRAIN_ONLY_FAMILIES: tuple[str, ...] = ("tones",)
+#: The noise sources ``noise_weights`` draws between.
+NOISE_SOURCES: tuple[str, ...] = ("recorded", "music", "babble", "generated", *TRAIN_ONLY_FAMILIES)
 
 
 def active_level_db(x: np.ndarray, sample_rate: int, range_db: float = 35.0) -> float:
@@ -85,7 +91,8 @@ class MixSettings:
 
     Levels in dB, probabilities in [0, 1], ``band_weights`` over
     :data:`augment.BAND_LIMITS`, ``noise_weights`` over the noise sources
-    ``recorded`` (real recordings), ``music``, ``babble``, ``generated``.
+    ``recorded`` (real recordings), ``music``, ``babble``, ``generated`` and
+    ``tones`` (pitched sounds that are not a voice; weight 0 unless set).
     """
 
     seconds: float = 4.0
@@ -125,6 +132,12 @@ class MixSettings:
                        for w in kinds.values()) or not any(w > 0 for w in kinds.values())):
             raise ConfigError(f"kind weights must give {', '.join(KINDS)} non-negative weights, some positive; "
                               f"got {kinds!r}.")
+        nw = self.noise_weights
+        if (not isinstance(nw, dict) or set(nw) - set(NOISE_SOURCES)
+                or any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < math.inf
+                       for w in nw.values()) or not any(w > 0 for w in nw.values())):
+            raise ConfigError(f"noise weights must give {', '.join(NOISE_SOURCES)} non-negative weights, some "
+                              f"positive; got {nw!r}.")
         unknown = set(self.band_weights) - set(augment.BAND_LIMITS)
         if unknown:
             raise ConfigError(f"unknown band limit(s) {sorted(unknown)}; known: {', '.join(augment.BAND_LIMITS)}.")
@@ -233,6 +246,7 @@ class Mixer:
                 avail.add("recorded")
             if "music" in self.pool.noise:
                 avail.add("music")
+            avail.add("tones")
             source = _choose(rng, s.noise_weights, avail)
             if source == "recorded":
                 family = self._recorded[int(rng.integers(len(self._recorded)))]
@@ -252,7 +266,7 @@ class Mixer:
             recs = self.pool.noise[family]
             x, it = recs[int(rng.integers(len(recs)))]
             return _unit(_noise.crop(x, n, rng).astype(np.float64)), family
-        if family in GENERATED_FAMILIES:
+        if family in GENERATED_FAMILIES or family in TRAIN_ONLY_FAMILIES:
             return _noise.generate(family, n, self.sample_rate, rng, self.noise_split).astype(np.float64), family
         raise ConfigError(f"unknown noise {family!r}; this pool has {sorted(self.pool.noise)} and the "
                           f"generated families {', '.join(GENERATED_FAMILIES)}.")

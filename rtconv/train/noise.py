@@ -10,7 +10,11 @@ Families (:data:`NOISE_FAMILIES`)
     ``bursts`` (non-stationary gated noise), ``clicks`` (sparse impulses),
     ``fan`` (band-limited noise with blade tones and slow modulation),
     ``keyboard`` (typing: a press and a release click per key, each a short
-    resonant burst, at a typist's irregular rhythm).
+    resonant burst, at a typist's irregular rhythm), ``tones`` (pitched
+    sounds that are not a voice: plucked and struck notes, bells, UI beeps
+    and chimes, held notes; harmonic or inharmonic partials at a steady
+    pitch, often one sample repeated; a training-only family of the realistic
+    corpus's mixer, never in a test set).
 
 Train/test separation
     ``split="train"`` and ``split="test"`` draw parameters from disjoint
@@ -47,7 +51,7 @@ __all__ = [
 ]
 
 NOISE_FAMILIES: tuple[str, ...] = (
-    "white", "pink", "brown", "hum", "babble", "bursts", "clicks", "fan", "keyboard",
+    "white", "pink", "brown", "hum", "babble", "bursts", "clicks", "fan", "keyboard", "tones",
 )
 #: Families kept out of training so that evaluation includes an unseen noise type.
 HELD_OUT_FAMILIES: tuple[str, ...] = ("fan",)
@@ -211,6 +215,50 @@ def _keyboard(n, sr, rng, split, speech):
     return x + 1e-3 * rng.standard_normal(n)
 
 
+def _tone_event(sr, rng, seconds):
+    """One pitched event of ``seconds``: a pluck, a bell, a beep or a held note (no vibrato, no formants)."""
+    m = max(1, int(seconds * sr))
+    t = np.arange(m) / sr
+    kind = int(rng.integers(4))  # 0 pluck, 1 bell, 2 beep, 3 held note
+    f0 = float(np.exp(rng.uniform(np.log(90.0), np.log(1800.0 if kind != 1 else 3000.0))))
+    if kind == 1:  # struck metal: a few inharmonic partials
+        ratios = np.array([1.0, 2.0, 2.4, 3.0, 4.2, 5.4, 6.8])[: int(rng.integers(3, 8))]
+        ratios = ratios * rng.uniform(0.97, 1.03, ratios.size)
+    else:
+        count = int(rng.integers(1, 4)) if kind == 2 else int(rng.integers(2, 16))
+        ratios = np.arange(1, count + 1) * (1 + rng.uniform(0, 0.002) * np.arange(count) ** 2)  # slight stretch
+    tilt = rng.uniform(0.3, 2.0)
+    decay = {0: rng.uniform(0.08, 1.5), 1: rng.uniform(0.3, 3.0), 2: 1e9, 3: 1e9}[kind]
+    x = np.zeros(m)
+    for k, r in enumerate(ratios):
+        f = f0 * r
+        if f >= 0.45 * sr:
+            break
+        # higher partials die sooner in a pluck or bell
+        x += rng.uniform(0.3, 1.0) / (k + 1) ** tilt * np.sin(2 * np.pi * f * t + rng.uniform(0, 6.3)) * np.exp(
+            -t * (1 + 0.5 * k) / decay)
+    attack = max(1, int(rng.uniform(0.001, 0.03 if kind != 3 else 0.15) * sr))
+    release = max(1, min(m // 2, int(rng.uniform(0.005, 0.1) * sr)))
+    env = np.minimum(1.0, np.arange(m) / attack) * np.minimum(1.0, (m - np.arange(m)) / release)
+    return x * env
+
+
+def _tones(n, sr, rng, split, speech):
+    """Pitched non-speech: events of one of four kinds at a steady pitch, with gaps; often one event looped
+    (a short sample or UI sound repeated, as a looped noise file is)."""
+    x = np.zeros(n)
+    loop = rng.random() < 0.5
+    event = None
+    pos = int(rng.uniform(0.0, 0.5) * sr)
+    while pos < n:
+        if event is None or not loop:
+            event = _tone_event(sr, rng, rng.uniform(0.08, 2.5))
+        end = min(n, pos + event.size)
+        x[pos:end] += rng.uniform(0.5, 1.0) * event[: end - pos]
+        pos = end + int(rng.uniform(0.0, 0.8) * sr) if not loop else pos + event.size + int(rng.uniform(0, 0.3) * sr)
+    return x + 1e-3 * rng.standard_normal(n)
+
+
 _GENERATORS: dict[str, Callable] = {
     "white": _white,
     "pink": _pink,
@@ -221,6 +269,7 @@ _GENERATORS: dict[str, Callable] = {
     "clicks": _clicks,
     "fan": _fan,
     "keyboard": _keyboard,
+    "tones": _tones,
 }
 
 
