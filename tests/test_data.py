@@ -602,8 +602,21 @@ def test_mixed_snr_and_level_are_what_was_drawn(train_mixer):
             assert abs(snr - info["snr_db"]) < 1.0, (snr, info)
 
 
-def test_the_trainer_draws_the_kinds_in_the_shares_asked(tiny_corpus, capsys):
+def _shares_refused(capsys, flag: str, bad: str, quoted: str, good: str) -> str:
+    """A shares option on the command line: an unknown name stops argparse (exit 2, the pair quoted), and good
+    shares without the realistic corpus are one sentence; returns that sentence."""
     from rtconv.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "denoise", "--corpus", "realistic", flag, bad])
+    assert e.value.code == 2 and quoted in capsys.readouterr().err
+    assert main(["train", "denoise", flag, good, "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    return err[0]
+
+
+def test_the_trainer_draws_the_kinds_in_the_shares_asked(tiny_corpus, capsys):
     from rtconv.train import tasks
 
     cache, _, _ = tiny_corpus
@@ -621,16 +634,11 @@ def test_the_trainer_draws_the_kinds_in_the_shares_asked(tiny_corpus, capsys):
         with pytest.raises(ConfigError, match="kind weights"):
             MixSettings(kind_weights=bad)
     # the command line: NAME=WEIGHT pairs, checked before anything runs
-    with pytest.raises(SystemExit) as e:
-        main(["train", "denoise", "--corpus", "realistic", "--kinds", "mix=1,music=2"])
-    assert e.value.code == 2 and "'music=2'" in capsys.readouterr().err
-    assert main(["train", "denoise", "--kinds", "noise=1", "--quiet"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--corpus realistic" in err[0]
+    err = _shares_refused(capsys, "--kinds", "mix=1,music=2", "'music=2'", "noise=1")
+    assert "--corpus realistic" in err
 
 
 def test_the_trainer_draws_the_band_limits_in_the_shares_asked(tiny_corpus, capsys):
-    from rtconv.cli import main
     from rtconv.cli.train import BANDS_HELP
     from rtconv.train import tasks
 
@@ -653,16 +661,11 @@ def test_the_trainer_draws_the_band_limits_in_the_shares_asked(tiny_corpus, caps
     # the help's default shares are the mixer's
     assert dict((k, float(v)) for k, v in (p.split("=") for p in BANDS_HELP.split(","))) == \
         MixSettings().band_weights
-    with pytest.raises(SystemExit) as e:
-        main(["train", "denoise", "--corpus", "realistic", "--bands", "full=1,phone=2"])
-    assert e.value.code == 2 and "'phone=2'" in capsys.readouterr().err
-    assert main(["train", "denoise", "--bands", "telephone=1", "--quiet"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--bands" in err[0] and "--corpus realistic" in err[0]
+    err = _shares_refused(capsys, "--bands", "full=1,phone=2", "'phone=2'", "telephone=1")
+    assert "--bands" in err and "--corpus realistic" in err
 
 
 def test_the_trainer_draws_pitched_non_speech_tones_only_when_asked(tiny_corpus, capsys):
-    from rtconv.cli import main
     from rtconv.cli.train import NOISE_SOURCES_HELP
     from rtconv.data.mix import GENERATED_FAMILIES
     from rtconv.train import noise as _noise
@@ -693,12 +696,8 @@ def test_the_trainer_draws_pitched_non_speech_tones_only_when_asked(tiny_corpus,
     for bad in ({"voices": 1.0}, {"tones": -1.0}, {"tones": 0.0}):
         with pytest.raises(ConfigError, match="noise weights"):
             MixSettings(noise_weights=bad)
-    with pytest.raises(SystemExit) as e:
-        main(["train", "denoise", "--corpus", "realistic", "--noise-sources", "tones=1,voices=2"])
-    assert e.value.code == 2 and "'voices=2'" in capsys.readouterr().err
-    assert main(["train", "denoise", "--noise-sources", "tones=1", "--quiet"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--noise-sources" in err[0] and "--corpus realistic" in err[0]
+    err = _shares_refused(capsys, "--noise-sources", "tones=1,voices=2", "'voices=2'", "tones=1")
+    assert "--noise-sources" in err and "--corpus realistic" in err
 
 
 def test_speech_subsonic_brings_back_the_old_mixing_and_is_recorded(tiny_corpus, capsys):

@@ -334,8 +334,8 @@ def build_config(args):
         if key in opts and (task != "denoise" or opts.get("corpus") != "realistic"):
             from ..errors import ConfigError
 
-            raise ConfigError(f"--{key.replace('_', '-')} sets the shares of the realistic corpus's denoise examples; train "
-                              f"'denoise --corpus realistic' with it, or leave it out.")
+            raise ConfigError(f"--{key.replace('_', '-')} sets the shares of the realistic corpus's denoise "
+                              f"examples; train 'denoise --corpus realistic' with it, or leave it out.")
     if "speech_subsonic" in opts and not (opts.get("corpus") == "realistic" or task == "vad"):
         from ..errors import ConfigError
 

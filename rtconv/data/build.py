@@ -16,6 +16,7 @@ missing synthesizer) is skipped with one line saying why; the build goes on.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -519,9 +520,18 @@ def _packages_of(src) -> list[str]:
 def _definition(src) -> str:
     """A digest of a source's definition (package, pattern, exclusions, split...): a cached build made from
     another definition is rebuilt."""
-    import hashlib
-
     return hashlib.sha256(repr(src).encode()).hexdigest()[:16]
+
+
+def _stale(src, built_from: Path, definition: str) -> str | None:
+    """Why a built source must be built again (its definition changed), or None.  A build without a record
+    (an older rtconv's) is taken as it is, and its record written, unless the source is :data:`REDEFINED`."""
+    if not built_from.is_file():
+        if src.name in sources.REDEFINED:
+            return sources.REDEFINED[src.name]
+        built_from.write_text(definition + "\n")
+        return None
+    return None if built_from.read_text().strip() == definition else "its definition changed since it was built"
 
 
 def build(cache_dir: str | os.PathLike | None = None, names: Sequence[str] | None = None, limit: int = 0,
@@ -564,15 +574,11 @@ def build(cache_dir: str | os.PathLike | None = None, names: Sequence[str] | Non
         built_from = root / src.name / ".definition"
         definition = _definition(src)
         if done.is_file() and same_limit and not rebuild:
-            if not built_from.is_file() and src.name in sources.REDEFINED:
-                log(f"{src.name}: rebuilding: {sources.REDEFINED[src.name]}")
-            elif built_from.is_file() and built_from.read_text().strip() != definition:
-                log(f"{src.name}: rebuilding: its definition changed since it was built")
-            else:
-                if not built_from.is_file():  # built by an rtconv that kept no record: taken as it is
-                    built_from.write_text(definition + "\n")
+            reason = _stale(src, built_from, definition)
+            if reason is None:
                 log(f"{src.name}: already built")
                 continue
+            log(f"{src.name}: rebuilding: {reason}")
         # an interrupted build of the same --limit and definition keeps its items: the synthesizers go on
         # where they stopped
         partial = root / src.name / ".partial"

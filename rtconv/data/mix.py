@@ -126,18 +126,8 @@ class MixSettings:
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"{name} must be a probability in [0, 1], got {v!r}.")
-        kinds = self.kind_weights
-        if (not isinstance(kinds, dict) or set(kinds) - set(KINDS)
-                or any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < math.inf
-                       for w in kinds.values()) or not any(w > 0 for w in kinds.values())):
-            raise ConfigError(f"kind weights must give {', '.join(KINDS)} non-negative weights, some positive; "
-                              f"got {kinds!r}.")
-        nw = self.noise_weights
-        if (not isinstance(nw, dict) or set(nw) - set(NOISE_SOURCES)
-                or any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < math.inf
-                       for w in nw.values()) or not any(w > 0 for w in nw.values())):
-            raise ConfigError(f"noise weights must give {', '.join(NOISE_SOURCES)} non-negative weights, some "
-                              f"positive; got {nw!r}.")
+        _check_weights("kind", self.kind_weights, KINDS)
+        _check_weights("noise", self.noise_weights, NOISE_SOURCES)
         unknown = set(self.band_weights) - set(augment.BAND_LIMITS)
         if unknown:
             raise ConfigError(f"unknown band limit(s) {sorted(unknown)}; known: {', '.join(augment.BAND_LIMITS)}.")
@@ -147,6 +137,15 @@ class MixSettings:
     def replace(self, **changes) -> "MixSettings":
         """A copy with some fields changed."""
         return replace(self, **changes)
+
+
+def _check_weights(what: str, weights, names: tuple[str, ...]) -> None:
+    """Refuse, in one sentence, weights that are not a dict over ``names`` of non-negative numbers, some positive."""
+    if (not isinstance(weights, dict) or set(weights) - set(names)
+            or any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < math.inf
+                   for w in weights.values()) or not any(w > 0 for w in weights.values())):
+        raise ConfigError(f"{what} weights must give {', '.join(names)} non-negative weights, some positive; "
+                          f"got {weights!r}.")
 
 
 def _choose(rng: np.random.Generator, weights: dict, available=None) -> str:
@@ -246,7 +245,7 @@ class Mixer:
                 avail.add("recorded")
             if "music" in self.pool.noise:
                 avail.add("music")
-            avail.add("tones")
+            avail.update(TRAIN_ONLY_FAMILIES)  # each its own source, drawn only when weighted
             source = _choose(rng, s.noise_weights, avail)
             if source == "recorded":
                 family = self._recorded[int(rng.integers(len(self._recorded)))]

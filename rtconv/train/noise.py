@@ -255,7 +255,7 @@ def _tones(n, sr, rng, split, speech):
             event = _tone_event(sr, rng, rng.uniform(0.08, 2.5))
         end = min(n, pos + event.size)
         x[pos:end] += rng.uniform(0.5, 1.0) * event[: end - pos]
-        pos = end + int(rng.uniform(0.0, 0.8) * sr) if not loop else pos + event.size + int(rng.uniform(0, 0.3) * sr)
+        pos += event.size + int(rng.uniform(0.0, 0.3 if loop else 0.8) * sr)  # a loop repeats with shorter gaps
     return x + 1e-3 * rng.standard_normal(n)
 
 
