@@ -700,6 +700,35 @@ def test_the_trainer_draws_pitched_non_speech_tones_only_when_asked(tiny_corpus,
     assert "--noise-sources" in err and "--corpus realistic" in err
 
 
+def test_the_trainer_draws_the_speech_kinds_in_the_shares_asked(tiny_corpus, capsys):
+    from rtconv.cli.train import SPEECH_KINDS_HELP
+    from rtconv.data.mix import Mixer
+    from rtconv.train import tasks
+
+    cache, _, _ = tiny_corpus
+    opts = dict(corpus="realistic", cache_dir=str(cache), sample_rate=16000, seconds=0.5, train_examples=12,
+                val_examples=2, test_examples=2)
+    # the fixture's training speech is all 'real': a share for a kind it lacks is not drawn
+    td = tasks.make_task("denoise", speech_kinds={"real": 1.0, "neural": 3.0}, kinds={"mix": 1.0}, **opts)
+    assert td.options["speech_kinds"] == {"real": 1.0, "neural": 3.0}
+    assert {td.train.info(i)["speech_kind"] for i in range(12)} == {"real"}
+    assert "speech_kinds" not in tasks.make_task("denoise", **opts).options  # the default recipe records nothing
+    # only kinds the pool lacks: one sentence naming them and what the pool has, before anything is drawn
+    pool = td.train.mixer.pool
+    with pytest.raises(ConfigError, match=r"no neural, festival speech \(it has real\)"):
+        Mixer(pool, MixSettings(speech_kind_weights={"neural": 1.0, "festival": 1.0}))
+    mixer = Mixer(pool, MixSettings(speech_kind_weights={"real": 1.0}))
+    rng = np.random.default_rng(0)
+    assert {mixer.speech_segment(rng, 8000)[1]["speech_kind"] for _ in range(6)} == {"real"}
+    assert dict((k, float(v)) for k, v in (p.split("=") for p in SPEECH_KINDS_HELP.split(","))) == \
+        MixSettings().speech_kind_weights
+    for bad in ({"robot": 1.0}, {"real": -1.0}, {"real": 0.0}):
+        with pytest.raises(ConfigError, match="speech kind weights"):
+            MixSettings(speech_kind_weights=bad)
+    err = _shares_refused(capsys, "--speech-kinds", "real=1,robot=2", "'robot=2'", "neural=1")
+    assert "--speech-kinds" in err and "--corpus realistic" in err
+
+
 def test_speech_subsonic_brings_back_the_old_mixing_and_is_recorded(tiny_corpus, capsys):
     from rtconv.cli import main
     from rtconv.train import tasks

@@ -28,6 +28,8 @@ _CLASSIC_LENGTH = TASK_OPTIONS["freqsep"]["length"]
 BANDS_HELP = "full=0.55,telephone=0.07,8k=0.08,11k=0.07,16k=0.11,22k=0.07,32k=0.05"
 #: and its default noise source shares (``MixSettings.noise_weights``), held equal by the same test
 NOISE_SOURCES_HELP = "recorded=0.45,music=0.1,babble=0.12,generated=0.33"
+#: and its default speech kind shares (``MixSettings.speech_kind_weights``), held equal by a test
+SPEECH_KINDS_HELP = "real=0.5,festival=0.2,neural=0.15,formant=0.15"
 
 
 def _bands(text: str) -> dict[str, float]:
@@ -42,6 +44,13 @@ def _noise_sources(text: str) -> dict[str, float]:
     from ..data.mix import NOISE_SOURCES
 
     return name_weights(NOISE_SOURCES)(text)
+
+
+def _speech_kinds(text: str) -> dict[str, float]:
+    """argparse type of ``--speech-kinds``: weights over the corpus's speech kinds (imported only when given)."""
+    from ..data.corpus import SPEECH_KINDS
+
+    return name_weights(SPEECH_KINDS)(text)
 
 
 def _fir_taps(task: str) -> int:
@@ -262,6 +271,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "recorded, music, babble, generated, and tones (pitched sounds that are not a voice: "
                         f"plucks, bells, beeps, held notes; training only) ({NOISE_SOURCES_HELP}); names left "
                         "out get weight 0")
+    g.add_argument("--speech-kinds", type=_speech_kinds, metavar="real=W,festival=W,...",
+                   help="denoise, realistic corpus: the shares of the speech kinds among the examples: real "
+                        "(recordings of people), festival (voices built from a speaker's diphones or HTS "
+                        f"models), neural (neural TTS voices), formant (espeak-ng) ({SPEECH_KINDS_HELP}); a "
+                        "kind draws its speakers alike; names left out get weight 0")
     g.add_argument("--speech-subsonic", action="store_const", const=True, default=None,
                    help="realistic corpus (denoise, vad): keep what the speech recordings hold below 20 Hz "
                         "(DC offset, drift, rumble) in the examples, as every run before 2026-12-02 did; by "
@@ -321,7 +335,8 @@ def build_config(args):
     opts = {}
     for key in ("train_examples", "val_examples", "test_examples", "variant", "seconds",
                 "low_band", "high_band", "snr_db", "gain_db", "utterances", "speech_dir",
-                "noise_dir", "cache_dir", "corpus", "level_db", "kinds", "bands", "noise_sources", "label_db",
+                "noise_dir", "cache_dir", "corpus", "level_db", "kinds", "bands", "noise_sources", "speech_kinds",
+                "label_db",
                 "mix_rate", "noise_seconds", "speech_subsonic"):
         v = getattr(args, key)
         if v is None:
@@ -330,7 +345,7 @@ def build_config(args):
             opts[key] = v
     if args.sample_rate or recipe.get("sample_rate"):
         opts["sample_rate"] = args.sample_rate or recipe["sample_rate"]
-    for key in ("kinds", "bands", "noise_sources"):
+    for key in ("kinds", "bands", "noise_sources", "speech_kinds"):
         if key in opts and (task != "denoise" or opts.get("corpus") != "realistic"):
             from ..errors import ConfigError
 

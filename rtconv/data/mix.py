@@ -127,6 +127,7 @@ class MixSettings:
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"{name} must be a probability in [0, 1], got {v!r}.")
         _check_weights("kind", self.kind_weights, KINDS)
+        _check_weights("speech kind", self.speech_kind_weights, SPEECH_KINDS)
         _check_weights("noise", self.noise_weights, NOISE_SOURCES)
         unknown = set(self.band_weights) - set(augment.BAND_LIMITS)
         if unknown:
@@ -181,6 +182,11 @@ class Mixer:
         self.sample_rate = pool.sample_rate
         self.noise_split = split or ("test" if pool.split == "test" else "train")
         self._by_kind = {k: ids for k in SPEECH_KINDS if (ids := pool.speaker_ids(k))}
+        if not any(w > 0 and k in self._by_kind for k, w in self.settings.speech_kind_weights.items()):
+            asked = ", ".join(k for k, w in self.settings.speech_kind_weights.items() if w > 0)
+            raise ConfigError(f"the {pool.split!r} pool has no {asked} speech (it has "
+                              f"{', '.join(self._by_kind)}); build those sources with `rtconv data build` or "
+                              f"give a kind it has a share.")
         self._recorded = sorted(f for f in pool.noise if f != "music")
         self._rooms = augment.rooms_available()
         self._audible_cache: dict = {}

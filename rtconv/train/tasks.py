@@ -621,9 +621,11 @@ def _corpus_task(seed: int, options: dict) -> TaskData:
     kinds = dict(options.get("kinds") or MixSettings().kind_weights)
     bands = dict(options.get("bands") or MixSettings().band_weights)
     noise_sources = dict(options.get("noise_sources") or MixSettings().noise_weights)
+    speech_kinds = dict(options.get("speech_kinds") or MixSettings().speech_kind_weights)
     subsonic = bool(options.get("speech_subsonic"))
     settings = MixSettings(seconds=seconds, snr_db=snr, level_db=level, kind_weights=kinds, band_weights=bands,
-                           noise_weights=noise_sources, speech_subsonic=subsonic)
+                           noise_weights=noise_sources, speech_kind_weights=speech_kinds,
+                           speech_subsonic=subsonic)
     datasets = {}
     # the trainer's own "test" split draws from the corpus's validation items: the real test
     # sources stay untouched until `rtconv bench denoise`
@@ -635,6 +637,7 @@ def _corpus_task(seed: int, options: dict) -> TaskData:
             **({"kinds": kinds} if options.get("kinds") else {}),  # the default recipe records nothing new
             **({"bands": bands} if options.get("bands") else {}),
             **({"noise_sources": noise_sources} if options.get("noise_sources") else {}),
+            **({"speech_kinds": speech_kinds} if options.get("speech_kinds") else {}),
             **({"speech_subsonic": True} if subsonic else {}),
             "train_examples": tr, "val_examples": va, "test_examples": te, "corpus": "realistic",
             "corpus_items": len(items),
