@@ -67,6 +67,7 @@ from .audio import (READ_CHUNK, SAMPLE_RATE_MODEL_BLOCK, SOFTWARE_TAG, AtomicWri
                     output_format, temporary_beside, written_by_rtconv, zero_nonfinite)
 from .checkpoint import load, resolve
 from .dcblock import DCBlocker, offset_note, wants_dc_block
+from .levelguard import LEVEL_GUARD_DBFS, LevelMeter, guard_gain, level_note, wants_level_guard
 from .errors import AudioFileError, ConfigError
 from .models import Model
 from .resample import Resampler
@@ -141,6 +142,9 @@ class Summary:
     dc_offset: float | None = None
     #: run forwards and backwards, averaged (``both_directions``)
     both_directions: bool = False
+    #: the file's active level (dBFS) when its level was guarded, and the gain on the model's input
+    level_db: float | None = None
+    level_gain: float = 1.0
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -334,6 +338,19 @@ class _Skip:
         return None
 
 
+class _Scale:
+    """Multiply every sample by a constant (a file's level guard, :mod:`rtconv.levelguard`)."""
+
+    def __init__(self, gain: float) -> None:
+        self.gain = np.float32(gain)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return x * self.gain
+
+    def flush(self) -> None:
+        return None
+
+
 class _Fit:
     """Cut or zero-pad the stream to exactly ``n`` frames (resampler rounding)."""
 
@@ -381,11 +398,15 @@ class Chain:
     dc_block : bool or None
         Remove a DC offset before the model (:class:`rtconv.dcblock.DCBlocker`); ``None``
         (default): for denoisers and VADs (:func:`rtconv.dcblock.wants_dc_block`).
+    level_gain : float
+        A constant gain in (0, 1] on the model's input, undone on its output: a loud file's
+        level guard (:mod:`rtconv.levelguard`); 1 (default): none.
     """
 
     def __init__(self, model: Model, sample_rate: int, channels: int, frames: int, *,
                  block_size: int | None = None, offline: bool = False, align: bool = True,
-                 threads: int | None = 1, prime: bool | None = None, dc_block: bool | None = None) -> None:
+                 threads: int | None = 1, prime: bool | None = None, dc_block: bool | None = None,
+                 level_gain: float = 1.0) -> None:
         if block_size is None:
             block_size = file_block_size(model)
         if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
@@ -404,6 +425,11 @@ class Chain:
         self._dc = DCBlocker(sample_rate, channels) if wants_dc_block(model, dc_block) else None
         if self._dc is not None:
             stages.append(_Blocks(self._dc))
+        if not (isinstance(level_gain, (int, float)) and 0 < level_gain <= 1):
+            raise ConfigError(f"level_gain must be in (0, 1], got {level_gain!r}.")
+        self.level_gain = float(level_gain)
+        if self.level_gain != 1.0:
+            stages.append(_Scale(self.level_gain))
         if rate != sample_rate:
             stages.append(Resampler(sample_rate, rate, channels, "HQ"))
         if offline and model.recurrent:
@@ -423,6 +449,8 @@ class Chain:
         self.out_channels = core.out_channels
         if align:
             stages.append(_Skip(model.latency))
+        if self.level_gain != 1.0:
+            stages.append(_Scale(1.0 / self.level_gain))
         if rate != sample_rate:
             stages.append(Resampler(rate, sample_rate, self.out_channels, "HQ"))
         extra = 0 if align else round(model.latency * sample_rate / rate)
@@ -542,6 +570,32 @@ def _both_directions_file(reader, make_chain, writer, out: Path, mix, step) -> "
 # --- public API -------------------------------------------------------------------
 
 
+def _level_guard(model: Model, level_guard: bool | None, chunks: Callable[[], Iterable[np.ndarray]], rate: int,
+                 channels: int, frames: int, chain_kw: dict) -> tuple[float | None, float]:
+    """A file's level guard (:mod:`rtconv.levelguard`): ``(speech level dBFS or None, gain on the model's input)``.
+
+    ``chunks()`` gives the file's audio again from its start each time it is called.  A file whose
+    active level is at most the threshold costs one pass of the level meter and is left alone; a
+    louder one is run through the model once more to measure the level of what the model keeps
+    (its speech), and that sets the gain.
+    """
+    if not wants_level_guard(model, level_guard):
+        return None, 1.0
+    meter = LevelMeter(rate, channels)
+    for x in chunks():
+        meter.add(x)
+    level = meter.level_db()
+    if not level > LEVEL_GUARD_DBFS:
+        return level, 1.0
+    chain = Chain(model, rate, channels, frames, **chain_kw)
+    kept = LevelMeter(rate, chain.out_channels)
+    for x in chunks():
+        kept.add(chain(x))
+    kept.add(chain.flush())
+    speech = kept.level_db()
+    return speech, guard_gain(speech)
+
+
 def _load_model(model: Model | PathLike | None) -> tuple[Model, str]:
     """The model ``model`` means (a loaded one as is; a path, name or None through :func:`resolve`) and its name."""
     if isinstance(model, Model):
@@ -579,6 +633,9 @@ def _notes(summary: Summary) -> None:
     dc = offset_note(summary.dc_offset)
     if dc:
         summary.notes.append(dc)
+    lv = level_note(summary.level_gain, summary.level_db)
+    if lv:
+        summary.notes.append(lv)
     if summary.nonfinite_samples:
         w.append(f"{summary.nonfinite_samples} NaN/Inf input sample(s) were replaced by silence (0)")
     if summary.clipped_samples:
@@ -627,6 +684,7 @@ def process_file(
     prime: bool | None = None,
     dc_block: bool | None = None,
     both_directions: bool = False,
+    level_guard: bool | None = None,
 ) -> Summary:
     """Process one audio file with a model and write the result atomically.
 
@@ -684,6 +742,11 @@ def process_file(
         A denoiser's option: run it over the file forwards and backwards and write the mean
         of the two (see the module docstring): cleaner, at twice the time; two temporary
         float copies of the file's length are kept beside the output meanwhile.
+    level_guard : bool or None
+        When the file's active level is above :data:`rtconv.levelguard.LEVEL_GUARD_DBFS`,
+        run the model on it scaled down to that level by one constant gain and scale the
+        output back (:mod:`rtconv.levelguard`; the file is read twice); ``None``, the
+        default: for denoisers; ``False`` gives the model the file's level (``--keep-level``).
 
     Returns
     -------
@@ -722,9 +785,18 @@ def process_file(
         if out.exists() and not overwrite:
             raise AudioFileError(f"output {str(out)!r} already exists; pass --overwrite to replace it, "
                                  "--skip-existing to keep it, or choose another name.")
+        def chunks():
+            with Reader(input, chunk=_READ_CHUNK) as pre:
+                yield from pre.chunks()
+
+        level_db, gain = _level_guard(m, level_guard, chunks, reader.sample_rate, reader.channels, reader.frames,
+                                      dict(block_size=block_size, offline=offline, align=align, threads=threads,
+                                           prime=prime, dc_block=dc_block))
+
         def make_chain(frames: int) -> Chain:
             return Chain(m, reader.sample_rate, reader.channels, frames, block_size=block_size,
-                         offline=offline, align=align, threads=threads, prime=prime, dc_block=dc_block)
+                         offline=offline, align=align, threads=threads, prime=prime, dc_block=dc_block,
+                         level_gain=gain)
 
         chain = make_chain(reader.frames)
         if wet < 1.0 and chain.out_channels != reader.channels:
@@ -779,6 +851,7 @@ def process_file(
         elapsed_s=time.perf_counter() - t0, nonfinite_samples=reader.nonfinite_samples,
         clipped_samples=writer.clipped_samples, output_frames=writer.frames,
         primed_frames=chain.primed_frames, dc_offset=chain.dc_offset, both_directions=both_directions,
+        level_db=level_db, level_gain=gain,
     )
     if reader.frames_read < reader.frames:
         summary.warnings.append(
@@ -995,9 +1068,10 @@ def process_array(
     prime: bool | None = None,
     dc_block: bool | None = None,
     both_directions: bool = False,
+    level_guard: bool | None = None,
 ) -> np.ndarray:
-    """Process audio in memory exactly as :func:`process_file` processes a file (``prime``, ``dc_block`` and
-    ``both_directions`` as there).
+    """Process audio in memory exactly as :func:`process_file` processes a file (``prime``, ``dc_block``,
+    ``both_directions`` and ``level_guard`` as there).
 
     Parameters
     ----------
@@ -1021,10 +1095,15 @@ def process_array(
     m, name = _load_model(model)
     if both_directions:
         check_both_directions(m, name, align)
+    _, gain = _level_guard(m, level_guard, lambda: (x[i: i + _READ_CHUNK] for i in range(0, len(x), _READ_CHUNK)),
+                           int(sample_rate), x.shape[1], x.shape[0],
+                           dict(block_size=block_size, offline=offline, align=align, threads=threads, prime=prime,
+                                dc_block=dc_block))
 
     def run(a: np.ndarray) -> np.ndarray:
         chain = Chain(m, int(sample_rate), a.shape[1], a.shape[0], block_size=block_size,
-                      offline=offline, align=align, threads=threads, prime=prime, dc_block=dc_block)
+                      offline=offline, align=align, threads=threads, prime=prime, dc_block=dc_block,
+                      level_gain=gain)
         outs = [chain(a[i : i + _READ_CHUNK]) for i in range(0, a.shape[0], _READ_CHUNK)]
         outs.append(chain.flush())
         return np.concatenate(outs)

@@ -91,6 +91,9 @@ def configure(parser) -> None:
     parser.add_argument("--keep-dc", action="store_true",
                         help="realistic set: also score the model given its input's DC offset (`rtconv process "
                              "--keep-dc`), as a column 'keep-dc' in the same run")
+    parser.add_argument("--keep-level", action="store_true",
+                        help="realistic set: also score the model given loud files at their own level (`rtconv "
+                             "process --keep-level`), as a column 'keep-level' in the same run")
     parser.add_argument("--both-directions", action="store_true",
                         help="realistic set: also score the model run over each file forwards and backwards, "
                              "averaged (`rtconv process --both-directions`), as a column 'both-directions' in "
@@ -301,12 +304,12 @@ def _device_rates(model, block: int) -> list[dict]:
 def run(args) -> int:
     from . import heldout as ev
 
-    if (args.baseline or args.from_silence or args.keep_dc or args.both_directions) and (
+    if (args.baseline or args.from_silence or args.keep_dc or args.keep_level or args.both_directions) and (
             args.test_set != "realistic" or args.no_quality):
         from ..errors import ConfigError
 
         flag = ("--baseline" if args.baseline else "--from-silence" if args.from_silence
-                else "--keep-dc" if args.keep_dc else "--both-directions")
+                else "--keep-dc" if args.keep_dc else "--keep-level" if args.keep_level else "--both-directions")
         raise ConfigError(f"{flag} adds columns to the realistic set's tables; drop it, or drop "
                           f"{'--no-quality' if args.no_quality else '--set ' + args.test_set}.")
     model = _load(args.model)
@@ -467,13 +470,15 @@ def _realistic(model, args, extra_goals=()) -> dict:
     else:
         print(f"\nVALIDATION set of the test set's design (training speakers, other files; for choosing a "
               f"model, not for reporting): {len(examples)} items, seed {args.seed}, fingerprint {fp}")
-    # from-silence, keep-dc, both-directions: the same model without the priming or the DC blocker files
-    # get, or run both ways
+    # from-silence, keep-dc, keep-level, both-directions: the same model without the priming, the DC blocker or
+    # the level guard files get, or run both ways
     variants = {}
     if args.from_silence:
         variants["from-silence"] = scoring.model_system(model, prime=False)
     if args.keep_dc:
         variants["keep-dc"] = scoring.model_system(model, dc_block=False)
+    if args.keep_level:
+        variants["keep-level"] = scoring.model_system(model, level_guard=False)
     if args.both_directions:
         variants["both-directions"] = scoring.model_system(model, both_directions=True)
     systems = _with_baselines(scoring.systems(model), args.baseline, variants)
@@ -599,14 +604,19 @@ def _write_card(path, model, result, args) -> None:
             "RNNoise (pyrnnoise, lag removed) and noisereduce (non-stationary, whole file) in the same run.",
             "Measured by `rtconv bench denoise --card models/denoiser.md"
             + "".join(f" --baseline {b}" for b in args.baseline) + (" --from-silence" if args.from_silence else "")
-            + (" --keep-dc" if args.keep_dc else "") + (" --both-directions" if args.both_directions else "")
+            + (" --keep-dc" if args.keep_dc else "") + (" --keep-level" if args.keep_level else "")
+            + (" --both-directions" if args.both_directions else "")
             + "`"
             + (f"; the column{'s' if len(args.baseline) > 1 else ''} "
                + ", ".join(f"`{_column(b)}`" for b in args.baseline)
                + " score earlier models in the same run." if args.baseline else ".")
             + (" The `both-directions` column is the same model run over each file forwards and backwards and "
                "averaged (`rtconv process --both-directions`: files only, twice the time); the goals judge the "
-               "one-way output, which live audio gets." if args.both_directions else ""),
+               "one-way output, which live audio gets." if args.both_directions else "")
+            + (" The `keep-level` column is the same model given loud files at their own level (`rtconv process "
+               "--keep-level`); `rtconv` lowers a file whose active level is above -32 dBFS to it before the "
+               "model and raises the output back (live streams cannot: they have no future to measure)."
+               if args.keep_level else ""),
             "",
             result["realistic_tables"],
             "",

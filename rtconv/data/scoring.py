@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .mix import active_level_db
-from .testset import TestExample
+from .testset import LOUD_GROUP, TestExample
 
 __all__ = ["OCTAVES", "model_system", "systems", "score_example", "evaluate", "tables", "summary_rows", "goals", "format_goals"]
 
@@ -52,16 +52,18 @@ def _at_48k(f: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray, int]
     return run
 
 
-def model_system(model, prime: bool | None = None, dc_block: bool | None = None, both_directions: bool = False):
+def model_system(model, prime: bool | None = None, dc_block: bool | None = None, both_directions: bool = False,
+                 level_guard: bool | None = None):
     """An rtconv model as a system of a comparison: ``(x, rate) -> y`` through
     :func:`rtconv.files.process_array`, exactly as ``rtconv process`` runs it
     (``prime=False``: as ``rtconv process --no-prime``, started from silence;
     ``dc_block=False``: as ``--keep-dc``, given the input's DC offset;
-    ``both_directions=True``: as ``--both-directions``)."""
+    ``both_directions=True``: as ``--both-directions``;
+    ``level_guard=False``: as ``--keep-level``, a loud file at its own level)."""
     from .. import files
 
     return lambda x, rate: files.process_array(x, rate, model, offline=True, prime=prime, dc_block=dc_block,
-                                               both_directions=both_directions)[:, 0]
+                                               both_directions=both_directions, level_guard=level_guard)[:, 0]
 
 
 def systems(model=None, rnnoise: bool = True, noisereduce: bool = True) -> dict:
@@ -190,6 +192,8 @@ def summary_rows(rows: Sequence[dict]) -> dict:
             add(part, g, [r for r in sel if r["group"] == g])
         if sel and part in ("clean", "noise"):
             add(part, "all", sel)
+        if part == "clean" and any(r["group"] == LOUD_GROUP for r in sel):
+            add(part, "nominal level", [r for r in sel if r["group"] != LOUD_GROUP])
     return tables
 
 
@@ -230,12 +234,14 @@ def tables(summary: dict, names: Sequence[str], ours: str | None = "rtconv",
         out += [f"### {titles['clean']}", "",
                 "level change dB / SI-SDR against the input dB; then energy change per octave band (dB), averaged over the items whose speech reaches into it", ""]
         heads = [f"{int(round(math.sqrt(lo * hi)))} Hz" if hi < 20000 else "16 kHz" for lo, hi in OCTAVES]
-        out += ["| system | n | level | SI-SDR | " + " | ".join(heads) + " |", "|" + "---|" * (4 + len(heads))]
-        allrow = summary["clean"]["all"]
+        out += ["| system | items | n | level | SI-SDR | " + " | ".join(heads) + " |",
+                "|" + "---|" * (5 + len(heads))]
+        groups = ["all"] + [g for g in ("nominal level", LOUD_GROUP) if g in summary["clean"]]
         for s in names:
-            v = allrow[s]
-            bands = " | ".join(f"{b:+.1f}" if np.isfinite(b) else "–" for b in v["band_db"])
-            out.append(f"| {s} | {v['n']} | {v['level_db']:+.2f} | {v['si_sdr']:.1f} | {bands} |")
+            for g in groups:
+                v = summary["clean"][g][s]
+                bands = " | ".join(f"{b:+.1f}" if np.isfinite(b) else "–" for b in v["band_db"])
+                out.append(f"| {s} | {g} | {v['n']} | {v['level_db']:+.2f} | {v['si_sdr']:.1f} | {bands} |")
         out.append("")
     if "noise" in summary:
         out += [f"### {titles['noise_only']}", "", "attenuation of noise-only input, dB (higher removes more)", ""]

@@ -1,0 +1,149 @@
+"""A loud file's level guard: the file's active level measured at any chunking, the model run at a level it
+was trained at, the output raised back; quiet files, filters and --keep-level untouched."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import rtconv
+from rtconv.cli import main
+from rtconv.data.mix import active_level_db
+from rtconv.errors import ConfigError
+from rtconv.files import Chain, process_array, process_file
+from rtconv.levelguard import LEVEL_GUARD_DBFS, LevelMeter, guard_gain, level_note, wants_level_guard
+
+RATE = 48000
+
+
+def _speechlike(n, peak_dbfs, ch=1, seed=0):
+    """Noise with a slow syllable-rate envelope and pauses, scaled to a peak."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / RATE
+    env = np.clip(np.sin(2 * np.pi * 3 * t), 0, None)[:, None] ** 2
+    x = env * rng.standard_normal((n, ch))
+    return (x / np.abs(x).max() * 10 ** (peak_dbfs / 20)).astype(np.float32)
+
+
+def _vowels(n, peak_dbfs, ch=1):
+    """A synthetic vowel train (harmonics of 140 Hz under syllable envelopes), which the denoiser keeps."""
+    t = np.arange(n) / RATE
+    env = np.clip(np.sin(2 * np.pi * 2.5 * t), 0, None) ** 2
+    v = sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 30))
+    x = np.repeat((env * v)[:, None], ch, axis=1) * np.linspace(1, 0.7, ch)
+    return (x / np.abs(x).max() * 10 ** (peak_dbfs / 20)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def denoiser():
+    return rtconv.load("models/denoiser.safetensors")
+
+
+def test_the_meter_gives_the_mixers_active_level_at_any_chunking_and_ignores_an_offset():
+    x = _speechlike(RATE + 123, -6)
+    ref = active_level_db(x[:, 0] - 0.0, RATE)
+    whole = LevelMeter(RATE, 1)
+    whole.add(x)
+    # each 10 ms frame's own mean is removed, so the level is the mixer's to a small fraction of a dB
+    assert whole.level_db() == pytest.approx(ref, abs=0.05)
+    for sizes in ((1,), (479, 481), (7, 1000, 33)):
+        m, i, j = LevelMeter(RATE, 1), 0, 0
+        while i < len(x):
+            m.add(x[i: i + sizes[j % len(sizes)]])
+            i, j = i + sizes[j % len(sizes)], j + 1
+        assert m.level_db() == pytest.approx(whole.level_db(), abs=1e-9)
+    shifted = LevelMeter(RATE, 1)
+    shifted.add(x + 0.05)  # a DC offset larger than the signal's RMS
+    assert shifted.level_db() == pytest.approx(whole.level_db(), abs=1e-6)
+    # silence, or less than one frame, has no level; two channels average their powers
+    for y in (np.zeros((RATE, 1)), np.ones((100, 1))):
+        m = LevelMeter(RATE, 1)
+        m.add(y)
+        assert m.level_db() == -math.inf
+    two = LevelMeter(RATE, 2)
+    two.add(np.concatenate([x, np.zeros_like(x)], axis=1))
+    assert two.level_db() == pytest.approx(whole.level_db() - 10 * math.log10(2), abs=1e-6)
+
+
+def test_the_gain_brings_a_loud_level_down_to_the_threshold_and_leaves_the_rest():
+    assert LEVEL_GUARD_DBFS == -26.0  # the corpus's nominal speech level (the README and the note say so)
+    assert guard_gain(LEVEL_GUARD_DBFS) == 1.0 and guard_gain(-50.0) == 1.0 and guard_gain(-math.inf) == 1.0
+    assert 20 * math.log10(guard_gain(-14.0)) == pytest.approx(LEVEL_GUARD_DBFS + 14.0)
+    assert level_note(1.0, -40.0) is None and level_note(guard_gain(-26.5), -26.5) is None
+    assert level_note(guard_gain(-14.0), -14.0) == ("the speech is loud (active level -14 dBFS): the model heard the "
+                                                     "file 12 dB quieter and its output was raised back "
+                                                     "(--keep-level: as it is)")
+
+
+def test_denoisers_get_it_filters_and_detectors_do_not_and_a_bad_choice_is_refused():
+    fir = rtconv.FIR([1.0])
+    assert not wants_level_guard(fir)
+    fir.metadata = {"task": "denoise"}
+    assert wants_level_guard(fir) and not wants_level_guard(fir, False)
+    fir.metadata = {"task": "vad"}
+    assert not wants_level_guard(fir) and wants_level_guard(fir, True)
+    with pytest.raises(ConfigError, match="level_guard must be True, False or None .* got 'yes'"):
+        wants_level_guard(fir, "yes")
+    with pytest.raises(ConfigError, match=r"level_gain must be in \(0, 1\], got 2"):
+        Chain(fir, RATE, 1, 100, level_gain=2)
+
+
+def test_a_loud_file_is_run_with_its_speech_at_the_threshold_and_raised_back(denoiser):
+    x = _vowels(RATE, -1)
+    kept = process_array(x, RATE, denoiser, level_guard=False)
+    meter = LevelMeter(RATE, 1)
+    meter.add(kept)  # what the model keeps of the file at its own level: its speech
+    g = guard_gain(meter.level_db())
+    assert g < 0.5
+    guarded = process_array(x, RATE, denoiser)
+    by_hand = process_array(x * np.float32(g), RATE, denoiser, level_guard=False) / np.float32(g)
+    np.testing.assert_allclose(guarded, by_hand, rtol=0, atol=1e-6)
+    assert np.abs(kept - guarded).max() > 1e-3  # the model is not scale-free up there: the guard matters
+    # loud noise with little speech in it is left at its level, where the model removes more of it
+    rng = np.random.default_rng(3)
+    noise = (0.2 * rng.standard_normal((RATE, 1))).astype(np.float32)  # active level -14 dBFS
+    assert np.array_equal(process_array(noise, RATE, denoiser), process_array(noise, RATE, denoiser,
+                                                                                level_guard=False))
+    # a quiet file is not touched, to the bit; nor is any file through a filter
+    q = _vowels(RATE, -30)
+    assert np.array_equal(process_array(q, RATE, denoiser), process_array(q, RATE, denoiser, level_guard=False))
+    fir = rtconv.FIR([0.5, 0.25])
+    assert np.array_equal(process_array(x, RATE, fir), process_array(x, RATE, fir, level_guard=False))
+
+
+def test_the_shipped_denoiser_passes_loud_clean_speech_whole_only_with_the_guard(denoiser):
+    x = _vowels(2 * RATE, -1)
+
+    def lost_db(y):
+        s = slice(RATE // 2, None)  # after the start
+        return 10 * np.log10(np.sum(y[s].astype(np.float64) ** 2) / np.sum(x[s].astype(np.float64) ** 2))
+
+    assert abs(lost_db(process_array(x, RATE, denoiser))) < 1.0
+    assert lost_db(process_array(x, RATE, denoiser, level_guard=False)) < -1.0
+
+
+def test_files_measure_the_whole_file_first_and_say_so_and_keep_level_turns_it_off(tmp_path, capsys, denoiser):
+    x = _vowels(RATE + 5000, -1, ch=2)
+    src = tmp_path / "loud.wav"
+    sf.write(src, x, RATE, subtype="FLOAT")
+    s = process_file(src, tmp_path / "a.wav", denoiser, block_size=333)
+    assert s.level_gain < 0.5 and 20 * math.log10(s.level_gain) == pytest.approx(LEVEL_GUARD_DBFS - s.level_db)
+    assert any("--keep-level" in n for n in s.notes)
+    a, _ = sf.read(tmp_path / "a.wav", dtype="float32")
+    np.testing.assert_allclose(a, process_array(x, RATE, denoiser), rtol=0, atol=1e-5)  # the chunked meter agrees
+    assert main(["process", str(src), "-o", str(tmp_path / "b.wav")]) == 0
+    assert "the speech is loud (active level" in capsys.readouterr().err
+    assert main(["process", str(src), "-o", str(tmp_path / "c.wav"), "--keep-level"]) == 0
+    assert "the speech is loud" not in capsys.readouterr().err
+    b, _ = sf.read(tmp_path / "b.wav", dtype="float32")
+    c, _ = sf.read(tmp_path / "c.wav", dtype="float32")
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(c, process_array(x, RATE, denoiser, level_guard=False), rtol=0, atol=1e-5)
+    # both directions: each pass at the guarded level
+    d = process_file(src, tmp_path / "d.wav", denoiser, both_directions=True)
+    assert d.level_gain == pytest.approx(s.level_gain, rel=1e-6)  # the pre-pass streams at any block size
+    dd, _ = sf.read(tmp_path / "d.wav", dtype="float32")
+    np.testing.assert_allclose(dd, process_array(x, RATE, denoiser, both_directions=True), rtol=0, atol=1e-5)
