@@ -16,7 +16,7 @@ from scipy import signal
 import rtconv
 from rtconv.data import augment, build, corpus, packages, scoring, sources
 from rtconv.data.mix import Mixer, MixSettings, active_level_db
-from rtconv.data.testset import TestExample, fingerprint, make_test_set, source_fingerprints
+from rtconv.data.testset import LOUD_GROUP, TestExample, fingerprint, make_test_set, source_fingerprints
 from rtconv.errors import ConfigError
 from rtconv.train import speech
 
@@ -868,6 +868,14 @@ def test_the_test_set_is_deterministic_and_has_every_part(test_pool):
     assert rates == {16000, 44100, 48000}
     peaks = sorted(round(20 * np.log10(np.abs(ex.noisy).max())) for ex in a if ex.part == "level")
     assert peaks == [-40, -30, -20, -10, 0]
+    # the clean items again, normalised to peak -1 dBFS as a mastered recording is: the same speech, louder
+    clean = [ex for ex in a if ex.part == "clean" and ex.group != LOUD_GROUP]
+    loud = [ex for ex in a if ex.group == LOUD_GROUP]
+    assert len(clean) == len(loud) == 2 and all(ex.part == "clean" for ex in loud)
+    for q, ld in zip(clean, loud):
+        assert 20 * np.log10(np.abs(ld.noisy).max()) == pytest.approx(-1.0, abs=0.01)
+        ratio = ld.clean / np.where(q.clean == 0, 1, q.clean)
+        assert np.ptp(ratio[np.abs(q.clean) > 1e-4]) < 1e-4 and ratio.max() > 1
     speakers = {ex.info["speaker"] for ex in a if "speaker" in ex.info}
     assert all(s.startswith(("fake-test:", "espeak-mini:")) for s in speakers)
 
@@ -993,6 +1001,21 @@ def test_the_model_from_silence_is_the_unprimed_file_output_and_needs_the_realis
     assert np.abs(primed - silent).max() > 5e-5
     assert main(["bench", "denoise", "--no-quality", "--from-silence"]) != 0
     assert "--from-silence adds columns to the realistic set's tables" in capsys.readouterr().err
+
+
+def test_the_keep_level_column_is_the_model_given_loud_files_as_they_are(capsys):
+    from rtconv.cli import main
+    from rtconv.files import process_array
+
+    model = _tiny_recurrent_denoiser()
+    model.metadata = {"task": "denoise"}
+    x = np.random.default_rng(1).normal(size=12000).astype(np.float32) * 0.3  # active level about -10 dBFS
+    guarded, kept = scoring.model_system(model)(x, 16000), scoring.model_system(model, level_guard=False)(x, 16000)
+    np.testing.assert_array_equal(kept, process_array(x, 16000, model, offline=True, level_guard=False)[:, 0])
+    np.testing.assert_array_equal(guarded, process_array(x, 16000, model, offline=True)[:, 0])
+    assert np.abs(guarded - kept).max() > 1e-5  # a tiny random model is nearly scale-free, but not quite
+    assert main(["bench", "denoise", "--no-quality", "--keep-level"]) != 0
+    assert "--keep-level adds columns to the realistic set's tables" in capsys.readouterr().err
 
 
 def test_the_keep_dc_column_is_the_model_given_the_offset_and_needs_the_realistic_set(capsys):

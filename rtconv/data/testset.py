@@ -22,7 +22,10 @@ training but with every draw that a table is grouped by pinned.  Five parts:
     removes each signal's mean, so the offset itself costs nothing there:
     the rows show what it does to the model.
 ``clean``
-    Clean speech, nothing to remove (the model should pass it unchanged).
+    Clean speech, nothing to remove (the model should pass it unchanged), at
+    the nominal level and again (the same draws) normalised to peak
+    :data:`LOUD_PEAK_DBFS`, as a mastered recording is (group
+    :data:`LOUD_GROUP`).
 ``noise``
     Noise only (the model should attenuate it).
 
@@ -46,13 +49,16 @@ from . import augment
 from .corpus import Pool
 from .mix import GENERATED_FAMILIES, Mixer, MixSettings
 
-__all__ = ["SNRS", "PEAKS_DBFS", "DC_PEAK_DBFS", "DC_OFFSETS_DBFS", "BAND_VARIANTS", "TestExample", "make_test_set", "fingerprint",
+__all__ = ["SNRS", "PEAKS_DBFS", "DC_PEAK_DBFS", "LOUD_PEAK_DBFS", "LOUD_GROUP", "DC_OFFSETS_DBFS", "BAND_VARIANTS", "TestExample", "make_test_set", "fingerprint",
            "source_fingerprints"]
 
 SNRS: tuple[float, ...] = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 PEAKS_DBFS: tuple[float, ...] = (0.0, -10.0, -20.0, -30.0, -40.0)
 #: The ``dc`` part: mixtures peaking at DC_PEAK_DBFS, with these offsets (dBFS; None: none).
 DC_PEAK_DBFS = -30.0
+#: The peak of the loud clean-speech items (a normalised recording), dBFS, and their group.
+LOUD_PEAK_DBFS = -1.0
+LOUD_GROUP = f"peak {LOUD_PEAK_DBFS:g} dBFS"
 DC_OFFSETS_DBFS: tuple[float | None, ...] = (None, -60.0, -50.0, -40.0)
 #: Band variants: (label, channel band key or None, codec or None, file rate).
 BAND_VARIANTS: tuple[tuple[str, str | None, str | None, int], ...] = (
@@ -181,6 +187,12 @@ def make_test_set(pool: Pool, seed: int = 0, per_cell: int = 1, band_items: int 
         x, y, info = mixer.example(r, kind="speech", level_db=0.0, band="full", speech_kind=kind_for(j),
                                    room=False, codec=False)
         out.append(TestExample(x, y, _RATE, "clean", info["speech_kind"], info))
+    for j in range(clean_items):
+        r = rng(3, j)  # the clean items' draws, normalised as a mastered recording is
+        x, y, info = mixer.example(r, kind="speech", level_db=0.0, band="full", speech_kind=kind_for(j),
+                                   room=False, codec=False)
+        xs, ys = _at_peak(x, y, LOUD_PEAK_DBFS)
+        out.append(TestExample(xs, ys, _RATE, "clean", LOUD_GROUP, dict(info, peak_dbfs=LOUD_PEAK_DBFS)))
     for j in range(noise_items):
         r = rng(4, j)
         x, y, info = mixer.example(r, kind="noise", level_db=0.0, band="full", noise=noises[j % len(noises)],
