@@ -614,8 +614,8 @@ def _write_card(path, model, result, args) -> None:
                "averaged (`rtconv process --both-directions`: files only, twice the time); the goals judge the "
                "one-way output, which live audio gets." if args.both_directions else "")
             + (" The `keep-level` column is the same model given loud files at their own level (`rtconv process "
-               "--keep-level`); `rtconv` lowers a file whose active level is above -32 dBFS to it before the "
-               "model and raises the output back (live streams cannot: they have no future to measure)."
+               "--keep-level`); `rtconv` lowers a file whose speech is above -26 dBFS active level to it "
+               "before the model and raises the output back (live streams cannot: they have no future to measure)."
                if args.keep_level else ""),
             "",
             result["realistic_tables"],
