@@ -142,7 +142,8 @@ class Summary:
     dc_offset: float | None = None
     #: run forwards and backwards, averaged (``both_directions``)
     both_directions: bool = False
-    #: the file's active level (dBFS) when its level was guarded, and the gain on the model's input
+    #: the level guard's measure (dBFS): its speech's active level when the file was loud enough for the model's
+    #: first pass, else the file's own; None when not guarded (filters, --keep-level); and the gain on the input
     level_db: float | None = None
     level_gain: float = 1.0
     warnings: list[str] = field(default_factory=list)
