@@ -83,14 +83,20 @@ def offset_note(offset: float | None) -> str | None:
     return None if db is None else f"a DC offset of {db:.0f} dBFS was removed before the model (--keep-dc: keep it)"
 
 
+def by_task(name: str, choice: bool | None, model, tasks: tuple[str, ...]) -> bool:
+    """``choice`` if given (refused in one sentence unless a bool), else whether ``model``'s task is in ``tasks``:
+    the rule of the input stages that are on by default for some models (this one, the level guard)."""
+    if choice is not None:
+        if not isinstance(choice, (bool, np.bool_)):
+            raise ConfigError(f"{name} must be True, False or None (by the model's task), got {choice!r}.")
+        return bool(choice)
+    meta = getattr(model, "metadata", None) or {}
+    return meta.get("task") in tasks
+
+
 def wants_dc_block(model, dc_block: bool | None = None) -> bool:
     """Whether ``model``'s input is DC-blocked: ``dc_block`` if given, else by its task."""
-    if dc_block is not None:
-        if not isinstance(dc_block, (bool, np.bool_)):
-            raise ConfigError(f"dc_block must be True, False or None (by the model's task), got {dc_block!r}.")
-        return bool(dc_block)
-    meta = getattr(model, "metadata", None) or {}
-    return meta.get("task") in DC_BLOCKED_TASKS
+    return by_task("dc_block", dc_block, model, DC_BLOCKED_TASKS)
 
 
 class DCBlocker:

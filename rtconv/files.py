@@ -744,10 +744,11 @@ def process_file(
         of the two (see the module docstring): cleaner, at twice the time; two temporary
         float copies of the file's length are kept beside the output meanwhile.
     level_guard : bool or None
-        When the file's active level is above :data:`rtconv.levelguard.LEVEL_GUARD_DBFS`,
-        run the model on it scaled down to that level by one constant gain and scale the
-        output back (:mod:`rtconv.levelguard`; the file is read twice); ``None``, the
-        default: for denoisers; ``False`` gives the model the file's level (``--keep-level``).
+        When the file's speech (what the model keeps of it, measured in a first pass run only
+        for a file louder than :data:`rtconv.levelguard.LEVEL_GUARD_DBFS`) is above that
+        active level, run the model on the file scaled down to it by one constant gain and
+        scale the output back (:mod:`rtconv.levelguard`); ``None``, the default: for
+        denoisers; ``False`` gives the model the file's level (``--keep-level``).
 
     Returns
     -------
@@ -790,14 +791,12 @@ def process_file(
             with Reader(input, chunk=_READ_CHUNK) as pre:
                 yield from pre.chunks()
 
-        level_db, gain = _level_guard(m, level_guard, chunks, reader.sample_rate, reader.channels, reader.frames,
-                                      dict(block_size=block_size, offline=offline, align=align, threads=threads,
-                                           prime=prime, dc_block=dc_block))
+        kw = dict(block_size=block_size, offline=offline, align=align, threads=threads, prime=prime,
+                  dc_block=dc_block)
+        level_db, gain = _level_guard(m, level_guard, chunks, reader.sample_rate, reader.channels, reader.frames, kw)
 
         def make_chain(frames: int) -> Chain:
-            return Chain(m, reader.sample_rate, reader.channels, frames, block_size=block_size,
-                         offline=offline, align=align, threads=threads, prime=prime, dc_block=dc_block,
-                         level_gain=gain)
+            return Chain(m, reader.sample_rate, reader.channels, frames, level_gain=gain, **kw)
 
         chain = make_chain(reader.frames)
         if wet < 1.0 and chain.out_channels != reader.channels:
@@ -1096,15 +1095,12 @@ def process_array(
     m, name = _load_model(model)
     if both_directions:
         check_both_directions(m, name, align)
+    kw = dict(block_size=block_size, offline=offline, align=align, threads=threads, prime=prime, dc_block=dc_block)
     _, gain = _level_guard(m, level_guard, lambda: (x[i: i + _READ_CHUNK] for i in range(0, len(x), _READ_CHUNK)),
-                           int(sample_rate), x.shape[1], x.shape[0],
-                           dict(block_size=block_size, offline=offline, align=align, threads=threads, prime=prime,
-                                dc_block=dc_block))
+                           int(sample_rate), x.shape[1], x.shape[0], kw)
 
     def run(a: np.ndarray) -> np.ndarray:
-        chain = Chain(m, int(sample_rate), a.shape[1], a.shape[0], block_size=block_size,
-                      offline=offline, align=align, threads=threads, prime=prime, dc_block=dc_block,
-                      level_gain=gain)
+        chain = Chain(m, int(sample_rate), a.shape[1], a.shape[0], level_gain=gain, **kw)
         outs = [chain(a[i : i + _READ_CHUNK]) for i in range(0, a.shape[0], _READ_CHUNK)]
         outs.append(chain.flush())
         return np.concatenate(outs)

@@ -39,7 +39,7 @@ import math
 
 import numpy as np
 
-from .errors import ConfigError
+from .dcblock import by_task
 
 __all__ = ["LEVEL_GUARD_DBFS", "LEVEL_GUARDED_TASKS", "LEVEL_NOTE_DB", "LevelMeter", "guard_gain",
            "wants_level_guard", "level_note"]
@@ -56,13 +56,7 @@ ACTIVE_RANGE_DB = 35.0
 
 def wants_level_guard(model, level_guard: bool | None = None) -> bool:
     """Whether a file's level is guarded for ``model``: ``level_guard`` if given, else by its task."""
-    if level_guard is not None:
-        if not isinstance(level_guard, (bool, np.bool_)):
-            raise ConfigError(f"level_guard must be True, False or None (by the model's task), got "
-                              f"{level_guard!r}.")
-        return bool(level_guard)
-    meta = getattr(model, "metadata", None) or {}
-    return meta.get("task") in LEVEL_GUARDED_TASKS
+    return by_task("level_guard", level_guard, model, LEVEL_GUARDED_TASKS)
 
 
 class LevelMeter:

@@ -187,12 +187,9 @@ def make_test_set(pool: Pool, seed: int = 0, per_cell: int = 1, band_items: int 
         x, y, info = mixer.example(r, kind="speech", level_db=0.0, band="full", speech_kind=kind_for(j),
                                    room=False, codec=False)
         out.append(TestExample(x, y, _RATE, "clean", info["speech_kind"], info))
-    for j in range(clean_items):
-        r = rng(3, j)  # the clean items' draws, normalised as a mastered recording is
-        x, y, info = mixer.example(r, kind="speech", level_db=0.0, band="full", speech_kind=kind_for(j),
-                                   room=False, codec=False)
-        xs, ys = _at_peak(x, y, LOUD_PEAK_DBFS)
-        out.append(TestExample(xs, ys, _RATE, "clean", LOUD_GROUP, dict(info, peak_dbfs=LOUD_PEAK_DBFS)))
+    for ex in out[len(out) - clean_items:]:  # the same draws, normalised as a mastered recording is
+        xs, ys = _at_peak(ex.noisy, ex.clean, LOUD_PEAK_DBFS)
+        out.append(TestExample(xs, ys, _RATE, "clean", LOUD_GROUP, dict(ex.info, peak_dbfs=LOUD_PEAK_DBFS)))
     for j in range(noise_items):
         r = rng(4, j)
         x, y, info = mixer.example(r, kind="noise", level_db=0.0, band="full", noise=noises[j % len(noises)],
