@@ -1,4 +1,4 @@
-"""Health box: dropouts, model errors (and a DC offset removed from the input), block time, CPU load, latency, frame rate.
+"""Health box: dropouts, model errors (and a DC offset removed from the input, loud speech lowered), block time, CPU load, latency, frame rate.
 
 Refreshed at ~1 Hz from the live session's ``stats()`` (with the device's
 latency); the display frame rate is measured by the window's timer.
@@ -58,7 +58,7 @@ class HealthPanel(QtWidgets.QGroupBox):
         errors = _num(stats, "model_errors", default=0) + _num(stats, "internal_errors", default=0)
         last = stats.get("last_error") or ""
         self.values["errors"].setText(f"{errors} failed blocks" + (f" — last: {last}" if errors and last else "")
-                                      + _dc_text(stats.get("dc_offset")))
+                                      + _dc_text(stats.get("dc_offset")) + _level_text(stats.get("level_gain_db")))
         b = stats.get("block_ms") or {}
         if not stats.get("blocks"):
             self.values["block"].setText("— (no blocks yet)")
@@ -81,6 +81,13 @@ def _dc_text(offset) -> str:
     """``"; input DC offset -43 dBFS removed"`` when the stream removes one worth telling (a cheap microphone's)."""
     db = noted_offset_dbfs(offset)
     return "" if db is None else f"; input DC offset {db:.0f} dBFS removed"
+
+
+def _level_text(gain_db) -> str:
+    """``"; loud speech: the model hears it 9 dB quieter"`` while the level guard lowers the input by a dB or more."""
+    if not isinstance(gain_db, (int, float)) or gain_db > -1.0:
+        return ""
+    return f"; loud speech: the model hears it {-gain_db:.0f} dB quieter"
 
 
 def _latency_text(lat) -> str:

@@ -1121,8 +1121,8 @@ def test_the_speed_goals_name_the_engine_that_meets_them():
     assert lat_ok and lat_m == "3.98 ms at 48000 Hz"
     assert rt_ok and rt_m.endswith("RNNoise RTF 0.090 (met with onnx)") and "torch RTF 0.500, p99 75%" in rt_m
     tm["alone"] = {"rtf": 0.25, "p99_ms": 1.0, "rnnoise_rtf": 0.05}  # reported beside, not judged
-    assert _speed_goals(M(), tm)[1][1].endswith("(met with onnx); each alone: live chain (DC remover + torch) "
-                                                "RTF 0.250, p99 38% of the block, RNNoise RTF 0.050")
+    assert _speed_goals(M(), tm)[1][1].endswith("(met with onnx); each alone: live chain (DC remover + level guard + "
+                                                "torch) RTF 0.250, p99 38% of the block, RNNoise RTF 0.050")
     tm["alone"]["rnnoise_block_p99_ms"] = 1.6  # RNNoise's frames as a stream of these blocks meets them
     assert _speed_goals(M(), tm)[1][1].endswith("RNNoise RTF 0.050, p99 60% of the block")
     tm["paced"] = {"rtf": 0.4, "p99_ms": 1.2, "rnnoise_rtf": 0.1, "rnnoise_block_p99_ms": 2.0}  # also beside

@@ -150,6 +150,17 @@ def test_health_tells_a_dc_offset_the_stream_removes_beside_the_model_errors(win
     assert window.health.values["errors"].text() == text
 
 
+@pytest.mark.parametrize("gain,text", [
+    (-9.4, "0 failed blocks; loud speech: the model hears it 9 dB quieter"),
+    (-0.5, "0 failed blocks"),  # less than a dB: not worth a word
+    (None, "0 failed blocks"),  # no guard (a filter, --keep-level)
+])
+def test_health_tells_when_the_level_guard_lowers_loud_speech(window, gain, text):
+    window.health.show_stats({"blocks": 10, "block_ms": {"median": 0.5, "p99": 0.9, "max": 1.0, "budget": 2.667},
+                              "level_gain_db": gain, "latency": {"model_ms": 3.98, "total_ms": 3.98}}, 30.0)
+    assert window.health.values["errors"].text() == text
+
+
 def test_stems_equal_the_checkpoint_taps_in_impulse_response_order(window, mimo_path):
     window.load_model(mimo_path)
     kernels = [layer.kernel for layer in rtconv.load(mimo_path).conv_layers()]

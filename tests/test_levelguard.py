@@ -1,5 +1,7 @@
 """A loud file's level guard: the file's active level measured at any chunking, the model run at a level it
-was trained at, the output raised back; quiet files, filters and --keep-level untouched."""
+was trained at, the output raised back; quiet files, filters and --keep-level untouched.  A stream's guard: the
+same rule set from the output already put out, its gain undone sample for sample, the same at any block size,
+in the live chain for denoisers unless --keep-level."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from rtconv.cli import main
 from rtconv.data.mix import active_level_db
 from rtconv.errors import ConfigError
 from rtconv.files import Chain, process_array, process_file
-from rtconv.levelguard import LEVEL_GUARD_DBFS, LevelMeter, guard_gain, level_note, wants_level_guard
+from rtconv.levelguard import (LEVEL_GUARD_DBFS, LevelMeter, StreamLevelGuard, guard_gain, level_note,
+                               stream_level_note, wants_level_guard)
 
 RATE = 48000
 
@@ -147,3 +150,167 @@ def test_files_measure_the_whole_file_first_and_say_so_and_keep_level_turns_it_o
     assert d.level_gain == pytest.approx(s.level_gain, rel=1e-6)  # the pre-pass streams at any block size
     dd, _ = sf.read(tmp_path / "d.wav", dtype="float32")
     np.testing.assert_allclose(dd, process_array(x, RATE, denoiser, both_directions=True), rtol=0, atol=1e-5)
+
+
+# ---- streams -------------------------------------------------------------------------------------------------
+
+
+def _stream(guard, x, model, size):
+    return np.concatenate([guard.process(x[i: i + size], model) for i in range(0, len(x), size)])
+
+
+class _Delay:
+    """A model that is a pure delay of ``n`` samples, recording what it heard."""
+
+    def __init__(self, n):
+        self.n, self.heard, self._tail = n, [], None
+
+    def __call__(self, c):
+        self.heard.append(np.array(c))
+        if self._tail is None:
+            self._tail = np.zeros((self.n, c.shape[1]), c.dtype)
+        both = np.concatenate([self._tail, c])
+        self._tail = both[both.shape[0] - self.n:]
+        return both[: c.shape[0]]
+
+
+def _frame_gains_db(heard, x, frame):
+    """The gain each 10 ms input frame was given, dB (from what the model heard over what came in)."""
+    n = len(x) // frame * frame
+    h, xx = heard[:n, 0].reshape(-1, frame), x[:n, 0].reshape(-1, frame)
+    return 10 * np.log10(np.sum(h.astype(np.float64) ** 2, 1) / np.sum(xx.astype(np.float64) ** 2, 1))
+
+
+@pytest.mark.parametrize("latency", [0, 191, 1000])
+def test_the_stream_guard_lowers_loud_speech_to_the_threshold_slowly_and_undoes_its_gain_exactly(latency):
+    loud, quiet = _vowels(4 * RATE, -1), _vowels(8 * RATE, -40)
+    floor = 1e-4 * np.random.default_rng(5).standard_normal((12 * RATE, 1)).astype(np.float32)  # no silent frame
+    x = np.concatenate([loud, quiet]) + floor
+    model = _Delay(latency)
+    g = StreamLevelGuard(RATE, 1, latency)
+    y = _stream(g, x, model, 4096)
+    # out: the input delayed, every gain undone at the sample it was given
+    np.testing.assert_allclose(y[latency:], x[: len(x) - latency], rtol=0, atol=2e-6)
+    heard = np.concatenate(model.heard)
+    gains = _frame_gains_db(heard, x, RATE // 100)
+    # at most 20 dB a second down (0.2 dB a frame) and 3 up (0.03), never above 0 dB
+    steps = np.diff(gains[: len(gains) - 1])
+    assert steps.min() >= -0.2 - 1e-6 and steps.max() <= 0.03 + 1e-6 and gains.max() <= 1e-6
+    # the loud speech settled with its active level at the threshold (within two frames' steps)
+    assert active_level_db(heard[2 * RATE: 4 * RATE, 0], RATE) == pytest.approx(LEVEL_GUARD_DBFS, abs=0.5)
+    assert gains[: 4 * 100].min() < -15 and g.min_gain_db == pytest.approx(gains.min(), abs=0.05)
+    # quiet speech after it: the gain held while the loud frames are in the 2 s window, then rose 3 dB a second
+    assert gains[4 * 100 + 150] == pytest.approx(gains[4 * 100 - 5], abs=0.3)
+    assert gains[-2] == pytest.approx(0.0, abs=1e-6) and g.gain_db == 0.0
+    g.reset()
+    assert g.gain_db == 0.0 and g.min_gain_db == 0.0
+
+
+def test_quiet_speech_passes_the_stream_guard_to_the_bit_and_loud_noise_the_model_removes_is_soon_left_alone(
+        denoiser):
+    from rtconv.streaming import Streamer
+
+    x = _vowels(2 * RATE, -30)
+    g = StreamLevelGuard(RATE, 1, 191)
+    plain = Streamer(denoiser, 1)
+    by_blocks = np.concatenate([plain.process(x[i: i + 128]) for i in range(0, len(x), 128)])
+    assert np.array_equal(_stream(g, x, Streamer(denoiser, 1).process, 128), by_blocks)
+    assert g.min_gain_db == 0.0
+    # white noise at -14 dBFS: the model, started from silence, lets its first 0.2 s through, which the guard
+    # takes for loud speech; once the model removes it, the gain goes back to 0 dB at 3 dB a second
+    noise = (0.2 * np.random.default_rng(3).standard_normal((4 * RATE, 1))).astype(np.float32)
+    g = StreamLevelGuard(RATE, 1, 191)
+    _stream(g, noise, Streamer(denoiser, 1).process, 128)
+    assert -8 < g.min_gain_db < -1 and g.gain_db == 0.0
+
+
+def test_the_stream_guard_gives_the_same_output_at_any_block_size(denoiser):
+    from rtconv.streaming import Streamer
+
+    x = np.concatenate([_vowels(RATE, -1, ch=2), _vowels(RATE // 2, -35, ch=2)])
+    ref = None
+    for size in (4096, 1, 37, 128, 480, 481, 1000, len(x)):
+        s = Streamer(denoiser, 2)
+        g = StreamLevelGuard(RATE, 2, s.latency)
+        y = _stream(g, x[: RATE // 4] if size == 1 else x, s.process, size)
+        assert g.min_gain_db < (-0.5 if size == 1 else -6)  # it guarded
+        if ref is None:
+            ref = y
+        np.testing.assert_allclose(y, ref[: len(y)], rtol=0, atol=2e-6)
+
+
+def test_nonfinite_output_leaves_the_stream_guards_gain_alone():
+    g = StreamLevelGuard(RATE, 1, 0)
+    x = _vowels(RATE, -1)
+    _stream(g, x, lambda c: c, 480)
+    before = g.gain_db
+    y = g.process(x[:960], lambda c: np.full_like(c, np.nan))
+    assert np.isnan(y).all() and math.isfinite(g.gain_db) and g.gain_db <= before + 0.06
+    assert np.isfinite(_stream(g, x, lambda c: c, 480)).all()
+
+
+def _live_run(chain, x):
+    out = np.zeros_like(x)
+    for i in range(0, len(x), 128):
+        chain.process(x[i: i + 128], out[i: i + 128])
+    return out
+
+
+def test_the_live_chain_passes_loud_speech_whole_with_the_guard_and_keep_level_turns_it_off(denoiser):
+    from rtconv.live import StreamSettings
+    from rtconv.live.chain import ModelChain
+
+    st = StreamSettings(sample_rate=RATE, channels=1, block_size=128)
+    x = _vowels(3 * RATE, -1)
+    lat = None
+
+    def lost_db(y):
+        s = slice(3 * RATE // 2, None)  # after the gain settled
+        return 10 * np.log10(np.sum(y[s].astype(np.float64) ** 2)
+                             / np.sum(x[s.start - lat: len(x) - lat].astype(np.float64) ** 2))
+
+    on = ModelChain(denoiser, st, realtime_check=False)
+    lat = on.latency
+    assert on.guard is not None and on.level_gain_db == 0.0
+    assert abs(lost_db(_live_run(on, x))) < 0.5
+    assert on.level_gain_min_db < -10 and on.level_gain_db < -10
+    off = ModelChain(denoiser, st.replace(level_guard=False), realtime_check=False)
+    assert off.guard is None and off.level_gain_db is None
+    assert lost_db(_live_run(off, x)) < -1.0
+    # a resampled chain guards at the model's rate
+    at44 = ModelChain(denoiser, st.replace(sample_rate=44100), realtime_check=False)
+    assert at44.guard is not None and at44.guard.frame == RATE // 100
+    _live_run(at44, _vowels(2 * 44100, -1))
+    assert at44.level_gain_db < -10
+    # a filter has no guard
+    assert ModelChain(rtconv.FIR([0.5]), st, realtime_check=False).guard is None
+    with pytest.raises(ConfigError, match="level_guard must be True or False, got 'on'"):
+        st.replace(level_guard="on")
+
+
+def test_rtconv_live_keep_level_reaches_the_settings_and_stats_and_the_summary_tell_the_guard(denoiser):
+    import argparse
+
+    from _live import processor
+
+    from rtconv.cli import live
+    from rtconv.cli.live import format_stats
+
+    p = argparse.ArgumentParser()
+    live.configure(p)
+    for argv, want in (([], True), (["--keep-level"], False)):
+        args = p.parse_args(argv)
+        args.sample_rate = RATE
+        assert live._settings(args, RATE).level_guard is want
+    pr = processor(denoiser, RATE, 1, 128, realtime_check=False)
+    x = _vowels(2 * RATE, -1)
+    for i in range(0, len(x), 128):
+        pr.process(x[i: i + 128])
+    s = pr.stats()
+    assert s["level_gain_db"] < -10 and s["level_gain_min_db"] <= s["level_gain_db"]
+    assert (f"the speech was loud: the model heard it up to {-s['level_gain_min_db']:.0f} dB quieter and its "
+            "output was raised back (--keep-level: as it is)") in format_stats(s)
+    assert stream_level_note(-0.5) is None and stream_level_note(None) is None
+    f = processor(rtconv.FIR([1.0]), RATE, 1, 128, realtime_check=False)
+    f.process(x[:128])
+    assert f.stats()["level_gain_db"] is None and "the speech was loud" not in format_stats(f.stats())

@@ -39,7 +39,7 @@ real-time cost, measured side by side in one run.
    (block / 48000 s).  RTF = total compute / audio duration.  RNNoise
    (480-sample frames) runs in the same loop on the same audio, so a busy
    machine slows every system alike.  Then, reported beside: the live
-   chain (DC remover + torch engine) and RNNoise each alone, in alternating
+   chain (DC remover, level guard, torch engine) and RNNoise each alone, in alternating
    one-second stretches; and the same again paced as a live callback (each
    block sleeps until its audio is due: --seconds of audio take twice as
    long), which on a virtual machine costs up to twice a hot loop's time.
@@ -214,7 +214,8 @@ def _rnnoise_times(t_rn: list, done: int, block: int) -> dict:
 
 
 def _timing_alone(model, blocks: list, scaled: np.ndarray, rate: int, block: int, rn, paced: bool = False) -> dict:
-    """The chain ``rtconv live`` runs for a denoiser (DC remover, then the torch engine), timed per block
+    """The chain ``rtconv live`` runs for a denoiser (DC remover, then the torch engine inside the level guard),
+    timed per block
     with nothing else between its blocks, and RNNoise likewise, in alternating one-second stretches.
 
     Interleaved block by block (:func:`_timing`), each system finds the caches as the others left them,
@@ -232,12 +233,20 @@ def _timing_alone(model, blocks: list, scaled: np.ndarray, rate: int, block: int
 
     from .. import Streamer
     from ..dcblock import DCBlocker
+    from ..levelguard import StreamLevelGuard, wants_level_guard
 
-    chain, dc = Streamer(model, threads=1, block_size=block), DCBlocker(rate, 1)
+    streamer, dc = Streamer(model, threads=1, block_size=block), DCBlocker(rate, 1)
+    guard = StreamLevelGuard(rate, 1, streamer.latency) if wants_level_guard(model) else None
+
+    def run(b):
+        return streamer.process(b) if guard is None else guard.process(b, streamer.process)
+
     for b in blocks[:20]:
-        chain.process(dc.process(b))
-    chain.reset()
+        run(dc.process(b))
+    streamer.reset()
     dc.reset()
+    if guard is not None:
+        guard.reset()
     stretch = max(1, round(rate / block))
     t_chain, t_rn, done = np.empty(len(blocks)), [], 0
     gc.collect()
@@ -256,7 +265,7 @@ def _timing_alone(model, blocks: list, scaled: np.ndarray, rate: int, block: int
                 for i in range(s, min(s + stretch, len(blocks))):
                     wait(block)
                     t = time.perf_counter()
-                    chain.process(dc.process(blocks[i]))
+                    run(dc.process(blocks[i]))
                     t_chain[i] = time.perf_counter() - t
                 end = min(s + stretch, len(blocks)) * block
                 while st is not None and done + rn.frame <= end:
@@ -342,7 +351,7 @@ def run(args) -> int:
               f" {_rnnoise_block_p99(tm, tm, report=True)}")
     al = tm["alone"]
     print("each alone, as a live stream runs it (alternating one-second stretches of the same audio):")
-    print(f"  rtconv live's chain (DC remover + torch engine) RTF {al['rtf']:.3f}   median {al['median_ms']:.3f} ms   "
+    print(f"  rtconv live's chain (DC remover + level guard + torch engine) RTF {al['rtf']:.3f}   median {al['median_ms']:.3f} ms   "
           f"p99 {al['p99_ms']:.3f} ms = {al['p99_ms'] / tm['budget_ms'] * 100:.0f}% of budget   "
           f"[{'meets' if _meets_real_time(al, tm['budget_ms']) else 'misses'} RTF <= 0.3, p99 <= 30% of budget]")
     if al.get("rnnoise_rtf") is not None:  # RNNoise ran in both passes or in neither
@@ -437,7 +446,7 @@ def _speed_goals(model, tm: dict) -> list[tuple[str, str, bool]]:
     measured = "; ".join(parts) + (f" (met with {', '.join(ok)})" if ok else "")
     al = tm.get("alone")
     if al is not None:  # reported beside the judged, interleaved figures, not judged
-        measured += (f"; each alone: live chain (DC remover + torch) RTF {al['rtf']:.3f}, p99 "
+        measured += (f"; each alone: live chain (DC remover + level guard + torch) RTF {al['rtf']:.3f}, p99 "
                      f"{al['p99_ms'] / tm['budget_ms'] * 100:.0f}% of the block"
                      + (f", RNNoise RTF {al['rnnoise_rtf']:.3f}" + _rnnoise_block_p99(al, tm)
                         if al.get("rnnoise_rtf") is not None else ""))
@@ -575,7 +584,7 @@ def _write_card(path, model, result, args) -> None:
         lines.append(f"| RNNoise RTF, same run (interleaved) | {tm['rnnoise_rtf']:.3f}{_rnnoise_block_p99(tm, tm)} |")
     al = tm.get("alone")
     if al is not None:
-        lines.append(f"| each alone, as a live stream runs it: DC remover + torch engine | RTF {al['rtf']:.3f} (median "
+        lines.append(f"| each alone, as a live stream runs it: DC remover + level guard + torch engine | RTF {al['rtf']:.3f} (median "
                      f"{al['median_ms']:.3f} ms, p99 {al['p99_ms']:.3f} ms per block)"
                      + (f"; RNNoise RTF {al['rnnoise_rtf']:.3f}" + _rnnoise_block_p99(al, tm)
                         if al.get("rnnoise_rtf") is not None else "")

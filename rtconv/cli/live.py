@@ -11,6 +11,7 @@ import sys
 import time
 
 from ..dcblock import offset_note
+from ..levelguard import stream_level_note
 from ..errors import ConfigError, RtconvError
 from ..live.gate import GATE_DEFAULTS
 from ..live.settings import ENGINES, LIVE_QUALITY, QUALITIES
@@ -79,6 +80,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="give a denoiser or VAD the device's samples as they are; by default a DC offset (a "
                         "microphone's constant bias, which they never met in training) is removed first, "
                         "with no delay")
+    g.add_argument("--keep-level", dest="level_guard", action="store_false",
+                   help="give a denoiser loud speech at its own level; by default speech louder than the "
+                        "denoiser was trained at (-26 dBFS active level) goes in lowered to it by a slow gain, "
+                        "set from the speech already put out, and comes out raised back")
     g = parser.add_argument_group("audio")
     g.add_argument("--input-device", "-i", metavar="D", help="input device: index or part of its name (default: system default)")
     g.add_argument("--output-device", "-o", metavar="D", help="output device: index or part of its name (default: system default)")
@@ -173,6 +178,9 @@ def format_stats(s: dict) -> str:
     dc = offset_note(s.get("dc_offset"))
     if dc:
         lines.append(dc)
+    loud = stream_level_note(s.get("level_gain_min_db"))
+    if loud:
+        lines.append(loud)
     rt = s.get("audio_thread_realtime")
     if rt is not None:
         lines.append("scheduling: the audio thread " + ("has realtime priority" if rt else "has NO realtime priority")
@@ -197,7 +205,7 @@ def _settings(args, model_rate):
     st = StreamSettings(channels=args.channels, block_size=args.block_size, hostapi=args.hostapi,
                         input_device=args.input_device, output_device=args.output_device,
                         resample_quality=args.resample_quality, threads=args.threads, engine=args.engine,
-                        record_dir=args.record, dc_block=args.dc_block)
+                        record_dir=args.record, dc_block=args.dc_block, level_guard=args.level_guard)
     if args.device_latency is not None:  # else the settings' own default
         st = st.replace(device_latency=args.device_latency)
     return st.replace(sample_rate=args.sample_rate or pick_sample_rate(st, model_rate))

@@ -4,7 +4,10 @@
 and loaded (:func:`load_model`), its switches applied, compiled by
 :class:`rtconv.Streamer`, behind a streaming resampler when the model was
 trained at another rate and, for a denoiser or VAD, behind a DC-offset
-remover (:class:`rtconv.dcblock.DCBlocker`, no delay), warmed up and checked
+remover (:class:`rtconv.dcblock.DCBlocker`, no delay) and, for a denoiser,
+inside a level guard at the model's rate (:class:`rtconv.levelguard.StreamLevelGuard`:
+loud speech goes in lowered to the level it was trained at and comes out
+raised back), warmed up and checked
 against the block's time budget.  It reports its latency split into the model's and the
 resampler's.
 
@@ -23,6 +26,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..dcblock import DCBlocker, wants_dc_block
+from ..levelguard import StreamLevelGuard, wants_level_guard
 from ..models import Model
 from ..streaming import Streamer
 from ..resample import RateBridge
@@ -143,6 +147,8 @@ class ModelChain:
         self.bridge = None if self.model_rate == rate else RateBridge(
             rate, self.model_rate, channels, block, settings.resample_quality)
         self.dc = DCBlocker(rate, channels) if settings.dc_block and wants_dc_block(self.model) else None
+        self.guard = StreamLevelGuard(self.model_rate, channels, self.streamer.latency) \
+            if settings.level_guard and wants_level_guard(self.model) else None
         self.model_latency = round(self.streamer.latency * rate / self.model_rate)  # device frames
         self.resampler_latency = 0 if self.bridge is None else self.bridge.latency
         self.latency = self.model_latency + self.resampler_latency
@@ -156,6 +162,19 @@ class ModelChain:
     def dc_offset(self) -> float | None:
         """The input's DC offset, the mean of its samples so far (full scale 1), or ``None`` when it is not removed."""
         return None if self.dc is None else self.dc.offset
+
+    @property
+    def level_gain_db(self) -> float | None:
+        """The level guard's input gain now, dB (0: the speech is not loud), or ``None`` when there is no guard."""
+        return None if self.guard is None else self.guard.gain_db
+
+    @property
+    def level_gain_min_db(self) -> float | None:
+        """The lowest input gain the level guard has set since the stream started, dB, or ``None``."""
+        return None if self.guard is None else self.guard.min_gain_db
+
+    def _guarded(self, x: np.ndarray) -> np.ndarray:
+        return self.guard.process(x, self.streamer.process)
 
     @property
     def nonfinite_samples(self) -> int:
@@ -192,12 +211,15 @@ class ModelChain:
             self.bridge.reset()
         if self.dc is not None:
             self.dc.reset()
+        if self.guard is not None:
+            self.guard.reset()
 
     def process(self, x: np.ndarray, out: np.ndarray) -> None:
         """Write the model's output for device block ``x`` into ``out`` (same shape)."""
         if self.dc is not None:
             x = self.dc.process(x)
+        run = self.streamer.process if self.guard is None else self._guarded
         if self.bridge is None:
-            out[:] = self.streamer.process(x)
+            out[:] = run(x)
         else:
-            self.bridge.process(x, self.streamer.process, out)
+            self.bridge.process(x, run, out)

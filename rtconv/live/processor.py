@@ -315,6 +315,8 @@ class LiveProcessor:
             "internal_errors": self.internal_errors,
             "nonfinite_samples": chain.nonfinite_samples,
             "dc_offset": chain.dc_offset,  # full scale 1; None: the input goes to the model as it is
+            "level_gain_db": chain.level_gain_db,  # the level guard's input gain now; None: no guard
+            "level_gain_min_db": chain.level_gain_min_db,
             "resampler_underruns": chain.resampler_underruns,
             "swaps": self.swaps,
             "display_drops": mon.display_drops,

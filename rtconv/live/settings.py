@@ -86,6 +86,11 @@ class StreamSettings:
         Remove the input's DC offset before a denoiser or VAD
         (:class:`rtconv.dcblock.DCBlocker`: no delay); ``False`` gives them
         the device's samples as they are (``rtconv live --keep-dc``).
+    level_guard : bool
+        Keep loud speech inside the levels a denoiser was trained at
+        (:class:`rtconv.levelguard.StreamLevelGuard`: a slow input gain set
+        from the speech it put out, undone at its output); ``False`` gives
+        the model the device's level (``rtconv live --keep-level``).
     """
 
     sample_rate: int = 48000
@@ -102,6 +107,7 @@ class StreamSettings:
     record_dir: str | None = None
     device_latency: Union[str, float] = "low"
     dc_block: bool = True
+    level_guard: bool = True
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "channels", "block_size", "threads"):
@@ -130,8 +136,9 @@ class StreamSettings:
                               f"{MAX_DEVICE_LATENCY_S:g}, got {lat!r}.")
         else:
             object.__setattr__(self, "device_latency", float(lat))
-        if not isinstance(self.dc_block, bool):
-            raise ConfigError(f"dc_block must be True or False, got {self.dc_block!r}.")
+        for name in ("dc_block", "level_guard"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}.")
         if self.record_dir is not None:
             import os
 
