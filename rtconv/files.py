@@ -577,7 +577,8 @@ def _level_guard(model: Model, level_guard: bool | None, chunks: Callable[[], It
 
     ``chunks()`` gives the file's audio again from its start each time it is called.  A file whose
     active level is at most the threshold costs one pass of the level meter and is left alone; a
-    louder one is run through the model once more to measure the level of what the model keeps
+    louder one is run through the model once more, lowered to the threshold by its own level (where
+    the model keeps its speech whole) and raised back, to measure the level of what the model keeps
     (its speech), and that sets the gain.
     """
     if not wants_level_guard(model, level_guard):
@@ -588,7 +589,7 @@ def _level_guard(model: Model, level_guard: bool | None, chunks: Callable[[], It
     level = meter.level_db()
     if not level > LEVEL_GUARD_DBFS:
         return level, 1.0
-    chain = Chain(model, rate, channels, frames, **chain_kw)
+    chain = Chain(model, rate, channels, frames, level_gain=guard_gain(level), **chain_kw)
     kept = LevelMeter(rate, chain.out_channels)
     for x in chunks():
         kept.add(chain(x))
