@@ -178,6 +178,8 @@ class StreamLevelGuard:
         self._down = float(down_db_s) * self.frame / int(sample_rate)
         self._up = float(up_db_s) * self.frame / int(sample_rate)
         self._ring = self.latency // self.frame + 8  # input frames' gains kept: the latency back, two ahead
+        self._buf_in = np.ones((2 * self.frame, 1), np.float32)  # a piece is at most two frames long
+        self._buf_out = np.ones((2 * self.frame, 1), np.float32)
         self.reset()
 
     def reset(self) -> None:
@@ -185,6 +187,7 @@ class StreamLevelGuard:
         self._n = 0  # samples in (and out)
         self._frames_out = 0  # output frames measured
         self._gain_db = np.zeros(self._ring)  # input frame k's gain at k % ring
+        self._lin = np.ones(self._ring, np.float32)  # the same, linear
         self._powers = np.zeros(self._window)  # the last output frames' powers, at j % window
         self._acc = np.zeros((self.frame, self.channels))
         self._fill = 0
@@ -195,9 +198,20 @@ class StreamLevelGuard:
         """The input gain now, dB (0: not guarding)."""
         return float(self._gain_db[(self._n // self.frame) % self._ring])
 
-    def _gains(self, start: int, n: int) -> np.ndarray:
-        k = (np.arange(start, start + n) // self.frame) % self._ring
-        return 10 ** (self._gain_db[k] / 20)
+    def _span(self, start: int, n: int, buf: np.ndarray) -> np.ndarray | None:
+        """Samples ``start .. start + n``'s linear gains ``(n, 1)`` (before 0: 1), written into ``buf``, or
+        ``None`` when all are 1."""
+        f, lin, ring = self.frame, self._lin, self._ring
+        ks = range(max(start // f, 0), (start + n - 1) // f + 1)
+        gains = [lin[k % ring] for k in ks]
+        if all(v == 1.0 for v in gains):
+            return None
+        g = buf[:n]
+        if start < 0:
+            g[: -start] = 1.0
+        for k, v in zip(ks, gains):
+            g[max(k * f - start, 0): (k + 1) * f - start] = v
+        return g
 
     def _measure(self, y: np.ndarray) -> None:
         pos = 0
@@ -220,6 +234,7 @@ class StreamLevelGuard:
             g = self._gain_db[(j + 1) % self._ring]
             g = g + min(self._up, max(-self._down, want - g))
             self._gain_db[(j + 2) % self._ring] = g
+            self._lin[(j + 2) % self._ring] = 10 ** (g / 20)
             self.min_gain_db = min(self.min_gain_db, g)
             self._frames_out = j + 1
             self._fill = 0
@@ -228,23 +243,24 @@ class StreamLevelGuard:
         """``model(x * gain) / gain`` for block ``x`` ``(frames, channels)``.
 
         ``model`` maps a chunk to as many frames (a :meth:`rtconv.Streamer.process`); a block longer than
-        the input gains already set is passed to it in pieces that end on 10 ms frame boundaries.
+        the input gains already set is passed to it in pieces that end on 10 ms frame boundaries.  While
+        the gains are 0 dB, the block goes to the model as it came and its output comes back as it is.
         """
         x = np.asarray(x)
         out = np.empty((x.shape[0], self.channels), np.float32)
         pos = 0
         while pos < x.shape[0]:
             n0 = self._n
-            known = (self._frames_out + 2) * self.frame  # input gains are set up to here
-            m = min(x.shape[0] - pos, known - n0)
-            g_in = self._gains(n0, m)
-            y = np.asarray(model((x[pos:pos + m] * g_in[:, None]).astype(x.dtype, copy=False)), np.float64)
-            back = n0 - self.latency
-            g_out = self._gains(back, m) if back >= 0 else np.concatenate(
-                [np.ones(min(m, -back)), self._gains(0, max(0, m + back))])
-            y = y / g_out[:, None]
-            out[pos:pos + m] = y
+            m = min(x.shape[0] - pos, (self._frames_out + 2) * self.frame - n0)  # input gains set up to there
+            chunk = x[pos:pos + m]
+            g_in = self._span(n0, m, self._buf_in)
+            y = model(chunk if g_in is None else (chunk * g_in).astype(x.dtype, copy=False))
+            g_out = self._span(n0 - self.latency, m, self._buf_out)  # each output sample's input had this gain
+            if g_out is None:
+                out[pos:pos + m] = y
+            else:
+                np.divide(y, g_out, out=out[pos:pos + m])
             self._n = n0 + m
-            self._measure(y)
+            self._measure(out[pos:pos + m])
             pos += m
         return out
