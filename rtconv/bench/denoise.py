@@ -624,7 +624,8 @@ def _write_card(path, model, result, args) -> None:
                "one-way output, which live audio gets." if args.both_directions else "")
             + (" The `keep-level` column is the same model given loud files at their own level (`rtconv process "
                "--keep-level`); `rtconv` lowers a file whose speech is above -26 dBFS active level to it "
-               "before the model and raises the output back (live streams cannot: they have no future to measure)."
+               "before the model and raises the output back (live streams, which have no future to measure, "
+               "get a running guard set by the speech already put out: `rtconv live --keep-level`)."
                if args.keep_level else ""),
             "",
             result["realistic_tables"],
