@@ -58,7 +58,7 @@ import numpy as np
 from .dcblock import by_task
 
 __all__ = ["LEVEL_GUARD_DBFS", "LEVEL_GUARDED_TASKS", "LEVEL_NOTE_DB", "LevelMeter", "StreamLevelGuard",
-           "guard_gain", "wants_level_guard", "level_note", "stream_level_note"]
+           "guard_gain", "lead_for", "wants_level_guard", "level_note", "stream_level_note"]
 
 #: A file whose speech's active level is above this (dBFS) goes into the model lowered to it.
 LEVEL_GUARD_DBFS = -26.0
@@ -128,6 +128,13 @@ def level_note(gain: float | None, level_db: float | None) -> str | None:
             f"{-20 * math.log10(gain):.0f} dB quieter and its output was raised back (--keep-level: as it is)")
 
 
+def lead_for(block_frames: int, sample_rate: int) -> int:
+    """The :class:`StreamLevelGuard` lead that passes every block of up to ``2 * block_frames`` frames (a
+    resampler's pieces vary around the block) to the model whole."""
+    frame = max(1, int(sample_rate) // 100)
+    return max(2, -(-2 * int(block_frames) // frame) + 1)
+
+
 def stream_level_note(min_gain_db: float | None) -> str | None:
     """The sentence ``rtconv live`` prints when its level guard lowered loud speech, if worth one."""
     if min_gain_db is None or min_gain_db > -LEVEL_NOTE_DB:
@@ -146,9 +153,12 @@ class StreamLevelGuard:
     (:class:`LevelMeter`'s rule) is the speech's; the input gain moves toward
     the one that brings that level to ``target_dbfs`` (never above 0 dB), by
     at most ``down_db_s`` dB a second down and ``up_db_s`` up.  Frame ``k``'s
-    input gain is set by the output up to frame ``k - 2``, so a block of up
-    to one frame (10 ms) runs in one call and a longer one is split at frame
-    boundaries: the output is the same at any block size.  Each output sample
+    input gain is set by the output up to frame ``k - lead``, so a block of
+    up to ``lead - 1`` frames runs in one call (:func:`lead_for` gives the
+    lead that keeps a stream's blocks whole: an engine that plans per block
+    length, as onnxruntime does, must not see them cut) and a longer one is
+    split at frame boundaries; for a given lead the output is the same at any
+    block size.  Each output sample
     is divided by the gain its input sample had (``latency`` samples
     earlier), so a level change reaches the listener only as the model's own
     response to it.  While the model closes on loud speech the output
@@ -163,27 +173,33 @@ class StreamLevelGuard:
         Channels per block (one gain for all, their powers averaged).
     latency : int
         The model's latency in samples (input to output).
+    lead : int
+        Frames between the output that sets a gain and the input frame it is
+        set for (at least 2).
     target_dbfs, window_s, down_db_s, up_db_s : float
         The speech level it holds the model's input under, the history the
         level is measured over, and the gain's fastest moves.
     """
 
-    def __init__(self, sample_rate: int, channels: int, latency: int, target_dbfs: float = LEVEL_GUARD_DBFS,
-                 window_s: float = 2.0, down_db_s: float = 20.0, up_db_s: float = 3.0) -> None:
+    def __init__(self, sample_rate: int, channels: int, latency: int, lead: int = 2,
+                 target_dbfs: float = LEVEL_GUARD_DBFS, window_s: float = 2.0, down_db_s: float = 20.0,
+                 up_db_s: float = 3.0) -> None:
         self.frame = max(1, int(sample_rate) // 100)
         self.channels = int(channels)
         self.latency = int(latency)
+        self.lead = max(2, int(lead))
         self.target_dbfs = float(target_dbfs)
         self._window = max(1, round(window_s * int(sample_rate) / self.frame))
         self._down = float(down_db_s) * self.frame / int(sample_rate)
         self._up = float(up_db_s) * self.frame / int(sample_rate)
-        self._ring = self.latency // self.frame + 8  # input frames' gains kept: the latency back, two ahead
-        self._buf_in = np.ones((2 * self.frame, 1), np.float32)  # a piece is at most two frames long
-        self._buf_out = np.ones((2 * self.frame, 1), np.float32)
+        self._ring = self.latency // self.frame + self.lead + 6  # input frames' gains: the latency back, lead ahead
+        self._buf_in = np.ones((self.lead * self.frame, 1), np.float32)  # a piece is at most lead frames long
+        self._buf_out = np.ones((self.lead * self.frame, 1), np.float32)
+        self.min_gain_db = 0.0  # the lowest gain set since the guard was made (a reset keeps it)
         self.reset()
 
     def reset(self) -> None:
-        """Forget the history: 0 dB, nothing measured."""
+        """Forget the history: 0 dB, nothing measured (:attr:`min_gain_db` stays)."""
         self._n = 0  # samples in (and out)
         self._frames_out = 0  # output frames measured
         self._gain_db = np.zeros(self._ring)  # input frame k's gain at k % ring
@@ -191,7 +207,6 @@ class StreamLevelGuard:
         self._powers = np.zeros(self._window)  # the last output frames' powers, at j % window
         self._acc = np.zeros((self.frame, self.channels))
         self._fill = 0
-        self.min_gain_db = 0.0
 
     @property
     def gain_db(self) -> float:
@@ -231,10 +246,11 @@ class StreamLevelGuard:
                 want = min(0.0, self.target_dbfs - level)
             else:
                 want = 0.0
-            g = self._gain_db[(j + 1) % self._ring]
+            k = j + self.lead  # the input frame this output frame sets
+            g = self._gain_db[(k - 1) % self._ring]
             g = g + min(self._up, max(-self._down, want - g))
-            self._gain_db[(j + 2) % self._ring] = g
-            self._lin[(j + 2) % self._ring] = 10 ** (g / 20)
+            self._gain_db[k % self._ring] = g
+            self._lin[k % self._ring] = 10 ** (g / 20)
             self.min_gain_db = min(self.min_gain_db, g)
             self._frames_out = j + 1
             self._fill = 0
@@ -247,11 +263,13 @@ class StreamLevelGuard:
         the gains are 0 dB, the block goes to the model as it came and its output comes back as it is.
         """
         x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.channels:
+            raise ValueError(f"the level guard takes blocks of shape (frames, {self.channels}), got {x.shape}.")
         out = np.empty((x.shape[0], self.channels), np.float32)
         pos = 0
         while pos < x.shape[0]:
             n0 = self._n
-            m = min(x.shape[0] - pos, (self._frames_out + 2) * self.frame - n0)  # input gains set up to there
+            m = min(x.shape[0] - pos, (self._frames_out + self.lead) * self.frame - n0)  # input gains set up to there
             chunk = x[pos:pos + m]
             g_in = self._span(n0, m, self._buf_in)
             y = model(chunk if g_in is None else (chunk * g_in).astype(x.dtype, copy=False))
@@ -260,7 +278,7 @@ class StreamLevelGuard:
                 out[pos:pos + m] = y
             else:
                 np.divide(y, g_out, out=out[pos:pos + m])
-            self._n = n0 + m
             self._measure(out[pos:pos + m])
+            self._n = n0 + m  # after the gains it needs are set: another thread may read gain_db
             pos += m
         return out

@@ -16,7 +16,7 @@ from rtconv.cli import main
 from rtconv.data.mix import active_level_db
 from rtconv.errors import ConfigError
 from rtconv.files import Chain, process_array, process_file
-from rtconv.levelguard import (LEVEL_GUARD_DBFS, LevelMeter, StreamLevelGuard, guard_gain, level_note,
+from rtconv.levelguard import (LEVEL_GUARD_DBFS, LevelMeter, StreamLevelGuard, guard_gain, lead_for, level_note,
                                stream_level_note, wants_level_guard)
 
 RATE = 48000
@@ -206,8 +206,9 @@ def test_the_stream_guard_lowers_loud_speech_to_the_threshold_slowly_and_undoes_
     # quiet speech after it: the gain held while the loud frames are in the 2 s window, then rose 3 dB a second
     assert gains[4 * 100 + 150] == pytest.approx(gains[4 * 100 - 5], abs=0.3)
     assert gains[-2] == pytest.approx(0.0, abs=1e-6) and g.gain_db == 0.0
-    g.reset()
-    assert g.gain_db == 0.0 and g.min_gain_db == 0.0
+    low = g.min_gain_db
+    g.reset()  # the history goes, the record of the lowest gain stays
+    assert g.gain_db == 0.0 and g.min_gain_db == low
 
 
 def test_quiet_speech_passes_the_stream_guard_to_the_bit_and_loud_noise_the_model_removes_is_soon_left_alone(
@@ -243,6 +244,52 @@ def test_the_stream_guard_gives_the_same_output_at_any_block_size(denoiser):
         np.testing.assert_allclose(y, ref[: len(y)], rtol=0, atol=2e-6)
 
 
+@pytest.mark.parametrize("lead", [3, 6])
+def test_a_longer_lead_passes_longer_blocks_whole_and_is_exact_at_any_block_size(lead):
+    x = _vowels(2 * RATE, -1) + 1e-4 * np.random.default_rng(5).standard_normal((2 * RATE, 1)).astype(np.float32)
+    frame = RATE // 100
+    ref = None
+    for size in (1000, 1, 128, (lead - 1) * frame, 4096):
+        model = _Delay(191)
+        g = StreamLevelGuard(RATE, 1, 191, lead=lead)
+        y = _stream(g, x[: RATE // 4] if size == 1 else x, model, size)
+        calls = [len(c) for c in model.heard]
+        if size <= (lead - 1) * frame:
+            assert calls == [size] * (len(calls) - 1) + [calls[-1]]  # every block whole, in one call
+        else:  # a longer one is cut where the gains set so far end
+            assert max(calls) <= lead * frame and sum(calls) == len(x)
+            assert size < lead * frame or len(calls) > len(range(0, len(x), size))
+        assert g.min_gain_db < (-0.3 if size == 1 else -10)
+        if ref is None:
+            ref = y
+        np.testing.assert_allclose(y, ref[: len(y)], rtol=0, atol=2e-6)
+        if size == 4096:  # the gain of frame k follows from the output up to frame k - lead: through a pure
+            two = _Delay(191)  # delay the output is the same whatever the gains, so are the gains, lead - 2 later
+            _stream(StreamLevelGuard(RATE, 1, 191), x, two, size)
+            a = _frame_gains_db(np.concatenate(model.heard), x, frame)
+            b = _frame_gains_db(np.concatenate(two.heard), x, frame)
+            assert a.min() < -10
+            np.testing.assert_allclose(a[lead - 2:], b[: len(b) - (lead - 2)], rtol=0, atol=1e-4)
+    # the live chain's lead passes its blocks, and a resampler's pieces around them, whole
+    assert lead_for(128, RATE) == 2 and lead_for(480, RATE) == 3 and lead_for(1024, RATE) == 6
+    assert lead_for(128, 16000) == 3
+    with pytest.raises(ValueError, match=r"blocks of shape \(frames, 1\), got \(480,\)"):
+        StreamLevelGuard(RATE, 1, 0).process(x[:480, 0], lambda c: c)
+
+
+def test_the_live_chain_gives_the_model_its_blocks_whole_so_onnx_plans_one_length(denoiser):
+    from rtconv.live import StreamSettings
+    from rtconv.live.chain import ModelChain
+
+    for block in (128, 1024):
+        chain = ModelChain(denoiser, StreamSettings(sample_rate=RATE, channels=1, block_size=block),
+                           realtime_check=False)
+        sizes, run = [], chain.streamer.process
+        chain.streamer.process = lambda c: (sizes.append(len(c)), run(c))[1]
+        _live_run_blocks(chain, _vowels(2 * RATE, -1), block)
+        assert set(sizes) == {block} and chain.level_gain_db < -10
+
+
 def test_nonfinite_output_leaves_the_stream_guards_gain_alone():
     g = StreamLevelGuard(RATE, 1, 0)
     x = _vowels(RATE, -1)
@@ -253,11 +300,15 @@ def test_nonfinite_output_leaves_the_stream_guards_gain_alone():
     assert np.isfinite(_stream(g, x, lambda c: c, 480)).all()
 
 
-def _live_run(chain, x):
+def _live_run_blocks(chain, x, block):
     out = np.zeros_like(x)
-    for i in range(0, len(x), 128):
-        chain.process(x[i: i + 128], out[i: i + 128])
+    for i in range(0, len(x) - block + 1, block):
+        chain.process(x[i: i + block], out[i: i + block])
     return out
+
+
+def _live_run(chain, x):
+    return _live_run_blocks(chain, x, 128)
 
 
 def test_the_live_chain_passes_loud_speech_whole_with_the_guard_and_keep_level_turns_it_off(denoiser):
@@ -318,3 +369,16 @@ def test_rtconv_live_keep_level_reaches_the_settings_and_stats_and_the_summary_t
     f = processor(rtconv.FIR([1.0]), RATE, 1, 128, realtime_check=False)
     f.process(x[:128])
     assert f.stats()["level_gain_db"] is None and "the speech was loud" not in format_stats(f.stats())
+    # the lowest gain is the stream's: a failed block (the chain reset) and a swap keep it
+    low = s["level_gain_min_db"]
+    run = pr.chain.streamer.process
+    pr.chain.streamer.process = lambda c: np.full_like(c, np.nan)
+    pr.process(x[:128])
+    pr.chain.streamer.process = run
+    assert pr.stats()["model_errors"] == 1 and pr.stats()["level_gain_min_db"] == low
+    pr.request_swap(rtconv.FIR([1.0]))
+    quiet = _vowels(RATE // 2, -40)
+    for i in range(0, len(quiet), 128):
+        pr.process(quiet[i: i + 128])
+    assert pr.stats()["swaps"] == 1 and pr.stats()["level_gain_db"] is None
+    assert pr.stats()["level_gain_min_db"] == low and "the speech was loud" in format_stats(pr.stats())

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..dcblock import DCBlocker, wants_dc_block
-from ..levelguard import StreamLevelGuard, wants_level_guard
+from ..levelguard import StreamLevelGuard, lead_for, wants_level_guard
 from ..models import Model
 from ..streaming import Streamer
 from ..resample import RateBridge
@@ -147,7 +147,9 @@ class ModelChain:
         self.bridge = None if self.model_rate == rate else RateBridge(
             rate, self.model_rate, channels, block, settings.resample_quality)
         self.dc = DCBlocker(rate, channels) if settings.dc_block and wants_dc_block(self.model) else None
-        self.guard = StreamLevelGuard(self.model_rate, channels, self.streamer.latency) \
+        # blocks (and a resampler's pieces) reach the model whole: onnxruntime plans each block length anew
+        self.guard = StreamLevelGuard(self.model_rate, channels, self.streamer.latency,
+                                      lead=lead_for(model_block, self.model_rate)) \
             if settings.level_guard and wants_level_guard(self.model) else None
         self.model_latency = round(self.streamer.latency * rate / self.model_rate)  # device frames
         self.resampler_latency = 0 if self.bridge is None else self.bridge.latency
@@ -170,7 +172,7 @@ class ModelChain:
 
     @property
     def level_gain_min_db(self) -> float | None:
-        """The lowest input gain the level guard has set since the stream started, dB, or ``None``."""
+        """The lowest input gain the level guard has set since this chain was made, dB, or ``None``."""
         return None if self.guard is None else self.guard.min_gain_db
 
     def _guarded(self, x: np.ndarray) -> np.ndarray:

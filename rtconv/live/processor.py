@@ -41,6 +41,11 @@ _GATE = {"gate": "on", "gate_threshold": "threshold", "gate_hold": "hold", "gate
 CONTROLS = Mixer.CONTROLS + tuple(_GATE)
 
 
+def _lower(a: float | None, b: float | None) -> float | None:
+    """The lower of two gains, either of which may be missing (``None``: no level guard)."""
+    return b if a is None else a if b is None else min(a, b)
+
+
 class LiveProcessor:
     """Run a model on live audio blocks, with mix, gain, limiter, speech gate and hot swap.
 
@@ -93,6 +98,7 @@ class LiveProcessor:
         self._swap_lock = threading.Lock()  # serializes swappers, never taken by the audio thread
         self._fade: tuple[ModelChain, int] | None = None  # (old chain, frames of fade done)
         self._retired: list[ModelChain] = []
+        self._level_min_db: float | None = None  # the level guard's lowest gain in chains swapped out
         self.swaps = 0
 
         ch = settings.channels
@@ -255,6 +261,7 @@ class LiveProcessor:
         if pend is not None and pend[0] > self._taken and self._fade is None:
             self._taken = pend[0]
             self._fade = (self.chain, 0)
+            self._level_min_db = _lower(self._level_min_db, self.chain.level_gain_min_db)
             self.chain = pend[1]
             if self.speech is not None:
                 self.speech.adopt(pend[2])
@@ -316,7 +323,7 @@ class LiveProcessor:
             "nonfinite_samples": chain.nonfinite_samples,
             "dc_offset": chain.dc_offset,  # full scale 1; None: the input goes to the model as it is
             "level_gain_db": chain.level_gain_db,  # the level guard's input gain now; None: no guard
-            "level_gain_min_db": chain.level_gain_min_db,
+            "level_gain_min_db": _lower(self._level_min_db, chain.level_gain_min_db),  # since the stream started
             "resampler_underruns": chain.resampler_underruns,
             "swaps": self.swaps,
             "display_drops": mon.display_drops,
