@@ -5,7 +5,7 @@ from __future__ import annotations
 from rtconv.live import LiveProcessor, StreamSettings
 
 _SETTINGS = ("crossfade_ms", "resample_quality", "engine", "threads", "hostapi", "input_device", "output_device",
-             "output_channels", "record_dir", "device_latency")
+             "output_channels", "record_dir", "device_latency", "dc_block", "level_guard")
 
 
 def settings(sample_rate=48000, channels=1, block_size=128, **kw) -> StreamSettings:

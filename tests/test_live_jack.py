@@ -90,6 +90,28 @@ def test_a_known_signal_comes_out_exactly_as_offline_processing_after_the_latenc
     assert stats["model_errors"] == 0
 
 
+def test_loud_speech_through_a_jack_stream_is_lowered_for_the_denoiser_and_comes_out_at_its_level(jackd):
+    t = np.arange(3 * RATE) / RATE
+    env = np.clip(np.sin(2 * np.pi * 2.5 * t), 0, None) ** 2
+    v = env * sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 30))  # a vowel train the denoiser keeps
+    sig = (v / np.abs(v).max() * 10 ** (-1 / 20)).astype(np.float32)
+    den = rtconv.load("models/denoiser.safetensors")
+
+    def lost_db(guard):
+        lb, stats = _until_xrun_free(lambda: _play_through(
+            jackd, LiveStream(processor(den, RATE, 1, 128, hostapi="JACK", level_guard=guard), warn=None), sig))
+        start = lb.play_start + stats["latency_frames"]
+        out = lb.captured[start + 3 * RATE // 2: start + len(sig), 0]  # after the gain settled
+        ref = sig[3 * RATE // 2:][: len(out)]
+        return 10 * np.log10(np.sum(out.astype(np.float64) ** 2) / np.sum(ref.astype(np.float64) ** 2)), stats
+
+    lost, stats = lost_db(True)  # measured +0.30 dB, the lowest gain -15.5 dB
+    assert stats["level_gain_min_db"] < -10 and stats["model_errors"] == 0
+    assert abs(lost) < 0.6, lost
+    kept, stats = lost_db(False)  # measured -3.76 dB
+    assert stats["level_gain_min_db"] is None and kept < -1.0, kept
+
+
 def _swap_run(jackd):
     proc = processor(designs.lowpass(3000, 63, RATE), RATE, 1, 128, crossfade_ms=10, hostapi="JACK")
     new = rtconv.FIR(np.array([-0.5], np.float32))
