@@ -40,8 +40,8 @@ rule on what the stream has already put out: the active level of its last
 two seconds of output sets a slow input gain (at most 20 dB a second down, 3
 up), undone at the output.  On the validation speakers, clean speech at peak
 -1 dBFS through v8 live went from -1.36 dB and 16.4 dB SI-SDR to -0.72 dB
-and 20.6 dB (synthetic voices: -2.26 dB and 14.2 dB to -0.53 dB and 26.7
-dB), mixtures peaking at 0 dBFS from +3.24 to +3.64 dB SI-SDR improvement,
+and 20.5 dB (synthetic voices: -2.26 dB and 14.2 dB to -0.54 dB and 26.4
+dB), mixtures peaking at 0 dBFS from +3.24 to +3.65 dB SI-SDR improvement,
 and the SNR grid at the nominal level was unchanged (+3.95, +3.94).
 
 Which models get either (:func:`wants_level_guard`): those whose task is
