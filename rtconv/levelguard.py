@@ -58,7 +58,7 @@ import numpy as np
 from .dcblock import by_task
 
 __all__ = ["LEVEL_GUARD_DBFS", "LEVEL_GUARDED_TASKS", "LEVEL_NOTE_DB", "LevelMeter", "StreamLevelGuard",
-           "guard_gain", "lead_for", "wants_level_guard", "level_note", "stream_level_note"]
+           "guard_gain", "lead_for", "wants_level_guard", "level_note", "stream_guard", "stream_level_note"]
 
 #: A file whose speech's active level is above this (dBFS) goes into the model lowered to it.
 LEVEL_GUARD_DBFS = -26.0
@@ -68,6 +68,7 @@ LEVEL_GUARDED_TASKS = ("denoise",)
 LEVEL_NOTE_DB = 1.0
 #: Frames within this many dB of the loudest count as active (as :func:`rtconv.data.mix.active_level_db`).
 ACTIVE_RANGE_DB = 35.0
+_ACTIVE_FLOOR = 10 ** (-ACTIVE_RANGE_DB / 10)
 
 
 def wants_level_guard(model, level_guard: bool | None = None) -> bool:
@@ -106,11 +107,18 @@ class LevelMeter:
 
     def level_db(self) -> float:
         """Active level in dBFS of everything counted (``-inf`` for silence or less than one frame)."""
-        e = np.concatenate(self._powers) if self._powers else np.zeros(0)
-        if e.size == 0 or e.max() <= 0:
-            return -math.inf
-        active = e[e >= e.max() * 10 ** (-ACTIVE_RANGE_DB / 10)]
-        return 10 * math.log10(float(active.mean()))
+        return _active_db(np.concatenate(self._powers) if self._powers else np.zeros(0))
+
+
+def _active_db(powers: np.ndarray) -> float:
+    """The active level (dBFS) of 10 ms frames' ``powers``: the mean of those within :data:`ACTIVE_RANGE_DB` of
+    the loudest (``-inf`` when there are none, or all are silent)."""
+    if powers.size == 0:
+        return -math.inf
+    top = powers.max()
+    if not top > 0:
+        return -math.inf
+    return 10 * math.log10(float(powers[powers >= top * _ACTIVE_FLOOR].mean()))
 
 
 def guard_gain(level_db: float, target_dbfs: float = LEVEL_GUARD_DBFS) -> float:
@@ -133,6 +141,16 @@ def lead_for(block_frames: int, sample_rate: int) -> int:
     resampler's pieces vary around the block) to the model whole."""
     frame = max(1, int(sample_rate) // 100)
     return max(2, -(-2 * int(block_frames) // frame) + 1)
+
+
+def stream_guard(model, sample_rate: int, channels: int, latency: int, block_frames: int,
+                 level_guard: bool = True) -> "StreamLevelGuard | None":
+    """The :class:`StreamLevelGuard` a stream of ``block_frames``-frame blocks at the model's ``sample_rate``
+    puts around ``model`` (lead from :func:`lead_for`), or ``None`` when ``level_guard`` is off or the model's
+    task does not get one (:func:`wants_level_guard`)."""
+    if not (level_guard and wants_level_guard(model)):
+        return None
+    return StreamLevelGuard(sample_rate, channels, latency, lead=lead_for(block_frames, sample_rate))
 
 
 def stream_level_note(min_gain_db: float | None) -> str | None:
@@ -250,12 +268,7 @@ class StreamLevelGuard:
             j = self._frames_out
             p = float(self._acc.var(axis=0).mean())
             self._powers[j % self._window] = p if math.isfinite(p) else 0.0
-            top = self._powers.max()
-            if top > 0:
-                level = 10 * math.log10(float(self._powers[self._powers >= top * 10 ** (-ACTIVE_RANGE_DB / 10)].mean()))
-                want = min(0.0, self.target_dbfs - level)
-            else:
-                want = 0.0
+            want = min(0.0, self.target_dbfs - _active_db(self._powers))  # silence (-inf): 0 dB
             k = j + self.lead  # the input frame this output frame sets
             g = self._gain_db[(k - 1) % self._ring]
             g = g + min(self._up, max(-self._down, want - g))

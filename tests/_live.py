@@ -16,3 +16,16 @@ def processor(model, sample_rate=48000, channels=1, block_size=128, **kw) -> Liv
     """``LiveProcessor(model, StreamSettings(...))``: settings fields and processor options in one call."""
     st = {k: kw.pop(k) for k in list(kw) if k in _SETTINGS}
     return LiveProcessor(model, settings(sample_rate, channels, block_size, **st), **kw)
+
+
+def cli_settings(*argv, sample_rate=48000) -> StreamSettings:
+    """The StreamSettings ``rtconv live ARGV`` would open a stream with, at ``sample_rate``."""
+    import argparse
+
+    from rtconv.cli import live
+
+    p = argparse.ArgumentParser()
+    live.configure(p)
+    args = p.parse_args(list(argv))
+    args.sample_rate = sample_rate
+    return live._settings(args, sample_rate)

@@ -213,16 +213,10 @@ def test_the_live_chain_removes_the_offset_for_a_denoiser_unless_told_not_to(den
 
 
 def test_rtconv_live_keep_dc_reaches_the_stream_settings():
-    import argparse
+    from _live import cli_settings
 
-    from rtconv.cli import live
-
-    p = argparse.ArgumentParser()
-    live.configure(p)
-    for argv, want in (([], True), (["--keep-dc"], False)):
-        args = p.parse_args(argv)
-        args.sample_rate = RATE
-        assert live._settings(args, RATE).dc_block is want
+    assert cli_settings(sample_rate=RATE).dc_block is True
+    assert cli_settings("--keep-dc", sample_rate=RATE).dc_block is False
 
 
 @pytest.mark.parametrize("offset,note", [

@@ -355,19 +355,12 @@ def test_the_live_chain_passes_loud_speech_whole_with_the_guard_and_keep_level_t
 
 
 def test_rtconv_live_keep_level_reaches_the_settings_and_stats_and_the_summary_tell_the_guard(denoiser):
-    import argparse
+    from _live import cli_settings, processor
 
-    from _live import processor
-
-    from rtconv.cli import live
     from rtconv.cli.live import format_stats
 
-    p = argparse.ArgumentParser()
-    live.configure(p)
-    for argv, want in (([], True), (["--keep-level"], False)):
-        args = p.parse_args(argv)
-        args.sample_rate = RATE
-        assert live._settings(args, RATE).level_guard is want
+    assert cli_settings(sample_rate=RATE).level_guard is True
+    assert cli_settings("--keep-level", sample_rate=RATE).level_guard is False
     pr = processor(denoiser, RATE, 1, 128, realtime_check=False)
     x = _vowels(2 * RATE, -1)
     for i in range(0, len(x), 128):

@@ -233,10 +233,11 @@ def _timing_alone(model, blocks: list, scaled: np.ndarray, rate: int, block: int
 
     from .. import Streamer
     from ..dcblock import DCBlocker
-    from ..levelguard import StreamLevelGuard, wants_level_guard
+    from ..levelguard import stream_guard
 
+    # ModelChain's stages, without its warm-up blocks (this loop warms them, counted by the tests)
     streamer, dc = Streamer(model, threads=1, block_size=block), DCBlocker(rate, 1)
-    guard = StreamLevelGuard(rate, 1, streamer.latency) if wants_level_guard(model) else None
+    guard = stream_guard(model, rate, 1, streamer.latency, block)
 
     def run(b):
         return streamer.process(b) if guard is None else guard.process(b, streamer.process)

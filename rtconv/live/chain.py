@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..dcblock import DCBlocker, wants_dc_block
-from ..levelguard import StreamLevelGuard, lead_for, wants_level_guard
+from ..levelguard import stream_guard
 from ..models import Model
 from ..streaming import Streamer
 from ..resample import RateBridge
@@ -148,9 +148,8 @@ class ModelChain:
             rate, self.model_rate, channels, block, settings.resample_quality)
         self.dc = DCBlocker(rate, channels) if settings.dc_block and wants_dc_block(self.model) else None
         # blocks (and a resampler's pieces) reach the model whole: onnxruntime plans each block length anew
-        self.guard = StreamLevelGuard(self.model_rate, channels, self.streamer.latency,
-                                      lead=lead_for(model_block, self.model_rate)) \
-            if settings.level_guard and wants_level_guard(self.model) else None
+        self.guard = stream_guard(self.model, self.model_rate, channels, self.streamer.latency, model_block,
+                                  settings.level_guard)
         self.model_latency = round(self.streamer.latency * rate / self.model_rate)  # device frames
         self.resampler_latency = 0 if self.bridge is None else self.bridge.latency
         self.latency = self.model_latency + self.resampler_latency
