@@ -19,7 +19,9 @@ residual in the input's noise-dominated frames (:func:`pause_residual`): it asks
 at least 25 dB of attenuation where there is nothing to keep (pauses, noise-only clips),
 at a quarter of a loss unit per missing dB, so one dB of SI-SDR still outweighs it.
 ``silence`` is the same hinge on the noise-only examples alone (:func:`noise_only_residual`):
-it never asks for a mixture's quiet speech.  ``gap`` (:func:`gap_residual`) asks it of the frames
+it never asks for a mixture's quiet speech.  ``pesq`` is a differentiable PESQ-style disturbance
+(:mod:`rtconv.train.perceptual`, :func:`pesq_loss`): what P.862's model subtracts from 4.5, in MOS
+points, over the examples that hold speech; it needs the signals' sample rate, which the trainer binds.  ``gap`` (:func:`gap_residual`) asks it of the frames
 whose target is 40 dB or more under the input: noise-only examples and the true gaps between words.
 ``presence`` trains a denoiser's speech-presence head (``--arch-arg presence=N``) on the target's
 speech activity (:func:`presence_loss`), a binary cross-entropy per frame.  ``ce`` is the cross-entropy of a classifier's probability
@@ -29,13 +31,15 @@ by name and :func:`apply` to call any of them.
 
 Any other loss is written as a weighted sum of the terms of :data:`TERMS`
 (``l1``, ``mse``, ``stft``, ``si_sdr``, ``sc`` = spectral convergence,
-``cmrs``, ``pause``, ``silence``, ``gap``, ``ce``, ``presence``): ``get_loss("si_sdr + 10*sc + 5*cmrs")`` is
+``cmrs``, ``pause``, ``silence``, ``gap``, ``ce``, ``presence``, ``pesq``): ``get_loss("si_sdr + 10*sc + 5*cmrs")`` is
 ``si_sdr+sc`` with the compressed spectral loss added at weight 5.
 """
 
 from __future__ import annotations
 
 from typing import Callable, Sequence
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +49,7 @@ from .choices import LOSS_NAMES, LOSS_TERMS, parse_loss
 
 __all__ = ["LOSSES", "TERMS", "get_loss", "apply", "loss_and_terms", "terms", "l1", "mse", "multi_resolution_stft", "si_sdr_loss",
            "spectral_convergence", "compressed_spectral", "pause_residual", "noise_only_residual", "gap_residual",
-           "cross_entropy", "presence_loss", "speech_labels", "PresenceProbe", "presence_probe", "bind_probe", "needs_probe"]
+           "cross_entropy", "presence_loss", "pesq_loss", "speech_labels", "PresenceProbe", "presence_probe", "bind_probe", "needs_probe"]
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -442,6 +446,32 @@ presence_loss.needs_input = True
 presence_loss.needs_probe = True
 
 
+def pesq_loss(estimate: torch.Tensor, target: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
+    """PESQ's disturbance ``0.1 d_sym + 0.0309 d_asym`` (MOS points below 4.5,
+    :func:`rtconv.train.perceptual.pesq_disturbance`), the mean over the examples whose target holds
+    speech (0 for a batch of noise alone).  ``sample_rate``: the signals' rate, 8 kHz or more."""
+    from .perceptual import pesq_disturbance
+
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 8000:
+        raise ConfigError(f"the pesq loss term needs the signals' sample rate, 8000 Hz or more, got {sample_rate!r}; "
+                          "the trainer passes the task's (get_loss(name, sample_rate=...)).")
+    T = estimate.shape[-1]
+    d_sym, d_asym, speech = pesq_disturbance(estimate.reshape(-1, T), target.reshape(-1, T), sample_rate)
+    return (0.1 * d_sym + 0.0309 * d_asym).sum() / speech.sum().clamp_min(1)
+
+
+pesq_loss.needs_rate = True
+
+
+def _with_rate(f: Loss, sample_rate: int | None) -> Loss:
+    """``f`` with ``sample_rate`` bound when it is a term that needs one (``pesq``)."""
+    if not getattr(f, "needs_rate", False) or sample_rate is None:
+        return f
+    g = functools.partial(f, sample_rate=int(sample_rate))
+    g.__name__ = f.__name__
+    return g
+
+
 def apply(loss: Loss, estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor,
           probe: PresenceProbe | None = None) -> torch.Tensor:
     """``loss(estimate, target)``, or ``loss(estimate, target, noisy)`` for losses that need the input
@@ -471,14 +501,15 @@ TERMS: dict[str, Loss] = {
     "gap": gap_residual,
     "ce": cross_entropy,
     "presence": presence_loss,
+    "pesq": pesq_loss,
 }
 if tuple(TERMS) != LOSS_TERMS:
     raise ImportError(f"loss terms {tuple(TERMS)} differ from rtconv.train.choices.LOSS_TERMS {LOSS_TERMS}; "
                       "name each term there too, in the same order.")
 
 
-def _weighted_sum(parts: tuple[tuple[float, str], ...]) -> Loss:
-    fns = [(w, TERMS[t]) for w, t in parts]
+def _weighted_sum(parts: tuple[tuple[float, str], ...], sample_rate: int | None = None) -> Loss:
+    fns = [(w, _with_rate(TERMS[t], sample_rate)) for w, t in parts]
     needs = any(getattr(f, "needs_input", False) for _, f in fns)
 
     def loss(estimate: torch.Tensor, target: torch.Tensor, noisy: torch.Tensor | None = None,
@@ -526,13 +557,14 @@ if tuple(LOSSES) != LOSS_NAMES:  # `rtconv train --help` offers LOSS_NAMES witho
                       "name each loss there too, in the same order.")
 
 
-def get_loss(name: str) -> Loss:
+def get_loss(name: str, sample_rate: int | None = None) -> Loss:
     """The loss called ``name``: one of :data:`LOSSES`, or a weighted sum of :data:`TERMS`
-    such as ``"si_sdr + 10*sc + 5*cmrs"`` (see :func:`rtconv.train.choices.parse_loss`)."""
+    such as ``"si_sdr + 10*sc + 5*cmrs"`` (see :func:`rtconv.train.choices.parse_loss`).
+    ``sample_rate`` (Hz) is bound to the terms that need it (``pesq``)."""
     if isinstance(name, str) and name.strip() in LOSSES:
         return LOSSES[name.strip()]
     try:
         parts = parse_loss(name)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    return _weighted_sum(parts)
+    return _weighted_sum(parts, sample_rate)

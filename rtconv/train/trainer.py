@@ -364,7 +364,7 @@ def evaluate(model: Model, data, loss: Callable | str = "mse", device="cpu",
     ``labels`` (one noise label per example) also ``per_noise`` means,
     grouped by the main noise family.
     """
-    loss_fn = _losses.get_loss(loss) if isinstance(loss, str) else loss
+    loss_fn = _losses.get_loss(loss, getattr(model, "sample_rate", None)) if isinstance(loss, str) else loss
     device = torch.device(device)
     model.eval()
     trim = _trim(model)
@@ -751,7 +751,7 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     if cfg.train_only:
         _freeze_all_but(model, list(cfg.train_only), log)
     trim = _trim(model, cfg.train_warmup)
-    loss_fn = _losses.get_loss(cfg.loss)
+    loss_fn = _losses.get_loss(cfg.loss, td.sample_rate)
     if _losses.needs_probe(loss_fn):  # the presence term reads the model's presence head
         loss_fn = _losses.bind_probe(loss_fn, _losses.presence_probe(model, trim[0]))
     layout = ctx.provenance(cfg.batch_size)

@@ -1,0 +1,158 @@
+"""A differentiable PESQ-style disturbance: the ``pesq`` loss term.
+
+The model of ITU-T P.862 (PESQ) and P.862.2 (its wide-band mode), as a
+loss on aligned signals: both signals are brought to one listening level,
+split into 32 ms frames of Bark-band powers up to 8 kHz, the reference's
+long-term spectrum and each degraded frame's gain are partly compensated
+(PESQ forgives a steady colouring and slow gain changes), the powers become
+loudness (Zwicker's law over the hearing threshold), and the loudness
+difference, less what the louder of the two masks, is the *disturbance*.
+Its symmetric and asymmetric (added energy counts more than removed)
+parts, aggregated over bands and time with PESQ's norms, give
+``0.1 * d_sym + 0.0309 * d_asym``: what PESQ subtracts from 4.5.
+
+This is an approximation written from the standard's published structure,
+not the standard: no time alignment (a denoiser's output is aligned), Bark
+bands uniform on Traunmüller's scale instead of P.862's tables, Terhardt's
+hearing threshold, the speech assumed at PESQ's 79 dB SPL listening level.
+It is a training signal that follows PESQ's preferences (residual noise in
+pauses and added energy cost more than removed detail; a steady EQ costs
+little), checked against the ``pesq`` package's scores by
+``tests/test_perceptual.py``; the scores users read are always the real
+PESQ.  The same idea as audiolabs' ``torch-pesq`` (which needs torchaudio,
+not available here), combined, as there, with SI-SDR.
+
+Runs at any sample rate of 16 kHz or more: the frames are 32 ms long at the
+signal's own rate and only bins up to 8 kHz are used, so no resampler sits
+in the gradient's path.  Examples whose target holds no speech (noise only)
+score 0: the reference would be silence, which PESQ cannot judge.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["pesq_disturbance", "pesq_mos", "bark_bands"]
+
+_BANDS = 49            # P.862.2's wide-band Bark bands
+_LOW_HZ, _HIGH_HZ = 100.0, 8000.0
+_LISTEN_DB_SPL = 79.0  # PESQ's assumed listening level of the speech
+_ZWICKER = 0.23        # loudness exponent
+_MASK = 0.25           # the louder signal masks this share of the difference
+_FRAME_S = 0.032
+_SPLIT = 20            # frames per "split second" interval (L6 within, L2 across)
+_SILENT_DB = -60.0     # a target this far under full scale in mean power holds no speech
+
+
+def _bark(f: torch.Tensor | float) -> torch.Tensor | float:
+    """Traunmüller's Bark scale."""
+    return 26.81 * f / (1960.0 + f) - 0.53
+
+
+def bark_bands(fft: int, rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(bins, bands)`` matrix summing power-spectrum bins into :data:`_BANDS` bands uniform in Bark
+    from 100 Hz to 8 kHz, and each band's centre frequency in Hz."""
+    freqs = torch.arange(fft // 2 + 1, dtype=torch.float64) * rate / fft
+    z = _bark(freqs)
+    lo, hi = _bark(_LOW_HZ), _bark(min(_HIGH_HZ, rate / 2))
+    edges = torch.linspace(lo, hi, _BANDS + 1, dtype=torch.float64)
+    idx = torch.bucketize(z, edges) - 1
+    inside = (freqs >= _LOW_HZ) & (freqs < min(_HIGH_HZ, rate / 2)) & (idx >= 0) & (idx < _BANDS)
+    m = torch.zeros(fft // 2 + 1, _BANDS, dtype=torch.float64)
+    m[inside.nonzero().squeeze(1), idx[inside]] = 1.0
+    centre_z = (edges[:-1] + edges[1:]) / 2
+    centre_hz = 1960.0 * (centre_z + 0.53) / (26.28 - centre_z)  # the scale's inverse
+    return m, centre_hz
+
+
+def _threshold_db(f_hz: torch.Tensor) -> torch.Tensor:
+    """Terhardt's absolute hearing threshold, dB SPL."""
+    k = f_hz / 1000.0
+    return 3.64 * k.pow(-0.8) - 6.5 * torch.exp(-0.6 * (k - 3.3) ** 2) + 1e-3 * k.pow(4)
+
+
+def _band_powers(x: torch.Tensor, rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(N, frames, bands)`` Bark powers of ``(N, T)`` signals, 32 ms Hann frames, half overlap,
+    and the band centres."""
+    fft = int(round(_FRAME_S * rate))
+    fft += fft % 2
+    win = torch.hann_window(fft, dtype=x.dtype, device=x.device)
+    spec = torch.stft(x, fft, fft // 2, window=win, center=False, return_complex=True)
+    power = spec.real.square() + spec.imag.square()  # (N, bins, frames)
+    m, centres = bark_bands(fft, rate)
+    return torch.einsum("nbt,bk->ntk", power, m.to(x.dtype).to(x.device)), centres.to(x.device)
+
+
+def _norm(x: torch.Tensor, p: float, dim: int) -> torch.Tensor:
+    """The mean-normalised Lp norm ``(mean |x|^p + 1e-12)^(1/p)`` along ``dim``: the floor keeps the
+    gradient finite at 0 and leaves a perfect estimate 0.0013 MOS points short of 4.5 (the two
+    norms in a row take it to 1e-12^(1/6))."""
+    return (x.abs().pow(p).mean(dim) + 1e-12).pow(1.0 / p)
+
+
+def _split(d: torch.Tensor, p: float) -> torch.Tensor:
+    """PESQ's time aggregation of ``(N, frames)`` frame disturbances: Lp within intervals of
+    :data:`_SPLIT` frames (half-overlapping), L2 across them."""
+    N, M = d.shape
+    if M < _SPLIT:
+        return _norm(d, 2.0, 1)
+    parts = d.unfold(1, _SPLIT, _SPLIT // 2)  # (N, intervals, SPLIT)
+    return _norm(_norm(parts, p, 2), 2.0, 1)
+
+
+def pesq_disturbance(estimate: torch.Tensor, target: torch.Tensor, rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(d_sym, d_asym, speech)`` for ``(N, T)`` estimate and target: PESQ's two disturbances per
+    example, and which examples hold speech (the others' disturbances are 0)."""
+    x = target.to(torch.float64) if target.dtype == torch.float64 else target
+    y = estimate
+    pr, centres = _band_powers(x, rate)
+    pd, _ = _band_powers(y, rate)
+    speech = (target.square().mean(-1) > 10 ** (_SILENT_DB / 10))
+    # one listening level: the target's mean band power over its loud frames is 79 dB SPL; the
+    # estimate is brought to the target's level by its own power (PESQ aligns both signals alike)
+    ref_frame = pr.sum(-1)  # (N, frames)
+    loud = ref_frame > ref_frame.amax(-1, keepdim=True) * 1e-3
+    ref_level = (ref_frame * loud).sum(-1) / loud.sum(-1).clamp_min(1)
+    deg_frame = pd.sum(-1)
+    deg_level = (deg_frame * loud).sum(-1) / loud.sum(-1).clamp_min(1)
+    unit = 10 ** (_LISTEN_DB_SPL / 10)
+    pr = pr * (unit / ref_level.clamp_min(1e-20))[:, None, None]
+    pd = pd * (unit / deg_level.clamp_min(1e-20))[:, None, None]
+    # a steady colouring is forgiven in part: the reference takes the estimate's long-term spectrum
+    # over the loud frames, within +-20 dB (P.862's frequency compensation)
+    w = loud.to(pr.dtype)[..., None]
+    ratio = ((pd * w).sum(1) + 1e3) / ((pr * w).sum(1) + 1e3)
+    pr = pr * ratio.clamp(0.01, 100.0)[:, None, :]
+    # and slow gain changes: each estimate frame is scaled towards the reference frame's power,
+    # within 3e-4 .. 5 (P.862's gain compensation; smoothing left out)
+    g = ((pr.sum(-1) + 5e4) / (pd.sum(-1) + 5e4)).clamp(3e-4, 5.0)
+    pd = pd * g[..., None]
+    # loudness (sone-like) over the hearing threshold, Zwicker's law
+    p0 = (10 ** (_threshold_db(centres) / 10)).to(pr.dtype)[None, None, :]
+
+    def loudness(p: torch.Tensor) -> torch.Tensor:
+        s = (p0 / 0.5).pow(_ZWICKER) * ((0.5 + 0.5 * p / p0).pow(_ZWICKER) - 1.0)
+        return s.clamp_min(0.0)
+
+    lr, ld = loudness(pr), loudness(pd)
+    diff = ld - lr
+    mask = _MASK * torch.minimum(ld, lr)
+    dist = torch.sign(diff) * torch.relu(diff.abs() - mask)
+    # added energy counts more: ((Pd + c) / (Pr + c))^1.2, 0 under 3, at most 12
+    asym = ((pd + 50.0) / (pr + 50.0)).pow(1.2)
+    asym = torch.where(asym < 3.0, torch.zeros_like(asym), asym.clamp(max=12.0))
+    frame_sym = _norm(dist, 2.0, 2)        # over bands
+    frame_asym = (dist.abs() * asym).mean(2)  # L1 over bands
+    d_sym = _split(frame_sym, 6.0)
+    d_asym = _split(frame_asym, 6.0)
+    zero = torch.zeros_like(d_sym)
+    return torch.where(speech, d_sym, zero), torch.where(speech, d_asym, zero), speech
+
+
+def pesq_mos(estimate: torch.Tensor, target: torch.Tensor, rate: int) -> torch.Tensor:
+    """``4.5 - 0.1 d_sym - 0.0309 d_asym`` per example (P.862's raw score, before any mapping)."""
+    d_sym, d_asym, _ = pesq_disturbance(estimate.reshape(-1, estimate.shape[-1]),
+                                         target.reshape(-1, target.shape[-1]), rate)
+    return 4.5 - 0.1 * d_sym - 0.0309 * d_asym
