@@ -102,13 +102,12 @@ def _split(d: torch.Tensor, p: float) -> torch.Tensor:
     return _norm(_norm(parts, p, 2), 2.0, 1)
 
 
-def pesq_disturbance(estimate: torch.Tensor, target: torch.Tensor, rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pesq_disturbance(estimate: torch.Tensor, target: torch.Tensor,
+                     rate: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(d_sym, d_asym, speech)`` for ``(N, T)`` estimate and target: PESQ's two disturbances per
     example, and which examples hold speech (the others' disturbances are 0)."""
-    x = target.to(torch.float64) if target.dtype == torch.float64 else target
-    y = estimate
-    pr, centres = _band_powers(x, rate)
-    pd, _ = _band_powers(y, rate)
+    pr, centres = _band_powers(target, rate)
+    pd, _ = _band_powers(estimate, rate)
     speech = (target.square().mean(-1) > 10 ** (_SILENT_DB / 10))
     # one listening level: the target's mean band power over its loud frames is 79 dB SPL; the
     # estimate is brought to the target's level by its own power (PESQ aligns both signals alike)
