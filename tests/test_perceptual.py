@@ -81,17 +81,24 @@ def test_residual_noise_in_pauses_costs_more_than_the_same_energy_removed(mixtur
 
 def test_the_term_is_zero_for_noise_alone_and_its_gradients_are_finite():
     torch.manual_seed(0)
-    target = torch.zeros(2, 1, RATE)
+    target = torch.zeros(3, 1, RATE)
     target[0, 0] = torch.randn(RATE) * 0.1 * torch.sin(torch.linspace(0, 20, RATE)).clamp_min(0)
-    est = torch.zeros(2, 1, RATE, requires_grad=True)  # digital silence out, as a closed mask gives
+    target[2, 0] = target[0, 0] * 1e-3  # quiet speech (-90 dB) is still speech
+    # a noise-alone example whose estimate lets noise through: its silent reference has no level, and
+    # before the fix its NaNs reached the gradient through torch.where's unused branch (stage p1 diverged)
+    est = (torch.randn(3, 1, RATE) * 0.01).requires_grad_(True)
     loss = losses.get_loss("pesq", RATE)(est, target)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(est.grad).all()
+    assert float(est.grad[1].abs().max()) == 0.0  # the noise-alone example teaches nothing here
+    _, _, speech = pesq_disturbance(est.detach()[:, 0], target[:, 0], RATE)
+    assert speech.tolist() == [True, False, True]
+    # digital silence out (a closed mask) against speech, and a whole batch of noise alone
+    silent = torch.zeros(3, 1, RATE, requires_grad=True)
+    losses.get_loss("pesq", RATE)(silent, target).backward()
+    assert torch.isfinite(silent.grad).all()
     only_noise = losses.get_loss("pesq", RATE)(torch.randn(2, 1, RATE), torch.zeros(2, 1, RATE))
     assert float(only_noise) == 0.0
-    # per example: the noise-alone item scores 0, the speech item is judged
-    _, _, speech = pesq_disturbance(est.detach()[:, 0], target[:, 0], RATE)
-    assert speech.tolist() == [True, False]
 
 
 def test_the_term_needs_the_rate_and_the_trainer_gives_it(tmp_path):

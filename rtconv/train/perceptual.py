@@ -43,7 +43,7 @@ _ZWICKER = 0.23        # loudness exponent
 _MASK = 0.25           # the louder signal masks this share of the difference
 _FRAME_S = 0.032
 _SPLIT = 20            # frames per "split second" interval (L6 within, L2 across)
-_SILENT_DB = -60.0     # a target this far under full scale in mean power holds no speech
+_SILENT_DB = -100.0    # a target this far under full scale in mean power holds no speech
 
 
 def _bark(f: torch.Tensor | float) -> torch.Tensor | float:
@@ -106,19 +106,24 @@ def pesq_disturbance(estimate: torch.Tensor, target: torch.Tensor,
                      rate: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(d_sym, d_asym, speech)`` for ``(N, T)`` estimate and target: PESQ's two disturbances per
     example, and which examples hold speech (the others' disturbances are 0)."""
+    speech = target.square().mean(-1) > 10 ** (_SILENT_DB / 10)
+    # an example without speech is judged against itself (disturbance 0): a silent reference has no
+    # level to align to, and its NaNs would reach the gradient through torch.where's other branch
+    target = torch.where(speech[:, None], target, estimate.detach())
     pr, centres = _band_powers(target, rate)
     pd, _ = _band_powers(estimate, rate)
-    speech = (target.square().mean(-1) > 10 ** (_SILENT_DB / 10))
     # one listening level: the target's mean band power over its loud frames is 79 dB SPL; the
-    # estimate is brought to the target's level by its own power (PESQ aligns both signals alike)
+    # estimate is brought to the target's level by its own power (PESQ aligns both signals alike),
+    # raised by at most 60 dB more than the target (an estimate silent where the target is loud)
     ref_frame = pr.sum(-1)  # (N, frames)
     loud = ref_frame > ref_frame.amax(-1, keepdim=True) * 1e-3
-    ref_level = (ref_frame * loud).sum(-1) / loud.sum(-1).clamp_min(1)
-    deg_frame = pd.sum(-1)
-    deg_level = (deg_frame * loud).sum(-1) / loud.sum(-1).clamp_min(1)
+    ref_level = ((ref_frame * loud).sum(-1) / loud.sum(-1).clamp_min(1)).clamp_min(1e-20)
+    deg_level = (pd.sum(-1) * loud).sum(-1) / loud.sum(-1).clamp_min(1)
     unit = 10 ** (_LISTEN_DB_SPL / 10)
-    pr = pr * (unit / ref_level.clamp_min(1e-20))[:, None, None]
-    pd = pd * (unit / deg_level.clamp_min(1e-20))[:, None, None]
+    ref_gain = unit / ref_level
+    deg_gain = torch.minimum(unit / deg_level.clamp_min(1e-30), ref_gain * 1e6)
+    pr = pr * ref_gain[:, None, None]
+    pd = pd * deg_gain[:, None, None]
     # a steady colouring is forgiven in part: the reference takes the estimate's long-term spectrum
     # over the loud frames, within +-20 dB (P.862's frequency compensation)
     w = loud.to(pr.dtype)[..., None]
