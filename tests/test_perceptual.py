@@ -37,7 +37,7 @@ def _mos(est, ref):
 
 
 def test_the_proxy_ranks_noisy_speech_as_pesq_does(mixtures):
-    pytest.importorskip("pesq", reason="the pesq package (bench extra) scores the reference order")
+    pytest.importorskip("pesq", reason="the pesq package (test and bench extras) scores the reference order")
     from rtconv.bench.heldout import score
 
     real, proxy = [], []

@@ -37,15 +37,15 @@ Any other loss is written as a weighted sum of the terms of :data:`TERMS`
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
-
 import functools
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
 from .choices import LOSS_NAMES, LOSS_TERMS, parse_loss
+from .perceptual import pesq_disturbance
 
 __all__ = ["LOSSES", "TERMS", "get_loss", "apply", "loss_and_terms", "terms", "l1", "mse", "multi_resolution_stft", "si_sdr_loss",
            "spectral_convergence", "compressed_spectral", "pause_residual", "noise_only_residual", "gap_residual",
@@ -450,8 +450,6 @@ def pesq_loss(estimate: torch.Tensor, target: torch.Tensor, sample_rate: int | N
     """PESQ's disturbance ``0.1 d_sym + 0.0309 d_asym`` (MOS points below 4.5,
     :func:`rtconv.train.perceptual.pesq_disturbance`), the mean over the examples whose target holds
     speech (0 for a batch of noise alone).  ``sample_rate``: the signals' rate, 8 kHz or more."""
-    from .perceptual import pesq_disturbance
-
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 8000:
         raise ConfigError(f"the pesq loss term needs the signals' sample rate, 8000 Hz or more, got {sample_rate!r}; "
                           "the trainer passes the task's (get_loss(name, sample_rate=...)).")

@@ -30,7 +30,7 @@ score 0: the reference would be silence, which PESQ cannot judge.
 
 from __future__ import annotations
 
-import math
+import functools
 
 import torch
 
@@ -51,9 +51,11 @@ def _bark(f: torch.Tensor | float) -> torch.Tensor | float:
     return 26.81 * f / (1960.0 + f) - 0.53
 
 
+@functools.lru_cache(maxsize=8)
 def bark_bands(fft: int, rate: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(bins, bands)`` matrix summing power-spectrum bins into :data:`_BANDS` bands uniform in Bark
-    from 100 Hz to 8 kHz, and each band's centre frequency in Hz."""
+    from 100 Hz to 8 kHz, and each band's centre frequency in Hz (built once per frame size and rate:
+    every training step asks for the same; treat the tensors as read-only)."""
     freqs = torch.arange(fft // 2 + 1, dtype=torch.float64) * rate / fft
     z = _bark(freqs)
     lo, hi = _bark(_LOW_HZ), _bark(min(_HIGH_HZ, rate / 2))
@@ -95,8 +97,7 @@ def _norm(x: torch.Tensor, p: float, dim: int) -> torch.Tensor:
 def _split(d: torch.Tensor, p: float) -> torch.Tensor:
     """PESQ's time aggregation of ``(N, frames)`` frame disturbances: Lp within intervals of
     :data:`_SPLIT` frames (half-overlapping), L2 across them."""
-    N, M = d.shape
-    if M < _SPLIT:
+    if d.shape[1] < _SPLIT:
         return _norm(d, 2.0, 1)
     parts = d.unfold(1, _SPLIT, _SPLIT // 2)  # (N, intervals, SPLIT)
     return _norm(_norm(parts, p, 2), 2.0, 1)
@@ -110,8 +111,8 @@ def pesq_disturbance(estimate: torch.Tensor, target: torch.Tensor,
     # an example without speech is judged against itself (disturbance 0): a silent reference has no
     # level to align to, and its NaNs would reach the gradient through torch.where's other branch
     target = torch.where(speech[:, None], target, estimate.detach())
-    pr, centres = _band_powers(target, rate)
-    pd, _ = _band_powers(estimate, rate)
+    both, centres = _band_powers(torch.cat([target, estimate]), rate)  # one STFT for the pair
+    pr, pd = both.chunk(2)
     # one listening level: the target's mean band power over its loud frames is 79 dB SPL; the
     # estimate is brought to the target's level by its own power (PESQ aligns both signals alike),
     # raised by at most 60 dB more than the target (an estimate silent where the target is loud)
