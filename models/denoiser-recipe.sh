@@ -125,3 +125,38 @@ rtconv train denoise --corpus realistic --resume runs/gpu2.safetensors --epochs 
   --test-examples 32 --seed 62 --threads 1 --name denoiser --out runs/denoiser-v8.safetensors
 # Then: cp runs/denoiser-v8.safetensors models/denoiser.safetensors &&
 #   rtconv bench denoise --baseline runs/denoiser-v7.safetensors --card models/denoiser.md
+
+# v8 is runs/denoiser-v8.safetensors (sha256 0388db1a4c0c514ef4f694c4eb2edef452123b88e6629f282921efac7571b617 when it matches
+# the shipped v8 of adc9113; the GPU steps above are not bit-reproducible, so `git show adc9113:models/denoiser.safetensors`
+# gives the exact start). v9 trains on from it.
+# Steps 15-18 (v9, 2026-12-03, twenty-seventh and twenty-eighth sessions, CPU): v8's own last data mix and loss plus the
+# `pesq` term at weight 4, three one-epoch stages of 5,000 fresh clips (about 20 min each with two threads), then
+# calibrated. Each stage is resumable: rerun it unchanged with --resume set to its own --out if interrupted.
+git show adc9113:models/denoiser.safetensors > runs/denoiser-v8.safetensors
+echo "0388db1a4c0c514ef4f694c4eb2edef452123b88e6629f282921efac7571b617  runs/denoiser-v8.safetensors" | sha256sum -c
+# Step 15 (p2, lr 3e-5). The recorded command had `--epochs 2 --time-budget 40`, which its measured step time cut to one
+# epoch (the schedule is then made for one epoch): `--epochs 1` is the same run. Expected sha256 61cb6c59d091fc5c….
+rtconv train denoise --corpus realistic --resume runs/denoiser-v8.safetensors \
+  --kinds mix=0.76,speech=0.16,noise=0.08 --loss 'si_sdr + 10*sc + 5*cmrs + 4*pesq' --optimizer adam --lr 3e-5 \
+  --schedule cosine --clip-grad 5 --batch-size 64 --micro-batch 16 --epochs 1 --fresh-examples --sample-rate 48000 \
+  --seconds 4 --snr-db=-5,20 --level-db=-35,6 --train-examples 5000 --val-examples 256 --test-examples 32 --seed 272 \
+  --threads 2 --workers 2 --name denoiser --out runs/p2.safetensors
+# Step 16 (p3, lr 2e-5, a new seed). Expected sha256 6f0a82cb8fbc258d….
+rtconv train denoise --corpus realistic --resume runs/p2.safetensors \
+  --kinds mix=0.76,speech=0.16,noise=0.08 --loss 'si_sdr + 10*sc + 5*cmrs + 4*pesq' --optimizer adam --lr 2e-5 \
+  --schedule cosine --clip-grad 5 --batch-size 64 --micro-batch 16 --epochs 1 --fresh-examples --sample-rate 48000 \
+  --seconds 4 --snr-db=-5,20 --level-db=-35,6 --train-examples 5000 --val-examples 256 --test-examples 32 --seed 273 \
+  --threads 2 --workers 2 --name denoiser --out runs/p3.safetensors
+# Step 17 (p4, lr 2e-5, a new seed). Expected sha256 6f081677c1bab3d7….
+rtconv train denoise --corpus realistic --resume runs/p3.safetensors \
+  --kinds mix=0.76,speech=0.16,noise=0.08 --loss 'si_sdr + 10*sc + 5*cmrs + 4*pesq' --optimizer adam --lr 2e-5 \
+  --schedule cosine --clip-grad 5 --batch-size 64 --micro-batch 16 --epochs 1 --fresh-examples --sample-rate 48000 \
+  --seconds 4 --snr-db=-5,20 --level-db=-35,6 --train-examples 5000 --val-examples 256 --test-examples 32 --seed 274 \
+  --threads 2 --workers 2 --name denoiser --out runs/p4.safetensors
+# Step 18: output level calibrated on 256 validation mixtures (no training).
+rtconv train denoise --corpus realistic --resume runs/p4.safetensors --epochs 0 --calibrate-gain \
+  --loss 'si_sdr + 10*sc + 5*cmrs' --optimizer adam --lr 3e-5 --schedule none --clip-grad 5 --batch-size 16 \
+  --sample-rate 48000 --seconds 4 --snr-db=-5,20 --level-db=-35,6 --train-examples 16 --val-examples 256 \
+  --test-examples 32 --seed 62 --threads 2 --name denoiser --out runs/denoiser-v9.safetensors
+# Then: cp runs/denoiser-v9.safetensors models/denoiser.safetensors &&
+#   rtconv bench denoise --baseline runs/denoiser-v8.safetensors --card models/denoiser.md --keep-dc --keep-level --both-directions
