@@ -135,19 +135,21 @@ rtconv train denoise --corpus realistic --resume runs/gpu2.safetensors --epochs 
 git show adc9113:models/denoiser.safetensors > runs/denoiser-v8.safetensors
 echo "0388db1a4c0c514ef4f694c4eb2edef452123b88e6629f282921efac7571b617  runs/denoiser-v8.safetensors" | sha256sum -c
 # Step 15 (p2, lr 3e-5). The recorded command had `--epochs 2 --time-budget 40`, which its measured step time cut to one
-# epoch (the schedule is then made for one epoch): `--epochs 1` is the same run. Expected sha256 61cb6c59d091fc5c….
+# epoch (the schedule is then made for one epoch). `--epochs 1` should be the same run: the budget's timing steps
+# restore the weights and the optimizer state and draw no random numbers (shuffling has its own seeded generator);
+# not rerun to compare. The recorded run's sha256: 61cb6c59d091fc5c322464f0bcade7ccab431609a365d9a477725b8d4540e1b4.
 rtconv train denoise --corpus realistic --resume runs/denoiser-v8.safetensors \
   --kinds mix=0.76,speech=0.16,noise=0.08 --loss 'si_sdr + 10*sc + 5*cmrs + 4*pesq' --optimizer adam --lr 3e-5 \
   --schedule cosine --clip-grad 5 --batch-size 64 --micro-batch 16 --epochs 1 --fresh-examples --sample-rate 48000 \
   --seconds 4 --snr-db=-5,20 --level-db=-35,6 --train-examples 5000 --val-examples 256 --test-examples 32 --seed 272 \
   --threads 2 --workers 2 --name denoiser --out runs/p2.safetensors
-# Step 16 (p3, lr 2e-5, a new seed). Expected sha256 6f0a82cb8fbc258d….
+# Step 16 (p3, lr 2e-5, a new seed). Recorded sha256: 6f0a82cb8fbc258db5fbf0a019d91a28153b234914b599cf6255aef10ddd3a77.
 rtconv train denoise --corpus realistic --resume runs/p2.safetensors \
   --kinds mix=0.76,speech=0.16,noise=0.08 --loss 'si_sdr + 10*sc + 5*cmrs + 4*pesq' --optimizer adam --lr 2e-5 \
   --schedule cosine --clip-grad 5 --batch-size 64 --micro-batch 16 --epochs 1 --fresh-examples --sample-rate 48000 \
   --seconds 4 --snr-db=-5,20 --level-db=-35,6 --train-examples 5000 --val-examples 256 --test-examples 32 --seed 273 \
   --threads 2 --workers 2 --name denoiser --out runs/p3.safetensors
-# Step 17 (p4, lr 2e-5, a new seed). Expected sha256 6f081677c1bab3d7….
+# Step 17 (p4, lr 2e-5, a new seed). Recorded sha256: 6f081677c1bab3d7c1c6f21acd4725f263895ecf3d199ccf2ab7e4d4b83c59b.
 rtconv train denoise --corpus realistic --resume runs/p3.safetensors \
   --kinds mix=0.76,speech=0.16,noise=0.08 --loss 'si_sdr + 10*sc + 5*cmrs + 4*pesq' --optimizer adam --lr 2e-5 \
   --schedule cosine --clip-grad 5 --batch-size 64 --micro-batch 16 --epochs 1 --fresh-examples --sample-rate 48000 \
@@ -158,5 +160,6 @@ rtconv train denoise --corpus realistic --resume runs/p4.safetensors --epochs 0 
   --loss 'si_sdr + 10*sc + 5*cmrs' --optimizer adam --lr 3e-5 --schedule none --clip-grad 5 --batch-size 16 \
   --sample-rate 48000 --seconds 4 --snr-db=-5,20 --level-db=-35,6 --train-examples 16 --val-examples 256 \
   --test-examples 32 --seed 62 --threads 2 --name denoiser --out runs/denoiser-v9.safetensors
+# (the shipped v9: sha256 9670d2cb5829ec66b196a340b963c3f4bc0c06326127764e7e9351f1ecc2e8ce)
 # Then: cp runs/denoiser-v9.safetensors models/denoiser.safetensors &&
 #   rtconv bench denoise --baseline runs/denoiser-v8.safetensors --card models/denoiser.md --keep-dc --keep-level --both-directions
