@@ -777,6 +777,35 @@ def test_a_band_limit_applies_to_input_and_target(train_mixer, band):
         assert outside < inside * 1e-5, (band, outside / inside)
 
 
+@pytest.mark.parametrize("band", ["hp150", "hp300", "telephone"])
+def test_a_low_cut_applies_to_input_and_target(train_mixer, band):
+    # a channel's high-pass: two octaves under its edge, the same draw keeps under 1 % of the power it has
+    # through the full band (the order-4 cut's 48 dB, less the noise's rescaling to the same in-band SNR),
+    # in the input and the target alike
+    full = train_mixer.example(np.random.default_rng(5), kind="mix", band="full", codec=False, level_db=0.0)
+    cut = train_mixer.example(np.random.default_rng(5), kind="mix", band=band, codec=False, level_db=0.0)
+    low = augment.BAND_LIMITS[band][0]
+    assert cut[2]["band_hz"][0] == low
+    for a, b in ((full[0], cut[0]), (full[1], cut[1])):
+        f, pa = signal.welch(a, RATE, nperseg=8192)
+        _, pb = signal.welch(b, RATE, nperseg=8192)
+        below = (f > 10) & (f < low / 4)
+        assert pb[below].sum() < 1e-2 * pa[below].sum(), (band, pb[below].sum() / pa[below].sum())
+
+
+@pytest.mark.parametrize("band", ["hp150", "hp300"])
+def test_a_low_cut_alone_keeps_the_top_of_the_band(train_mixer, band):
+    # the same draw through the full band and through a low cut: above 1 kHz they are the same signal
+    # (up to the SNR's rescaling of the noise), and the record says there is no top edge
+    xf, yf, _ = train_mixer.example(np.random.default_rng(9), kind="speech", band="full", codec=False, level_db=0.0)
+    xh, yh, info = train_mixer.example(np.random.default_rng(9), kind="speech", band=band, codec=False, level_db=0.0)
+    assert info["band_hz"][1] is None or info["band_hz"][1] < RATE / 2  # None, or the source's own top
+    hp = signal.butter(4, 1000, "highpass", fs=RATE, output="sos")
+    a, b = signal.sosfiltfilt(hp, yf), signal.sosfiltfilt(hp, yh)
+    g = float(np.dot(a, b) / np.dot(a, a))
+    assert np.sum((b - g * a) ** 2) < 1e-3 * np.sum(b ** 2)
+
+
 def test_band_limited_speech_never_meets_full_band_noise(train_mixer):
     # carl's 8 kHz speech: the mixture is cut at its bandwidth, noise included
     for i in range(30):

@@ -10,7 +10,7 @@ seed.  What is applied where (see :mod:`rtconv.data.mix`):
   the target the direct path and early reflections, :data:`EARLY_MS`);
 - **noise only**: :func:`random_eq`;
 - **the channel, input and target alike**: :func:`band_limit` (telephone,
-  8/11/16 kHz content, a 16 or 22.05 kHz source), because a model must not
+  8/11/16 kHz content, a 16 or 22.05 kHz source, a 150 or 300 Hz low cut), because a model must not
   learn that energy above a band edge is noise;
 - **input only**: :func:`codec` (lossy round trip through soundfile),
   :func:`clip`, :func:`quantize`.
@@ -47,10 +47,15 @@ __all__ = [
     "effective_bandwidth",
 ]
 
-#: Band limits of the channel in Hz (``None``: full band), drawn by the mixer.
+#: Band limits of the channel in Hz (``None``: full band), drawn by the mixer.  A high edge of
+#: ``math.inf`` is a low cut alone: the whole band above it passes.
 BAND_LIMITS: dict[str, tuple[float, float] | None] = {
     "full": None,
     "telephone": (300.0, 3400.0),
+    # low cuts without a top: a telephone's 300 Hz high-pass (the part of the telephone band that costs a
+    # model most: session 29's validation pairs) and a headset's or call app's 150 Hz
+    "hp300": (300.0, math.inf),
+    "hp150": (150.0, math.inf),
     "8k": (0.0, 4000.0 * 0.95),    # content of an 8 kHz file
     "11k": (0.0, 5512.5 * 0.95),   # 11.025 kHz
     "16k": (0.0, 8000.0 * 0.95),   # content of a 16 kHz file, wide-band speech
@@ -121,8 +126,9 @@ def band_limit(x: np.ndarray, sample_rate: int, band: tuple[float, float] | None
     The high edge is a steep zero-phase elliptic low-pass (order 8, run
     forwards and backwards: 160 dB stop band a few percent above the edge),
     as a resampler's anti-alias filter is; a low edge above 0 adds an order-4
-    high-pass (a telephone's 300 Hz).  ``None`` or a high edge at or above
-    Nyquist returns ``x`` unchanged.
+    high-pass (a telephone's 300 Hz).  ``None`` returns ``x`` unchanged; a
+    high edge at or above Nyquist (``math.inf``: a low cut alone) leaves the
+    top of the band alone.
     """
     x = np.asarray(x, dtype=np.float64)
     if band is None:

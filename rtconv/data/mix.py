@@ -322,7 +322,8 @@ class Mixer:
         src_bw = info["speech_bandwidth_hz"]
         if src_bw and src_bw < 0.9 * sr / 2 and (edges is None or src_bw < edges[1]):
             edges = (0.0 if edges is None else edges[0], src_bw)
-        info["band"], info["band_hz"] = band, (None if edges is None else [edges[0], edges[1]])
+        info["band"], info["band_hz"] = band, (None if edges is None else
+                                               [edges[0], edges[1] if math.isfinite(edges[1]) else None])
         speech = augment.band_limit(speech, sr, edges)
         target = augment.band_limit(target, sr, edges)
         nz = augment.band_limit(nz, sr, edges)
