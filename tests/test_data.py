@@ -795,8 +795,8 @@ def test_a_low_cut_applies_to_input_and_target(train_mixer, band):
 
 @pytest.mark.parametrize("band", ["hp150", "hp300"])
 def test_a_low_cut_alone_keeps_the_top_of_the_band(train_mixer, band):
-    # the same draw through the full band and through a low cut: above 1 kHz they are the same signal
-    # (up to the SNR's rescaling of the noise), and the record says there is no top edge
+    # the same clean-speech draw through the full band and through a low cut: above 1 kHz they are the same
+    # signal (up to the level set from the active speech), and the record says there is no top edge
     xf, yf, _ = train_mixer.example(np.random.default_rng(9), kind="speech", band="full", codec=False, level_db=0.0)
     xh, yh, info = train_mixer.example(np.random.default_rng(9), kind="speech", band=band, codec=False, level_db=0.0)
     assert info["band_hz"][1] is None or info["band_hz"][1] < RATE / 2  # None, or the source's own top
