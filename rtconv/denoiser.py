@@ -14,7 +14,7 @@ Architecture (``arch = "framed_denoiser"``), all causal, streamed exactly by
 
 The shipped model keeps the filterbank fixed (``learn_filterbank=False``) and
 uses tanh: a trained filterbank drifts away from perfect reconstruction, and
-unbounded leaky-ReLU blocks saturate the mask (see ``models/denoiser.md``).
+unbounded leaky-ReLU blocks saturate the mask (the README's "In-domain: espeak-ng test set").
 
 With the defaults (W = 192, H = 96 at 48 kHz: 4 ms windows every 2 ms) the
 algorithmic latency is ``W - 1 = 191`` samples (3.98 ms) and the mask network

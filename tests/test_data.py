@@ -1115,6 +1115,30 @@ def test_bench_timing_runs_both_engines_and_rnnoise_on_the_same_blocks_then_the_
     assert tm["rnnoise_block_p99_ms"] > 0
 
 
+def test_bench_card_rewrites_the_numbers_and_keeps_what_is_written_by_hand_below_the_marker(tmp_path, capsys):
+    from rtconv.bench.denoise import CARD_KEEP
+    from rtconv.cli import main
+
+    torch.manual_seed(6)
+    model = rtconv.build("framed_denoiser", {"channels": 8, "blocks": 1, "window": 32, "hop": 16,
+                                             "learn_filterbank": False}).eval()
+    path = tmp_path / "tiny.safetensors"
+    rtconv.save(model, path, sample_rate=48000, task="denoise", name="tiny")
+    card = tmp_path / "tiny.md"
+    tail = f"\n{CARD_KEEP}\n\n## Verdict (honest)\n\nWritten by hand; kept.\n"
+    card.write_text("# stale numbers\n\n| old | table |\n" + tail)
+    run = ["bench", "denoise", "--model", str(path), "--no-quality", "--seconds", "0.2", "--card", str(card)]
+    assert main(run) == 0
+    first = card.read_text()
+    assert first.startswith("# tiny: causal speech denoiser") and "stale numbers" not in first
+    assert first.endswith(tail) and first.count(CARD_KEEP) == 1 and "## Strength control" in first.split(CARD_KEEP)[0]
+    assert main(run) == 0  # again: the same tail, once
+    assert card.read_text().endswith(tail) and card.read_text().count(CARD_KEEP) == 1
+    card.write_text("# a card without the marker\n")  # nothing marked as hand-written: all of it is rewritten
+    assert main(run) == 0
+    assert "without the marker" not in card.read_text() and CARD_KEEP not in card.read_text()
+
+
 def test_rnnoise_s_time_per_block_falls_in_the_block_that_completes_each_frame():
     from rtconv.bench.denoise import _rnnoise_times
 

@@ -60,6 +60,8 @@ examples:
   rtconv bench denoise --split val --model candidate.safetensors
 """
 RATE = 48000
+# A card's hand-written part (verdict, notes) starts at this line; --card rewrites the numbers above it only.
+CARD_KEEP = "<!-- written by hand below this line: rtconv bench denoise --card keeps it -->"
 
 
 def configure(parser) -> None:
@@ -106,7 +108,9 @@ def configure(parser) -> None:
     parser.add_argument("--no-quality", action="store_true", help="only the latency/RTF part")
     parser.add_argument("--json", metavar="PATH", help="also write every number as JSON")
     parser.add_argument("--card", metavar="PATH",
-                        help="also write a Markdown model card with these numbers (e.g. models/denoiser.md)")
+                        help="also write a Markdown model card with these numbers (e.g. models/denoiser.md); "
+                             "what an existing card holds below its line '" + CARD_KEEP + "' (a verdict, "
+                             "notes) is kept")
 
 
 def _load(path):
@@ -676,4 +680,15 @@ def _write_card(path, model, result, args) -> None:
         "effect immediately, also in a running `Streamer` built from the model, and needs no retraining.",
         "",
     ]
-    Path(path).write_text("\n".join(lines))
+    Path(path).write_text("\n".join(lines) + _hand_written(path))
+
+
+def _hand_written(path) -> str:
+    """What the card at ``path`` holds from its line :data:`CARD_KEEP` on (``""`` when it has none),
+    so a rewrite of the measured part keeps the verdict and notes written under it."""
+    try:
+        old = Path(path).read_text()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return ""
+    at = old.find("\n" + CARD_KEEP + "\n")
+    return old[at:] if at >= 0 else ""

@@ -53,7 +53,7 @@ BAND_LIMITS: dict[str, tuple[float, float] | None] = {
     "full": None,
     "telephone": (300.0, 3400.0),
     # low cuts without a top: a telephone's 300 Hz high-pass (the edge of the telephone band that costs the
-    # denoiser most; models/denoiser.md, twenty-ninth session) and a headset's or call app's 150 Hz
+    # denoiser most; models/denoiser-history.md, twenty-ninth session) and a headset's or call app's 150 Hz
     "hp300": (300.0, math.inf),
     "hp150": (150.0, math.inf),
     "8k": (0.0, 4000.0 * 0.95),    # content of an 8 kHz file
