@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The next training step of the default denoiser, prepared for a CUDA machine and NOT YET RUN.
+#
+# Why a GPU: every CPU stage since the eighth session (models/denoiser-history.md) moved the shipped
+# model along one frontier (more noise removed for less speech kept, or the reverse); the GPU epochs
+# of the eighth session were the only runs that moved it (18 epochs of 16,000 clips: validation loss
+# still falling). This step continues v9 with v9's loss on more of what its verdict asks for: clips
+# with a 300/150 Hz low cut (the telephone gap lies in the band's low cut) and noise-only clips.
+#
+# On the GPU machine (no network; torch there; this repository as the working directory):
+#   # beforehand, on a machine with the corpus and a network (runs/ is git-ignored):
+#   rtconv data pack runs/pack        # train + val splits as Opus, ~51 MB; never the test split
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+#     -d runs/whl soundfile cffi pycparser soxr pyroomacoustics   # what a bare torch image lacks (3 MB)
+#   # there, with runs/pack and runs/whl copied along:
+#   python3 -m pip install -q --no-index --no-deps --target /tmp/site runs/whl/*.whl
+#   PYTHONPATH=/tmp/site:$PWD bash models/denoiser-next-gpu.sh runs/pack OUTDIR MINUTES
+# --time-budget sizes the epochs to MINUTES (mixing included); the schedule ends with the run. Then, on
+# the full corpus (not the pack): calibrate the output gain (recipe step 4's command with --epochs 0
+# --calibrate-gain), score it on the validation split beside v9 (`rtconv bench denoise --split val
+# --model ... --baseline models/denoiser.safetensors`) and only then on the held-out set.
+#
+# DEVICE, WORKERS and EXAMPLES override the defaults (cuda, 15, 24000): a CPU dry run of the
+# script is `DEVICE=cpu WORKERS=2 EXAMPLES=64 bash models/denoiser-next-gpu.sh runs/pack /tmp/dry 2`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ $# -ne 3 ]; then
+  echo "usage: bash models/denoiser-next-gpu.sh PACK_DIR OUT_DIR MINUTES (see the comment at the top)" >&2
+  exit 2
+fi
+PACK=$1 OUTDIR=$2 MINUTES=$3
+mkdir -p "$OUTDIR"
+RTCONV_CACHE=$PACK python3 -m rtconv train denoise --corpus realistic --resume models/denoiser.safetensors \
+  --kinds mix=0.74,speech=0.16,noise=0.10 \
+  --bands full=0.40,telephone=0.15,hp300=0.10,hp150=0.05,8k=0.08,11k=0.06,16k=0.08,22k=0.05,32k=0.03 \
+  --loss 'si_sdr + 10*sc + 5*cmrs + 4*pesq' --optimizer adam --lr 5e-5 --schedule cosine --clip-grad 5 \
+  --batch-size 64 --epochs 40 --sample-rate 48000 --seconds 4 --snr-db=-5,20 --level-db=-35,6 \
+  --train-examples "${EXAMPLES:-24000}" --val-examples 256 --test-examples 32 --seed 311 \
+  --device "${DEVICE:-cuda}" --workers "${WORKERS:-15}" --time-budget "$MINUTES" \
+  --name denoiser --out "$OUTDIR/gpu.safetensors"
