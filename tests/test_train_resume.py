@@ -356,3 +356,64 @@ def test_an_interrupted_run_on_fresh_examples_continues_exactly(tmp_path, stop_a
     lines = []
     train(_cfg(tmp_path / "plain.safetensors", resume=str(part)), log=lines.append)
     assert not any("exactly after" in ln for ln in lines)
+
+
+def _weights(path):
+    return {k: v.clone() for k, v in load(path).state_dict().items()}
+
+
+def test_a_resumed_run_that_beats_none_of_its_start_says_so_and_keep_last_keeps_its_last_epoch(tmp_path):
+    start = tmp_path / "start.safetensors"
+    train(_cfg(start, epochs=3), log=lambda s: None)
+    # a learning rate far too high: the one epoch is worse than the weights it started from
+    lines = []
+    best = tmp_path / "best.safetensors"
+    r = train(_cfg(best, epochs=1, optimizer="sgd", lr=2.0, clip_grad=1.0, schedule="none", resume=str(start),
+                   command="rtconv train sines --resume start"), log=lines.append)
+    assert r.metrics["best_epoch"] == 3 and r.metrics["kept_epoch"] == 3
+    note = [ln for ln in lines if ln.startswith("no epoch of this run beat")]
+    assert len(note) == 1 and str(state_path(best)) in note[0] and "--keep last" in note[0]
+    for k, v in _weights(start).items():  # unchanged: the resumed weights themselves
+        torch.testing.assert_close(_weights(best)[k], v, rtol=0, atol=0, msg=k)
+    last = tmp_path / "last.safetensors"
+    lines = []
+    r = train(_cfg(last, epochs=1, optimizer="sgd", lr=2.0, clip_grad=1.0, schedule="none", resume=str(start), keep="last",
+                   command="rtconv train sines --resume start --keep last"), log=lines.append)
+    assert r.metrics["best_epoch"] == 3 and r.metrics["kept_epoch"] == 4
+    assert not any(ln.startswith("no epoch of this run beat") for ln in lines)
+    assert any(ln.startswith("epoch 4:") and "(saved)" in ln for ln in lines)
+    got, old = _weights(last), _weights(start)
+    assert any((got[k] - old[k]).abs().max() > 0 for k in old)  # the last epoch's weights, not the start's
+    from safetensors.torch import load_file
+    state = load_file(state_path(last))
+    for k, v in got.items():  # the same as the state file's last epoch
+        torch.testing.assert_close(v, state["model." + k], rtol=0, atol=0, msg=k)
+    assert read_metadata(last)["metrics"]["kept_epoch"] == 4
+
+
+def test_an_improving_run_keeps_the_same_weights_either_way_and_a_bad_keep_is_one_sentence(tmp_path):
+    a = train(_cfg(tmp_path / "a.safetensors", epochs=2), log=lambda s: None)
+    b = train(_cfg(tmp_path / "b.safetensors", epochs=2, keep="last"), log=lambda s: None)
+    if a.metrics["best_epoch"] == 2:
+        for (k, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+            torch.testing.assert_close(x, y, rtol=0, atol=0, msg=k)
+    from rtconv.errors import ConfigError
+    with pytest.raises(ConfigError, match=r"keep must be one of \('best', 'last'\).*got 'first'"):
+        train(_cfg(tmp_path / "c.safetensors", keep="first"), log=lambda s: None)
+
+
+def test_keep_last_on_the_command_line_is_in_the_summary_line_and_the_recorded_command(tmp_path, capsys):
+    from rtconv.cli import main
+
+    out = tmp_path / "k.safetensors"
+    rc = main(["train", "sines", "--epochs", "2", "--train-examples", "32", "--val-examples", "8",
+               "--test-examples", "8", "--keep", "last", "--threads", "1", "--quiet", "--out", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "kept the last, 2," in text
+    meta = read_metadata(out)
+    assert meta["metrics"]["kept_epoch"] == 2 and meta["provenance"]["config"]["keep"] == "last"
+    assert "--keep" in meta["provenance"]["command"]
+    with pytest.raises(SystemExit):
+        main(["train", "sines", "--keep", "first"])
+    assert "invalid choice: 'first'" in capsys.readouterr().err

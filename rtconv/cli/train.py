@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..train.choices import (DEFAULTS, DIST_BACKENDS, OPTIMIZERS, SCHEDULES, TASK_LOSSES, TASK_OPTIONS, TASKS,
+from ..train.choices import (DEFAULTS, DIST_BACKENDS, KEEP, OPTIMIZERS, SCHEDULES, TASK_LOSSES, TASK_OPTIONS, TASKS,
                              WAVEFORMS, default_arch)
 from ..train.choices import LOSS_NAMES as LOSSES
 from ..train.choices import LOSS_TERMS
@@ -188,6 +188,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--schedule", choices=SCHEDULES, default=DEFAULTS["schedule"], help="learning-rate schedule (default: %(default)s)")
     g.add_argument("--clip-grad", type=positive_number, metavar="NORM", help="clip the gradient norm")
     g.add_argument("--patience", type=positive_int, metavar="EPOCHS", help="early stop after EPOCHS without improvement")
+    g.add_argument("--keep", choices=KEEP, default="best",
+                   help="which weights --out holds: the epoch with the lowest validation loss (with --resume the "
+                        "resumed weights compete, so a run that beats none of them returns them unchanged) or the "
+                        "last epoch's, for a stage judged by a benchmark rather than the loss (default: %(default)s)")
     g.add_argument("--calibrate-gain", action="store_true",
                    help="denoisers: after training, fold one least-squares output gain measured on the "
                         "validation split into the decoder (SI-SDR leaves the level free)")
@@ -368,7 +372,7 @@ def build_config(args):
         description=args.description, command=_command_line(args), progress=not args.quiet,
         workers=args.workers, micro_batch=args.micro_batch, time_budget=args.time_budget,
         train_only=_words(args.train_only), train_warmup=args.train_warmup,
-        fresh_examples=args.fresh_examples,
+        fresh_examples=args.fresh_examples, keep=args.keep,
     )
 
 
@@ -454,8 +458,9 @@ def _run(args) -> int:
     if result.rank != 0:  # under torchrun rank 0 reports for the job
         return 0
     m = result.metrics
+    kept = f", kept the last, {m['kept_epoch']}" if cfg.keep == "last" else ""
     print(f"train loss {m['train_loss']:.6g}  test loss {m['test_loss']:.6g}  "
-          f"(best epoch {m['best_epoch']} of {m['epochs_run']}, {m['train_seconds']:.1f} s)")
+          f"(best epoch {m['best_epoch']} of {m['epochs_run']}{kept}, {m['train_seconds']:.1f} s)")
     if args.metrics_json:
         with open(args.metrics_json, "w") as f:
             json.dump(m, f, indent=2)

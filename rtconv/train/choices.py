@@ -21,6 +21,8 @@ LOSS_TERMS = ("l1", "mse", "stft", "si_sdr", "sc", "cmrs", "pause", "silence", "
 OPTIMIZERS = ("sgd", "adam")
 #: Learning-rate schedules.
 SCHEDULES = ("none", "cosine", "step", "plateau")
+#: which epoch's weights a checkpoint holds (``TrainConfig.keep``, ``--keep``)
+KEEP = ("best", "last")
 #: Collective backends under torchrun; ``auto`` is nccl for CUDA devices, gloo otherwise.
 DIST_BACKENDS = ("auto", "gloo", "nccl")
 

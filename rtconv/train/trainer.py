@@ -77,7 +77,7 @@ from ..models import Model, build, load_extra_architectures, transfer_weights
 from . import distributed as _dist
 from . import losses as _losses
 from . import tasks as _tasks
-from .choices import DEFAULTS, OPTIMIZERS, SCHEDULES
+from .choices import DEFAULTS, KEEP, OPTIMIZERS, SCHEDULES
 
 __all__ = ["TrainConfig", "TrainResult", "train", "pick_device", "evaluate", "mse_change", "OPTIMIZERS", "SCHEDULES"]
 
@@ -160,6 +160,13 @@ class TrainConfig:
         25 dB; never the test split), into a denoiser's decoder: a
         scale-invariant loss (SI-SDR) leaves the output level free.  With
         ``epochs=0`` and ``resume`` a checkpoint is only calibrated.
+    keep : {"best", "last"}
+        Which weights the checkpoint holds: ``"best"``, those of the epoch with
+        the lowest validation loss (the resumed weights count as a candidate,
+        scored on this run's validation set, so a run none of whose epochs beats
+        them returns them unchanged, and says so); ``"last"``, the last
+        epoch's, for a stage whose weights are judged downstream (a benchmark
+        rather than the loss), saved after every epoch.
     dist_backend : {"auto", "gloo", "nccl"}
         Under torchrun: the collective backend (auto: nccl on CUDA, gloo on CPU).
     dist_timeout : float
@@ -196,6 +203,7 @@ class TrainConfig:
     fresh_examples: bool = False
     time_budget: float | None = None
     calibrate_gain: bool = False
+    keep: str = "best"
     dist_backend: str = DEFAULTS["dist_backend"]
     dist_timeout: float = DEFAULTS["dist_timeout"]
 
@@ -247,6 +255,8 @@ def _check(cfg: TrainConfig) -> None:
             raise ConfigError(f"{name} must be a positive integer (0 epochs only with --resume), got {v!r}.")
     if not (isinstance(cfg.lr, (int, float)) and math.isfinite(cfg.lr) and cfg.lr > 0):
         raise ConfigError(f"learning rate must be a positive number, got {cfg.lr!r}.")
+    if cfg.keep not in KEEP:
+        raise ConfigError(f"keep must be one of {KEEP} (which epoch's weights the checkpoint holds), got {cfg.keep!r}.")
     if cfg.clip_grad is not None and not cfg.clip_grad > 0:
         raise ConfigError(f"clip_grad must be a positive gradient norm or None, got {cfg.clip_grad!r}.")
     if cfg.patience is not None and cfg.patience < 1:
@@ -843,17 +853,18 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         elif sched is not None:
             sched.step()
         improved = va_loss < best
+        saved = cfg.out and (improved or cfg.keep == "last")
         log(f"epoch {epoch + 1}: train {tr_loss:.5g}  val {va_loss:.5g}"
-            f"{'  (best, saved)' if improved and cfg.out else '  (best)' if improved else ''}"
+            f"{'  (best' if improved else ''}{', saved)' if improved and saved else ')' if improved else '  (saved)' if saved else ''}"
             f"  {history['seconds'][-1]:.1f} s{_terms_text(va_parts)}")
         if improved:
             best, best_epoch, stale = va_loss, epoch + 1, 0
             best_state = copy.deepcopy(model.state_dict())
-            if ctx.is_main:
-                _save(model, cfg, td, history, {"best_val_loss": best, "best_epoch": best_epoch},
-                      command, device, final=False, chain=chain, origin=origin, layout=layout)
         else:
             stale += 1
+        if saved and ctx.is_main:
+            _save(model, cfg, td, history, {"best_val_loss": best, "best_epoch": best_epoch, "kept_epoch": epoch + 1},
+                  command, device, final=False, chain=chain, origin=origin, layout=layout)
         if cfg.out and ctx.is_main:
             _save_state(model, opt, sched, gen, cfg, {"epoch": epoch + 1, "end": end, "best": best,
                                                       "best_epoch": best_epoch, "stale": stale, "history": history,
@@ -861,7 +872,13 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         if not improved and cfg.patience and stale >= cfg.patience:
             log(f"early stop: no better validation loss for {stale} epochs")
             break
-    model.load_state_dict(best_state)
+    kept_epoch = len(history["train_loss"]) if cfg.keep == "last" else best_epoch
+    if cfg.keep == "best":
+        model.load_state_dict(best_state)
+        if cfg.resume and exact is None and best_epoch == start and end > start and ctx.is_main:
+            log(f"no epoch of this run beat the weights it resumed from on this run's validation loss "
+                f"({best:.5g}): {'the checkpoint holds' if cfg.out else 'the result is'} them unchanged"
+                f"{f'; the last epoch is in {state_path(cfg.out)}, and --keep last keeps it' if cfg.out else ''}")
     ctx.stop()  # no collective after the last epoch: rank 0 alone tests, calibrates and writes
     if not ctx.is_main:
         model.cpu().eval()
@@ -898,6 +915,7 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         "val_loss": best if math.isfinite(best) else None,
         "test_loss": result["loss"],
         "best_epoch": best_epoch,
+        "kept_epoch": kept_epoch,
         "calibration_gain": calibration,
         "epochs_run": len(history["train_loss"]),
         "loss": cfg.loss,
