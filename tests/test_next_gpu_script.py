@@ -80,3 +80,11 @@ def test_the_script_says_how_to_call_it_and_runs_nothing_when_called_wrong(tmp_p
     assert done.returncode == 2 and rec is None
     assert "usage: bash models/denoiser-next-gpu.sh PACK_DIR OUT_DIR MINUTES" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, shlex.quote(done.stderr)
+
+
+def test_the_step_draws_snrs_beyond_the_test_grids_top_bucket(tmp_path):
+    # the 20 dB bucket is a missed goal; training only up to 20 dB left it at the edge (thirty-first session)
+    _, rec = _record(tmp_path, "runs/pack", str(tmp_path / "out"), "8")
+    cfg = build_config(get_parser()[0].parse_args(rec["argv"][2:]))
+    low, high = cfg.task_options["snr_db"]
+    assert low <= -5 and high >= 30
