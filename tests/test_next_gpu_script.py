@@ -38,11 +38,9 @@ def _record(tmp_path, *args, env=None):
     stand_in.write_text(STAND_IN.format(python=sys.executable))
     stand_in.chmod(0o755)
     record = tmp_path / "record.json"
-    full_env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "RECORD": str(record),
-                **(env or {})}
-    for name in ("DEVICE", "WORKERS", "EXAMPLES"):
-        if not env or name not in env:
-            full_env.pop(name, None)
+    # the script's overrides come from ``env`` alone, never from the shell the tests run in
+    full_env = {k: v for k, v in os.environ.items() if k not in ("DEVICE", "WORKERS", "EXAMPLES")}
+    full_env.update(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", RECORD=str(record), **(env or {}))
     done = subprocess.run(["bash", str(SCRIPT), *args], env=full_env, capture_output=True, text=True, timeout=60)
     return done, (json.loads(record.read_text()) if record.exists() else None)
 

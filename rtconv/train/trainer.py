@@ -853,9 +853,9 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         elif sched is not None:
             sched.step()
         improved = va_loss < best
-        saved = cfg.out and (improved or cfg.keep == "last")
-        log(f"epoch {epoch + 1}: train {tr_loss:.5g}  val {va_loss:.5g}"
-            f"{'  (best' if improved else ''}{', saved)' if improved and saved else ')' if improved else '  (saved)' if saved else ''}"
+        saved = bool(cfg.out) and (improved or cfg.keep == "last")
+        tags = ", ".join(t for t, on in (("best", improved), ("saved", saved)) if on)
+        log(f"epoch {epoch + 1}: train {tr_loss:.5g}  val {va_loss:.5g}{f'  ({tags})' if tags else ''}"
             f"  {history['seconds'][-1]:.1f} s{_terms_text(va_parts)}")
         if improved:
             best, best_epoch, stale = va_loss, epoch + 1, 0
