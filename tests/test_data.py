@@ -1208,3 +1208,50 @@ def test_the_testset_command_prints_the_set_and_a_fingerprint_per_source(tiny_co
     assert keys and all(k.startswith(("speech:", "noise:")) for k in keys)
     assert all(len(v) == 16 and int(v, 16) >= 0 for v in keys.values())
     assert any(k.startswith("speech:") for k in keys) and any(k.startswith("noise:") for k in keys)
+
+
+# -- the dev split: voices no model trains on, to choose between models --------------------------------
+def test_dev_sources_keep_their_split_and_the_test_languages_out():
+    assert corpus.split_of("tuxpaint-desc/anything", "dev") == "dev"
+    dev = [s for s in sources.SOURCES if s.split == "dev"]
+    assert [s.name for s in dev] == ["tuxpaint-desc"] and all(s.kind == "speech" for s in dev)
+    src = dev[0]
+    stamps = "/usr/share/tuxpaint/stamps/animals/mammals/"
+    assert src.label(stamps + "cat_desc.ogg") == {"speaker": "en", "language": "en", "split": "dev"}
+    assert src.label(stamps + "cat_desc_ro.ogg") == {"speaker": "ro", "language": "ro", "split": "dev"}
+    assert src.label(stamps + "cat.ogg") is None  # the stamp's sound effect, not its description
+    for lang in sources.TEST_LANGUAGES:  # a reader of a test language may be a test speaker
+        assert src.label(stamps + f"cat_desc_{lang}.ogg") is None, lang
+    # no training or test source shares the dev package
+    assert all(p != src.package for s in sources.SOURCES if s is not src for p in build._packages_of(s))
+
+
+def test_the_dev_pool_is_the_dev_speech_with_the_validation_noise(tiny_corpus):
+    cache, _, _ = tiny_corpus
+    root = corpus.corpus_dir(cache)
+    items = [dict(it) for it in corpus.read_manifest(root)]
+    with pytest.raises(ConfigError, match=r"no 'dev' speech; build it with `rtconv data build --sources "
+                                          r"tuxpaint-desc`\."):
+        corpus.Pool.load("dev", RATE, root, items, cache=False)
+    for it in items:  # stand-ins: the held-out voice as a dev source, one training noise as validation noise
+        if it["source"] == "fake-test":
+            it["split"] = "dev"
+    hum = next(it for it in items if it["source"] == "fake-noise-train")
+    hum["split"] = "val"
+    pool = corpus.Pool.load("dev", RATE, root, items, cache=False)
+    assert pool.split == "dev" and list(pool.speakers) == ["fake-test:bert"]
+    assert [it["id"] for v in pool.noise.values() for _, it in v] == [hum["id"]]
+    with pytest.raises(ConfigError, match="split must be one of 'train', 'val', 'dev', 'test', got 'tset'"):
+        corpus.Pool.load("tset", RATE, root, items, cache=False)
+    examples = make_test_set(pool, seed=0, per_cell=1, band_items=1, level_items=1, clean_items=1,
+                             noise_items=1, dc_items=1, seconds=0.5, snrs=(5.0,))
+    assert {e.part for e in examples} == {"grid", "band", "level", "dc", "clean", "noise"}
+    assert {e.info["speaker"] for e in examples if "speaker" in e.info} == {"fake-test:bert"}
+
+
+def test_a_card_is_written_from_the_test_split_only(capsys):
+    from rtconv.cli import main
+
+    assert main(["bench", "denoise", "--split", "dev", "--card", "card.md"]) != 0
+    err = capsys.readouterr().err
+    assert "--card writes the held-out test set's numbers into a model card; drop --split dev" in err

@@ -79,10 +79,11 @@ def configure(parser) -> None:
                              "first); espeak: the old in-domain espeak-ng set (default: %(default)s)")
     parser.add_argument("--per-cell", type=int, default=None, metavar="N",
                         help="test examples per (SNR, noise) cell (default: 1 realistic, 3 espeak)")
-    parser.add_argument("--split", choices=("test", "val"), default="test",
+    parser.add_argument("--split", choices=("test", "val", "dev"), default="test",
                         help="realistic set: score on the held-out test sources (default), or on a set of the "
-                             "same design from the validation items, to choose between models without "
-                             "looking at the test sources")
+                             "same design to choose between models without looking at the test sources: "
+                             "val (the validation items: training speakers, other files) or dev (voices no "
+                             "model trains on, `rtconv data build --sources tuxpaint-desc`)")
     parser.add_argument("--baseline", action="append", default=[], metavar="PATH",
                         help="realistic set: also score this denoiser checkpoint (a path or a shipped model's "
                              "name), as a column named after its file, in the same run; repeatable. "
@@ -326,6 +327,11 @@ def run(args) -> int:
                 else "--keep-dc" if args.keep_dc else "--keep-level" if args.keep_level else "--both-directions")
         raise ConfigError(f"{flag} adds columns to the realistic set's tables; drop it, or drop "
                           f"{'--no-quality' if args.no_quality else '--set ' + args.test_set}.")
+    if args.card and args.split != "test":
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--card writes the held-out test set's numbers into a model card; drop --split "
+                          f"{args.split} (a set to choose models on is not reported), or drop --card.")
     model = _load(args.model)
     if args.attenuation_limit is not None and hasattr(model, "attenuation_limit_db"):
         model.attenuation_limit_db = args.attenuation_limit
@@ -469,7 +475,7 @@ def _realistic(model, args, extra_goals=()) -> dict:
     """Score the model, RNNoise and noisereduce on the realistic held-out set (one run); ``extra_goals``
     (latency, real time) join the quality goals' table."""
     from ..data import corpus, scoring
-    from ..data.testset import fingerprint, make_test_set, source_fingerprints
+    from ..data.testset import SCORED_SPLITS, fingerprint, make_test_set, source_fingerprints
 
     root = corpus.corpus_dir(args.cache_dir)
     items = corpus.read_manifest(root)
@@ -478,12 +484,9 @@ def _realistic(model, args, extra_goals=()) -> dict:
     examples = make_test_set(pool, seed=args.seed, per_cell=args.per_cell or 1)
     fp = fingerprint(examples)
     test_sources = sorted({it["source"] for it in items if it["split"] == args.split})
-    if args.split == "test":
-        print(f"\nrealistic held-out test set: {len(examples)} items, seed {args.seed}, fingerprint {fp}")
-        print(f"  test sources (never trained on): {', '.join(test_sources)}")
-    else:
-        print(f"\nVALIDATION set of the test set's design (training speakers, other files; for choosing a "
-              f"model, not for reporting): {len(examples)} items, seed {args.seed}, fingerprint {fp}")
+    print(f"\n{SCORED_SPLITS[args.split]}: {len(examples)} items, seed {args.seed}, fingerprint {fp}")
+    if args.split != "val":
+        print(f"  {args.split} sources: {', '.join(test_sources)}")
     # from-silence, keep-dc, keep-level, both-directions: the same model without the priming, the DC blocker or
     # the level guard files get, or run both ways
     variants = {}
@@ -528,7 +531,8 @@ def _data_summary(prov: dict, args) -> list[str]:
     except ConfigError:
         return []
     return ["## Training data (`rtconv data summary`)", "",
-            "Speech and noise per split; the `test` rows are the held-out sources above, never trained on.",
+            "Speech and noise per split; the `test` rows are the held-out sources above, never trained on; "
+            "the `dev` rows are voices no model trains on either, kept to choose between models.",
             "", corpus.format_summary(corpus.summarize(items)), ""]
 
 

@@ -41,9 +41,10 @@ def configure(parser) -> None:
                         help="audio streamed for the timing, in seconds (default: %(default)s)")
     parser.add_argument("--per-cell", type=int, default=1, metavar="N",
                         help="test examples per (SNR, noise) cell (default: %(default)s)")
-    parser.add_argument("--split", choices=("test", "val"), default="test",
-                        help="score on the held-out test sources (default) or on a set of the same design from "
-                             "the validation items (to choose between models)")
+    parser.add_argument("--split", choices=("test", "val", "dev"), default="test",
+                        help="score on the held-out test sources (default) or on a set of the same design to "
+                             "choose between models: val (training speakers, other files) or dev (voices no "
+                             "model trains on)")
     parser.add_argument("--seed", type=int, default=0, help="test-set seed (default: %(default)s)")
     parser.add_argument("--cache-dir", metavar="DIR", help="corpus cache root (default: $RTCONV_CACHE or ~/.cache/rtconv)")
     parser.add_argument("--no-quality", action="store_true", help="only the real-time part")
@@ -239,7 +240,7 @@ def run(args) -> int:
                         "macs_per_second": macs_per_second(model, RATE)}, "timing": tm}
     if not args.no_quality:
         from ..data import corpus
-        from ..data.testset import fingerprint, make_test_set
+        from ..data.testset import SCORED_SPLITS, fingerprint, make_test_set
 
         t0 = time.perf_counter()
         root = corpus.corpus_dir(args.cache_dir)
@@ -249,8 +250,8 @@ def run(args) -> int:
         del pool
         fp = fingerprint(examples)
         sources = sorted({it["source"] for it in items if it["split"] == args.split})
-        print(f"\n{'realistic held-out test set' if args.split == 'test' else 'VALIDATION set of the test design'}: "
-              f"{len(examples)} items, seed {args.seed}, fingerprint {fp}; sources: {', '.join(sources)}")
+        print(f"\n{SCORED_SPLITS[args.split]}: {len(examples)} items, seed {args.seed}, fingerprint {fp}; "
+              f"sources: {', '.join(sources)}")
         res = score(model, examples)
         text = format_tables(res)
         g = goals(res)
@@ -266,7 +267,7 @@ def run(args) -> int:
             from pathlib import Path
 
             Path(args.tables).write_text(
-                f"Realistic {'held-out test' if args.split == 'test' else 'validation'} set, seed {args.seed}, "
+                f"Realistic {dict(test='held-out test', val='validation', dev='dev')[args.split]} set, seed {args.seed}, "
                 f"{len(examples)} items, fingerprint {fp}. Energy detector threshold "
                 f"{res['threshold_db']:.1f} dB.\n\n{goal_text}\n\n{text}\n")
             print(f"wrote {args.tables}")

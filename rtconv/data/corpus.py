@@ -15,7 +15,10 @@ An item is one utterance (speech) or one recording (noise, music).  Its
 ``split`` comes from its source (:mod:`rtconv.data.sources`): test sources,
 speakers and noise recordings never appear in training; ``val`` is every
 tenth item of the training sources by a hash of its id (same speakers as
-training, other files) for the trainer's early stopping.
+training, other files) for the trainer's early stopping; ``dev`` is the
+speech of dev sources, voices no model trains on and that are not the test
+set's, to choose between models on speakers they never heard
+(:meth:`Pool.load` gives it the ``val`` noise).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import numpy as np
 from ..errors import ConfigError
 
 __all__ = [
+    "SPLITS",
     "MANIFEST_FIELDS",
     "SPEECH_KINDS",
     "corpus_dir",
@@ -49,6 +53,8 @@ MANIFEST_FIELDS: tuple[str, ...] = (
     "id", "source", "kind", "split", "package", "version", "license", "file", "seconds",
     "sample_rate", "bandwidth_hz", "speaker", "language", "speech_kind", "family",
 )
+#: The splits of the manifest (see the module docstring).
+SPLITS: tuple[str, ...] = ("train", "val", "dev", "test")
 #: Speech kinds, from most to least real.
 SPEECH_KINDS: tuple[str, ...] = ("real", "festival", "neural", "formant")
 
@@ -103,9 +109,10 @@ def write_manifest(items: Iterable[dict], root: str | os.PathLike) -> Path:
 
 
 def split_of(item_id: str, source_split: str) -> str:
-    """``"test"`` for items of test sources; otherwise ``"val"`` for one id in ten, else ``"train"``."""
-    if source_split == "test":
-        return "test"
+    """``"test"`` or ``"dev"`` for items of test or dev sources; otherwise ``"val"`` for one id in ten,
+    else ``"train"``."""
+    if source_split in ("test", "dev"):
+        return source_split
     h = int(hashlib.sha1(item_id.encode()).hexdigest()[:8], 16)
     return "val" if h % 10 == 0 else "train"
 
@@ -160,7 +167,7 @@ def format_summary(summary: dict) -> str:
     """The manifest summary as Markdown tables (what the README quotes)."""
     lines = ["| split | speech kind | hours | items | speakers | languages | bandwidth (hours) |",
              "|---|---|---:|---:|---:|---|---|"]
-    for split in ("train", "val", "test"):
+    for split in SPLITS:
         for kind, row in sorted(summary["speech"].get(split, {}).items(),
                                 key=lambda kv: SPEECH_KINDS.index(kv[0]) if kv[0] in SPEECH_KINDS else 9):
             bw = ", ".join(f"{k} {v:.2f}" for k, v in row["bandwidths"].items())
@@ -168,7 +175,7 @@ def format_summary(summary: dict) -> str:
                          f"{', '.join(row['languages'])} | {bw} |")
     lines += ["", "| split | noise family | hours | items | sources | bandwidth (hours) |",
               "|---|---|---:|---:|---|---|"]
-    for split in ("train", "val", "test"):
+    for split in SPLITS:
         for fam, row in sorted(summary["noise"].get(split, {}).items()):
             bw = ", ".join(f"{k} {v:.2f}" for k, v in row["bandwidths"].items())
             lines.append(f"| {split} | {fam} | {row['hours']:.2f} | {row['items']} | "
@@ -207,10 +214,21 @@ class Pool:
         and times, the rate and ``max_noise_seconds``; a root that cannot be written loads
         without a cache.
         """
-        if split not in ("train", "val", "test"):
-            raise ConfigError(f"split must be 'train', 'val' or 'test', got {split!r}.")
+        if split not in SPLITS:
+            raise ConfigError(f"split must be one of {', '.join(map(repr, SPLITS))}, got {split!r}.")
         root = Path(root) if root is not None else corpus_dir()
-        items = [it for it in (items if items is not None else read_manifest(root)) if it["split"] == split]
+        every = items if items is not None else read_manifest(root)
+        if split == "dev":  # the dev voices with the validation noise: dev sources are speech only
+            items = [it for it in every if (it["split"] == "dev" and it["kind"] == "speech")
+                     or (it["split"] == "val" and it["kind"] != "speech")]
+            if not any(it["split"] == "dev" for it in items):
+                from .sources import SOURCES
+
+                dev = ",".join(src.name for src in SOURCES if src.split == "dev")
+                raise ConfigError(f"the corpus at {str(root)!r} has no 'dev' speech; build it with "
+                                  f"`rtconv data build --sources {dev}`.")
+        else:
+            items = [it for it in every if it["split"] == split]
         if not items:
             raise ConfigError(f"the corpus at {str(root)!r} has no {split!r} items; rebuild it with "
                               "`rtconv data build`.")

@@ -2,6 +2,9 @@
 
 Each source is one package (or one synthesizer with its voices) and has one
 ``split``: test sources, speakers and noise recordings never reach training.
+``dev`` sources are voices kept out of training and out of the test set, to
+choose between models on speakers none of them heard (the ``val`` split's
+speakers are the training speakers: it cannot show a model fitting them).
 Speakers that appear in two packages (Allison Smith reads both the English
 and the Spanish Asterisk prompts; a KDE translator may record ktuberling and
 klettres in the same language) are kept in one split by construction:
@@ -190,6 +193,11 @@ SOURCES: tuple = (
     Recorded("kajongg", "kajongg", "speech", "test",
              r"/kajongg/voices/(?:(?P<language>de)/)?(?P<speaker>(fe)?male\d)/[^/]+\.(ogg|wav)$",
              language="en"),
+    # -- voices no model trains on, to choose between models (the dev split): Tux Paint's stamp descriptions,
+    # read by its translators in a dozen languages (44.1 kHz); the test set's languages are left out
+    Recorded("tuxpaint-desc", "tuxpaint-stamps-default", "speech", "dev",
+             r"/tuxpaint/stamps/.*_desc(?:_(?P<language>[a-zA-Z@]+))?\.ogg$", language="en",
+             exclude=r"_desc_(?:" + "|".join(sorted(TEST_LANGUAGES)) + r")\.ogg$"),
     # -- festival voices built from real speakers (never the reserved kal, slt or anything on flite) --
     Festival("festival-ked", ("festvox-kdlpc16k",), "voice_ked_diphone", "en", "train", "ked"),
     Festival("festival-it-lp", ("festlex-ifd", "festvox-italp16k"), "voice_lp_diphone", "it", "test", "lp",

@@ -49,7 +49,7 @@ from . import augment
 from .corpus import Pool
 from .mix import GENERATED_FAMILIES, Mixer, MixSettings
 
-__all__ = ["SNRS", "PEAKS_DBFS", "DC_PEAK_DBFS", "LOUD_PEAK_DBFS", "LOUD_GROUP", "DC_OFFSETS_DBFS", "BAND_VARIANTS", "TestExample", "make_test_set", "fingerprint",
+__all__ = ["SCORED_SPLITS", "SNRS", "PEAKS_DBFS", "DC_PEAK_DBFS", "LOUD_PEAK_DBFS", "LOUD_GROUP", "DC_OFFSETS_DBFS", "BAND_VARIANTS", "TestExample", "make_test_set", "fingerprint",
            "source_fingerprints"]
 
 SNRS: tuple[float, ...] = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
@@ -72,6 +72,14 @@ BAND_VARIANTS: tuple[tuple[str, str | None, str | None, int], ...] = (
     ("file at 44.1 kHz", None, None, 44100),
     ("file at 16 kHz", None, None, 16000),
 )
+#: The splits a set of this design is built from, and what each is for (the benches print it).
+SCORED_SPLITS: dict[str, str] = {
+    "test": "realistic held-out test set (test sources, never trained on)",
+    "val": "VALIDATION set of the test set's design (training speakers, other files; for choosing a model, "
+           "not for reporting)",
+    "dev": "DEV set of the test set's design (voices no model trains on, validation noise; for choosing a "
+           "model on speakers it never heard, not for reporting)",
+}
 _RATE = 48000
 _STREAM = 17  # keeps the test set's random streams apart from training's
 
@@ -117,12 +125,12 @@ def make_test_set(pool: Pool, seed: int = 0, per_cell: int = 1, band_items: int 
                   snrs: Sequence[float] = SNRS, dc_items: int = 6) -> list[TestExample]:
     """Build the test set from the test ``pool`` (must be at 48 kHz); see the module docstring.
 
-    A ``val`` pool gives a set of the same design from the validation items
-    (training speakers, other files): the one to choose a model on.
+    A ``val`` or ``dev`` pool gives a set of the same design to choose a model
+    on (:data:`SCORED_SPLITS`).
     """
-    if pool.split not in ("test", "val"):
-        raise ConfigError(f"the test set is built from the 'test' split only (or 'val', to choose between "
-                          f"models without looking at the test sources), got a {pool.split!r} pool.")
+    if pool.split not in SCORED_SPLITS:
+        raise ConfigError(f"the test set is built from the 'test' split only (or 'val' or 'dev', to choose "
+                          f"between models without looking at the test sources), got a {pool.split!r} pool.")
     if pool.sample_rate != _RATE:
         raise ConfigError(f"build the test pool at {_RATE} Hz, got {pool.sample_rate!r}.")
     for name, v in (("per_cell", per_cell), ("band_items", band_items), ("level_items", level_items),
