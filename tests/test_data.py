@@ -480,7 +480,8 @@ def test_a_pack_keeps_every_speaker_and_recording_of_train_and_val_and_nothing_o
 
 
 @pytest.mark.parametrize("bad, message", [
-    (dict(splits=("train", "test")), "train and val splits only, got 'test'"),
+    (dict(splits=("train", "test")), "train, val and dev splits only, got 'test'"),
+    (dict(dev_fraction=1.5), r"dev fraction must be in \(0, 1\], got 1.5"),
     (dict(speech_fraction=0.0), r"speech fraction must be in \(0, 1\], got 0.0"),
     (dict(codec="mp3"), "codec must be one of opus, flac, got 'mp3'"),
     (dict(speech_quality=2.0), r"speech quality must be in \[0, 1\]"),
@@ -1255,3 +1256,58 @@ def test_a_card_is_written_from_the_test_split_only(capsys):
     assert main(["bench", "denoise", "--split", "dev", "--card", "card.md"]) != 0
     err = capsys.readouterr().err
     assert "--card writes the held-out test set's numbers into a model card; drop --split dev" in err
+
+
+@pytest.fixture
+def dev_corpus(tiny_corpus, tmp_path):
+    """A copy of the tiny corpus with a dev voice (stand-in: its held-out voice) and validation noise (one
+    training noise); returns the cache root."""
+    import shutil
+
+    cache, _, _ = tiny_corpus
+    root = corpus.corpus_dir(tmp_path / "dev-cache")
+    shutil.copytree(corpus.corpus_dir(cache), root, ignore=shutil.ignore_patterns("_pool", "_fetch"))
+    items = corpus.read_manifest(root)
+    for it in items:
+        if it["source"] == "fake-test":
+            it["split"] = "dev"
+    next(it for it in items if it["source"] == "fake-noise-train")["split"] = "val"
+    corpus.write_manifest(items, root)
+    return tmp_path / "dev-cache"
+
+
+def test_a_pack_keeps_a_few_utterances_of_each_dev_voice(dev_corpus, tmp_path):
+    from rtconv.data.pack import pack
+
+    items = corpus.read_manifest(corpus.corpus_dir(dev_corpus))
+    dev = [it for it in items if it["split"] == "dev"]
+    pack(tmp_path / "p", dev_corpus, speech_fraction=1.0, dev_fraction=0.5, codec="flac")
+    packed = corpus.read_manifest(corpus.corpus_dir(tmp_path / "p"))
+    kept = [it for it in packed if it["split"] == "dev"]
+    assert len(kept) == round(0.5 * len(dev)) and {it["speaker"] for it in kept} == {"bert"}
+    assert len([it for it in packed if it["split"] == "train"]) == len([it for it in items if it["split"] == "train"])
+    assert corpus.Pool.load("dev", RATE, corpus.corpus_dir(tmp_path / "p")).speakers
+    pack(tmp_path / "q", dev_corpus, splits=("train", "val"), codec="flac")
+    assert {it["split"] for it in corpus.read_manifest(corpus.corpus_dir(tmp_path / "q"))} == {"train", "val"}
+
+
+def test_the_trainer_validates_on_the_dev_voices_when_asked(dev_corpus, capsys):
+    from rtconv.cli import main
+    from rtconv.train import tasks
+
+    opts = dict(corpus="realistic", cache_dir=str(dev_corpus), sample_rate=16000, seconds=0.5, train_examples=4,
+                val_examples=3, test_examples=2)
+    plain = tasks.make_task("denoise", **opts)
+    dev = tasks.make_task("denoise", val_split="dev", **opts)
+    assert {dev.val.info(i)["speaker"] for i in range(3)} == {"fake-test:bert"}
+    assert {dev.test.info(i)["speaker"] for i in range(2)} == {"fake-test:bert"}
+    assert all(plain.val.info(i)["speaker"] != "fake-test:bert" for i in range(3))
+    assert torch.equal(tasks.materialize(dev.train).tensors[0], tasks.materialize(plain.train).tensors[0])
+    assert dev.options["val_split"] == "dev" and "val_split" not in plain.options
+    assert "fake-test" not in dev.options["corpus_sources"]  # the dev voice is not a training source
+    with pytest.raises(ConfigError, match="val_split must be 'val' or 'dev', got 'test'"):
+        tasks.make_task("denoise", val_split="test", **opts)
+    assert main(["train", "denoise", "--val-split", "dev", "--quiet"]) == 1
+    assert capsys.readouterr().err.strip() == ("rtconv train: error: --val-split dev chooses the realistic corpus's "
+                                               "validation examples; train 'denoise --corpus realistic' with it, "
+                                               "or leave it out.")

@@ -24,7 +24,7 @@ subcommands:
   build      fetch and decode (resumable: built sources are kept)
   summary    hours per speech kind, speakers, languages, bandwidths, noise, licenses
   testset    build the held-out test set and print its fingerprint
-  pack       a compact copy of the train and val splits (Opus), to train where
+  pack       a compact copy of the train, val and dev splits (Opus), to train where
              the corpus cannot be built (a GPU machine); test sources stay here
 
 examples:
@@ -52,11 +52,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--by-source", action="store_true",
                    help="also print a fingerprint per speech source and per noise: where two machines' sets "
                         "differ, the keys that differ name the sources (or the libraries behind them)")
-    k = sub.add_parser("pack", help="a compact Opus copy of the train and val splits, to train elsewhere")
+    k = sub.add_parser("pack", help="a compact Opus copy of the train, val and dev splits, to train elsewhere")
     k.add_argument("out", metavar="DIR", help="cache root to write (train there with RTCONV_CACHE=DIR)")
-    k.add_argument("--splits", default="train,val", metavar="A,B", help="(default: %(default)s; never test)")
+    k.add_argument("--splits", default="train,val,dev", metavar="A,B",
+                   help="(default: %(default)s; never test; dev: the voices for `rtconv train --val-split dev`)")
     k.add_argument("--speech-fraction", type=float, default=0.6, metavar="F",
                    help="share of each speaker's utterances kept; every speaker stays (default: %(default)s)")
+    k.add_argument("--dev-fraction", type=float, default=0.05, metavar="F",
+                   help="the same for the dev voices, which only validate (default: %(default)s)")
     k.add_argument("--noise-seconds", type=float, default=20.0, metavar="S",
                    help="noise recordings cut to their first S seconds (default: %(default)s)")
     k.add_argument("--codec", choices=("opus", "flac"), default="opus",
@@ -90,7 +93,7 @@ def run(args) -> int:
 
         totals = pack(args.out, args.cache_dir, [x.strip() for x in args.splits.split(",") if x.strip()],
                       args.speech_fraction, args.noise_seconds, args.codec, args.speech_quality,
-                      args.noise_quality, progress=True)
+                      args.noise_quality, progress=True, dev_fraction=args.dev_fraction)
         for kind, t in sorted(totals.items()):
             print(f"{kind:7s} {t['items']:6d} items {t['seconds'] / 3600:6.2f} h {t['bytes'] / 2 ** 20:7.1f} MiB")
         print(f"packed into {corpus.corpus_dir(args.out)}; train there with RTCONV_CACHE={args.out}")

@@ -280,6 +280,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "(recordings of people), festival (voices built from a speaker's diphones or HTS "
                         f"models), neural (neural TTS voices), formant (espeak-ng) ({SPEECH_KINDS_HELP}); a "
                         "kind draws its speakers alike; names left out get weight 0")
+    g.add_argument("--val-split", choices=("val", "dev"), default=None,
+                   help="denoise, realistic corpus: where the validation examples (which choose the kept epoch) "
+                        "come from: val, one item in ten of the training sources (the training speakers; the "
+                        "default), or dev, voices no model trains on with the validation noise (`rtconv data "
+                        "build --sources tuxpaint-desc`), which shows a model fitting its training speakers")
     g.add_argument("--speech-subsonic", action="store_const", const=True, default=None,
                    help="realistic corpus (denoise, vad): keep what the speech recordings hold below 20 Hz "
                         "(DC offset, drift, rumble) in the examples, as every run before 2026-12-02 did; by "
@@ -341,7 +346,7 @@ def build_config(args):
                 "low_band", "high_band", "snr_db", "gain_db", "utterances", "speech_dir",
                 "noise_dir", "cache_dir", "corpus", "level_db", "kinds", "bands", "noise_sources", "speech_kinds",
                 "label_db",
-                "mix_rate", "noise_seconds", "speech_subsonic"):
+                "mix_rate", "noise_seconds", "speech_subsonic", "val_split"):
         v = getattr(args, key)
         if v is None:
             v = recipe.get(key)
@@ -355,6 +360,11 @@ def build_config(args):
 
             raise ConfigError(f"--{key.replace('_', '-')} sets the shares of the realistic corpus's denoise "
                               f"examples; train 'denoise --corpus realistic' with it, or leave it out.")
+    if "val_split" in opts and (task != "denoise" or opts.get("corpus") != "realistic"):
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--val-split {opts['val_split']} chooses the realistic corpus's validation "
+                          f"examples; train 'denoise --corpus realistic' with it, or leave it out.")
     if "speech_subsonic" in opts and not (opts.get("corpus") == "realistic" or task == "vad"):
         from ..errors import ConfigError
 

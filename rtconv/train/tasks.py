@@ -539,9 +539,10 @@ def make_task(name: str, **options) -> TaskData:
     ``noise_families``, ``cache_dir``; with ``corpus="realistic"`` also
     ``level_db``, ``kinds`` (``{"mix": w, "speech": w, "noise": w}``, the
     share of mixtures, clean speech and noise alone), ``bands`` (weights over
-    :data:`rtconv.data.augment.BAND_LIMITS`: the channel's band limits) and ``speech_subsonic``
+    :data:`rtconv.data.augment.BAND_LIMITS`: the channel's band limits), ``speech_subsonic``
     (keep the speech recordings' content below 20 Hz, as runs before
-    2026-12-02 did).  ``classify``: ``variant``
+    2026-12-02 did) and ``val_split`` (``"val"``, or ``"dev"``: validation
+    examples from voices no model trains on).  ``classify``: ``variant``
     ("waveforms"), ``length``, ``cycles``, ``snr_db``.  ``vad``:
     ``sample_rate``, ``mix_rate``, ``noise_seconds`` (of each noise
     recording held in memory), ``seconds``, ``snr_db``, ``level_db``,
@@ -623,13 +624,16 @@ def _corpus_task(seed: int, options: dict) -> TaskData:
     noise_sources = dict(options.get("noise_sources") or MixSettings().noise_weights)
     speech_kinds = dict(options.get("speech_kinds") or MixSettings().speech_kind_weights)
     subsonic = bool(options.get("speech_subsonic"))
+    val_split = options.get("val_split") or "val"
+    if val_split not in ("val", "dev"):
+        raise ConfigError(f"val_split must be 'val' or 'dev', got {val_split!r}.")
     settings = MixSettings(seconds=seconds, snr_db=snr, level_db=level, kind_weights=kinds, band_weights=bands,
                            noise_weights=noise_sources, speech_kind_weights=speech_kinds,
                            speech_subsonic=subsonic)
     datasets = {}
-    # the trainer's own "test" split draws from the corpus's validation items: the real test
-    # sources stay untouched until `rtconv bench denoise`
-    pools = {name: Pool.load(name, sr, root, items) for name in ("train", "val")}
+    # the trainer's own "test" split draws from the corpus's validation items (or the dev voices): the
+    # real test sources stay untouched until `rtconv bench denoise`
+    pools = {"train": Pool.load("train", sr, root, items), "val": Pool.load(val_split, sr, root, items)}
     for split, pool_split, count in (("train", "train", tr), ("val", "val", va), ("test", "val", te)):
         datasets[split] = CorpusDenoiseDataset(Mixer(pools[pool_split], settings, split="train"), count, split,
                                                seed)
@@ -639,9 +643,10 @@ def _corpus_task(seed: int, options: dict) -> TaskData:
             **({"noise_sources": noise_sources} if options.get("noise_sources") else {}),
             **({"speech_kinds": speech_kinds} if options.get("speech_kinds") else {}),
             **({"speech_subsonic": True} if subsonic else {}),
+            **({"val_split": val_split} if val_split != "val" else {}),
             "train_examples": tr, "val_examples": va, "test_examples": te, "corpus": "realistic",
             "corpus_items": len(items),
-            "corpus_sources": sorted({it["source"] for it in items if it["split"] != "test"})}
+            "corpus_sources": sorted({it["source"] for it in items if it["split"] in ("train", "val")})}
     return TaskData(
         "denoise", datasets["train"], datasets["val"], datasets["test"], 1, 1, sr, ["speech"], opts,
         default_arch("denoise", corpus="realistic"),
@@ -767,7 +772,7 @@ def _vad_task(seed: int, options: dict) -> TaskData:
             "seconds": seconds, "snr_db": list(snr),
             "level_db": list(level), "label_db": label_db, "frame": test.frame, "train_examples": tr,
             "val_examples": va, "test_examples": te, "corpus": "realistic", "corpus_items": len(items),
-            "corpus_sources": sorted({it["source"] for it in items if it["split"] != "test"}),
+            "corpus_sources": sorted({it["source"] for it in items if it["split"] in ("train", "val")}),
             **({"speech_subsonic": True} if subsonic else {})}
     return TaskData(
         "vad", datasets["train"], datasets["val"], test, 1, 1, sr, ["speech"], opts, default_arch("vad"),
