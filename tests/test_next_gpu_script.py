@@ -56,6 +56,7 @@ def test_the_script_runs_the_trainer_on_the_pack_with_a_command_rtconv_accepts(t
     _check(cfg)
     parse_loss(cfg.loss)
     assert cfg.task == "denoise" and cfg.task_options["corpus"] == "realistic"
+    assert cfg.task_options["val_split"] == "dev"  # the kept epoch is chosen on voices no model trained on
     assert cfg.device == "cuda" and cfg.workers == 15 and cfg.time_budget == 8.0
     assert (ROOT / cfg.resume).resolve() == (ROOT / "models" / "denoiser.safetensors").resolve()
     assert cfg.out == str(tmp_path / "out" / "gpu.safetensors") and (tmp_path / "out").is_dir()
