@@ -861,6 +861,61 @@ def test_a_room_keeps_the_direct_path_and_early_reflections_in_the_target():
     assert params["rt60_s"] == 0.5
 
 
+_ROOM_CHILD = r"""
+import sys
+import numpy as np
+if sys.argv[1] == "live":
+    import sounddevice  # a live process: PortAudio already up
+    before = sounddevice
+from rtconv.data import augment
+augment.room(48000, np.random.default_rng(0), rt60=0.3)
+print("portaudio" if "sounddevice" in sys.modules else "none", flush=True)
+if sys.argv[1] == "live":
+    assert sys.modules["sounddevice"] is before
+import sounddevice  # still importable afterwards: nothing left hidden
+assert sounddevice.query_hostapis() is not None
+sys.stdin.readline()
+"""
+
+
+def _room_child(mode, env=None):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", _ROOM_CHILD, mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, **(env or {})))
+
+
+@pytest.mark.parametrize("mode", ["mixer", "live"])
+def test_a_room_does_not_start_portaudio(mode):
+    """pyroomacoustics imports sounddevice when it can; a mixing process must not open the sound devices."""
+    pytest.importorskip("pyroomacoustics")
+    p = _room_child(mode)
+    out, err = p.communicate("\n", timeout=120)
+    assert p.returncode == 0, err[-2000:]
+    assert out.split() == ["none" if mode == "mixer" else "portaudio"]
+
+
+def test_a_process_that_mixed_rooms_exits_cleanly_after_the_jack_server_stops():
+    """The abort this guards against: PortAudio's JACK client outliving the server (pa_jack.c Terminate)."""
+    pytest.importorskip("pyroomacoustics")
+    from _jackd import jack_available, jack_server
+
+    why = jack_available()
+    if why:
+        pytest.skip(why)
+    import os
+
+    name = f"rtconv-rooms-{os.getpid()}"
+    with jack_server(name=name):
+        p = _room_child("mixer", {"JACK_DEFAULT_SERVER": name})
+        line = p.stdout.readline()  # the room is mixed; now the server goes away
+    out, err = p.communicate("\n", timeout=60)
+    assert p.returncode == 0, err[-2000:]  # not -6 (SIGABRT)
+    assert line.split() == ["none"]
+
+
 def test_keyboard_noise_is_unit_rms_and_split_apart():
     from rtconv.train import noise
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import math
+import sys
 from typing import Sequence
 
 import numpy as np
@@ -202,10 +203,36 @@ def quantize(x: np.ndarray, bits: int = 16) -> np.ndarray:
     return np.clip(np.round(np.asarray(x, dtype=np.float64) * q), -q, q - 1) / q
 
 
+def _pyroomacoustics():
+    """Import pyroomacoustics without starting PortAudio (raises ImportError when it is not installed).
+
+    pyroomacoustics' ``datasets`` and ``recognition`` modules import
+    sounddevice when it is installed (to play samples), and importing
+    sounddevice initializes PortAudio: every process that mixes a room would
+    probe the sound devices, open a JACK client when a JACK server runs, and
+    abort at exit (``pa_jack.c: Terminate: Assertion `err == 0'``) if that
+    server stopped meanwhile: a training worker killed by SIGABRT.  Rooms need
+    none of it, so sounddevice is hidden while pyroomacoustics imports (those
+    imports are guarded; it then plays nothing).  A process that already
+    imported sounddevice (a live stream) keeps its own.
+    """
+    if "pyroomacoustics" in sys.modules:
+        return sys.modules["pyroomacoustics"]
+    hide = "sounddevice" not in sys.modules
+    if hide:
+        sys.modules["sounddevice"] = None  # ``import sounddevice`` raises ImportError
+    try:
+        import pyroomacoustics
+    finally:
+        if hide and "sounddevice" in sys.modules and sys.modules["sounddevice"] is None:
+            del sys.modules["sounddevice"]
+    return pyroomacoustics
+
+
 def rooms_available() -> bool:
     """True if pyroomacoustics (the ``train`` extra) can be imported."""
     try:
-        import pyroomacoustics  # noqa: F401
+        _pyroomacoustics()
     except ImportError:
         return False
     return True
@@ -221,7 +248,7 @@ def room(sample_rate: int, rng: np.random.Generator, rt60: float | None = None) 
     denoiser removes noise, not the room's early reflections.
     """
     try:
-        import pyroomacoustics as pra
+        pra = _pyroomacoustics()
     except ImportError:
         raise ConfigError(
             "reverberant examples need pyroomacoustics; install the training extra "
