@@ -257,8 +257,8 @@ class _Offline:
 
 def prime_frames(model: Model, rate: int) -> int:
     """Frames of history :class:`_Primed` gives ``model`` (at its ``rate``) before a file's first frame:
-    its reach (``receptive_field - 1``), at least a quarter second for a recurrent state, at most two."""
-    return int(min(max(model.receptive_field - 1, rate // 4), 2 * rate))
+    :meth:`~rtconv.models.Model.history_frames` (its reach; for a recurrent state at least a quarter second, at most two)."""
+    return model.history_frames(rate)
 
 
 class _Primed:

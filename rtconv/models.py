@@ -83,6 +83,20 @@ class Model(nn.Module):
         """
         return any(getattr(type(m), "recurrent", False) is True for m in self.modules())
 
+    def history_frames(self, rate: int) -> int:
+        """Input frames (at ``rate`` Hz) a stream needs behind it before its output stops depending on where it began.
+
+        A convolutional model's reach, ``receptive_field - 1``: after that the
+        stream is exact.  A recurrent state never forgets exactly, so it gets
+        at least a quarter second, at most two.  Used to start a file from its
+        own first frames (:func:`rtconv.files.prime_frames`) and to warm a
+        model swapped into a live stream before it is heard.
+        """
+        reach = max(0, self.receptive_field - 1)
+        if not self.recurrent:
+            return reach
+        return int(min(max(reach, rate // 4), 2 * rate))
+
     @property
     def causal(self) -> bool:
         return all(layer.padding == "causal" for layer in conv_layers(self))

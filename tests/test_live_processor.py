@@ -196,6 +196,73 @@ def test_a_swap_crossfades_from_the_old_model_to_the_new_one():
     assert not p.swap_pending
 
 
+@pytest.mark.parametrize("block", [1, 16, 128])
+def test_a_swapped_in_convolution_is_heard_only_once_its_history_is_the_streams_and_is_then_exact(block):
+    """Started from silence it would fade in a truncated response; warmed unheard over its reach, it is exact."""
+    old, new = _gain_fir(0.5), designs.lowpass(3000, 63, RATE)
+    new.sample_rate = None
+    x = _noise(6000, seed=3)
+    p = LiveProcessor(old, RATE, 1, block, crossfade_ms=1, realtime_check=False)  # 48-frame fade
+    s = 1024 // block * block
+    y = _run(p, x[:s], block)
+    p.request_swap(new)
+    assert p.chain.warm_frames == 0
+    y = np.concatenate([y, _run(p, x[s:], block)])
+    warm = -(-62 // block) * block  # the reach of 63 taps, rounded up to whole blocks
+    np.testing.assert_allclose(y[: s + warm], 0.5 * x[: s + warm], atol=1e-7)  # only the old model heard
+    ref = rtconv.Streamer(new, channels=1).process(x)  # the new model as if it had always run
+    np.testing.assert_allclose(y[s + warm + 48 :], ref[s + warm + 48 :], atol=2e-6)
+    assert p.stats()["swaps"] == 1 and not p.swap_pending
+
+
+def test_a_swapped_in_recurrent_model_warms_unheard_for_a_quarter_second_and_a_newer_request_replaces_it():
+    from rtconv.denoiser import ConvDenoiser
+
+    torch.manual_seed(0)
+    rec = ConvDenoiser(window=32, hop=16, channels=8, blocks=2, activation="tanh", gru=4)
+    rec.sample_rate = RATE
+    assert rec.recurrent and rec.history_frames(RATE) == RATE // 4
+    p = LiveProcessor(_gain_fir(1.0), RATE, 1, 128, realtime_check=False)
+    x = _noise(RATE, seed=4)
+    p.request_swap(rec)
+    assert p.chain.warm_frames == 0 and p.swap_pending
+    y = _run(p, x[: RATE // 8], 128)
+    p.request_swap(_gain_fir(-1.0))  # before the first one was heard: it is dropped, the newer one warms
+    y = np.concatenate([y, _run(p, x[RATE // 8 :], 128)])
+    assert p.model.kernel[0] == -1.0 and p.stats()["swaps"] == 1 and not p.swap_pending
+    np.testing.assert_allclose(y[: RATE // 8], x[: RATE // 8], atol=1e-7)  # the recurrent one never heard
+    np.testing.assert_allclose(y[RATE // 8 + 960 :], -x[RATE // 8 + 960 :], atol=1e-7)  # the newer one at once
+    p.request_swap(rec)
+    assert p.swap_pending
+    z = _run(p, x, 128)
+    heard = -(-(RATE // 4) // 128) * 128  # warm frames rounded up to whole blocks
+    np.testing.assert_allclose(z[:heard], -x[:heard], atol=1e-7)
+    assert not p.swap_pending and p.model is rec and p.stats()["swaps"] == 2
+    assert not np.allclose(z[heard + 960 :], -x[heard + 960 :], atol=1e-3)
+
+
+def test_swapping_the_shipped_denoiser_into_a_noisy_stream_lets_no_burst_of_noise_through():
+    """Before warming, the new model's first 150 ms passed white noise 27 dB louder than the running one did."""
+    from rtconv import checkpoint
+    from rtconv.train import noise
+
+    x = (0.05 * noise.generate("white", 3 * RATE, RATE, np.random.default_rng(1), "test"))[:, None].astype(np.float32)
+    s = 2 * RATE // 128 * 128
+
+    def run(swap):
+        p = LiveProcessor(checkpoint.resolve(None), RATE, 1, 128, realtime_check=False)
+        y = _run(p, x[:s], 128)
+        if swap:
+            p.request_swap(checkpoint.resolve(None))
+        return np.concatenate([y, _run(p, x[s:], 128)])[s:, 0], p.stats()["swaps"]
+
+    (a, _), (b, swaps) = run(False), run(True)
+    assert swaps == 1
+    w = RATE // 20
+    rise = [10 * np.log10(np.sum(b[i : i + w] ** 2) / np.sum(a[i : i + w] ** 2)) for i in range(0, len(a) - w + 1, w)]
+    assert max(rise) < 10, np.round(rise, 1)
+
+
 def test_a_swap_to_a_model_at_another_rate_adds_the_resamplers(tmp_path):
     p = LiveProcessor(_gain_fir(1.0), RATE, 1, 128)
     p.request_swap(_gain_fir(1.0, 16000))

@@ -37,7 +37,9 @@ The real-time contract
     * model swap: a single-slot *mailbox* (``(sequence, chain)``) written by
       :meth:`LiveProcessor.request_swap` after loading, validating and
       warming the new model off the audio thread; the callback picks it up
-      at a block boundary and crossfades;
+      at a block boundary, runs it unheard beside the old one until its
+      history is the stream's own (``ModelChain.warm_frames``: a model's
+      reach; a recurrent one a quarter second at least), and crossfades;
     * parameters (bypass, wet, gain, limiter, the gate's settings): plain attributes read once per
       block and ramped across it (no zipper noise);
     * meters: a *latest-value slot* (a small preallocated array);

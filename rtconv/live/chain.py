@@ -123,6 +123,10 @@ class ModelChain:
     ----------
     latency : int
         Device frames from input to output: ``model_latency + resampler_latency``.
+    warm_frames : int
+        Device frames this chain runs unheard when swapped into a stream: the
+        model's :meth:`~rtconv.models.Model.history_frames` plus the
+        resampler's latency (0 for a stateless model such as a 1-tap gain).
     warmup_ms : float
         The fastest warm-up block, ms.
     """
@@ -153,6 +157,8 @@ class ModelChain:
         self.model_latency = round(self.streamer.latency * rate / self.model_rate)  # device frames
         self.resampler_latency = 0 if self.bridge is None else self.bridge.latency
         self.latency = self.model_latency + self.resampler_latency
+        self.warm_frames = round(self.model.history_frames(self.model_rate) * rate / self.model_rate) \
+            + self.resampler_latency
         self.warmup_ms = self._warm_up(settings, realtime_check)
 
     @property

@@ -97,6 +97,9 @@ class LiveProcessor:
         self._seq = 0
         self._swap_lock = threading.Lock()  # serializes swappers, never taken by the audio thread
         self._fade: tuple[ModelChain, int] | None = None  # (old chain, frames of fade done)
+        # (sequence, chain, decision line, frames heard so far): a swapped-in chain running unheard
+        # until its history is filled (ModelChain.warm_frames); audio thread only
+        self._warming: tuple[int, ModelChain, Any, int] | None = None
         self._retired: list[ModelChain] = []
         self._level_min_db: float | None = None  # the level guard's lowest gain in chains swapped out
         self.swaps = 0
@@ -106,6 +109,7 @@ class LiveProcessor:
         self._out = np.zeros((n, ch), np.float32)
         self._wet = np.zeros_like(self._out)
         self._old = np.zeros_like(self._out)
+        self._unheard = np.zeros_like(self._out)
         self._dry = np.zeros_like(self._out)
         self.input_overflows = 0
         self.output_underflows = 0
@@ -181,6 +185,7 @@ class LiveProcessor:
 
     @property
     def swap_pending(self) -> bool:
+        """A requested model is not heard yet (waiting for a block, or warming up unheard)."""
         p = self._pending
         return p is not None and p[0] > self._taken
 
@@ -241,7 +246,7 @@ class LiveProcessor:
         x = indata
         try:
             if n > self._out.shape[0]:  # once, for an unusually long block
-                for name in ("_out", "_wet", "_old", "_dry"):
+                for name in ("_out", "_wet", "_old", "_dry", "_unheard"):
                     setattr(self, name, np.zeros((n, self.settings.channels), np.float32))
             x = indata if indata.dtype == np.float32 else indata.astype(np.float32)
             out = self._out[:n]
@@ -257,14 +262,23 @@ class LiveProcessor:
 
     def _process(self, x: np.ndarray, out: np.ndarray) -> int:
         n = x.shape[0]
-        pend = self._pending
-        if pend is not None and pend[0] > self._taken and self._fade is None:
-            self._taken = pend[0]
+        pend, warming = self._pending, self._warming
+        if pend is not None and pend[0] > max(self._taken, -1 if warming is None else warming[0]):
+            if warming is not None:  # a newer request replaces the one still warming
+                self._retired.append(warming[1])
+            warming = self._warming = (pend[0], pend[1], pend[2], 0)
+        if warming is not None and warming[3] >= warming[1].warm_frames and self._fade is None:
+            # its history is the stream's own now: heard from this block on, faded in
+            self._warming = None
+            self._taken = warming[0]
             self._fade = (self.chain, 0)
             self._level_min_db = _lower(self._level_min_db, self.chain.level_gain_min_db)
-            self.chain = pend[1]
+            self.chain = warming[1]
             if self.speech is not None:
-                self.speech.adopt(pend[2])
+                self.speech.adopt(warming[2])
+        elif warming is not None:  # unheard: a model started from silence would let noise through
+            self._run(warming[1], x, self._unheard[:n])
+            self._warming = (warming[0], warming[1], warming[2], warming[3] + n)
         chain, mixer = self.chain, self.mixer
         wet = self._wet[:n]
         ok = self._run(chain, x, wet)
