@@ -263,6 +263,18 @@ def test_swapping_the_shipped_denoiser_into_a_noisy_stream_lets_no_burst_of_nois
     assert max(rise) < 10, np.round(rise, 1)
 
 
+def test_a_switch_set_while_a_swapped_in_model_warms_holds_for_it():
+    from rtconv import checkpoint
+
+    p = LiveProcessor(checkpoint.resolve(None), RATE, 1, 128, realtime_check=False)
+    p.request_swap(checkpoint.resolve(None), {"attenuation_limit_db": 6})
+    _run(p, _noise(1280), 128)  # warming, unheard
+    assert p.swap_pending
+    p.set_switches(attenuation_limit_db=12)
+    _run(p, _noise(RATE // 2), 128)
+    assert not p.swap_pending and p.switches["attenuation_limit_db"] == 12
+
+
 def test_a_swap_to_a_model_at_another_rate_adds_the_resamplers(tmp_path):
     p = LiveProcessor(_gain_fir(1.0), RATE, 1, 128)
     p.request_swap(_gain_fir(1.0, 16000))

@@ -160,8 +160,18 @@ class LiveProcessor:
         return out
 
     def set_switches(self, **switches) -> None:
-        """Change the playing model's switches (a denoiser's attenuation limit) without a swap."""
+        """Change the playing model's switches (a denoiser's attenuation limit) without a swap.
+
+        A model swapped in but not heard yet (waiting, or warming up unheard)
+        gets them too where it has them, so a knob turned during a swap holds.
+        """
         apply_switches(self.chain.model, switches)
+        for slot in (self._pending, self._warming):
+            if slot is not None and slot[1] is not self.chain:
+                try:
+                    apply_switches(slot[1].model, switches)
+                except ConfigError:  # a switch the coming model lacks: its own setting stays
+                    pass
 
     # ------------------------------------------------------------------ models
     @property
