@@ -263,6 +263,31 @@ def test_swapping_the_shipped_denoiser_into_a_noisy_stream_lets_no_burst_of_nois
     assert max(rise) < 10, np.round(rise, 1)
 
 
+def test_where_two_models_would_not_keep_up_a_swapped_in_one_is_heard_at_once_and_a_warning_says_why():
+    """A quarter second of two models in each block would be a quarter second of dropouts on a loaded model."""
+    from rtconv.denoiser import ConvDenoiser
+
+    torch.manual_seed(0)
+    rec = ConvDenoiser(window=32, hop=16, channels=8, blocks=2, activation="tanh", gru=4)
+    rec.sample_rate = RATE
+    x = _noise(RATE // 4, seed=5)
+    for heavy, heard_at in ((False, RATE // 4), (True, 0)):
+        p = LiveProcessor(_gain_fir(1.0), RATE, 1, 128, crossfade_ms=1)
+        p.poll_warnings(interval=0)
+        if heavy:  # the playing model's fastest block took 0.6 of the 2.67 ms budget
+            p.chain.warmup_ms = 0.6 * 128 / RATE * 1e3
+        p.request_swap(rec)
+        y = _run(p, x, 128)
+        assert (p.model is rec) == heavy and p._pending[1].warm_frames == (0 if heavy else RATE // 4)
+        assert np.allclose(y, x, atol=1e-7) != heavy  # warming: the old model only, all quarter second
+        warnings = p.poll_warnings(interval=0)
+        if heavy:
+            (msg,) = warnings
+            assert "without warming up" in msg and "of a 2.67 ms block" in msg and "256 frames" in msg
+        else:
+            assert warnings == [] and p.swap_pending
+
+
 def test_a_switch_set_while_a_swapped_in_model_warms_holds_for_it():
     from rtconv import checkpoint
 

@@ -39,7 +39,9 @@ The real-time contract
       warming the new model off the audio thread; the callback picks it up
       at a block boundary, runs it unheard beside the old one until its
       history is the stream's own (``ModelChain.warm_frames``: a model's
-      reach; a recurrent one a quarter second at least), and crossfades;
+      reach; a recurrent one a quarter second at least), and crossfades
+      (where the two models in one block would not keep up, the new one is
+      heard at once and a warning says so);
     * parameters (bypass, wet, gain, limiter, the gate's settings): plain attributes read once per
       block and ramped across it (no zipper noise);
     * meters: a *latest-value slot* (a small preallocated array);

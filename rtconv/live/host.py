@@ -79,7 +79,7 @@ def _serve(conn) -> None:  # pragma: no cover - runs in the child (its effects a
         sd._terminate()  # see the devices as they are now (a JACK server started later)
         sd._initialize()
         session = LocalSession(model, settings, switches=switches, vad=vad, controls=controls,
-                               warn=state["warnings"].append, realtime_check=False)
+                               warn=state["warnings"].append)
         shm = _Block(name=shm_name)
         session.monitor.share(shm.buf)
         session.start()

@@ -39,6 +39,10 @@ _GATE = {"gate": "on", "gate_threshold": "threshold", "gate_hold": "hold", "gate
          "gate_attack": "attack", "gate_floor_db": "floor_db"}
 #: The controls :meth:`LiveProcessor.set_controls` takes (the CLI's and the GUI's knobs).
 CONTROLS = Mixer.CONTROLS + tuple(_GATE)
+# a swapped-in model warms up unheard beside the playing one only while the two fastest blocks together
+# take at most this share of a block: typical blocks run about twice the fastest, and a quarter second of
+# blocks over the budget is a quarter second of dropouts
+_WARM_SHARE = 0.5
 
 
 def _lower(a: float | None, b: float | None) -> float | None:
@@ -67,7 +71,9 @@ class LiveProcessor:
         the model's and the VAD's); with the gate off it adds nothing.
     realtime_check : bool
         Refuse a model whose fastest warm-up block takes more than four times
-        the block's duration (it could never keep up).
+        the block's duration (it could never keep up), and swap a model in
+        without its unheard warm-up where the playing and the new model
+        together would not keep up during it (:meth:`request_swap`).
 
     Attributes
     ----------
@@ -120,6 +126,7 @@ class LiveProcessor:
         self._warned_errors = 0
         self._warned_xruns = 0
         self._last_warn = 0.0
+        self._notes: list[str] = []  # sentences for poll_warnings, appended by non-audio threads
 
     def _speech_gate(self, vad) -> SpeechGate:
         what = f" {os.fspath(vad)!r}" if isinstance(vad, (str, os.PathLike)) else ""
@@ -203,10 +210,15 @@ class LiveProcessor:
         """Load, validate and warm up a model here, then hand it to the audio thread.
 
         ``model`` is a model or a checkpoint name/path; ``switches`` are set on
-        it.  The audio thread switches at the next block boundary with the
-        settings' crossfade.  If the model cannot be loaded or does not fit
-        this stream, :class:`rtconv.RtconvError` says why and the running
-        model keeps playing.
+        it.  The audio thread picks it up at the next block boundary, runs it
+        unheard beside the playing one until its history is the stream's own
+        (:attr:`ModelChain.warm_frames`), then crossfades with the settings'
+        crossfade.  With ``realtime_check``, where the two models' fastest
+        blocks together take over half a block, it is heard at once instead
+        (started from silence, not from dropouts) and :meth:`poll_warnings`
+        says so.  If the model cannot be loaded or does not fit this stream,
+        :class:`rtconv.RtconvError` says why and the running model keeps
+        playing.
         """
         where = f" {os.fspath(model)!r}" if isinstance(model, (str, os.PathLike)) else ""
         try:
@@ -218,6 +230,17 @@ class LiveProcessor:
         except Exception as e:  # a broken model must not take the caller down
             raise CheckpointError(f"model{where} not swapped in ({type(e).__name__}: {e}); "
                                   "the running one keeps playing.") from None
+        s = self.settings
+        budget_ms = s.block_size / s.sample_rate * 1e3
+        both_ms = self.chain.warmup_ms + chain.warmup_ms
+        if self.realtime_check and chain.warm_frames and both_ms > _WARM_SHARE * budget_ms:
+            # two models in one block would not keep up: heard at once, from silence, rather than dropouts
+            chain.warm_frames = 0
+            self._notes.append(
+                f"model{where} swapped in without warming up: the playing and the new model together take "
+                f"{both_ms:.2f} ms of a {budget_ms:.2f} ms block, so it starts from silence and may let "
+                f"noise through for its first {chain.model.history_frames(chain.model_rate) / chain.model_rate * 1e3:.0f} ms; "
+                f"a larger block size ({2 * s.block_size} frames) lets it warm up unheard.")
         with self._swap_lock:
             self._retired.clear()  # freed here, not on the audio thread
             self._seq += 1
@@ -384,6 +407,8 @@ class LiveProcessor:
         if now - self._last_warn < interval:
             return []
         out = []
+        while self._notes:
+            out.append(self._notes.pop(0))
         errors = self.model_errors + self.internal_errors
         if errors > self._warned_errors:
             out.append(
