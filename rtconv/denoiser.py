@@ -362,6 +362,9 @@ class ConvDenoiser(Model):
         self._init_weights()
         for p in (self.encoder.weight, self.decoder.weight):
             p.requires_grad_(learn_filterbank)
+        self.sync_passthrough()
+        # a checkpoint's decoder may carry a calibration gain: the floor is measured at the output
+        self.register_load_state_dict_post_hook(lambda module, incompatible: module.sync_passthrough())
 
     def _filterbank(self) -> tuple[np.ndarray, np.ndarray]:
         """The initial (analysis, synthesis) kernels, the synthesis one scaled for overlap-add."""
@@ -506,8 +509,34 @@ class ConvDenoiser(Model):
 
     @attenuation_limit_db.setter
     def attenuation_limit_db(self, value: float | None) -> None:
-        self.gate.floor = limit_to_floor(value)
+        floor = limit_to_floor(value)
+        if floor:  # the weights may have changed since the last measure (trained, calibrated in place)
+            self.sync_passthrough()
+        self.gate.floor = floor
         self._limit = value
+
+    def passthrough_gain(self) -> float:
+        """The model's gain with the mask fully open: encoder then decoder, the least-squares gain
+        from a noise input to its output away from the edges.
+
+        1 for the filterbank as built (it reconstructs its input); the calibration gain once
+        :func:`calibrate_gain` folded one into the decoder (the shipped denoiser: 1.468, +3.3 dB).
+        The attenuation limit is measured against it (:attr:`rtconv.framed.MaskGate.passthrough`).
+        """
+        framed, w = self.body[0], self.decoder.weight
+        W = max(self.encoder.taps, self.decoder.taps)
+        n = 8 * W + 32 * self.encoder.stride
+        x = torch.randn(1, self.in_channels, n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        x = x.to(dtype=w.dtype, device=w.device)
+        with torch.no_grad():
+            y = framed.decoder(framed.encoder(torch.nn.functional.pad(x, (0, framed.latency))))[..., :n]
+        a, b = x[..., 2 * W : n - 2 * W].double(), y[..., 2 * W : n - 2 * W].double()
+        g = float((a * b).sum() / (a * a).sum())
+        return g if math.isfinite(g) and g > 0 else 1.0
+
+    def sync_passthrough(self) -> None:
+        """Measure :meth:`passthrough_gain` into the gate (done on load, calibration and a set limit)."""
+        self.gate.passthrough = self.passthrough_gain()
 
     @property
     def config(self) -> dict:
@@ -565,4 +594,5 @@ def calibrate_gain(model: ConvDenoiser, pairs) -> float:
             den += float(y @ y)
         g = num / den if den > 0 else 1.0
         model.decoder.weight.mul_(g)
+    model.sync_passthrough()
     return g

@@ -245,7 +245,10 @@ class MaskGate(nn.Module):
     floor : float
         Smallest gain, ``10 ** (-limit_db / 20)`` for an attenuation limit
         of ``limit_db``; 0 lets the estimator suppress fully.  Read on every
-        block, so changing it affects running streamers at once.
+        block, so changing it affects running streamers at once.  The gain
+        is ``(1 - f) * g + f / P``, with ``P`` the :attr:`passthrough`: the
+        floor mixes the input back in at the model's output, so with every
+        gain closed the model's output is ``f`` times its input.
 
     deep_filter : (bins, order, dilation) or None
         Also filter the lowest ``bins`` frequency bins (bins 1..bins; bin 0
@@ -258,7 +261,7 @@ class MaskGate(nn.Module):
         filtered over ``order*dilation`` hops resolve what one short window
         cannot: a voice's harmonics inside a bin wider than their spacing.
         With the coefficient outputs at ``s = 0.5`` it is the plain mask.
-        The floor then mixes the input back in: ``f*x + (1-f)*(g*x + DF)``.
+        The floor then mixes the input back in: ``f/P*x + (1-f)*(g*x + DF)``.
     presence : nn.Module or None
         A speech-presence head: a frame-rate network ``(B, K, M) -> (B, 1, M)``
         ending in a sigmoid that reads the gains (the mask network's view
@@ -267,7 +270,7 @@ class MaskGate(nn.Module):
         head calls noise are closed by up to ``presence_floor`` more than
         the mask alone closes them (RNNoise's and DeepFilterNet's VAD and
         local-SNR outputs do the same job).  The attenuation ``floor`` still
-        bounds the total: ``f*x + (1-f)*(p'*(g*x + DF))``.
+        bounds the total: ``f/P*x + (1-f)*(p'*(g*x + DF))``.
     presence_floor : float
         Smallest presence gain ``pf`` (``10 ** (-dB / 20)``).
     presence_range : (lo, hi)
@@ -278,6 +281,13 @@ class MaskGate(nn.Module):
 
     Attributes
     ----------
+    passthrough : float
+        ``P``, the gain the rest of the model gives what this gate passes
+        whole: 1 for a filterbank that reconstructs its input, a calibration
+        gain once one is folded into the decoder (the owning model sets it,
+        :meth:`rtconv.denoiser.ConvDenoiser.passthrough_gain`).  Without it
+        the floor was measured inside the model: the shipped denoiser's
+        +3.3 dB decoder gain made ``--atten-lim 0`` louder than the input.
     linked : bool
         Apply one gain, the mean over the batch, to every batch item: a
         stereo (or wider) stream, whose channels a mono model runs as the
@@ -302,6 +312,7 @@ class MaskGate(nn.Module):
         if not 0.0 <= lo < hi <= 1.0:
             raise ConfigError(f"the presence range must be probabilities 0 <= lo < hi <= 1, got {tuple(presence_range)!r}.")
         self.presence_range = (lo, hi)
+        self._passthrough = 1.0
         self.floor = floor
         self.linked = False
         if deep_filter is not None:
@@ -324,7 +335,7 @@ class MaskGate(nn.Module):
 
     @property
     def floor(self) -> float:
-        return self._floor
+        return self._fm[0]
 
     @floor.setter
     def floor(self, value: float) -> None:
@@ -334,7 +345,24 @@ class MaskGate(nn.Module):
                 f"the mask floor must be a gain in [0, 1], got {value!r}; "
                 "use 10 ** (-limit_db / 20) for an attenuation limit in dB."
             )
-        self._floor = value
+        # (floor, its mix-back term f/P): one assignment, so a streamer's block never reads half a change
+        self._fm = (value, value / self._passthrough)
+
+    @property
+    def _floor(self) -> float:
+        return self._fm[0]
+
+    @property
+    def passthrough(self) -> float:
+        return self._passthrough
+
+    @passthrough.setter
+    def passthrough(self, value: float) -> None:
+        value = float(value)
+        if not (math.isfinite(value) and value > 0.0):
+            raise ConfigError(f"the gate's passthrough gain must be a positive number, got {value!r}.")
+        self._passthrough = value
+        self.floor = self._fm[0]
 
     @property
     def latency(self) -> int:
@@ -355,8 +383,8 @@ class MaskGate(nn.Module):
         return presence_scale(self.presence(g), self.presence_floor, *self.presence_range)
 
     def gain(self, g: torch.Tensor) -> torch.Tensor:
-        f = self._floor
-        return g if f == 0.0 else g * (1.0 - f) + f
+        f, b = self._fm
+        return g if f == 0.0 else g * (1.0 - f) + b
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         e = self.estimator(z)
@@ -381,7 +409,8 @@ class MaskGate(nn.Module):
     def extra_repr(self) -> str:
         df = "" if self.deep_filter is None else f", deep_filter={self.deep_filter}"
         pr = "" if self.presence is None else f", presence_floor={self.presence_floor:g}, presence_range={self.presence_range}"
-        return f"pairs={self.pairs}, floor={self._floor:g}{df}{pr}"
+        pt = "" if self._passthrough == 1.0 else f", passthrough={self._passthrough:g}"
+        return f"pairs={self.pairs}, floor={self._floor:g}{pt}{df}{pr}"
 
 
 def presence_scale(p: torch.Tensor, floor: float, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rtconv import ConfigError, checkpoint
-from rtconv.denoiser import ConvDenoiser, asymmetric_filterbank, dft_filterbank, limit_to_floor
+from rtconv.denoiser import ConvDenoiser, asymmetric_filterbank, calibrate_gain, dft_filterbank, limit_to_floor
 from rtconv.framed import FrameGRU
 from rtconv.layers import MimoConv1d, Residual
 
@@ -65,6 +65,35 @@ def test_attenuation_limit_bounds_suppression_of_a_fully_closed_mask(limit_db):
     np.testing.assert_allclose(y, x * 10 ** (-limit_db / 20), atol=1e-4)
     model.attenuation_limit_db = None
     assert np.abs(_offline(model, x)).max() < 1e-6
+
+
+@pytest.mark.parametrize("limit_db", [0.0, 6.0, 20.0])
+@pytest.mark.parametrize("how", ["set after calibration", "loaded from a checkpoint", "calibrated"])
+def test_the_attenuation_limit_is_measured_at_the_output_of_a_calibrated_model(limit_db, how, tmp_path):
+    """A calibration gain in the decoder (the shipped denoiser's: +3.3 dB) raised the floor with it, so
+    ``--atten-lim 0`` made the output 3.3 dB louder than the input and 20 dB attenuated 16.7 dB."""
+    model = ConvDenoiser(**{**ASYM, "analysis_window": 64}, gru=4, deep_filter=[3, 2, 1],
+                         attenuation_limit_db=limit_db).eval()
+    last = [m for m in model.gate.estimator if isinstance(m, MimoConv1d)][-1]
+    x = np.random.default_rng(3).normal(size=(3000, 1)).astype(np.float32)
+    K = model.encoder.weight.shape[0] // 2  # gains, then the deep filter's coefficients
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias[:K].fill_(-50.0)  # every gain closed
+        last.bias[K:].fill_(0.0)  # the deep filter's coefficients at 0: c = 2 * 0.5 - 1
+        if how == "calibrated":  # the least-squares gain towards a target 1.5 times the model's output
+            gain = calibrate_gain(model, [(x[:, 0], 1.5 * _offline(model, x)[:, 0])])
+            assert gain == pytest.approx(1.5, rel=1e-4)
+        else:
+            model.decoder.weight.mul_(1.5)
+    if how == "set after calibration":
+        model.attenuation_limit_db = limit_db
+    elif how == "loaded from a checkpoint":
+        model = checkpoint.load(checkpoint.save(model, tmp_path / "c.safetensors", sample_rate=48000))
+    assert model.gate.passthrough == pytest.approx(1.5, rel=1e-4)
+    want = x * 10 ** (-limit_db / 20)
+    np.testing.assert_allclose(_offline(model, x), want, atol=1e-4)
+    np.testing.assert_allclose(_stream(model, x, [7, 128]), want, atol=1e-4)
 
 
 def test_attenuation_limit_travels_in_the_config_and_through_checkpoints(tmp_path):

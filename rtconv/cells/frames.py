@@ -94,11 +94,11 @@ class _MaskGate(GateCell):
 
     def process(self, z: torch.Tensor) -> torch.Tensor:
         e = self.est.process(z)
-        f = self.m._floor  # read live: the strength control may change mid-stream
+        f, b = self.m._fm  # read live: the strength control may change mid-stream (b: its mix-back, f / P)
         if self.m.linked and self.B > 1:  # one gain (and filter) for every channel of the stream
             e = e.mean(0, keepdim=True).expand_as(e)
         if not self.m.pairs:
-            return z * (e.mul(1.0 - f).add_(f) if f else e)
+            return z * (e.mul(1.0 - f).add_(b) if f else e)
         B, C, M = z.shape
         K = C // 2
         g = e[:, :K]
@@ -107,7 +107,7 @@ class _MaskGate(GateCell):
         if pg is not None:
             g = g * pg
         if f:
-            g = g.mul(1.0 - f).add_(f)
+            g = g.mul(1.0 - f).add_(b)
         y = (z.view(B, 2, K, M) * g.unsqueeze(1)).view(B, C, M)
         if self.df is None:
             return y

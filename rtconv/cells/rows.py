@@ -308,13 +308,13 @@ class RowMaskGate(GateCell):
 
     def process(self, z: np.ndarray) -> np.ndarray:
         e = self.est.process(z)
-        f = self.m._floor  # read live: the strength control may change mid-stream
+        f, fb = self.m._fm  # read live: the strength control may change mid-stream (fb: its mix-back, f / P)
         B = self.B
         if self.m.linked and B > 1:  # one gain (and filter) for every channel: rows are frame-major, channel-minor
             E = e.shape[-1]
             e = np.repeat(e.reshape(-1, B, E).mean(1), B, axis=0)
         if not self.m.pairs:
-            return z * (e * (1.0 - f) + f if f else e)
+            return z * (e * (1.0 - f) + fb if f else e)
         R, C = z.shape
         K = C // 2
         g = e[:, :K]
@@ -322,7 +322,7 @@ class RowMaskGate(GateCell):
         if pg is not None:
             g = g * pg
         if f:
-            g = g * (1.0 - f) + f
+            g = g * (1.0 - f) + fb
         y = z.reshape(R, 2, K) * g[:, None, :]
         if self.df is None:
             return y.reshape(R, C)

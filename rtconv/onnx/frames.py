@@ -51,6 +51,7 @@ class _MaskGate(Node):
                  presence: Node | None = None) -> None:
         super().__init__()
         self.est, self.pairs, self.floor = estimator, m.pairs, m.floor  # the floor at export time
+        self.back = 1.0 / m.passthrough  # the floor's mix-back per unit of floor (its weights are baked too)
         self.pres, self.pf, self.prange = presence, m.presence_floor, m.presence_range
         self.linked = bool(getattr(m, "linked", False))  # as at export time
         self.control = control  # or an input of that name, read every block
@@ -72,7 +73,7 @@ class _MaskGate(Node):
         if self.linked and z.shape[0] > 1:
             e = e.mean(0, keepdim=True).expand_as(e)
         if not self.pairs:
-            return z * (e * (1.0 - f) + f)
+            return z * (e * (1.0 - f) + f * self.back)
         B, C, M = z.shape
         K = C // 2
         g = e[:, :K]
@@ -80,7 +81,7 @@ class _MaskGate(Node):
         if self.pres is not None:
             pg = presence_scale(self.pres(g, flow, valid), self.pf, *self.prange)  # (B, 1, M)
             g = g * pg
-        y = (z.reshape(B, 2, K, M) * (g * (1.0 - f) + f).unsqueeze(1)).reshape(B, C, M)
+        y = (z.reshape(B, 2, K, M) * (g * (1.0 - f) + f * self.back).unsqueeze(1)).reshape(B, C, M)
         if self.df is None:
             return y
         bins, order, d = self.df
