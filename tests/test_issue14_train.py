@@ -36,3 +36,19 @@ def test_train_refuses_a_non_safetensors_out_before_training(tmp_path, capsys):
     assert code != 0 and ".safetensors" in err and "Traceback" not in err
     assert not (tmp_path / "model.wav").exists()
     assert "epoch" not in err and "rtconv train: task" not in err  # refused before any training
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--out", "{tmp}/nowhere/m.safetensors"], "--out '{tmp}/nowhere/m.safetensors': the folder '{tmp}/nowhere' does not exist"),
+    (["--report", "{tmp}/r.txt"], "--report '{tmp}/r.txt': a report cannot be written as .txt; name it .png"),
+    (["--report", "{tmp}/nowhere/r.png"], "--report '{tmp}/nowhere/r.png': the folder '{tmp}/nowhere' does not exist"),
+    (["--report", "{tmp}"], "--report '{tmp}' is a folder"),
+])
+def test_train_refuses_an_output_it_could_not_write_before_training(tmp_path, capsys, flags, words):
+    """These failed only when the run had finished (a matplotlib traceback for the report's format): the run was lost."""
+    flags = [f.format(tmp=tmp_path) for f in flags]
+    code = main(["train", "sines", "--epochs", "50", *flags])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err
+    assert f"rtconv train: error: {words.format(tmp=tmp_path)}" in err
+    assert "epoch" not in err and not list(tmp_path.iterdir())  # refused before any training, nothing written

@@ -59,6 +59,7 @@ import contextlib
 import copy
 import json
 import math
+import os
 import random
 import shlex
 import sys
@@ -272,6 +273,32 @@ def _check(cfg: TrainConfig) -> None:
         raise ConfigError(f"train_only must be a list of words in parameter names, got {cfg.train_only!r}; "
                           "e.g. ['presence'].")
     _losses.get_loss(cfg.loss)
+    for flag, path in (("--out", cfg.out), ("--report", cfg.report)):
+        if path:
+            _check_output(flag, Path(path))
+
+
+def _check_output(flag: str, path: Path) -> None:
+    """Refuse, before any training, an output the run could only fail to write at its end."""
+    folder = path.parent if str(path.parent) else Path(".")
+    where = f"{flag} {str(path)!r}"
+    if path.is_dir():
+        raise ConfigError(f"{where} is a folder; give a file name in it.")
+    if not folder.is_dir():
+        raise ConfigError(f"{where}: the folder {str(folder)!r} does not exist; create it first "
+                          "(checked now, so that a finished run is not lost).")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{where}: the folder {str(folder)!r} is not writable; choose another.")
+    if flag == "--report":
+        try:
+            from matplotlib.backend_bases import FigureCanvasBase
+        except ImportError:  # write_report says what to install
+            return
+        kinds = FigureCanvasBase.get_supported_filetypes()
+        ext = path.suffix[1:].lower()
+        if ext not in kinds:
+            raise ConfigError(f"{where}: a report cannot be written as {('.' + ext) if ext else 'a file without an extension'}; "
+                              f"name it .png (or .{', .'.join(k for k in ('pdf', 'svg') if k in kinds)}).")
 
 
 def _freeze_all_but(model, words, log) -> None:
