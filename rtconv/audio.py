@@ -366,6 +366,16 @@ class AtomicWriter:
             fd, self._tmp = temporary_beside(self.path)
             _os.close(fd)
         except OSError as e:
+            if e.errno == _errno.ENAMETOOLONG:  # the output's own name fits; ".<name>.<8>.part" does not
+                try:
+                    room = _os.pathconf(folder, "PC_NAME_MAX") - len(".") - len(".12345678.part")
+                except (OSError, ValueError):
+                    room = 255 - 15
+                raise AudioFileError(
+                    f"cannot write {self.path.name!r}: its name ({len(self.path.name)} characters) is too long "
+                    f"for the temporary file written beside it first; name the output {room} characters "
+                    "or fewer (-o NAME), or rename the input."
+                ) from None
             raise AudioFileError(
                 f"cannot write to output folder {str(folder)!r}: {_oserror_text(e)}; "
                 "choose a writable folder with -o."

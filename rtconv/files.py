@@ -906,6 +906,16 @@ def _disk_full_said(out: Path, nbytes: int = 0, writer: AtomicWriter | None = No
             f"cannot write output {str(out)!r}: {os.strerror(errno.ENOSPC)}; nothing was saved, free some "
             "space there or choose an output folder on another disk with -o."
         ) from None
+    except RuntimeError as e:  # soundfile's own error: a scratch file of --both-directions, written directly
+        if getattr(e, "code", None) == 2 and _free_bytes(out.parent) < max(_FULL_DISK_MARGIN, nbytes):
+            raise AudioFileError(
+                f"cannot write output {str(out)!r}: {os.strerror(errno.ENOSPC)} (its scratch copies need about "
+                "three times the output's size in float); nothing was saved, free some space there or choose "
+                "an output folder on another disk with -o."
+            ) from None
+        detail = str(e).split(": ", 1)[-1].strip().rstrip(".")
+        raise AudioFileError(f"cannot write the scratch copy beside {str(out)!r} ({detail}); nothing was saved, "
+                             "choose another output folder with -o.") from None
 
 
 def _temporary_pattern(output: Path) -> re.Pattern:

@@ -51,6 +51,69 @@ def test_second_path_that_does_not_exist_is_the_output(tmp_path, fir, capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_the_same_in_out_command_run_again_says_the_output_exists_instead_of_processing_it(tmp_path, fir, capsys):
+    """The output of the first run exists now; it used to be taken as a second input (in-filtered.wav and
+    clean-filtered.flac written, exit 0)."""
+    src, out = _wav(tmp_path / "in.wav"), tmp_path / "clean.flac"
+    argv = ["process", str(src), str(out), "-m", str(fir), "-q"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv) == 1
+    (err,) = _errors(capsys.readouterr().err)
+    assert f"output {str(out)!r} already exists; pass --overwrite" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["avg.safetensors", "clean.flac", "in.wav"]
+    out.write_bytes(b"")  # not a file rtconv wrote: a second input again, never overwritten with the first's output
+    assert main(argv + ["--overwrite"]) == 1  # (it is not audio: that file fails, the first is processed)
+    assert out.read_bytes() == b"" and (tmp_path / "in-filtered.wav").is_file()
+    (tmp_path / "in-filtered.wav").unlink()
+    out.unlink()
+    assert main(argv) == 0 and main(argv + ["--overwrite"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["avg.safetensors", "clean.flac", "in.wav"]
+
+
+def test_an_existing_second_file_rtconv_did_not_write_is_a_second_input(tmp_path, fir, capsys):
+    a, b = _wav(tmp_path / "a.wav"), _wav(tmp_path / "b.wav", frames=2400)
+    assert main(["process", str(a), str(b), "-m", str(fir), "-q"]) == 0
+    assert (tmp_path / "a-filtered.wav").is_file() and (tmp_path / "b-filtered.wav").is_file()
+    assert sf.info(str(b)).frames == 2400  # the user's file untouched
+
+
+def test_an_output_folder_named_with_a_slash_is_made_and_removed_again_when_nothing_went_in(tmp_path, fir, capsys):
+    """The README's batch example (-o cleaned/) failed on a fresh checkout: the folder had to exist."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _wav(folder / "one.wav")
+    new = tmp_path / "cleaned" / "today"
+    assert main(["process", str(folder), "-o", f"{new}/", "-m", str(fir), "-q"]) == 0
+    assert sorted(p.name for p in new.iterdir()) == ["one-filtered.wav"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["process", str(empty), "-o", f"{tmp_path / 'made'}/sub/", "-m", str(fir), "-q"]) == 1
+    assert "no audio files found" in _errors(capsys.readouterr().err)[0]
+    assert not (tmp_path / "made").exists()
+    assert main(["process", str(folder / "one.wav"), "-o", f"{folder / 'one.wav'}/", "-m", str(fir), "-q"]) == 1
+    assert "is a file, not a folder" in _errors(capsys.readouterr().err)[0]
+
+
+@pytest.mark.parametrize("case", ["output name", "derived name", "temporary name"])
+def test_a_name_too_long_for_the_file_system_is_one_sentence(tmp_path, fir, case):
+    """Each raised OSError: File name too long (a traceback) or blamed the folder."""
+    src = _wav(tmp_path / "a.wav")
+    if case == "output name":
+        argv = [str(src), str(tmp_path / ("x" * 300 + ".wav"))]
+    else:  # the input's name fits; "<stem>-filtered.wav" does not (245), or ".<name>.<8>.part" does not (232)
+        src = src.rename(tmp_path / ("b" * (245 if case == "derived name" else 232) + ".wav"))
+        argv = [str(src)]
+    r = subprocess.run([sys.executable, "-m", "rtconv", "process", *argv, "-m", str(fir), "-q"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("rtconv process: error: ") and "too long" in line
+    if case == "temporary name":
+        assert "240 characters or fewer" in line and "output folder" not in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["avg.safetensors", src.name])
+
+
 def test_folder_with_one_bad_file_processes_the_rest_and_exits_1(tmp_path, fir, capsys):
     folder = tmp_path / "in"
     folder.mkdir()

@@ -179,8 +179,10 @@ def test_a_system_error_with_room_left_on_the_disk_is_not_called_a_full_disk(tmp
     assert "No space" not in msg
 
 
-def test_a_really_full_disk_says_no_space_left_on_device(tmp_path, good):
-    # a 64 KiB tmpfs in a private mount namespace (root only): the real libsndfile path
+@pytest.mark.parametrize("both", [False, True], ids=["one pass", "both directions (scratch copies first)"])
+def test_a_really_full_disk_says_no_space_left_on_device(tmp_path, good, both):
+    # a 16 KiB tmpfs in a private mount namespace (root only): the real libsndfile path; the scratch copies
+    # of --both-directions are written by soundfile directly, and their error came out as a traceback
     import shutil
     import subprocess
     import sys
@@ -189,9 +191,12 @@ def test_a_really_full_disk_says_no_space_left_on_device(tmp_path, good):
         pytest.skip("needs util-linux unshare")
     small = tmp_path / "small"
     small.mkdir()
-    code = ("import sys, rtconv; from rtconv.files import process_file\n"
+    model = "ConvDenoiser(window=32, hop=16, channels=8, blocks=2)" if both else "rtconv.FIR([1.0])"
+    code = ("import sys, rtconv; from rtconv.files import process_file; from rtconv.denoiser import ConvDenoiser\n"
+            f"m = {model}; m.metadata = {{'task': 'denoise'}}\n"
             "try:\n"
-            f"    process_file({str(good)!r}, {str(small / 'out.wav')!r}, rtconv.FIR([1.0]), progress=False)\n"
+            f"    process_file({str(good)!r}, {str(small / 'out.wav')!r}, m, progress=False,"
+            f" both_directions={both})\n"
             "except rtconv.AudioFileError as e:\n"
             "    print(e); print(sorted(__import__('os').listdir(sys.argv[1])))\n")
     r = subprocess.run(["unshare", "-m", "sh", "-c", f'mount -t tmpfs -o size=16k tmpfs "$1" && exec "$0" -c "$2" "$1"',

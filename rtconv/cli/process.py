@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -57,9 +58,10 @@ existing output is kept unless --overwrite is given.
 
 Output names: `x.wav` becomes `x-denoised.wav` (denoiser), `x-filtered.wav`
 (filter) or `x-<task>.wav`, beside the input or in the folder given by -o.
-With exactly two paths where the second does not exist, the second is the
-output file (`rtconv process in.wav out.flac`); two existing files are two
-inputs, so replace an existing output with `-o out.wav --overwrite`.
+With exactly two paths where the second does not exist yet, or is a file
+rtconv wrote, the second is the output file (`rtconv process in.wav
+out.flac`; run again, it says the output exists); two existing files are
+otherwise two inputs.  An -o ending in / names a folder, made if missing.
 
 Several files or folders: a folder gives the audio files directly in it;
 with --recursive also those in its sub-folders, whose structure is mirrored
@@ -139,11 +141,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary lines")
 
 
+def _exists(p: Path) -> bool:
+    try:
+        return p.exists()
+    except OSError:  # a name too long for the file system: said in one sentence where it is used
+        return False
+
+
 def _split_output(args: argparse.Namespace) -> tuple[list[str], str | None]:
+    """``IN OUT`` as an input and its output: when OUT does not exist yet, or is a file rtconv wrote
+    (the same command run again must say the output exists, not process its own output as an input)."""
+    from ..audio import written_by_rtconv
+
     inputs, output = list(args.inputs), args.output
-    if output is None and len(inputs) == 2 and Path(inputs[0]).exists() and not Path(inputs[1]).exists():
-        output = inputs.pop()
+    if output is None and len(inputs) == 2 and _exists(Path(inputs[0])) and not Path(inputs[0]).is_dir():
+        second = Path(inputs[1])
+        if not _exists(second) or (second.is_file() and written_by_rtconv(second)):
+            output = inputs.pop()
     return inputs, output
+
+
+def _too_long(e: OSError) -> str:
+    name = os.fsdecode(e.filename) if e.filename is not None else "a file name"
+    short = name if len(name) <= 60 else f"{name[:28]}...{name[-28:]}"
+    return (f"the name {short!r} ({len(Path(name).name)} characters) is too long for this file system; "
+            "rename the input or give a shorter output name with -o.")
 
 
 def cpu_cores() -> int:
@@ -520,6 +542,12 @@ def run(args: argparse.Namespace) -> int:
     batch: list[_Batch] = []  # filled once the files are known, for the stop message
     try:
         return _run(args, console, batch)
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            raise
+        from ..errors import AudioFileError
+
+        raise AudioFileError(_too_long(e)) from None
     except KeyboardInterrupt as e:
         _catch(stops, signal.SIG_IGN)  # a second signal must not cut the clean-up short
         signum = e.signum if isinstance(e, _Stop) else signal.SIGINT
@@ -533,13 +561,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, console: _Console, batches: list) -> int:
+    from ..errors import AudioFileError
+
+    inputs, output = _split_output(args)
+    made: list[Path] = []
+    if output is not None and output.endswith(("/", os.sep)) and not Path(output).is_dir():
+        if _exists(Path(output)):
+            raise AudioFileError(f"output folder {output!r} is a file, not a folder; give the output file "
+                                 "without the trailing slash, or another folder.")
+        made = _make_dirs(Path(output))  # named as a folder: made like the folders of an output file
+    try:
+        return _run_in(args, console, batches, inputs, output)
+    finally:
+        _remove_empty(made)  # nothing was written into it (no files found, every file failed)
+
+
+def _run_in(args: argparse.Namespace, console: _Console, batches: list, inputs: list[str], output: str | None) -> int:
     from ..checkpoint import load, resolve
     from ..errors import AudioFileError
     from ..files import audio_files
 
-    inputs, output = _split_output(args)
-    if output is not None and output.endswith(("/", os.sep)) and not Path(output).is_dir():
-        raise AudioFileError(f"output folder {output!r} does not exist; create it first.")
     out_dir = output is not None and Path(output).is_dir()
     found = audio_files(inputs, recursive=args.recursive, exclude=[output] if out_dir else [])
     if found.written:
@@ -632,19 +673,32 @@ def _make_folders(jobs: list[_Job]) -> list[Path]:
 
     made: list[Path] = []
     for job in jobs:
-        missing = []
-        p = job.output.parent
-        while not p.exists() and p != p.parent:
-            missing.append(p)
-            p = p.parent
-        for d in reversed(missing):
-            try:
-                d.mkdir()
-            except OSError as e:
-                _remove_empty(made[::-1])
-                raise AudioFileError(f"cannot create output folder {str(d)!r}: {e.strerror or e}; "
-                                     "choose a writable output folder with -o.") from None
-            made.append(d)
+        try:
+            made[:0] = _make_dirs(job.output.parent)
+        except AudioFileError:
+            _remove_empty(made)
+            raise
+    return made
+
+
+def _make_dirs(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return those made, deepest first."""
+    from ..errors import AudioFileError
+
+    missing = []
+    p = folder
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    made: list[Path] = []
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except OSError as e:
+            _remove_empty(made[::-1])
+            raise AudioFileError(f"cannot create output folder {str(d)!r}: {e.strerror or e}; "
+                                 "choose a writable output folder with -o.") from None
+        made.append(d)
     return made[::-1]
 
 
