@@ -544,8 +544,14 @@ def default_model_path() -> Path:
             except CheckpointError:
                 continue
         return p
+    if not folder.is_dir():
+        where = "RTCONV_MODELS names" if _os.environ.get("RTCONV_MODELS") else "the models folder"
+        raise CheckpointError(
+            f"no default model: {where} {str(folder)!r}, which does not exist; name a model file "
+            "(`rtconv info PATH`, --model PATH elsewhere) or set RTCONV_MODELS to a folder that has one."
+        )
     raise CheckpointError(
-        f"no default model found in {str(folder)!r} (looked for {', '.join(DEFAULT_MODELS)}); "
-        "pass --model PATH or set RTCONV_MODELS to a folder that has one."
+        f"no default model found in {str(folder)!r} (looked for {', '.join(DEFAULT_MODELS)}); name a model "
+        "file (`rtconv info PATH`, --model PATH elsewhere) or set RTCONV_MODELS to a folder that has one."
     )
 

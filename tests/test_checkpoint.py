@@ -221,6 +221,18 @@ def test_architecture_registered_later_loads(tmp_path):
 # --- default model ----------------------------------------------------------------
 
 
+def test_a_missing_models_folder_is_named_as_missing_and_the_advice_fits_every_command(tmp_path, monkeypatch, capsys):
+    """It said "no default model found in '...'" and "pass --model PATH", an option `rtconv info` does not have."""
+    from rtconv.cli import main
+
+    monkeypatch.setenv("RTCONV_MODELS", str(tmp_path / "nowhere"))
+    with pytest.raises(CheckpointError, match=r"RTCONV_MODELS names '.*nowhere', which does not exist"):
+        default_model_path()
+    assert main(["info"]) != 0
+    err = capsys.readouterr().err
+    assert "`rtconv info PATH`" in err and "Traceback" not in err
+
+
 def test_default_model_prefers_denoiser_then_lab_then_filter(tmp_path, monkeypatch):
     monkeypatch.setenv("RTCONV_MODELS", str(tmp_path))
     with pytest.raises(CheckpointError, match="no default model found"):
