@@ -55,11 +55,18 @@ def limit_to_floor(limit_db: float | None) -> float:
     return float(10.0 ** (-float(limit_db) / 20.0))
 
 
+def _which(model) -> str:
+    """``'speech-band' (fir)`` for a checkpoint with a name, ``('fir')`` for a bare model: what a refusal calls it."""
+    arch = getattr(model, "arch", type(model).__name__)
+    name = (getattr(model, "metadata", None) or {}).get("name")
+    return f"{name!r} ({arch})" if name else f"({arch!r})"
+
+
 def set_attenuation_limit(model, limit_db: float | None) -> None:
     """Set a denoiser's strength (``--atten-lim``); refuse, in one sentence, a model without one."""
     if not hasattr(type(model), "attenuation_limit_db"):
         raise ConfigError(
-            f"the model ({getattr(model, 'arch', type(model).__name__)!r}) has no attenuation limit: only "
+            f"the model {_which(model)} has no attenuation limit: only "
             "denoisers do; leave --atten-lim out for this model."
         )
     model.attenuation_limit_db = None if limit_db is None else float(limit_db)
@@ -71,7 +78,7 @@ def set_linked(model, linked: bool) -> None:
     gates = [m for m in model.modules() if isinstance(m, MaskGate)] if hasattr(model, "modules") else []
     if not gates:
         raise ConfigError(
-            f"the model ({getattr(model, 'arch', type(model).__name__)!r}) has no gains to link: only mask "
+            f"the model {_which(model)} has no gains to link: only mask "
             "denoisers do; leave --linked out for this model."
         )
     for g in gates:

@@ -91,7 +91,7 @@ def test_atten_lim_on_a_model_without_one_is_refused(noisy_file, tmp_path, capsy
                  "--model", "models/speech-band.safetensors"])
     assert code == 1
     err = capsys.readouterr().err
-    assert "has no attenuation limit: only denoisers do" in err
+    assert "the model 'speech-band' (fir) has no attenuation limit: only denoisers do" in err  # its name, not only its kind
     assert not (tmp_path / "o.wav").exists()
 
 
