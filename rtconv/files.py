@@ -278,6 +278,7 @@ class _Primed:
         self.pending: list[np.ndarray] = []
         self.have = 0
         self.drop: int | None = None  # output frames still to drop, once started
+        self.used = 0  # frames it was primed with: n, or fewer for a shorter file
 
     def _take(self, y: np.ndarray | None) -> np.ndarray:
         if y is None:
@@ -292,7 +293,7 @@ class _Primed:
         x = np.concatenate(self.pending) if self.pending else np.zeros((0, self.channels), np.float32)
         self.pending = []
         k = max(0, min(self.n, x.shape[0] - 1))
-        self.drop = k
+        self.drop = self.used = k
         return self._take(self.core(np.concatenate([x[1 : k + 1][::-1], x])))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -443,9 +444,10 @@ class Chain:
             torch.set_num_threads(threads)
         if prime is None:
             prime = model.recurrent
-        self.primed_frames = prime_frames(model, rate) if prime else 0
-        if self.primed_frames:
-            core = _Primed(core, self.primed_frames, channels)
+        want = prime_frames(model, rate) if prime else 0
+        self._primed = _Primed(core, want, channels) if want else None
+        if self._primed is not None:
+            core = self._primed
         stages.append(core)
         self.out_channels = core.out_channels
         if align:
@@ -457,6 +459,13 @@ class Chain:
         extra = 0 if align else round(model.latency * sample_rate / rate)
         stages.append(_Fit(frames + extra, self.out_channels))
         self.stages = stages
+
+    @property
+    def primed_frames(self) -> int:
+        """Model-rate frames the model was started from, played backwards: the plan's until the file's start
+        is known, then what it had (a file shorter than the plan is reflected whole); 0 when not primed."""
+        p = self._primed
+        return 0 if p is None else p.n if p.drop is None else p.used
 
     @property
     def dc_offset(self) -> float | None:

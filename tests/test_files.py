@@ -516,3 +516,7 @@ def test_a_convolution_is_never_primed_and_a_primed_file_says_so(tmp_path):
     assert s.primed_frames == 0 and not any("backwards" in n for n in s.notes)
     s = process_file(src, tmp_path / "fir.wav", fir, progress=False)
     assert s.primed_frames == 0
+    short = tmp_path / "short.wav"
+    sf.write(short, x[:160], 16000, subtype="FLOAT")  # 10 ms: it said "the file's first 250 ms"
+    s = process_file(short, tmp_path / "short-out.wav", _recurrent_denoiser(), progress=False)
+    assert s.primed_frames == 159 and any("first 10 ms played backwards" in n for n in s.notes), s.notes
