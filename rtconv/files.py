@@ -902,26 +902,28 @@ def _disk_full_said(out: Path, nbytes: int = 0, writer: AtomicWriter | None = No
     """
     try:
         yield
-    except AudioFileError as e:
-        cause = e.__context__
+    except (AudioFileError, RuntimeError) as e:
+        # AudioFileError: the writer's, with the OS or soundfile error as its context; RuntimeError: soundfile's
+        # own, from a scratch file of --both-directions, which is written directly
+        scratch = not isinstance(e, AudioFileError)
+        import soundfile as sf
+
+        if scratch and not isinstance(e, sf.LibsndfileError):
+            raise  # a model's own error inside the block, not a failed write
+        cause = e if scratch else e.__context__
         if isinstance(cause, OSError) and not isinstance(cause, AudioFileError):
             full = cause.errno == errno.ENOSPC
         else:
-            full = (writer is not None and getattr(cause, "code", None) == 2  # libsndfile's SFE_SYSTEM
+            full = ((scratch or writer is not None) and getattr(cause, "code", None) == 2  # libsndfile's SFE_SYSTEM
                     and _free_bytes(out.parent) < max(_FULL_DISK_MARGIN, nbytes))
-        if not full:
-            raise
-        raise AudioFileError(
-            f"cannot write output {str(out)!r}: {os.strerror(errno.ENOSPC)}; nothing was saved, free some "
-            "space there or choose an output folder on another disk with -o."
-        ) from None
-    except RuntimeError as e:  # soundfile's own error: a scratch file of --both-directions, written directly
-        if getattr(e, "code", None) == 2 and _free_bytes(out.parent) < max(_FULL_DISK_MARGIN, nbytes):
+        if full:
+            room = " (its scratch copies need about three times the output's size in float)" if scratch else ""
             raise AudioFileError(
-                f"cannot write output {str(out)!r}: {os.strerror(errno.ENOSPC)} (its scratch copies need about "
-                "three times the output's size in float); nothing was saved, free some space there or choose "
-                "an output folder on another disk with -o."
+                f"cannot write output {str(out)!r}: {os.strerror(errno.ENOSPC)}{room}; nothing was saved, free "
+                "some space there or choose an output folder on another disk with -o."
             ) from None
+        if not scratch:
+            raise
         detail = str(e).split(": ", 1)[-1].strip().rstrip(".")
         raise AudioFileError(f"cannot write the scratch copy beside {str(out)!r} ({detail}); nothing was saved, "
                              "choose another output folder with -o.") from None

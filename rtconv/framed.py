@@ -349,10 +349,6 @@ class MaskGate(nn.Module):
         self._fm = (value, value / self._passthrough)
 
     @property
-    def _floor(self) -> float:
-        return self._fm[0]
-
-    @property
     def passthrough(self) -> float:
         return self._passthrough
 
@@ -404,13 +400,13 @@ class MaskGate(nn.Module):
         v = deep_filter_frames(h, e[:, K:], order, d)
         if pg is not None:
             v = v * pg.unsqueeze(1)
-        return y + (1.0 - self._floor) * place_low_bins(v, K)
+        return y + (1.0 - self._fm[0]) * place_low_bins(v, K)
 
     def extra_repr(self) -> str:
         df = "" if self.deep_filter is None else f", deep_filter={self.deep_filter}"
         pr = "" if self.presence is None else f", presence_floor={self.presence_floor:g}, presence_range={self.presence_range}"
         pt = "" if self._passthrough == 1.0 else f", passthrough={self._passthrough:g}"
-        return f"pairs={self.pairs}, floor={self._floor:g}{pt}{df}{pr}"
+        return f"pairs={self.pairs}, floor={self.floor:g}{pt}{df}{pr}"
 
 
 def presence_scale(p: torch.Tensor, floor: float, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:

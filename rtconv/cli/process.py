@@ -154,7 +154,7 @@ def _split_output(args: argparse.Namespace) -> tuple[list[str], str | None]:
     from ..audio import written_by_rtconv
 
     inputs, output = list(args.inputs), args.output
-    if output is None and len(inputs) == 2 and _exists(Path(inputs[0])) and not Path(inputs[0]).is_dir():
+    if output is None and len(inputs) == 2 and _exists(Path(inputs[0])):
         second = Path(inputs[1])
         if not _exists(second) or (second.is_file() and written_by_rtconv(second)):
             output = inputs.pop()

@@ -173,12 +173,12 @@ class LiveProcessor:
         gets them too where it has them, so a knob turned during a swap holds.
         """
         apply_switches(self.chain.model, switches)
-        for slot in (self._pending, self._warming):
-            if slot is not None and slot[1] is not self.chain:
-                try:
-                    apply_switches(slot[1].model, switches)
-                except ConfigError:  # a switch the coming model lacks: its own setting stays
-                    pass
+        p = self._pending  # the newest request; one still warming is this one or dropped at the next block
+        if p is not None and p[0] > self._taken:
+            try:
+                apply_switches(p[1].model, switches)
+            except ConfigError:  # a switch the coming model lacks: its own setting stays
+                pass
 
     # ------------------------------------------------------------------ models
     @property
@@ -235,11 +235,12 @@ class LiveProcessor:
         both_ms = self.chain.warmup_ms + chain.warmup_ms
         if self.realtime_check and chain.warm_frames and both_ms > _WARM_SHARE * budget_ms:
             # two models in one block would not keep up: heard at once, from silence, rather than dropouts
+            cold_ms = chain.warm_frames / s.sample_rate * 1e3
             chain.warm_frames = 0
             self._notes.append(
                 f"model{where} swapped in without warming up: the playing and the new model together take "
                 f"{both_ms:.2f} ms of a {budget_ms:.2f} ms block, so it starts from silence and may let "
-                f"noise through for its first {chain.model.history_frames(chain.model_rate) / chain.model_rate * 1e3:.0f} ms; "
+                f"noise through for its first {cold_ms:.0f} ms; "
                 f"a larger block size ({2 * s.block_size} frames) lets it warm up unheard.")
         with self._swap_lock:
             self._retired.clear()  # freed here, not on the audio thread
