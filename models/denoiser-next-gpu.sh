@@ -29,8 +29,10 @@
 # --calibrate-gain), score it on the dev split beside v9 (`rtconv bench denoise --split dev
 # --model ... --baseline models/denoiser.safetensors`) and only then on the held-out set.
 #
-# DEVICE, WORKERS and EXAMPLES override the defaults (cuda, 15, 24000): a CPU dry run of the
-# script is `DEVICE=cpu WORKERS=2 EXAMPLES=64 bash models/denoiser-next-gpu.sh runs/pack /tmp/dry 2`.
+# DEVICE, WORKERS, EXAMPLES, LR and SEED override the defaults (cuda, 15, 24000, 5e-5, 311); a second
+# run beside the first on the same GPU (a launch-bound GRU leaves it mostly idle) takes its own OUT_DIR,
+# SEED and fewer EXAMPLES (the mixed clips are held in memory: 24,000 four-second clips are 37 GB).
+# A CPU dry run of the script is `DEVICE=cpu WORKERS=2 EXAMPLES=64 bash models/denoiser-next-gpu.sh runs/pack /tmp/dry 2`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -ne 3 ]; then
@@ -42,8 +44,8 @@ mkdir -p "$OUTDIR"
 RTCONV_CACHE=$PACK python3 -m rtconv train denoise --corpus realistic --resume models/denoiser.safetensors \
   --kinds mix=0.74,speech=0.16,noise=0.10 \
   --bands full=0.40,telephone=0.15,hp300=0.10,hp150=0.05,8k=0.08,11k=0.06,16k=0.08,22k=0.05,32k=0.03 \
-  --loss 'si_sdr + 10*sc + 5*cmrs + 4*pesq' --optimizer adam --lr 5e-5 --schedule cosine --clip-grad 5 \
+  --loss 'si_sdr + 10*sc + 5*cmrs + 4*pesq' --optimizer adam --lr "${LR:-5e-5}" --schedule cosine --clip-grad 5 \
   --batch-size 64 --epochs 40 --sample-rate 48000 --seconds 4 --snr-db=-5,30 --level-db=-35,6 \
-  --train-examples "${EXAMPLES:-24000}" --val-examples 256 --test-examples 32 --val-split dev --seed 311 \
+  --train-examples "${EXAMPLES:-24000}" --val-examples 256 --test-examples 32 --val-split dev --seed "${SEED:-311}" \
   --device "${DEVICE:-cuda}" --workers "${WORKERS:-15}" --time-budget "$MINUTES" \
   --name denoiser --out "$OUTDIR/gpu.safetensors"

@@ -39,7 +39,7 @@ def _record(tmp_path, *args, env=None):
     stand_in.chmod(0o755)
     record = tmp_path / "record.json"
     # the script's overrides come from ``env`` alone, never from the shell the tests run in
-    full_env = {k: v for k, v in os.environ.items() if k not in ("DEVICE", "WORKERS", "EXAMPLES")}
+    full_env = {k: v for k, v in os.environ.items() if k not in ("DEVICE", "WORKERS", "EXAMPLES", "LR", "SEED")}
     full_env.update(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", RECORD=str(record), **(env or {}))
     done = subprocess.run(["bash", str(SCRIPT), *args], env=full_env, capture_output=True, text=True, timeout=60)
     return done, (json.loads(record.read_text()) if record.exists() else None)
@@ -71,6 +71,15 @@ def test_the_overrides_make_a_small_cpu_dry_run(tmp_path):
     assert done.returncode == 0, done.stderr
     cfg = build_config(get_parser()[0].parse_args(rec["argv"][2:]))
     assert (cfg.device, cfg.workers, cfg.task_options["train_examples"], cfg.time_budget) == ("cpu", 2, 64, 2.0)
+
+
+def test_a_second_run_beside_the_first_takes_its_own_learning_rate_and_seed(tmp_path):
+    done, rec = _record(tmp_path, "p", str(tmp_path / "b"), "8", env={"LR": "1e-4", "SEED": "312"})
+    assert done.returncode == 0, done.stderr
+    cfg = build_config(get_parser()[0].parse_args(rec["argv"][2:]))
+    assert (cfg.lr, cfg.seed) == (1e-4, 312)
+    plain = build_config(get_parser()[0].parse_args(_record(tmp_path, "p", str(tmp_path / "a"), "8")[1]["argv"][2:]))
+    assert (plain.lr, plain.seed) == (5e-5, 311)
 
 
 @pytest.mark.parametrize("args", [(), ("runs/pack",), ("a", "b", "c", "d")])
