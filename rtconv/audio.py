@@ -284,7 +284,8 @@ def output_format(path: PathLike, like_format: str | None = None, like_subtype: 
 
     The format follows the output's extension; the subtype is ``subtype``
     when given, else the input's (``like_subtype``) when that format can hold
-    it, else the format's default.
+    it, else, for PCM or float input, the deepest of the shallower PCM subtypes
+    it can (float to FLAC: 24-bit), else the format's default.
     """
     sf = _sf()
     path = Path(path)
@@ -307,7 +308,16 @@ def output_format(path: PathLike, like_format: str | None = None, like_subtype: 
         return fmt, subtype
     if like_subtype and sf.check_format(fmt, like_subtype):
         return fmt, like_subtype
+    if like_subtype in _DEPTHS:
+        # a format that cannot hold the input's samples gets the deepest of the next ones it can
+        # (float or 32-bit WAV to FLAC: 24-bit, not the format's default 16 bits)
+        for deeper in _DEPTHS[_DEPTHS.index(like_subtype) + 1:]:
+            if sf.check_format(fmt, deeper):
+                return fmt, deeper
     return fmt, sf.default_subtype(fmt)
+
+
+_DEPTHS = ("DOUBLE", "FLOAT", "PCM_32", "PCM_24", "PCM_16")  # deepest first
 
 
 def default_output_path(input_path: PathLike, task: str | None = None, folder: PathLike | None = None) -> Path:

@@ -200,6 +200,18 @@ def test_output_keeps_the_inputs_format_and_subtype(tmp_path, ext, subtype):
     assert info.frames == 4800 or ext == "ogg"
 
 
+@pytest.mark.parametrize("subtype,expected", [("FLOAT", "PCM_24"), ("DOUBLE", "PCM_24"), ("PCM_32", "PCM_24"),
+                                              ("PCM_24", "PCM_24"), ("PCM_16", "PCM_16")])
+def test_a_deep_input_written_as_flac_keeps_24_bits_not_flacs_default_16(tmp_path, subtype, expected):
+    src = tmp_path / "in.wav"
+    x = _noise(4800, 1, scale=0.1)
+    sf.write(str(src), x, 48000, subtype=subtype)
+    s = process_file(src, tmp_path / "out.flac", rtconv.FIR([1.0]), progress=False)
+    assert sf.info(str(s.output)).subtype == expected
+    if subtype in ("FLOAT", "DOUBLE"):  # 24-bit: the float input within one 24-bit step, not a 16-bit one
+        assert np.max(np.abs(_read(s.output) - sf.read(str(src), dtype="float32", always_2d=True)[0])) < 2.0 ** -22
+
+
 def test_int_output_clips_with_a_warning_and_float_output_does_not(tmp_path):
     x = np.full((100, 1), 0.9, np.float32)
     gain = rtconv.FIR([2.0])

@@ -122,7 +122,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "of the two; cleaner (validation: PESQ 1.63 -> 1.70, SI-SDRi +3.95 -> +4.33 dB) at twice "
                         "the time, with two temporary copies of the file beside the output meanwhile; not for live")
     g.add_argument("--subtype", metavar="NAME",
-                   help="output sample format, e.g. PCM_16, PCM_24, FLOAT (default: the input's)")
+                   help="output sample format, e.g. PCM_16, PCM_24, FLOAT (default: the input's, or the deepest "
+                        "the output format holds: float WAV to FLAC is 24-bit)")
     exists = g.add_mutually_exclusive_group()
     exists.add_argument("--overwrite", action="store_true", help="replace existing output files (never an input)")
     exists.add_argument("--skip-existing", action="store_true",
