@@ -175,3 +175,24 @@ def test_a_model_output_not_named_safetensors_is_refused_in_one_sentence(tmp_pat
     assert err.startswith(f"rtconv filter: error: the output {str(out)!r} is not a model file name")
     assert ".safetensors" in err and "\n" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_model_is_kept_unless_overwrite_is_given(tmp_path, capsys):
+    out = tmp_path / "lp.safetensors"
+    assert main(["filter", "lowpass", "--cutoff", "2000", "-o", str(out)]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main(["filter", "highpass", "--cutoff", "80", "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"rtconv filter: error: {str(out)!r} exists; pass --overwrite to replace it or name another file with -o."
+    assert out.read_bytes() == before
+    assert main(["filter", "highpass", "--cutoff", "80", "-o", str(out), "--overwrite"]) == 0
+    assert out.read_bytes() != before and rtconv.load(out).metadata["design"]["kind"] == "highpass"
+
+
+def test_a_folder_named_like_a_model_is_refused_in_one_sentence(tmp_path, capsys):
+    out = tmp_path / "lp.safetensors"
+    out.mkdir()
+    assert main(["filter", "lowpass", "--cutoff", "2000", "-o", str(out), "--overwrite"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "is a folder" in err and "\n" not in err and list(out.iterdir()) == []

@@ -57,6 +57,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="same: centred kernel whose group delay is declared as latency, so processed "
                             "files come out aligned (default for linear phase); causal: latency 0, the "
                             "output carries the group delay (default for --phase minimum)")
+        p.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
         p.add_argument("--name", help="model name stored in the file (default: the file name)")
         p.add_argument("--description", help="one-line description stored in the file")
 
@@ -139,8 +140,14 @@ def _timing(model) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint import check_model_path, save
+    from ..errors import ConfigError
 
     output = check_model_path(args.output)
+    if output.is_dir():
+        raise ConfigError(f"the output {str(output)!r} is a folder; name the model file to write, "
+                          f"e.g. {str(output / 'filter.safetensors')!r}.")
+    if output.exists() and not args.overwrite:
+        raise ConfigError(f"{str(output)!r} exists; pass --overwrite to replace it or name another file with -o.")
     model = build_filter(args)
     command = "rtconv " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["filter"] else None
     prov = {"command": command} if command else {}
