@@ -400,7 +400,12 @@ class AtomicWriter:
                 f"cannot create {format}/{subtype} output {str(self.path)!r} with {channels} channel(s) "
                 f"at {sample_rate} Hz ({detail}); choose another format with a different extension."
             ) from None
-        for key, value in (tags or {}).items():
+        tags = dict(tags or {})
+        if format == "MP3" and tags.get("software"):
+            # libsndfile writes MP3's ID3 title, artist, album, date and comment, and drops software
+            # without an error: the comment carries the mark that lets folder runs skip this file
+            tags["comment"] = f"{tags['comment']} [{tags['software']}]" if tags.get("comment") else f"[{tags['software']}]"
+        for key, value in tags.items():
             try:
                 setattr(self._f, key, value)
             except (RuntimeError, OSError, ValueError):  # a format without that tag: not worth failing for
@@ -471,9 +476,9 @@ class AtomicWriter:
 
 
 def written_by_rtconv(path: PathLike) -> bool:
-    """Whether ``path`` is an audio file whose ``software`` tag says rtconv wrote it."""
+    """Whether ``path`` is an audio file whose ``software`` tag (MP3: comment) says rtconv wrote it."""
     try:
         with _sf().SoundFile(str(path)) as f:
-            return (f.software or "").startswith(SOFTWARE_TAG + " ")
+            return (f.software or "").startswith(SOFTWARE_TAG + " ") or f"[{SOFTWARE_TAG} " in (f.comment or "")
     except Exception:  # unreadable files are reported when processed, not here
         return False
