@@ -56,6 +56,17 @@ def test_missing_or_empty_folder_is_refused_with_its_name(tmp_path):
         speech.load_folder(tmp_path, 16000)
 
 
+def test_a_file_that_is_not_audio_in_the_folder_is_named_in_one_sentence_with_what_to_do(tmp_path):
+    sf.write(tmp_path / "a.wav", 0.1 * np.ones(16000), 16000)
+    (tmp_path / "notes.wav").write_bytes(b"not a wave file at all" * 10)
+    with pytest.raises(AudioFileError) as e:
+        speech.load_folder(tmp_path, 16000)
+    msg = str(e.value)
+    assert msg.startswith(f"cannot read {str(tmp_path / 'notes.wav')!r} in the audio folder {str(tmp_path)!r} (")
+    assert msg.endswith("; convert it to WAV or FLAC, or move it out of the folder.")
+    assert ".." not in msg and "\n" not in msg and msg.count(str(tmp_path / "notes.wav")) == 1
+
+
 def test_bad_split_is_refused():
     with pytest.raises(ConfigError, match="split must be one of .* got 'dev'"):
         speech.utterances("dev", 3)

@@ -326,7 +326,9 @@ def load_folder(
         try:
             x, sr = sf.read(str(f), dtype="float32", always_2d=True)
         except Exception as e:  # soundfile raises RuntimeError/LibsndfileError subclasses
-            raise AudioFileError(f"cannot read audio file {str(f)!r}: {e}.") from None
+            detail = str(e).split(": ", 1)[-1].strip().rstrip(".") if str(e) else type(e).__name__
+            raise AudioFileError(f"cannot read {str(f)!r} in the audio folder {str(root)!r} ({detail}); "
+                                 "convert it to WAV or FLAC, or move it out of the folder.") from None
         x = x.mean(axis=1)
         if sr != sample_rate:
             x = soxr.resample(x, sr, sample_rate, quality="HQ").astype(np.float32)
