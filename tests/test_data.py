@@ -1313,6 +1313,21 @@ def test_a_card_is_written_from_the_test_split_only(capsys):
     assert "--card writes the held-out test set's numbers into a model card; drop --split dev" in err
 
 
+@pytest.mark.parametrize("bench", ["denoise", "vad"])
+def test_a_bench_without_the_corpus_or_split_says_so_before_timing_anything(bench, tiny_corpus, tmp_path, capsys):
+    from rtconv.cli import main
+
+    empty = tmp_path / "empty"
+    assert main(["bench", bench, "--cache-dir", str(empty), "--seconds", "0.2"]) != 0
+    cap = capsys.readouterr()
+    assert f"no corpus at {str(corpus.corpus_dir(empty))!r}" in cap.err and "RTF" not in cap.out
+    cache, _, _ = tiny_corpus  # a corpus without the dev voices
+    assert main(["bench", bench, "--cache-dir", str(cache), "--split", "dev", "--seconds", "0.2"]) != 0
+    cap = capsys.readouterr()
+    assert "has no 'dev' speech; build it with `rtconv data build --sources tuxpaint-desc`" in cap.err
+    assert "RTF" not in cap.out
+
+
 @pytest.fixture
 def dev_corpus(tiny_corpus, tmp_path):
     """A copy of the tiny corpus with a dev voice (stand-in: its held-out voice) and validation noise (one

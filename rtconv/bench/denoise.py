@@ -333,6 +333,10 @@ def run(args) -> int:
         raise ConfigError(f"--card writes the held-out test set's numbers into a model card; drop --split "
                           f"{args.split} (a set to choose models on is not reported), or drop --card.")
     model = _load(args.model)
+    if args.test_set == "realistic" and not args.no_quality:  # a missing corpus is said before the timing
+        from ..data import corpus
+
+        corpus.split_items(args.split, corpus.corpus_dir(args.cache_dir))
     if args.attenuation_limit is not None and hasattr(model, "attenuation_limit_db"):
         model.attenuation_limit_db = args.attenuation_limit
     rate = model.sample_rate or RATE

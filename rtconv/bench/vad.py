@@ -197,6 +197,10 @@ def goals(result: dict) -> list[tuple[str, str, bool]]:
 
 def run(args) -> int:
     model = _load(args.model)
+    if not args.no_quality:  # a missing corpus is said before the timing, not after it
+        from ..data import corpus
+
+        corpus.split_items(args.split, corpus.corpus_dir(args.cache_dir))
     rate = model.sample_rate or RATE
     if rate != RATE:
         print(f"note: the model runs at {rate} Hz; the timing and test set are at {RATE} Hz")

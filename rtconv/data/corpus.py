@@ -41,6 +41,7 @@ __all__ = [
     "SPEECH_KINDS",
     "corpus_dir",
     "read_manifest",
+    "split_items",
     "write_manifest",
     "split_of",
     "summarize",
@@ -185,6 +186,31 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def split_items(split: str, root: str | os.PathLike | None = None, items: list[dict] | None = None) -> list[dict]:
+    """The manifest items :meth:`Pool.load` reads for ``split`` (``dev``: the dev voices with the
+    validation noise), or a one-sentence :class:`~rtconv.errors.ConfigError` saying what to build;
+    cheap, so a command can check its corpus before it spends time on anything else."""
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(map(repr, SPLITS))}, got {split!r}.")
+    root = Path(root) if root is not None else corpus_dir()
+    every = items if items is not None else read_manifest(root)
+    if split == "dev":  # the dev voices with the validation noise: dev sources are speech only
+        chosen = [it for it in every if (it["split"] == "dev" and it["kind"] == "speech")
+                  or (it["split"] == "val" and it["kind"] != "speech")]
+        if not any(it["split"] == "dev" for it in chosen):
+            from .sources import SOURCES
+
+            dev = ",".join(src.name for src in SOURCES if src.split == "dev")
+            raise ConfigError(f"the corpus at {str(root)!r} has no 'dev' speech; build it with "
+                              f"`rtconv data build --sources {dev}`.")
+    else:
+        chosen = [it for it in every if it["split"] == split]
+    if not chosen:
+        raise ConfigError(f"the corpus at {str(root)!r} has no {split!r} items; rebuild it with "
+                          "`rtconv data build`.")
+    return chosen
+
+
 @dataclass
 class Pool:
     """The audio of one split, in memory at one sample rate, grouped for the mixer.
@@ -214,24 +240,8 @@ class Pool:
         and times, the rate and ``max_noise_seconds``; a root that cannot be written loads
         without a cache.
         """
-        if split not in SPLITS:
-            raise ConfigError(f"split must be one of {', '.join(map(repr, SPLITS))}, got {split!r}.")
         root = Path(root) if root is not None else corpus_dir()
-        every = items if items is not None else read_manifest(root)
-        if split == "dev":  # the dev voices with the validation noise: dev sources are speech only
-            items = [it for it in every if (it["split"] == "dev" and it["kind"] == "speech")
-                     or (it["split"] == "val" and it["kind"] != "speech")]
-            if not any(it["split"] == "dev" for it in items):
-                from .sources import SOURCES
-
-                dev = ",".join(src.name for src in SOURCES if src.split == "dev")
-                raise ConfigError(f"the corpus at {str(root)!r} has no 'dev' speech; build it with "
-                                  f"`rtconv data build --sources {dev}`.")
-        else:
-            items = [it for it in every if it["split"] == split]
-        if not items:
-            raise ConfigError(f"the corpus at {str(root)!r} has no {split!r} items; rebuild it with "
-                              "`rtconv data build`.")
+        items = split_items(split, root, items)
         paths = _pool_paths(root, split, int(sample_rate), items, max_noise_seconds) if cache else None
         arrays = _read_pool(*paths, len(items)) if paths else None
         if arrays is None:
