@@ -502,3 +502,13 @@ def test_no_prime_starts_a_recurrent_model_from_silence(tmp_path):
         # the checkpoint, as the command loads it: a denoiser's input is DC-blocked
         np.testing.assert_allclose(y, process_array(x, 16000, rtconv.load(path), prime=prime)[:, 0], atol=1e-6)
     assert np.abs(sf.read(tmp_path / "out0.wav")[0] - sf.read(tmp_path / "out1.wav")[0]).max() > 5e-5
+
+
+def test_inputs_after_an_option_are_inputs_too_and_an_unknown_option_is_still_refused(tmp_path, fir, capsys):
+    a, b, c = (_wav(tmp_path / f"{n}.wav") for n in "abc")
+    assert main(["process", str(a), "-m", str(fir), str(b), "-q", str(c)]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*-filtered.wav")) == ["a-filtered.wav", "b-filtered.wav",
+                                                                       "c-filtered.wav"]
+    with pytest.raises(SystemExit) as e:
+        main(["process", str(a), "--no-such-option", str(b)])
+    assert e.value.code == 2 and "unrecognized arguments: --no-such-option" in capsys.readouterr().err

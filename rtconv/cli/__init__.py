@@ -82,7 +82,14 @@ def _signals_raise(*signums: int):
 
 def main(argv: list[str] | None = None) -> int:
     parser, mods = get_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse ends a list of inputs at the first option: `process a.wav --wet 0.5 b.wav` left
+        # b.wav over; names after options join the inputs, in order, and anything else is refused
+        if isinstance(getattr(args, "inputs", None), list) and not any(a.startswith("-") and a != "-" for a in extra):
+            args.inputs.extend(extra)
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return 2
