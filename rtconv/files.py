@@ -1098,7 +1098,8 @@ def process_array(
     Parameters
     ----------
     audio : ndarray
-        ``(frames,)`` mono or ``(frames, channels)`` float audio in [-1, 1].
+        ``(frames,)`` mono or ``(frames, channels)`` float audio in [-1, 1], or integer
+        samples (int16, int32, uint8, as ``scipy.io.wavfile.read`` gives them), scaled to it.
     sample_rate : int
         Its rate in Hz (resampled to the model's rate and back if they differ).
 
@@ -1113,7 +1114,8 @@ def process_array(
         x = x[:, None]
     if x.ndim != 2 or x.dtype.kind not in "fiu":
         raise ConfigError(f"audio must be a (frames,) or (frames, channels) array, got shape {x.shape}.")
-    x, _ = zero_nonfinite(x.astype(np.float32), copy=False)  # astype made the copy
+    x = _full_scale_float(x)
+    x, _ = zero_nonfinite(x, copy=False)  # _full_scale_float made the copy
     m, name = _load_model(model)
     if both_directions:
         check_both_directions(m, name, align)
@@ -1132,6 +1134,31 @@ def process_array(
         y += run(np.ascontiguousarray(x[::-1]))[::-1]
         y *= 0.5
     return y
+
+
+#: A float array peaking above this is integer samples stored as floats (int16 scale), not audio in [-1, 1]
+_FLOAT_PEAK_LIMIT = 64.0
+
+
+def _full_scale_float(x: np.ndarray) -> np.ndarray:
+    """``x`` as a float32 copy in [-1, 1] full scale: integer samples (``scipy.io.wavfile.read``'s int16,
+    int32, uint8) divided by their type's full scale as soundfile reads them; floats as they are, refused
+    in one sentence when they peak far above full scale (integer samples cast to float)."""
+    if x.dtype.kind == "f":
+        y = x.astype(np.float32)
+        finite = y[np.isfinite(y)]
+        peak = float(np.max(np.abs(finite))) if finite.size else 0.0
+        if peak > _FLOAT_PEAK_LIMIT:
+            raise ConfigError(
+                f"the audio peaks at {peak:g}, {20 * math.log10(peak):.0f} dB above the full scale of 1.0 that float "
+                "audio has: it looks like integer samples stored as floats; divide 16-bit samples by 32768 "
+                "(or pass the integer array itself, which is scaled).")
+        return y
+    info = np.iinfo(x.dtype)
+    if x.dtype.kind == "u":  # unsigned: silence is the middle of the range (8-bit WAV)
+        mid = (int(info.max) + 1) // 2
+        return ((x.astype(np.float64) - mid) / mid).astype(np.float32)
+    return (x.astype(np.float64) / -float(info.min)).astype(np.float32)
 
 
 @dataclass

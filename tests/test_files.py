@@ -8,6 +8,7 @@ import soundfile as sf
 import torch
 
 import rtconv
+from rtconv.errors import ConfigError
 from rtconv.files import Chain, _Offline, process_array, process_file
 
 
@@ -532,3 +533,27 @@ def test_a_convolution_is_never_primed_and_a_primed_file_says_so(tmp_path):
     sf.write(short, x[:160], 16000, subtype="FLOAT")  # 10 ms: it said "the file's first 250 ms"
     s = process_file(short, tmp_path / "short-out.wav", _recurrent_denoiser(), progress=False)
     assert s.primed_frames == 159 and any("first 10 ms played backwards" in n for n in s.notes), s.notes
+
+
+@pytest.mark.parametrize("dtype,full", [(np.int16, 32768.0), (np.int32, 2.0**31)])
+def test_integer_samples_are_scaled_to_full_scale_as_soundfile_reads_them(dtype, full):
+    x = _noise(4800, 1, scale=0.1)
+    ints = np.round(x * (full - 1)).astype(dtype)
+    y = process_array(ints, 48000, rtconv.FIR([1.0]))
+    assert y.dtype == np.float32 and np.max(np.abs(y - x)) < 1e-4
+
+
+def test_eight_bit_samples_are_centred_on_128():
+    ints = np.array([128, 255, 0, 128, 192], np.uint8)
+    y = process_array(ints, 48000, rtconv.FIR([1.0]))[:, 0]
+    np.testing.assert_allclose(y, [0.0, 127 / 128, -1.0, 0.0, 0.5])
+
+
+def test_integer_scale_floats_are_refused_in_one_sentence():
+    x = np.round(_noise(4800, 1, scale=0.3) * 32767).astype(np.float32)
+    with pytest.raises(ConfigError) as e:
+        process_array(x, 48000, rtconv.FIR([1.0]))
+    msg = str(e.value)
+    assert msg.startswith("the audio peaks at ") and "divide 16-bit samples by 32768" in msg and "\n" not in msg
+    loud = _noise(4800, 1, scale=0.1) * 8  # float headroom over full scale is audio, not integers
+    assert process_array(loud, 48000, rtconv.FIR([1.0])).shape == (4800, 1)
