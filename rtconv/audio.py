@@ -342,6 +342,54 @@ def temporary_beside(path: PathLike) -> tuple[int, str]:
     return _tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent if str(path.parent) else ".")
 
 
+def _unwritable(format: str, subtype: str, sample_rate: int, path: Path) -> str | None:
+    """Why ``format`` cannot hold this output as it is, in one sentence, or ``None``.
+
+    libsndfile writes some formats it cannot give back: SD2 keeps its header in a resource fork, a
+    second ``._`` file that a rename leaves behind (the output does not open), and XI, WVE and HTK
+    store a rate of their own (44100, 8000, 48076 Hz for 48000), so the file would play at the wrong
+    speed.  A little silence is written in memory and read back to tell (once per format and rate)."""
+    where = f"the output {str(path)!r}"
+    if format == "SD2":
+        return (f"{where} cannot be written as SD2: libsndfile keeps its header in a separate resource-fork file "
+                "that does not travel with it; write .aiff or .wav instead.")
+    stored = _stored_rate(format, subtype, sample_rate)
+    if stored is not None and abs(stored - sample_rate) > 1e-4 * sample_rate:
+        return (f"{format} files cannot store {sample_rate} Hz (they would say {stored} Hz, and {where} would play "
+                "at the wrong speed); write it as .wav or .flac.")
+    return None
+
+
+@_functools.lru_cache(maxsize=64)
+def _stored_rate(format: str, subtype: str, sample_rate: int) -> int | None:
+    """The rate a ``format`` file written at ``sample_rate`` says it has; ``None`` when the probe fails."""
+    import io
+
+    sf = _sf()
+    buf = io.BytesIO()
+    try:
+        with sf.SoundFile(buf, "w", samplerate=sample_rate, channels=1, format=format, subtype=subtype) as f:
+            f.write(np.zeros(1152, np.float32))  # one MPEG frame: every format gives its header back
+        buf.seek(0)
+        with sf.SoundFile(buf) as f:
+            stored = f.samplerate
+    except Exception:  # noqa: BLE001 - not this check's to judge: opening the file itself says what is wrong
+        return None
+    return stored
+
+
+def _mono_only(format: str, subtype: str, sample_rate: int) -> bool:
+    """Whether libsndfile writes ``format`` with one channel only (XI, HTK, SDS, SVX, WVE...): it refuses
+    more as "Format not recognised", so a one-channel file in memory is tried."""
+    import io
+
+    try:
+        _sf().SoundFile(io.BytesIO(), "w", samplerate=sample_rate, channels=1, format=format, subtype=subtype).close()
+    except Exception:  # noqa: BLE001 - any refusal means the channel count was not the reason
+        return False
+    return True
+
+
 class AtomicWriter:
     """Write audio to a temporary file beside ``path``; rename into place on :meth:`commit`.
 
@@ -366,6 +414,9 @@ class AtomicWriter:
                 "an audio file can hold; split the input into fewer channels first."
             )
         self._f = None
+        why = _unwritable(format, subtype, sample_rate, self.path)
+        if why:
+            raise AudioFileError(why)
         if not folder.exists():
             raise AudioFileError(
                 f"output folder {str(folder)!r} does not exist; create it or choose another output path."
@@ -395,6 +446,11 @@ class AtomicWriter:
                                    format=format, subtype=subtype)
         except (RuntimeError, OSError) as e:
             self.abort()
+            if channels > 1 and _mono_only(format, subtype, sample_rate):
+                raise AudioFileError(
+                    f"{format} files hold one channel and the output {str(self.path)!r} has {channels}; "
+                    "write it as .wav or .flac, or give a mono input."
+                ) from None
             detail = str(e).split(": ", 1)[-1].strip().rstrip(".")
             raise AudioFileError(
                 f"cannot create {format}/{subtype} output {str(self.path)!r} with {channels} channel(s) "

@@ -243,6 +243,31 @@ def test_output_subtype_the_format_cannot_hold(tmp_path, good):
     _refused(tmp_path, good, "format FLAC cannot store subtype 'FLOAT'", output=tmp_path / "o.flac", subtype="FLOAT")
 
 
+@pytest.mark.parametrize("ext,match", [
+    ("xi", "XI files cannot store 48000 Hz (they would say 44100 Hz"),
+    ("wve", "WVE files cannot store 48000 Hz (they would say 8000 Hz"),
+    ("htk", "HTK files cannot store 48000 Hz (they would say 48076 Hz"),
+    ("sd2", "cannot be written as SD2: libsndfile keeps its header in a separate resource-fork file"),
+])
+def test_an_output_format_that_would_not_give_the_audio_back_is_refused_before_writing(tmp_path, ext, match):
+    mono = tmp_path / "mono.wav"
+    sf.write(str(mono), _noise(5000), 48000, subtype="PCM_16")
+    _refused(tmp_path, mono, match, output=tmp_path / f"o.{ext}")
+
+
+def test_stereo_into_a_one_channel_format_says_so(tmp_path):
+    src = tmp_path / "st.wav"
+    sf.write(str(src), _noise(5000, 2), 44100, subtype="PCM_16")
+    _refused(tmp_path, src, "XI files hold one channel and the output", output=tmp_path / "o.xi")
+
+
+def test_a_one_channel_format_at_a_rate_it_holds_still_writes(tmp_path):
+    src = tmp_path / "m.wav"
+    sf.write(str(src), _noise(5000), 16000, subtype="PCM_16")
+    s = process_file(src, tmp_path / "o.htk", rtconv.FIR([1.0]), progress=False)
+    assert sf.info(str(s.output)).samplerate == 16000 and sf.info(str(s.output)).frames == 5000
+
+
 def test_bad_model_file(tmp_path, good):
     (tmp_path / "m.safetensors").write_text("not a model")
     _refused(tmp_path, good, "is not an rtconv checkpoint", model=tmp_path / "m.safetensors")
