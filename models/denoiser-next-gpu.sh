@@ -33,6 +33,16 @@
 # run beside the first on the same GPU (a launch-bound GRU leaves it mostly idle) takes its own OUT_DIR,
 # SEED and fewer EXAMPLES (the mixed clips are held in memory: 24,000 four-second clips are 37 GB).
 # A CPU dry run of the script is `DEVICE=cpu WORKERS=2 EXAMPLES=64 bash models/denoiser-next-gpu.sh runs/pack /tmp/dry 2`.
+#
+# The device call prepared in the thirty-fifth session (two runs, dry-run here with both at once on CPU:
+# each wrote its checkpoint and state; the GPU was not lent after all). Carry runs/pack and runs/whl
+# (61 MiB with the tree; delete runs/pack/corpus/_pool first if a dry run made one), timeout 600 s:
+#   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site runs/whl/*.whl &&
+#   export PYTHONPATH=/tmp/site:$PWD || exit 1; nvidia-smi -L; export PYTHONUNBUFFERED=1;
+#   LR=1e-4 SEED=312 EXAMPLES=16000 bash models/denoiser-next-gpu.sh runs/pack $OUT/b 7.5 > $OUT/b.log 2>&1 &
+#   B=$!; bash models/denoiser-next-gpu.sh runs/pack $OUT/a 8 > $OUT/a.log 2>&1; echo "a rc=$?"; wait $B;
+#   echo "b rc=$?"; for r in a b; do tr '\r' '\n' < $OUT/$r.log | grep -v 'ex/s' | tail -28; done
+# Six files come back (two logs, two checkpoints, two states), under the limit of eight.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -ne 3 ]; then
