@@ -255,6 +255,18 @@ def test_rtconv_vad_writes_an_audacity_label_file(bursts, capsys):
     assert labels.read_text() == "0.500000\t1.200000\tvoice\n2.000000\t2.300000\tvoice\n"
 
 
+def test_an_existing_file_is_not_replaced_by_labels_unless_overwrite(bursts, capsys):
+    d, wav, model, _ = bursts
+    other = d / "take.flac"
+    other.write_bytes(wav.read_bytes())
+    assert main(["vad", str(wav), "--model", str(model), "--labels", str(other)]) == 1
+    err = capsys.readouterr()[1].strip()
+    assert err == f"rtconv vad: error: --labels {str(other)!r} exists; pass --overwrite to replace it or choose another path."
+    assert other.read_bytes() == wav.read_bytes()
+    assert main(["vad", str(wav), "--model", str(model), "--labels", str(other), "--overwrite"]) == 0
+    assert other.read_text().startswith("0.500000\t1.200000\t")
+
+
 def test_a_dc_offset_is_removed_before_the_detector_unless_keep_dc(bursts, tmp_path, capsys):
     _, _, model, x = bursts
     path = tmp_path / "offset.wav"

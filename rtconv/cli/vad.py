@@ -42,6 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", "-l", metavar="TXT",
                         help="also write the segments as an Audacity label file (start<TAB>end<TAB>speech)")
     parser.add_argument("--label", default=SPEECH_LABEL, help="text of each label (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the --labels file if it exists")
     parser.add_argument("--keep-dc", dest="dc_block", action="store_false", default=None,
                         help="give the detector the samples as they are; by default a DC offset (a microphone's "
                              "constant bias, which it never met in training) is removed first")
@@ -75,6 +76,11 @@ def run(args) -> int:
                                  "not exist; create it or choose another path.")
         if Path(args.labels).resolve() == Path(args.input).resolve():
             raise AudioFileError(f"--labels {args.labels!r} is the input file itself; choose another path.")
+        if Path(args.labels).is_dir():
+            raise AudioFileError(f"--labels {args.labels!r} is a folder; name the label file to write in it.")
+        if Path(args.labels).exists() and not args.overwrite:
+            raise AudioFileError(f"--labels {args.labels!r} exists; pass --overwrite to replace it or choose "
+                                 "another path.")
     model = _model(args.model)
     probs, info = detect(args.input, model, block_size=args.block_size, dc_block=args.dc_block)
     segs = segments(probs, FRAME_SECONDS, args.threshold, args.min_speech, args.min_silence)
