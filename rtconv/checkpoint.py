@@ -271,7 +271,11 @@ def save(
         raise CheckpointError(
             f"cannot save {str(path)!r}: the folder {str(folder)!r} does not exist; create it first."
         )
-    fd, tmp = _tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    try:
+        fd, tmp = _tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    except OSError as e:
+        raise CheckpointError(f"cannot save {str(path)!r}: the folder {str(folder)!r} cannot be written to "
+                              f"({e.strerror or e}); choose another folder.") from None
     _os.close(fd)
     try:
         save_file(tensors, tmp, metadata={METADATA_KEY: text, CHECKSUM_KEY: tensors_sha256(tensors)})

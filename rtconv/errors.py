@@ -16,6 +16,7 @@ __all__ = [
     "CheckpointError",
     "AudioFileError",
     "DeviceError",
+    "check_output_file",
 ]
 
 
@@ -41,3 +42,20 @@ class AudioFileError(RtconvError, OSError):
 
 class DeviceError(RtconvError, RuntimeError):
     """An audio device that cannot be found or opened."""
+
+
+def check_output_file(where: str, path, why: str = "") -> None:
+    """Refuse, with a :class:`ConfigError` naming ``where`` (``"--out 'x.safetensors'"``), an output file
+    that could only fail to be written: a folder, a missing folder, a folder not writable.  ``why`` ends
+    the missing-folder sentence (``" (checked now, so that a finished run is not lost)"``)."""
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ConfigError(f"{where} is a folder; give a file name in it.")
+    if not folder.is_dir():
+        raise ConfigError(f"{where}: the folder {str(folder)!r} does not exist; create it first{why}.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{where}: the folder {str(folder)!r} is not writable; choose another.")

@@ -102,6 +102,19 @@ def test_save_into_missing_folder_names_the_folder(tmp_path):
         rtconv.save(rtconv.FIR([1.0]), tmp_path / "nope" / "m.safetensors")
 
 
+def test_save_into_a_folder_that_refuses_files_says_so_in_one_sentence(tmp_path, monkeypatch):
+    import tempfile
+
+    def refused(*args, **kwargs):  # what a read-only folder does for a user who is not root
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with pytest.raises(CheckpointError) as e:
+        rtconv.save(rtconv.FIR([1.0]), tmp_path / "m.safetensors")
+    assert str(e.value) == (f"cannot save {str(tmp_path / 'm.safetensors')!r}: the folder {str(tmp_path)!r} cannot be "
+                            "written to (Permission denied); choose another folder.")
+
+
 # --- files that must be refused -------------------------------------------------
 
 

@@ -430,6 +430,18 @@ def test_the_pipewire_config_names_every_tensor_with_its_shape(tmp_path):
     assert text.count("{") == text.count("}")
 
 
+@pytest.mark.parametrize("flag", ["-o", "--pipewire"])
+def test_an_output_in_a_missing_folder_is_refused_before_anything_is_written(tmp_path, capsys, flag):
+    onnx, conf = tmp_path / "sb.onnx", tmp_path / "sb.conf"
+    bad = tmp_path / "nodir" / ("x.onnx" if flag == "-o" else "x.conf")
+    args = ["-o", str(bad if flag == "-o" else onnx), "--pipewire", str(bad if flag == "--pipewire" else conf)]
+    assert main(["export", "speech-band", "-b", "128", *args]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"rtconv export: error: {flag} {str(bad)!r}: the folder {str(bad.parent)!r} does not exist; "
+                   "create it first.")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_pipewire_config_is_refused_for_a_model_with_two_outputs(tmp_path, capsys):
     args = ["export", "freqsep", "-o", str(tmp_path / "f.onnx"), "-b", "128", "--pipewire", str(tmp_path / "f.conf")]
     assert main(args) == 1

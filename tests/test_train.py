@@ -411,6 +411,8 @@ def test_cli_trains_and_stores_the_command_and_metrics(tmp_path, capsys):
       "--quiet"], "bands must satisfy"),
     (["train", "sines", "--arch", "wavenet", "--quiet"], "unknown architecture 'wavenet'"),
     (["train", "sines", "--train-only", " , ", "--quiet"], "--train-only needs words found in parameter names, got ' , '"),
+    (["train", "sines", "--quiet", "--metrics-json", "no/such/folder/m.json"],
+     "--metrics-json 'no/such/folder/m.json': the folder 'no/such/folder' does not exist; create it first (checked now"),
 ])
 def test_cli_bad_input_exits_1_with_one_line(argv, message, capsys):
     from rtconv.cli import main

@@ -70,9 +70,13 @@ def run(args) -> int:
         set_attenuation_limit(model, args.atten_lim)
     out = Path(args.output) if args.output else Path(f"{model_path.stem}-{args.block_size}.onnx")
     conf = Path(args.pipewire) if args.pipewire else None
-    for p in (out, conf):
-        if p is not None and p.exists() and not args.overwrite:
-            raise ConfigError(f"{str(p)!r} exists; pass --overwrite to replace it or -o/--pipewire to choose another name.")
+    from ..errors import check_output_file
+
+    for flag, p in (("-o", out), ("--pipewire", conf)):
+        if p is not None:
+            check_output_file(f"{flag} {str(p)!r}", p)  # before the ONNX file is written, not after
+            if p.exists() and not args.overwrite:
+                raise ConfigError(f"{str(p)!r} exists; pass --overwrite to replace it or -o/--pipewire to choose another name.")
     if conf is not None:
         if conf.suffix != ".conf":
             raise ConfigError(f"the PipeWire config {str(conf)!r} must end in .conf, or PipeWire will not read it.")
@@ -105,8 +109,13 @@ def run(args) -> int:
     if conf is not None:
         text = pipewire_config(result)
         tmp = conf.with_name(f".{conf.name}.part")
-        tmp.write_text(text)
-        tmp.replace(conf)
+        try:
+            tmp.write_text(text)
+            tmp.replace(conf)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise ConfigError(f"cannot write the PipeWire config {str(conf)!r}: {e.strerror or e}; {str(out)!r} "
+                              "was written, so run again with --overwrite and a writable --pipewire path.") from None
         print(f"wrote {conf}: PipeWire filter-chain drop-in (a virtual microphone); "
               f"copy it to ~/.config/pipewire/pipewire.conf.d/ and restart PipeWire")
     return 0

@@ -462,6 +462,11 @@ def _run(args) -> int:
         from ..checkpoint import check_model_path
 
         check_model_path(cfg.out)
+    if args.metrics_json:
+        from ..errors import check_output_file
+
+        check_output_file(f"--metrics-json {args.metrics_json!r}", args.metrics_json,
+                          " (checked now, so that a finished run is not lost)")
     if cfg.out is None and not args.quiet and env_rank() == 0:
         print("rtconv train: note: no --out given, the trained model will not be saved", file=sys.stderr)
     result = train(cfg)
@@ -472,6 +477,12 @@ def _run(args) -> int:
     print(f"train loss {m['train_loss']:.6g}  test loss {m['test_loss']:.6g}  "
           f"(best epoch {m['best_epoch']} of {m['epochs_run']}{kept}, {m['train_seconds']:.1f} s)")
     if args.metrics_json:
-        with open(args.metrics_json, "w") as f:
-            json.dump(m, f, indent=2)
+        try:
+            with open(args.metrics_json, "w") as f:
+                json.dump(m, f, indent=2)
+        except OSError as e:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"cannot write --metrics-json {args.metrics_json!r}: {e.strerror or e}; the model "
+                              f"{'is in ' + repr(cfg.out) if cfg.out else 'was not saved (no --out)'}.") from None
     return 0

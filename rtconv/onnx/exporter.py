@@ -230,7 +230,11 @@ def export(
                 )
     finally:
         model.train(was_training)
-    fd, tmp = _tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    try:
+        fd, tmp = _tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    except OSError as e:
+        raise ConfigError(f"cannot write {str(path)!r}: the folder {str(folder)!r} cannot be written to "
+                          f"({e.strerror or e}); choose another folder.") from None
     try:
         with _os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -59,7 +59,6 @@ import contextlib
 import copy
 import json
 import math
-import os
 import random
 import shlex
 import sys
@@ -73,7 +72,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import metrics as _metrics
-from ..errors import ConfigError
+from ..errors import ConfigError, check_output_file
 from ..models import Model, build, load_extra_architectures, transfer_weights
 from . import distributed as _dist
 from . import losses as _losses
@@ -280,15 +279,8 @@ def _check(cfg: TrainConfig) -> None:
 
 def _check_output(flag: str, path: Path) -> None:
     """Refuse, before any training, an output the run could only fail to write at its end."""
-    folder = path.parent if str(path.parent) else Path(".")
     where = f"{flag} {str(path)!r}"
-    if path.is_dir():
-        raise ConfigError(f"{where} is a folder; give a file name in it.")
-    if not folder.is_dir():
-        raise ConfigError(f"{where}: the folder {str(folder)!r} does not exist; create it first "
-                          "(checked now, so that a finished run is not lost).")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(f"{where}: the folder {str(folder)!r} is not writable; choose another.")
+    check_output_file(where, path, " (checked now, so that a finished run is not lost)")
     if flag == "--report":
         try:
             from matplotlib.backend_bases import FigureCanvasBase
