@@ -29,9 +29,11 @@ DESCRIPTION = __doc__
 
 
 def configure(parser) -> None:
+    from ..cli.common import seed
+
     parser.add_argument("models", nargs="+", metavar="MODEL", help="classifier checkpoints (task classify)")
     parser.add_argument("--examples", type=int, default=2000, help="test examples (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=None, help="test-set seed (default: the first model's)")
+    parser.add_argument("--seed", type=seed, default=None, help="test-set seed (default: the first model's)")
     parser.add_argument("--markdown", metavar="PATH", help="also write the tables as Markdown")
     parser.add_argument("--json", metavar="PATH", help="also write every number as JSON")
 

@@ -67,6 +67,8 @@ CARD_KEEP = "<!-- written by hand below this line: rtconv bench denoise --card k
 def configure(parser) -> None:
     import argparse
 
+    from ..cli.common import seed
+
     parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the numbered list as written
     parser.add_argument("--model", "-m", metavar="PATH",
                         help="denoiser checkpoint, a path or a shipped model's name (default: the shipped one)")
@@ -103,7 +105,7 @@ def configure(parser) -> None:
                              "the same run")
     parser.add_argument("--tables", metavar="PATH", help="also write the realistic set's Markdown tables here")
     parser.add_argument("--cache-dir", metavar="DIR", help="corpus cache root (default: ~/.cache/rtconv)")
-    parser.add_argument("--seed", type=int, default=0, help="test-set seed (default: %(default)s)")
+    parser.add_argument("--seed", type=seed, default=0, help="test-set seed (default: %(default)s)")
     parser.add_argument("--attenuation-limit", type=float, default=None, metavar="DB",
                         help="strength control to evaluate with (default: the model's own)")
     parser.add_argument("--no-quality", action="store_true", help="only the latency/RTF part")

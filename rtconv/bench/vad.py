@@ -34,6 +34,8 @@ FRAME = 480  # 10 ms at 48 kHz
 
 
 def configure(parser) -> None:
+    from ..cli.common import seed
+
     parser.add_argument("--model", "-m", metavar="PATH", help="VAD checkpoint (default: the shipped vad)")
     parser.add_argument("--block-size", "-b", type=int, default=128, metavar="N",
                         help="frames per streamed block for the timing (default: %(default)s)")
@@ -45,7 +47,7 @@ def configure(parser) -> None:
                         help="score on the held-out test sources (default) or on a set of the same design to "
                              "choose between models: val (training speakers, other files) or dev (voices no "
                              "model trains on)")
-    parser.add_argument("--seed", type=int, default=0, help="test-set seed (default: %(default)s)")
+    parser.add_argument("--seed", type=seed, default=0, help="test-set seed (default: %(default)s)")
     parser.add_argument("--cache-dir", metavar="DIR", help="corpus cache root (default: $RTCONV_CACHE or ~/.cache/rtconv)")
     parser.add_argument("--no-quality", action="store_true", help="only the real-time part")
     parser.add_argument("--tables", metavar="PATH", help="also write the Markdown tables here")

@@ -30,6 +30,49 @@ def positive_int(text: str) -> int:
     return _number(text, lambda v: v >= 1, "a positive integer", parse=int)
 
 
+def seed(text: str) -> int:
+    """argparse type: a random seed, 0 to 2**32 - 1 (what numpy's generators take)."""
+    return _number(text, lambda v: 0 <= v < 2**32, "a seed from 0 to 4294967295", "0", parse=int)
+
+
+def nonnegative_number(text: str) -> float:
+    """argparse type: a finite number of 0 or more (SGD momentum, weight decay)."""
+    return _number(text, lambda v: 0 <= v < _INF, "a number of 0 or more")
+
+
+def sample_rate_hz(text: str) -> int:
+    """argparse type: a sample rate rtconv reads and writes files at (1000 to 768000 Hz)."""
+    from ..audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+
+    return _number(text, lambda v: MIN_SAMPLE_RATE <= v <= MAX_SAMPLE_RATE,
+                   f"a sample rate from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz", "48000", parse=int)
+
+
+#: The longest filter or block a command takes: 2**20 frames, 21.8 s at 48 kHz
+MAX_FRAMES = 2**20
+
+
+def frame_count(text: str) -> int:
+    """argparse type: taps or a block size, 1 to :data:`MAX_FRAMES`."""
+    return _number(text, lambda v: 1 <= v <= MAX_FRAMES, f"a whole number from 1 to {MAX_FRAMES}", parse=int)
+
+
+def window_spec(text: str):
+    """argparse type: a ``scipy.signal.get_window`` window: a name (``hann``) or a name and its parameters
+    (``kaiser,8``), returned as the string or tuple scipy takes."""
+    from scipy import signal
+
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        spec = parts[0] if len(parts) == 1 else (parts[0], *(float(p) for p in parts[1:]))
+        signal.get_window(spec, 8)
+    except (ValueError, TypeError):
+        raise argparse.ArgumentTypeError(
+            f"expected a scipy.signal window such as hamming, hann, blackman, or one with its parameter such as "
+            f"kaiser,8, got {text!r}") from None
+    return spec
+
+
 def epoch_count(text: str) -> int:
     """argparse type: a number of epochs, 0 or more."""
     return _number(text, lambda v: v >= 0, "a number of epochs (0 or more)", parse=int)

@@ -37,6 +37,8 @@ examples:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from .common import seed
+
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     b = sub.add_parser("build", help="fetch, decode or synthesize every source (resumable)")
     b.add_argument("--sources", metavar="A,B,...", help="only these sources (default: all; see --list)")
@@ -46,7 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     s = sub.add_parser("summary", help="what the built corpus holds")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
     t = sub.add_parser("testset", help="build the held-out test set; print its size and fingerprint")
-    t.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    t.add_argument("--seed", type=seed, default=0, help="(default: %(default)s)")
     t.add_argument("--per-cell", type=int, default=1, metavar="N",
                    help="mixtures per (SNR, noise) cell (default: %(default)s)")
     t.add_argument("--by-source", action="store_true",

@@ -37,12 +37,12 @@ examples:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from .common import attenuation_db, positive_int
+    from .common import attenuation_db, frame_count, positive_int
 
     parser.add_argument("model", metavar="MODEL", help="checkpoint path or shipped model name (e.g. denoiser)")
     parser.add_argument("-o", "--output", metavar="OUT.onnx",
                         help="file to write (default: MODEL's name, block size and .onnx in this folder)")
-    parser.add_argument("--block-size", "-b", type=positive_int, required=True, metavar="N",
+    parser.add_argument("--block-size", "-b", type=frame_count, required=True, metavar="N",
                         help="frames per block; the host must call the model with exactly this many")
     parser.add_argument("--channels", "-c", type=positive_int, metavar="C",
                         help="channels of the stream (default: the model's input channels)")

@@ -42,16 +42,16 @@ examples:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from .common import frequency_hz, positive_int
+    from .common import frame_count, frequency_hz, sample_rate_hz, window_spec
 
     sub = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
 
     def common(p: argparse.ArgumentParser, taps: int | None, rate: int | None) -> None:
         p.add_argument("-o", "--output", required=True, metavar="PATH", help="checkpoint to write (.safetensors)")
         if taps is not None:
-            p.add_argument("--taps", type=positive_int, default=taps, metavar="N",
+            p.add_argument("--taps", type=frame_count, default=taps, metavar="N",
                            help="number of taps (default: %(default)s)")
-        p.add_argument("--sample-rate", "-r", type=positive_int, default=rate, metavar="HZ",
+        p.add_argument("--sample-rate", "-r", type=sample_rate_hz, default=rate, metavar="HZ",
                        help="sample rate the filter is designed for, in Hz (default: %(default)s)")
         p.add_argument("--padding", choices=("causal", "same"), default=None,
                        help="same: centred kernel whose group delay is declared as latency, so processed "
@@ -62,7 +62,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--description", help="one-line description stored in the file")
 
     def windowed(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--window", default="hamming", help="scipy window name (default: %(default)s)")
+        p.add_argument("--window", type=window_spec, default="hamming", metavar="NAME[,PARAM]",
+                       help="scipy.signal window: a name, or a name and its parameter (kaiser,8) (default: %(default)s)")
         p.add_argument("--phase", choices=("linear", "minimum"), default="linear",
                        help="linear: symmetric kernel, delay (N-1)/2 samples at every frequency; minimum: "
                             "same magnitude, causal, a short delay for live use (default: %(default)s)")

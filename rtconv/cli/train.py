@@ -13,8 +13,8 @@ from ..train.choices import (DEFAULTS, DIST_BACKENDS, KEEP, OPTIMIZERS, SCHEDULE
 from ..train.choices import LOSS_NAMES as LOSSES
 from ..train.choices import LOSS_TERMS
 from ..vad import FRAMES_PER_SECOND, LABEL_DB
-from .common import (epoch_count, key_value, loss_text, name_weights, number_list, number_range, positive_int,
-                     positive_number)
+from .common import (epoch_count, key_value, loss_text, name_weights, nonnegative_number, number_list, number_range,
+                     positive_int, positive_number, sample_rate_hz, seed)
 
 HELP = "train a filter or classifier (sines, freqsep, denoise, classify, vad) and write a checkpoint"
 
@@ -180,7 +180,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         f"such as 'si_sdr + 10*sc + 5*cmrs' (default: {DEFAULTS['loss']}; {_task_losses()})")
     g.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default: {DEFAULTS['optimizer']}")
     g.add_argument("--lr", type=positive_number, help=f"learning rate (default: {DEFAULTS['lr']})")
-    g.add_argument("--momentum", type=float, default=DEFAULTS["momentum"], help="SGD momentum (default: %(default)s)")
+    g.add_argument("--momentum", type=nonnegative_number, default=DEFAULTS["momentum"], help="SGD momentum (default: %(default)s)")
     g.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"], help="(default: %(default)s)")
     g.add_argument("--batch-size", type=positive_int, help=f"default: {DEFAULTS['batch_size']}")
     g.add_argument("--epochs", type=epoch_count, help=f"default: {DEFAULTS['epochs']}; 0 with --resume only "
@@ -195,7 +195,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--calibrate-gain", action="store_true",
                    help="denoisers: after training, fold one least-squares output gain measured on the "
                         "validation split into the decoder (SI-SDR leaves the level free)")
-    g.add_argument("--seed", type=int, default=DEFAULTS["seed"],
+    g.add_argument("--seed", type=seed, default=DEFAULTS["seed"],
                    help="seed for data, init and shuffling (default: %(default)s)")
     g.add_argument("--device", default=DEFAULTS["device"],
                    help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
@@ -239,7 +239,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--test-examples", type=positive_int, metavar="N")
     g.add_argument("--variant", choices=("classic", "audio", "waveforms"),
                    help="freqsep: 256-sample exercise (classic) or audio crossover; classify: waveforms")
-    g.add_argument("--sample-rate", type=positive_int, metavar="HZ",
+    g.add_argument("--sample-rate", type=sample_rate_hz, metavar="HZ",
                    help=f"freqsep audio ({_CROSSOVER['sample_rate']}) / denoise ({_DENOISE['sample_rate']})")
     g.add_argument("--seconds", type=positive_number, help="example length in seconds (audio tasks)")
     g.add_argument("--low-band", type=number_range, metavar="LO,HI",
