@@ -28,9 +28,9 @@ subcommands:
              the corpus cannot be built (a GPU machine); test sources stay here
 
 examples:
-  rtconv data build                       # everything (about 10-20 min, ~1 GB)
+  rtconv data build                       # everything (~10 min, 2.9 GB; the neural voices 20-75 min more)
   rtconv data build --sources asterisk-en,lmms-drums --limit 20
-  rtconv data summary --markdown
+  rtconv data summary                     # Markdown tables; --json for the numbers
   rtconv data testset --seed 0
   rtconv data pack /tmp/pack && RTCONV_CACHE=/tmp/pack rtconv train denoise --corpus realistic ...
 """
