@@ -603,3 +603,17 @@ def test_rtconv_train_reads_a_weighted_loss_and_refuses_a_bad_one_before_trainin
     assert "'5*cmrz'" in err and "Traceback" not in err
     from rtconv.cli.train import loss_text
     assert loss_text(" si_sdr + 10*sc ") == "si_sdr + 10*sc"
+
+
+@pytest.mark.parametrize("epochs", ["1", "2"])
+def test_a_run_whose_step_blows_the_weights_up_says_it_diverged_and_leaves_no_files(tmp_path, capsys, epochs):
+    from rtconv.cli import main
+
+    out = tmp_path / "n.safetensors"
+    argv = ["train", "sines", "--epochs", epochs, "--train-examples", "1", "--val-examples", "1", "--test-examples", "1",
+            "--threads", "1", "--quiet", "--lr", "1e30", "--out", str(out)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rtconv train: error: training diverged: ")
+    assert "lower the learning rate (now 1e+30)" in err[0]
+    assert list(tmp_path.iterdir()) == []

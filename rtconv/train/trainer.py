@@ -863,6 +863,11 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         bar.close()
         va_parts: dict = {}
         va_loss = _val(model, val_loader, loss_fn, device, trim, ctx, va_parts)
+        if not math.isfinite(va_loss):  # the last step's loss was finite; the step itself blew the weights up
+            raise ConfigError(
+                f"training diverged: after epoch {epoch + 1} the validation loss is {va_loss!r}; lower the learning "
+                f"rate (now {cfg.lr!r}) or add gradient clipping (--clip-grad 1)."
+            )
         history["train_loss"].append(tr_loss)
         history["val_loss"].append(va_loss)
         history["lr"].append(opt.param_groups[0]["lr"])
