@@ -189,19 +189,24 @@ def write_labels(path, segs: Iterable[tuple[float, float]], label: str = SPEECH_
 
 
 def detect(path, model, frame_seconds: float = FRAME_SECONDS,
-           block_size: int = DETECT_BLOCK_SIZE, dc_block: bool | None = None) -> tuple[np.ndarray, dict]:
+           block_size: int = DETECT_BLOCK_SIZE, dc_block: bool | None = None,
+           prime: bool | None = None) -> tuple[np.ndarray, dict]:
     """Per-frame speech probabilities of an audio file, streamed in blocks (memory stays flat).
 
     Channels are averaged to mono, its DC offset removed as ``rtconv process``
     removes it (``dc_block``: :func:`rtconv.dcblock.wants_dc_block`), and
     another rate than the model's is resampled to it (soxr, streaming).  The streamed track is aligned (the
-    model's latency removed) and averaged over frames of ``frame_seconds``.
+    model's latency removed) and averaged over frames of ``frame_seconds``.  A recurrent model starts
+    primed (``prime``, default: when it is recurrent) as ``rtconv process`` starts one: from the file's
+    first quarter second played backwards, not from silence, from which the shipped VAD called the first
+    100 ms of digital silence speech (p up to 0.5).
     Returns the probabilities and ``{"rate", "frames", "duration", "channels"}``.
     """
     import soxr
 
     from .audio import Reader
     from .dcblock import DCBlocker, wants_dc_block
+    from .files import _Primed, prime_frames
     from .streaming import Streamer
 
     if getattr(model, "out_channels", None) != 1:
@@ -211,6 +216,9 @@ def detect(path, model, frame_seconds: float = FRAME_SECONDS,
     frame = max(1, int(round(frame_seconds * rate)))
     stream = Streamer(model, channels=1, block_size=block_size)
     skip = stream.latency
+    run = _StreamStage(stream)
+    if prime if prime is not None else model.recurrent:
+        run = _Primed(run, prime_frames(model, rate), 1)
     sums: list[np.ndarray] = []
     carry = np.zeros(0)
     total = 0
@@ -239,12 +247,12 @@ def detect(path, model, frame_seconds: float = FRAME_SECONDS,
             if resampler is not None:
                 mono = resampler.resample_chunk(mono)
             if len(mono):
-                take(stream.process(mono[:, None]))
+                take(run(mono[:, None]))
         if resampler is not None:
             rest = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
             if len(rest):
-                take(stream.process(rest[:, None]))
-        take(stream.flush())
+                take(run(rest[:, None]))
+        take(run.flush())
         info = {"rate": rate, "file_rate": reader.sample_rate, "channels": reader.channels,
                 "duration": reader.frames_read / reader.sample_rate}
     if len(carry):
@@ -252,6 +260,21 @@ def detect(path, model, frame_seconds: float = FRAME_SECONDS,
     probs = np.concatenate(sums) if sums else np.zeros(0)
     info["frames"] = int(len(probs))
     return probs, info
+
+
+class _StreamStage:
+    """A :class:`~rtconv.streaming.Streamer` as the stage :class:`rtconv.files._Primed` wraps."""
+
+    out_channels = 1
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.stream.process(x)
+
+    def flush(self) -> np.ndarray:
+        return self.stream.flush()
 
 
 class EnergyDetector:

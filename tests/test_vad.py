@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import rtconv
 from rtconv import ConfigError
+from rtconv.checkpoint import models_dir
 from rtconv.classifier import FramedVAD, band_filterbank
 from rtconv.cli import main
 from rtconv.errors import AudioFileError
@@ -447,3 +448,15 @@ def test_process_refuses_a_dry_wet_mix_into_probabilities(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code != 0 and "probabilities, not audio" in err and "Traceback" not in err
     assert not (tmp_path / "a-vad.wav").exists()
+
+
+def test_the_shipped_detector_hears_no_speech_in_digital_silence_at_the_start_of_a_file(tmp_path, capsys):
+    path = tmp_path / "silence.wav"
+    sf.write(path, np.zeros(2 * RATE, np.float32), RATE)
+    m = rtconv.load(models_dir() / "vad.safetensors")
+    assert detect(path, m)[0].max() < 0.2
+    # from silence its recurrent state starts where no input leads it: the first 100 ms read as speech
+    assert detect(path, m, prime=False)[0][:10].max() > 0.45
+    assert main(["vad", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and "0 segment(s)" in err

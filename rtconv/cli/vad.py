@@ -46,6 +46,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-dc", dest="dc_block", action="store_false", default=None,
                         help="give the detector the samples as they are; by default a DC offset (a microphone's "
                              "constant bias, which it never met in training) is removed first")
+    parser.add_argument("--no-prime", dest="prime", action="store_false", default=None,
+                        help="start the detector from silence; by default a recurrent one starts from the file's "
+                             "first quarter second played backwards, as `rtconv process` starts a denoiser")
     parser.add_argument("--block-size", "-b", type=positive_int, default=DETECT_BLOCK_SIZE, metavar="N",
                         help="frames per streamed block (default: %(default)s)")
 
@@ -82,7 +85,7 @@ def run(args) -> int:
             raise AudioFileError(f"--labels {args.labels!r} exists; pass --overwrite to replace it or choose "
                                  "another path.")
     model = _model(args.model)
-    probs, info = detect(args.input, model, block_size=args.block_size, dc_block=args.dc_block)
+    probs, info = detect(args.input, model, block_size=args.block_size, dc_block=args.dc_block, prime=args.prime)
     segs = segments(probs, FRAME_SECONDS, args.threshold, args.min_speech, args.min_silence)
     for a, b in segs:
         print(f"{a:.3f}\t{b:.3f}")
