@@ -1,6 +1,7 @@
 """Behaviour of the offline trainer: tasks learn, checkpoints deploy, bad input is refused."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from rtconv.checkpoint import read_metadata
 from rtconv.errors import ConfigError
 from rtconv.train import losses, tasks
 from rtconv.train.trainer import TrainConfig, evaluate, pick_device, train
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _quiet_train(cfg, td=None):
@@ -411,11 +414,19 @@ def test_cli_trains_and_stores_the_command_and_metrics(tmp_path, capsys):
       "--quiet"], "bands must satisfy"),
     (["train", "sines", "--arch", "wavenet", "--quiet"], "unknown architecture 'wavenet'"),
     (["train", "sines", "--train-only", " , ", "--quiet"], "--train-only needs words found in parameter names, got ' , '"),
+    (["train", "denoise", "--resume", "models/vad.safetensors", "--epochs", "1", "--train-examples", "1",
+      "--val-examples", "1", "--test-examples", "1", "--quiet"],
+     "--resume 'models/vad.safetensors' is a 'vad' model and this run trains 'denoise'; resume a 'denoise' checkpoint"),
+    (["train", "denoise", "--resume", "models/denoiser.safetensors", "--sample-rate", "16000", "--epochs", "1",
+      "--train-examples", "1", "--val-examples", "1", "--test-examples", "1", "--quiet"],
+     "was made for 48000 Hz and this run's examples are at 16000 Hz; pass --sample-rate 48000"),
     (["train", "sines", "--quiet", "--metrics-json", "no/such/folder/m.json"],
      "--metrics-json 'no/such/folder/m.json': the folder 'no/such/folder' does not exist; create it first (checked now"),
 ])
-def test_cli_bad_input_exits_1_with_one_line(argv, message, capsys):
+def test_cli_bad_input_exits_1_with_one_line(argv, message, capsys, monkeypatch):
     from rtconv.cli import main
+
+    monkeypatch.chdir(ROOT)  # the shipped models by their paths in the repository
 
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()

@@ -315,6 +315,20 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _check_resumable(path, model, td) -> None:
+    """Refuse to fine-tune a checkpoint of another task, or one made for another sample rate: the run
+    would finish and write a model whose name, task and filterbank disagree (a 48 kHz VAD trained as a
+    32 kHz denoiser).  A designed filter (``rtconv filter``) or a model saved without a task may start
+    any task at its own rate."""
+    task, rate = (model.metadata or {}).get("task"), model.sample_rate
+    if task not in (None, "unknown", td.name, "filter"):
+        raise ConfigError(f"--resume {str(path)!r} is a {task!r} model and this run trains {td.name!r}; resume a "
+                          f"{td.name!r} checkpoint, or leave --resume out to start a new model.")
+    if rate and td.sample_rate and int(rate) != int(td.sample_rate):
+        raise ConfigError(f"--resume {str(path)!r} was made for {int(rate)} Hz and this run's examples are at "
+                          f"{int(td.sample_rate)} Hz; pass --sample-rate {int(rate)}, or leave --resume out.")
+
+
 def _grow(model: Model, changes: dict, log) -> Model:
     """The resumed model with architecture options changed, its weights carried over.
 
@@ -740,6 +754,7 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
             raise ConfigError(f"{ctx} cannot read --resume {cfg.resume!r}: under torchrun every machine "
                               "needs the checkpoint and its .state file (a shared folder, or a copy).")
         model = load(cfg.resume)
+        _check_resumable(cfg.resume, model, td)
         prov = model.metadata.get("provenance", {})
         history = {k: list(v) for k, v in (prov.get("history") or history).items()}
         chain = list(prov.get("chain") or []) + ([prov["command"]] if prov.get("command") else [])
