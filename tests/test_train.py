@@ -420,6 +420,13 @@ def test_cli_trains_and_stores_the_command_and_metrics(tmp_path, capsys):
     (["train", "denoise", "--resume", "models/denoiser.safetensors", "--sample-rate", "16000", "--epochs", "1",
       "--train-examples", "1", "--val-examples", "1", "--test-examples", "1", "--quiet"],
      "was made for 48000 Hz and this run's examples are at 16000 Hz; pass --sample-rate 48000"),
+    (["train", "sines", "--corpus", "realistic", "--quiet"],
+     "--corpus does not apply to task 'sines', which would train without it (it takes only --seed and the example counts)"),
+    (["train", "sines", "--speech-dir", "nosuch", "--variant", "audio", "--quiet"],
+     "--variant, --speech-dir do not apply to task 'sines', which would train without them"),
+    (["train", "denoise", "--low-band", "1,2", "--quiet"], "--low-band does not apply to task 'denoise'"),
+    (["train", "denoise", "--corpus", "realistic", "--noise-families", "pink", "--quiet"],
+     "--noise-families does not apply to task 'denoise --corpus realistic'"),
     (["train", "sines", "--quiet", "--metrics-json", "no/such/folder/m.json"],
      "--metrics-json 'no/such/folder/m.json': the folder 'no/such/folder' does not exist; create it first (checked now"),
 ])

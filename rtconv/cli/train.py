@@ -318,6 +318,26 @@ def _arch_config(args, arch: str | None, recipe: dict) -> dict | None:
     return conf or None
 
 
+def _refuse_unread(task: str, opts: dict) -> None:
+    """An option the task would not read, refused in one sentence: it trained without it before."""
+    from ..errors import ConfigError
+    from ..train.choices import TASK_READS, task_key
+
+    key = task_key(task, opts.get("variant"), opts.get("corpus"))
+    reads = TASK_READS.get(key)
+    if reads is None:
+        return
+    unread = [k for k in opts if k not in reads and k not in ("train_examples", "val_examples", "test_examples")]
+    if unread:
+        what = {"freqsep/audio": "freqsep --variant audio", "denoise/realistic": "denoise --corpus realistic"}.get(key, key)
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in unread)
+        takes = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(reads - {"cycles", "length"})  # no flags: API only
+                          ) or "only --seed and the example counts"
+        raise ConfigError(f"{flags} {'does' if len(unread) == 1 else 'do'} not apply to task '{what}', which would "
+                          f"train without {'it' if len(unread) == 1 else 'them'} (it takes {takes}); leave "
+                          f"{'it' if len(unread) == 1 else 'them'} out.")
+
+
 def build_config(args):
     """A :class:`~rtconv.train.trainer.TrainConfig` from parsed arguments."""
     from ..errors import ConfigError
@@ -372,6 +392,7 @@ def build_config(args):
                           "realistic' or 'vad' with it, or leave it out.")
     if args.noise_families:
         opts["noise_families"] = [f.strip() for f in args.noise_families.split(",") if f.strip()]
+    _refuse_unread(task, opts)
     return TrainConfig(
         task=task, task_options=opts, arch=arch, arch_config=conf, loss=pick("loss"),
         optimizer=pick("optimizer"), lr=pick("lr"), momentum=args.momentum,

@@ -9,7 +9,7 @@ them without loading torch.
 from __future__ import annotations
 
 __all__ = ["TASKS", "LOSS_NAMES", "LOSS_TERMS", "parse_loss", "OPTIMIZERS", "SCHEDULES", "DIST_BACKENDS", "DEFAULTS", "TASK_LOSSES",
-           "WAVEFORMS", "TASK_OPTIONS", "TASK_ARCHS", "task_key", "default_arch"]
+           "WAVEFORMS", "TASK_OPTIONS", "TASK_READS", "TASK_ARCHS", "task_key", "default_arch"]
 
 #: What ``rtconv train`` can learn (:func:`rtconv.train.tasks.make_task`).
 TASKS = ("sines", "freqsep", "denoise", "classify", "vad")
@@ -90,6 +90,22 @@ TASK_OPTIONS = {
     "denoise": {"sample_rate": 32000, "seconds": 1.0, "snr_db": (-5.0, 20.0), "gain_db": (-12.0, 6.0),
                 "utterances": 200},
     "vad": {"noise_seconds": 120.0},
+}
+
+#: The options each task reads (:func:`rtconv.train.tasks.make_task`), by :func:`task_key`, besides the
+#: seed and the example counts every task takes; ``rtconv train`` refuses the others rather than
+#: training without them.
+TASK_READS = {
+    "sines": frozenset(),
+    "freqsep": frozenset({"variant"}),
+    "freqsep/audio": frozenset({"variant", "sample_rate", "seconds", "low_band", "high_band"}),
+    "denoise": frozenset({"corpus", "sample_rate", "seconds", "snr_db", "gain_db", "utterances", "cache_dir",
+                          "speech_dir", "noise_dir", "noise_families"}),
+    "denoise/realistic": frozenset({"corpus", "sample_rate", "seconds", "snr_db", "level_db", "cache_dir", "kinds",
+                                    "bands", "noise_sources", "speech_kinds", "speech_subsonic", "val_split"}),
+    "classify": frozenset({"variant", "length", "cycles", "snr_db"}),
+    "vad": frozenset({"sample_rate", "mix_rate", "noise_seconds", "seconds", "snr_db", "level_db", "label_db",
+                      "cache_dir", "speech_subsonic"}),
 }
 
 #: The architecture and constructor options each task trains when none is named, by :func:`task_key`.
