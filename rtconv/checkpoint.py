@@ -144,6 +144,8 @@ def check_model_path(path: PathLike) -> Path:
     For commands that write a model (``rtconv filter -o``), so that
     ``-o out.wav`` says what is wrong instead of writing a model named like audio.
     """
+    if not str(path).strip():
+        raise CheckpointError(f"the output name is empty; name the model file to write, e.g. 'filter{SUFFIX}'.")
     p = Path(path)
     if p.suffix.lower() != SUFFIX:
         raise CheckpointError(
@@ -368,6 +370,12 @@ def _read_header(path: PathLike) -> tuple[dict, dict, str | None]:
         raise CheckpointError(
             f"model file {name!r} is truncated ({size} bytes, the header promises {8 + n + end}); "
             "copy or download it again."
+        )
+    if raw_meta is None and path.name.endswith(".state.safetensors"):
+        model = path.with_name(path.name[: -len(".state.safetensors")] + SUFFIX)
+        raise CheckpointError(
+            f"{name!r} is the training state `rtconv train` keeps to continue a run (--resume {str(model)!r}), "
+            f"not a model; load {str(model)!r} instead."
         )
     if raw_meta is None:
         raise CheckpointError(

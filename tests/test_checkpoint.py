@@ -115,6 +115,18 @@ def test_save_into_a_folder_that_refuses_files_says_so_in_one_sentence(tmp_path,
                             "written to (Permission denied); choose another folder.")
 
 
+def test_a_training_state_file_is_named_as_such_with_its_model(tmp_path):
+    from safetensors.torch import save_file
+
+    state = tmp_path / "run.state.safetensors"
+    save_file({"x": torch.zeros(2)}, str(state), metadata={"rtconv_state": "{}"})
+    with pytest.raises(CheckpointError) as e:
+        rtconv.load(state)
+    model = str(tmp_path / "run.safetensors")
+    assert str(e.value) == (f"{str(state)!r} is the training state `rtconv train` keeps to continue a run "
+                            f"(--resume {model!r}), not a model; load {model!r} instead.")
+
+
 # --- files that must be refused -------------------------------------------------
 
 

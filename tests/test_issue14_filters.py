@@ -196,3 +196,20 @@ def test_a_folder_named_like_a_model_is_refused_in_one_sentence(tmp_path, capsys
     assert main(["filter", "lowpass", "--cutoff", "2000", "-o", str(out), "--overwrite"]) == 1
     err = capsys.readouterr().err.strip()
     assert "is a folder" in err and "\n" not in err and list(out.iterdir()) == []
+
+
+def test_a_two_tap_centred_filter_says_it_is_centred_not_causal(tmp_path, capsys):
+    out = tmp_path / "ma2.safetensors"
+    assert main(["filter", "moving-average", "--taps", "2", "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "latency 0 samples (centred: the 0.5-sample group delay is under one sample" in said and "causal" not in said
+    assert main(["filter", "moving-average", "--taps", "2", "--padding", "causal", "-o", str(out), "--overwrite"]) == 0
+    assert "(causal: the output is delayed by the group delay, 0.5 samples" in capsys.readouterr().out
+
+
+def test_an_empty_output_name_is_refused_in_one_sentence(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["filter", "lowpass", "--cutoff", "2000", "-o", ""]) == 1
+    assert capsys.readouterr().err.strip() == ("rtconv filter: error: the output name is empty; name the model file "
+                                               "to write, e.g. 'filter.safetensors'.")
+    assert list(tmp_path.iterdir()) == []

@@ -52,7 +52,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--taps", type=frame_count, default=taps, metavar="N",
                            help="number of taps (default: %(default)s)")
         p.add_argument("--sample-rate", "-r", type=sample_rate_hz, default=rate, metavar="HZ",
-                       help="sample rate the filter is designed for, in Hz (default: %(default)s)")
+                       help="sample rate the filter is designed for, in Hz (default: "
+                            + (f"{rate}" if rate else "none: its taps mean the same at any rate") + ")")
         p.add_argument("--padding", choices=("causal", "same"), default=None,
                        help="same: centred kernel whose group delay is declared as latency, so processed "
                             "files come out aligned (default for linear phase); causal: latency 0, the "
@@ -136,6 +137,9 @@ def _timing(model) -> str:
     if model.latency:  # an even kernel: its centre lies between two samples
         return (f"latency {model.latency} samples{ms(model.latency)} (of the {delay:g}-sample group delay, "
                 "declared: processed files come out aligned to half a sample)")
+    if d.get("padding") == "same" and delay:  # two taps: the half-sample delay rounds to no latency
+        return (f"latency 0 samples (centred: the {delay:g}-sample group delay is under one sample, so processed "
+                "files come out aligned to half a sample)")
     return f"latency 0 samples (causal: the output is delayed by the group delay, {delay:g} samples{ms(delay)})"
 
 
