@@ -23,6 +23,7 @@ from rtconv.cli import main
      "argument --window: expected a scipy.signal window such as hamming, hann, blackman, or one with its parameter "
      "such as kaiser,8, got 'nosuch'"),
     (["filter", "lowpass", "--cutoff", "1000", "--window", "kaiser", "-o", "f.safetensors"], "got 'kaiser'"),
+    (["train", "denoise", "--seconds", "100000"], "argument --seconds: expected a clip length above 0 and at most 600 seconds"),
     (["export", "speech-band", "-b", "100000000"], "argument --block-size/-b: expected a whole number from 1 to 1048576"),
 ])
 def test_a_number_no_run_can_use_is_refused_before_any_work(argv, message, capsys, tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from rtconv.errors import AudioFileError, ConfigError
 from rtconv.train import noise, speech, tasks
@@ -173,3 +174,24 @@ def test_crossover_low_output_holds_only_low_frequencies():
     for i in range(10):
         low = np.abs(np.fft.rfft(ds[i][1][0].numpy() * np.hanning(8000)))
         assert low[f > 1700].max() < 1e-3 * max(low.max(), 1e-9)
+
+
+def test_examples_that_cannot_all_be_held_in_memory_are_refused_before_they_are_made(monkeypatch):
+    pages = {"SC_PHYS_PAGES": 1024, "SC_PAGE_SIZE": 4096}  # a 4 MiB machine
+    monkeypatch.setattr(tasks.os, "sysconf", lambda name: pages[name])
+    made = []
+
+    class Big(torch.utils.data.Dataset):
+        def __len__(self):
+            return 100
+
+        def __getitem__(self, i):
+            made.append(i)
+            return torch.zeros(1, 8000), torch.zeros(1, 8000)  # 64 kB a pair: 6.1 MiB in all
+
+    with pytest.raises(ConfigError, match=r"the 100 examples need 0\.0 GiB in memory and this machine has 0\.0 GiB; "
+                                          r"use fewer examples \(--train-examples\) or shorter ones \(--seconds\)\."):
+        tasks.materialize(Big())
+    assert made == [0]
+    pages["SC_PHYS_PAGES"] = 4096  # 16 MiB: they fit
+    assert len(tasks.materialize(Big())) == 100

@@ -73,6 +73,11 @@ def window_spec(text: str):
     return spec
 
 
+def clip_seconds(text: str) -> float:
+    """argparse type: a training example's length, above 0 and at most 600 s (examples are held in memory)."""
+    return _number(text, lambda v: 0 < v <= 600, "a clip length above 0 and at most 600 seconds", "4")
+
+
 def epoch_count(text: str) -> int:
     """argparse type: a number of epochs, 0 or more."""
     return _number(text, lambda v: v >= 0, "a number of epochs (0 or more)", parse=int)

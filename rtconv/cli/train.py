@@ -13,7 +13,7 @@ from ..train.choices import (DEFAULTS, DIST_BACKENDS, KEEP, OPTIMIZERS, SCHEDULE
 from ..train.choices import LOSS_NAMES as LOSSES
 from ..train.choices import LOSS_TERMS
 from ..vad import FRAMES_PER_SECOND, LABEL_DB
-from .common import (epoch_count, key_value, loss_text, name_weights, nonnegative_number, number_list, number_range,
+from .common import (clip_seconds, epoch_count, key_value, loss_text, name_weights, nonnegative_number, number_list, number_range,
                      positive_int, positive_number, sample_rate_hz, seed)
 
 HELP = "train a filter or classifier (sines, freqsep, denoise, classify, vad) and write a checkpoint"
@@ -241,7 +241,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="freqsep: 256-sample exercise (classic) or audio crossover; classify: waveforms")
     g.add_argument("--sample-rate", type=sample_rate_hz, metavar="HZ",
                    help=f"freqsep audio ({_CROSSOVER['sample_rate']}) / denoise ({_DENOISE['sample_rate']})")
-    g.add_argument("--seconds", type=positive_number, help="example length in seconds (audio tasks)")
+    g.add_argument("--seconds", type=clip_seconds, help="example length in seconds (audio tasks)")
     g.add_argument("--low-band", type=number_range, metavar="LO,HI",
                    help=f"freqsep audio: low tones in Hz ({_pair(_CROSSOVER['low_band'])})")
     g.add_argument("--high-band", type=number_range, metavar="LO,HI",

@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import math
 import multiprocessing as mp
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -445,6 +446,7 @@ def materialize(ds: Dataset, workers: int = 0) -> torch.utils.data.TensorDataset
     number of workers); where fork is not available they are made here.
     """
     x0, y0 = ds[0]
+    _check_fits(len(ds), (x0.numel() * x0.element_size() + y0.numel() * y0.element_size()))
     xs = torch.empty((len(ds), *x0.shape), dtype=x0.dtype)
     ys = torch.empty((len(ds), *y0.shape), dtype=y0.dtype)
     xs[0], ys[0] = x0, y0
@@ -466,6 +468,19 @@ def materialize(ds: Dataset, workers: int = 0) -> torch.utils.data.TensorDataset
     for i in rest:
         xs[i], ys[i] = ds[i]
     return torch.utils.data.TensorDataset(xs, ys)
+
+
+def _check_fits(count: int, per_example: int) -> None:
+    """Refuse examples that cannot all be held in this machine's memory (they were allocated, then the
+    kernel killed the run while filling them)."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system: nothing to check against
+        return
+    need = count * per_example
+    if need > 0.8 * total:
+        raise ConfigError(f"the {count} examples need {need / 2**30:.1f} GiB in memory and this machine has "
+                          f"{total / 2**30:.1f} GiB; use fewer examples (--train-examples) or shorter ones (--seconds).")
 
 
 _SHARED: Dataset | None = None  # the dataset a forked materialize worker reads (inherited, never pickled)
