@@ -333,6 +333,24 @@ def test_the_summary_counts_hours_speakers_and_licenses(tiny_corpus):
     json.dumps(summ)  # JSON-able
 
 
+def test_the_summary_lists_bandwidths_narrowest_first():
+    rates = (44100, 8000, 22050, 16000, 32000, 11025)
+    items = [dict(kind="speech", split="train", speech_kind="real", source="s", speaker="a", language="en",
+                  seconds=3600.0, license="CC0-1.0", package="p", version="1", bandwidth_hz=r / 2) for r in rates]
+    row = corpus.summarize(items)["speech"]["train"]["real"]
+    assert list(row["bandwidths"]) == ["<=4k", "<=5.5k", "<=8k", "<=11k", "<=16k", ">16k"]
+
+
+def test_an_empty_corpus_is_one_sentence_not_empty_tables(tmp_path, capsys):
+    from rtconv.cli import main
+
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "manifest.jsonl").write_text("")
+    assert main(["data", "summary", "--cache-dir", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "holds no items (its manifest.jsonl is empty); build it with `rtconv data build`." in err
+
+
 def test_a_missing_corpus_is_one_sentence(tmp_path):
     with pytest.raises(ConfigError, match=r"no corpus at .*build it first with `rtconv data build`"):
         corpus.read_manifest(tmp_path / "nothing")

@@ -101,6 +101,11 @@ def run(args) -> int:
         print(f"packed into {corpus.corpus_dir(args.out)}; train there with RTCONV_CACHE={args.out}")
         return 0
     items = corpus.read_manifest(corpus.corpus_dir(args.cache_dir))
+    if not items:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"the corpus at {str(corpus.corpus_dir(args.cache_dir))!r} holds no items (its "
+                          "manifest.jsonl is empty); build it with `rtconv data build`.")
     if args.action == "summary":
         summ = corpus.summarize(items)
         print(json.dumps(summ, indent=1, ensure_ascii=False) if args.json else corpus.format_summary(summ))

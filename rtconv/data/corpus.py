@@ -150,15 +150,19 @@ def summarize(items: Sequence[dict]) -> dict:
                 for k, v in list(row.items()):
                     if isinstance(v, set):
                         row[k] = sorted(v)
-                    elif isinstance(v, defaultdict):
-                        row[k] = dict(sorted(v.items()))
+                    elif isinstance(v, defaultdict):  # bandwidths narrowest first (not "<=11k" before "<=4k")
+                        row[k] = dict(sorted(v.items(), key=lambda kv: _BW_ORDER.index(kv[0])))
     out["licenses"] = dict(sorted(out["licenses"].items(), key=lambda kv: -kv[1]))
     out["packages"] = dict(sorted(out["packages"].items()))
     return out
 
 
+_BW_EDGES = ((4100, "<=4k"), (5600, "<=5.5k"), (8200, "<=8k"), (11100, "<=11k"), (16500, "<=16k"))
+_BW_ORDER = [label for _, label in _BW_EDGES] + [">16k"]
+
+
 def _bw_label(hz: float) -> str:
-    for edge, label in ((4100, "<=4k"), (5600, "<=5.5k"), (8200, "<=8k"), (11100, "<=11k"), (16500, "<=16k")):
+    for edge, label in _BW_EDGES:
         if hz <= edge:
             return label
     return ">16k"
