@@ -442,6 +442,14 @@ def test_an_output_in_a_missing_folder_is_refused_before_anything_is_written(tmp
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_pipewire_microphone_is_refused_for_a_detector_whose_output_is_not_sound(tmp_path, capsys):
+    args = ["export", "vad", "-o", str(tmp_path / "v.onnx"), "-b", "480", "--pipewire", str(tmp_path / "v.conf")]
+    assert main(args) == 1
+    assert "is a 'vad' model whose output is a probability, not sound; export it without --pipewire." in \
+        capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_pipewire_config_is_refused_for_a_model_with_two_outputs(tmp_path, capsys):
     args = ["export", "freqsep", "-o", str(tmp_path / "f.onnx"), "-b", "128", "--pipewire", str(tmp_path / "f.conf")]
     assert main(args) == 1

@@ -80,6 +80,12 @@ def run(args) -> int:
     if conf is not None:
         if conf.suffix != ".conf":
             raise ConfigError(f"the PipeWire config {str(conf)!r} must end in .conf, or PipeWire will not read it.")
+        task = (model.metadata or {}).get("task")
+        if task in ("vad", "classify"):
+            raise ConfigError(
+                f"--pipewire makes a virtual microphone that plays the model's output, and {str(model_path)!r} is a "
+                f"{task!r} model whose output is a probability, not sound; export it without --pipewire."
+            )
         if (args.channels or model.in_channels) != 1 or model.out_channels != 1:
             raise ConfigError(
                 f"--pipewire needs a one-channel model and stream (PipeWire's onnx plugin gives each port one "
