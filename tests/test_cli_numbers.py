@@ -24,6 +24,8 @@ from rtconv.cli import main
      "such as kaiser,8, got 'nosuch'"),
     (["filter", "lowpass", "--cutoff", "1000", "--window", "kaiser", "-o", "f.safetensors"], "got 'kaiser'"),
     (["train", "denoise", "--seconds", "100000"], "argument --seconds: expected a clip length above 0 and at most 600 seconds"),
+    (["live", "-b", "1000000"], "argument --block-size/-b: expected a block of 1 to 16384 frames, got '1000000'"),
+    (["gui", "-b", "100000"], "argument --block-size/-b: expected a block of 1 to 16384 frames"),
     (["export", "speech-band", "-b", "100000000"], "argument --block-size/-b: expected a whole number from 1 to 1048576"),
 ])
 def test_a_number_no_run_can_use_is_refused_before_any_work(argv, message, capsys, tmp_path, monkeypatch):
@@ -43,3 +45,10 @@ def test_a_window_with_its_parameter_designs_the_filter(tmp_path, capsys):
 
     want = signal.firwin(201, 1000, window=("kaiser", 8.0), fs=48000)
     assert abs(rtconv.load(out).kernel - want).max() < 1e-6
+
+
+def test_live_checks_where_its_stats_go_before_it_opens_a_device(tmp_path, capsys):
+    bad = tmp_path / "nodir" / "s.json"
+    assert main(["live", "--stats-json", str(bad), "--duration", "1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"rtconv live: error: --stats-json {str(bad)!r}: the folder {str(bad.parent)!r} does not exist; create it first."

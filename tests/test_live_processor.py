@@ -658,3 +658,23 @@ def test_nan_and_inf_input_samples_count_as_silence_in_the_meters_and_only_finit
     assert not mon.meters()["in_clip"]  # an Inf alone does not clip
     mon.update(np.full((128, 2), 0.1, np.float32), np.zeros((128, 2), np.float32), 0, 1e-4)
     assert all(np.isfinite(v) for v in mon.meters()["in_rms_db"])  # no NaN left behind in the state
+
+
+@pytest.mark.parametrize("name", ["vad"])
+def test_a_detector_is_refused_as_the_model_a_stream_plays_and_a_swap_keeps_the_playing_one(name):
+    with pytest.raises(ConfigError, match=r"is a 'vad' model whose output is a probability, not sound, and the live "
+                                          r"stream would play it; run a denoiser or filter"):
+        LiveProcessor(name, realtime_check=False)
+    p = LiveProcessor("speech-band", realtime_check=False)
+    with pytest.raises(RtconvError, match="not swapped in, the running one keeps playing: .* not sound"):
+        p.request_swap(name)
+    gated = LiveProcessor("denoiser", realtime_check=False, vad=name)  # keying the gate is what a VAD is for
+    assert gated.speech is not None
+
+
+def test_a_swap_from_a_denoiser_to_a_filter_carries_no_unset_strength_to_refuse():
+    p = LiveProcessor("denoiser", realtime_check=False)
+    assert p.switches == {"attenuation_limit_db": None, "linked": False}
+    p.request_swap("speech-band", p.switches)  # what --watch does when the file becomes another kind of model
+    with pytest.raises(RtconvError, match="has no attenuation limit"):  # a limit the user set still cannot apply
+        p.request_swap("speech-band", {"attenuation_limit_db": 12.0})

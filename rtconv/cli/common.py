@@ -78,6 +78,16 @@ def clip_seconds(text: str) -> float:
     return _number(text, lambda v: 0 < v <= 600, "a clip length above 0 and at most 600 seconds", "4")
 
 
+#: The largest live audio block: 16384 frames, 341 ms at 48 kHz (JACK's periods stop at 8192)
+MAX_LIVE_BLOCK = 16384
+
+
+def live_block(text: str) -> int:
+    """argparse type: frames per live audio block, 1 to :data:`MAX_LIVE_BLOCK`."""
+    return _number(text, lambda v: 1 <= v <= MAX_LIVE_BLOCK,
+                   f"a block of 1 to {MAX_LIVE_BLOCK} frames", "128", parse=int)
+
+
 def epoch_count(text: str) -> int:
     """argparse type: a number of epochs, 0 or more."""
     return _number(text, lambda v: v >= 0, "a number of epochs (0 or more)", parse=int)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import nonnegative_seconds, positive_int
+from .common import live_block, nonnegative_seconds, positive_int
 
 HELP = "open the desktop app: live spectra, kernel stems, controls, file A/B"
 
@@ -40,7 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--output-device", metavar="NAME", help="output device name")
     g.add_argument("--sample-rate", "--samplerate", "-r", dest="sample_rate", type=positive_int, metavar="HZ",
                    help="sample rate in Hz")
-    g.add_argument("--block-size", "-b", type=positive_int, metavar="N", help="frames per audio block")
+    g.add_argument("--block-size", "-b", type=live_block, metavar="N", help="frames per audio block")
     g.add_argument("--channels", type=positive_int, metavar="N", help="audio channels (1 or 2)")
     g = parser.add_argument_group("window")
     g.add_argument("--tab", choices=("live", "kernels", "file"), default="live", help="tab shown first (default: %(default)s)")

@@ -15,7 +15,7 @@ from ..levelguard import stream_level_note
 from ..errors import ConfigError, RtconvError
 from ..live.gate import GATE_DEFAULTS
 from ..live.settings import ENGINES, LIVE_QUALITY, QUALITIES
-from .common import (attenuation_db, device_latency, floor_db, gain_db, nonnegative_seconds, positive_int,
+from .common import (attenuation_db, device_latency, floor_db, gain_db, live_block, nonnegative_seconds, positive_int,
                      positive_seconds, probability, unit_fraction)
 
 HELP = "run a model live: microphone -> model -> speakers, with hot swap and recording"
@@ -90,7 +90,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--hostapi", metavar="H", help="host API to pick devices from, e.g. jack or alsa")
     g.add_argument("--sample-rate", "--samplerate", "-r", dest="sample_rate", type=positive_int, metavar="HZ",
                    help="device rate (default: the model's if the device takes it, else the device's)")
-    g.add_argument("--block-size", "-b", type=positive_int, default=128, metavar="N", help="frames per audio block (default: %(default)s)")
+    g.add_argument("--block-size", "-b", type=live_block, default=128, metavar="N", help="frames per audio block (default: %(default)s)")
     g.add_argument("--device-latency", type=device_latency, metavar="L",
                    help="what PortAudio buffers on each device: low, high or seconds; more delay, fewer dropouts "
                         "where the path to the device is not realtime (default: low; 0.02 with --virtual-mic)")
@@ -219,6 +219,10 @@ def run(args) -> int:
     if args.virtual_mic is not None and args.connect:
         raise ConfigError("--virtual-mic and --connect do not go together: the first is for PulseAudio/PipeWire, "
                           "the second for JACK; pick one.")
+    if args.stats_json:  # checked now: a session's stats are written at its end
+        from ..errors import check_output_file
+
+        check_output_file(f"--stats-json {args.stats_json!r}", args.stats_json)
     path = checkpoint.resolve(args.model)
     switches = {}
     if args.atten_lim is not None:

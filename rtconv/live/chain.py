@@ -84,6 +84,8 @@ def apply_switches(model, switches: Mapping[str, Any] | None) -> None:
     for name, value in (switches or {}).items():
         if name not in SWITCHES:
             raise ConfigError(f"unknown model switch {name!r}; the switches are {', '.join(SWITCHES)}.")
+        if value in (None, False) and not SWITCHES[name][0](model)[0]:
+            continue  # off on a model without it (a swap carrying a denoiser's unset limit to a FIR): nothing to set
         SWITCHES[name][1](model, value)
 
 
@@ -132,9 +134,17 @@ class ModelChain:
     """
 
     def __init__(self, model, settings: StreamSettings, channels: int | None = None, switches=None,
-                 realtime_check: bool = True, threads: bool = True) -> None:
+                 realtime_check: bool = True, threads: bool = True, sound: bool = True) -> None:
         self.path = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
         self.model = load_model(model, switches)
+        task = (self.model.metadata or {}).get("task")
+        if sound and task in ("vad", "classify"):  # ``sound``: what it outputs is played (not the gate's VAD)
+            from ..denoiser import _which
+
+            raise ConfigError(
+                f"the model {_which(self.model)} is a {task!r} model whose output is a probability, not sound, and "
+                "the live stream would play it; run a denoiser or filter (a VAD keys the gate: --vad with --gate)."
+            )
         rate, block = settings.sample_rate, settings.block_size
         channels = settings.channels if channels is None else int(channels)
         self.channels = channels

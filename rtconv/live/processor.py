@@ -131,7 +131,7 @@ class LiveProcessor:
     def _speech_gate(self, vad) -> SpeechGate:
         what = f" {os.fspath(vad)!r}" if isinstance(vad, (str, os.PathLike)) else ""
         try:
-            chain = ModelChain(vad, self.settings, channels=1, realtime_check=False, threads=False)
+            chain = ModelChain(vad, self.settings, channels=1, realtime_check=False, threads=False, sound=False)
             task = (getattr(chain.model, "metadata", None) or {}).get("task")
             if task not in ("vad", None):
                 raise ConfigError(f"it is a {task!r} model, not a voice-activity detector (task 'vad')")
