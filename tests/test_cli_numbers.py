@@ -48,7 +48,12 @@ def test_a_window_with_its_parameter_designs_the_filter(tmp_path, capsys):
 
 
 def test_live_checks_where_its_stats_go_before_it_opens_a_device(tmp_path, capsys):
-    bad = tmp_path / "nodir" / "s.json"
+    bad = tmp_path / "adir"
+    bad.mkdir()
     assert main(["live", "--stats-json", str(bad), "--duration", "1"]) == 1
+    assert capsys.readouterr().err.strip() == f"rtconv live: error: --stats-json {str(bad)!r} is a folder; give a file name in it."
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    assert main(["live", "--stats-json", str(blocked / "s.json"), "--duration", "1"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == f"rtconv live: error: --stats-json {str(bad)!r}: the folder {str(bad.parent)!r} does not exist; create it first."
+    assert err.startswith(f"rtconv live: error: --stats-json {str(blocked / 's.json')!r}: its folder cannot be made (")

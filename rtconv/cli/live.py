@@ -220,9 +220,16 @@ def run(args) -> int:
         raise ConfigError("--virtual-mic and --connect do not go together: the first is for PulseAudio/PipeWire, "
                           "the second for JACK; pick one.")
     if args.stats_json:  # checked now: a session's stats are written at its end
+        from pathlib import Path
+
         from ..errors import check_output_file
 
-        check_output_file(f"--stats-json {args.stats_json!r}", args.stats_json)
+        where = f"--stats-json {args.stats_json!r}"
+        try:  # a missing folder is made, as --record makes its own
+            Path(args.stats_json).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"{where}: its folder cannot be made ({e.strerror or e}); choose another path.") from None
+        check_output_file(where, args.stats_json)
     path = checkpoint.resolve(args.model)
     switches = {}
     if args.atten_lim is not None:
