@@ -234,7 +234,7 @@ class Reader:
 
     def _unreadable(self, e: Exception) -> AudioFileError:
         name = str(self.path)
-        detail = str(e).split(": ", 1)[-1].strip().rstrip(".") if str(e) else type(e).__name__
+        detail = sndfile_detail(e)
         if _looks_like_text(self.path):
             return AudioFileError(
                 f"input file {name!r} is a text file, not audio ({detail}); pass a WAV, FLAC, OGG or other sound file."
@@ -255,7 +255,7 @@ class Reader:
                 else:
                     x = self._f.read(self.chunk, dtype="float32", always_2d=True)
             except (RuntimeError, OSError) as e:
-                detail = str(e).split(": ", 1)[-1].strip().rstrip(".")
+                detail = sndfile_detail(e)
                 raise AudioFileError(
                     f"input file {name!r} is corrupt after {self.frames_read} frames ({detail}); "
                     "nothing was written."
@@ -276,6 +276,12 @@ class Reader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def sndfile_detail(e: BaseException) -> str:
+    """The reason in a soundfile/libsndfile error, without the path it repeats and the final period
+    (``Error opening 'x.wav': Format not recognised.`` -> ``Format not recognised``), for a sentence of ours."""
+    return str(e).split(": ", 1)[-1].strip().rstrip(".") if str(e) else type(e).__name__
 
 
 def output_format(path: PathLike, like_format: str | None = None, like_subtype: str | None = None,
@@ -378,18 +384,6 @@ def _stored_rate(format: str, subtype: str, sample_rate: int) -> int | None:
     return stored
 
 
-def _mono_only(format: str, subtype: str, sample_rate: int) -> bool:
-    """Whether libsndfile writes ``format`` with one channel only (XI, HTK, SDS, SVX, WVE...): it refuses
-    more as "Format not recognised", so a one-channel file in memory is tried."""
-    import io
-
-    try:
-        _sf().SoundFile(io.BytesIO(), "w", samplerate=sample_rate, channels=1, format=format, subtype=subtype).close()
-    except Exception:  # noqa: BLE001 - any refusal means the channel count was not the reason
-        return False
-    return True
-
-
 class AtomicWriter:
     """Write audio to a temporary file beside ``path``; rename into place on :meth:`commit`.
 
@@ -446,12 +440,14 @@ class AtomicWriter:
                                    format=format, subtype=subtype)
         except (RuntimeError, OSError) as e:
             self.abort()
-            if channels > 1 and _mono_only(format, subtype, sample_rate):
+            # libsndfile refuses a second channel of XI, HTK, SDS, SVX, WVE as "Format not recognised":
+            # the one-channel file _unwritable wrote in memory says whether that was the reason
+            if channels > 1 and _stored_rate(format, subtype, sample_rate) is not None:
                 raise AudioFileError(
                     f"{format} files hold one channel and the output {str(self.path)!r} has {channels}; "
                     "write it as .wav or .flac, or give a mono input."
                 ) from None
-            detail = str(e).split(": ", 1)[-1].strip().rstrip(".")
+            detail = sndfile_detail(e)
             raise AudioFileError(
                 f"cannot create {format}/{subtype} output {str(self.path)!r} with {channels} channel(s) "
                 f"at {sample_rate} Hz ({detail}); choose another format with a different extension."
@@ -486,7 +482,7 @@ class AtomicWriter:
                 "(free some space or choose another folder)."
             ) from None
         except RuntimeError as e:
-            detail = str(e).split(": ", 1)[-1].strip().rstrip(".")
+            detail = sndfile_detail(e)
             raise AudioFileError(f"cannot write output {str(self.path)!r} ({detail}); nothing was saved.") from None
         self.frames += y.shape[0]
 

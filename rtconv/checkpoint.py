@@ -54,6 +54,7 @@ from .errors import CheckpointError, ConfigError
 from .models import ARCHITECTURES, Model, build, load_extra_architectures
 
 __all__ = [
+    "PROBABILITY_TASKS",
     "FORMAT",
     "FORMAT_VERSION",
     "KERNEL_CONVENTION",
@@ -80,6 +81,10 @@ METADATA_KEY = "rtconv"
 #: Header metadata key of the weights checksum (hex SHA-256, see :func:`tensors_sha256`).
 CHECKSUM_KEY = "rtconv_sha256"
 SUFFIX = ".safetensors"
+
+#: Tasks whose models write a probability track, not sound: refused where their output would be heard
+#: or mixed with audio (``--wet``, the live stream, a PipeWire virtual microphone)
+PROBABILITY_TASKS = ("vad", "classify")
 
 _log = _logging.getLogger(__name__)
 _UNCHECKED_NOTED: set[str] = set()  # files whose missing checksum was already noted

@@ -64,8 +64,8 @@ import numpy as np
 import torch
 
 from .audio import (READ_CHUNK, SAMPLE_RATE_MODEL_BLOCK, SOFTWARE_TAG, AtomicWriter, Reader, default_output_path,
-                    output_format, temporary_beside, written_by_rtconv, zero_nonfinite)
-from .checkpoint import load, resolve
+                    output_format, sndfile_detail, temporary_beside, written_by_rtconv, zero_nonfinite)
+from .checkpoint import PROBABILITY_TASKS, load, resolve
 from .dcblock import DCBlocker, offset_note, wants_dc_block
 from .levelguard import LEVEL_GUARD_DBFS, LevelMeter, guard_gain, level_note, wants_level_guard
 from .errors import AudioFileError, ConfigError
@@ -782,7 +782,7 @@ def process_file(
                           "leave out --keep-latency.")
     m, mname = _load_model(model)
     task = (getattr(m, "metadata", None) or {}).get("task")
-    if wet < 1.0 and task in ("vad", "classify"):
+    if wet < 1.0 and task in PROBABILITY_TASKS:
         raise ConfigError(f"--wet mixes audio into the output, but this model ({mname}, task {task!r}) writes "
                           "probabilities, not audio; leave --wet out.")
     if both_directions:
@@ -924,7 +924,7 @@ def _disk_full_said(out: Path, nbytes: int = 0, writer: AtomicWriter | None = No
             ) from None
         if not scratch:
             raise
-        detail = str(e).split(": ", 1)[-1].strip().rstrip(".")
+        detail = sndfile_detail(e)
         raise AudioFileError(f"cannot write the scratch copy beside {str(out)!r} ({detail}); nothing was saved, "
                              "choose another output folder with -o.") from None
 

@@ -206,17 +206,15 @@ def detect(path, model, frame_seconds: float = FRAME_SECONDS,
 
     from .audio import Reader
     from .dcblock import DCBlocker, wants_dc_block
-    from .files import _Primed, prime_frames
-    from .streaming import Streamer
+    from .files import _Primed, _Stream, prime_frames
 
     if getattr(model, "out_channels", None) != 1:
         raise ConfigError(f"a voice activity model has one output (the speech probability), but this one has "
                           f"{model.out_channels}; pass a model trained with `rtconv train vad`.")
     rate = int(model.sample_rate or 48000)
     frame = max(1, int(round(frame_seconds * rate)))
-    stream = Streamer(model, channels=1, block_size=block_size)
-    skip = stream.latency
-    run = _StreamStage(stream)
+    run = _Stream(model, 1, block_size, threads=1)
+    skip = run.s.latency
     if prime if prime is not None else model.recurrent:
         run = _Primed(run, prime_frames(model, rate), 1)
     sums: list[np.ndarray] = []
@@ -260,21 +258,6 @@ def detect(path, model, frame_seconds: float = FRAME_SECONDS,
     probs = np.concatenate(sums) if sums else np.zeros(0)
     info["frames"] = int(len(probs))
     return probs, info
-
-
-class _StreamStage:
-    """A :class:`~rtconv.streaming.Streamer` as the stage :class:`rtconv.files._Primed` wraps."""
-
-    out_channels = 1
-
-    def __init__(self, stream) -> None:
-        self.stream = stream
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.stream.process(x)
-
-    def flush(self) -> np.ndarray:
-        return self.stream.flush()
 
 
 class EnergyDetector:

@@ -58,7 +58,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..checkpoint import load, resolve
+    from ..checkpoint import PROBABILITY_TASKS, load, resolve
     from ..errors import ConfigError
     from ..onnx.exporter import TOLERANCE, export, pipewire_config
 
@@ -81,7 +81,7 @@ def run(args) -> int:
         if conf.suffix != ".conf":
             raise ConfigError(f"the PipeWire config {str(conf)!r} must end in .conf, or PipeWire will not read it.")
         task = (model.metadata or {}).get("task")
-        if task in ("vad", "classify"):
+        if task in PROBABILITY_TASKS:
             raise ConfigError(
                 f"--pipewire makes a virtual microphone that plays the model's output, and {str(model_path)!r} is a "
                 f"{task!r} model whose output is a probability, not sound; export it without --pipewire."

@@ -145,12 +145,10 @@ def _timing(model) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint import check_model_path, save
-    from ..errors import ConfigError
+    from ..errors import ConfigError, check_output_file
 
     output = check_model_path(args.output)
-    if output.is_dir():
-        raise ConfigError(f"the output {str(output)!r} is a folder; name the model file to write, "
-                          f"e.g. {str(output / 'filter.safetensors')!r}.")
+    check_output_file(f"-o {str(output)!r}", output)
     if output.exists() and not args.overwrite:
         raise ConfigError(f"{str(output)!r} exists; pass --overwrite to replace it or name another file with -o.")
     model = build_filter(args)

@@ -13,8 +13,8 @@ from ..train.choices import (DEFAULTS, DIST_BACKENDS, KEEP, OPTIMIZERS, SCHEDULE
 from ..train.choices import LOSS_NAMES as LOSSES
 from ..train.choices import LOSS_TERMS
 from ..vad import FRAMES_PER_SECOND, LABEL_DB
-from .common import (clip_seconds, epoch_count, key_value, loss_text, name_weights, nonnegative_number, number_list, number_range,
-                     positive_int, positive_number, sample_rate_hz, seed)
+from .common import (clip_seconds, epoch_count, key_value, loss_text, name_weights, nonnegative_number, number_list,
+                     number_range, positive_int, positive_number, sample_rate_hz, seed)
 
 HELP = "train a filter or classifier (sines, freqsep, denoise, classify, vad) and write a checkpoint"
 

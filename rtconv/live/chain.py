@@ -137,8 +137,10 @@ class ModelChain:
                  realtime_check: bool = True, threads: bool = True, sound: bool = True) -> None:
         self.path = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
         self.model = load_model(model, switches)
+        from ..checkpoint import PROBABILITY_TASKS  # optional at import of rtconv.live
+
         task = (self.model.metadata or {}).get("task")
-        if sound and task in ("vad", "classify"):  # ``sound``: what it outputs is played (not the gate's VAD)
+        if sound and task in PROBABILITY_TASKS:  # ``sound``: what it outputs is played (not the gate's VAD)
             from ..denoiser import _which
 
             raise ConfigError(

@@ -315,6 +315,7 @@ def load_folder(
     import soundfile as sf
     import soxr
 
+    from ..audio import sndfile_detail
     from ..errors import AudioFileError
 
     root = Path(folder)
@@ -326,7 +327,7 @@ def load_folder(
         try:
             x, sr = sf.read(str(f), dtype="float32", always_2d=True)
         except Exception as e:  # soundfile raises RuntimeError/LibsndfileError subclasses
-            detail = str(e).split(": ", 1)[-1].strip().rstrip(".") if str(e) else type(e).__name__
+            detail = sndfile_detail(e)
             raise AudioFileError(f"cannot read {str(f)!r} in the audio folder {str(root)!r} ({detail}); "
                                  "convert it to WAV or FLAC, or move it out of the folder.") from None
         x = x.mean(axis=1)
