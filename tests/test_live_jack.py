@@ -433,6 +433,36 @@ def test_connect_wires_the_outputs_to_the_named_ports(jackd, tmp_path):
     np.testing.assert_allclose(heard[lag : lag + len(ref)], ref, atol=1e-6)
 
 
+def test_connect_replaces_the_speakers_and_keeps_a_route_that_exists_already(jackd, tmp_path):
+    """--connect says where the output goes: PortAudio's own links to system:playback_* go unless named,
+    and naming a port PortAudio linked already is not a failure ('already connected')."""
+    lb = Loopback(jackd, np.zeros(RATE, np.float32), 1.0)
+
+    def routes():
+        return {p.name.split(":", 1)[1]: sorted(c.name for c in lb.player.get_all_connections(p))
+                for p in lb.player.get_ports(PORTS + ".*out_", is_audio=True)}
+
+    try:
+        for spec, want in (("rtc-capture:in_0", {"out_0": ["rtc-capture:in_0"], "out_1": []}),
+                           ("system:playback_1,rtc-capture:in_0",
+                            {"out_0": ["system:playback_1"], "out_1": ["rtc-capture:in_0"]})):
+            p = _cli("--model", "speech-band", "--hostapi", "JACK", "--connect", spec)
+            assert wait_for(lambda: p.poll() is not None or routes() == want, 30) and p.poll() is None, (
+                routes(), _finish(p, 30)[1])
+            time.sleep(0.5)
+            assert routes() == want  # nothing connected back afterwards
+            p.send_signal(signal.SIGINT)
+            out, err = _finish(p, 30)
+            assert p.returncode == 0, err
+            if spec.startswith("system"):
+                assert re.search(r"connected rtconv(-\d+)?:out_0 -> system:playback_1 \(already\)", err), err
+                assert re.search(r"disconnected rtconv(-\d+)?:out_1 -> system:playback_2 \(not named", err), err
+            else:
+                assert re.search(r"disconnected rtconv(-\d+)?:out_0 -> system:playback_1 \(not named", err), err
+    finally:
+        lb.close()
+
+
 def test_connect_to_a_port_that_does_not_exist_is_one_sentence(jackd, tmp_path):
     p = _cli("--model", "speech-band", "--hostapi", "JACK", "--connect", "nobody:in_7", "--duration", 2)
     out, err = _finish(p, 30)

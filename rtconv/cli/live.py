@@ -53,7 +53,9 @@ killed run's leftovers are replaced by the next run).  The microphone it
 reads is the default one as it was before.  Needs pactl (pulseaudio-utils)
 and PortAudio's ALSA "pulse" device (libasound2-plugins, or pipewire-alsa).
 With JACK, --connect PORT[,PORT] wires rtconv's outputs to other programs'
-inputs (output k to the k-th port named).
+inputs (output k to the k-th port named; mono to every port named) instead
+of the speakers PortAudio connects by itself (name system:playback_1 too to
+hear it).
 
 --watch reloads the model file whenever it is rewritten (e.g. by
 `rtconv train`) and crossfades to it without stopping.
@@ -119,7 +121,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="PulseAudio/PipeWire: play into a virtual microphone NAME (default: %(const)s) that other "
                         "programs can record from, instead of the speakers")
     g.add_argument("--connect", metavar="PORTS",
-                   help="JACK: connect rtconv's outputs to these ports, comma-separated (e.g. obs:in_1,obs:in_2)")
+                   help="JACK: connect rtconv's outputs to these ports, comma-separated (e.g. obs:in_1,obs:in_2), "
+                        "instead of the speakers (add system:playback_1 to hear it too)")
     g = parser.add_argument_group("speech gate")
     g.add_argument("--gate", action="store_true", help="silence the output between speech (needs a VAD; default: off)")
     g.add_argument("--vad", nargs="?", const="vad", metavar="PATH",

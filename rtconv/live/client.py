@@ -67,15 +67,41 @@ def jack_clients() -> set[str]:
     return {p.split(":", 1)[0] for p in r.stdout.splitlines() if re.match(PORTS, p)}
 
 
+def _connections(lsp: str, client: str) -> dict[str, list[str]]:
+    """``client``'s output ports and what each is connected to now (``jack_lsp -c``)."""
+    r = subprocess.run([lsp, "-c", f"{client}:"], capture_output=True, text=True, timeout=10)
+    out: dict[str, list[str]] = {}
+    port = None
+    for line in r.stdout.splitlines():
+        if not line.startswith((" ", "\t")):
+            port = line.strip() if ":out_" in line else None
+            if port is not None:
+                out[port] = []
+        elif port is not None and line.strip():
+            out[port].append(line.strip())
+    return out
+
+
 def connect_outputs(spec: str, before: set[str], timeout: float = 5.0) -> list[str]:
-    """Connect this process's JACK outputs to the ports in ``spec`` (comma-separated): output k to
-    the k-th port named.  ``before`` is :func:`jack_clients` from before the stream opened (the new
-    client is this run's).  Returns lines saying what was connected; :class:`DeviceError` says why not.
+    """Route this process's JACK outputs to the ports in ``spec`` (comma-separated), and only there.
+
+    Output k goes to the k-th port named (a mono stream to every port named;
+    outputs beyond the ports named stay unconnected).  What PortAudio
+    connected by itself (the speakers, ``system:playback_*``) is disconnected
+    unless named: ``--connect`` says where the output goes, as
+    ``--virtual-mic`` plays instead of the speakers; name the speakers' port
+    too to hear it.  A connection that exists already is kept.  ``before`` is
+    :func:`jack_clients` from before the stream opened (the new client is
+    this run's).  Returns lines saying what was done; :class:`DeviceError`
+    says why not.
     """
-    targets = [t.strip() for t in spec.split(",") if t.strip()]
-    lsp, connect = shutil.which("jack_lsp"), shutil.which("jack_connect")
-    if lsp is None or connect is None:
+    targets = list(dict.fromkeys(t.strip() for t in spec.split(",") if t.strip()))
+    lsp, connect, disconnect = (shutil.which(x) for x in ("jack_lsp", "jack_connect", "jack_disconnect"))
+    if lsp is None or connect is None or disconnect is None:
         raise DeviceError("--connect needs jack_connect (apt install jackd2) and the stream on JACK (--hostapi jack).")
+    if not targets:
+        raise DeviceError(f"--connect {spec!r} names no port; give JACK input ports, comma-separated "
+                          "(e.g. obs:in_1,obs:in_2), as jack_lsp lists them.")
     end = time.monotonic() + timeout
     ours: list[str] = []
     while time.monotonic() < end and not ours:
@@ -86,14 +112,25 @@ def connect_outputs(spec: str, before: set[str], timeout: float = 5.0) -> list[s
         raise DeviceError("--connect found no JACK client of this run"
                           + (f" (new rtconv clients: {', '.join(ours)})" if ours else "")
                           + "; is the stream on JACK (--hostapi jack)?")
-    r = subprocess.run([lsp, f"{ours[0]}:"], capture_output=True, text=True, timeout=10)
-    outs = sorted(p for p in r.stdout.splitlines() if ":out_" in p)
+    now = _connections(lsp, ours[0])
+    outs = sorted(now, key=lambda p: int(re.sub(r"\D", "", p.rsplit("_", 1)[-1]) or 0))
+    if not outs:
+        raise DeviceError(f"--connect found no output ports of {ours[0]!r}; is the stream on JACK (--hostapi jack)?")
+    wanted = {(outs[k % len(outs)], t) for k, t in enumerate(targets)}
     done = []
-    for k, target in enumerate(targets[: max(1, len(outs))]):
-        src = outs[min(k, len(outs) - 1)]
+    for k, target in enumerate(targets):
+        src = outs[k % len(outs)]
+        if target in now[src]:
+            done.append(f"connected {src} -> {target} (already)")
+            continue
         c = subprocess.run([connect, src, target], capture_output=True, text=True, timeout=10)
         if c.returncode != 0:
             raise DeviceError(f"could not connect {src} to {target!r} ({(c.stderr or c.stdout).strip() or 'no such port?'}); "
                               "list the ports with jack_lsp.")
         done.append(f"connected {src} -> {target}")
+    for src in outs:  # what PortAudio connected by itself and --connect did not name
+        for other in now[src]:
+            if (src, other) not in wanted:
+                subprocess.run([disconnect, src, other], capture_output=True, text=True, timeout=10)
+                done.append(f"disconnected {src} -> {other} (not named by --connect; name it too to keep it)")
     return done
