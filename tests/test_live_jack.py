@@ -463,6 +463,22 @@ def test_connect_replaces_the_speakers_and_keeps_a_route_that_exists_already(jac
         lb.close()
 
 
+def test_a_reader_leaving_stderr_does_not_end_the_session_or_cut_its_recordings(jackd, tmp_path):
+    """`rtconv live ... 2>&1 | head -1`: the next message met a closed pipe, and the run ended there
+    with exit status 0 and recordings of a few blocks."""
+    rec = tmp_path / "rec"
+    p = _cli("--model", "speech-band", "--hostapi", "JACK", "--duration", 4, "--record", rec)
+    first = p.stderr.readline()
+    p.stderr.close()  # the reader leaves after one line
+    assert first.startswith("rtconv live: "), first
+    p.stdout.read()
+    assert p.wait(60) == 0
+    paths = sorted(rec.glob("*.wav"))
+    assert len(paths) == 2
+    for path in paths:
+        assert sf.info(str(path)).frames > 3 * RATE, (path, sf.info(str(path)).frames)
+
+
 def test_connect_to_a_port_that_does_not_exist_is_one_sentence(jackd, tmp_path):
     p = _cli("--model", "speech-band", "--hostapi", "JACK", "--connect", "nobody:in_7", "--duration", 2)
     out, err = _finish(p, 30)

@@ -202,6 +202,46 @@ def format_stats(s: dict) -> str:
     return "\n".join(lines)
 
 
+class _Reader:
+    """``sys.stderr`` for a session: once its reader has gone (``rtconv live 2>&1 | head -1``, a closed
+    terminal), further messages are dropped instead of raising, so the session runs as asked and its
+    recordings are whole rather than cut off by the first message after the pipe closed."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self._stream.write(text)
+            except (BrokenPipeError, OSError, ValueError):  # ValueError: the file object itself was closed
+                self._leave()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                self._leave()
+
+    def _leave(self) -> None:
+        self.gone = True
+        try:  # what is still buffered, and C libraries' own messages, go nowhere instead of failing again
+            fd = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(fd, self._stream.fileno())
+            os.close(fd)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def isatty(self) -> bool:
+        return not self.gone and self._stream.isatty()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def _settings(args, model_rate):
     from ..live import StreamSettings, pick_sample_rate
 
@@ -215,6 +255,14 @@ def _settings(args, model_rate):
 
 
 def run(args) -> int:
+    err, sys.stderr = sys.stderr, _Reader(sys.stderr)
+    try:
+        return _run(args)
+    finally:
+        sys.stderr = err
+
+
+def _run(args) -> int:
     from .. import checkpoint
     from ..live import LocalSession
     from ..live.client import connect_outputs, jack_clients
