@@ -247,7 +247,7 @@ def test_the_cli_takes_gate_settings_and_refuses_a_positive_floor_in_one_line():
     from rtconv.cli.common import floor_db
 
     assert floor_db("silence") == float("-inf") and floor_db("-30") == -30.0
-    s = {"seconds": 1.0, "block_ms": {"median": 0.3, "p99": 0.5, "budget": 2.667}, "input_overflows": 0,
+    s = {"seconds": 1.0, "block_ms": {"median": 0.3, "p99": 0.5, "budget": 2.667}, "dropouts": 0, "input_overflows": 0,
          "output_underflows": 0, "cpu_load": 0.1, "latency": {"total_ms": 9.98}, "model_errors": 0,
          "gate": {"probability": 0.93, "open": True, "on": True}}
     assert "speech 0.93 gate open" in live.status_line(s)

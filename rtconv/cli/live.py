@@ -158,7 +158,7 @@ def status_line(s: dict, meters: dict | None = None) -> str:
     if gate:
         levels += f"speech {gate['probability']:.2f}" + (
             f" gate {'open' if gate['open'] else 'closed'}" if gate["on"] else "") + "  "
-    return (f"\r{s['seconds']:7.1f} s  {levels}dropouts {s['input_overflows'] + s['output_underflows']}  "
+    return (f"\r{s['seconds']:7.1f} s  {levels}dropouts {s['dropouts']}  "
             f"block {b['median']:.2f}/{b['p99']:.2f} ms of {b['budget']:.2f}  load {s['cpu_load']:.0%}  "
             f"latency {s['latency']['total_ms']:.1f} ms  errors {s['model_errors']}  ")
 
@@ -169,8 +169,8 @@ def format_stats(s: dict) -> str:
     lines = [
         f"ran {s['seconds']:.1f} s, {s['blocks']} blocks of {s['block_size']} at {s['sample_rate']} Hz "
         f"(model at {s['model_rate']} Hz)",
-        f"dropouts: {s['input_overflows']} input overflows, {s['output_underflows']} output underflows, "
-        f"{s['resampler_underruns']} resampler underruns",
+        f"dropouts: {s['dropouts']} blocks ({s['input_overflows']} input overflows, {s['output_underflows']} output "
+        f"underflows; one xrun is often both), {s['resampler_underruns']} resampler underruns",
         f"model: {s['model_errors']} failed blocks, {s['nonfinite_samples']} non-finite input samples, {s['swaps']} swaps",
         f"block time: median {b['median']:.3f} ms, p99 {b['p99']:.3f} ms, max {b['max']:.3f} ms of a "
         f"{b['budget']:.3f} ms budget (CPU load {s['cpu_load']:.0%})",

@@ -16,6 +16,7 @@ See :mod:`rtconv.live` for the real-time contract it keeps.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -119,6 +120,7 @@ class LiveProcessor:
         self._dry = np.zeros_like(self._out)
         self.input_overflows = 0
         self.output_underflows = 0
+        self.dropouts = 0  # blocks the device reported an overflow or an underflow for (one xrun flags both)
         self.model_errors = 0
         self.internal_errors = 0
         self.last_error = ""
@@ -345,6 +347,7 @@ class LiveProcessor:
         """Count device-reported xruns (called by the stream callback)."""
         self.input_overflows += bool(input_overflow)
         self.output_underflows += bool(output_underflow)
+        self.dropouts += bool(input_overflow or output_underflow)
 
     def stats(self) -> dict[str, Any]:
         """Counters, block times against the budget, CPU load and the latency breakdown."""
@@ -364,6 +367,7 @@ class LiveProcessor:
             "model_rate": chain.model_rate,
             "block_size": s.block_size,
             "channels": s.channels,
+            "dropouts": self.dropouts,
             "input_overflows": self.input_overflows,
             "output_underflows": self.output_underflows,
             "model_errors": self.model_errors,
@@ -395,8 +399,11 @@ class LiveProcessor:
             # torch engine's NumPy rows than in onnxruntime (README, "A second engine"), so it is not offered there
             rows = any(p.kind == "framed:rows" for p in self.chain.streamer.plan)
             onnx = " or the onnx engine (--engine onnx)" if s.engine == "torch" and not rows else ""
+            # a block's time is mostly fixed cost at small sizes: a block whose budget is twice today's p99
+            need = max(2 * s.block_size, math.ceil(2 * b["p99"] * 1e-3 * s.sample_rate))
+            size = min(16384, 1 << (need - 1).bit_length())
             return (f"{n} dropout(s): the model takes {took} a {s.block_size}-frame block allows, too close to "
-                    f"keep up under load; a larger block size ({2 * s.block_size} frames){onnx} gives it more room.")
+                    f"keep up under load; a larger block size ({size} frames or more){onnx} gives it more room.")
         more = (" If they repeat, more device buffering (rtconv live --device-latency 0.02, the GUI's "
                 "Buffering) trades a few milliseconds of delay for fewer." if s.device_latency == "low" else "")
         return (f"{n} dropout(s) reported by the audio device while the model kept up ({took} a block allows): "
@@ -417,7 +424,7 @@ class LiveProcessor:
                 f"({self.last_error}); the stream keeps running."
             )
             self._warned_errors = errors
-        xruns = self.input_overflows + self.output_underflows
+        xruns = self.dropouts
         if xruns > self._warned_xruns:
             out.append(self._dropout_advice(xruns - self._warned_xruns))
             self._warned_xruns = xruns
