@@ -234,6 +234,21 @@ def test_the_gate_state_is_shared_with_a_display_process():
         shm.unlink()
 
 
+@pytest.mark.parametrize("option, value", [("--gate-floor", "-20"), ("--gate-threshold", "0.7"),
+                                           ("--gate-hold", "0.5"), ("--gate-release", "0.2")])
+def test_a_gate_setting_without_gate_is_refused_rather_than_ignored(option, value):
+    """`rtconv live --gate-floor -20` ran with no gate at all; the CLI has no other way to turn it on."""
+    import subprocess
+    import sys
+
+    for extra in ([], ["--vad"]):  # --vad alone shows the probability, and gates nothing either
+        r = subprocess.run([sys.executable, "-m", "rtconv", "live", *extra, option, value],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.strip() == (f"rtconv live: error: {option} sets the speech gate, which is off; add --gate to "
+                                    f"turn it on, or leave {option} out."), r.stderr
+
+
 def test_the_cli_takes_gate_settings_and_refuses_a_positive_floor_in_one_line():
     import subprocess
     import sys

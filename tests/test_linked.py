@@ -117,3 +117,10 @@ def test_the_onnx_export_of_a_linked_denoiser_matches_the_streamer(tmp_path, den
         assert err <= 1e-4
     finally:
         set_linked(denoiser, False)
+
+
+def test_linked_on_a_mono_stream_is_refused_rather_than_ignored():
+    r = subprocess.run([sys.executable, "-m", "rtconv", "live", "--linked"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stderr.strip() == (
+        "rtconv live: error: --linked links the denoiser's gains across channels, and the stream has 1; add "
+        "--channels 2 (a stereo microphone), or leave --linked out."), r.stderr

@@ -127,13 +127,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--gate", action="store_true", help="silence the output between speech (needs a VAD; default: off)")
     g.add_argument("--vad", nargs="?", const="vad", metavar="PATH",
                    help="voice-activity model to show and gate with (default with --gate: %(const)s, the shipped one)")
-    g.add_argument("--gate-threshold", type=probability, default=GATE_DEFAULTS["threshold"], metavar="P",
-                   help="speech probability that opens the gate; it closes below P - 0.15 (default: %(default)s)")
-    g.add_argument("--gate-hold", type=nonnegative_seconds, default=GATE_DEFAULTS["hold"], metavar="S",
-                   help="seconds the gate stays open after the speech (default: %(default)s)")
-    g.add_argument("--gate-release", type=nonnegative_seconds, default=GATE_DEFAULTS["release"], metavar="S",
-                   help="time constant of the fade to the floor, seconds (default: %(default)s)")
-    g.add_argument("--gate-floor", type=floor_db, default=GATE_DEFAULTS["floor_db"], metavar="DB",
+    # None when not given: they act only with --gate, and one given without it is refused rather than ignored
+    g.add_argument("--gate-threshold", type=probability, metavar="P",
+                   help="speech probability that opens the gate; it closes below P - 0.15 "
+                        f"(default: {GATE_DEFAULTS['threshold']:g})")
+    g.add_argument("--gate-hold", type=nonnegative_seconds, metavar="S",
+                   help=f"seconds the gate stays open after the speech (default: {GATE_DEFAULTS['hold']:g})")
+    g.add_argument("--gate-release", type=nonnegative_seconds, metavar="S",
+                   help=f"time constant of the fade to the floor, seconds (default: {GATE_DEFAULTS['release']:g})")
+    g.add_argument("--gate-floor", type=floor_db, metavar="DB",
                    help="gain between speech in dB, or 'silence' (default: silence)")
     g = parser.add_argument_group("run")
     g.add_argument("--record", nargs="?", const="recordings", metavar="DIR", help="record input and output to DIR (default: %(const)s)")
@@ -242,6 +244,27 @@ class _Reader:
         return getattr(self._stream, name)
 
 
+_GATE_OPTIONS = {"gate_threshold": "threshold", "gate_hold": "hold", "gate_release": "release",
+                 "gate_floor": "floor_db"}
+
+
+def _check_options(args) -> None:
+    """Options that would be silently ignored in this combination are refused, each in one sentence."""
+    if args.virtual_mic is not None and args.connect:
+        raise ConfigError("--virtual-mic and --connect do not go together: the first is for PulseAudio/PipeWire, "
+                          "the second for JACK; pick one.")
+    for dest, key in _GATE_OPTIONS.items():
+        flag = "--" + dest.replace("_", "-")
+        if getattr(args, dest) is None:
+            setattr(args, dest, GATE_DEFAULTS[key])
+        elif not args.gate:
+            raise ConfigError(f"{flag} sets the speech gate, which is off; add --gate to turn it on, or leave "
+                              f"{flag} out.")
+    if args.linked and args.channels < 2:
+        raise ConfigError(f"--linked links the denoiser's gains across channels, and the stream has "
+                          f"{args.channels}; add --channels 2 (a stereo microphone), or leave --linked out.")
+
+
 def _settings(args, model_rate):
     from ..live import StreamSettings, pick_sample_rate
 
@@ -267,9 +290,7 @@ def _run(args) -> int:
     from ..live import LocalSession
     from ..live.client import connect_outputs, jack_clients
 
-    if args.virtual_mic is not None and args.connect:
-        raise ConfigError("--virtual-mic and --connect do not go together: the first is for PulseAudio/PipeWire, "
-                          "the second for JACK; pick one.")
+    _check_options(args)
     if args.stats_json:  # checked now: a session's stats are written at its end
         from pathlib import Path
 
