@@ -54,10 +54,33 @@ def test_recordings_started_in_the_same_second_do_not_overwrite_each_other(tmp_p
     assert len(list(tmp_path.glob("*.wav"))) == 4
 
 
+def test_a_recording_folder_that_is_a_file_is_named_as_a_file(tmp_path):
+    """`rtconv live --record notes.txt` said '[Errno 17] File exists'."""
+    (tmp_path / "notes.txt").write_text("x")
+    for where in ("notes.txt", "notes.txt/sub"):
+        with pytest.raises(rtconv.AudioFileError) as e:
+            Recorder(tmp_path / where, RATE, 1)
+        assert str(e.value) == (f"cannot record into {str(tmp_path / where)!r}: it is a file, not a folder; give "
+                                "--record a folder (it is made if missing).")
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
 def test_a_recording_directory_that_cannot_be_created_is_named(tmp_path):
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(rtconv.AudioFileError, match=r"cannot create recording files in '.*file/sub'.*writable --record directory"):
-        Recorder(tmp_path / "file" / "sub", RATE, 1)
+    import os
+
+    (tmp_path / "ro").mkdir()
+    os.chmod(tmp_path / "ro", 0o555)
+    if os.access(tmp_path / "ro", os.W_OK):  # root: an unwritable folder is faked at the mkdir
+        import unittest.mock as mock
+
+        ctx = mock.patch("pathlib.Path.mkdir", side_effect=PermissionError(13, "Permission denied"))
+    else:
+        import contextlib
+
+        ctx = contextlib.nullcontext()
+    with ctx, pytest.raises(rtconv.AudioFileError, match=r"cannot create recording files in '.*ro/sub' "
+                                                         r"\(.*Permission denied.*\); choose a writable --record directory"):
+        Recorder(tmp_path / "ro" / "sub", RATE, 1)
 
 
 _CHILD = textwrap.dedent("""

@@ -52,6 +52,9 @@ class Recorder:
                 paths = [self.directory / f"{stem}-{n}-{k}.wav" for k in ("input", "output")]
             self.paths = paths
             self._files = [sf.SoundFile(p, "w", sample_rate, channels, subtype="FLOAT", format="WAV") for p in paths]
+        except (FileExistsError, NotADirectoryError):  # the folder, or a folder above it, is a file
+            raise AudioFileError(f"cannot record into {str(self.directory)!r}: it is a file, not a folder; give "
+                                 "--record a folder (it is made if missing).") from None
         except (OSError, RuntimeError) as e:
             raise AudioFileError(f"cannot create recording files in {str(self.directory)!r} ({e}); choose a writable --record directory.") from None
         self.channels = channels

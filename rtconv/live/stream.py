@@ -100,17 +100,31 @@ class LiveStream:
         if st.output_channels is None and st.channels == 1:
             # mono on every channel of a stereo output (not only the left ear)
             self.output_channels = 2 if sd.query_devices(outd)["max_output_channels"] >= 2 else 1
+        def check(rate):
+            sd.check_input_settings(ind, channels=st.channels, samplerate=rate, dtype="float32")
+            sd.check_output_settings(outd, channels=self.output_channels, samplerate=rate, dtype="float32")
+
         try:
-            sd.check_input_settings(ind, channels=st.channels, samplerate=st.sample_rate, dtype="float32")
-            sd.check_output_settings(outd, channels=self.output_channels, samplerate=st.sample_rate,
-                                     dtype="float32")
+            check(st.sample_rate)
         except Exception as e:
             dev = sd.query_devices(ind)
+            default = int(dev["default_samplerate"])
+            pair = f"devices {ind}: {names[ind]!r} / {outd}: {names[outd]!r}"
+            try:  # the rate or the channels: the channels at the device's own rate tell which
+                check(default)
+                channels_ok = True
+            except Exception:
+                channels_ok = False
+            if channels_ok and default != st.sample_rate:
+                raise DeviceError(
+                    f"{pair} do not run at {st.sample_rate} Hz ({e}); they run at {default} Hz, "
+                    "try --sample-rate with it."
+                ) from None
             raise DeviceError(
-                f"devices {ind}: {names[ind]!r} / {outd}: {names[outd]!r} refuse {st.channels}"
+                f"{pair} refuse {st.channels}"
                 f"{'' if self.output_channels == st.channels else f' in / {self.output_channels} out'} channel(s) at "
-                f"{st.sample_rate} Hz ({e}); their default rate is {dev['default_samplerate']:.0f} Hz, "
-                "try --sample-rate with it or run `rtconv devices`."
+                f"{st.sample_rate} Hz ({e}); they have {dev['max_input_channels']} in / "
+                f"{sd.query_devices(outd)['max_output_channels']} out: set --channels to fit, or run `rtconv devices`."
             ) from None
         if st.record_dir is not None:  # files exist before the first sample arrives
             self.recorder = Recorder(st.record_dir, st.sample_rate, st.channels)
