@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -211,6 +213,16 @@ def test_a_model_that_is_not_a_vad_is_refused_in_one_sentence():
         processor(_delta(0), SR, 1, 128, vad="models/denoiser.safetensors")
     msg = str(e.value)
     assert "not a voice-activity detector" in msg and "models/vad.safetensors" in msg and msg.count(". ") == 0
+
+
+def test_a_separator_given_as_the_vad_is_named_for_what_it_is_with_one_piece_of_advice():
+    """--vad freqsep said 'use a model with as many outputs as inputs; use models/vad.safetensors ...'."""
+    with pytest.raises(ConfigError) as e:
+        processor(_delta(0), SR, 1, 128, vad="freqsep")
+    msg = str(e.value)
+    assert re.fullmatch(r"the VAD '.*freqsep(\.safetensors)?' cannot gate this stream: it is a '\w+' model, not a "
+                        r"voice-activity detector \(task 'vad'\); use models/vad\.safetensors or a model trained "
+                        r"with `rtconv train vad`\.", msg), msg
 
 
 def test_the_gate_state_is_shared_with_a_display_process():

@@ -27,7 +27,7 @@ import numpy as np
 from ..audio import all_finite, zero_nonfinite
 from ..errors import CheckpointError, ConfigError, RtconvError
 from ..models import Model
-from .chain import ModelChain, apply_switches, model_switches
+from .chain import ModelChain, apply_switches, load_model, model_switches
 from .gate import SpeechGate
 from .mixer import Mixer
 from .monitor import Monitor
@@ -133,10 +133,12 @@ class LiveProcessor:
     def _speech_gate(self, vad) -> SpeechGate:
         what = f" {os.fspath(vad)!r}" if isinstance(vad, (str, os.PathLike)) else ""
         try:
-            chain = ModelChain(vad, self.settings, channels=1, realtime_check=False, threads=False, sound=False)
-            task = (getattr(chain.model, "metadata", None) or {}).get("task")
+            # what it is comes first: a separator's two outputs are not why it cannot gate
+            model = load_model(vad)
+            task = (getattr(model, "metadata", None) or {}).get("task")
             if task not in ("vad", None):
                 raise ConfigError(f"it is a {task!r} model, not a voice-activity detector (task 'vad')")
+            chain = ModelChain(model, self.settings, channels=1, realtime_check=False, threads=False, sound=False)
         except ConfigError as e:
             msg = str(e).rstrip(".")
             raise ConfigError(f"the VAD{what} cannot gate this stream: {msg[:1].lower() + msg[1:]}; "
