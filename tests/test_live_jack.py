@@ -553,3 +553,25 @@ def test_the_loopback_counts_a_late_jack_cycle_as_an_xrun(jackd):
         assert wait_for(lambda: lb.xruns > 0, 5), "a 100 ms stall in a 21 ms period went unnoticed"
     finally:
         lb.close()
+
+
+def test_bench_live_soaks_for_the_seconds_asked_counted_from_when_the_noise_plays(jackd):
+    """`bench live --seconds 5` reported 23 s: the noise player's start was counted as soak."""
+    r = subprocess.run([sys.executable, "-m", "rtconv", "bench", "live", "--seconds", "2", "--block-size", "256",
+                        "--period", "256"], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    row = next(line.split() for line in r.stdout.splitlines() if line.startswith("callback"))
+    head = next(line.split() for line in r.stdout.splitlines() if line.startswith("mode"))
+    secs, blocks = float(row[head.index("secs") - 1]), int(row[head.index("blocks") - 1])  # "rtconv late": 2 words
+    assert secs == 2 and 1.9 * RATE / 256 <= blocks <= 2.5 * RATE / 256, r.stdout
+
+
+@pytest.mark.parametrize("option, value, expected", [
+    ("--seconds", "0", "a duration of more than 0 seconds"), ("--seconds", "-5", "a duration of more than 0 seconds"),
+    ("--hogs", "-1", "a number of processes from 0 to 256"), ("--block-size", "0", "a block of 1 to 16384 frames"),
+    ("--gil-load", "2", "a number between 0 and 1"), ("--sample-rate", "100", "a sample rate from")])
+def test_bench_live_refuses_a_setting_it_cannot_run_before_it_starts_a_server(option, value, expected):
+    r = subprocess.run([sys.executable, "-m", "rtconv", "bench", "live", option, value], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and re.search(rf"argument {option}\S*: expected {re.escape(expected)}.*, got '{value}'",
+                                           r.stderr), r.stderr

@@ -30,33 +30,43 @@ HELP = "soak the live path on a dummy JACK server: dropouts, block times, measur
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
 
 
+def _hogs(text: str) -> int:
+    from ..cli.common import _number
+
+    return _number(text, lambda v: 0 <= v <= 256, "a number of processes from 0 to 256", "2", parse=int)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seconds", type=float, default=600.0, help="soak length per round (default: %(default)s)")
+    from ..cli.common import (live_block, nonnegative_seconds, positive_seconds, sample_rate_hz,
+                              unit_fraction)
+
+    parser.add_argument("--seconds", type=positive_seconds, default=600.0, metavar="S",
+                        help="soak length per round, counted from when the noise plays (default: %(default)s)")
     parser.add_argument("--model", "-m", metavar="PATH", help="checkpoint (default: the shipped default model)")
-    parser.add_argument("--sample-rate", "--samplerate", dest="sample_rate", type=int, default=48000,
+    parser.add_argument("--sample-rate", "--samplerate", dest="sample_rate", type=sample_rate_hz, default=48000, metavar="HZ",
                         help="JACK rate in Hz (default: %(default)s)")
-    parser.add_argument("--block-size", type=int, default=128, help="frames per callback (default: %(default)s)")
-    parser.add_argument("--period", type=int, default=128, help="JACK period in frames (default: %(default)s)")
+    parser.add_argument("--block-size", type=live_block, default=128, metavar="N", help="frames per callback (default: %(default)s)")
+    parser.add_argument("--period", type=live_block, default=128, metavar="N", help="JACK period in frames (default: %(default)s)")
     parser.add_argument("--player", choices=("process", "thread"), default="process",
                         help="soak noise source: a JACK client in its own process (like a real input), or a "
                              "Python JACK client in this process, competing for the interpreter lock "
                              "(default: %(default)s)")
-    parser.add_argument("--baseline", type=float, default=0.0, metavar="S",
+    parser.add_argument("--baseline", type=nonnegative_seconds, default=0.0, metavar="S",
                         help="first run a pass-through Python callback for S seconds: the dropouts the machine alone causes")
-    parser.add_argument("--switch-interval", type=float, default=0.0002, metavar="S",
+    parser.add_argument("--switch-interval", type=positive_seconds, default=0.0002, metavar="S",
                         help="GIL switch interval while streaming, seconds (default: %(default)s)")
     parser.add_argument("--resample-quality", default=LIVE_QUALITY, choices=QUALITIES,
                         help="resampler when the model rate differs, as rtconv live's (default: %(default)s)")
     parser.add_argument("--no-gc-freeze", dest="freeze_gc", action="store_false",
                         help="leave the garbage collector as it is (default: gc.freeze() at stream start)")
-    parser.add_argument("--hogs", type=int, default=0, metavar="N",
+    parser.add_argument("--hogs", type=_hogs, default=0, metavar="N",
                         help="CPU-bound processes at normal priority running through the whole bench (default: none)")
     parser.add_argument("--boost", choices=("on", "off", "both"), default="on",
                         help="lend realtime priority to the stream's other Python threads (default: %(default)s)")
     parser.add_argument("--status-line", action="store_true",
                         help="refresh the stream's stats every 50 ms from the main thread, as `rtconv live` does for "
                              "its status line (default: every 10 s)")
-    parser.add_argument("--gil-load", type=float, default=0.0, metavar="DUTY",
+    parser.add_argument("--gil-load", type=unit_fraction, default=0.0, metavar="DUTY",
                         help="a Python thread holding the GIL this fraction of the time, e.g. 0.25 for a busy GUI (default: none)")
 
 
@@ -168,8 +178,6 @@ def _measure(server, proc, args, boost=True):
     stop = threading.Event()
     if args.gil_load:
         threading.Thread(target=_busy, args=(stop, args.gil_load), daemon=True).start()
-    before = proc.stats()
-    base = {k: before[k] for k in ("input_overflows", "output_underflows", "blocks", "frames", "model_errors")}
     try:
         with stream:
             if lb is None:
@@ -177,10 +185,18 @@ def _measure(server, proc, args, boost=True):
                     [sys.executable, "-c", f"from rtconv.bench.live import _player; _player({server.name!r}, {rate})"],
                     stdin=subprocess.PIPE,
                 )
-                wait_for(lambda: _connected(server), 20)
+                if not wait_for(lambda: _connected(server), 60):
+                    from ..errors import DeviceError
+
+                    raise DeviceError("the noise player did not connect to rtconv's input within 60 s; is the "
+                                      "machine overloaded (--hogs)?")
             else:
                 lb.connect()
                 lb.play()
+            # counted from here: the player's start (seconds of a Python import on a loaded machine) is not the soak
+            before = stream.stats()
+            base = {k: before[k] for k in ("dropouts", "input_overflows", "output_underflows", "blocks", "frames",
+                                           "model_errors")}
             t0 = time.monotonic()
             next_report = 10
             while (el := time.monotonic() - t0) < args.seconds:
