@@ -523,6 +523,17 @@ def test_realtime_advice_is_one_sentence_with_the_block_length():
     assert text.count(". ") == 0 and text.endswith(".") and "128 frames (2.7 ms)" in text and "rtkit" in text
 
 
+def test_realtime_advice_speaks_of_jackd_only_on_jack():
+    """`--hostapi alsa` was told to start jackd with -R; on JACK, rtkit does not make jackd's thread realtime."""
+    from rtconv.live import realtime
+
+    alsa, jack = realtime.advice(128, 48000, "ALSA"), realtime.advice(128, 48000, "JACK Audio Connection Kit")
+    assert "jackd" not in alsa and "rtkit" in alsa and "rtprio 95" in alsa
+    assert "start jackd with -R" in jack and "rtkit" not in jack and "rtprio 95" in jack
+    for text in (alsa, jack):
+        assert text.count(". ") == 0 and text.endswith(".") and "128 frames (2.7 ms)" in text
+
+
 def test_the_readmes_python_session_example_runs_on_jack(jackd):
     """The README's `LocalSession` block, run as written (its own JACK server is the one the fixture started)."""
     import pathlib

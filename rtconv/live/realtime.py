@@ -76,12 +76,23 @@ def restore(before: tuple[int, int] | None, tid: int = 0) -> None:
         pass
 
 
-def advice(block_size: int, sample_rate: int) -> str:
-    """One sentence for a stream whose audio thread has no realtime scheduling."""
-    where = ("install rtkit (PipeWire and PulseAudio ask it for realtime), or let your user have it: "
-             "'@audio - rtprio 95' and '@audio - memlock unlimited' in /etc/security/limits.conf, then join "
-             "the audio group and log in again; for JACK start jackd with -R"
-             if sys.platform.startswith("linux") else "run the sound server with realtime scheduling")
+def advice(block_size: int, sample_rate: int, hostapi: str | None = None) -> str:
+    """One sentence for a stream whose audio thread has no realtime scheduling.
+
+    ``hostapi`` is the stream's host API name: on JACK the audio thread is
+    the JACK server's client thread, realtime only when jackd runs with
+    ``-R``; elsewhere it is PortAudio's (ALSA) or the sound server's, which
+    rtkit or the user's rtprio limit make realtime.
+    """
+    jack = hostapi is not None and "jack" in hostapi.lower()
+    limits = ("'@audio - rtprio 95' and '@audio - memlock unlimited' in /etc/security/limits.conf, then join "
+              "the audio group and log in again")
+    if not sys.platform.startswith("linux"):
+        where = "run the sound server with realtime scheduling"
+    elif jack:
+        where = f"start jackd with -R (realtime), and let your user have realtime: {limits}"
+    else:
+        where = f"install rtkit (PipeWire and PulseAudio ask it for realtime), or let your user have it: {limits}"
     return (f"the audio thread runs without realtime scheduling, so other programs can delay it and cause "
             f"dropouts; {where}; or use a larger block than {block_size} frames "
             f"({block_size / sample_rate * 1e3:.1f} ms).")

@@ -72,6 +72,7 @@ class LiveStream:
         self._probe = True
         self._caller = 0
         self.warn = warn
+        self.hostapi_name: str | None = None  # the opened stream's host API (set by start)
         self.stop_timeout = 5.0
         self.device_hung = False
         self.recorder: Recorder | None = None
@@ -97,6 +98,7 @@ class LiveStream:
         ind = find_device(st.input_device, "input", api, st.channels)
         outd = find_device(st.output_device, "output", api, self.output_channels)
         names = {d["index"]: d["name"] for d in sd.query_devices()}
+        self.hostapi_name = sd.query_hostapis(sd.query_devices(ind)["hostapi"])["name"]  # what runs the callback
         if st.output_channels is None and st.channels == 1:
             # mono on every channel of a stereo output (not only the left ear)
             self.output_channels = 2 if sd.query_devices(outd)["max_output_channels"] >= 2 else 1
@@ -253,7 +255,7 @@ class LiveStream:
             return
         if not realtime.is_realtime(self.audio_thread):
             if self.warn is not None:
-                self.warn(realtime.advice(self.settings.block_size, self.settings.sample_rate))
+                self.warn(realtime.advice(self.settings.block_size, self.settings.sample_rate, self.hostapi_name))
             return
         if not self.boost_threads:
             return
