@@ -94,6 +94,11 @@ def _audio_extensions() -> frozenset[str]:
     return frozenset(exts - {"raw"})  # headerless: rate and channels would be guesses
 
 
+#: Lower-case extensions soundfile reads (the module's ``__getattr__`` computes it on first use); declared
+#: here so that ``__all__`` names a known attribute (ruff F822) without asking libsndfile at import.
+AUDIO_EXTENSIONS: frozenset[str]
+
+
 def __getattr__(name: str):
     # AUDIO_EXTENSIONS (lower-case extensions soundfile reads) asks libsndfile, on first use
     # only: `rtconv process --help` imports this module for its chunk sizes.
