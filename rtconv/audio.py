@@ -21,6 +21,7 @@ import errno as _errno
 import functools as _functools
 import math as _math
 import os as _os
+import re as _re
 import tempfile as _tempfile
 from pathlib import Path
 from typing import Iterator, Union
@@ -166,6 +167,35 @@ def zero_nonfinite(x: np.ndarray, *, copy: bool = True) -> tuple[np.ndarray, int
     return x, int(np.count_nonzero(bad))
 
 
+#: Bytes per sample of the subtypes whose size libsndfile's log lets us turn into frames.
+_SAMPLE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "ULAW": 1, "ALAW": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4,
+                 "FLOAT": 4, "DOUBLE": 8}
+#: libsndfile's log line for a chunk whose header says more bytes than the file has ("data : 288000 (should be
+#: 143978)"; RIFF, FORM, SSND, riff, "Riff size", "Data Size" are the same bytes seen from the container)
+_SHORT_CHUNK = _re.compile(r"^\s*[A-Za-z][A-Za-z ]*?\s*:\s*(\d+)\s*\(should be (\d+)\)", _re.M)
+
+
+def _missing_frames(f) -> int:
+    """Frames a file's header announces beyond what the file holds (0: whole, or not known).
+
+    libsndfile reads a file cut short (a recording stopped by a crash, an unfinished copy) up to its end
+    and says so only in its log; sizes of 0 or 2**32 - 1 are the "unknown length" of streamed WAVs, not
+    a promise.
+    """
+    try:
+        log = f.extra_info
+    except (RuntimeError, OSError, AttributeError):
+        return 0
+    width = _SAMPLE_BYTES.get(f.subtype)
+    if not width:
+        return 0
+    for m in _SHORT_CHUNK.finditer(log):
+        said, held = int(m.group(1)), int(m.group(2))
+        if 0 < held < said < 0xFFFFFF00:
+            return -(-(said - held) // (width * f.channels))  # a partial last frame counts as missing
+    return 0
+
+
 class Reader:
     """A checked, chunked reader of one audio file.
 
@@ -180,7 +210,9 @@ class Reader:
     Attributes
     ----------
     frames, sample_rate, channels : int
-        From the file header.
+        From the file header (``frames``: what the file holds).
+    missing_frames : int
+        Frames the header announces beyond the end of the file (a file cut short), 0 for a whole one.
     format, subtype : str
         soundfile's names (``"WAV"``, ``"PCM_24"``...).
     nonfinite_samples : int
@@ -214,6 +246,7 @@ class Reader:
         f = self._f
         self.frames, self.sample_rate, self.channels = f.frames, f.samplerate, f.channels
         self.format, self.subtype = f.format, f.subtype
+        self.missing_frames = _missing_frames(f)
         self.tags = {}
         for key in TAGS:
             try:

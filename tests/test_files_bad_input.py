@@ -294,3 +294,38 @@ def test_unreadable_input_names_the_os_reason(tmp_path, good, monkeypatch):
 def test_output_folder_with_trailing_slash_that_does_not_exist(tmp_path, good):
     _refused(tmp_path, good, "output folder '" + str(tmp_path / "cleaned") + "/' does not exist",
              output=str(tmp_path / "cleaned") + "/")
+
+
+@pytest.mark.parametrize("fmt, subtype, channels", [("WAV", "PCM_16", 2), ("WAV", "FLOAT", 1), ("AIFF", "PCM_24", 2),
+                                                     ("W64", "PCM_16", 1), ("AU", "PCM_16", 2), ("RF64", "FLOAT", 2)])
+def test_a_file_cut_short_is_processed_whole_as_far_as_it_goes_with_a_warning_naming_both_lengths(
+        tmp_path, fmt, subtype, channels):
+    """A recording stopped by a crash: libsndfile reads what is there and says so only in its log."""
+    src = tmp_path / f"cut.{fmt.lower()}"
+    x = _noise(48000, channels)
+    sf.write(str(src), x, 48000, format=fmt, subtype=subtype)
+    width = {"PCM_16": 2, "PCM_24": 3, "FLOAT": 4}[subtype] * channels
+    with open(src, "r+b") as f:
+        f.truncate(src.stat().st_size - 20000 * width)  # 20000 frames gone (AU and others keep no trailer)
+    s = process_file(src, tmp_path / "out.wav", rtconv.FIR([1.0]), progress=False)
+    held = sf.info(str(src)).frames
+    assert held == 28000 and s.output_frames == held
+    assert s.warnings == [f"the file is cut short: its header announces 1.00 s (48000 frames) and it holds 0.58 s "
+                          f"(28000); what it holds was processed (a recording stopped by a crash, or a copy not "
+                          f"finished?)"], s.warnings
+    y, _ = sf.read(str(tmp_path / "out.wav"), dtype="float32", always_2d=True)
+    np.testing.assert_allclose(y, sf.read(str(src), dtype="float32", always_2d=True)[0], atol=1e-4)
+
+
+def test_a_whole_file_and_a_streamed_wav_of_unknown_length_are_not_called_cut_short(tmp_path):
+    whole = tmp_path / "whole.wav"
+    sf.write(str(whole), _noise(4800), 48000, subtype="PCM_16")
+    piped = tmp_path / "piped.wav"  # `ffmpeg ... -f wav pipe:` writes 0xFFFFFFFF where the sizes go
+    data = bytearray(whole.read_bytes())
+    data[4:8] = struct.pack("<I", 0xFFFFFFFF)
+    k = data.index(b"data")
+    data[k + 4 : k + 8] = struct.pack("<I", 0xFFFFFFFF)
+    piped.write_bytes(bytes(data))
+    for src in (whole, piped):
+        s = process_file(src, tmp_path / f"{src.stem}-out.wav", rtconv.FIR([1.0]), progress=False)
+        assert s.output_frames == 4800 and not any("cut short" in w for w in s.warnings), (src, s.warnings)
