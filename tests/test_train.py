@@ -1,6 +1,7 @@
 """Behaviour of the offline trainer: tasks learn, checkpoints deploy, bad input is refused."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -400,11 +401,23 @@ def test_cli_trains_and_stores_the_command_and_metrics(tmp_path, capsys):
     argv = ["train", "sines", "--epochs", "2", "--train-examples", "32", "--val-examples", "8",
             "--test-examples", "8", "--taps", "9", "--out", str(out), "--metrics-json", str(js), "--quiet"]
     assert main(argv) == 0
-    assert "test loss" in capsys.readouterr().out
+    assert re.search(rf"test loss .*; saved to {re.escape(str(out))}$", capsys.readouterr().out.strip())
     meta = read_metadata(out)
     assert meta["architecture"]["config"]["taps"] == 9
     assert meta["metrics"] == json.loads(js.read_text())
     assert "train sines" in meta["provenance"]["command"]
+
+
+def test_quiet_training_without_out_still_says_the_model_is_not_saved(capsys):
+    """-q hides progress, not that an hour of training is about to be thrown away."""
+    from rtconv.cli import main
+
+    argv = ["train", "sines", "--epochs", "1", "--train-examples", "16", "--val-examples", "4",
+            "--test-examples", "4", "--taps", "5", "--quiet"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert err.strip() == "rtconv train: note: no --out given, the trained model will not be saved"
+    assert out.strip().endswith("; not saved (no --out)"), out
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -488,15 +488,16 @@ def _run(args) -> int:
 
         check_output_file(f"--metrics-json {args.metrics_json!r}", args.metrics_json,
                           " (checked now, so that a finished run is not lost)")
-    if cfg.out is None and not args.quiet and env_rank() == 0:
+    if cfg.out is None and env_rank() == 0:  # said with --quiet too: it is about the result, not progress
         print("rtconv train: note: no --out given, the trained model will not be saved", file=sys.stderr)
     result = train(cfg)
     if result.rank != 0:  # under torchrun rank 0 reports for the job
         return 0
     m = result.metrics
     kept = f", kept the last, {m['kept_epoch']}" if cfg.keep == "last" else ""
+    where = f"saved to {cfg.out}" if cfg.out else "not saved (no --out)"
     print(f"train loss {m['train_loss']:.6g}  test loss {m['test_loss']:.6g}  "
-          f"(best epoch {m['best_epoch']} of {m['epochs_run']}{kept}, {m['train_seconds']:.1f} s)")
+          f"(best epoch {m['best_epoch']} of {m['epochs_run']}{kept}, {m['train_seconds']:.1f} s); {where}")
     if args.metrics_json:
         try:
             with open(args.metrics_json, "w") as f:
