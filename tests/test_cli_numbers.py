@@ -27,6 +27,10 @@ from rtconv.cli import main
     (["live", "-b", "1000000"], "argument --block-size/-b: expected a block of 1 to 16384 frames, got '1000000'"),
     (["gui", "-b", "100000"], "argument --block-size/-b: expected a block of 1 to 16384 frames"),
     (["export", "speech-band", "-b", "100000000"], "argument --block-size/-b: expected a whole number from 1 to 1048576"),
+    # a test set of 100000 per cell is 9.6 million mixtures held in memory; 0 is a set with no grid
+    (["data", "testset", "--per-cell", "100000"], "argument --per-cell: expected a number of mixtures per cell from 1 to 20"),
+    (["bench", "denoise", "--per-cell", "0"], "argument --per-cell: expected a number of mixtures per cell from 1 to 20"),
+    (["bench", "vad", "--per-cell", "-2"], "argument --per-cell: expected a number of mixtures per cell from 1 to 20"),
 ])
 def test_a_number_no_run_can_use_is_refused_before_any_work(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

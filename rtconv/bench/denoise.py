@@ -67,7 +67,7 @@ CARD_KEEP = "<!-- written by hand below this line: rtconv bench denoise --card k
 def configure(parser) -> None:
     import argparse
 
-    from ..cli.common import seed
+    from ..cli.common import per_cell, seed
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the numbered list as written
     parser.add_argument("--model", "-m", metavar="PATH",
@@ -79,7 +79,7 @@ def configure(parser) -> None:
     parser.add_argument("--set", dest="test_set", choices=("realistic", "espeak"), default="realistic",
                         help="realistic: the held-out test sources of the corpus (`rtconv data build` "
                              "first); espeak: the old in-domain espeak-ng set (default: %(default)s)")
-    parser.add_argument("--per-cell", type=int, default=None, metavar="N",
+    parser.add_argument("--per-cell", type=per_cell, default=None, metavar="N",
                         help="test examples per (SNR, noise) cell (default: 1 realistic, 3 espeak)")
     parser.add_argument("--split", choices=("test", "val", "dev"), default="test",
                         help="realistic set: score on the held-out test sources (default), or on a set of the "

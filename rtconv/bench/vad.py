@@ -34,14 +34,14 @@ FRAME = 480  # 10 ms at 48 kHz
 
 
 def configure(parser) -> None:
-    from ..cli.common import seed
+    from ..cli.common import per_cell, seed
 
     parser.add_argument("--model", "-m", metavar="PATH", help="VAD checkpoint (default: the shipped vad)")
     parser.add_argument("--block-size", "-b", type=int, default=128, metavar="N",
                         help="frames per streamed block for the timing (default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=20.0,
                         help="audio streamed for the timing, in seconds (default: %(default)s)")
-    parser.add_argument("--per-cell", type=int, default=1, metavar="N",
+    parser.add_argument("--per-cell", type=per_cell, default=1, metavar="N",
                         help="test examples per (SNR, noise) cell (default: %(default)s)")
     parser.add_argument("--split", choices=("test", "val", "dev"), default="test",
                         help="score on the held-out test sources (default) or on a set of the same design to "

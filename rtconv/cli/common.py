@@ -78,6 +78,17 @@ def clip_seconds(text: str) -> float:
     return _number(text, lambda v: 0 < v <= 600, "a clip length above 0 and at most 600 seconds", "4")
 
 
+#: The most test mixtures per (SNR, noise) cell: each is 6 s of mixture and reference held in memory (2.3 MB at
+#: 48 kHz), so 20 is about 1,900 grid items, 4.4 GB and hours of scoring beside the peers
+MAX_PER_CELL = 20
+
+
+def per_cell(text: str) -> int:
+    """argparse type: test mixtures per (SNR, noise) cell, 1 to :data:`MAX_PER_CELL`."""
+    return _number(text, lambda v: 1 <= v <= MAX_PER_CELL,
+                   f"a number of mixtures per cell from 1 to {MAX_PER_CELL}", "3", parse=int)
+
+
 #: The largest live audio block: 16384 frames, 341 ms at 48 kHz (JACK's periods stop at 8192)
 MAX_LIVE_BLOCK = 16384
 

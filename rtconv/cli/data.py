@@ -37,7 +37,7 @@ examples:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from .common import seed
+    from .common import per_cell, seed
 
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     b = sub.add_parser("build", help="fetch, decode or synthesize every source (resumable)")
@@ -49,7 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
     t = sub.add_parser("testset", help="build the held-out test set; print its size and fingerprint")
     t.add_argument("--seed", type=seed, default=0, help="(default: %(default)s)")
-    t.add_argument("--per-cell", type=int, default=1, metavar="N",
+    t.add_argument("--per-cell", type=per_cell, default=1, metavar="N",
                    help="mixtures per (SNR, noise) cell (default: %(default)s)")
     t.add_argument("--by-source", action="store_true",
                    help="also print a fingerprint per speech source and per noise: where two machines' sets "
