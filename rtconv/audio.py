@@ -43,6 +43,8 @@ __all__ = [
     "MAX_CHANNELS",
     "AUDIO_EXTENSIONS",
     "written_by_rtconv",
+    "named_as_output",
+    "keeps_mark",
 ]
 
 PathLike = Union[str, "_os.PathLike[str]"]
@@ -563,6 +565,65 @@ class AtomicWriter:
     def __exit__(self, *exc) -> None:
         if self._tmp is not None:
             self.abort()
+
+
+#: The words :func:`default_output_path` puts after an input's stem (``x-denoised.wav``): its own and the
+#: trainer's task names (``rtconv.train.choices.TASKS``, which imports nothing).
+def _output_words() -> frozenset[str]:
+    from .train.choices import TASKS
+
+    return frozenset({"denoised", "filtered", "rtconv", *TASKS})
+
+
+@_functools.lru_cache(maxsize=None)
+def keeps_mark(format: str) -> bool:
+    """Whether files of ``format`` (soundfile's name) keep rtconv's mark (``software`` tag, or MP3's comment).
+
+    AU, W64, VOC, IRCAM, NIST, PAF, PVF and others hold no text that libsndfile writes: asked once
+    per format by writing a little silence in memory and reading its tags back."""
+    import io
+
+    if format == "SD2":  # no tags, and writing one (even in memory) leaves a '._' resource fork in the folder
+        return False
+    sf = _sf()
+    buf = io.BytesIO()
+    try:
+        f = sf.SoundFile(buf, "w", 8000, 1, format=format)
+    except Exception:  # a format that cannot be probed so: its tag alone decides, as before
+        return True
+    with f:
+        try:
+            f.software = f.comment = SOFTWARE_TAG
+        except Exception:  # "File type does not support string data"
+            return False
+        f.write(np.zeros(64, np.float32))
+    buf.seek(0)
+    try:
+        with sf.SoundFile(buf) as f:
+            return bool(f.software or f.comment)
+    except Exception:
+        return True
+
+
+def named_as_output(path: PathLike, names: "set[str]") -> bool:
+    """Whether ``path`` is named as rtconv names an output (``x-denoised.au``) beside its input ``x.*`` (one of
+    ``names``, the file names in its folder) and is of a format that cannot keep rtconv's mark.
+
+    What tells a folder's second run its own outputs from new inputs where no tag can (see
+    :func:`written_by_rtconv`); a file of a format with tags is judged by its tag alone.
+    """
+    p = Path(path)
+    stem, dash, word = p.stem.rpartition("-")
+    if not dash or not stem or word not in _output_words():
+        return False
+    if not any(Path(n).stem == stem and n != p.name and Path(n).suffix[1:].lower() in _audio_extensions()
+               for n in names):
+        return False
+    try:
+        fmt = _sf().info(str(p)).format
+    except Exception:  # unreadable files are reported when processed, not here
+        return False
+    return not keeps_mark(fmt)
 
 
 def written_by_rtconv(path: PathLike) -> bool:

@@ -64,7 +64,8 @@ import numpy as np
 import torch
 
 from .audio import (READ_CHUNK, SAMPLE_RATE_MODEL_BLOCK, SOFTWARE_TAG, AtomicWriter, Reader, default_output_path,
-                    output_format, sndfile_detail, temporary_beside, written_by_rtconv, zero_nonfinite)
+                    named_as_output, output_format, sndfile_detail, temporary_beside, written_by_rtconv,
+                    zero_nonfinite)
 from .checkpoint import PROBABILITY_TASKS, load, resolve
 from .dcblock import DCBlocker, offset_note, wants_dc_block
 from .levelguard import LEVEL_GUARD_DBFS, LevelMeter, guard_gain, level_note, wants_level_guard
@@ -1178,6 +1179,9 @@ class Found:
     files: list[tuple[Path, Path]] = field(default_factory=list)
     #: Files skipped because rtconv wrote them (their ``software`` tag says so).
     written: list[Path] = field(default_factory=list)
+    #: Files skipped because they are named as rtconv names an output, beside their input, in a format that
+    #: keeps no tag to tell (AU, W64...: :func:`rtconv.audio.named_as_output`).
+    named: list[Path] = field(default_factory=list)
     #: Sub-folders not entered (without ``recursive``).
     folders: list[Path] = field(default_factory=list)
 
@@ -1192,8 +1196,10 @@ def audio_files(paths: Iterable[PathLike], recursive: bool = False, exclude: Ite
     """Expand folders to the audio files in them (sorted); keep files as given.
 
     Files found in folders that rtconv itself wrote (their ``software`` tag
-    says so) are skipped, so processing a folder twice does not process its
-    own outputs; files named explicitly are always kept.  With
+    says so, or, in a format without tags, their name beside their input:
+    ``x-denoised.au`` next to ``x.au``) are skipped, so processing a folder
+    twice does not process its own outputs; files named explicitly are
+    always kept.  With
     ``recursive``, sub-folders are searched too (hidden ones, symbolic links
     to folders and the ``exclude`` folders, say the output folder, are not
     entered); without it they are counted in :attr:`Found.folders`.
@@ -1217,11 +1223,14 @@ def audio_files(paths: Iterable[PathLike], recursive: bool = False, exclude: Ite
             if not recursive:
                 found.folders.extend(folder / d for d in dirs)
                 dirs[:] = []
+            here = set(names)
             for name in sorted(names):
                 q = folder / name
                 if _is_audio_name(name) and q.is_file():
                     if written_by_rtconv(q):
                         found.written.append(q)
+                    elif named_as_output(q, here):
+                        found.named.append(q)
                     else:
                         found.files.append((q, folder.relative_to(root)))
     return found

@@ -334,6 +334,27 @@ def test_processing_a_folder_twice_skips_its_own_outputs_and_keeps_tags(tmp_path
     assert sorted(p.name for p in tmp_path.glob(f"*.{ext}")) == [f"take-filtered.{ext}", f"take.{ext}"]
 
 
+@pytest.mark.parametrize("fmt", ["W64", "AU", "VOC"])
+def test_a_folder_processed_twice_skips_its_own_outputs_in_formats_without_tags(tmp_path, fir, capsys, fmt):
+    """AU, W64, VOC... keep no software tag: the second run made take-filtered-filtered.au, and failed."""
+    ext = fmt.lower()
+    sf.write(str(tmp_path / f"take.{ext}"), np.zeros(4800), 48000, format=fmt)
+    sf.write(str(tmp_path / f"take-2.{ext}"), np.zeros(4800), 48000, format=fmt)  # a user's name with a dash: kept
+    sf.write(str(tmp_path / f"song-filtered.{ext}"), np.zeros(4800), 48000, format=fmt)  # no 'song.*' beside it: kept
+    assert main(["process", str(tmp_path), "-m", str(fir), "-q"]) == 0
+    assert main(["process", str(tmp_path), "-m", str(fir), "--overwrite"]) == 0
+    err = capsys.readouterr().err
+    assert (f"skipped 3 file(s) named as rtconv's outputs beside their inputs (song-filtered-filtered.{ext}, "
+            f"take-2-filtered.{ext}, take-filtered.{ext}), in formats that keep no tag to tell; name them explicitly "
+            "to process them") in err
+    assert sorted(p.name for p in tmp_path.glob(f"*.{ext}")) == sorted(
+        f"{n}.{ext}" for n in ("take", "take-filtered", "take-2", "take-2-filtered", "song-filtered",
+                               "song-filtered-filtered"))
+    # named explicitly, an output is processed like any file
+    assert main(["process", str(tmp_path / f"take-filtered.{ext}"), "-m", str(fir), "-q"]) == 0
+    assert (tmp_path / f"take-filtered-filtered.{ext}").exists()
+
+
 def test_bench_process_prints_every_case_and_both_targets(capsys):
     assert main(["bench", "process", "--seconds", "1", "--repeat", "1", "--blocks", "1024,default,512"]) == 0
     out = capsys.readouterr().out
