@@ -74,8 +74,43 @@ def save_screenshot(win, path: str | Path) -> Path:
     return path
 
 
+def _close_on_signals(win, app, result: dict):
+    """Ctrl-C and SIGTERM close the window as its close button does (settings saved, the stream stopped and its
+    recording finalized), and the run ends with 128 + the signal's number; returns the undo.
+
+    Qt's event loop runs no Python, so Python's handlers (and KeyboardInterrupt) waited for the next
+    Python slot; a timer wakes the interpreter every 200 ms so that a signal is heard within that.
+    """
+    import signal
+    import sys
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    names = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+    def close(signum, frame) -> None:
+        if result.get("signal"):
+            return
+        result["signal"], result["rc"] = signum, 128 + signum
+        print(f"rtconv gui: stopped by {names.get(signum, signum)}; closing the window", file=sys.stderr, flush=True)
+        QtCore.QTimer.singleShot(0, lambda: (win.close(), app.quit()))
+
+    old = {s: signal.signal(s, close) for s in names}
+    wake = QtCore.QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+
+    def restore() -> None:
+        wake.stop()
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    return restore
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the app until the window closes (or ``--quit-after`` seconds)."""
+    """Run the app until the window closes (or ``--quit-after`` seconds, or Ctrl-C / SIGTERM)."""
     app = _app()
     win = build_window(args)
     win.show()
@@ -104,7 +139,11 @@ def run(args: argparse.Namespace) -> int:
 
     if quit_after is not None:
         QtCore.QTimer.singleShot(int(1000 * quit_after), finish)
-    app.exec()
+    restore = _close_on_signals(win, app, result)
+    try:
+        app.exec()
+    finally:
+        restore()
     win.shutdown()
     # Tear the window down now, while the QApplication exists: left to Python's finalizer,
     # Qt and pyqtgraph objects die in arbitrary order after it and can crash the exit

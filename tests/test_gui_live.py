@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import shutil
 import subprocess
 import time
@@ -204,6 +205,41 @@ def test_rtconv_gui_screenshot_renders_the_window_and_exits(tmp_path):
     from PyQt6 import QtGui
 
     assert not QtGui.QImage(str(out)).isNull()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_on_rtconv_gui_closes_the_window_and_its_audio_process(tmp_path, jack, signum):
+    """A terminal's Ctrl-C reaches the whole process group: it killed the audio process and left the window
+    open without audio. It closes the window (and so the stream) now, as SIGTERM does."""
+    import sys
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    p = subprocess.Popen([sys.executable, "-m", "rtconv", "gui", "--settings", str(tmp_path / "s.ini"), "--model",
+                          str(_lowpass(tmp_path)), "--hostapi", JACK_API, "--start"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+
+    def ours():
+        return [q for q in subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.split()
+                if re.match(PORTS, q)]
+
+    try:
+        deadline = time.monotonic() + 90
+        while not ours() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ours() and p.poll() is None, p.communicate(timeout=30)
+        time.sleep(0.5)
+        os.killpg(p.pid, signum)  # as the terminal sends it: to the window and its audio process
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 128 + signum, err
+    name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+    assert f"rtconv gui: stopped by {name}; closing the window" in err and "Traceback" not in err, err
+    deadline = time.monotonic() + 10
+    while ours() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not ours()  # the audio process is gone with the window
 
 
 def test_rtconv_gui_rejects_a_negative_quit_after(tmp_path):

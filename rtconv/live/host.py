@@ -60,7 +60,11 @@ class _Block(shared_memory.SharedMemory):
 # ---------------------------------------------------------------- child side
 def _serve(conn) -> None:  # pragma: no cover - runs in the child (its effects are tested)
     """The child's main loop: one command at a time, the stream's callback on PortAudio's thread."""
+    import signal
 
+    # A terminal's Ctrl-C reaches the whole process group: the window stops the stream (finalizing its
+    # recording) and then this process; dying here first would cut the recording and leave the window mute.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from .session import LocalSession
 
     state: dict[str, Any] = {"session": None, "shm": None, "warnings": []}
