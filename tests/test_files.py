@@ -557,3 +557,39 @@ def test_integer_scale_floats_are_refused_in_one_sentence():
     assert msg.startswith("the audio peaks at ") and "divide 16-bit samples by 32768" in msg and "\n" not in msg
     loud = _noise(4800, 1, scale=0.1) * 8  # float headroom over full scale is audio, not integers
     assert process_array(loud, 48000, rtconv.FIR([1.0])).shape == (4800, 1)
+
+
+def test_every_name_in_a_modules_all_is_bound_there_and_audio_extensions_imports_lazily():
+    """ruff's F822: ``rtconv.audio.__all__`` named AUDIO_EXTENSIONS, which only the module's ``__getattr__``
+    gave, so readers (and linters) found no definition; an annotation declares it without asking libsndfile."""
+    import ast
+    from pathlib import Path
+
+    def statements(body):  # a module's own statements, also those under a top-level if / try
+        for node in body:
+            yield node
+            for inner in ("body", "orelse", "finalbody", "handlers"):
+                if isinstance(node, (ast.If, ast.Try, ast.ExceptHandler)) and hasattr(node, inner):
+                    yield from statements(getattr(node, inner))
+
+    unbound = []
+    for path in sorted(Path(rtconv.__file__).parent.rglob("*.py")):
+        if path.name == "__init__.py":  # a package's __all__ may name its submodules (ruff exempts it too)
+            continue
+        bound, exported = set(), []
+        for node in statements(ast.parse(path.read_text()).body):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                bound.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                    bound.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+                    if getattr(target, "id", None) == "__all__" and isinstance(node.value, (ast.List, ast.Tuple)):
+                        exported += [e.value for e in node.value.elts if isinstance(e, ast.Constant)]
+        unbound += [f"{path.relative_to(Path(rtconv.__file__).parent)}: {name}" for name in exported
+                    if name not in bound]
+    assert unbound == []
+    from rtconv.audio import AUDIO_EXTENSIONS  # still computed on first use, as users import it
+
+    assert {"wav", "flac", "au", "w64"} <= AUDIO_EXTENSIONS and "raw" not in AUDIO_EXTENSIONS
