@@ -355,6 +355,23 @@ def test_a_folder_processed_twice_skips_its_own_outputs_in_formats_without_tags(
     assert (tmp_path / f"take-filtered-filtered.{ext}").exists()
 
 
+@pytest.mark.parametrize("fmt", ["W64", "AU"])
+def test_in_out_run_twice_in_a_format_without_tags_says_the_output_exists(tmp_path, fir, capsys, fmt):
+    """`rtconv process x.au x-filtered.au` again read the output as a second input: it wrote
+    x-filtered-filtered.au beside an error, where a WAV's mark made it say the output exists."""
+    ext = fmt.lower()
+    src, out = tmp_path / f"x.{ext}", tmp_path / f"x-filtered.{ext}"
+    sf.write(str(src), np.zeros(4800), 48000, format=fmt)
+    assert main(["process", str(src), str(out), "-m", str(fir), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["process", str(src), str(out), "-m", str(fir), "-q"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"rtconv process: error: output {str(out)!r} already exists; pass --overwrite to replace it, "
+        "--skip-existing to keep it, or choose another name.")
+    assert main(["process", str(src), str(out), "-m", str(fir), "-q", "--overwrite"]) == 0
+    assert sorted(p.name for p in tmp_path.glob(f"*.{ext}")) == [f"x-filtered.{ext}", f"x.{ext}"]
+
+
 def test_bench_process_prints_every_case_and_both_targets(capsys):
     assert main(["bench", "process", "--seconds", "1", "--repeat", "1", "--blocks", "1024,default,512"]) == 0
     out = capsys.readouterr().out

@@ -151,13 +151,16 @@ def _exists(p: Path) -> bool:
 
 def _split_output(args: argparse.Namespace) -> tuple[list[str], str | None]:
     """``IN OUT`` as an input and its output: when OUT does not exist yet, or is a file rtconv wrote
-    (the same command run again must say the output exists, not process its own output as an input)."""
-    from ..audio import written_by_rtconv
+    (the same command run again must say the output exists, not process its own output as an input).
+    In a format that keeps no mark (AU, W64...) OUT is known by its name, the input's output name
+    (``x.au x-denoised.au``); another name there is read as a second input, as before."""
+    from ..audio import named_as_output, written_by_rtconv
 
     inputs, output = list(args.inputs), args.output
     if output is None and len(inputs) == 2 and _exists(Path(inputs[0])):
-        second = Path(inputs[1])
-        if not _exists(second) or (second.is_file() and written_by_rtconv(second)):
+        first, second = Path(inputs[0]), Path(inputs[1])
+        if not _exists(second) or (second.is_file() and (
+                written_by_rtconv(second) or (first.is_file() and named_as_output(second, {first.name})))):
             output = inputs.pop()
     return inputs, output
 
