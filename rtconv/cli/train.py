@@ -158,7 +158,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--metrics-json", metavar="PATH", help="also write the final metrics as JSON")
     g.add_argument("--name", help="model name stored in the checkpoint")
     g.add_argument("--description", help="one-paragraph description stored in the checkpoint")
-    g.add_argument("--quiet", "-q", action="store_true", help="no progress bar or log lines")
+    g.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress bar or log lines; the closing line, which says where the model was saved, "
+                        "and the note that nothing will be saved without --out still print")
 
     g = parser.add_argument_group("model")
     g.add_argument("--arch", metavar="NAME",
