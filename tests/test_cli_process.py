@@ -372,6 +372,21 @@ def test_in_out_run_twice_in_a_format_without_tags_says_the_output_exists(tmp_pa
     assert sorted(p.name for p in tmp_path.glob(f"*.{ext}")) == [f"x-filtered.{ext}", f"x.{ext}"]
 
 
+def test_a_wav_cut_short_is_processed_with_a_warning_on_stderr_naming_the_file_and_both_lengths(tmp_path, fir, capsys):
+    """A recording stopped by a crash (its header promises 48000 frames, the file holds 28000) went through
+    `rtconv process` without a word: libsndfile reads what is there and says so only in its log."""
+    src = tmp_path / "take.wav"
+    sf.write(str(src), np.full((48000, 2), 0.25), 48000, subtype="PCM_16")
+    with open(src, "r+b") as f:
+        f.truncate(src.stat().st_size - 20000 * 4)
+    assert main(["process", str(src), "-m", str(fir), "-q"]) == 0
+    assert capsys.readouterr().err.strip() == (
+        "rtconv process: warning: take.wav: the file is cut short: its header announces 1.00 s (48000 frames) "
+        "and it holds 0.58 s (28000); what it holds was processed (a recording stopped by a crash, or a copy "
+        "not finished?)")
+    assert sf.info(str(tmp_path / "take-filtered.wav")).frames == 28000  # all it holds, nothing lost
+
+
 def test_bench_process_prints_every_case_and_both_targets(capsys):
     assert main(["bench", "process", "--seconds", "1", "--repeat", "1", "--blocks", "1024,default,512"]) == 0
     out = capsys.readouterr().out
