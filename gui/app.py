@@ -21,21 +21,49 @@ def _app() -> QtWidgets.QApplication:
     return app
 
 
+def _devices_given(args: argparse.Namespace) -> dict:
+    """The host API and devices named on the command line, as the audio box's choice.
+
+    They are looked up as ``rtconv live`` looks them up (an index or part of a name; a device alone brings its host
+    API), and one that matches nothing, or several, is refused in live's sentence: the window used to show the
+    default device instead, silently.
+    """
+    from rtconv.errors import DeviceError
+
+    from . import engine
+
+    c = {} if args.hostapi is None else {"hostapi": engine.find_hostapi(args.hostapi)}
+    for key, kind in (("input_device", "input"), ("output_device", "output")):
+        query = getattr(args, key)
+        if query is None:
+            continue
+        d = engine.find_device(query, kind, args.hostapi)
+        c[key] = d["name"]
+        if c.setdefault("hostapi", d["hostapi"]) != d["hostapi"]:
+            raise DeviceError(f"--output-device {query!r} is on host API {d['hostapi']!r} and --input-device "
+                              f"{args.input_device!r} on {c['hostapi']!r}, and one stream runs on one; name devices "
+                              "of the same host API (run `rtconv devices` to list them).")
+    return c
+
+
 def build_window(args: argparse.Namespace):
-    """The window with the model from ``args`` (or the last / default one) loaded."""
+    """The window with the model from ``args`` (or the last / default one) loaded.
+
+    Raises :class:`rtconv.errors.DeviceError` when ``args`` names a host API or device that is not there.
+    """
     import pyqtgraph as pg
 
     from . import engine
     from .window import MainWindow
 
+    given = _devices_given(args)
     # plain lines: antialiased paths cost several times more paint (and GIL) time per frame
     pg.setConfigOptions(antialias=False, foreground="#cccccc")
     settings = QtCore.QSettings(str(args.settings), QtCore.QSettings.Format.IniFormat) if args.settings else None
     win = MainWindow(settings)
     c = win.audio.choice()
-    for key, value in (("hostapi", args.hostapi), ("input_device", args.input_device),
-                       ("output_device", args.output_device), ("sample_rate", args.sample_rate),
-                       ("block_size", args.block_size), ("channels", args.channels)):
+    c.update(given)
+    for key, value in (("sample_rate", args.sample_rate), ("block_size", args.block_size), ("channels", args.channels)):
         if value is not None:
             c[key] = value
     win.audio.set_choice(c)

@@ -191,6 +191,22 @@ def list_devices(hostapi=None) -> list[dict]:
     return list(_live().list_devices(hostapi=hostapi))
 
 
+def find_hostapi(query) -> str:
+    """The name of the host API ``query`` (index or part of its name) means, found as ``rtconv live --hostapi``
+    finds it; raises :class:`DeviceError` in the same sentence when none or several match."""
+    live = _live()
+    return live.list_hostapis()[live.find_hostapi(query)]["name"]
+
+
+def find_device(query, kind: str, hostapi=None) -> dict:
+    """The :func:`list_devices` entry of the ``kind`` (input/output) device ``query`` (index or part of its name)
+    means, found as ``rtconv live --input-device/--output-device`` finds it; raises :class:`DeviceError` in the same
+    sentence when none or several match."""
+    live = _live()
+    index = live.find_device(query, kind, hostapi)
+    return next(d for d in live.list_devices() if d["index"] == index)
+
+
 def engines() -> dict[str, str | None]:
     """What can compute the live blocks: engine name -> ``None`` where usable, else why not (one sentence).
 
@@ -220,4 +236,4 @@ def process_array(model, audio: np.ndarray, sample_rate: int, both_directions: b
     return np.asarray(run(audio, int(sample_rate), model, both_directions=both_directions))
 
 
-__all__ += ["models_dir", "resolve_model", "default_vad_path", "CheckpointError"]
+__all__ += ["models_dir", "resolve_model", "default_vad_path", "find_hostapi", "find_device", "CheckpointError"]

@@ -99,6 +99,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.model_path: str | None = None
         self.session = None
         self._stream_choice: dict | None = None  # the last configuration that opened
+        # the last Start failed: the audio box's choice is not remembered (it would fail the next run the same way)
+        self._start_failed = False
         self._watcher = None
         self._changed_files: list[str] = []  # from the watcher's thread (list.append is atomic)
         self._temp_checkpoints: list[str] = []
@@ -318,6 +320,7 @@ class MainWindow(QtWidgets.QMainWindow):
         ok, err = self._open(choice)
         if ok:
             return True
+        self._start_failed = True
         self.show_message(f"could not start audio: {err}", True)
         if previous is not None:
             self.audio.set_choice(previous)
@@ -356,6 +359,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return False, str(e)
         self.session = session
         self._stream_choice = dict(choice)
+        self._start_failed = False
         self._written = -1
         self._xruns_seen = _xruns(session.stats())
         rate = settings.sample_rate
@@ -492,8 +496,10 @@ class MainWindow(QtWidgets.QMainWindow):
         return p if p and Path(p).exists() else None
 
     def save_settings(self) -> None:
+        """Remember the window's choices; the audio box's only if the last Start did not fail with them."""
         s = self.settings
-        self.audio.save(s)
+        if not self._start_failed:
+            self.audio.save(s)
         self.controls.save(s)
         s.setValue("spectrum/tau", self.spectrum.tau.value())
         s.setValue("spectrum/db_min", self.spectrum.db_min.value())

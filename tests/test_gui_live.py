@@ -467,3 +467,64 @@ def test_the_voice_meter_follows_speech_and_the_gate_controls_reach_the_audio_pr
     window.refresh_display()
     window.refresh_text()
     assert "gate off" in window.meters.readout.text()
+
+
+def _gui_args(*argv):
+    """``rtconv gui ARGV`` parsed as the command line parses it."""
+    from rtconv.cli import get_parser
+
+    return get_parser()[0].parse_args(["gui", *map(str, argv)])
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--input-device", "nosuchdevice"), ("--output-device", "nosuchdevice"),
+                                             ("--hostapi", "nosuchapi")])
+def test_an_unknown_device_on_the_command_line_is_refused_in_the_sentence_rtconv_live_says(tmp_path, jackd, capsys,
+                                                                                          flag, value):
+    """The window started on the default device instead, silently."""
+    from rtconv.cli import main
+
+    model = _lowpass(tmp_path)
+    assert main(["live", "--model", str(model), flag, value, "--duration", "0.1"]) == 1
+    live = capsys.readouterr().err.splitlines()[-1]
+    assert live.startswith("rtconv live: error: ") and repr(value) in live and "`rtconv devices`" in live, live
+    assert main(["gui", "--settings", str(tmp_path / "s.ini"), "--model", str(model), flag, value,
+                 "--quit-after", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err == live.replace("rtconv live", "rtconv gui") + "\n"
+
+
+def test_a_device_named_on_the_command_line_is_found_on_its_host_api_as_rtconv_live_finds_it(qtbot, tmp_path, jackd):
+    from rtconv_gui.app import build_window
+
+    win = build_window(_gui_args("--settings", tmp_path / "s.ini", "--model", _lowpass(tmp_path),
+                                 "--input-device", "system", "--output-device", "1"))  # a name's part, an index
+    qtbot.addWidget(win)
+    try:
+        c = win.audio.choice()
+        assert (c["hostapi"], c["input_device"], c["output_device"]) == (JACK_API, "system", "system")
+    finally:
+        win.shutdown()
+
+
+def test_settings_a_stream_failed_to_start_with_are_not_remembered_for_the_next_run(qtbot, tmp_path, jackd):
+    """A failed `rtconv gui -r 44100 --start` made the next plain `rtconv gui --start` fail the same way."""
+    from rtconv_gui.app import build_window
+
+    model = _lowpass(tmp_path)
+
+    def run(*argv):
+        win = build_window(_gui_args("--settings", tmp_path / "s.ini", "--model", model, *argv))
+        qtbot.addWidget(win)
+        return win
+
+    first = run("--hostapi", "jack", "-r", 48000)
+    assert first.start_stream(), first.banner.text()
+    first.close()
+    second = run("-r", 44100)  # the JACK server runs at 48 kHz only
+    assert not second.start_stream()
+    assert second.banner.text().startswith("could not start audio: ") and "44100" in second.banner.text()
+    second.close()
+    third = run()
+    assert third.audio.choice()["sample_rate"] == 48000
+    assert third.start_stream(), third.banner.text()
+    third.close()

@@ -21,7 +21,9 @@ difference, scrolling spectrograms, every conv layer's kernel as stem plots
 with frequency responses, and a file mode to process a recording and
 compare A/B.
 
-Choices are remembered between runs.  The window needs PyQt6 and pyqtgraph
+Choices are remembered between runs (audio settings only if the last
+Start with them did not fail).  A device or host API that is not there
+is refused, as rtconv live refuses it.  The window needs PyQt6 and pyqtgraph
 (pip install 'rtconv[gui]').
 
 examples:
