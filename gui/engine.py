@@ -89,11 +89,13 @@ def shipped_models(directory: str | Path | None = None) -> list[Path]:
 def describe_model(model, sample_rate: float | None = None) -> dict[str, Any]:
     """What the model panel shows, from the model and its checkpoint card.
 
-    ``sample_rate`` (Hz) converts latency and receptive field to ms; by default
-    the model's own rate.
+    Latency and receptive field are samples at the model's own rate, and so are their ms: a stream at another
+    rate resamples around the model, which adds the resampler's latency (the session's stats, as ``rtconv live``
+    reports it) and changes nothing in the model's.  ``sample_rate`` (Hz, the device's) is used only for a model
+    that states no rate: it runs at the device's.
     """
     meta = dict(getattr(model, "metadata", {}) or {})
-    rate = sample_rate or getattr(model, "sample_rate", None) or meta.get("sample_rate")
+    rate = getattr(model, "sample_rate", None) or meta.get("sample_rate") or sample_rate
     ms = (lambda n: 1000.0 * n / rate) if rate else (lambda n: None)
     layers = model.conv_layers()
     return {

@@ -1,7 +1,8 @@
 """The model box: choose a checkpoint (file dialog or ``models/``) and read its card.
 
 Shows name, task, architecture, parameters, sample rate, latency (samples
-and ms), receptive field and the metrics stored in the checkpoint, the
+and ms at the model's rate, plus what a resampled stream's resampler adds),
+receptive field and the metrics stored in the checkpoint, the
 metrics as a few plain lines (:func:`metric_lines`) with the raw numbers in
 their tooltip.  Loading
 is the window's job (it must hot-swap the running stream and keep the old
@@ -155,6 +156,9 @@ class ModelPanel(QtWidgets.QGroupBox):
             v.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
             self.values[key] = v
         self.values["architecture"].setWordWrap(True)
+        self.values["latency"].setWordWrap(True)  # a resampled stream adds its resampler's
+        self._latency: str | None = None  # the card's latency text and the model's rate, for show_resampling
+        self._rate = None
         self.watch = QtWidgets.QCheckBox("reload on change")
         self.watch.setToolTip("Reload the model when its file changes (training writes it)")
         self.metrics = QtWidgets.QLabel("")
@@ -242,6 +246,7 @@ class ModelPanel(QtWidgets.QGroupBox):
         }
         for key, value in text.items():
             self.values[key].setText(value)
+        self._latency, self._rate = text["latency"], d["sample_rate"]
         self.values["name"].setToolTip(d["description"])
         self.values["file"].setToolTip(str(path or ""))
         metrics = d["metrics"]
@@ -251,6 +256,19 @@ class ModelPanel(QtWidgets.QGroupBox):
         self.metrics.setToolTip(json.dumps(metrics, indent=1, default=str)[:4000] if metrics else "")
         if path:
             self.refresh_list(select=path)
+
+    def show_resampling(self, stats: dict | None) -> None:
+        """Add to the latency what resampling to a stream at another rate adds to this model's.
+
+        ``stats`` are the live session's (``None``: no stream): its resampler's latency is the number ``rtconv live``
+        reports, shown only while the stream plays this card's model rate (a swap takes effect a little later).
+        """
+        text = self._latency
+        if text is None:
+            return
+        if stats and stats.get("model_rate") == self._rate and stats.get("sample_rate") != self._rate:
+            text += f" + {stats['latency']['resampler_ms']:.2f} ms resampling to {stats['sample_rate']} Hz"
+        self.values["latency"].setText(text)
 
     def field(self, key: str) -> str:
         return self.metrics.text() if key == "metrics" else self.values[key].text()

@@ -268,7 +268,8 @@ class KernelPanel(QtWidgets.QScrollArea):
         self.rebuilds = 0
 
     def set_model(self, model, sample_rate: float | None = None) -> None:
-        rate = float(sample_rate or getattr(model, "sample_rate", None) or 48000)
+        """Show ``model``'s kernels at the rate it runs at: its own, else ``sample_rate`` (the device's), else 48 kHz."""
+        rate = float(getattr(model, "sample_rate", None) or sample_rate or 48000)
         layers = model.conv_layers()
         rates = layer_rates(model, rate)
         shapes = [(tuple(l.kernel.shape), int(getattr(l, "dilation", 1)), rates[id(l)][1]) for l in layers]

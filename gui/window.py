@@ -366,6 +366,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.spectrum.set_sample_rate(rate)
         self.spectrogram.set_sample_rate(rate, FPS)
         self.model_panel.show_model(self.model, self.model_path, rate)
+        self.model_panel.show_resampling(session.stats())
         self.controls.show_recording(session.recording_paths)
         self.audio.set_running(True, f"running at {rate} Hz, {settings.block_size}-sample blocks")
         self.clear_message()
@@ -468,6 +469,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.adapt_display_rate(stats)
         drops = self.session.monitor.display_drops if self.session is not None else None
         self.health.show_stats(stats, self.fps, drops)
+        self.model_panel.show_resampling(stats)
         if self.display_rate < self.spectrum.fps.value():
             self.health.values["fps"].setText(
                 self.health.values["fps"].text() + f"; backed off to {self.display_rate:.0f} (audio dropouts)"

@@ -645,3 +645,32 @@ def test_an_engine_that_is_not_installed_is_listed_greyed_out_with_what_to_insta
     assert not item.isEnabled() and item.toolTip() == why
     box.set_choice({"engine": "onnx"})  # e.g. remembered from a run when it was installed
     assert box.choice()["engine"] == "torch"
+
+
+@pytest.mark.parametrize("model_rate", [16000, 48000])
+@pytest.mark.parametrize("device_rate", [44100, 48000])
+def test_the_model_card_gives_latency_and_receptive_field_in_ms_at_the_models_own_rate(window, tmp_path, model_rate,
+                                                                                      device_rate):
+    """The 48 kHz denoiser's 191 samples showed 4.33 ms on a 44.1 kHz device (divided by the device's rate); the
+    model runs at its own rate, resampled, and the resampler's latency is its own number (see the live tests)."""
+    denoiser = pytest.importorskip("rtconv.denoiser")
+    path = _save(denoiser.ConvDenoiser(window=16, hop=8, channels=4, blocks=1), tmp_path / "d.safetensors",
+                 sample_rate=model_rate, task="denoise")
+    window.audio.set_choice({"sample_rate": device_rate})
+    assert window.audio.choice()["sample_rate"] == device_rate
+    assert window.load_model(path)
+    panel = window.model_panel
+    assert panel.field("latency") == f"15 samples ({1000 * 15 / model_rate:.2f} ms)"
+    assert panel.field("receptive_field") == f"32 samples ({1000 * 32 / model_rate:.2f} ms)"
+    assert panel.field("sample_rate") == f"{model_rate} Hz"
+    # the kernels' frequency responses are at the rates they run at too: the model's, and its frame rate inside
+    assert [(v.sample_rate, v.unit) for v in window.kernels.layer_views] == \
+        [(model_rate, "samples")] + [(model_rate / 8, "frames")] * 4 + [(model_rate, "samples")]
+
+
+def test_a_model_that_states_no_rate_is_described_at_the_rate_it_runs_at(window, tmp_path):
+    path = rtconv.save(rtconv.MimoCNN(taps=[7, 5], features=[1, 3, 1]), tmp_path / "m.safetensors")
+    window.audio.set_choice({"sample_rate": 44100})
+    assert window.load_model(path)
+    assert window.model.sample_rate is None
+    assert window.model_panel.field("receptive_field") == f"11 samples ({1000 * 11 / 44100:.2f} ms)"

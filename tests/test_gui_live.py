@@ -528,3 +528,23 @@ def test_settings_a_stream_failed_to_start_with_are_not_remembered_for_the_next_
     assert third.audio.choice()["sample_rate"] == 48000
     assert third.start_stream(), third.banner.text()
     third.close()
+
+
+def test_a_resampled_stream_shows_the_models_latency_at_its_rate_and_the_resamplers_as_rtconv_live_counts_it(
+        window, qtbot, tmp_path, jackd):
+    """The card divided the model's samples by the device's rate; the resampler's latency is the session's number."""
+    denoiser = pytest.importorskip("rtconv.denoiser")
+    path = rtconv.save(denoiser.ConvDenoiser(window=16, hop=8, channels=4, blocks=1), tmp_path / "d16k.safetensors",
+                       sample_rate=16000, task="denoise")
+    assert window.load_model(path)
+    _on_jack(window)  # 48 kHz
+    assert window.start_stream(), window.banner.text()
+    lat = window.session.stats()["latency"]
+    assert lat["resampler_ms"] > 0
+    card = f"15 samples ({1000 * 15 / 16000:.2f} ms) + {lat['resampler_ms']:.2f} ms resampling to 48000 Hz"
+    assert window.model_panel.field("latency") == card
+    window.refresh_text()
+    assert window.model_panel.field("latency") == card
+    assert f"resampler {lat['resampler_ms']:.2f}" in window.health.values["latency"].text()
+    window.stop_stream()
+    assert window.model_panel.field("latency") == f"15 samples ({1000 * 15 / 16000:.2f} ms)"
