@@ -242,6 +242,57 @@ def test_ctrl_c_on_rtconv_gui_closes_the_window_and_its_audio_process(tmp_path, 
     assert not ours()  # the audio process is gone with the window
 
 
+#: ``rtconv gui`` with Record pressed before Start, as a user does (argv: the recording folder, then gui's arguments)
+_RECORDING_GUI = """
+import sys
+
+
+def recording(args):
+    win = build(args)
+    win.controls.record_dir.setText(folder)
+    win.controls.record.setChecked(True)
+    return win
+
+
+if __name__ == "__main__":  # not again in the audio process, which spawn starts by importing this file
+    from rtconv.cli import main
+    from rtconv_gui import app
+
+    build, folder = app.build_window, sys.argv.pop(1)
+    app.build_window = recording
+    sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_while_recording_ends_the_gui_with_its_recording_finished_and_saved(tmp_path, jackd):
+    """The terminal's Ctrl-C reached the audio process, which writes the recording, and killed it first."""
+    import sys
+
+    import soundfile as sf
+
+    driver, rec = tmp_path / "gui.py", tmp_path / "rec"
+    driver.write_text(_RECORDING_GUI)
+    p = subprocess.Popen([sys.executable, str(driver), str(rec), "gui", "--settings", str(tmp_path / "s.ini"),
+                          "--model", str(_lowpass(tmp_path)), "--hostapi", "jack", "--start"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
+    try:
+        deadline = time.monotonic() + 90
+        while len(list(rec.glob("*.wav"))) < 2 and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(list(rec.glob("*.wav"))) == 2 and p.poll() is None, p.communicate(timeout=30)
+        time.sleep(1.0)
+        os.killpg(p.pid, signal.SIGINT)  # as the terminal sends it: to the window and its audio process
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130, err
+    assert "rtconv gui: stopped by Ctrl-C; closing the window" in err and "Traceback" not in err, err
+    inp, outp = (sf.info(str(f)) for f in sorted(rec.glob("*.wav")))
+    assert inp.frames == outp.frames > 0.5 * 48000  # both files closed, with the second recorded
+
+
 def test_rtconv_gui_rejects_a_negative_quit_after(tmp_path):
     import sys
 
