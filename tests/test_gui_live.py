@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import shutil
 import subprocess
 import time
 
@@ -29,34 +28,14 @@ pytestmark = [pytest.mark.qt_log_level_fail("WARNING"), pytest.mark.qt_log_ignor
 JACK_API = "JACK Audio Connection Kit"
 
 
-def _jack_up() -> bool:
-    env = dict(os.environ, JACK_NO_START_SERVER="1")
-    return subprocess.run(["jack_lsp"], capture_output=True, env=env).returncode == 0
+JACK_PERIOD = 128  # frames per cycle of the jackd fixture's server (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
-def jack():
-    """A JACK server (dummy backend, 48 kHz) that PortAudio sees; ours unless one runs."""
-    if shutil.which("jackd") is None:
-        pytest.skip("jackd is not installed (apt install jackd2)")
-    sd = pytest.importorskip("sounddevice")
-    proc = None
-    if not _jack_up():
-        env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
-        from rtconv.bench.jackd import _die_with_parent  # no orphaned server if pytest aborts
-
-        proc = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                                preexec_fn=_die_with_parent)
-        subprocess.run(["jack_wait", "-w", "-t", "10"], capture_output=True, check=True)
-    sd._terminate()  # PortAudio lists host APIs once, at initialisation
-    sd._initialize()
-    yield
-    sd._terminate()  # PortAudio must let go of JACK before the server stops
-    if proc is not None:
-        proc.terminate()
-        proc.wait(10)
-    sd._initialize()
+def jack(jackd):
+    """A JACK server (dummy backend, 48 kHz) that PortAudio sees: this test process's own, under its own name, so
+    that test runs side by side neither share a server nor stop each other's."""
+    return jackd
 
 
 @pytest.fixture
@@ -545,10 +524,12 @@ def test_an_unknown_device_on_the_command_line_is_refused_in_the_sentence_rtconv
 
 
 def test_a_device_named_on_the_command_line_is_found_on_its_host_api_as_rtconv_live_finds_it(qtbot, tmp_path, jackd):
+    from rtconv_gui import engine
     from rtconv_gui.app import build_window
 
+    index = next(d["index"] for d in engine.list_devices(JACK_API) if d["name"] == "system")
     win = build_window(_gui_args("--settings", tmp_path / "s.ini", "--model", _lowpass(tmp_path),
-                                 "--input-device", "system", "--output-device", "1"))  # a name's part, an index
+                                 "--input-device", "syst", "--output-device", index))  # a name's part, an index
     qtbot.addWidget(win)
     try:
         c = win.audio.choice()
