@@ -361,12 +361,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self._stream_choice = dict(choice)
         self._start_failed = False
         self._written = -1
-        self._xruns_seen = _xruns(session.stats())
+        stats = session.stats()
+        self._xruns_seen = _xruns(stats)
         rate = settings.sample_rate
         self.spectrum.set_sample_rate(rate)
         self.spectrogram.set_sample_rate(rate, FPS)
         self.model_panel.show_model(self.model, self.model_path, rate)
-        self.model_panel.show_resampling(session.stats())
+        self.model_panel.show_resampling(stats)
         self.controls.show_recording(session.recording_paths)
         self.audio.set_running(True, f"running at {rate} Hz, {settings.block_size}-sample blocks")
         self.clear_message()
