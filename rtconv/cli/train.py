@@ -490,11 +490,14 @@ def _run(args) -> int:
 
         check_output_file(f"--metrics-json {args.metrics_json!r}", args.metrics_json,
                           " (checked now, so that a finished run is not lost)")
-    if cfg.out is None and env_rank() == 0:  # said with --quiet too: it is about the result, not progress
-        print("rtconv train: note: no --out given, the trained model will not be saved", file=sys.stderr)
+    unsaved = "rtconv train: note: no --out given, the trained model will not be saved"
+    if cfg.out is None and not args.quiet and env_rank() == 0:  # before: time to stop and add --out
+        print(unsaved, file=sys.stderr)
     result = train(cfg)
     if result.rank != 0:  # under torchrun rank 0 reports for the job
         return 0
+    if cfg.out is None and args.quiet:  # quiet hides progress, not a result thrown away; said once it is done,
+        print(unsaved, file=sys.stderr)  # so that a refused setting is still the one line of an error
     m = result.metrics
     kept = f", kept the last, {m['kept_epoch']}" if cfg.keep == "last" else ""
     where = f"saved to {cfg.out}" if cfg.out else "not saved (no --out)"
