@@ -366,6 +366,10 @@ def output_format(path: PathLike, like_format: str | None = None, like_subtype: 
 _DEPTHS = ("DOUBLE", "FLOAT", "PCM_32", "PCM_24", "PCM_16")  # deepest first
 
 
+#: The word an output's name takes from its model's task (other tasks give their own name)
+_TASK_WORDS = {"denoise": "denoised", "filter": "filtered", None: "rtconv", "unknown": "rtconv"}
+
+
 def default_output_path(input_path: PathLike, task: str | None = None, folder: PathLike | None = None) -> Path:
     """Output name derived from the input: ``x.wav`` -> ``x-denoised.wav`` (denoise) or ``x-filtered.wav``.
 
@@ -374,7 +378,7 @@ def default_output_path(input_path: PathLike, task: str | None = None, folder: P
     back to ``.wav``.
     """
     p = Path(input_path)
-    word = {"denoise": "denoised", "filter": "filtered", None: "rtconv", "unknown": "rtconv"}.get(task, task)
+    word = _TASK_WORDS.get(task, task)
     word = "".join(c if c.isalnum() or c in "-_" else "-" for c in str(word))
     ext = p.suffix if p.suffix[1:].lower() in _audio_extensions() else ".wav"
     return Path(folder if folder is not None else p.parent) / f"{p.stem}-{word}{ext}"
@@ -567,12 +571,13 @@ class AtomicWriter:
             self.abort()
 
 
-#: The words :func:`default_output_path` puts after an input's stem (``x-denoised.wav``): its own and the
-#: trainer's task names (``rtconv.train.choices.TASKS``, which imports nothing).
+@_functools.lru_cache(maxsize=None)
 def _output_words() -> frozenset[str]:
+    """The words :func:`default_output_path` puts after an input's stem (``x-denoised.wav``): its own and the
+    trainer's task names (``rtconv.train.choices.TASKS``, which imports nothing)."""
     from .train.choices import TASKS
 
-    return frozenset({"denoised", "filtered", "rtconv", *TASKS})
+    return frozenset({*_TASK_WORDS.values(), *TASKS})
 
 
 @_functools.lru_cache(maxsize=None)

@@ -30,14 +30,8 @@ HELP = "soak the live path on a dummy JACK server: dropouts, block times, measur
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
 
 
-def _hogs(text: str) -> int:
-    from ..cli.common import _number
-
-    return _number(text, lambda v: 0 <= v <= 256, "a number of processes from 0 to 256", "2", parse=int)
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
-    from ..cli.common import (live_block, nonnegative_seconds, positive_seconds, sample_rate_hz,
+    from ..cli.common import (live_block, nonnegative_seconds, positive_seconds, process_count, sample_rate_hz,
                               unit_fraction)
 
     parser.add_argument("--seconds", type=positive_seconds, default=600.0, metavar="S",
@@ -59,7 +53,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="resampler when the model rate differs, as rtconv live's (default: %(default)s)")
     parser.add_argument("--no-gc-freeze", dest="freeze_gc", action="store_false",
                         help="leave the garbage collector as it is (default: gc.freeze() at stream start)")
-    parser.add_argument("--hogs", type=_hogs, default=0, metavar="N",
+    parser.add_argument("--hogs", type=process_count, default=0, metavar="N",
                         help="CPU-bound processes at normal priority running through the whole bench (default: none)")
     parser.add_argument("--boost", choices=("on", "off", "both"), default="on",
                         help="lend realtime priority to the stream's other Python threads (default: %(default)s)")
@@ -144,7 +138,6 @@ def _connected(server) -> bool:
 
 def _measure(server, proc, args, boost=True):
     from ..live import LiveStream
-    from ..live.client import PORTS
     from .jackd import Loopback, wait_for
 
     rate = args.sample_rate

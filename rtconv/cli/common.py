@@ -89,14 +89,16 @@ def per_cell(text: str) -> int:
                    f"a number of mixtures per cell from 1 to {MAX_PER_CELL}", "3", parse=int)
 
 
-#: The largest live audio block: 16384 frames, 341 ms at 48 kHz (JACK's periods stop at 8192)
-MAX_LIVE_BLOCK = 16384
-
-
 def live_block(text: str) -> int:
-    """argparse type: frames per live audio block, 1 to :data:`MAX_LIVE_BLOCK`."""
-    return _number(text, lambda v: 1 <= v <= MAX_LIVE_BLOCK,
-                   f"a block of 1 to {MAX_LIVE_BLOCK} frames", "128", parse=int)
+    """argparse type: frames per live audio block, 1 to :data:`rtconv.live.settings.MAX_BLOCK`."""
+    from ..live.settings import MAX_BLOCK
+
+    return _number(text, lambda v: 1 <= v <= MAX_BLOCK, f"a block of 1 to {MAX_BLOCK} frames", "128", parse=int)
+
+
+def process_count(text: str) -> int:
+    """argparse type: a number of helper processes, 0 to 256."""
+    return _number(text, lambda v: 0 <= v <= 256, "a number of processes from 0 to 256", "2", parse=int)
 
 
 def epoch_count(text: str) -> int:

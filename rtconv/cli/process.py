@@ -587,14 +587,15 @@ def _run_in(args: argparse.Namespace, console: _Console, batches: list, inputs: 
 
     out_dir = output is not None and Path(output).is_dir()
     found = audio_files(inputs, recursive=args.recursive, exclude=[output] if out_dir else [])
+    def few(paths: list[Path]) -> str:
+        return ", ".join(p.name for p in paths[:3]) + (", ..." if len(paths) > 3 else "")
+
     if found.written:
-        names = ", ".join(p.name for p in found.written[:3]) + (", ..." if len(found.written) > 3 else "")
-        console.note(f"skipped {len(found.written)} file(s) that rtconv wrote ({names}); "
+        console.note(f"skipped {len(found.written)} file(s) that rtconv wrote ({few(found.written)}); "
                      "name them explicitly to process them again")
     if found.named:
-        names = ", ".join(p.name for p in found.named[:3]) + (", ..." if len(found.named) > 3 else "")
-        console.note(f"skipped {len(found.named)} file(s) named as rtconv's outputs beside their inputs ({names}), "
-                     "in formats that keep no tag to tell; name them explicitly to process them")
+        console.note(f"skipped {len(found.named)} file(s) named as rtconv's outputs beside their inputs "
+                     f"({few(found.named)}), in formats that keep no tag to tell; name them explicitly to process them")
     if found.folders:
         console.note(f"skipped {len(found.folders)} sub-folder(s) ({found.folders[0]}"
                      f"{', ...' if len(found.folders) > 1 else ''}); pass --recursive to include them")

@@ -31,7 +31,7 @@ from .chain import ModelChain, apply_switches, load_model, model_switches
 from .gate import SpeechGate
 from .mixer import Mixer
 from .monitor import Monitor
-from .settings import StreamSettings
+from .settings import MAX_BLOCK, StreamSettings
 
 __all__ = ["LiveProcessor", "CONTROLS"]
 
@@ -403,7 +403,7 @@ class LiveProcessor:
             onnx = " or the onnx engine (--engine onnx)" if s.engine == "torch" and not rows else ""
             # a block's time is mostly fixed cost at small sizes: a block whose budget is twice today's p99
             need = max(2 * s.block_size, math.ceil(2 * b["p99"] * 1e-3 * s.sample_rate))
-            size = min(16384, 1 << (need - 1).bit_length())
+            size = min(MAX_BLOCK, 1 << (need - 1).bit_length())
             return (f"{n} dropout(s): the model takes {took} a {s.block_size}-frame block allows, too close to "
                     f"keep up under load; a larger block size ({size} frames or more){onnx} gives it more room.")
         more = (" If they repeat, more device buffering (rtconv live --device-latency 0.02, the GUI's "

@@ -24,6 +24,9 @@ ENGINES = ("torch", "onnx")
 #: :data:`MAX_DEVICE_LATENCY_S` (the CLI's ``--device-latency`` checks the same rule)
 DEVICE_LATENCIES = ("low", "high")
 MAX_DEVICE_LATENCY_S = 2.0
+#: The largest live audio block: 16384 frames, 341 ms at 48 kHz (JACK's periods stop at 8192); the CLI's
+#: ``--block-size`` and the dropout advice keep to it
+MAX_BLOCK = 16384
 
 
 def device_latency_seconds_ok(v) -> bool:

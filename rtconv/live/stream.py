@@ -102,6 +102,7 @@ class LiveStream:
         if st.output_channels is None and st.channels == 1:
             # mono on every channel of a stereo output (not only the left ear)
             self.output_channels = 2 if sd.query_devices(outd)["max_output_channels"] >= 2 else 1
+
         def check(rate):
             sd.check_input_settings(ind, channels=st.channels, samplerate=rate, dtype="float32")
             sd.check_output_settings(outd, channels=self.output_channels, samplerate=rate, dtype="float32")
