@@ -522,11 +522,15 @@ def _step(model, x, y, loss_fn, opt, cfg, trim, weight=1.0) -> torch.Tensor:
     return total
 
 
-def _epoch(model, loader, loss_fn, opt, cfg, device, trim, bar) -> tuple[float, int]:
-    """One pass over ``loader``: the summed loss and the examples it covers."""
+def _epoch(model, loader, loss_fn, opt, cfg, device, trim, bar, stop_at: float | None = None) -> tuple[float, int, int]:
+    """One pass over ``loader``: the summed loss, the examples it covers and the examples stepped on
+    (every rank's). With ``stop_at`` (a ``time.perf_counter()`` value) the pass ends at the first step
+    that would begin after it, so a time budget holds when the steps run slower than they were timed."""
     model.train()
-    total, count = 0.0, 0
+    total, count, stepped = 0.0, 0, 0
     for batch in loader:
+        if stop_at is not None and stepped and time.perf_counter() >= stop_at:
+            break
         x, y = batch[0].to(device), batch[1].to(device)
         # under torchrun: this rank's loss weight and the examples of the whole step (distributed.Shards)
         weight, seen = (batch[2], batch[3]) if len(batch) > 2 else (1.0, x.shape[0])
@@ -534,10 +538,11 @@ def _epoch(model, loader, loss_fn, opt, cfg, device, trim, bar) -> tuple[float, 
         if weight:
             total += loss.item() * x.shape[0]
             count += x.shape[0]
+        stepped += seen
         if bar is not None:
             bar.update(seen)
             bar.set_postfix(loss=f"{total / max(1, count):.4g}")
-    return total, count
+    return total, count, stepped
 
 
 def _fit_epochs(model, opt, loss_fn, cfg, device, trim, train_data, val_loader, seconds_left: float, log,
@@ -836,6 +841,7 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     best, best_epoch = math.inf, 0
     stale = 0
     end = start + epochs
+    val_seconds = 0.0  # the last validation pass's time, kept free before the budget's end
     if exact is not None:
         meta, tensors = exact
         best_state = copy.deepcopy(model.state_dict())  # the checkpoint holds the best weights so far
@@ -855,14 +861,25 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         # the bar to beat is the resumed weights on *this* run's validation set and loss: the
         # old history's values may come from another loss or another split, not comparable
         start_parts: dict = {}
+        tv = time.perf_counter()
         best, best_epoch = _val(model, val_loader, loss_fn, device, trim, ctx, start_parts), start
+        val_seconds = time.perf_counter() - tv
         log(f"resumed after epoch {start}: val {best:.5g} on this run's validation set ({cfg.loss})"
             f"{_terms_text(start_parts)}")
     if exact is None:
         best_state = copy.deepcopy(model.state_dict())
+    # the budget is a wall-clock limit, not only a plan: the steps were timed alone, and a machine that
+    # gets busier (another run on the same GPU, data workers) must not carry the run past it. A
+    # twentieth is kept for the test split and the checkpoint, and one validation pass for the last epoch.
+    deadline = t0 + 0.95 * 60.0 * cfg.time_budget if cfg.time_budget else None
     for epoch in range(start, end):
         te = time.perf_counter()
         ctx.stage = f"in epoch {epoch + 1}"
+        stop_at = None if deadline is None else deadline - val_seconds
+        if stop_at is not None and epoch > start and te >= stop_at:
+            log(f"time budget {cfg.time_budget:g} min: reached before epoch {epoch + 1}; the run ends after "
+                f"{epoch - start} epoch(s)")
+            break
         if cfg.fresh_examples and epoch != data_epoch:  # this epoch's own examples (the last ones freed first)
             del loader, train_data
             shards = None  # it holds the old set's tensors too
@@ -872,12 +889,19 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         bar = tqdm(total=len(train_data), desc=f"epoch {epoch + 1}/{end}", unit="ex",
                    leave=False, disable=not (cfg.progress and ctx.is_main), file=sys.stderr)
         with ctx.watch():  # DDP's gradient all-reduce runs inside backward()
-            tr_total, tr_count = _epoch(net, shards.epoch(epoch) if shards else loader,
-                                        loss_fn, opt, cfg, device, trim, bar)
+            tr_total, tr_count, stepped = _epoch(net, shards.epoch(epoch) if shards else loader,
+                                                 loss_fn, opt, cfg, device, trim, bar, stop_at)
         tr_loss = ctx.mean(tr_total, tr_count)
         bar.close()
+        cut = stop_at is not None and stepped < len(train_data)
+        if cut:
+            log(f"time budget {cfg.time_budget:g} min: reached in epoch {epoch + 1} after {stepped} of "
+                f"{len(train_data)} examples (the steps ran slower than they were timed); that epoch is "
+                f"validated and kept as any other, and the run ends with it")
         va_parts: dict = {}
+        tv = time.perf_counter()
         va_loss = _val(model, val_loader, loss_fn, device, trim, ctx, va_parts)
+        val_seconds = time.perf_counter() - tv
         if not math.isfinite(va_loss):  # the last step's loss was finite; the step itself blew the weights up
             raise ConfigError(
                 f"training diverged: after epoch {epoch + 1} the validation loss is {va_loss!r}; lower the learning "
@@ -908,6 +932,8 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
             _save_state(model, opt, sched, gen, cfg, {"epoch": epoch + 1, "end": end, "best": best,
                                                       "best_epoch": best_epoch, "stale": stale, "history": history,
                                                       "shuffle": layout["shuffle"]})
+        if cut:
+            break
         if not improved and cfg.patience and stale >= cfg.patience:
             log(f"early stop: no better validation loss for {stale} epochs")
             break
