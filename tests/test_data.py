@@ -1067,6 +1067,56 @@ def test_a_baseline_column_is_shown_but_the_best_column_compares_with_the_rivals
     assert scoring.tables(summ, list(systems)).split("\n")[6].endswith("| no |")
 
 
+def test_paired_differences_pair_the_same_items_and_bold_only_what_the_interval_separates_from_zero():
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(40):
+        item = rng.normal(0, 3)  # how hard the item is: shared by both systems, so it cancels in the pairs
+        rows.append({"part": "grid", "system": "rtconv", "example": i, "si_sdr_i": item + rng.normal(0, 0.5),
+                     "pesq": 2.0 + item / 10, "stoi": 0.8})
+        rows.append({"part": "grid", "system": "old", "example": i, "si_sdr_i": item + rng.normal(0, 0.5),
+                     "pesq": 2.0 + item / 10 - 0.01, "stoi": float("nan") if i == 7 else 0.8})
+        rows.append({"part": "band", "system": "old", "example": 100 + i, "si_sdr_i": 99.0, "pesq": 1.0, "stoi": 0.1})
+    rng.shuffle(rows)  # paired by item, not by order
+    got = scoring.paired(rows, "rtconv", ["old"])["old"]
+    assert got["pesq"]["mean"] == pytest.approx(0.01) and got["pesq"]["low"] == pytest.approx(0.01)
+    assert got["si_sdr_i"]["low"] < 0 < got["si_sdr_i"]["high"]  # noise alone: no difference shown
+    assert got["si_sdr_i"]["high"] - got["si_sdr_i"]["low"] < 0.8  # the items' spread (sd 3) is paired out
+    assert got["stoi"]["n"] == 39 and got["si_sdr_i"]["n"] == 40  # a missing score leaves that item out
+    assert scoring.paired(rows, "rtconv", ["old"]) == scoring.paired(rows, "rtconv", ["old"])  # reruns agree
+    text = scoring.format_paired(scoring.paired(rows, "rtconv", ["old"]))
+    row = next(ln for ln in text.splitlines() if ln.startswith("| old |"))
+    assert "**+0.010 [+0.010, +0.010]**" in row and "**" not in row.split("|")[3]
+    assert "same 40 grid items" in text
+    assert scoring.paired(rows, "missing", ["old"]) == {} and scoring.format_paired({}) == ""
+
+
+def test_bench_shows_the_model_minus_each_baseline_item_by_item(monkeypatch, capsys, tmp_path):
+    import argparse
+
+    from rtconv.bench import denoise as bench
+    from rtconv.data import testset
+
+    examples = [_known_example("grid", seed=i) for i in range(6)]
+    perfect = {id(ex.noisy): ex.clean for ex in examples}
+    monkeypatch.setattr(corpus, "read_manifest", lambda root: [{"source": "t", "split": "dev"}])
+    monkeypatch.setattr(corpus.Pool, "load", classmethod(lambda cls, *a, **k: None))
+    monkeypatch.setattr(testset, "make_test_set", lambda pool, seed, per_cell: examples)
+    monkeypatch.setattr(testset, "source_fingerprints", lambda ex: {})
+    monkeypatch.setattr(scoring, "systems", lambda model: {"noisy": lambda x, rate: x,
+                                                           "rtconv": lambda x, rate: 0.5 * (x + perfect[id(x)])})
+    monkeypatch.setattr(bench, "_with_baselines", lambda systems, paths, first=None: {
+        **systems, "old": lambda x, rate: x})
+    args = argparse.Namespace(cache_dir=str(tmp_path), split="dev", seed=0, per_cell=1, baseline=["old.safetensors"],
+                              from_silence=False, keep_dc=False, keep_level=False, both_directions=False, tables=None)
+    result = bench._realistic(None, args)
+    shown = capsys.readouterr().out
+    assert "### Paired: rtconv minus each system on the same 6 grid items" in shown
+    row = next(ln for ln in shown.splitlines() if ln.startswith("| old | 6 |"))
+    assert row.count("**") == 6  # halfway to the clean speech beats the input on every item, in all three
+    assert result["paired"]["old"]["si_sdr_i"]["low"] > 0 and "noisy" not in result["paired"]
+
+
 def test_bench_baselines_become_columns_after_rtconv_named_by_their_files(tmp_path, capsys):
     from rtconv import checkpoint
     from rtconv.bench.denoise import _with_baselines

@@ -49,7 +49,9 @@ real-time cost, measured side by side in one run.
 3. Quality on a held-out test set (rtconv.bench.heldout): SI-SDR improvement,
    wide-band PESQ and STOI of the unprocessed input, rtconv, RNNoise (its
    lag measured and removed) and noisereduce, overall, per input-SNR bucket
-   and per noise family.  --no-quality skips this part.
+   and per noise family; then rtconv minus each other system (--baseline
+   checkpoints included) item by item on the same grid items, with 95 %
+   bootstrap intervals.  --no-quality skips this part.
 
 Needs the bench extra: pip install 'rtconv[bench]'.  The realistic set needs
 the corpus first: rtconv data build.
@@ -510,7 +512,11 @@ def _realistic(model, args, extra_goals=()) -> dict:
     text = scoring.tables(summary, list(systems), ours="rtconv",
                           rivals=[n for n in ("rnnoise", "noisereduce") if n in systems])
     goal_rows = scoring.goals(summary) + list(extra_goals)
-    text = "### Goals\n\n" + scoring.format_goals(goal_rows) + "\n\n" + text
+    # the model against every other column (baselines, variants, the rivals) item by item: whether a
+    # lead in the means is more than the items drawn
+    pairs = scoring.paired(rows, "rtconv", [n for n in systems if n not in ("noisy", "rtconv")])
+    text = ("### Goals\n\n" + scoring.format_goals(goal_rows) + "\n\n"
+            + (scoring.format_paired(pairs) + "\n" if pairs else "") + text)
     print(f"scored in {time.perf_counter() - t0:.0f} s\n")
     print(text)
     if args.tables:
@@ -520,7 +526,7 @@ def _realistic(model, args, extra_goals=()) -> dict:
         print(f"wrote {args.tables}")
     return {"test_set": {"seed": args.seed, "items": len(examples), "fingerprint": fp,
                          "sources": test_sources, "source_fingerprints": source_fingerprints(examples)},
-            "realistic": summary, "realistic_tables": text,
+            "realistic": summary, "realistic_tables": text, "paired": pairs,
             "goals": [{"goal": g, "measured": m, "met": ok} for g, m, ok in goal_rows],
             "realistic_rows": rows}
 
