@@ -198,6 +198,40 @@ def _missing_frames(f) -> int:
     return 0
 
 
+#: Formats whose frame count libsndfile takes from what the encoder wrote first (FLAC's STREAMINFO): a file
+#: cut short still announces all of it, and decoding fails where the file stops (:func:`_decodable_frames`).
+_COUNTED_FORMATS = {"FLAC"}
+
+
+def _decodable_frames(name: str, frames: int) -> int:
+    """How many of the ``frames`` a header announces libsndfile decodes from the file ``name``.
+
+    ``frames`` for a whole file (one seek and a one-frame read).  A file cut short decodes up to some
+    frame and fails from there on; that frame is found by bisection, each probe on a file opened afresh
+    (a failed read leaves libsndfile's decoder unable to seek): ~27 probes for an hour at 48 kHz.
+    """
+    sf = _sf()
+
+    def decodes(k: int) -> bool:
+        try:
+            with sf.SoundFile(name) as g:
+                g.seek(k)
+                return g.read(1, dtype="float32").shape[0] == 1
+        except (RuntimeError, OSError):
+            return False
+
+    if decodes(frames - 1):
+        return frames
+    good, bad = -1, frames - 1
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if decodes(mid):
+            good = mid
+        else:
+            bad = mid
+    return good + 1
+
+
 class Reader:
     """A checked, chunked reader of one audio file.
 
@@ -212,9 +246,11 @@ class Reader:
     Attributes
     ----------
     frames, sample_rate, channels : int
-        From the file header (``frames``: what the file holds).
+        From the file header (``frames``: what the file holds; of a FLAC cut short, what decodes).
     missing_frames : int
         Frames the header announces beyond the end of the file (a file cut short), 0 for a whole one.
+    cut_short : str or None
+        The warning for a file cut short, a clause without the file's name; ``None`` for a whole one.
     format, subtype : str
         soundfile's names (``"WAV"``, ``"PCM_24"``...).
     nonfinite_samples : int
@@ -249,6 +285,7 @@ class Reader:
         self.frames, self.sample_rate, self.channels = f.frames, f.samplerate, f.channels
         self.format, self.subtype = f.format, f.subtype
         self.missing_frames = _missing_frames(f)
+        self._end = None  # reads stop here: where a file cut short stops decoding
         self.tags = {}
         for key in TAGS:
             try:
@@ -271,6 +308,29 @@ class Reader:
         if self.frames <= 0:
             self.close()
             raise AudioFileError(f"input file {name!r} holds no audio (0 frames); there is nothing to process.")
+        if self.format in _COUNTED_FORMATS:
+            held = _decodable_frames(name, self.frames)
+            if held < self.frames:
+                self.missing_frames, self.frames, self._end = self.frames - held, held, held
+            if not held:
+                self.close()
+                raise AudioFileError(f"input file {name!r} is cut short: its header announces {self._announced} "
+                                     "and not one frame of it can be decoded; there is nothing to process.")
+
+    @property
+    def _announced(self) -> str:
+        n = self.frames + self.missing_frames
+        return f"{n / self.sample_rate:.2f} s ({n} frames)"
+
+    @property
+    def cut_short(self) -> str | None:
+        """The warning every command gives for a file cut short (see the class's attributes)."""
+        if not self.missing_frames:
+            return None
+        held = self.frames
+        return (f"the file is cut short: its header announces {self._announced} and it holds "
+                f"{held / self.sample_rate:.2f} s ({held}); what it holds was processed (a recording stopped by a "
+                "crash, or a copy not finished?)")
 
     def _unreadable(self, e: Exception) -> AudioFileError:
         name = str(self.path)
@@ -288,12 +348,17 @@ class Reader:
         """Yield float32 ``(frames, channels)`` chunks with non-finite samples zeroed."""
         name = str(self.path)
         while True:
+            # a file cut short is read up to where it decodes, never into the block that fails: the failure
+            # throws the whole read away
+            n = self.chunk if self._end is None else min(self.chunk, self._end - self.frames_read)
+            if n <= 0:
+                break
             try:
                 if self._pcm16:  # see _S2F
-                    x = self._f.read(self.chunk, dtype="int16", always_2d=True).astype(np.float32)
+                    x = self._f.read(n, dtype="int16", always_2d=True).astype(np.float32)
                     x *= _S2F
                 else:
-                    x = self._f.read(self.chunk, dtype="float32", always_2d=True)
+                    x = self._f.read(n, dtype="float32", always_2d=True)
             except (RuntimeError, OSError) as e:
                 detail = sndfile_detail(e)
                 raise AudioFileError(

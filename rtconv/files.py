@@ -864,13 +864,8 @@ def process_file(
         primed_frames=chain.primed_frames, dc_offset=chain.dc_offset, both_directions=both_directions,
         level_db=level_db, level_gain=gain,
     )
-    if reader.missing_frames:
-        rate, held = reader.sample_rate, reader.frames
-        summary.warnings.append(
-            f"the file is cut short: its header announces {(held + reader.missing_frames) / rate:.2f} s "
-            f"({held + reader.missing_frames} frames) and it holds {held / rate:.2f} s ({held}); what it holds "
-            "was processed (a recording stopped by a crash, or a copy not finished?)"
-        )
+    if reader.cut_short:
+        summary.warnings.append(reader.cut_short)
     if reader.frames_read < reader.frames:
         summary.warnings.append(
             f"the file ended after {reader.frames_read} of the {reader.frames} frames its header "

@@ -565,3 +565,21 @@ def test_inputs_after_an_option_are_inputs_too_and_an_unknown_option_is_still_re
     with pytest.raises(SystemExit) as e:
         main(["process", str(a), "--no-such-option", str(b)])
     assert e.value.code == 2 and "unrecognized arguments: --no-such-option" in capsys.readouterr().err
+
+
+def test_a_flac_cut_short_is_processed_with_the_warning_a_wav_gets(tmp_path, fir, capsys):
+    """`rtconv process` refused a FLAC cut short whole ("corrupt after 0 frames ... nothing was written"), losing
+    all of a crashed recording; it now keeps every block that decodes and says what is missing, as for a WAV."""
+    src = tmp_path / "take.flac"
+    x = np.full((48000, 2), 0.25)
+    sf.write(str(src), x, 48000, subtype="PCM_16")
+    with open(src, "r+b") as f:
+        f.truncate(src.stat().st_size // 2)
+    assert main(["process", str(src), "-m", str(fir), "-q"]) == 0
+    out = tmp_path / "take-filtered.flac"
+    held = sf.info(str(out)).frames
+    assert 10000 < held < 48000
+    assert capsys.readouterr().err.strip() == (
+        f"rtconv process: warning: take.flac: the file is cut short: its header announces 1.00 s (48000 frames) "
+        f"and it holds {held / 48000:.2f} s ({held}); what it holds was processed (a recording stopped by a "
+        "crash, or a copy not finished?)")

@@ -329,3 +329,37 @@ def test_a_whole_file_and_a_streamed_wav_of_unknown_length_are_not_called_cut_sh
     for src in (whole, piped):
         s = process_file(src, tmp_path / f"{src.stem}-out.wav", rtconv.FIR([1.0]), progress=False)
         assert s.output_frames == 4800 and not any("cut short" in w for w in s.warnings), (src, s.warnings)
+
+
+def _cut(path, keep):
+    """Keep the first ``keep`` (a fraction) of ``path``'s bytes: a recording stopped by a crash."""
+    with open(path, "r+b") as f:
+        f.truncate(int(path.stat().st_size * keep))
+
+
+@pytest.mark.parametrize("subtype, channels", [("PCM_16", 1), ("PCM_16", 2), ("PCM_24", 2)])
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.97])
+def test_a_flac_cut_short_is_processed_as_far_as_it_decodes_with_the_warning_a_wav_gets(
+        tmp_path, subtype, channels, keep):
+    """A FLAC cut short was refused whole ("corrupt after 0 frames"): libsndfile reads it up to the last
+    block that decodes, and that audio is the part of a crashed recording worth saving."""
+    src = tmp_path / "cut.flac"
+    x = _noise(48000, channels)
+    sf.write(str(src), x, 48000, subtype=subtype)
+    _cut(src, keep)
+    s = process_file(src, tmp_path / "out.wav", rtconv.FIR([1.0]), progress=False)
+    held = s.output_frames
+    assert 48000 * keep - 2 * 4096 < held < 48000 * keep + 4096, held  # all the whole blocks that are there
+    assert s.warnings == [f"the file is cut short: its header announces 1.00 s (48000 frames) and it holds "
+                          f"{held / 48000:.2f} s ({held}); what it holds was processed (a recording stopped by a "
+                          f"crash, or a copy not finished?)"], s.warnings
+    y, _ = sf.read(str(tmp_path / "out.wav"), dtype="float32", always_2d=True)
+    np.testing.assert_allclose(y, x[:held], atol=2 ** -15)  # the recording itself, not noise or silence
+
+
+def test_a_flac_cut_short_before_its_first_block_ends_is_refused_in_one_sentence(tmp_path):
+    src = tmp_path / "cut.flac"
+    sf.write(str(src), _noise(48000, 2), 48000)
+    _cut(src, 0.05)
+    _refused(tmp_path, src, f"input file {str(src)!r} is cut short: its header announces 1.00 s (48000 frames) "
+                            "and not one frame of it can be decoded; there is nothing to process")
