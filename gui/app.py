@@ -137,12 +137,34 @@ def _close_on_signals(win, app, result: dict):
     return restore
 
 
+def _start(win) -> str | None:
+    """Start audio as ``--start`` asks; why it could not, in one sentence in the command line's words, or None."""
+    if win.model is None:
+        from . import engine
+
+        return win.model_error or (f"there is no model to play: none was found in {str(engine.models_dir())!r}; "
+                                   "name one with --model.")
+    return None if win.start_stream() else win.start_error
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the app until the window closes (or ``--quit-after`` seconds, or Ctrl-C / SIGTERM)."""
+    """Run the app until the window closes (or ``--quit-after`` seconds, or Ctrl-C / SIGTERM).
+
+    A ``--start`` that fails says why on stderr at once, as ``rtconv live`` says it, and the run ends with 1 (as
+    ``rtconv live``'s does) when the window closes; the window stays open meanwhile, showing why, so that other
+    devices can be chosen.
+    """
+    import sys
+
     app = _app()
     win = build_window(args)
     win.show()
-    if args.start or (args.screenshot and _devices_available()):
+    failed = None
+    if args.start:
+        failed = _start(win)
+        if failed is not None:
+            print(f"rtconv gui: error: {failed}", file=sys.stderr, flush=True)
+    elif args.screenshot and _devices_available():
         if win.model is not None:
             win.start_stream()
     elif win.audio_host is not None and not args.screenshot:
@@ -182,4 +204,6 @@ def run(args: argparse.Namespace) -> int:
     import gc
 
     gc.collect()
+    if failed is not None and result["rc"] == 0:
+        return 1
     return result["rc"]

@@ -99,8 +99,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.model_path: str | None = None
         self.session = None
         self._stream_choice: dict | None = None  # the last configuration that opened
-        # the last Start failed: the audio box's choice is not remembered (it would fail the next run the same way)
-        self._start_failed = False
+        #: Why the last Start failed, in the engine's sentence (the command line's words; the banner says it in the
+        #: window's), None when it did not: the audio box's choice is then not remembered (it would fail the next run
+        #: the same way), and ``rtconv gui --start`` says it on stderr and ends with 1.
+        self.start_error: str | None = None
+        #: Why the last model failed to load (one sentence), None when it loaded.
+        self.model_error: str | None = None
         self._watcher = None
         self._changed_files: list[str] = []  # from the watcher's thread (list.append is atomic)
         self._temp_checkpoints: list[str] = []
@@ -219,6 +223,7 @@ class MainWindow(QtWidgets.QMainWindow):
         try:
             model = engine.load_model(path)
         except Exception as e:  # noqa: BLE001 - any failure keeps the running model
+            self.model_error = str(e)
             self.show_message(f"could not load the model: {e}", True)
             return False
         return self.set_model(model, path)
@@ -239,7 +244,7 @@ class MainWindow(QtWidgets.QMainWindow):
             except RtconvError as e:
                 self.show_message(f"kept {self._model_name(self.model)}: {e}", True)
                 return False
-        self.model, self.model_path = model, path
+        self.model, self.model_path, self.model_error = model, path, None
         rate = self._rate()
         self.model_panel.show_model(model, path, rate)
         self.kernels.set_model(model, rate)
@@ -320,7 +325,7 @@ class MainWindow(QtWidgets.QMainWindow):
         ok, err = self._open(choice)
         if ok:
             return True
-        self._start_failed = True
+        self.start_error = err
         self.show_message(f"could not start audio: {err}", True)
         if previous is not None:
             self.audio.set_choice(previous)
@@ -359,7 +364,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return False, str(e)
         self.session = session
         self._stream_choice = dict(choice)
-        self._start_failed = False
+        self.start_error = None
         self._written = -1
         stats = session.stats()
         self._xruns_seen = _xruns(stats)
@@ -501,7 +506,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def save_settings(self) -> None:
         """Remember the window's choices; the audio box's only if the last Start did not fail with them."""
         s = self.settings
-        if not self._start_failed:
+        if self.start_error is None:
             self.audio.save(s)
         self.controls.save(s)
         s.setValue("spectrum/tau", self.spectrum.tau.value())
