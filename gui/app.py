@@ -56,17 +56,14 @@ def build_window(args: argparse.Namespace):
     from . import engine
     from .window import MainWindow
 
-    given = _devices_given(args)
+    chosen = _devices_given(args)
+    for key, value in (("sample_rate", args.sample_rate), ("block_size", args.block_size), ("channels", args.channels)):
+        if value is not None:
+            chosen[key] = value
     # plain lines: antialiased paths cost several times more paint (and GIL) time per frame
     pg.setConfigOptions(antialias=False, foreground="#cccccc")
     settings = QtCore.QSettings(str(args.settings), QtCore.QSettings.Format.IniFormat) if args.settings else None
-    win = MainWindow(settings)
-    c = win.audio.choice()
-    c.update(given)
-    for key, value in (("sample_rate", args.sample_rate), ("block_size", args.block_size), ("channels", args.channels)):
-        if value is not None:
-            c[key] = value
-    win.audio.set_choice(c)
+    win = MainWindow(settings, audio=chosen)
     path = engine.resolve_model(args.model) if args.model else (win.last_model() or engine.default_model_path())
     if path is None:
         win.show_message("no model found in models/; load one with Open…", True)
@@ -158,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
 
     app = _app()
     win = build_window(args)
+    if win.audio_notice:
+        print(f"rtconv gui: {win.audio_notice}", file=sys.stderr, flush=True)
     win.show()
     failed = None
     if args.start:
@@ -171,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         win.audio_host.start()  # spawned now, it imports the engine while the user looks around
     if args.recording:
         win.file_panel.wait()  # a screenshot of file mode shows the processed spectra
+    win.show_audio_notice()  # again: the model loaded and a start cleared the banner, or a failure filled it
     quit_after = args.quit_after
     if args.screenshot and quit_after is None:
         quit_after = 2.0

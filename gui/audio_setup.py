@@ -171,16 +171,23 @@ class AudioSetup(QtWidgets.QGroupBox):
                 if isinstance(combo.itemData(k), str) and value.lower() in combo.itemData(k).lower()]
         return hits[0] if len(hits) == 1 else -1
 
-    def set_choice(self, c: dict) -> None:
+    def set_choice(self, c: dict) -> dict:
+        """Show the choice ``c`` (:meth:`choice`'s keys, any of them); returns its host API and devices that are
+        not listed now, key -> name (they keep the entry shown before: after a rescan, the system default)."""
+        missing = {}
         if not c:
-            return
+            return missing
         i = self._find(self.hostapi, c.get("hostapi"))
         if i >= 0 and i != self.hostapi.currentIndex():
             self.hostapi.setCurrentIndex(i)
+        elif i < 0 and c.get("hostapi"):
+            missing["hostapi"] = c["hostapi"]
         for combo, key in ((self.input, "input_device"), (self.output, "output_device")):
             j = self._find(combo, c.get(key))
             if j >= 0:
                 combo.setCurrentIndex(j)
+            elif c.get(key):
+                missing[key] = c[key]
         for combo, key in ((self.rate, "sample_rate"), (self.block, "block_size")):
             j = combo.findData(c.get(key))
             if j >= 0:
@@ -193,6 +200,35 @@ class AudioSetup(QtWidgets.QGroupBox):
         j = self.buffering.findData(_buffering(c.get("device_latency")))
         if j >= 0:
             self.buffering.setCurrentIndex(j)
+        return missing
+
+    def missing_text(self, missing: dict) -> str:
+        """:meth:`restore`'s ``missing`` as one sentence naming each and what is shown instead."""
+        api = self.hostapi.currentData()
+        parts = []
+        if "hostapi" in missing:
+            instead = f"using {api!r} instead" if api else "there is no other to use"
+            parts.append(f"the host API {missing['hostapi']!r} remembered from the last run is not there now; {instead}")
+        for combo, key, kind in ((self.input, "input_device", "input"), (self.output, "output_device", "output")):
+            if key in missing:
+                parts.append(f"the {kind} device {missing[key]!r} remembered from the last run is not "
+                             f"{f'on {api}' if api else 'listed'} now; using {self._shown(combo)} instead")
+        one = len(parts) == 1
+        if "hostapi" in missing:
+            fix = "choose others in the Audio box, or start it, press Rescan and choose it"
+        else:
+            fix = (f"choose {'another' if one else 'others'} in the Audio box, or plug {'it' if one else 'them'} "
+                   f"in, press Rescan and choose {'it' if one else 'them'}")
+        return "; ".join(parts) + f"; {fix}."
+
+    @staticmethod
+    def _shown(combo: QtWidgets.QComboBox) -> str:
+        """The device ``combo`` shows, by name: ``"the system default ('HDA Intel PCH: ALC257 Analog (hw:0,0)')"``."""
+        name = combo.currentData()
+        if name is not None:
+            return repr(name)
+        marked = [combo.itemData(k) for k in range(1, combo.count()) if combo.itemText(k).endswith(" (default)")]
+        return f"the system default ({marked[0]!r})" if len(marked) == 1 else "the system default"
 
     def set_running(self, running: bool, text: str) -> None:
         self.start_button.setChecked(running)
@@ -208,7 +244,9 @@ class AudioSetup(QtWidgets.QGroupBox):
         for k, v in self.choice().items():
             settings.setValue(f"audio/{k}", "" if v is None else v)
 
-    def restore(self, settings) -> None:
+    def restore(self, settings, chosen: dict | None = None) -> dict:
+        """Show the choice remembered in ``settings``, with ``chosen`` (the command line's) in place of its values;
+        returns the remembered host API and devices that are not listed now, key -> name (:meth:`missing_text`)."""
         c = {}
         for k in ("hostapi", "input_device", "output_device", "engine", "device_latency"):
             v = settings.value(f"audio/{k}", "")
@@ -219,4 +257,5 @@ class AudioSetup(QtWidgets.QGroupBox):
                 v = settings.value("audio/samplerate", "")  # the name before 2026-11-30
             if v not in ("", None):
                 c[k] = int(v)
-        self.set_choice(c)
+        c.update(chosen or {})
+        return {k: v for k, v in self.set_choice(c).items() if k not in (chosen or {})}

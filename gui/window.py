@@ -86,10 +86,13 @@ class MainWindow(QtWidgets.QMainWindow):
         environment sets ``RTCONV_AUDIO_PROCESS=0``): Qt paints holding
         Python's interpreter lock, which an in-process audio callback needs
         too (see :mod:`rtconv.live.host`).
+    audio : dict, optional
+        Audio box choices (:meth:`AudioSetup.choice`'s keys) in place of the
+        remembered ones: the command line's.
     """
 
     def __init__(self, settings: QtCore.QSettings | None = None, parent=None,
-                 audio_process: bool | None = None) -> None:
+                 audio_process: bool | None = None, audio: dict | None = None) -> None:
         super().__init__(parent)
         if audio_process is None:
             audio_process = os.environ.get("RTCONV_AUDIO_PROCESS", "1") != "0"
@@ -119,6 +122,9 @@ class MainWindow(QtWidgets.QMainWindow):
         # sentences from the stream's monitor thread; list.append is atomic, the
         # 1 Hz text timer shows them (Qt is only touched from this thread)
         self._warnings: list[str] = []
+        #: The remembered host API or devices that are not there now, and what is used instead (one sentence);
+        #: None when all are.  Shown once in the banner; ``rtconv gui`` says it on stderr too.
+        self.audio_notice: str | None = None
         self.setWindowTitle("rtconv")
 
         # left column
@@ -198,7 +204,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.text_timer.timeout.connect(self.refresh_text)
 
         self.audio.rescan()
-        self._restore()
+        self._restore(audio)
         self._levels_changed()
         self.resize(1500, 920)
 
@@ -487,9 +493,12 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_message(self._warnings.pop(0), True)
 
     # --- persistence -------------------------------------------------------------------
-    def _restore(self) -> None:
+    def _restore(self, audio: dict | None = None) -> None:
         s = self.settings
-        self.audio.restore(s)
+        missing = self.audio.restore(s, audio)
+        if missing:  # a device unplugged since the last run fell back to the default silently
+            self.audio_notice = self.audio.missing_text(missing)
+            self.show_audio_notice()
         self.controls.restore(s)
         self.spectrum.tau.setValue(float(s.value("spectrum/tau", self.spectrum.tau.value())))
         self.spectrum.db_min.setValue(int(s.value("spectrum/db_min", self.spectrum.db_min.value())))
@@ -498,6 +507,13 @@ class MainWindow(QtWidgets.QMainWindow):
         geo = s.value("window/geometry")
         if isinstance(geo, QtCore.QByteArray):
             self.restoreGeometry(geo)
+
+    def show_audio_notice(self) -> None:
+        """Show :attr:`audio_notice` (if any) in the banner after what it says already (a failed start, a model that
+        did not load); ``rtconv gui`` shows it again once the window is set up, as a model loaded clears the banner."""
+        text, shown = self.audio_notice, "" if self.banner.isHidden() else self.banner.text()
+        if text and text not in shown:
+            self.show_message(f"{shown}\n{text}" if shown else text, True)
 
     def last_model(self) -> str | None:
         p = self.settings.value("model/path", "")
