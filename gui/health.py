@@ -10,10 +10,10 @@ from PyQt6 import QtCore, QtWidgets
 
 from rtconv.dcblock import noted_offset_dbfs
 
-__all__ = ["HealthPanel"]
+__all__ = ["HealthPanel", "dropouts"]
 
 _ROWS = (
-    ("dropouts", "Overflows / underflows"),
+    ("dropouts", "Dropouts"),
     ("errors", "Model"),
     ("block", "Block time (median / p99 / max)"),
     ("cpu", "CPU load"),
@@ -29,6 +29,16 @@ def _num(d: dict, *keys, default=None):
     return default
 
 
+def dropouts(stats: dict) -> int:
+    """Blocks the device dropped, as ``rtconv live`` counts them: the stream's ``dropouts`` (one late cycle that
+    JACK flags as both an input overflow and an output underflow is one), else overflows + underflows."""
+    n = _num(stats, "dropouts")
+    if n is None:  # stats from before the stream counted them
+        n = _num(stats, "input_overflows", "overflows", default=0) + _num(stats, "output_underflows", "underflows",
+                                                                          default=0)
+    return n
+
+
 class HealthPanel(QtWidgets.QGroupBox):
     """Numbers that tell whether the live stream keeps up."""
 
@@ -42,6 +52,9 @@ class HealthPanel(QtWidgets.QGroupBox):
             v.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
             self.values[key] = v
             form.addRow(label, v)
+        self.values["dropouts"].setToolTip(
+            "blocks the audio device dropped, counted as rtconv live counts them (a late cycle flagged both an input "
+            "overflow and an output underflow is one); in brackets: input overflows / output underflows")
 
     def show_stats(self, stats: dict | None, fps: float, display_drops: int | None = None) -> None:
         """Render :meth:`LiveStream.stats` (``None`` when no stream runs) and the display ``fps``."""
@@ -53,8 +66,10 @@ class HealthPanel(QtWidgets.QGroupBox):
             return
         ov = _num(stats, "input_overflows", "overflows", default=0)
         un = _num(stats, "output_underflows", "underflows", default=0)
+        n = dropouts(stats)
         extra = _num(stats, "worker_underruns", default=0) + _num(stats, "resampler_underruns", default=0)
-        self.values["dropouts"].setText(f"{ov} / {un}" + (f" (+{extra} worker/resampler)" if extra else ""))
+        self.values["dropouts"].setText(f"{n} block{'' if n == 1 else 's'} ({ov} in / {un} out)"
+                                        + (f" (+{extra} worker/resampler)" if extra else ""))
         errors = _num(stats, "model_errors", default=0) + _num(stats, "internal_errors", default=0)
         last = stats.get("last_error") or ""
         self.values["errors"].setText(f"{errors} failed blocks" + (f" — last: {last}" if errors and last else "")

@@ -32,7 +32,7 @@ from . import engine
 from .audio_setup import AudioSetup
 from .controls import Controls
 from .file_mode import FilePanel
-from .health import HealthPanel
+from .health import HealthPanel, dropouts
 from .meters import MetersPanel
 from .model_panel import ModelPanel
 from .spectrogram import SpectrogramPanel
@@ -43,11 +43,6 @@ __all__ = ["MainWindow"]
 
 FPS = 30
 DISPLAY_SAMPLES = 4096
-
-
-def _xruns(stats: dict) -> int:
-    """Dropouts a stream's stats count: device overflows and underflows."""
-    return stats["input_overflows"] + stats["output_underflows"]
 
 
 #: The engine's messages name command-line options; in the window, the controls that do the same.
@@ -118,7 +113,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._last_tick = time.monotonic()
         self._written = -1
         self.display_rate = float(FPS)
-        self._xruns_seen = 0
+        self._dropouts_seen = 0
         # sentences from the stream's monitor thread; list.append is atomic, the
         # 1 Hz text timer shows them (Qt is only touched from this thread)
         self._warnings: list[str] = []
@@ -373,7 +368,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.start_error = None
         self._written = -1
         stats = session.stats()
-        self._xruns_seen = _xruns(stats)
+        self._dropouts_seen = dropouts(stats)
         rate = settings.sample_rate
         self.spectrum.set_sample_rate(rate)
         self.spectrogram.set_sample_rate(rate, FPS)
@@ -421,15 +416,15 @@ class MainWindow(QtWidgets.QMainWindow):
         """
         if stats is None:
             return
-        xruns = _xruns(stats)
+        n = dropouts(stats)
         target = float(self.spectrum.fps.value())
         if not self.spectrum.adaptive.isChecked():
             rate = target
-        elif xruns > self._xruns_seen:
+        elif n > self._dropouts_seen:
             rate = max(5.0, self.display_rate / 2)
         else:
             rate = min(target, self.display_rate + 2.0)
-        self._xruns_seen = xruns
+        self._dropouts_seen = n
         if rate != self.display_rate:
             self._set_display_rate(rate)
 
