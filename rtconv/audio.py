@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno as _errno
 import functools as _functools
+import io as _io
 import math as _math
 import os as _os
 import re as _re
@@ -125,6 +126,14 @@ def _looks_like_text(path: Path) -> bool:
     return all(b >= 32 or b in b"\t\r\n" for b in head)
 
 
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(magic)) == magic
+    except OSError:
+        return False
+
+
 def _probe(path: Path) -> None:
     with open(path, "rb") as f:
         f.read(1)
@@ -169,67 +178,92 @@ def zero_nonfinite(x: np.ndarray, *, copy: bool = True) -> tuple[np.ndarray, int
     return x, int(np.count_nonzero(bad))
 
 
-#: Bytes per sample of the subtypes whose size libsndfile's log lets us turn into frames.
-_SAMPLE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "ULAW": 1, "ALAW": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4,
-                 "FLOAT": 4, "DOUBLE": 8}
 #: libsndfile's log line for a chunk whose header says more bytes than the file has ("data : 288000 (should be
 #: 143978)"; RIFF, FORM, SSND, riff, "Riff size", "Data Size" are the same bytes seen from the container)
 _SHORT_CHUNK = _re.compile(r"^\s*[A-Za-z][A-Za-z ]*?\s*:\s*(\d+)\s*\(should be (\d+)\)", _re.M)
 
 
-def _missing_frames(f) -> int:
+class _Padded(_io.RawIOBase):
+    """A file read as if ``extra`` zero bytes followed its end: a file cut short, made as long as its header says."""
+
+    def __init__(self, raw, size: int, extra: int) -> None:
+        self._raw, self._size, self._end, self._pos = raw, size, size + extra, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos = max(0, offset + (0, self._pos, self._end)[whence])
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, b) -> int:
+        n = max(0, min(len(b), self._end - self._pos))
+        self._raw.seek(self._pos)
+        got = self._raw.readinto(memoryview(b)[: max(0, min(n, self._size - self._pos))]) or 0
+        b[got:n] = bytes(n - got)
+        self._pos += n
+        return n
+
+
+def _missing_frames(f, name: str) -> int:
     """Frames a file's header announces beyond what the file holds (0: whole, or not known).
 
     libsndfile reads a file cut short (a recording stopped by a crash, an unfinished copy) up to its end
-    and says so only in its log; sizes of 0 or 2**32 - 1 are the "unknown length" of streamed WAVs, not
-    a promise.
+    and says so only in its log, in bytes; sizes of 0 or 2**32 - 1 are the "unknown length" of streamed
+    WAVs, not a promise.  The bytes become frames as libsndfile itself counts them, PCM or not (ADPCM's
+    blocks, GSM's frames, G.72x's bits): the header is opened again with the missing bytes as zeros
+    after it, and only the header is read.
     """
     try:
         log = f.extra_info
     except (RuntimeError, OSError, AttributeError):
         return 0
-    width = _SAMPLE_BYTES.get(f.subtype)
-    if not width:
+    extra = max((said - held for said, held in ((int(a), int(b)) for a, b in _SHORT_CHUNK.findall(log))
+                 if 0 < held < said < 0xFFFFFF00), default=0)
+    if not extra:
         return 0
-    for m in _SHORT_CHUNK.finditer(log):
-        said, held = int(m.group(1)), int(m.group(2))
-        if 0 < held < said < 0xFFFFFF00:
-            return -(-(said - held) // (width * f.channels))  # a partial last frame counts as missing
-    return 0
+    try:
+        with open(name, "rb") as raw, _sf().SoundFile(_Padded(raw, _os.fstat(raw.fileno()).st_size, extra)) as whole:
+            return max(0, whole.frames - f.frames)
+    except Exception:  # noqa: BLE001 - a header libsndfile read once and not twice: say nothing rather than guess
+        return 0
 
 
-#: Formats whose frame count libsndfile takes from what the encoder wrote first (FLAC's STREAMINFO): a file
-#: cut short still announces all of it, and decoding fails where the file stops (:func:`_decodable_frames`).
-_COUNTED_FORMATS = {"FLAC"}
+#: Formats whose frame count libsndfile takes from what the encoder wrote first (FLAC's STREAMINFO, MP3's
+#: Xing/Info frame): a file cut short still announces all of it, and decoding fails (FLAC) or gives nothing
+#: (MP3) where the file stops (:meth:`Reader._decodable_frames`).
+_COUNTED_FORMATS = {"FLAC", "MP3"}
 
 
-def _decodable_frames(name: str, frames: int) -> int:
-    """How many of the ``frames`` a header announces libsndfile decodes from the file ``name``.
+def _ogg_unfinished(name: str) -> bool:
+    """Whether an Ogg file lacks the page that ends its stream (its last whole page has no end-of-stream flag).
 
-    ``frames`` for a whole file (one seek and a one-frame read).  A file cut short decodes up to some
-    frame and fails from there on; that frame is found by bisection, each probe on a file opened afresh
-    (a failed read leaves libsndfile's decoder unable to seek): ~27 probes for an hour at 48 kHz.
+    Ogg keeps no total length: libsndfile counts a file cut short up to its last whole page, and only
+    the missing last page tells.  A page is at most 65307 bytes, so the last 128 KiB hold the last whole one.
     """
-    sf = _sf()
-
-    def decodes(k: int) -> bool:
-        try:
-            with sf.SoundFile(name) as g:
-                g.seek(k)
-                return g.read(1, dtype="float32").shape[0] == 1
-        except (RuntimeError, OSError):
-            return False
-
-    if decodes(frames - 1):
-        return frames
-    good, bad = -1, frames - 1
-    while bad - good > 1:
-        mid = (good + bad) // 2
-        if decodes(mid):
-            good = mid
-        else:
-            bad = mid
-    return good + 1
+    try:
+        with open(name, "rb") as g:
+            size = g.seek(0, _os.SEEK_END)
+            start = max(0, size - (1 << 17))
+            g.seek(start)
+            tail = g.read()
+    except OSError:
+        return False
+    last = None  # header type of the last whole page
+    at = tail.find(b"OggS")
+    while 0 <= at and at + 27 <= len(tail):
+        segments = tail[at + 26]
+        end = at + 27 + segments + sum(tail[at + 27 : at + 27 + segments])
+        if tail[at + 4] == 0 and end <= len(tail):  # version 0: a page, not "OggS" inside audio data
+            last = tail[at + 5]
+        at = tail.find(b"OggS", at + 1)
+    return last is not None and not last & 0x04
 
 
 class Reader:
@@ -251,6 +285,12 @@ class Reader:
         Frames the header announces beyond the end of the file (a file cut short), 0 for a whole one.
     cut_short : str or None
         The warning for a file cut short, a clause without the file's name; ``None`` for a whole one.
+        Told for WAV, W64, RF64, AIFF, AU and SVX of any subtype (their header gives the data's size),
+        FLAC and MP3 with a Xing/Info frame (their header gives the frames) and Ogg Vorbis/Opus (the page
+        that ends the stream is missing; how much audio went with it is not known).  Not told where the
+        header says nothing libsndfile checks (NIST, IRCAM, VOC, PAF, MAT, AVR, PVF, XI, SD2, MPC2K,
+        WVE) or for an MP3 without a Xing/Info frame (libsndfile estimates its length from its size);
+        a DWVW file cut short decodes not one frame and is refused as corrupt.
     format, subtype : str
         soundfile's names (``"WAV"``, ``"PCM_24"``...).
     nonfinite_samples : int
@@ -284,7 +324,7 @@ class Reader:
         f = self._f
         self.frames, self.sample_rate, self.channels = f.frames, f.samplerate, f.channels
         self.format, self.subtype = f.format, f.subtype
-        self.missing_frames = _missing_frames(f)
+        self.missing_frames = _missing_frames(f, name)
         self._end = None  # reads stop here: where a file cut short stops decoding
         self.tags = {}
         for key in TAGS:
@@ -305,17 +345,59 @@ class Reader:
                 f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz rtconv accepts; the header is probably wrong, "
                 "fix it with sox or your editor."
             )
+        self._unfinished = self.format == "OGG" and _ogg_unfinished(name)  # cut short by an unknown amount
         if self.frames <= 0:
             self.close()
+            if self.missing_frames:
+                raise self._none_decodes()
+            if self._unfinished:
+                raise AudioFileError(f"input file {name!r} is cut short before the end of its first block of audio; "
+                                     "there is nothing to process.")
             raise AudioFileError(f"input file {name!r} holds no audio (0 frames); there is nothing to process.")
         if self.format in _COUNTED_FORMATS:
-            held = _decodable_frames(name, self.frames)
+            held = self._decodable_frames()
             if held < self.frames:
                 self.missing_frames, self.frames, self._end = self.frames - held, held, held
             if not held:
                 self.close()
-                raise AudioFileError(f"input file {name!r} is cut short: its header announces {self._announced} "
-                                     "and not one frame of it can be decoded; there is nothing to process.")
+                raise self._none_decodes()
+
+    def _none_decodes(self) -> AudioFileError:
+        return AudioFileError(f"input file {str(self.path)!r} is cut short: its header announces {self._announced} "
+                              "and not one frame of it can be decoded; there is nothing to process.")
+
+    def _decodable_frames(self) -> int:
+        """How many of the frames the header announces libsndfile decodes, the file left at its start.
+
+        All of them for a whole file (one seek and a one-frame read).  A file cut short decodes up to some
+        frame and not from there on; that frame is found by bisection (~27 probes for an hour at 48 kHz).
+        A failed read leaves libsndfile's FLAC decoder unable to seek: the file is opened again after one.
+        """
+        def decodes(k: int) -> bool:
+            try:
+                self._f.seek(k)
+                return self._f.read(1, dtype="float32").shape[0] == 1
+            except (RuntimeError, OSError):
+                self._f.close()
+                try:
+                    self._f = _sf().SoundFile(str(self.path))
+                except (RuntimeError, OSError) as e:
+                    raise self._unreadable(e) from None
+                return False
+
+        if decodes(self.frames - 1):
+            good = self.frames - 1
+        else:
+            good, bad = -1, self.frames - 1
+            while bad - good > 1:
+                mid = (good + bad) // 2
+                if decodes(mid):
+                    good = mid
+                else:
+                    bad = mid
+        if good >= 0:  # else the file is refused
+            self._f.seek(0)
+        return good + 1
 
     @property
     def _announced(self) -> str:
@@ -325,16 +407,21 @@ class Reader:
     @property
     def cut_short(self) -> str | None:
         """The warning every command gives for a file cut short (see the class's attributes)."""
-        if not self.missing_frames:
-            return None
-        held = self.frames
-        return (f"the file is cut short: its header announces {self._announced} and it holds "
-                f"{held / self.sample_rate:.2f} s ({held}); what it holds was processed (a recording stopped by a "
-                "crash, or a copy not finished?)")
+        held, why = self.frames, "what it holds was processed (a recording stopped by a crash, or a copy not finished?)"
+        if self.missing_frames:
+            return (f"the file is cut short: its header announces {self._announced} and it holds "
+                    f"{held / self.sample_rate:.2f} s ({held}); {why}")
+        if self._unfinished:
+            return (f"the file is cut short: it holds {held / self.sample_rate:.2f} s ({held} frames) and does not "
+                    f"say how much more it had; {why}")
+        return None
 
     def _unreadable(self, e: Exception) -> AudioFileError:
         name = str(self.path)
         detail = sndfile_detail(e)
+        if _starts_with(self.path, b"OggS") and _ogg_unfinished(name):  # libsndfile: "file is malformed"
+            return AudioFileError(f"input file {name!r} is cut short before the end of its first block of audio; "
+                                  "there is nothing to process.")
         if _looks_like_text(self.path):
             return AudioFileError(
                 f"input file {name!r} is a text file, not audio ({detail}); pass a WAV, FLAC, OGG or other sound file."

@@ -363,3 +363,74 @@ def test_a_flac_cut_short_before_its_first_block_ends_is_refused_in_one_sentence
     _cut(src, 0.05)
     _refused(tmp_path, src, f"input file {str(src)!r} is cut short: its header announces 1.00 s (48000 frames) "
                             "and not one frame of it can be decoded; there is nothing to process")
+
+
+@pytest.mark.parametrize("fmt, subtype, channels", [
+    ("WAV", "IMA_ADPCM", 2), ("WAV", "MS_ADPCM", 2), ("WAV", "GSM610", 1), ("WAV", "G721_32", 1),
+    ("WAV", "NMS_ADPCM_24", 1), ("W64", "IMA_ADPCM", 1), ("AIFF", "IMA_ADPCM", 2), ("AU", "G723_24", 1),
+    ("WAV", "ULAW", 2)])
+def test_a_compressed_file_cut_short_names_both_lengths_as_plain_pcm_does(tmp_path, fmt, subtype, channels):
+    """ADPCM, GSM and G.72x in WAV, AIFF, W64 and AU said nothing when cut short, where PCM in the same
+    container warned: the header's data size was turned into frames for PCM sample widths only."""
+    src = tmp_path / f"cut.{fmt.lower()}"
+    sf.write(str(src), _noise(48000, channels), 48000, format=fmt, subtype=subtype)
+    announced = sf.info(str(src)).frames  # ADPCM rounds up to whole blocks
+    _cut(src, 0.6)
+    held = sf.info(str(src)).frames
+    s = process_file(src, tmp_path / "out.wav", rtconv.FIR([1.0]), progress=False)
+    assert s.output_frames == held < announced
+    assert s.warnings == [f"the file is cut short: its header announces {announced / 48000:.2f} s ({announced} "
+                          f"frames) and it holds {held / 48000:.2f} s ({held}); what it holds was processed (a "
+                          f"recording stopped by a crash, or a copy not finished?)"], s.warnings
+
+
+def test_an_mp3_cut_short_is_processed_as_far_as_it_goes_with_the_cut_short_warning(tmp_path):
+    """An MP3 cut short was padded with silence to the length its header announces, under a warning of its
+    own ('the file ended after ... (truncated?)'); it gets the cut-short warning and keeps only its audio."""
+    src = tmp_path / "cut.mp3"
+    sf.write(str(src), _noise(48000, 2), 48000)
+    _cut(src, 0.6)
+    s = process_file(src, tmp_path / "out.flac", rtconv.FIR([1.0]), progress=False)
+    held = s.output_frames
+    assert 0.6 * 48000 - 2304 < held < 0.6 * 48000 + 2304, held
+    assert s.warnings == [f"the file is cut short: its header announces 1.00 s (48000 frames) and it holds "
+                          f"{held / 48000:.2f} s ({held}); what it holds was processed (a recording stopped by a "
+                          f"crash, or a copy not finished?)"], s.warnings
+
+
+@pytest.mark.parametrize("fmt, subtype, ext", [("OGG", "VORBIS", "ogg"), ("OGG", "OPUS", "opus")])
+def test_an_ogg_cut_short_is_called_cut_short_though_it_gives_no_length(tmp_path, fmt, subtype, ext):
+    """Ogg holds no total length (libsndfile counts up to the last whole page), so a Vorbis or Opus file cut
+    short lost its end without a word; its last page, which closes the stream, tells it is cut short."""
+    src = tmp_path / f"cut.{ext}"
+    sf.write(str(src), _noise(4 * 48000, 1), 48000, format=fmt, subtype=subtype)
+    whole = process_file(src, tmp_path / "whole.wav", rtconv.FIR([1.0]), progress=False)
+    assert not whole.warnings, whole.warnings
+    _cut(src, 0.6)
+    held = sf.info(str(src)).frames
+    s = process_file(src, tmp_path / "out.wav", rtconv.FIR([1.0]), progress=False)
+    assert s.output_frames == held and 48000 < held < 3 * 48000
+    assert s.warnings == [f"the file is cut short: it holds {held / 48000:.2f} s ({held} frames) and does not say "
+                          f"how much more it had; what it holds was processed (a recording stopped by a crash, or "
+                          f"a copy not finished?)"], s.warnings
+
+
+@pytest.mark.parametrize("fmt, subtype, ext", [("OGG", "VORBIS", "ogg"), ("OGG", "OPUS", "opus")])
+def test_an_ogg_cut_short_before_its_first_block_ends_is_refused_as_cut_short(tmp_path, fmt, subtype, ext):
+    """It was refused as holding no audio (Vorbis) or as not audio (Opus): the sentence says what happened."""
+    src = tmp_path / f"cut.{ext}"
+    sf.write(str(src), _noise(48000, 1), 48000, format=fmt, subtype=subtype)
+    data = src.read_bytes()
+    src.write_bytes(data[: data.index(b"OggS", data.index(b"OggS", 1) + 1) + 100])  # headers, a part of the audio
+    _refused(tmp_path, src, f"input file {str(src)!r} is cut short before the end of its first block of audio; "
+                            "there is nothing to process.")
+
+
+def test_a_wav_cut_short_before_its_first_frame_ends_is_refused_as_cut_short(tmp_path):
+    """It was refused as holding no audio, as an empty recording is: the sentence says what happened."""
+    src = tmp_path / "cut.wav"
+    sf.write(str(src), _noise(48000, 1), 48000, subtype="PCM_16")
+    data = src.read_bytes()
+    src.write_bytes(data[: data.index(b"data") + 9])  # the header and one byte of the first frame
+    _refused(tmp_path, src, f"input file {str(src)!r} is cut short: its header announces 1.00 s (48000 frames) "
+                            "and not one frame of it can be decoded; there is nothing to process.")
