@@ -208,7 +208,8 @@ class AudioSetup(QtWidgets.QGroupBox):
         parts = []
         if "hostapi" in missing:
             instead = f"using {api!r} instead" if api else "there is no other to use"
-            parts.append(f"the host API {missing['hostapi']!r} remembered from the last run is not there now; {instead}")
+            parts.append(f"the host API {missing['hostapi']!r} remembered from the last run is not there now; "
+                         f"{instead}")
         for combo, key, kind in ((self.input, "input_device", "input"), (self.output, "output_device", "output")):
             if key in missing:
                 parts.append(f"the {kind} device {missing[key]!r} remembered from the last run is not "

@@ -1,7 +1,8 @@
 """A device or host API remembered from the last run that is not there now: said once, with the one used instead.
 
 No audio device is needed: the listed devices are the GUI engine's list functions replaced by a fixed machine, and
-audio plays in the test process (``RTCONV_AUDIO_PROCESS=0``) so that the replacements reach it.  Qt runs offscreen; any Qt warning fails the test.
+audio plays in the test process (``RTCONV_AUDIO_PROCESS=0``) so that the replacements reach it.  Qt runs
+offscreen; any Qt warning fails the test.
 """
 
 from __future__ import annotations
