@@ -460,3 +460,31 @@ def test_the_shipped_detector_hears_no_speech_in_digital_silence_at_the_start_of
     assert main(["vad", str(path)]) == 0
     out, err = capsys.readouterr()
     assert out == "" and "0 segment(s)" in err
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac"])
+def test_rtconv_vad_warns_of_a_file_cut_short_in_process_s_words_and_prints_what_it_holds(bursts, tmp_path,
+                                                                                          capsys, ext):
+    """`rtconv vad` read a recording cut short without a word where `rtconv process` warns (and refused a FLAC
+    cut short whole): it says the same sentence on stderr, and its segments are those of the audio there is."""
+    from rtconv.audio import Reader
+
+    _, _, model, x = bursts
+    src = tmp_path / f"take.{ext}"
+    sf.write(src, x.astype(np.float32), RATE, subtype="PCM_16")
+    with open(src, "r+b") as f:
+        f.truncate(int(src.stat().st_size * 0.95))
+    with Reader(src) as r:
+        held = r.frames
+    assert 2.4 * RATE < held < 2.9 * RATE
+    there = tmp_path / "there.wav"  # the audio the cut file holds, as a whole file
+    sf.write(there, x[:held].astype(np.float32), RATE, subtype="PCM_16")
+    assert main(["vad", str(there), "--model", str(model)]) == 0
+    expected = capsys.readouterr()
+    assert main(["vad", str(src), "--model", str(model)]) == 0
+    out, err = capsys.readouterr()
+    assert out == expected.out and _segs(out) == [(0.5, 1.2), (2.0, 2.3)]
+    assert err.splitlines() == [
+        f"rtconv vad: warning: take.{ext}: the file is cut short: its header announces 3.00 s (144000 frames) and "
+        f"it holds {held / RATE:.2f} s ({held}); what it holds was processed (a recording stopped by a crash, or a "
+        "copy not finished?)", expected.err.strip()]
