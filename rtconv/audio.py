@@ -482,7 +482,7 @@ def output_format(path: PathLike, like_format: str | None = None, like_subtype: 
 
     The format follows the output's extension; the subtype is ``subtype``
     when given, else the input's (``like_subtype``) when that format can hold
-    it, else, for PCM or float input, the deepest of the shallower PCM subtypes
+    it (MPEG audio only in .mp3), else, for PCM or float input, the deepest of the shallower PCM subtypes
     it can (float to FLAC: 24-bit), else the format's default.
     """
     sf = _sf()
@@ -504,7 +504,8 @@ def output_format(path: PathLike, like_format: str | None = None, like_subtype: 
                 f"{', '.join(sf.available_subtypes(fmt))}."
             )
         return fmt, subtype
-    if like_subtype and sf.check_format(fmt, like_subtype):
+    # libsndfile reads MPEG audio inside WAV, and check_format says yes to it, but writes it only as .mp3
+    if like_subtype and sf.check_format(fmt, like_subtype) and (fmt == "MP3" or not like_subtype.startswith("MPEG_")):
         return fmt, like_subtype
     if like_subtype in _DEPTHS:
         # a format that cannot hold the input's samples gets the deepest of the next ones it can

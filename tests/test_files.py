@@ -213,6 +213,17 @@ def test_a_deep_input_written_as_flac_keeps_24_bits_not_flacs_default_16(tmp_pat
         assert np.max(np.abs(_read(s.output) - sf.read(str(src), dtype="float32", always_2d=True)[0])) < 2.0 ** -22
 
 
+@pytest.mark.parametrize("ext", ["wav", "w64"])
+def test_an_mp3_written_as_wav_gets_the_wavs_default_subtype_not_mp3_inside_wav(tmp_path, ext):
+    """`rtconv process talk.mp3 talk.wav` failed ("cannot create WAV/MPEG_LAYER_III output"): libsndfile says WAV
+    can hold MPEG layer III, which it reads there but does not write, so the input's subtype was kept."""
+    src = tmp_path / "in.mp3"
+    sf.write(str(src), _noise(4800, 1, scale=0.1), 48000)
+    s = process_file(src, tmp_path / f"out.{ext}", rtconv.FIR([1.0]), progress=False)
+    info = sf.info(str(s.output))
+    assert (info.subtype, info.frames) == ("PCM_16", 4800)
+
+
 def test_int_output_clips_with_a_warning_and_float_output_does_not(tmp_path):
     x = np.full((100, 1), 0.9, np.float32)
     gain = rtconv.FIR([2.0])
