@@ -188,8 +188,13 @@ class AudioSetup(QtWidgets.QGroupBox):
                 combo.setCurrentIndex(j)
             elif c.get(key):
                 missing[key] = c[key]
-        for combo, key in ((self.rate, "sample_rate"), (self.block, "block_size")):
+        for combo, key, unit in ((self.rate, "sample_rate", "Hz"), (self.block, "block_size", "samples")):
             j = combo.findData(c.get(key))
+            if j < 0 and isinstance(c.get(key), int) and c[key] > 0:
+                # a rate or block the list lacks (`rtconv gui -b 96`, accepted as rtconv live accepts it): shown
+                # in its place in the list rather than dropped for the default without a word
+                j = sum(1 for k in range(combo.count()) if combo.itemData(k) < c[key])
+                combo.insertItem(j, f"{c[key]} {unit}", c[key])
             if j >= 0:
                 combo.setCurrentIndex(j)
         if c.get("channels"):

@@ -175,3 +175,31 @@ def test_the_notice_is_said_again_after_the_model_loading_cleared_it_and_after_a
         assert win.banner.text().count(win.audio_notice) == 1
     finally:
         win.shutdown()
+
+
+def test_a_rate_or_block_the_lists_lack_is_used_as_rtconv_live_uses_it(qtbot, tmp_path, monkeypatch):
+    """`rtconv gui -b 96 -r 12345` showed (and started) 128 samples at 48000 Hz without a word."""
+    from PyQt6 import QtCore
+
+    from rtconv_gui.window import MainWindow
+
+    _machine(monkeypatch, [HDA])
+    win = MainWindow(None, audio={"block_size": 96, "sample_rate": 12345}, audio_process=False)
+    qtbot.addWidget(win)
+    try:
+        c = win.audio.choice()
+        assert (c["block_size"], c["sample_rate"]) == (96, 12345)
+        blocks = [win.audio.block.itemData(k) for k in range(win.audio.block.count())]
+        assert blocks == sorted(blocks) and win.audio.block.currentText() == "96 samples"
+    finally:
+        win.shutdown()
+    # a remembered one (written by a run that was given it) comes back the same way
+    _remember(tmp_path / "s.ini", hostapi="ALSA", block_size=96, sample_rate=12345)
+    again = MainWindow(QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat),
+                       audio_process=False)
+    qtbot.addWidget(again)
+    try:
+        assert (again.audio.choice()["block_size"], again.audio.choice()["sample_rate"]) == (96, 12345)
+        assert again.audio.rate.currentText() == "12345 Hz"
+    finally:
+        again.shutdown()
