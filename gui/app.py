@@ -89,12 +89,16 @@ def _devices_available() -> bool:
 
 def save_screenshot(win, path: str | Path) -> Path:
     """Render the window to ``path`` (PNG); returns the path."""
+    from rtconv.errors import RtconvError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file where a folder should be, or no permission
+        raise RtconvError(f"could not write the screenshot {str(path)!r}: cannot make its folder "
+                          f"{str(path.parent)!r} ({e.strerror or e}); name a path in a folder you can write.") from None
     QtWidgets.QApplication.processEvents()
     if not win.grab().save(str(path)):
-        from rtconv.errors import RtconvError
-
         raise RtconvError(f"could not write the screenshot {str(path)!r}; check the folder is writable.")
     return path
 
@@ -182,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
                 save_screenshot(win, args.screenshot)
                 print(f"wrote {args.screenshot}")
             except Exception as e:  # noqa: BLE001
-                print(f"rtconv gui: error: {e}")
+                print(f"rtconv gui: error: {e}", file=sys.stderr, flush=True)
                 result["rc"] = 1
         win.close()
         app.quit()
@@ -199,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     # Qt and pyqtgraph objects die in arbitrary order after it and can crash the exit
     # (measured: 4 segfaults in 15 `--screenshot` runs before this).
     win.deleteLater()
-    del win
+    win = None  # the last reference (not `del`: finish() above closes over the name)
     QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
     import gc
 

@@ -186,6 +186,22 @@ def test_rtconv_gui_screenshot_renders_the_window_and_exits(tmp_path):
     assert not QtGui.QImage(str(out)).isNull()
 
 
+def test_a_screenshot_that_cannot_be_written_is_an_error_on_stderr_and_status_1(tmp_path):
+    """The sentence went to stdout, where a script reading `wrote PATH` lines would take it for output."""
+    import sys
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the screenshot's folder should be")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    r = subprocess.run([sys.executable, "-m", "rtconv", "gui", "--settings", str(tmp_path / "s.ini"), "--model",
+                        str(_lowpass(tmp_path)), "--screenshot", str(blocked / "x.png"), "--quit-after", "0.3"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 1
+    assert "rtconv gui: error: could not write the screenshot" in r.stderr and "cannot make its folder" in r.stderr
+    assert "Errno" not in r.stderr
+    assert "error" not in r.stdout
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_on_rtconv_gui_closes_the_window_and_its_audio_process(tmp_path, jack, signum):
     """A terminal's Ctrl-C reaches the whole process group: it killed the audio process and left the window
