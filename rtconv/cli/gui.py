@@ -35,7 +35,9 @@ examples:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", "-m", metavar="PATH", help="checkpoint to load (default: the last one used, else the shipped default)")
-    parser.add_argument("--start", action="store_true", help="start audio right away")
+    parser.add_argument("--start", action="store_true",
+                        help="start audio right away; if it cannot start, says why on stderr (as rtconv live "
+                             "does) and ends with status 1 when the window closes")
     g = parser.add_argument_group("audio (defaults: the last choices, else the system defaults)")
     g.add_argument("--hostapi", metavar="NAME", help="host API, e.g. 'JACK Audio Connection Kit'")
     g.add_argument("--input-device", metavar="NAME", help="input device name")
