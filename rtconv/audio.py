@@ -4,7 +4,9 @@ Reading goes through :class:`Reader`, which opens a file with soundfile,
 refuses what it cannot trust in one sentence (missing, empty, not audio,
 corrupt, absurd sample rate) and yields float32 ``(frames, channels)`` chunks
 with NaN/Inf samples replaced by 0 and counted, so memory stays flat for
-files of any length.
+files of any length.  A file cut short (a recording stopped by a crash) is
+read as far as it decodes, and :attr:`Reader.cut_short` is the warning every
+command gives for it.
 
 Writing goes through :class:`AtomicWriter`: the audio goes to a hidden
 temporary file in the destination folder and is renamed over the final name
