@@ -38,6 +38,8 @@ class AudioSetup(QtWidgets.QGroupBox):
 
     start_requested = QtCore.pyqtSignal()
     stop_requested = QtCore.pyqtSignal()
+    #: After a Rescan, the chosen host API or devices that are gone, and what is shown instead (one sentence).
+    devices_gone = QtCore.pyqtSignal(str)
 
     def __init__(self, parent=None) -> None:
         super().__init__("Audio", parent)
@@ -124,7 +126,9 @@ class AudioSetup(QtWidgets.QGroupBox):
             self.hostapi.setCurrentIndex(with_devices[0])
         self.hostapi.blockSignals(False)
         self._fill_devices()
-        self.set_choice(keep)
+        missing = self.set_choice(keep)
+        if missing:  # a device unplugged since it was chosen: the box shows another, and says so
+            self.devices_gone.emit(self.missing_text(missing, "chosen before the rescan"))
 
     def _fill_devices(self) -> None:
         api = self.hostapi.currentData()
@@ -207,17 +211,16 @@ class AudioSetup(QtWidgets.QGroupBox):
             self.buffering.setCurrentIndex(j)
         return missing
 
-    def missing_text(self, missing: dict) -> str:
-        """:meth:`restore`'s ``missing`` as one sentence naming each and what is shown instead."""
+    def missing_text(self, missing: dict, since: str = "remembered from the last run") -> str:
+        """:meth:`restore`'s (or a rescan's) ``missing`` as one sentence naming each and what is shown instead."""
         api = self.hostapi.currentData()
         parts = []
         if "hostapi" in missing:
             instead = f"using {api!r} instead" if api else "there is no other to use"
-            parts.append(f"the host API {missing['hostapi']!r} remembered from the last run is not there now; "
-                         f"{instead}")
+            parts.append(f"the host API {missing['hostapi']!r} {since} is not there now; {instead}")
         for combo, key, kind in ((self.input, "input_device", "input"), (self.output, "output_device", "output")):
             if key in missing:
-                parts.append(f"the {kind} device {missing[key]!r} remembered from the last run is not "
+                parts.append(f"the {kind} device {missing[key]!r} {since} is not "
                              f"{f'on {api}' if api else 'listed'} now; using {self._shown(combo)} instead")
         one = len(parts) == 1
         if "hostapi" in missing:

@@ -179,6 +179,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.model_panel.load_requested.connect(self.load_model)
         self.audio.start_requested.connect(self.start_stream)
         self.audio.stop_requested.connect(self.stop_stream)
+        self.audio.devices_gone.connect(lambda text: self.show_message(text, True))
         self.controls.changed.connect(self._apply_controls)
         self.controls.switches_changed.connect(self._apply_switches)
         self.controls.record_toggled.connect(self._record_toggled)

@@ -203,3 +203,28 @@ def test_a_rate_or_block_the_lists_lack_is_used_as_rtconv_live_uses_it(qtbot, tm
         assert again.audio.rate.currentText() == "12345 Hz"
     finally:
         again.shutdown()
+
+
+def test_a_chosen_device_that_is_gone_at_a_rescan_is_named_with_the_one_used_instead(qtbot, tmp_path, monkeypatch):
+    """Rescan after unplugging the chosen headset showed the default device without a word."""
+    from rtconv_gui.window import MainWindow
+
+    _machine(monkeypatch, [HDA, USB])
+    win = MainWindow(None, audio={"hostapi": "ALSA", "input_device": USB}, audio_process=False)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        assert win.audio.choice()["input_device"] == USB and win.audio_notice is None
+        _machine(monkeypatch, [HDA])  # unplugged
+        told = []
+        win.show_message = lambda text, error=False, told=told, show=win.show_message: (told.append(text),
+                                                                                        show(text, error))
+        win.audio.refresh_button.click()
+        assert win.audio.choice()["input_device"] is None
+        said = (f"the input device {USB!r} chosen before the rescan is not on ALSA now; using the system default "
+                f"({HDA!r}) instead; choose another in the Audio box, or plug it in, press Rescan and choose it.")
+        assert win.banner.isVisible() and win.banner.text() == said
+        win.audio.refresh_button.click()  # nothing more gone: nothing more said
+        assert told == [said]
+    finally:
+        win.shutdown()
