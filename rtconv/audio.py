@@ -401,6 +401,24 @@ class Reader:
             self._f.seek(0)
         return good + 1
 
+    def _damage_at(self, start: int, count: int, step: int = 1024) -> int | None:
+        """Where decoding fails in the ``count`` frames from ``start`` (a read of all of them failed), to
+        ``step`` frames: libsndfile throws a failed read away whole, so "after 0 frames" was all a file damaged
+        0.5 s in could be told of. Read again from ``start`` in pieces; ``None`` where that cannot be done."""
+        try:
+            self._f.close()
+            self._f = _sf().SoundFile(str(self.path))
+            self._f.seek(start)
+            done = 0
+            while done < count:
+                got = self._f.read(min(step, count - done), dtype="float32").shape[0]
+                if got == 0:
+                    return None
+                done += got
+        except (RuntimeError, OSError):
+            return start + done
+        return None  # it decoded this time: say what libsndfile said
+
     @property
     def _announced(self) -> str:
         n = self.frames + self.missing_frames
@@ -450,9 +468,17 @@ class Reader:
                     x = self._f.read(n, dtype="float32", always_2d=True)
             except (RuntimeError, OSError) as e:
                 detail = sndfile_detail(e)
+                at = self._damage_at(self.frames_read, n)
+                if at is None:
+                    raise AudioFileError(
+                        f"input file {name!r} is corrupt after {self.frames_read} frames ({detail}); "
+                        "nothing was written."
+                    ) from None
+                fix = ("decode it with `flac -d -F` (which skips the damaged frames) and process that"
+                       if self.format == "FLAC" else "repair or re-encode it, or cut it before that point")
                 raise AudioFileError(
-                    f"input file {name!r} is corrupt after {self.frames_read} frames ({detail}); "
-                    "nothing was written."
+                    f"input file {name!r} is damaged at about {at / self.sample_rate:.2f} s (frame {at} of "
+                    f"{self.frames}) and does not decode from there ({detail}); nothing was written: {fix}."
                 ) from None
             if x.shape[0] == 0:
                 break

@@ -365,6 +365,20 @@ def test_a_flac_cut_short_before_its_first_block_ends_is_refused_in_one_sentence
                             "and not one frame of it can be decoded; there is nothing to process")
 
 
+def test_a_flac_damaged_in_the_middle_is_refused_saying_where(tmp_path):
+    """It said "corrupt after 0 frames" of a file damaged 0.9 s in (libsndfile throws the failed read away
+    whole), which reads as a file that is no good at all."""
+    src = tmp_path / "damaged.flac"
+    sf.write(str(src), _noise(96000), 48000, subtype="PCM_16")
+    b = bytearray(src.read_bytes())
+    b[len(b) // 2: len(b) // 2 + 200] = bytes(200)  # a burst of zeros halfway: about 1 s in
+    src.write_bytes(bytes(b))
+    msg = _refused(tmp_path, src, "is damaged at about ", tmp_path / "out.wav")
+    at = int(msg.split("(frame ")[1].split(" of 96000)")[0])
+    assert 0.3 * 96000 < at < 0.7 * 96000, msg
+    assert "does not decode from there" in msg and "`flac -d -F`" in msg and "nothing was written" in msg
+
+
 @pytest.mark.parametrize("fmt, subtype, channels", [
     ("WAV", "IMA_ADPCM", 2), ("WAV", "MS_ADPCM", 2), ("WAV", "GSM610", 1), ("WAV", "G721_32", 1),
     ("WAV", "NMS_ADPCM_24", 1), ("W64", "IMA_ADPCM", 1), ("AIFF", "IMA_ADPCM", 2), ("AU", "G723_24", 1),
