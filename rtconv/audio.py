@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import errno as _errno
 import functools as _functools
-import io as _io
 import math as _math
 import os as _os
-import re as _re
 import tempfile as _tempfile
 from pathlib import Path
 from typing import Iterator, Union
 
 import numpy as np
 
+from . import cutshort
 from .errors import AudioFileError
 
 __all__ = [
@@ -128,14 +127,6 @@ def _looks_like_text(path: Path) -> bool:
     return all(b >= 32 or b in b"\t\r\n" for b in head)
 
 
-def _starts_with(path: Path, magic: bytes) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(magic)) == magic
-    except OSError:
-        return False
-
-
 def _probe(path: Path) -> None:
     with open(path, "rb") as f:
         f.read(1)
@@ -178,94 +169,6 @@ def zero_nonfinite(x: np.ndarray, *, copy: bool = True) -> tuple[np.ndarray, int
         x = x.copy()
     x[bad] = 0
     return x, int(np.count_nonzero(bad))
-
-
-#: libsndfile's log line for a chunk whose header says more bytes than the file has ("data : 288000 (should be
-#: 143978)"; RIFF, FORM, SSND, riff, "Riff size", "Data Size" are the same bytes seen from the container)
-_SHORT_CHUNK = _re.compile(r"^\s*[A-Za-z][A-Za-z ]*?\s*:\s*(\d+)\s*\(should be (\d+)\)", _re.M)
-
-
-class _Padded(_io.RawIOBase):
-    """A file read as if ``extra`` zero bytes followed its end: a file cut short, made as long as its header says."""
-
-    def __init__(self, raw, size: int, extra: int) -> None:
-        self._raw, self._size, self._end, self._pos = raw, size, size + extra, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        self._pos = max(0, offset + (0, self._pos, self._end)[whence])
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def readinto(self, b) -> int:
-        n = max(0, min(len(b), self._end - self._pos))
-        self._raw.seek(self._pos)
-        got = self._raw.readinto(memoryview(b)[: max(0, min(n, self._size - self._pos))]) or 0
-        b[got:n] = bytes(n - got)
-        self._pos += n
-        return n
-
-
-def _missing_frames(f, name: str) -> int:
-    """Frames a file's header announces beyond what the file holds (0: whole, or not known).
-
-    libsndfile reads a file cut short (a recording stopped by a crash, an unfinished copy) up to its end
-    and says so only in its log, in bytes; sizes of 0 or 2**32 - 1 are the "unknown length" of streamed
-    WAVs, not a promise.  The bytes become frames as libsndfile itself counts them, PCM or not (ADPCM's
-    blocks, GSM's frames, G.72x's bits): the header is opened again with the missing bytes as zeros
-    after it, and only the header is read.
-    """
-    try:
-        log = f.extra_info
-    except (RuntimeError, OSError, AttributeError):
-        return 0
-    extra = max((said - held for said, held in ((int(a), int(b)) for a, b in _SHORT_CHUNK.findall(log))
-                 if 0 < held < said < 0xFFFFFF00), default=0)
-    if not extra:
-        return 0
-    try:
-        with open(name, "rb") as raw, _sf().SoundFile(_Padded(raw, _os.fstat(raw.fileno()).st_size, extra)) as whole:
-            return max(0, whole.frames - f.frames)
-    except Exception:  # noqa: BLE001 - a header libsndfile read once and not twice: say nothing rather than guess
-        return 0
-
-
-#: Formats whose frame count libsndfile takes from what the encoder wrote first (FLAC's STREAMINFO, MP3's
-#: Xing/Info frame): a file cut short still announces all of it, and decoding fails (FLAC) or gives nothing
-#: (MP3) where the file stops (:meth:`Reader._decodable_frames`).
-_COUNTED_FORMATS = {"FLAC", "MP3"}
-
-
-def _ogg_unfinished(name: str) -> bool:
-    """Whether an Ogg file lacks the page that ends its stream (its last whole page has no end-of-stream flag).
-
-    Ogg keeps no total length: libsndfile counts a file cut short up to its last whole page, and only
-    the missing last page tells.  A page is at most 65307 bytes, so the last 128 KiB hold the last whole one.
-    """
-    try:
-        with open(name, "rb") as g:
-            size = g.seek(0, _os.SEEK_END)
-            start = max(0, size - (1 << 17))
-            g.seek(start)
-            tail = g.read()
-    except OSError:
-        return False
-    last = None  # header type of the last whole page
-    at = tail.find(b"OggS")
-    while 0 <= at and at + 27 <= len(tail):
-        segments = tail[at + 26]
-        end = at + 27 + segments + sum(tail[at + 27 : at + 27 + segments])
-        if tail[at + 4] == 0 and end <= len(tail):  # version 0: a page, not "OggS" inside audio data
-            last = tail[at + 5]
-        at = tail.find(b"OggS", at + 1)
-    return last is not None and not last & 0x04
 
 
 class Reader:
@@ -326,7 +229,7 @@ class Reader:
         f = self._f
         self.frames, self.sample_rate, self.channels = f.frames, f.samplerate, f.channels
         self.format, self.subtype = f.format, f.subtype
-        self.missing_frames = _missing_frames(f, name)
+        self.missing_frames = cutshort.missing_frames(f, name)
         self._end = None  # reads stop here: where a file cut short stops decoding
         self.tags = {}
         for key in TAGS:
@@ -347,7 +250,7 @@ class Reader:
                 f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz rtconv accepts; the header is probably wrong, "
                 "fix it with sox or your editor."
             )
-        self._unfinished = self.format == "OGG" and _ogg_unfinished(name)  # cut short by an unknown amount
+        self._unfinished = self.format == "OGG" and cutshort.ogg_unfinished(name)  # cut short by an unknown amount
         if self.frames <= 0:
             self.close()
             if self.missing_frames:
@@ -356,7 +259,7 @@ class Reader:
                 raise AudioFileError(f"input file {name!r} is cut short before the end of its first block of audio; "
                                      "there is nothing to process.")
             raise AudioFileError(f"input file {name!r} holds no audio (0 frames); there is nothing to process.")
-        if self.format in _COUNTED_FORMATS:
+        if self.format in cutshort.COUNTED_FORMATS:
             held = self._decodable_frames()
             if held < self.frames:
                 self.missing_frames, self.frames, self._end = self.frames - held, held, held
@@ -439,7 +342,7 @@ class Reader:
     def _unreadable(self, e: Exception) -> AudioFileError:
         name = str(self.path)
         detail = sndfile_detail(e)
-        if _starts_with(self.path, b"OggS") and _ogg_unfinished(name):  # libsndfile: "file is malformed"
+        if cutshort.starts_with(self.path, b"OggS") and cutshort.ogg_unfinished(name):  # libsndfile: "file is malformed"
             return AudioFileError(f"input file {name!r} is cut short before the end of its first block of audio; "
                                   "there is nothing to process.")
         if _looks_like_text(self.path):
