@@ -114,6 +114,22 @@ def _machine(monkeypatch, devices):
         d for d in listed if hostapi in (None, "ALSA")])
 
 
+def _window(qtbot, settings, audio=None, shown=False):
+    """A window on the settings file ``settings``, with audio in this process (the replaced lists reach it) and
+    the command line's ``audio`` choices; shown and exposed if asked."""
+    from PyQt6 import QtCore
+
+    from rtconv_gui.window import MainWindow
+
+    win = MainWindow(QtCore.QSettings(str(settings), QtCore.QSettings.Format.IniFormat), audio=audio,
+                     audio_process=False)
+    qtbot.addWidget(win)
+    if shown:
+        win.show()
+        qtbot.waitExposed(win)
+    return win
+
+
 def _remember(path, **audio):
     """An INI file as the window leaves it, with ``audio`` as the last set-up."""
     from PyQt6 import QtCore
@@ -126,17 +142,9 @@ def _remember(path, **audio):
 
 def test_a_remembered_device_that_is_gone_is_named_with_the_one_used_instead(qtbot, tmp_path, monkeypatch):
     """The window fell back to the default device silently."""
-    from PyQt6 import QtCore
-
-    from rtconv_gui.window import MainWindow
-
     _machine(monkeypatch, [HDA])  # the USB headset of the last run is unplugged
     _remember(tmp_path / "s.ini", hostapi="ALSA", input_device=USB, output_device=HDA)
-    win = MainWindow(QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat),
-                     audio_process=False)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
+    win = _window(qtbot, tmp_path / "s.ini", shown=True)
     try:
         c = win.audio.choice()
         assert (c["hostapi"], c["input_device"], c["output_device"]) == ("ALSA", None, HDA)
@@ -151,15 +159,9 @@ def test_a_remembered_device_that_is_gone_is_named_with_the_one_used_instead(qtb
 
 
 def test_a_remembered_host_api_that_is_gone_is_named_with_the_one_used_instead(qtbot, tmp_path, monkeypatch):
-    from PyQt6 import QtCore
-
-    from rtconv_gui.window import MainWindow
-
     _machine(monkeypatch, [HDA])  # the JACK server of the last run is not running
     _remember(tmp_path / "s.ini", hostapi="JACK Audio Connection Kit", input_device="system", output_device="system")
-    win = MainWindow(QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat),
-                     audio_process=False)
-    qtbot.addWidget(win)
+    win = _window(qtbot, tmp_path / "s.ini")
     try:
         assert win.audio.choice()["hostapi"] == "ALSA"
         assert win.audio_notice.startswith(
@@ -171,17 +173,9 @@ def test_a_remembered_host_api_that_is_gone_is_named_with_the_one_used_instead(q
 
 
 def test_remembered_devices_that_are_there_are_used_without_a_word(qtbot, tmp_path, monkeypatch):
-    from PyQt6 import QtCore
-
-    from rtconv_gui.window import MainWindow
-
     _machine(monkeypatch, [HDA, USB])
     _remember(tmp_path / "s.ini", hostapi="ALSA", input_device=USB, output_device="")  # "": the system default
-    win = MainWindow(QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat),
-                     audio_process=False)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
+    win = _window(qtbot, tmp_path / "s.ini", shown=True)
     try:
         assert win.audio.choice()["input_device"] == USB
         assert win.audio_notice is None
@@ -251,14 +245,8 @@ def test_the_notice_is_said_again_after_the_model_loading_cleared_it_and_after_a
 
 def test_a_rate_or_block_the_lists_lack_is_used_as_rtconv_live_uses_it(qtbot, tmp_path, monkeypatch):
     """`rtconv gui -b 96 -r 12345` showed (and started) 128 samples at 48000 Hz without a word."""
-    from PyQt6 import QtCore
-
-    from rtconv_gui.window import MainWindow
-
     _machine(monkeypatch, [HDA])
-    win = MainWindow(QtCore.QSettings(str(tmp_path / "first.ini"), QtCore.QSettings.Format.IniFormat),
-                     audio={"block_size": 96, "sample_rate": 12345}, audio_process=False)
-    qtbot.addWidget(win)
+    win = _window(qtbot, tmp_path / "first.ini", audio={"block_size": 96, "sample_rate": 12345})
     try:
         c = win.audio.choice()
         assert (c["block_size"], c["sample_rate"]) == (96, 12345)
@@ -268,9 +256,7 @@ def test_a_rate_or_block_the_lists_lack_is_used_as_rtconv_live_uses_it(qtbot, tm
         win.shutdown()
     # a remembered one (written by a run that was given it) comes back the same way
     _remember(tmp_path / "s.ini", hostapi="ALSA", block_size=96, sample_rate=12345)
-    again = MainWindow(QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat),
-                       audio_process=False)
-    qtbot.addWidget(again)
+    again = _window(qtbot, tmp_path / "s.ini")
     try:
         assert (again.audio.choice()["block_size"], again.audio.choice()["sample_rate"]) == (96, 12345)
         assert again.audio.rate.currentText() == "12345 Hz"
@@ -280,16 +266,8 @@ def test_a_rate_or_block_the_lists_lack_is_used_as_rtconv_live_uses_it(qtbot, tm
 
 def test_a_chosen_device_that_is_gone_at_a_rescan_is_named_with_the_one_used_instead(qtbot, tmp_path, monkeypatch):
     """Rescan after unplugging the chosen headset showed the default device without a word."""
-    from PyQt6 import QtCore
-
-    from rtconv_gui.window import MainWindow
-
     _machine(monkeypatch, [HDA, USB])
-    win = MainWindow(QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat),
-                     audio={"hostapi": "ALSA", "input_device": USB}, audio_process=False)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
+    win = _window(qtbot, tmp_path / "s.ini", audio={"hostapi": "ALSA", "input_device": USB}, shown=True)
     try:
         assert win.audio.choice()["input_device"] == USB and win.audio_notice is None
         _machine(monkeypatch, [HDA])  # unplugged
