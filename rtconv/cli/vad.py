@@ -69,7 +69,6 @@ def _model(name: str | None):
 
 
 def run(args) -> int:
-    from ..audio import Reader
     from ..errors import AudioFileError
     from ..vad import detect, segments, write_labels
 
@@ -86,11 +85,9 @@ def run(args) -> int:
             raise AudioFileError(f"--labels {args.labels!r} exists; pass --overwrite to replace it or choose "
                                  "another path.")
     model = _model(args.model)
-    with Reader(args.input) as reader:  # its header and end: detect() reads the audio, as far as it goes
-        cut_short = reader.cut_short
     probs, info = detect(args.input, model, block_size=args.block_size, dc_block=args.dc_block, prime=args.prime)
-    if cut_short:  # in `rtconv process`'s words
-        print(f"rtconv vad: warning: {Path(args.input).name}: {cut_short}", file=sys.stderr)
+    if info["cut_short"]:  # in `rtconv process`'s words
+        print(f"rtconv vad: warning: {Path(args.input).name}: {info['cut_short']}", file=sys.stderr)
     segs = segments(probs, FRAME_SECONDS, args.threshold, args.min_speech, args.min_silence)
     for a, b in segs:
         print(f"{a:.3f}\t{b:.3f}")
