@@ -283,9 +283,8 @@ class Reader:
                 self._f.seek(k)
                 return self._f.read(1, dtype="float32").shape[0] == 1
             except (RuntimeError, OSError):
-                self._f.close()
                 try:
-                    self._f = _sf().SoundFile(str(self.path))
+                    self._reopen()
                 except (RuntimeError, OSError) as e:
                     raise self._unreadable(e) from None
                 return False
@@ -309,10 +308,12 @@ class Reader:
         ``step`` frames: libsndfile throws a failed read away whole, so "after 0 frames" was all a file damaged
         0.5 s in could be told of. Read again from ``start`` in pieces; ``None`` where that cannot be done."""
         try:
-            self._f.close()
-            self._f = _sf().SoundFile(str(self.path))
+            self._reopen()
             self._f.seek(start)
-            done = 0
+        except (RuntimeError, OSError):
+            return None
+        done = 0
+        try:
             while done < count:
                 got = self._f.read(min(step, count - done), dtype="float32").shape[0]
                 if got == 0:
@@ -321,6 +322,11 @@ class Reader:
         except (RuntimeError, OSError):
             return start + done
         return None  # it decoded this time: say what libsndfile said
+
+    def _reopen(self) -> None:
+        """Open the file again: after a failed read, libsndfile's FLAC decoder can no longer seek."""
+        self._f.close()
+        self._f = _sf().SoundFile(str(self.path))
 
     @property
     def _announced(self) -> str:
