@@ -191,6 +191,37 @@ def test_a_time_budget_holds_when_the_steps_run_slower_than_they_were_timed(tmp_
     assert took < 3.0 + 4.0  # the budget, and room for a slow machine; uncut it runs hundreds of 5-s epochs
 
 
+def test_a_time_budget_does_not_begin_mixing_fresh_examples_it_has_no_time_left_for(tmp_path, monkeypatch):
+    # With --fresh-examples each epoch mixes its own clips before its first step, and mixing cannot be cut:
+    # an epoch begun with less time left than its mixing takes ran past the budget by the whole mixing.
+    import time
+
+    from rtconv.train import trainer
+
+    slow = {"on": False, "mixes": 0}
+    materialize = trainer._tasks.materialize
+
+    def slower_materialize(*a, **kw):
+        data = materialize(*a, **kw)
+        if slow["on"]:  # only the epochs' own examples are mixed after the sizing
+            slow["mixes"] += 1
+            time.sleep(4.5)  # a second one cannot fit in a 9 s budget after the first
+        return data
+    monkeypatch.setattr(trainer._tasks, "materialize", slower_materialize)
+    lines = []
+
+    def log(line):
+        lines.append(line)
+        if line.startswith("time budget 0.15 min:"):  # on after the sizing; off once the run ends (the test split)
+            slow["on"] = "left after the data" in line
+    out = tmp_path / "fresh.safetensors"
+    r = train(_cfg(out, epochs=1000, time_budget=0.15, fresh_examples=True), log=log)
+    assert slow["mixes"] == 1, lines  # epoch 2's; before, epoch 3's began too and ended past the budget
+    ended = [ln for ln in lines if "reached before epoch 3" in ln]
+    assert len(ended) == 1 and "mixing its examples takes about 5 s" in ended[0], lines
+    assert len(r.history["train_loss"]) == 2 and out.is_file()
+
+
 def test_a_time_budget_that_is_not_a_positive_number_is_one_sentence(tmp_path):
     from rtconv.errors import ConfigError
 

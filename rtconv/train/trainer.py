@@ -876,14 +876,20 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
         te = time.perf_counter()
         ctx.stage = f"in epoch {epoch + 1}"
         stop_at = None if deadline is None else deadline - val_seconds
-        if stop_at is not None and epoch > start and te >= stop_at:
-            log(f"time budget {cfg.time_budget:g} min: reached before epoch {epoch + 1}; the run ends after "
-                f"{epoch - start} epoch(s)")
+        remix = cfg.fresh_examples and epoch != data_epoch
+        # fresh examples are mixed before the epoch's first step, and mixing cannot be cut: an epoch whose
+        # mixing (as long as the last one's) would reach the budget's end is not begun
+        if stop_at is not None and epoch > start and te + (mixing if remix else 0.0) >= stop_at:
+            log(f"time budget {cfg.time_budget:g} min: reached before epoch {epoch + 1}"
+                f"{f' (mixing its examples takes about {mixing:.0f} s)' if remix and te < stop_at else ''}; "
+                f"the run ends after {epoch - start} epoch(s)")
             break
-        if cfg.fresh_examples and epoch != data_epoch:  # this epoch's own examples (the last ones freed first)
+        if remix:  # this epoch's own examples (the last ones freed first)
             del loader, train_data
             shards = None  # it holds the old set's tensors too
+            tm = time.perf_counter()
             train_data, data_epoch = epoch_data(epoch), epoch
+            mixing = time.perf_counter() - tm
             loader = DataLoader(train_data, batch_size=cfg.batch_size, shuffle=True, generator=gen)
             shards = _dist.Shards(train_data.tensors, cfg.batch_size, cfg.seed, ctx) if ctx.enabled else None
         bar = tqdm(total=len(train_data), desc=f"epoch {epoch + 1}/{end}", unit="ex",
