@@ -39,7 +39,7 @@ def _record(tmp_path, *args, env=None):
     stand_in.chmod(0o755)
     record = tmp_path / "record.json"
     # the script's overrides come from ``env`` alone, never from the shell the tests run in
-    full_env = {k: v for k, v in os.environ.items() if k not in ("DEVICE", "WORKERS", "EXAMPLES", "LR", "SEED")}
+    full_env = {k: v for k, v in os.environ.items() if k not in ("DEVICE", "WORKERS", "EXAMPLES", "LR", "SEED", "RESUME", "LOSS")}
     full_env.update(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", RECORD=str(record), **(env or {}))
     done = subprocess.run(["bash", str(SCRIPT), *args], env=full_env, capture_output=True, text=True, timeout=60)
     return done, (json.loads(record.read_text()) if record.exists() else None)
@@ -55,6 +55,7 @@ def test_the_script_runs_the_trainer_on_the_pack_with_a_command_rtconv_accepts(t
     cfg = build_config(args)
     _check(cfg)
     parse_loss(cfg.loss)
+    assert cfg.loss == "si_sdr + 10*sc + 5*cmrs + 4*pesq"  # v9's own loss unless LOSS says otherwise
     assert cfg.task == "denoise" and cfg.task_options["corpus"] == "realistic"
     assert cfg.task_options["val_split"] == "dev"  # the kept epoch is chosen on voices no model trained on
     assert cfg.device == "cuda" and cfg.workers == 15 and cfg.time_budget == 8.0
@@ -96,3 +97,14 @@ def test_the_step_draws_snrs_beyond_the_test_grids_top_bucket(tmp_path):
     cfg = build_config(get_parser()[0].parse_args(rec["argv"][2:]))
     low, high = cfg.task_options["snr_db"]
     assert low <= -5 and high >= 30
+
+
+def test_a_call_that_continues_an_earlier_run_names_its_checkpoint_instead_of_editing_a_copy(tmp_path):
+    # thirty-eighth session: a copy of the script with its --resume edited, saved in /tmp, ran from /
+    # (the script works from its own folder's parent) and found no pack; two calls were lost
+    done, rec = _record(tmp_path, "runs/pack", str(tmp_path / "c"), "3",
+                        env={"RESUME": "runs/a/gpu.safetensors", "LOSS": "si_sdr + 10*sc"})
+    assert done.returncode == 0, done.stderr
+    cfg = build_config(get_parser()[0].parse_args(rec["argv"][2:]))
+    assert cfg.resume == "runs/a/gpu.safetensors" and Path(rec["cwd"]) == ROOT
+    assert cfg.loss == "si_sdr + 10*sc"  # a loss to try is a variable too, not an edited copy
