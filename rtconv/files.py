@@ -730,7 +730,9 @@ def process_file(
         ``True`` shows a tqdm bar in audio time, ``None`` shows one only on a
         terminal, a callable is called as ``progress(frames_done,
         frames_total)`` after each chunk (raise from it to cancel; nothing is
-        written then).
+        written then).  The total is what the file holds (of a FLAC or MP3 cut
+        short, what decodes); a read that ends early calls it once more with
+        the total corrected to what was read, so that progress ends at 100 %.
     threads : int or None
         Torch threads (process-wide); 1 by default.
     wet : float
@@ -850,6 +852,12 @@ def process_file(
                     y = chain.flush()
                     with _disk_full_said(out, y.nbytes, writer):
                         writer.write(mix(None, y) if mix else y)
+                if passed != passes * reader.frames:  # the read ended early: the total is what was read
+                    if bar is not None:
+                        bar.total = passed / reader.sample_rate
+                        bar.refresh()
+                    if callable(progress):
+                        progress(passed, passed)
                 with _disk_full_said(out, 0, writer):
                     writer.commit()
         finally:

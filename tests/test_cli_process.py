@@ -583,3 +583,32 @@ def test_a_flac_cut_short_is_processed_with_the_warning_a_wav_gets(tmp_path, fir
         f"rtconv process: warning: take.flac: the file is cut short: its header announces 1.00 s (48000 frames) "
         f"and it holds {held / 48000:.2f} s ({held}); what it holds was processed (a recording stopped by a "
         "crash, or a copy not finished?)")
+
+
+@pytest.mark.parametrize("ext", ["flac", "mp3"])
+def test_the_progress_bar_of_a_file_cut_short_counts_the_audio_it_holds_and_ends_at_100_percent(
+        tmp_path, fir, monkeypatch, ext):
+    """The bar's total was the length the header announces (3.00 s), read before the file was: a FLAC or MP3
+    cut short finished at that total with only the audio it holds counted as done, so its time and speed
+    were the header's; the reader's length corrects it from the first chunk on."""
+    import rtconv.cli.process as process
+    import rtconv.files as files
+
+    bars = []
+
+    def bar(*a, **kw):
+        bars.append(audio_progress_bar(*a, **kw))
+        return bars[-1]
+
+    audio_progress_bar = files.audio_progress_bar
+    monkeypatch.setattr(files, "audio_progress_bar", bar)
+    monkeypatch.setattr(process, "_stderr_tty", lambda: True)
+    src = tmp_path / f"take.{ext}"
+    sf.write(str(src), np.full((3 * 48000, 2), 0.25), 48000)
+    with open(src, "r+b") as f:
+        f.truncate(src.stat().st_size * 6 // 10)
+    out = tmp_path / "out.wav"
+    assert main(["process", str(src), str(out), "-m", str(fir)]) == 0
+    held = sf.info(str(out)).frames
+    assert 48000 < held < 2 * 48000
+    assert len(bars) == 1 and bars[0].total == pytest.approx(held / 48000) and bars[0].n == pytest.approx(bars[0].total)

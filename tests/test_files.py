@@ -604,3 +604,39 @@ def test_every_name_in_a_modules_all_is_bound_there_and_audio_extensions_imports
     from rtconv.audio import AUDIO_EXTENSIONS  # still computed on first use, as users import it
 
     assert {"wav", "flac", "au", "w64"} <= AUDIO_EXTENSIONS and "raw" not in AUDIO_EXTENSIONS
+
+
+
+def test_progress_of_a_file_that_ends_before_its_header_says_ends_at_100_percent(tmp_path, monkeypatch):
+    """A file cut short while it is read (a recording overwritten, a copy restarted) ends the read early: the
+    progress total stayed the header's, so a bar stopped short of 100 %; it is corrected to what was read."""
+    import os
+
+    import rtconv.files as files
+
+    monkeypatch.setattr(files, "_READ_CHUNK", 256)
+    src = tmp_path / "p.wav"
+
+    def shrinking():  # 600 of its 1000 frames go after the first chunk is read
+        _write(src, _noise(1000, 1), subtype="PCM_16")
+        return lambda: os.truncate(src, src.stat().st_size - 2 * 600)
+
+    seen = []
+    cut = shrinking()
+    s = process_file(src, tmp_path / "a.wav", rtconv.FIR([1.0]),
+                     progress=lambda done, total: (seen or cut(), seen.append((done, total))))
+    assert s.frames == 400 and seen[0] == (256, 1000) and seen[-1] == (400, 400), seen
+
+    bars = []
+
+    def bar(*a, **kw):
+        b = make_bar(*a, **kw)
+        update = b.update
+        b.update = lambda n: (bars or cut(), bars.append(b), update(n))
+        return b
+
+    make_bar = files.audio_progress_bar
+    monkeypatch.setattr(files, "audio_progress_bar", bar)
+    cut = shrinking()
+    process_file(src, tmp_path / "b.wav", rtconv.FIR([1.0]), progress=True)
+    assert bars[0].n == pytest.approx(bars[0].total) == pytest.approx(400 / 48000), (bars[0].n, bars[0].total)

@@ -200,7 +200,14 @@ class _Job:
     index: int
     input: Path
     output: Path
-    seconds: float  # audio length, for the progress bar (0 when the header is unreadable)
+    seconds: float  # audio length, for the progress bar (0 when the header is unreadable); the reader's once known
+    rate: int = 0  # the header's sample rate (0 when unreadable)
+
+
+def _audio_s(job: _Job, frames: int, kw: dict) -> float:
+    """Seconds of ``job``'s audio in ``frames`` of :func:`rtconv.files.process_file`'s progress count (which counts
+    both passes of --both-directions)."""
+    return frames / job.rate / (2 if kw["both_directions"] else 1)
 
 
 class _Stop(KeyboardInterrupt):
@@ -332,6 +339,8 @@ def _work(job: _Job, kw: dict) -> tuple[int, str | None, str | None, list[str], 
     def progress(done: int, total: int) -> None:
         if w["stop"].is_set() or w["signalled"]:
             raise _Cancelled
+        if job.rate and total:  # the reader's length; the parent's bar learns it from the result
+            job.seconds = _audio_s(job, total, kw)
         w["done"][job.index] = job.seconds * done / total if total else 0.0
 
     try:
@@ -432,6 +441,8 @@ class _Batch:
     def report(self, result: tuple, by_worker: bool = False) -> None:
         index, line, error, warnings, seconds = result
         job = self.jobs[index]
+        if line is not None:  # what was read, which a file cut short or ended early holds less of than its header
+            self._resize(job, seconds)
         if by_worker:
             self.workers.done[index] = job.seconds
         if error is not None:
@@ -456,6 +467,15 @@ class _Batch:
         total = sum(j.seconds for j in self.jobs)
         desc = self.jobs[0].input.name if len(self.jobs) == 1 else f"{len(self.jobs)} files"
         self.bar = self.console.bar = audio_progress_bar(total, desc)
+
+    def _resize(self, job: _Job, seconds: float) -> None:
+        """Count ``job`` as ``seconds`` of audio from now on: the plan took its length from the header, which a
+        FLAC or MP3 cut short overstates, and the bar's total and speed must be the audio there is, ending at 100 %."""
+        if seconds == job.seconds:
+            return
+        if self.bar is not None:
+            self.bar.total = max(0.0, self.bar.total + seconds - job.seconds)
+        job.seconds = seconds
 
     def close(self) -> None:
         if self.bar is not None:
@@ -511,6 +531,8 @@ class _Batch:
                 base, last = self.here_s, [0.0]
 
                 def progress(done: int, total: int, job=job, base=base) -> None:
+                    if job.rate and total:  # the reader's length, known from the first chunk on
+                        self._resize(job, _audio_s(job, total, kw))
                     self.here_s = base + (job.seconds * done / total if total else 0.0)
                     now = time.monotonic()
                     if now - last[0] >= 0.1:
@@ -669,10 +691,11 @@ def _plan(files, output, out_dir: bool, model, skip_existing: bool) -> tuple[lis
             continue
         try:
             info = sf.info(str(src))
-            seconds = info.frames / info.samplerate if info.samplerate > 0 and info.frames > 0 else 0.0
+            rate = max(0, info.samplerate)
+            seconds = info.frames / rate if rate and info.frames > 0 else 0.0
         except Exception:  # unreadable: process_file says why, in one sentence
-            seconds = 0.0
-        jobs.append(_Job(len(jobs), src, dest, seconds))
+            rate, seconds = 0, 0.0
+        jobs.append(_Job(len(jobs), src, dest, seconds, rate))
     return jobs, existing
 
 
