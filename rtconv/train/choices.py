@@ -17,7 +17,7 @@ TASKS = ("sines", "freqsep", "denoise", "classify", "vad")
 LOSS_NAMES = ("l1", "mse", "stft", "si_sdr", "l1+stft", "si_sdr+sc", "si_sdr+sc+pause", "cmrs", "cmrs+si_sdr", "ce")
 #: Terms a loss can be written as a weighted sum of (``"si_sdr + 10*sc + 5*cmrs"``): the names of
 #: :data:`rtconv.train.losses.TERMS`, in its order.
-LOSS_TERMS = ("l1", "mse", "stft", "si_sdr", "sc", "cmrs", "pause", "silence", "gap", "ce", "presence", "pesq")
+LOSS_TERMS = ("l1", "mse", "stft", "si_sdr", "sc", "cmrs", "pause", "silence", "gap", "ce", "presence", "pesq", "stoi")
 OPTIMIZERS = ("sgd", "adam")
 #: Learning-rate schedules.
 SCHEDULES = ("none", "cosine", "step", "plateau")

@@ -21,7 +21,9 @@ at a quarter of a loss unit per missing dB, so one dB of SI-SDR still outweighs 
 ``silence`` is the same hinge on the noise-only examples alone (:func:`noise_only_residual`):
 it never asks for a mixture's quiet speech.  ``pesq`` is a differentiable PESQ-style disturbance
 (:mod:`rtconv.train.perceptual`, :func:`pesq_loss`): what P.862's model subtracts from 4.5, in MOS
-points, over the examples that hold speech; it needs the signals' sample rate, which the trainer binds.  ``gap`` (:func:`gap_residual`) asks it of the frames
+points, over the examples that hold speech; it needs the signals' sample rate, which the trainer binds.
+``stoi`` (:func:`stoi_loss`) is one minus a differentiable STOI (:func:`rtconv.train.perceptual.stoi_estimate`,
+pystoi's definition in torch) over the examples that hold speech, and needs the rate too.  ``gap`` (:func:`gap_residual`) asks it of the frames
 whose target is 40 dB or more under the input: noise-only examples and the true gaps between words.
 ``presence`` trains a denoiser's speech-presence head (``--arch-arg presence=N``) on the target's
 speech activity (:func:`presence_loss`), a binary cross-entropy per frame.  ``ce`` is the cross-entropy of a classifier's probability
@@ -31,7 +33,7 @@ by name and :func:`apply` to call any of them.
 
 Any other loss is written as a weighted sum of the terms of :data:`TERMS`
 (``l1``, ``mse``, ``stft``, ``si_sdr``, ``sc`` = spectral convergence,
-``cmrs``, ``pause``, ``silence``, ``gap``, ``ce``, ``presence``, ``pesq``): ``get_loss("si_sdr + 10*sc + 5*cmrs")`` is
+``cmrs``, ``pause``, ``silence``, ``gap``, ``ce``, ``presence``, ``pesq``, ``stoi``): ``get_loss("si_sdr + 10*sc + 5*cmrs")`` is
 ``si_sdr+sc`` with the compressed spectral loss added at weight 5.
 """
 
@@ -45,11 +47,11 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from .choices import LOSS_NAMES, LOSS_TERMS, parse_loss
-from .perceptual import pesq_disturbance
+from .perceptual import pesq_disturbance, stoi_estimate
 
 __all__ = ["LOSSES", "TERMS", "get_loss", "apply", "loss_and_terms", "terms", "l1", "mse", "multi_resolution_stft", "si_sdr_loss",
            "spectral_convergence", "compressed_spectral", "pause_residual", "noise_only_residual", "gap_residual",
-           "cross_entropy", "presence_loss", "pesq_loss", "speech_labels", "PresenceProbe", "presence_probe", "bind_probe", "needs_probe"]
+           "cross_entropy", "presence_loss", "pesq_loss", "stoi_loss", "speech_labels", "PresenceProbe", "presence_probe", "bind_probe", "needs_probe"]
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -461,8 +463,24 @@ def pesq_loss(estimate: torch.Tensor, target: torch.Tensor, sample_rate: int | N
 pesq_loss.needs_rate = True
 
 
+def stoi_loss(estimate: torch.Tensor, target: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
+    """``1 - STOI`` (:func:`rtconv.train.perceptual.stoi_estimate`, pystoi's score in torch), the mean
+    over the examples whose target holds speech (0 for a batch of noise alone): the intelligibility
+    that SI-SDR and the spectral terms do not ask for.  ``sample_rate``: the signals' rate, 8 kHz or
+    more; the signals must hold at least 30 STOI frames (0.4 s)."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 8000:
+        raise ConfigError(f"the stoi loss term needs the signals' sample rate, 8000 Hz or more, got {sample_rate!r}; "
+                          "the trainer passes the task's (get_loss(name, sample_rate=...)).")
+    T = estimate.shape[-1]
+    scores, scored = stoi_estimate(estimate.reshape(-1, T), target.reshape(-1, T), sample_rate)
+    return ((1.0 - scores) * scored).sum() / scored.sum().clamp_min(1)
+
+
+stoi_loss.needs_rate = True
+
+
 def _with_rate(f: Loss, sample_rate: int | None) -> Loss:
-    """``f`` with ``sample_rate`` bound when it is a term that needs one (``pesq``)."""
+    """``f`` with ``sample_rate`` bound when it is a term that needs one (``pesq``, ``stoi``)."""
     if not getattr(f, "needs_rate", False) or sample_rate is None:
         return f
     g = functools.partial(f, sample_rate=int(sample_rate))
@@ -500,6 +518,7 @@ TERMS: dict[str, Loss] = {
     "ce": cross_entropy,
     "presence": presence_loss,
     "pesq": pesq_loss,
+    "stoi": stoi_loss,
 }
 if tuple(TERMS) != LOSS_TERMS:
     raise ImportError(f"loss terms {tuple(TERMS)} differ from rtconv.train.choices.LOSS_TERMS {LOSS_TERMS}; "
@@ -558,7 +577,7 @@ if tuple(LOSSES) != LOSS_NAMES:  # `rtconv train --help` offers LOSS_NAMES witho
 def get_loss(name: str, sample_rate: int | None = None) -> Loss:
     """The loss called ``name``: one of :data:`LOSSES`, or a weighted sum of :data:`TERMS`
     such as ``"si_sdr + 10*sc + 5*cmrs"`` (see :func:`rtconv.train.choices.parse_loss`).
-    ``sample_rate`` (Hz) is bound to the terms that need it (``pesq``)."""
+    ``sample_rate`` (Hz) is bound to the terms that need it (``pesq``, ``stoi``)."""
     if isinstance(name, str) and name.strip() in LOSSES:
         return LOSSES[name.strip()]
     try:

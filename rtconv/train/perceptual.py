@@ -1,4 +1,7 @@
-"""A differentiable PESQ-style disturbance: the ``pesq`` loss term.
+"""Differentiable perceptual scores: the ``pesq`` and ``stoi`` loss terms.
+
+PESQ
+----
 
 The model of ITU-T P.862 (PESQ) and P.862.2 (its wide-band mode), as a
 loss on aligned signals: both signals are brought to one listening level,
@@ -26,15 +29,35 @@ Runs at any sample rate of 16 kHz or more: the frames are 32 ms long at the
 signal's own rate and only bins up to 8 kHz are used, so no resampler sits
 in the gradient's path.  Examples whose target holds no speech (noise only)
 score 0: the reference would be silence, which PESQ cannot judge.
+
+STOI
+----
+:func:`stoi_estimate` is short-time objective intelligibility (Taal et al.
+2011) as the ``pystoi`` package computes it (the bench's score), in torch:
+~25.6 ms Hann frames at half overlap, the 15 one-third-octave bands from
+150 Hz as band envelopes, segments of 30 frames (384 ms) starting at every
+frame, the estimate's envelope scaled to the target's energy and clipped at
+-15 dB SDR, and the correlation of the two, averaged over bands and segments.
+It differs from pystoi where a gradient or a batch needs it: no resampling to
+10 kHz (the frames are taken at the signals' own rate, only the bands up to
+4.3 kHz are read, and the silent-frame test counts bins under 5 kHz, where
+pystoi's resampler cuts), and the silent frames are dropped from the STFT
+frames of the original signals instead of resynthesising a shortened signal
+and analysing that (at a run of kept frames the two agree; pystoi's overlap-add
+blends two frames where it joins runs).  ``tests/test_losses_stoi.py``
+measures the agreement.
 """
 
 from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 
-__all__ = ["pesq_disturbance", "pesq_mos", "bark_bands"]
+from ..errors import ConfigError
+
+__all__ = ["pesq_disturbance", "pesq_mos", "bark_bands", "stoi_estimate", "third_octave_bands"]
 
 _BANDS = 49            # P.862.2's wide-band Bark bands
 _LOW_HZ, _HIGH_HZ = 100.0, 8000.0
@@ -161,3 +184,98 @@ def pesq_mos(estimate: torch.Tensor, target: torch.Tensor, rate: int) -> torch.T
     d_sym, d_asym, _ = pesq_disturbance(estimate.reshape(-1, estimate.shape[-1]),
                                          target.reshape(-1, target.shape[-1]), rate)
     return 4.5 - 0.1 * d_sym - 0.0309 * d_asym
+
+
+_STOI_BANDS = 15          # one-third-octave bands ...
+_STOI_LOW_HZ = 150.0      # ... from this centre frequency (pystoi's NUMBAND, MINFREQ)
+_STOI_FRAME_S = 0.0256    # pystoi's 256 samples at 10 kHz
+_STOI_BIN_HZ = 10000 / 512  # pystoi's FFT resolution (512 bins at 10 kHz), matched as near as a power of two can
+_STOI_SEGMENT = 30        # frames per segment (384 ms)
+_STOI_CLIP = 1.0 + 10 ** (15.0 / 20)  # 1 + 10^(-BETA/20), BETA = -15 dB
+_STOI_RANGE_DB = 40.0     # frames this far under the target's loudest are silent
+_STOI_CUT_HZ = 5000.0     # pystoi's resampling to 10 kHz keeps only this band
+
+
+def _stoi_sizes(rate: int) -> tuple[int, int, int]:
+    """``(window, hop, fft)`` in samples at ``rate``: 25.6 ms, half of it, and the power of two nearest
+    pystoi's frequency resolution that holds the window."""
+    win = int(round(_STOI_FRAME_S * rate))
+    fft = 2 ** int(round(np.log2(rate / _STOI_BIN_HZ)))
+    while fft < win:
+        fft *= 2
+    return win, win // 2, fft
+
+
+@functools.lru_cache(maxsize=8)
+def third_octave_bands(fft: int, rate: int) -> np.ndarray:
+    """``(15, fft // 2 + 1)`` 0/1 matrix summing power-spectrum bins into STOI's one-third-octave bands
+    (centres ``150 * 2^(k/3)`` Hz, edges at the nearest bins, upper edge excluded), as pystoi's
+    ``thirdoct`` builds it."""
+    f = np.linspace(0, rate, fft + 1)[: fft // 2 + 1]
+    k = np.arange(_STOI_BANDS, dtype=float)
+    low = _STOI_LOW_HZ * 2.0 ** ((2 * k - 1) / 6)
+    high = _STOI_LOW_HZ * 2.0 ** ((2 * k + 1) / 6)
+    obm = np.zeros((_STOI_BANDS, f.size))
+    for i in range(_STOI_BANDS):
+        obm[i, np.argmin(np.square(f - low[i])):np.argmin(np.square(f - high[i]))] = 1.0
+    return obm
+
+
+def _safe_norm(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """L2 norm along ``dim`` with a finite gradient at 0."""
+    return (x.square().sum(dim, keepdim=True) + 1e-20).sqrt()
+
+
+def stoi_estimate(estimate: torch.Tensor, target: torch.Tensor, sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(scores, scored)`` for ``(N, T)`` estimate and target at ``sample_rate`` Hz (8000 or more):
+    STOI per example (``pystoi.stoi(target, estimate, sample_rate)``'s score, see the module's
+    docstring for the differences) and which examples it judges: those whose target holds speech
+    and keeps at least 30 frames after the silent ones are dropped (the others score 0; pystoi
+    warns and returns 1e-5 for too few frames).
+
+    Silent frames: the target's frames more than 40 dB under its loudest (energy under 5 kHz) are
+    dropped from both signals before the segments are cut, as in pystoi; each example's kept frames
+    are packed to the front (a gather, so the gradient reaches them) and only the segments that lie
+    wholly within them count, which keeps the batch rectangular and the segments pystoi's.  The mask
+    is the target's alone and carries no gradient."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 8000:
+        raise ConfigError(f"STOI needs the signals' sample rate, 8000 Hz or more, got {sample_rate!r}.")
+    win, hop, fft = _stoi_sizes(sample_rate)
+    n, length = target.shape
+    if length < win + _STOI_SEGMENT * hop:
+        raise ConfigError(f"STOI needs signals of at least {win + _STOI_SEGMENT * hop} samples at {sample_rate} Hz "
+                          f"({_STOI_SEGMENT} frames of {1000 * _STOI_FRAME_S:g} ms at half overlap), got {length}.")
+    speech = target.detach().square().mean(-1) > 10 ** (_SILENT_DB / 10)
+    # an example without speech is judged against itself (then set to 0): see pesq_disturbance
+    target = torch.where(speech[:, None], target, estimate.detach())
+    # STOI ignores level; the target's RMS as unit keeps the floors below relative to the speech
+    unit = target.detach().square().mean(-1, keepdim=True).sqrt().clamp_min(1e-12)
+    window = torch.hann_window(win + 2, periodic=False, dtype=target.dtype, device=target.device)[1:-1]  # pystoi's
+    spec = torch.stft(torch.cat([target, estimate]) / torch.cat([unit, unit]), fft, hop, win, window,
+                      center=False, return_complex=True)
+    power = spec.real.square() + spec.imag.square()  # (2N, bins, frames)
+    obm = torch.from_numpy(third_octave_bands(fft, sample_rate)).to(power)
+    env = (torch.einsum("kb,nbt->ntk", obm, power) + 1e-12).sqrt()  # (2N, frames, bands)
+    x, y = env.chunk(2)
+    with torch.no_grad():
+        pt = power[:n]
+        cut = int(_STOI_CUT_HZ * fft / sample_rate) + 1
+        energy_db = 10 * torch.log10(pt[:, :cut].sum(1) + 1e-30)  # (N, frames)
+        kept = energy_db > energy_db.amax(-1, keepdim=True) - _STOI_RANGE_DB
+        # pystoi analyses the overlap-added kept frames, which yields one frame fewer than it kept
+        count = kept.sum(-1) - 1
+        order = torch.sort((~kept).to(torch.int8), dim=-1, stable=True).indices  # kept frames first, in order
+    idx = order[..., None].expand(-1, -1, _STOI_BANDS)
+    x, y = x.gather(1, idx), y.gather(1, idx)
+    xs = x.unfold(1, _STOI_SEGMENT, 1)  # (N, segments, bands, 30)
+    ys = y.unfold(1, _STOI_SEGMENT, 1)
+    alpha = _safe_norm(xs, -1) / _safe_norm(ys, -1)
+    yp = torch.minimum(ys * alpha, xs * _STOI_CLIP)
+    yp = yp - yp.mean(-1, keepdim=True)
+    xs = xs - xs.mean(-1, keepdim=True)
+    corr = (yp * xs).sum(-1) / (_safe_norm(yp, -1) * _safe_norm(xs, -1)).squeeze(-1)  # (N, segments, bands)
+    segments = count - _STOI_SEGMENT + 1
+    valid = torch.arange(xs.shape[1], device=xs.device)[None, :] < segments[:, None]
+    scores = (corr.mean(-1) * valid).sum(-1) / segments.clamp_min(1)
+    scored = speech & (segments > 0)
+    return torch.where(scored, scores, torch.zeros_like(scores)), scored
