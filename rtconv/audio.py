@@ -19,11 +19,14 @@ arrays, corpus items, live blocks): such a sample becomes 0 and is counted.
 
 from __future__ import annotations
 
+import contextlib as _contextlib
 import errno as _errno
 import functools as _functools
 import math as _math
 import os as _os
+import sys as _sys
 import tempfile as _tempfile
+import threading as _threading
 from pathlib import Path
 from typing import Iterator, Union
 
@@ -47,6 +50,7 @@ __all__ = [
     "written_by_rtconv",
     "named_as_output",
     "keeps_mark",
+    "quiet_decoders",
 ]
 
 PathLike = Union[str, "_os.PathLike[str]"]
@@ -87,6 +91,42 @@ def _sf():
     import soundfile
 
     return soundfile
+
+
+@_contextlib.contextmanager
+def quiet_decoders(active: bool = True) -> Iterator[None]:
+    """Keep what libsndfile's decoders print themselves off stderr while the block runs.
+
+    libmpg123 writes its own diagnostics of a damaged or cut-short MP3 ("Note: Trying to resync...",
+    "[src/libmpg123/parse.c:...] error: Giving up resync...") to file descriptor 2, from C, in between
+    rtconv's one-sentence messages about the same file: fd 2 goes to the null device around the calls
+    that open and read a file, and is always given back.  Only in the main thread, where file processing
+    runs: fd 2 belongs to the whole process, and another thread (the live audio's, the GUI's) must not
+    lose what it writes meanwhile.
+    """
+    saved = None
+    if active and _threading.current_thread() is _threading.main_thread():
+        try:
+            _sys.stderr.flush()  # what Python holds for stderr goes out now, not to the null device
+        except (AttributeError, OSError, ValueError):
+            pass
+        try:
+            saved = _os.dup(2)
+        except OSError:  # no stderr to keep quiet
+            saved = None
+    if saved is None:
+        yield
+        return
+    try:
+        null = _os.open(_os.devnull, _os.O_WRONLY)
+        try:
+            _os.dup2(null, 2)
+        finally:
+            _os.close(null)
+        yield
+    finally:
+        _os.dup2(saved, 2)
+        _os.close(saved)
 
 
 def _formats() -> dict[str, str]:
@@ -221,7 +261,8 @@ class Reader:
         except OSError as e:
             raise AudioFileError(f"cannot read input file {name!r}: {_oserror_text(e)}; check its permissions.") from None
         try:
-            self._f = sf.SoundFile(name, "r")
+            with quiet_decoders():  # libmpg123 finds what is wrong with an MP3 already when it opens it
+                self._f = sf.SoundFile(name, "r")
         except OSError as e:  # includes soundfile.LibsndfileError in soundfile >= 0.13
             raise self._unreadable(e) from None
         except RuntimeError as e:
@@ -243,6 +284,7 @@ class Reader:
         self.nonfinite_samples = 0
         self.frames_read = 0
         self._pcm16 = self.subtype == "PCM_16"
+        self._quiet = self.format == "MP3"  # the one decoder that prints (quiet_decoders)
         if not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
             self.close()
             raise AudioFileError(
@@ -260,7 +302,8 @@ class Reader:
                                      "there is nothing to process.")
             raise AudioFileError(f"input file {name!r} holds no audio (0 frames); there is nothing to process.")
         if self.format in cutshort.COUNTED_FORMATS:
-            held = self._decodable_frames()
+            with quiet_decoders(self._quiet):
+                held = self._decodable_frames()
             if held < self.frames:
                 self.missing_frames, self.frames, self._end = self.frames - held, held, held
             if not held:
@@ -370,14 +413,16 @@ class Reader:
             if n <= 0:
                 break
             try:
-                if self._pcm16:  # see _S2F
-                    x = self._f.read(n, dtype="int16", always_2d=True).astype(np.float32)
-                    x *= _S2F
-                else:
-                    x = self._f.read(n, dtype="float32", always_2d=True)
+                with quiet_decoders(self._quiet):
+                    if self._pcm16:  # see _S2F
+                        x = self._f.read(n, dtype="int16", always_2d=True).astype(np.float32)
+                        x *= _S2F
+                    else:
+                        x = self._f.read(n, dtype="float32", always_2d=True)
             except (RuntimeError, OSError) as e:
                 detail = sndfile_detail(e)
-                at = self._damage_at(self.frames_read, n)
+                with quiet_decoders(self._quiet):
+                    at = self._damage_at(self.frames_read, n)
                 if at is None:
                     raise AudioFileError(
                         f"input file {name!r} is corrupt after {self.frames_read} frames ({detail}); "
@@ -715,7 +760,8 @@ def named_as_output(path: PathLike, names: "set[str]") -> bool:
                for n in names):
         return False
     try:
-        fmt = _sf().info(str(p)).format
+        with quiet_decoders():
+            fmt = _sf().info(str(p)).format
     except Exception:  # unreadable files are reported when processed, not here
         return False
     return not keeps_mark(fmt)
@@ -724,7 +770,7 @@ def named_as_output(path: PathLike, names: "set[str]") -> bool:
 def written_by_rtconv(path: PathLike) -> bool:
     """Whether ``path`` is an audio file whose ``software`` tag (MP3: comment) says rtconv wrote it."""
     try:
-        with _sf().SoundFile(str(path)) as f:
+        with quiet_decoders(), _sf().SoundFile(str(path)) as f:
             return (f.software or "").startswith(SOFTWARE_TAG + " ") or f"[{SOFTWARE_TAG} " in (f.comment or "")
     except Exception:  # unreadable files are reported when processed, not here
         return False

@@ -612,3 +612,26 @@ def test_the_progress_bar_of_a_file_cut_short_counts_the_audio_it_holds_and_ends
     held = sf.info(str(out)).frames
     assert 48000 < held < 2 * 48000
     assert len(bars) == 1 and bars[0].total == pytest.approx(held / 48000) and bars[0].n == pytest.approx(bars[0].total)
+
+
+@pytest.mark.parametrize("harm", ["cut short", "damaged"])
+def test_an_mp3_cut_short_or_damaged_gets_rtconv_s_sentences_on_stderr_and_none_of_libmpg123_s(tmp_path, fir, harm):
+    """libmpg123 printed its own diagnostics from C straight to stderr ("Warning: Xing stream size off...",
+    "Note: Trying to resync...", "[src/libmpg123/parse.c:...] error: Giving up resync..."), several times over,
+    in between rtconv's one-sentence warning about the same file."""
+    src = tmp_path / "take.mp3"
+    sf.write(str(src), (0.1 * np.random.default_rng(0).standard_normal((3 * 48000, 2))).astype(np.float32), 48000)
+    data = bytearray(src.read_bytes())
+    if harm == "cut short":
+        data = data[: len(data) * 6 // 10]
+    else:  # a burst of noise halfway
+        data[len(data) // 2 : len(data) // 2 + 3000] = np.random.default_rng(1).integers(0, 256, 3000, np.uint8).tobytes()
+    src.write_bytes(bytes(data))
+    r = subprocess.run([sys.executable, "-m", "rtconv", "process", str(src), str(tmp_path / "out.wav"), "-m", str(fir)],
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert not any("mpg123" in line for line in lines), r.stderr
+    assert lines and all(line.startswith("rtconv process: ") for line in lines), r.stderr
+    assert lines[0].startswith("rtconv process: warning: take.mp3: the file is "), r.stderr
+    assert "take.mp3 -> " in r.stdout  # and the file was processed

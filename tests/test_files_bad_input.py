@@ -448,3 +448,25 @@ def test_a_wav_cut_short_before_its_first_frame_ends_is_refused_as_cut_short(tmp
     src.write_bytes(data[: data.index(b"data") + 9])  # the header and one byte of the first frame
     _refused(tmp_path, src, f"input file {str(src)!r} is cut short: its header announces 1.00 s (48000 frames) "
                             "and not one frame of it can be decoded; there is nothing to process.")
+
+
+def test_quiet_decoders_gives_stderr_back_after_an_error_and_leaves_other_threads_alone(capfd):
+    """It silences fd 2 for libmpg123's own lines around MP3 reads: never for good, never for another thread."""
+    import os
+    import threading
+
+    from rtconv.audio import quiet_decoders
+
+    with pytest.raises(RuntimeError), quiet_decoders():
+        os.write(2, b"hidden\n")
+        raise RuntimeError("a failed read")
+    os.write(2, b"after\n")
+
+    def elsewhere():
+        with quiet_decoders():
+            os.write(2, b"from a thread\n")
+
+    t = threading.Thread(target=elsewhere)
+    t.start()
+    t.join()
+    assert capfd.readouterr().err == "after\nfrom a thread\n"

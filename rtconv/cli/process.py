@@ -678,6 +678,7 @@ def _plan(files, output, out_dir: bool, model, skip_existing: bool) -> tuple[lis
     """Each input's output path (mirroring sub-folders under an output folder) and audio length."""
     import soundfile as sf
 
+    from ..audio import quiet_decoders
     from ..files import output_path
 
     jobs: list[_Job] = []
@@ -690,7 +691,8 @@ def _plan(files, output, out_dir: bool, model, skip_existing: bool) -> tuple[lis
             existing.append(dest)
             continue
         try:
-            info = sf.info(str(src))
+            with quiet_decoders():  # libmpg123 says what it finds wrong with an MP3 itself: the reader says it once
+                info = sf.info(str(src))
             rate = max(0, info.samplerate)
             seconds = info.frames / rate if rate and info.frames > 0 else 0.0
         except Exception:  # unreadable: process_file says why, in one sentence
