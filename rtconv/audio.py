@@ -100,9 +100,10 @@ def quiet_decoders(active: bool = True) -> Iterator[None]:
     libmpg123 writes its own diagnostics of a damaged or cut-short MP3 ("Note: Trying to resync...",
     "[src/libmpg123/parse.c:...] error: Giving up resync...") to file descriptor 2, from C, in between
     rtconv's one-sentence messages about the same file: fd 2 goes to the null device around the calls
-    that open and read a file, and is always given back.  Only in the main thread, where file processing
-    runs: fd 2 belongs to the whole process, and another thread (the live audio's, the GUI's) must not
-    lose what it writes meanwhile.
+    that open and read a file, and is always given back.  fd 2 belongs to the whole process, so what any
+    thread writes to it meanwhile is lost too: this acts only when called from the main thread, where
+    ``rtconv process`` and ``rtconv vad`` read and nothing else writes; a file read on a worker thread
+    (the GUI's) keeps the decoder's lines rather than swallow the other threads' output.
     """
     saved = None
     if active and _threading.current_thread() is _threading.main_thread():
