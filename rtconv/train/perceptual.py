@@ -241,7 +241,7 @@ def stoi_estimate(estimate: torch.Tensor, target: torch.Tensor, sample_rate: int
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 8000:
         raise ConfigError(f"STOI needs the signals' sample rate, 8000 Hz or more, got {sample_rate!r}.")
     win, hop, fft = _stoi_sizes(sample_rate)
-    n, length = target.shape
+    length = target.shape[-1]
     if length < win + _STOI_SEGMENT * hop:
         raise ConfigError(f"STOI needs signals of at least {win + _STOI_SEGMENT * hop} samples at {sample_rate} Hz "
                           f"({_STOI_SEGMENT} frames of {1000 * _STOI_FRAME_S:g} ms at half overlap), got {length}.")
@@ -251,15 +251,20 @@ def stoi_estimate(estimate: torch.Tensor, target: torch.Tensor, sample_rate: int
     # STOI ignores level; the target's RMS as unit keeps the floors below relative to the speech
     unit = target.detach().square().mean(-1, keepdim=True).sqrt().clamp_min(1e-12)
     window = torch.hann_window(win + 2, periodic=False, dtype=target.dtype, device=target.device)[1:-1]  # pystoi's
-    spec = torch.stft(torch.cat([target, estimate]) / torch.cat([unit, unit]), fft, hop, win, window,
-                      center=False, return_complex=True)
-    power = spec.real.square() + spec.imag.square()  # (2N, bins, frames)
-    obm = torch.from_numpy(third_octave_bands(fft, sample_rate)).to(power)
-    env = (torch.einsum("kb,nbt->ntk", obm, power) + 1e-12).sqrt()  # (2N, frames, bands)
-    x, y = env.chunk(2)
-    with torch.no_grad():
-        pt = power[:n]
-        cut = int(_STOI_CUT_HZ * fft / sample_rate) + 1
+    obm = third_octave_bands(fft, sample_rate)
+    cut = int(_STOI_CUT_HZ * fft / sample_rate) + 1
+    bins = max(cut, int(np.flatnonzero(obm.any(0))[-1]) + 1)  # only these are read
+
+    def envelopes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(N, frames, bands)`` band envelopes of ``x`` and its ``(N, bins, frames)`` power spectrum."""
+        spec = torch.stft(x / unit, fft, hop, win, window, center=False, return_complex=True)[:, :bins]
+        power = spec.real.square() + spec.imag.square()
+        m = torch.from_numpy(obm[:, :bins]).to(power)
+        return (torch.einsum("kb,nbt->ntk", m, power) + 1e-12).sqrt(), power
+
+    y, _ = envelopes(estimate)
+    with torch.no_grad():  # the target's side (envelopes, silent-frame mask) needs no gradient
+        x, pt = envelopes(target)
         energy_db = 10 * torch.log10(pt[:, :cut].sum(1) + 1e-30)  # (N, frames)
         kept = energy_db > energy_db.amax(-1, keepdim=True) - _STOI_RANGE_DB
         # pystoi analyses the overlap-added kept frames, which yields one frame fewer than it kept
