@@ -24,6 +24,7 @@ import errno as _errno
 import functools as _functools
 import math as _math
 import os as _os
+import shlex as _shlex
 import sys as _sys
 import tempfile as _tempfile
 import threading as _threading
@@ -235,8 +236,9 @@ class Reader:
         FLAC and MP3 with a Xing/Info frame (their header gives the frames) and Ogg Vorbis/Opus (the page
         that ends the stream is missing; how much audio went with it is not known).  Not told where the
         header says nothing libsndfile checks (NIST, IRCAM, VOC, PAF, MAT, AVR, PVF, XI, SD2, MPC2K,
-        WVE) or for an MP3 without a Xing/Info frame (libsndfile estimates its length from its size);
-        a DWVW file cut short decodes not one frame and is refused as corrupt.
+        WVE) or for an MP3 without a Xing/Info frame (nothing says its length: it is counted from its
+        frames, and read to the last whole one, see :meth:`_past_guess`); a DWVW file cut short decodes
+        not one frame and is refused as corrupt.
     format, subtype : str
         soundfile's names (``"WAV"``, ``"PCM_24"``...).
     nonfinite_samples : int
@@ -261,6 +263,7 @@ class Reader:
             _probe(self.path)
         except OSError as e:
             raise AudioFileError(f"cannot read input file {name!r}: {_oserror_text(e)}; check its permissions.") from None
+        self._extra, self._raw = 0, None  # zero bytes shown after the file's end (_past_guess), and its file
         try:
             with quiet_decoders():  # libmpg123 finds what is wrong with an MP3 already when it opens it
                 self._f = sf.SoundFile(name, "r")
@@ -293,6 +296,8 @@ class Reader:
                 f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz rtconv accepts; the header is probably wrong, "
                 "fix it with sox or your editor."
             )
+        if self.format == "MP3":
+            self._past_guess()
         self._unfinished = self.format == "OGG" and cutshort.ogg_unfinished(name)  # cut short by an unknown amount
         if self.frames <= 0:
             self.close()
@@ -310,6 +315,54 @@ class Reader:
             if not held:
                 self.close()
                 raise self._none_decodes()
+
+    def _past_guess(self) -> None:
+        """Read an MP3 without a length header to its last frame, not to libsndfile's guess of its length.
+
+        Without a Xing/Info frame libmpg123 guesses an MP3's length from the file's size and the first
+        frame's bitrate: right at a constant bitrate, and at a variable one short (31507 of 147456 frames
+        where the first 0.1 s are at 320 kbit/s and the rest at 56) or long (810020 the other way round,
+        and the file looked cut short), and reads stop at the guess with no error.  The
+        frames' own headers tell the length (:func:`cutshort.mpeg_samples`).  libmpg123 decodes on past
+        its guess when the file is shown to it with zeros after its end, enough of them for the guess to
+        cover every frame; reads then stop at the last frame.  Where even so it would not reach the end,
+        the file is refused rather than read in part.
+        """
+        name = str(self.path)
+        scan = cutshort.mpeg_samples(name)
+        if scan is None or scan[1] or scan[0] == self.frames:
+            return
+        held = scan[0]
+        if held > self.frames:
+            # the guess grows with the size: enough zeros for it to reach `held`, and a margin
+            size = self.path.stat().st_size
+            self._extra = size * held // max(1, self.frames) - size + (1 << 16)
+            self._f.close()
+            try:
+                with quiet_decoders(self._quiet):
+                    self._f = self._open()
+                padded = self._f.frames
+            except (RuntimeError, OSError):
+                padded = 0
+            if padded < held:
+                self.close()
+                sr, flac = self.sample_rate, _shlex.quote(str(self.path.with_suffix(".flac")))
+                raise AudioFileError(
+                    f"input file {name!r} is a variable-bitrate MP3 without a length header (Xing/Info): "
+                    f"libsndfile would read {self.frames / sr:.2f} s of its {held / sr:.2f} s; convert it first, "
+                    f"e.g. `ffmpeg -i {_shlex.quote(name)} {flac}`, and process that."
+                )
+        self.frames = self._end = held
+
+    def _open(self):  # -> soundfile.SoundFile
+        """A new libsndfile handle on the file (with :attr:`_extra` zero bytes after its end, see _past_guess)."""
+        sf = _sf()
+        if not self._extra:
+            return sf.SoundFile(str(self.path))
+        if self._raw is not None:
+            self._raw.close()
+        self._raw = open(self.path, "rb")  # noqa: SIM115 - open as long as the reader is; close() closes it
+        return sf.SoundFile(cutshort._Padded(self._raw, _os.fstat(self._raw.fileno()).st_size, self._extra))
 
     def _none_decodes(self) -> AudioFileError:
         return AudioFileError(f"input file {str(self.path)!r} is cut short: its header announces {self._announced} "
@@ -370,7 +423,7 @@ class Reader:
     def _reopen(self) -> None:
         """Open the file again: after a failed read, libsndfile's FLAC decoder can no longer seek."""
         self._f.close()
-        self._f = _sf().SoundFile(str(self.path))
+        self._f = self._open()
 
     @property
     def _announced(self) -> str:
@@ -445,6 +498,9 @@ class Reader:
 
     def close(self) -> None:
         self._f.close()
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
 
     def __enter__(self) -> "Reader":
         return self

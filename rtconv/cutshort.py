@@ -3,7 +3,8 @@
 A recording stopped by a crash or a copy not finished keeps a header that announces more than the file
 holds.  WAV-family headers give the data's size in bytes (libsndfile logs the difference), FLAC and MP3
 (with a Xing/Info frame) give the frames, and Ogg gives nothing but the flag of the page that ends the
-stream; :class:`~rtconv.audio.Reader` reads what decodes and says how much is missing.
+stream; :class:`~rtconv.audio.Reader` reads what decodes and says how much is missing.  An MP3 without
+a Xing/Info frame says nothing of its length: its frames are counted (:func:`mpeg_samples`).
 """
 
 from __future__ import annotations
@@ -111,3 +112,79 @@ def ogg_unfinished(name: str) -> bool:
             last = tail[at + 5]
         at = tail.find(b"OggS", at + 1)
     return last is not None and not last & 0x04
+
+
+#: Bitrates (kbit/s) of MPEG audio bitrate indexes 1..14, by (MPEG-1?, layer); 0 is free format, 15 invalid
+_KBPS = {
+    (True, 1): (32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 3): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+#: Sample rates (Hz) by the header's version bits: MPEG-1, MPEG-2, MPEG-2.5 (1 is reserved)
+_MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+#: What may follow the last frame of a whole MP3: ID3v1, APEv2 and Lyrics3 tags
+_TRAILERS = (b"TAG", b"APETAGEX", b"LYRICS")
+
+
+def _mpeg_frame(header: bytes) -> tuple[tuple[int, int, int], int, int] | None:
+    """``((version, layer, rate), bytes, samples)`` of the MPEG audio frame a 4-byte ``header`` begins; ``None``
+    where it is not one (or is free format, whose length only the next frame's position tells)."""
+    h = int.from_bytes(header, "big")
+    version, layer, index, rate = (h >> 19) & 3, 4 - ((h >> 17) & 3), (h >> 12) & 15, (h >> 10) & 3
+    if h >> 21 != 0x7FF or version == 1 or layer == 4 or index in (0, 15) or rate == 3:
+        return None
+    mpeg1, hz, pad = version == 3, _MPEG_RATES[version][rate], (h >> 9) & 1
+    bps = 1000 * _KBPS[mpeg1, layer][index - 1]
+    if layer == 1:
+        return (version, layer, hz), (12 * bps // hz + pad) * 4, 384
+    per_frame = 1152 if mpeg1 or layer == 2 else 576
+    return (version, layer, hz), per_frame // 8 * bps // hz + pad, per_frame
+
+
+def mpeg_samples(name: str) -> tuple[int, bool] | None:
+    """The samples per channel an MPEG audio file's frames hold, and whether it has a length header.
+
+    libsndfile (through libmpg123) takes an MP3's length from its Xing/Info (or VBRI) frame; without one
+    it guesses from the file's size and the first frame's bitrate, which is the length only at a constant
+    bitrate, and reads stop at the guess.  Only the frames' 4-byte headers are read (an ID3v2 tag first
+    is skipped, the length header's frame holds no audio).  The count is trusted only where the frames
+    run to the end of the file, to a trailing tag, or to a last frame cut short; ``None`` where the file
+    is not a run of frames of one kind from its start (damaged, or not MPEG audio): then nothing is said
+    and the file is read as libsndfile reads it.
+    """
+    try:
+        with open(name, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(0)
+            head = f.read(10)
+            at = 0
+            if head[:3] == b"ID3" and len(head) == 10:
+                at = 10 + sum((b & 0x7F) << s for b, s in zip(head[6:10], (21, 14, 7, 0))) + 10 * bool(head[5] & 0x10)
+            kind, frames, samples, tagged = None, 0, 0, False
+            while at + 4 <= size:
+                f.seek(at)
+                header = f.read(10)
+                frame = _mpeg_frame(header[:4])
+                if frame is None or (kind is not None and frame[0] != kind):
+                    if frames and any(header.startswith(t) for t in _TRAILERS):
+                        break
+                    return None
+                if kind is None:
+                    kind = frame[0]
+                    f.seek(at)
+                    first = f.read(min(frame[1], 48))  # a Xing/Info tag follows the side information, VBRI byte 36
+                    tagged = any(t in first for t in (b"Xing", b"Info", b"VBRI"))
+                    if tagged:
+                        at += frame[1]
+                        continue
+                if at + frame[1] > size:  # a last frame cut short: libmpg123 gives nothing of it
+                    break
+                frames += 1
+                samples += frame[2]
+                at += frame[1]
+    except (OSError, ValueError):
+        return None
+    return (samples, tagged) if frames else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -635,3 +636,38 @@ def test_an_mp3_cut_short_or_damaged_gets_rtconv_s_sentences_on_stderr_and_none_
     assert lines and all(line.startswith("rtconv process: ") for line in lines), r.stderr
     assert lines[0].startswith("rtconv process: warning: take.mp3: the file is "), r.stderr
     assert "take.mp3 -> " in r.stdout  # and the file was processed
+
+
+@pytest.mark.parametrize("past_guess", [True, False], ids=["libsndfile reads past its guess", "it cannot"])
+def test_a_vbr_mp3_without_a_length_header_is_processed_whole_or_refused_in_one_line_never_cut(
+        tmp_path, fir, past_guess):
+    """libsndfile reads such an MP3 only as far as it guesses from the file's size and first frame's bitrate:
+    `rtconv process` wrote 0.66 s of a 3 s file, exit status 0, not a word.  Where libsndfile cannot be brought
+    past its guess (forced here), the file gets one line and no output."""
+    src, out = tmp_path / "take.mp3", tmp_path / "out.wav"
+    x = (0.1 * np.random.default_rng(0).standard_normal((3 * 48000, 2))).astype(np.float32)
+    whole = 0
+    with open(src, "wb") as f:
+        for part, level, size in ((x[:4800], 0.0, 960), (x[4800:], 0.9, 168)):  # 320, then 56 kbit/s
+            buf = io.BytesIO()
+            sf.write(buf, part, 48000, format="MP3", bitrate_mode="CONSTANT", compression_level=level)
+            data = buf.getvalue()
+            data = data[size:] if b"Info" in data[:size] else data  # the frame that says how long the part is
+            f.write(data)
+            whole += len(data) // size * 1152
+    guess = sf.info(str(src)).frames
+    assert guess < whole // 2
+    force = "" if past_guess else "p = c._Padded; c._Padded = lambda raw, size, extra: p(raw, size, 0); "
+    code = f"import sys, rtconv.cutshort as c; {force}from rtconv.cli import main; sys.exit(main())"
+    r = subprocess.run([sys.executable, "-c", code, "process", str(src), str(out), "-m", str(fir), "-q"],
+                       capture_output=True, text=True, timeout=120, check=False)
+    if past_guess:
+        assert (r.returncode, r.stderr) == (0, ""), r.stderr
+        assert sf.info(str(out)).frames == whole
+    else:
+        assert r.returncode == 1 and not out.exists(), r.stderr
+        line = (f"rtconv process: error: input file {str(src)!r} is a variable-bitrate MP3 without a length header "
+                f"(Xing/Info): libsndfile would read {guess / 48000:.2f} s of its {whole / 48000:.2f} s; convert it "
+                f"first, e.g. `ffmpeg -i {src} {tmp_path / 'take.flac'}`, and process that.")
+        assert r.stderr.splitlines() == [line], r.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["avg.safetensors", "take.mp3"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
+import shlex
 import struct
 
 import numpy as np
@@ -410,6 +412,82 @@ def test_an_mp3_cut_short_is_processed_as_far_as_it_goes_with_the_cut_short_warn
     assert s.warnings == [f"the file is cut short: its header announces 1.00 s (48000 frames) and it holds "
                           f"{held / 48000:.2f} s ({held}); what it holds was processed (a recording stopped by a "
                           f"crash, or a copy not finished?)"], s.warnings
+
+
+_MP3_KBPS = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)  # MPEG-1 Layer III's bitrate indexes
+
+
+def _mp3(x, **kw):
+    """``x`` written by libsndfile as a 48 kHz MP3, and where its audio frames start: after its Xing/Info frame, which
+    LAME leaves out where a frame is too small to hold it (56 kbit/s stereo)."""
+    buf = io.BytesIO()
+    sf.write(buf, x, 48000, format="MP3", **kw)
+    data = buf.getvalue()
+    first = 144 * 1000 * _MP3_KBPS[data[2] >> 4] // 48000 + (data[2] >> 1 & 1)
+    assert data[:2] == data[first : first + 2] == b"\xff\xfb"
+    return data, first if b"Xing" in data[:first] or b"Info" in data[:first] else 0
+
+
+def _vbr_without_length_header(path, dense_first=True):
+    """An MP3 whose bitrate changes after its first 0.1 s (320 then 56 kbit/s, or the other way round) and that has
+    no Xing/Info frame to say how long it is; returns the frames its MPEG frames hold (at 48 kHz neither bitrate
+    pads a frame: 960 and 168 bytes)."""
+    x = _noise(3 * 48000, 2)
+    frames = 0
+    for part, dense in ((x[:4800], dense_first), (x[4800:], not dense_first)):
+        data, first = _mp3(part, bitrate_mode="CONSTANT", compression_level=0.0 if dense else 0.9)
+        with open(path, "ab") as f:
+            f.write(data[first:])
+        size = 960 if dense else 168
+        assert (len(data) - first) % size == 0
+        frames += (len(data) - first) // size * 1152
+    return frames
+
+
+@pytest.mark.parametrize("dense_first", [True, False], ids=["dense first", "sparse first"])
+def test_a_vbr_mp3_without_a_length_header_is_processed_to_its_end_not_to_libsndfiles_guess(tmp_path, dense_first):
+    """libsndfile guesses such a file's length from its size and first frame's bitrate and reads stop there: a
+    dense first frame lost 2.4 of its 3.07 s without a word, and a sparse one was called cut short (announcing
+    16.88 s)."""
+    src = tmp_path / "vbr.mp3"
+    whole = _vbr_without_length_header(src, dense_first)
+    guess = sf.info(str(src)).frames
+    assert (guess < whole // 2) if dense_first else (guess > 2 * whole), (guess, whole)  # the defect, still there
+    s = process_file(src, tmp_path / "out.wav", rtconv.FIR([1.0]), progress=False)
+    assert s.output_frames == whole and s.warnings == [], (s.output_frames, whole, s.warnings)
+    y, _ = sf.read(str(tmp_path / "out.wav"))
+    assert y.shape == (whole, 2) and np.sqrt(np.mean(y[-10000:-3000] ** 2)) > 0.03  # the end is the audio's
+
+
+CBR_160 = {"bitrate_mode": "CONSTANT", "compression_level": 0.5}  # without a level, libsndfile's CONSTANT is VBR
+
+
+@pytest.mark.parametrize("kind", ["CBR with its Info frame", "CBR without it", "VBR with its Xing frame"])
+def test_an_mp3_with_a_length_header_or_a_constant_bitrate_is_read_whole_without_a_word(tmp_path, kind):
+    src = tmp_path / "take.mp3"
+    data, first = _mp3(_noise(3 * 48000, 2), **({} if kind.startswith("VBR") else CBR_160))
+    assert first
+    src.write_bytes(data[first:] if kind == "CBR without it" else data)
+    frames = sf.info(str(src)).frames
+    assert 3 * 48000 <= frames < 3 * 48000 + 3 * 1152
+    s = process_file(src, tmp_path / "out.wav", rtconv.FIR([1.0]), progress=False)
+    assert s.output_frames == frames and s.warnings == [], (s.output_frames, frames, s.warnings)
+
+
+def test_a_vbr_mp3_libsndfile_cannot_read_past_its_guess_is_refused_not_cut(tmp_path, monkeypatch):
+    """libsndfile decodes past its guess only when the file is shown to it with zeros after its end; where that
+    does not reach the last frame, the file is refused before anything is written rather than lose its end."""
+    from rtconv import cutshort
+
+    padded = cutshort._Padded
+    monkeypatch.setattr(cutshort, "_Padded", lambda raw, size, extra: padded(raw, size, 0))
+    src = tmp_path / "vbr.mp3"
+    whole = _vbr_without_length_header(src)
+    guess = sf.info(str(src)).frames
+    _refused(tmp_path, src, f"input file {str(src)!r} is a variable-bitrate MP3 without a length header (Xing/Info): "
+                            f"libsndfile would read {guess / 48000:.2f} s of its {whole / 48000:.2f} s; convert it "
+                            f"first, e.g. `ffmpeg -i {shlex.quote(str(src))} {shlex.quote(str(tmp_path / 'vbr.flac'))}`, "
+                            "and process that.")
 
 
 @pytest.mark.parametrize("fmt, subtype, ext", [("OGG", "VORBIS", "ogg"), ("OGG", "OPUS", "opus")])
