@@ -56,7 +56,7 @@ def test_the_script_runs_the_trainer_on_the_pack_with_a_command_rtconv_accepts(t
     _check(cfg)
     parse_loss(cfg.loss)
     # v9's own loss and the term for what every GPU stage without it lost (STOI), unless LOSS says otherwise
-    assert cfg.loss == "si_sdr + 10*sc + 5*cmrs + 4*pesq + 20*stoi"
+    assert cfg.loss == "si_sdr + 10*sc + 5*cmrs + 4*pesq + 40*stoi"
     assert cfg.task == "denoise" and cfg.task_options["corpus"] == "realistic"
     assert cfg.task_options["val_split"] == "dev"  # the kept epoch is chosen on voices no model trained on
     assert cfg.device == "cuda" and cfg.workers == 15 and cfg.time_budget == 8.0
