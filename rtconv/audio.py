@@ -329,10 +329,9 @@ class Reader:
         the file is refused rather than read in part.
         """
         name = str(self.path)
-        scan = cutshort.mpeg_samples(name)
-        if scan is None or scan[1] or scan[0] == self.frames:
+        held = cutshort.mpeg_samples(name)
+        if held is None or held == self.frames:
             return
-        held = scan[0]
         if held > self.frames:
             # the guess grows with the size: enough zeros for it to reach `held`, and a margin
             size = self.path.stat().st_size

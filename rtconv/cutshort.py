@@ -144,16 +144,16 @@ def _mpeg_frame(header: bytes) -> tuple[tuple[int, int, int], int, int] | None:
     return (version, layer, hz), per_frame // 8 * bps // hz + pad, per_frame
 
 
-def mpeg_samples(name: str) -> tuple[int, bool] | None:
-    """The samples per channel an MPEG audio file's frames hold, and whether it has a length header.
+def mpeg_samples(name: str) -> int | None:
+    """The samples per channel an MPEG audio file's frames hold, where it has no length header.
 
     libsndfile (through libmpg123) takes an MP3's length from its Xing/Info (or VBRI) frame; without one
     it guesses from the file's size and the first frame's bitrate, which is the length only at a constant
     bitrate, and reads stop at the guess.  Only the frames' 4-byte headers are read (an ID3v2 tag first
-    is skipped, the length header's frame holds no audio).  The count is trusted only where the frames
-    run to the end of the file, to a trailing tag, or to a last frame cut short; ``None`` where the file
-    is not a run of frames of one kind from its start (damaged, or not MPEG audio): then nothing is said
-    and the file is read as libsndfile reads it.
+    is skipped).  ``None`` where the first frame is a length header (libsndfile has the length: the scan
+    stops there), and where the count cannot be trusted: it is only where the frames run to the end of
+    the file, to a trailing tag, or to a last frame cut short, not where the file is not a run of frames
+    of one kind from its start (damaged, or not MPEG audio); then the file is read as libsndfile reads it.
     """
     try:
         with open(name, "rb") as f:
@@ -163,7 +163,7 @@ def mpeg_samples(name: str) -> tuple[int, bool] | None:
             at = 0
             if head[:3] == b"ID3" and len(head) == 10:
                 at = 10 + sum((b & 0x7F) << s for b, s in zip(head[6:10], (21, 14, 7, 0))) + 10 * bool(head[5] & 0x10)
-            kind, frames, samples, tagged = None, 0, 0, False
+            kind, frames, samples = None, 0, 0
             while at + 4 <= size:
                 f.seek(at)
                 header = f.read(10)
@@ -176,10 +176,8 @@ def mpeg_samples(name: str) -> tuple[int, bool] | None:
                     kind = frame[0]
                     f.seek(at)
                     first = f.read(min(frame[1], 48))  # a Xing/Info tag follows the side information, VBRI byte 36
-                    tagged = any(t in first for t in (b"Xing", b"Info", b"VBRI"))
-                    if tagged:
-                        at += frame[1]
-                        continue
+                    if any(t in first for t in (b"Xing", b"Info", b"VBRI")):
+                        return None
                 if at + frame[1] > size:  # a last frame cut short: libmpg123 gives nothing of it
                     break
                 frames += 1
@@ -187,4 +185,4 @@ def mpeg_samples(name: str) -> tuple[int, bool] | None:
                 at += frame[1]
     except (OSError, ValueError):
         return None
-    return (samples, tagged) if frames else None
+    return samples if frames else None
