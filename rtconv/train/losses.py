@@ -448,13 +448,18 @@ presence_loss.needs_input = True
 presence_loss.needs_probe = True
 
 
+def _check_rate(term: str, sample_rate) -> None:
+    """The one sentence for a rate-bound term (``pesq``, ``stoi``) called without a usable sample rate."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 8000:
+        raise ConfigError(f"the {term} loss term needs the signals' sample rate, 8000 Hz or more, got {sample_rate!r}; "
+                          "the trainer passes the task's (get_loss(name, sample_rate=...)).")
+
+
 def pesq_loss(estimate: torch.Tensor, target: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
     """PESQ's disturbance ``0.1 d_sym + 0.0309 d_asym`` (MOS points below 4.5,
     :func:`rtconv.train.perceptual.pesq_disturbance`), the mean over the examples whose target holds
     speech (0 for a batch of noise alone).  ``sample_rate``: the signals' rate, 8 kHz or more."""
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 8000:
-        raise ConfigError(f"the pesq loss term needs the signals' sample rate, 8000 Hz or more, got {sample_rate!r}; "
-                          "the trainer passes the task's (get_loss(name, sample_rate=...)).")
+    _check_rate("pesq", sample_rate)
     T = estimate.shape[-1]
     d_sym, d_asym, speech = pesq_disturbance(estimate.reshape(-1, T), target.reshape(-1, T), sample_rate)
     return (0.1 * d_sym + 0.0309 * d_asym).sum() / speech.sum().clamp_min(1)
@@ -468,9 +473,7 @@ def stoi_loss(estimate: torch.Tensor, target: torch.Tensor, sample_rate: int | N
     over the examples whose target holds speech (0 for a batch of noise alone): the intelligibility
     that SI-SDR and the spectral terms do not ask for.  ``sample_rate``: the signals' rate, 8 kHz or
     more; the signals must hold at least 30 STOI frames (0.4 s)."""
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 8000:
-        raise ConfigError(f"the stoi loss term needs the signals' sample rate, 8000 Hz or more, got {sample_rate!r}; "
-                          "the trainer passes the task's (get_loss(name, sample_rate=...)).")
+    _check_rate("stoi", sample_rate)
     T = estimate.shape[-1]
     scores, scored = stoi_estimate(estimate.reshape(-1, T), target.reshape(-1, T), sample_rate)
     return ((1.0 - scores) * scored).sum() / scored.sum().clamp_min(1)

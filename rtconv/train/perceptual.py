@@ -126,14 +126,20 @@ def _split(d: torch.Tensor, p: float) -> torch.Tensor:
     return _norm(_norm(parts, p, 2), 2.0, 1)
 
 
+def _speech_or_self(estimate: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(speech, target)``: which ``(N, T)`` targets hold speech, and the targets with each one that does
+    not replaced by its estimate (detached).  An example without speech is judged against itself (a score
+    the caller then sets to 0): a silent reference has no level to align to, and its NaNs would reach the
+    gradient through torch.where's other branch."""
+    speech = target.detach().square().mean(-1) > 10 ** (_SILENT_DB / 10)
+    return speech, torch.where(speech[:, None], target, estimate.detach())
+
+
 def pesq_disturbance(estimate: torch.Tensor, target: torch.Tensor,
                      rate: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(d_sym, d_asym, speech)`` for ``(N, T)`` estimate and target: PESQ's two disturbances per
     example, and which examples hold speech (the others' disturbances are 0)."""
-    speech = target.square().mean(-1) > 10 ** (_SILENT_DB / 10)
-    # an example without speech is judged against itself (disturbance 0): a silent reference has no
-    # level to align to, and its NaNs would reach the gradient through torch.where's other branch
-    target = torch.where(speech[:, None], target, estimate.detach())
+    speech, target = _speech_or_self(estimate, target)
     both, centres = _band_powers(torch.cat([target, estimate]), rate)  # one STFT for the pair
     pr, pd = both.chunk(2)
     # one listening level: the target's mean band power over its loud frames is 79 dB SPL; the
@@ -245,9 +251,7 @@ def stoi_estimate(estimate: torch.Tensor, target: torch.Tensor, sample_rate: int
     if length < win + _STOI_SEGMENT * hop:
         raise ConfigError(f"STOI needs signals of at least {win + _STOI_SEGMENT * hop} samples at {sample_rate} Hz "
                           f"({_STOI_SEGMENT} frames of {1000 * _STOI_FRAME_S:g} ms at half overlap), got {length}.")
-    speech = target.detach().square().mean(-1) > 10 ** (_SILENT_DB / 10)
-    # an example without speech is judged against itself (then set to 0): see pesq_disturbance
-    target = torch.where(speech[:, None], target, estimate.detach())
+    speech, target = _speech_or_self(estimate, target)
     # STOI ignores level; the target's RMS as unit keeps the floors below relative to the speech
     unit = target.detach().square().mean(-1, keepdim=True).sqrt().clamp_min(1e-12)
     window = torch.hann_window(win + 2, periodic=False, dtype=target.dtype, device=target.device)[1:-1]  # pystoi's
