@@ -263,7 +263,7 @@ class Reader:
             _probe(self.path)
         except OSError as e:
             raise AudioFileError(f"cannot read input file {name!r}: {_oserror_text(e)}; check its permissions.") from None
-        self._extra, self._raw = 0, None  # zero bytes shown after the file's end (_past_guess), and its file
+        self._extra, self._raw, self._padded = 0, None, None  # zero bytes shown after the file's end (_past_guess), its file, the view
         try:
             with quiet_decoders():  # libmpg123 finds what is wrong with an MP3 already when it opens it
                 self._f = sf.SoundFile(name, "r")
@@ -343,6 +343,7 @@ class Reader:
                 padded = self._f.frames
             except (RuntimeError, OSError):
                 padded = 0
+            self._raise_read_error()
             if padded < held:
                 self.close()
                 sr, flac = self.sample_rate, _shlex.quote(str(self.path.with_suffix(".flac")))
@@ -361,7 +362,22 @@ class Reader:
         if self._raw is not None:
             self._raw.close()
         self._raw = open(self.path, "rb")  # noqa: SIM115 - open as long as the reader is; close() closes it
-        return sf.SoundFile(cutshort._Padded(self._raw, _os.fstat(self._raw.fileno()).st_size, self._extra))
+        self._padded = cutshort._Padded(self._raw, _os.fstat(self._raw.fileno()).st_size, self._extra)
+        return sf.SoundFile(self._padded)
+
+    def _raise_read_error(self) -> None:
+        """Refuse the file in one sentence where reading it through :meth:`_open`'s view failed (a disk error):
+        libsndfile took the failure for the end of the file, and what came before it is not the file's audio."""
+        e = None if self._padded is None else self._padded.error
+        if e is None:
+            return
+        self.close()
+        at = self.frames_read
+        where = f" after {at / self.sample_rate:.2f} s ({at} frames)" if at else ""
+        raise AudioFileError(
+            f"cannot read input file {str(self.path)!r}: {_oserror_text(e)}{where}; nothing was written: check the "
+            "disk, or copy the file elsewhere and process the copy."
+        )
 
     def _none_decodes(self) -> AudioFileError:
         return AudioFileError(f"input file {str(self.path)!r} is cut short: its header announces {self._announced} "
@@ -473,6 +489,7 @@ class Reader:
                     else:
                         x = self._f.read(n, dtype="float32", always_2d=True)
             except (RuntimeError, OSError) as e:
+                self._raise_read_error()
                 detail = sndfile_detail(e)
                 with quiet_decoders(self._quiet):
                     at = self._damage_at(self.frames_read, n)
@@ -487,6 +504,7 @@ class Reader:
                     f"input file {name!r} is damaged at about {at / self.sample_rate:.2f} s (frame {at} of "
                     f"{self.frames}) and does not decode from there ({detail}); nothing was written: {fix}."
                 ) from None
+            self._raise_read_error()
             if x.shape[0] == 0:
                 break
             if not self._pcm16:  # integers read as int16 cannot be NaN

@@ -34,6 +34,10 @@ class _Padded(io.RawIOBase):
 
     def __init__(self, raw, size: int, extra: int) -> None:
         self._raw, self._size, self._end, self._pos = raw, size, size + extra, 0
+        #: The first OSError reading the file raised (a disk error, a network share gone), else None.  It is
+        #: kept, not raised: libsndfile calls :meth:`readinto` through a cffi callback, where an exception
+        #: prints a traceback and reads as 0 bytes, the end of the file; the reader checks this after each read.
+        self.error: OSError | None = None
 
     def readable(self) -> bool:
         return True
@@ -49,9 +53,15 @@ class _Padded(io.RawIOBase):
         return self._pos
 
     def readinto(self, b) -> int:
+        if self.error is not None:
+            return 0
         n = max(0, min(len(b), self._end - self._pos))
-        self._raw.seek(self._pos)
-        got = self._raw.readinto(memoryview(b)[: max(0, min(n, self._size - self._pos))]) or 0
+        try:
+            self._raw.seek(self._pos)
+            got = self._raw.readinto(memoryview(b)[: max(0, min(n, self._size - self._pos))]) or 0
+        except OSError as e:
+            self.error = e
+            return 0
         b[got:n] = bytes(n - got)
         self._pos += n
         return n
@@ -77,8 +87,10 @@ def missing_frames(f, name: str) -> int:
     import soundfile  # imported by the Reader that calls this already
 
     try:
-        with open(name, "rb") as raw, soundfile.SoundFile(_Padded(raw, os.fstat(raw.fileno()).st_size, extra)) as whole:
-            return max(0, whole.frames - f.frames)
+        with open(name, "rb") as raw:
+            padded = _Padded(raw, os.fstat(raw.fileno()).st_size, extra)
+            with soundfile.SoundFile(padded) as whole:
+                return 0 if padded.error else max(0, whole.frames - f.frames)
     except Exception:  # noqa: BLE001 - a header libsndfile read once and not twice: say nothing rather than guess
         return 0
 

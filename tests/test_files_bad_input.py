@@ -490,6 +490,70 @@ def test_a_vbr_mp3_libsndfile_cannot_read_past_its_guess_is_refused_not_cut(tmp_
                             "and process that.")
 
 
+class _FailingDisk:
+    """A file whose reads past byte ``bad`` fail as a dying disk's do (EIO), once ``armed[0]`` is set."""
+
+    def __init__(self, raw, bad, armed):
+        self._raw, self._bad, self._armed = raw, bad, armed
+
+    def seek(self, *a):
+        return self._raw.seek(*a)
+
+    def readinto(self, b):
+        if self._armed[0] and self._raw.tell() + len(b) > self._bad:
+            raise OSError(errno.EIO, "Input/output error")
+        return self._raw.readinto(b)
+
+
+@pytest.mark.parametrize("when", ["opening", "reading"])
+def test_a_disk_error_under_a_vbr_mp3_read_past_its_guess_is_refused_not_padded_with_silence(
+        tmp_path, monkeypatch, capfd, when):
+    """Such a file is read through a view with zeros after its end, which libsndfile calls back through cffi: an
+    OSError there printed a traceback (hidden only by the MP3 decoder's silenced stderr) and read as the file's
+    end, so the output was the audio up to the failure and then silence under a "truncated?" warning, or, when
+    opening, the file was called an MP3 libsndfile cannot read past its guess."""
+    from rtconv import audio, cutshort
+
+    src = tmp_path / "vbr.mp3"
+    _vbr_without_length_header(src)
+    armed = [when == "opening"]
+    padded = cutshort._Padded
+    monkeypatch.setattr(cutshort, "_Padded",
+                        lambda raw, size, extra: padded(_FailingDisk(raw, src.stat().st_size // 2, armed), size, extra))
+    chunks = audio.Reader.chunks
+
+    def arm_then_read(self):
+        armed[0] = True
+        yield from chunks(self)
+
+    monkeypatch.setattr(audio.Reader, "chunks", arm_then_read)
+    _refused(tmp_path, src, f"cannot read input file {str(src)!r}: Input/output error; nothing was written: check "
+                            "the disk, or copy the file elsewhere and process the copy.")
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_disk_error_after_the_first_chunk_says_how_far_the_file_was_read(tmp_path, monkeypatch):
+    from rtconv import audio, cutshort, files
+
+    src = tmp_path / "vbr.mp3"
+    _vbr_without_length_header(src)
+    armed = [False]
+    padded = cutshort._Padded
+    monkeypatch.setattr(cutshort, "_Padded",
+                        lambda raw, size, extra: padded(_FailingDisk(raw, src.stat().st_size // 2, armed), size, extra))
+    monkeypatch.setattr(files, "_READ_CHUNK", 4096)
+    chunks = audio.Reader.chunks
+
+    def arm_then_read(self):
+        armed[0] = True
+        yield from chunks(self)
+
+    monkeypatch.setattr(audio.Reader, "chunks", arm_then_read)
+    msg = _refused(tmp_path, src, f"cannot read input file {str(src)!r}: Input/output error after ")
+    seconds = float(msg.split(" after ")[1].split(" s ")[0])
+    assert 0.1 < seconds < 3.0, msg
+
+
 @pytest.mark.parametrize("fmt, subtype, ext", [("OGG", "VORBIS", "ogg"), ("OGG", "OPUS", "opus")])
 def test_an_ogg_cut_short_is_called_cut_short_though_it_gives_no_length(tmp_path, fmt, subtype, ext):
     """Ogg holds no total length (libsndfile counts up to the last whole page), so a Vorbis or Opus file cut
