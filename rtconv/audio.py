@@ -233,12 +233,14 @@ class Reader:
     cut_short : str or None
         The warning for a file cut short, a clause without the file's name; ``None`` for a whole one.
         Told for WAV, W64, RF64, AIFF, AU and SVX of any subtype (their header gives the data's size),
-        FLAC and MP3 with a Xing/Info frame (their header gives the frames) and Ogg Vorbis/Opus (the page
-        that ends the stream is missing; how much audio went with it is not known).  Not told where the
+        FLAC and MP3 with a Xing/Info frame (their header gives the frames), Ogg Vorbis/Opus (the page
+        that ends the stream is missing; how much audio went with it is not known) and an MP3 without a
+        Xing/Info frame that ends inside a frame (how much is missing is not known either; it is counted
+        from its frames and read to the last whole one, see :meth:`_past_guess`).  Not told where the
         header says nothing libsndfile checks (NIST, IRCAM, VOC, PAF, MAT, AVR, PVF, XI, SD2, MPC2K,
-        WVE) or for an MP3 without a Xing/Info frame (nothing says its length: it is counted from its
-        frames, and read to the last whole one, see :meth:`_past_guess`); a DWVW file cut short decodes
-        not one frame and is refused as corrupt.
+        WVE) or for an MP3 without a Xing/Info frame cut between two frames; a DWVW file cut short decodes
+        not one frame and is refused as corrupt, and an MP3 that stops decoding where its frames go on is
+        refused as damaged (:meth:`_mp3_damage`).
     format, subtype : str
         soundfile's names (``"WAV"``, ``"PCM_24"``...).
     nonfinite_samples : int
@@ -296,9 +298,13 @@ class Reader:
                 f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz rtconv accepts; the header is probably wrong, "
                 "fix it with sox or your editor."
             )
+        self._mpeg = None  # what the MP3's frame headers tell (_past_guess, _mp3_damage)
         if self.format == "MP3":
             self._past_guess()
-        self._unfinished = self.format == "OGG" and cutshort.ogg_unfinished(name)  # cut short by an unknown amount
+        # cut short by an unknown amount: an Ogg without the page that ends its stream, an MP3 without a length
+        # header that ends inside a frame
+        self._unfinished = ((self.format == "OGG" and cutshort.ogg_unfinished(name))
+                            or (self._mpeg is not None and not self._mpeg.length_header and self._mpeg.cut))
         if self.frames <= 0:
             self.close()
             if self.missing_frames:
@@ -310,6 +316,8 @@ class Reader:
         if self.format in cutshort.COUNTED_FORMATS:
             with quiet_decoders(self._quiet):
                 held = self._decodable_frames()
+            if held < self.frames and self.format == "MP3":
+                self._mp3_damage(held)
             if held < self.frames:
                 self.missing_frames, self.frames, self._end = self.frames - held, held, held
             if not held:
@@ -323,14 +331,17 @@ class Reader:
         frame's bitrate: right at a constant bitrate, and at a variable one short (31507 of 147456 frames
         where the first 0.1 s are at 320 kbit/s and the rest at 56) or long (810020 the other way round,
         and the file looked cut short), and reads stop at the guess with no error.  The
-        frames' own headers tell the length (:func:`cutshort.mpeg_samples`).  libmpg123 decodes on past
+        frames' own headers tell the length (:func:`cutshort.mpeg_frames`).  libmpg123 decodes on past
         its guess when the file is shown to it with zeros after its end, enough of them for the guess to
         cover every frame; reads then stop at the last frame.  Where even so it would not reach the end,
         the file is refused rather than read in part.
         """
         name = str(self.path)
-        held = cutshort.mpeg_samples(name)
-        if held is None or held == self.frames:
+        self._mpeg = scan = cutshort.mpeg_frames(name)
+        if scan is None or scan.length_header or not scan.samples:
+            return
+        held = scan.samples
+        if held == self.frames:
             return
         if held > self.frames:
             # the guess grows with the size: enough zeros for it to reach `held`, and a margin
@@ -353,6 +364,30 @@ class Reader:
                     f"e.g. `ffmpeg -i {_shlex.quote(name)} {flac}`, and process that."
                 )
         self.frames = self._end = held
+
+    def _mp3_damage(self, held: int) -> None:
+        """Refuse an MP3 that stops decoding at ``held`` frames where its frames go on: damaged there, not cut short.
+
+        libmpg123 skips up to 1 KiB of bytes that are not a frame, and past more it gives nothing, without an
+        error: such a file read as cut short lost all its audio after the damage under a warning that blamed a
+        crash.  Its frames tell which it is (:func:`cutshort.mpeg_frames`, read past the length header): a
+        break in them where decoding stopped (within two frames) with frames after it.
+        """
+        scan = self._mpeg
+        if scan is None or scan.length_header:
+            scan = cutshort.mpeg_frames(str(self.path), past_header=True)
+        margin = 2 * 1152
+        if scan is None or scan.broken_at is None or scan.samples <= scan.broken_at + margin:
+            return
+        if not scan.broken_at - margin <= held <= scan.broken_at + margin:
+            return
+        self.close()
+        name, flac = str(self.path), _shlex.quote(str(self.path.with_suffix(".flac")))
+        raise AudioFileError(
+            f"input file {name!r} is damaged at about {held / self.sample_rate:.2f} s (frame {held} of about "
+            f"{scan.samples}) and does not decode from there; nothing was written: convert it with a decoder that "
+            f"skips damaged frames, e.g. `ffmpeg -i {_shlex.quote(name)} {flac}`, and process that."
+        )
 
     def _open(self):  # -> soundfile.SoundFile
         """A new libsndfile handle on the file (with :attr:`_extra` zero bytes after its end, see _past_guess)."""

@@ -4,7 +4,8 @@ A recording stopped by a crash or a copy not finished keeps a header that announ
 holds.  WAV-family headers give the data's size in bytes (libsndfile logs the difference), FLAC and MP3
 (with a Xing/Info frame) give the frames, and Ogg gives nothing but the flag of the page that ends the
 stream; :class:`~rtconv.audio.Reader` reads what decodes and says how much is missing.  An MP3 without
-a Xing/Info frame says nothing of its length: its frames are counted (:func:`mpeg_samples`).
+a Xing/Info frame says nothing of its length: its frames are counted (:func:`mpeg_frames`), which
+also tells an MP3 cut short from one damaged in the middle.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -156,45 +158,88 @@ def _mpeg_frame(header: bytes) -> tuple[tuple[int, int, int], int, int] | None:
     return (version, layer, hz), per_frame // 8 * bps // hz + pad, per_frame
 
 
-def mpeg_samples(name: str) -> int | None:
-    """The samples per channel an MPEG audio file's frames hold, where it has no length header.
+@dataclass(frozen=True)
+class MpegFrames:
+    """What an MPEG audio file's frame headers tell (:func:`mpeg_frames`)."""
+
+    #: Samples per channel in the frames found, those after a damaged stretch included (a Xing/Info/VBRI
+    #: frame holds none)
+    samples: int
+    #: The first frame is a Xing/Info/VBRI frame: libsndfile takes the length from it
+    length_header: bool
+    #: Samples before the first place the frames stop following one another (bytes that are not a frame:
+    #: damage, or junk libmpg123 may or may not skip); None where they run to the end or to a trailing tag
+    broken_at: int | None
+    #: The file ends inside a frame (cut short there; libmpg123 gives nothing of that frame)
+    cut: bool
+
+
+#: Frames that must follow one another for a stretch of bytes after a break to count as frames again
+_RESYNC_RUN = 4
+
+
+def _run_at(mm, at: int, kind, size: int) -> bool:
+    """Whether :data:`_RESYNC_RUN` frames of ``kind`` follow one another from byte ``at`` (or fewer up to the end)."""
+    for _ in range(_RESYNC_RUN):
+        if at + 4 > size:
+            return True
+        frame = _mpeg_frame(mm[at : at + 4])
+        if frame is None or frame[0] != kind:
+            return False
+        at += frame[1]
+    return True
+
+
+def mpeg_frames(name: str, past_header: bool = False) -> MpegFrames | None:
+    """Count an MPEG audio file's frames from their 4-byte headers, and say where they stop following one another.
 
     libsndfile (through libmpg123) takes an MP3's length from its Xing/Info (or VBRI) frame; without one
     it guesses from the file's size and the first frame's bitrate, which is the length only at a constant
-    bitrate, and reads stop at the guess.  Only the frames' 4-byte headers are read (an ID3v2 tag first
-    is skipped).  ``None`` where the first frame is a length header (libsndfile has the length: the scan
-    stops there), and where the count cannot be trusted: it is only where the frames run to the end of
-    the file, to a trailing tag, or to a last frame cut short, not where the file is not a run of frames
-    of one kind from its start (damaged, or not MPEG audio); then the file is read as libsndfile reads it.
+    bitrate, and reads stop at the guess.  Only the headers are read (an ID3v2 tag first is skipped), and the
+    scan stops at a length header unless ``past_header``.  Where bytes that are not a frame break the run
+    (not a trailing ID3v1/APE/Lyrics3 tag), the next place :data:`_RESYNC_RUN` frames of the first one's
+    kind follow one another is found, as a decoder resyncs, and counting goes on from there.  ``None``
+    where the file does not begin with a frame (after its ID3v2 tag): damaged there, or not MPEG audio.
     """
+    import mmap
+
     try:
         with open(name, "rb") as f:
             size = f.seek(0, os.SEEK_END)
-            f.seek(0)
-            head = f.read(10)
-            at = 0
-            if head[:3] == b"ID3" and len(head) == 10:
-                at = 10 + sum((b & 0x7F) << s for b, s in zip(head[6:10], (21, 14, 7, 0))) + 10 * bool(head[5] & 0x10)
-            kind, frames, samples = None, 0, 0
-            while at + 4 <= size:
-                f.seek(at)
-                header = f.read(10)
-                frame = _mpeg_frame(header[:4])
-                if frame is None or (kind is not None and frame[0] != kind):
-                    if frames and any(header.startswith(t) for t in _TRAILERS):
-                        break
+            if size < 4:
+                return None
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                head = mm[:10]
+                at = 0
+                if head[:3] == b"ID3" and len(head) == 10:
+                    at = 10 + sum((b & 0x7F) << s for b, s in zip(head[6:10], (21, 14, 7, 0))) + 10 * bool(head[5] & 0x10)
+                first = _mpeg_frame(mm[at : at + 4])
+                if first is None:
                     return None
-                if kind is None:
-                    kind = frame[0]
-                    f.seek(at)
-                    first = f.read(min(frame[1], 48))  # a Xing/Info tag follows the side information, VBRI byte 36
-                    if any(t in first for t in (b"Xing", b"Info", b"VBRI")):
-                        return None
-                if at + frame[1] > size:  # a last frame cut short: libmpg123 gives nothing of it
-                    break
-                frames += 1
-                samples += frame[2]
-                at += frame[1]
+                kind, samples, broken, cut = first[0], 0, None, False
+                length_header = any(t in mm[at : at + min(first[1], 48)] for t in (b"Xing", b"Info", b"VBRI"))
+                if length_header:  # a Xing/Info tag follows the side information, VBRI byte 36
+                    if not past_header:
+                        return MpegFrames(0, True, None, False)
+                    at += first[1]
+                while at + 4 <= size:
+                    frame = _mpeg_frame(mm[at : at + 4])
+                    if frame is None or frame[0] != kind:
+                        if any(mm[at : at + 8].startswith(t) for t in _TRAILERS):
+                            break
+                        if broken is None:
+                            broken = samples
+                        at = mm.find(b"\xff", at + 1)
+                        while at >= 0 and not _run_at(mm, at, kind, size):
+                            at = mm.find(b"\xff", at + 1)
+                        if at < 0:
+                            break
+                        continue
+                    if at + frame[1] > size:  # a last frame cut short: libmpg123 gives nothing of it
+                        cut = True
+                        break
+                    samples += frame[2]
+                    at += frame[1]
     except (OSError, ValueError):
         return None
-    return samples if frames else None
+    return MpegFrames(samples, length_header, broken, cut)

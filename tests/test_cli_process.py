@@ -619,7 +619,8 @@ def test_the_progress_bar_of_a_file_cut_short_counts_the_audio_it_holds_and_ends
 def test_an_mp3_cut_short_or_damaged_gets_rtconv_s_sentences_on_stderr_and_none_of_libmpg123_s(tmp_path, fir, harm):
     """libmpg123 printed its own diagnostics from C straight to stderr ("Warning: Xing stream size off...",
     "Note: Trying to resync...", "[src/libmpg123/parse.c:...] error: Giving up resync..."), several times over,
-    in between rtconv's one-sentence warning about the same file."""
+    in between rtconv's one-sentence warning about the same file.  A file damaged halfway is refused (it was read as
+    cut short there), in one line and without them too."""
     src = tmp_path / "take.mp3"
     sf.write(str(src), (0.1 * np.random.default_rng(0).standard_normal((3 * 48000, 2))).astype(np.float32), 48000)
     data = bytearray(src.read_bytes())
@@ -630,12 +631,17 @@ def test_an_mp3_cut_short_or_damaged_gets_rtconv_s_sentences_on_stderr_and_none_
     src.write_bytes(bytes(data))
     r = subprocess.run([sys.executable, "-m", "rtconv", "process", str(src), str(tmp_path / "out.wav"), "-m", str(fir)],
                        capture_output=True, text=True, timeout=120, check=False)
-    assert r.returncode == 0, r.stderr
     lines = r.stderr.splitlines()
     assert not any("mpg123" in line for line in lines), r.stderr
     assert lines and all(line.startswith("rtconv process: ") for line in lines), r.stderr
-    assert lines[0].startswith("rtconv process: warning: take.mp3: the file is "), r.stderr
-    assert "take.mp3 -> " in r.stdout  # and the file was processed
+    if harm == "cut short":
+        assert r.returncode == 0, r.stderr
+        assert lines[0].startswith("rtconv process: warning: take.mp3: the file is cut short"), r.stderr
+        assert "take.mp3 -> " in r.stdout  # and the file was processed
+    else:
+        assert r.returncode != 0 and len(lines) == 1, r.stderr
+        assert lines[0].startswith(f"rtconv process: error: input file {str(src)!r} is damaged at about 1."), r.stderr
+        assert not (tmp_path / "out.wav").exists()
 
 
 @pytest.mark.parametrize("past_guess", [True, False], ids=["libsndfile reads past its guess", "it cannot"])

@@ -490,6 +490,67 @@ def test_a_vbr_mp3_libsndfile_cannot_read_past_its_guess_is_refused_not_cut(tmp_
                             "and process that.")
 
 
+def _with_bytes_in_the_middle(data, first, junk):
+    """``data`` (an MP3 of 480-byte frames, its audio frames from ``first``) with ``junk`` put in after 100 frames."""
+    at = first + 100 * 480
+    return data[:at] + junk + data[at:]
+
+
+_JUNK = np.random.default_rng(1).integers(0, 256, 3000).astype(np.uint8).tobytes()
+
+
+@pytest.mark.parametrize("length_header", [True, False], ids=["with its Info frame", "without it"])
+def test_an_mp3_damaged_in_the_middle_is_refused_saying_where_not_called_cut_short(tmp_path, length_header):
+    """libmpg123 skips up to 1 KiB that is not a frame and past more gives nothing, without an error: with a length
+    header the file was called cut short and half of it processed; without one it was processed to libsndfile's
+    guess of its length and the rest filled with silence under a "truncated?" warning."""
+    data, first = _mp3(_noise(3 * 48000, 2), **CBR_160)
+    assert first and (len(data) - first) % 480 == 0
+    src = tmp_path / "damaged.mp3"
+    src.write_bytes(_with_bytes_in_the_middle(data, first, _JUNK)[0 if length_header else first :])
+    msg = _refused(tmp_path, src, f"input file {str(src)!r} is damaged at about 2.")
+    at = float(msg.split(" at about ")[1].split(" s ")[0])
+    assert 2.3 < at < 2.45, msg  # 100 frames of 1152 in, less the encoder's delay
+    assert msg.endswith(f"and does not decode from there; nothing was written: convert it with a decoder that skips "
+                        f"damaged frames, e.g. `ffmpeg -i {shlex.quote(str(src))} "
+                        f"{shlex.quote(str(tmp_path / 'damaged.flac'))}`, and process that."), msg
+
+
+@pytest.mark.parametrize("junk", [bytes(10), b"\x12" * 10, b"ID3\x04\x00\x00\x00\x00\x01\x00" + bytes(128)],
+                         ids=["zeros", "junk", "an ID3v2 tag"])
+@pytest.mark.parametrize("length_header", [True, False], ids=["with its Info frame", "without it"])
+def test_an_mp3_with_a_few_bytes_between_its_frames_is_read_whole_without_a_word(tmp_path, junk, length_header):
+    """What libmpg123 skips (a few stray bytes, a tag between two files joined) is not damage."""
+    data, first = _mp3(_noise(3 * 48000, 2), **CBR_160)
+    whole = tmp_path / "whole.mp3"
+    whole.write_bytes(data[0 if length_header else first :])
+    src = tmp_path / "joined.mp3"
+    src.write_bytes(_with_bytes_in_the_middle(data, first, junk)[0 if length_header else first :])
+    ref = process_file(whole, tmp_path / "whole.wav", rtconv.FIR([1.0]), progress=False)
+    s = process_file(src, tmp_path / "out.wav", rtconv.FIR([1.0]), progress=False)
+    assert s.output_frames == ref.output_frames and s.warnings == [], (s.output_frames, ref.output_frames, s.warnings)
+
+
+@pytest.mark.parametrize("vbr", [True, False], ids=["VBR", "CBR"])
+def test_an_mp3_without_a_length_header_cut_inside_a_frame_is_called_cut_short(tmp_path, vbr):
+    """Nothing in such a file says its length, but a last frame the file ends inside does say it was cut: it was
+    processed to its last whole frame without a word."""
+    src = tmp_path / "cut.mp3"
+    if vbr:
+        _vbr_without_length_header(src)
+        data = src.read_bytes()
+    else:
+        data, first = _mp3(_noise(3 * 48000, 2), **CBR_160)
+        data = data[first:]
+    src.write_bytes(data[: len(data) * 6 // 10 + 77])
+    s = process_file(src, tmp_path / "out.wav", rtconv.FIR([1.0]), progress=False)
+    held = s.output_frames
+    assert 1.4 * 48000 < held < 1.9 * 48000, held
+    assert s.warnings == [f"the file is cut short: it holds {held / 48000:.2f} s ({held} frames) and does not say how "
+                          "much more it had; what it holds was processed (a recording stopped by a crash, or a copy "
+                          "not finished?)"], s.warnings
+
+
 class _FailingDisk:
     """A file whose reads past byte ``bad`` fail as a dying disk's do (EIO), once ``armed[0]`` is set."""
 
