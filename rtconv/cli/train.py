@@ -203,9 +203,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     g.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     g.add_argument("--time-budget", type=positive_number, metavar="MIN",
-                   help="minutes the whole run may take: a few timed steps size --epochs down to what fits "
-                        "(the schedule then ends with the run), and if the steps then run slower (a busier "
-                        "machine), the epoch under way stops at the budget's end and is validated and saved")
+                   help="minutes the whole run may take: a few timed steps (counted in it) size --epochs down "
+                        "to what fits (the schedule then ends with the run), and if the steps then run slower (a "
+                        "busier machine), the epoch under way stops in time to be validated, tested and saved "
+                        "by the budget's end")
     g.add_argument("--micro-batch", type=positive_int, metavar="N",
                    help="compute each step's batch in pieces of N examples whose gradients add up to the "
                         "step (examples are averaged alike; 'sc' becomes the pieces' mean): on a CPU a batch "

@@ -138,9 +138,11 @@ class TrainConfig:
         the rest keep their values.  ``None``: every trainable parameter.
     time_budget : float or None
         Minutes the whole run may take (data, training, test): after the
-        examples are made, a few training steps are timed (then undone) and
-        ``epochs`` is lowered to what fits, so the learning-rate schedule
-        ends with the run.  The epochs run are in the checkpoint's history.
+        examples are made, a few training steps are timed (then undone; their
+        time counts) and ``epochs`` is lowered to what fits, so the learning-rate
+        schedule ends with the run.  It is a deadline too: the epoch under way
+        stops in time for its validation and the test split's evaluation.  The
+        epochs run are in the checkpoint's history.
     train_warmup : bool
         Train on every output sample, the warm-up included (the first
         ``receptive_field - 1``, which a model with a recurrent part or a long
@@ -545,11 +547,30 @@ def _epoch(model, loader, loss_fn, opt, cfg, device, trim, bar, stop_at: float |
     return total, count, stepped
 
 
-def _fit_epochs(model, opt, loss_fn, cfg, device, trim, train_data, val_loader, seconds_left: float, log,
-                mixing: float = 0.0) -> int:
-    """How many of ``cfg.epochs`` fit in ``seconds_left``: three training steps on the first batch are
-    timed after one warm-up, then the weights and the optimizer are put back as they were; ``mixing``:
-    seconds each epoch spends making its examples (fresh examples every epoch)."""
+@dataclass
+class _Sizing:
+    """What :func:`_fit_epochs` planned: the epochs, and the seconds a validation pass and the test split's
+    evaluation are expected to take (kept free before the budget's end)."""
+
+    epochs: int
+    val_seconds: float
+    test_seconds: float
+
+
+#: A forward pass (no gradient) costs at most this share of a training step on as many examples: backward
+#: alone costs about twice the forward, and the loss's own terms (pesq, stoi) run once either way
+_FORWARD_SHARE = 0.5
+
+
+def _fit_epochs(model, opt, loss_fn, cfg, device, trim, train_data, val_loader, deadline: float, log,
+                mixing: float = 0.0, n_test: int = 0) -> _Sizing:
+    """How many of ``cfg.epochs`` fit before ``deadline`` (a ``time.perf_counter()`` value, the budget's end):
+    training steps on the first batch are timed after one warm-up, then the weights and the optimizer are
+    put back as they were; ``mixing``: seconds each epoch spends making its examples (fresh examples every
+    epoch); ``n_test``: examples the test split holds, evaluated after the last epoch.
+
+    The timing is charged to the budget: where the warm-up step alone takes a fiftieth of what is left
+    (a CPU with a heavy loss: 18 s a step), it is the step's time and three more are not run."""
     weights, moments = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
     x, y = (t[: cfg.batch_size].to(device) for t in train_data.tensors)
 
@@ -558,25 +579,33 @@ def _fit_epochs(model, opt, loss_fn, cfg, device, trim, train_data, val_loader, 
             torch.cuda.synchronize(device)
 
     model.train()
+    t = time.perf_counter()
     _step(model, x, y, loss_fn, opt, cfg, trim)
     sync()
-    t = time.perf_counter()
-    for _ in range(3):
-        _step(model, x, y, loss_fn, opt, cfg, trim)
-    sync()
-    per_step = (time.perf_counter() - t) / 3
+    per_step = time.perf_counter() - t
+    timed = 1
+    if per_step < (deadline - time.perf_counter()) / 50:
+        t = time.perf_counter()
+        for _ in range(3):
+            _step(model, x, y, loss_fn, opt, cfg, trim)
+        sync()
+        per_step, timed = (time.perf_counter() - t) / 3, 4
     model.load_state_dict(weights)
     opt.load_state_dict(moments)
     opt.zero_grad(set_to_none=True)
     steps = math.ceil(len(train_data) / cfg.batch_size)
-    per_epoch = per_step * steps * (1 + len(val_loader.dataset) / max(1, len(train_data))) + mixing
-    # a twentieth of the budget is kept for the test split and the checkpoint
-    fit = int((0.95 * seconds_left) // per_epoch) if per_epoch > 0 else cfg.epochs
+    per_example = _FORWARD_SHARE * per_step / cfg.batch_size  # evaluated, not trained on
+    val_seconds, test_seconds = per_example * len(val_loader.dataset), per_example * n_test
+    per_epoch = per_step * steps + val_seconds + mixing
+    seconds_left = deadline - time.perf_counter()
+    # a twentieth of the budget is kept for the checkpoint, and the test split's evaluation
+    fit = int((0.95 * seconds_left - test_seconds) // per_epoch) if per_epoch > 0 else cfg.epochs
     epochs = max(1, min(cfg.epochs, fit))
-    log(f"time budget {cfg.time_budget:g} min: {seconds_left:.0f} s left after the data, {per_step * 1e3:.0f} ms "
+    log(f"time budget {cfg.time_budget:g} min: {seconds_left:.1f} s left after the data and {timed} timed step(s), "
+        f"{per_step * 1e3:.0f} ms "
         f"per step of {cfg.batch_size}{f' in pieces of {cfg.micro_batch}' if cfg.micro_batch and cfg.micro_batch < cfg.batch_size else ''}, about {per_epoch:.3g} s per epoch: {epochs} of {cfg.epochs} epochs"
         f"{' (fewer than one fits: one runs)' if fit < 1 else ''}")
-    return epochs
+    return _Sizing(epochs, val_seconds, test_seconds)
 
 
 def _val(model, loader, loss_fn, device, trim, ctx, parts: dict | None = None) -> float:
@@ -834,14 +863,23 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
     net = ctx.wrap(model)  # what the training steps call: DDP averages the ranks' gradients
     opt = _make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     epochs = cfg.epochs
+    # the budget is a wall-clock limit, not only a plan: the steps were timed alone, and a machine that
+    # gets busier (another run on the same GPU, data workers) must not carry the run past it. A
+    # twentieth is kept for the checkpoint, and time for the test split and one validation pass for the
+    # last epoch.
+    deadline = t0 + 0.95 * 60.0 * cfg.time_budget if cfg.time_budget else None
+    sizing = None
     if cfg.time_budget and exact is None and cfg.epochs:
-        epochs = _fit_epochs(model, opt, loss_fn, cfg, device, trim, train_data, val_loader,
-                             60.0 * cfg.time_budget - (time.perf_counter() - t0), log, mixing)
+        sizing = _fit_epochs(model, opt, loss_fn, cfg, device, trim, train_data, val_loader,
+                             t0 + 60.0 * cfg.time_budget, log, mixing, len(td.test))
+        epochs = sizing.epochs
+        deadline -= sizing.test_seconds
     sched = _make_schedule(cfg, opt, epochs)
     best, best_epoch = math.inf, 0
     stale = 0
     end = start + epochs
-    val_seconds = 0.0  # the last validation pass's time, kept free before the budget's end
+    # the last validation pass's time, kept free before the budget's end (before the first: the sizing's guess)
+    val_seconds = sizing.val_seconds if sizing is not None else 0.0
     if exact is not None:
         meta, tensors = exact
         best_state = copy.deepcopy(model.state_dict())  # the checkpoint holds the best weights so far
@@ -868,10 +906,6 @@ def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = 
             f"{_terms_text(start_parts)}")
     if exact is None:
         best_state = copy.deepcopy(model.state_dict())
-    # the budget is a wall-clock limit, not only a plan: the steps were timed alone, and a machine that
-    # gets busier (another run on the same GPU, data workers) must not carry the run past it. A
-    # twentieth is kept for the test split and the checkpoint, and one validation pass for the last epoch.
-    deadline = t0 + 0.95 * 60.0 * cfg.time_budget if cfg.time_budget else None
     for epoch in range(start, end):
         te = time.perf_counter()
         ctx.stage = f"in epoch {epoch + 1}"
