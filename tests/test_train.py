@@ -177,6 +177,46 @@ def test_bench_train_times_the_denoiser_step_whole_and_in_pieces_side_by_side(ca
     assert rows[0][-1] == "1.00x" and float(rows[1][-1].rstrip("x")) > 0
 
 
+def test_bench_train_times_each_loss_term_alone_beside_the_model(capsys, monkeypatch):
+    """The cost of a loss term was a one-off script's claim (stoi 1.95 s, pesq 0.69 s a step of 16 four-second
+    clips); the bench times every term of a loss alone, turn about with the model's own forward and backward."""
+    import time
+
+    from rtconv.cli import main
+    from rtconv.train import losses
+
+    si_sdr = losses.TERMS["si_sdr"]
+
+    def slow_si_sdr(estimate, target):
+        time.sleep(0.05)
+        return si_sdr(estimate, target)
+
+    monkeypatch.setitem(losses.TERMS, "si_sdr", slow_si_sdr)
+    assert main(["bench", "train", "--denoiser", "--terms", "--loss", "si_sdr + 4*pesq + 40*stoi", "--batch-size",
+                 "2", "--seconds", "1", "--repeats", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("loss 'si_sdr + 4*pesq + 40*stoi': each term alone"), out
+    rows = [ln.split() for ln in out[2:]]
+    assert [r[1] for r in rows] == ["model", "si_sdr", "pesq", "stoi"], out
+    seconds = {r[1]: float(r[-2]) for r in rows}
+    assert rows[0][-1] == "1.00x" and all(v > 0 for v in seconds.values()), out
+    assert seconds["si_sdr"] >= 0.05 and seconds["si_sdr"] > seconds["stoi"], out  # the sleep is in its row alone
+
+
+def test_bench_train_loss_options_need_the_denoiser(capsys):
+    from rtconv.cli import main
+
+    assert main(["bench", "train", "--terms"]) == 2
+    assert capsys.readouterr().err == "rtconv bench train: --loss and --terms time the shipped denoiser; add --denoiser.\n"
+    assert main(["bench", "train", "--denoiser", "--terms", "--loss", "si_sdr + 2*nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rtconv bench train: ") and "nope" in err and err.count("\n") == 1, err
+    # clips too short for a term: one line, and no table begun
+    assert main(["bench", "train", "--denoiser", "--terms", "--loss", "stoi", "--seconds", "0.3"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("rtconv bench train: STOI needs signals of at least "), captured
+
+
 def test_report_png_is_written(tmp_path):
     pytest.importorskip("matplotlib", reason="the report needs the train extra (matplotlib)")
     png = tmp_path / "r.png"

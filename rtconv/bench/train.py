@@ -18,11 +18,16 @@ absolute numbers, across runs.
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 
 from ..cli.common import positive_int
+from ..errors import ConfigError
 
 HELP = "examples per second for the lab denoise recipe (train step, forward, data)"
+
+#: The loss ``--denoiser`` times by default (the one the README's figures were measured with)
+DENOISER_LOSS = "si_sdr + 10*sc + 5*cmrs"
 
 
 def configure(parser) -> None:
@@ -38,6 +43,11 @@ def configure(parser) -> None:
                         help="with --denoiser: piece sizes to compare with the whole batch (repeatable; "
                              "default: 8 and 16)")
     parser.add_argument("--seconds", type=float, default=4.0, help="with --denoiser: clip length (default: %(default)s)")
+    parser.add_argument("--loss", default=DENOISER_LOSS, metavar="LOSS",
+                        help="with --denoiser: the loss of the step (default: %(default)r)")
+    parser.add_argument("--terms", action="store_true",
+                        help="with --denoiser: time each term of --loss alone instead (its forward and backward "
+                             "on the model's output), beside the model's own forward and backward")
 
 
 def _time(fn, repeats: int) -> list[float]:
@@ -51,8 +61,15 @@ def _time(fn, repeats: int) -> list[float]:
 
 
 def run(args) -> int:
+    if (args.terms or args.loss != DENOISER_LOSS) and not args.denoiser:
+        print("rtconv bench train: --loss and --terms time the shipped denoiser; add --denoiser.", file=sys.stderr)
+        return 2
     if args.denoiser:
-        return _denoiser(args)
+        try:
+            return _terms(args) if args.terms else _denoiser(args)
+        except ConfigError as e:
+            print(f"rtconv bench train: {e}", file=sys.stderr)
+            return 2
     import torch
 
     from ..models import MimoCNN
@@ -119,8 +136,8 @@ def _denoiser(args) -> int:
     bs, rate = args.batch_size or 64, 48000
     model = load(resolve(None))
     model.train()
-    loss_name = "si_sdr + 10*sc + 5*cmrs"
-    loss_fn, trim = losses.get_loss(loss_name), _trim(model)
+    loss_name = args.loss
+    loss_fn, trim = losses.get_loss(loss_name, rate), _trim(model)
     gen = torch.Generator().manual_seed(0)
     n = int(round(args.seconds * rate))
     x = 0.1 * torch.randn(bs, 1, n, generator=gen)
@@ -145,5 +162,64 @@ def _denoiser(args) -> int:
         for m in sizes:
             med = statistics.median(times[m])
             print(f"{threads:>7}  {'whole' if m is None else m:<10} {bs / med:>16.2f} {med:>8.2f} {whole / med:>8.2f}x")
+    torch.set_num_threads(old)
+    return 0
+
+
+def _terms(args) -> int:
+    """Each term of ``--loss`` alone, forward and backward on the shipped denoiser's output (computed once,
+    the model not in the timing), and the model's own forward and backward (a plain sum as its loss): the
+    configurations take turns, so the machine's load falls on all of them alike."""
+    import torch
+
+    from ..checkpoint import load, resolve
+    from ..train import losses
+    from ..train.trainer import _cut, _trim
+
+    bs, rate = args.batch_size or 16, 48000
+    loss = losses.get_loss(args.loss, rate)
+    parts = getattr(loss, "parts", None) or ((1.0, args.loss.strip(), loss),)
+    model = load(resolve(None))
+    model.train()
+    trim = _trim(model)
+    gen = torch.Generator().manual_seed(0)
+    n = int(round(args.seconds * rate))
+    x = 0.1 * torch.randn(bs, 1, n, generator=gen)
+    y = 0.1 * torch.randn(bs, 1, n, generator=gen)
+    with torch.no_grad():
+        out = _cut(model(x), trim)
+    xc, yc = _cut(x, trim), _cut(y, trim)
+
+    def model_step():
+        model.zero_grad(set_to_none=True)
+        model(x).sum().backward()
+
+    def term_step(f):
+        def go():
+            e = out.detach().requires_grad_()
+            losses.apply(f, e, yc, xc).backward()
+        return go
+
+    rows = [("model (forward + backward)", model_step)] + [(t, term_step(f)) for _, t, f in parts]
+    for _, fn in rows:  # a term that cannot take these clips says so before the table begins
+        fn()
+    old = torch.get_num_threads()
+    print(f"loss {args.loss!r}: each term alone (forward + backward on the output of the shipped denoiser, "
+          f"{model.parameter_count()} parameters), batch {bs} of {args.seconds:g} s clips at {rate} Hz, "
+          f"{args.repeats} turns each, torch {torch.__version__}")
+    print(f"{'threads':>7}  {'what':<28} {'s/step (median)':>15} {'x the model':>11}")
+    for threads in args.threads or [1, 2]:
+        torch.set_num_threads(threads)
+        times = {name: [] for name, _ in rows}
+        for turn in range(args.repeats + 1):  # the first turn warms up
+            for name, fn in rows:
+                t = time.perf_counter()
+                fn()
+                if turn:
+                    times[name].append(time.perf_counter() - t)
+        base = statistics.median(times[rows[0][0]])
+        for name, _ in rows:
+            med = statistics.median(times[name])
+            print(f"{threads:>7}  {name:<28} {med:>15.3f} {med / base:>10.2f}x")
     torch.set_num_threads(old)
     return 0
