@@ -179,12 +179,14 @@ _RESYNC_RUN = 4
 
 
 def _run_at(mm, at: int, kind, size: int) -> bool:
-    """Whether :data:`_RESYNC_RUN` frames of ``kind`` follow one another from byte ``at`` (or fewer up to the end)."""
+    """Whether :data:`_RESYNC_RUN` whole frames of ``kind`` follow one another from byte ``at``, or fewer that end
+    exactly at the file's end or at a trailing tag (not where the last one would run past the end: a byte
+    pattern in junk that looks like a header is not a frame cut short)."""
     for _ in range(_RESYNC_RUN):
-        if at + 4 > size:
+        if at == size or (at < size and any(mm[at : at + 8].startswith(t) for t in _TRAILERS)):
             return True
-        frame = _mpeg_frame(mm[at : at + 4])
-        if frame is None or frame[0] != kind:
+        frame = _mpeg_frame(mm[at : at + 4]) if at + 4 <= size else None
+        if frame is None or frame[0] != kind or at + frame[1] > size:
             return False
         at += frame[1]
     return True

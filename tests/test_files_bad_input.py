@@ -551,6 +551,20 @@ def test_an_mp3_without_a_length_header_cut_inside_a_frame_is_called_cut_short(t
                           "not finished?)"], s.warnings
 
 
+def test_junk_after_an_mp3s_frames_that_holds_a_header_like_pattern_is_not_called_cut_short(tmp_path):
+    """A frame header's four bytes inside junk after the last frame, too near the end for its frame: the
+    scan that looks for frames again after junk took them for a frame the file was cut inside."""
+    data, first = _mp3(_noise(3 * 48000, 2), **CBR_160)
+    frames = data[first:]
+    whole = tmp_path / "whole.mp3"
+    whole.write_bytes(frames)
+    src = tmp_path / "junk.mp3"
+    src.write_bytes(frames + bytes(range(1, 201)) + frames[:4] + bytes(100))
+    ref = process_file(whole, tmp_path / "whole.wav", rtconv.FIR([1.0]), progress=False)
+    s = process_file(src, tmp_path / "out.wav", rtconv.FIR([1.0]), progress=False)
+    assert s.warnings == [] and s.output_frames == ref.output_frames, (s.warnings, s.output_frames, ref.output_frames)
+
+
 class _FailingDisk:
     """A file whose reads past byte ``bad`` fail as a dying disk's do (EIO), once ``armed[0]`` is set."""
 
