@@ -19,7 +19,10 @@
 # The kept epoch is chosen on the dev voices (--val-split dev: Tux Paint's readers, whom no model trains
 # on), not on the validation split's training speakers: in the thirty-second session five CPU stages from
 # v9 were level or ahead of it on validation and all behind it held out (SI-SDRi -0.08..-0.18 dB, PESQ
-# worse in four), and the dev set said so too (PESQ worse in the same four, SI-SDRi lower in four).
+# worse in four), and the dev set said so too (PESQ worse in the same four, SI-SDRi lower in four). It is one
+# package of English voices, though: in the thirty-ninth session the full call's a with a CPU stoi stage was
+# ahead of v9 on dev (SI-SDRi +0.09, PESQ +0.015, STOI +0.0049) and behind it held out (-0.21, -0.013,
+# +0.0019). A dev win is a reason to score held out, not a forecast.
 #
 # On the GPU machine (no network; torch there; this repository as the working directory):
 #   # beforehand, on a machine with the corpus and a network (runs/ is git-ignored):
