@@ -316,7 +316,7 @@ class Reader:
         if self.format in cutshort.COUNTED_FORMATS:
             with quiet_decoders(self._quiet):
                 held = self._decodable_frames()
-            if held < self.frames and self.format == "MP3":
+            if self.format == "MP3":
                 self._mp3_damage(held)
             if held < self.frames:
                 self.missing_frames, self.frames, self._end = self.frames - held, held, held
@@ -366,27 +366,39 @@ class Reader:
         self.frames = self._end = held
 
     def _mp3_damage(self, held: int) -> None:
-        """Refuse an MP3 that stops decoding at ``held`` frames where its frames go on: damaged there, not cut short.
+        """Refuse an MP3 that stops decoding at ``held`` frames where its frames, or more than a few KiB of bytes
+        that are not audio, go on: damaged there (or joined to another stream), not cut short.
 
         libmpg123 skips up to 1 KiB of bytes that are not a frame, and past more it gives nothing, without an
-        error: such a file read as cut short lost all its audio after the damage under a warning that blamed a
-        crash.  Its frames tell which it is (:func:`cutshort.mpeg_frames`, read past the length header): a
-        break in them where decoding stopped (within two frames) with frames after it.
+        error; nor does it go on where frames of another sample rate follow.  Such a file read as cut short lost
+        all its audio after the damage under a warning that blamed a crash, or, without a length header, lost
+        it without a word.  Its frames tell which it is (:func:`cutshort.mpeg_frames`, read past the length
+        header where decoding stopped short of it): a break in them where decoding stopped (within two frames).
         """
         scan = self._mpeg
         if scan is None or scan.length_header:
+            if held >= self.frames:  # a length header, and all of it decodes
+                return
             scan = cutshort.mpeg_frames(str(self.path), past_header=True)
         margin = 2 * 1152
-        if scan is None or scan.broken_at is None or scan.samples <= scan.broken_at + margin:
+        if scan is None or scan.broken_at is None or not scan.broken_at - margin <= held <= scan.broken_at + margin:
             return
-        if not scan.broken_at - margin <= held <= scan.broken_at + margin:
+        frames_after, tail = scan.samples > scan.broken_at + margin, scan.skipped > 4096
+        if not (frames_after or tail):  # a little junk after the last frame
             return
         self.close()
         name, flac = str(self.path), _shlex.quote(str(self.path.with_suffix(".flac")))
+        fix = (f"nothing was written: convert it with a decoder that skips damaged frames, e.g. "
+               f"`ffmpeg -i {_shlex.quote(name)} {flac}`, and process that.")
+        if frames_after:
+            raise AudioFileError(
+                f"input file {name!r} is damaged at about {held / self.sample_rate:.2f} s (frame {held} of about "
+                f"{scan.samples}) and does not decode from there; {fix}"
+            )
         raise AudioFileError(
-            f"input file {name!r} is damaged at about {held / self.sample_rate:.2f} s (frame {held} of about "
-            f"{scan.samples}) and does not decode from there; nothing was written: convert it with a decoder that "
-            f"skips damaged frames, e.g. `ffmpeg -i {_shlex.quote(name)} {flac}`, and process that."
+            f"input file {name!r} stops decoding at about {held / self.sample_rate:.2f} s (frame {held}), where "
+            f"{scan.skipped // 1024} KiB that are not audio of its kind follow (damage, or another MP3 joined on at "
+            f"another sample rate); {fix}"
         )
 
     def _open(self):  # -> soundfile.SoundFile

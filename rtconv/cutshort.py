@@ -158,6 +158,13 @@ def _mpeg_frame(header: bytes) -> tuple[tuple[int, int, int], int, int] | None:
     return (version, layer, hz), per_frame // 8 * bps // hz + pad, per_frame
 
 
+def _id3_size(head: bytes) -> int:
+    """The bytes of the ID3v2 tag a 10-byte ``head`` begins (its header and footer included), 0 where it begins none."""
+    if head[:3] != b"ID3" or len(head) < 10:
+        return 0
+    return 10 + sum((b & 0x7F) << s for b, s in zip(head[6:10], (21, 14, 7, 0))) + 10 * bool(head[5] & 0x10)
+
+
 @dataclass(frozen=True)
 class MpegFrames:
     """What an MPEG audio file's frame headers tell (:func:`mpeg_frames`)."""
@@ -172,6 +179,10 @@ class MpegFrames:
     broken_at: int | None
     #: The file ends inside a frame (cut short there; libmpg123 gives nothing of that frame)
     cut: bool
+    #: Bytes after the first frame that are neither frames of the first one's kind nor a trailing tag (junk
+    #: skipped, and all that follows the last frame where none are found again: damage, or another MPEG
+    #: stream joined on at another sample rate)
+    skipped: int = 0
 
 
 #: Frames that must follow one another for a stretch of bytes after a break to count as frames again
@@ -211,14 +222,11 @@ def mpeg_frames(name: str, past_header: bool = False) -> MpegFrames | None:
             if size < 4:
                 return None
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                head = mm[:10]
-                at = 0
-                if head[:3] == b"ID3" and len(head) == 10:
-                    at = 10 + sum((b & 0x7F) << s for b, s in zip(head[6:10], (21, 14, 7, 0))) + 10 * bool(head[5] & 0x10)
+                at = _id3_size(mm[:10])
                 first = _mpeg_frame(mm[at : at + 4])
                 if first is None:
                     return None
-                kind, samples, broken, cut = first[0], 0, None, False
+                kind, samples, broken, cut, skipped = first[0], 0, None, False, 0
                 length_header = any(t in mm[at : at + min(first[1], 48)] for t in (b"Xing", b"Info", b"VBRI"))
                 if length_header:  # a Xing/Info tag follows the side information, VBRI byte 36
                     if not past_header:
@@ -229,11 +237,15 @@ def mpeg_frames(name: str, past_header: bool = False) -> MpegFrames | None:
                     if frame is None or frame[0] != kind:
                         if any(mm[at : at + 8].startswith(t) for t in _TRAILERS):
                             break
+                        if _id3_size(mm[at : at + 10]):  # an ID3v2 tag between two files joined, or at the end
+                            at += _id3_size(mm[at : at + 10])
+                            continue
                         if broken is None:
                             broken = samples
-                        at = mm.find(b"\xff", at + 1)
+                        start, at = at, mm.find(b"\xff", at + 1)
                         while at >= 0 and not _run_at(mm, at, kind, size):
                             at = mm.find(b"\xff", at + 1)
+                        skipped += (size if at < 0 else at) - start
                         if at < 0:
                             break
                         continue
@@ -244,4 +256,4 @@ def mpeg_frames(name: str, past_header: bool = False) -> MpegFrames | None:
                     at += frame[1]
     except (OSError, ValueError):
         return None
-    return MpegFrames(samples, length_header, broken, cut)
+    return MpegFrames(samples, length_header, broken, cut, skipped)

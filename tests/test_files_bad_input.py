@@ -551,6 +551,39 @@ def test_an_mp3_without_a_length_header_cut_inside_a_frame_is_called_cut_short(t
                           "not finished?)"], s.warnings
 
 
+def test_two_mp3s_joined_at_different_rates_are_refused_not_cut_to_the_first(tmp_path):
+    """libsndfile decodes such a file up to the second stream and stops without an error: it was processed as
+    the first part alone, without a word (before the frame scan found frames again after junk: to the size's
+    guess, the rest silence under a "truncated?" warning)."""
+    def frames(x, rate):
+        data, _ = io.BytesIO(), None
+        sf.write(data, x, rate, format="MP3", **CBR_160)
+        data = data.getvalue()
+        size = 144 * 160000 // rate + (data[2] >> 1 & 1)
+        return data[size:] if b"Info" in data[:size] else data
+
+    src = tmp_path / "joined.mp3"
+    tag = b"ID3\x04\x00\x00\x00\x00\x01\x00" + bytes(128)  # the second file's own tag
+    src.write_bytes(frames(_noise(2 * 48000, 2), 48000) + tag + frames(_noise(2 * 44100, 2), 44100))
+    msg = _refused(tmp_path, src, f"input file {str(src)!r} stops decoding at about 2.0")
+    assert "KiB that are not audio of its kind follow (damage, or another MP3 joined on at another sample rate); " \
+           "nothing was written: convert it with a decoder that skips damaged frames, e.g. `ffmpeg -i " in msg, msg
+
+
+def test_an_mp3_with_a_large_id3v2_tag_at_its_end_is_read_whole_without_a_word(tmp_path):
+    """ID3v2.4 allows the tag after the audio; one with cover art is tens of KiB that are not frames."""
+    data, first = _mp3(_noise(3 * 48000, 2), **CBR_160)
+    whole = tmp_path / "whole.mp3"
+    whole.write_bytes(data[first:])
+    art = 40000
+    src = tmp_path / "tagged.mp3"
+    size = bytes((art >> s) & 0x7F for s in (21, 14, 7, 0))
+    src.write_bytes(data[first:] + b"ID3\x04\x00\x10" + size + bytes(art) + b"3DI\x04\x00\x10" + size)
+    ref = process_file(whole, tmp_path / "whole.wav", rtconv.FIR([1.0]), progress=False)
+    s = process_file(src, tmp_path / "out.wav", rtconv.FIR([1.0]), progress=False)
+    assert s.warnings == [] and s.output_frames == ref.output_frames, (s.warnings, s.output_frames, ref.output_frames)
+
+
 def test_junk_after_an_mp3s_frames_that_holds_a_header_like_pattern_is_not_called_cut_short(tmp_path):
     """A frame header's four bytes inside junk after the last frame, too near the end for its frame: the
     scan that looks for frames again after junk took them for a frame the file was cut inside."""
