@@ -338,6 +338,8 @@ class Reader:
         """
         name = str(self.path)
         self._mpeg = scan = cutshort.mpeg_frames(name)
+        if scan is not None and scan.length_header:
+            self._past_header(scan)
         if scan is None or scan.length_header or not scan.samples:
             return
         held = scan.samples
@@ -364,6 +366,25 @@ class Reader:
                     f"e.g. `ffmpeg -i {_shlex.quote(name)} {flac}`, and process that."
                 )
         self.frames = self._end = held
+
+    def _past_header(self, scan) -> None:
+        """Refuse an MP3 whose frames go on past what its Xing/Info header announces: MP3s joined end to end
+        (``cat a.mp3 b.mp3``) keep the first one's header, libmpg123 stops where it says, and all after the first
+        was lost without a word.  Its frames are counted only where the file is more than 8 KiB longer than the
+        stream the header announces (room for tags after it)."""
+        if not scan.stream_bytes or self.path.stat().st_size - scan.stream_bytes <= 8192:
+            return
+        whole = cutshort.mpeg_frames(str(self.path), past_header=True)
+        if whole is None or whole.samples <= self.frames + 3 * 1152:  # the encoder's delay and padding
+            return
+        self.close()
+        name, sr = str(self.path), self.sample_rate
+        flac = _shlex.quote(str(self.path.with_suffix(".flac")))
+        raise AudioFileError(
+            f"input file {name!r} holds about {whole.samples / sr:.2f} s of MPEG audio but its length header (Xing/Info) "
+            f"announces {self.frames / sr:.2f} s, and libsndfile reads only that (MP3s joined end to end?); nothing was "
+            f"written: convert it first, e.g. `ffmpeg -i {_shlex.quote(name)} {flac}`, and process that."
+        )
 
     def _mp3_damage(self, held: int) -> None:
         """Refuse an MP3 that stops decoding at ``held`` frames where its frames, or more than a few KiB of bytes

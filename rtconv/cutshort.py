@@ -158,6 +158,16 @@ def _mpeg_frame(header: bytes) -> tuple[tuple[int, int, int], int, int] | None:
     return (version, layer, hz), per_frame // 8 * bps // hz + pad, per_frame
 
 
+def _xing_bytes(frame: bytes) -> int | None:
+    """The stream's length in bytes a Xing/Info frame gives (its flag 2), None where it gives none."""
+    tag = max(frame.find(b"Xing"), frame.find(b"Info"))
+    if tag < 0 or len(frame) < tag + 8:
+        return None
+    flags = int.from_bytes(frame[tag + 4 : tag + 8], "big")
+    at = tag + 8 + 4 * (flags & 1)  # after the frame count, where there is one
+    return int.from_bytes(frame[at : at + 4], "big") if flags & 2 and len(frame) >= at + 4 else None
+
+
 def _id3_size(head: bytes) -> int:
     """The bytes of the ID3v2 tag a 10-byte ``head`` begins (its header and footer included), 0 where it begins none."""
     if head[:3] != b"ID3" or len(head) < 10:
@@ -183,6 +193,8 @@ class MpegFrames:
     #: skipped, and all that follows the last frame where none are found again: damage, or another MPEG
     #: stream joined on at another sample rate)
     skipped: int = 0
+    #: Bytes of the stream a Xing/Info length header announces (its own frame included), where it says
+    stream_bytes: int | None = None
 
 
 #: Frames that must follow one another for a stretch of bytes after a break to count as frames again
@@ -227,10 +239,11 @@ def mpeg_frames(name: str, past_header: bool = False) -> MpegFrames | None:
                 if first is None:
                     return None
                 kind, samples, broken, cut, skipped = first[0], 0, None, False, 0
-                length_header = any(t in mm[at : at + min(first[1], 48)] for t in (b"Xing", b"Info", b"VBRI"))
+                head = mm[at : at + min(first[1], 48)]
+                length_header = any(t in head for t in (b"Xing", b"Info", b"VBRI"))
                 if length_header:  # a Xing/Info tag follows the side information, VBRI byte 36
                     if not past_header:
-                        return MpegFrames(0, True, None, False)
+                        return MpegFrames(0, True, None, False, stream_bytes=_xing_bytes(mm[at : at + first[1]]))
                     at += first[1]
                 while at + 4 <= size:
                     frame = _mpeg_frame(mm[at : at + 4])

@@ -570,6 +570,33 @@ def test_two_mp3s_joined_at_different_rates_are_refused_not_cut_to_the_first(tmp
            "nothing was written: convert it with a decoder that skips damaged frames, e.g. `ffmpeg -i " in msg, msg
 
 
+@pytest.mark.parametrize("kw", [CBR_160, {}], ids=["CBR", "VBR"])
+def test_mp3s_joined_end_to_end_are_refused_not_cut_to_the_first(tmp_path, kw):
+    """`cat a.mp3 b.mp3 > ab.mp3` keeps a's Xing/Info header, which announces a's length: libsndfile read 2 s of
+    the 5 and rtconv wrote those without a word."""
+    parts = []
+    for seconds in (2, 3):
+        buf = io.BytesIO()
+        sf.write(buf, _noise(seconds * 48000, 2), 48000, format="MP3", **kw)
+        parts.append(buf.getvalue())
+    src = tmp_path / "ab.mp3"
+    src.write_bytes(parts[0] + parts[1])
+    assert sf.info(str(src)).frames == 2 * 48000  # the defect, still there
+    msg = _refused(tmp_path, src, f"input file {str(src)!r} holds about 5.0")
+    assert msg.endswith("s of MPEG audio but its length header (Xing/Info) announces 2.00 s, and libsndfile reads only "
+                        "that (MP3s joined end to end?); nothing was written: convert it first, e.g. `ffmpeg -i "
+                        f"{shlex.quote(str(src))} {shlex.quote(str(tmp_path / 'ab.flac'))}`, and process that."), msg
+
+
+def test_an_mp3_with_its_length_header_and_large_tags_after_it_is_read_whole_without_a_word(tmp_path):
+    data, first = _mp3(_noise(3 * 48000, 2))
+    assert first
+    src = tmp_path / "tagged.mp3"
+    src.write_bytes(data + b"APETAGEX" + bytes(20000) + b"TAG" + bytes(125))
+    s = process_file(src, tmp_path / "out.wav", rtconv.FIR([1.0]), progress=False)
+    assert s.warnings == [] and s.output_frames == sf.info(str(src)).frames, s
+
+
 def test_an_mp3_with_a_large_id3v2_tag_at_its_end_is_read_whole_without_a_word(tmp_path):
     """ID3v2.4 allows the tag after the audio; one with cover art is tens of KiB that are not frames."""
     data, first = _mp3(_noise(3 * 48000, 2), **CBR_160)
