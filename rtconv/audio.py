@@ -20,6 +20,7 @@ arrays, corpus items, live blocks): such a sample becomes 0 and is counted.
 from __future__ import annotations
 
 import contextlib as _contextlib
+import dataclasses as _dataclasses
 import errno as _errno
 import functools as _functools
 import math as _math
@@ -265,7 +266,9 @@ class Reader:
             _probe(self.path)
         except OSError as e:
             raise AudioFileError(f"cannot read input file {name!r}: {_oserror_text(e)}; check its permissions.") from None
-        self._extra, self._raw, self._padded = 0, None, None  # zero bytes shown after the file's end (_past_guess), its file, the view
+        # zero bytes shown after the file's end (_past_guess), bytes hidden (_past_header), its file, the view
+        self._extra, self._hide, self._raw, self._padded = 0, None, None, None
+        self._joined = None  # (frames the length header announces, frames all the frames hold): _past_header
         try:
             with quiet_decoders():  # libmpg123 finds what is wrong with an MP3 already when it opens it
                 self._f = sf.SoundFile(name, "r")
@@ -316,6 +319,7 @@ class Reader:
         if self.format in cutshort.COUNTED_FORMATS:
             with quiet_decoders(self._quiet):
                 held = self._decodable_frames()
+            self._raise_read_error()  # a disk error reads as frames that do not decode
             if self.format == "MP3":
                 self._mp3_damage(held)
             if held < self.frames:
@@ -339,7 +343,7 @@ class Reader:
         name = str(self.path)
         self._mpeg = scan = cutshort.mpeg_frames(name)
         if scan is not None and scan.length_header:
-            self._past_header(scan)
+            scan = self._past_header(scan)  # None, or MP3s joined end to end, now without their length header
         if scan is None or scan.length_header or not scan.samples:
             return
         held = scan.samples
@@ -347,7 +351,7 @@ class Reader:
             return
         if held > self.frames:
             # the guess grows with the size: enough zeros for it to reach `held`, and a margin
-            size = self.path.stat().st_size
+            size = self.path.stat().st_size - (self._hide[1] - self._hide[0] if self._hide else 0)
             self._extra = size * held // max(1, self.frames) - size + (1 << 16)
             self._f.close()
             try:
@@ -367,24 +371,42 @@ class Reader:
                 )
         self.frames = self._end = held
 
-    def _past_header(self, scan) -> None:
-        """Refuse an MP3 whose frames go on past what its Xing/Info header announces: MP3s joined end to end
-        (``cat a.mp3 b.mp3``) keep the first one's header, libmpg123 stops where it says, and all after the first
-        was lost without a word.  Its frames are counted only where the file is more than 8 KiB longer than the
-        stream the header announces (room for tags after it)."""
+    def _past_header(self, scan):  # -> cutshort.MpegFrames | None
+        """Read MP3s joined end to end (``cat a.mp3 b.mp3``) whole, not only as far as the first one's header says.
+
+        The joined file keeps the first one's Xing/Info header, libmpg123 stops where it says, and all after
+        the first was lost without a word.  Its frames are counted only where the file is more than 8 KiB
+        longer than the stream the header announces (room for tags after it); where they go on past it, the
+        file is shown to libsndfile without that header, as an MP3 without one (:meth:`_past_guess` reads it to
+        its last frame), and the frames found are returned.  The first part's encoder delay is then not
+        trimmed, as the later parts' never are: the joins keep a few tens of ms of silence, as in a player.
+        """
         if not scan.stream_bytes or self.path.stat().st_size - scan.stream_bytes <= 8192:
-            return
+            return None
         whole = cutshort.mpeg_frames(str(self.path), past_header=True)
-        if whole is None or whole.samples <= self.frames + 3 * 1152:  # the encoder's delay and padding
-            return
-        self.close()
-        name, sr = str(self.path), self.sample_rate
-        flac = _shlex.quote(str(self.path.with_suffix(".flac")))
-        raise AudioFileError(
-            f"input file {name!r} holds about {whole.samples / sr:.2f} s of MPEG audio but its length header (Xing/Info) "
-            f"announces {self.frames / sr:.2f} s, and libsndfile reads only that (MP3s joined end to end?); nothing was "
-            f"written: convert it first, e.g. `ffmpeg -i {_shlex.quote(name)} {flac}`, and process that."
-        )
+        span = cutshort.length_header_span(str(self.path))
+        if whole is None or span is None or whole.samples <= self.frames + 3 * 1152:  # the encoder's delay, padding
+            return None
+        announced, self._hide = self.frames, span
+        self._f.close()
+        try:
+            with quiet_decoders(self._quiet):
+                self._f = self._open()
+        except (RuntimeError, OSError) as e:
+            raise self._unreadable(e) from None
+        self._raise_read_error()
+        self.frames, self._joined = self._f.frames, (announced, whole.samples)  # libsndfile's guess, from the size
+        self._mpeg = _dataclasses.replace(whole, length_header=False)
+        return self._mpeg
+
+    @property
+    def joined(self) -> str | None:
+        """The note for MP3s joined end to end, read whole (:meth:`_past_header`); ``None`` for any other file."""
+        if self._joined is None:
+            return None
+        announced, held = (n / self.sample_rate for n in self._joined)
+        return (f"the file holds MP3s joined end to end: its length header (Xing/Info) announces {announced:.2f} s "
+                f"and its frames hold {held:.2f} s; all of it was read, as one stream")
 
     def _mp3_damage(self, held: int) -> None:
         """Refuse an MP3 that stops decoding at ``held`` frames where its frames, or more than a few KiB of bytes
@@ -425,12 +447,12 @@ class Reader:
     def _open(self):  # -> soundfile.SoundFile
         """A new libsndfile handle on the file (with :attr:`_extra` zero bytes after its end, see _past_guess)."""
         sf = _sf()
-        if not self._extra:
+        if not self._extra and not self._hide:
             return sf.SoundFile(str(self.path))
         if self._raw is not None:
             self._raw.close()
         self._raw = open(self.path, "rb")  # noqa: SIM115 - open as long as the reader is; close() closes it
-        self._padded = cutshort._Padded(self._raw, _os.fstat(self._raw.fileno()).st_size, self._extra)
+        self._padded = cutshort._Padded(self._raw, _os.fstat(self._raw.fileno()).st_size, self._extra, self._hide)
         return sf.SoundFile(self._padded)
 
     def _raise_read_error(self) -> None:
@@ -465,6 +487,8 @@ class Reader:
             except (RuntimeError, OSError):
                 try:
                     self._reopen()
+                except AudioFileError:  # a disk error, said as such
+                    raise
                 except (RuntimeError, OSError) as e:
                     raise self._unreadable(e) from None
                 return False
@@ -504,7 +528,9 @@ class Reader:
         return None  # it decoded this time: say what libsndfile said
 
     def _reopen(self) -> None:
-        """Open the file again: after a failed read, libsndfile's FLAC decoder can no longer seek."""
+        """Open the file again: after a failed read, libsndfile's FLAC decoder can no longer seek.  Not where the
+        read failed on the disk (the new view would forget it): that is refused (:meth:`_raise_read_error`)."""
+        self._raise_read_error()
         self._f.close()
         self._f = self._open()
 
@@ -561,6 +587,7 @@ class Reader:
                 detail = sndfile_detail(e)
                 with quiet_decoders(self._quiet):
                     at = self._damage_at(self.frames_read, n)
+                self._raise_read_error()
                 if at is None:
                     raise AudioFileError(
                         f"input file {name!r} is corrupt after {self.frames_read} frames ({detail}); "

@@ -32,10 +32,13 @@ SHORT_CHUNK = re.compile(r"^\s*[A-Za-z][A-Za-z ]*?\s*:\s*(\d+)\s*\(should be (\d
 
 
 class _Padded(io.RawIOBase):
-    """A file read as if ``extra`` zero bytes followed its end: a file cut short, made as long as its header says."""
+    """A file read as if ``extra`` zero bytes followed its end (a file cut short, made as long as its header says),
+    and, with ``hide=(a, b)``, as if its bytes ``a`` to ``b`` were not there (a length header that would stop reads)."""
 
-    def __init__(self, raw, size: int, extra: int) -> None:
-        self._raw, self._size, self._end, self._pos = raw, size, size + extra, 0
+    def __init__(self, raw, size: int, extra: int, hide: tuple[int, int] | None = None) -> None:
+        self._hide = hide or (size, size)
+        gap = self._hide[1] - self._hide[0]
+        self._raw, self._size, self._end, self._pos = raw, size - gap, size - gap + extra, 0
         #: The first OSError reading the file raised (a disk error, a network share gone), else None.  It is
         #: kept, not raised: libsndfile calls :meth:`readinto` through a cffi callback, where an exception
         #: prints a traceback and reads as 0 bytes, the end of the file; the reader checks this after each read.
@@ -58,9 +61,17 @@ class _Padded(io.RawIOBase):
         if self.error is not None:
             return 0
         n = max(0, min(len(b), self._end - self._pos))
+        view, got = memoryview(b), 0
+        a, z = self._hide
         try:
-            self._raw.seek(self._pos)
-            got = self._raw.readinto(memoryview(b)[: max(0, min(n, self._size - self._pos))]) or 0
+            while got < n and self._pos + got < self._size:  # the file's bytes, in at most two runs around the hidden ones
+                at = self._pos + got
+                run = min(n - got, self._size - at, (a - at) if at < a else n)
+                self._raw.seek(at if at < a else at + z - a)
+                k = self._raw.readinto(view[got : got + run]) or 0
+                got += k
+                if k < run:
+                    break
         except OSError as e:
             self.error = e
             return 0
@@ -156,6 +167,23 @@ def _mpeg_frame(header: bytes) -> tuple[tuple[int, int, int], int, int] | None:
         return (version, layer, hz), (12 * bps // hz + pad) * 4, 384
     per_frame = 1152 if mpeg1 or layer == 2 else 576
     return (version, layer, hz), per_frame // 8 * bps // hz + pad, per_frame
+
+
+def length_header_span(name: str) -> tuple[int, int] | None:
+    """Where an MP3's first frame, a Xing/Info/VBRI length header, lies in the file (after its ID3v2 tag)."""
+    try:
+        with open(name, "rb") as f:
+            head = f.read(10)
+            at = _id3_size(head)
+            f.seek(at)
+            frame = _mpeg_frame(f.read(4))
+            if frame is None:
+                return None
+            f.seek(at)
+            first = f.read(min(frame[1], 48))
+    except OSError:
+        return None
+    return (at, at + frame[1]) if any(t in first for t in (b"Xing", b"Info", b"VBRI")) else None
 
 
 def _xing_bytes(frame: bytes) -> int | None:

@@ -874,6 +874,8 @@ def process_file(
     )
     if reader.cut_short:
         summary.warnings.append(reader.cut_short)
+    if reader.joined:
+        summary.warnings.append(reader.joined)
     if reader.frames_read < reader.frames:
         summary.warnings.append(
             f"the file ended after {reader.frames_read} of the {reader.frames} frames its header "

@@ -663,7 +663,7 @@ def test_a_vbr_mp3_without_a_length_header_is_processed_whole_or_refused_in_one_
             whole += len(data) // size * 1152
     guess = sf.info(str(src)).frames
     assert guess < whole // 2
-    force = "" if past_guess else "p = c._Padded; c._Padded = lambda raw, size, extra: p(raw, size, 0); "
+    force = "" if past_guess else "p = c._Padded; c._Padded = lambda raw, size, extra, hide=None: p(raw, size, 0, hide); "
     code = f"import sys, rtconv.cutshort as c; {force}from rtconv.cli import main; sys.exit(main())"
     r = subprocess.run([sys.executable, "-c", code, "process", str(src), str(out), "-m", str(fir), "-q"],
                        capture_output=True, text=True, timeout=120, check=False)

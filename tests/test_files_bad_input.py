@@ -480,7 +480,7 @@ def test_a_vbr_mp3_libsndfile_cannot_read_past_its_guess_is_refused_not_cut(tmp_
     from rtconv import cutshort
 
     padded = cutshort._Padded
-    monkeypatch.setattr(cutshort, "_Padded", lambda raw, size, extra: padded(raw, size, 0))
+    monkeypatch.setattr(cutshort, "_Padded", lambda raw, size, extra, hide=None: padded(raw, size, 0, hide))
     src = tmp_path / "vbr.mp3"
     whole = _vbr_without_length_header(src)
     guess = sf.info(str(src)).frames
@@ -571,21 +571,26 @@ def test_two_mp3s_joined_at_different_rates_are_refused_not_cut_to_the_first(tmp
 
 
 @pytest.mark.parametrize("kw", [CBR_160, {}], ids=["CBR", "VBR"])
-def test_mp3s_joined_end_to_end_are_refused_not_cut_to_the_first(tmp_path, kw):
+def test_mp3s_joined_end_to_end_are_read_whole_with_a_note_not_cut_to_the_first(tmp_path, kw):
     """`cat a.mp3 b.mp3 > ab.mp3` keeps a's Xing/Info header, which announces a's length: libsndfile read 2 s of
     the 5 and rtconv wrote those without a word."""
-    parts = []
-    for seconds in (2, 3):
+    parts, xs = [], [_noise(2 * 48000, 2), 0.5 * _noise(3 * 48000, 2)[::-1]]
+    for x in xs:
         buf = io.BytesIO()
-        sf.write(buf, _noise(seconds * 48000, 2), 48000, format="MP3", **kw)
+        sf.write(buf, x, 48000, format="MP3", **kw)
         parts.append(buf.getvalue())
     src = tmp_path / "ab.mp3"
     src.write_bytes(parts[0] + parts[1])
     assert sf.info(str(src)).frames == 2 * 48000  # the defect, still there
-    msg = _refused(tmp_path, src, f"input file {str(src)!r} holds about 5.0")
-    assert msg.endswith("s of MPEG audio but its length header (Xing/Info) announces 2.00 s, and libsndfile reads only "
-                        "that (MP3s joined end to end?); nothing was written: convert it first, e.g. `ffmpeg -i "
-                        f"{shlex.quote(str(src))} {shlex.quote(str(tmp_path / 'ab.flac'))}`, and process that."), msg
+    s = process_file(src, tmp_path / "out.wav", rtconv.FIR([1.0]), progress=False)
+    held = s.output_frames
+    assert 5 * 48000 < held < 5 * 48000 + 6 * 1152, held  # both parts, with the encoders' delays and padding
+    assert s.warnings == ["the file holds MP3s joined end to end: its length header (Xing/Info) announces 2.00 s and "
+                          f"its frames hold {held / 48000:.2f} s; all of it was read, as one stream"], s.warnings
+    y, _ = sf.read(str(tmp_path / "out.wav"))
+    level = [np.sqrt(np.mean(y[int(a * 48000) : int(b * 48000)] ** 2)) for a, b in ((0.2, 1.8), (2.3, 4.8))]
+    assert 0.08 < level[0] < 0.12 and 0.04 < level[1] < 0.06, level  # each part at its own level, the second whole
+    assert np.sqrt(np.mean(y[-20000:-3000] ** 2)) > 0.04  # the end is the second part's
 
 
 def test_an_mp3_with_its_length_header_and_large_tags_after_it_is_read_whole_without_a_word(tmp_path):
@@ -654,7 +659,7 @@ def test_a_disk_error_under_a_vbr_mp3_read_past_its_guess_is_refused_not_padded_
     armed = [when == "opening"]
     padded = cutshort._Padded
     monkeypatch.setattr(cutshort, "_Padded",
-                        lambda raw, size, extra: padded(_FailingDisk(raw, src.stat().st_size // 2, armed), size, extra))
+                        lambda raw, size, extra, hide=None: padded(_FailingDisk(raw, src.stat().st_size // 2, armed), size, extra, hide))
     chunks = audio.Reader.chunks
 
     def arm_then_read(self):
@@ -675,7 +680,7 @@ def test_a_disk_error_after_the_first_chunk_says_how_far_the_file_was_read(tmp_p
     armed = [False]
     padded = cutshort._Padded
     monkeypatch.setattr(cutshort, "_Padded",
-                        lambda raw, size, extra: padded(_FailingDisk(raw, src.stat().st_size // 2, armed), size, extra))
+                        lambda raw, size, extra, hide=None: padded(_FailingDisk(raw, src.stat().st_size // 2, armed), size, extra, hide))
     monkeypatch.setattr(files, "_READ_CHUNK", 4096)
     chunks = audio.Reader.chunks
 

@@ -488,3 +488,23 @@ def test_rtconv_vad_warns_of_a_file_cut_short_in_process_s_words_and_prints_what
         f"rtconv vad: warning: take.{ext}: the file is cut short: its header announces 3.00 s (144000 frames) and "
         f"it holds {held / RATE:.2f} s ({held}); what it holds was processed (a recording stopped by a crash, or a "
         "copy not finished?)", expected.err.strip()]
+
+
+def test_rtconv_vad_reads_mp3s_joined_end_to_end_whole_and_says_so(bursts, tmp_path, capsys):
+    """`cat a.mp3 b.mp3` keeps a's length header: libsndfile read a alone, and the speech in b was never looked at."""
+    import io
+
+    _, _, model, x = bursts
+    parts = []
+    for piece in (np.zeros(RATE), x):  # a second of silence, then the bursts
+        buf = io.BytesIO()
+        sf.write(buf, piece.astype(np.float32), RATE, format="MP3")
+        parts.append(buf.getvalue())
+    src = tmp_path / "joined.mp3"
+    src.write_bytes(parts[0] + parts[1])
+    assert main(["vad", str(src), "--model", str(model)]) == 0
+    out, err = capsys.readouterr()
+    segs = _segs(out)
+    assert len(segs) == 2 and 1.4 < segs[0][0] < 1.7 and 3.0 < segs[1][0] < 3.3, segs  # the bursts, a second later
+    assert err.splitlines()[0].startswith("rtconv vad: warning: joined.mp3: the file holds MP3s joined end to end: its "
+                                          "length header (Xing/Info) announces 1.00 s and its frames hold "), err
