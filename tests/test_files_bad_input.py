@@ -752,3 +752,28 @@ def test_quiet_decoders_gives_stderr_back_after_an_error_and_leaves_other_thread
     t.start()
     t.join()
     assert capfd.readouterr().err == "after\nfrom a thread\n"
+
+
+@pytest.mark.parametrize("hide", [None, (0, 5), (10, 30), (90, 100)])
+def test_the_padded_view_reads_the_file_without_its_hidden_bytes_and_zeros_after_it(tmp_path, hide):
+    from rtconv.cutshort import _Padded
+
+    data = bytes(range(100))
+    path = tmp_path / "bytes"
+    path.write_bytes(data)
+    a, b = hide or (100, 100)
+    expected = data[:a] + data[b:] + bytes(7)
+    with open(path, "rb") as raw:
+        view = _Padded(raw, 100, 7, hide)
+        got = bytearray()
+        for size in (1, 3, 8, 13, 64, 50):  # reads that start and end inside, before and after the hidden bytes
+            buf = bytearray(size)
+            n = view.readinto(buf)
+            got += buf[:n]
+        assert bytes(got) == expected and view.readinto(bytearray(4)) == 0
+        view.seek(-7, 2)
+        buf = bytearray(9)
+        assert view.readinto(buf) == 7 and bytes(buf[:7]) == bytes(7)
+        view.seek(max(0, a - 2))
+        buf = bytearray(4)
+        assert view.readinto(buf) == 4 and bytes(buf) == expected[max(0, a - 2) : max(0, a - 2) + 4]
