@@ -445,7 +445,8 @@ class Reader:
         )
 
     def _open(self):  # -> soundfile.SoundFile
-        """A new libsndfile handle on the file (with :attr:`_extra` zero bytes after its end, see _past_guess)."""
+        """A new libsndfile handle on the file (with :attr:`_extra` zero bytes after its end, see _past_guess, and
+        without the bytes :attr:`_hide` names, see _past_header)."""
         sf = _sf()
         if not self._extra and not self._hide:
             return sf.SoundFile(str(self.path))
