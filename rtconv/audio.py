@@ -69,6 +69,8 @@ MAX_CHANNELS = 1024
 # `rtconv process --help` states them without importing torch.
 #: Frames read from a file at a time; also the streamer block of a framed model.
 READ_CHUNK = 65536
+#: Samples per channel in an MPEG-1 Layer III frame: the unit of an MP3's length and of a decoder's slack
+_MP3_FRAME = 1152
 #: Streamer block for files of models that run at the sample rate (:func:`rtconv.files.file_block_size`).
 SAMPLE_RATE_MODEL_BLOCK = 16384
 
@@ -384,10 +386,9 @@ class Reader:
         if not scan.stream_bytes or self.path.stat().st_size - scan.stream_bytes <= 8192:
             return None
         whole = cutshort.mpeg_frames(str(self.path), past_header=True)
-        span = cutshort.length_header_span(str(self.path))
-        if whole is None or span is None or whole.samples <= self.frames + 3 * 1152:  # the encoder's delay, padding
+        if whole is None or whole.samples <= self.frames + 3 * _MP3_FRAME:  # the encoder's delay, padding
             return None
-        announced, self._hide = self.frames, span
+        announced, self._hide = self.frames, whole.header
         self._f.close()
         try:
             with quiet_decoders(self._quiet):
@@ -396,8 +397,14 @@ class Reader:
             raise self._unreadable(e) from None
         self._raise_read_error()
         self.frames, self._joined = self._f.frames, (announced, whole.samples)  # libsndfile's guess, from the size
-        self._mpeg = _dataclasses.replace(whole, length_header=False)
+        self._mpeg = _dataclasses.replace(whole, header=None)  # hidden: libsndfile reads it as it reads none
         return self._mpeg
+
+    @property
+    def warnings(self) -> list[str]:
+        """What every command says of this file beside its output: :attr:`cut_short` and :attr:`joined`, where
+        given (clauses without the file's name)."""
+        return [said for said in (self.cut_short, self.joined) if said]
 
     @property
     def joined(self) -> str | None:
@@ -423,7 +430,7 @@ class Reader:
             if held >= self.frames:  # a length header, and all of it decodes
                 return
             scan = cutshort.mpeg_frames(str(self.path), past_header=True)
-        margin = 2 * 1152
+        margin = 2 * _MP3_FRAME
         if scan is None or scan.broken_at is None or not scan.broken_at - margin <= held <= scan.broken_at + margin:
             return
         frames_after, tail = scan.samples > scan.broken_at + margin, scan.skipped > 4096
@@ -584,11 +591,10 @@ class Reader:
                     else:
                         x = self._f.read(n, dtype="float32", always_2d=True)
             except (RuntimeError, OSError) as e:
-                self._raise_read_error()
                 detail = sndfile_detail(e)
                 with quiet_decoders(self._quiet):
                     at = self._damage_at(self.frames_read, n)
-                self._raise_read_error()
+                self._raise_read_error()  # a disk error, not damage (its probe reopens the file: _reopen says so)
                 if at is None:
                     raise AudioFileError(
                         f"input file {name!r} is corrupt after {self.frames_read} frames ({detail}); "

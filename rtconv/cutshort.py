@@ -152,6 +152,13 @@ _KBPS = {
 _MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
 #: What may follow the last frame of a whole MP3: ID3v1, APEv2 and Lyrics3 tags
 _TRAILERS = (b"TAG", b"APETAGEX", b"LYRICS")
+#: The tags of a length header frame (a Xing/Info tag follows the side information, VBRI's is at byte 36)
+_LENGTH_TAGS = (b"Xing", b"Info", b"VBRI")
+
+
+def _trailer_at(mm, at: int) -> bool:
+    """Whether a trailing tag (:data:`_TRAILERS`) begins at byte ``at``."""
+    return any(mm[at : at + 8].startswith(t) for t in _TRAILERS)
 
 
 def _mpeg_frame(header: bytes) -> tuple[tuple[int, int, int], int, int] | None:
@@ -167,23 +174,6 @@ def _mpeg_frame(header: bytes) -> tuple[tuple[int, int, int], int, int] | None:
         return (version, layer, hz), (12 * bps // hz + pad) * 4, 384
     per_frame = 1152 if mpeg1 or layer == 2 else 576
     return (version, layer, hz), per_frame // 8 * bps // hz + pad, per_frame
-
-
-def length_header_span(name: str) -> tuple[int, int] | None:
-    """Where an MP3's first frame, a Xing/Info/VBRI length header, lies in the file (after its ID3v2 tag)."""
-    try:
-        with open(name, "rb") as f:
-            head = f.read(10)
-            at = _id3_size(head)
-            f.seek(at)
-            frame = _mpeg_frame(f.read(4))
-            if frame is None:
-                return None
-            f.seek(at)
-            first = f.read(min(frame[1], 48))
-    except OSError:
-        return None
-    return (at, at + frame[1]) if any(t in first for t in (b"Xing", b"Info", b"VBRI")) else None
 
 
 def _xing_bytes(frame: bytes) -> int | None:
@@ -210,8 +200,9 @@ class MpegFrames:
     #: Samples per channel in the frames found, those after a damaged stretch included (a Xing/Info/VBRI
     #: frame holds none)
     samples: int
-    #: The first frame is a Xing/Info/VBRI frame: libsndfile takes the length from it
-    length_header: bool
+    #: Where the first frame lies in the file when it is a Xing/Info/VBRI length header (libsndfile takes
+    #: the length from it), else None
+    header: tuple[int, int] | None
     #: Samples before the first place the frames stop following one another (bytes that are not a frame:
     #: damage, or junk libmpg123 may or may not skip); None where they run to the end or to a trailing tag
     broken_at: int | None
@@ -224,6 +215,10 @@ class MpegFrames:
     #: Bytes of the stream a Xing/Info length header announces (its own frame included), where it says
     stream_bytes: int | None = None
 
+    @property
+    def length_header(self) -> bool:
+        return self.header is not None
+
 
 #: Frames that must follow one another for a stretch of bytes after a break to count as frames again
 _RESYNC_RUN = 4
@@ -234,7 +229,7 @@ def _run_at(mm, at: int, kind, size: int) -> bool:
     exactly at the file's end or at a trailing tag (not where the last one would run past the end: a byte
     pattern in junk that looks like a header is not a frame cut short)."""
     for _ in range(_RESYNC_RUN):
-        if at == size or (at < size and any(mm[at : at + 8].startswith(t) for t in _TRAILERS)):
+        if at == size or (at < size and _trailer_at(mm, at)):
             return True
         frame = _mpeg_frame(mm[at : at + 4]) if at + 4 <= size else None
         if frame is None or frame[0] != kind or at + frame[1] > size:
@@ -267,19 +262,20 @@ def mpeg_frames(name: str, past_header: bool = False) -> MpegFrames | None:
                 if first is None:
                     return None
                 kind, samples, broken, cut, skipped = first[0], 0, None, False, 0
-                head = mm[at : at + min(first[1], 48)]
-                length_header = any(t in head for t in (b"Xing", b"Info", b"VBRI"))
-                if length_header:  # a Xing/Info tag follows the side information, VBRI byte 36
+                header = None
+                if any(t in mm[at : at + min(first[1], 48)] for t in _LENGTH_TAGS):
+                    header = (at, at + first[1])
                     if not past_header:
-                        return MpegFrames(0, True, None, False, stream_bytes=_xing_bytes(mm[at : at + first[1]]))
+                        return MpegFrames(0, header, None, False, stream_bytes=_xing_bytes(mm[at : at + first[1]]))
                     at += first[1]
                 while at + 4 <= size:
                     frame = _mpeg_frame(mm[at : at + 4])
                     if frame is None or frame[0] != kind:
-                        if any(mm[at : at + 8].startswith(t) for t in _TRAILERS):
+                        if _trailer_at(mm, at):
                             break
-                        if _id3_size(mm[at : at + 10]):  # an ID3v2 tag between two files joined, or at the end
-                            at += _id3_size(mm[at : at + 10])
+                        tag = _id3_size(mm[at : at + 10])
+                        if tag:  # an ID3v2 tag between two files joined, or at the end
+                            at += tag
                             continue
                         if broken is None:
                             broken = samples
@@ -297,4 +293,4 @@ def mpeg_frames(name: str, past_header: bool = False) -> MpegFrames | None:
                     at += frame[1]
     except (OSError, ValueError):
         return None
-    return MpegFrames(samples, length_header, broken, cut, skipped)
+    return MpegFrames(samples, header, broken, cut, skipped)

@@ -872,10 +872,7 @@ def process_file(
         primed_frames=chain.primed_frames, dc_offset=chain.dc_offset, both_directions=both_directions,
         level_db=level_db, level_gain=gain,
     )
-    if reader.cut_short:
-        summary.warnings.append(reader.cut_short)
-    if reader.joined:
-        summary.warnings.append(reader.joined)
+    summary.warnings.extend(reader.warnings)
     if reader.frames_read < reader.frames:
         summary.warnings.append(
             f"the file ended after {reader.frames_read} of the {reader.frames} frames its header "

@@ -200,9 +200,8 @@ def detect(path, model, frame_seconds: float = FRAME_SECONDS,
     primed (``prime``, default: when it is recurrent) as ``rtconv process`` starts one: from the file's
     first quarter second played backwards, not from silence, from which the shipped VAD called the first
     100 ms of digital silence speech (p up to 0.5).
-    Returns the probabilities and ``{"rate", "frames", "duration", "channels", "cut_short", "joined"}``
-    (``cut_short``: :attr:`rtconv.audio.Reader.cut_short`, the warning for a file cut short, else None;
-    ``joined``: :attr:`rtconv.audio.Reader.joined`, the note for MP3s joined end to end, else None).
+    Returns the probabilities and ``{"rate", "frames", "duration", "channels", "warnings"}`` (``warnings``:
+    :attr:`rtconv.audio.Reader.warnings`, what ``rtconv process`` says of the file: cut short, MP3s joined).
     """
     import soxr
 
@@ -254,8 +253,7 @@ def detect(path, model, frame_seconds: float = FRAME_SECONDS,
                 take(run(rest[:, None]))
         take(run.flush())
         info = {"rate": rate, "file_rate": reader.sample_rate, "channels": reader.channels,
-                "duration": reader.frames_read / reader.sample_rate, "cut_short": reader.cut_short,
-                "joined": reader.joined}
+                "duration": reader.frames_read / reader.sample_rate, "warnings": reader.warnings}
     if len(carry):
         sums.append(np.array([carry.mean()]))
     probs = np.concatenate(sums) if sums else np.zeros(0)

@@ -28,6 +28,7 @@ HELP = "examples per second for the lab denoise recipe (train step, forward, dat
 
 #: The loss ``--denoiser`` times by default (the one the README's figures were measured with)
 DENOISER_LOSS = "si_sdr + 10*sc + 5*cmrs"
+_RATE = 48000  # the shipped denoiser's
 
 
 def configure(parser) -> None:
@@ -126,42 +127,59 @@ def run(args) -> int:
     return 0
 
 
-def _denoiser(args) -> int:
+def _shipped_batch(args, batch: int):
+    """The shipped denoiser (in training mode), its loss trim, and a batch of ``batch`` random-noise clips of
+    ``--seconds`` at 48 kHz with random targets (the cost does not depend on what they hold)."""
     import torch
 
     from ..checkpoint import load, resolve
-    from ..train import losses
-    from ..train.trainer import TrainConfig, _step, _trim
+    from ..train.trainer import _trim
 
-    bs, rate = args.batch_size or 64, 48000
     model = load(resolve(None))
     model.train()
-    loss_name = args.loss
-    loss_fn, trim = losses.get_loss(loss_name, rate), _trim(model)
     gen = torch.Generator().manual_seed(0)
-    n = int(round(args.seconds * rate))
-    x = 0.1 * torch.randn(bs, 1, n, generator=gen)
-    y = 0.1 * torch.randn(bs, 1, n, generator=gen)
+    n = int(round(args.seconds * _RATE))
+    x = 0.1 * torch.randn(batch, 1, n, generator=gen)
+    y = 0.1 * torch.randn(batch, 1, n, generator=gen)
+    return model, _trim(model), x, y
+
+
+def _take_turns(fns: dict, repeats: int) -> dict:
+    """The median seconds of each of ``fns`` over ``repeats`` turns in which every one runs once (after one
+    turn that warms up), so that the machine's load falls on all of them alike."""
+    times = {k: [] for k in fns}
+    for turn in range(repeats + 1):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            if turn:
+                times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _denoiser(args) -> int:
+    import torch
+
+    from ..train import losses
+    from ..train.trainer import TrainConfig, _step
+
+    bs = args.batch_size or 64
+    model, trim, x, y = _shipped_batch(args, bs)
+    loss_fn = losses.get_loss(args.loss, _RATE)
     opt = torch.optim.Adam(model.parameters(), lr=1e-12)  # the weights barely move: every turn costs the same
     sizes = [None] + sorted(set(m for m in (args.micro_batch or [8, 16]) if m < bs))
     old = torch.get_num_threads()
-    print(f"shipped denoiser ({model.parameter_count()} parameters), loss {loss_name}, Adam, batch {bs} "
-          f"of {args.seconds:g} s clips at {rate} Hz, {args.repeats} turns each, torch {torch.__version__}")
+    print(f"shipped denoiser ({model.parameter_count()} parameters), loss {args.loss}, Adam, batch {bs} "
+          f"of {args.seconds:g} s clips at {_RATE} Hz, {args.repeats} turns each, torch {torch.__version__}")
     print(f"{'threads':>7}  {'pieces of':<10} {'clips/s (median)':>16} {'s/step':>8} {'speed-up':>9}")
     for threads in args.threads or [1, 2]:
         torch.set_num_threads(threads)
-        cfgs = {m: TrainConfig(loss=loss_name, micro_batch=m) for m in sizes}
-        times = {m: [] for m in sizes}
-        for turn in range(args.repeats + 1):  # the first turn warms up
-            for m in sizes:
-                t = time.perf_counter()
-                _step(model, x, y, loss_fn, opt, cfgs[m], trim)
-                if turn:
-                    times[m].append(time.perf_counter() - t)
-        whole = statistics.median(times[None])
+        cfgs = {m: TrainConfig(loss=args.loss, micro_batch=m) for m in sizes}
+        med = _take_turns({m: (lambda m=m: _step(model, x, y, loss_fn, opt, cfgs[m], trim)) for m in sizes},
+                          args.repeats)
         for m in sizes:
-            med = statistics.median(times[m])
-            print(f"{threads:>7}  {'whole' if m is None else m:<10} {bs / med:>16.2f} {med:>8.2f} {whole / med:>8.2f}x")
+            print(f"{threads:>7}  {'whole' if m is None else m:<10} {bs / med[m]:>16.2f} {med[m]:>8.2f} "
+                  f"{med[None] / med[m]:>8.2f}x")
     torch.set_num_threads(old)
     return 0
 
@@ -169,23 +187,16 @@ def _denoiser(args) -> int:
 def _terms(args) -> int:
     """Each term of ``--loss`` alone, forward and backward on the shipped denoiser's output (computed once,
     the model not in the timing), and the model's own forward and backward (a plain sum as its loss): the
-    configurations take turns, so the machine's load falls on all of them alike."""
+    configurations take turns (:func:`_take_turns`)."""
     import torch
 
-    from ..checkpoint import load, resolve
     from ..train import losses
-    from ..train.trainer import _cut, _trim
+    from ..train.trainer import _cut
 
-    bs, rate = args.batch_size or 16, 48000
-    loss = losses.get_loss(args.loss, rate)
+    bs = args.batch_size or 16
+    loss = losses.get_loss(args.loss, _RATE)
     parts = getattr(loss, "parts", None) or ((1.0, args.loss.strip(), loss),)
-    model = load(resolve(None))
-    model.train()
-    trim = _trim(model)
-    gen = torch.Generator().manual_seed(0)
-    n = int(round(args.seconds * rate))
-    x = 0.1 * torch.randn(bs, 1, n, generator=gen)
-    y = 0.1 * torch.randn(bs, 1, n, generator=gen)
+    model, trim, x, y = _shipped_batch(args, bs)
     with torch.no_grad():
         out = _cut(model(x), trim)
     xc, yc = _cut(x, trim), _cut(y, trim)
@@ -200,26 +211,19 @@ def _terms(args) -> int:
             losses.apply(f, e, yc, xc).backward()
         return go
 
-    rows = [("model (forward + backward)", model_step)] + [(t, term_step(f)) for _, t, f in parts]
-    for _, fn in rows:  # a term that cannot take these clips says so before the table begins
+    rows = {"model (forward + backward)": model_step, **{t: term_step(f) for _, t, f in parts}}
+    for fn in rows.values():  # a term that cannot take these clips says so before the table begins
         fn()
     old = torch.get_num_threads()
     print(f"loss {args.loss!r}: each term alone (forward + backward on the output of the shipped denoiser, "
-          f"{model.parameter_count()} parameters), batch {bs} of {args.seconds:g} s clips at {rate} Hz, "
+          f"{model.parameter_count()} parameters), batch {bs} of {args.seconds:g} s clips at {_RATE} Hz, "
           f"{args.repeats} turns each, torch {torch.__version__}")
     print(f"{'threads':>7}  {'what':<28} {'s/step (median)':>15} {'x the model':>11}")
     for threads in args.threads or [1, 2]:
         torch.set_num_threads(threads)
-        times = {name: [] for name, _ in rows}
-        for turn in range(args.repeats + 1):  # the first turn warms up
-            for name, fn in rows:
-                t = time.perf_counter()
-                fn()
-                if turn:
-                    times[name].append(time.perf_counter() - t)
-        base = statistics.median(times[rows[0][0]])
-        for name, _ in rows:
-            med = statistics.median(times[name])
-            print(f"{threads:>7}  {name:<28} {med:>15.3f} {med / base:>10.2f}x")
+        med = _take_turns(rows, args.repeats)
+        base = med["model (forward + backward)"]
+        for name in rows:
+            print(f"{threads:>7}  {name:<28} {med[name]:>15.3f} {med[name] / base:>10.2f}x")
     torch.set_num_threads(old)
     return 0

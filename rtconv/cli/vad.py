@@ -86,9 +86,8 @@ def run(args) -> int:
                                  "another path.")
     model = _model(args.model)
     probs, info = detect(args.input, model, block_size=args.block_size, dc_block=args.dc_block, prime=args.prime)
-    for said in (info["cut_short"], info["joined"]):  # in `rtconv process`'s words
-        if said:
-            print(f"rtconv vad: warning: {Path(args.input).name}: {said}", file=sys.stderr)
+    for said in info["warnings"]:  # in `rtconv process`'s words
+        print(f"rtconv vad: warning: {Path(args.input).name}: {said}", file=sys.stderr)
     segs = segments(probs, FRAME_SECONDS, args.threshold, args.min_speech, args.min_silence)
     for a, b in segs:
         print(f"{a:.3f}\t{b:.3f}")
