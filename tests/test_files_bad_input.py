@@ -645,6 +645,22 @@ class _FailingDisk:
         return self._raw.readinto(b)
 
 
+def _fail_past_half_once_reading(monkeypatch, src, armed):
+    """Reads of ``src`` through the reader's padded view fail past its middle once ``armed[0]`` is set, which
+    reading its audio does."""
+    from rtconv import audio, cutshort
+
+    padded, chunks = cutshort._Padded, audio.Reader.chunks
+    monkeypatch.setattr(cutshort, "_Padded", lambda raw, size, extra, hide=None: padded(
+        _FailingDisk(raw, src.stat().st_size // 2, armed), size, extra, hide))
+
+    def arm_then_read(self):
+        armed[0] = True
+        yield from chunks(self)
+
+    monkeypatch.setattr(audio.Reader, "chunks", arm_then_read)
+
+
 @pytest.mark.parametrize("when", ["opening", "reading"])
 def test_a_disk_error_under_a_vbr_mp3_read_past_its_guess_is_refused_not_padded_with_silence(
         tmp_path, monkeypatch, capfd, when):
@@ -652,43 +668,21 @@ def test_a_disk_error_under_a_vbr_mp3_read_past_its_guess_is_refused_not_padded_
     OSError there printed a traceback (hidden only by the MP3 decoder's silenced stderr) and read as the file's
     end, so the output was the audio up to the failure and then silence under a "truncated?" warning, or, when
     opening, the file was called an MP3 libsndfile cannot read past its guess."""
-    from rtconv import audio, cutshort
-
     src = tmp_path / "vbr.mp3"
     _vbr_without_length_header(src)
-    armed = [when == "opening"]
-    padded = cutshort._Padded
-    monkeypatch.setattr(cutshort, "_Padded",
-                        lambda raw, size, extra, hide=None: padded(_FailingDisk(raw, src.stat().st_size // 2, armed), size, extra, hide))
-    chunks = audio.Reader.chunks
-
-    def arm_then_read(self):
-        armed[0] = True
-        yield from chunks(self)
-
-    monkeypatch.setattr(audio.Reader, "chunks", arm_then_read)
+    _fail_past_half_once_reading(monkeypatch, src, [when == "opening"])
     _refused(tmp_path, src, f"cannot read input file {str(src)!r}: Input/output error; nothing was written: check "
                             "the disk, or copy the file elsewhere and process the copy.")
     assert "Traceback" not in capfd.readouterr().err
 
 
 def test_a_disk_error_after_the_first_chunk_says_how_far_the_file_was_read(tmp_path, monkeypatch):
-    from rtconv import audio, cutshort, files
+    from rtconv import files
 
     src = tmp_path / "vbr.mp3"
     _vbr_without_length_header(src)
-    armed = [False]
-    padded = cutshort._Padded
-    monkeypatch.setattr(cutshort, "_Padded",
-                        lambda raw, size, extra, hide=None: padded(_FailingDisk(raw, src.stat().st_size // 2, armed), size, extra, hide))
+    _fail_past_half_once_reading(monkeypatch, src, [False])
     monkeypatch.setattr(files, "_READ_CHUNK", 4096)
-    chunks = audio.Reader.chunks
-
-    def arm_then_read(self):
-        armed[0] = True
-        yield from chunks(self)
-
-    monkeypatch.setattr(audio.Reader, "chunks", arm_then_read)
     msg = _refused(tmp_path, src, f"cannot read input file {str(src)!r}: Input/output error after ")
     seconds = float(msg.split(" after ")[1].split(" s ")[0])
     assert 0.1 < seconds < 3.0, msg
