@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from dataclasses import dataclass
 
@@ -1338,7 +1339,11 @@ def test_the_testset_command_prints_the_set_and_a_fingerprint_per_source(tiny_co
 def test_dev_sources_keep_their_split_and_the_test_languages_out():
     assert corpus.split_of("tuxpaint-desc/anything", "dev") == "dev"
     dev = [s for s in sources.SOURCES if s.split == "dev"]
-    assert [s.name for s in dev] == ["tuxpaint-desc"] and all(s.kind == "speech" for s in dev)
+    speech = [s.name for s in dev if getattr(s, "kind", "noise") == "speech"]
+    assert speech == ["tuxpaint-desc", "trigger-codriver"]
+    # noise of every recorded family the test set has but crowd and samples, and music
+    families = {getattr(s, "family", "") or "music" for s in dev if getattr(s, "kind", "noise") == "noise"}
+    assert families == {"ambience", "machines", "effects", "ui", "music"}
     src = dev[0]
     stamps = "/usr/share/tuxpaint/stamps/animals/mammals/"
     assert src.label(stamps + "cat_desc.ogg") == {"speaker": "en", "language": "en", "split": "dev"}
@@ -1346,22 +1351,35 @@ def test_dev_sources_keep_their_split_and_the_test_languages_out():
     assert src.label(stamps + "cat.ogg") is None  # the stamp's sound effect, not its description
     for lang in sources.TEST_LANGUAGES:  # a reader of a test language may be a test speaker
         assert src.label(stamps + f"cat_desc_{lang}.ogg") is None, lang
-    # no training or test source shares the dev package
-    assert all(p != src.package for s in sources.SOURCES if s is not src for p in build._packages_of(s))
+    # no training or test source shares a dev package
+    dev_packages = {p for s in dev for p in build._packages_of(s)}
+    assert not {p for s in sources.SOURCES if s.split != "dev" for p in build._packages_of(s)} & dev_packages
+    codriver = dev[1]
+    assert codriver.label("x!sounds/codriver/paula/cut.wav") == {"speaker": "paula", "language": "en",
+                                                                  "split": "dev"}
+    assert codriver.label("x!sounds/engine.wav") is None
+    tux = next(s for s in dev if s.name == "tuxpaint-sfx")
+    assert tux.label("/usr/share/tuxpaint/sounds/fill.wav")["split"] == "dev"
+    assert tux.label("/usr/share/tuxpaint/sounds/areyousure.wav") is None  # Tux speaking
 
 
-def test_the_dev_pool_is_the_dev_speech_with_the_validation_noise(tiny_corpus):
+def test_the_dev_pool_is_the_dev_speech_with_the_dev_noise(tiny_corpus):
     cache, _, _ = tiny_corpus
     root = corpus.corpus_dir(cache)
     items = [dict(it) for it in corpus.read_manifest(root)]
-    with pytest.raises(ConfigError, match=r"no 'dev' speech; build it with `rtconv data build --sources "
-                                          r"tuxpaint-desc`\."):
+    dev_sources = ",".join(s.name for s in sources.SOURCES if s.split == "dev")
+    with pytest.raises(ConfigError, match=r"no 'dev' speech or noise; build it with `rtconv data build --sources "
+                                          + re.escape(dev_sources) + r"`\."):
         corpus.Pool.load("dev", RATE, root, items, cache=False)
-    for it in items:  # stand-ins: the held-out voice as a dev source, one training noise as validation noise
+    for it in items:  # stand-ins: the held-out voice as a dev source; validation noise is not dev noise
         if it["source"] == "fake-test":
             it["split"] = "dev"
+        elif it["kind"] == "noise":
+            it["split"] = "val"
+    with pytest.raises(ConfigError, match=r"no 'dev' noise; build it with"):
+        corpus.Pool.load("dev", RATE, root, items, cache=False)
     hum = next(it for it in items if it["source"] == "fake-noise-train")
-    hum["split"] = "val"
+    hum["split"] = "dev"  # a stand-in for a dev noise source
     pool = corpus.Pool.load("dev", RATE, root, items, cache=False)
     assert pool.split == "dev" and list(pool.speakers) == ["fake-test:bert"]
     assert [it["id"] for v in pool.noise.values() for _, it in v] == [hum["id"]]
@@ -1392,14 +1410,14 @@ def test_a_bench_without_the_corpus_or_split_says_so_before_timing_anything(benc
     cache, _, _ = tiny_corpus  # a corpus without the dev voices
     assert main(["bench", bench, "--cache-dir", str(cache), "--split", "dev", "--seconds", "0.2"]) != 0
     cap = capsys.readouterr()
-    assert "has no 'dev' speech; build it with `rtconv data build --sources tuxpaint-desc`" in cap.err
+    assert "has no 'dev' speech or noise; build it with `rtconv data build --sources tuxpaint-desc," in cap.err
     assert "RTF" not in cap.out
 
 
 @pytest.fixture
 def dev_corpus(tiny_corpus, tmp_path):
-    """A copy of the tiny corpus with a dev voice (stand-in: its held-out voice) and validation noise (one
-    training noise); returns the cache root."""
+    """A copy of the tiny corpus with a dev voice (stand-in: its held-out voice), validation noise (one
+    training noise) and a dev noise (another item of that noise's file); returns the cache root."""
     import shutil
 
     cache, _, _ = tiny_corpus
@@ -1409,7 +1427,9 @@ def dev_corpus(tiny_corpus, tmp_path):
     for it in items:
         if it["source"] == "fake-test":
             it["split"] = "dev"
-    next(it for it in items if it["source"] == "fake-noise-train")["split"] = "val"
+    hum = next(it for it in items if it["source"] == "fake-noise-train")
+    hum["split"] = "val"
+    items.append(dict(hum, id="fake-noise-dev/hum", source="fake-noise-dev", split="dev"))
     corpus.write_manifest(items, root)
     return tmp_path / "dev-cache"
 
@@ -1418,11 +1438,12 @@ def test_a_pack_keeps_a_few_utterances_of_each_dev_voice(dev_corpus, tmp_path):
     from rtconv.data.pack import pack
 
     items = corpus.read_manifest(corpus.corpus_dir(dev_corpus))
-    dev = [it for it in items if it["split"] == "dev"]
+    dev = [it for it in items if it["split"] == "dev" and it["kind"] == "speech"]
     pack(tmp_path / "p", dev_corpus, speech_fraction=1.0, dev_fraction=0.5, codec="flac")
     packed = corpus.read_manifest(corpus.corpus_dir(tmp_path / "p"))
-    kept = [it for it in packed if it["split"] == "dev"]
+    kept = [it for it in packed if it["split"] == "dev" and it["kind"] == "speech"]
     assert len(kept) == round(0.5 * len(dev)) and {it["speaker"] for it in kept} == {"bert"}
+    assert [it["id"] for it in packed if it["split"] == "dev" and it["kind"] == "noise"] == ["fake-noise-dev/hum"]
     assert len([it for it in packed if it["split"] == "train"]) == len([it for it in items if it["split"] == "train"])
     assert corpus.Pool.load("dev", RATE, corpus.corpus_dir(tmp_path / "p")).speakers
     pack(tmp_path / "q", dev_corpus, splits=("train", "val"), codec="flac")

@@ -191,21 +191,21 @@ def format_summary(summary: dict) -> str:
 
 
 def split_items(split: str, root: str | os.PathLike | None = None, items: list[dict] | None = None) -> list[dict]:
-    """The manifest items :meth:`Pool.load` reads for ``split`` (``dev``: the dev voices with the
-    validation noise), or a one-sentence :class:`~rtconv.errors.ConfigError` saying what to build;
+    """The manifest items :meth:`Pool.load` reads for ``split`` (``dev``: the voices and noise of
+    the dev sources), or a one-sentence :class:`~rtconv.errors.ConfigError` saying what to build;
     cheap, so a command can check its corpus before it spends time on anything else."""
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(map(repr, SPLITS))}, got {split!r}.")
     root = Path(root) if root is not None else corpus_dir()
     every = items if items is not None else read_manifest(root)
-    if split == "dev":  # the dev voices with the validation noise: dev sources are speech only
-        chosen = [it for it in every if (it["split"] == "dev" and it["kind"] == "speech")
-                  or (it["split"] == "val" and it["kind"] != "speech")]
-        if not any(it["split"] == "dev" for it in chosen):
+    if split == "dev":  # voices and noise of packages no model trains on and the test set does not use
+        chosen = [it for it in every if it["split"] == "dev"]
+        missing = [k for k in ("speech", "noise") if not any(it["kind"] == k for it in chosen)]
+        if missing:
             from .sources import SOURCES
 
             dev = ",".join(src.name for src in SOURCES if src.split == "dev")
-            raise ConfigError(f"the corpus at {str(root)!r} has no 'dev' speech; build it with "
+            raise ConfigError(f"the corpus at {str(root)!r} has no 'dev' {' or '.join(missing)}; build it with "
                               f"`rtconv data build --sources {dev}`.")
     else:
         chosen = [it for it in every if it["split"] == split]

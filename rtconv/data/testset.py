@@ -77,8 +77,8 @@ SCORED_SPLITS: dict[str, str] = {
     "test": "realistic held-out test set (test sources, never trained on)",
     "val": "VALIDATION set of the test set's design (training speakers, other files; for choosing a model, "
            "not for reporting)",
-    "dev": "DEV set of the test set's design (voices no model trains on, validation noise; for choosing a "
-           "model on speakers it never heard, not for reporting)",
+    "dev": "DEV set of the test set's design (voices and noise of packages no model trains on; for choosing a "
+           "model on voices and noise it never heard, not for reporting)",
 }
 _RATE = 48000
 _STREAM = 17  # keeps the test set's random streams apart from training's

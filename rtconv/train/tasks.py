@@ -646,7 +646,7 @@ def _corpus_task(seed: int, options: dict) -> TaskData:
                            noise_weights=noise_sources, speech_kind_weights=speech_kinds,
                            speech_subsonic=subsonic)
     datasets = {}
-    # the trainer's own "test" split draws from the corpus's validation items (or the dev voices): the
+    # the trainer's own "test" split draws from the corpus's validation items (or the dev split): the
     # real test sources stay untouched until `rtconv bench denoise`
     pools = {"train": Pool.load("train", sr, root, items), "val": Pool.load(val_split, sr, root, items)}
     for split, pool_split, count in (("train", "train", tr), ("val", "val", va), ("test", "val", te)):
