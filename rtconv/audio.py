@@ -177,6 +177,19 @@ def _probe(path: Path) -> None:
         f.read(1)
 
 
+def _read_error(path: Path) -> OSError | None:
+    """The error the OS gives reading every byte of ``path``, or None: libsndfile says "System error" of a
+    disk error, or takes it for the end of the file, and rtconv would blame the file."""
+    try:
+        with open(path, "rb", buffering=0) as f:
+            buf = bytearray(1 << 20)
+            while f.readinto(buf):
+                pass
+    except OSError as e:
+        return e
+    return None
+
+
 def _oserror_text(e: OSError) -> str:
     if e.errno == _errno.ENOSPC:
         return "the disk is full"
@@ -321,7 +334,7 @@ class Reader:
         if self.format in cutshort.COUNTED_FORMATS:
             with quiet_decoders(self._quiet):
                 held = self._decodable_frames()
-            self._raise_read_error()  # a disk error reads as frames that do not decode
+            self._raise_read_error(probe=held < self.frames)  # a disk error reads as frames that do not decode
             if self.format == "MP3":
                 self._mp3_damage(held)
             if held < self.frames:
@@ -463,10 +476,14 @@ class Reader:
         self._padded = cutshort._Padded(self._raw, _os.fstat(self._raw.fileno()).st_size, self._extra, self._hide)
         return sf.SoundFile(self._padded)
 
-    def _raise_read_error(self) -> None:
-        """Refuse the file in one sentence where reading it through :meth:`_open`'s view failed (a disk error):
-        libsndfile took the failure for the end of the file, and what came before it is not the file's audio."""
+    def _raise_read_error(self, probe: bool = False) -> None:
+        """Refuse the file in one sentence where reading it failed on the disk: through :meth:`_open`'s view,
+        which keeps the error, or (``probe``: where libsndfile failed or stopped early) as the OS reads the
+        file.  libsndfile took the failure for the end of the file or for damage, and what came before it is
+        not the file's audio."""
         e = None if self._padded is None else self._padded.error
+        if e is None and probe:
+            e = _read_error(self.path)
         if e is None:
             return
         self.close()
@@ -562,6 +579,10 @@ class Reader:
     def _unreadable(self, e: Exception) -> AudioFileError:
         name = str(self.path)
         detail = sndfile_detail(e)
+        disk = _read_error(self.path)
+        if disk is not None:
+            return AudioFileError(f"cannot read input file {name!r}: {_oserror_text(disk)}; check the disk, or copy "
+                                  "the file elsewhere and process the copy.")
         if cutshort.starts_with(self.path, b"OggS") and cutshort.ogg_unfinished(name):  # libsndfile: "file is malformed"
             return AudioFileError(f"input file {name!r} is cut short before the end of its first block of audio; "
                                   "there is nothing to process.")
@@ -594,7 +615,7 @@ class Reader:
                 detail = sndfile_detail(e)
                 with quiet_decoders(self._quiet):
                     at = self._damage_at(self.frames_read, n)
-                self._raise_read_error()  # a disk error, not damage (its probe reopens the file: _reopen says so)
+                self._raise_read_error(probe=True)  # a disk error, not damage
                 if at is None:
                     raise AudioFileError(
                         f"input file {name!r} is corrupt after {self.frames_read} frames ({detail}); "
@@ -606,7 +627,7 @@ class Reader:
                     f"input file {name!r} is damaged at about {at / self.sample_rate:.2f} s (frame {at} of "
                     f"{self.frames}) and does not decode from there ({detail}); nothing was written: {fix}."
                 ) from None
-            self._raise_read_error()
+            self._raise_read_error(probe=x.shape[0] < n and self.frames_read + x.shape[0] < self.frames)
             if x.shape[0] == 0:
                 break
             if not self._pcm16:  # integers read as int16 cannot be NaN

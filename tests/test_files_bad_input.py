@@ -5,8 +5,13 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import os
 import shlex
+import shutil
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -686,6 +691,48 @@ def test_a_disk_error_after_the_first_chunk_says_how_far_the_file_was_read(tmp_p
     msg = _refused(tmp_path, src, f"cannot read input file {str(src)!r}: Input/output error after ")
     seconds = float(msg.split(" after ")[1].split(" s ")[0])
     assert 0.1 < seconds < 3.0, msg
+
+
+@pytest.fixture(scope="module")
+def eio_shim(tmp_path_factory):
+    """tests/data/eio_shim.c built: under LD_PRELOAD, reads of the file EIO_PATH fail past byte EIO_AT (EIO), in
+    libsndfile as in Python, as a failing disk's do; mmap is left alone."""
+    if sys.platform != "linux":
+        pytest.skip("LD_PRELOAD and /proc/self/fd are Linux's")
+    cc = shutil.which("cc") or shutil.which("gcc")
+    assert cc, "a C compiler is needed to build the failing-disk shim (apt-get install gcc)"
+    out = tmp_path_factory.mktemp("eio") / "eio_shim.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", str(out), str(Path(__file__).parent / "data/eio_shim.c"),
+                    "-ldl"], check=True)
+    return out
+
+
+def _process_on_failing_disk(shim, src, out, at):
+    env = dict(os.environ, LD_PRELOAD=str(shim), EIO_PATH=str(src), EIO_AT=str(at))
+    return subprocess.run([sys.executable, "-m", "rtconv", "process", str(src), str(out)], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("fmt, subtype, ext, where", [
+    ("WAV", "PCM_16", "wav", "middle"), ("FLAC", "PCM_16", "flac", "middle"), ("OGG", "VORBIS", "ogg", "middle"),
+    ("WAV", "PCM_16", "wav", "header"), ("FLAC", "PCM_16", "flac", "header")])
+def test_a_disk_error_under_a_plain_file_blames_the_disk_not_the_file(tmp_path, eio_shim, fmt, subtype, ext, where):
+    """libsndfile reads a plain file itself and calls a failed read a "System error": rtconv said the file was
+    damaged at about N s ("repair or re-encode it") or not audio it can read, of a file that is whole."""
+    src = tmp_path / f"in.{ext}"
+    t = np.arange(4 * 48000) / 48000
+    sf.write(str(src), (0.3 * np.sin(2 * np.pi * 440 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)))[:, None],
+             48000, format=fmt, subtype=subtype)
+    size = src.stat().st_size
+    fine = _process_on_failing_disk(eio_shim, src, tmp_path / "fine.wav", size + 1)  # the shim alone changes nothing
+    assert fine.returncode == 0 and (tmp_path / "fine.wav").exists(), fine.stderr
+    out = tmp_path / "out.wav"
+    r = _process_on_failing_disk(eio_shim, src, out, size // 2 if where == "middle" else 10)
+    err = r.stderr.strip()
+    assert r.returncode == 1 and err.startswith(f"rtconv process: error: cannot read input file {str(src)!r}: "
+                                                "Input/output error"), err
+    assert "check the disk, or copy the file elsewhere and process the copy." in err and "\n" not in err, err
+    assert not out.exists() and not list(tmp_path.glob("*.part"))
 
 
 @pytest.mark.parametrize("fmt, subtype, ext", [("OGG", "VORBIS", "ogg"), ("OGG", "OPUS", "opus")])

@@ -1,0 +1,44 @@
+/* LD_PRELOAD shim for tests/test_files_bad_input.py: a disk that fails with EIO past a byte (see below). */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* read() and pread() on the file named by EIO_PATH fail with EIO past byte EIO_AT, as a failing disk does. */
+static int target(int fd) {
+    const char *want = getenv("EIO_PATH");
+    char link[64], got[4096];
+    if (!want) return 0;
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, got, sizeof got - 1);
+    if (n < 0) return 0;
+    got[n] = 0;
+    return strcmp(got, want) == 0;
+}
+
+static ssize_t clip(int fd, off_t pos, size_t *n) {
+    off_t at = (off_t)atoll(getenv("EIO_AT"));
+    if (!target(fd) || pos < 0 || pos + (off_t)*n <= at) return 0;
+    if (pos < at) { *n = (size_t)(at - pos); return 0; }
+    errno = EIO;
+    return -1;
+}
+
+ssize_t read(int fd, void *buf, size_t n) {
+    static ssize_t (*real)(int, void *, size_t);
+    if (!real) real = (ssize_t (*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
+    if (clip(fd, lseek(fd, 0, SEEK_CUR), &n)) return -1;
+    return real(fd, buf, n);
+}
+
+ssize_t pread(int fd, void *buf, size_t n, off_t pos) {
+    static ssize_t (*real)(int, void *, size_t, off_t);
+    if (!real) real = (ssize_t (*)(int, void *, size_t, off_t))dlsym(RTLD_NEXT, "pread");
+    if (clip(fd, pos, &n)) return -1;
+    return real(fd, buf, n, pos);
+}
+
+ssize_t pread64(int fd, void *buf, size_t n, off_t pos) { return pread(fd, buf, n, pos); }
