@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import struct
 from dataclasses import dataclass
 
@@ -1363,13 +1362,26 @@ def test_dev_sources_keep_their_split_and_the_test_languages_out():
     assert tux.label("/usr/share/tuxpaint/sounds/areyousure.wav") is None  # Tux speaking
 
 
+def test_data_build_split_builds_the_sources_of_one_split(monkeypatch, tmp_path, capsys):
+    from rtconv.cli import main
+    from rtconv.data import build as build_module
+
+    asked = []
+    monkeypatch.setattr(build_module, "build", lambda cache, names, **kw: asked.append(names) or [])
+    assert main(["data", "build", "--split", "dev", "--cache-dir", str(tmp_path)]) == 0
+    assert asked == [[s.name for s in sources.SOURCES if s.split == "dev"]]
+    assert "tuxpaint-desc" in asked[0] and "yaru-ui" in asked[0] and "asterisk-en" not in asked[0]
+    with pytest.raises(SystemExit):
+        main(["data", "build", "--split", "dev", "--sources", "yaru-ui"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_the_dev_pool_is_the_dev_speech_with_the_dev_noise(tiny_corpus):
     cache, _, _ = tiny_corpus
     root = corpus.corpus_dir(cache)
     items = [dict(it) for it in corpus.read_manifest(root)]
-    dev_sources = ",".join(s.name for s in sources.SOURCES if s.split == "dev")
-    with pytest.raises(ConfigError, match=r"no 'dev' speech or noise; build it with `rtconv data build --sources "
-                                          + re.escape(dev_sources) + r"`\."):
+    with pytest.raises(ConfigError, match=r"no 'dev' speech or noise; build it with `rtconv data build --split "
+                                          r"dev`\."):
         corpus.Pool.load("dev", RATE, root, items, cache=False)
     for it in items:  # stand-ins: the held-out voice as a dev source; validation noise is not dev noise
         if it["source"] == "fake-test":
@@ -1410,7 +1422,7 @@ def test_a_bench_without_the_corpus_or_split_says_so_before_timing_anything(benc
     cache, _, _ = tiny_corpus  # a corpus without the dev voices
     assert main(["bench", bench, "--cache-dir", str(cache), "--split", "dev", "--seconds", "0.2"]) != 0
     cap = capsys.readouterr()
-    assert "has no 'dev' speech or noise; build it with `rtconv data build --sources tuxpaint-desc," in cap.err
+    assert "has no 'dev' speech or noise; build it with `rtconv data build --split dev`." in cap.err
     assert "RTF" not in cap.out
 
 

@@ -87,7 +87,7 @@ def configure(parser) -> None:
                         help="realistic set: score on the held-out test sources (default), or on a set of the "
                              "same design to choose between models without looking at the test sources: "
                              "val (the validation items: training speakers, other files) or dev (voices and noise "
-                             "of packages no model trains on; `rtconv data build --list` names them)")
+                             "of packages no model trains on: `rtconv data build --split dev`)")
     parser.add_argument("--baseline", action="append", default=[], metavar="PATH",
                         help="realistic set: also score this denoiser checkpoint (a path or a shipped model's "
                              "name), as a column named after its file, in the same run; repeatable. "

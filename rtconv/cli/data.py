@@ -30,6 +30,7 @@ subcommands:
 examples:
   rtconv data build                       # everything (~10 min, 2.9 GB; the neural voices 20-75 min more)
   rtconv data build --sources asterisk-en,lmms-drums --limit 20
+  rtconv data build --split dev      # the dev voices and noise only
   rtconv data summary                     # Markdown tables; --json for the numbers
   rtconv data testset --seed 0
   rtconv data pack /tmp/pack && RTCONV_CACHE=/tmp/pack rtconv train denoise --corpus realistic ...
@@ -41,7 +42,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     b = sub.add_parser("build", help="fetch, decode or synthesize every source (resumable)")
-    b.add_argument("--sources", metavar="A,B,...", help="only these sources (default: all; see --list)")
+    which = b.add_mutually_exclusive_group()
+    which.add_argument("--sources", metavar="A,B,...", help="only these sources (default: all; see --list)")
+    which.add_argument("--split", choices=("train", "dev", "test"),
+                       help="only the sources of this split (train also gives the val split's items; dev: the "
+                            "voices and noise that choose between models)")
     b.add_argument("--list", action="store_true", help="list the sources and their splits, then exit")
     b.add_argument("--limit", type=int, default=0, metavar="N", help="at most N items per source (0: all)")
     b.add_argument("--rebuild", action="store_true", help="redo sources that are already built")
@@ -86,6 +91,8 @@ def run(args) -> int:
                 print(f"{src.name:22s} {kind:9s} split={getattr(src, 'split', '?')}")
             return 0
         names = [n.strip() for n in args.sources.split(",") if n.strip()] if args.sources else None
+        if args.split:
+            names = [src.name for src in sources.SOURCES if src.split == args.split]
         rows = build(args.cache_dir, names, limit=max(0, args.limit), rebuild=args.rebuild)
         print(f"manifest: {len(rows)} items in {corpus.corpus_dir(args.cache_dir) / 'manifest.jsonl'}")
         print(corpus.format_summary(corpus.summarize(rows)))

@@ -288,8 +288,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="denoise, realistic corpus: where the validation examples (which choose the kept epoch) "
                         "come from: val, one item in ten of the training sources (the training speakers; the "
                         "default), or dev, voices and noise recordings of packages no model trains on (`rtconv data "
-                        "build --list` names them), which shows a model fitting its training speakers or noise "
-                        "files")
+                        "build --split dev`), which shows a model fitting its training speakers or noise files")
     g.add_argument("--speech-subsonic", action="store_const", const=True, default=None,
                    help="realistic corpus (denoise, vad): keep what the speech recordings hold below 20 Hz "
                         "(DC offset, drift, rumble) in the examples, as every run before 2026-12-02 did; by "

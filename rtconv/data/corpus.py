@@ -202,11 +202,8 @@ def split_items(split: str, root: str | os.PathLike | None = None, items: list[d
         chosen = [it for it in every if it["split"] == "dev"]
         missing = [k for k in ("speech", "noise") if not any(it["kind"] == k for it in chosen)]
         if missing:
-            from .sources import SOURCES
-
-            dev = ",".join(src.name for src in SOURCES if src.split == "dev")
             raise ConfigError(f"the corpus at {str(root)!r} has no 'dev' {' or '.join(missing)}; build it with "
-                              f"`rtconv data build --sources {dev}`.")
+                              "`rtconv data build --split dev`.")
     else:
         chosen = [it for it in every if it["split"] == split]
     if not chosen:
