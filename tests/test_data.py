@@ -1334,7 +1334,7 @@ def test_the_testset_command_prints_the_set_and_a_fingerprint_per_source(tiny_co
     assert any(k.startswith("speech:") for k in keys) and any(k.startswith("noise:") for k in keys)
 
 
-# -- the dev split: voices no model trains on, to choose between models --------------------------------
+# -- the dev split: voices and noise no model trains on, to choose between models ----------------------
 def test_dev_sources_keep_their_split_and_the_test_languages_out():
     assert corpus.split_of("tuxpaint-desc/anything", "dev") == "dev"
     dev = [s for s in sources.SOURCES if s.split == "dev"]

@@ -544,7 +544,7 @@ def _data_summary(prov: dict, args) -> list[str]:
         return []
     return ["## Training data (`rtconv data summary`)", "",
             "Speech and noise per split; the `test` rows are the held-out sources above, never trained on; "
-            "the `dev` rows are voices no model trains on either, kept to choose between models.",
+            "the `dev` rows are voices and noise no model trains on either, kept to choose between models.",
             "", corpus.format_summary(corpus.summarize(items)), ""]
 
 

@@ -16,9 +16,9 @@ An item is one utterance (speech) or one recording (noise, music).  Its
 speakers and noise recordings never appear in training; ``val`` is every
 tenth item of the training sources by a hash of its id (same speakers as
 training, other files) for the trainer's early stopping; ``dev`` is the
-speech of dev sources, voices no model trains on and that are not the test
-set's, to choose between models on speakers they never heard
-(:meth:`Pool.load` gives it the ``val`` noise).
+speech and noise of dev sources, voices and recordings no model trains on
+and that are not the test set's, to choose between models on what they
+never heard.
 """
 
 from __future__ import annotations

@@ -557,7 +557,7 @@ def make_task(name: str, **options) -> TaskData:
     :data:`rtconv.data.augment.BAND_LIMITS`: the channel's band limits), ``speech_subsonic``
     (keep the speech recordings' content below 20 Hz, as runs before
     2026-12-02 did) and ``val_split`` (``"val"``, or ``"dev"``: validation
-    examples from voices no model trains on).  ``classify``: ``variant``
+    examples from voices and noise no model trains on).  ``classify``: ``variant``
     ("waveforms"), ``length``, ``cycles``, ``snr_db``.  ``vad``:
     ``sample_rate``, ``mix_rate``, ``noise_seconds`` (of each noise
     recording held in memory), ``seconds``, ``snr_db``, ``level_db``,
