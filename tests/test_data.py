@@ -16,7 +16,8 @@ from scipy import signal
 import rtconv
 from rtconv.data import augment, build, corpus, packages, scoring, sources
 from rtconv.data.mix import Mixer, MixSettings, active_level_db
-from rtconv.data.testset import LOUD_GROUP, TestExample, fingerprint, make_test_set, source_fingerprints
+from rtconv.data.testset import (DEV_GRID_BANDS, LOUD_GROUP, TestExample, fingerprint, make_test_set,
+                                  source_fingerprints)
 from rtconv.errors import ConfigError
 from rtconv.train import speech
 
@@ -1401,6 +1402,13 @@ def test_the_dev_pool_is_the_dev_speech_with_the_dev_noise(tiny_corpus):
                              noise_items=1, dc_items=1, seconds=0.5, snrs=(5.0,))
     assert {e.part for e in examples} == {"grid", "band", "level", "dc", "clean", "noise"}
     assert {e.info["speaker"] for e in examples if "speaker" in e.info} == {"fake-test:bert"}
+    # the dev grid's channel takes the test set's mix of bands in turn (the test set's is the recording's own)
+    grid = [e.info["band"] for e in examples if e.part == "grid"]
+    assert len(grid) > 3 and grid == [DEV_GRID_BANDS[i % len(DEV_GRID_BANDS)] for i in range(len(grid))]
+    wide = [e for e in examples if e.part == "grid" and e.info["band"] == "full"]
+    narrow = next(e for e in examples if e.part == "grid" and e.info["band"] == "8k")
+    assert narrow.info["band_hz"][1] <= 4000 and all(e.info["band_hz"] is None or e.info["band_hz"][1] > 4000
+                                                      for e in wide)
 
 
 def test_a_card_is_written_from_the_test_split_only(capsys):

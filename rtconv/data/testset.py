@@ -8,7 +8,8 @@ training but with every draw that a table is grouped by pinned.  Five parts:
     Mixtures at input SNRs :data:`SNRS` x every noise of the test pool (each
     recorded family, music, babble, and the generated families with their
     test parameter ranges), speech kinds in turn (real speech every other
-    item), a third of them reverberant (every speech kind); nominal level, full band, 48 kHz.
+    item), a third of them reverberant (every speech kind); nominal level, 48 kHz, the
+    channel as wide as the speech recording (a dev set's: :data:`DEV_GRID_BANDS`).
 ``band``
     Base mixtures at 5 dB SNR, each also presented band-limited or through a
     codec, or written at 16 or 44.1 kHz (:data:`BAND_VARIANTS`): paired, so
@@ -49,7 +50,7 @@ from . import augment
 from .corpus import Pool
 from .mix import GENERATED_FAMILIES, Mixer, MixSettings
 
-__all__ = ["SCORED_SPLITS", "SNRS", "PEAKS_DBFS", "DC_PEAK_DBFS", "LOUD_PEAK_DBFS", "LOUD_GROUP", "DC_OFFSETS_DBFS", "BAND_VARIANTS", "TestExample", "make_test_set", "fingerprint",
+__all__ = ["SCORED_SPLITS", "SNRS", "DEV_GRID_BANDS", "PEAKS_DBFS", "DC_PEAK_DBFS", "LOUD_PEAK_DBFS", "LOUD_GROUP", "DC_OFFSETS_DBFS", "BAND_VARIANTS", "TestExample", "make_test_set", "fingerprint",
            "source_fingerprints"]
 
 SNRS: tuple[float, ...] = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
@@ -72,6 +73,13 @@ BAND_VARIANTS: tuple[tuple[str, str | None, str | None, int], ...] = (
     ("file at 44.1 kHz", None, None, 44100),
     ("file at 16 kHz", None, None, 16000),
 )
+#: The channel of a dev set's grid items, in turn (:data:`augment.BAND_LIMITS` keys; the narrower of it and the
+#: recording's own band is applied, to speech and noise alike, as every mixture's).  The test set's grid is
+#: 80 % content up to 11 kHz (11 % up to 4 kHz, 8 kHz recordings; 17 % up to 8 kHz; 54 % up to 11 kHz: its real
+#: speech is prompts and game audio, its synthetic voices 16-22 kHz), the dev voices mostly 44.1 kHz; a
+#: wide-band grid ranked a candidate that kept more high band and removed less noise above v9, where held out
+#: it was behind (models/denoiser-history.md, fortieth session).  The same mix of bands, pinned in turn:
+DEV_GRID_BANDS: tuple[str, ...] = ("22k", "8k", "22k", "16k", "full", "22k", "16k", "22k", "32k", "22k")
 #: The splits a set of this design is built from, and what each is for (the benches print it).
 SCORED_SPLITS: dict[str, str] = {
     "test": "realistic held-out test set (test sources, never trained on)",
@@ -160,7 +168,8 @@ def make_test_set(pool: Pool, seed: int = 0, per_cell: int = 1, band_items: int 
         for nz in noises:
             for _ in range(per_cell):
                 r = rng(0, i)
-                x, y, info = mixer.example(r, kind="mix", snr_db=snr, level_db=0.0, band="full",
+                band = DEV_GRID_BANDS[i % len(DEV_GRID_BANDS)] if pool.split == "dev" else "full"
+                x, y, info = mixer.example(r, kind="mix", snr_db=snr, level_db=0.0, band=band,
                                            speech_kind=kind_for(i), noise=nz, room=(i % 3 == 2), codec=False)
                 out.append(TestExample(x, y, _RATE, "grid", f"SNR {snr:g}", info))
                 i += 1
