@@ -1109,9 +1109,13 @@ def test_bench_shows_the_model_minus_each_baseline_item_by_item(monkeypatch, cap
     monkeypatch.setattr(bench, "_with_baselines", lambda systems, paths, first=None: {
         **systems, "old": lambda x, rate: x})
     args = argparse.Namespace(cache_dir=str(tmp_path), split="dev", seed=0, per_cell=1, baseline=["old.safetensors"],
-                              from_silence=False, keep_dc=False, keep_level=False, both_directions=False, tables=None)
+                              from_silence=False, keep_dc=False, keep_level=False, both_directions=False,
+                              tables=str(tmp_path / "dev.md"))
     result = bench._realistic(None, args)
     shown = capsys.readouterr().out
+    # the tables file says which set it holds: a dev run's is not the held-out test set
+    head = (tmp_path / "dev.md").read_text().splitlines()[0]
+    assert head.startswith("DEV set of the test set's design") and "dev sources: t." in head, head
     assert "### Paired: rtconv minus each system on the same 6 grid items" in shown
     row = next(ln for ln in shown.splitlines() if ln.startswith("| old | 6 |"))
     assert row.count("**") == 6  # halfway to the clean speech beats the input on every item, in all three

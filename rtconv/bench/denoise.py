@@ -520,9 +520,11 @@ def _realistic(model, args, extra_goals=()) -> dict:
     print(f"scored in {time.perf_counter() - t0:.0f} s\n")
     print(text)
     if args.tables:
+        what = ("Realistic held-out test set" if args.split == "test" else
+                SCORED_SPLITS[args.split][0].upper() + SCORED_SPLITS[args.split][1:])
         Path(args.tables).write_text(
-            f"Realistic held-out test set, seed {args.seed}, {len(examples)} items, fingerprint {fp}; "
-            f"test sources: {', '.join(test_sources)}.\n\n" + text + "\n")
+            f"{what}, seed {args.seed}, {len(examples)} items, fingerprint {fp}; "
+            f"{args.split} sources: {', '.join(test_sources)}.\n\n" + text + "\n")
         print(f"wrote {args.tables}")
     return {"test_set": {"seed": args.seed, "items": len(examples), "fingerprint": fp,
                          "sources": test_sources, "source_fingerprints": source_fingerprints(examples)},
