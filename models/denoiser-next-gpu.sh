@@ -25,13 +25,14 @@
 # +0.0019). A dev win is a reason to score held out, not a forecast. Its noise was the validation noise,
 # files of the training packages; since the fortieth session the dev split has noise of its own packages
 # (and Trigger Rally's co-drivers as a second voice package): a pack made before 2026-12-04 has no dev noise
-# and `--val-split dev` refuses it, so make the pack again. With it a40 still scored level with or ahead of v9
-# on dev (2 per cell: SI-SDRi +0.06, PESQ +0.017, STOI +0.0045), ahead from 5 dB SNR up and behind below;
-# held out it is behind at every SNR but 20 dB. Read dev's per-SNR rows and band part, not only its mean.
+# and `--val-split dev` refuses it, so make the pack again. The dev grid also takes the held-out grid's mix of
+# bands now (80 % 11 kHz or narrower). With both, a40 - v9 on dev (2 per cell) is SI-SDRi -0.02, PESQ +0.011,
+# STOI +0.0023 (before: +0.06, +0.017, +0.0045; held out: -0.21, -0.013, +0.0019): half way. Read dev's per-SNR
+# rows and band part, not only its mean.
 #
 # On the GPU machine (no network; torch there; this repository as the working directory):
 #   # beforehand, on a machine with the corpus and a network (runs/ is git-ignored):
-#   rtconv data pack runs/pack        # train + val + 5 % of dev as Opus, ~54 MB; never the test split
+#   rtconv data pack runs/pack        # train + val + dev (5 % of its voices, its noise) as Opus, ~52 MB; never test
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 #     -d runs/whl soundfile cffi pycparser soxr pyroomacoustics   # what a bare torch image lacks (3 MB)
