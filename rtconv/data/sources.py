@@ -2,9 +2,10 @@
 
 Each source is one package (or one synthesizer with its voices) and has one
 ``split``: test sources, speakers and noise recordings never reach training.
-``dev`` sources are voices kept out of training and out of the test set, to
-choose between models on speakers none of them heard (the ``val`` split's
-speakers are the training speakers: it cannot show a model fitting them).
+``dev`` sources are voices and noise recordings kept out of training and out
+of the test set, to choose between models on speakers and sounds none of them
+heard (the ``val`` split's are files of the training packages: it cannot show
+a model fitting them).
 Speakers that appear in two packages (Allison Smith reads both the English
 and the Spanish Asterisk prompts; a KDE translator may record ktuberling and
 klettres in the same language) are kept in one split by construction:
