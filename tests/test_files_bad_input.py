@@ -206,7 +206,7 @@ def test_a_really_full_disk_says_no_space_left_on_device(tmp_path, good, both):
             f" both_directions={both})\n"
             "except rtconv.AudioFileError as e:\n"
             "    print(e); print(sorted(__import__('os').listdir(sys.argv[1])))\n")
-    r = subprocess.run(["unshare", "-m", "sh", "-c", f'mount -t tmpfs -o size=16k tmpfs "$1" && exec "$0" -c "$2" "$1"',
+    r = subprocess.run(["unshare", "-m", "sh", "-c", 'mount -t tmpfs -o size=16k tmpfs "$1" && exec "$0" -c "$2" "$1"',
                         sys.executable, str(small), code], capture_output=True, text=True)
     if "mount" in r.stderr or "unshare" in r.stderr:
         pytest.skip(f"cannot mount a small file system here: {r.stderr.strip()}")
@@ -317,9 +317,9 @@ def test_a_file_cut_short_is_processed_whole_as_far_as_it_goes_with_a_warning_na
     s = process_file(src, tmp_path / "out.wav", rtconv.FIR([1.0]), progress=False)
     held = sf.info(str(src)).frames
     assert held == 28000 and s.output_frames == held
-    assert s.warnings == [f"the file is cut short: its header announces 1.00 s (48000 frames) and it holds 0.58 s "
-                          f"(28000); what it holds was processed (a recording stopped by a crash, or a copy not "
-                          f"finished?)"], s.warnings
+    assert s.warnings == ["the file is cut short: its header announces 1.00 s (48000 frames) and it holds 0.58 s "
+                          "(28000); what it holds was processed (a recording stopped by a crash, or a copy not "
+                          "finished?)"], s.warnings
     y, _ = sf.read(str(tmp_path / "out.wav"), dtype="float32", always_2d=True)
     np.testing.assert_allclose(y, sf.read(str(src), dtype="float32", always_2d=True)[0], atol=1e-4)
 
