@@ -41,8 +41,9 @@
 #   PYTHONPATH=/tmp/site:$PWD bash models/denoiser-next-gpu.sh runs/pack OUTDIR MINUTES
 # --time-budget sizes the epochs to MINUTES (mixing included); the schedule ends with the run. Then, on
 # the full corpus (not the pack): calibrate the output gain (recipe step 4's command with --epochs 0
-# --calibrate-gain), score it on the dev split beside v9 (`rtconv bench denoise --split dev --per-cell 2
-# --model ... --baseline models/denoiser.safetensors`, ~5 minutes) and only then on the held-out set.
+# --calibrate-gain), score it on the dev split beside v9 (`rtconv bench denoise --split dev
+# --model ... --baseline models/denoiser.safetensors`: 2 items per cell, ~6 minutes) and only then on the
+# held-out set.
 #
 # DEVICE, WORKERS, EXAMPLES, LR, SEED, RESUME and LOSS override the defaults (cuda, 15, 12000, 5e-5, 311,
 # models/denoiser.safetensors, v9's loss + 40*stoi; a relative RESUME is read from this repository's root, where the

@@ -1102,15 +1102,16 @@ def test_bench_shows_the_model_minus_each_baseline_item_by_item(monkeypatch, cap
     perfect = {id(ex.noisy): ex.clean for ex in examples}
     monkeypatch.setattr(corpus, "read_manifest", lambda root: [{"source": "t", "split": "dev"}])
     monkeypatch.setattr(corpus.Pool, "load", classmethod(lambda cls, *a, **k: None))
-    monkeypatch.setattr(testset, "make_test_set", lambda pool, seed, per_cell: examples)
+    cells = []
+    monkeypatch.setattr(testset, "make_test_set", lambda pool, seed, per_cell: cells.append(per_cell) or examples)
     monkeypatch.setattr(testset, "source_fingerprints", lambda ex: {})
     monkeypatch.setattr(scoring, "systems", lambda model: {"noisy": lambda x, rate: x,
                                                            "rtconv": lambda x, rate: 0.5 * (x + perfect[id(x)])})
     monkeypatch.setattr(bench, "_with_baselines", lambda systems, paths, first=None: {
         **systems, "old": lambda x, rate: x})
-    args = argparse.Namespace(cache_dir=str(tmp_path), split="dev", seed=0, per_cell=1, baseline=["old.safetensors"],
-                              from_silence=False, keep_dc=False, keep_level=False, both_directions=False,
-                              tables=str(tmp_path / "dev.md"))
+    args = argparse.Namespace(cache_dir=str(tmp_path), split="dev", seed=0, per_cell=None,
+                              baseline=["old.safetensors"], from_silence=False, keep_dc=False, keep_level=False,
+                              both_directions=False, tables=str(tmp_path / "dev.md"))
     result = bench._realistic(None, args)
     shown = capsys.readouterr().out
     # the tables file says which set it holds: a dev run's is not the held-out test set
@@ -1120,6 +1121,9 @@ def test_bench_shows_the_model_minus_each_baseline_item_by_item(monkeypatch, cap
     row = next(ln for ln in shown.splitlines() if ln.startswith("| old | 6 |"))
     assert row.count("**") == 6  # halfway to the clean speech beats the input on every item, in all three
     assert result["paired"]["old"]["si_sdr_i"]["low"] > 0 and "noisy" not in result["paired"]
+    assert cells == [2]  # dev chooses between close candidates: two items per cell unless told
+    bench._realistic(None, argparse.Namespace(**dict(vars(args), split="test", tables=None)))
+    assert cells == [2, 1]  # the held-out set keeps the card's design
 
 
 def test_bench_baselines_become_columns_after_rtconv_named_by_their_files(tmp_path, capsys):
