@@ -356,7 +356,7 @@ class Reader:
         the file is refused rather than read in part.
         """
         name = str(self.path)
-        self._mpeg = scan = cutshort.mpeg_frames(name)
+        self._mpeg = scan = self._mpeg_frames()
         if scan is not None and scan.length_header:
             scan = self._past_header(scan)  # None, or MP3s joined end to end, now without their length header
         if scan is None or scan.length_header or not scan.samples:
@@ -398,7 +398,7 @@ class Reader:
         """
         if not scan.stream_bytes or self.path.stat().st_size - scan.stream_bytes <= 8192:
             return None
-        whole = cutshort.mpeg_frames(str(self.path), past_header=True)
+        whole = self._mpeg_frames(past_header=True)
         if whole is None or whole.samples <= self.frames + 3 * _MP3_FRAME:  # the encoder's delay, padding
             return None
         announced, self._hide = self.frames, whole.header
@@ -442,7 +442,7 @@ class Reader:
         if scan is None or scan.length_header:
             if held >= self.frames:  # a length header, and all of it decodes
                 return
-            scan = cutshort.mpeg_frames(str(self.path), past_header=True)
+            scan = self._mpeg_frames(past_header=True)
         margin = 2 * _MP3_FRAME
         if scan is None or scan.broken_at is None or not scan.broken_at - margin <= held <= scan.broken_at + margin:
             return
@@ -486,13 +486,25 @@ class Reader:
             e = _read_error(self.path)
         if e is None:
             return
+        raise self._cannot_read(e)
+
+    def _cannot_read(self, e: OSError) -> AudioFileError:
+        """The file closed, and the sentence for a disk error ``e`` met after :attr:`frames_read` frames."""
         self.close()
         at = self.frames_read
         where = f" after {at / self.sample_rate:.2f} s ({at} frames)" if at else ""
-        raise AudioFileError(
+        return AudioFileError(
             f"cannot read input file {str(self.path)!r}: {_oserror_text(e)}{where}; nothing was written: check the "
             "disk, or copy the file elsewhere and process the copy."
         )
+
+    def _mpeg_frames(self, past_header: bool = False):  # -> cutshort.MpegFrames | None
+        """:func:`cutshort.mpeg_frames` of the file, a disk error met in the scan refused in one sentence (the scan
+        reads every frame header, where libsndfile may stop at its guess of the length and never meet it)."""
+        try:
+            return cutshort.mpeg_frames(str(self.path), past_header=past_header)
+        except OSError as e:
+            raise self._cannot_read(e) from None
 
     def _none_decodes(self) -> AudioFileError:
         return AudioFileError(f"input file {str(self.path)!r} is cut short: its header announces {self._announced} "

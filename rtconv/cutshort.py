@@ -156,9 +156,9 @@ _TRAILERS = (b"TAG", b"APETAGEX", b"LYRICS")
 _LENGTH_TAGS = (b"Xing", b"Info", b"VBRI")
 
 
-def _trailer_at(mm, at: int) -> bool:
+def _trailer_at(data, at: int) -> bool:
     """Whether a trailing tag (:data:`_TRAILERS`) begins at byte ``at``."""
-    return any(mm[at : at + 8].startswith(t) for t in _TRAILERS)
+    return any(data[at : at + 8].startswith(t) for t in _TRAILERS)
 
 
 def _mpeg_frame(header: bytes) -> tuple[tuple[int, int, int], int, int] | None:
@@ -224,18 +224,55 @@ class MpegFrames:
 _RESYNC_RUN = 4
 
 
-def _run_at(mm, at: int, kind, size: int) -> bool:
+def _run_at(data, at: int, kind, size: int) -> bool:
     """Whether :data:`_RESYNC_RUN` whole frames of ``kind`` follow one another from byte ``at``, or fewer that end
     exactly at the file's end or at a trailing tag (not where the last one would run past the end: a byte
     pattern in junk that looks like a header is not a frame cut short)."""
     for _ in range(_RESYNC_RUN):
-        if at == size or (at < size and _trailer_at(mm, at)):
+        if at == size or (at < size and _trailer_at(data, at)):
             return True
-        frame = _mpeg_frame(mm[at : at + 4]) if at + 4 <= size else None
+        frame = _mpeg_frame(data[at : at + 4]) if at + 4 <= size else None
         if frame is None or frame[0] != kind or at + frame[1] > size:
             return False
         at += frame[1]
     return True
+
+
+class _FileBytes:
+    """A file's bytes by offset, for :func:`mpeg_frames`'s scan: slices and ``find``, read as needed through a window
+    of ``block`` bytes.  The scan looked through ``mmap``, where a disk error is a SIGBUS that kills the process
+    (no sentence, no traceback); here it is an OSError."""
+
+    def __init__(self, f, size: int, block: int = 1 << 20):
+        self._fd, self._size, self._block = f.fileno(), size, block
+        self._at, self._buf = 0, b""
+
+    def _window(self, start: int) -> None:
+        self._at, self._buf = start, os.pread(self._fd, self._block, start)
+
+    def __getitem__(self, s: slice) -> bytes:
+        start, stop = s.start or 0, self._size if s.stop is None else min(s.stop, self._size)
+        if stop <= start:
+            return b""
+        if not (self._at <= start and stop <= self._at + len(self._buf)):
+            if stop - start > self._block:
+                return os.pread(self._fd, stop - start, start)
+            self._window(start)
+        return self._buf[start - self._at : stop - self._at]
+
+    def find(self, sub: bytes, start: int) -> int:
+        """The offset of the first ``sub`` at or after ``start``, -1 where there is none."""
+        if not (self._at <= start and start + len(sub) <= self._at + len(self._buf)):
+            self._window(start)
+        while self._buf:
+            i = self._buf.find(sub, max(0, start - self._at))
+            if i >= 0:
+                return self._at + i
+            end = self._at + len(self._buf)
+            if end >= self._size:
+                break
+            self._window(end - len(sub) + 1)  # a match may straddle the windows
+        return -1
 
 
 def mpeg_frames(name: str, past_header: bool = False) -> MpegFrames | None:
@@ -248,49 +285,45 @@ def mpeg_frames(name: str, past_header: bool = False) -> MpegFrames | None:
     (not a trailing ID3v1/APE/Lyrics3 tag), the next place :data:`_RESYNC_RUN` frames of the first one's
     kind follow one another is found, as a decoder resyncs, and counting goes on from there.  ``None``
     where the file does not begin with a frame (after its ID3v2 tag): damaged there, or not MPEG audio.
+    An OSError reading the file (a disk error) is raised: where the scan meets one, decoding would too.
     """
-    import mmap
-
-    try:
-        with open(name, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            if size < 4:
-                return None
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                at = _id3_size(mm[:10])
-                first = _mpeg_frame(mm[at : at + 4])
-                if first is None:
-                    return None
-                kind, samples, broken, cut, skipped = first[0], 0, None, False, 0
-                header = None
-                if any(t in mm[at : at + min(first[1], 48)] for t in _LENGTH_TAGS):
-                    header = (at, at + first[1])
-                    if not past_header:
-                        return MpegFrames(0, header, None, False, stream_bytes=_xing_bytes(mm[at : at + first[1]]))
-                    at += first[1]
-                while at + 4 <= size:
-                    frame = _mpeg_frame(mm[at : at + 4])
-                    if frame is None or frame[0] != kind:
-                        if _trailer_at(mm, at):
-                            break
-                        tag = _id3_size(mm[at : at + 10])
-                        if tag:  # an ID3v2 tag between two files joined, or at the end
-                            at += tag
-                            continue
-                        if broken is None:
-                            broken = samples
-                        start, at = at, mm.find(b"\xff", at + 1)
-                        while at >= 0 and not _run_at(mm, at, kind, size):
-                            at = mm.find(b"\xff", at + 1)
-                        skipped += (size if at < 0 else at) - start
-                        if at < 0:
-                            break
-                        continue
-                    if at + frame[1] > size:  # a last frame cut short: libmpg123 gives nothing of it
-                        cut = True
-                        break
-                    samples += frame[2]
-                    at += frame[1]
-    except (OSError, ValueError):
-        return None
+    with open(name, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size < 4:
+            return None
+        data = _FileBytes(f, size)
+        at = _id3_size(data[:10])
+        first = _mpeg_frame(data[at : at + 4])
+        if first is None:
+            return None
+        kind, samples, broken, cut, skipped = first[0], 0, None, False, 0
+        header = None
+        if any(t in data[at : at + min(first[1], 48)] for t in _LENGTH_TAGS):
+            header = (at, at + first[1])
+            if not past_header:
+                return MpegFrames(0, header, None, False, stream_bytes=_xing_bytes(data[at : at + first[1]]))
+            at += first[1]
+        while at + 4 <= size:
+            frame = _mpeg_frame(data[at : at + 4])
+            if frame is None or frame[0] != kind:
+                if _trailer_at(data, at):
+                    break
+                tag = _id3_size(data[at : at + 10])
+                if tag:  # an ID3v2 tag between two files joined, or at the end
+                    at += tag
+                    continue
+                if broken is None:
+                    broken = samples
+                start, at = at, data.find(b"\xff", at + 1)
+                while at >= 0 and not _run_at(data, at, kind, size):
+                    at = data.find(b"\xff", at + 1)
+                skipped += (size if at < 0 else at) - start
+                if at < 0:
+                    break
+                continue
+            if at + frame[1] > size:  # a last frame cut short: libmpg123 gives nothing of it
+                cut = True
+                break
+            samples += frame[2]
+            at += frame[1]
     return MpegFrames(samples, header, broken, cut, skipped)

@@ -695,8 +695,9 @@ def test_a_disk_error_after_the_first_chunk_says_how_far_the_file_was_read(tmp_p
 
 @pytest.fixture(scope="module")
 def eio_shim(tmp_path_factory):
-    """tests/data/eio_shim.c built: under LD_PRELOAD, reads of the file EIO_PATH fail past byte EIO_AT (EIO), in
-    libsndfile as in Python, as a failing disk's do; mmap is left alone."""
+    """tests/data/eio_shim.c built: under LD_PRELOAD, reads of the file EIO_PATH fail from byte EIO_AT (to EIO_END,
+    where given) with EIO, in libsndfile as in Python, as a failing disk's do; the pages of a mapping that hold
+    those bytes are unreadable (a fault kills the process, as a failed page-in's SIGBUS does)."""
     if sys.platform != "linux":
         pytest.skip("LD_PRELOAD and /proc/self/fd are Linux's")
     cc = shutil.which("cc") or shutil.which("gcc")
@@ -707,8 +708,10 @@ def eio_shim(tmp_path_factory):
     return out
 
 
-def _process_on_failing_disk(shim, src, out, at):
+def _process_on_failing_disk(shim, src, out, at, end=None):
     env = dict(os.environ, LD_PRELOAD=str(shim), EIO_PATH=str(src), EIO_AT=str(at))
+    if end is not None:
+        env["EIO_END"] = str(end)
     return subprocess.run([sys.executable, "-m", "rtconv", "process", str(src), str(out)], env=env,
                           capture_output=True, text=True, timeout=300)
 
@@ -732,6 +735,22 @@ def test_a_disk_error_under_a_plain_file_blames_the_disk_not_the_file(tmp_path, 
     assert r.returncode == 1 and err.startswith(f"rtconv process: error: cannot read input file {str(src)!r}: "
                                                 "Input/output error"), err
     assert "check the disk, or copy the file elsewhere and process the copy." in err and "\n" not in err, err
+    assert not out.exists() and not list(tmp_path.glob("*.part"))
+
+
+def test_a_disk_error_inside_an_mp3_without_a_length_header_is_refused_not_read_to_the_guess(tmp_path, eio_shim):
+    """The frame scan that finds such a file's length read it through mmap, where a bad stretch in its middle
+    (which libsndfile's open, reading its start and end, never meets) killed the process by signal: no sentence.
+    Read with pread, the scan meets the error as an OSError and the file is refused."""
+    src = tmp_path / "vbr.mp3"
+    _vbr_without_length_header(src)
+    size = src.stat().st_size
+    out = tmp_path / "out.wav"
+    r = _process_on_failing_disk(eio_shim, src, out, size // 2, size // 2 + 4096)
+    err = r.stderr.strip()
+    assert r.returncode == 1, (r.returncode, err)  # -11 (SIGSEGV) through mmap
+    assert err == (f"rtconv process: error: cannot read input file {str(src)!r}: Input/output error; nothing was "
+                   "written: check the disk, or copy the file elsewhere and process the copy."), err
     assert not out.exists() and not list(tmp_path.glob("*.part"))
 
 
