@@ -240,15 +240,19 @@ def _run_at(data, at: int, kind, size: int) -> bool:
 
 class _FileBytes:
     """A file's bytes by offset, for :func:`mpeg_frames`'s scan: slices and ``find``, read as needed through a window
-    of ``block`` bytes.  The scan looked through ``mmap``, where a disk error is a SIGBUS that kills the process
-    (no sentence, no traceback); here it is an OSError."""
+    of ``block`` bytes of the binary file ``f``.  The scan looked through ``mmap``, where a disk error is a SIGBUS
+    that kills the process (no sentence, no traceback); here it is an OSError."""
 
     def __init__(self, f, size: int, block: int = 1 << 20):
-        self._fd, self._size, self._block = f.fileno(), size, block
+        self._f, self._size, self._block = f, size, block
         self._at, self._buf = 0, b""
 
+    def _read(self, start: int, n: int) -> bytes:
+        self._f.seek(start)
+        return self._f.read(n)
+
     def _window(self, start: int) -> None:
-        self._at, self._buf = start, os.pread(self._fd, self._block, start)
+        self._at, self._buf = start, self._read(start, self._block)
 
     def __getitem__(self, s: slice) -> bytes:
         start, stop = s.start or 0, self._size if s.stop is None else min(s.stop, self._size)
@@ -256,7 +260,7 @@ class _FileBytes:
             return b""
         if not (self._at <= start and stop <= self._at + len(self._buf)):
             if stop - start > self._block:
-                return os.pread(self._fd, stop - start, start)
+                return self._read(start, stop - start)
             self._window(start)
         return self._buf[start - self._at : stop - self._at]
 
