@@ -190,6 +190,13 @@ def _read_error(path: Path) -> OSError | None:
     return None
 
 
+def _disk_error(path: Path, e: OSError, frames: int = 0, rate: int = 0) -> AudioFileError:
+    """The sentence for a disk error ``e`` under the input file ``path``, met after ``frames`` frames at ``rate``."""
+    where = f" after {frames / rate:.2f} s ({frames} frames)" if frames else ""
+    return AudioFileError(f"cannot read input file {str(path)!r}: {_oserror_text(e)}{where}; nothing was written: "
+                          "check the disk, or copy the file elsewhere and process the copy.")
+
+
 def _oserror_text(e: OSError) -> str:
     if e.errno == _errno.ENOSPC:
         return "the disk is full"
@@ -491,12 +498,7 @@ class Reader:
     def _cannot_read(self, e: OSError) -> AudioFileError:
         """The file closed, and the sentence for a disk error ``e`` met after :attr:`frames_read` frames."""
         self.close()
-        at = self.frames_read
-        where = f" after {at / self.sample_rate:.2f} s ({at} frames)" if at else ""
-        return AudioFileError(
-            f"cannot read input file {str(self.path)!r}: {_oserror_text(e)}{where}; nothing was written: check the "
-            "disk, or copy the file elsewhere and process the copy."
-        )
+        return _disk_error(self.path, e, self.frames_read, self.sample_rate)
 
     def _mpeg_frames(self, past_header: bool = False):  # -> cutshort.MpegFrames | None
         """:func:`cutshort.mpeg_frames` of the file, a disk error met in the scan refused in one sentence (the scan
@@ -593,8 +595,7 @@ class Reader:
         detail = sndfile_detail(e)
         disk = _read_error(self.path)
         if disk is not None:
-            return AudioFileError(f"cannot read input file {name!r}: {_oserror_text(disk)}; check the disk, or copy "
-                                  "the file elsewhere and process the copy.")
+            return _disk_error(self.path, disk)
         if cutshort.starts_with(self.path, b"OggS") and cutshort.ogg_unfinished(name):  # libsndfile: "file is malformed"
             return AudioFileError(f"input file {name!r} is cut short before the end of its first block of audio; "
                                   "there is nothing to process.")
@@ -625,9 +626,9 @@ class Reader:
                         x = self._f.read(n, dtype="float32", always_2d=True)
             except (RuntimeError, OSError) as e:
                 detail = sndfile_detail(e)
+                self._raise_read_error(probe=True)  # a disk error, not damage: before the search for where damage is
                 with quiet_decoders(self._quiet):
                     at = self._damage_at(self.frames_read, n)
-                self._raise_read_error(probe=True)  # a disk error, not damage
                 if at is None:
                     raise AudioFileError(
                         f"input file {name!r} is corrupt after {self.frames_read} frames ({detail}); "
