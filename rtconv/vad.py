@@ -207,7 +207,7 @@ def detect(path, model, frame_seconds: float = FRAME_SECONDS,
 
     from .audio import Reader
     from .dcblock import DCBlocker, wants_dc_block
-    from .files import _Primed, _Stream, prime_frames
+    from .files.chain import _Primed, _Stream, prime_frames
 
     if getattr(model, "out_channels", None) != 1:
         raise ConfigError(f"a voice activity model has one output (the speech probability), but this one has "

@@ -10,7 +10,6 @@ import soundfile as sf
 import torch
 
 import rtconv
-import rtconv.files as files
 from rtconv.cli import main
 from rtconv.errors import ConfigError
 from rtconv.files import process_array, process_file, remove_stale_temporaries
@@ -49,7 +48,7 @@ def test_the_output_is_the_mean_of_the_forward_pass_and_the_backward_pass(denois
 def test_a_file_equals_the_array_and_keeps_memory_flat_with_scratch_files_it_removes(denoiser, tmp_path, monkeypatch):
     # chunks of 1000 frames: the backward pass reads the scratch copy from its end in many pieces, the
     # forward pass pairs outputs of other lengths (resampled 16 -> 48 -> 16 kHz) with them
-    monkeypatch.setattr(files, "_READ_CHUNK", 1000)
+    monkeypatch.setattr("rtconv.files.process._READ_CHUNK", 1000)
     x = _noisy(9001, 2, seed=1)
     src = tmp_path / "in.wav"
     sf.write(src, x, 16000, subtype="FLOAT")
@@ -75,7 +74,7 @@ def test_a_file_equals_the_array_and_keeps_memory_flat_with_scratch_files_it_rem
 
 
 def test_a_cancelled_run_leaves_neither_output_nor_scratch_files(denoiser, tmp_path, monkeypatch):
-    monkeypatch.setattr(files, "_READ_CHUNK", 1000)
+    monkeypatch.setattr("rtconv.files.process._READ_CHUNK", 1000)
     src = tmp_path / "in.wav"
     sf.write(src, _noisy(9000, 1), 16000, subtype="FLOAT")
 

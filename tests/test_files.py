@@ -9,7 +9,8 @@ import torch
 
 import rtconv
 from rtconv.errors import ConfigError
-from rtconv.files import Chain, _Offline, process_array, process_file
+from rtconv.files import Chain, process_array, process_file
+from rtconv.files.chain import _Offline
 
 
 def _noise(frames, channels, seed=0, scale=0.2):
@@ -298,9 +299,7 @@ def test_process_array_silences_nan_and_inf_like_a_file(tmp_path):
 
 
 def test_long_file_is_read_in_chunks_with_flat_memory(tmp_path, monkeypatch):
-    import rtconv.files as files
-
-    monkeypatch.setattr(files, "_READ_CHUNK", 1000)
+    monkeypatch.setattr("rtconv.files.process._READ_CHUNK", 1000)
     sizes = []
     real = Chain.__call__
 
@@ -315,9 +314,7 @@ def test_long_file_is_read_in_chunks_with_flat_memory(tmp_path, monkeypatch):
 
 
 def test_progress_callback_sees_every_frame(tmp_path, monkeypatch):
-    import rtconv.files as files
-
-    monkeypatch.setattr(files, "_READ_CHUNK", 256)
+    monkeypatch.setattr("rtconv.files.process._READ_CHUNK", 256)
     seen = []
     src = _write(tmp_path / "p.wav", _noise(1000, 1))
     process_file(src, None, rtconv.FIR([1.0]), progress=lambda done, total: seen.append((done, total)))
@@ -353,15 +350,13 @@ def test_offline_chunks_of_a_framed_model_start_on_frame_boundaries():
 
 
 def test_progress_bar_only_when_asked_or_on_a_terminal(tmp_path, capsys, monkeypatch):
-    import rtconv.files as files
-
     src = _write(tmp_path / "bar.wav", _noise(2000, 1))
     process_file(src, tmp_path / "a.wav", rtconv.FIR([1.0]), progress=True)
     assert "bar.wav" in capsys.readouterr().err  # tqdm writes its description to stderr
-    monkeypatch.setattr(files, "_stderr_tty", lambda: False)
+    monkeypatch.setattr("rtconv.files.progress._stderr_tty", lambda: False)
     process_file(src, tmp_path / "b.wav", rtconv.FIR([1.0]))
     assert capsys.readouterr().err == ""
-    monkeypatch.setattr(files, "_stderr_tty", lambda: True)
+    monkeypatch.setattr("rtconv.files.progress._stderr_tty", lambda: True)
     process_file(src, tmp_path / "c.wav", rtconv.FIR([1.0]))
     assert "bar.wav" in capsys.readouterr().err
 
@@ -614,7 +609,7 @@ def test_progress_of_a_file_that_ends_before_its_header_says_ends_at_100_percent
 
     import rtconv.files as files
 
-    monkeypatch.setattr(files, "_READ_CHUNK", 256)
+    monkeypatch.setattr("rtconv.files.process._READ_CHUNK", 256)
     src = tmp_path / "p.wav"
 
     def shrinking():  # 600 of its 1000 frames go after the first chunk is read
@@ -636,7 +631,7 @@ def test_progress_of_a_file_that_ends_before_its_header_says_ends_at_100_percent
         return b
 
     make_bar = files.audio_progress_bar
-    monkeypatch.setattr(files, "audio_progress_bar", bar)
+    monkeypatch.setattr("rtconv.files.progress.audio_progress_bar", bar)
     cut = shrinking()
     process_file(src, tmp_path / "b.wav", rtconv.FIR([1.0]), progress=True)
     assert bars[0].n == pytest.approx(bars[0].total) == pytest.approx(400 / 48000), (bars[0].n, bars[0].total)

@@ -138,9 +138,7 @@ def test_full_disk_leaves_no_partial_output(tmp_path, good, monkeypatch):
         return real(self, data)
 
     monkeypatch.setattr(sf.SoundFile, "write", write)
-    import rtconv.files as files
-
-    monkeypatch.setattr(files, "_READ_CHUNK", 1000)
+    monkeypatch.setattr("rtconv.files.process._READ_CHUNK", 1000)
     out = tmp_path / "out.wav"
     msg = _refused(tmp_path, good, f"cannot write output {str(out)!r}: No space left on device", output=out)
     assert "nothing was saved" in msg
@@ -216,9 +214,7 @@ def test_a_really_full_disk_says_no_space_left_on_device(tmp_path, good, both):
 
 
 def test_interrupt_leaves_no_partial_output(tmp_path, good, monkeypatch):
-    import rtconv.files as files
-
-    monkeypatch.setattr(files, "_READ_CHUNK", 1000)
+    monkeypatch.setattr("rtconv.files.process._READ_CHUNK", 1000)
     before = _digest(tmp_path)
 
     def ctrl_c(done, total):
@@ -682,12 +678,10 @@ def test_a_disk_error_under_a_vbr_mp3_read_past_its_guess_is_refused_not_padded_
 
 
 def test_a_disk_error_after_the_first_chunk_says_how_far_the_file_was_read(tmp_path, monkeypatch):
-    from rtconv import files
-
     src = tmp_path / "vbr.mp3"
     _vbr_without_length_header(src)
     _fail_past_half_once_reading(monkeypatch, src, [False])
-    monkeypatch.setattr(files, "_READ_CHUNK", 4096)
+    monkeypatch.setattr("rtconv.files.process._READ_CHUNK", 4096)
     msg = _refused(tmp_path, src, f"cannot read input file {str(src)!r}: Input/output error after ")
     seconds = float(msg.split(" after ")[1].split(" s ")[0])
     assert 0.1 < seconds < 3.0, msg
