@@ -19,7 +19,7 @@ import pytest
 from rtconv.cli import get_parser
 from rtconv.cli.train import build_config
 from rtconv.train.choices import parse_loss
-from rtconv.train.trainer import _check
+from rtconv.train.config import _check
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "models" / "denoiser-next-gpu.sh"

@@ -2,7 +2,7 @@
 
 ``--denoiser``: instead, one training step of the shipped denoiser (its architecture and
 loss, 4-second 48 kHz clips, Adam) on the whole batch and on the same batch in pieces of
-each ``--micro-batch`` (:class:`rtconv.train.trainer.TrainConfig`), the configurations
+each ``--micro-batch`` (:class:`rtconv.train.config.TrainConfig`), the configurations
 taking turns so that the machine's load falls on all of them alike; clips per second and
 the speed-up over the whole batch.  The clips are random noise: the cost does not depend
 on what they hold.
@@ -133,7 +133,7 @@ def _shipped_batch(args, batch: int):
     import torch
 
     from ..checkpoint import load, resolve
-    from ..train.trainer import _trim
+    from ..train.evaluate import _trim
 
     model = load(resolve(None))
     model.train()
@@ -191,7 +191,7 @@ def _terms(args) -> int:
     import torch
 
     from ..train import losses
-    from ..train.trainer import _cut
+    from ..train.evaluate import _cut
 
     bs = args.batch_size or 16
     loss = losses.get_loss(args.loss, _RATE)

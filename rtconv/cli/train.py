@@ -343,7 +343,7 @@ def _refuse_unread(task: str, opts: dict) -> None:
 
 
 def build_config(args):
-    """A :class:`~rtconv.train.trainer.TrainConfig` from parsed arguments."""
+    """A :class:`~rtconv.train.config.TrainConfig` from parsed arguments."""
     from ..errors import ConfigError
     from ..train.trainer import TrainConfig
 

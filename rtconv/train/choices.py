@@ -57,7 +57,7 @@ def parse_loss(text: str) -> tuple[tuple[float, str], ...]:
     return tuple(parts)
 
 
-#: :class:`rtconv.train.trainer.TrainConfig`'s defaults for the choices ``rtconv train`` names in its help.
+#: :class:`rtconv.train.config.TrainConfig`'s defaults for the choices ``rtconv train`` names in its help.
 DEFAULTS = {
     "loss": "mse",
     "optimizer": "adam",

@@ -73,7 +73,7 @@ def _kernels(model) -> list[tuple[str, np.ndarray]]:
 
 
 def _summary(metrics: dict) -> str:
-    from .trainer import mse_change
+    from .evaluate import mse_change
 
     t = metrics.get("test", {})
     lines = [

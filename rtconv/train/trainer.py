@@ -57,242 +57,31 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import math
 import random
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .. import metrics as _metrics
-from ..errors import ConfigError, check_output_file
+from ..errors import ConfigError
 from ..models import Model, build, load_extra_architectures, transfer_weights
 from . import distributed as _dist
 from . import losses as _losses
 from . import tasks as _tasks
-from .choices import DEFAULTS, KEEP, OPTIMIZERS, SCHEDULES
+from .choices import OPTIMIZERS, SCHEDULES
+from .config import TrainConfig, TrainResult, _check, pick_device
+from .evaluate import _cut, _trim, evaluate, mse_change
+from .state import _load_state, _plan, _save, _save_state, _sha256, _unfinished, _unfinished_note, state_path
 
-__all__ = ["TrainConfig", "TrainResult", "train", "pick_device", "evaluate", "mse_change", "OPTIMIZERS", "SCHEDULES"]
-
-
-@dataclass
-class TrainConfig:
-    """Every choice of a training run (JSON-able; stored in the checkpoint).
-
-    Attributes
-    ----------
-    task : str
-        ``"sines"``, ``"freqsep"`` or ``"denoise"``.
-    task_options : dict
-        Passed to :func:`rtconv.train.tasks.make_task` (``seed`` is added).
-    arch, arch_config : str, dict, optional
-        Architecture registry name and constructor arguments; default: the
-        task's own default.
-    loss : str
-        A key of :data:`rtconv.train.losses.LOSSES`.
-    optimizer : {"sgd", "adam"}
-    lr, momentum, weight_decay : float
-    batch_size, epochs : int
-    schedule : {"none", "cosine", "step", "plateau"}
-    clip_grad : float or None
-        Max gradient norm.
-    patience : int or None
-        Early stop after this many epochs without a better validation loss.
-    seed : int
-    device : str
-        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
-    out : str or None
-        Checkpoint path.
-    report : str or None
-        PNG report path.
-    resume : str or None
-        Checkpoint to continue from.
-    name, description : str or None
-        Stored in the checkpoint.
-    command : str or None
-        The exact command line (default: ``sys.argv``).
-    progress : bool
-        Show tqdm bars.
-    workers : int
-        Processes that generate the examples before training (0 or 1: this
-        one); the examples do not depend on it.
-    micro_batch : int or None
-        Examples per forward and backward pass: each step's batch (on each
-        rank: its share) is computed in pieces of this many and their
-        gradients summed, weighted by size, into one optimizer step.  Terms
-        that average over examples (``si_sdr``, ``cmrs``, ``l1``, ``mse``)
-        give the step of the whole batch to float rounding; ``sc``, a ratio
-        over the batch, becomes the mean of the pieces' ratios, as it does
-        over the ranks under torchrun.  For speed where a large batch
-        overflows the CPU's caches, or for memory; ``None``: the whole batch.
-    train_only : list of str or None
-        Train only the parameters whose names contain one of these words
-        (e.g. ``["presence"]``: a presence head on a frozen mask network);
-        the rest keep their values.  ``None``: every trainable parameter.
-    time_budget : float or None
-        Minutes the whole run may take (data, training, test): after the
-        examples are made, a few training steps are timed (then undone; their
-        time counts) and ``epochs`` is lowered to what fits, so the learning-rate
-        schedule ends with the run.  It is a deadline too: the epoch under way
-        stops in time for its validation and the test split's evaluation.  The
-        epochs run are in the checkpoint's history.
-    train_warmup : bool
-        Train on every output sample, the warm-up included (the first
-        ``receptive_field - 1``, which a model with a recurrent part or a long
-        reach meets at the start of every file it processes), rather than
-        skipping them.  The test metrics skip them either way.
-    fresh_examples : bool
-        Mix a new set of ``train_examples`` for every epoch instead of
-        repeating one: epoch ``e`` trains on examples ``e * N ... e * N + N - 1``
-        of the split's stream (:func:`rtconv.train.tasks.shifted`), mixed
-        before the epoch starts.  More data than memory holds at once, at the
-        cost of the mixing time each epoch; the examples still follow from the
-        seed alone, so an interrupted run continues exactly.  Generated
-        datasets only (every task's are).
-    calibrate_gain : bool
-        After training, fold one least-squares output gain, measured on the
-        validation split's clean and near-clean examples (input SNR at least
-        25 dB; never the test split), into a denoiser's decoder: a
-        scale-invariant loss (SI-SDR) leaves the output level free.  With
-        ``epochs=0`` and ``resume`` a checkpoint is only calibrated.
-    keep : {"best", "last"}
-        Which weights the checkpoint holds: ``"best"``, those of the epoch with
-        the lowest validation loss (the resumed weights count as a candidate,
-        scored on this run's validation set, so a run none of whose epochs beats
-        them returns them unchanged, and says so); ``"last"``, the last
-        epoch's, for a stage whose weights are judged downstream (a benchmark
-        rather than the loss), saved after every epoch.
-    dist_backend : {"auto", "gloo", "nccl"}
-        Under torchrun: the collective backend (auto: nccl on CUDA, gloo on CPU).
-    dist_timeout : float
-        Under torchrun: seconds a rank waits for a silent one before the job stops.
-    """
-
-    task: str = "sines"
-    task_options: dict = field(default_factory=dict)
-    arch: str | None = None
-    arch_config: dict | None = None
-    loss: str = DEFAULTS["loss"]
-    optimizer: str = DEFAULTS["optimizer"]
-    lr: float = DEFAULTS["lr"]
-    momentum: float = DEFAULTS["momentum"]
-    weight_decay: float = DEFAULTS["weight_decay"]
-    batch_size: int = DEFAULTS["batch_size"]
-    epochs: int = DEFAULTS["epochs"]
-    schedule: str = DEFAULTS["schedule"]
-    clip_grad: float | None = None
-    patience: int | None = None
-    seed: int = DEFAULTS["seed"]
-    device: str = DEFAULTS["device"]
-    out: str | None = None
-    report: str | None = None
-    resume: str | None = None
-    name: str | None = None
-    description: str | None = None
-    command: str | None = None
-    progress: bool = True
-    workers: int = 0
-    micro_batch: int | None = None
-    train_only: list | None = None
-    train_warmup: bool = False
-    fresh_examples: bool = False
-    time_budget: float | None = None
-    calibrate_gain: bool = False
-    keep: str = "best"
-    dist_backend: str = DEFAULTS["dist_backend"]
-    dist_timeout: float = DEFAULTS["dist_timeout"]
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train` returns (on ranks other than 0: no test metrics, no files)."""
-
-    model: Model
-    history: dict
-    metrics: dict
-    checkpoint: Path | None
-    report: Path | None
-    task: Any
-    seconds: float
-    rank: int = 0
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """CUDA if available, else Apple MPS, else CPU; or exactly the device named."""
-    if name in (None, "", "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps.") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} was asked for but CUDA is not available here; use --device auto or cpu.")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError(f"device {name!r} was asked for but MPS is not available here; use --device auto or cpu.")
-    return dev
-
-
-def _check(cfg: TrainConfig) -> None:
-    if cfg.optimizer not in OPTIMIZERS:
-        raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {cfg.optimizer!r}.")
-    if cfg.schedule not in SCHEDULES:
-        raise ConfigError(f"schedule must be one of {SCHEDULES}, got {cfg.schedule!r}.")
-    for name in ("batch_size", "epochs"):
-        v = getattr(cfg, name)
-        if name == "epochs" and v == 0 and cfg.resume:
-            continue  # evaluate (and calibrate) a checkpoint without training it
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(f"{name} must be a positive integer (0 epochs only with --resume), got {v!r}.")
-    if not (isinstance(cfg.lr, (int, float)) and math.isfinite(cfg.lr) and cfg.lr > 0):
-        raise ConfigError(f"learning rate must be a positive number, got {cfg.lr!r}.")
-    if cfg.keep not in KEEP:
-        raise ConfigError(f"keep must be one of {KEEP} (which epoch's weights the checkpoint holds), got {cfg.keep!r}.")
-    if cfg.clip_grad is not None and not cfg.clip_grad > 0:
-        raise ConfigError(f"clip_grad must be a positive gradient norm or None, got {cfg.clip_grad!r}.")
-    if cfg.patience is not None and cfg.patience < 1:
-        raise ConfigError(f"patience must be at least 1 epoch or None, got {cfg.patience!r}.")
-    if cfg.micro_batch is not None and (isinstance(cfg.micro_batch, bool) or not isinstance(cfg.micro_batch, int)
-                                        or cfg.micro_batch < 1):
-        raise ConfigError(f"micro batch must be a positive number of examples or None, got {cfg.micro_batch!r}.")
-    if cfg.time_budget is not None and not (isinstance(cfg.time_budget, (int, float))
-                                            and math.isfinite(cfg.time_budget) and cfg.time_budget > 0):
-        raise ConfigError(f"time budget must be a positive number of minutes, got {cfg.time_budget!r}.")
-    if cfg.train_only is not None and (not isinstance(cfg.train_only, (list, tuple)) or not cfg.train_only
-                                       or not all(isinstance(w, str) and w for w in cfg.train_only)):
-        raise ConfigError(f"train_only must be a list of words in parameter names, got {cfg.train_only!r}; "
-                          "e.g. ['presence'].")
-    _losses.get_loss(cfg.loss)
-    for flag, path in (("--out", cfg.out), ("--report", cfg.report)):
-        if path:
-            _check_output(flag, Path(path))
-
-
-def _check_output(flag: str, path: Path) -> None:
-    """Refuse, before any training, an output the run could only fail to write at its end."""
-    where = f"{flag} {str(path)!r}"
-    check_output_file(where, path, " (checked now, so that a finished run is not lost)")
-    if flag == "--report":
-        try:
-            from matplotlib.backend_bases import FigureCanvasBase
-        except ImportError:  # write_report says what to install
-            return
-        kinds = FigureCanvasBase.get_supported_filetypes()
-        ext = path.suffix[1:].lower()
-        if ext not in kinds:
-            raise ConfigError(f"{where}: a report cannot be written as {('.' + ext) if ext else 'a file without an extension'}; "
-                              f"name it .png (or .{', .'.join(k for k in ('pdf', 'svg') if k in kinds)}).")
+__all__ = ["TrainConfig", "TrainResult", "train", "pick_device", "evaluate", "mse_change", "OPTIMIZERS", "SCHEDULES",
+           "state_path"]
 
 
 def _freeze_all_but(model, words, log) -> None:
@@ -353,21 +142,6 @@ def _grow(model: Model, changes: dict, log) -> Model:
     return grown
 
 
-def _trim(model: Model, train_warmup: bool = False) -> tuple[int, int]:
-    """Samples to skip at the (start, end) of each example: the filter's warm-up (none with ``train_warmup``)."""
-    if train_warmup:
-        return (0, 0)
-    w = model.receptive_field - 1
-    return (w, 0) if model.causal else (w, w)
-
-
-def _cut(x: torch.Tensor, trim: tuple[int, int]) -> torch.Tensor:
-    a, b = trim
-    if a + b >= x.shape[-1]:
-        return x  # examples shorter than the warm-up: use everything rather than nothing
-    return x[..., a: x.shape[-1] - b]
-
-
 def _make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -382,107 +156,6 @@ def _make_schedule(cfg: TrainConfig, opt, epochs: int):
     if cfg.schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
     return None
-
-
-@torch.no_grad()
-def _predict(model: Model, data, device, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    xs, ys, outs = [], [], []
-    for x, y in DataLoader(data, batch_size=batch_size):
-        outs.append(model(x.to(device)).cpu())
-        xs.append(x)
-        ys.append(y)
-    return torch.cat(xs).numpy(), torch.cat(ys).numpy(), torch.cat(outs).numpy()
-
-
-#: |input SNR| beyond which an example has nothing to remove or nothing to keep (no improvement defined).
-_DEFINED_SNR_DB = 60.0
-
-
-def evaluate(model: Model, data, loss: Callable | str = "mse", device="cpu",
-             outputs: list[str] | None = None, labels: list[str] | None = None) -> dict:
-    """Test metrics of ``model`` on ``data`` (warm-up samples excluded).
-
-    Returns a JSON-able dict: ``loss``, ``input_mse`` (noisy input vs
-    target), ``output_mse``, ``mse_reduction`` (their ratio), and per output
-    channel ``snr_improvement_db``, ``si_sdr_improvement_db`` and
-    ``buckets`` (see :func:`rtconv.metrics.bucket_improvements`); with
-    ``labels`` (one noise label per example) also ``per_noise`` means,
-    grouped by the main noise family.
-    """
-    loss_fn = _losses.get_loss(loss, getattr(model, "sample_rate", None)) if isinstance(loss, str) else loss
-    device = torch.device(device)
-    model.eval()
-    trim = _trim(model)
-    own = _losses.needs_probe(loss_fn) and getattr(loss_fn, "probe", None) is None
-    if own:  # called with the presence term unbound: a probe for this evaluation alone
-        loss_fn = _losses.bind_probe(loss_fn, _losses.presence_probe(model, trim[0]))
-    probe = getattr(loss_fn, "probe", None)
-    if probe is not None:  # the loss below covers every batch: keep each batch's presence
-        probe.keep, probe.outputs = True, []
-    try:
-        x, y, out = _predict(model, data, device)
-        xt, yt, ot = (_cut(torch.from_numpy(a), trim) for a in (x, y, out))
-        test_loss = float(_losses.apply(loss_fn, ot, yt, xt))
-    finally:
-        if probe is not None:
-            probe.keep = False
-            if own:
-                probe.close()
-    result: dict = {"examples": int(x.shape[0]), "warmup_samples_skipped": list(trim), "loss": test_loss}
-    # the noisy reference for each output channel is the (mono) input itself
-    xin = xt[:, :1].expand_as(yt) if xt.shape[1] == 1 else xt
-    in_mse, out_mse = float(torch.mean((xin - yt) ** 2)), float(torch.mean((ot - yt) ** 2))
-    result.update(input_mse=in_mse, output_mse=out_mse,
-                  mse_reduction=in_mse / out_mse if out_mse > 0 else float("1e30"))
-    names = outputs or [f"out{i}" for i in range(yt.shape[1])]
-    per = {}
-    for c, nm in enumerate(names):
-        s, n_, e = yt[:, c].numpy(), xin[:, c].numpy(), ot[:, c].numpy()
-        # An improvement is defined where there is something to keep and something to remove: clean
-        # passthrough items (input SNR ~190 dB) and noise-only items (silent target) would otherwise
-        # dominate the means (one clean item scored -170 dB "improvement"); they are counted apart.
-        in_snr = np.atleast_1d(_metrics.snr_db(s, n_))
-        mix = np.abs(in_snr) <= _DEFINED_SNR_DB
-        if not mix.any():
-            mix = np.ones_like(mix)
-        rows = _metrics.bucket_improvements(s[mix], n_[mix], e[mix])
-        entry = {
-            "input_snr_db": rows[-1]["input_snr_db"],
-            "output_snr_db": rows[-1]["output_snr_db"],
-            "snr_improvement_db": rows[-1]["snr_improvement_db"],
-            "input_si_sdr_db": rows[-1]["input_si_sdr_db"],
-            "output_si_sdr_db": rows[-1]["output_si_sdr_db"],
-            "si_sdr_improvement_db": rows[-1]["si_sdr_improvement_db"],
-            "buckets": rows[:-1],
-            "mixtures": int(mix.sum()),
-        }
-        if labels is not None:
-            imp = np.atleast_1d(_metrics.snr_improvement_db(s, n_, e))[mix]
-            simp = np.atleast_1d(_metrics.si_sdr_improvement_db(s, n_, e))[mix]
-            fams: dict = {}
-            # grouped by the main family: "pink+babble" counts as pink (babble is the quieter one)
-            main = [lb.split("+")[0] for lb, keep in zip(labels, mix) if keep]
-            for lab in sorted(set(main)):
-                m = np.array([lb == lab for lb in main])
-                fams[lab] = {"count": int(m.sum()), "snr_improvement_db": float(imp[m].mean()),
-                             "si_sdr_improvement_db": float(simp[m].mean())}
-            entry["per_noise"] = fams
-        per[nm] = entry
-    result["outputs"] = per
-    first = per[names[0]] if len(names) == 1 else None
-    if first is not None:
-        result["snr_improvement_db"] = first["snr_improvement_db"]
-        result["si_sdr_improvement_db"] = first["si_sdr_improvement_db"]
-    return result
-
-
-def mse_change(before: float, after: float) -> str:
-    """How the test MSE moved, in words: ``"1.76x lower"``, ``"1.06x higher"`` or ``"unchanged"``."""
-    if not (before > 0 and after > 0) or not math.isfinite(before / after):
-        return "ratio undefined"
-    if math.isclose(before, after, rel_tol=5e-3):
-        return "unchanged"
-    return f"{before / after:.2f}x lower" if after < before else f"{after / before:.2f}x higher"
 
 
 def _command(cfg: TrainConfig) -> str:
@@ -634,120 +307,6 @@ def _val_loss(model, loader, loss_fn, device, trim) -> tuple[float, dict[str, fl
 
 def _terms_text(parts: dict) -> str:
     return f"  ({', '.join(f'{k} {v:.4g}' for k, v in parts.items())})" if parts else ""
-
-
-_STATE_KEYS = ("task", "task_options", "arch", "arch_config", "loss", "optimizer", "lr", "momentum",
-               "weight_decay", "batch_size", "epochs", "schedule", "clip_grad", "seed", "train_only",
-               "train_warmup", "fresh_examples")
-
-
-def state_path(out) -> Path:
-    """The resumable-state file written beside checkpoint ``out``."""
-    out = Path(out)
-    return out.with_name(out.stem + ".state.safetensors")
-
-
-def _plan(cfg: TrainConfig) -> dict:
-    plan = {k: getattr(cfg, k) for k in _STATE_KEYS}
-    if plan["train_only"] is None:  # as states written before the option had it
-        del plan["train_only"]
-    for k in ("train_warmup", "fresh_examples"):  # likewise
-        if not plan[k]:
-            del plan[k]
-    return json.loads(json.dumps(plan, default=str))
-
-
-def _save_state(model, opt, sched, gen, cfg, bookkeeping: dict) -> None:
-    """Everything an exact continuation needs, as tensors + JSON (written atomically)."""
-    from safetensors.torch import save_file
-
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    osd = opt.state_dict()
-    for pid, st in osd["state"].items():
-        for k, v in st.items():
-            t = v if torch.is_tensor(v) else torch.tensor(v)
-            tensors[f"opt.{pid}.{k}"] = t.detach().cpu().contiguous()
-    tensors["generator"] = gen.get_state()
-    meta = {"plan": _plan(cfg), "param_groups": osd["param_groups"],
-            "scheduler": sched.state_dict() if sched is not None else None, **bookkeeping}
-    path = state_path(cfg.out)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata={"rtconv_train_state": json.dumps(meta, default=float)})
-    tmp.replace(path)
-
-
-def _load_state(path: Path, tensors: bool = True) -> tuple[dict, dict]:
-    """A state file's JSON and (unless ``tensors`` is false) its tensors."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        meta = json.loads(f.metadata()["rtconv_train_state"])
-        return meta, ({k: f.get_tensor(k) for k in f.keys()} if tensors else {})
-
-
-def _unfinished(meta: dict, cfg: TrainConfig) -> bool:
-    """The state is of an interrupted run with ``cfg``'s choices: one that ``cfg`` can continue exactly."""
-    return meta.get("plan") == _plan(cfg) and meta["epoch"] < meta.get("end", cfg.epochs)
-
-
-def _unfinished_note(cfg: TrainConfig) -> str | None:
-    """What to say when ``<out>.state`` holds an interrupted run of these choices that this one
-    will replace: rerunning the same command starts over; ``--resume <out>`` continues it."""
-    sp = state_path(cfg.out)
-    if not sp.is_file() or (cfg.resume and Path(cfg.resume).resolve() == Path(cfg.out).resolve()):
-        return None
-    try:
-        meta, _ = _load_state(sp, tensors=False)
-        if not _unfinished(meta, cfg):
-            return None
-    except Exception:  # noqa: BLE001 - not a state file of ours: nothing to say
-        return None
-    return (f"note: {sp} holds an interrupted run of these choices (after epoch {meta.get('epoch')} of "
-            f"{meta.get('end', cfg.epochs)}); this run starts over and replaces it. To continue that one "
-            f"exactly instead, run again with --resume {cfg.out}.")
-
-
-def _sha256(path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _save(model: Model, cfg: TrainConfig, td, history: dict, metrics: dict, command: str,
-          device, final: bool, chain: list | None = None, origin: dict | None = None,
-          layout: dict | None = None) -> Path | None:
-    if not cfg.out:
-        return None
-    from ..checkpoint import save
-
-    prov = {
-        "command": command,
-        "trainer": "rtconv.train",
-        "config": {k: v for k, v in asdict(cfg).items() if k not in ("command", "progress", "workers")},
-        "task_options": td.options,
-        "task_description": td.description,
-        "outputs": td.outputs,
-        "device": str(device),
-        "torch_version": torch.__version__,
-        "epochs_done": len(history["train_loss"]),
-        "history": history,
-        "final": final,
-        "chain": chain or [],
-        # world_size, backend, effective and per-rank batch (distributed.Context.provenance)
-        "distributed": layout or _dist.Context().provenance(cfg.batch_size),
-    }
-    if origin:
-        # which file this run started from, exactly, and where its own epochs begin in the
-        # history: ``config`` holds this run's choices (its lr ...), the history all runs'
-        prov["resumed_from"] = origin
-    cpu = copy.deepcopy(model).cpu()
-    cpu.sample_rate = td.sample_rate
-    return save(cpu, cfg.out, sample_rate=td.sample_rate, task=td.name, name=cfg.name,
-                description=cfg.description or td.description, provenance=prov, metrics=metrics)
 
 
 def train(cfg: TrainConfig, task_data=None, log: Callable[[str], None] | None = None) -> TrainResult:
