@@ -285,12 +285,10 @@ def test_too_many_output_channels_for_any_audio_file(tmp_path):
 
 def test_unreadable_input_names_the_os_reason(tmp_path, good, monkeypatch):
     # root reads files whatever their mode: simulate the OS refusing
-    import rtconv.audio as audio
-
     def refuse(path):
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(audio, "_probe", refuse)
+    monkeypatch.setattr("rtconv.audio.reader._probe", refuse)
     _refused(tmp_path, good, "cannot read input file '" + str(good) + "': Permission denied; check its permissions")
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from ..audio import AUDIO_EXTENSIONS, PathLike, named_as_output, written_by_rtconv
+from ..audio import PathLike, _audio_extensions, named_as_output, written_by_rtconv
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Found:
 
 
 def _is_audio_name(name: str) -> bool:
-    return not name.startswith(".") and Path(name).suffix[1:].lower() in AUDIO_EXTENSIONS
+    return not name.startswith(".") and Path(name).suffix[1:].lower() in _audio_extensions()
 
 
 def audio_files(paths: Iterable[PathLike], recursive: bool = False, exclude: Iterable[PathLike] = ()) -> Found:
