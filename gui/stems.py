@@ -274,7 +274,7 @@ class KernelPanel(QtWidgets.QScrollArea):
         rates = layer_rates(model, rate)
         shapes = [(tuple(l.kernel.shape), int(getattr(l, "dilation", 1)), rates[id(l)][1]) for l in layers]
         if shapes == [(v.shape, v.dilation, v.unit) for v in self.layer_views]:
-            for v, l in zip(self.layer_views, layers):
+            for v, l in zip(self.layer_views, layers, strict=True):
                 v.set_kernel(l.kernel, rates[id(l)][0])
             return
         for v in self.layer_views:

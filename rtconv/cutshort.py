@@ -190,7 +190,7 @@ def _id3_size(head: bytes) -> int:
     """The bytes of the ID3v2 tag a 10-byte ``head`` begins (its header and footer included), 0 where it begins none."""
     if head[:3] != b"ID3" or len(head) < 10:
         return 0
-    return 10 + sum((b & 0x7F) << s for b, s in zip(head[6:10], (21, 14, 7, 0))) + 10 * bool(head[5] & 0x10)
+    return 10 + sum((b & 0x7F) << s for b, s in zip(head[6:10], (21, 14, 7, 0), strict=False)) + 10 * bool(head[5] & 0x10)
 
 
 @dataclass(frozen=True)

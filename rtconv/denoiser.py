@@ -481,7 +481,7 @@ class ConvDenoiser(Model):
         with torch.no_grad():
             for name, p in d_params.items():
                 q = s_params.get(name)
-                if q is None or q.dim() != p.dim() or any(a < b for a, b in zip(p.shape, q.shape)):
+                if q is None or q.dim() != p.dim() or any(a < b for a, b in zip(p.shape, q.shape, strict=True)):
                     continue
                 if ".gru." in name and q.shape != p.shape:
                     _grow_gru_tensor(p, q, old_width, width, name.rsplit(".", 1)[-1])

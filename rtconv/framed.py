@@ -321,7 +321,7 @@ class MaskGate(nn.Module):
             deep_filter = tuple(deep_filter)
             if len(deep_filter) != 3:
                 raise ConfigError(f"deep_filter is (bins, order, dilation), got {deep_filter!r}.")
-            for name, v in zip(("bins", "order", "dilation"), deep_filter):
+            for name, v in zip(("bins", "order", "dilation"), deep_filter, strict=True):
                 _check_int(f"deep_filter {name}", v, 1)
         self.deep_filter = deep_filter
 

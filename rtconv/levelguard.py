@@ -247,7 +247,7 @@ class StreamLevelGuard:
         g = buf[:n]
         if start < 0:
             g[: -start] = 1.0
-        for k, (a, b) in zip(ks, ends):
+        for k, (a, b) in zip(ks, ends, strict=True):
             lo, hi = max(k * f - start, 0), min((k + 1) * f - start, n)
             if a == b:
                 g[lo:hi] = b

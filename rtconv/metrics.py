@@ -151,7 +151,7 @@ def bucket_improvements(
     n = s.shape[-1]
     s, x, y = s.reshape(-1, n), x.reshape(-1, n), y.reshape(-1, n)
     e = [float(v) for v in edges]
-    if any(b <= a for a, b in zip(e, e[1:])):
+    if any(b <= a for a, b in zip(e, e[1:], strict=False)):
         raise ValueError(f"bucket edges must increase strictly, got {list(edges)!r}.")
     in_snr, out_snr = np.atleast_1d(snr_db(s, x)), np.atleast_1d(snr_db(s, y))
     in_si, out_si = np.atleast_1d(si_sdr_db(s, x)), np.atleast_1d(si_sdr_db(s, y))
@@ -172,7 +172,7 @@ def bucket_improvements(
             "si_sdr_improvement_db": float((out_si - in_si)[m].mean()),
         }
 
-    for lo, hi in zip(bounds, bounds[1:]):
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
         m = (in_snr >= lo) & (in_snr < hi)
         if m.any():
             rows.append(row(_bucket_label(lo, hi), lo, hi, m))

@@ -224,7 +224,7 @@ class MimoCNN(Model):
             )
         Activation(activation)  # validates the name
         layers: list[nn.Module] = []
-        for i, (k, d) in enumerate(zip(taps, dilations)):
+        for i, (k, d) in enumerate(zip(taps, dilations, strict=True)):
             layers.append(MimoConv1d(features[i], features[i + 1], k, d, bias, padding))
             if i < len(taps) - 1:
                 layers.append(Activation(activation))

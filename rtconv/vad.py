@@ -164,7 +164,7 @@ def segments(probabilities: np.ndarray, frame_seconds: float, threshold: float =
     if not on.any():
         return []
     d = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
-    runs = list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
+    runs = list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True))
     merged: list[list[int]] = []
     gap = min_silence / frame_seconds
     for a, b in runs:
@@ -345,7 +345,7 @@ def _bucket(info: dict) -> str:
     from .metrics import DEFAULT_SNR_EDGES
 
     edges = (-math.inf, *DEFAULT_SNR_EDGES, math.inf)
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         if lo <= snr < hi:  # the labels of rtconv.metrics.bucket_improvements
             return f"< {hi:g} dB" if lo == -math.inf else f">= {lo:g} dB" if hi == math.inf else f"{lo:g}..{hi:g} dB"
     return "unknown"

@@ -96,7 +96,7 @@ def format_tables(result: dict) -> str:
     lines.append("| RTF at 16 kHz, 128-sample blocks, one thread | " + " | ".join(
         f"{m['rtf_16k']:.4f}" for m in ms) + " |")
     lines.append("")
-    for n, m in zip(names, ms):
+    for n, m in zip(names, ms, strict=True):
         lines += [f"Confusion, {n} (rows true, columns predicted):", "", format_confusion(m["confusion"], m["classes"]),
                   ""]
     return "\n".join(lines)

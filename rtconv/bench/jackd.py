@@ -223,9 +223,9 @@ class Loopback:
             for other in self.player.get_all_connections(port):
                 if other.name.startswith("system:"):
                     self.player.disconnect(other.name, port) if port in pa_in else self.player.disconnect(port, other.name)
-        for o, i in zip(self.outs, pa_in):
+        for o, i in zip(self.outs, pa_in, strict=False):
             self.player.connect(o, i)
-        for o, i in zip(pa_out, self.ins):
+        for o, i in zip(pa_out, self.ins, strict=False):
             self.capture.connect(o, i)
 
     def play(self) -> None:

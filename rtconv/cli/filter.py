@@ -98,7 +98,7 @@ def build_filter(args: argparse.Namespace):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", designs.FilterDesignWarning)
         if args.kind in ("lowpass", "highpass", "bandpass"):
-            cut = dict(zip(("low", "high"), args.cutoff)) if args.kind == "bandpass" else {"cutoff": args.cutoff}
+            cut = dict(zip(("low", "high"), args.cutoff, strict=True)) if args.kind == "bandpass" else {"cutoff": args.cutoff}
             padding = padding or ("causal" if args.phase == "minimum" else "same")
             model = designs.design(args.kind, **cut, taps=args.taps, sample_rate=rate, window=args.window,
                                    phase=args.phase, padding=padding)

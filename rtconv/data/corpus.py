@@ -251,7 +251,7 @@ class Pool:
             if paths:
                 arrays = _write_pool(*paths, arrays) or arrays
         pool = cls(int(sample_rate), split)
-        for x, it in zip(arrays, items):
+        for x, it in zip(arrays, items, strict=True):
             if it["kind"] == "speech":
                 pool.speakers.setdefault(f"{it['source']}:{it['speaker']}", []).append((x, it))
             else:
@@ -321,7 +321,7 @@ def _read_pool(npy: Path, index: Path, count: int) -> list[np.ndarray] | None:
         return None
     if len(starts) != count + 1 or data.ndim != 1 or data.dtype != np.float32 or starts[-1] != len(data):
         return None
-    return [data[a:b] for a, b in zip(starts[:-1], starts[1:])]
+    return [data[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)]
 
 
 def _write_pool(npy: Path, index: Path, arrays: list[np.ndarray]) -> list[np.ndarray] | None:
@@ -332,7 +332,7 @@ def _write_pool(npy: Path, index: Path, arrays: list[np.ndarray]) -> list[np.nda
     try:
         npy.parent.mkdir(parents=True, exist_ok=True)
         out = np.lib.format.open_memmap(str(npy) + tmp, mode="w+", dtype=np.float32, shape=(starts[-1],))
-        for a, b, x in zip(starts[:-1], starts[1:], arrays):
+        for a, b, x in zip(starts[:-1], starts[1:], arrays, strict=True):
             out[a:b] = x
         out.flush()
         del out

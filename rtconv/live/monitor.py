@@ -92,10 +92,10 @@ class Monitor:
             pin, ein = _levels(x)
             pout, eout = _levels(out)
             m = self._meter.tolist()
-            self._meter[:] = ([max(p, h * fall) for p, h in zip(pin, m[0])],
-                              [h + k * (e / n - h) for e, h in zip(ein, m[1])],
-                              [max(p, h * fall) for p, h in zip(pout, m[2])],
-                              [h + k * (e / n - h) for e, h in zip(eout, m[3])])
+            self._meter[:] = ([max(p, h * fall) for p, h in zip(pin, m[0], strict=True)],
+                              [h + k * (e / n - h) for e, h in zip(ein, m[1], strict=True)],
+                              [max(p, h * fall) for p, h in zip(pout, m[2], strict=True)],
+                              [h + k * (e / n - h) for e, h in zip(eout, m[3], strict=True)])
             if max(pin) >= 0.999:  # full scale among the finite samples (NaN and Inf count as silence)
                 a = np.abs(x)
                 self._clips[0] += int(np.count_nonzero((a >= 0.999) & (a < np.inf)))

@@ -61,7 +61,7 @@ class OnnxEngine:
                 "before its last delay, whose end the torch engine masks; use engine='torch' for it."
             )
         self.state_names = first["step"].state_names
-        self._shapes = dict(zip(self.state_names, first["step"].state_shapes))
+        self._shapes = dict(zip(self.state_names, first["step"].state_shapes, strict=True))
         self._gates = [model.get_submodule(k.removesuffix(".floor")) for k in first["step"].control_names]
         self.block_size = block_size
         self._sessions = {block_size: first}
@@ -98,10 +98,10 @@ class OnnxEngine:
         """A checked float32 block ``(n, channels)`` in, ``(n, out_channels)`` out (a new array)."""
         s = self._session(block.shape[0])
         feed = {"audio_in": np.ascontiguousarray(block, np.float32), **self.states}
-        for name, gate in zip(s["controls"], self._gates):
+        for name, gate in zip(s["controls"], self._gates, strict=True):
             feed[name] = np.array([gate.floor], np.float32)
         out = s["session"].run(s["outputs"], feed)
-        self.states = dict(zip(self.state_names, out[1:]))
+        self.states = dict(zip(self.state_names, out[1:], strict=True))
         return out[0]
 
     def flush(self, frames: int) -> np.ndarray:

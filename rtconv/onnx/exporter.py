@@ -203,7 +203,7 @@ def export(
         step = StepModel(model, block_size, channels).eval()
         proto = onnx.load_from_string(trace(step))
         shapes = {"audio_out": (step.n, step.out_channels),
-                  **{f"{k}_out": s for k, s in zip(step.state_names, step.state_shapes)}}
+                  **{f"{k}_out": s for k, s in zip(step.state_names, step.state_shapes, strict=True)}}
         for v in proto.graph.output:  # the tracer leaves some dims symbolic; hosts read them from the file
             dims = v.type.tensor_type.shape.dim
             del dims[:]
@@ -218,7 +218,7 @@ def export(
         onnx.checker.check_model(proto)
         data = proto.SerializeToString()
         result = Exported(path, step.n, step.channels, step.out_channels,
-                          list(zip(step.state_names, step.state_shapes)), meta)
+                          list(zip(step.state_names, step.state_shapes, strict=True)), meta)
         if check:
             result.blocks_checked = _check_blocks(model, step)
             result.max_error = verify(data, model, result.blocks_checked)

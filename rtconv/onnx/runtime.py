@@ -107,5 +107,5 @@ class OnnxStep:
             )
         feed = {"audio_in": np.ascontiguousarray(block, np.float32), **self.states}
         out = self.session.run(self._outputs, feed)
-        self.states = dict(zip(self.state_names, out[1:]))
+        self.states = dict(zip(self.state_names, out[1:], strict=True))
         return out[0]

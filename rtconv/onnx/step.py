@@ -150,12 +150,12 @@ class StepModel(nn.Module):
         states, controls = inputs[: len(self.state_names)], inputs[len(self.state_names) :]
         x = torch.where(torch.isfinite(audio_in), audio_in, torch.zeros_like(audio_in))  # as Streamer._check
         x = x.transpose(0, 1).reshape(self.batch, self.in_features, n)
-        named = dict(zip(self.state_names, states))
+        named = dict(zip(self.state_names, states, strict=True))
         t = None
         if self.cap:
             t = named["time"]
             t = torch.where(t == t, t, torch.zeros_like(t)).clamp(0.0, float(self.cap))
-        flow = _Flow(named, t, dict(zip(self.control_names, controls)))
+        flow = _Flow(named, t, dict(zip(self.control_names, controls, strict=True)))
         y = self.body(x, flow, n)
         if self.cap:
             flow.out["time"] = torch.clamp(t + n, max=float(self.cap))

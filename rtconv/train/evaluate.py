@@ -107,7 +107,7 @@ def evaluate(model: Model, data, loss: Callable | str = "mse", device="cpu",
             simp = np.atleast_1d(_metrics.si_sdr_improvement_db(s, n_, e))[mix]
             fams: dict = {}
             # grouped by the main family: "pink+babble" counts as pink (babble is the quieter one)
-            main = [lb.split("+")[0] for lb, keep in zip(labels, mix) if keep]
+            main = [lb.split("+")[0] for lb, keep in zip(labels, mix, strict=True) if keep]
             for lab in sorted(set(main)):
                 m = np.array([lb == lab for lb in main])
                 fams[lab] = {"count": int(m.sum()), "snr_improvement_db": float(imp[m].mean()),

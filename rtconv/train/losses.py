@@ -538,7 +538,7 @@ def _weighted_sum(parts: tuple[tuple[float, str], ...], sample_rate: int | None 
 
     loss.needs_input = needs
     loss.needs_probe = any(getattr(f, "needs_probe", False) for _, f in fns)
-    loss.parts = tuple((w, t, f) for (w, t), (_, f) in zip(parts, fns))
+    loss.parts = tuple((w, t, f) for (w, t), (_, f) in zip(parts, fns, strict=True))
     loss.__name__ = " + ".join(f"{w:g}*{t}" for w, t in parts)
     return loss
 

@@ -179,7 +179,7 @@ def _classifier_text(metrics: dict) -> str:
         lines += [f"accuracy {t['accuracy']:.3f} per example, {t['sample_accuracy']:.3f} per sample "
                   f"({t['examples']} test examples)", "", "confusion (rows true, columns predicted):",
                   " " * 10 + "".join(f"{n[:8]:>9}" for n in names)]
-        for n, row in zip(names, t["confusion"]):
+        for n, row in zip(names, t["confusion"], strict=True):
             lines.append(f"{n[:9]:<10}" + "".join(f"{v:>9}" for v in row))
         for b in t.get("buckets", []):
             lines.append(f"input SNR {b['bucket']:>11}: accuracy {b['accuracy']:.3f} (n={b['count']})")

@@ -459,7 +459,7 @@ def materialize(ds: Dataset, workers: int = 0) -> torch.utils.data.TensorDataset
         try:
             with mp.get_context("fork").Pool(workers, initializer=_worker_init) as pool:
                 for start, (bx, by) in zip(starts, pool.imap(_make_chunk, [(i, min(len(ds), i + chunk))
-                                                                         for i in starts])):
+                                                                         for i in starts]), strict=True):
                     xs[start:start + len(bx)] = torch.from_numpy(bx)
                     ys[start:start + len(by)] = torch.from_numpy(by)
         finally:
