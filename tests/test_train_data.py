@@ -178,7 +178,7 @@ def test_crossover_low_output_holds_only_low_frequencies():
 
 def test_examples_that_cannot_all_be_held_in_memory_are_refused_before_they_are_made(monkeypatch):
     pages = {"SC_PHYS_PAGES": 1024, "SC_PAGE_SIZE": 4096}  # a 4 MiB machine
-    monkeypatch.setattr(tasks.os, "sysconf", lambda name: pages[name])
+    monkeypatch.setattr("os.sysconf", lambda name: pages[name])
     made = []
 
     class Big(torch.utils.data.Dataset):

@@ -3,7 +3,9 @@
 Modules (one room each)
     :mod:`~rtconv.train.speech`   clean speech synthesized with espeak-ng (cached), user folders;
     :mod:`~rtconv.train.noise`    noise families with disjoint train/test parameters;
-    :mod:`~rtconv.train.tasks`    ``sines``, ``freqsep`` (classic, audio crossover), ``denoise`` datasets;
+    :mod:`~rtconv.train.tasks`    ``sines``, ``freqsep`` (classic, audio crossover), ``denoise``, ``classify``,
+                                  ``vad``: the splits of a task by name (``make_task``);
+    :mod:`~rtconv.train.datasets` their examples, generated on the fly, and ``materialize`` in workers;
     :mod:`~rtconv.train.losses`   L1, MSE, multi-resolution STFT, SI-SDR; :mod:`~rtconv.train.perceptual`
                                   the PESQ and STOI terms;
     :mod:`~rtconv.train.config`   a run's choices (TrainConfig), checked before any work; the device;
