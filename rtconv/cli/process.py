@@ -63,6 +63,11 @@ rtconv wrote, the second is the output file (`rtconv process in.wav
 out.flac`; run again, it says the output exists); two existing files are
 otherwise two inputs.  An -o ending in / names a folder, made if missing.
 
+Pipes: `-` as the INPUT reads standard input and `-o -` writes standard
+output (the input's format, or --format's); `rtconv process -` alone is a
+filter.  Both are spooled through a temporary folder under $TMPDIR, so the
+output reaches the pipe only once it is complete.
+
 Several files or folders: a folder gives the audio files directly in it;
 with --recursive also those in its sub-folders, whose structure is mirrored
 under -o.  A bad file is reported on one line and skipped, and the exit
@@ -77,6 +82,7 @@ examples:
   rtconv process recordings/ -o cleaned/ --recursive --jobs 2
   rtconv process recordings/ -o cleaned/ --skip-existing   # resume
   rtconv process talk.wav --offline --quiet
+  ffmpeg -i talk.mp4 -f wav - | rtconv process - -o talk.flac
 """
 
 
@@ -121,6 +127,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="denoisers: run the model over each file forwards and again backwards and write the mean "
                         "of the two; cleaner (validation: PESQ 1.63 -> 1.70, SI-SDRi +3.95 -> +4.33 dB) at twice "
                         "the time, with two temporary copies of the file beside the output meanwhile; not for live")
+    g.add_argument("--format", metavar="EXT",
+                   help="format of the audio written to standard output (-o -), by its extension: wav, flac, ogg, "
+                        "mp3... (default: the input's)")
     g.add_argument("--subtype", metavar="NAME",
                    help="output sample format, e.g. PCM_16, PCM_24, FLOAT (default: the input's, or the deepest "
                         "the output format holds: float WAV to FLAC is 24-bit)")
@@ -588,7 +597,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, console: _Console, batches: list) -> int:
     from ..errors import AudioFileError
+    from . import pipes
 
+    if pipes.wanted(args):
+        return pipes.run(args, console, lambda a: _load_checked(a)[0],
+                         lambda a: _process_kw(a, plan_workers(1, 1, a.threads)[1]))
+    pipes.refuse_format(args)
     inputs, output = _split_output(args)
     made: list[Path] = []
     if output is not None and output.endswith(("/", os.sep)) and not Path(output).is_dir():
@@ -602,8 +616,30 @@ def _run(args: argparse.Namespace, console: _Console, batches: list) -> int:
         _remove_empty(made)  # nothing was written into it (no files found, every file failed)
 
 
-def _run_in(args: argparse.Namespace, console: _Console, batches: list, inputs: list[str], output: str | None) -> int:
+def _load_checked(args: argparse.Namespace):
+    """The model of ``--model`` with the command line's switches set, and its path; a model without a strength or
+    a mask, or one that must not run backwards, is refused here in one sentence, before any file."""
     from ..checkpoint import load, resolve
+
+    model_path = str(resolve(args.model))
+    model = load(model_path)
+    _switch(model, args.atten_lim, args.linked)
+    if args.both_directions:
+        from ..files import check_both_directions
+
+        check_both_directions(model, model.metadata.get("name") or Path(model_path).stem, not args.keep_latency)
+    return model, model_path
+
+
+def _process_kw(args: argparse.Namespace, threads: int | None) -> dict:
+    """The keywords of :func:`rtconv.files.process_file` the command line sets."""
+    return dict(block_size=args.block_size, offline=args.offline, align=not args.keep_latency,
+                subtype=args.subtype, overwrite=args.overwrite, threads=threads, wet=args.wet,
+                attenuation_limit_db="model" if args.atten_lim is None else args.atten_lim, prime=args.prime,
+                dc_block=args.dc_block, both_directions=args.both_directions, level_guard=args.level_guard)
+
+
+def _run_in(args: argparse.Namespace, console: _Console, batches: list, inputs: list[str], output: str | None) -> int:
     from ..errors import AudioFileError
     from ..files import audio_files
 
@@ -629,15 +665,8 @@ def _run_in(args: argparse.Namespace, console: _Console, batches: list, inputs: 
         raise AudioFileError(
             f"{len(found.files)} inputs need an existing output folder, but {output!r} is not one; create it first."
         )
-    model_path = str(resolve(args.model))
-    model = load(model_path)  # once, here: a bad model fails once, before any file
+    model, model_path = _load_checked(args)  # once, here: a bad model fails once, before any file
     switches = (args.atten_lim, args.linked)
-    _switch(model, *switches)  # a model without a strength or a mask is refused once, up front
-    if args.both_directions:  # likewise a model that must not run backwards
-        from ..files import check_both_directions
-
-        check_both_directions(model, model.metadata.get("name") or Path(model_path).stem, not args.keep_latency)
-
     jobs, existing = _plan(found.files, output, out_dir, model, args.skip_existing)
     if existing:
         console.note(f"skipped {len(existing)} file(s) whose output already exists (--skip-existing)")
@@ -649,10 +678,7 @@ def _run_in(args: argparse.Namespace, console: _Console, batches: list, inputs: 
     if args.threads and threads < args.threads:
         console.note(f"--threads {args.threads}: {threads} per process, so that {workers + 1} process(es) "
                      f"fit on {cpu_cores()} CPU core(s)")
-    kw = dict(block_size=args.block_size, offline=args.offline, align=not args.keep_latency,
-              subtype=args.subtype, overwrite=args.overwrite, threads=threads, wet=args.wet,
-              attenuation_limit_db="model" if args.atten_lim is None else args.atten_lim, prime=args.prime,
-              dc_block=args.dc_block, both_directions=args.both_directions, level_guard=args.level_guard)
+    kw = _process_kw(args, threads)
     batch = _Batch(jobs, console)
     batches.append(batch)
     made = _make_folders(jobs)
