@@ -11,6 +11,7 @@ the end whatever happens.  Everything rtconv says goes to standard error then.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import errno
 import os
@@ -18,6 +19,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import AudioFileError, ConfigError, RtconvError
 
@@ -68,12 +70,20 @@ def _ends(args: argparse.Namespace) -> tuple[str, str | None]:
     return inputs[0], output
 
 
+def refuse_terminal_input() -> None:
+    """Refuse, in one sentence, to wait for audio typed at a terminal (an INPUT of ``-`` with nothing piped in)."""
+    if _isatty(sys.stdin):
+        raise AudioFileError(f"{_IN} is a terminal, not audio; pipe a file in ({_EXAMPLE}, or < in.wav) "
+                             "or name the input file.")
+
+
 def _spool(folder: Path) -> Path:
     """Standard input copied into ``folder``, named with its format's extension where libsndfile knows it."""
     import soundfile as sf
 
     from ..audio import quiet_decoders
 
+    refuse_terminal_input()
     raw = folder / "stdin"
     try:
         with open(raw, "wb") as f:
@@ -91,6 +101,18 @@ def _spool(folder: Path) -> Path:
     except Exception:  # noqa: BLE001 - not audio libsndfile knows: the reader says so in one sentence
         return raw
     return raw.rename(raw.with_suffix("." + fmt.lower()))
+
+
+@contextlib.contextmanager
+def standard_input() -> Iterator[Path]:
+    """Standard input as a file (for a command whose INPUT is ``-``): its copy in a temporary folder, removed
+    afterwards; an rtconv error raised meanwhile names it "standard input" rather than the copy."""
+    with tempfile.TemporaryDirectory(prefix="rtconv-") as tmp:
+        src = _spool(Path(tmp))
+        try:
+            yield src
+        except RtconvError as e:
+            raise type(e)(_named(e, src, True, src, False)) from None
 
 
 def _format(args: argparse.Namespace, src: Path) -> str:
@@ -127,13 +149,12 @@ def run(args: argparse.Namespace, console, load_model, process_kw) -> int:
     if stdout and _isatty(sys.stdout):
         raise AudioFileError(f"{_OUT} is a terminal, where audio would only garble the screen; redirect it "
                              "(> out.wav, or | another program) or name an output file with -o.")
-    if stdin and _isatty(sys.stdin):
-        raise AudioFileError(f"{_IN} is a terminal, not audio; pipe a file in ({_EXAMPLE}, or < in.wav) "
-                             "or name the input file.")
+    if stdin:  # before the model loads: the user is waiting at a terminal
+        refuse_terminal_input()
     model = load_model(args)
-    with tempfile.TemporaryDirectory(prefix="rtconv-") as tmp:
-        folder = Path(tmp)
-        src = _spool(folder) if stdin else Path(source)
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(standard_input()) if stdin else Path(source)
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rtconv-")))
         if stdout:
             dest = folder / f"stdout.{_format(args, src)}"
         else:
@@ -142,7 +163,7 @@ def run(args: argparse.Namespace, console, load_model, process_kw) -> int:
         try:
             s = process_file(src, dest, model, progress=show, **process_kw(args))
         except RtconvError as e:
-            raise type(e)(_named(e, src, stdin, dest, stdout)) from None
+            raise type(e)(_named(e, src, False, dest, stdout)) from None
         if stdout:
             with open(dest, "rb") as f:
                 sys.stdout.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -26,11 +27,13 @@ Examples
   rtconv vad talk.wav
   rtconv vad talk.wav --labels talk-speech.txt      # Audacity: File > Import > Labels
   rtconv vad talk.flac --threshold 0.8 --min-silence 0.3 --min-speech 0.1
+  ffmpeg -i talk.mp4 -f wav - | rtconv vad -       # - : standard input
 """
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", metavar="IN", help="audio file (WAV, FLAC, OGG, ...; any rate, any channels)")
+    parser.add_argument("input", metavar="IN",
+                        help="audio file (WAV, FLAC, OGG, ...; any rate, any channels), or - for standard input")
     parser.add_argument("--model", "-m", metavar="PATH",
                         help="voice activity checkpoint, a path or a shipped model's name (default: vad)")
     parser.add_argument("--threshold", "-t", type=probability, default=THRESHOLD, metavar="P",
@@ -70,6 +73,7 @@ def _model(name: str | None):
 
 def run(args) -> int:
     from ..errors import AudioFileError
+    from . import pipes
     from ..vad import detect, segments, write_labels
 
     if args.labels:
@@ -84,10 +88,15 @@ def run(args) -> int:
         if Path(args.labels).exists() and not args.overwrite:
             raise AudioFileError(f"--labels {args.labels!r} exists; pass --overwrite to replace it or choose "
                                  "another path.")
+    stdin = args.input == pipes.STDIO
+    if stdin:  # before the model loads: the user is waiting at a terminal
+        pipes.refuse_terminal_input()
     model = _model(args.model)
-    probs, info = detect(args.input, model, block_size=args.block_size, dc_block=args.dc_block, prime=args.prime)
+    with pipes.standard_input() if stdin else contextlib.nullcontext(args.input) as src:
+        probs, info = detect(src, model, block_size=args.block_size, dc_block=args.dc_block, prime=args.prime)
+    name = "standard input" if stdin else Path(args.input).name
     for said in info["warnings"]:  # in `rtconv process`'s words
-        print(f"rtconv vad: warning: {Path(args.input).name}: {said}", file=sys.stderr)
+        print(f"rtconv vad: warning: {name}: {said}", file=sys.stderr)
     segs = segments(probs, FRAME_SECONDS, args.threshold, args.min_speech, args.min_silence)
     for a, b in segs:
         print(f"{a:.3f}\t{b:.3f}")

@@ -1,4 +1,5 @@
-"""`rtconv process` in a pipeline: `-` reads standard input, `-o -` writes standard output (rtconv.cli.pipes).
+"""rtconv in a pipeline: `-` reads standard input (`rtconv process`, `rtconv vad`), `-o -` writes standard output
+(`rtconv process`; rtconv.cli.pipes).
 
 Every test runs the command in a fresh interpreter with real pipes (and a real pseudo-terminal where a
 terminal is the point), as a shell pipeline would.
@@ -30,15 +31,15 @@ def _noise(path, frames=24000, channels=2, rate=48000, subtype="PCM_16", format=
     return path
 
 
-def _rtconv(*argv, stdin=b"", tmp=None, stdout=subprocess.PIPE, **kw):
+def _rtconv(*argv, stdin=b"", tmp=None, stdout=subprocess.PIPE, command="process", **kw):
     env = dict(os.environ, **({"TMPDIR": str(tmp)} if tmp else {}))
-    return subprocess.run([sys.executable, "-m", "rtconv", "process", *argv], input=stdin, stdout=stdout,
+    return subprocess.run([sys.executable, "-m", "rtconv", command, *argv], input=stdin, stdout=stdout,
                           stderr=subprocess.PIPE, env=env, timeout=120, **kw)
 
 
-def _one_sentence(err: bytes) -> str:
+def _one_sentence(err: bytes, command: str = "process") -> str:
     text = err.decode()
-    assert "Traceback" not in text and text.count("\n") == 1 and text.startswith("rtconv process: error: "), text
+    assert "Traceback" not in text and text.count("\n") == 1 and text.startswith(f"rtconv {command}: error: "), text
     return text
 
 
@@ -137,3 +138,21 @@ def test_a_terminal_on_standard_input_is_not_waited_on(tmp_path, fir):
         os.close(leader)
     assert r.returncode == 1 and not (tmp_path / "o.wav").exists()
     assert "standard input is a terminal, not audio; pipe a file in" in _one_sentence(r.stderr)
+
+
+def test_speech_segments_of_standard_input_are_those_of_the_file(tmp_path):
+    t = np.arange(3 * 16000) / 16000
+    voiced = (0.3 * np.sin(2 * np.pi * 140 * t) * np.sin(2 * np.pi * 3 * t) ** 2 * (t > 1)).astype(np.float32)
+    src = tmp_path / "talk.flac"
+    sf.write(str(src), voiced, 16000)
+    want = _rtconv(str(src), command="vad")
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    got = _rtconv("-", stdin=src.read_bytes(), tmp=spool, command="vad")
+    assert want.returncode == got.returncode == 0, got.stderr.decode()
+    assert got.stdout == want.stdout and got.stdout.count(b"\n") >= 1
+    assert got.stderr.splitlines()[-1] == want.stderr.splitlines()[-1]  # "N segment(s), S s of speech in 3.00 s"
+    assert list(spool.iterdir()) == []
+    r = _rtconv("-", stdin=b"not audio\n", tmp=spool, command="vad")
+    msg = _one_sentence(r.stderr, "vad")
+    assert r.returncode == 1 and "standard input is a text file, not audio" in msg and str(spool) not in msg
