@@ -8,10 +8,17 @@ real-time budget (``block / 48000`` s), for:
   long kernels);
 * ``naive``   - torch forward over ``receptive_field - 1`` kept samples plus
   the block, every block (what a stateless implementation does);
-* ``lfilter`` - ``scipy.signal.lfilter`` carrying ``zi`` (FIR models only).
+* ``lfilter`` - ``scipy.signal.lfilter`` carrying ``zi`` (FIR models only);
+* ``pedalboard`` - Spotify pedalboard's ``Convolution`` (JUCE's partitioned
+  convolution) called with ``reset=False``, as pedalboard streams (FIR
+  models only, where ``pedalboard`` is installed: the ``bench`` extra).
 
-All three run in the same process, interleaved per block size, so the
-ratios hold even on a busy machine.
+All run in the same process, interleaved per block size, so the ratios
+hold even on a busy machine.  For each FIR model a line then says how each
+streamed output relates to the exact convolution with the kernel
+(``numpy.convolve``): the gain and lag that fit it best and what is left.
+pedalboard normalises an impulse response (JUCE scales it to 1/8 of unit
+energy), so it filters with the kernel's shape at another gain.
 """
 
 from __future__ import annotations
@@ -78,6 +85,34 @@ def _naive(model):
     return run
 
 
+def _pedalboard(kernel: np.ndarray):
+    """A block function running ``kernel`` through pedalboard's Convolution, or None without pedalboard."""
+    try:
+        import pedalboard
+    except ImportError:
+        return None
+    conv = pedalboard.Convolution(np.ascontiguousarray(kernel, np.float32)[None, :], sample_rate=RATE, mix=1.0)
+
+    def run(block):
+        return conv.process(np.ascontiguousarray(block.T), RATE, reset=False)
+
+    return run
+
+
+def fidelity(fn, kernel: np.ndarray, block: int = 128, seconds: float = 0.5) -> tuple[float, int, float]:
+    """How the stream ``fn`` (a block function, fresh) relates to ``numpy.convolve(x, kernel)``: the least-squares
+    gain, the lag (output samples late, 0..len(kernel)) and the largest error left after both, relative to the
+    convolution's peak."""
+    x = np.random.default_rng(2).normal(size=(int(seconds * RATE), 1)).astype(np.float32) * 0.1
+    y = np.concatenate([np.asarray(fn(x[i : i + block])).reshape(-1) for i in range(0, len(x), block)])
+    ref = np.convolve(x[:, 0].astype(np.float64), kernel.astype(np.float64))[: len(y)]
+    lags = range(0, min(len(kernel), len(y) // 2))
+    lag = max(lags, key=lambda d: abs(np.dot(y[d:], ref[: len(y) - d])))
+    a, b = y[lag:], ref[: len(y) - lag]
+    gain = float(np.dot(a, b) / np.dot(b, b))
+    return gain, lag, float(np.abs(a - gain * b).max() / np.abs(b).max())
+
+
 def _lfilter(kernel: np.ndarray):
     from scipy import signal
 
@@ -102,7 +137,8 @@ def run(args) -> int:
     rng = np.random.default_rng(1)
     print(f"rtconv bench engine: 48 kHz, one thread, {args.seconds:g} s of audio per cell;")
     print("block time as % of the real-time budget (median / p99); lower is better\n")
-    head = f"{'model':<30} {'block':>5} {'budget':>8} | {'rtconv':>15} | {'naive':>15} | {'lfilter':>15} | naive/rtconv lfilter/rtconv (p99)"
+    head = (f"{'model':<30} {'block':>5} {'budget':>8} | {'rtconv':>15} | {'naive':>15} | {'lfilter':>15} | "
+            f"{'pedalboard':>15} | naive/rtconv lfilter/rtconv pedalboard/rtconv (p99)")
     print(head)
     print("-" * len(head))
     for key in args.models:
@@ -116,6 +152,9 @@ def run(args) -> int:
             impls = {"rtconv": s.process, "naive": _naive(model)}
             if isinstance(model, FIR):
                 impls["lfilter"] = _lfilter(model.kernel)
+                board = _pedalboard(model.kernel)
+                if board is not None:
+                    impls["pedalboard"] = board
             res = {k: _time_blocks(f, x, n) / budget * 100 for k, f in impls.items()}
 
             def cell(k):
@@ -127,6 +166,19 @@ def run(args) -> int:
             ratios = f"{p99['naive'] / p99['rtconv']:8.1f}x"
             if "lfilter" in p99:
                 ratios += f" {p99['lfilter'] / p99['rtconv']:12.1f}x"
-            print(f"{label:<30} {n:>5} {budget * 1e3:6.2f}ms | {cell('rtconv')} | {cell('naive')} | {cell('lfilter')} | {ratios}")
+            if "pedalboard" in p99:
+                ratios += f" {p99['pedalboard'] / p99['rtconv']:15.1f}x"
+            print(f"{label:<30} {n:>5} {budget * 1e3:6.2f}ms | {cell('rtconv')} | {cell('naive')} | {cell('lfilter')} | "
+                  f"{cell('pedalboard')} | {ratios}")
+        if isinstance(model, FIR):
+            said = []
+            for name, fn in (("rtconv", Streamer(model, threads=1, block_size=128).process),
+                             ("pedalboard.Convolution", _pedalboard(model.kernel))):
+                if fn is None:
+                    said.append(f"{name}: not installed (pip install pedalboard, or the bench extra)")
+                    continue
+                gain, lag, err = fidelity(fn, model.kernel)
+                said.append(f"{name}: gain {gain:.4f}, lag {lag}, error {err:.1e} of the peak after them")
+            print(f"{label}, streamed in 128-frame blocks, against numpy.convolve with its kernel: " + "; ".join(said))
         print()
     return 0
