@@ -1,11 +1,13 @@
-"""``rtconv process`` in a pipeline: audio from standard input (``-``) and to standard output (``-o -``).
+"""rtconv in a pipeline: audio from standard input (an INPUT of ``-``: ``rtconv process``, ``rtconv vad``) and to
+standard output (``rtconv process -o -``).
 
 libsndfile seeks in what it reads (a header's length, an MP3's frames) and in what it writes (a WAV header
 is finished at the end), so neither end of a pipe can be streamed through it.  Standard input is copied
 to a temporary file first and read from there like any file; the output is written to a temporary file
 and copied to standard output only once it is complete, so a program reading the pipe gets the whole
 file or nothing.  Both live in one folder under ``$TMPDIR`` (the system's temporary folder), removed at
-the end whatever happens.  Everything rtconv says goes to standard error then.
+the end whatever happens.  Everything rtconv says goes to standard error when the audio goes to
+standard output.
 """
 
 from __future__ import annotations
