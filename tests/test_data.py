@@ -655,7 +655,24 @@ def test_the_trainer_draws_the_kinds_in_the_shares_asked(tiny_corpus, capsys):
             MixSettings(kind_weights=bad)
     # the command line: NAME=WEIGHT pairs, checked before anything runs
     err = _shares_refused(capsys, "--kinds", "mix=1,music=2", "'music=2'", "noise=1")
-    assert "--corpus realistic" in err
+    assert "--corpus realistic' or 'vad' with it" in err
+
+
+def test_a_vad_trains_on_the_kinds_in_the_shares_asked(tiny_corpus):
+    """The VAD's examples come from the same mixer: noise alone (all labels 0) as often as asked."""
+    from rtconv.train import tasks
+
+    cache, _, _ = tiny_corpus
+    opts = dict(cache_dir=str(cache), sample_rate=16000, seconds=0.5, train_examples=8, val_examples=2,
+                test_examples=2)
+    td = tasks.make_task("vad", kinds={"noise": 1.0}, **opts)
+    assert td.options["kinds"] == {"noise": 1.0} and "noise 1" in td.description
+    for i in range(len(td.train)):
+        x, y = td.train[i]
+        assert td.train.infos[i]["kind"] == "noise" and not y.any() and x.abs().max() > 0
+    td = tasks.make_task("vad", kinds={"speech": 1.0}, **opts)
+    assert all(td.train[i][1].any() and td.train.infos[i]["kind"] == "speech" for i in range(len(td.train)))
+    assert "kinds" not in tasks.make_task("vad", **opts).options  # the default recipe records nothing new
 
 
 def test_the_trainer_draws_the_band_limits_in_the_shares_asked(tiny_corpus, capsys):

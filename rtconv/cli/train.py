@@ -267,8 +267,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--level-db", type=number_range, metavar="LO,HI",
                    help="denoise, realistic corpus: speech level range around -26 dBFS (--level-db=-45,10)")
     g.add_argument("--kinds", type=name_weights(("mix", "speech", "noise")), metavar="mix=W,speech=W,noise=W",
-                   help="denoise, realistic corpus: the shares of speech in noise, clean speech (nothing to "
-                        "remove) and noise alone (nothing to keep) among the examples (mix=0.84,speech=0.08,"
+                   help="denoise (realistic corpus) and vad: the shares of speech in noise, clean speech (nothing "
+                        "to remove) and noise alone (nothing to keep) among the examples (mix=0.84,speech=0.08,"
                         "noise=0.08); names left out get weight 0")
     g.add_argument("--bands", type=_bands, metavar="full=W,telephone=W,...",
                    help=f"denoise, realistic corpus: the shares of the channel's band limits among the examples "
@@ -379,11 +379,15 @@ def build_config(args):
     if args.sample_rate or recipe.get("sample_rate"):
         opts["sample_rate"] = args.sample_rate or recipe["sample_rate"]
     for key in ("kinds", "bands", "noise_sources", "speech_kinds"):
+        if key == "kinds" and task == "vad":  # the VAD's examples are the same mixer's
+            continue
         if key in opts and (task != "denoise" or opts.get("corpus") != "realistic"):
             from ..errors import ConfigError
 
-            raise ConfigError(f"--{key.replace('_', '-')} sets the shares of the realistic corpus's denoise "
-                              f"examples; train 'denoise --corpus realistic' with it, or leave it out.")
+            also = " or 'vad'" if key == "kinds" else ""
+            raise ConfigError(f"--{key.replace('_', '-')} sets the shares of the realistic corpus's "
+                              f"{'' if also else 'denoise '}examples; train 'denoise --corpus realistic'{also} with "
+                              "it, or leave it out.")
     if "val_split" in opts and (task != "denoise" or opts.get("corpus") != "realistic"):
         from ..errors import ConfigError
 

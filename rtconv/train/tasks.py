@@ -336,7 +336,8 @@ def _vad_task(seed: int, options: dict) -> TaskData:
     root = corpus_dir(options.get("cache_dir"))
     items = read_manifest(root)
     subsonic = bool(options.get("speech_subsonic"))
-    settings = MixSettings(seconds=seconds, snr_db=snr, level_db=level, speech_subsonic=subsonic)
+    kinds = dict(options.get("kinds") or MixSettings().kind_weights)
+    settings = MixSettings(seconds=seconds, snr_db=snr, level_db=level, speech_subsonic=subsonic, kind_weights=kinds)
     # as for denoise: the trainer's test split draws from the corpus's validation items; the held-out
     # sources are only ever scored by `rtconv bench vad`
     noise_seconds = float(options.get("noise_seconds") or TASK_OPTIONS["vad"]["noise_seconds"])
@@ -355,11 +356,14 @@ def _vad_task(seed: int, options: dict) -> TaskData:
             "level_db": list(level), "label_db": label_db, "frame": test.frame, "train_examples": tr,
             "val_examples": va, "test_examples": te, "corpus": "realistic", "corpus_items": len(items),
             "corpus_sources": sorted({it["source"] for it in items if it["split"] in ("train", "val")}),
-            **({"speech_subsonic": True} if subsonic else {})}
+            **({"speech_subsonic": True} if subsonic else {}),
+            **({"kinds": kinds} if options.get("kinds") else {})}  # the default recipe records nothing new
     return TaskData(
         "vad", datasets["train"], datasets["val"], test, 1, 1, sr, ["speech"], opts, default_arch("vad"),
         f"realistic corpus mixtures (SNR {snr[0]:g}..{snr[1]:g} dB, level {level[0]:g}..{level[1]:g} dB, "
-        f"speech-only and noise-only clips, {seconds:g} s at {sr} Hz, mixed at {mix_rate} Hz) -> speech "
+        f"speech-only and noise-only clips"
+        + (" (" + ", ".join(f"{k} {v:g}" for k, v in kinds.items()) + ")" if options.get("kinds") else "")
+        + f", {seconds:g} s at {sr} Hz, mixed at {mix_rate} Hz) -> speech "
         f"probability; label 1 on {1000 // FRAMES_PER_SECOND} ms frames whose clean speech is within {label_db:g} dB "
         "of the clip's "
         "active level",
