@@ -450,6 +450,17 @@ def test_process_refuses_a_dry_wet_mix_into_probabilities(tmp_path, capsys):
     assert not (tmp_path / "a-vad.wav").exists()
 
 
+@pytest.mark.parametrize("dbfs", [-60, -40, -20])
+def test_the_shipped_detector_does_not_take_steady_noise_for_speech(dbfs):
+    """What v2 was trained for (three times v1's noise-alone clips): white noise alone, quiet or loud, stays well
+    below the gate's thresholds after its first second (v1's mean probability at -20 dBFS was 0.31)."""
+    m = rtconv.load(models_dir() / "vad.safetensors")
+    x = (10 ** (dbfs / 20) * np.random.default_rng(2).standard_normal(3 * RATE)).astype(np.float32)
+    with torch.no_grad():
+        p = m(torch.from_numpy(x)[None, None])[0, 0].numpy()
+    assert p[RATE:].mean() < 0.2 and np.mean(p[RATE:] >= 0.5) < 0.1, (p[RATE:].mean(), np.mean(p[RATE:] >= 0.5))
+
+
 def test_the_shipped_detector_hears_no_speech_in_digital_silence_at_the_start_of_a_file(tmp_path, capsys):
     path = tmp_path / "silence.wav"
     sf.write(path, np.zeros(2 * RATE, np.float32), RATE)
