@@ -8,6 +8,7 @@ import soundfile as sf
 
 import rtconv
 from rtconv.cli import main
+from rtconv.cli import batch
 from rtconv.cli import process as cli
 
 
@@ -171,14 +172,14 @@ def test_no_progress_bar_when_quiet_or_not_on_a_terminal(tmp_path, fir, capsys, 
     ],
 )
 def test_workers_and_threads_fit_the_files_and_the_cores(jobs, files, threads, cores, expected):
-    assert cli.plan_workers(jobs, files, threads, cores) == expected
+    assert batch.plan_workers(jobs, files, threads, cores) == expected
 
 
 def test_one_file_starts_no_worker_process(tmp_path, fir, monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("a worker pool was started for one file")
 
-    monkeypatch.setattr(cli._Workers, "__init__", refuse)
+    monkeypatch.setattr(batch._Workers, "__init__", refuse)
     assert main(["process", str(_wav(tmp_path / "a.wav")), "-m", fir, "-q", "--jobs", "4"]) == 0
 
 
@@ -187,7 +188,7 @@ def test_a_batch_done_sooner_than_a_worker_starts_starts_none(tmp_path, fir, mon
     def refuse(*a, **k):
         raise AssertionError("a worker pool was started for a batch of 0.2 s")
 
-    monkeypatch.setattr(cli._Workers, "__init__", refuse)
+    monkeypatch.setattr(batch._Workers, "__init__", refuse)
     for i in range(8):
         _wav(tmp_path / "in" / f"f{i}.wav", seconds=0.5)
     (tmp_path / "out").mkdir()
@@ -197,10 +198,10 @@ def test_a_batch_done_sooner_than_a_worker_starts_starts_none(tmp_path, fir, mon
 
 def test_a_worker_loads_the_model_once_and_takes_many_files(tmp_path, fir):
     srcs = [_wav(tmp_path / f"w{i}.wav") for i in range(4)]
-    jobs = [cli._Job(i, p, tmp_path / f"o{i}.wav", 0.1) for i, p in enumerate(srcs)]
+    jobs = [batch._Job(i, p, tmp_path / f"o{i}.wav", 0.1) for i, p in enumerate(srcs)]
     kw = dict(block_size=None, offline=False, align=True, subtype=None, overwrite=False, threads=1, wet=1.0,
               attenuation_limit_db="model")
-    workers = cli._Workers(1, fir, (None, False), 1, kw, len(jobs))  # switches: strength, linked
+    workers = batch._Workers(1, fir, (None, False), 1, kw, len(jobs))  # switches: strength, linked
     try:
         ready = workers.poll(timeout=60)
         assert ready == [] and workers.free == 1  # one "ready" per worker: the model is loaded
