@@ -156,3 +156,33 @@ def test_speech_segments_of_standard_input_are_those_of_the_file(tmp_path):
     r = _rtconv("-", stdin=b"not audio\n", tmp=spool, command="vad")
     msg = _one_sentence(r.stderr, "vad")
     assert r.returncode == 1 and "standard input is a text file, not audio" in msg and str(spool) not in msg
+
+
+def test_the_progress_bar_on_a_terminal_names_standard_input_not_its_spooled_copy(tmp_path, fir):
+    import fcntl
+    import select
+    import struct
+    import termios
+
+    src = _noise(tmp_path / "in.wav", frames=10 * 48000)
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal 120 columns wide
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "rtconv", "process", "-", "-o", "-", "-m", fir],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=follower)
+        out, _ = p.communicate(src.read_bytes(), timeout=120)
+    finally:
+        os.close(follower)
+    seen = b""
+    try:
+        while select.select([leader], [], [], 0.5)[0]:
+            chunk = os.read(leader, 4096)
+            if not chunk:
+                break
+            seen += chunk
+    except OSError:  # the terminal's other side is closed: all was read
+        pass
+    finally:
+        os.close(leader)
+    assert p.returncode == 0 and sf.info(io.BytesIO(out)).frames == 10 * 48000
+    assert b"\rstandard input:   0%|" in seen and b"of 0:00:10 audio" in seen and b"stdin" not in seen, seen[:300]
