@@ -5,8 +5,8 @@ libsndfile seeks in what it reads (a header's length, an MP3's frames) and in wh
 is finished at the end), so neither end of a pipe can be streamed through it.  Standard input is copied
 to a temporary file first and read from there like any file; the output is written to a temporary file
 and copied to standard output only once it is complete, so a program reading the pipe gets the whole
-file or nothing.  Both live in one folder under ``$TMPDIR`` (the system's temporary folder), removed at
-the end whatever happens.  Everything rtconv says goes to standard error when the audio goes to
+file or nothing.  Each lives in a folder of its own under ``$TMPDIR`` (the system's temporary folder),
+removed at the end whatever happens.  Everything rtconv says goes to standard error when the audio goes to
 standard output.
 """
 
@@ -138,33 +138,6 @@ def _named(e: RtconvError, src: Path, stdin: bool, dest: Path, stdout: bool) -> 
     return text
 
 
-def _bar(args: argparse.Namespace, src: Path, name: str):
-    """A progress bar named ``name`` (not the spooled copy's name) on a terminal's standard error, as
-    :func:`rtconv.files.process_file` shows for files, and the progress callable that moves it: ``(None, False)``
-    with ``--quiet``, off a terminal, or when the header cannot be read (the reader then says why)."""
-    import soundfile as sf
-
-    from ..audio import quiet_decoders
-    from ..files import audio_progress_bar
-
-    if args.quiet or not _isatty(sys.stderr):
-        return None, False
-    try:
-        with quiet_decoders():
-            info = sf.info(str(src))
-        rate = int(info.samplerate)
-    except Exception:  # noqa: BLE001 - process_file says what is wrong with the file
-        return None, False
-    passes = 2 if args.both_directions else 1
-    bar = audio_progress_bar(passes * max(0, info.frames) / rate, name)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total / rate  # what was read, where the header said more
-        bar.update(done / rate - bar.n)
-
-    return bar, progress
-
-
 def run(args: argparse.Namespace, console, load_model, process_kw) -> int:
     """``rtconv process`` with ``-`` as its input or output (see the module docstring).
 
@@ -188,14 +161,11 @@ def run(args: argparse.Namespace, console, load_model, process_kw) -> int:
             dest = folder / f"stdout.{_format(args, src)}"
         else:
             dest = output_path(Path(src.name) if stdin else src, output, model)
-        bar, progress = _bar(args, src, _IN if stdin else src.name)
+        show = None if not args.quiet else False  # a bar on a terminal's standard error, as for files
         try:
-            s = process_file(src, dest, model, progress=progress, **process_kw(args))
+            s = process_file(src, dest, model, progress=show, label=_IN if stdin else None, **process_kw(args))
         except RtconvError as e:
             raise type(e)(_named(e, src, False, dest, stdout)) from None
-        finally:
-            if bar is not None:
-                bar.close()
         if stdout:
             with open(dest, "rb") as f:
                 sys.stdout.flush()

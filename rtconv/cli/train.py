@@ -322,6 +322,28 @@ def _arch_config(args, arch: str | None, recipe: dict) -> dict | None:
     return conf or None
 
 
+#: How a task key of rtconv.train.choices.TASK_READS is asked for on the command line, where not by its name.
+_TASK_NAMES = {"freqsep/audio": "freqsep --variant audio", "denoise/realistic": "denoise --corpus realistic"}
+
+
+def _realistic_only(task: str, opts: dict) -> None:
+    """Refuse, in one sentence each, the realistic corpus's options given to a task that would not read them: which
+    tasks read each comes from ``TASK_READS``."""
+    from ..errors import ConfigError
+    from ..train.choices import TASK_READS, task_key
+
+    reads = TASK_READS.get(task_key(task, opts.get("variant"), opts.get("corpus")), frozenset())
+    shares = "sets the shares of the realistic corpus's examples"
+    said = {"kinds": shares, "bands": shares, "noise_sources": shares, "speech_kinds": shares,
+            "val_split": "chooses the realistic corpus's validation examples",
+            "speech_subsonic": "is about the realistic corpus's speech"}
+    for key, what in said.items():
+        if key in opts and key not in reads:
+            takers = " or ".join(f"'{_TASK_NAMES.get(k, k)}'" for k, r in TASK_READS.items() if key in r)
+            flag = f"--{key.replace('_', '-')}" + (f" {opts[key]}" if key == "val_split" else "")
+            raise ConfigError(f"{flag} {what}; train {takers} with it, or leave it out.")
+
+
 def _refuse_unread(task: str, opts: dict) -> None:
     """An option the task would not read, refused in one sentence: it trained without it before."""
     from ..errors import ConfigError
@@ -333,7 +355,7 @@ def _refuse_unread(task: str, opts: dict) -> None:
         return
     unread = [k for k in opts if k not in reads and k not in ("train_examples", "val_examples", "test_examples")]
     if unread:
-        what = {"freqsep/audio": "freqsep --variant audio", "denoise/realistic": "denoise --corpus realistic"}.get(key, key)
+        what = _TASK_NAMES.get(key, key)
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in unread)
         takes = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(reads - {"cycles", "length"})  # no flags: API only
                           ) or "only --seed and the example counts"
@@ -378,26 +400,7 @@ def build_config(args):
             opts[key] = v
     if args.sample_rate or recipe.get("sample_rate"):
         opts["sample_rate"] = args.sample_rate or recipe["sample_rate"]
-    for key in ("kinds", "bands", "noise_sources", "speech_kinds"):
-        if key == "kinds" and task == "vad":  # the VAD's examples are the same mixer's
-            continue
-        if key in opts and (task != "denoise" or opts.get("corpus") != "realistic"):
-            from ..errors import ConfigError
-
-            also = " or 'vad'" if key == "kinds" else ""
-            raise ConfigError(f"--{key.replace('_', '-')} sets the shares of the realistic corpus's "
-                              f"{'' if also else 'denoise '}examples; train 'denoise --corpus realistic'{also} with "
-                              "it, or leave it out.")
-    if "val_split" in opts and (task != "denoise" or opts.get("corpus") != "realistic"):
-        from ..errors import ConfigError
-
-        raise ConfigError(f"--val-split {opts['val_split']} chooses the realistic corpus's validation "
-                          f"examples; train 'denoise --corpus realistic' with it, or leave it out.")
-    if "speech_subsonic" in opts and not (opts.get("corpus") == "realistic" or task == "vad"):
-        from ..errors import ConfigError
-
-        raise ConfigError("--speech-subsonic is about the realistic corpus's speech; train 'denoise --corpus "
-                          "realistic' or 'vad' with it, or leave it out.")
+    _realistic_only(task, opts)
     if args.noise_families:
         opts["noise_families"] = [f.strip() for f in args.noise_families.split(",") if f.strip()]
     _refuse_unread(task, opts)

@@ -96,6 +96,7 @@ def process_file(
     dc_block: bool | None = None,
     both_directions: bool = False,
     level_guard: bool | None = None,
+    label: str | None = None,
 ) -> Summary:
     """Process one audio file with a model and write the result atomically.
 
@@ -161,6 +162,9 @@ def process_file(
         active level, run the model on the file scaled down to it by one constant gain and
         scale the output back (:mod:`rtconv.levelguard`); ``None``, the default: for
         denoisers; ``False`` gives the model the file's level (``--keep-level``).
+    label : str, optional
+        What the progress bar calls the input; default: its file name (``rtconv process -``, whose input is
+        a temporary copy of standard input, says "standard input").
 
     Returns
     -------
@@ -222,7 +226,7 @@ def process_file(
         show = progress if isinstance(progress, bool) else (progress is None and _bars._stderr_tty())
         if show:
             bar = _bars.audio_progress_bar(passes * reader.frames / reader.sample_rate,
-                                     input.name + (" (both directions)" if both_directions else ""))
+                                     (label or input.name) + (" (both directions)" if both_directions else ""))
         passed = 0
 
         def step(frames: int) -> None:
