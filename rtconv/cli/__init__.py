@@ -19,6 +19,7 @@ from ..errors import RtconvError
 # Order shown in --help.  A name whose module is absent is simply not offered.
 COMMANDS = (
     "process",
+    "compare",
     "info",
     "filter",
     "export",
