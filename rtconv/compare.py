@@ -170,11 +170,12 @@ def parse_command(text: str) -> Command:
 
 
 def systems(model=None, baselines: dict | None = None, rnnoise: bool = True, noisereduce: bool = True,
-            commands: Sequence[Command] = ()) -> tuple[dict[str, System], list[str]]:
+            commands: Sequence[Command] = (), both_directions: bool = False) -> tuple[dict[str, System], list[str]]:
     """The systems to compare, in table order, and a note for each peer that is not installed.
 
     ``model`` and the ``baselines`` (column name -> loaded model) run as
-    ``rtconv process`` runs them; ``rnnoise``/``noisereduce`` ask for the peers
+    ``rtconv process`` runs them (``model`` with ``--both-directions`` when
+    ``both_directions``); ``rnnoise``/``noisereduce`` ask for the peers
     (skipped with a note when their package is missing); ``commands`` follow.
     """
     import importlib.util
@@ -192,7 +193,11 @@ def systems(model=None, baselines: dict | None = None, rnnoise: bool = True, noi
     peers = scoring.systems(None, rnnoise=rnnoise, noisereduce=noisereduce)
     out: dict[str, System] = {"noisy": peers.pop("noisy")}
     if model is not None:
-        out["rtconv"] = scoring.model_system(model)
+        if both_directions:
+            from .files.both import check_both_directions
+
+            check_both_directions(model, "rtconv's")
+        out["rtconv"] = scoring.model_system(model, both_directions=both_directions)
     for name, m in (baselines or {}).items():
         if name in BUILT_IN or name in out:
             raise ConfigError(f"baseline {name!r} would be a second row named {name!r}; copy its checkpoint to a "

@@ -223,6 +223,30 @@ def test_a_recording_too_short_to_measure_is_refused_and_silence_is_scored_witho
     assert "Warning" not in cap.err and "| noisereduce | - | - | - | " in cap.out
 
 
+def test_rtconv_s_strength_and_both_directions_are_those_of_rtconv_process(pair, tmp_path, capsys):
+    noisy, _ = pair
+    assert main(["compare", str(noisy), "--atten-lim", "6", "--both-directions", "--no-rnnoise", "--no-noisereduce",
+                 "-o", str(tmp_path / "o")]) == 0
+    assert "rtconv runs with --atten-lim 6 --both-directions" in capsys.readouterr().err
+    assert main(["process", str(noisy), str(tmp_path / "p.wav"), "--atten-lim", "6", "--both-directions",
+                 "--quiet"]) == 0
+    got, _ = sf.read(tmp_path / "o" / "talk" / "rtconv.wav", dtype="float32")
+    np.testing.assert_allclose(got, sf.read(tmp_path / "p.wav", dtype="float32")[0], atol=2e-5)
+    # the pauses lose 10.5 dB at full strength, at most 6 here
+    quiet = {}
+    for extra in ([], ["--atten-lim", "6"]):
+        assert main(["compare", str(noisy), "--no-rnnoise", "--no-noisereduce", "--scores-only",
+                     "--json", str(tmp_path / "s.json"), *extra]) == 0
+        quiet[bool(extra)] = json.loads((tmp_path / "s.json").read_text())["rows"][1]["quiet_db"]
+    assert quiet[False] < -9 and -6 <= quiet[True] < -3
+    # a model without a strength is refused in one sentence
+    fir = rtconv.FIR([1.0])
+    fir.sample_rate = RATE
+    path = str(rtconv.save(fir, tmp_path / "fir.safetensors"))
+    assert main(["compare", str(noisy), "-m", path, "--atten-lim", "6"]) == 1
+    assert "has no attenuation limit" in _one_error(capsys.readouterr().err)
+
+
 def test_a_missing_peer_package_is_a_note_and_its_row_is_left_out(monkeypatch):
     import importlib.util
 

@@ -8,6 +8,8 @@ import math
 import sys
 from pathlib import Path
 
+from .common import attenuation_db
+
 HELP = "run your own recordings through rtconv, RNNoise, noisereduce and any command; write each output and score them"
 
 DESCRIPTION = """\
@@ -15,7 +17,8 @@ Run each recording through the shipped denoiser (or --model) and its peers,
 write every system's output beside the others for listening, and print a
 table per recording and, for several, their means.
 
-Systems: rtconv (exactly as `rtconv process` runs it), each --baseline
+Systems: rtconv (exactly as `rtconv process` runs it, with its --atten-lim
+and --both-directions when given), each --baseline
 checkpoint, RNNoise and noisereduce (the bench extra: pip install
 'rtconv[bench]'; a missing one is left out with a note), and each --command:
 any program that reads a WAV file and writes one, such as DeepFilterNet's
@@ -67,6 +70,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="write x.wav's outputs to DIR/x/ (default: x-compare/ beside x.wav)")
     parser.add_argument("--model", "-m", metavar="PATH",
                         help="the rtconv denoiser, a path or a shipped model's name (default: the shipped one)")
+    parser.add_argument("--atten-lim", type=attenuation_db, metavar="DB",
+                        help="rtconv's strength, as for rtconv process: attenuate no band by more than DB dB")
+    parser.add_argument("--both-directions", action="store_true",
+                        help="run rtconv as rtconv process --both-directions (forwards and backwards, averaged)")
     parser.add_argument("--baseline", action="append", default=[], metavar="PATH",
                         help="another rtconv checkpoint as a row named after its file; repeatable")
     parser.add_argument("--command", dest="commands", action="append", default=[], metavar="NAME=COMMAND",
@@ -161,12 +168,22 @@ def run(args) -> int:
         raise AudioFileError(f"cannot write --json {args.json!r}: its folder does not exist; create it or "
                                      "choose another path.")
     baselines = {_column(b): _model(b) for b in args.baseline}
-    systems, notes = compare.systems(_model(args.model), baselines, args.rnnoise, args.noisereduce, commands)
+    model = _model(args.model)
+    if args.atten_lim is not None:
+        from ..denoiser import set_attenuation_limit
+
+        set_attenuation_limit(model, args.atten_lim)
+    systems, notes = compare.systems(model, baselines, args.rnnoise, args.noisereduce, commands,
+                                     both_directions=args.both_directions)
     folders = {} if args.scores_only else _outputs(inputs, args.output)
     if folders:
         _check_writable(folders, list(systems), args.overwrite)
     for n in notes:
         print(f"rtconv compare: note: {n}", file=sys.stderr)
+    how = [f"--atten-lim {args.atten_lim:g}"] if args.atten_lim is not None else []
+    how += ["--both-directions"] if args.both_directions else []
+    if how:
+        print(f"rtconv compare: rtconv runs with {' '.join(how)}", file=sys.stderr)
     keys = [c for c in _COLUMNS if (args.clean or c[0] not in _REFERENCE) and (commands or c[0] != "lag_ms")]
     rows: list[dict] = []
     failed = 0
