@@ -526,3 +526,41 @@ def test_keep_last_on_the_command_line_is_in_the_summary_line_and_the_recorded_c
     with pytest.raises(SystemExit):
         main(["train", "sines", "--keep", "first"])
     assert "invalid choice: 'first'" in capsys.readouterr().err
+
+
+def test_a_resumed_run_takes_the_resumed_model_s_rate_and_loss_unless_told_otherwise(tmp_path, capsys):
+    """`rtconv train denoise --resume denoiser` fine-tunes the shipped denoiser at its 48 kHz on its own loss; before,
+    it was refused for the task's default 32 kHz, and with --sample-rate given it trained on MSE."""
+    from rtconv.cli import main
+
+    small = ["--arch", "fir", "--taps", "4", "--train-examples", "4", "--val-examples", "2", "--test-examples", "2",
+             "--seconds", "0.25", "--batch-size", "2", "--quiet"]
+    first = tmp_path / "first.safetensors"
+    assert main(["train", "denoise", *small, "--sample-rate", "16000", "--loss", "l1", "--epochs", "1",
+                 "--out", str(first)]) == 0
+    second = tmp_path / "second.safetensors"
+    assert main(["train", "denoise", *small, "--epochs", "1", "--resume", str(first), "--out", str(second)]) == 0
+    meta = read_metadata(second)
+    assert meta["sample_rate"] == 16000 and meta["provenance"]["config"]["loss"] == "l1"
+    # the recorded command says what it took, so it reruns alike whatever the resumed file becomes
+    assert meta["provenance"]["command"].endswith("--sample-rate 16000 --loss l1")
+    # flags given win; a rate the model was not made for is still refused in one sentence
+    third = tmp_path / "third.safetensors"
+    assert main(["train", "denoise", *small, "--epochs", "1", "--resume", str(first), "--loss", "mse",
+                 "--out", str(third)]) == 0
+    assert read_metadata(third)["provenance"]["config"]["loss"] == "mse"
+    capsys.readouterr()
+    assert main(["train", "denoise", *small, "--resume", str(first), "--sample-rate", "32000"]) == 1
+    assert "was made for 16000 Hz" in capsys.readouterr().err
+
+
+def test_resume_takes_a_shipped_model_s_name():
+    from rtconv.checkpoint import models_dir
+    from rtconv.cli import get_parser
+    from rtconv.cli.train import build_config
+
+    parser, _ = get_parser()
+    cfg = build_config(parser.parse_args(["train", "denoise", "--resume", "denoiser", "--quiet"]))
+    assert cfg.resume == str(models_dir() / "denoiser.safetensors")
+    assert cfg.task_options["sample_rate"] == 48000
+    assert cfg.loss == read_metadata(models_dir() / "denoiser.safetensors")["provenance"]["config"]["loss"]

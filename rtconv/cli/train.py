@@ -173,8 +173,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--arch-arg", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="any other constructor argument, VALUE as JSON (repeatable)")
     g.add_argument("--resume", metavar="PATH",
-                   help="continue from this checkpoint's weights and history; with --arch-arg, "
-                        "into a grown architecture (e.g. --arch-arg gru=64)")
+                   help="continue from this checkpoint's weights and history (a path or a shipped model's name: "
+                        "--resume denoiser fine-tunes the shipped denoiser); its sample rate and loss are this "
+                        "run's unless --sample-rate or --loss says otherwise; with --arch-arg, into a grown "
+                        "architecture (e.g. --arch-arg gru=64)")
 
     g = parser.add_argument_group("optimisation")
     g.add_argument("--loss", type=loss_text, metavar="LOSS",
@@ -364,6 +366,41 @@ def _refuse_unread(task: str, opts: dict) -> None:
                           f"{'it' if len(unread) == 1 else 'them'} out.")
 
 
+def _follow_resumed(args, task: str) -> dict:
+    """What a run that resumes a checkpoint takes from it when not told otherwise: its sample rate (for a task
+    at an audio rate) and the loss it was trained with, so that ``--resume denoiser`` fine-tunes the shipped
+    denoiser at 48 kHz on its own loss.  ``args.resume`` becomes the file a shipped name means; the values taken
+    are said once and written into the recorded command (``args.followed_flags``), so it reruns alike."""
+    from .. import checkpoint
+    from ..errors import RtconvError
+    from ..train.choices import TASK_READS, task_key
+
+    path = checkpoint.resolve(args.resume)
+    args.resume = str(path)
+    try:
+        meta = checkpoint.read_metadata(path)
+    except (RtconvError, OSError):  # the trainer refuses it in its own words
+        return {}
+    followed, flags = {}, []
+    rate = meta.get("sample_rate")
+    reads = TASK_READS.get(task_key(task, args.variant, args.corpus), frozenset())
+    made_for = meta.get("task")
+    if rate and args.sample_rate is None and "sample_rate" in reads and made_for in (task, None, "unknown", "filter"):
+        followed["sample_rate"] = int(rate)
+        flags += ["--sample-rate", str(int(rate))]
+    loss = ((meta.get("provenance") or {}).get("config") or {}).get("loss")
+    if loss and args.loss is None and args.recipe is None and made_for == task:
+        followed["loss"] = loss
+        flags += ["--loss", loss]
+    from ..train.distributed import env_rank
+
+    if flags and not getattr(args, "quiet", False) and env_rank() == 0:
+        print(f"rtconv train: note: as the resumed model {path.name} was trained: {shlex.join(flags)} "
+              "(pass them to train otherwise)", file=sys.stderr)
+    args.followed_flags = flags
+    return followed
+
+
 def build_config(args):
     """A :class:`~rtconv.train.config.TrainConfig` from parsed arguments."""
     from ..errors import ConfigError
@@ -376,8 +413,12 @@ def build_config(args):
     if recipe and args.task and args.task != recipe["task"]:
         raise ConfigError(f"recipe {args.recipe!r} trains task {recipe['task']!r}, not {args.task!r}.")
 
+    followed = _follow_resumed(args, task) if args.resume else {}
+
     def pick(name):
         v = getattr(args, name)
+        if v is None and name in followed:
+            return followed[name]
         if v is None and name == "loss" and task in TASK_LOSSES:
             return TASK_LOSSES[task]
         return v if v is not None else recipe.get(name, DEFAULTS.get(name))
@@ -400,6 +441,8 @@ def build_config(args):
             opts[key] = v
     if args.sample_rate or recipe.get("sample_rate"):
         opts["sample_rate"] = args.sample_rate or recipe["sample_rate"]
+    elif "sample_rate" in followed:
+        opts["sample_rate"] = followed["sample_rate"]
     _realistic_only(task, opts)
     if args.noise_families:
         opts["noise_families"] = [f.strip() for f in args.noise_families.split(",") if f.strip()]
@@ -433,11 +476,12 @@ def _words(text: str | None) -> list[str] | None:
 def _command_line(args) -> str:
     """The command as typed when run from a shell, else rebuilt from the parsed flags."""
     argv = sys.argv
+    followed = getattr(args, "followed_flags", [])  # what --resume's model set: recorded, so the command reruns alike
     if len(argv) > 1 and argv[1] == "train" and Path(argv[0]).name in ("rtconv", "__main__.py"):
-        return shlex.join(["rtconv", "train", *argv[2:]])
+        return shlex.join(["rtconv", "train", *argv[2:], *followed])
     words = ["rtconv", "train"] + ([args.task] if args.task else [])
     for key, value in sorted(vars(args).items()):
-        if key in ("task", "command", "func") or key.startswith("_") or value in (None, False, []):
+        if key in ("task", "command", "func", "followed_flags") or key.startswith("_") or value in (None, False, []):
             continue
         flag = "--" + key.replace("_", "-")
         if value is True:
@@ -453,7 +497,7 @@ def _command_line(args) -> str:
             else:
                 text = str(value)
             words.append(f"{flag}={text}")  # '=' keeps a negative LO from reading as a flag
-    return shlex.join(words)
+    return shlex.join(words + followed)
 
 
 def run(args) -> int:
