@@ -284,7 +284,23 @@ def reference_for(x: np.ndarray, rate: int, ref_path: Path, noisy_path: Path) ->
         notes.append(f"clean reference {'cut' if diff > 0 else 'padded'} by {abs(diff) * 1000:.0f} ms to the "
                      "input's length")
         c = np.pad(c, (0, max(0, len(x) - len(c))))[: len(x)]
+    off = _offset(c, x, rate)
+    if off:
+        notes.append(f"the noisy recording {'lags' if off > 0 else 'leads'} its clean reference by "
+                     f"{abs(off) / rate * 1000:.1f} ms ({abs(off)} samples); the scores with a reference assume "
+                     "the two are aligned, so shift one before trusting them")
     return c, notes
+
+
+def _offset(clean: np.ndarray, noisy: np.ndarray, rate: int) -> int:
+    """Samples by which ``noisy`` lags ``clean`` (negative: leads), up to 50 ms either way; 0 when aligned."""
+    from .bench.heldout import measure_lag
+
+    if not np.any(clean) or not np.any(noisy):
+        return 0
+    most = int(0.05 * rate)
+    late, early = measure_lag(clean, noisy, most), measure_lag(noisy, clean, most)
+    return late if late else -early
 
 
 def _frame_energies(x: np.ndarray, frame: int) -> np.ndarray:

@@ -186,6 +186,15 @@ def test_references_pair_by_name_in_a_folder_and_a_wrong_one_is_refused(pair, fi
                  "--no-rnnoise", "--no-noisereduce"]) == 1
     cap = capsys.readouterr()
     assert "is 1.00 s long" in _one_error(cap.err) and "talk.wav (2.00 s" in cap.out
+    # a reference out of step with its noisy recording is scored, with a note saying by how much
+    sf.write(clean.with_name("other.wav"), np.concatenate([speech[48:], np.zeros(48, np.float32)]), RATE,
+             subtype="FLOAT")
+    assert main(["compare", str(other), "--clean", str(clean.parent), "-m", fir, "--scores-only", "--no-rnnoise",
+                 "--no-noisereduce"]) == 0
+    assert "other.wav: the noisy recording lags its clean reference by 1.0 ms (48 samples)" in capsys.readouterr().err
+    assert main(["compare", str(noisy), "--clean", str(clean.parent), "-m", fir, "--scores-only", "--no-rnnoise",
+                 "--no-noisereduce"]) == 0
+    assert "clean reference" not in capsys.readouterr().err  # aligned: nothing said
     # one clean file for two inputs is a usage mistake
     assert main(["compare", str(noisy), str(other), "--clean", str(clean), "-m", fir]) == 1
     assert "is one file for 2 inputs" in _one_error(capsys.readouterr().err)
