@@ -256,6 +256,21 @@ def test_rtconv_s_strength_and_both_directions_are_those_of_rtconv_process(pair,
     assert "has no attenuation limit" in _one_error(capsys.readouterr().err)
 
 
+def test_pesq_of_a_long_recording_is_the_length_weighted_mean_of_its_parts_not_a_crash(speech):
+    """The pesq package crashes the interpreter on about two minutes at once; compare scores 30-s parts."""
+    import soxr
+
+    rng = np.random.default_rng(5)
+    c = soxr.resample(np.tile(speech, 80), RATE, 16000).astype(np.float64)  # 160 s
+    y = c + 0.02 * rng.standard_normal(len(c))
+    whole = compare._pesq_segments(c, y)
+    edges = np.linspace(0, len(c), 7).astype(int)  # 160 s in 6 parts of 26.7 s
+    import pesq
+
+    parts = [pesq.pesq(16000, c[a:b], y[a:b], "wb") for a, b in zip(edges[:-1], edges[1:])]
+    assert whole == pytest.approx(np.mean(parts), abs=1e-9) and 1.0 < whole < 4.6
+
+
 def test_a_missing_peer_package_is_a_note_and_its_row_is_left_out(monkeypatch):
     import importlib.util
 

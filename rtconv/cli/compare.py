@@ -36,8 +36,8 @@ WAV per system, named after it.
 
 Scores.  With --clean (the same recording without the noise: one file, or a
 folder holding each input's clean file under the input's name): SI-SDR and
-its improvement over the input (dB), wide-band PESQ and STOI (with the pesq
-and pystoi packages).  Always, since most recordings have no clean twin:
+its improvement over the input (dB), wide-band PESQ (over parts of at most
+30 s, averaged) and STOI (with the pesq and pystoi packages).  Always, since most recordings have no clean twin:
 'loud' and 'quiet', the output's energy minus the input's over the loudest
 and the quietest 20 % of the input's 20 ms frames (mostly voice, and mostly
 the noise between words: loud near 0 keeps the voice, quiet lower is
