@@ -58,8 +58,9 @@ from .errors import AudioFileError, ConfigError
 __all__ = ["Command", "parse_command", "systems", "measure", "read_mono", "pair_references", "MAX_SECONDS",
            "MIN_SECONDS", "FRAME_SHARE", "MAX_COMMAND_LAG_S", "PLACEHOLDERS"]
 
-#: The longest recording compared: each system's output is held in memory beside it and PESQ grows with it
-MAX_SECONDS = 30 * 60.0
+#: The longest recording compared: each system's output is held in memory beside it (a 5-minute recording
+#: peaked at 0.9 GB with rtconv and RNNoise, 1.1 GB with noisereduce too)
+MAX_SECONDS = 10 * 60.0
 #: The shortest recording compared: the measures take 20 ms frames by the dozen, PESQ a quarter second of speech
 MIN_SECONDS = 0.5
 #: The share of the input's 20 ms frames taken as its loudest (mostly speech) and its quietest (mostly noise)
@@ -219,8 +220,8 @@ def read_mono(path: Path) -> tuple[np.ndarray, int, int, list[str]]:
     with Reader(path) as r:
         if r.frames > MAX_SECONDS * r.sample_rate:
             raise AudioFileError(
-                f"input file {str(path)!r} is {r.frames / r.sample_rate / 60:.0f} minutes long; rtconv compare "
-                f"holds every system's output in memory and takes up to {MAX_SECONDS / 60:.0f} minutes: compare "
+                f"input file {str(path)!r} is {r.frames / r.sample_rate / 60:.1f} minutes long; rtconv compare "
+                f"holds every system's output in memory and takes up to {MAX_SECONDS / 60:g} minutes: compare "
                 "a part (e.g. sox IN part.wav trim 0 600), and clean the whole with rtconv process.")
         chunks = list(r.chunks())
         x = np.concatenate(chunks) if chunks else np.zeros((0, r.channels), np.float32)

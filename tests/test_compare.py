@@ -271,6 +271,15 @@ def test_pesq_of_a_long_recording_is_the_length_weighted_mean_of_its_parts_not_a
     assert whole == pytest.approx(np.mean(parts), abs=1e-9) and 1.0 < whole < 4.6
 
 
+def test_a_recording_longer_than_compare_takes_is_refused_before_any_system_runs(tmp_path, fir, capsys, monkeypatch):
+    monkeypatch.setattr(compare, "MAX_SECONDS", 1.0)
+    path = tmp_path / "talk.wav"
+    sf.write(path, np.zeros(2 * RATE, np.float32), RATE)
+    assert main(["compare", str(path), "-m", fir]) == 1
+    assert "rtconv compare holds every system's output in memory and takes up to" in _one_error(capsys.readouterr().err)
+    assert not (tmp_path / "talk-compare").exists()
+
+
 def test_a_missing_peer_package_is_a_note_and_its_row_is_left_out(monkeypatch):
     import importlib.util
 

@@ -30,7 +30,7 @@ a shell.  Its delay is found by cross-correlation with the input (up to 0.5 s),
 removed, and shown in the 'lag ms' column.
 
 Recordings are compared in mono (channels averaged; a note says so), up to
-30 minutes each.  Outputs: x.wav gives the folder x-compare/ beside it (or
+10 minutes each.  Outputs: x.wav gives the folder x-compare/ beside it (or
 DIR/x/ with -o DIR) holding noisy.wav (the mono input) and one 32-bit float
 WAV per system, named after it.
 
