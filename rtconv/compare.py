@@ -402,12 +402,17 @@ def run_system(f: System, x: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
 
 
 def mean_rows(rows: Sequence[dict], keys: Sequence[str]) -> dict[str, dict]:
-    """Per system, the mean of each measure over the files (``nan`` where no file has it)."""
+    """Per system, the mean of each measure over the files (``nan`` where no file has it; a text such as
+    ``"offline"`` as it is)."""
     out: dict[str, dict] = {}
     for name in dict.fromkeys(r["system"] for r in rows):
         sel = [r for r in rows if r["system"] == name]
         out[name] = {"files": len(sel)}
         for k in keys:
+            texts = {r[k] for r in sel if isinstance(r.get(k), str)}
+            if texts:
+                out[name][k] = texts.pop() if len(texts) == 1 else None
+                continue
             v = [r[k] for r in sel if k in r and r[k] is not None and np.isfinite(r[k])]
             out[name][k] = float(np.mean(v)) if v else float("nan")
     return out

@@ -70,6 +70,10 @@ def test_every_system_writes_its_output_beside_the_others_and_rtconv_is_what_rtc
     assert sorted(p.name for p in folder.iterdir()) == ["noisereduce.wav", "noisy.wav", "rnnoise.wav", "rtconv.wav"]
     for name in ("rtconv", "rnnoise", "noisereduce"):
         assert f"| {name} |" in out
+    # what each would add live: the shipped model's 191 samples, RNNoise's frame and lag; noisereduce needs the file
+    latency = {line.split("|")[1].strip(): line.split("|")[-3].strip() for line in out.splitlines()
+               if line.startswith("| ") and not line.startswith("| system")}
+    assert latency == {"noisy": "-", "rtconv": "4.0", "rnnoise": "30.0", "noisereduce": "offline"}
     x, _ = sf.read(noisy, dtype="float32")
     np.testing.assert_array_equal(sf.read(folder / "noisy.wav", dtype="float32")[0], x)
     assert main(["process", str(noisy), str(tmp_path / "processed.wav"), "--quiet"]) == 0
@@ -118,7 +122,7 @@ def test_a_command_s_delay_and_rate_are_undone(pair, fir, capsys):
                  "--command", f"late={_py(_DELAY)}", "--command", f"r24k={_py(_TO_24K)}"]) == 0
     out = capsys.readouterr().out
     row = next(s for s in out.splitlines() if s.startswith("| late |"))
-    assert row.split("|")[-3].strip() == "10.0"  # lag ms
+    assert row.split("|")[-4].strip() == "10.0"  # lag ms
     folder = noisy.with_name("talk-compare")
     x, _ = sf.read(noisy, dtype="float32")
     late, rate = sf.read(folder / "late.wav", dtype="float32")
@@ -278,6 +282,16 @@ def test_a_recording_longer_than_compare_takes_is_refused_before_any_system_runs
     assert main(["compare", str(path), "-m", fir]) == 1
     assert "rtconv compare holds every system's output in memory and takes up to" in _one_error(capsys.readouterr().err)
     assert not (tmp_path / "talk-compare").exists()
+
+
+def test_several_recordings_end_with_their_means(tmp_path, speech, fir, capsys):
+    for i, gain in enumerate((1.0, 0.5)):
+        sf.write(tmp_path / f"r{i}.wav", gain * speech, RATE, subtype="FLOAT")
+    assert main(["compare", str(tmp_path), "-m", fir, "--no-rnnoise", "--scores-only",
+                 "--command", "half=sox {input} {output} vol 0.5"]) == 0
+    out = capsys.readouterr().out
+    mean = out.split("mean over 2 recording(s)")[1]
+    assert "| half | -6.02 | -6.02 | -6.0" in mean and "| offline |" in mean  # noisereduce needs the whole file
 
 
 def test_a_missing_peer_package_is_a_note_and_its_row_is_left_out(monkeypatch):

@@ -42,7 +42,8 @@ its improvement over the input (dB), wide-band PESQ (over parts of at most
 and the quietest 20 % of the input's 20 ms frames (mostly voice, and mostly
 the noise between words: loud near 0 keeps the voice, quiet lower is
 cleaner); '>8k', the loud frames' energy above 8 kHz, output minus input
-(strongly negative: the voice is dulled); RTF, each system's time on this
+(strongly negative: the voice is dulled); latency, what each system would
+add live ('offline': it needs the whole file); RTF, each system's time on this
 machine over the recording's duration.  These proxies are no verdict on
 their own: listen to the files.
 
@@ -57,7 +58,8 @@ examples:
 _COLUMNS = [  # (key, heading, format), in table order; the reference columns only with --clean
     ("si_sdr", "SI-SDR", "{:+.2f}"), ("si_sdr_i", "SI-SDRi", "{:+.2f}"), ("pesq", "PESQ", "{:.2f}"),
     ("stoi", "STOI", "{:.3f}"), ("loud_db", "loud dB", "{:+.2f}"), ("quiet_db", "quiet dB", "{:+.2f}"),
-    ("hf_db", ">8k dB", "{:+.2f}"), ("lag_ms", "lag ms", "{:.1f}"), ("rtf", "RTF", "{:.3f}"),
+    ("hf_db", ">8k dB", "{:+.2f}"), ("lag_ms", "lag ms", "{:.1f}"), ("latency_ms", "latency ms", "{:.1f}"),
+    ("rtf", "RTF", "{:.3f}"),
 ]
 _REFERENCE = ("si_sdr", "si_sdr_i", "pesq", "stoi")
 
@@ -125,7 +127,21 @@ def _model(path):
     return model
 
 
+def _latencies(model, baselines: dict, both_directions: bool) -> dict:
+    """Each system's algorithmic latency live, in ms (``"offline"``: it needs the whole file); a command's is not
+    known (its 'lag ms' is the delay of its file output, not what it would add live)."""
+    from ..bench.heldout import RNNOISE_LATENCY_MS
+
+    def ms(m):
+        return 1000 * m.latency / m.sample_rate if m.sample_rate else None
+
+    return {"rtconv": "offline" if both_directions else ms(model), **{n: ms(m) for n, m in baselines.items()},
+            "rnnoise": RNNOISE_LATENCY_MS, "noisereduce": "offline"}
+
+
 def _cell(value, fmt: str) -> str:
+    if isinstance(value, str):
+        return value
     return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else fmt.format(value)
 
 
@@ -162,17 +178,18 @@ def run(args) -> int:
     inputs = [p for p, _ in found.files]
     if not inputs:
         raise ConfigError(f"no audio files in {', '.join(map(repr, args.inputs))}; give recordings or "
-                                  "folders that hold them.")
+                          "folders that hold them.")
     refs = compare.pair_references(inputs, Path(args.clean)) if args.clean else {}
     if args.json and not Path(args.json).resolve().parent.is_dir():
         raise AudioFileError(f"cannot write --json {args.json!r}: its folder does not exist; create it or "
-                                     "choose another path.")
+                             "choose another path.")
     baselines = {_column(b): _model(b) for b in args.baseline}
     model = _model(args.model)
     if args.atten_lim is not None:
         from ..denoiser import set_attenuation_limit
 
         set_attenuation_limit(model, args.atten_lim)
+    latency = _latencies(model, baselines, args.both_directions)
     systems, notes = compare.systems(model, baselines, args.rnnoise, args.noisereduce, commands,
                                      both_directions=args.both_directions)
     folders = {} if args.scores_only else _outputs(inputs, args.output)
@@ -212,7 +229,7 @@ def run(args) -> int:
                 failed += 1
                 continue
             r = {"file": str(p), "system": name, **compare.measure(x, y, rate, clean),
-                 "rtf": took / (len(x) / rate)}
+                 "latency_ms": latency.get(name), "rtf": took / (len(x) / rate)}
             if isinstance(f, compare.Command):
                 r["lag_ms"] = 1000 * f.lag / rate
             per[name] = r
