@@ -14,38 +14,38 @@ HELP = "run your own recordings through rtconv, RNNoise, noisereduce and any com
 
 DESCRIPTION = """\
 Run each recording through the shipped denoiser (or --model) and its peers,
-write every system's output beside the others for listening, and print a
-table per recording and, for several, their means.
+write every system's output beside the others for listening, and print a table
+per recording and, for several, their means.
 
-Systems: rtconv (exactly as `rtconv process` runs it, with its --atten-lim
-and --both-directions when given), each --baseline
-checkpoint, RNNoise and noisereduce (the bench extra: pip install
-'rtconv[bench]'; a missing one is left out with a note), and each --command:
-any program that reads a WAV file and writes one, such as DeepFilterNet's
-deep-filter, ffmpeg's afftdn or sox's noisered.  In its words {input} is the
-recording (mono, 16-bit WAV at the file's rate), {output} the file it must
-write (any rate and format soundfile reads; resampled back), or {outdir} an
-empty folder where it writes one file, and {rate} the rate; it runs without
-a shell.  Its delay is found by cross-correlation with the input (up to 0.5 s),
-removed, and shown in the 'lag ms' column.
+Systems: rtconv (exactly as `rtconv process` runs it, with its --atten-lim and
+--both-directions when given), each --baseline checkpoint, RNNoise and
+noisereduce (the bench extra: pip install 'rtconv[bench]'; a missing one is
+left out with a note), and each --command: any program that reads a WAV file
+and writes one, such as DeepFilterNet's deep-filter, ffmpeg's afftdn or sox's
+noisered. In its words {input} is the recording (mono, 16-bit WAV at the
+file's rate), {output} the file it must write (any rate and format soundfile
+reads; resampled back), or {outdir} an empty folder where it writes one file,
+and {rate} the rate; it runs without a shell. Its delay is found by cross-
+correlation with the input (up to 0.5 s), removed, and shown in the 'lag ms'
+column.
 
-Recordings are compared in mono (channels averaged; a note says so), up to
-10 minutes each.  Outputs: x.wav gives the folder x-compare/ beside it (or
-DIR/x/ with -o DIR) holding noisy.wav (the mono input) and one 32-bit float
-WAV per system, named after it.
+Recordings are compared in mono (channels averaged; a note says so), up to 10
+minutes each. Outputs: x.wav gives the folder x-compare/ beside it (or DIR/x/
+with -o DIR) holding noisy.wav (the mono input) and one 32-bit float WAV per
+system, named after it.
 
-Scores.  With --clean (the same recording without the noise: one file, or a
-folder holding each input's clean file under the input's name): SI-SDR and
-its improvement over the input (dB), wide-band PESQ (over parts of at most
-30 s, averaged) and STOI (with the pesq and pystoi packages).  Always, since most recordings have no clean twin:
-'loud' and 'quiet', the output's energy minus the input's over the loudest
-and the quietest 20 % of the input's 20 ms frames (mostly voice, and mostly
-the noise between words: loud near 0 keeps the voice, quiet lower is
-cleaner); '>8k', the loud frames' energy above 8 kHz, output minus input
-(strongly negative: the voice is dulled); latency, what each system would
-add live ('offline': it needs the whole file); RTF, each system's time on this
-machine over the recording's duration.  These proxies are no verdict on
-their own: listen to the files.
+Scores. With --clean (the same recording without the noise: one file, or a
+folder holding each input's clean file under the input's name): SI-SDR and its
+improvement over the input (dB), wide-band PESQ (over parts of at most 30 s,
+averaged) and STOI (with the pesq and pystoi packages). Always, since most
+recordings have no clean twin: 'loud' and 'quiet', the output's energy minus
+the input's over the loudest and the quietest 20 % of the input's 20 ms frames
+(mostly voice, and mostly the noise between words: loud near 0 keeps the
+voice, quiet lower is cleaner); '>8k', the loud frames' energy above 8 kHz,
+output minus input (strongly negative: the voice is dulled); latency, what
+each system would add live ('offline': it needs the whole file); RTF, each
+system's time on this machine over the recording's duration. These proxies are
+no verdict on their own: listen to the files.
 
 examples:
   rtconv compare talk.wav
