@@ -25,9 +25,9 @@ and writes one, such as DeepFilterNet's deep-filter, ffmpeg's afftdn or sox's
 noisered. In its words {input} is the recording (mono, 16-bit WAV at the
 file's rate), {output} the file it must write (any rate and format soundfile
 reads; resampled back), or {outdir} an empty folder where it writes one file,
-and {rate} the rate; it runs without a shell. Its delay is found by cross-
-correlation with the input (up to 0.5 s), removed, and shown in the 'lag ms'
-column.
+and {rate} the rate; it runs without a shell. Its delay is found by
+cross-correlation with the input (up to 0.5 s), removed, and shown in the 'lag
+ms' column.
 
 Recordings are compared in mono (channels averaged; a note says so), up to 10
 minutes each. Outputs: x.wav gives the folder x-compare/ beside it (or DIR/x/
