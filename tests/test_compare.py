@@ -294,6 +294,24 @@ def test_several_recordings_end_with_their_means(tmp_path, speech, fir, capsys):
     assert "| half | -6.02 | -6.02 | -6.0" in mean and "| offline |" in mean  # noisereduce needs the whole file
 
 
+def test_blind_outputs_are_letters_whose_key_names_the_system_that_made_each(pair, fir, tmp_path, capsys):
+    noisy, _ = pair
+    common = [str(noisy), "-m", fir, "--no-noisereduce", "--command", "half=sox -D {input} {output} vol 0.5"]  # -D: no dither
+    assert main(["compare", *common, "-o", str(tmp_path / "named")]) == 0
+    assert main(["compare", *common, "-o", str(tmp_path / "blind"), "--blind"]) == 0
+    blind = tmp_path / "blind" / "talk"
+    assert sorted(p.name for p in blind.iterdir()) == [".key.txt", "A.wav", "B.wav", "C.wav", "D.wav"]
+    key = dict(line.split("\t") for line in (blind / ".key.txt").read_text().splitlines())
+    assert sorted(key.values()) == ["half", "noisy", "rnnoise", "rtconv"]
+    for letter, name in key.items():
+        np.testing.assert_array_equal(sf.read(blind / letter)[0], sf.read(tmp_path / "named" / "talk" / f"{name}.wav")[0])
+        with sf.SoundFile(tmp_path / "named" / "talk" / f"{name}.wav") as f:
+            assert f"compare: {name}" in f.software
+        with sf.SoundFile(blind / letter) as f:
+            assert "compare:" not in f.software  # a blind file's tag does not tell
+    assert "in a random order" in capsys.readouterr().out
+
+
 def test_a_missing_peer_package_is_a_note_and_its_row_is_left_out(monkeypatch):
     import importlib.util
 

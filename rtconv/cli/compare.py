@@ -53,6 +53,7 @@ examples:
   rtconv compare talk.wav --command 'deepfilter=deep-filter {input} -o {outdir}'
   rtconv compare talk.wav --command 'afftdn=ffmpeg -y -i {input} -af afftdn {output}'
   rtconv compare talk.wav --baseline my-denoiser.safetensors --no-noisereduce
+  rtconv compare talk.wav --blind     # listen to A.wav, B.wav, ... first; then read .key.txt
 """
 
 _COLUMNS = [  # (key, heading, format), in table order; the reference columns only with --clean
@@ -62,6 +63,7 @@ _COLUMNS = [  # (key, heading, format), in table order; the reference columns on
     ("rtf", "RTF", "{:.3f}"),
 ]
 _REFERENCE = ("si_sdr", "si_sdr_i", "pesq", "stoi")
+_BLIND_LETTERS = [chr(ord("A") + i) for i in range(26)]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +85,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-rnnoise", dest="rnnoise", action="store_false", help="leave RNNoise out")
     parser.add_argument("--no-noisereduce", dest="noisereduce", action="store_false", help="leave noisereduce out")
     parser.add_argument("--scores-only", action="store_true", help="print the scores; write no audio")
+    parser.add_argument("--blind", action="store_true",
+                        help="name the outputs A.wav, B.wav, ... in a random order (the input among them), for "
+                             "listening without knowing which is which; the key is in .key.txt beside them")
     parser.add_argument("--overwrite", action="store_true", help="replace outputs of an earlier comparison")
     parser.add_argument("--json", metavar="PATH", help="also write every score as JSON")
 
@@ -153,15 +158,26 @@ def _table(rows: dict[str, dict], keys: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines)
 
 
-def _write(folder: Path, name: str, y, rate: int) -> Path:
+def _blind_names(names: list[str]) -> dict[str, str]:
+    """System -> ``A``, ``B``, ... in a random order (not reproducible: a listener must not learn it)."""
+    import random
+    import string
+
+    letters = list(string.ascii_uppercase[: len(names)])
+    random.SystemRandom().shuffle(letters)
+    return dict(zip(names, letters, strict=True))
+
+
+def _write(folder: Path, name: str, y, rate: int, blind: bool = False) -> Path:
     from .. import __version__
     from ..audio import SOFTWARE_TAG, AtomicWriter
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.wav"
-    # tagged as rtconv's output, so that `rtconv process` over the folder later leaves it alone
-    with AtomicWriter(path, rate, 1, "WAV", "FLOAT",
-                      tags={"software": f"{SOFTWARE_TAG} {__version__}, rtconv compare: {name}"}) as w:
+    # tagged as rtconv's output, so that `rtconv process` over the folder later leaves it alone (a blind file's
+    # tag does not say which system made it)
+    said = "rtconv compare" + ("" if blind else f": {name}")
+    with AtomicWriter(path, rate, 1, "WAV", "FLOAT", tags={"software": f"{SOFTWARE_TAG} {__version__}, {said}"}) as w:
         w.write(y[:, None])
         w.commit()
     return path
@@ -193,8 +209,11 @@ def run(args) -> int:
     systems, notes = compare.systems(model, baselines, args.rnnoise, args.noisereduce, commands,
                                      both_directions=args.both_directions)
     folders = {} if args.scores_only else _outputs(inputs, args.output)
+    if len(systems) > 26 and args.blind:
+        raise ConfigError(f"--blind names the outputs A to Z, and this comparison has {len(systems)}; leave some "
+                          "systems out.")
     if folders:
-        _check_writable(folders, list(systems), args.overwrite)
+        _check_writable(folders, _BLIND_LETTERS[: len(systems)] if args.blind else list(systems), args.overwrite)
     for n in notes:
         print(f"rtconv compare: note: {n}", file=sys.stderr)
     how = [f"--atten-lim {args.atten_lim:g}"] if args.atten_lim is not None else []
@@ -237,7 +256,14 @@ def run(args) -> int:
         print(file=sys.stderr)
         rows.extend(per.values())
         written = ""
-        if folders:
+        if folders and args.blind:
+            letters = _blind_names(list(outs))
+            for name, y in outs.items():
+                _write(folders[p], letters[name], y, rate, blind=True)
+            key = folders[p] / ".key.txt"
+            key.write_text("".join(f"{letters[n]}.wav\t{n}\n" for n in sorted(outs, key=letters.get)))
+            written = f"; outputs A-{max(letters.values())}.wav in {folders[p]}/, in a random order (the key: {key})"
+        elif folders:
             for name, y in outs.items():
                 _write(folders[p], name, y, rate)
             written = f"; outputs in {folders[p]}/"
