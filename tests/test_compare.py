@@ -312,6 +312,16 @@ def test_blind_outputs_are_letters_whose_key_names_the_system_that_made_each(pai
     assert "in a random order" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("given, said", [("-", "reads files, not standard input"), ("nowhere.wav",
+                                         "input 'nowhere.wav' does not exist; check the path.")])
+def test_an_input_that_is_no_file_is_refused_before_the_model_loads(given, said, capsys, monkeypatch):
+    import rtconv.checkpoint
+
+    monkeypatch.setattr(rtconv.checkpoint, "load", lambda *a: pytest.fail("the model was loaded"))
+    assert main(["compare", given]) == 1
+    assert said in _one_error(capsys.readouterr().err)
+
+
 def test_a_missing_peer_package_is_a_note_and_its_row_is_left_out(monkeypatch):
     import importlib.util
 

@@ -190,6 +190,12 @@ def run(args) -> int:
     from ..files import audio_files
 
     commands = [compare.parse_command(c) for c in args.commands]
+    if "-" in args.inputs:
+        raise ConfigError("rtconv compare reads files, not standard input: save it to a file first (e.g. ffmpeg -i "
+                          "IN talk.wav) and compare that.")
+    missing = [p for p in args.inputs if not Path(p).exists()]
+    if missing:  # before the models load
+        raise AudioFileError(f"input {missing[0]!r} does not exist; check the path.")
     found = audio_files(args.inputs)
     inputs = [p for p, _ in found.files]
     if not inputs:
