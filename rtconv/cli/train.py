@@ -374,6 +374,7 @@ def _follow_resumed(args, task: str) -> dict:
     from .. import checkpoint
     from ..errors import RtconvError
     from ..train.choices import TASK_READS, task_key
+    from ..train.distributed import env_rank
 
     path = checkpoint.resolve(args.resume)
     args.resume = str(path)
@@ -392,8 +393,6 @@ def _follow_resumed(args, task: str) -> dict:
     if loss and args.loss is None and args.recipe is None and made_for == task:
         followed["loss"] = loss
         flags += ["--loss", loss]
-    from ..train.distributed import env_rank
-
     if flags and not getattr(args, "quiet", False) and env_rank() == 0:
         print(f"rtconv train: note: as the resumed model {path.name} was trained: {shlex.join(flags)} "
               "(pass them to train otherwise)", file=sys.stderr)
