@@ -675,6 +675,18 @@ def test_a_vad_trains_on_the_kinds_in_the_shares_asked(tiny_corpus):
     assert "kinds" not in tasks.make_task("vad", **opts).options  # the default recipe records nothing new
 
 
+def test_a_vad_trains_on_the_noise_sources_in_the_shares_asked(tiny_corpus):
+    from rtconv.train import tasks
+
+    cache, _, _ = tiny_corpus
+    opts = dict(cache_dir=str(cache), sample_rate=16000, seconds=0.5, train_examples=8, val_examples=2,
+                test_examples=2, kinds={"noise": 1.0})
+    td = tasks.make_task("vad", noise_sources={"tones": 1.0}, **opts)
+    assert td.options["noise_sources"] == {"tones": 1.0} and "noise tones 1" in td.description
+    assert {(td.train[i], td.train.infos[i]["noise"])[1] for i in range(len(td.train))} == {"tones"}
+    assert "noise_sources" not in tasks.make_task("vad", **opts).options  # the default recipe records nothing new
+
+
 def test_the_trainer_draws_the_band_limits_in_the_shares_asked(tiny_corpus, capsys):
     from rtconv.cli.train import BANDS_HELP
     from rtconv.train import tasks

@@ -277,7 +277,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         f"(telephone: 300-3400 Hz; hp150, hp300: a 150 or 300 Hz low cut alone; "
                         f"8k..32k: the content of a file at that rate) ({BANDS_HELP}); names left out get weight 0")
     g.add_argument("--noise-sources", type=_noise_sources, metavar="recorded=W,music=W,...",
-                   help="denoise, realistic corpus: the shares of the noise sources among the noisy examples: "
+                   help="denoise (realistic corpus) and vad: the shares of the noise sources among the noisy "
+                        "examples: "
                         "recorded, music, babble, generated, and tones (pitched sounds that are not a voice: "
                         f"plucks, bells, beeps, held notes; training only) ({NOISE_SOURCES_HELP}); names left "
                         "out get weight 0")

@@ -105,7 +105,7 @@ TASK_READS = {
                                     "bands", "noise_sources", "speech_kinds", "speech_subsonic", "val_split"}),
     "classify": frozenset({"variant", "length", "cycles", "snr_db"}),
     "vad": frozenset({"sample_rate", "mix_rate", "noise_seconds", "seconds", "snr_db", "level_db", "label_db",
-                      "cache_dir", "speech_subsonic", "kinds"}),
+                      "cache_dir", "speech_subsonic", "kinds", "noise_sources"}),
 }
 
 #: The architecture and constructor options each task trains when none is named, by :func:`task_key`.

@@ -337,7 +337,9 @@ def _vad_task(seed: int, options: dict) -> TaskData:
     items = read_manifest(root)
     subsonic = bool(options.get("speech_subsonic"))
     kinds = dict(options.get("kinds") or MixSettings().kind_weights)
-    settings = MixSettings(seconds=seconds, snr_db=snr, level_db=level, speech_subsonic=subsonic, kind_weights=kinds)
+    noise_sources = dict(options.get("noise_sources") or MixSettings().noise_weights)
+    settings = MixSettings(seconds=seconds, snr_db=snr, level_db=level, speech_subsonic=subsonic, kind_weights=kinds,
+                           noise_weights=noise_sources)
     # as for denoise: the trainer's test split draws from the corpus's validation items; the held-out
     # sources are only ever scored by `rtconv bench vad`
     noise_seconds = float(options.get("noise_seconds") or TASK_OPTIONS["vad"]["noise_seconds"])
@@ -357,12 +359,15 @@ def _vad_task(seed: int, options: dict) -> TaskData:
             "val_examples": va, "test_examples": te, "corpus": "realistic", "corpus_items": len(items),
             "corpus_sources": sorted({it["source"] for it in items if it["split"] in ("train", "val")}),
             **({"speech_subsonic": True} if subsonic else {}),
-            **({"kinds": kinds} if options.get("kinds") else {})}  # the default recipe records nothing new
+            **({"kinds": kinds} if options.get("kinds") else {}),  # the default recipe records nothing new
+            **({"noise_sources": noise_sources} if options.get("noise_sources") else {})}
     return TaskData(
         "vad", datasets["train"], datasets["val"], test, 1, 1, sr, ["speech"], opts, default_arch("vad"),
         f"realistic corpus mixtures (SNR {snr[0]:g}..{snr[1]:g} dB, level {level[0]:g}..{level[1]:g} dB, "
         f"speech-only and noise-only clips"
         + (" (" + ", ".join(f"{k} {v:g}" for k, v in kinds.items()) + ")" if options.get("kinds") else "")
+        + (", noise " + ", ".join(f"{k} {v:g}" for k, v in noise_sources.items()) if options.get("noise_sources")
+           else "")
         + f", {seconds:g} s at {sr} Hz, mixed at {mix_rate} Hz) -> speech "
         f"probability; label 1 on {1000 // FRAMES_PER_SECOND} ms frames whose clean speech is within {label_db:g} dB "
         "of the clip's "
