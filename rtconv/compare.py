@@ -132,10 +132,13 @@ class Command:
         """The file the program wrote: ``dst`` ({output}), else the one file in ``folder`` ({outdir})."""
         if dst.is_file() and dst.stat().st_size:
             return dst
-        there = sorted(p for p in folder.rglob("*") if p.is_file() and p.stat().st_size)
+        from .audio import AUDIO_EXTENSIONS
+
+        there = sorted(p for p in folder.rglob("*") if p.is_file() and p.stat().st_size
+                       and p.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS)  # a log beside it is no output
         if len(there) == 1:
             return there[0]
-        said = f"{len(there)} files in {{outdir}}" if there else "nothing"
+        said = f"{len(there)} audio files in {{outdir}}" if there else "no audio file"
         raise ConfigError(f"command {self.name!r} exited having written {said}; put {{output}} where the program "
                           "takes its output file, or {outdir} where it takes an output folder (one file in it).")
 

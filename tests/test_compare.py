@@ -134,8 +134,8 @@ def test_a_command_s_delay_and_rate_are_undone(pair, fir, capsys):
 
 def test_a_command_that_takes_an_output_folder_writes_its_file_in_outdir(pair, fir, capsys):
     noisy, _ = pair
-    into = ("import sys, shutil, pathlib; "
-            "shutil.copy(sys.argv[1], pathlib.Path(sys.argv[2]) / (pathlib.Path(sys.argv[1]).stem + \"_df.wav\"))")
+    into = ("import sys, shutil, pathlib; d = pathlib.Path(sys.argv[2]); (d / \"run.log\").write_text(\"done\"); "
+            "shutil.copy(sys.argv[1], d / (pathlib.Path(sys.argv[1]).stem + \"_df.wav\"))")
     copy = f"{sys.executable} -c '{into}' {{input}} {{outdir}}"
     nothing = f"{sys.executable} -c 'pass' {{input}} {{outdir}}"
     assert main(["compare", str(noisy), "-m", fir, "--no-rnnoise", "--no-noisereduce", "--scores-only",
@@ -143,7 +143,7 @@ def test_a_command_that_takes_an_output_folder_writes_its_file_in_outdir(pair, f
     cap = capsys.readouterr()
     row = next(s for s in cap.out.splitlines() if s.startswith("| folder |")).split("|")[2:-1]
     assert [abs(float(v)) for v in row[:4]] == pytest.approx([0, 0, 0, 0], abs=0.01)  # loud, quiet, >8k, lag
-    assert "'idle' exited having written nothing" in _one_error(cap.err)
+    assert "'idle' exited having written no audio file" in _one_error(cap.err)
 
 
 def test_a_failing_command_is_one_line_the_other_rows_still_come_and_the_status_is_1(pair, fir, capsys):
