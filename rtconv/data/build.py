@@ -552,10 +552,15 @@ def _shared(builder: Callable, src, root: Path, cache: Path, limit: int, log, wo
 
     try:
         builder(src, root, cache, limit, log, _Share(0, workers, start))
+    except BaseException:  # this share failed or was stopped: the helpers' work would be waited for in vain
+        for h in helpers:
+            if h.pid is not None:
+                h.terminate()
+        raise
     finally:
         for h in helpers:
             if h.pid is not None:
-                h.join()  # on Ctrl-C they have it too (one process group); their stored items stay for the next run
+                h.join()  # what they stored stays: a later build reads it back
     return builder(src, root, cache, limit, log)
 
 
