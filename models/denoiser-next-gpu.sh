@@ -32,6 +32,7 @@
 #
 # On the GPU machine (no network; torch there; this repository as the working directory):
 #   # beforehand, on a machine with the corpus and a network (runs/ is git-ignored):
+#   rtconv data build --workers 2     # if the corpus is not built yet: the neural voices on two cores
 #   rtconv data pack runs/pack        # train + val + dev (5 % of its voices, its noise) as Opus, ~52 MB; never test
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
