@@ -22,7 +22,7 @@ a :class:`Command`
     cross-correlation with the input (up to :data:`MAX_COMMAND_LAG_S`), is
     removed and reported.
 
-Measures (:func:`measure`), per file and system:
+Measures (:class:`Measure`), per file and system:
 
 with a clean reference (the same recording without the noise)
     ``si_sdr`` of the output and ``si_sdr_i`` (its improvement over the
@@ -53,9 +53,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .audio import zero_nonfinite
 from .errors import AudioFileError, ConfigError
 
-__all__ = ["Command", "parse_command", "systems", "measure", "read_mono", "pair_references", "MAX_SECONDS",
+__all__ = ["Command", "parse_command", "systems", "Measure", "read_mono", "pair_references", "MAX_SECONDS",
            "MIN_SECONDS", "FRAME_SHARE", "MAX_COMMAND_LAG_S", "PLACEHOLDERS"]
 
 #: The longest recording compared: each system's output is held in memory beside it (a 5-minute recording
@@ -97,7 +98,7 @@ class Command:
         import soundfile as sf
         import soxr
 
-        from .bench.heldout import measure_lag
+        from .bench.heldout import _shift, measure_lag
 
         with tempfile.TemporaryDirectory(prefix="rtconv-compare-") as tmp:
             src, dst, folder = Path(tmp) / "input.wav", Path(tmp) / "output.wav", Path(tmp) / "out"
@@ -125,8 +126,7 @@ class Command:
         if r != rate:
             y = soxr.resample(y, r, rate, quality="HQ").astype(np.float32)
         self.lag = measure_lag(x, y, max_lag=int(MAX_COMMAND_LAG_S * rate)) if len(y) and np.any(x) else 0
-        y = y[self.lag :]
-        return np.pad(y, (0, max(0, len(x) - len(y))))[: len(x)].astype(np.float32)
+        return _shift(y, self.lag, len(x)).astype(np.float32)
 
     def _written(self, dst: Path, folder: Path) -> Path:
         """The file the program wrote: ``dst`` ({output}), else the one file in ``folder`` ({outdir})."""
@@ -319,48 +319,75 @@ def _ratio_db(out: float, inp: float) -> float:
     return 10 * math.log10(max(out, 1e-20) / inp)
 
 
-def measure(x: np.ndarray, y: np.ndarray, rate: int, clean: np.ndarray | None = None) -> dict:
-    """The measures of one system's output ``y`` for the input ``x`` (see the module docstring)."""
-    frame = max(1, rate // 50)
-    ex, ey = _frame_energies(x, frame), _frame_energies(y, frame)
-    out = {"loud_db": float("nan"), "quiet_db": float("nan"), "hf_db": float("nan")}
-    if len(ex) >= 5:
-        k = max(1, int(round(FRAME_SHARE * len(ex))))
-        order = np.argsort(ex, kind="stable")
-        loud, quiet = order[-k:], order[:k]
-        out["loud_db"] = _ratio_db(float(ey[loud].sum()), float(ex[loud].sum()))
-        out["quiet_db"] = _ratio_db(float(ey[quiet].sum()), float(ex[quiet].sum()))
-        if rate > 2 * _HF_HZ:  # a band above 8 kHz exists
-            from scipy import signal
+class Measure:
+    """The measures of each system's output for one input ``x`` (see the module docstring).
 
-            sos = signal.butter(8, _HF_HZ, "highpass", fs=rate, output="sos")
-            hx = _frame_energies(signal.sosfilt(sos, x.astype(np.float64)), frame)
-            hy = _frame_energies(signal.sosfilt(sos, y.astype(np.float64)), frame)
-            out["hf_db"] = _ratio_db(float(hy[loud].sum()), float(hx[loud].sum()))
-    if clean is not None:
-        from .metrics import si_sdr_db
+    What depends on the input alone (its frame energies and their loudest and quietest shares, its energy
+    above 8 kHz, the clean reference at 16 kHz and the input's SI-SDR) is computed once here, not once per
+    system: a ten-minute recording is scored for every row.
+    """
 
-        out["si_sdr"] = float(si_sdr_db(clean, y))
-        out["si_sdr_i"] = out["si_sdr"] - float(si_sdr_db(clean, x))
-        out.update(_perceptual(clean, y, rate))
-    return out
+    def __init__(self, x: np.ndarray, rate: int, clean: np.ndarray | None = None) -> None:
+        self.rate, self.clean = rate, clean
+        self.frame = max(1, rate // 50)
+        ex = _frame_energies(x, self.frame)
+        self.loud = self.quiet = self.sos = None
+        if len(ex) >= 5:
+            k = max(1, int(round(FRAME_SHARE * len(ex))))
+            order = np.argsort(ex, kind="stable")
+            self.loud, self.quiet = order[-k:], order[:k]
+            self.ex_loud, self.ex_quiet = float(ex[self.loud].sum()), float(ex[self.quiet].sum())
+            if rate > 2 * _HF_HZ:  # a band above 8 kHz exists
+                from scipy import signal
+
+                self.sos = signal.butter(8, _HF_HZ, "highpass", fs=rate, output="sos")
+                self.hx_loud = float(self._high(x)[self.loud].sum())
+        if clean is not None:
+            from .metrics import si_sdr_db
+
+            self.si_sdr_in = float(si_sdr_db(clean, x))
+            self.clean16 = _at_16k(clean, rate)
+
+    def _high(self, y: np.ndarray) -> np.ndarray:
+        from scipy import signal
+
+        return _frame_energies(signal.sosfilt(self.sos, y.astype(np.float64)), self.frame)
+
+    def __call__(self, y: np.ndarray) -> dict:
+        out = {"loud_db": float("nan"), "quiet_db": float("nan"), "hf_db": float("nan")}
+        if self.loud is not None:
+            ey = _frame_energies(y, self.frame)
+            out["loud_db"] = _ratio_db(float(ey[self.loud].sum()), self.ex_loud)
+            out["quiet_db"] = _ratio_db(float(ey[self.quiet].sum()), self.ex_quiet)
+            if self.sos is not None:
+                out["hf_db"] = _ratio_db(float(self._high(y)[self.loud].sum()), self.hx_loud)
+        if self.clean is not None:
+            from .metrics import si_sdr_db
+
+            out["si_sdr"] = float(si_sdr_db(self.clean, y))
+            out["si_sdr_i"] = out["si_sdr"] - self.si_sdr_in
+            out.update(_perceptual(self.clean16, _at_16k(y, self.rate)))
+        return out
 
 
-def _perceptual(clean: np.ndarray, y: np.ndarray, rate: int) -> dict:
-    """Wide-band PESQ and STOI at 16 kHz, each ``nan`` when its package is missing or it cannot score."""
-    import importlib.util
-
+def _at_16k(x: np.ndarray, rate: int) -> np.ndarray:
+    """``x`` at 16 kHz in float64, where PESQ and STOI score."""
     import soxr
 
+    return (soxr.resample(x, rate, 16000) if rate != 16000 else x).astype(np.float64)
+
+
+def _perceptual(clean16: np.ndarray, y16: np.ndarray) -> dict:
+    """Wide-band PESQ and STOI of 16 kHz audio, each ``nan`` when its package is missing or it cannot score."""
+    import importlib.util
+
     out = {"pesq": float("nan"), "stoi": float("nan")}
-    c16 = soxr.resample(clean, rate, 16000).astype(np.float64) if rate != 16000 else clean.astype(np.float64)
-    y16 = soxr.resample(y, rate, 16000).astype(np.float64) if rate != 16000 else y.astype(np.float64)
     if importlib.util.find_spec("pesq") is not None:
-        out["pesq"] = _pesq_segments(c16, y16)
+        out["pesq"] = _pesq_segments(clean16, y16)
     if importlib.util.find_spec("pystoi") is not None:
         import pystoi
 
-        out["stoi"] = float(pystoi.stoi(c16, y16, 16000, extended=False))
+        out["stoi"] = float(pystoi.stoi(clean16, y16, 16000, extended=False))
     return out
 
 
@@ -399,8 +426,7 @@ def run_system(f: System, x: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
     if y.shape != x.shape:
         raise ConfigError(f"a system returned {y.shape} for an input of {x.shape}; it must return aligned audio of "
                           "the same length.")
-    if not np.all(np.isfinite(y)):
-        y = np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
+    y, _ = zero_nonfinite(y, copy=False)  # the one rule for NaN and Inf in audio: silence
     return y, took
 
 

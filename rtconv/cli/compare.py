@@ -245,6 +245,7 @@ def run(args) -> int:
             print(f"rtconv compare: note: {p}: {w}", file=sys.stderr)
         per: dict[str, dict] = {}
         outs = {}
+        measure = compare.Measure(x, rate, clean)
         print(f"rtconv compare: {p.name} ({len(x) / rate:.1f} s):", end="", file=sys.stderr, flush=True)
         for name, f in systems.items():
             if name != "noisy":
@@ -255,7 +256,7 @@ def run(args) -> int:
                 print(f"\nrtconv compare: error: {p}: {e}", file=sys.stderr)
                 failed += 1
                 continue
-            r = {"file": str(p), "system": name, **compare.measure(x, y, rate, clean),
+            r = {"file": str(p), "system": name, **measure(y),
                  "latency_ms": latency.get(name), "rtf": took / (len(x) / rate)}
             if isinstance(f, compare.Command):
                 r["lag_ms"] = 1000 * f.lag / rate
