@@ -322,6 +322,22 @@ def test_an_input_that_is_no_file_is_refused_before_the_model_loads(given, said,
     assert said in _one_error(capsys.readouterr().err)
 
 
+def test_outputs_that_cannot_be_written_are_refused_before_anything_runs(pair, fir, tmp_path, speech, capsys):
+    noisy, _ = pair
+    twin = tmp_path / "other" / "talk.flac"
+    twin.parent.mkdir()
+    sf.write(twin, speech, RATE)
+    assert main(["compare", str(noisy), str(twin), "-m", fir, "-o", str(tmp_path / "o")]) == 1
+    assert "would both write to" in _one_error(capsys.readouterr().err)
+    noisy.with_name("talk-compare").write_text("not a folder")
+    assert main(["compare", str(noisy), "-m", fir]) == 1
+    assert "is a file; move it or choose -o DIR" in _one_error(capsys.readouterr().err)
+    many = [a for i in range(24) for a in ("--command", f"c{i}=sox {{input}} {{output}}")]
+    assert main(["compare", str(noisy), "-m", fir, "--blind", "-o", str(tmp_path / "b"), *many]) == 1
+    assert "--blind names the outputs A to Z, and this comparison has 28" in _one_error(capsys.readouterr().err)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "b").exists()
+
+
 def test_a_missing_peer_package_is_a_note_and_its_row_is_left_out(monkeypatch):
     import importlib.util
 
